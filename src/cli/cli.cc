@@ -1,0 +1,5 @@
+#include "cli/cli.h"
+
+namespace warren {
+int RunCli(int, char**) { return 0; }
+}  // namespace warren

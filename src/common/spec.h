@@ -1,0 +1,47 @@
+#ifndef WARREN_COMMON_SPEC_H_
+#define WARREN_COMMON_SPEC_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// Durations as users write them: "500ms", "10s", "5m", "1h", "1m30s", "0". A bare number is
+// rejected (the unit is required, except for "0").
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
+// Shortest form that ParseDuration reads back: "500ms", "10s", "5m", "1m30s".
+std::string FormatDuration(absl::Duration d);
+
+// Sizes: "512", "256K", "256M", "1G" (powers of 1024; "Ki/Mi/Gi" and "KB/MB/GB" accepted).
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text);
+
+// Fills every unset field with its documented default (mode, restart policy, health check
+// timings and thresholds, stop timeout, port protocol and names).
+void ApplySpecDefaults(v1::ServiceSpec* spec);
+
+// Checks a spec (after defaults). The error is INVALID_ARGUMENT and names the field with its
+// path and what is allowed, e.g. "template.ports[0].target: must be 1..65535, got 70000".
+absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec);
+
+// Task port: the first port's target, else the health check's port, else 8080.
+int TaskPort(const v1::TaskTemplate& tmpl);
+
+// Multi-document YAML of services (each document a ServiceSpec in protobuf's JSON mapping,
+// lowerCamelCase keys; durations may use "500ms", "5m"). Unknown fields are errors naming the
+// document and field. A missing `replicas` means 1.
+absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view yaml);
+
+// Any message as protobuf JSON (pretty, lowerCamelCase) and as YAML.
+std::string ToJson(const google::protobuf::Message& msg);
+std::string ToYaml(const google::protobuf::Message& msg);
+
+}  // namespace warren
+
+#endif  // WARREN_COMMON_SPEC_H_

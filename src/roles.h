@@ -1,0 +1,45 @@
+#ifndef WARREN_ROLES_H_
+#define WARREN_ROLES_H_
+
+#include <map>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace warren {
+
+struct ManagerOptions {
+  std::string data_dir = "./warren-data";
+  std::string api_addr = "127.0.0.1:8080";
+  std::string metrics_addr = "127.0.0.1:9090";
+  absl::Duration node_timeout = absl::Seconds(15);
+};
+
+struct WorkerOptions {
+  // Manager API address; ignored in hybrid mode (the in-process manager's address is used).
+  std::string manager_addr = "127.0.0.1:8080";
+  // Defaults to the host name.
+  std::string node_name;
+  // Defaults to ./warren-data (hybrid) or ./warren-worker-data.
+  std::string data_dir;
+  // The worker's own gRPC endpoint (logs); port 0 picks a free port.
+  std::string agent_addr = "127.0.0.1:0";
+  // Loopback range task addresses come from.
+  std::string address_range = "127.1.0.0/16";
+  std::map<std::string, std::string> labels;
+  // 0 = detect from the machine.
+  double cpus = 0;
+  int64_t memory_bytes = 0;
+  std::string runtime = "process";
+  // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
+  std::string metrics_addr;
+};
+
+// Each runs until SIGINT/SIGTERM and returns the process exit code.
+int RunManager(const ManagerOptions& options);
+int RunWorker(const WorkerOptions& options);
+int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker);
+
+}  // namespace warren
+
+#endif  // WARREN_ROLES_H_

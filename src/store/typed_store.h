@@ -1,0 +1,114 @@
+#ifndef WARREN_STORE_TYPED_STORE_H_
+#define WARREN_STORE_TYPED_STORE_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// Maps each stored message type to its kind, unique name and id.
+template <typename T>
+struct ObjectTraits;
+
+template <>
+struct ObjectTraits<v1::Service> {
+  static constexpr Kind kKind = Kind::kService;
+  static std::string Name(const v1::Service& s) { return s.spec().name(); }
+};
+template <>
+struct ObjectTraits<v1::Task> {
+  static constexpr Kind kKind = Kind::kTask;
+  static std::string Name(const v1::Task&) { return ""; }
+};
+template <>
+struct ObjectTraits<v1::Node> {
+  static constexpr Kind kKind = Kind::kNode;
+  static std::string Name(const v1::Node& n) { return n.name(); }
+};
+template <>
+struct ObjectTraits<v1::Revision> {
+  static constexpr Kind kKind = Kind::kRevision;
+  static std::string Name(const v1::Revision&) { return ""; }
+};
+template <>
+struct ObjectTraits<v1::Event> {
+  static constexpr Kind kKind = Kind::kEvent;
+  static std::string Name(const v1::Event&) { return ""; }
+};
+
+// Event ids are numbers; their store ids are zero-padded so that id order is numeric order.
+inline std::string EventStoreId(uint64_t id) {
+  std::string s = std::to_string(id);
+  return std::string(20 - s.size(), '0') + s;
+}
+
+template <typename T>
+std::string StoreId(const T& obj) {
+  if constexpr (std::is_same_v<T, v1::Event>) {
+    return EventStoreId(obj.id());
+  } else {
+    return obj.id();
+  }
+}
+
+// Parses a stored object and stamps its resource version.
+template <typename T>
+std::optional<T> Decode(const StoredObject& so) {
+  T msg;
+  if (!msg.ParseFromString(so.data)) return std::nullopt;
+  if constexpr (!std::is_same_v<T, v1::Event>) msg.set_version(so.version);
+  return msg;
+}
+
+template <typename T>
+std::optional<T> GetObject(const Store& store, std::string_view id) {
+  auto so = store.Get(ObjectTraits<T>::kKind, id);
+  if (!so) return std::nullopt;
+  return Decode<T>(*so);
+}
+
+template <typename T>
+std::optional<T> GetObjectByName(const Store& store, std::string_view name) {
+  auto so = store.GetByName(ObjectTraits<T>::kKind, name);
+  if (!so) return std::nullopt;
+  return Decode<T>(*so);
+}
+
+template <typename T>
+std::vector<T> ListObjects(const Store& store) {
+  std::vector<T> out;
+  for (const auto& so : store.List(ObjectTraits<T>::kKind)) {
+    if (auto msg = Decode<T>(so)) out.push_back(std::move(*msg));
+  }
+  return out;
+}
+
+// A write of `obj`. expected_version 0 skips the check; use Mutation::kMustNotExist to create.
+template <typename T>
+Mutation PutMutation(const T& obj, uint64_t expected_version = 0) {
+  Mutation m;
+  m.kind = ObjectTraits<T>::kKind;
+  m.id = StoreId(obj);
+  m.name = ObjectTraits<T>::Name(obj);
+  m.data = obj.SerializeAsString();
+  m.expected_version = expected_version;
+  return m;
+}
+
+template <typename T>
+Mutation DeleteMutation(const T& obj, uint64_t expected_version = 0) {
+  Mutation m;
+  m.kind = ObjectTraits<T>::kKind;
+  m.id = StoreId(obj);
+  m.expected_version = expected_version;
+  return m;
+}
+
+}  // namespace warren
+
+#endif  // WARREN_STORE_TYPED_STORE_H_
