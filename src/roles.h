@@ -31,6 +31,10 @@ struct WorkerOptions {
   double cpus = 0;
   int64_t memory_bytes = 0;
   std::string runtime = "process";
+  // "worker", or "hybrid" when it shares the process with a manager.
+  std::string role = "worker";
+  // Stop every task when the worker exits (default: leave them for the next worker to adopt).
+  bool stop_tasks_on_exit = false;
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
 };

@@ -1,0 +1,28 @@
+#include "common/task_state.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+
+namespace warren {
+namespace {
+
+std::string StripPrefix(const std::string& name, absl::string_view prefix) {
+  absl::string_view v = name;
+  if (absl::StartsWith(v, prefix)) v.remove_prefix(prefix.size());
+  return absl::AsciiStrToLower(v);
+}
+
+}  // namespace
+
+std::string TaskStateName(v1::TaskState s) {
+  return StripPrefix(v1::TaskState_Name(s), "TASK_STATE_");
+}
+std::string HealthStateName(v1::HealthState s) {
+  return StripPrefix(v1::HealthState_Name(s), "HEALTH_STATE_");
+}
+std::string NodeStateName(v1::NodeState s) {
+  return StripPrefix(v1::NodeState_Name(s), "NODE_STATE_");
+}
+
+}  // namespace warren

@@ -1,0 +1,39 @@
+#ifndef WARREN_COMMON_TASK_STATE_H_
+#define WARREN_COMMON_TASK_STATE_H_
+
+#include <string>
+
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// A terminal task never runs again; a replacement is a new task.
+inline bool IsTerminal(v1::TaskState s) {
+  switch (s) {
+    case v1::TASK_STATE_COMPLETE:
+    case v1::TASK_STATE_FAILED:
+    case v1::TASK_STATE_SHUTDOWN:
+    case v1::TASK_STATE_REJECTED:
+    case v1::TASK_STATE_ORPHANED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// "running", "healthy", "ready": enum names without their prefix, lower case.
+std::string TaskStateName(v1::TaskState s);
+std::string HealthStateName(v1::HealthState s);
+std::string NodeStateName(v1::NodeState s);
+
+// A task that serves: running, and healthy when it has a health check.
+inline bool IsServing(const v1::Task& t) {
+  if (t.status().state() != v1::TASK_STATE_RUNNING) return false;
+  auto h = t.status().health().state();
+  return h == v1::HEALTH_STATE_HEALTHY || h == v1::HEALTH_STATE_NONE ||
+         (h == v1::HEALTH_STATE_UNSPECIFIED && !t.spec().has_health_check());
+}
+
+}  // namespace warren
+
+#endif  // WARREN_COMMON_TASK_STATE_H_

@@ -1,0 +1,592 @@
+#include "manager/api_service.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/spec.h"
+#include "common/task_state.h"
+#include "common/time_util.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "grpcpp/grpcpp.h"
+#include "manager/scheduler.h"
+#include "spdlog/spdlog.h"
+#include "store/typed_store.h"
+
+namespace warren {
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+
+// Retries for read-modify-write cycles that lose a race with another writer.
+constexpr int kMaxRetries = 8;
+
+absl::Status NodeNameError(const std::string& name) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("name: \"", name,
+                   "\" is not a valid node name (letters, digits, '-', '_' and '.', 1..253 "
+                   "characters)"));
+}
+
+bool ValidNodeName(const std::string& n) {
+  if (n.empty() || n.size() > 253) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+ApiService::ApiService(Store& store, const Clock& clock, EventLog& events,
+                       NodeLiveness& liveness, ApiOptions options)
+    : store_(store), clock_(clock), events_(events), liveness_(liveness), options_(options) {}
+
+absl::StatusOr<v1::Service> ApiService::FindService(const std::string& name_or_id) const {
+  if (name_or_id.empty()) return absl::InvalidArgumentError("service: a name or id is required");
+  if (auto s = GetObjectByName<v1::Service>(store_, name_or_id)) return *s;
+  if (auto s = GetObject<v1::Service>(store_, name_or_id)) return *s;
+  return absl::NotFoundError(absl::StrCat("service \"", name_or_id, "\" not found"));
+}
+
+absl::StatusOr<v1::Node> ApiService::FindNode(const std::string& name_or_id) const {
+  if (name_or_id.empty()) return absl::InvalidArgumentError("node: a name or id is required");
+  if (auto n = GetObjectByName<v1::Node>(store_, name_or_id)) return *n;
+  if (auto n = GetObject<v1::Node>(store_, name_or_id)) return *n;
+  return absl::NotFoundError(absl::StrCat("node \"", name_or_id, "\" not found"));
+}
+
+void ApiService::FillLiveness(v1::Node* node) const {
+  if (liveness_.Heard(node->id())) {
+    *node->mutable_last_heartbeat() = ToProtoTime(liveness_.LastSeen(node->id()));
+  }
+}
+
+grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateServiceRequest* req,
+                                       v1::Service* resp) {
+  v1::ServiceSpec spec = req->spec();
+  ApplySpecDefaults(&spec);
+  if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  if (GetObjectByName<v1::Service>(store_, spec.name())) {
+    return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                        absl::StrCat("service \"", spec.name(), "\" already exists"));
+  }
+  const absl::Time now = clock_.Now();
+  v1::Service svc;
+  svc.set_id(NewId());
+  *svc.mutable_spec() = spec;
+  svc.set_revision(1);
+  *svc.mutable_created_at() = ToProtoTime(now);
+  *svc.mutable_updated_at() = ToProtoTime(now);
+  if (req->dry_run()) {
+    *resp = svc;
+    return grpc::Status::OK;
+  }
+  v1::Revision rev;
+  rev.set_id(NewId());
+  rev.set_service_id(svc.id());
+  rev.set_number(1);
+  *rev.mutable_template_() = spec.template_();
+  rev.set_change_cause("create");
+  *rev.mutable_created_at() = ToProtoTime(now);
+  std::vector<Mutation> m = {PutMutation(svc, Mutation::kMustNotExist),
+                             PutMutation(rev, Mutation::kMustNotExist),
+                             events_.Make("service", svc.id(), spec.name(), "created",
+                                          absl::StrCat("created with ", spec.replicas(),
+                                                       " replicas (revision 1)"),
+                                          svc.id())};
+  auto v = store_.Commit(m);
+  if (!v.ok()) {
+    if (v.status().code() == absl::StatusCode::kAlreadyExists) {
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                          absl::StrCat("service \"", spec.name(), "\" already exists"));
+    }
+    return ToGrpc(v.status());
+  }
+  svc.set_version(*v);
+  *resp = svc;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetService(grpc::ServerContext*, const v1::GetServiceRequest* req,
+                                    v1::Service* resp) {
+  auto s = FindService(req->name_or_id());
+  if (!s.ok()) return ToGrpc(s.status());
+  *resp = *s;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+                                      v1::ListServicesResponse* resp) {
+  auto services = ListObjects<v1::Service>(store_);
+  std::sort(services.begin(), services.end(),
+            [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
+  for (auto& s : services) *resp->add_services() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateServiceRequest* req,
+                                       v1::Service* resp) {
+  v1::ServiceSpec spec = req->spec();
+  ApplySpecDefaults(&spec);
+  if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto current = FindService(spec.name());
+    if (!current.ok()) return ToGrpc(current.status());
+    if (req->expected_version() != 0 && req->expected_version() != current->version()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("service \"", spec.name(), "\" changed since version ",
+                                       req->expected_version(), " (now ", current->version(),
+                                       "); read it again and retry"));
+    }
+    if (current->spec().mode() != spec.mode()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("mode: cannot change from ", current->spec().mode(), " to ",
+                                       spec.mode(), "; remove and recreate the service"));
+    }
+    const absl::Time now = clock_.Now();
+    v1::Service next = *current;
+    const bool template_changed =
+        !MessageDifferencer::Equals(current->spec().template_(), spec.template_());
+    *next.mutable_spec() = spec;
+    std::vector<Mutation> m;
+    std::string what;
+    if (template_changed) {
+      next.set_revision(current->revision() + 1);
+      v1::Revision rev;
+      rev.set_id(NewId());
+      rev.set_service_id(next.id());
+      rev.set_number(next.revision());
+      *rev.mutable_template_() = spec.template_();
+      rev.set_change_cause(req->change_cause().empty() ? "update" : req->change_cause());
+      *rev.mutable_created_at() = ToProtoTime(now);
+      m.push_back(PutMutation(rev, Mutation::kMustNotExist));
+      what = absl::StrCat("updated to revision ", next.revision());
+      // Drop revisions beyond the history limit.
+      std::vector<v1::Revision> revs;
+      for (auto& r : ListObjects<v1::Revision>(store_)) {
+        if (r.service_id() == next.id()) revs.push_back(std::move(r));
+      }
+      std::sort(revs.begin(), revs.end(),
+                [](const auto& a, const auto& b) { return a.number() > b.number(); });
+      for (size_t i = static_cast<size_t>(std::max(1, options_.history_limit - 1)); i < revs.size();
+           ++i) {
+        m.push_back(DeleteMutation(revs[i]));
+      }
+    } else if (current->spec().replicas() != spec.replicas()) {
+      what = absl::StrCat("scaled from ", current->spec().replicas(), " to ", spec.replicas());
+    } else if (MessageDifferencer::Equals(current->spec(), spec)) {
+      *resp = *current;
+      return grpc::Status::OK;  // nothing to do
+    } else {
+      what = "updated (no new revision)";
+    }
+    *next.mutable_updated_at() = ToProtoTime(now);
+    if (req->dry_run()) {
+      *resp = next;
+      return grpc::Status::OK;
+    }
+    m.insert(m.begin(), PutMutation(next, current->version()));
+    m.push_back(events_.Make("service", next.id(), spec.name(), "updated", what, next.id()));
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      next.set_version(*v);
+      *resp = next;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
+                                       v1::DeleteServiceResponse* resp) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto svc = FindService(req->name_or_id());
+    if (!svc.ok()) return ToGrpc(svc.status());
+    std::vector<Mutation> m = {DeleteMutation(*svc, svc->version())};
+    for (const auto& r : ListObjects<v1::Revision>(store_)) {
+      if (r.service_id() == svc->id()) m.push_back(DeleteMutation(r));
+    }
+    for (const auto& t : ListObjects<v1::Task>(store_)) {
+      if (t.service_id() != svc->id()) continue;
+      if (IsTerminal(t.status().state())) {
+        m.push_back(DeleteMutation(t, t.version()));
+      } else {
+        v1::Task stop = t;
+        stop.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+        stop.mutable_status()->set_message("service removed");
+        m.push_back(PutMutation(stop, t.version()));
+      }
+    }
+    m.push_back(
+        events_.Make("service", svc->id(), svc->spec().name(), "deleted", "removed", svc->id()));
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      resp->set_id(svc->id());
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
+        v.status().code() != absl::StatusCode::kNotFound) {
+      return ToGrpc(v.status());
+    }
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleServiceRequest* req,
+                                      v1::Service* resp) {
+  if (req->replicas() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("replicas: must be 0 or more, got ", req->replicas()));
+  }
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  if (svc->spec().mode() == "global") {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("replicas: service \"", svc->spec().name(),
+                                     "\" is global (one task per node) and cannot be scaled"));
+  }
+  v1::UpdateServiceRequest update;
+  *update.mutable_spec() = svc->spec();
+  update.mutable_spec()->set_replicas(req->replicas());
+  return UpdateService(ctx, &update, resp);
+}
+
+grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::ServiceLogsRequest* req,
+                                     grpc::ServerWriter<v1::LogLine>* writer) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  std::vector<v1::Task> tasks;
+  for (auto& t : ListObjects<v1::Task>(store_)) {
+    if (t.service_id() == svc->id() && !t.node_id().empty()) tasks.push_back(std::move(t));
+  }
+  std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
+    if (a.slot() != b.slot()) return a.slot() < b.slot();
+    return FromProtoTime(a.created_at()) < FromProtoTime(b.created_at());
+  });
+  // In follow mode only live tasks are followed; dead ones are printed and done.
+  std::mutex write_mu;
+  std::vector<std::thread> followers;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::mutex ctx_mu;
+  auto stream_task = [&](const v1::Task& task, bool follow) {
+    auto node = GetObject<v1::Node>(store_, task.node_id());
+    if (!node || node->agent_addr().empty()) return;
+    auto channel = grpc::CreateChannel(node->agent_addr(), grpc::InsecureChannelCredentials());
+    auto stub = v1::WorkerAgent::NewStub(channel);
+    v1::TaskLogsRequest lreq;
+    lreq.set_task_id(task.id());
+    lreq.set_follow(follow);
+    lreq.set_tail(req->tail());
+    auto cctx = std::make_unique<grpc::ClientContext>();
+    if (!follow) cctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::ClientContext* raw = cctx.get();
+    {
+      std::lock_guard<std::mutex> lock(ctx_mu);
+      contexts.push_back(std::move(cctx));
+    }
+    auto reader = stub->TaskLogs(raw, lreq);
+    v1::LogLine line;
+    while (reader->Read(&line)) {
+      line.set_slot(task.slot());
+      std::lock_guard<std::mutex> lock(write_mu);
+      if (!writer->Write(line)) break;
+    }
+    reader->Finish();
+  };
+  for (const auto& t : tasks) {
+    bool live = !IsTerminal(t.status().state());
+    if (req->follow() && live) {
+      followers.emplace_back([&, t] { stream_task(t, true); });
+    } else {
+      stream_task(t, false);
+    }
+  }
+  if (!followers.empty()) {
+    while (!ctx->IsCancelled() && !shutting_down_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    {
+      std::lock_guard<std::mutex> lock(ctx_mu);
+      for (auto& c : contexts) c->TryCancel();
+    }
+    for (auto& th : followers) th.join();
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequest* req,
+                                   v1::ListTasksResponse* resp) {
+  std::string service_id, node_id;
+  if (!req->service().empty()) {
+    auto s = FindService(req->service());
+    if (!s.ok()) return ToGrpc(s.status());
+    service_id = s->id();
+  }
+  if (!req->node().empty()) {
+    auto n = FindNode(req->node());
+    if (!n.ok()) return ToGrpc(n.status());
+    node_id = n->id();
+  }
+  auto tasks = ListObjects<v1::Task>(store_);
+  std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
+    if (a.service_name() != b.service_name()) return a.service_name() < b.service_name();
+    if (a.slot() != b.slot()) return a.slot() < b.slot();
+    if (a.node_id() != b.node_id()) return a.node_id() < b.node_id();
+    return FromProtoTime(a.created_at()) > FromProtoTime(b.created_at());
+  });
+  for (auto& t : tasks) {
+    if (!service_id.empty() && t.service_id() != service_id) continue;
+    if (!node_id.empty() && t.node_id() != node_id) continue;
+    *resp->add_tasks() = std::move(t);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetTask(grpc::ServerContext*, const v1::GetTaskRequest* req,
+                                 v1::Task* resp) {
+  auto t = GetObject<v1::Task>(store_, req->id());
+  if (!t) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("task \"", req->id(), "\" not found"));
+  }
+  *resp = *t;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNodeRequest* req,
+                                      v1::Node* resp) {
+  if (!ValidNodeName(req->name())) return ToGrpc(NodeNameError(req->name()));
+  uint32_t base = 0, size = 0;
+  if (!ParseLoopbackRange(req->address_range(), &base, &size)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("address_range: \"", req->address_range(),
+                                     "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
+                                     "prefix of 8..30 bits, e.g. 127.1.0.0/16"));
+  }
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    const absl::Time now = clock_.Now();
+    auto existing = GetObjectByName<v1::Node>(store_, req->name());
+    v1::Node node;
+    uint64_t expected = Mutation::kMustNotExist;
+    if (existing) {
+      node = *existing;
+      expected = existing->version();
+    } else {
+      node.set_id(NewId());
+      node.set_name(req->name());
+      *node.mutable_registered_at() = ToProtoTime(now);
+    }
+    // Two nodes must not hand out the same task addresses.
+    for (const auto& other : ListObjects<v1::Node>(store_)) {
+      if (other.id() == node.id()) continue;
+      uint32_t ob = 0, os = 0;
+      if (ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os && ob < base + size) {
+        return grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("address_range: ", req->address_range(), " overlaps node ",
+                         other.name(), "'s ", other.address_range(),
+                         "; give each worker its own range"));
+      }
+    }
+    *node.mutable_labels() = req->labels();
+    node.set_role(req->role().empty() ? "worker" : req->role());
+    node.set_state(v1::NODE_STATE_READY);
+    *node.mutable_capacity() = req->capacity();
+    node.set_agent_addr(req->agent_addr());
+    node.set_address_range(req->address_range());
+    node.set_runtime(req->runtime().empty() ? "process" : req->runtime());
+    node.set_message("");
+    std::vector<Mutation> m = {
+        PutMutation(node, expected),
+        events_.Make("node", node.id(), node.name(), existing ? "rejoined" : "registered",
+                     absl::StrCat("agent ", node.agent_addr(), ", tasks from ",
+                                  node.address_range()))};
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      liveness_.Beat(node.id());
+      node.set_version(*v);
+      FillLiveness(&node);
+      *resp = node;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
+        v.status().code() != absl::StatusCode::kAlreadyExists) {
+      return ToGrpc(v.status());
+    }
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+                                   v1::HeartbeatResponse* resp) {
+  auto node = GetObject<v1::Node>(store_, req->node_id());
+  if (!node) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
+  }
+  liveness_.Beat(node->id());
+  if (node->state() != v1::NODE_STATE_READY) {
+    v1::Node ready = *node;
+    ready.set_state(v1::NODE_STATE_READY);
+    ready.set_message("");
+    auto v = store_.Commit({PutMutation(ready, node->version()),
+                            events_.Make("node", node->id(), node->name(), "ready",
+                                         "heartbeats resumed")});
+    if (!v.ok() && v.status().code() != absl::StatusCode::kFailedPrecondition) {
+      return ToGrpc(v.status());
+    }
+  }
+  *resp->mutable_period() = ToProtoDuration(options_.node_timeout / 5);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+                                   v1::ListNodesResponse* resp) {
+  auto nodes = ListObjects<v1::Node>(store_);
+  std::sort(nodes.begin(), nodes.end(),
+            [](const auto& a, const auto& b) { return a.name() < b.name(); });
+  for (auto& n : nodes) {
+    FillLiveness(&n);
+    *resp->add_nodes() = std::move(n);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req,
+                                 v1::Node* resp) {
+  auto n = FindNode(req->name_or_id());
+  if (!n.ok()) return ToGrpc(n.status());
+  *resp = *n;
+  FillLiveness(resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
+                                     grpc::ServerWriter<v1::Event>* writer) {
+  std::string service_id;
+  if (!req->service().empty()) {
+    auto s = FindService(req->service());
+    if (!s.ok()) return ToGrpc(s.status());
+    service_id = s->id();
+  }
+  auto matches = [&](const v1::Event& e) {
+    return service_id.empty() || e.service_id() == service_id || e.object_id() == service_id;
+  };
+  // Backlog, then the live feed from the version the backlog was read at.
+  uint64_t version = store_.Version();
+  for (const auto& e : ListObjects<v1::Event>(store_)) {
+    if (e.id() <= req->since_id() || !matches(e)) continue;
+    if (!writer->Write(e)) return grpc::Status::OK;
+  }
+  while (!ctx->IsCancelled() && !shutting_down_) {
+    store_.WaitForVersion(version, absl::Milliseconds(500));
+    auto changes = store_.ChangesSince(version, 1000);
+    if (!changes.ok()) {
+      return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                          "the event stream fell behind; watch again");
+    }
+    for (const auto& c : *changes) {
+      version = c.version;
+      if (c.kind != Kind::kEvent || c.deleted) continue;
+      v1::Event e;
+      if (!e.ParseFromString(c.data) || e.id() <= req->since_id() || !matches(e)) continue;
+      if (!writer->Write(e)) return grpc::Status::OK;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
+                                          const v1::WatchAssignmentsRequest* req,
+                                          grpc::ServerWriter<v1::Assignments>* writer) {
+  if (!GetObject<v1::Node>(store_, req->node_id())) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
+  }
+  uint64_t seen = UINT64_MAX;
+  std::string last_sent;
+  while (!ctx->IsCancelled() && !shutting_down_) {
+    uint64_t version = store_.Version();
+    if (version != seen) {
+      seen = version;
+      v1::Assignments a;
+      a.set_version(version);
+      for (auto& t : ListObjects<v1::Task>(store_)) {
+        if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
+        t.set_version(0);  // versions churn on status reports; the worker needs no resend
+        *a.add_tasks() = std::move(t);
+      }
+      std::string key;
+      {
+        v1::Assignments copy = a;
+        copy.set_version(0);
+        // Status churn (health probes) is the worker's own report: no resend for it.
+        for (auto& t : *copy.mutable_tasks()) t.clear_status();
+        copy.SerializeToString(&key);
+      }
+      if (key != last_sent) {
+        if (!writer->Write(a)) break;
+        last_sent = std::move(key);
+      }
+    }
+    store_.WaitForVersion(seen, absl::Milliseconds(500));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
+                                          const v1::ReportTaskStatusRequest* req,
+                                          v1::ReportTaskStatusResponse*) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    std::vector<Mutation> m;
+    for (const auto& r : req->reports()) {
+      auto task = GetObject<v1::Task>(store_, r.task_id());
+      if (!task || task->node_id() != req->node_id()) continue;
+      const auto& old = task->status();
+      // The manager's verdicts (orphaned) and earlier terminal reports are final.
+      if (IsTerminal(old.state())) continue;
+      if (MessageDifferencer::Equals(old, r.status())) continue;
+      v1::Task next = *task;
+      *next.mutable_status() = r.status();
+      m.push_back(PutMutation(next, task->version()));
+      const auto& ns = r.status();
+      if (ns.state() != old.state()) {
+        std::string msg = TaskStateName(ns.state());
+        if (ns.has_exit_code()) absl::StrAppend(&msg, " (exit ", ns.exit_code(), ")");
+        if (!ns.error().empty()) absl::StrAppend(&msg, ": ", ns.error());
+        m.push_back(events_.Make("task", task->id(), task->service_name(),
+                                 TaskStateName(ns.state()),
+                                 absl::StrCat("slot ", task->slot(), " ", msg),
+                                 task->service_id()));
+      }
+      if (ns.health().state() != old.health().state() &&
+          ns.health().state() != v1::HEALTH_STATE_UNSPECIFIED) {
+        m.push_back(events_.Make(
+            "task", task->id(), task->service_name(), HealthStateName(ns.health().state()),
+            absl::StrCat("slot ", task->slot(), " ", HealthStateName(ns.health().state()), ": ",
+                         ns.health().last_probe().output()),
+            task->service_id()));
+      }
+    }
+    if (m.empty()) return grpc::Status::OK;
+    auto v = store_.Commit(m);
+    if (v.ok()) return grpc::Status::OK;
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
+        v.status().code() != absl::StatusCode::kNotFound) {
+      return ToGrpc(v.status());
+    }
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+}  // namespace warren

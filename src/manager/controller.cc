@@ -1,0 +1,217 @@
+#include "manager/controller.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "common/task_state.h"
+#include "common/time_util.h"
+#include "manager/reconciler.h"
+#include "manager/scheduler.h"
+#include "spdlog/spdlog.h"
+#include "store/typed_store.h"
+
+namespace warren {
+
+Controller::Controller(Store& store, const Clock& clock, EventLog& events,
+                       NodeLiveness& liveness, absl::Duration node_timeout)
+    : store_(store),
+      clock_(clock),
+      events_(events),
+      liveness_(liveness),
+      node_timeout_(node_timeout) {}
+
+Controller::~Controller() { Stop(); }
+
+ControllerStats Controller::stats() const {
+  return ControllerStats{passes_.load(), commits_.load(), conflicts_.load()};
+}
+
+bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
+  if (mutations.empty()) return true;
+  auto s = store_.Commit(mutations);
+  if (s.ok()) {
+    commits_++;
+    return true;
+  }
+  // A concurrent write (a worker's status report, an API call) won the race; the next pass
+  // sees it and decides again.
+  if (s.status().code() == absl::StatusCode::kFailedPrecondition ||
+      s.status().code() == absl::StatusCode::kNotFound) {
+    conflicts_++;
+  } else {
+    spdlog::error("controller commit failed: {}", s.status().ToString());
+  }
+  return false;
+}
+
+absl::Time Controller::RunPass() {
+  passes_++;
+  const absl::Time now = clock_.Now();
+  absl::Time next = absl::InfiniteFuture();
+
+  std::vector<v1::Node> nodes = ListObjects<v1::Node>(store_);
+  std::vector<v1::Task> tasks = ListObjects<v1::Task>(store_);
+  std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
+
+  // 1. Node liveness: a node silent for node_timeout is down and its tasks are orphaned.
+  for (auto& node : nodes) {
+    if (node.state() != v1::NODE_STATE_READY) continue;
+    absl::Time deadline = liveness_.LastSeen(node.id()) + node_timeout_;
+    if (deadline > now) {
+      next = std::min(next, deadline);
+      continue;
+    }
+    std::vector<Mutation> m;
+    v1::Node down = node;
+    down.set_state(v1::NODE_STATE_DOWN);
+    down.set_message(absl::StrCat("no heartbeat for ", absl::FormatDuration(node_timeout_)));
+    m.push_back(PutMutation(down, node.version()));
+    m.push_back(events_.Make("node", node.id(), node.name(), "down", down.message()));
+    for (const auto& t : tasks) {
+      if (t.node_id() != node.id() || IsTerminal(t.status().state())) continue;
+      v1::Task lost = t;
+      auto* st = lost.mutable_status();
+      st->set_state(v1::TASK_STATE_ORPHANED);
+      st->set_message(absl::StrCat("node ", node.name(), " is down"));
+      *st->mutable_timestamp() = ToProtoTime(now);
+      *st->mutable_finished_at() = ToProtoTime(now);
+      m.push_back(PutMutation(lost, t.version()));
+    }
+    spdlog::warn("node {} ({}) is down: no heartbeat for {}", node.name(), node.id(),
+                 absl::FormatDuration(node_timeout_));
+    if (CommitOrCount(m)) {
+      // Re-read: the orphaned tasks must be rescheduled in this very pass.
+      return clock_.Now();
+    }
+  }
+
+  // 2. Tasks of deleted services: stop them, then forget them.
+  std::map<std::string, std::vector<v1::Task>> by_service;
+  std::map<std::string, const v1::Service*> service_by_id;
+  for (const auto& s : services) service_by_id[s.id()] = &s;
+  std::map<std::string, const v1::Node*> node_by_id;
+  for (const auto& n : nodes) node_by_id[n.id()] = &n;
+  {
+    std::vector<Mutation> m;
+    for (const auto& t : tasks) {
+      if (service_by_id.count(t.service_id())) {
+        by_service[t.service_id()].push_back(t);
+        continue;
+      }
+      auto node = node_by_id.find(t.node_id());
+      bool node_down = node == node_by_id.end() || node->second->state() != v1::NODE_STATE_READY;
+      if (IsTerminal(t.status().state()) || node_down) {
+        m.push_back(DeleteMutation(t, t.version()));
+      } else if (t.desired_state() != v1::TASK_STATE_SHUTDOWN) {
+        v1::Task stop = t;
+        stop.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+        stop.mutable_status()->set_message("service removed");
+        m.push_back(PutMutation(stop, t.version()));
+      }
+    }
+    CommitOrCount(m);
+  }
+
+  // 3. Reconcile every service.
+  for (const auto& service : services) {
+    ReconcileActions a = Reconciler::Reconcile(service, by_service[service.id()], nodes, now);
+    next = std::min(next, a.next_wakeup);
+    if (a.empty()) continue;
+    std::vector<Mutation> m;
+    for (const auto& t : a.create) m.push_back(PutMutation(t, Mutation::kMustNotExist));
+    for (const auto& t : a.update) m.push_back(PutMutation(t, t.version()));
+    for (const auto& id : a.remove) {
+      Mutation d;
+      d.kind = Kind::kTask;
+      d.id = id;
+      m.push_back(std::move(d));
+    }
+    for (const auto& e : a.events) {
+      m.push_back(events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message,
+                               service.id()));
+    }
+    CommitOrCount(m);
+  }
+
+  // 4. Schedule pending tasks (re-read: the reconciler may just have created some).
+  tasks = ListObjects<v1::Task>(store_);
+  std::vector<v1::Task> active, pending;
+  for (auto& t : tasks) {
+    if (IsTerminal(t.status().state())) continue;
+    if (t.status().state() == v1::TASK_STATE_PENDING) {
+      if (t.desired_state() != v1::TASK_STATE_RUNNING) continue;
+      absl::Time not_before = FromProtoTime(t.not_before());
+      if (not_before > now) {
+        next = std::min(next, not_before);
+        continue;
+      }
+      pending.push_back(std::move(t));
+    } else if (!t.node_id().empty()) {
+      active.push_back(std::move(t));
+    }
+  }
+  // Pending tasks whose desired state is shutdown never ran: finish them here.
+  {
+    std::vector<Mutation> m;
+    for (const auto& t : tasks) {
+      if (t.status().state() == v1::TASK_STATE_PENDING &&
+          t.desired_state() == v1::TASK_STATE_SHUTDOWN) {
+        v1::Task done = t;
+        done.mutable_status()->set_state(v1::TASK_STATE_SHUTDOWN);
+        done.mutable_status()->set_message("shut down before it started");
+        *done.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+        m.push_back(PutMutation(done, t.version()));
+      }
+    }
+    CommitOrCount(m);
+  }
+  if (!pending.empty()) {
+    Scheduler::Result r = Scheduler::Schedule(nodes, active, pending);
+    std::vector<Mutation> m;
+    for (auto& t : r.assigned) {
+      *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+      m.push_back(PutMutation(t, t.version()));
+    }
+    std::map<std::string, const v1::Task*> pending_by_id;
+    for (const auto& t : pending) pending_by_id[t.id()] = &t;
+    for (const auto& [id, reason] : r.unplaced) {
+      const v1::Task* t = pending_by_id[id];
+      if (t->status().message() == "no suitable node: " + reason) continue;
+      v1::Task waiting = *t;
+      waiting.mutable_status()->set_message("no suitable node: " + reason);
+      m.push_back(PutMutation(waiting, t->version()));
+      m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
+                               waiting.status().message(), t->service_id()));
+    }
+    // Scheduling is all-or-nothing per pass: on a conflict the next pass places everything.
+    CommitOrCount(m);
+  }
+
+  if (now - last_prune_ > absl::Seconds(10)) {
+    last_prune_ = now;
+    events_.Prune();
+  }
+  return next;
+}
+
+void Controller::Start() {
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Controller::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Controller::Loop() {
+  uint64_t seen = 0;
+  while (!stop_) {
+    seen = store_.Version();
+    absl::Time next = RunPass();
+    absl::Duration wait = std::clamp(next - clock_.Now(), absl::ZeroDuration(), absl::Seconds(1));
+    if (wait > absl::ZeroDuration()) store_.WaitForVersion(seen, wait);
+  }
+}
+
+}  // namespace warren

@@ -1,0 +1,51 @@
+#include "manager/events.h"
+
+#include <vector>
+
+#include "google/protobuf/util/time_util.h"
+#include "spdlog/spdlog.h"
+#include "store/typed_store.h"
+
+namespace warren {
+
+using google::protobuf::util::TimeUtil;
+
+EventLog::EventLog(Store& store, const Clock& clock) : store_(store), clock_(clock), next_id_(1) {
+  auto events = store_.List(Kind::kEvent);
+  if (!events.empty()) {
+    if (auto last = Decode<v1::Event>(events.back())) next_id_ = last->id() + 1;
+  }
+}
+
+Mutation EventLog::Make(std::string_view kind, std::string_view object_id,
+                        std::string_view object_name, std::string_view action,
+                        std::string_view message, std::string_view service_id) {
+  v1::Event e;
+  e.set_id(next_id_.fetch_add(1));
+  *e.mutable_time() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+  e.set_kind(std::string(kind));
+  e.set_object_id(std::string(object_id));
+  e.set_object_name(std::string(object_name));
+  e.set_action(std::string(action));
+  e.set_message(std::string(message));
+  e.set_service_id(std::string(service_id));
+  return PutMutation(e);
+}
+
+void EventLog::Prune() {
+  auto events = store_.List(Kind::kEvent);
+  if (events.size() <= kMaxEvents) return;
+  std::vector<Mutation> deletes;
+  size_t excess = events.size() - kMaxEvents;
+  for (size_t i = 0; i < excess; ++i) {
+    Mutation m;
+    m.kind = Kind::kEvent;
+    m.id = events[i].id;
+    deletes.push_back(std::move(m));
+  }
+  if (auto s = store_.Commit(deletes); !s.ok()) {
+    spdlog::warn("pruning events: {}", s.status().ToString());
+  }
+}
+
+}  // namespace warren

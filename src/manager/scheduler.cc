@@ -1,0 +1,187 @@
+#include "manager/scheduler.h"
+
+#include <arpa/inet.h>
+
+#include <map>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/spec.h"
+
+namespace warren {
+namespace {
+
+struct NodeSlot {
+  const v1::Node* node = nullptr;
+  double free_cpus = 0;
+  int64_t free_memory = 0;
+  bool unlimited_cpus = false;
+  bool unlimited_memory = false;
+  int total_tasks = 0;
+  absl::flat_hash_map<std::string, int> per_service;
+  // Address allocation within the node's range.
+  uint32_t base = 0;
+  uint32_t size = 0;
+  uint32_t cursor = 0;
+  absl::flat_hash_set<uint32_t> used;
+
+  std::optional<uint32_t> AllocateAddress() {
+    // Host offsets 1..size-2: skip the network and broadcast-looking ends of the range.
+    if (size < 3) return std::nullopt;
+    uint32_t span = size - 2;
+    for (uint32_t i = 0; i < span; ++i) {
+      uint32_t offset = 1 + (cursor + i) % span;
+      uint32_t addr = base + offset;
+      if (!used.contains(addr)) {
+        cursor = offset;  // next search starts after this one: recently freed addresses rest
+        used.insert(addr);
+        return addr;
+      }
+    }
+    return std::nullopt;
+  }
+};
+
+uint32_t ParseIpv4(const std::string& s) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return 0;
+  return ntohl(a.s_addr);
+}
+
+}  // namespace
+
+bool ParseLoopbackRange(const std::string& cidr, uint32_t* base, uint32_t* size) {
+  std::vector<std::string> parts = absl::StrSplit(cidr, '/');
+  if (parts.size() != 2) return false;
+  int prefix = 0;
+  if (!absl::SimpleAtoi(parts[1], &prefix) || prefix < 8 || prefix > 30) return false;
+  uint32_t addr = ParseIpv4(parts[0]);
+  if (addr == 0 || (addr >> 24) != 127) return false;
+  uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  *base = addr & mask;
+  *size = uint32_t{1} << (32 - prefix);
+  return true;
+}
+
+std::string FormatIpv4(uint32_t addr) {
+  return absl::StrCat(addr >> 24, ".", (addr >> 16) & 0xff, ".", (addr >> 8) & 0xff, ".",
+                      addr & 0xff);
+}
+
+Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
+                                      const std::vector<v1::Task>& active,
+                                      const std::vector<v1::Task>& pending) {
+  Result result;
+  std::vector<NodeSlot> slots;
+  absl::flat_hash_map<std::string, size_t> index;
+  for (const auto& n : nodes) {
+    if (n.state() != v1::NODE_STATE_READY) continue;
+    NodeSlot s;
+    s.node = &n;
+    s.free_cpus = n.capacity().cpus();
+    s.free_memory = n.capacity().memory_bytes();
+    s.unlimited_cpus = n.capacity().cpus() <= 0;
+    s.unlimited_memory = n.capacity().memory_bytes() <= 0;
+    ParseLoopbackRange(n.address_range(), &s.base, &s.size);
+    index[n.id()] = slots.size();
+    slots.push_back(std::move(s));
+  }
+  for (const auto& t : active) {
+    auto it = index.find(t.node_id());
+    if (it == index.end()) continue;
+    NodeSlot& s = slots[it->second];
+    s.free_cpus -= t.spec().resources().cpus();
+    s.free_memory -= t.spec().resources().memory_bytes();
+    s.total_tasks++;
+    s.per_service[t.service_id()]++;
+    if (uint32_t a = ParseIpv4(t.address()); a != 0) {
+      s.used.insert(a);
+      if (a >= s.base && a - s.base > s.cursor && a - s.base < s.size) s.cursor = a - s.base;
+    }
+  }
+
+  // Constraint evaluation is cached per (service, revision): every task of one revision has
+  // the same constraints.
+  std::map<std::pair<std::string, int64_t>, std::vector<size_t>> eligible_cache;
+  std::map<std::pair<std::string, int64_t>, std::string> ineligible_reason;
+
+  for (const auto& task : pending) {
+    auto key = std::make_pair(task.service_id(), task.revision());
+    auto cached = eligible_cache.find(key);
+    if (cached == eligible_cache.end()) {
+      std::vector<size_t> ok;
+      std::string reason = slots.empty() ? "no ready node" : "";
+      for (size_t i = 0; i < slots.size(); ++i) {
+        bool match = true;
+        for (const auto& c : task.spec().constraints()) {
+          auto m = MatchConstraint(c, *slots[i].node);
+          if (!m.ok() || !*m) {
+            match = false;
+            if (reason.empty()) reason = absl::StrCat("no ready node satisfies constraint ", c);
+            break;
+          }
+        }
+        if (match) ok.push_back(i);
+      }
+      cached = eligible_cache.emplace(key, std::move(ok)).first;
+      ineligible_reason[key] = reason;
+    }
+
+    const double cpus = task.spec().resources().cpus();
+    const int64_t memory = task.spec().resources().memory_bytes();
+    NodeSlot* best = nullptr;
+    bool resource_short = false;
+    for (size_t i : cached->second) {
+      NodeSlot& s = slots[i];
+      if (!task.node_id().empty() && s.node->id() != task.node_id()) continue;
+      if ((!s.unlimited_cpus && s.free_cpus + 1e-9 < cpus) ||
+          (!s.unlimited_memory && s.free_memory < memory)) {
+        resource_short = true;
+        continue;
+      }
+      if (best == nullptr) {
+        best = &s;
+        continue;
+      }
+      int sc = s.per_service[task.service_id()];
+      int bc = best->per_service[task.service_id()];
+      if (sc < bc || (sc == bc && s.total_tasks < best->total_tasks)) best = &s;
+    }
+    if (best == nullptr) {
+      std::string reason;
+      if (resource_short) {
+        reason = absl::StrCat("no node has ", cpus, " CPUs and ", memory, " bytes of memory free");
+      } else if (!task.node_id().empty()) {
+        reason = "its node is not ready or does not satisfy the constraints";
+      } else {
+        reason = ineligible_reason[key];
+        if (reason.empty()) reason = "no ready node";
+      }
+      result.unplaced.emplace_back(task.id(), reason);
+      continue;
+    }
+    auto addr = best->AllocateAddress();
+    if (!addr) {
+      result.unplaced.emplace_back(
+          task.id(), absl::StrCat("node ", best->node->name(), " has no free task address"));
+      continue;
+    }
+    best->free_cpus -= cpus;
+    best->free_memory -= memory;
+    best->total_tasks++;
+    best->per_service[task.service_id()]++;
+    v1::Task placed = task;
+    placed.set_node_id(best->node->id());
+    placed.set_address(FormatIpv4(*addr));
+    placed.mutable_status()->set_state(v1::TASK_STATE_ASSIGNED);
+    placed.mutable_status()->set_message(absl::StrCat("assigned to ", best->node->name()));
+    result.assigned.push_back(std::move(placed));
+  }
+  return result;
+}
+
+}  // namespace warren

@@ -1,0 +1,217 @@
+#include "manager/server.h"
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/task_state.h"
+#include "http/http_server.h"
+#include "http/metrics.h"
+#include "spdlog/spdlog.h"
+#include "store/sqlite_store.h"
+#include "store/typed_store.h"
+#include "worker/agent.h"
+#include "worker/process_driver.h"
+
+namespace warren {
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
+                                                                    const Clock& clock) {
+  std::unique_ptr<ManagerServer> m(new ManagerServer());
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
+  }
+  auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string());
+  if (!store.ok()) return store.status();
+  m->store_ = std::move(*store);
+  m->events_ = std::make_unique<EventLog>(*m->store_, clock);
+  m->liveness_ = std::make_unique<NodeLiveness>(clock);
+  ApiOptions api_options;
+  api_options.node_timeout = options.node_timeout;
+  m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_,
+                                         api_options);
+  m->controller_ = std::make_unique<Controller>(*m->store_, clock, *m->events_, *m->liveness_,
+                                                options.node_timeout);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.api_addr, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(m->api_.get());
+  m->grpc_server_ = builder.BuildAndStart();
+  if (!m->grpc_server_ || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("api-addr ", options.api_addr, ": cannot listen (address in use?)"));
+  }
+  m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
+
+  // Metrics are read from the store at scrape time.
+  m->registry_ = std::make_unique<Registry>();
+  Store* st = m->store_.get();
+  m->registry_->AddCallbackGauge("warren_services", "Services in the store.", {}, [st] {
+    return std::vector<CallbackSample>{{{}, static_cast<double>(st->List(Kind::kService).size())}};
+  });
+  m->registry_->AddCallbackGauge("warren_tasks", "Tasks by observed state.", {"state"}, [st] {
+    std::map<std::string, double> counts;
+    for (int s = v1::TASK_STATE_PENDING; s <= v1::TASK_STATE_ORPHANED; ++s) {
+      counts[TaskStateName(static_cast<v1::TaskState>(s))] = 0;
+    }
+    for (const auto& t : ListObjects<v1::Task>(*st)) counts[TaskStateName(t.status().state())]++;
+    std::vector<CallbackSample> out;
+    for (const auto& [k, v] : counts) out.push_back({{k}, v});
+    return out;
+  });
+  m->registry_->AddCallbackGauge("warren_nodes", "Nodes by state.", {"state"}, [st] {
+    std::map<std::string, double> counts{{"ready", 0}, {"down", 0}};
+    for (const auto& n : ListObjects<v1::Node>(*st)) counts[NodeStateName(n.state())]++;
+    std::vector<CallbackSample> out;
+    for (const auto& [k, v] : counts) out.push_back({{k}, v});
+    return out;
+  });
+  m->registry_->AddCallbackGauge("warren_revisions", "Service revisions kept.", {}, [st] {
+    return std::vector<CallbackSample>{
+        {{}, static_cast<double>(st->List(Kind::kRevision).size())}};
+  });
+  m->registry_->AddCallbackGauge("warren_store_version", "Version of the last store commit.", {},
+                                 [st] {
+                                   return std::vector<CallbackSample>{
+                                       {{}, static_cast<double>(st->Version())}};
+                                 });
+  Controller* ctl = m->controller_.get();
+  m->registry_->AddCallbackGauge(
+      "warren_controller_passes", "Control loop passes since start.", {}, [ctl] {
+        return std::vector<CallbackSample>{{{}, static_cast<double>(ctl->stats().passes)}};
+      });
+  if (!options.metrics_addr.empty()) {
+    auto http = HttpServer::Start(options.metrics_addr,
+                                  MetricsHandler(*m->registry_, [] { return true; }), 1);
+    if (!http.ok()) {
+      return absl::Status(http.status().code(),
+                          absl::StrCat("metrics-addr: ", http.status().message()));
+    }
+    m->metrics_server_ = std::move(*http);
+  }
+  m->controller_->Start();
+  spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
+  return m;
+}
+
+int ManagerServer::metrics_port() const {
+  return metrics_server_ ? metrics_server_->port() : 0;
+}
+
+void ManagerServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  api_->Shutdown();
+  controller_->Stop();
+  grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (metrics_server_) metrics_server_->Stop();
+}
+
+ManagerServer::~ManagerServer() { Shutdown(); }
+
+namespace {
+
+std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, const Clock& clock,
+                                       absl::Status* error) {
+  if (options.runtime != "process") {
+    *error = absl::InvalidArgumentError(
+        absl::StrCat("runtime: \"", options.runtime, "\" is not supported (allowed: process)"));
+    return nullptr;
+  }
+  std::error_code ec;
+  std::filesystem::path tasks_dir = std::filesystem::path(options.data_dir) / "tasks";
+  std::filesystem::create_directories(tasks_dir, ec);
+  if (ec) {
+    *error = absl::InvalidArgumentError(
+        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
+    return nullptr;
+  }
+  auto driver = std::make_unique<ProcessDriver>(tasks_dir.string());
+  auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock);
+  *error = agent->Start();
+  if (!error->ok()) return nullptr;
+  return agent;
+}
+
+}  // namespace
+
+int RunManager(const ManagerOptions& options) {
+  BlockTerminationSignals();
+  auto m = ManagerServer::Start(options, RealClock::Get());
+  if (!m.ok()) {
+    spdlog::error("{}", m.status().message());
+    return 1;
+  }
+  int sig = WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  (*m)->Shutdown();
+  return 0;
+}
+
+int RunWorker(const WorkerOptions& options) {
+  BlockTerminationSignals();
+  WorkerOptions o = options;
+  if (o.data_dir.empty()) o.data_dir = "./warren-worker-data";
+  absl::Status error;
+  auto agent = MakeAgent(o, RealClock::Get(), &error);
+  if (!agent) {
+    spdlog::error("{}", error.message());
+    return 1;
+  }
+  int sig = WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down{}", sig,
+               o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
+  agent->Stop(o.stop_tasks_on_exit);
+  return 0;
+}
+
+int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
+  BlockTerminationSignals();
+  auto m = ManagerServer::Start(manager, RealClock::Get());
+  if (!m.ok()) {
+    spdlog::error("{}", m.status().message());
+    return 1;
+  }
+  WorkerOptions o = worker;
+  o.manager_addr = (*m)->api_addr();
+  o.role = "hybrid";
+  if (o.data_dir.empty()) o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
+  absl::Status error;
+  auto agent = MakeAgent(o, RealClock::Get(), &error);
+  if (!agent) {
+    spdlog::error("{}", error.message());
+    return 1;
+  }
+  int sig = WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down{}", sig,
+               o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
+  agent->Stop(o.stop_tasks_on_exit);
+  (*m)->Shutdown();
+  return 0;
+}
+
+}  // namespace warren

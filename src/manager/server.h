@@ -1,0 +1,60 @@
+#ifndef WARREN_MANAGER_SERVER_H_
+#define WARREN_MANAGER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "manager/api_service.h"
+#include "manager/controller.h"
+#include "manager/events.h"
+#include "manager/node_liveness.h"
+#include "roles.h"
+#include "store/store.h"
+
+namespace warren {
+
+class HttpServer;
+class Registry;
+
+// A running manager: store, API server, control loop and metrics endpoint.
+class ManagerServer {
+ public:
+  // Opens the store in options.data_dir and starts serving. `clock` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<ManagerServer>> Start(const ManagerOptions& options,
+                                                              const Clock& clock);
+  ~ManagerServer();
+
+  // The API address actually bound (port 0 resolved).
+  const std::string& api_addr() const { return api_addr_; }
+  int metrics_port() const;
+  Store& store() { return *store_; }
+  Controller& controller() { return *controller_; }
+
+  void Shutdown();
+
+ private:
+  ManagerServer() = default;
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<NodeLiveness> liveness_;
+  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<HttpServer> metrics_server_;
+  std::string api_addr_;
+  bool shut_down_ = false;
+};
+
+// Blocks SIGINT and SIGTERM in the calling thread (call before starting threads) and waits
+// for one of them.
+void BlockTerminationSignals();
+int WaitForTerminationSignal();
+
+}  // namespace warren
+
+#endif  // WARREN_MANAGER_SERVER_H_

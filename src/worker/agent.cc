@@ -1,0 +1,588 @@
+#include "worker/agent.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/task_state.h"
+#include "common/time_util.h"
+#include "spdlog/spdlog.h"
+
+namespace warren {
+namespace {
+
+std::chrono::system_clock::time_point Deadline(absl::Duration d) {
+  return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d);
+}
+
+int64_t MachineMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? static_cast<int64_t>(pages) * page_size : 0;
+}
+
+}  // namespace
+
+// Serves task logs from the driver's log files.
+class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
+ public:
+  LogService(WorkerAgent& agent) : agent_(agent) {}
+
+  grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
+                        grpc::ServerWriter<v1::LogLine>* writer) override {
+    std::string path = agent_.driver_->LogPath(req->task_id());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no logs for task ", req->task_id()));
+    }
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::streamoff offset = static_cast<std::streamoff>(content.size());
+    std::vector<std::string> lines = absl::StrSplit(content, '\n');
+    std::string partial = lines.empty() ? "" : lines.back();
+    if (!lines.empty()) lines.pop_back();
+    size_t first = 0;
+    if (req->tail() > 0 && lines.size() > static_cast<size_t>(req->tail())) {
+      first = lines.size() - req->tail();
+    }
+    v1::LogLine out;
+    out.set_task_id(req->task_id());
+    for (size_t i = first; i < lines.size(); ++i) {
+      out.set_line(lines[i]);
+      if (!writer->Write(out)) return grpc::Status::OK;
+    }
+    if (!req->follow()) {
+      if (!partial.empty()) {
+        out.set_line(partial);
+        writer->Write(out);
+      }
+      return grpc::Status::OK;
+    }
+    while (!ctx->IsCancelled() && !agent_.stop_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::ifstream f(path, std::ios::binary);
+      if (!f) break;
+      f.seekg(0, std::ios::end);
+      std::streamoff size = f.tellg();
+      if (size < offset) offset = 0;  // truncated
+      if (size == offset) continue;
+      f.seekg(offset);
+      std::string chunk(static_cast<size_t>(size - offset), '\0');
+      f.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      offset = size;
+      partial += chunk;
+      size_t pos;
+      while ((pos = partial.find('\n')) != std::string::npos) {
+        out.set_line(partial.substr(0, pos));
+        partial.erase(0, pos + 1);
+        if (!writer->Write(out)) return grpc::Status::OK;
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  WorkerAgent& agent_;
+};
+
+WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver,
+                         const Clock& clock)
+    : options_(std::move(options)), driver_(std::move(driver)), clock_(clock) {}
+
+WorkerAgent::~WorkerAgent() { Stop(); }
+
+std::string WorkerAgent::node_id() const {
+  absl::MutexLock lock(&mu_);
+  return node_id_;
+}
+
+int WorkerAgent::RunningTasks() const {
+  absl::MutexLock lock(&mu_);
+  int n = 0;
+  for (const auto& [id, l] : tasks_) {
+    if (l.status.state() == v1::TASK_STATE_RUNNING) n++;
+  }
+  return n;
+}
+
+absl::Status WorkerAgent::Start() {
+  prober_ = std::make_unique<HealthProber>(
+      clock_, *driver_,
+      [this](const std::string& id, const v1::TaskHealth& h) { OnHealthChange(id, h); });
+  driver_->SetListener(
+      [this](const std::string& id, const TaskRuntimeState& s) { OnRuntimeChange(id, s); });
+
+  log_service_ = std::make_unique<LogService>(*this);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.agent_addr, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(log_service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("agent-addr ", options_.agent_addr, ": cannot listen (address in use?)"));
+  }
+  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+  agent_addr_ = absl::StrCat(host, ":", port);
+
+  // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.
+  for (const std::string& id : driver_->Recover()) {
+    auto st = driver_->Inspect(id);
+    absl::MutexLock lock(&mu_);
+    Local& l = tasks_[id];
+    l.task.set_id(id);
+    if (st && st->phase != TaskRuntimeState::Phase::kExited) {
+      l.status.set_state(v1::TASK_STATE_RUNNING);
+      l.status.set_pid(st->pid);
+      *l.status.mutable_started_at() = ToProtoTime(st->started_at);
+    } else {
+      l.exited = true;
+      l.status.set_state(v1::TASK_STATE_FAILED);
+      l.status.set_error(st ? st->error : "lost while the worker was down");
+    }
+    spdlog::info("recovered task {} ({})", id, TaskStateName(l.status.state()));
+  }
+
+  channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
+  stub_ = v1::Warren::NewStub(channel_);
+  stop_ = false;
+  loops_.emplace_back([this] { ConnectLoop(); });
+  loops_.emplace_back([this] { HeartbeatLoop(); });
+  loops_.emplace_back([this] { ReportLoop(); });
+  return absl::OkStatus();
+}
+
+void WorkerAgent::Stop(bool stop_tasks) {
+  if (stop_tasks && driver_) {
+    std::vector<std::pair<std::string, absl::Duration>> running;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, l] : tasks_) {
+        if (!l.exited) {
+          running.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
+        }
+      }
+    }
+    std::vector<std::thread> stoppers;
+    for (const auto& [id, timeout] : running) {
+      stoppers.emplace_back([this, id = id, timeout = timeout] { StopTask(id, timeout, true); });
+    }
+    for (auto& t : stoppers) t.join();
+    // Give the reporter a moment to tell the manager.
+    for (int i = 0; i < 20; ++i) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (pending_reports_.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  if (stop_.exchange(true)) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (watch_ctx_) watch_ctx_->TryCancel();
+    report_cv_.SignalAll();
+  }
+  for (auto& t : loops_) t.join();
+  loops_.clear();
+  std::vector<std::thread> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    ops.swap(ops_);
+  }
+  for (auto& t : ops) t.join();
+  prober_.reset();
+  if (server_) server_->Shutdown(Deadline(absl::Milliseconds(200)));
+  server_.reset();
+}
+
+void WorkerAgent::Spawn(std::function<void()> fn) {
+  absl::MutexLock lock(&mu_);
+  ops_.emplace_back(std::move(fn));
+}
+
+absl::Status WorkerAgent::Register() {
+  v1::RegisterNodeRequest req;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  req.set_name(options_.node_name.empty() ? host : options_.node_name);
+  for (const auto& [k, v] : options_.labels) (*req.mutable_labels())[k] = v;
+  req.set_role(options_.role.empty() ? "worker" : options_.role);
+  double cpus = options_.cpus > 0 ? options_.cpus : std::thread::hardware_concurrency();
+  req.mutable_capacity()->set_cpus(cpus);
+  req.mutable_capacity()->set_memory_bytes(options_.memory_bytes > 0 ? options_.memory_bytes
+                                                                     : MachineMemory());
+  req.set_agent_addr(agent_addr_);
+  req.set_address_range(options_.address_range);
+  req.set_runtime(driver_->Name());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Seconds(5)));
+  v1::Node node;
+  grpc::Status s = stub_->RegisterNode(&ctx, req, &node);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  }
+  absl::MutexLock lock(&mu_);
+  node_id_ = node.id();
+  spdlog::info("registered as node {} ({}), agent {}", node.name(), node.id(), agent_addr_);
+  return absl::OkStatus();
+}
+
+void WorkerAgent::ConnectLoop() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!stop_) {
+    if (node_id().empty()) {
+      absl::Status s = Register();
+      if (!s.ok()) {
+        spdlog::warn("cannot register with the manager at {}: {}", options_.manager_addr,
+                     s.ToString());
+        if (s.code() == absl::StatusCode::kInvalidArgument) {
+          // A configuration error does not fix itself; keep trying slowly so it stays visible.
+          backoff = absl::Seconds(5);
+        }
+        std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+        backoff = std::min(backoff * 2, absl::Seconds(2));
+        continue;
+      }
+    }
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) break;
+      watch_ctx_ = &ctx;
+    }
+    v1::WatchAssignmentsRequest req;
+    req.set_node_id(node_id());
+    auto reader = stub_->WatchAssignments(&ctx, req);
+    v1::Assignments a;
+    while (reader->Read(&a)) {
+      backoff = absl::Milliseconds(100);
+      Apply(a);
+    }
+    grpc::Status s = reader->Finish();
+    {
+      absl::MutexLock lock(&mu_);
+      watch_ctx_ = nullptr;
+      if (s.error_code() == grpc::StatusCode::NOT_FOUND) node_id_.clear();
+    }
+    if (stop_) break;
+    spdlog::warn("assignment stream ended: {}", s.error_message());
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+void WorkerAgent::HeartbeatLoop() {
+  while (!stop_) {
+    std::string id = node_id();
+    absl::Duration period;
+    {
+      absl::MutexLock lock(&mu_);
+      period = heartbeat_period_;
+    }
+    if (!id.empty()) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline(absl::Seconds(2)));
+      v1::HeartbeatRequest req;
+      req.set_node_id(id);
+      v1::HeartbeatResponse resp;
+      grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
+      if (s.ok()) {
+        absl::MutexLock lock(&mu_);
+        heartbeat_period_ =
+            std::clamp(FromProtoDuration(resp.period()), absl::Milliseconds(100), absl::Seconds(5));
+        period = heartbeat_period_;
+      } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+        absl::MutexLock lock(&mu_);
+        node_id_.clear();
+        if (watch_ctx_) watch_ctx_->TryCancel();
+      }
+    }
+    // Sleep in small steps so Stop() is prompt.
+    for (absl::Duration slept; slept < period && !stop_; slept += absl::Milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+void WorkerAgent::QueueReport(const std::string& task_id, const v1::TaskStatus& status) {
+  pending_reports_[task_id] = status;
+  report_cv_.Signal();
+}
+
+void WorkerAgent::ReportLoop() {
+  while (true) {
+    v1::ReportTaskStatusRequest req;
+    {
+      absl::MutexLock lock(&mu_);
+      while (pending_reports_.empty() && !stop_) report_cv_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (stop_ && pending_reports_.empty()) return;
+      if (node_id_.empty()) {
+        mu_.Unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        mu_.Lock();
+        if (stop_) return;
+        continue;
+      }
+      req.set_node_id(node_id_);
+      for (auto& [id, st] : pending_reports_) {
+        auto* r = req.add_reports();
+        r->set_task_id(id);
+        *r->mutable_status() = st;
+      }
+      pending_reports_.clear();
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(5)));
+    v1::ReportTaskStatusResponse resp;
+    grpc::Status s = stub_->ReportTaskStatus(&ctx, req, &resp);
+    if (!s.ok()) {
+      spdlog::warn("reporting task status: {}", s.error_message());
+      absl::MutexLock lock(&mu_);
+      // Newer reports queued meanwhile win; put back the rest.
+      for (const auto& r : req.reports()) pending_reports_.try_emplace(r.task_id(), r.status());
+      if (stop_) return;
+      mu_.Unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      mu_.Lock();
+    }
+  }
+}
+
+std::map<std::string, std::string> WorkerAgent::TaskEnv(const v1::Task& task) const {
+  std::map<std::string, std::string> env(task.spec().env().begin(), task.spec().env().end());
+  env["WARREN_TASK_IP"] = task.address();
+  env["WARREN_TASK_PORT"] = std::to_string(task.port());
+  env["WARREN_SERVICE"] = task.service_name();
+  env["WARREN_REVISION"] = std::to_string(task.revision());
+  env["WARREN_TASK_ID"] = task.id();
+  env["WARREN_TASK_SLOT"] = std::to_string(task.slot());
+  env["WARREN_NODE_ID"] = task.node_id();
+  return env;
+}
+
+void WorkerAgent::Apply(const v1::Assignments& assignments) {
+  std::set<std::string> assigned_ids;
+  std::vector<v1::Task> to_start;
+  std::vector<std::pair<std::string, absl::Duration>> to_stop;
+  std::vector<std::pair<std::string, v1::Task>> to_adopt;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_.Now();
+    for (const v1::Task& t : assignments.tasks()) {
+      assigned_ids.insert(t.id());
+      auto it = tasks_.find(t.id());
+      const bool want_running = t.desired_state() == v1::TASK_STATE_RUNNING;
+      const absl::Duration stop_timeout = DurationOr(t.spec().stop_timeout(), absl::Seconds(10));
+      if (it == tasks_.end()) {
+        if (!want_running) {
+          v1::TaskStatus st = t.status();
+          st.set_state(v1::TASK_STATE_SHUTDOWN);
+          st.set_message("stopped before it started");
+          *st.mutable_timestamp() = ToProtoTime(now);
+          QueueReport(t.id(), st);
+          continue;
+        }
+        if (t.status().state() == v1::TASK_STATE_ASSIGNED ||
+            t.status().state() == v1::TASK_STATE_PENDING) {
+          Local& l = tasks_[t.id()];
+          l.task = t;
+          l.assigned = true;
+          l.starting = true;
+          l.status.set_state(v1::TASK_STATE_STARTING);
+          l.status.set_message("starting");
+          *l.status.mutable_timestamp() = ToProtoTime(now);
+          QueueReport(t.id(), l.status);
+          to_start.push_back(t);
+        } else {
+          // The manager believes it runs here, but this worker does not have it.
+          v1::TaskStatus st = t.status();
+          st.set_state(v1::TASK_STATE_FAILED);
+          st.set_error("task not found on the worker (lost while the worker was down)");
+          *st.mutable_timestamp() = ToProtoTime(now);
+          *st.mutable_finished_at() = ToProtoTime(now);
+          QueueReport(t.id(), st);
+        }
+        continue;
+      }
+      Local& l = it->second;
+      const bool adopting = !l.assigned;
+      l.task = t;
+      l.assigned = true;
+      if (adopting && !l.exited) {
+        if (want_running) {
+          l.status.set_message("adopted after a worker restart");
+          *l.status.mutable_timestamp() = ToProtoTime(now);
+          l.status.mutable_health()->set_state(t.spec().has_health_check()
+                                                   ? v1::HEALTH_STATE_STARTING
+                                                   : v1::HEALTH_STATE_NONE);
+          QueueReport(t.id(), l.status);
+          to_adopt.emplace_back(t.id(), t);
+        } else {
+          l.stopping = true;
+          to_stop.emplace_back(t.id(), stop_timeout);
+        }
+        continue;
+      }
+      if (adopting && l.exited) {
+        *l.status.mutable_timestamp() = ToProtoTime(now);
+        QueueReport(t.id(), l.status);
+        continue;
+      }
+      if (!want_running && !l.stopping && !l.exited) {
+        l.stopping = true;
+        to_stop.emplace_back(t.id(), stop_timeout);
+      }
+    }
+    // Local tasks the manager no longer assigns here: stop and forget them.
+    for (auto& [id, l] : tasks_) {
+      if (assigned_ids.count(id)) continue;
+      if (!l.exited && !l.stopping) {
+        l.stopping = true;
+        to_stop.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
+      }
+    }
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+      if (!assigned_ids.count(it->first) && it->second.exited) {
+        driver_->Remove(it->first);
+        it = tasks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& [id, t] : to_adopt) {
+    if (t.spec().has_health_check()) {
+      prober_->Watch(id, t.address(), t.port(), t.spec().health_check(),
+                     FromProtoTime(t.status().started_at()));
+    }
+  }
+  for (const auto& t : to_start) {
+    Spawn([this, t] { StartTask(t); });
+  }
+  for (const auto& [id, timeout] : to_stop) {
+    Spawn([this, id = id, timeout = timeout] { StopTask(id, timeout, true); });
+  }
+}
+
+void WorkerAgent::StartTask(const v1::Task& task) {
+  TaskRunSpec spec;
+  spec.task_id = task.id();
+  spec.service_name = task.service_name();
+  spec.revision = task.revision();
+  spec.spec = task.spec();
+  spec.address = task.address();
+  spec.port = task.port();
+  spec.env = TaskEnv(task);
+  absl::Status s = driver_->Start(spec);
+  const absl::Time now = clock_.Now();
+  bool stop_now = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(task.id());
+    if (it == tasks_.end()) return;
+    Local& l = it->second;
+    l.starting = false;
+    if (!s.ok()) {
+      l.exited = true;
+      l.status.set_state(v1::TASK_STATE_FAILED);
+      l.status.set_error(std::string(s.message()));
+      l.status.set_message("could not start");
+      *l.status.mutable_timestamp() = ToProtoTime(now);
+      *l.status.mutable_finished_at() = ToProtoTime(now);
+      QueueReport(task.id(), l.status);
+      return;
+    }
+    auto st = driver_->Inspect(task.id());
+    if (l.exited) return;  // it already exited (listener ran first)
+    l.status.set_state(v1::TASK_STATE_RUNNING);
+    l.status.set_message("running");
+    if (st) l.status.set_pid(st->pid);
+    *l.status.mutable_started_at() = ToProtoTime(now);
+    *l.status.mutable_timestamp() = ToProtoTime(now);
+    l.status.mutable_health()->set_state(task.spec().has_health_check() ? v1::HEALTH_STATE_STARTING
+                                                                        : v1::HEALTH_STATE_NONE);
+    QueueReport(task.id(), l.status);
+    stop_now = l.stopping;
+  }
+  if (task.spec().has_health_check()) {
+    prober_->Watch(task.id(), task.address(), task.port(), task.spec().health_check(), now);
+  }
+  if (stop_now) StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true);
+}
+
+void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, bool report) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(task_id);
+    if (it != tasks_.end()) it->second.stopping = true;
+    if (it != tasks_.end() && it->second.starting) return;  // StartTask stops it when done
+  }
+  if (prober_) prober_->Unwatch(task_id);
+  absl::Status s = driver_->Stop(task_id, timeout);
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return;
+  Local& l = it->second;
+  l.exited = true;
+  l.status.set_state(v1::TASK_STATE_SHUTDOWN);
+  l.status.set_message(s.ok() ? "stopped" : absl::StrCat("stop: ", s.message()));
+  *l.status.mutable_timestamp() = ToProtoTime(now);
+  *l.status.mutable_finished_at() = ToProtoTime(now);
+  if (report) QueueReport(task_id, l.status);
+}
+
+void WorkerAgent::OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state) {
+  if (state.phase != TaskRuntimeState::Phase::kExited) return;
+  const absl::Time now = clock_.Now();
+  bool unwatch = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return;
+    Local& l = it->second;
+    if (l.stopping || l.exited) return;  // StopTask reports SHUTDOWN
+    l.exited = true;
+    unwatch = true;
+    auto* st = &l.status;
+    st->set_has_exit_code(state.has_exit_code);
+    st->set_exit_code(state.exit_code);
+    st->set_error(state.error);
+    if (state.has_exit_code && state.exit_code == 0) {
+      st->set_state(v1::TASK_STATE_COMPLETE);
+      st->set_message("exited 0");
+    } else {
+      st->set_state(v1::TASK_STATE_FAILED);
+      st->set_message(state.has_exit_code ? absl::StrCat("exited ", state.exit_code)
+                                          : std::string("exited"));
+    }
+    *st->mutable_timestamp() = ToProtoTime(now);
+    *st->mutable_finished_at() = ToProtoTime(now);
+    QueueReport(task_id, *st);
+  }
+  if (unwatch && prober_) prober_->Unwatch(task_id);
+}
+
+void WorkerAgent::OnHealthChange(const std::string& task_id, const v1::TaskHealth& health) {
+  absl::MutexLock lock(&mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second.exited || it->second.stopping) return;
+  v1::TaskHealth& current = *it->second.status.mutable_health();
+  // Every probe result would be a store write; report what changes, and the last probe
+  // now and then so `service ps` stays fresh.
+  const bool significant =
+      current.state() != health.state() ||
+      current.last_probe().ok() != health.last_probe().ok() ||
+      current.last_probe().output() != health.last_probe().output() ||
+      FromProtoTime(health.last_probe().time()) - FromProtoTime(current.last_probe().time()) >=
+          absl::Seconds(10);
+  if (!significant) return;
+  current = health;
+  QueueReport(task_id, it->second.status);
+}
+
+}  // namespace warren

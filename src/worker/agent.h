@@ -1,0 +1,94 @@
+#ifndef WARREN_WORKER_AGENT_H_
+#define WARREN_WORKER_AGENT_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "roles.h"
+#include "warren/v1/api.grpc.pb.h"
+#include "worker/health_prober.h"
+#include "worker/runtime_driver.h"
+
+namespace warren {
+
+// The worker: registers its node, heartbeats, receives its task assignments over a gRPC
+// stream, runs them through a RuntimeDriver, probes their health and reports every state
+// change to the manager. Stopping the agent leaves tasks running (unless asked otherwise):
+// the next agent on the same data dir adopts them.
+class WorkerAgent {
+ public:
+  WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, const Clock& clock);
+  ~WorkerAgent();
+
+  // Starts the agent's own gRPC server and the background loops. Registration with the
+  // manager is retried in the background until it succeeds.
+  absl::Status Start();
+  // Stops the loops; with stop_tasks, stops every task first.
+  void Stop(bool stop_tasks = false);
+
+  std::string node_id() const;
+  std::string agent_addr() const { return agent_addr_; }
+  // Number of tasks the agent currently runs (tests, metrics).
+  int RunningTasks() const;
+
+ private:
+  struct Local {
+    v1::Task task;  // as last assigned
+    v1::TaskStatus status;
+    bool assigned = false;  // seen in an assignment (adopted tasks start unassigned)
+    bool starting = false;
+    bool stopping = false;
+    bool exited = false;
+  };
+  class LogService;
+
+  void ConnectLoop();
+  void HeartbeatLoop();
+  void ReportLoop();
+  absl::Status Register();
+  void Apply(const v1::Assignments& assignments);
+  void StartTask(const v1::Task& task);
+  void StopTask(const std::string& task_id, absl::Duration timeout, bool report);
+  void OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state);
+  void OnHealthChange(const std::string& task_id, const v1::TaskHealth& health);
+  // Queues the task's current status for the manager (mu_ held).
+  void QueueReport(const std::string& task_id, const v1::TaskStatus& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Spawn(std::function<void()> fn);
+  std::map<std::string, std::string> TaskEnv(const v1::Task& task) const;
+
+  const WorkerOptions options_;
+  std::unique_ptr<RuntimeDriver> driver_;
+  const Clock& clock_;
+  std::unique_ptr<HealthProber> prober_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<LogService> log_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string agent_addr_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar report_cv_;
+  std::string node_id_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Local> tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::TaskStatus> pending_reports_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<std::thread> ops_ ABSL_GUARDED_BY(mu_);
+  absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
+
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> loops_;
+};
+
+}  // namespace warren
+
+#endif  // WARREN_WORKER_AGENT_H_

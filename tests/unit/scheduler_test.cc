@@ -1,0 +1,181 @@
+#include "manager/scheduler.h"
+
+#include <map>
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace warren {
+namespace {
+
+v1::Node MakeNode(const std::string& id, const std::string& range, double cpus = 0,
+                  int64_t mem = 0, std::map<std::string, std::string> labels = {}) {
+  v1::Node n;
+  n.set_id(id);
+  n.set_name("node-" + id);
+  n.set_state(v1::NODE_STATE_READY);
+  n.set_address_range(range);
+  n.mutable_capacity()->set_cpus(cpus);
+  n.mutable_capacity()->set_memory_bytes(mem);
+  for (const auto& [k, v] : labels) (*n.mutable_labels())[k] = v;
+  return n;
+}
+
+v1::Task MakeTask(const std::string& id, const std::string& service, double cpus = 0) {
+  v1::Task t;
+  t.set_id(id);
+  t.set_service_id(service);
+  t.set_revision(1);
+  t.mutable_spec()->mutable_resources()->set_cpus(cpus);
+  t.mutable_status()->set_state(v1::TASK_STATE_PENDING);
+  return t;
+}
+
+std::map<std::string, int> CountByNode(const Scheduler::Result& r) {
+  std::map<std::string, int> out;
+  for (const auto& t : r.assigned) out[t.node_id()]++;
+  return out;
+}
+
+TEST(SchedulerTest, SpreadsReplicasWithinOnePass) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
+  std::vector<v1::Task> pending;
+  for (int i = 0; i < 10; ++i) pending.push_back(MakeTask("t" + std::to_string(i), "web"));
+  auto r = Scheduler::Schedule(nodes, {}, pending);
+  ASSERT_EQ(r.assigned.size(), 10u);
+  EXPECT_TRUE(r.unplaced.empty());
+  auto counts = CountByNode(r);
+  EXPECT_EQ(counts["a"], 5);
+  EXPECT_EQ(counts["b"], 5);
+}
+
+TEST(SchedulerTest, CountsExistingTasksOfTheServiceFirst) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
+  v1::Task existing = MakeTask("old", "web");
+  existing.set_node_id("a");
+  existing.set_address("127.1.0.1");
+  existing.mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  // Another service's tasks weigh less than the same service's tasks.
+  std::vector<v1::Task> active = {existing};
+  for (int i = 0; i < 3; ++i) {
+    v1::Task other = MakeTask("o" + std::to_string(i), "db");
+    other.set_node_id("b");
+    other.set_address("127.2.0." + std::to_string(i + 1));
+    active.push_back(other);
+  }
+  auto r = Scheduler::Schedule(nodes, active, {MakeTask("new", "web")});
+  ASSERT_EQ(r.assigned.size(), 1u);
+  EXPECT_EQ(r.assigned[0].node_id(), "b");
+  EXPECT_EQ(r.assigned[0].status().state(), v1::TASK_STATE_ASSIGNED);
+  EXPECT_EQ(r.assigned[0].address(), "127.2.0.4");
+}
+
+TEST(SchedulerTest, SkipsNodesThatAreNotReady) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
+  nodes[0].set_state(v1::NODE_STATE_DOWN);
+  auto r = Scheduler::Schedule(nodes, {}, {MakeTask("t1", "web"), MakeTask("t2", "web")});
+  ASSERT_EQ(r.assigned.size(), 2u);
+  for (const auto& t : r.assigned) EXPECT_EQ(t.node_id(), "b");
+}
+
+TEST(SchedulerTest, NoReadyNodeLeavesTasksUnplacedWithReason) {
+  auto r = Scheduler::Schedule({}, {}, {MakeTask("t1", "web")});
+  EXPECT_TRUE(r.assigned.empty());
+  ASSERT_EQ(r.unplaced.size(), 1u);
+  EXPECT_EQ(r.unplaced[0].first, "t1");
+  EXPECT_NE(r.unplaced[0].second.find("no ready node"), std::string::npos);
+}
+
+TEST(SchedulerTest, HonoursLabelConstraints) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16", 0, 0, {{"zone", "east"}}),
+                                 MakeNode("b", "127.2.0.0/16", 0, 0, {{"zone", "west"}})};
+  std::vector<v1::Task> pending;
+  for (int i = 0; i < 4; ++i) {
+    v1::Task t = MakeTask("t" + std::to_string(i), "web");
+    t.mutable_spec()->add_constraints("node.labels.zone==west");
+    pending.push_back(t);
+  }
+  auto r = Scheduler::Schedule(nodes, {}, pending);
+  ASSERT_EQ(r.assigned.size(), 4u);
+  for (const auto& t : r.assigned) EXPECT_EQ(t.node_id(), "b");
+
+  v1::Task nowhere = MakeTask("x", "web");
+  nowhere.mutable_spec()->add_constraints("node.labels.zone==north");
+  auto r2 = Scheduler::Schedule(nodes, {}, {nowhere});
+  ASSERT_EQ(r2.unplaced.size(), 1u);
+  EXPECT_NE(r2.unplaced[0].second.find("node.labels.zone==north"), std::string::npos);
+}
+
+TEST(SchedulerTest, HonoursCpuAndMemoryReservations) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16", 1.0, 1 << 30),
+                                 MakeNode("b", "127.2.0.0/16", 1.0, 1 << 30)};
+  std::vector<v1::Task> pending;
+  for (int i = 0; i < 3; ++i) pending.push_back(MakeTask("t" + std::to_string(i), "web", 0.6));
+  auto r = Scheduler::Schedule(nodes, {}, pending);
+  EXPECT_EQ(r.assigned.size(), 2u);
+  ASSERT_EQ(r.unplaced.size(), 1u);
+  EXPECT_NE(r.unplaced[0].second.find("CPUs"), std::string::npos);
+  auto counts = CountByNode(r);
+  EXPECT_EQ(counts["a"], 1);
+  EXPECT_EQ(counts["b"], 1);
+
+  v1::Task big = MakeTask("m", "db");
+  big.mutable_spec()->mutable_resources()->set_memory_bytes(int64_t{2} << 30);
+  auto r2 = Scheduler::Schedule(nodes, {}, {big});
+  EXPECT_EQ(r2.unplaced.size(), 1u);
+}
+
+TEST(SchedulerTest, AddressesAreUniqueAndInRange) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.5.0.0/24")};
+  std::vector<v1::Task> active;
+  v1::Task existing = MakeTask("e", "web");
+  existing.set_node_id("a");
+  existing.set_address("127.5.0.2");
+  existing.mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  active.push_back(existing);
+  std::vector<v1::Task> pending;
+  for (int i = 0; i < 200; ++i) pending.push_back(MakeTask("t" + std::to_string(i), "web"));
+  auto r = Scheduler::Schedule(nodes, active, pending);
+  std::set<std::string> seen = {"127.5.0.2"};
+  for (const auto& t : r.assigned) {
+    EXPECT_EQ(t.address().rfind("127.5.0.", 0), 0u) << t.address();
+    EXPECT_TRUE(seen.insert(t.address()).second) << "duplicate " << t.address();
+  }
+  EXPECT_EQ(r.assigned.size(), 200u);
+  // A /24 has 254 usable offsets; one is taken.
+  std::vector<v1::Task> more;
+  for (int i = 0; i < 60; ++i) more.push_back(MakeTask("m" + std::to_string(i), "web"));
+  std::vector<v1::Task> all_active = active;
+  for (auto t : r.assigned) all_active.push_back(t);
+  auto r2 = Scheduler::Schedule(nodes, all_active, more);
+  EXPECT_EQ(r2.assigned.size(), 53u);
+  EXPECT_EQ(r2.unplaced.size(), 7u);
+}
+
+TEST(SchedulerTest, PresetNodeIsRespected) {
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
+  v1::Task t = MakeTask("g", "agent");
+  t.set_node_id("b");
+  auto r = Scheduler::Schedule(nodes, {}, {t});
+  ASSERT_EQ(r.assigned.size(), 1u);
+  EXPECT_EQ(r.assigned[0].node_id(), "b");
+  nodes[1].set_state(v1::NODE_STATE_DOWN);
+  auto r2 = Scheduler::Schedule(nodes, {}, {t});
+  EXPECT_EQ(r2.unplaced.size(), 1u);
+}
+
+TEST(SchedulerTest, ParsesLoopbackRanges) {
+  uint32_t base = 0, size = 0;
+  EXPECT_TRUE(ParseLoopbackRange("127.1.0.0/16", &base, &size));
+  EXPECT_EQ(FormatIpv4(base), "127.1.0.0");
+  EXPECT_EQ(size, 65536u);
+  EXPECT_TRUE(ParseLoopbackRange("127.9.3.7/24", &base, &size));
+  EXPECT_EQ(FormatIpv4(base), "127.9.3.0");
+  EXPECT_FALSE(ParseLoopbackRange("10.0.0.0/8", &base, &size));
+  EXPECT_FALSE(ParseLoopbackRange("127.0.0.0", &base, &size));
+  EXPECT_FALSE(ParseLoopbackRange("127.0.0.0/31", &base, &size));
+  EXPECT_FALSE(ParseLoopbackRange("garbage/16", &base, &size));
+}
+
+}  // namespace
+}  // namespace warren
