@@ -461,7 +461,8 @@ void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
     for (const Mutation& m : *r->mutations) {
       KindState& ks = kinds_[m.kind];
       auto it = ks.by_id.find(m.id);
-      if (it != ks.by_id.end() && !it->second.name.empty() && it->second.name != m.name) {
+      if (it != ks.by_id.end() && !it->second.name.empty() &&
+          (!m.data.has_value() || it->second.name != m.name)) {
         auto nit = ks.id_by_name.find(it->second.name);
         if (nit != ks.id_by_name.end() && nit->second == m.id) ks.id_by_name.erase(nit);
       }

@@ -209,7 +209,11 @@ TEST_F(SqliteStoreTest, UniqueNames) {
   ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "", "1d")}).ok());
   EXPECT_FALSE(store->GetByName(Kind::kService, "web-old").has_value());
   ASSERT_TRUE(store->Commit({Put(Kind::kService, "s5", "web-old", "5")}).ok());
-  ASSERT_TRUE(store->Commit({Del(Kind::kService, "s2")}).ok());
+  // A delete frees the name even when the mutation repeats it.
+  Mutation del_s2 = Del(Kind::kService, "s2");
+  del_s2.name = "web";
+  ASSERT_TRUE(store->Commit({del_s2}).ok());
+  EXPECT_FALSE(store->GetByName(Kind::kService, "web").has_value());
   EXPECT_TRUE(store->Commit({Put(Kind::kService, "s6", "web", "6")}).ok());
 
   // The in-memory name index survives a reopen.
