@@ -1,0 +1,120 @@
+#ifndef WARREN_STORE_SQLITE_STORE_H_
+#define WARREN_STORE_SQLITE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "store/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace warren {
+
+struct SqliteStoreOptions {
+  // Number of change rows kept in the watch feed. Older commits are dropped whole, so the
+  // feed may briefly hold more rows when the newest commit alone is larger.
+  size_t max_changes = 100000;
+  // How long SQLite waits for a lock held by another connection before failing.
+  absl::Duration busy_timeout = absl::Seconds(5);
+  // Upper bound on the number of Commit calls that share one transaction (group commit).
+  size_t max_batch = 256;
+};
+
+// Store on one SQLite file (WAL, synchronous=FULL) with every object mirrored in memory.
+// Reads never touch disk. Concurrent Commit calls are batched into one transaction and
+// one fsync (group commit); each caller still gets its own version and its own error.
+class SqliteStore : public Store {
+ public:
+  // Opens or creates the database at `path`, creating missing parent directories, and loads
+  // all objects and the retained watch feed into memory.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                           SqliteStoreOptions opts = {});
+
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override;
+  std::optional<StoredObject> Get(Kind kind, std::string_view id) const override;
+  std::optional<StoredObject> GetByName(Kind kind, std::string_view name) const override;
+  std::vector<StoredObject> List(Kind kind) const override;
+  uint64_t Version() const override;
+  // Never splits one commit's changes: the returned list ends at a commit boundary, and a
+  // single commit larger than `limit` is returned whole.
+  absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override;
+  uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override;
+
+  // Changes with version <= this were dropped from the feed (0: nothing dropped yet).
+  uint64_t CompactedThrough() const;
+
+ private:
+  struct KindState {
+    std::map<std::string, StoredObject, std::less<>> by_id;
+    absl::flat_hash_map<std::string, std::string> id_by_name;
+  };
+  struct CommitRequest;
+  class Overlay;
+
+  SqliteStore(sqlite3* db, SqliteStoreOptions opts);
+
+  absl::Status Init();
+  absl::Status PrepareStatements();
+  absl::Status Load();
+
+  // Runs by exactly one leader thread at a time; fills in each request's result.
+  void ProcessBatch(const std::vector<CommitRequest*>& batch);
+  absl::Status Validate(const std::vector<Mutation>& mutations, uint64_t version,
+                        Overlay& overlay) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status WriteBatch(const std::vector<CommitRequest*>& accepted, uint64_t last_version,
+                          uint64_t compact_through);
+  absl::Status Exec(const char* sql);
+  absl::Status StepDone(sqlite3_stmt* stmt, const char* what);
+  absl::Status SqlError(const char* what) const;
+
+  const KindState* FindKind(Kind kind) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  sqlite3* const db_;
+  const SqliteStoreOptions opts_;
+
+  // Cached statements; used only by the leader (and during Open).
+  sqlite3_stmt* begin_stmt_ = nullptr;
+  sqlite3_stmt* commit_stmt_ = nullptr;
+  sqlite3_stmt* rollback_stmt_ = nullptr;
+  sqlite3_stmt* upsert_stmt_ = nullptr;
+  sqlite3_stmt* delete_stmt_ = nullptr;
+  sqlite3_stmt* insert_change_stmt_ = nullptr;
+  sqlite3_stmt* compact_stmt_ = nullptr;
+  sqlite3_stmt* set_meta_stmt_ = nullptr;
+
+  // Group commit queue. A request is either in pending_ or in the leader's batch until done.
+  absl::Mutex commit_mu_;
+  std::deque<CommitRequest*> pending_ ABSL_GUARDED_BY(commit_mu_);
+  bool leader_active_ ABSL_GUARDED_BY(commit_mu_) = false;
+
+  // In-memory state; written only by the leader after the SQLite COMMIT succeeded.
+  mutable absl::Mutex mu_;
+  std::map<Kind, KindState> kinds_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  // Mirror of the changes table, ordered by version.
+  std::deque<Change> changes_ ABSL_GUARDED_BY(mu_);
+  uint64_t compacted_through_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace warren
+
+#endif  // WARREN_STORE_SQLITE_STORE_H_
