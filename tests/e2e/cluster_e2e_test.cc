@@ -1,0 +1,250 @@
+// End-to-end: the real `warren` binary (hybrid node, separate manager and workers) running
+// real warren-testapp replicas on loopback.
+#include <set>
+
+#include "e2e_util.h"
+#include "gtest/gtest.h"
+
+namespace warren::e2e {
+namespace {
+
+class E2eTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    dir_ = std::filesystem::temp_directory_path() / ("warren-e2e-" + std::to_string(rd()));
+    std::filesystem::create_directories(dir_);
+    marker_ = "WARREN_E2E_RUN=" + dir_.string();
+    api_addr_ = "127.0.0.1:" + std::to_string(FreePort());
+    range_octet_ = 100 + rd() % 100;
+  }
+
+  void TearDown() override {
+    for (auto& p : processes_) p->Kill(SIGTERM, std::chrono::seconds(20));
+    processes_.clear();
+    KillProcessesWithEnv(marker_);
+    std::error_code ec;
+    if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string Range(int i = 0) {
+    return "127." + std::to_string(range_octet_ + i) + ".0.0/16";
+  }
+
+  Process& StartHybrid() {
+    processes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{WARREN_BINARY, "cluster", "init", "--data-dir",
+                                 (dir_ / "data").string(), "--api-addr", api_addr_,
+                                 "--metrics-addr", "127.0.0.1:" + std::to_string(FreePort()),
+                                 "--node-name", "node-1", "--address-range", Range(),
+                                 "--stop-tasks-on-exit"},
+        (dir_ / "hybrid.log").string()));
+    WaitReady();
+    return *processes_.back();
+  }
+
+  void WaitReady() {
+    ASSERT_TRUE(WaitFor([&] {
+      auto r = Cli({"node", "ls", "-o", "json"});
+      return r.exit_code == 0 && r.out.find("NODE_STATE_READY") != std::string::npos;
+    })) << processes_.back()->Log();
+  }
+
+  CommandResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {WARREN_BINARY, "--manager", api_addr_});
+    return Run(args);
+  }
+
+  CommandResult CreateTestapp(const std::string& name, int replicas,
+                              std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"service",        "create",
+                                     name,             "--command",
+                                     WARREN_TESTAPP_BINARY, "--replicas",
+                                     std::to_string(replicas), "--health-http",
+                                     "/healthz",       "--health-interval",
+                                     "200ms",          "--env",
+                                     marker_,          "--stop-timeout",
+                                     "2s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Cli(args);
+  }
+
+  nlohmann::json Tasks(const std::string& service) {
+    auto r = Cli({"service", "ps", service, "-o", "json"});
+    return JsonList(r.out, "tasks");
+  }
+
+  std::vector<nlohmann::json> HealthyTasks(const std::string& service) {
+    std::vector<nlohmann::json> out;
+    for (const auto& t : Tasks(service)) {
+      if (t.value("desiredState", "") == "TASK_STATE_RUNNING" &&
+          t["status"].value("state", "") == "TASK_STATE_RUNNING" &&
+          t["status"].contains("health") &&
+          t["status"]["health"].value("state", "") == "HEALTH_STATE_HEALTHY") {
+        out.push_back(t);
+      }
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::string marker_;
+  std::string api_addr_;
+  int range_octet_ = 100;
+  std::vector<std::unique_ptr<Process>> processes_;
+};
+
+TEST_F(E2eTest, ReplicasBecomeHealthyAndServe) {
+  StartHybrid();
+  auto r = CreateTestapp("web", 3, {"--env", "VERSION=v1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 3; }))
+      << Cli({"service", "ps", "web"}).out;
+  std::set<std::string> addresses;
+  for (const auto& t : HealthyTasks("web")) {
+    std::string ip = t["address"];
+    int port = t["port"];
+    addresses.insert(ip);
+    auto resp = HttpGet(ip, port, "/");
+    ASSERT_TRUE(resp.has_value()) << ip;
+    EXPECT_EQ(resp->first, 200);
+    EXPECT_NE(resp->second.find("v1"), std::string::npos);
+    EXPECT_NE(resp->second.find(t["id"].get<std::string>()), std::string::npos);
+  }
+  EXPECT_EQ(addresses.size(), 3u);
+  auto table = Cli({"service", "ps", "web"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("healthy"), std::string::npos) << table.out;
+  auto logs = Cli({"service", "logs", "web", "--tail", "5"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_FALSE(logs.out.empty());
+}
+
+TEST_F(E2eTest, KilledTaskIsReplaced) {
+  StartHybrid();
+  ASSERT_EQ(CreateTestapp("web", 3).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 3; }));
+  auto victim = HealthyTasks("web")[0];
+  int pid = victim["status"]["pid"];
+  ASSERT_GT(pid, 0);
+  kill(pid, SIGKILL);
+  std::string victim_id = victim["id"];
+  ASSERT_TRUE(WaitFor([&] {
+    auto healthy = HealthyTasks("web");
+    if (healthy.size() != 3) return false;
+    for (const auto& t : healthy) {
+      if (t["id"] == victim_id) return false;
+    }
+    return true;
+  })) << Cli({"service", "ps", "web"}).out;
+  bool failed_seen = false;
+  for (const auto& t : Tasks("web")) {
+    if (t["id"] == victim_id) failed_seen = t["status"].value("state", "") == "TASK_STATE_FAILED";
+  }
+  EXPECT_TRUE(failed_seen);
+}
+
+TEST_F(E2eTest, ManagerKill9LosesNothingAndAdoptsTasks) {
+  StartHybrid();
+  ASSERT_EQ(CreateTestapp("web", 2).exit_code, 0);
+  ASSERT_EQ(CreateTestapp("api", 1).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("api").size() == 1; }));
+  std::set<std::string> before;
+  for (const auto& t : HealthyTasks("web")) before.insert(t["id"]);
+  // An acknowledged write right before the crash.
+  ASSERT_EQ(Cli({"service", "scale", "api=2"}).exit_code, 0);
+  processes_.back()->Kill(SIGKILL);
+  StartHybrid();
+  auto ls = Cli({"service", "ls", "-o", "json"});
+  auto services = JsonList(ls.out, "services");
+  ASSERT_EQ(services.size(), 2u) << ls.out;
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("api").size() == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 2; }));
+  std::set<std::string> after;
+  for (const auto& t : HealthyTasks("web")) after.insert(t["id"]);
+  EXPECT_EQ(before, after) << "running tasks must be adopted, not replaced";
+}
+
+TEST_F(E2eTest, NodeTimeoutReschedulesOnAnotherWorker) {
+  processes_.push_back(std::make_unique<Process>(
+      std::vector<std::string>{WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(),
+                               "--api-addr", api_addr_, "--metrics-addr",
+                               "127.0.0.1:" + std::to_string(FreePort()), "--node-timeout",
+                               "2s"},
+      (dir_ / "manager.log").string()));
+  for (int i = 1; i <= 2; ++i) {
+    processes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
+                                 "w" + std::to_string(i), "--data-dir",
+                                 (dir_ / ("w" + std::to_string(i))).string(), "--address-range",
+                                 Range(i)},
+        (dir_ / ("w" + std::to_string(i) + ".log")).string()));
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Cli({"node", "ls", "-o", "json"});
+    auto nodes = JsonList(r.out, "nodes");
+    int ready = 0;
+    for (const auto& n : nodes) ready += n.value("state", "") == "NODE_STATE_READY";
+    return ready == 2;
+  }));
+  ASSERT_EQ(CreateTestapp("web", 2).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 2; }));
+  std::set<std::string> nodes_used;
+  for (const auto& t : HealthyTasks("web")) nodes_used.insert(t["nodeId"]);
+  EXPECT_EQ(nodes_used.size(), 2u) << "replicas spread over both workers";
+  // Worker 2 dies hard; its task process lives on but the node stops heartbeating.
+  processes_[2]->Kill(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = Cli({"node", "inspect", "w2", "-o", "json"});
+    return r.out.find("NODE_STATE_DOWN") != std::string::npos;
+  }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto healthy = HealthyTasks("web");
+    if (healthy.size() != 2) return false;
+    std::set<std::string> on;
+    for (const auto& t : healthy) on.insert(t["nodeId"]);
+    return on.size() == 1;
+  })) << Cli({"service", "ps", "web"}).out;
+}
+
+TEST_F(E2eTest, BadInputIsRejectedAndNothingStored) {
+  StartHybrid();
+  struct Case {
+    std::vector<std::string> args;
+    std::string must_mention;
+  };
+  std::vector<Case> cases = {
+      {{"service", "create", "web", "--command", "x", "--replicas", "-1"}, "replicas"},
+      {{"service", "create", "Bad_Name", "--command", "x"}, "name"},
+      {{"service", "create", "web", "--command", "x", "--health-interval", "10x"}, "10x"},
+      {{"service", "create", "web", "--command", "x", "--publish", "70000"}, "70000"},
+      {{"service", "create", "web"}, "command"},
+  };
+  for (const auto& c : cases) {
+    auto r = Cli(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args[2];
+    EXPECT_NE((r.out + r.err).find(c.must_mention), std::string::npos)
+        << "error should mention " << c.must_mention << ": " << r.err;
+  }
+  ASSERT_EQ(CreateTestapp("web", 1).exit_code, 0);
+  auto dup = CreateTestapp("web", 1);
+  EXPECT_NE(dup.exit_code, 0);
+  EXPECT_NE(dup.err.find("already exists"), std::string::npos) << dup.err;
+
+  std::string yaml = (dir_ / "bad.yaml").string();
+  std::ofstream(yaml) << "name: good\ntemplate:\n  command: /bin/true\n---\nname: other\n"
+                         "replicaz: 3\ntemplate:\n  command: /bin/true\n";
+  auto apply = Cli({"apply", "-f", yaml});
+  EXPECT_NE(apply.exit_code, 0);
+  EXPECT_NE(apply.err.find("replicaz"), std::string::npos) << apply.err;
+  auto ls = Cli({"service", "ls", "-o", "json"});
+  EXPECT_EQ(JsonList(ls.out, "services").size(), 1u) << "nothing from the bad file is stored";
+
+  auto unreachable = Run({WARREN_BINARY, "--manager", "127.0.0.1:1", "service", "ls"});
+  EXPECT_NE(unreachable.exit_code, 0);
+  EXPECT_NE(unreachable.err.find("127.0.0.1:1"), std::string::npos) << unreachable.err;
+}
+
+}  // namespace
+}  // namespace warren::e2e
