@@ -30,6 +30,11 @@ void ApplySpecDefaults(v1::ServiceSpec* spec);
 // path and what is allowed, e.g. "template.ports[0].target: must be 1..65535, got 70000".
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec);
 
+// Placement constraints: "node.labels.KEY==VALUE", "node.labels.KEY!=VALUE", "node.name==N",
+// "node.name!=N", "node.role==R", "node.role!=R". A missing label never equals a value.
+// INVALID_ARGUMENT for an expression of any other shape.
+absl::StatusOr<bool> MatchConstraint(std::string_view expr, const v1::Node& node);
+
 // Task port: the first port's target, else the health check's port, else 8080.
 int TaskPort(const v1::TaskTemplate& tmpl);
 

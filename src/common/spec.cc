@@ -1,0 +1,746 @@
+#include "common/spec.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
+
+namespace warren {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using Json = nlohmann::ordered_json;
+
+constexpr char kDurationHelp[] = "use a number with a unit: 500ms, 10s, 5m, 1h";
+constexpr char kDurationType[] = "google.protobuf.Duration";
+constexpr char kTimestampType[] = "google.protobuf.Timestamp";
+constexpr char kMemoryBytesField[] = "warren.v1.Resources.memory_bytes";
+
+// Debian's Abseil has its own string_view type, distinct from std::string_view.
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status Invalid(absl::string_view path, absl::string_view msg) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", msg));
+}
+
+bool IsDnsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  for (char c : s) {
+    if (!alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || absl::ascii_isdigit(s[0])) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '_') return false;
+  }
+  return true;
+}
+
+absl::Duration ToAbsl(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// A parsed placement constraint.
+struct Constraint {
+  enum class Subject { kName, kRole, kLabel };
+  Subject subject;
+  std::string label_key;
+  bool equal;
+  std::string value;
+};
+
+constexpr char kConstraintHelp[] =
+    "use node.labels.KEY==VALUE, node.labels.KEY!=VALUE, node.name==NAME, node.name!=NAME, "
+    "node.role==ROLE or node.role!=ROLE";
+
+absl::StatusOr<Constraint> ParseConstraint(absl::string_view expr) {
+  Constraint c;
+  size_t op = expr.find("==");
+  size_t ne = expr.find("!=");
+  if (op == absl::string_view::npos || (ne != absl::string_view::npos && ne < op)) {
+    op = ne;
+    c.equal = false;
+  } else {
+    c.equal = true;
+  }
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid constraint \"%s\": %s", expr, kConstraintHelp));
+  };
+  if (op == absl::string_view::npos) return bad();
+  absl::string_view lhs = absl::StripAsciiWhitespace(expr.substr(0, op));
+  absl::string_view rhs = absl::StripAsciiWhitespace(expr.substr(op + 2));
+  if (rhs.empty() || absl::StrContains(rhs, "==") || absl::StrContains(rhs, "!=")) return bad();
+  c.value = std::string(rhs);
+  if (lhs == "node.name") {
+    c.subject = Constraint::Subject::kName;
+  } else if (lhs == "node.role") {
+    c.subject = Constraint::Subject::kRole;
+  } else if (absl::ConsumePrefix(&lhs, "node.labels.") && !lhs.empty() &&
+             lhs.find_first_of(" \t") == absl::string_view::npos) {
+    c.subject = Constraint::Subject::kLabel;
+    c.label_key = std::string(lhs);
+  } else {
+    return bad();
+  }
+  return c;
+}
+
+absl::Status ValidateDuration(const std::string& path, const google::protobuf::Duration& d,
+                              bool positive) {
+  absl::Duration v = ToAbsl(d);
+  if (positive && v <= absl::ZeroDuration()) {
+    return Invalid(path, absl::StrCat("must be greater than 0, got ", warren::FormatDuration(v)));
+  }
+  if (v < absl::ZeroDuration()) {
+    return Invalid(path, absl::StrCat("must not be negative, got ", warren::FormatDuration(v)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePortNumber(const std::string& path, int port, bool zero_ok) {
+  if ((zero_ok && port == 0) || (port >= 1 && port <= 65535)) return absl::OkStatus();
+  return Invalid(path, absl::StrCat(zero_ok ? "must be 0 (the task's port) or 1..65535, got "
+                                            : "must be 1..65535, got ",
+                                    port));
+}
+
+absl::Status ValidateHealth(const v1::HealthCheck& hc) {
+  const std::string p = "template.healthCheck";
+  switch (hc.probe_case()) {
+    case v1::HealthCheck::kHttp: {
+      const v1::HttpProbe& h = hc.http();
+      if (!absl::StartsWith(h.path(), "/")) {
+        return Invalid(p + ".http.path",
+                       absl::StrFormat("must start with '/', got \"%s\"", h.path()));
+      }
+      if (auto s = ValidatePortNumber(p + ".http.port", h.port(), true); !s.ok()) return s;
+      for (const auto& [path, v] : {std::pair{p + ".http.statusMin", h.status_min()},
+                                    {p + ".http.statusMax", h.status_max()}}) {
+        if (v < 100 || v > 599) return Invalid(path, absl::StrCat("must be 100..599, got ", v));
+      }
+      if (h.status_min() > h.status_max()) {
+        return Invalid(p + ".http.statusMin",
+                       absl::StrFormat("must not be greater than statusMax (%d > %d)",
+                                       h.status_min(), h.status_max()));
+      }
+      for (const auto& [k, v] : h.headers()) {
+        if (k.empty()) return Invalid(p + ".http.headers", "header names must not be empty");
+      }
+      break;
+    }
+    case v1::HealthCheck::kTcp:
+      if (auto s = ValidatePortNumber(p + ".tcp.port", hc.tcp().port(), true); !s.ok()) return s;
+      break;
+    case v1::HealthCheck::kExec:
+      if (hc.exec().command().empty() || hc.exec().command(0).empty()) {
+        return Invalid(p + ".exec.command", "required (the command to run as the probe)");
+      }
+      break;
+    case v1::HealthCheck::PROBE_NOT_SET:
+      return Invalid(p, "set exactly one probe: http, tcp or exec");
+  }
+  if (auto s = ValidateDuration(p + ".interval", hc.interval(), true); !s.ok()) return s;
+  if (auto s = ValidateDuration(p + ".timeout", hc.timeout(), true); !s.ok()) return s;
+  if (auto s = ValidateDuration(p + ".startPeriod", hc.start_period(), false); !s.ok()) return s;
+  if (hc.retries() < 1) {
+    return Invalid(p + ".retries", absl::StrCat("must be at least 1, got ", hc.retries()));
+  }
+  if (hc.success_threshold() < 1) {
+    return Invalid(p + ".successThreshold",
+                   absl::StrCat("must be at least 1, got ", hc.success_threshold()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
+  if (t.image().empty() && t.command().empty()) {
+    return Invalid("template.command", "required (the process runtime runs a command)");
+  }
+  std::map<std::pair<std::string, int>, int> published;  // (host ip, port) -> index
+  std::map<std::string, int> names;
+  for (int i = 0; i < t.ports_size(); ++i) {
+    const v1::Port& port = t.ports(i);
+    const std::string p = absl::StrCat("template.ports[", i, "]");
+    if (auto s = ValidatePortNumber(p + ".target", port.target(), false); !s.ok()) return s;
+    if (port.published() != 0) {
+      if (auto s = ValidatePortNumber(p + ".published", port.published(), false); !s.ok()) {
+        return s;
+      }
+      // The same port on two host addresses could coexist, but 0.0.0.0 overlaps everything, so
+      // published ports are simply unique per service.
+      auto [it, inserted] = published.emplace(std::pair{std::string(), port.published()}, i);
+      if (!inserted) {
+        return Invalid(p + ".published",
+                       absl::StrFormat("port %d is already published by ports[%d]",
+                                       port.published(), it->second));
+      }
+    }
+    if (port.protocol() != "tcp") {
+      return Invalid(
+          p + ".protocol",
+          absl::StrFormat("must be \"tcp\" (the only protocol), got \"%s\"", port.protocol()));
+    }
+    if (!port.name().empty()) {
+      auto [it, inserted] = names.emplace(port.name(), i);
+      if (!inserted) {
+        return Invalid(p + ".name", absl::StrFormat("\"%s\" is already used by ports[%d]",
+                                                    port.name(), it->second));
+      }
+    }
+  }
+  if (t.has_health_check()) {
+    if (auto s = ValidateHealth(t.health_check()); !s.ok()) return s;
+  }
+  if (t.has_restart_policy()) {
+    const v1::RestartPolicy& r = t.restart_policy();
+    const std::string p = "template.restartPolicy";
+    if (r.condition() != "always" && r.condition() != "on-failure" && r.condition() != "never") {
+      return Invalid(
+          p + ".condition",
+          absl::StrFormat("must be always, on-failure or never, got \"%s\"", r.condition()));
+    }
+    if (r.max_attempts() < 0) {
+      return Invalid(p + ".maxAttempts",
+                     absl::StrCat("must be 0 (unlimited) or more, got ", r.max_attempts()));
+    }
+    if (auto s = ValidateDuration(p + ".delay", r.delay(), false); !s.ok()) return s;
+    if (auto s = ValidateDuration(p + ".maxDelay", r.max_delay(), false); !s.ok()) return s;
+  }
+  if (t.has_resources()) {
+    double cpus = t.resources().cpus();
+    if (!std::isfinite(cpus) || cpus < 0) {
+      return Invalid("template.resources.cpus", absl::StrCat("must be 0 or more, got ", cpus));
+    }
+    if (t.resources().memory_bytes() < 0) {
+      return Invalid("template.resources.memoryBytes",
+                     absl::StrCat("must be 0 or more, got ", t.resources().memory_bytes()));
+    }
+  }
+  for (int i = 0; i < t.constraints_size(); ++i) {
+    if (auto c = ParseConstraint(t.constraints(i)); !c.ok()) {
+      return Invalid(absl::StrCat("template.constraints[", i, "]"), c.status().message());
+    }
+  }
+  for (const auto& [k, v] : t.env()) {
+    if (!IsIdentifier(k)) {
+      return Invalid("template.env",
+                     absl::StrFormat("\"%s\" is not a valid variable name (letters, digits and "
+                                     "'_', not starting with a digit)",
+                                     k));
+    }
+  }
+  if (auto s = ValidateDuration("template.stopTimeout", t.stop_timeout(), false); !s.ok()) {
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+// ---- YAML -> JSON, guided by the message descriptor ----------------------------------------
+
+const FieldDescriptor* FindField(const Descriptor* desc, std::string_view key) {
+  for (int i = 0; i < desc->field_count(); ++i) {
+    const FieldDescriptor* f = desc->field(i);
+    if (f->json_name() == key || f->name() == key) return f;
+  }
+  return nullptr;
+}
+
+std::string Join(const std::string& path, absl::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+}
+
+std::string KindName(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return absl::StrFormat("\"%s\"", n.Scalar());
+    default:
+      return "nothing";
+  }
+}
+
+std::string ProtoDurationString(absl::Duration d) {
+  int64_t ns = absl::ToInt64Nanoseconds(d);
+  bool neg = ns < 0;
+  uint64_t abs_ns = neg ? -static_cast<uint64_t>(ns) : static_cast<uint64_t>(ns);
+  uint64_t secs = abs_ns / 1'000'000'000;
+  uint64_t frac = abs_ns % 1'000'000'000;
+  std::string out = absl::StrCat(neg ? "-" : "", secs);
+  if (frac != 0) absl::StrAppend(&out, absl::StrFormat(".%09d", frac));
+  return out + "s";
+}
+
+absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
+                               const std::string& path, Json* out);
+
+// One value of `field` (an element when the field is repeated, the value when it is a map).
+absl::Status YamlValueToJson(const YAML::Node& node, const FieldDescriptor* field,
+                             const std::string& path, Json* out) {
+  using FD = FieldDescriptor;
+  if (field->cpp_type() == FD::CPPTYPE_MESSAGE) {
+    const std::string& type = field->message_type()->full_name();
+    if (type == kDurationType) {
+      if (!node.IsScalar())
+        return Invalid(path, absl::StrCat("expected a duration, got ", KindName(node)));
+      absl::StatusOr<absl::Duration> d = ParseDuration(node.Scalar());
+      if (!d.ok()) return Invalid(path, d.status().message());
+      *out = ProtoDurationString(*d);
+      return absl::OkStatus();
+    }
+    if (type == kTimestampType) {
+      if (!node.IsScalar())
+        return Invalid(path, absl::StrCat("expected a timestamp, got ", KindName(node)));
+      *out = node.Scalar();
+      return absl::OkStatus();
+    }
+    return YamlMessageToJson(node, field->message_type(), path, out);
+  }
+  if (!node.IsScalar()) {
+    return Invalid(path, absl::StrCat("expected a single value, got ", KindName(node)));
+  }
+  const std::string& text = node.Scalar();
+  switch (field->cpp_type()) {
+    case FD::CPPTYPE_STRING:
+      *out = text;
+      return absl::OkStatus();
+    case FD::CPPTYPE_ENUM:
+      *out = text;
+      return absl::OkStatus();
+    case FD::CPPTYPE_BOOL: {
+      bool b;
+      if (!YAML::convert<bool>::decode(node, b)) {
+        return Invalid(path, absl::StrFormat("expected true or false, got \"%s\"", text));
+      }
+      *out = b;
+      return absl::OkStatus();
+    }
+    case FD::CPPTYPE_FLOAT:
+    case FD::CPPTYPE_DOUBLE: {
+      double d;
+      if (!absl::SimpleAtod(text, &d) || !std::isfinite(d)) {
+        return Invalid(path, absl::StrFormat("expected a number, got \"%s\"", text));
+      }
+      *out = d;
+      return absl::OkStatus();
+    }
+    case FD::CPPTYPE_INT32:
+    case FD::CPPTYPE_INT64: {
+      if (field->full_name() == kMemoryBytesField) {
+        absl::StatusOr<int64_t> n = ParseByteSize(text);
+        if (!n.ok()) return Invalid(path, n.status().message());
+        *out = *n;
+        return absl::OkStatus();
+      }
+      int64_t n;
+      if (!absl::SimpleAtoi(text, &n) ||
+          (field->cpp_type() == FD::CPPTYPE_INT32 &&
+           (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()))) {
+        return Invalid(path, absl::StrFormat("expected a whole number, got \"%s\"", text));
+      }
+      *out = n;
+      return absl::OkStatus();
+    }
+    case FD::CPPTYPE_UINT32:
+    case FD::CPPTYPE_UINT64: {
+      uint64_t n;
+      if (!absl::SimpleAtoi(text, &n) ||
+          (field->cpp_type() == FD::CPPTYPE_UINT32 && n > std::numeric_limits<uint32_t>::max())) {
+        return Invalid(path, absl::StrFormat("expected a whole number, got \"%s\"", text));
+      }
+      *out = n;
+      return absl::OkStatus();
+    }
+    default:
+      return Invalid(path, "unsupported field type");
+  }
+}
+
+absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
+                               const std::string& path, Json* out) {
+  if (!node.IsMap()) {
+    return Invalid(path.empty() ? "document" : path,
+                   absl::StrCat("expected a mapping, got ", KindName(node)));
+  }
+  *out = Json::object();
+  std::set<int> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar())
+      return Invalid(path.empty() ? "document" : path, "keys must be names");
+    const std::string key = kv.first.Scalar();
+    const std::string fpath = Join(path, key);
+    const FieldDescriptor* field = FindField(desc, key);
+    if (field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat("unknown field \"%s\"", fpath));
+    }
+    if (!seen.insert(field->number()).second) {
+      return absl::InvalidArgumentError(absl::StrFormat("field \"%s\" is given twice", fpath));
+    }
+    const YAML::Node& value = kv.second;
+    if (value.IsNull()) continue;  // `key:` with nothing means unset.
+    Json& slot = (*out)[key];
+    if (field->is_map()) {
+      if (!value.IsMap())
+        return Invalid(fpath, absl::StrCat("expected a mapping, got ", KindName(value)));
+      const FieldDescriptor* value_field = field->message_type()->map_value();
+      slot = Json::object();
+      for (const auto& entry : value) {
+        if (!entry.first.IsScalar()) return Invalid(fpath, "keys must be single values");
+        const std::string k = entry.first.Scalar();
+        Json v;
+        if (auto s = YamlValueToJson(entry.second, value_field, Join(fpath, k), &v); !s.ok()) {
+          return s;
+        }
+        slot[k] = std::move(v);
+      }
+    } else if (field->is_repeated()) {
+      if (!value.IsSequence())
+        return Invalid(fpath, absl::StrCat("expected a list, got ", KindName(value)));
+      slot = Json::array();
+      for (size_t i = 0; i < value.size(); ++i) {
+        Json v;
+        if (auto s = YamlValueToJson(value[i], field, absl::StrCat(fpath, "[", i, "]"), &v);
+            !s.ok()) {
+          return s;
+        }
+        slot.push_back(std::move(v));
+      }
+    } else {
+      if (auto s = YamlValueToJson(value, field, fpath, &slot); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---- JSON -> YAML, guided by the message descriptor ----------------------------------------
+
+// Strings a YAML reader would take for a number, a boolean or null get quotes.
+bool NeedsQuotes(const std::string& s) {
+  if (s.empty()) return true;
+  std::string lower = absl::AsciiStrToLower(s);
+  static const std::set<std::string> kWords = {"null", "~", "true", "false", "yes",  "no",   "on",
+                                               "off",  "y", "n",    ".nan",  ".inf", "-.inf"};
+  if (kWords.count(lower)) return true;
+  double d;
+  if (absl::SimpleAtod(s, &d)) return true;
+  return s.front() == ' ' || s.back() == ' ';
+}
+
+void EmitJsonValue(YAML::Emitter& e, const Json& j, const FieldDescriptor* field);
+
+void EmitJsonMessage(YAML::Emitter& e, const Json& j, const Descriptor* desc) {
+  if (j.empty()) {
+    e << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+    return;
+  }
+  e << YAML::BeginMap;
+  for (const auto& [key, value] : j.items()) {
+    e << YAML::Key << key << YAML::Value;
+    const FieldDescriptor* field = desc ? FindField(desc, key) : nullptr;
+    if (field && field->is_map()) {
+      const FieldDescriptor* vf = field->message_type()->map_value();
+      if (value.empty()) {
+        e << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+        continue;
+      }
+      e << YAML::BeginMap;
+      for (const auto& [k, v] : value.items()) {
+        e << YAML::Key;
+        if (NeedsQuotes(k)) e << YAML::DoubleQuoted;
+        e << k << YAML::Value;
+        EmitJsonValue(e, v, vf);
+      }
+      e << YAML::EndMap;
+    } else if (value.is_array()) {
+      if (value.empty()) {
+        e << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+        continue;
+      }
+      e << YAML::BeginSeq;
+      for (const auto& v : value) EmitJsonValue(e, v, field);
+      e << YAML::EndSeq;
+    } else {
+      EmitJsonValue(e, value, field);
+    }
+  }
+  e << YAML::EndMap;
+}
+
+void EmitJsonValue(YAML::Emitter& e, const Json& j, const FieldDescriptor* field) {
+  using FD = FieldDescriptor;
+  if (field && field->cpp_type() == FD::CPPTYPE_MESSAGE) {
+    const std::string& type = field->message_type()->full_name();
+    if (type == kDurationType && j.is_string()) {
+      absl::Duration d;
+      if (absl::ParseDuration(j.get<std::string>(), &d)) {
+        e << warren::FormatDuration(d);
+        return;
+      }
+    }
+    if (j.is_object()) {
+      EmitJsonMessage(e, j, field->message_type());
+      return;
+    }
+  }
+  if (j.is_object()) {
+    EmitJsonMessage(e, j, nullptr);
+  } else if (j.is_array()) {
+    e << YAML::BeginSeq;
+    for (const auto& v : j) EmitJsonValue(e, v, nullptr);
+    e << YAML::EndSeq;
+  } else if (j.is_string()) {
+    const std::string s = j.get<std::string>();
+    // protobuf's JSON writes 64-bit integers as strings; YAML can hold them as numbers.
+    bool numeric_field = field && (field->cpp_type() == FD::CPPTYPE_INT64 ||
+                                   field->cpp_type() == FD::CPPTYPE_UINT64);
+    if (!numeric_field && NeedsQuotes(s)) e << YAML::DoubleQuoted;
+    e << s;
+  } else if (j.is_boolean()) {
+    e << (j.get<bool>() ? "true" : "false");
+  } else if (j.is_number_integer()) {
+    e << j.dump();
+  } else if (j.is_number_float()) {
+    e << j.dump();
+  } else {
+    e << YAML::Null;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view text_in) {
+  absl::string_view text = AV(text_in);
+  absl::string_view t = absl::StripAsciiWhitespace(text);
+  absl::Duration d;
+  // absl also reads "inf"; an infinite timeout is never what a user means here.
+  if (t.empty() || absl::StrContains(t, "inf") || !absl::ParseDuration(t, &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid duration \"%s\": %s", text, kDurationHelp));
+  }
+  return d;
+}
+
+std::string FormatDuration(absl::Duration d) { return absl::FormatDuration(d); }
+
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text_in) {
+  absl::string_view text = AV(text_in);
+  absl::string_view t = absl::StripAsciiWhitespace(text);
+  auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "invalid size \"%s\": use a number of bytes, optionally with a unit: 512, 256K, 256M, 1G",
+        text));
+  };
+  size_t digits = 0;
+  while (digits < t.size() && (absl::ascii_isdigit(t[digits]) || t[digits] == '.')) ++digits;
+  if (digits == 0) return bad();
+  double number;
+  if (!absl::SimpleAtod(t.substr(0, digits), &number)) return bad();
+  std::string unit = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(t.substr(digits)));
+  if (absl::EndsWith(unit, "IB")) {
+    unit = unit.substr(0, unit.size() - 2);
+  } else if (unit.size() == 2 && unit[1] == 'B') {
+    unit = unit.substr(0, 1);
+  } else if (absl::EndsWith(unit, "I")) {
+    unit.pop_back();
+  }
+  double scale;
+  if (unit.empty() || unit == "B") {
+    scale = 1;
+  } else if (unit == "K") {
+    scale = 1024.0;
+  } else if (unit == "M") {
+    scale = 1024.0 * 1024;
+  } else if (unit == "G") {
+    scale = 1024.0 * 1024 * 1024;
+  } else if (unit == "T") {
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  } else {
+    return bad();
+  }
+  double bytes = number * scale;
+  if (bytes >= 9.2e18) return bad();
+  return static_cast<int64_t>(std::llround(bytes));
+}
+
+void ApplySpecDefaults(v1::ServiceSpec* spec) {
+  if (spec->mode().empty()) spec->set_mode("replicated");
+  v1::TaskTemplate* t = spec->mutable_template_();
+  v1::RestartPolicy* r = t->mutable_restart_policy();
+  if (r->condition().empty()) r->set_condition("always");
+  if (!r->has_delay()) r->mutable_delay()->set_nanos(100'000'000);
+  if (!r->has_max_delay()) r->mutable_max_delay()->set_seconds(30);
+  if (t->has_health_check() && t->health_check().probe_case() != v1::HealthCheck::PROBE_NOT_SET) {
+    v1::HealthCheck* h = t->mutable_health_check();
+    if (!h->has_interval()) h->mutable_interval()->set_seconds(5);
+    if (!h->has_timeout()) h->mutable_timeout()->set_seconds(2);
+    if (h->retries() == 0) h->set_retries(3);
+    if (h->success_threshold() == 0) h->set_success_threshold(1);
+    if (h->has_http()) {
+      if (h->http().status_min() == 0) h->mutable_http()->set_status_min(200);
+      if (h->http().status_max() == 0) h->mutable_http()->set_status_max(399);
+    }
+  }
+  if (!t->has_stop_timeout()) t->mutable_stop_timeout()->set_seconds(10);
+  for (v1::Port& port : *t->mutable_ports()) {
+    if (port.protocol().empty()) port.set_protocol("tcp");
+    if (port.name().empty()) port.set_name(absl::StrCat("p", port.target()));
+  }
+}
+
+absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
+  if (spec.name().empty()) return Invalid("name", "required");
+  if (!IsDnsLabel(spec.name())) {
+    return Invalid("name", absl::StrFormat("\"%s\" is not a DNS label (lower-case letters, digits "
+                                           "and '-', 1..63 characters, starting and ending with a "
+                                           "letter or digit)",
+                                           spec.name()));
+  }
+  for (const auto& [k, v] : spec.labels()) {
+    if (k.empty()) return Invalid("labels", "keys must not be empty");
+  }
+  if (spec.mode() == "replicated") {
+    if (spec.replicas() < 0) {
+      return Invalid("replicas", absl::StrCat("must be 0 or more, got ", spec.replicas()));
+    }
+  } else if (spec.mode() == "global") {
+    if (spec.replicas() != 0) {
+      return Invalid(
+          "replicas",
+          absl::StrCat("must be unset in global mode (one task per node), got ", spec.replicas()));
+    }
+  } else {
+    return Invalid("mode",
+                   absl::StrFormat("must be replicated or global, got \"%s\"", spec.mode()));
+  }
+  return ValidateTemplate(spec.template_());
+}
+
+absl::StatusOr<bool> MatchConstraint(std::string_view expr, const v1::Node& node) {
+  absl::StatusOr<Constraint> c = ParseConstraint(AV(expr));
+  if (!c.ok()) return c.status();
+  bool equal = false;
+  switch (c->subject) {
+    case Constraint::Subject::kName:
+      equal = node.name() == c->value;
+      break;
+    case Constraint::Subject::kRole:
+      equal = node.role() == c->value;
+      break;
+    case Constraint::Subject::kLabel: {
+      auto it = node.labels().find(c->label_key);
+      equal = it != node.labels().end() && it->second == c->value;
+      break;
+    }
+  }
+  return c->equal ? equal : !equal;
+}
+
+int TaskPort(const v1::TaskTemplate& tmpl) {
+  if (tmpl.ports_size() > 0 && tmpl.ports(0).target() > 0) return tmpl.ports(0).target();
+  if (tmpl.has_health_check()) {
+    const v1::HealthCheck& h = tmpl.health_check();
+    if (h.has_http() && h.http().port() > 0) return h.http().port();
+    if (h.has_tcp() && h.tcp().port() > 0) return h.tcp().port();
+  }
+  return 8080;
+}
+
+absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view yaml) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrFormat("invalid YAML at line %d, column %d: %s",
+                                                      e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  std::vector<v1::ServiceSpec> specs;
+  std::map<std::string, int> names;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const int doc_no = static_cast<int>(i) + 1;
+    auto doc_error = [doc_no](absl::string_view msg) {
+      return absl::InvalidArgumentError(absl::StrFormat("document %d: %s", doc_no, msg));
+    };
+    const YAML::Node& doc = docs[i];
+    if (!doc.IsDefined() || doc.IsNull()) continue;
+    Json json;
+    try {
+      if (auto s = YamlMessageToJson(doc, v1::ServiceSpec::descriptor(), "", &json); !s.ok()) {
+        return doc_error(s.message());
+      }
+    } catch (const YAML::Exception& e) {
+      return doc_error(e.what());
+    }
+    if (!json.contains("replicas") &&
+        !(json.contains("mode") && json["mode"].is_string() && json["mode"] == "global")) {
+      json["replicas"] = 1;
+    }
+    v1::ServiceSpec spec;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    auto status = google::protobuf::util::JsonStringToMessage(json.dump(), &spec, options);
+    if (!status.ok()) return doc_error(std::string(status.message()));
+    if (!spec.name().empty()) {
+      auto [it, inserted] = names.emplace(spec.name(), doc_no);
+      if (!inserted) {
+        return doc_error(absl::StrFormat("service \"%s\" is already defined in document %d",
+                                         spec.name(), it->second));
+      }
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+std::string ToJson(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = false;
+  std::string out;
+  auto status = google::protobuf::util::MessageToJsonString(msg, &out, options);
+  if (!status.ok()) {
+    // Only reachable with an invalid message (e.g. an out-of-range Duration); say so in the output.
+    return Json{{"error", std::string(status.message())}}.dump(2) + "\n";
+  }
+  // protobuf indents by one space; two reads better.
+  return Json::parse(out).dump(2) + "\n";
+}
+
+std::string ToYaml(const google::protobuf::Message& msg) {
+  Json json = Json::parse(ToJson(msg));
+  YAML::Emitter e;
+  e.SetIndent(2);
+  e << YAML::Block;
+  EmitJsonMessage(e, json,
+                  json.contains("error") && json.size() == 1 ? nullptr : msg.GetDescriptor());
+  std::string out = e.c_str();
+  if (!out.empty() && out.back() != '\n') out.push_back('\n');
+  return out;
+}
+
+}  // namespace warren
