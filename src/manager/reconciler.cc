@@ -88,7 +88,7 @@ void ReplaceTerminal(const v1::Service& service, const std::vector<const v1::Tas
       out.events.push_back(
           {"task", latest->id(), name, "restarting",
            absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; restarting in ",
-                        FormatDuration(not_before - now), " as ", replacement.id())});
+                        warren::FormatDuration(not_before - now), " as ", replacement.id())});
     } else if (st == v1::TASK_STATE_ORPHANED || st == v1::TASK_STATE_REJECTED) {
       out.events.push_back({"task", latest->id(), name, "rescheduled",
                             absl::StrCat("slot ", slot, " ", ExitSummary(*latest),

@@ -12,6 +12,7 @@
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
 #include "worker/agent.h"
+#include "worker/fake_driver.h"
 #include "worker/process_driver.h"
 
 namespace warren {
@@ -71,7 +72,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->registry_ = std::make_unique<Registry>();
   Store* st = m->store_.get();
   m->registry_->AddCallbackGauge("warren_services", "Services in the store.", {}, [st] {
-    return std::vector<CallbackSample>{{{}, static_cast<double>(st->List(Kind::kService).size())}};
+    return Registry::Samples{{{}, static_cast<double>(st->List(Kind::kService).size())}};
   });
   m->registry_->AddCallbackGauge("warren_tasks", "Tasks by observed state.", {"state"}, [st] {
     std::map<std::string, double> counts;
@@ -79,30 +80,30 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       counts[TaskStateName(static_cast<v1::TaskState>(s))] = 0;
     }
     for (const auto& t : ListObjects<v1::Task>(*st)) counts[TaskStateName(t.status().state())]++;
-    std::vector<CallbackSample> out;
+    Registry::Samples out;
     for (const auto& [k, v] : counts) out.push_back({{k}, v});
     return out;
   });
   m->registry_->AddCallbackGauge("warren_nodes", "Nodes by state.", {"state"}, [st] {
     std::map<std::string, double> counts{{"ready", 0}, {"down", 0}};
     for (const auto& n : ListObjects<v1::Node>(*st)) counts[NodeStateName(n.state())]++;
-    std::vector<CallbackSample> out;
+    Registry::Samples out;
     for (const auto& [k, v] : counts) out.push_back({{k}, v});
     return out;
   });
   m->registry_->AddCallbackGauge("warren_revisions", "Service revisions kept.", {}, [st] {
-    return std::vector<CallbackSample>{
+    return Registry::Samples{
         {{}, static_cast<double>(st->List(Kind::kRevision).size())}};
   });
   m->registry_->AddCallbackGauge("warren_store_version", "Version of the last store commit.", {},
                                  [st] {
-                                   return std::vector<CallbackSample>{
+                                   return Registry::Samples{
                                        {{}, static_cast<double>(st->Version())}};
                                  });
   Controller* ctl = m->controller_.get();
   m->registry_->AddCallbackGauge(
       "warren_controller_passes", "Control loop passes since start.", {}, [ctl] {
-        return std::vector<CallbackSample>{{{}, static_cast<double>(ctl->stats().passes)}};
+        return Registry::Samples{{{}, static_cast<double>(ctl->stats().passes)}};
       });
   if (!options.metrics_addr.empty()) {
     auto http = HttpServer::Start(options.metrics_addr,
@@ -135,11 +136,11 @@ ManagerServer::~ManagerServer() { Shutdown(); }
 
 namespace {
 
-std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, const Clock& clock,
+std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& clock,
                                        absl::Status* error) {
-  if (options.runtime != "process") {
-    *error = absl::InvalidArgumentError(
-        absl::StrCat("runtime: \"", options.runtime, "\" is not supported (allowed: process)"));
+  if (options.runtime != "process" && options.runtime != "fake") {
+    *error = absl::InvalidArgumentError(absl::StrCat(
+        "runtime: \"", options.runtime, "\" is not supported (allowed: process, fake)"));
     return nullptr;
   }
   std::error_code ec;
@@ -150,7 +151,13 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, const Clock
         absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
     return nullptr;
   }
-  auto driver = std::make_unique<ProcessDriver>(tasks_dir.string());
+  // "fake" runs nothing: tasks are reported running at once (control-plane benchmarks).
+  std::unique_ptr<RuntimeDriver> driver;
+  if (options.runtime == "fake") {
+    driver = std::make_unique<FakeDriver>();
+  } else {
+    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
+  }
   auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock);
   *error = agent->Start();
   if (!error->ok()) return nullptr;

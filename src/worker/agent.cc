@@ -89,7 +89,7 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 };
 
 WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver,
-                         const Clock& clock)
+                         Clock& clock)
     : options_(std::move(options)), driver_(std::move(driver)), clock_(clock) {}
 
 WorkerAgent::~WorkerAgent() { Stop(); }

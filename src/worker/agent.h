@@ -26,7 +26,7 @@ namespace warren {
 // the next agent on the same data dir adopts them.
 class WorkerAgent {
  public:
-  WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, const Clock& clock);
+  WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock);
   ~WorkerAgent();
 
   // Starts the agent's own gRPC server and the background loops. Registration with the
@@ -68,7 +68,7 @@ class WorkerAgent {
 
   const WorkerOptions options_;
   std::unique_ptr<RuntimeDriver> driver_;
-  const Clock& clock_;
+  Clock& clock_;
   std::unique_ptr<HealthProber> prober_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;
