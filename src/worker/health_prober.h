@@ -1,0 +1,139 @@
+#ifndef WARREN_WORKER_HEALTH_PROBER_H_
+#define WARREN_WORKER_HEALTH_PROBER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "warren/v1/objects.pb.h"
+#include "worker/runtime_driver.h"
+
+namespace warren {
+
+// A HealthCheck with its defaults applied (unset or non-positive fields take the default).
+struct HealthCheckParams {
+  absl::Duration interval = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(2);
+  int retries = 3;
+  int success_threshold = 1;
+  absl::Duration start_period = absl::ZeroDuration();
+};
+HealthCheckParams ResolveHealthCheck(const v1::HealthCheck& check);
+
+// The health of one task as a pure state machine over probe results; time comes from the caller.
+//  - STARTING until `success_threshold` consecutive successes (HEALTHY) or `retries`
+//    consecutive failures (UNHEALTHY).
+//  - Failures before the end of the start period do not count, unless the task has already been
+//    healthy once.
+//  - HEALTHY becomes UNHEALTHY after `retries` consecutive failures and UNHEALTHY becomes HEALTHY
+//    again after `success_threshold` consecutive successes.
+// The first probe is due one interval after the task started, each next one an interval after
+// the previous result was recorded.
+class HealthTracker {
+ public:
+  HealthTracker(const v1::HealthCheck& check, absl::Time started_at);
+
+  absl::Time NextProbeAt() const { return next_probe_at_; }
+  // Returns true when the state changed (HEALTHY/UNHEALTHY/STARTING); streaks and last_probe
+  // are updated on every call.
+  bool Record(const v1::ProbeResult& result, absl::Time now);
+  // healthy_since is set while HEALTHY: the time it last became healthy.
+  const v1::TaskHealth& health() const { return health_; }
+  const HealthCheckParams& params() const { return params_; }
+
+ private:
+  HealthCheckParams params_;
+  absl::Time started_at_;
+  absl::Time next_probe_at_;
+  bool ever_healthy_ = false;
+  v1::TaskHealth health_;
+};
+
+// One probe each. They fill ok, output (status line, exit code or error, shortened) and latency;
+// the caller sets time. `host` empty means 127.0.0.1.
+v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& probe,
+                          absl::Duration timeout);
+v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout);
+v1::ProbeResult ProbeExec(RuntimeDriver& driver, std::string_view task_id,
+                          const v1::ExecProbe& probe, absl::Duration timeout);
+
+// Probes the health of many tasks with a small fixed pool of threads that run due probes from a
+// time-ordered queue. The listener is called (from a prober thread, one call at a time per
+// task) when a task's health state changes.
+class HealthProber {
+ public:
+  using Listener = std::function<void(const std::string& task_id, const v1::TaskHealth& health)>;
+  struct Options {
+    int threads = 4;
+    // Upper bound on how long a prober thread sleeps before looking at the clock again, so a
+    // clock that jumps (a FakeClock in tests) is noticed.
+    absl::Duration max_wait = absl::Milliseconds(100);
+  };
+
+  HealthProber(Clock& clock, RuntimeDriver& driver, Listener on_change);
+  HealthProber(Clock& clock, RuntimeDriver& driver, Listener on_change, Options options);
+  ~HealthProber();
+
+  HealthProber(const HealthProber&) = delete;
+  HealthProber& operator=(const HealthProber&) = delete;
+
+  // Starts (or restarts, replacing an earlier watch) probing a task; its health starts as
+  // STARTING. A check without a probe means the task is not watched (and an earlier watch ends).
+  // `port` is used when the probe's own port is 0.
+  void Watch(const std::string& task_id, const std::string& address, int port,
+             const v1::HealthCheck& check, absl::Time started_at);
+  // Stops probing. A listener call already under way may still complete.
+  void Unwatch(std::string_view task_id);
+  // nullopt for tasks not watched.
+  std::optional<v1::TaskHealth> Get(std::string_view task_id) const;
+  size_t WatchedCount() const;
+
+ private:
+  struct Watched {
+    std::string task_id;
+    std::string address;
+    int port = 0;
+    v1::HealthCheck check;
+    uint64_t generation = 0;
+    std::unique_ptr<HealthTracker> tracker;
+  };
+  struct Due {
+    absl::Time at;
+    uint64_t generation;
+    std::string task_id;
+    bool operator>(const Due& other) const { return at > other.at; }
+  };
+
+  void Run();
+  v1::ProbeResult RunProbe(const std::string& task_id, const std::string& address, int port,
+                           const v1::HealthCheck& check, absl::Duration timeout);
+
+  Clock& clock_;
+  RuntimeDriver& driver_;
+  const Listener on_change_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::map<std::string, std::unique_ptr<Watched>, std::less<>> watched_ ABSL_GUARDED_BY(mu_);
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace warren
+
+#endif  // WARREN_WORKER_HEALTH_PROBER_H_

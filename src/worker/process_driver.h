@@ -1,0 +1,120 @@
+#ifndef WARREN_WORKER_PROCESS_DRIVER_H_
+#define WARREN_WORKER_PROCESS_DRIVER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "worker/runtime_driver.h"
+
+namespace warren {
+
+// Runs tasks as host processes. Each task is the leader of its own session and process group,
+// so stopping it signals everything it started. Per task the driver keeps, under `state_dir`:
+//   <task_id>/state       JSON: pid, kernel start time, env (removed by Remove)
+//   <task_id>/output.log  stdout and stderr, appended (kept by Remove)
+// Destroying the driver leaves running tasks alone: a worker restart must not kill them; the
+// next driver adopts them with Recover().
+class ProcessDriver : public RuntimeDriver {
+ public:
+  struct Options {
+    // How often the monitor thread looks for exited tasks.
+    absl::Duration poll_interval = absl::Milliseconds(20);
+    // Exec output beyond this many bytes is dropped.
+    size_t exec_output_limit = 4096;
+  };
+
+  explicit ProcessDriver(std::string state_dir, Clock& clock = RealClock::Get());
+  ProcessDriver(std::string state_dir, Clock& clock, Options options);
+  ~ProcessDriver() override;
+
+  ProcessDriver(const ProcessDriver&) = delete;
+  ProcessDriver& operator=(const ProcessDriver&) = delete;
+
+  std::string Name() const override { return "process"; }
+  void SetListener(Listener listener) override;
+  // Adopts every task in the state dir whose process is still alive (same pid and kernel start
+  // time). Tasks whose process is gone are reported to the listener as exited, with no exit code.
+  std::vector<std::string> Recover() override;
+  // Errors: INVALID_ARGUMENT for a bad task id or missing command, ALREADY_EXISTS for a known
+  // task id, NOT_FOUND / PERMISSION_DENIED / FAILED_PRECONDITION when the command cannot be
+  // executed. A task that failed to execute stays known (phase kExited, with the error) until
+  // Remove; the listener is not called for it since Start already returned the error.
+  absl::Status Start(const TaskRunSpec& spec) override;
+  absl::Status Stop(std::string_view task_id, absl::Duration timeout) override;
+  // A task still running is killed (SIGKILL to its group) before it is forgotten.
+  void Remove(std::string_view task_id) override;
+  std::optional<TaskRuntimeState> Inspect(std::string_view task_id) const override;
+  std::vector<std::string> List() const override;
+  // Runs in its own process group with the task's environment; NOT_FOUND for unknown tasks,
+  // FAILED_PRECONDITION for exited ones. A single argv element runs through /bin/sh -c.
+  absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
+                                  absl::Duration timeout) override;
+  std::string LogPath(std::string_view task_id) const override;
+
+ private:
+  struct Task {
+    std::string id;
+    int pid = 0;
+    uint64_t start_ticks = 0;
+    // Not our child (taken over by Recover): its exit can only be observed, not waited for.
+    bool adopted = false;
+    std::map<std::string, std::string> env;
+    TaskRuntimeState state;
+  };
+  struct Exit {
+    bool has_exit_code = false;
+    int exit_code = 0;
+    std::string error;
+  };
+
+  std::string TaskDir(std::string_view task_id) const;
+  // Returns the exit of a running task, or nullopt while it still runs. Reaps our children.
+  std::optional<Exit> CheckExit(const Task& task);
+  void MonitorLoop();
+  void DeliverEvents() ABSL_LOCKS_EXCLUDED(mu_);
+  void PushEvent(const Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Signals the task's process group, but only while the leader is verifiably the task's
+  // process (an adopted leader that is gone may have had its pid reused).
+  void SignalGroup(const Task& task, int sig);
+
+  const std::string state_dir_;
+  Clock& clock_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Task>, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<std::string, TaskRuntimeState>> events_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Serializes listener calls so phase changes arrive in order.
+  absl::Mutex listener_mu_;
+  Listener listener_ ABSL_GUARDED_BY(listener_mu_);
+
+  std::thread monitor_;
+};
+
+// Kernel start time of a process (field 22 of /proc/<pid>/stat, clock ticks since boot) and
+// whether it is a zombie. nullopt when there is no such process.
+struct ProcStat {
+  uint64_t start_ticks = 0;
+  char state = '?';
+};
+std::optional<ProcStat> ReadProcStat(int pid);
+
+}  // namespace warren
+
+#endif  // WARREN_WORKER_PROCESS_DRIVER_H_

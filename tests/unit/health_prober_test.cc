@@ -1,0 +1,560 @@
+#include "worker/health_prober.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/process_driver.h"
+
+namespace warren {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+template <typename F>
+bool Eventually(F done) {
+  absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return done();
+}
+
+void SetDuration(google::protobuf::Duration* d, absl::Duration value) {
+  d->set_seconds(absl::ToInt64Seconds(value));
+  d->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(value) % 1'000'000'000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HealthTracker
+
+struct Step {
+  absl::Duration at;  // since the task started
+  bool ok;
+  v1::HealthState want;
+  int want_failing;
+  int want_passing;
+};
+
+struct TrackerCase {
+  std::string name;
+  int retries = 0;
+  int success_threshold = 0;
+  absl::Duration start_period = absl::ZeroDuration();
+  std::vector<Step> steps;
+};
+
+void PrintTo(const TrackerCase& c, std::ostream* os) { *os << c.name; }
+
+constexpr auto kStarting = v1::HEALTH_STATE_STARTING;
+constexpr auto kHealthy = v1::HEALTH_STATE_HEALTHY;
+constexpr auto kUnhealthy = v1::HEALTH_STATE_UNHEALTHY;
+
+class HealthTrackerTableTest : public ::testing::TestWithParam<TrackerCase> {};
+
+TEST_P(HealthTrackerTableTest, FollowsSteps) {
+  const TrackerCase& c = GetParam();
+  FakeClock clock;
+  absl::Time start = clock.Now();
+  v1::HealthCheck check;
+  check.mutable_tcp();
+  check.set_retries(c.retries);
+  check.set_success_threshold(c.success_threshold);
+  SetDuration(check.mutable_start_period(), c.start_period);
+  HealthTracker tracker(check, start);
+  EXPECT_EQ(tracker.health().state(), kStarting);
+  v1::HealthState previous = kStarting;
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    const Step& s = c.steps[i];
+    clock.Set(start + s.at);
+    v1::ProbeResult result;
+    result.set_ok(s.ok);
+    result.set_output(s.ok ? "ok" : "fail");
+    bool changed = tracker.Record(result, clock.Now());
+    SCOPED_TRACE(absl::StrCat(c.name, " step ", i));
+    EXPECT_EQ(tracker.health().state(), s.want);
+    EXPECT_EQ(changed, s.want != previous);
+    EXPECT_EQ(tracker.health().failing_streak(), s.want_failing);
+    EXPECT_EQ(tracker.health().passing_streak(), s.want_passing);
+    EXPECT_EQ(tracker.health().last_probe().output(), result.output());
+    EXPECT_EQ(tracker.health().has_healthy_since(), s.want == kHealthy);
+    EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Seconds(5));
+    previous = s.want;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, HealthTrackerTableTest,
+    ::testing::Values(TrackerCase{"defaults_one_success_is_healthy",
+                                  0,
+                                  0,
+                                  absl::ZeroDuration(),
+                                  {{absl::Seconds(5), true, kHealthy, 0, 1}}},
+                      TrackerCase{"defaults_three_failures_are_unhealthy_then_recover",
+                                  0,
+                                  0,
+                                  absl::ZeroDuration(),
+                                  {{absl::Seconds(5), false, kStarting, 1, 0},
+                                   {absl::Seconds(10), false, kStarting, 2, 0},
+                                   {absl::Seconds(15), false, kUnhealthy, 3, 0},
+                                   {absl::Seconds(20), false, kUnhealthy, 4, 0},
+                                   {absl::Seconds(25), true, kHealthy, 0, 1}}},
+                      TrackerCase{"healthy_tolerates_fewer_than_retries_failures",
+                                  2,
+                                  1,
+                                  absl::ZeroDuration(),
+                                  {{absl::Seconds(5), true, kHealthy, 0, 1},
+                                   {absl::Seconds(10), false, kHealthy, 1, 0},
+                                   {absl::Seconds(15), true, kHealthy, 0, 1},
+                                   {absl::Seconds(20), false, kHealthy, 1, 0},
+                                   {absl::Seconds(25), false, kUnhealthy, 2, 0}}},
+                      TrackerCase{"start_period_failures_do_not_count",
+                                  1,
+                                  1,
+                                  absl::Seconds(12),
+                                  {{absl::Seconds(5), false, kStarting, 0, 0},
+                                   {absl::Seconds(10), false, kStarting, 0, 0},
+                                   {absl::Seconds(15), false, kUnhealthy, 1, 0}}},
+                      TrackerCase{"success_in_start_period_ends_it",
+                                  2,
+                                  1,
+                                  absl::Seconds(60),
+                                  {{absl::Seconds(5), false, kStarting, 0, 0},
+                                   {absl::Seconds(10), true, kHealthy, 0, 1},
+                                   {absl::Seconds(15), false, kHealthy, 1, 0},
+                                   {absl::Seconds(20), false, kUnhealthy, 2, 0}}},
+                      TrackerCase{"success_threshold_for_healthy_and_for_recovery",
+                                  1,
+                                  3,
+                                  absl::ZeroDuration(),
+                                  {{absl::Seconds(5), true, kStarting, 0, 1},
+                                   {absl::Seconds(10), true, kStarting, 0, 2},
+                                   {absl::Seconds(15), true, kHealthy, 0, 3},
+                                   {absl::Seconds(20), false, kUnhealthy, 1, 0},
+                                   {absl::Seconds(25), true, kUnhealthy, 0, 1},
+                                   {absl::Seconds(30), true, kUnhealthy, 0, 2},
+                                   {absl::Seconds(35), false, kUnhealthy, 1, 0},
+                                   {absl::Seconds(40), true, kUnhealthy, 0, 1},
+                                   {absl::Seconds(45), true, kUnhealthy, 0, 2},
+                                   {absl::Seconds(50), true, kHealthy, 0, 3}}},
+                      TrackerCase{"a_success_resets_the_failing_streak",
+                                  2,
+                                  2,
+                                  absl::ZeroDuration(),
+                                  {{absl::Seconds(5), false, kStarting, 1, 0},
+                                   {absl::Seconds(10), true, kStarting, 0, 1},
+                                   {absl::Seconds(15), false, kStarting, 1, 0},
+                                   {absl::Seconds(20), false, kUnhealthy, 2, 0}}}),
+    [](const ::testing::TestParamInfo<TrackerCase>& info) { return info.param.name; });
+
+TEST(HealthTrackerTest, DefaultsAndTiming) {
+  v1::HealthCheck check;
+  check.mutable_http();
+  HealthCheckParams p = ResolveHealthCheck(check);
+  EXPECT_EQ(p.interval, absl::Seconds(5));
+  EXPECT_EQ(p.timeout, absl::Seconds(2));
+  EXPECT_EQ(p.retries, 3);
+  EXPECT_EQ(p.success_threshold, 1);
+  EXPECT_EQ(p.start_period, absl::ZeroDuration());
+
+  SetDuration(check.mutable_interval(), absl::Milliseconds(1500));
+  SetDuration(check.mutable_timeout(), absl::Milliseconds(300));
+  FakeClock clock;
+  HealthTracker tracker(check, clock.Now());
+  EXPECT_EQ(tracker.params().timeout, absl::Milliseconds(300));
+  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Milliseconds(1500));
+  clock.Advance(absl::Seconds(2));
+  v1::ProbeResult ok;
+  ok.set_ok(true);
+  EXPECT_TRUE(tracker.Record(ok, clock.Now()));
+  EXPECT_EQ(tracker.health().healthy_since().seconds(), absl::ToUnixSeconds(clock.Now()));
+  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Milliseconds(1500));
+  // healthy_since stays at the moment it became healthy.
+  clock.Advance(absl::Seconds(2));
+  EXPECT_FALSE(tracker.Record(ok, clock.Now()));
+  EXPECT_EQ(tracker.health().healthy_since().seconds(), absl::ToUnixSeconds(clock.Now()) - 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP/TCP server on 127.0.0.1:0. It answers each request with the configured status, or
+// in silent mode reads the request and never answers.
+
+class TestServer {
+ public:
+  TestServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 512), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~TestServer() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : held_) close(fd);
+    close(fd_);
+  }
+  int port() const { return port_; }
+  void set_status(int status) { status_ = status; }
+  void set_silent(bool silent) { silent_ = silent; }
+  int connections() const { return connections_; }
+  std::vector<std::string> requests() {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd pfd = {fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 20) <= 0) continue;
+      int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) continue;
+      ++connections_;
+      std::string request;
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        pollfd cp = {conn, POLLIN, 0};
+        if (poll(&cp, 1, 2000) <= 0) break;
+        char buf[1024];
+        ssize_t n = read(conn, buf, sizeof(buf));
+        if (n <= 0) break;
+        request.append(buf, n);
+      }
+      if (!request.empty()) {
+        absl::MutexLock lock(&mu_);
+        requests_.push_back(request);
+      }
+      if (silent_ || request.empty()) {
+        if (silent_) {
+          held_.push_back(conn);
+          continue;
+        }
+        close(conn);
+        continue;
+      }
+      std::string response = absl::StrCat(
+          "HTTP/1.1 ", status_.load(), " Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      ssize_t ignored = write(conn, response.data(), response.size());
+      (void)ignored;
+      close(conn);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> status_{200};
+  std::atomic<bool> silent_{false};
+  std::atomic<int> connections_{0};
+  std::vector<int> held_;
+  absl::Mutex mu_;
+  std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// A port nothing listens on.
+int ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(ProbeHttpTest, StatusRangeAndRequest) {
+  TestServer server;
+  v1::HttpProbe probe;
+  probe.set_path("/healthz");
+  (*probe.mutable_headers())["X-Probe"] = "yes";
+  v1::ProbeResult result = ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5));
+  EXPECT_TRUE(result.ok()) << result.output();
+  EXPECT_EQ(result.output(), "HTTP/1.1 200 Status");
+  EXPECT_GT(result.latency().seconds() * 1'000'000'000LL + result.latency().nanos(), 0);
+  ASSERT_EQ(server.requests().size(), 1u);
+  std::string request = server.requests()[0];
+  EXPECT_THAT(request, StartsWith("GET /healthz HTTP/1.1\r\n"));
+  EXPECT_THAT(request, HasSubstr(absl::StrCat("\r\nHost: 127.0.0.1:", server.port(), "\r\n")));
+  EXPECT_THAT(request, HasSubstr("\r\nX-Probe: yes\r\n"));
+
+  server.set_status(399);
+  EXPECT_TRUE(ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5)).ok());
+  server.set_status(404);
+  result = ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.output(), "HTTP/1.1 404 Status");
+  server.set_status(503);
+  EXPECT_FALSE(ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5)).ok());
+
+  // A custom range.
+  probe.set_status_min(500);
+  probe.set_status_max(503);
+  EXPECT_TRUE(ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5)).ok());
+  server.set_status(200);
+  EXPECT_FALSE(ProbeHttp("127.0.0.1", server.port(), probe, absl::Seconds(5)).ok());
+}
+
+TEST(ProbeHttpTest, HostHeaderOverrideAndDefaultPath) {
+  TestServer server;
+  v1::HttpProbe probe;
+  (*probe.mutable_headers())["host"] = "example.test";
+  EXPECT_TRUE(ProbeHttp("", server.port(), probe, absl::Seconds(5)).ok());
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_THAT(server.requests()[0], StartsWith("GET / HTTP/1.1\r\nHost: example.test\r\n"));
+
+  (*probe.mutable_headers())["X-Bad"] = "a\r\nInjected: 1";
+  v1::ProbeResult result = ProbeHttp("", server.port(), probe, absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("http.headers[\"X-Bad\"]"));
+}
+
+TEST(ProbeHttpTest, TimesOutAgainstAServerThatNeverAnswers) {
+  TestServer server;
+  server.set_silent(true);
+  v1::ProbeResult result =
+      ProbeHttp("127.0.0.1", server.port(), v1::HttpProbe(), absl::Milliseconds(200));
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.output(), "timed out after 200ms");
+}
+
+TEST(ProbeHttpTest, ConnectionRefused) {
+  v1::ProbeResult result =
+      ProbeHttp("127.0.0.1", ClosedPort(), v1::HttpProbe(), absl::Milliseconds(500));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("Connection refused"));
+}
+
+TEST(ProbeTcpTest, ConnectsOrFails) {
+  TestServer server;
+  v1::ProbeResult result = ProbeTcp("127.0.0.1", server.port(), absl::Seconds(5));
+  EXPECT_TRUE(result.ok()) << result.output();
+  result = ProbeTcp("127.0.0.1", ClosedPort(), absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("Connection refused"));
+  result = ProbeTcp("127.0.0.1", 0, absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("port"));
+}
+
+class ProbeExecTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "warren-hp-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    driver_ = std::make_unique<ProcessDriver>(dir_);
+    TaskRunSpec spec;
+    spec.task_id = "t1";
+    spec.spec.set_command("sleep");
+    spec.spec.add_args("30");
+    spec.env = {{"READY_FILE", dir_ + "/ready"}};
+    ASSERT_TRUE(driver_->Start(spec).ok());
+  }
+  void TearDown() override {
+    EXPECT_TRUE(driver_->Stop("t1", absl::Seconds(1)).ok());
+    driver_.reset();
+    fs::remove_all(dir_);
+  }
+  std::string dir_;
+  std::unique_ptr<ProcessDriver> driver_;
+};
+
+TEST_F(ProbeExecTest, ExitCodeDecides) {
+  v1::ExecProbe probe;
+  probe.add_command("test -f \"$READY_FILE\" && echo ready");
+  v1::ProbeResult result = ProbeExec(*driver_, "t1", probe, absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.output(), "exit code 1");
+  std::ofstream(dir_ + "/ready") << "";
+  result = ProbeExec(*driver_, "t1", probe, absl::Seconds(5));
+  EXPECT_TRUE(result.ok());
+  EXPECT_EQ(result.output(), "exit code 0: ready");
+
+  v1::ExecProbe slow;
+  slow.add_command("sleep 5");
+  result = ProbeExec(*driver_, "t1", slow, absl::Milliseconds(100));
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.output(), "timed out after 100ms");
+
+  result = ProbeExec(*driver_, "unknown", probe, absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("NOT_FOUND"));
+  result = ProbeExec(*driver_, "t1", v1::ExecProbe(), absl::Seconds(5));
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.output(), HasSubstr("exec.command"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HealthProber
+
+class Changes {
+ public:
+  HealthProber::Listener Listener() {
+    return [this](const std::string& id, const v1::TaskHealth& health) {
+      absl::MutexLock lock(&mu_);
+      changes_.push_back({id, health.state()});
+    };
+  }
+  bool WaitFor(const std::string& id, v1::HealthState state) {
+    absl::MutexLock lock(&mu_);
+    auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const auto& [cid, s] : changes_) {
+        if (cid == id && s == state) return true;
+      }
+      return false;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
+  }
+  size_t Count(v1::HealthState state) {
+    absl::MutexLock lock(&mu_);
+    size_t n = 0;
+    for (const auto& [cid, s] : changes_) n += s == state;
+    return n;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::pair<std::string, v1::HealthState>> changes_ ABSL_GUARDED_BY(mu_);
+};
+
+// Exec is not used by these tests: a driver that knows no task.
+class NoTaskDriver : public RuntimeDriver {
+ public:
+  std::string Name() const override { return "none"; }
+  void SetListener(Listener) override {}
+  std::vector<std::string> Recover() override { return {}; }
+  absl::Status Start(const TaskRunSpec&) override { return absl::UnimplementedError("no"); }
+  absl::Status Stop(std::string_view, absl::Duration) override { return absl::OkStatus(); }
+  void Remove(std::string_view) override {}
+  std::optional<TaskRuntimeState> Inspect(std::string_view) const override { return std::nullopt; }
+  std::vector<std::string> List() const override { return {}; }
+  absl::StatusOr<ExecResult> Exec(std::string_view, const std::vector<std::string>&,
+                                  absl::Duration) override {
+    return absl::NotFoundError("no such task");
+  }
+  std::string LogPath(std::string_view) const override { return ""; }
+};
+
+HealthProber::Options FastOptions() {
+  HealthProber::Options options;
+  options.max_wait = absl::Milliseconds(5);
+  return options;
+}
+
+v1::HealthCheck HttpCheck(int retries) {
+  v1::HealthCheck check;
+  check.mutable_http()->set_path("/health");
+  SetDuration(check.mutable_interval(), absl::Seconds(1));
+  SetDuration(check.mutable_timeout(), absl::Seconds(5));
+  check.set_retries(retries);
+  return check;
+}
+
+TEST(HealthProberTest, ProbesOnTheClockAndReportsChanges) {
+  TestServer server;
+  FakeClock clock;
+  NoTaskDriver driver;
+  Changes changes;
+  HealthProber prober(clock, driver, changes.Listener(), FastOptions());
+
+  prober.Watch("t1", "127.0.0.1", server.port(), HttpCheck(2), clock.Now());
+  ASSERT_TRUE(prober.Get("t1").has_value());
+  EXPECT_EQ(prober.Get("t1")->state(), v1::HEALTH_STATE_STARTING);
+  // Nothing is due before the first interval has passed on the clock.
+  EXPECT_EQ(server.connections(), 0);
+
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(changes.WaitFor("t1", v1::HEALTH_STATE_HEALTHY));
+  EXPECT_EQ(prober.Get("t1")->last_probe().output(), "HTTP/1.1 200 Status");
+  EXPECT_EQ(prober.Get("t1")->last_probe().time().seconds(), absl::ToUnixSeconds(clock.Now()));
+
+  server.set_status(500);
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(Eventually([&] { return prober.Get("t1")->failing_streak() == 1; }));
+  EXPECT_EQ(prober.Get("t1")->state(), v1::HEALTH_STATE_HEALTHY);
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(changes.WaitFor("t1", v1::HEALTH_STATE_UNHEALTHY));
+  EXPECT_FALSE(prober.Get("t1")->has_healthy_since());
+
+  server.set_status(200);
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(Eventually([&] { return changes.Count(v1::HEALTH_STATE_HEALTHY) == 2; }));
+
+  prober.Unwatch("t1");
+  EXPECT_FALSE(prober.Get("t1").has_value());
+  EXPECT_EQ(prober.WatchedCount(), 0u);
+}
+
+TEST(HealthProberTest, TaskWithoutCheckIsNotWatched) {
+  FakeClock clock;
+  NoTaskDriver driver;
+  HealthProber prober(clock, driver, nullptr, FastOptions());
+  prober.Watch("t1", "127.0.0.1", 80, v1::HealthCheck(), clock.Now());
+  EXPECT_FALSE(prober.Get("t1").has_value());
+  EXPECT_EQ(prober.WatchedCount(), 0u);
+}
+
+TEST(HealthProberTest, ExecProbeFailuresMakeUnhealthy) {
+  FakeClock clock;
+  NoTaskDriver driver;
+  Changes changes;
+  HealthProber prober(clock, driver, changes.Listener(), FastOptions());
+  v1::HealthCheck check;
+  check.mutable_exec()->add_command("true");
+  check.set_retries(1);
+  prober.Watch("t1", "", 0, check, clock.Now());
+  clock.Advance(absl::Seconds(5));
+  ASSERT_TRUE(changes.WaitFor("t1", v1::HEALTH_STATE_UNHEALTHY));
+  EXPECT_THAT(prober.Get("t1")->last_probe().output(), HasSubstr("no such task"));
+}
+
+TEST(HealthProberTest, ScalesToHundredsOfTasks) {
+  TestServer server;
+  FakeClock clock;
+  NoTaskDriver driver;
+  Changes changes;
+  HealthProber prober(clock, driver, changes.Listener(), FastOptions());
+  constexpr int kTasks = 300;
+  v1::HealthCheck check;
+  check.mutable_tcp();
+  for (int i = 0; i < kTasks; ++i) {
+    prober.Watch(absl::StrCat("t", i), "127.0.0.1", server.port(), check, clock.Now());
+  }
+  EXPECT_EQ(prober.WatchedCount(), static_cast<size_t>(kTasks));
+  clock.Advance(absl::Seconds(5));
+  ASSERT_TRUE(Eventually([&] { return changes.Count(v1::HEALTH_STATE_HEALTHY) == kTasks; }));
+  // One probe per task per interval: the queue does not run a task twice.
+  EXPECT_TRUE(Eventually([&] { return server.connections() == kTasks; }));
+}
+
+}  // namespace
+}  // namespace warren

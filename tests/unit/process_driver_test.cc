@@ -1,0 +1,448 @@
+#include "worker/process_driver.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace warren {
+namespace {
+
+namespace fs = std::filesystem;
+using Phase = TaskRuntimeState::Phase;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+// Generous bound for anything that waits on a real process; tests normally finish far sooner.
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+bool ProcessGone(int pid) {
+  std::optional<ProcStat> stat = ReadProcStat(pid);
+  return !stat || stat->state == 'Z' || stat->state == 'X';
+}
+
+// Polls `done` until it holds or kWait passes.
+template <typename F>
+bool Eventually(F done) {
+  absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return done();
+}
+
+class Recorder {
+ public:
+  RuntimeDriver::Listener Listener() {
+    return [this](const std::string& id, const TaskRuntimeState& state) {
+      absl::MutexLock lock(&mu_);
+      events_.push_back({id, state});
+    };
+  }
+  // Waits for the first event of `id` with `phase`.
+  std::optional<TaskRuntimeState> WaitFor(const std::string& id, Phase phase) {
+    absl::MutexLock lock(&mu_);
+    std::optional<TaskRuntimeState> found;
+    auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const auto& [eid, state] : events_) {
+        if (eid == id && state.phase == phase) {
+          found = state;
+          return true;
+        }
+      }
+      return false;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&cond), kWait);
+    return found;
+  }
+  std::vector<Phase> Phases(const std::string& id) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Phase> out;
+    for (const auto& [eid, state] : events_) {
+      if (eid == id) out.push_back(state.phase);
+    }
+    return out;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::pair<std::string, TaskRuntimeState>> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TaskRunSpec ShellTask(const std::string& id, const std::string& script,
+                      std::map<std::string, std::string> env = {}) {
+  TaskRunSpec spec;
+  spec.task_id = id;
+  spec.spec.set_command("/bin/sh");
+  spec.spec.add_args("-c");
+  spec.spec.add_args(script);
+  spec.env = std::move(env);
+  return spec;
+}
+
+class ProcessDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "warren-pd-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    driver_ = NewDriver();
+  }
+  void TearDown() override {
+    if (driver_) {
+      for (const std::string& id : driver_->List()) {
+        EXPECT_TRUE(driver_->Stop(id, absl::Milliseconds(100)).ok());
+      }
+      driver_.reset();
+    }
+    fs::remove_all(dir_);
+  }
+  std::unique_ptr<ProcessDriver> NewDriver() {
+    auto driver = std::make_unique<ProcessDriver>(dir_ + "/tasks");
+    driver->SetListener(recorder_.Listener());
+    return driver;
+  }
+  // Waits until the task's log contains `text` (so e.g. a trap is installed).
+  bool LogContains(const std::string& id, const std::string& text) {
+    return Eventually(
+        [&] { return ReadFile(driver_->LogPath(id)).find(text) != std::string::npos; });
+  }
+
+  std::string dir_;
+  Recorder recorder_;
+  std::unique_ptr<ProcessDriver> driver_;
+};
+
+TEST_F(ProcessDriverTest, ReportsExitCodeAndCapturesLog) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "cat; echo out; echo err >&2; exit 3")).ok());
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(exited->has_exit_code);
+  EXPECT_EQ(exited->exit_code, 3);
+  EXPECT_EQ(exited->error, "");
+  EXPECT_GT(exited->pid, 0);
+  EXPECT_GE(exited->finished_at, exited->started_at);
+  EXPECT_THAT(recorder_.Phases("t1"), ElementsAre(Phase::kRunning, Phase::kExited));
+  // stdin is /dev/null, so cat returns at once.
+  EXPECT_EQ(ReadFile(driver_->LogPath("t1")), "out\nerr\n");
+  EXPECT_EQ(driver_->LogPath("t1"), dir_ + "/tasks/t1/output.log");
+  EXPECT_EQ(driver_->Inspect("t1")->phase, Phase::kExited);
+  EXPECT_THAT(driver_->List(), ElementsAre("t1"));
+}
+
+TEST_F(ProcessDriverTest, TaskSeesOnlyItsOwnEnvironment) {
+  setenv("WARREN_TEST_SHOULD_NOT_LEAK", "1", 1);
+  ASSERT_TRUE(
+      driver_->Start(ShellTask("t1", "env", {{"FOO", "bar baz"}, {"WARREN_PORT", "9000"}})).ok());
+  ASSERT_TRUE(recorder_.WaitFor("t1", Phase::kExited).has_value());
+  std::string log = ReadFile(driver_->LogPath("t1"));
+  EXPECT_THAT(log, HasSubstr("FOO=bar baz\n"));
+  EXPECT_THAT(log, HasSubstr("WARREN_PORT=9000\n"));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("PATH=", getenv("PATH"), "\n")));
+  EXPECT_THAT(log, Not(HasSubstr("WARREN_TEST_SHOULD_NOT_LEAK")));
+  unsetenv("WARREN_TEST_SHOULD_NOT_LEAK");
+}
+
+TEST_F(ProcessDriverTest, CommandIsLookedUpInTaskPath) {
+  TaskRunSpec spec;
+  spec.task_id = "t1";
+  spec.spec.set_command("sh");
+  spec.spec.add_args("-c");
+  spec.spec.add_args("echo found");
+  spec.env = {{"PATH", "/nonexistent:/bin:/usr/bin"}};
+  ASSERT_TRUE(driver_->Start(spec).ok());
+  ASSERT_TRUE(recorder_.WaitFor("t1", Phase::kExited).has_value());
+  EXPECT_EQ(ReadFile(driver_->LogPath("t1")), "found\n");
+}
+
+TEST_F(ProcessDriverTest, ReportsDeathBySignal) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "kill -9 $$")).ok());
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(exited->has_exit_code);
+  EXPECT_EQ(exited->exit_code, 128 + 9);
+  EXPECT_EQ(exited->error, "killed by signal 9 (SIGKILL)");
+}
+
+TEST_F(ProcessDriverTest, MissingBinaryIsAStartFailure) {
+  TaskRunSpec spec;
+  spec.task_id = "t1";
+  spec.spec.set_command("warren-no-such-binary-xyz");
+  absl::Status status = driver_->Start(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(status.message(), HasSubstr("warren-no-such-binary-xyz"));
+  EXPECT_THAT(status.message(), HasSubstr("not found in PATH"));
+  std::optional<TaskRuntimeState> state = driver_->Inspect("t1");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->phase, Phase::kExited);
+  EXPECT_FALSE(state->has_exit_code);
+  EXPECT_THAT(state->error, HasSubstr("not found"));
+  EXPECT_THAT(ReadFile(driver_->LogPath("t1")), HasSubstr("cannot start task"));
+
+  // An explicit path goes through execve; its errno comes back from the child.
+  spec.task_id = "t2";
+  spec.spec.set_command(dir_ + "/missing/bin");
+  status = driver_->Start(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(status.message(), HasSubstr("No such file or directory"));
+
+  std::string not_exec = dir_ + "/not-executable";
+  std::ofstream(not_exec) << "#!/bin/sh\necho hi\n";
+  chmod(not_exec.c_str(), 0644);
+  spec.task_id = "t3";
+  spec.spec.set_command(not_exec);
+  status = driver_->Start(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("Permission denied"));
+  // No exit was reported for failed starts: Start's error is the report.
+  EXPECT_THAT(recorder_.Phases("t1"), IsEmpty());
+}
+
+TEST_F(ProcessDriverTest, RejectsBadSpecs) {
+  EXPECT_EQ(driver_->Start(ShellTask("", "true")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(driver_->Start(ShellTask("../escape", "true")).code(),
+            absl::StatusCode::kInvalidArgument);
+  TaskRunSpec no_command;
+  no_command.task_id = "t0";
+  absl::Status status = driver_->Start(no_command);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("spec.command"));
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "sleep 30")).ok());
+  EXPECT_EQ(driver_->Start(ShellTask("t1", "true")).code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(ProcessDriverTest, StopSendsTermFirst) {
+  ASSERT_TRUE(driver_
+                  ->Start(ShellTask("t1",
+                                    "trap 'echo bye; exit 0' TERM; echo ready; "
+                                    "while :; do sleep 0.05; done"))
+                  .ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  ASSERT_TRUE(driver_->Stop("t1", kWait).ok());
+  std::optional<TaskRuntimeState> state = driver_->Inspect("t1");
+  EXPECT_EQ(state->phase, Phase::kExited);
+  EXPECT_EQ(state->exit_code, 0);
+  EXPECT_THAT(ReadFile(driver_->LogPath("t1")), HasSubstr("bye"));
+  // Stopping again, or stopping an unknown task, is fine.
+  EXPECT_TRUE(driver_->Stop("t1", kWait).ok());
+  EXPECT_TRUE(driver_->Stop("unknown", kWait).ok());
+}
+
+TEST_F(ProcessDriverTest, StopKillsATaskThatIgnoresTerm) {
+  ASSERT_TRUE(
+      driver_->Start(ShellTask("t1", "trap '' TERM; echo ready; while :; do sleep 0.05; done"))
+          .ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  absl::Time before = absl::Now();
+  ASSERT_TRUE(driver_->Stop("t1", absl::Milliseconds(200)).ok());
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(200));
+  std::optional<TaskRuntimeState> state = driver_->Inspect("t1");
+  EXPECT_EQ(state->phase, Phase::kExited);
+  EXPECT_EQ(state->exit_code, 128 + 9);
+  EXPECT_EQ(state->error, "killed by signal 9 (SIGKILL)");
+  ASSERT_TRUE(recorder_.WaitFor("t1", Phase::kExited).has_value());
+}
+
+TEST_F(ProcessDriverTest, StopKillsTheWholeProcessGroup) {
+  std::string pid_file = dir_ + "/child.pid";
+  ASSERT_TRUE(driver_
+                  ->Start(ShellTask("t1", absl::StrCat("trap '' TERM; sleep 300 & echo $! > ",
+                                                       pid_file, "; echo ready; wait")))
+                  .ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(pid_file)), &child));
+  ASSERT_FALSE(ProcessGone(child));
+  ASSERT_TRUE(driver_->Stop("t1", absl::Milliseconds(200)).ok());
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(child); }));
+}
+
+TEST_F(ProcessDriverTest, LeftoverChildrenDieWithTheTask) {
+  std::string pid_file = dir_ + "/child.pid";
+  ASSERT_TRUE(
+      driver_->Start(ShellTask("t1", absl::StrCat("sleep 300 & echo $! > ", pid_file))).ok());
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_EQ(exited->exit_code, 0);
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(pid_file)), &child));
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(child); }));
+}
+
+TEST_F(ProcessDriverTest, StopDoesNotBlockOtherTasks) {
+  ASSERT_TRUE(driver_
+                  ->Start(ShellTask("stubborn",
+                                    "trap '' TERM; echo ready; "
+                                    "while :; do sleep 0.05; done"))
+                  .ok());
+  ASSERT_TRUE(LogContains("stubborn", "ready"));
+  std::thread stopper([&] { EXPECT_TRUE(driver_->Stop("stubborn", kWait).ok()); });
+  // While Stop waits out its long timeout, another task still starts and its exit is seen.
+  ASSERT_TRUE(driver_->Start(ShellTask("quick", "exit 5")).ok());
+  std::optional<TaskRuntimeState> quick = recorder_.WaitFor("quick", Phase::kExited);
+  ASSERT_TRUE(quick.has_value());
+  EXPECT_EQ(quick->exit_code, 5);
+  EXPECT_EQ(driver_->Inspect("stubborn")->phase, Phase::kRunning);
+  kill(-driver_->Inspect("stubborn")->pid, SIGKILL);
+  stopper.join();
+}
+
+TEST_F(ProcessDriverTest, RecoverAdoptsTasksOfAnEarlierDriver) {
+  ASSERT_TRUE(
+      driver_->Start(ShellTask("t1", "echo ready; while :; do sleep 0.05; done", {{"A", "1"}}))
+          .ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  int pid = driver_->Inspect("t1")->pid;
+  driver_.reset();  // A worker restart: the task keeps running.
+  ASSERT_FALSE(ProcessGone(pid));
+
+  driver_ = NewDriver();
+  EXPECT_THAT(driver_->Recover(), ElementsAre("t1"));
+  std::optional<TaskRuntimeState> state = driver_->Inspect("t1");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->phase, Phase::kRunning);
+  EXPECT_EQ(state->pid, pid);
+  // Recovering twice adopts nothing new.
+  EXPECT_THAT(driver_->Recover(), IsEmpty());
+
+  // The task's environment survived the restart.
+  absl::StatusOr<ExecResult> exec = driver_->Exec("t1", {"echo A=$A"}, kWait);
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_EQ(exec->output, "A=1\n");
+
+  ASSERT_TRUE(driver_->Stop("t1", kWait).ok());
+  EXPECT_TRUE(ProcessGone(pid));
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+
+  driver_->Remove("t1");
+  EXPECT_FALSE(driver_->Inspect("t1").has_value());
+  EXPECT_FALSE(fs::exists(dir_ + "/tasks/t1/state"));
+  EXPECT_TRUE(fs::exists(dir_ + "/tasks/t1/output.log"));
+  EXPECT_THAT(driver_->Recover(), IsEmpty());
+}
+
+void WriteState(const std::string& task_dir, int pid, uint64_t start_ticks) {
+  fs::create_directories(task_dir);
+  nlohmann::json state = {{"task_id", fs::path(task_dir).filename().string()},
+                          {"pid", pid},
+                          {"start_ticks", start_ticks},
+                          {"started_at_unix_nanos", 0},
+                          {"env", std::map<std::string, std::string>{}}};
+  std::ofstream(task_dir + "/state") << state.dump();
+}
+
+TEST_F(ProcessDriverTest, RecoverReportsGoneTasksAsExited) {
+  // Our own pid with another start time: the pid was reused by an unrelated process.
+  WriteState(dir_ + "/tasks/reused", getpid(), 1);
+  fs::create_directories(dir_ + "/tasks/corrupt");
+  std::ofstream(dir_ + "/tasks/corrupt/state") << "{not json";
+
+  EXPECT_THAT(driver_->Recover(), IsEmpty());
+  std::optional<TaskRuntimeState> reused = recorder_.WaitFor("reused", Phase::kExited);
+  ASSERT_TRUE(reused.has_value());
+  EXPECT_FALSE(reused->has_exit_code);
+  EXPECT_EQ(reused->error, "exited while adopted; exit code unknown");
+  std::optional<TaskRuntimeState> corrupt = recorder_.WaitFor("corrupt", Phase::kExited);
+  ASSERT_TRUE(corrupt.has_value());
+  EXPECT_THAT(corrupt->error, HasSubstr("unreadable"));
+  EXPECT_THAT(driver_->List(), ElementsAre("corrupt", "reused"));
+}
+
+TEST_F(ProcessDriverTest, AdoptedProcessThatIsNotOurChild) {
+  // The shell prints its background child's pid and exits, so the sleep is reparented away
+  // from this process: only /proc can tell when it ends.
+  FILE* pipe = popen("sleep 300 >/dev/null 2>&1 & echo $!", "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[32] = {};
+  ASSERT_NE(fgets(buf, sizeof(buf), pipe), nullptr);
+  pclose(pipe);
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(buf), &pid));
+  std::optional<ProcStat> stat = ReadProcStat(pid);
+  ASSERT_TRUE(stat.has_value());
+  WriteState(dir_ + "/tasks/orphan", pid, stat->start_ticks);
+
+  EXPECT_THAT(driver_->Recover(), ElementsAre("orphan"));
+  EXPECT_EQ(driver_->Inspect("orphan")->phase, Phase::kRunning);
+  kill(pid, SIGKILL);
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("orphan", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_FALSE(exited->has_exit_code);
+  EXPECT_EQ(exited->error, "exited while adopted; exit code unknown");
+}
+
+TEST_F(ProcessDriverTest, ExecRunsWithTaskEnvironment) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "sleep 30", {{"GREETING", "hello"}})).ok());
+  absl::StatusOr<ExecResult> result = driver_->Exec("t1", {"echo $GREETING; exit 4"}, kWait);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 4);
+  EXPECT_EQ(result->output, "hello\n");
+  EXPECT_FALSE(result->timed_out);
+
+  result = driver_->Exec("t1", {"/bin/sh", "-c", "echo to-stderr >&2"}, kWait);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_EQ(result->output, "to-stderr\n");
+
+  result = driver_->Exec("t1", {"head -c 10000 /dev/zero"}, kWait);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_EQ(result->output.size(), 4096u);
+
+  EXPECT_EQ(driver_->Exec("nope", {"true"}, kWait).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(driver_->Exec("t1", {}, kWait).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(driver_->Exec("t1", {"/no/such/binary"}, kWait)->exit_code, 127);
+  EXPECT_EQ(driver_->Exec("t1", {"/no/such/binary", "arg"}, kWait).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ProcessDriverTest, ExecTimeoutKillsItsProcessGroup) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "sleep 30")).ok());
+  std::string pid_file = dir_ + "/exec-child.pid";
+  absl::StatusOr<ExecResult> result = driver_->Exec(
+      "t1", {absl::StrCat("sleep 300 & echo $! > ", pid_file, "; echo started; wait")},
+      absl::Milliseconds(200));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->timed_out);
+  EXPECT_EQ(result->output, "started\n");
+  int child = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(pid_file)), &child));
+  EXPECT_TRUE(Eventually([&] { return ProcessGone(child); }));
+}
+
+TEST_F(ProcessDriverTest, RemoveKillsARunningTask) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "sleep 30")).ok());
+  int pid = driver_->Inspect("t1")->pid;
+  driver_->Remove("t1");
+  EXPECT_TRUE(ProcessGone(pid));
+  EXPECT_THAT(driver_->List(), IsEmpty());
+  EXPECT_FALSE(fs::exists(dir_ + "/tasks/t1/state"));
+}
+
+}  // namespace
+}  // namespace warren
