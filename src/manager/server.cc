@@ -170,7 +170,7 @@ int RunManager(const ManagerOptions& options) {
   BlockTerminationSignals();
   auto m = ManagerServer::Start(options, RealClock::Get());
   if (!m.ok()) {
-    spdlog::error("{}", m.status().message());
+    spdlog::error("{}", std::string(m.status().message()));
     return 1;
   }
   int sig = WaitForTerminationSignal();
@@ -186,7 +186,7 @@ int RunWorker(const WorkerOptions& options) {
   absl::Status error;
   auto agent = MakeAgent(o, RealClock::Get(), &error);
   if (!agent) {
-    spdlog::error("{}", error.message());
+    spdlog::error("{}", std::string(error.message()));
     return 1;
   }
   int sig = WaitForTerminationSignal();
@@ -200,7 +200,7 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   BlockTerminationSignals();
   auto m = ManagerServer::Start(manager, RealClock::Get());
   if (!m.ok()) {
-    spdlog::error("{}", m.status().message());
+    spdlog::error("{}", std::string(m.status().message()));
     return 1;
   }
   WorkerOptions o = worker;
@@ -210,7 +210,7 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   absl::Status error;
   auto agent = MakeAgent(o, RealClock::Get(), &error);
   if (!agent) {
-    spdlog::error("{}", error.message());
+    spdlog::error("{}", std::string(error.message()));
     return 1;
   }
   int sig = WaitForTerminationSignal();

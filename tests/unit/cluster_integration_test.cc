@@ -1,5 +1,6 @@
 // An in-process manager (real gRPC on loopback, SQLite store) and workers on the fake
 // runtime: the control plane end to end without processes.
+#include <deque>
 #include <map>
 #include <set>
 
@@ -93,7 +94,7 @@ class ClusterTest : public testing::Test {
   std::unique_ptr<ManagerServer> manager_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;
-  std::vector<Worker> workers_;
+  std::deque<Worker> workers_;  // stable references
 };
 
 TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
