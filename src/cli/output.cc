@@ -244,10 +244,10 @@ std::string UnifiedDiff(std::string_view from_name, std::string_view from, std::
   while (i < n || j < m) {
     if (i < n && j < m && a[i] == b[j]) {
       script.push_back({' ', a[i], ++i, ++j});
-    } else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      script.push_back({'+', b[j], i, ++j});
-    } else {
+    } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
       script.push_back({'-', a[i], ++i, j});
+    } else {
+      script.push_back({'+', b[j], i, ++j});
     }
   }
   constexpr size_t kContext = 3;
