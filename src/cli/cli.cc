@@ -415,7 +415,8 @@ int Apply(Context& ctx, const std::string& file, bool dry_run) {
   Client client(ctx);
   std::vector<Step> steps;
   for (const v1::ServiceSpec& spec : *specs) {
-    Step step{&spec};
+    Step step;
+    step.spec = &spec;
     grpc::Status s = GetService(client, spec.name(), &step.current);
     if (s.ok()) {
       step.exists = true;
