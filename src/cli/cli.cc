@@ -1,5 +1,705 @@
 #include "cli/cli.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "cli/output.h"
+#include "cli/service_flags.h"
+#include "common/spec.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "roles.h"
+#include "warren/v1/api.grpc.pb.h"
+
+#ifndef WARREN_VERSION
+#define WARREN_VERSION "dev"
+#endif
+
 namespace warren {
-int RunCli(int, char**) { return 0; }
+namespace {
+
+constexpr absl::Duration kCallTimeout = absl::Seconds(5);
+
+struct Context {
+  std::string manager = "127.0.0.1:8080";
+  std::string output = "table";
+  std::ostream* out;
+  std::ostream* err;
+  // The command line as typed (without the program name), the default change cause.
+  std::string command_line;
+
+  OutputFormat format() const {
+    absl::StatusOr<OutputFormat> f = ParseOutputFormat(output);
+    return f.ok() ? *f : OutputFormat::kTable;
+  }
+};
+
+// A connection to the manager, and the one place gRPC errors become messages and exit codes.
+class Client {
+ public:
+  explicit Client(const Context& ctx)
+      : ctx_(ctx),
+        stub_(v1::Warren::NewStub(
+            grpc::CreateChannel(ctx.manager, grpc::InsecureChannelCredentials()))) {}
+
+  v1::Warren::Stub& stub() { return *stub_; }
+
+  // Unary calls get a deadline; streams (logs --follow, events) run until interrupted.
+  static void Prepare(grpc::ClientContext* call, bool stream = false) {
+    call->set_wait_for_ready(false);
+    if (!stream) call->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
+  }
+
+  int Fail(const grpc::Status& status) const {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      *ctx_.err << "error: cannot reach the manager at " << ctx_.manager
+                << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
+    } else {
+      *ctx_.err << "error: " << status.error_message() << "\n";
+    }
+    return 1;
+  }
+
+ private:
+  const Context& ctx_;
+  std::unique_ptr<v1::Warren::Stub> stub_;
+};
+
+int UsageError(const Context& ctx, const absl::Status& status) {
+  *ctx.err << "error: " << status.message() << "\n";
+  return 2;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseLabels(
+    const std::vector<std::string>& labels) {
+  std::map<std::string, std::string> out;
+  for (const std::string& l : labels) {
+    auto kv = ParseKeyValue("--label", l);
+    if (!kv.ok()) return kv.status();
+    out[kv->first] = kv->second;
+  }
+  return out;
+}
+
+// ---- server roles -----------------------------------------------------------------------------
+
+struct ServerFlags {
+  ManagerOptions manager;
+  WorkerOptions worker;
+  std::string node_timeout = "15s";
+  std::vector<std::string> labels;
+  std::string memory;
+};
+
+void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
+  cmd->add_option("--data-dir", f->manager.data_dir, "Store directory")->capture_default_str();
+  cmd->add_option("--api-addr", f->manager.api_addr, "gRPC API address")->capture_default_str();
+  cmd->add_option("--metrics-addr", f->manager.metrics_addr, "Metrics (HTTP) address")
+      ->capture_default_str();
+  cmd->add_option("--node-timeout", f->node_timeout,
+                  "Node is down after this long without a "
+                  "heartbeat")
+      ->capture_default_str();
+}
+
+absl::Status FinishManagerFlags(ServerFlags* f) {
+  absl::StatusOr<absl::Duration> d = ParseDuration(f->node_timeout);
+  if (!d.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--node-timeout: ", d.status().message()));
+  if (*d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--node-timeout: must be greater than 0");
+  }
+  f->manager.node_timeout = *d;
+  return absl::OkStatus();
+}
+
+absl::Status FinishWorkerFlags(ServerFlags* f) {
+  auto labels = ParseLabels(f->labels);
+  if (!labels.ok()) return labels.status();
+  f->worker.labels = *labels;
+  if (!f->memory.empty()) {
+    absl::StatusOr<int64_t> bytes = ParseByteSize(f->memory);
+    if (!bytes.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--memory: ", bytes.status().message()));
+    f->worker.memory_bytes = *bytes;
+  }
+  if (f->worker.cpus < 0) return absl::InvalidArgumentError("--cpus: must be 0 or more");
+  return absl::OkStatus();
+}
+
+// ---- client commands ---------------------------------------------------------------------------
+
+int ServiceCreate(Context& ctx, CLI::App& cmd, CreateFlags& flags) {
+  RecordGivenFlags(cmd, &flags.t);
+  absl::StatusOr<v1::ServiceSpec> spec = SpecFromCreateFlags(flags);
+  if (!spec.ok()) return UsageError(ctx, spec.status());
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::CreateServiceRequest req;
+  *req.mutable_spec() = *spec;
+  v1::Service svc;
+  grpc::Status s = client.stub().CreateService(&call, req, &svc);
+  if (!s.ok()) return client.Fail(s);
+  *ctx.out << svc.id() << "\n";
+  return 0;
+}
+
+grpc::Status GetService(Client& client, const std::string& name, v1::Service* svc) {
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::GetServiceRequest req;
+  req.set_name_or_id(name);
+  return client.stub().GetService(&call, req, svc);
+}
+
+int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
+  RecordGivenFlags(cmd, &flags.t);
+  if (flags.t.given.empty() && flags.env_rm.empty()) {
+    *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
+    return 2;
+  }
+  Client client(ctx);
+  v1::Service svc;
+  if (grpc::Status s = GetService(client, flags.name, &svc); !s.ok()) return client.Fail(s);
+  v1::ServiceSpec spec = svc.spec();
+  if (absl::Status s = ApplyUpdateFlags(flags, &spec); !s.ok()) return UsageError(ctx, s);
+  v1::ServiceSpec current = svc.spec();
+  ApplySpecDefaults(&current);
+  if (google::protobuf::util::MessageDifferencer::Equals(current, spec)) {
+    *ctx.out << spec.name() << ": unchanged\n";
+    return 0;
+  }
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::UpdateServiceRequest req;
+  *req.mutable_spec() = spec;
+  req.set_expected_version(svc.version());
+  req.set_change_cause(flags.message.empty() ? ctx.command_line : flags.message);
+  v1::Service updated;
+  if (grpc::Status s = client.stub().UpdateService(&call, req, &updated); !s.ok()) {
+    return client.Fail(s);
+  }
+  *ctx.out << updated.spec().name() << ": updated (revision " << updated.revision() << ")\n";
+  return 0;
+}
+
+int ServiceList(Context& ctx) {
+  Client client(ctx);
+  v1::ListServicesResponse services;
+  {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    if (grpc::Status s = client.stub().ListServices(&call, {}, &services); !s.ok()) {
+      return client.Fail(s);
+    }
+  }
+  std::map<std::string, int> running;
+  if (ctx.format() == OutputFormat::kTable) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ListTasksResponse tasks;
+    if (grpc::Status s = client.stub().ListTasks(&call, {}, &tasks); !s.ok()) return client.Fail(s);
+    running = CountRunning({tasks.tasks().begin(), tasks.tasks().end()});
+  }
+  *ctx.out << RenderServices(services, running, ctx.format(), absl::Now());
+  return 0;
+}
+
+int ServiceInspect(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  v1::Service svc;
+  if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
+  *ctx.out << RenderMessage(svc, ctx.format());
+  return 0;
+}
+
+int ServicePs(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  v1::Service svc;
+  if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
+  v1::ListTasksResponse tasks;
+  {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ListTasksRequest req;
+    req.set_service(svc.id());
+    if (grpc::Status s = client.stub().ListTasks(&call, req, &tasks); !s.ok()) {
+      return client.Fail(s);
+    }
+  }
+  std::map<std::string, std::string> node_names;
+  if (ctx.format() == OutputFormat::kTable) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ListNodesResponse nodes;
+    if (grpc::Status s = client.stub().ListNodes(&call, {}, &nodes); !s.ok()) {
+      return client.Fail(s);
+    }
+    for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
+  }
+  *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now());
+  return 0;
+}
+
+int ServiceScale(Context& ctx, const std::vector<std::string>& items) {
+  std::vector<std::pair<std::string, int>> scales;
+  for (const std::string& item : items) {
+    size_t eq = item.rfind('=');
+    int n;
+    if (eq == std::string::npos || eq == 0 || !absl::SimpleAtoi(item.substr(eq + 1), &n) || n < 0) {
+      *ctx.err << "error: expected NAME=REPLICAS with REPLICAS 0 or more, got \"" << item << "\"\n";
+      return 2;
+    }
+    scales.emplace_back(item.substr(0, eq), n);
+  }
+  Client client(ctx);
+  for (const auto& [name, n] : scales) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ScaleServiceRequest req;
+    req.set_name_or_id(name);
+    req.set_replicas(n);
+    v1::Service svc;
+    if (grpc::Status s = client.stub().ScaleService(&call, req, &svc); !s.ok()) {
+      return client.Fail(s);
+    }
+    *ctx.out << svc.spec().name() << " scaled to " << svc.spec().replicas() << "\n";
+  }
+  return 0;
+}
+
+int ServiceRemove(Context& ctx, const std::vector<std::string>& names) {
+  Client client(ctx);
+  int rc = 0;
+  for (const std::string& name : names) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::DeleteServiceRequest req;
+    req.set_name_or_id(name);
+    v1::DeleteServiceResponse resp;
+    grpc::Status s = client.stub().DeleteService(&call, req, &resp);
+    if (!s.ok()) {
+      rc = client.Fail(s);
+      // Without the manager nothing else can succeed either.
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) return rc;
+      continue;
+    }
+    *ctx.out << name << "\n";
+  }
+  return rc;
+}
+
+int ServiceLogs(Context& ctx, const std::string& name, bool follow, int tail) {
+  Client client(ctx);
+  v1::Service svc;
+  if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
+  grpc::ClientContext call;
+  Client::Prepare(&call, /*stream=*/follow);
+  if (!follow) call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::ServiceLogsRequest req;
+  req.set_name_or_id(svc.id());
+  req.set_follow(follow);
+  req.set_tail(tail);
+  auto reader = client.stub().ServiceLogs(&call, req);
+  v1::LogLine line;
+  while (reader->Read(&line)) {
+    *ctx.out << TaskLabel(svc.spec().name(), line.slot(), line.task_id()) << " | " << line.line();
+    if (line.line().empty() || line.line().back() != '\n') *ctx.out << "\n";
+    ctx.out->flush();
+  }
+  grpc::Status s = reader->Finish();
+  return s.ok() ? 0 : client.Fail(s);
+}
+
+int NodeList(Context& ctx) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::ListNodesResponse nodes;
+  if (grpc::Status s = client.stub().ListNodes(&call, {}, &nodes); !s.ok()) return client.Fail(s);
+  *ctx.out << RenderNodes(nodes, ctx.format(), absl::Now());
+  return 0;
+}
+
+int NodeInspect(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::GetNodeRequest req;
+  req.set_name_or_id(name);
+  v1::Node node;
+  if (grpc::Status s = client.stub().GetNode(&call, req, &node); !s.ok()) return client.Fail(s);
+  *ctx.out << RenderMessage(node, ctx.format());
+  return 0;
+}
+
+int Events(Context& ctx, const std::string& service, uint64_t since) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call, /*stream=*/true);
+  v1::WatchEventsRequest req;
+  req.set_service(service);
+  req.set_since_id(since);
+  auto reader = client.stub().WatchEvents(&call, req);
+  v1::Event event;
+  while (reader->Read(&event)) {
+    *ctx.out << RenderEvent(event, ctx.format());
+    ctx.out->flush();
+  }
+  grpc::Status s = reader->Finish();
+  return s.ok() ? 0 : client.Fail(s);
+}
+
+absl::StatusOr<std::string> ReadInput(const std::string& path) {
+  std::stringstream buf;
+  if (path == "-") {
+    buf << std::cin.rdbuf();
+    return buf.str();
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrFormat("-f: cannot read \"%s\"", path));
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+int Apply(Context& ctx, const std::string& file, bool dry_run) {
+  absl::StatusOr<std::string> text = ReadInput(file);
+  if (!text.ok()) {
+    *ctx.err << "error: " << text.status().message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<std::vector<v1::ServiceSpec>> specs = ParseServicesYaml(*text);
+  if (!specs.ok()) {
+    *ctx.err << "error: " << file << ": " << specs.status().message() << "\n";
+    return 1;
+  }
+  if (specs->empty()) {
+    *ctx.err << "error: " << file << ": no services\n";
+    return 1;
+  }
+  // Nothing is applied unless every service is valid.
+  bool invalid = false;
+  for (size_t i = 0; i < specs->size(); ++i) {
+    v1::ServiceSpec& spec = (*specs)[i];
+    ApplySpecDefaults(&spec);
+    if (absl::Status s = ValidateServiceSpec(spec); !s.ok()) {
+      *ctx.err << "error: " << file << ": service " << (i + 1) << " ("
+               << (spec.name().empty() ? "no name" : spec.name()) << "): " << s.message() << "\n";
+      invalid = true;
+    }
+  }
+  if (invalid) return 1;
+
+  // Plan: read each service, then let the manager check each change (dry run) before any is made.
+  struct Step {
+    const v1::ServiceSpec* spec;
+    bool exists = false;
+    v1::Service current;
+    bool changed = true;
+  };
+  Client client(ctx);
+  std::vector<Step> steps;
+  for (const v1::ServiceSpec& spec : *specs) {
+    Step step;
+    step.spec = &spec;
+    grpc::Status s = GetService(client, spec.name(), &step.current);
+    if (s.ok()) {
+      step.exists = true;
+      v1::ServiceSpec current = step.current.spec();
+      ApplySpecDefaults(&current);
+      *step.current.mutable_spec() = current;
+      step.changed = !google::protobuf::util::MessageDifferencer::Equals(current, spec);
+    } else if (s.error_code() != grpc::StatusCode::NOT_FOUND) {
+      return client.Fail(s);
+    }
+    steps.push_back(std::move(step));
+  }
+  const std::string cause = absl::StrCat("warren apply -f ", file);
+  auto send = [&](const Step& step, bool server_dry_run, v1::Service* result) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    if (!step.exists) {
+      v1::CreateServiceRequest req;
+      *req.mutable_spec() = *step.spec;
+      req.set_dry_run(server_dry_run);
+      return client.stub().CreateService(&call, req, result);
+    }
+    v1::UpdateServiceRequest req;
+    *req.mutable_spec() = *step.spec;
+    req.set_expected_version(step.current.version());
+    req.set_change_cause(cause);
+    req.set_dry_run(server_dry_run);
+    return client.stub().UpdateService(&call, req, result);
+  };
+  for (const Step& step : steps) {
+    if (!step.changed) continue;
+    v1::Service ignored;
+    if (grpc::Status s = send(step, true, &ignored); !s.ok()) {
+      *ctx.err << "error: " << step.spec->name() << ": " << s.error_message() << "\n";
+      return 1;
+    }
+  }
+  for (const Step& step : steps) {
+    const std::string& name = step.spec->name();
+    if (!step.changed) {
+      *ctx.out << name << ": unchanged\n";
+      continue;
+    }
+    if (dry_run) {
+      if (!step.exists) {
+        *ctx.out << name << ": create\n";
+      } else {
+        *ctx.out << name << ": update\n"
+                 << UnifiedDiff(name + " (current)", ToYaml(step.current.spec()),
+                                name + " (" + file + ")", ToYaml(*step.spec));
+      }
+      continue;
+    }
+    v1::Service result;
+    if (grpc::Status s = send(step, false, &result); !s.ok()) {
+      *ctx.err << "error: " << name << ": " << s.error_message() << "\n";
+      return 1;
+    }
+    if (!step.exists) {
+      *ctx.out << name << ": created (" << result.id() << ")\n";
+    } else {
+      *ctx.out << name << ": updated (revision " << result.revision() << ")\n";
+    }
+  }
+  return 0;
+}
+
+std::string QuoteForDisplay(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_of(" \t\"'$\\") == std::string::npos) return arg;
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+void AddOutputFlag(CLI::App* cmd, Context* ctx) {
+  cmd->add_option("-o,--output", ctx->output, "Output format: table, json or yaml")
+      ->check(CLI::IsMember({"table", "json", "yaml"}))
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Context ctx;
+  ctx.out = &out;
+  ctx.err = &err;
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < args.size(); ++i)
+    shown.push_back(QuoteForDisplay(i == 0 ? "warren" : args[i]));
+  ctx.command_line = absl::StrJoin(shown, " ");
+
+  CLI::App app{"Warren: a small container orchestrator", "warren"};
+  app.require_subcommand(1);
+  // Lets the global --manager follow a subcommand: `warren service ls --manager host:8080`.
+  app.fallthrough();
+  app.add_option("--manager", ctx.manager, "Manager API address (env WARREN_MANAGER)")
+      ->envname("WARREN_MANAGER")
+      ->capture_default_str();
+
+  std::function<int()> action;
+
+  // cluster init
+  ServerFlags init_flags;
+  init_flags.worker.data_dir.clear();
+  CLI::App* cluster = app.add_subcommand("cluster", "Single-node cluster");
+  cluster->require_subcommand(1);
+  CLI::App* init = cluster->add_subcommand("init", "Start a manager and a worker in one process");
+  AddManagerFlags(init, &init_flags);
+  init->add_option("--node-name", init_flags.worker.node_name, "Node name (default: host name)");
+  init->add_option("--address-range", init_flags.worker.address_range,
+                   "Loopback CIDR for task addresses")
+      ->capture_default_str();
+  init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
+  init->callback([&] {
+    action = [&] {
+      if (absl::Status s = FinishManagerFlags(&init_flags); !s.ok()) return UsageError(ctx, s);
+      if (absl::Status s = FinishWorkerFlags(&init_flags); !s.ok()) return UsageError(ctx, s);
+      init_flags.worker.data_dir = init_flags.manager.data_dir;
+      init_flags.worker.manager_addr = init_flags.manager.api_addr;
+      return RunHybrid(init_flags.manager, init_flags.worker);
+    };
+  });
+
+  // manager
+  ServerFlags manager_flags;
+  CLI::App* manager = app.add_subcommand("manager", "Run the manager (API, store, controllers)");
+  AddManagerFlags(manager, &manager_flags);
+  manager->callback([&] {
+    action = [&] {
+      if (absl::Status s = FinishManagerFlags(&manager_flags); !s.ok()) return UsageError(ctx, s);
+      return RunManager(manager_flags.manager);
+    };
+  });
+
+  // worker
+  ServerFlags worker_flags;
+  worker_flags.worker.data_dir = "./warren-worker-data";
+  CLI::App* worker = app.add_subcommand("worker", "Run a worker that joins --manager");
+  worker->add_option("--node-name", worker_flags.worker.node_name,
+                     "Node name (default: host name)");
+  worker->add_option("--data-dir", worker_flags.worker.data_dir, "Task logs and state")
+      ->capture_default_str();
+  worker->add_option("--agent-addr", worker_flags.worker.agent_addr, "Worker gRPC address")
+      ->capture_default_str();
+  worker
+      ->add_option("--address-range", worker_flags.worker.address_range,
+                   "Loopback CIDR for task addresses")
+      ->capture_default_str();
+  worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
+  worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
+  worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
+  worker->add_option("--runtime", worker_flags.worker.runtime, "Runtime driver: process or cri")
+      ->check(CLI::IsMember({"process", "cri"}))
+      ->capture_default_str();
+  worker->add_option("--metrics-addr", worker_flags.worker.metrics_addr,
+                     "Metrics (HTTP) address; empty disables");
+  worker->callback([&] {
+    action = [&] {
+      if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
+      worker_flags.worker.manager_addr = ctx.manager;
+      return RunWorker(worker_flags.worker);
+    };
+  });
+
+  // service ...
+  CLI::App* service = app.add_subcommand("service", "Manage services");
+  service->require_subcommand(1);
+
+  CreateFlags create_flags;
+  CLI::App* create = service->add_subcommand("create", "Create a service");
+  create->add_option("NAME", create_flags.name, "Service name (a DNS label)")->required();
+  AddTemplateFlags(create, &create_flags.t);
+  create->callback([&] { action = [&] { return ServiceCreate(ctx, *create, create_flags); }; });
+
+  UpdateFlags update_flags;
+  CLI::App* update = service->add_subcommand(
+      "update", "Change a service: each flag given changes that field only");
+  update->add_option("NAME", update_flags.name, "Service name or id")->required();
+  AddTemplateFlags(update, &update_flags.t);
+  update->add_option("--env-rm", update_flags.env_rm,
+                     "Remove an environment variable (repeatable)");
+  update->add_option("--message", update_flags.message,
+                     "Change cause recorded with the revision (default: the command line)");
+  update->callback([&] { action = [&] { return ServiceUpdate(ctx, *update, update_flags); }; });
+
+  CLI::App* ls = service->add_subcommand("ls", "List services");
+  AddOutputFlag(ls, &ctx);
+  ls->callback([&] { action = [&] { return ServiceList(ctx); }; });
+
+  std::string inspect_name;
+  CLI::App* inspect = service->add_subcommand("inspect", "Show a service in full");
+  inspect->add_option("NAME", inspect_name, "Service name or id")->required();
+  AddOutputFlag(inspect, &ctx);
+  inspect->callback([&] { action = [&] { return ServiceInspect(ctx, inspect_name); }; });
+
+  std::string ps_name;
+  CLI::App* ps = service->add_subcommand("ps", "List a service's tasks");
+  ps->add_option("NAME", ps_name, "Service name or id")->required();
+  AddOutputFlag(ps, &ctx);
+  ps->callback([&] { action = [&] { return ServicePs(ctx, ps_name); }; });
+
+  std::vector<std::string> scale_items;
+  CLI::App* scale = service->add_subcommand("scale", "Set replica counts");
+  scale->add_option("NAME=REPLICAS", scale_items, "One or more NAME=N")->required();
+  scale->callback([&] { action = [&] { return ServiceScale(ctx, scale_items); }; });
+
+  std::vector<std::string> rm_names;
+  CLI::App* rm = service->add_subcommand("rm", "Remove services");
+  rm->add_option("NAME", rm_names, "Service names or ids")->required();
+  rm->callback([&] { action = [&] { return ServiceRemove(ctx, rm_names); }; });
+
+  std::string logs_name;
+  bool logs_follow = false;
+  int logs_tail = 0;
+  CLI::App* logs = service->add_subcommand("logs", "Print a service's task logs");
+  logs->add_option("NAME", logs_name, "Service name or id")->required();
+  logs->add_flag("-f,--follow", logs_follow, "Keep printing new lines");
+  logs->add_option("--tail", logs_tail, "Lines from the end of each task's log (0: all)");
+  logs->callback(
+      [&] { action = [&] { return ServiceLogs(ctx, logs_name, logs_follow, logs_tail); }; });
+
+  // node ...
+  CLI::App* node = app.add_subcommand("node", "Inspect nodes");
+  node->require_subcommand(1);
+  CLI::App* node_ls = node->add_subcommand("ls", "List nodes");
+  AddOutputFlag(node_ls, &ctx);
+  node_ls->callback([&] { action = [&] { return NodeList(ctx); }; });
+  std::string node_name;
+  CLI::App* node_inspect = node->add_subcommand("inspect", "Show a node in full");
+  node_inspect->add_option("NAME", node_name, "Node name or id")->required();
+  AddOutputFlag(node_inspect, &ctx);
+  node_inspect->callback([&] { action = [&] { return NodeInspect(ctx, node_name); }; });
+
+  // events
+  std::string events_service;
+  uint64_t events_since = 0;
+  CLI::App* events = app.add_subcommand("events", "Stream cluster events until interrupted");
+  events->add_option("--service", events_service, "Only this service's events");
+  events->add_option("--since", events_since, "Start after this event id");
+  AddOutputFlag(events, &ctx);
+  events->callback([&] { action = [&] { return Events(ctx, events_service, events_since); }; });
+
+  // apply
+  std::string apply_file;
+  bool apply_dry_run = false;
+  CLI::App* apply = app.add_subcommand("apply", "Create or update services from a YAML file");
+  apply->add_option("-f,--file", apply_file, "YAML file ('-' for standard input)")->required();
+  apply->add_flag("--dry-run", apply_dry_run, "Print what would change; change nothing");
+  apply->callback([&] { action = [&] { return Apply(ctx, apply_file, apply_dry_run); }; });
+
+  // version
+  CLI::App* version = app.add_subcommand("version", "Print the version");
+  version->callback([&] {
+    action = [&] {
+      out << "warren " << WARREN_VERSION << "\n";
+      return 0;
+    };
+  });
+
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::Success& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    err << "error: " << e.what() << "\n"
+        << "Run with --help for more information.\n";
+    return 2;
+  }
+  if (!action) return 2;
+  return action();
+}
+
+int RunCli(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  return RunCli(args, std::cout, std::cerr);
+}
+
 }  // namespace warren

@@ -1,0 +1,293 @@
+#include "cli/output.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/spec.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace warren {
+namespace {
+
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+std::string EnumSuffix(const std::string& name, absl::string_view prefix) {
+  absl::string_view n = name;
+  if (absl::StartsWith(n, prefix)) n.remove_prefix(prefix.size());
+  std::string out = absl::AsciiStrToLower(n);
+  return out == "unspecified" ? "-" : out;
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes <= 0) return "-";
+  const char* units[] = {"", "K", "M", "G", "T"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (v == static_cast<int64_t>(v)) return absl::StrCat(static_cast<int64_t>(v), units[u]);
+  return absl::StrFormat("%.1f%s", v, units[u]);
+}
+
+std::string FormatPorts(const v1::TaskTemplate& t) {
+  std::vector<std::string> out;
+  for (const v1::Port& p : t.ports()) {
+    std::string proto = p.protocol().empty() ? "tcp" : p.protocol();
+    if (p.published() == 0) {
+      out.push_back(absl::StrCat(p.target(), "/", proto));
+    } else {
+      out.push_back(absl::StrCat(p.host_ip().empty() ? "" : p.host_ip() + ":", p.published(), "->",
+                                 p.target(), "/", proto));
+    }
+  }
+  return out.empty() ? "-" : absl::StrJoin(out, ",");
+}
+
+std::string OrDash(std::string s) { return s.empty() ? "-" : s; }
+
+}  // namespace
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view text) {
+  if (text == "table") return OutputFormat::kTable;
+  if (text == "json") return OutputFormat::kJson;
+  if (text == "yaml") return OutputFormat::kYaml;
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--output: must be table, json or yaml, got \"%s\"", AV(text)));
+}
+
+std::string RenderTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size(), 0);
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  };
+  measure(header);
+  for (const auto& row : rows) measure(row);
+  std::string out;
+  auto emit = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      const std::string cell = i < row.size() ? row[i] : "";
+      line += cell;
+      if (i + 1 < widths.size()) line += std::string(widths[i] - cell.size() + 3, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  };
+  emit(header);
+  for (const auto& row : rows) emit(row);
+  return out;
+}
+
+std::string FormatAge(const google::protobuf::Timestamp& since, absl::Time now) {
+  if (since.seconds() == 0 && since.nanos() == 0) return "-";
+  absl::Time t = absl::FromUnixSeconds(since.seconds()) + absl::Nanoseconds(since.nanos());
+  int64_t s = std::max<int64_t>(0, absl::ToInt64Seconds(now - t));
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrCat(s / 60, "m");
+  if (s < 86400) return absl::StrCat(s / 3600, "h");
+  return absl::StrCat(s / 86400, "d");
+}
+
+std::string TaskStateName(v1::TaskState state) {
+  return EnumSuffix(v1::TaskState_Name(state), "TASK_STATE_");
+}
+std::string HealthStateName(v1::HealthState state) {
+  return EnumSuffix(v1::HealthState_Name(state), "HEALTH_STATE_");
+}
+std::string NodeStateName(v1::NodeState state) {
+  return EnumSuffix(v1::NodeState_Name(state), "NODE_STATE_");
+}
+
+std::string RenderMessage(const google::protobuf::Message& msg, OutputFormat format) {
+  return format == OutputFormat::kJson ? ToJson(msg) : ToYaml(msg);
+}
+
+std::map<std::string, int> CountRunning(const std::vector<v1::Task>& tasks) {
+  std::map<std::string, int> running;
+  for (const v1::Task& t : tasks) {
+    if (t.desired_state() == v1::TASK_STATE_RUNNING &&
+        t.status().state() == v1::TASK_STATE_RUNNING) {
+      ++running[t.service_id()];
+    }
+  }
+  return running;
+}
+
+std::string RenderServices(const v1::ListServicesResponse& services,
+                           const std::map<std::string, int>& running, OutputFormat format,
+                           absl::Time now) {
+  if (format != OutputFormat::kTable) return RenderMessage(services, format);
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Service& s : services.services()) {
+    auto it = running.find(s.id());
+    int up = it == running.end() ? 0 : it->second;
+    const v1::ServiceSpec& spec = s.spec();
+    std::string replicas = spec.mode() == "global" ? absl::StrCat(up, " (global)")
+                                                   : absl::StrCat(up, "/", spec.replicas());
+    std::string what =
+        !spec.template_().image().empty() ? spec.template_().image() : spec.template_().command();
+    rows.push_back({s.id(), spec.name(), OrDash(spec.mode()), replicas, OrDash(what),
+                    FormatPorts(spec.template_()), absl::StrCat(s.revision()),
+                    FormatAge(s.created_at(), now)});
+  }
+  return RenderTable(
+      {"ID", "NAME", "MODE", "REPLICAS", "COMMAND/IMAGE", "PORTS", "REVISION", "AGE"}, rows);
+}
+
+std::string RenderTasks(const v1::ListTasksResponse& tasks,
+                        const std::map<std::string, std::string>& node_names, OutputFormat format,
+                        absl::Time now) {
+  if (format != OutputFormat::kTable) return RenderMessage(tasks, format);
+  std::vector<const v1::Task*> sorted;
+  for (const v1::Task& t : tasks.tasks()) sorted.push_back(&t);
+  // Slot order, newest attempt first within a slot: the current task leads its history.
+  std::stable_sort(sorted.begin(), sorted.end(), [](const v1::Task* a, const v1::Task* b) {
+    if (a->slot() != b->slot()) return a->slot() < b->slot();
+    if (a->node_id() != b->node_id()) return a->node_id() < b->node_id();
+    return google::protobuf::util::TimeUtil::TimestampToNanoseconds(a->created_at()) >
+           google::protobuf::util::TimeUtil::TimestampToNanoseconds(b->created_at());
+  });
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Task* t : sorted) {
+    auto node = node_names.find(t->node_id());
+    std::string node_name = node != node_names.end() ? node->second : OrDash(t->node_id());
+    std::string address =
+        t->address().empty()
+            ? "-"
+            : (t->port() > 0 ? absl::StrCat(t->address(), ":", t->port()) : t->address());
+    std::string state = TaskStateName(t->status().state());
+    if (t->desired_state() == v1::TASK_STATE_SHUTDOWN &&
+        (t->status().state() == v1::TASK_STATE_RUNNING ||
+         t->status().state() == v1::TASK_STATE_STARTING)) {
+      state += " (stopping)";
+    }
+    std::string exit = t->status().has_exit_code() ? absl::StrCat(t->status().exit_code()) : "-";
+    rows.push_back({t->id(), t->slot() > 0 ? absl::StrCat(t->slot()) : "-", node_name, address,
+                    state, HealthStateName(t->status().health().state()), exit,
+                    FormatAge(t->created_at(), now)});
+  }
+  return RenderTable({"TASK", "SLOT", "NODE", "ADDRESS", "STATE", "HEALTH", "EXIT", "AGE"}, rows);
+}
+
+std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format, absl::Time now) {
+  if (format != OutputFormat::kTable) return RenderMessage(nodes, format);
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Node& n : nodes.nodes()) {
+    std::vector<std::string> labels;
+    for (const auto& [k, v] : n.labels()) labels.push_back(absl::StrCat(k, "=", v));
+    std::sort(labels.begin(), labels.end());
+    rows.push_back(
+        {n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()), OrDash(n.runtime()),
+         n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
+         FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
+         labels.empty() ? "-" : absl::StrJoin(labels, ","), FormatAge(n.last_heartbeat(), now)});
+  }
+  return RenderTable({"ID", "NAME", "ROLE", "STATE", "RUNTIME", "CPUS", "MEMORY", "ADDRESSES",
+                      "LABELS", "HEARTBEAT"},
+                     rows);
+}
+
+std::string RenderEvent(const v1::Event& e, OutputFormat format) {
+  if (format == OutputFormat::kJson) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions options;
+    (void)google::protobuf::util::MessageToJsonString(e, &out, options);
+    return out + "\n";
+  }
+  if (format == OutputFormat::kYaml) return "---\n" + ToYaml(e);
+  std::string when = e.has_time() ? google::protobuf::util::TimeUtil::ToString(e.time()) : "-";
+  std::string line =
+      absl::StrCat(when, "  #", e.id(), "  ", e.kind(), " ",
+                   e.object_name().empty() ? e.object_id() : e.object_name(), " ", e.action());
+  if (!e.message().empty()) absl::StrAppend(&line, ": ", e.message());
+  return line + "\n";
+}
+
+std::string TaskLabel(std::string_view service, int slot, std::string_view task_id) {
+  if (slot > 0) return absl::StrCat(AV(service), ".", slot, ".", AV(task_id));
+  return absl::StrCat(AV(service), ".", AV(task_id));
+}
+
+std::string UnifiedDiff(std::string_view from_name, std::string_view from, std::string_view to_name,
+                        std::string_view to) {
+  std::vector<std::string> a = absl::StrSplit(AV(from), '\n', absl::SkipEmpty());
+  std::vector<std::string> b = absl::StrSplit(AV(to), '\n', absl::SkipEmpty());
+  if (a == b) return "";
+  // Longest common subsequence table; specs are tens of lines, so O(n*m) is fine.
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<int>> lcs(n + 1, std::vector<int>(m + 1, 0));
+  for (size_t i = n; i-- > 0;) {
+    for (size_t j = m; j-- > 0;) {
+      lcs[i][j] = a[i] == b[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  struct Line {
+    char op;  // ' ', '-', '+'
+    std::string text;
+    size_t a_line, b_line;  // 1-based line numbers after this line
+  };
+  std::vector<Line> script;
+  size_t i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] == b[j]) {
+      script.push_back({' ', a[i], ++i, ++j});
+    } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      script.push_back({'-', a[i], ++i, j});
+    } else {
+      script.push_back({'+', b[j], i, ++j});
+    }
+  }
+  constexpr size_t kContext = 3;
+  std::string out = absl::StrCat("--- ", AV(from_name), "\n+++ ", AV(to_name), "\n");
+  size_t k = 0;
+  while (k < script.size()) {
+    if (script[k].op == ' ') {
+      ++k;
+      continue;
+    }
+    size_t start = k >= kContext ? k - kContext : 0;
+    size_t end = k;
+    // Extend the hunk while the next change is within two contexts of the last one.
+    while (end < script.size()) {
+      size_t next = end;
+      while (next < script.size() && script[next].op != ' ') ++next;
+      size_t gap = next;
+      while (gap < script.size() && script[gap].op == ' ') ++gap;
+      if (gap < script.size() && gap - next <= 2 * kContext) {
+        end = gap;
+      } else {
+        end = std::min(script.size(), next + kContext);
+        break;
+      }
+    }
+    size_t a_start = start == 0 ? 0 : script[start - 1].a_line;
+    size_t b_start = start == 0 ? 0 : script[start - 1].b_line;
+    size_t a_count = 0, b_count = 0;
+    for (size_t x = start; x < end; ++x) {
+      if (script[x].op != '+') ++a_count;
+      if (script[x].op != '-') ++b_count;
+    }
+    absl::StrAppend(&out, "@@ -", a_count ? a_start + 1 : a_start, ",", a_count, " +",
+                    b_count ? b_start + 1 : b_start, ",", b_count, " @@\n");
+    for (size_t x = start; x < end; ++x) {
+      absl::StrAppend(&out, std::string(1, script[x].op), script[x].text, "\n");
+    }
+    k = end;
+  }
+  return out;
+}
+
+}  // namespace warren

@@ -1,0 +1,337 @@
+#include "cli/service_flags.h"
+
+#include <arpa/inet.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/spec.h"
+
+namespace warren {
+namespace {
+
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status FlagError(std::string_view flag, absl::string_view msg) {
+  return absl::InvalidArgumentError(absl::StrCat(AV(flag), ": ", msg));
+}
+
+absl::Status SetDuration(std::string_view flag, const std::string& text,
+                         google::protobuf::Duration* out) {
+  absl::StatusOr<absl::Duration> d = ParseDuration(text);
+  if (!d.ok()) return FlagError(flag, d.status().message());
+  int64_t ns = absl::ToInt64Nanoseconds(*d);
+  out->set_seconds(ns / 1'000'000'000);
+  out->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ParsePortNumber(absl::string_view text, absl::string_view what,
+                                    std::string_view whole) {
+  int port;
+  if (!absl::SimpleAtoi(text, &port) || port < 1 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid port mapping \"%s\": %s port must be 1..65535, got \"%s\"",
+                        AV(whole), what, text));
+  }
+  return port;
+}
+
+// Spec field path prefixes and the flag that sets them, most specific first.
+constexpr std::pair<const char*, const char*> kFieldFlags[] = {
+    {"replicas", "--replicas"},
+    {"mode", "--mode"},
+    {"labels", "--label"},
+    {"template.command", "--command"},
+    {"template.ports", "--publish"},
+    {"template.healthCheck.http.port", "--health-port"},
+    {"template.healthCheck.http", "--health-http"},
+    {"template.healthCheck.tcp", "--health-tcp"},
+    {"template.healthCheck.exec", "--health-cmd"},
+    {"template.healthCheck.interval", "--health-interval"},
+    {"template.healthCheck.timeout", "--health-timeout"},
+    {"template.healthCheck.startPeriod", "--health-start-period"},
+    {"template.healthCheck.retries", "--health-retries"},
+    {"template.healthCheck.successThreshold", "--health-success-threshold"},
+    {"template.healthCheck", "--health-http, --health-tcp or --health-cmd"},
+    {"template.restartPolicy.condition", "--restart-condition"},
+    {"template.restartPolicy.maxAttempts", "--restart-max-attempts"},
+    {"template.restartPolicy.delay", "--restart-delay"},
+    {"template.resources.cpus", "--cpus"},
+    {"template.resources.memoryBytes", "--memory"},
+    {"template.constraints", "--constraint"},
+    {"template.env", "--env"},
+    {"template.stopTimeout", "--stop-timeout"},
+};
+
+// Prefixes a validation error with the flag that sets the offending field.
+absl::Status NameFlag(const absl::Status& status) {
+  if (status.ok()) return status;
+  absl::string_view msg = status.message();
+  for (const auto& [field, flag] : kFieldFlags) {
+    absl::string_view f(field);
+    if (msg.substr(0, f.size()) == f && msg.size() > f.size() &&
+        (msg[f.size()] == ':' || msg[f.size()] == '.' || msg[f.size()] == '[')) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", msg));
+    }
+  }
+  return status;
+}
+
+absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
+  v1::TaskTemplate* t = spec->mutable_template_();
+  if (f.Given("--image")) t->set_image(f.image);
+  if (f.Given("--command")) t->set_command(f.command);
+  if (f.Given("--arg")) {
+    t->clear_args();
+    for (const auto& a : f.args) t->add_args(a);
+  }
+  if (f.Given("--replicas")) spec->set_replicas(f.replicas);
+  if (f.Given("--mode")) {
+    spec->set_mode(f.mode);
+    // Global services have no replica count; a create leaves its default of 1 behind.
+    if (f.mode == "global" && !f.Given("--replicas")) spec->set_replicas(0);
+  }
+  for (const auto& kv : f.env) {
+    auto parsed = ParseKeyValue("--env", kv);
+    if (!parsed.ok()) return parsed.status();
+    (*t->mutable_env())[parsed->first] = parsed->second;
+  }
+  for (const auto& kv : f.labels) {
+    auto parsed = ParseKeyValue("--label", kv);
+    if (!parsed.ok()) return parsed.status();
+    (*spec->mutable_labels())[parsed->first] = parsed->second;
+  }
+  if (f.Given("--publish")) {
+    t->clear_ports();
+    for (const auto& p : f.publish) {
+      absl::StatusOr<v1::Port> port = ParsePublish(p);
+      if (!port.ok()) return FlagError("--publish", port.status().message());
+      *t->add_ports() = *port;
+    }
+  }
+  if (f.Given("--constraint")) {
+    t->clear_constraints();
+    for (const auto& c : f.constraints) t->add_constraints(c);
+  }
+
+  // Health check: the probe flags choose the probe; the timing flags change the current one.
+  if (f.Given("--health-http")) {
+    v1::HealthCheck* h = t->mutable_health_check();
+    int port = h->has_http() ? h->http().port() : 0;
+    h->mutable_http()->set_path(f.health_http);
+    h->mutable_http()->set_port(port);
+  }
+  if (f.Given("--health-tcp")) t->mutable_health_check()->mutable_tcp()->set_port(f.health_tcp);
+  if (f.Given("--health-cmd")) {
+    v1::ExecProbe* exec = t->mutable_health_check()->mutable_exec();
+    exec->clear_command();
+    exec->add_command(f.health_cmd);
+  }
+  if (f.Given("--health-port")) {
+    if (!t->health_check().has_http()) {
+      return FlagError("--health-port", "needs an HTTP health check (--health-http PATH)");
+    }
+    t->mutable_health_check()->mutable_http()->set_port(f.health_port);
+  }
+  for (const char* flag : {"--health-interval", "--health-timeout", "--health-start-period",
+                           "--health-retries", "--health-success-threshold"}) {
+    if (f.Given(flag) && (!t->has_health_check() ||
+                          t->health_check().probe_case() == v1::HealthCheck::PROBE_NOT_SET)) {
+      return FlagError(flag, "needs a health check (--health-http, --health-tcp or --health-cmd)");
+    }
+  }
+  if (f.Given("--health-interval")) {
+    if (auto s = SetDuration("--health-interval", f.health_interval,
+                             t->mutable_health_check()->mutable_interval());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (f.Given("--health-timeout")) {
+    if (auto s = SetDuration("--health-timeout", f.health_timeout,
+                             t->mutable_health_check()->mutable_timeout());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (f.Given("--health-start-period")) {
+    if (auto s = SetDuration("--health-start-period", f.health_start_period,
+                             t->mutable_health_check()->mutable_start_period());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (f.Given("--health-retries")) t->mutable_health_check()->set_retries(f.health_retries);
+  if (f.Given("--health-success-threshold")) {
+    t->mutable_health_check()->set_success_threshold(f.health_success_threshold);
+  }
+
+  if (f.Given("--restart-condition")) {
+    t->mutable_restart_policy()->set_condition(f.restart_condition);
+  }
+  if (f.Given("--restart-max-attempts")) {
+    t->mutable_restart_policy()->set_max_attempts(f.restart_max_attempts);
+  }
+  if (f.Given("--restart-delay")) {
+    if (auto s = SetDuration("--restart-delay", f.restart_delay,
+                             t->mutable_restart_policy()->mutable_delay());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (f.Given("--cpus")) t->mutable_resources()->set_cpus(f.cpus);
+  if (f.Given("--memory")) {
+    absl::StatusOr<int64_t> bytes = ParseByteSize(f.memory);
+    if (!bytes.ok()) return FlagError("--memory", bytes.status().message());
+    t->mutable_resources()->set_memory_bytes(*bytes);
+  }
+  if (f.Given("--stop-timeout")) {
+    if (auto s = SetDuration("--stop-timeout", f.stop_timeout, t->mutable_stop_timeout());
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
+  cmd->add_option("--image", f->image, "Container image (cri runtime)");
+  cmd->add_option("--command", f->command, "Executable to run (looked up in PATH)");
+  cmd->add_option("--arg", f->args, "Argument to the command (repeat for several)");
+  cmd->add_option("--replicas", f->replicas, "Number of tasks (replicated mode)");
+  cmd->add_option("--mode", f->mode, "replicated or global")
+      ->check(CLI::IsMember({"replicated", "global"}));
+  cmd->add_option("--env", f->env, "Environment variable K=V (repeatable)");
+  cmd->add_option("--publish,-p", f->publish,
+                  "Port: TARGET, PUBLISHED:TARGET or HOST:PUBLISHED:TARGET[/tcp] (repeatable)");
+  auto* http = cmd->add_option("--health-http", f->health_http, "HTTP health check path");
+  cmd->add_option("--health-port", f->health_port, "Port of the HTTP health check");
+  auto* tcp =
+      cmd->add_option("--health-tcp", f->health_tcp, "TCP health check port (0: task port)");
+  auto* exec =
+      cmd->add_option("--health-cmd", f->health_cmd, "Health check command (run by sh -c)");
+  http->excludes(tcp)->excludes(exec);
+  tcp->excludes(exec);
+  cmd->add_option("--health-interval", f->health_interval, "Time between probes (e.g. 5s)");
+  cmd->add_option("--health-timeout", f->health_timeout, "Probe timeout (e.g. 2s)");
+  cmd->add_option("--health-retries", f->health_retries, "Failures before unhealthy");
+  cmd->add_option("--health-start-period", f->health_start_period,
+                  "Grace period before failures count");
+  cmd->add_option("--health-success-threshold", f->health_success_threshold,
+                  "Successes before healthy");
+  cmd->add_option("--restart-condition", f->restart_condition, "always, on-failure or never")
+      ->check(CLI::IsMember({"always", "on-failure", "never"}));
+  cmd->add_option("--restart-max-attempts", f->restart_max_attempts, "0 means unlimited");
+  cmd->add_option("--restart-delay", f->restart_delay, "First restart backoff (e.g. 100ms)");
+  cmd->add_option("--cpus", f->cpus, "Reserved CPUs (e.g. 0.5)");
+  cmd->add_option("--memory", f->memory, "Reserved memory (e.g. 256M)");
+  cmd->add_option("--label", f->labels, "Service label K=V (repeatable)");
+  cmd->add_option("--constraint", f->constraints,
+                  "Placement: node.labels.K==V, node.name!=N, node.role==R (repeatable)");
+  cmd->add_option("--stop-timeout", f->stop_timeout, "SIGKILL after this long (e.g. 10s)");
+}
+
+void RecordGivenFlags(const CLI::App& cmd, TemplateFlags* flags) {
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (opt->count() == 0 || opt->get_lnames().empty()) continue;
+    flags->given.insert("--" + opt->get_lnames().front());
+  }
+}
+
+absl::StatusOr<v1::Port> ParsePublish(std::string_view text_in) {
+  absl::string_view text = AV(text_in);
+  v1::Port port;
+  absl::string_view rest = text;
+  if (size_t slash = rest.rfind('/'); slash != absl::string_view::npos) {
+    absl::string_view proto = rest.substr(slash + 1);
+    if (proto != "tcp") {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "invalid port mapping \"%s\": protocol must be tcp, got \"%s\"", text, proto));
+    }
+    port.set_protocol("tcp");
+    rest = rest.substr(0, slash);
+  }
+  // Split from the right: TARGET, then PUBLISHED, then whatever is left is the host address
+  // (which may itself contain ':' when it is an IPv6 address).
+  absl::string_view target_text = rest;
+  absl::string_view published_text;
+  absl::string_view host;
+  bool has_published = false;
+  bool has_host = false;
+  if (size_t c = rest.rfind(':'); c != absl::string_view::npos) {
+    has_published = true;
+    target_text = rest.substr(c + 1);
+    published_text = rest.substr(0, c);
+    if (size_t c2 = published_text.rfind(':'); c2 != absl::string_view::npos) {
+      has_host = true;
+      host = published_text.substr(0, c2);
+      published_text = published_text.substr(c2 + 1);
+    }
+  }
+  absl::StatusOr<int> target = ParsePortNumber(target_text, "target", text_in);
+  if (!target.ok()) return target.status();
+  port.set_target(*target);
+  port.set_published(*target);
+  if (has_published) {
+    absl::StatusOr<int> published = ParsePortNumber(published_text, "published", text_in);
+    if (!published.ok()) return published.status();
+    port.set_published(*published);
+  }
+  if (has_host && host.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid port mapping \"%s\": the host address is empty", text));
+  }
+  if (!host.empty()) {
+    std::string h(host);
+    if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, h.c_str(), buf) != 1 && inet_pton(AF_INET6, h.c_str(), buf) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("invalid port mapping \"%s\": \"%s\" is not an IP address", text, host));
+    }
+    port.set_host_ip(h);
+  }
+  return port;
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(std::string_view flag,
+                                                                  std::string_view text) {
+  size_t eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    return FlagError(flag, absl::StrFormat("expected KEY=VALUE, got \"%s\"", AV(text)));
+  }
+  return std::pair{std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
+}
+
+absl::StatusOr<v1::ServiceSpec> SpecFromCreateFlags(const CreateFlags& flags) {
+  v1::ServiceSpec spec;
+  spec.set_name(flags.name);
+  spec.set_replicas(flags.t.replicas);
+  if (auto s = ApplyTemplateFlags(flags.t, &spec); !s.ok()) return s;
+  ApplySpecDefaults(&spec);
+  if (auto s = NameFlag(ValidateServiceSpec(spec)); !s.ok()) return s;
+  return spec;
+}
+
+absl::Status ApplyUpdateFlags(const UpdateFlags& flags, v1::ServiceSpec* spec) {
+  if (auto s = ApplyTemplateFlags(flags.t, spec); !s.ok()) return s;
+  for (const std::string& key : flags.env_rm) {
+    if (spec->template_().env().count(key) == 0) {
+      return FlagError("--env-rm",
+                       absl::StrFormat("the service has no environment variable \"%s\"", key));
+    }
+    spec->mutable_template_()->mutable_env()->erase(key);
+  }
+  ApplySpecDefaults(spec);
+  return NameFlag(ValidateServiceSpec(*spec));
+}
+
+}  // namespace warren

@@ -1,0 +1,82 @@
+#ifndef WARREN_CLI_SERVICE_FLAGS_H_
+#define WARREN_CLI_SERVICE_FLAGS_H_
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// Template flags shared by `service create` and `service update`. Only the flags named in
+// `given` are applied, so an update changes exactly the fields its flags name.
+struct TemplateFlags {
+  std::string image;
+  std::string command;
+  std::vector<std::string> args;
+  int replicas = 1;
+  std::string mode;
+  std::vector<std::string> env;      // K=V
+  std::vector<std::string> publish;  // [HOST:][PUBLISHED:]TARGET[/tcp]
+  std::string health_http;
+  int health_port = 0;
+  int health_tcp = 0;
+  std::string health_cmd;
+  std::string health_interval;
+  std::string health_timeout;
+  std::string health_start_period;
+  int health_retries = 0;
+  int health_success_threshold = 0;
+  std::string restart_condition;
+  int restart_max_attempts = 0;
+  std::string restart_delay;
+  double cpus = 0;
+  std::string memory;
+  std::vector<std::string> labels;  // K=V
+  std::vector<std::string> constraints;
+  std::string stop_timeout;
+
+  // Long names ("--replicas") of the flags given on the command line.
+  std::set<std::string> given;
+  bool Given(std::string_view flag) const { return given.count(std::string(flag)) > 0; }
+};
+
+struct CreateFlags {
+  std::string name;
+  TemplateFlags t;
+};
+
+struct UpdateFlags {
+  std::string name;
+  TemplateFlags t;
+  std::vector<std::string> env_rm;
+  std::string message;
+};
+
+// Registers the template flags on `cmd`, bound to `flags`.
+void AddTemplateFlags(CLI::App* cmd, TemplateFlags* flags);
+// After parsing: records in flags->given which of the flags on `cmd` were used.
+void RecordGivenFlags(const CLI::App& cmd, TemplateFlags* flags);
+
+// "8080" (published 8080, target 8080), "9000:8080" (published 9000, target 8080),
+// "127.0.0.1:9000:8080/tcp" (bound to one host address).
+absl::StatusOr<v1::Port> ParsePublish(std::string_view text);
+// "K=V" (V may be empty or contain '='); `flag` names the flag in the error.
+absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(std::string_view flag,
+                                                                  std::string_view text);
+
+// The spec `service create` sends: flags applied, defaults filled, validated. Errors name
+// the flag and the spec field, e.g. "--publish: template.ports[0].target: must be 1..65535".
+absl::StatusOr<v1::ServiceSpec> SpecFromCreateFlags(const CreateFlags& flags);
+// Changes `spec` (the current one) by the flags given, then defaults and validates it.
+absl::Status ApplyUpdateFlags(const UpdateFlags& flags, v1::ServiceSpec* spec);
+
+}  // namespace warren
+
+#endif  // WARREN_CLI_SERVICE_FLAGS_H_

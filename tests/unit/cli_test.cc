@@ -1,0 +1,687 @@
+#include "cli/cli.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "cli/output.h"
+#include "cli/service_flags.h"
+#include "common/spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "warren/v1/api.grpc.pb.h"
+
+namespace warren {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs the CLI11 command the way `service create` registers it.
+absl::StatusOr<v1::ServiceSpec> CreateFromArgs(std::vector<std::string> args) {
+  CLI::App app{"test"};
+  CreateFlags flags;
+  app.add_option("NAME", flags.name)->required();
+  AddTemplateFlags(&app, &flags.t);
+  args.insert(args.begin(), "create");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(std::string("usage: ") + e.what());
+  }
+  RecordGivenFlags(app, &flags.t);
+  return SpecFromCreateFlags(flags);
+}
+
+TEST(ServiceFlagsTest, CreateBuildsSpec) {
+  auto spec = CreateFromArgs({"web",
+                              "--command",
+                              "/bin/app",
+                              "--arg",
+                              "-v",
+                              "--arg",
+                              "--x=1",
+                              "--replicas",
+                              "3",
+                              "--env",
+                              "PORT=8080",
+                              "--env",
+                              "EQ=a=b",
+                              "--publish",
+                              "9000:8080",
+                              "-p",
+                              "127.0.0.1:9001:8081/tcp",
+                              "--health-http",
+                              "/healthz",
+                              "--health-port",
+                              "8081",
+                              "--health-interval",
+                              "500ms",
+                              "--health-timeout",
+                              "1s",
+                              "--health-retries",
+                              "4",
+                              "--health-start-period",
+                              "1m30s",
+                              "--health-success-threshold",
+                              "2",
+                              "--restart-condition",
+                              "on-failure",
+                              "--restart-max-attempts",
+                              "5",
+                              "--restart-delay",
+                              "2s",
+                              "--cpus",
+                              "0.5",
+                              "--memory",
+                              "256M",
+                              "--label",
+                              "team=core",
+                              "--constraint",
+                              "node.labels.zone==eu",
+                              "--stop-timeout",
+                              "20s"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name(), "web");
+  EXPECT_EQ(spec->replicas(), 3);
+  EXPECT_EQ(spec->mode(), "replicated");
+  const v1::TaskTemplate& t = spec->template_();
+  EXPECT_EQ(t.command(), "/bin/app");
+  EXPECT_THAT(t.args(), ::testing::ElementsAre("-v", "--x=1"));
+  EXPECT_EQ(t.env().at("PORT"), "8080");
+  EXPECT_EQ(t.env().at("EQ"), "a=b");
+  ASSERT_EQ(t.ports_size(), 2);
+  EXPECT_EQ(t.ports(0).published(), 9000);
+  EXPECT_EQ(t.ports(0).target(), 8080);
+  EXPECT_EQ(t.ports(1).host_ip(), "127.0.0.1");
+  EXPECT_EQ(t.health_check().http().path(), "/healthz");
+  EXPECT_EQ(t.health_check().http().port(), 8081);
+  EXPECT_EQ(t.health_check().interval().nanos(), 500'000'000);
+  EXPECT_EQ(t.health_check().timeout().seconds(), 1);
+  EXPECT_EQ(t.health_check().retries(), 4);
+  EXPECT_EQ(t.health_check().start_period().seconds(), 90);
+  EXPECT_EQ(t.health_check().success_threshold(), 2);
+  EXPECT_EQ(t.restart_policy().condition(), "on-failure");
+  EXPECT_EQ(t.restart_policy().max_attempts(), 5);
+  EXPECT_EQ(t.restart_policy().delay().seconds(), 2);
+  EXPECT_EQ(t.restart_policy().max_delay().seconds(), 30);  // default kept
+  EXPECT_DOUBLE_EQ(t.resources().cpus(), 0.5);
+  EXPECT_EQ(t.resources().memory_bytes(), 256LL << 20);
+  EXPECT_EQ(spec->labels().at("team"), "core");
+  EXPECT_EQ(t.constraints(0), "node.labels.zone==eu");
+  EXPECT_EQ(t.stop_timeout().seconds(), 20);
+}
+
+TEST(ServiceFlagsTest, Defaults) {
+  auto spec = CreateFromArgs({"web", "--command", "sleep"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->replicas(), 1);
+  EXPECT_FALSE(spec->template_().has_health_check());
+  EXPECT_EQ(spec->template_().stop_timeout().seconds(), 10);
+  auto global = CreateFromArgs({"agent", "--command", "sleep", "--mode", "global"});
+  ASSERT_TRUE(global.ok()) << global.status();
+  EXPECT_EQ(global->replicas(), 0);
+  auto tcp = CreateFromArgs({"db", "--command", "db", "--health-tcp", "5432"});
+  ASSERT_TRUE(tcp.ok()) << tcp.status();
+  EXPECT_EQ(tcp->template_().health_check().tcp().port(), 5432);
+  EXPECT_EQ(tcp->template_().health_check().interval().seconds(), 5);
+  auto exec = CreateFromArgs({"db", "--command", "db", "--health-cmd", "pg_isready -q"});
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_THAT(exec->template_().health_check().exec().command(),
+              ::testing::ElementsAre("pg_isready -q"));
+}
+
+TEST(ServiceFlagsTest, ErrorsNameTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"web"}, "--command: template.command: required (the process runtime runs a command)"},
+           {{"Web_1", "--command", "x"}, "name: \"Web_1\" is not a DNS label"},
+           {{"web", "--command", "x", "--replicas", "-1"},
+            "--replicas: replicas: must be 0 or more, got -1"},
+           {{"web", "--command", "x", "--publish", "70000"},
+            "--publish: invalid port mapping \"70000\": target port must be 1..65535"},
+           {{"web", "--command", "x", "--publish", "80/udp"}, "protocol must be tcp"},
+           {{"web", "--command", "x", "--publish", "8080", "--publish", "8080"},
+            "--publish: template.ports[1].published: port 8080 is already published"},
+           {{"web", "--command", "x", "--health-http", "/h", "--health-interval", "5x"},
+            "--health-interval: invalid duration \"5x\": use a number with a unit: 500ms, 10s, 5m, "
+            "1h"},
+           {{"web", "--command", "x", "--health-http", "/h", "--health-interval", "0"},
+            "--health-interval: template.healthCheck.interval: must be greater than 0"},
+           {{"web", "--command", "x", "--health-http", "h"},
+            "--health-http: template.healthCheck.http.path: must start with '/'"},
+           {{"web", "--command", "x", "--health-http", "/h", "--health-port", "99999"},
+            "--health-port: template.healthCheck.http.port"},
+           {{"web", "--command", "x", "--health-interval", "5s"},
+            "--health-interval: needs a health check"},
+           {{"web", "--command", "x", "--health-port", "80"}, "--health-port: needs an HTTP"},
+           {{"web", "--command", "x", "--health-http", "/h", "--health-tcp", "80"},
+            "usage: --health-http excludes --health-tcp"},
+           {{"web", "--command", "x", "--restart-condition", "sometimes"},
+            "usage: --restart-condition"},
+           {{"web", "--command", "x", "--restart-delay", "soon"},
+            "--restart-delay: invalid duration"},
+           {{"web", "--command", "x", "--stop-timeout", "10"}, "--stop-timeout: invalid duration"},
+           {{"web", "--command", "x", "--memory", "lots"}, "--memory: invalid size \"lots\""},
+           {{"web", "--command", "x", "--cpus", "-1"}, "--cpus: template.resources.cpus"},
+           {{"web", "--command", "x", "--env", "NOVALUE"},
+            "--env: expected KEY=VALUE, got \"NOVALUE\""},
+           {{"web", "--command", "x", "--env", "1A=b"},
+            "--env: template.env: \"1A\" is not a valid"},
+           {{"web", "--command", "x", "--label", "=v"}, "--label: expected KEY=VALUE"},
+           {{"web", "--command", "x", "--constraint", "zone=eu"},
+            "--constraint: template.constraints[0]: invalid constraint"},
+           {{"web", "--command", "x", "--replicas", "many"}, "usage: "},
+           {{"web", "--command", "x", "--mode", "global", "--replicas", "2"},
+            "--replicas: replicas: must be unset in global mode"},
+       }) {
+    auto spec = CreateFromArgs(c.args);
+    ASSERT_FALSE(spec.ok()) << c.want;
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr(c.want));
+  }
+}
+
+TEST(ServiceFlagsTest, ParsePublish) {
+  struct Case {
+    std::string text;
+    int published, target;
+    std::string host;
+  };
+  for (const Case& c : std::vector<Case>{{"8080", 8080, 8080, ""},
+                                         {"9000:8080", 9000, 8080, ""},
+                                         {"8080/tcp", 8080, 8080, ""},
+                                         {"127.0.0.1:9000:8080/tcp", 9000, 8080, "127.0.0.1"},
+                                         {"[::1]:9000:8080", 9000, 8080, "::1"}}) {
+    absl::StatusOr<v1::Port> p = ParsePublish(c.text);
+    ASSERT_TRUE(p.ok()) << c.text << ": " << p.status();
+    EXPECT_EQ(p->published(), c.published) << c.text;
+    EXPECT_EQ(p->target(), c.target) << c.text;
+    EXPECT_EQ(p->host_ip(), c.host) << c.text;
+  }
+  for (const std::string bad : {"", "x", "0", "65536", ":8080", "9000:", "a:9000:8080",
+                                ":9000:8080", "8080/udp", "1:2:3:4"}) {
+    EXPECT_FALSE(ParsePublish(bad).ok()) << bad;
+  }
+}
+
+TEST(ServiceFlagsTest, UpdateChangesOnlyGivenFields) {
+  auto base =
+      CreateFromArgs({"web", "--command", "/bin/app", "--replicas", "3", "--env", "A=1", "--env",
+                      "B=2", "--publish", "8080", "--health-http", "/h", "--health-retries", "7"});
+  ASSERT_TRUE(base.ok()) << base.status();
+
+  CLI::App app{"test"};
+  UpdateFlags flags;
+  app.add_option("NAME", flags.name);
+  AddTemplateFlags(&app, &flags.t);
+  app.add_option("--env-rm", flags.env_rm);
+  std::vector<const char*> argv = {
+      "update", "web",        "--env", "C=3", "--env-rm", "A", "--health-interval",
+      "9s",     "--replicas", "5"};
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  RecordGivenFlags(app, &flags.t);
+
+  v1::ServiceSpec spec = *base;
+  ASSERT_TRUE(ApplyUpdateFlags(flags, &spec).ok());
+  EXPECT_EQ(spec.replicas(), 5);
+  EXPECT_EQ(spec.template_().command(), "/bin/app");
+  EXPECT_EQ(spec.template_().env().count("A"), 0u);
+  EXPECT_EQ(spec.template_().env().at("B"), "2");
+  EXPECT_EQ(spec.template_().env().at("C"), "3");
+  EXPECT_EQ(spec.template_().ports_size(), 1);
+  EXPECT_EQ(spec.template_().health_check().http().path(), "/h");
+  EXPECT_EQ(spec.template_().health_check().retries(), 7);
+  EXPECT_EQ(spec.template_().health_check().interval().seconds(), 9);
+
+  UpdateFlags rm_missing;
+  rm_missing.env_rm = {"NOPE"};
+  spec = *base;
+  EXPECT_THAT(std::string(ApplyUpdateFlags(rm_missing, &spec).message()),
+              HasSubstr("--env-rm: the service has no environment variable \"NOPE\""));
+}
+
+TEST(OutputTest, TableIsAligned) {
+  std::string table =
+      RenderTable({"NAME", "REPLICAS", "X"}, {{"web", "1/3", "a"}, {"a-long-name", "10/10", ""}});
+  EXPECT_EQ(table,
+            "NAME          REPLICAS   X\n"
+            "web           1/3        a\n"
+            "a-long-name   10/10\n");
+}
+
+TEST(OutputTest, AgesAndStates) {
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  auto ago = [&](int64_t s) {
+    google::protobuf::Timestamp t;
+    t.set_seconds(1'700'000'000 - s);
+    return FormatAge(t, now);
+  };
+  EXPECT_EQ(ago(5), "5s");
+  EXPECT_EQ(ago(200), "3m");
+  EXPECT_EQ(ago(2 * 3600 + 5), "2h");
+  EXPECT_EQ(ago(3 * 86400), "3d");
+  EXPECT_EQ(ago(-10), "0s");
+  EXPECT_EQ(FormatAge(google::protobuf::Timestamp(), now), "-");
+  EXPECT_EQ(TaskStateName(v1::TASK_STATE_RUNNING), "running");
+  EXPECT_EQ(HealthStateName(v1::HEALTH_STATE_HEALTHY), "healthy");
+  EXPECT_EQ(NodeStateName(v1::NODE_STATE_DOWN), "down");
+  EXPECT_EQ(TaskStateName(v1::TASK_STATE_UNSPECIFIED), "-");
+  EXPECT_EQ(TaskLabel("web", 1, "abc123"), "web.1.abc123");
+  EXPECT_EQ(TaskLabel("agent", 0, "abc123"), "agent.abc123");
+}
+
+v1::ListTasksResponse SampleTasks() {
+  v1::ListTasksResponse resp;
+  v1::Task* a = resp.add_tasks();
+  a->set_id("t2");
+  a->set_slot(2);
+  a->set_node_id("n1");
+  a->set_address("127.1.0.2");
+  a->set_port(8080);
+  a->set_desired_state(v1::TASK_STATE_RUNNING);
+  a->mutable_status()->set_state(v1::TASK_STATE_FAILED);
+  a->mutable_status()->set_has_exit_code(true);
+  a->mutable_status()->set_exit_code(3);
+  a->mutable_status()->set_error("exited with code 3");
+  a->mutable_created_at()->set_seconds(1'700'000'000 - 120);
+  v1::Task* b = resp.add_tasks();
+  b->set_id("t1");
+  b->set_slot(1);
+  b->set_node_id("n1");
+  b->set_desired_state(v1::TASK_STATE_RUNNING);
+  b->mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  b->mutable_status()->mutable_health()->set_state(v1::HEALTH_STATE_HEALTHY);
+  b->mutable_status()->mutable_health()->mutable_last_probe()->set_output("HTTP 200");
+  b->mutable_created_at()->set_seconds(1'700'000'000 - 5);
+  return resp;
+}
+
+TEST(OutputTest, TasksInEveryFormat) {
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  std::string table = RenderTasks(SampleTasks(), {{"n1", "node-1"}}, OutputFormat::kTable, now);
+  EXPECT_EQ(table,
+            "TASK   SLOT   NODE     ADDRESS          STATE     HEALTH    EXIT   AGE\n"
+            "t1     1      node-1   -                running   healthy   -      5s\n"
+            "t2     2      node-1   127.1.0.2:8080   failed    -         3      2m\n");
+  std::string json = RenderTasks(SampleTasks(), {}, OutputFormat::kJson, now);
+  EXPECT_THAT(json, HasSubstr("\"error\": \"exited with code 3\""));
+  EXPECT_THAT(json, HasSubstr("\"output\": \"HTTP 200\""));
+  EXPECT_THAT(json, HasSubstr("\"state\": \"TASK_STATE_FAILED\""));
+  std::string yaml = RenderTasks(SampleTasks(), {}, OutputFormat::kYaml, now);
+  EXPECT_THAT(yaml, HasSubstr("error: exited with code 3"));
+  EXPECT_THAT(yaml, HasSubstr("output: HTTP 200"));
+}
+
+TEST(OutputTest, ServicesAndNodesTables) {
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  v1::ListServicesResponse services;
+  v1::Service* s = services.add_services();
+  s->set_id("s1");
+  s->set_revision(2);
+  s->mutable_created_at()->set_seconds(1'700'000'000 - 7200);
+  s->mutable_spec()->set_name("web");
+  s->mutable_spec()->set_mode("replicated");
+  s->mutable_spec()->set_replicas(3);
+  s->mutable_spec()->mutable_template_()->set_command("/bin/web");
+  v1::Port* p = s->mutable_spec()->mutable_template_()->add_ports();
+  p->set_target(8080);
+  p->set_published(9000);
+  p->set_protocol("tcp");
+  EXPECT_EQ(RenderServices(services, {{"s1", 2}}, OutputFormat::kTable, now),
+            "ID   NAME   MODE         REPLICAS   COMMAND/IMAGE   PORTS            REVISION   AGE\n"
+            "s1   web    replicated   2/3        /bin/web        9000->8080/tcp   2          2h\n");
+  EXPECT_THAT(RenderServices(services, {}, OutputFormat::kYaml, now), HasSubstr("- id: s1"));
+
+  v1::ListNodesResponse nodes;
+  v1::Node* n = nodes.add_nodes();
+  n->set_id("n1");
+  n->set_name("node-1");
+  n->set_role("hybrid");
+  n->set_state(v1::NODE_STATE_READY);
+  n->set_runtime("process");
+  n->mutable_capacity()->set_cpus(4);
+  n->mutable_capacity()->set_memory_bytes(8LL << 30);
+  n->set_address_range("127.1.0.0/16");
+  (*n->mutable_labels())["zone"] = "eu";
+  n->mutable_last_heartbeat()->set_seconds(1'700'000'000 - 2);
+  EXPECT_EQ(
+      RenderNodes(nodes, OutputFormat::kTable, now),
+      "ID   NAME     ROLE     STATE   RUNTIME   CPUS   MEMORY   ADDRESSES      LABELS    "
+      "HEARTBEAT\n"
+      "n1   node-1   hybrid   ready   process   4      8G       127.1.0.0/16   zone=eu   2s\n");
+}
+
+TEST(OutputTest, UnifiedDiff) {
+  EXPECT_EQ(UnifiedDiff("a", "x\ny\n", "b", "x\ny\n"), "");
+  std::string diff = UnifiedDiff("web (current)", "name: web\nreplicas: 1\nmode: replicated\n",
+                                 "web (file)", "name: web\nreplicas: 3\nmode: replicated\n");
+  EXPECT_EQ(diff,
+            "--- web (current)\n+++ web (file)\n@@ -1,3 +1,3 @@\n name: web\n-replicas: 1\n"
+            "+replicas: 3\n mode: replicated\n");
+  // Far-apart changes make two hunks.
+  std::string a, b;
+  for (int i = 0; i < 20; ++i) {
+    a += absl::StrCat("l", i, "\n");
+    b += (i == 1 || i == 18) ? absl::StrCat("L", i, "\n") : absl::StrCat("l", i, "\n");
+  }
+  std::string two = UnifiedDiff("a", a, "b", b);
+  EXPECT_THAT(two, HasSubstr("@@ -1,5 +1,5 @@"));
+  EXPECT_THAT(two, HasSubstr("@@ -16,5 +16,5 @@"));
+}
+
+// An in-memory manager: enough of the API for the client commands.
+class FakeWarren final : public v1::Warren::Service {
+ public:
+  grpc::Status CreateService(grpc::ServerContext*, const v1::CreateServiceRequest* req,
+                             v1::Service* resp) override {
+    for (const auto& [id, s] : services_) {
+      if (s.spec().name() == req->spec().name()) {
+        return {grpc::StatusCode::ALREADY_EXISTS, "service \"" + s.spec().name() + "\" exists"};
+      }
+    }
+    v1::Service s;
+    s.set_id(absl::StrCat("id", next_id_ + 1));
+    if (!req->dry_run()) ++next_id_;
+    *s.mutable_spec() = req->spec();
+    s.set_version(++version_);
+    s.set_revision(1);
+    if (!req->dry_run()) services_[s.id()] = s;
+    *resp = s;
+    return grpc::Status::OK;
+  }
+  grpc::Status GetService(grpc::ServerContext*, const v1::GetServiceRequest* req,
+                          v1::Service* resp) override {
+    v1::Service* s = Find(req->name_or_id());
+    if (s == nullptr)
+      return {grpc::StatusCode::NOT_FOUND, "service \"" + req->name_or_id() + "\" not found"};
+    *resp = *s;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+                            v1::ListServicesResponse* resp) override {
+    for (const auto& [id, s] : services_) *resp->add_services() = s;
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdateService(grpc::ServerContext*, const v1::UpdateServiceRequest* req,
+                             v1::Service* resp) override {
+    v1::Service* s = Find(req->spec().name());
+    if (s == nullptr) return {grpc::StatusCode::NOT_FOUND, "not found"};
+    if (req->expected_version() != 0 && req->expected_version() != s->version()) {
+      return {grpc::StatusCode::FAILED_PRECONDITION, "version mismatch"};
+    }
+    v1::Service updated = *s;
+    *updated.mutable_spec() = req->spec();
+    updated.set_version(++version_);
+    updated.set_revision(s->revision() + 1);
+    if (!req->dry_run()) {
+      *s = updated;
+      causes.push_back(req->change_cause());
+    }
+    *resp = updated;
+    return grpc::Status::OK;
+  }
+  grpc::Status ScaleService(grpc::ServerContext*, const v1::ScaleServiceRequest* req,
+                            v1::Service* resp) override {
+    v1::Service* s = Find(req->name_or_id());
+    if (s == nullptr)
+      return {grpc::StatusCode::NOT_FOUND, "service \"" + req->name_or_id() + "\" not found"};
+    s->mutable_spec()->set_replicas(req->replicas());
+    *resp = *s;
+    return grpc::Status::OK;
+  }
+  grpc::Status DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
+                             v1::DeleteServiceResponse* resp) override {
+    v1::Service* s = Find(req->name_or_id());
+    if (s == nullptr)
+      return {grpc::StatusCode::NOT_FOUND, "service \"" + req->name_or_id() + "\" not found"};
+    resp->set_id(s->id());
+    services_.erase(s->id());
+    return grpc::Status::OK;
+  }
+  grpc::Status ListTasks(grpc::ServerContext*, const v1::ListTasksRequest* req,
+                         v1::ListTasksResponse* resp) override {
+    for (const v1::Task& t : tasks) {
+      if (req->service().empty() || t.service_id() == req->service()) *resp->add_tasks() = t;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+                         v1::ListNodesResponse* resp) override {
+    v1::Node* n = resp->add_nodes();
+    n->set_id("n1");
+    n->set_name("node-1");
+    return grpc::Status::OK;
+  }
+  grpc::Status ServiceLogs(grpc::ServerContext*, const v1::ServiceLogsRequest* req,
+                           grpc::ServerWriter<v1::LogLine>* writer) override {
+    v1::LogLine line;
+    line.set_task_id("t1");
+    line.set_slot(1);
+    line.set_line("hello");
+    writer->Write(line);
+    return grpc::Status::OK;
+  }
+
+  std::vector<v1::Task> tasks;
+  std::vector<std::string> causes;
+
+ private:
+  v1::Service* Find(const std::string& name_or_id) {
+    for (auto& [id, s] : services_) {
+      if (id == name_or_id || s.spec().name() == name_or_id) return &s;
+    }
+    return nullptr;
+  }
+  std::map<std::string, v1::Service> services_;
+  int next_id_ = 0;
+  uint64_t version_ = 0;
+};
+
+class CliServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    addr_ = absl::StrCat("127.0.0.1:", port_);
+    dir_ = ::testing::TempDir() + "/cli_test_" + std::to_string(getpid());
+    mkdir(dir_.c_str(), 0700);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    args.insert(args.begin(), {"warren", "--manager", addr_});
+    return RunCli(args, out_, err_);
+  }
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  FakeWarren fake_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string addr_;
+  std::string dir_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(CliServerTest, CreateListInspectScaleRemove) {
+  ASSERT_EQ(Run({"service", "create", "web", "--command", "/bin/web", "--replicas", "2", "-p",
+                 "9000:8080"}),
+            0)
+      << err_.str();
+  EXPECT_EQ(out_.str(), "id1\n");
+  EXPECT_EQ(Run({"service", "create", "web", "--command", "/bin/web"}), 1);
+  EXPECT_EQ(err_.str(), "error: service \"web\" exists\n");
+
+  v1::Task task;
+  task.set_id("t1");
+  task.set_service_id("id1");
+  task.set_slot(1);
+  task.set_node_id("n1");
+  task.set_desired_state(v1::TASK_STATE_RUNNING);
+  task.mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  fake_.tasks.push_back(task);
+
+  ASSERT_EQ(Run({"service", "ls"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("id1   web    replicated   1/2"));
+  ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"name\": \"web\""));
+  ASSERT_EQ(Run({"service", "inspect", "web", "--output", "yaml"}), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("published: 9000"));
+  ASSERT_EQ(Run({"service", "ps", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("t1     1      node-1"));
+  ASSERT_EQ(Run({"service", "logs", "web", "--tail", "5"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web.1.t1 | hello\n");
+
+  ASSERT_EQ(Run({"service", "scale", "web=5"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web scaled to 5\n");
+  EXPECT_EQ(Run({"service", "scale", "web"}), 2);
+  EXPECT_EQ(Run({"service", "scale", "nope=1"}), 1);
+  EXPECT_EQ(err_.str(), "error: service \"nope\" not found\n");
+
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1", "--message", "add A"}), 0)
+      << err_.str();
+  EXPECT_EQ(out_.str(), "web: updated (revision 2)\n");
+  EXPECT_EQ(fake_.causes.back(), "add A");
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1"}), 0);
+  EXPECT_EQ(out_.str(), "web: unchanged\n");
+  ASSERT_EQ(Run({"service", "update", "web", "--replicas", "1"}), 0);
+  EXPECT_EQ(fake_.causes.back(),
+            absl::StrCat("warren --manager ", addr_, " service update web --replicas 1"));
+  EXPECT_EQ(Run({"service", "update", "web"}), 2);
+
+  ASSERT_EQ(Run({"service", "rm", "web", "ghost"}), 1);
+  EXPECT_EQ(out_.str(), "web\n");
+  EXPECT_EQ(err_.str(), "error: service \"ghost\" not found\n");
+}
+
+constexpr char kApplyV1[] = R"(name: web
+replicas: 2
+template:
+  command: /bin/web
+  healthCheck:
+    http: {path: /healthz}
+---
+name: api
+template:
+  command: /bin/api
+)";
+
+TEST_F(CliServerTest, ApplyCreatesUpdatesAndDiffs) {
+  std::string v1 = WriteFile("v1.yaml", kApplyV1);
+  ASSERT_EQ(Run({"apply", "-f", v1, "--dry-run"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: create\napi: create\n");
+  ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
+
+  ASSERT_EQ(Run({"apply", "-f", v1}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: created (id1)\napi: created (id2)\n");
+  ASSERT_EQ(Run({"apply", "-f", v1}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: unchanged\napi: unchanged\n");
+
+  std::string v2 = WriteFile(
+      "v2.yaml",
+      std::string(kApplyV1).replace(std::string(kApplyV1).find("replicas: 2"), 11, "replicas: 4"));
+  ASSERT_EQ(Run({"apply", "-f", v2, "--dry-run"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("web: update\n--- web (current)\n+++ web (" + v2 + ")\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("-replicas: 2\n+replicas: 4\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("api: unchanged\n"));
+  ASSERT_EQ(Run({"apply", "-f", v2}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: updated (revision 2)\napi: unchanged\n");
+  EXPECT_EQ(fake_.causes.back(), "warren apply -f " + v2);
+}
+
+TEST_F(CliServerTest, ApplyChangesNothingWhenAnyDocumentIsInvalid) {
+  std::string bad = WriteFile(
+      "bad.yaml", std::string(kApplyV1) + "---\nname: db\nreplicas: -1\ntemplate: {command: x}\n");
+  EXPECT_EQ(Run({"apply", "-f", bad}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("service 3 (db): replicas: must be 0 or more, got -1"));
+  EXPECT_EQ(out_.str(), "");
+  ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
+
+  std::string unknown = WriteFile("unknown.yaml", "name: a\n---\nname: b\nreplicaz: 3\n");
+  EXPECT_EQ(Run({"apply", "-f", unknown}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("document 2: unknown field \"replicaz\""));
+  EXPECT_EQ(Run({"apply", "-f", dir_ + "/missing.yaml"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot read"));
+  EXPECT_EQ(Run({"apply"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--file"));
+}
+
+// A loopback port with nothing listening: bound, then closed.
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(CliTest, UnreachableManager) {
+  std::ostringstream out, err;
+  std::string addr = absl::StrCat("127.0.0.1:", UnusedPort());
+  EXPECT_EQ(RunCli({"warren", "--manager", addr, "service", "ls"}, out, err), 1);
+  EXPECT_THAT(err.str(), HasSubstr("error: cannot reach the manager at " + addr +
+                                   " (set --manager or WARREN_MANAGER): "));
+}
+
+TEST(CliTest, UsageErrors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"warren"}, "A subcommand is required"},
+           {{"warren", "service", "create"}, "NAME is required"},
+           {{"warren", "service", "ls", "-o", "xml"}, "--output"},
+           {{"warren", "service", "ls", "--bogus"}, "--bogus"},
+           {{"warren", "service", "create", "web", "--command", "x", "--health-interval", "5x",
+             "--health-http", "/h"},
+            "--health-interval: invalid duration \"5x\""},
+           {{"warren", "manager", "--node-timeout", "soon"}, "--node-timeout: invalid duration"},
+           {{"warren", "worker", "--memory", "lots"}, "--memory: invalid size"},
+           {{"warren", "worker", "--runtime", "docker"}, "--runtime"},
+           {{"warren", "cluster", "init", "--label", "novalue"}, "--label: expected KEY=VALUE"},
+       }) {
+    std::ostringstream out, err;
+    EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;
+    EXPECT_THAT(err.str(), HasSubstr(c.want));
+  }
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCli({"warren", "version"}, out, err), 0);
+  EXPECT_THAT(out.str(), HasSubstr("warren "));
+  EXPECT_EQ(RunCli({"warren", "service", "create", "--help"}, out, err), 0);
+  EXPECT_THAT(out.str(), HasSubstr("--health-start-period"));
+}
+
+}  // namespace
+}  // namespace warren
