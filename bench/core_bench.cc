@@ -3,7 +3,10 @@
 // from create to 100 healthy replicas. Everything runs on loopback; every loop is bounded.
 //
 // usage: core_bench WARREN_BINARY TESTAPP_BINARY
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,8 +167,8 @@ int main(int argc, char** argv) {
   // 2. API create rate and 3. manager memory (separate manager process, fake-runtime worker).
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    pid_t manager = Spawn({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr",
-                           api, "--metrics-addr", ""},
+    pid_t manager = Spawn({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr", api,
+                           "--metrics-addr", ""},
                           (dir / "manager.log").string());
     auto stub = Connect(api);
     std::vector<double> lat;
@@ -190,12 +193,13 @@ int main(int argc, char** argv) {
                   Percentile(lat, 99));
     Row("API: create latency", buf, "p99 < 20 ms");
 
-    pid_t worker = Spawn({warren, "worker", "--manager", api, "--node-name", "fake-1",
-                          "--data-dir", (dir / "w").string(), "--runtime", "fake",
-                          "--address-range", "127.60.0.0/16"},
-                         (dir / "worker.log").string());
+    pid_t worker =
+        Spawn({warren, "worker", "--manager", api, "--node-name", "fake-1", "--data-dir",
+               (dir / "w").string(), "--runtime", "fake", "--address-range", "127.60.0.0/16"},
+              (dir / "worker.log").string());
     auto r0 = Clock::now();
-    bool all = WaitUntil([&] { return CountTasks(*stub, false) >= 3000; }, std::chrono::seconds(120));
+    bool all =
+        WaitUntil([&] { return CountTasks(*stub, false) >= 3000; }, std::chrono::seconds(120));
     std::snprintf(buf, sizeof(buf), all ? "%.1f s" : "incomplete after %.1f s",
                   Ms(Clock::now() - r0) / 1000.0);
     Row("3,000 tasks scheduled and running (fake rt)", buf, "-");
@@ -209,10 +213,10 @@ int main(int argc, char** argv) {
   // 4. Process runtime: 100 replicas from create to all healthy.
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    pid_t node = Spawn({warren, "cluster", "init", "--data-dir", (dir / "h").string(),
-                        "--api-addr", api, "--metrics-addr", "", "--address-range",
-                        "127.61.0.0/16", "--stop-tasks-on-exit"},
-                       (dir / "hybrid.log").string());
+    pid_t node =
+        Spawn({warren, "cluster", "init", "--data-dir", (dir / "h").string(), "--api-addr", api,
+               "--metrics-addr", "", "--address-range", "127.61.0.0/16", "--stop-tasks-on-exit"},
+              (dir / "hybrid.log").string());
     auto stub = Connect(api);
     WaitUntil(
         [&] {

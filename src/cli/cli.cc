@@ -536,11 +536,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
+  init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
+                 "Stop every task on exit (default: leave them running for the next start to "
+                 "adopt)");
   init->callback([&] {
     action = [&] {
       if (absl::Status s = FinishManagerFlags(&init_flags); !s.ok()) return UsageError(ctx, s);
       if (absl::Status s = FinishWorkerFlags(&init_flags); !s.ok()) return UsageError(ctx, s);
-      init_flags.worker.data_dir = init_flags.manager.data_dir;
       init_flags.worker.manager_addr = init_flags.manager.api_addr;
       return RunHybrid(init_flags.manager, init_flags.worker);
     };
@@ -574,9 +576,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
-  worker->add_option("--runtime", worker_flags.worker.runtime, "Runtime driver: process or cri")
-      ->check(CLI::IsMember({"process", "cri"}))
+  worker
+      ->add_option("--runtime", worker_flags.worker.runtime,
+                   "Runtime driver: process, or fake (runs nothing; control-plane benchmarks)")
+      ->check(CLI::IsMember({"process", "fake"}))
       ->capture_default_str();
+  worker->add_flag("--stop-tasks-on-exit", worker_flags.worker.stop_tasks_on_exit,
+                   "Stop every task on exit (default: leave them running for the next start to "
+                   "adopt)");
   worker->add_option("--metrics-addr", worker_flags.worker.metrics_addr,
                      "Metrics (HTTP) address; empty disables");
   worker->callback([&] {

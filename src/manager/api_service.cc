@@ -46,8 +46,8 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-ApiService::ApiService(Store& store, const Clock& clock, EventLog& events,
-                       NodeLiveness& liveness, ApiOptions options)
+ApiService::ApiService(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
+                       ApiOptions options)
     : store_(store), clock_(clock), events_(events), liveness_(liveness), options_(options) {}
 
 absl::StatusOr<v1::Service> ApiService::FindService(const std::string& name_or_id) const {
@@ -97,12 +97,11 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   *rev.mutable_template_() = spec.template_();
   rev.set_change_cause("create");
   *rev.mutable_created_at() = ToProtoTime(now);
-  std::vector<Mutation> m = {PutMutation(svc, Mutation::kMustNotExist),
-                             PutMutation(rev, Mutation::kMustNotExist),
-                             events_.Make("service", svc.id(), spec.name(), "created",
-                                          absl::StrCat("created with ", spec.replicas(),
-                                                       " replicas (revision 1)"),
-                                          svc.id())};
+  std::vector<Mutation> m = {
+      PutMutation(svc, Mutation::kMustNotExist), PutMutation(rev, Mutation::kMustNotExist),
+      events_.Make("service", svc.id(), spec.name(), "created",
+                   absl::StrCat("created with ", spec.replicas(), " replicas (revision 1)"),
+                   svc.id())};
   auto v = store_.Commit(m);
   if (!v.ok()) {
     if (v.status().code() == absl::StatusCode::kAlreadyExists) {
@@ -390,12 +389,12 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
     for (const auto& other : ListObjects<v1::Node>(store_)) {
       if (other.id() == node.id()) continue;
       uint32_t ob = 0, os = 0;
-      if (ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os && ob < base + size) {
+      if (ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
+          ob < base + size) {
         return grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("address_range: ", req->address_range(), " overlaps node ",
-                         other.name(), "'s ", other.address_range(),
-                         "; give each worker its own range"));
+            absl::StrCat("address_range: ", req->address_range(), " overlaps node ", other.name(),
+                         "'s ", other.address_range(), "; give each worker its own range"));
       }
     }
     *node.mutable_labels() = req->labels();
@@ -408,9 +407,9 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
     node.set_message("");
     std::vector<Mutation> m = {
         PutMutation(node, expected),
-        events_.Make("node", node.id(), node.name(), existing ? "rejoined" : "registered",
-                     absl::StrCat("agent ", node.agent_addr(), ", tasks from ",
-                                  node.address_range()))};
+        events_.Make(
+            "node", node.id(), node.name(), existing ? "rejoined" : "registered",
+            absl::StrCat("agent ", node.agent_addr(), ", tasks from ", node.address_range()))};
     auto v = store_.Commit(m);
     if (v.ok()) {
       liveness_.Beat(node.id());
@@ -439,9 +438,9 @@ grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequ
     v1::Node ready = *node;
     ready.set_state(v1::NODE_STATE_READY);
     ready.set_message("");
-    auto v = store_.Commit({PutMutation(ready, node->version()),
-                            events_.Make("node", node->id(), node->name(), "ready",
-                                         "heartbeats resumed")});
+    auto v = store_.Commit(
+        {PutMutation(ready, node->version()),
+         events_.Make("node", node->id(), node->name(), "ready", "heartbeats resumed")});
     if (!v.ok() && v.status().code() != absl::StatusCode::kFailedPrecondition) {
       return ToGrpc(v.status());
     }
@@ -564,10 +563,9 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
         std::string msg = TaskStateName(ns.state());
         if (ns.has_exit_code()) absl::StrAppend(&msg, " (exit ", ns.exit_code(), ")");
         if (!ns.error().empty()) absl::StrAppend(&msg, ": ", ns.error());
-        m.push_back(events_.Make("task", task->id(), task->service_name(),
-                                 TaskStateName(ns.state()),
-                                 absl::StrCat("slot ", task->slot(), " ", msg),
-                                 task->service_id()));
+        m.push_back(
+            events_.Make("task", task->id(), task->service_name(), TaskStateName(ns.state()),
+                         absl::StrCat("slot ", task->slot(), " ", msg), task->service_id()));
       }
       if (ns.health().state() != old.health().state() &&
           ns.health().state() != v1::HEALTH_STATE_UNSPECIFIED) {

@@ -12,8 +12,8 @@
 
 namespace warren {
 
-Controller::Controller(Store& store, const Clock& clock, EventLog& events,
-                       NodeLiveness& liveness, absl::Duration node_timeout)
+Controller::Controller(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
+                       absl::Duration node_timeout)
     : store_(store),
       clock_(clock),
       events_(events),
@@ -127,8 +127,8 @@ absl::Time Controller::RunPass() {
       m.push_back(std::move(d));
     }
     for (const auto& e : a.events) {
-      m.push_back(events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message,
-                               service.id()));
+      m.push_back(
+          events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
     }
     CommitOrCount(m);
   }

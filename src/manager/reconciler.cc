@@ -39,63 +39,64 @@ void ReplaceTerminal(const v1::Service& service, const std::vector<const v1::Tas
                      const std::string& node_id, absl::Time now, ReconcileActions* out_ptr) {
   ReconcileActions& out = *out_ptr;
   const std::string& name = service.spec().name();
-    const v1::Task* latest = ts.back();
-    std::string why_not;
-    if (!IsTerminal(latest->status().state())) {
-      // Desired shutdown but still stopping: its replacement comes once it is gone.
-      return;
-    }
-    if (!Reconciler::ShouldReplace(*latest, &why_not)) {
-      if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
-        v1::Task done = *latest;
-        done.set_desired_state(v1::TASK_STATE_SHUTDOWN);
-        done.mutable_status()->set_message("not restarted: " + why_not);
-        out.update.push_back(std::move(done));
-        out.events.push_back({"task", latest->id(), name, "not-restarted",
-                              absl::StrCat("slot ", slot, " ", ExitSummary(*latest),
-                                           "; not restarted: ", why_not)});
-      }
-      return;
-    }
-    const auto st = latest->status().state();
-    const bool own_failure = st == v1::TASK_STATE_FAILED || st == v1::TASK_STATE_COMPLETE;
-    absl::Time not_before = now;
-    int attempt = latest->revision() == service.revision() ? latest->attempt() + 1 : 0;
-    if (own_failure && latest->revision() == service.revision()) {
-      // Consecutive quick failures in this slot set the backoff exponent.
-      int streak = 0;
-      for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
-        const auto& rs = (*rit)->status();
-        if (rs.state() != v1::TASK_STATE_FAILED && rs.state() != v1::TASK_STATE_COMPLETE) break;
-        absl::Time started = FromProtoTime(rs.started_at());
-        absl::Time finished = FromProtoTime(rs.finished_at());
-        if (started != absl::InfinitePast() && finished - started >= kBackoffResetAfter) break;
-        streak++;
-      }
-      absl::Time finished = FromProtoTime(latest->status().finished_at());
-      if (finished == absl::InfinitePast()) finished = FromProtoTime(latest->status().timestamp());
-      not_before = std::max(now, finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
-    } else {
-      attempt = latest->revision() == service.revision() ? latest->attempt() : 0;
-    }
+  const v1::Task* latest = ts.back();
+  std::string why_not;
+  if (!IsTerminal(latest->status().state())) {
+    // Desired shutdown but still stopping: its replacement comes once it is gone.
+    return;
+  }
+  if (!Reconciler::ShouldReplace(*latest, &why_not)) {
     if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
-      v1::Task old = *latest;
-      old.set_desired_state(v1::TASK_STATE_SHUTDOWN);
-      out.update.push_back(std::move(old));
-    }
-    v1::Task replacement = Reconciler::NewTask(service, slot, node_id, attempt, now, not_before);
-    if (own_failure) {
+      v1::Task done = *latest;
+      done.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+      done.mutable_status()->set_message("not restarted: " + why_not);
+      out.update.push_back(std::move(done));
       out.events.push_back(
-          {"task", latest->id(), name, "restarting",
-           absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; restarting in ",
-                        warren::FormatDuration(not_before - now), " as ", replacement.id())});
-    } else if (st == v1::TASK_STATE_ORPHANED || st == v1::TASK_STATE_REJECTED) {
-      out.events.push_back({"task", latest->id(), name, "rescheduled",
-                            absl::StrCat("slot ", slot, " ", ExitSummary(*latest),
-                                         "; rescheduled as ", replacement.id())});
+          {"task", latest->id(), name, "not-restarted",
+           absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; not restarted: ", why_not)});
     }
-    if (not_before > now) out.next_wakeup = std::min(out.next_wakeup, not_before);
-    out.create.push_back(std::move(replacement));
+    return;
+  }
+  const auto st = latest->status().state();
+  const bool own_failure = st == v1::TASK_STATE_FAILED || st == v1::TASK_STATE_COMPLETE;
+  absl::Time not_before = now;
+  int attempt = latest->revision() == service.revision() ? latest->attempt() + 1 : 0;
+  if (own_failure && latest->revision() == service.revision()) {
+    // Consecutive quick failures in this slot set the backoff exponent.
+    int streak = 0;
+    for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
+      const auto& rs = (*rit)->status();
+      if (rs.state() != v1::TASK_STATE_FAILED && rs.state() != v1::TASK_STATE_COMPLETE) break;
+      absl::Time started = FromProtoTime(rs.started_at());
+      absl::Time finished = FromProtoTime(rs.finished_at());
+      if (started != absl::InfinitePast() && finished - started >= kBackoffResetAfter) break;
+      streak++;
+    }
+    absl::Time finished = FromProtoTime(latest->status().finished_at());
+    if (finished == absl::InfinitePast()) finished = FromProtoTime(latest->status().timestamp());
+    not_before =
+        std::max(now, finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
+  } else {
+    attempt = latest->revision() == service.revision() ? latest->attempt() : 0;
+  }
+  if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
+    v1::Task old = *latest;
+    old.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+    out.update.push_back(std::move(old));
+  }
+  v1::Task replacement = Reconciler::NewTask(service, slot, node_id, attempt, now, not_before);
+  if (own_failure) {
+    out.events.push_back(
+        {"task", latest->id(), name, "restarting",
+         absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; restarting in ",
+                      warren::FormatDuration(not_before - now), " as ", replacement.id())});
+  } else if (st == v1::TASK_STATE_ORPHANED || st == v1::TASK_STATE_REJECTED) {
+    out.events.push_back({"task", latest->id(), name, "rescheduled",
+                          absl::StrCat("slot ", slot, " ", ExitSummary(*latest),
+                                       "; rescheduled as ", replacement.id())});
+  }
+  if (not_before > now) out.next_wakeup = std::min(out.next_wakeup, not_before);
+  out.create.push_back(std::move(replacement));
 }
 
 }  // namespace
@@ -238,7 +239,8 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     // History: keep the newest terminal tasks only.
     int terminal_seen = 0;
     for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
-      if (!IsTerminal((*rit)->status().state()) || (*rit)->desired_state() == v1::TASK_STATE_RUNNING)
+      if (!IsTerminal((*rit)->status().state()) ||
+          (*rit)->desired_state() == v1::TASK_STATE_RUNNING)
         continue;
       if (++terminal_seen > kHistoryPerSlot) out.remove.push_back((*rit)->id());
     }

@@ -44,8 +44,7 @@ class Reconciler {
   // Terminal tasks kept per slot for `service ps` history.
   static constexpr int kHistoryPerSlot = 3;
 
-  static ReconcileActions Reconcile(const v1::Service& service,
-                                    const std::vector<v1::Task>& tasks,
+  static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
                                     const std::vector<v1::Node>& nodes, absl::Time now);
 
   // Restart delay before attempt `consecutive_failures` (1 for the first restart).

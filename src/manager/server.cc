@@ -52,8 +52,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->liveness_ = std::make_unique<NodeLiveness>(clock);
   ApiOptions api_options;
   api_options.node_timeout = options.node_timeout;
-  m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_,
-                                         api_options);
+  m->api_ =
+      std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options);
   m->controller_ = std::make_unique<Controller>(*m->store_, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout);
 
@@ -92,14 +92,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     return out;
   });
   m->registry_->AddCallbackGauge("warren_revisions", "Service revisions kept.", {}, [st] {
-    return Registry::Samples{
-        {{}, static_cast<double>(st->List(Kind::kRevision).size())}};
+    return Registry::Samples{{{}, static_cast<double>(st->List(Kind::kRevision).size())}};
   });
-  m->registry_->AddCallbackGauge("warren_store_version", "Version of the last store commit.", {},
-                                 [st] {
-                                   return Registry::Samples{
-                                       {{}, static_cast<double>(st->Version())}};
-                                 });
+  m->registry_->AddCallbackGauge(
+      "warren_store_version", "Version of the last store commit.", {}, [st] {
+        return Registry::Samples{{{}, static_cast<double>(st->Version())}};
+      });
   Controller* ctl = m->controller_.get();
   m->registry_->AddCallbackGauge(
       "warren_controller_passes", "Control loop passes since start.", {}, [ctl] {
@@ -119,9 +117,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   return m;
 }
 
-int ManagerServer::metrics_port() const {
-  return metrics_server_ ? metrics_server_->port() : 0;
-}
+int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
 void ManagerServer::Shutdown() {
   if (shut_down_) return;
@@ -206,7 +202,8 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   WorkerOptions o = worker;
   o.manager_addr = (*m)->api_addr();
   o.role = "hybrid";
-  if (o.data_dir.empty()) o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
+  if (o.data_dir.empty())
+    o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
   absl::Status error;
   auto agent = MakeAgent(o, RealClock::Get(), &error);
   if (!agent) {

@@ -88,8 +88,7 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
   WorkerAgent& agent_;
 };
 
-WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver,
-                         Clock& clock)
+WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock)
     : options_(std::move(options)), driver_(std::move(driver)), clock_(clock) {}
 
 WorkerAgent::~WorkerAgent() { Stop(); }
@@ -416,9 +415,8 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
         if (want_running) {
           l.status.set_message("adopted after a worker restart");
           *l.status.mutable_timestamp() = ToProtoTime(now);
-          l.status.mutable_health()->set_state(t.spec().has_health_check()
-                                                   ? v1::HEALTH_STATE_STARTING
-                                                   : v1::HEALTH_STATE_NONE);
+          l.status.mutable_health()->set_state(
+              t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING : v1::HEALTH_STATE_NONE);
           QueueReport(t.id(), l.status);
           to_adopt.emplace_back(t.id(), t);
         } else {
@@ -511,7 +509,8 @@ void WorkerAgent::StartTask(const v1::Task& task) {
   if (task.spec().has_health_check()) {
     prober_->Watch(task.id(), task.address(), task.port(), task.spec().health_check(), now);
   }
-  if (stop_now) StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true);
+  if (stop_now)
+    StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true);
 }
 
 void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, bool report) {
@@ -575,8 +574,7 @@ void WorkerAgent::OnHealthChange(const std::string& task_id, const v1::TaskHealt
   // Every probe result would be a store write; report what changes, and the last probe
   // now and then so `service ps` stays fresh.
   const bool significant =
-      current.state() != health.state() ||
-      current.last_probe().ok() != health.last_probe().ok() ||
+      current.state() != health.state() || current.last_probe().ok() != health.last_probe().ok() ||
       current.last_probe().output() != health.last_probe().output() ||
       FromProtoTime(health.last_probe().time()) - FromProtoTime(current.last_probe().time()) >=
           absl::Seconds(10);

@@ -27,17 +27,14 @@ class E2eTest : public testing::Test {
     if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
   }
 
-  std::string Range(int i = 0) {
-    return "127." + std::to_string(range_octet_ + i) + ".0.0/16";
-  }
+  std::string Range(int i = 0) { return "127." + std::to_string(range_octet_ + i) + ".0.0/16"; }
 
   Process& StartHybrid() {
     processes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{WARREN_BINARY, "cluster", "init", "--data-dir",
-                                 (dir_ / "data").string(), "--api-addr", api_addr_,
-                                 "--metrics-addr", "127.0.0.1:" + std::to_string(FreePort()),
-                                 "--node-name", "node-1", "--address-range", Range(),
-                                 "--stop-tasks-on-exit"},
+        std::vector<std::string>{
+            WARREN_BINARY, "cluster", "init", "--data-dir", (dir_ / "data").string(), "--api-addr",
+            api_addr_, "--metrics-addr", "127.0.0.1:" + std::to_string(FreePort()), "--node-name",
+            "node-1", "--address-range", Range(), "--stop-tasks-on-exit"},
         (dir_ / "hybrid.log").string()));
     WaitReady();
     return *processes_.back();
@@ -52,18 +49,25 @@ class E2eTest : public testing::Test {
 
   CommandResult Cli(std::vector<std::string> args) {
     args.insert(args.begin(), {WARREN_BINARY, "--manager", api_addr_});
-    return Run(args);
+    return e2e::Run(args);
   }
 
   CommandResult CreateTestapp(const std::string& name, int replicas,
                               std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"service",        "create",
-                                     name,             "--command",
-                                     WARREN_TESTAPP_BINARY, "--replicas",
-                                     std::to_string(replicas), "--health-http",
-                                     "/healthz",       "--health-interval",
-                                     "200ms",          "--env",
-                                     marker_,          "--stop-timeout",
+    std::vector<std::string> args = {"service",
+                                     "create",
+                                     name,
+                                     "--command",
+                                     WARREN_TESTAPP_BINARY,
+                                     "--replicas",
+                                     std::to_string(replicas),
+                                     "--health-http",
+                                     "/healthz",
+                                     "--health-interval",
+                                     "200ms",
+                                     "--env",
+                                     marker_,
+                                     "--stop-timeout",
                                      "2s"};
     args.insert(args.end(), extra.begin(), extra.end());
     return Cli(args);
@@ -170,15 +174,13 @@ TEST_F(E2eTest, NodeTimeoutReschedulesOnAnotherWorker) {
   processes_.push_back(std::make_unique<Process>(
       std::vector<std::string>{WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(),
                                "--api-addr", api_addr_, "--metrics-addr",
-                               "127.0.0.1:" + std::to_string(FreePort()), "--node-timeout",
-                               "2s"},
+                               "127.0.0.1:" + std::to_string(FreePort()), "--node-timeout", "2s"},
       (dir_ / "manager.log").string()));
   for (int i = 1; i <= 2; ++i) {
     processes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
-                                 "w" + std::to_string(i), "--data-dir",
-                                 (dir_ / ("w" + std::to_string(i))).string(), "--address-range",
-                                 Range(i)},
+        std::vector<std::string>{
+            WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name", "w" + std::to_string(i),
+            "--data-dir", (dir_ / ("w" + std::to_string(i))).string(), "--address-range", Range(i)},
         (dir_ / ("w" + std::to_string(i) + ".log")).string()));
   }
   ASSERT_TRUE(WaitFor([&] {
@@ -217,7 +219,9 @@ TEST_F(E2eTest, BadInputIsRejectedAndNothingStored) {
   std::vector<Case> cases = {
       {{"service", "create", "web", "--command", "x", "--replicas", "-1"}, "replicas"},
       {{"service", "create", "Bad_Name", "--command", "x"}, "name"},
-      {{"service", "create", "web", "--command", "x", "--health-interval", "10x"}, "10x"},
+      {{"service", "create", "web", "--command", "x", "--health-http", "/healthz",
+        "--health-interval", "10x"},
+       "10x"},
       {{"service", "create", "web", "--command", "x", "--publish", "70000"}, "70000"},
       {{"service", "create", "web"}, "command"},
   };
@@ -241,7 +245,7 @@ TEST_F(E2eTest, BadInputIsRejectedAndNothingStored) {
   auto ls = Cli({"service", "ls", "-o", "json"});
   EXPECT_EQ(JsonList(ls.out, "services").size(), 1u) << "nothing from the bad file is stored";
 
-  auto unreachable = Run({WARREN_BINARY, "--manager", "127.0.0.1:1", "service", "ls"});
+  auto unreachable = e2e::Run({WARREN_BINARY, "--manager", "127.0.0.1:1", "service", "ls"});
   EXPECT_NE(unreachable.exit_code, 0);
   EXPECT_NE(unreachable.err.find("127.0.0.1:1"), std::string::npos) << unreachable.err;
 }

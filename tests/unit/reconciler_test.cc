@@ -99,6 +99,8 @@ struct RestartCase {
   bool restarted;
 };
 
+void PrintTo(const RestartCase& c, std::ostream* os) { *os << c.name; }
+
 class RestartPolicyTest : public testing::TestWithParam<RestartCase> {};
 
 TEST_P(RestartPolicyTest, FollowsPolicy) {
@@ -129,8 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
         RestartCase{"never_complete", "never", 0, v1::TASK_STATE_COMPLETE, 0, 0, false},
         RestartCase{"max_not_reached", "always", 3, v1::TASK_STATE_FAILED, 1, 2, true},
         RestartCase{"max_reached", "always", 3, v1::TASK_STATE_FAILED, 1, 3, false},
-        RestartCase{"onfailure_max_reached", "on-failure", 1, v1::TASK_STATE_FAILED, 1, 1,
-                    false}),
+        RestartCase{"onfailure_max_reached", "on-failure", 1, v1::TASK_STATE_FAILED, 1, 1, false}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ReconcilerTest, RestartBackoffDoublesAndIsCapped) {

@@ -8,8 +8,8 @@
 namespace warren {
 namespace {
 
-v1::Node MakeNode(const std::string& id, const std::string& range, double cpus = 0,
-                  int64_t mem = 0, std::map<std::string, std::string> labels = {}) {
+v1::Node MakeNode(const std::string& id, const std::string& range, double cpus = 0, int64_t mem = 0,
+                  std::map<std::string, std::string> labels = {}) {
   v1::Node n;
   n.set_id(id);
   n.set_name("node-" + id);
