@@ -19,13 +19,6 @@ namespace {
 
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-std::string EnumSuffix(const std::string& name, absl::string_view prefix) {
-  absl::string_view n = name;
-  if (absl::StartsWith(n, prefix)) n.remove_prefix(prefix.size());
-  std::string out = absl::AsciiStrToLower(n);
-  return out == "unspecified" ? "-" : out;
-}
-
 std::string FormatBytes(int64_t bytes) {
   if (bytes <= 0) return "-";
   const char* units[] = {"", "K", "M", "G", "T"};
@@ -101,16 +94,6 @@ std::string FormatAge(const google::protobuf::Timestamp& since, absl::Time now) 
   return absl::StrCat(s / 86400, "d");
 }
 
-std::string TaskStateName(v1::TaskState state) {
-  return EnumSuffix(v1::TaskState_Name(state), "TASK_STATE_");
-}
-std::string HealthStateName(v1::HealthState state) {
-  return EnumSuffix(v1::HealthState_Name(state), "HEALTH_STATE_");
-}
-std::string NodeStateName(v1::NodeState state) {
-  return EnumSuffix(v1::NodeState_Name(state), "NODE_STATE_");
-}
-
 std::string RenderMessage(const google::protobuf::Message& msg, OutputFormat format) {
   return format == OutputFormat::kJson ? ToJson(msg) : ToYaml(msg);
 }
@@ -175,9 +158,10 @@ std::string RenderTasks(const v1::ListTasksResponse& tasks,
       state += " (stopping)";
     }
     std::string exit = t->status().has_exit_code() ? absl::StrCat(t->status().exit_code()) : "-";
-    rows.push_back({t->id(), t->slot() > 0 ? absl::StrCat(t->slot()) : "-", node_name, address,
-                    state, HealthStateName(t->status().health().state()), exit,
-                    FormatAge(t->created_at(), now)});
+    rows.push_back(
+        {t->id(), t->slot() > 0 ? absl::StrCat(t->slot()) : "-", node_name, address, state,
+         IsTerminal(t->status().state()) ? "-" : HealthStateName(t->status().health().state()),
+         exit, FormatAge(t->created_at(), now)});
   }
   return RenderTable({"TASK", "SLOT", "NODE", "ADDRESS", "STATE", "HEALTH", "EXIT", "AGE"}, rows);
 }

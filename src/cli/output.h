@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/task_state.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "warren/v1/api.pb.h"
@@ -25,11 +26,6 @@ std::string RenderTable(const std::vector<std::string>& header,
 
 // "5s", "3m", "2h", "4d"; "-" for an unset time.
 std::string FormatAge(const google::protobuf::Timestamp& since, absl::Time now);
-
-// Enum values without their prefix, lower-case: TASK_STATE_RUNNING -> "running".
-std::string TaskStateName(v1::TaskState state);
-std::string HealthStateName(v1::HealthState state);
-std::string NodeStateName(v1::NodeState state);
 
 // A message as JSON or YAML; a table-less format falls back to YAML.
 std::string RenderMessage(const google::protobuf::Message& msg, OutputFormat format);

@@ -10,7 +10,8 @@ namespace {
 std::string StripPrefix(const std::string& name, absl::string_view prefix) {
   absl::string_view v = name;
   if (absl::StartsWith(v, prefix)) v.remove_prefix(prefix.size());
-  return absl::AsciiStrToLower(v);
+  std::string out = absl::AsciiStrToLower(v);
+  return out == "unspecified" ? "-" : out;
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ inline bool IsTerminal(v1::TaskState s) {
   }
 }
 
-// "running", "healthy", "ready": enum names without their prefix, lower case.
+// "running", "healthy", "ready": enum names without their prefix, lower case ("-" for
+// unspecified).
 std::string TaskStateName(v1::TaskState s);
 std::string HealthStateName(v1::HealthState s);
 std::string NodeStateName(v1::NodeState s);

@@ -568,7 +568,8 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
                          absl::StrCat("slot ", task->slot(), " ", msg), task->service_id()));
       }
       if (ns.health().state() != old.health().state() &&
-          ns.health().state() != v1::HEALTH_STATE_UNSPECIFIED) {
+          (ns.health().state() == v1::HEALTH_STATE_HEALTHY ||
+           ns.health().state() == v1::HEALTH_STATE_UNHEALTHY)) {
         m.push_back(events_.Make(
             "task", task->id(), task->service_name(), HealthStateName(ns.health().state()),
             absl::StrCat("slot ", task->slot(), " ", HealthStateName(ns.health().state()), ": ",
