@@ -36,6 +36,11 @@ struct ObjectTraits<v1::Revision> {
   static std::string Name(const v1::Revision&) { return ""; }
 };
 template <>
+struct ObjectTraits<v1::Deployment> {
+  static constexpr Kind kKind = Kind::kDeployment;
+  static std::string Name(const v1::Deployment&) { return ""; }
+};
+template <>
 struct ObjectTraits<v1::Event> {
   static constexpr Kind kKind = Kind::kEvent;
   static std::string Name(const v1::Event&) { return ""; }
