@@ -13,6 +13,7 @@
 #include "common/time_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
+#include "manager/rollout.h"
 #include "manager/scheduler.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
@@ -47,8 +48,13 @@ grpc::Status ToGrpc(const absl::Status& s) {
 }
 
 ApiService::ApiService(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-                       ApiOptions options)
-    : store_(store), clock_(clock), events_(events), liveness_(liveness), options_(options) {}
+                       ApiOptions options, ManagerMetrics* metrics)
+    : store_(store),
+      clock_(clock),
+      events_(events),
+      liveness_(liveness),
+      options_(options),
+      metrics_(metrics) {}
 
 absl::StatusOr<v1::Service> ApiService::FindService(const std::string& name_or_id) const {
   if (name_or_id.empty()) return absl::InvalidArgumentError("service: a name or id is required");
@@ -96,6 +102,9 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   rev.set_number(1);
   *rev.mutable_template_() = spec.template_();
   rev.set_change_cause("create");
+  rev.set_strategy(spec.update_config().strategy().empty() ? "rolling"
+                                                            : spec.update_config().strategy());
+  rev.set_outcome("created");
   *rev.mutable_created_at() = ToProtoTime(now);
   std::vector<Mutation> m = {
       PutMutation(svc, Mutation::kMustNotExist), PutMutation(rev, Mutation::kMustNotExist),
@@ -155,31 +164,32 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
     v1::Service next = *current;
     const bool template_changed =
         !MessageDifferencer::Equals(current->spec().template_(), spec.template_());
+    StartedRollout started;
     *next.mutable_spec() = spec;
     std::vector<Mutation> m;
     std::string what;
     if (template_changed) {
-      next.set_revision(current->revision() + 1);
+      // Revision numbers only grow, even after a rollback to an older one.
+      int64_t number = current->revision();
+      for (const auto& r : ServiceRevisions(next.id())) number = std::max(number, r.number());
+      next.set_revision(number + 1);
+      const std::string cause = req->change_cause().empty() ? "update" : req->change_cause();
+      auto rollout = StartRollout(*current, next, cause, /*rollback=*/false, now, &m);
+      if (!rollout.ok()) return ToGrpc(rollout.status());
+      started = *rollout;
       v1::Revision rev;
       rev.set_id(NewId());
       rev.set_service_id(next.id());
       rev.set_number(next.revision());
       *rev.mutable_template_() = spec.template_();
-      rev.set_change_cause(req->change_cause().empty() ? "update" : req->change_cause());
+      rev.set_change_cause(cause);
+      rev.set_strategy(RolloutStrategy(spec));
+      rev.set_outcome("in-progress");
+      rev.set_deployment_id(started.deployment_id);
       *rev.mutable_created_at() = ToProtoTime(now);
       m.push_back(PutMutation(rev, Mutation::kMustNotExist));
       what = absl::StrCat("updated to revision ", next.revision());
-      // Drop revisions beyond the history limit.
-      std::vector<v1::Revision> revs;
-      for (auto& r : ListObjects<v1::Revision>(store_)) {
-        if (r.service_id() == next.id()) revs.push_back(std::move(r));
-      }
-      std::sort(revs.begin(), revs.end(),
-                [](const auto& a, const auto& b) { return a.number() > b.number(); });
-      for (size_t i = static_cast<size_t>(std::max(1, options_.history_limit - 1)); i < revs.size();
-           ++i) {
-        m.push_back(DeleteMutation(revs[i]));
-      }
+      PruneRevisions(next, started.from_revision, &m);
     } else if (current->spec().replicas() != spec.replicas()) {
       what = absl::StrCat("scaled from ", current->spec().replicas(), " to ", spec.replicas());
     } else if (MessageDifferencer::Equals(current->spec(), spec)) {
@@ -197,6 +207,7 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
     m.push_back(events_.Make("service", next.id(), spec.name(), "updated", what, next.id()));
     auto v = store_.Commit(m);
     if (v.ok()) {
+      RecordSuperseded(started);
       next.set_version(*v);
       *resp = next;
       return grpc::Status::OK;
@@ -206,15 +217,311 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
 }
 
+std::vector<v1::Revision> ApiService::ServiceRevisions(const std::string& service_id) const {
+  std::vector<v1::Revision> out;
+  for (auto& r : ListObjects<v1::Revision>(store_)) {
+    if (r.service_id() == service_id) out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.number() < b.number(); });
+  return out;
+}
+
+std::vector<v1::Deployment> ApiService::ServiceDeployments(const std::string& service_id) const {
+  std::vector<v1::Deployment> out;
+  for (auto& d : ListObjects<v1::Deployment>(store_)) {
+    if (d.service_id() == service_id) out.push_back(std::move(d));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return FromProtoTime(a.created_at()) > FromProtoTime(b.created_at());
+  });
+  return out;
+}
+
+std::optional<v1::Deployment> ApiService::ActiveDeployment(const std::string& service_id) const {
+  for (auto& d : ServiceDeployments(service_id)) {
+    if (IsActive(d)) return d;
+  }
+  return std::nullopt;
+}
+
+std::string ApiService::RolloutStrategy(const v1::ServiceSpec& spec) {
+  return spec.update_config().strategy().empty() ? "rolling" : spec.update_config().strategy();
+}
+
+absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(
+    const v1::Service& current, const v1::Service& next, const std::string& cause,
+    bool rollback, absl::Time now, std::vector<Mutation>* m) {
+  StartedRollout started;
+  auto active = ActiveDeployment(current.id());
+  // The stable revision: where a failing rollout goes back to. A rollout that supersedes an
+  // unfinished one keeps the stable revision of the one it replaces.
+  started.from_revision = current.revision();
+  if (active && !rollback) started.from_revision = active->from_revision();
+  if (active) {
+    v1::Deployment old = *active;
+    old.set_phase(rollback ? v1::DEPLOYMENT_PHASE_ROLLED_BACK : v1::DEPLOYMENT_PHASE_SUPERSEDED);
+    old.set_reason(rollback ? absl::StrCat("rolled back by hand to revision ", next.revision())
+                            : absl::StrCat("superseded by revision ", next.revision()));
+    if (rollback) old.set_rollback_reason("manual");
+    *old.mutable_finished_at() = ToProtoTime(now);
+    m->push_back(PutMutation(old, active->version()));
+    for (auto r : ServiceRevisions(current.id())) {
+      if (r.number() != active->to_revision()) continue;
+      r.set_outcome(rollback ? "rolled-back" : "superseded");
+      m->push_back(PutMutation(r, r.version()));
+    }
+    m->push_back(events_.Make("deployment", old.id(), current.spec().name(),
+                              rollback ? "rolled-back" : "superseded", old.reason(),
+                              current.id()));
+    started.superseded = old;
+  }
+  v1::Deployment d;
+  d.set_id(NewId());
+  d.set_service_id(current.id());
+  d.set_service_name(current.spec().name());
+  d.set_from_revision(started.from_revision);
+  d.set_to_revision(next.revision());
+  d.set_target_revision(next.revision());
+  d.set_strategy(RolloutStrategy(next.spec()));
+  *d.mutable_config() =
+      rollback ? EffectiveRollbackConfig(next.spec()) : next.spec().update_config();
+  d.set_phase(v1::DEPLOYMENT_PHASE_PENDING);
+  d.set_rollback(rollback);
+  if (rollback) d.set_rollback_reason("manual");
+  d.set_change_cause(cause);
+  d.set_total(next.spec().replicas());
+  *d.mutable_created_at() = ToProtoTime(now);
+  *d.mutable_phase_started_at() = ToProtoTime(now);
+  *d.mutable_last_progress_at() = ToProtoTime(now);
+  m->push_back(PutMutation(d, Mutation::kMustNotExist));
+  m->push_back(events_.Make(
+      "deployment", d.id(), current.spec().name(), rollback ? "rollback" : "created",
+      absl::StrCat(rollback ? "rollback" : "rollout", " from revision ", current.revision(),
+                   " to ", next.revision(), " (", d.strategy(), "): ", cause),
+      current.id()));
+  started.deployment_id = d.id();
+  return started;
+}
+
+void ApiService::RecordSuperseded(const StartedRollout& started) {
+  if (!metrics_ || !started.superseded) return;
+  const auto& d = *started.superseded;
+  metrics_->DeploymentFinished(
+      d.strategy(), d.phase() == v1::DEPLOYMENT_PHASE_ROLLED_BACK ? "rolled_back" : "superseded",
+      FromProtoTime(d.finished_at()) - FromProtoTime(d.created_at()));
+}
+
+void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
+                                std::vector<Mutation>* m) {
+  int limit = next.spec().history_limit() > 0 ? next.spec().history_limit() : options_.history_limit;
+  limit = std::max(limit, 2);
+  std::vector<v1::Revision> revs = ServiceRevisions(next.id());
+  // The new revision is not stored yet: it takes one place of the limit.
+  int kept = 1;
+  for (auto it = revs.rbegin(); it != revs.rend(); ++it) {
+    if (it->number() == keep_also || it->number() == next.revision()) {
+      kept++;
+      continue;
+    }
+    if (kept < limit) {
+      kept++;
+      continue;
+    }
+    m->push_back(DeleteMutation(*it));
+  }
+}
+
+grpc::Status ApiService::RollbackService(grpc::ServerContext*,
+                                         const v1::RollbackServiceRequest* req,
+                                         v1::Service* resp) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto svc = FindService(req->name_or_id());
+    if (!svc.ok()) return ToGrpc(svc.status());
+    const absl::Time now = clock_.Now();
+    auto active = ActiveDeployment(svc->id());
+    auto revs = ServiceRevisions(svc->id());
+    int64_t to = req->to_revision();
+    if (to == 0) {
+      // The previous revision: the stable one of the rollout in progress, or the one the
+      // current revision replaced.
+      if (active) {
+        to = active->from_revision();
+      } else {
+        for (const auto& d : ServiceDeployments(svc->id())) {
+          if (d.to_revision() == svc->revision() && d.from_revision() != svc->revision()) {
+            to = d.from_revision();
+            break;
+          }
+        }
+        if (to == 0) {
+          for (const auto& r : revs) {
+            if (r.number() < svc->revision()) to = r.number();
+          }
+        }
+      }
+      if (to == 0) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("service \"", svc->spec().name(),
+                                         "\" has no previous revision to roll back to"));
+      }
+    }
+    const v1::Revision* target = nullptr;
+    std::string kept;
+    for (const auto& r : revs) {
+      if (r.number() == to) target = &r;
+      absl::StrAppend(&kept, kept.empty() ? "" : ", ", r.number());
+    }
+    if (target == nullptr) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("to-revision: revision ", to, " of service \"",
+                                       svc->spec().name(), "\" is not kept (kept: ", kept, ")"));
+    }
+    if (to == svc->revision() && !active) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("service \"", svc->spec().name(),
+                                       "\" already runs revision ", to));
+    }
+    v1::Service next = *svc;
+    *next.mutable_spec()->mutable_template_() = target->template_();
+    next.set_revision(to);
+    *next.mutable_updated_at() = ToProtoTime(now);
+    std::vector<Mutation> m = {PutMutation(next, svc->version())};
+    const std::string cause = req->change_cause().empty()
+                                  ? absl::StrCat("rollback to revision ", to)
+                                  : req->change_cause();
+    auto started = StartRollout(*svc, next, cause, /*rollback=*/true, now, &m);
+    if (!started.ok()) return ToGrpc(started.status());
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      if (metrics_) metrics_->Rollback("manual");
+      RecordSuperseded(*started);
+      next.set_version(*v);
+      *resp = next;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::SetPaused(const std::string& name_or_id, bool pause,
+                                   v1::Deployment* resp) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto svc = FindService(name_or_id);
+    if (!svc.ok()) return ToGrpc(svc.status());
+    auto active = ActiveDeployment(svc->id());
+    if (!active) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("service \"", svc->spec().name(),
+                                       "\" has no rollout in progress"));
+    }
+    v1::Deployment d = *active;
+    const bool paused = d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
+    if (pause == paused) {
+      *resp = d;
+      return grpc::Status::OK;
+    }
+    const absl::Time now = clock_.Now();
+    if (pause) {
+      d.set_phase(v1::DEPLOYMENT_PHASE_PAUSED);
+      d.set_paused_by_user(true);
+      d.set_reason("paused by hand");
+    } else {
+      const bool rolling_back = d.target_revision() != 0 && d.target_revision() != d.to_revision();
+      d.set_phase(rolling_back ? v1::DEPLOYMENT_PHASE_ROLLING_BACK
+                               : v1::DEPLOYMENT_PHASE_PROGRESSING);
+      d.set_paused_by_user(false);
+      d.set_reason("");
+      // Failures that paused it were seen by the user; the deadline starts over.
+      d.clear_failed_task_ids();
+      *d.mutable_last_progress_at() = ToProtoTime(now);
+    }
+    std::vector<Mutation> m = {PutMutation(d, active->version()),
+                               events_.Make("deployment", d.id(), svc->spec().name(),
+                                            pause ? "paused" : "resumed",
+                                            pause ? "paused by hand" : "resumed by hand",
+                                            svc->id())};
+    for (auto r : ServiceRevisions(svc->id())) {
+      if (r.number() != d.to_revision() || d.target_revision() != d.to_revision()) continue;
+      r.set_outcome(pause ? "paused" : "in-progress");
+      m.push_back(PutMutation(r, r.version()));
+    }
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      d.set_version(*v);
+      *resp = d;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::PauseRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                                      v1::Deployment* resp) {
+  return SetPaused(req->name_or_id(), true, resp);
+}
+
+grpc::Status ApiService::ResumeRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                                       v1::Deployment* resp) {
+  return SetPaused(req->name_or_id(), false, resp);
+}
+
+grpc::Status ApiService::GetRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                                    v1::Deployment* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  auto all = ServiceDeployments(svc->id());
+  if (all.empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("service \"", svc->spec().name(), "\" has had no rollout"));
+  }
+  *resp = all.front();
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ListDeployments(grpc::ServerContext*, const v1::RolloutRequest* req,
+                                         v1::ListDeploymentsResponse* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  for (auto& d : ServiceDeployments(svc->id())) *resp->add_deployments() = std::move(d);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ListRevisions(grpc::ServerContext*, const v1::ListRevisionsRequest* req,
+                                       v1::ListRevisionsResponse* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  for (auto& r : ServiceRevisions(svc->id())) *resp->add_revisions() = std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetRevision(grpc::ServerContext*, const v1::GetRevisionRequest* req,
+                                     v1::Revision* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  std::string kept;
+  for (auto& r : ServiceRevisions(svc->id())) {
+    if (r.number() == req->number()) {
+      *resp = std::move(r);
+      return grpc::Status::OK;
+    }
+    absl::StrAppend(&kept, kept.empty() ? "" : ", ", r.number());
+  }
+  return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                      absl::StrCat("revision: service \"", svc->spec().name(), "\" has no revision ",
+                                   req->number(), " (kept: ", kept, ")"));
+}
+
 grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
                                        v1::DeleteServiceResponse* resp) {
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
     auto svc = FindService(req->name_or_id());
     if (!svc.ok()) return ToGrpc(svc.status());
     std::vector<Mutation> m = {DeleteMutation(*svc, svc->version())};
-    for (const auto& r : ListObjects<v1::Revision>(store_)) {
-      if (r.service_id() == svc->id()) m.push_back(DeleteMutation(r));
-    }
+    for (const auto& r : ServiceRevisions(svc->id())) m.push_back(DeleteMutation(r));
+    for (const auto& d : ServiceDeployments(svc->id())) m.push_back(DeleteMutation(d));
     for (const auto& t : ListObjects<v1::Task>(store_)) {
       if (t.service_id() != svc->id()) continue;
       if (IsTerminal(t.status().state())) {

@@ -2,11 +2,14 @@
 #define WARREN_MANAGER_API_SERVICE_H_
 
 #include <atomic>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "manager/events.h"
+#include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -23,8 +26,9 @@ struct ApiOptions {
 // events, so a rejected request stores nothing.
 class ApiService final : public v1::Warren::Service {
  public:
+  // `metrics` may be null (tests).
   ApiService(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-             ApiOptions options);
+             ApiOptions options, ManagerMetrics* metrics = nullptr);
 
   // Ends the long-lived streams (watch, logs) so the server can shut down.
   void Shutdown() { shutting_down_ = true; }
@@ -43,6 +47,20 @@ class ApiService final : public v1::Warren::Service {
                             v1::Service*) override;
   grpc::Status ServiceLogs(grpc::ServerContext*, const v1::ServiceLogsRequest*,
                            grpc::ServerWriter<v1::LogLine>*) override;
+  grpc::Status RollbackService(grpc::ServerContext*, const v1::RollbackServiceRequest*,
+                               v1::Service*) override;
+  grpc::Status PauseRollout(grpc::ServerContext*, const v1::RolloutRequest*,
+                            v1::Deployment*) override;
+  grpc::Status ResumeRollout(grpc::ServerContext*, const v1::RolloutRequest*,
+                             v1::Deployment*) override;
+  grpc::Status GetRollout(grpc::ServerContext*, const v1::RolloutRequest*,
+                          v1::Deployment*) override;
+  grpc::Status ListDeployments(grpc::ServerContext*, const v1::RolloutRequest*,
+                               v1::ListDeploymentsResponse*) override;
+  grpc::Status ListRevisions(grpc::ServerContext*, const v1::ListRevisionsRequest*,
+                             v1::ListRevisionsResponse*) override;
+  grpc::Status GetRevision(grpc::ServerContext*, const v1::GetRevisionRequest*,
+                           v1::Revision*) override;
   grpc::Status ListTasks(grpc::ServerContext*, const v1::ListTasksRequest*,
                          v1::ListTasksResponse*) override;
   grpc::Status GetTask(grpc::ServerContext*, const v1::GetTaskRequest*, v1::Task*) override;
@@ -65,11 +83,32 @@ class ApiService final : public v1::Warren::Service {
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
 
+  struct StartedRollout {
+    std::string deployment_id;
+    int64_t from_revision = 0;
+    // The unfinished rollout this one replaced.
+    std::optional<v1::Deployment> superseded;
+  };
+  // Appends to `m` the new deployment for current -> next (and the end of any rollout in
+  // progress, superseded or rolled back by hand).
+  absl::StatusOr<StartedRollout> StartRollout(const v1::Service& current, const v1::Service& next,
+                                              const std::string& cause, bool rollback,
+                                              absl::Time now, std::vector<Mutation>* m);
+  void RecordSuperseded(const StartedRollout& started);
+  // Deletes the oldest revisions beyond the history limit, never the current ones.
+  void PruneRevisions(const v1::Service& next, int64_t keep_also, std::vector<Mutation>* m);
+  std::vector<v1::Revision> ServiceRevisions(const std::string& service_id) const;
+  std::vector<v1::Deployment> ServiceDeployments(const std::string& service_id) const;
+  std::optional<v1::Deployment> ActiveDeployment(const std::string& service_id) const;
+  grpc::Status SetPaused(const std::string& name_or_id, bool pause, v1::Deployment* resp);
+  static std::string RolloutStrategy(const v1::ServiceSpec& spec);
+
   Store& store_;
   const Clock& clock_;
   EventLog& events_;
   NodeLiveness& liveness_;
   const ApiOptions options_;
+  ManagerMetrics* metrics_;
   std::atomic<bool> shutting_down_{false};
 };
 

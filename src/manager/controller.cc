@@ -1,11 +1,13 @@
 #include "manager/controller.h"
 
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "manager/reconciler.h"
+#include "manager/rollout.h"
 #include "manager/scheduler.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
@@ -13,12 +15,13 @@
 namespace warren {
 
 Controller::Controller(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-                       absl::Duration node_timeout)
+                       absl::Duration node_timeout, ManagerMetrics* metrics)
     : store_(store),
       clock_(clock),
       events_(events),
       liveness_(liveness),
-      node_timeout_(node_timeout) {}
+      node_timeout_(node_timeout),
+      metrics_(metrics) {}
 
 Controller::~Controller() { Stop(); }
 
@@ -112,9 +115,51 @@ absl::Time Controller::RunPass() {
     CommitOrCount(m);
   }
 
-  // 3. Reconcile every service.
-  for (const auto& service : services) {
-    ReconcileActions a = Reconciler::Reconcile(service, by_service[service.id()], nodes, now);
+  // 3. Advance each service's active rollout, then reconcile its tasks.
+  std::map<std::string, v1::Deployment> active_by_service;
+  for (auto& d : ListObjects<v1::Deployment>(store_)) {
+    if (!IsActive(d)) continue;
+    auto it = active_by_service.find(d.service_id());
+    if (it == active_by_service.end() ||
+        FromProtoTime(it->second.created_at()) < FromProtoTime(d.created_at())) {
+      active_by_service[d.service_id()] = std::move(d);
+    }
+  }
+  std::map<std::string, std::map<int64_t, v1::Revision>> revisions_by_service;
+  for (auto& r : ListObjects<v1::Revision>(store_)) {
+    revisions_by_service[r.service_id()][r.number()] = std::move(r);
+  }
+  for (v1::Service service : services) {
+    const auto& revisions = revisions_by_service[service.id()];
+    std::optional<v1::Deployment> rollout;
+    if (auto it = active_by_service.find(service.id()); it != active_by_service.end()) {
+      RolloutStep step = RolloutController::Advance(service, it->second, by_service[service.id()],
+                                                    nodes, revisions, now);
+      next = std::min(next, step.next_wakeup);
+      if (step.changed) {
+        std::vector<Mutation> m = {PutMutation(step.deployment, it->second.version())};
+        if (step.service) m.push_back(PutMutation(*step.service, service.version()));
+        for (const auto& r : step.revisions) m.push_back(PutMutation(r, r.version()));
+        for (const auto& e : step.events) {
+          m.push_back(events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message,
+                                   service.id()));
+        }
+        if (!CommitOrCount(m)) continue;  // decided again on the next pass
+        if (metrics_ && !step.finished_status.empty()) {
+          metrics_->DeploymentFinished(
+              step.deployment.strategy(), step.finished_status,
+              FromProtoTime(step.deployment.finished_at()) -
+                  FromProtoTime(step.deployment.created_at()));
+        }
+        if (metrics_ && !step.rollback_reason.empty()) metrics_->Rollback(step.rollback_reason);
+        if (step.service) service = *step.service;
+      }
+      if (IsActive(step.deployment)) rollout = step.deployment;
+    }
+    std::map<int64_t, v1::TaskTemplate> templates;
+    for (const auto& [number, r] : revisions) templates[number] = r.template_();
+    ReconcileActions a = Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
+                                               rollout ? &*rollout : nullptr, &templates);
     next = std::min(next, a.next_wakeup);
     if (a.empty()) continue;
     std::vector<Mutation> m;

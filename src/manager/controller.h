@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "manager/events.h"
+#include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "store/store.h"
 
@@ -23,8 +24,9 @@ struct ControllerStats {
 // server calls Start(), which runs passes on every store change and at the next deadline.
 class Controller {
  public:
+  // `metrics` may be null (tests).
   Controller(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-             absl::Duration node_timeout);
+             absl::Duration node_timeout, ManagerMetrics* metrics = nullptr);
   ~Controller();
 
   // One pass; returns when the loop should look again even if nothing changes.
@@ -44,6 +46,7 @@ class Controller {
   EventLog& events_;
   NodeLiveness& liveness_;
   const absl::Duration node_timeout_;
+  ManagerMetrics* metrics_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

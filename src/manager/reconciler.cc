@@ -1,13 +1,14 @@
 #include "manager/reconciler.h"
 
 #include <algorithm>
-#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/rollout.h"
 
 namespace warren {
 namespace {
@@ -33,39 +34,62 @@ void ShutDown(v1::Task t, const std::string& why, ReconcileActions* out) {
   out->update.push_back(std::move(t));
 }
 
-// The slot's newest task is terminal: replace it (at once or after a backoff), or record
-// why not.
-void ReplaceTerminal(const v1::Service& service, const std::vector<const v1::Task*>& ts, int slot,
-                     const std::string& node_id, absl::Time now, ReconcileActions* out_ptr) {
-  ReconcileActions& out = *out_ptr;
-  const std::string& name = service.spec().name();
+// One slot being reconciled towards `revision`.
+struct Slot {
+  const v1::Service& service;
+  int64_t revision;
+  const v1::TaskTemplate& tmpl;
+  int number;
+  std::string node_id;
+  absl::Time now;
+  ReconcileActions* out;
+
+  v1::Task New(int attempt, absl::Time not_before) const {
+    return Reconciler::NewTask(service, revision, tmpl, number, node_id, attempt, now,
+                               not_before);
+  }
+};
+
+// The slot's newest task is terminal and nothing is live: replace it (at once, or after a
+// backoff when it failed on the slot's revision), or record why not.
+void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
+  ReconcileActions& out = *slot.out;
+  const std::string& name = slot.service.spec().name();
   const v1::Task* latest = ts.back();
-  std::string why_not;
-  if (!IsTerminal(latest->status().state())) {
-    // Desired shutdown but still stopping: its replacement comes once it is gone.
+  if (!IsTerminal(latest->status().state())) return;  // still stopping: replace once gone
+  if (latest->revision() != slot.revision) {
+    if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
+      v1::Task old = *latest;
+      old.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+      out.update.push_back(std::move(old));
+    }
+    out.create.push_back(slot.New(0, slot.now));
     return;
   }
+  std::string why_not;
   if (!Reconciler::ShouldReplace(*latest, &why_not)) {
     if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
       v1::Task done = *latest;
       done.set_desired_state(v1::TASK_STATE_SHUTDOWN);
       done.mutable_status()->set_message("not restarted: " + why_not);
       out.update.push_back(std::move(done));
-      out.events.push_back(
-          {"task", latest->id(), name, "not-restarted",
-           absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; not restarted: ", why_not)});
+      out.events.push_back({"task", latest->id(), name, "not-restarted",
+                            absl::StrCat("slot ", slot.number, " ", ExitSummary(*latest),
+                                         "; not restarted: ", why_not)});
     }
     return;
   }
   const auto st = latest->status().state();
   const bool own_failure = st == v1::TASK_STATE_FAILED || st == v1::TASK_STATE_COMPLETE;
-  absl::Time not_before = now;
-  int attempt = latest->revision() == service.revision() ? latest->attempt() + 1 : 0;
-  if (own_failure && latest->revision() == service.revision()) {
-    // Consecutive quick failures in this slot set the backoff exponent.
+  absl::Time not_before = slot.now;
+  int attempt = latest->attempt();
+  if (own_failure) {
+    attempt++;
+    // Consecutive quick failures of this revision in the slot set the backoff exponent.
     int streak = 0;
     for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
       const auto& rs = (*rit)->status();
+      if ((*rit)->revision() != slot.revision) break;
       if (rs.state() != v1::TASK_STATE_FAILED && rs.state() != v1::TASK_STATE_COMPLETE) break;
       absl::Time started = FromProtoTime(rs.started_at());
       absl::Time finished = FromProtoTime(rs.finished_at());
@@ -74,28 +98,26 @@ void ReplaceTerminal(const v1::Service& service, const std::vector<const v1::Tas
     }
     absl::Time finished = FromProtoTime(latest->status().finished_at());
     if (finished == absl::InfinitePast()) finished = FromProtoTime(latest->status().timestamp());
-    not_before =
-        std::max(now, finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
-  } else {
-    attempt = latest->revision() == service.revision() ? latest->attempt() : 0;
+    not_before = std::max(slot.now,
+                          finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
   }
   if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
     v1::Task old = *latest;
     old.set_desired_state(v1::TASK_STATE_SHUTDOWN);
     out.update.push_back(std::move(old));
   }
-  v1::Task replacement = Reconciler::NewTask(service, slot, node_id, attempt, now, not_before);
+  v1::Task replacement = slot.New(attempt, not_before);
   if (own_failure) {
     out.events.push_back(
         {"task", latest->id(), name, "restarting",
-         absl::StrCat("slot ", slot, " ", ExitSummary(*latest), "; restarting in ",
-                      warren::FormatDuration(not_before - now), " as ", replacement.id())});
+         absl::StrCat("slot ", slot.number, " ", ExitSummary(*latest), "; restarting in ",
+                      warren::FormatDuration(not_before - slot.now), " as ", replacement.id())});
   } else if (st == v1::TASK_STATE_ORPHANED || st == v1::TASK_STATE_REJECTED) {
     out.events.push_back({"task", latest->id(), name, "rescheduled",
-                          absl::StrCat("slot ", slot, " ", ExitSummary(*latest),
+                          absl::StrCat("slot ", slot.number, " ", ExitSummary(*latest),
                                        "; rescheduled as ", replacement.id())});
   }
-  if (not_before > now) out.next_wakeup = std::min(out.next_wakeup, not_before);
+  if (not_before > slot.now) out.next_wakeup = std::min(out.next_wakeup, not_before);
   out.create.push_back(std::move(replacement));
 }
 
@@ -141,16 +163,23 @@ bool Reconciler::ShouldReplace(const v1::Task& t, std::string* why_not) {
 
 v1::Task Reconciler::NewTask(const v1::Service& service, int slot, const std::string& node_id,
                              int attempt, absl::Time now, absl::Time not_before) {
+  return NewTask(service, service.revision(), service.spec().template_(), slot, node_id, attempt,
+                 now, not_before);
+}
+
+v1::Task Reconciler::NewTask(const v1::Service& service, int64_t revision,
+                             const v1::TaskTemplate& tmpl, int slot, const std::string& node_id,
+                             int attempt, absl::Time now, absl::Time not_before) {
   v1::Task t;
   t.set_id(NewId());
   t.set_service_id(service.id());
   t.set_service_name(service.spec().name());
-  t.set_revision(service.revision());
+  t.set_revision(revision);
   t.set_slot(slot);
   t.set_node_id(node_id);
   t.set_desired_state(v1::TASK_STATE_RUNNING);
-  *t.mutable_spec() = service.spec().template_();
-  t.set_port(TaskPort(service.spec().template_()));
+  *t.mutable_spec() = tmpl;
+  t.set_port(TaskPort(tmpl));
   t.set_attempt(attempt);
   *t.mutable_created_at() = ToProtoTime(now);
   auto* st = t.mutable_status();
@@ -167,45 +196,35 @@ v1::Task Reconciler::NewTask(const v1::Service& service, int slot, const std::st
 
 ReconcileActions Reconciler::Reconcile(const v1::Service& service,
                                        const std::vector<v1::Task>& tasks,
-                                       const std::vector<v1::Node>& nodes, absl::Time now) {
+                                       const std::vector<v1::Node>& nodes, absl::Time now,
+                                       const v1::Deployment* rollout,
+                                       const std::map<int64_t, v1::TaskTemplate>* templates) {
   ReconcileActions out;
   const bool global = service.spec().mode() == "global";
   const std::string& name = service.spec().name();
 
-  // Slot key -> tasks by creation order.
+  // Slot key -> tasks in creation order.
   std::map<std::string, std::vector<const v1::Task*>> slots;
-  for (const auto& t : tasks) {
-    slots[global ? t.node_id() : std::to_string(t.slot())].push_back(&t);
-  }
+  for (const auto& t : tasks) slots[SlotKey(service, t)].push_back(&t);
   for (auto& [key, ts] : slots) {
-    std::sort(ts.begin(), ts.end(), [](const v1::Task* a, const v1::Task* b) {
-      if (a->revision() != b->revision()) return a->revision() < b->revision();
-      if (a->attempt() != b->attempt()) return a->attempt() < b->attempt();
+    std::stable_sort(ts.begin(), ts.end(), [](const v1::Task* a, const v1::Task* b) {
       return FromProtoTime(a->created_at()) < FromProtoTime(b->created_at());
     });
   }
+  auto template_for = [&](int64_t revision) -> const v1::TaskTemplate& {
+    if (revision == service.revision()) return service.spec().template_();
+    if (templates) {
+      auto it = templates->find(revision);
+      if (it != templates->end()) return it->second;
+    }
+    for (const auto& t : tasks) {
+      if (t.revision() == revision) return t.spec();
+    }
+    return service.spec().template_();
+  };
 
-  // The slots that should exist.
-  std::vector<std::pair<std::string, int>> wanted;  // key, slot number
-  std::map<std::string, bool> wanted_set;
-  if (global) {
-    for (const auto& n : nodes) {
-      if (n.state() != v1::NODE_STATE_READY) continue;
-      bool ok = true;
-      for (const auto& c : service.spec().template_().constraints()) {
-        auto m = MatchConstraint(c, n);
-        if (!m.ok() || !*m) ok = false;
-      }
-      if (!ok) continue;
-      wanted.emplace_back(n.id(), 0);
-      wanted_set[n.id()] = true;
-    }
-  } else {
-    for (int i = 1; i <= service.spec().replicas(); ++i) {
-      wanted.emplace_back(std::to_string(i), i);
-      wanted_set[std::to_string(i)] = true;
-    }
-  }
+  const std::vector<std::string> wanted = WantedSlots(service, nodes);
+  const std::set<std::string> wanted_set(wanted.begin(), wanted.end());
 
   // Slots that are no longer wanted: shut down live tasks, drop terminal ones.
   for (const auto& [key, ts] : slots) {
@@ -221,20 +240,34 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     }
   }
 
-  int in_transition = 0;
-  std::vector<std::pair<std::string, int>> stale_slots;
-  for (const auto& [key, slot] : wanted) {
-    auto it = slots.find(key);
+  bool start_first = true;
+  absl::Duration min_ready = absl::ZeroDuration();
+  std::set<std::string> updated;
+  int64_t target = service.revision();
+  if (rollout) {
+    RolloutParams p = ResolveRolloutParams(rollout->config(), static_cast<int>(wanted.size()));
+    start_first = p.start_first;
+    min_ready = p.min_ready;
+    updated.insert(rollout->updated_slots().begin(), rollout->updated_slots().end());
+    target = rollout->target_revision() != 0 ? rollout->target_revision() : rollout->to_revision();
+  }
+  // Without a deployment, at most one stale slot moves at a time.
+  int naive_budget = 1;
+  if (!rollout) {
+    for (const auto& key : wanted) {
+      bool has_current = false, has_other = false;
+      for (const v1::Task* t : slots[key]) {
+        if (!IsLive(*t)) continue;
+        (t->revision() == service.revision() ? has_current : has_other) = true;
+      }
+      if (has_current && has_other) naive_budget = 0;
+    }
+  }
+
+  for (const auto& key : wanted) {
+    const auto& ts = slots[key];
+    const int number = global ? 0 : std::stoi(key);
     const std::string node_id = global ? key : "";
-    if (it == slots.end()) {
-      out.create.push_back(NewTask(service, slot, node_id, 0, now, now));
-      continue;
-    }
-    const auto& ts = it->second;
-    std::vector<const v1::Task*> live;
-    for (const v1::Task* t : ts) {
-      if (IsLive(*t)) live.push_back(t);
-    }
 
     // History: keep the newest terminal tasks only.
     int terminal_seen = 0;
@@ -245,48 +278,78 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
       if (++terminal_seen > kHistoryPerSlot) out.remove.push_back((*rit)->id());
     }
 
-    if (!live.empty()) {
-      const v1::Task* newest = live.back();
-      bool newest_current = newest->revision() == service.revision();
-      // More than one live task: a start-first replacement in flight (or a leftover).
-      for (size_t i = 0; i + 1 < live.size(); ++i) {
-        const v1::Task* older = live[i];
-        if (newest_current && older->revision() != service.revision()) {
-          if (IsServing(*newest)) {
-            ShutDown(*older, "replaced by revision " + std::to_string(service.revision()), &out);
-            out.events.push_back({"task", older->id(), name, "replaced",
-                                  absl::StrCat("slot ", slot, ": revision ", older->revision(),
-                                               " replaced by ", newest->id())});
-          } else {
-            in_transition++;
-          }
-        } else {
-          ShutDown(*older, "duplicate task in slot", &out);
-        }
+    std::vector<const v1::Task*> live;
+    for (const v1::Task* t : ts) {
+      if (IsLive(*t)) live.push_back(t);
+    }
+    int64_t desired = service.revision();
+    if (rollout) {
+      if (updated.count(key)) {
+        desired = target;
+      } else if (!live.empty()) {
+        desired = live.back()->revision();
+      } else if (!ts.empty()) {
+        desired = ts.back()->revision();
+      } else {
+        desired = target;
       }
-      if (!newest_current) {
-        const v1::Task* latest = ts.back();
-        if (latest->revision() == service.revision() && IsTerminal(latest->status().state())) {
-          // The new revision's task in this slot died: restart it under the backoff.
-          ReplaceTerminal(service, ts, slot, node_id, now, &out);
-          in_transition++;
-        } else {
-          stale_slots.emplace_back(key, slot);
+    }
+    std::vector<const v1::Task*> live_desired, live_other;
+    for (const v1::Task* t : live) (t->revision() == desired ? live_desired : live_other).push_back(t);
+    if (!rollout && live_desired.empty() && !live_other.empty()) {
+      if (naive_budget == 0) continue;  // keeps running its revision for now
+      naive_budget--;
+    }
+    const Slot slot{service, desired, template_for(desired), number, node_id, now, &out};
+
+    if (!live_desired.empty()) {
+      const v1::Task* newest = live_desired.back();
+      for (size_t i = 0; i + 1 < live_desired.size(); ++i) {
+        ShutDown(*live_desired[i], "duplicate task in slot", &out);
+      }
+      if (live_other.empty()) continue;
+      absl::Time ready_at = absl::InfiniteFuture();
+      if (IsAvailable(*newest, min_ready, now, &ready_at)) {
+        for (const v1::Task* old : live_other) {
+          ShutDown(*old, absl::StrCat("replaced by revision ", desired), &out);
+          out.events.push_back({"task", old->id(), name, "replaced",
+                                absl::StrCat("slot ", key, ": revision ", old->revision(),
+                                             " replaced by ", newest->id(), " (revision ",
+                                             desired, ")")});
+        }
+      } else if (ready_at != absl::InfiniteFuture()) {
+        out.next_wakeup = std::min(out.next_wakeup, ready_at);
+      }
+      continue;
+    }
+    if (!live_other.empty()) {
+      const v1::Task* latest = ts.back();
+      if (latest->revision() == desired && IsTerminal(latest->status().state())) {
+        // The new revision's task in this slot died: restart it under the backoff.
+        ReplaceTerminal(slot, ts);
+        continue;
+      }
+      if (start_first) {
+        out.create.push_back(slot.New(0, now));
+        out.events.push_back({"task", out.create.back().id(), name, "starting",
+                              absl::StrCat("slot ", key, ": starting revision ", desired,
+                                           " beside revision ", live_other.back()->revision())});
+      } else {
+        for (const v1::Task* old : live_other) {
+          ShutDown(*old, absl::StrCat("stopping for revision ", desired), &out);
+          out.events.push_back({"task", old->id(), name, "stopping",
+                                absl::StrCat("slot ", key, ": stopping revision ",
+                                             old->revision(), " before starting revision ",
+                                             desired)});
         }
       }
       continue;
     }
-
-    // No live task: first task, refill, or restart.
-    ReplaceTerminal(service, ts, slot, node_id, now, &out);
-  }
-
-  // Template update: one start-first replacement at a time.
-  if (in_transition == 0 && !stale_slots.empty()) {
-    const auto& [key, slot] = stale_slots.front();
-    out.create.push_back(NewTask(service, slot, global ? key : "", 0, now, now));
-    out.events.push_back({"service", service.id(), name, "updating",
-                          absl::StrCat("slot ", slot, ": starting revision ", service.revision())});
+    if (ts.empty()) {
+      out.create.push_back(slot.New(0, now));
+      continue;
+    }
+    ReplaceTerminal(slot, ts);
   }
   return out;
 }

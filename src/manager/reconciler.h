@@ -1,6 +1,7 @@
 #ifndef WARREN_MANAGER_RECONCILER_H_
 #define WARREN_MANAGER_RECONCILER_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,16 +37,23 @@ struct ReconcileActions {
 // Replicated services have slots 1..replicas, global services one slot per eligible node.
 // A slot without a live task gets a new one: at once for a first task or a refill after
 // scale-up, after a capped exponential backoff for a restart (policy always | on-failure |
-// never, with max attempts). Tasks of an older revision are replaced one at a time,
-// start-first: the new task starts beside the old one, which is shut down once the new one
-// serves.
+// never, with max attempts). Each slot has a desired revision: the active deployment's
+// target for the slots it switched, else the revision the slot runs. A slot moving to a new
+// revision is replaced start-first (the new task starts beside the old one, which is shut
+// down once the new one is available) or stop-first, as the deployment's budgets allow.
+// Without a deployment, stale slots are replaced one at a time, start-first.
 class Reconciler {
  public:
   // Terminal tasks kept per slot for `service ps` history.
   static constexpr int kHistoryPerSlot = 3;
 
-  static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
-                                    const std::vector<v1::Node>& nodes, absl::Time now);
+  // `rollout`: the service's active deployment, or null. `templates`: kept revisions'
+  // templates by number, for tasks of a revision other than the service's current one.
+  static ReconcileActions Reconcile(const v1::Service& service,
+                                    const std::vector<v1::Task>& tasks,
+                                    const std::vector<v1::Node>& nodes, absl::Time now,
+                                    const v1::Deployment* rollout = nullptr,
+                                    const std::map<int64_t, v1::TaskTemplate>* templates = nullptr);
 
   // Restart delay before attempt `consecutive_failures` (1 for the first restart).
   static absl::Duration Backoff(const v1::RestartPolicy& policy, int consecutive_failures);
@@ -53,8 +61,12 @@ class Reconciler {
   // Whether a terminal task's slot gets a replacement, and why not.
   static bool ShouldReplace(const v1::Task& task, std::string* why_not);
 
-  // A new task for a slot (state PENDING, no node unless global).
+  // A new task for a slot (state PENDING, no node unless global) of the service's current
+  // revision, or of `revision` with `tmpl`.
   static v1::Task NewTask(const v1::Service& service, int slot, const std::string& node_id,
+                          int attempt, absl::Time now, absl::Time not_before);
+  static v1::Task NewTask(const v1::Service& service, int64_t revision,
+                          const v1::TaskTemplate& tmpl, int slot, const std::string& node_id,
                           int attempt, absl::Time now, absl::Time not_before);
 };
 

@@ -48,6 +48,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string());
   if (!store.ok()) return store.status();
   m->store_ = std::move(*store);
+  m->registry_ = std::make_unique<Registry>();
+  m->metrics_ = std::make_unique<ManagerMetrics>(*m->registry_);
   m->events_ = std::make_unique<EventLog>(*m->store_, clock);
   m->liveness_ = std::make_unique<NodeLiveness>(clock);
   ApiOptions api_options;
@@ -68,8 +70,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   }
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
 
-  // Metrics are read from the store at scrape time.
-  m->registry_ = std::make_unique<Registry>();
+  // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
   m->registry_->AddCallbackGauge("warren_services", "Services in the store.", {}, [st] {
     return Registry::Samples{{{}, static_cast<double>(st->List(Kind::kService).size())}};

@@ -10,6 +10,7 @@
 #include "manager/api_service.h"
 #include "manager/controller.h"
 #include "manager/events.h"
+#include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "roles.h"
 #include "store/store.h"
@@ -45,6 +46,7 @@ class ManagerServer {
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<ManagerMetrics> metrics_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::string api_addr_;
   bool shut_down_ = false;

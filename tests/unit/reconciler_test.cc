@@ -209,9 +209,14 @@ TEST(ReconcilerTest, TemplateUpdateReplacesOneTaskAtATimeStartFirst) {
   ASSERT_EQ(a.update.size(), 1u);
   EXPECT_EQ(a.update[0].id(), tasks[0].id());
   EXPECT_EQ(a.update[0].desired_state(), v1::TASK_STATE_SHUTDOWN);
-  // Slot 1 is done (its new task serves), so slot 2 starts its replacement.
+  EXPECT_TRUE(a.create.empty());  // slot 1 counts as in transition until its old task is gone
+
+  // Old task of slot 1 shut down: slot 2 starts its replacement.
+  tasks[0] = a.update[0];
+  a = Reconciler::Reconcile(s, tasks, {}, kNow);
   ASSERT_EQ(a.create.size(), 1u);
   EXPECT_EQ(a.create[0].slot(), 2);
+  EXPECT_EQ(a.create[0].revision(), 2);
 }
 
 TEST(ReconcilerTest, GlobalServiceRunsOnePerEligibleNode) {
