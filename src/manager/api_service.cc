@@ -103,7 +103,7 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   *rev.mutable_template_() = spec.template_();
   rev.set_change_cause("create");
   rev.set_strategy(spec.update_config().strategy().empty() ? "rolling"
-                                                            : spec.update_config().strategy());
+                                                           : spec.update_config().strategy());
   rev.set_outcome("created");
   *rev.mutable_created_at() = ToProtoTime(now);
   std::vector<Mutation> m = {
@@ -249,9 +249,11 @@ std::string ApiService::RolloutStrategy(const v1::ServiceSpec& spec) {
   return spec.update_config().strategy().empty() ? "rolling" : spec.update_config().strategy();
 }
 
-absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(
-    const v1::Service& current, const v1::Service& next, const std::string& cause,
-    bool rollback, absl::Time now, std::vector<Mutation>* m) {
+absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(const v1::Service& current,
+                                                                    const v1::Service& next,
+                                                                    const std::string& cause,
+                                                                    bool rollback, absl::Time now,
+                                                                    std::vector<Mutation>* m) {
   StartedRollout started;
   auto active = ActiveDeployment(current.id());
   // The stable revision: where a failing rollout goes back to. A rollout that supersedes an
@@ -272,8 +274,7 @@ absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(
       m->push_back(PutMutation(r, r.version()));
     }
     m->push_back(events_.Make("deployment", old.id(), current.spec().name(),
-                              rollback ? "rolled-back" : "superseded", old.reason(),
-                              current.id()));
+                              rollback ? "rolled-back" : "superseded", old.reason(), current.id()));
     started.superseded = old;
   }
   v1::Deployment d;
@@ -297,8 +298,8 @@ absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(
   m->push_back(PutMutation(d, Mutation::kMustNotExist));
   m->push_back(events_.Make(
       "deployment", d.id(), current.spec().name(), rollback ? "rollback" : "created",
-      absl::StrCat(rollback ? "rollback" : "rollout", " from revision ", current.revision(),
-                   " to ", next.revision(), " (", d.strategy(), "): ", cause),
+      absl::StrCat(rollback ? "rollback" : "rollout", " from revision ", current.revision(), " to ",
+                   next.revision(), " (", d.strategy(), "): ", cause),
       current.id()));
   started.deployment_id = d.id();
   return started;
@@ -314,7 +315,8 @@ void ApiService::RecordSuperseded(const StartedRollout& started) {
 
 void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
                                 std::vector<Mutation>* m) {
-  int limit = next.spec().history_limit() > 0 ? next.spec().history_limit() : options_.history_limit;
+  int limit =
+      next.spec().history_limit() > 0 ? next.spec().history_limit() : options_.history_limit;
   limit = std::max(limit, 2);
   std::vector<v1::Revision> revs = ServiceRevisions(next.id());
   // The new revision is not stored yet: it takes one place of the limit.
@@ -333,8 +335,7 @@ void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
 }
 
 grpc::Status ApiService::RollbackService(grpc::ServerContext*,
-                                         const v1::RollbackServiceRequest* req,
-                                         v1::Service* resp) {
+                                         const v1::RollbackServiceRequest* req, v1::Service* resp) {
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
     auto svc = FindService(req->name_or_id());
     if (!svc.ok()) return ToGrpc(svc.status());
@@ -378,9 +379,9 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
                                        svc->spec().name(), "\" is not kept (kept: ", kept, ")"));
     }
     if (to == svc->revision() && !active) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("service \"", svc->spec().name(),
-                                       "\" already runs revision ", to));
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("service \"", svc->spec().name(), "\" already runs revision ", to));
     }
     v1::Service next = *svc;
     *next.mutable_spec()->mutable_template_() = target->template_();
@@ -412,9 +413,9 @@ grpc::Status ApiService::SetPaused(const std::string& name_or_id, bool pause,
     if (!svc.ok()) return ToGrpc(svc.status());
     auto active = ActiveDeployment(svc->id());
     if (!active) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("service \"", svc->spec().name(),
-                                       "\" has no rollout in progress"));
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress"));
     }
     v1::Deployment d = *active;
     const bool paused = d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
@@ -437,11 +438,10 @@ grpc::Status ApiService::SetPaused(const std::string& name_or_id, bool pause,
       d.clear_failed_task_ids();
       *d.mutable_last_progress_at() = ToProtoTime(now);
     }
-    std::vector<Mutation> m = {PutMutation(d, active->version()),
-                               events_.Make("deployment", d.id(), svc->spec().name(),
-                                            pause ? "paused" : "resumed",
-                                            pause ? "paused by hand" : "resumed by hand",
-                                            svc->id())};
+    std::vector<Mutation> m = {
+        PutMutation(d, active->version()),
+        events_.Make("deployment", d.id(), svc->spec().name(), pause ? "paused" : "resumed",
+                     pause ? "paused by hand" : "resumed by hand", svc->id())};
     for (auto r : ServiceRevisions(svc->id())) {
       if (r.number() != d.to_revision() || d.target_revision() != d.to_revision()) continue;
       r.set_outcome(pause ? "paused" : "in-progress");
@@ -510,8 +510,8 @@ grpc::Status ApiService::GetRevision(grpc::ServerContext*, const v1::GetRevision
     absl::StrAppend(&kept, kept.empty() ? "" : ", ", r.number());
   }
   return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                      absl::StrCat("revision: service \"", svc->spec().name(), "\" has no revision ",
-                                   req->number(), " (kept: ", kept, ")"));
+                      absl::StrCat("revision: service \"", svc->spec().name(),
+                                   "\" has no revision ", req->number(), " (kept: ", kept, ")"));
 }
 
 grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,

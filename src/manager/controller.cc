@@ -141,15 +141,14 @@ absl::Time Controller::RunPass() {
         if (step.service) m.push_back(PutMutation(*step.service, service.version()));
         for (const auto& r : step.revisions) m.push_back(PutMutation(r, r.version()));
         for (const auto& e : step.events) {
-          m.push_back(events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message,
-                                   service.id()));
+          m.push_back(
+              events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
         }
         if (!CommitOrCount(m)) continue;  // decided again on the next pass
         if (metrics_ && !step.finished_status.empty()) {
-          metrics_->DeploymentFinished(
-              step.deployment.strategy(), step.finished_status,
-              FromProtoTime(step.deployment.finished_at()) -
-                  FromProtoTime(step.deployment.created_at()));
+          metrics_->DeploymentFinished(step.deployment.strategy(), step.finished_status,
+                                       FromProtoTime(step.deployment.finished_at()) -
+                                           FromProtoTime(step.deployment.created_at()));
         }
         if (metrics_ && !step.rollback_reason.empty()) metrics_->Rollback(step.rollback_reason);
         if (step.service) service = *step.service;

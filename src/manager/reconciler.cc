@@ -45,8 +45,7 @@ struct Slot {
   ReconcileActions* out;
 
   v1::Task New(int attempt, absl::Time not_before) const {
-    return Reconciler::NewTask(service, revision, tmpl, number, node_id, attempt, now,
-                               not_before);
+    return Reconciler::NewTask(service, revision, tmpl, number, node_id, attempt, now, not_before);
   }
 };
 
@@ -98,8 +97,8 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
     }
     absl::Time finished = FromProtoTime(latest->status().finished_at());
     if (finished == absl::InfinitePast()) finished = FromProtoTime(latest->status().timestamp());
-    not_before = std::max(slot.now,
-                          finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
+    not_before =
+        std::max(slot.now, finished + Reconciler::Backoff(latest->spec().restart_policy(), streak));
   }
   if (latest->desired_state() == v1::TASK_STATE_RUNNING) {
     v1::Task old = *latest;
@@ -295,7 +294,8 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
       }
     }
     std::vector<const v1::Task*> live_desired, live_other;
-    for (const v1::Task* t : live) (t->revision() == desired ? live_desired : live_other).push_back(t);
+    for (const v1::Task* t : live)
+      (t->revision() == desired ? live_desired : live_other).push_back(t);
     if (!rollout && live_desired.empty() && !live_other.empty()) {
       if (naive_budget == 0) continue;  // keeps running its revision for now
       naive_budget--;
@@ -312,10 +312,10 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
       if (IsAvailable(*newest, min_ready, now, &ready_at)) {
         for (const v1::Task* old : live_other) {
           ShutDown(*old, absl::StrCat("replaced by revision ", desired), &out);
-          out.events.push_back({"task", old->id(), name, "replaced",
-                                absl::StrCat("slot ", key, ": revision ", old->revision(),
-                                             " replaced by ", newest->id(), " (revision ",
-                                             desired, ")")});
+          out.events.push_back(
+              {"task", old->id(), name, "replaced",
+               absl::StrCat("slot ", key, ": revision ", old->revision(), " replaced by ",
+                            newest->id(), " (revision ", desired, ")")});
         }
       } else if (ready_at != absl::InfiniteFuture()) {
         out.next_wakeup = std::min(out.next_wakeup, ready_at);
@@ -338,9 +338,8 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
         for (const v1::Task* old : live_other) {
           ShutDown(*old, absl::StrCat("stopping for revision ", desired), &out);
           out.events.push_back({"task", old->id(), name, "stopping",
-                                absl::StrCat("slot ", key, ": stopping revision ",
-                                             old->revision(), " before starting revision ",
-                                             desired)});
+                                absl::StrCat("slot ", key, ": stopping revision ", old->revision(),
+                                             " before starting revision ", desired)});
         }
       }
       continue;

@@ -49,8 +49,7 @@ class Reconciler {
 
   // `rollout`: the service's active deployment, or null. `templates`: kept revisions'
   // templates by number, for tasks of a revision other than the service's current one.
-  static ReconcileActions Reconcile(const v1::Service& service,
-                                    const std::vector<v1::Task>& tasks,
+  static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
                                     const std::vector<v1::Node>& nodes, absl::Time now,
                                     const v1::Deployment* rollout = nullptr,
                                     const std::map<int64_t, v1::TaskTemplate>* templates = nullptr);

@@ -18,7 +18,8 @@ bool IsLive(const v1::Task& t) {
 
 std::string FailureReason(const v1::Task& t) {
   const auto& st = t.status();
-  std::string s = absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") ", TaskStateName(st.state()));
+  std::string s =
+      absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") ", TaskStateName(st.state()));
   if (st.has_exit_code()) absl::StrAppend(&s, " with exit code ", st.exit_code());
   if (!st.error().empty()) absl::StrAppend(&s, ": ", st.error());
   return s;
@@ -97,8 +98,9 @@ std::string SlotKey(const v1::Service& service, const v1::Task& task) {
 bool IsAvailable(const v1::Task& t, absl::Duration min_ready, absl::Time now,
                  absl::Time* ready_at) {
   if (!IsLive(t) || !IsServing(t)) return false;
-  absl::Time since = t.spec().has_health_check() ? FromProtoTime(t.status().health().healthy_since())
-                                                 : FromProtoTime(t.status().started_at());
+  absl::Time since = t.spec().has_health_check()
+                         ? FromProtoTime(t.status().health().healthy_since())
+                         : FromProtoTime(t.status().started_at());
   if (since == absl::InfinitePast()) since = FromProtoTime(t.status().timestamp());
   absl::Time at = since + min_ready;
   if (at <= now) return true;
@@ -125,8 +127,8 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
     *nd.mutable_last_progress_at() = ToProtoTime(now);
     step.changed = true;
     step.events.push_back({"deployment", nd.id(), name, "started",
-                           absl::StrCat("rolling update from revision ", nd.from_revision(),
-                                        " to ", nd.to_revision())});
+                           absl::StrCat("rolling update from revision ", nd.from_revision(), " to ",
+                                        nd.to_revision())});
   }
   if (nd.target_revision() == 0) nd.set_target_revision(nd.to_revision());
   const bool rolling_back = nd.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK;
@@ -162,8 +164,8 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
       }
     } else if (IsLive(t)) {
       if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
-        reason = absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") is unhealthy: ",
-                              t.status().health().last_probe().output());
+        reason = absl::StrCat("task ", t.id(), " (slot ", t.slot(),
+                              ") is unhealthy: ", t.status().health().last_probe().output());
       } else if (!IsAvailable(t, p.min_ready, now)) {
         absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
         if (now >= deadline) {
@@ -222,7 +224,10 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
       if (!given_up) in_flight++;
       continue;
     }
-    if (!newest_target) candidates.emplace_back(any_available ? 1 : 0, key);
+    // Not switched yet: a slot still running another revision, or one whose target task is
+    // there beside another revision's (left over from a rollout that went the other way).
+    int priority = !newest_target ? (any_available ? 1 : 0) : -1;
+    candidates.emplace_back(priority, key);
   }
   for (const auto& [key, ts] : slots) {
     if (wanted_set.count(key)) continue;
@@ -279,9 +284,9 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
       step.service = std::move(reverted);
       SetOutcome(revisions, nd.to_revision(), "rolled-back", &step);
       step.rollback_reason = nd.rollback_reason();
-      step.events.push_back({"deployment", nd.id(), name, "rolling-back",
-                             absl::StrCat("rolling back to revision ", nd.from_revision(), ": ",
-                                          why)});
+      step.events.push_back(
+          {"deployment", nd.id(), name, "rolling-back",
+           absl::StrCat("rolling back to revision ", nd.from_revision(), ": ", why)});
       step.next_wakeup = now;
       return step;
     }
@@ -309,19 +314,21 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
     if (rolling_back) {
       nd.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
       step.finished_status = "rolled_back";
-      step.events.push_back({"deployment", nd.id(), name, "rolled-back",
-                             absl::StrCat("rolled back to revision ", target, "; all ", n,
-                                          " tasks available")});
+      step.events.push_back(
+          {"deployment", nd.id(), name, "rolled-back",
+           absl::StrCat("rolled back to revision ", target, "; all ", n, " tasks available")});
     } else {
       nd.set_phase(v1::DEPLOYMENT_PHASE_SUCCEEDED);
       nd.set_reason(absl::StrCat("all ", n, " tasks on revision ", target));
       step.finished_status = "succeeded";
-      SetOutcome(revisions, nd.to_revision(), "succeeded", &step);
-      if (nd.rollback()) SetOutcome(revisions, nd.from_revision(), "rolled-back", &step);
-      step.events.push_back(
-          {"deployment", nd.id(), name, "succeeded",
-           absl::StrCat(nd.rollback() ? "rollback" : "rollout", " to revision ", target,
-                        " complete; all ", n, " tasks available")});
+      if (nd.rollback()) {
+        SetOutcome(revisions, nd.from_revision(), "rolled-back", &step);
+      } else {
+        SetOutcome(revisions, nd.to_revision(), "succeeded", &step);
+      }
+      step.events.push_back({"deployment", nd.id(), name, "succeeded",
+                             absl::StrCat(nd.rollback() ? "rollback" : "rollout", " to revision ",
+                                          target, " complete; all ", n, " tasks available")});
     }
     return step;
   }
@@ -332,7 +339,8 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
     *nd.mutable_batch_done_at() = ToProtoTime(now);
     step.changed = true;
   }
-  absl::Time next_at = IsSet(nd.batch_done_at()) ? FromProtoTime(nd.batch_done_at()) + p.delay : now;
+  absl::Time next_at =
+      IsSet(nd.batch_done_at()) ? FromProtoTime(nd.batch_done_at()) + p.delay : now;
   if (now < next_at) {
     wake(next_at);
     return step;
@@ -349,8 +357,9 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
   std::vector<std::string> chosen;
   for (const auto& [priority, key] : candidates) {
     if (chosen.size() >= limit) break;
-    // A slot with nothing available loses nothing; in start-first it still adds a task.
-    int cost = p.start_first ? 1 : (priority == 0 ? 0 : 1);
+    // A slot that already has its target task costs nothing; one with nothing available
+    // loses nothing (stop-first) but still adds a task (start-first).
+    int cost = priority < 0 ? 0 : (p.start_first ? 1 : (priority == 0 ? 0 : 1));
     if (cost > capacity) continue;
     capacity -= cost;
     chosen.push_back(key);
@@ -360,10 +369,10 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
   nd.set_batch(nd.batch() + 1);
   nd.clear_batch_done_at();
   step.changed = true;
-  step.events.push_back({"deployment", nd.id(), name, "batch",
-                         absl::StrCat("batch ", nd.batch(), ": slot",
-                                      chosen.size() > 1 ? "s " : " ", absl::StrJoin(chosen, ","),
-                                      " to revision ", target)});
+  step.events.push_back(
+      {"deployment", nd.id(), name, "batch",
+       absl::StrCat("batch ", nd.batch(), ": slot", chosen.size() > 1 ? "s " : " ",
+                    absl::StrJoin(chosen, ","), " to revision ", target)});
   step.next_wakeup = now;
   return step;
 }

@@ -34,7 +34,8 @@ bool IsActive(const v1::Deployment& d);
 
 // The slot keys a service should have: "1".."N" (replicated) or ready eligible node ids
 // (global).
-std::vector<std::string> WantedSlots(const v1::Service& service, const std::vector<v1::Node>& nodes);
+std::vector<std::string> WantedSlots(const v1::Service& service,
+                                     const std::vector<v1::Node>& nodes);
 
 // The slot key of a task.
 std::string SlotKey(const v1::Service& service, const v1::Task& task);
@@ -72,8 +73,7 @@ struct RolloutStep {
 class RolloutController {
  public:
   static RolloutStep Advance(const v1::Service& service, const v1::Deployment& deployment,
-                             const std::vector<v1::Task>& tasks,
-                             const std::vector<v1::Node>& nodes,
+                             const std::vector<v1::Task>& tasks, const std::vector<v1::Node>& nodes,
                              const std::map<int64_t, v1::Revision>& revisions, absl::Time now);
 };
 

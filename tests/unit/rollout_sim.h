@@ -1,0 +1,252 @@
+#ifndef WARREN_TESTS_UNIT_ROLLOUT_SIM_H_
+#define WARREN_TESTS_UNIT_ROLLOUT_SIM_H_
+
+// A whole manager (store, API, controller) on a fake clock with a simulated worker: drives
+// rollouts deterministically, with no threads and no sleeping.
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/task_state.h"
+#include "common/time_util.h"
+#include "gtest/gtest.h"
+#include "http/metrics.h"
+#include "manager/api_service.h"
+#include "manager/controller.h"
+#include "manager/manager_metrics.h"
+#include "manager/rollout.h"
+#include "store/sqlite_store.h"
+#include "store/typed_store.h"
+#include "test_util.h"
+
+namespace warren::sim {
+
+// How simulated tasks of a revision behave once started.
+struct Behavior {
+  // Time from start to the first health verdict.
+  absl::Duration ready_after = absl::Seconds(1);
+  bool healthy = true;
+  // Never gets a verdict (stuck starting).
+  bool hangs = false;
+  // Exits with code 1 this long after start (0: never).
+  absl::Duration crash_after = absl::ZeroDuration();
+};
+
+class Sim {
+ public:
+  Sim() {
+    // tmpfs when there is one: fsync is free there and the scenarios run by the hundred.
+    std::filesystem::path base = std::filesystem::exists("/dev/shm")
+                                     ? std::filesystem::path("/dev/shm")
+                                     : std::filesystem::temp_directory_path();
+    dir_ = base / ("warren-sim-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::create_directories(dir_);
+    auto store = SqliteStore::Open((dir_ / "store.db").string());
+    EXPECT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    metrics_ = std::make_unique<ManagerMetrics>(registry_);
+    Restart();
+    v1::RegisterNodeRequest req;
+    req.set_name("node-1");
+    req.set_address_range("127.50.0.0/16");
+    req.mutable_capacity()->set_cpus(64);
+    v1::Node node;
+    EXPECT_TRUE(api_->RegisterNode(nullptr, &req, &node).ok());
+    node_id_ = node.id();
+  }
+  ~Sim() {
+    controller_.reset();
+    api_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // A manager restart: every in-memory piece is rebuilt from the store.
+  void Restart() {
+    controller_.reset();
+    api_.reset();
+    events_ = std::make_unique<EventLog>(*store_, clock_);
+    liveness_ = std::make_unique<NodeLiveness>(clock_);
+    api_ = std::make_unique<ApiService>(*store_, clock_, *events_, *liveness_, ApiOptions{},
+                                        metrics_.get());
+    controller_ = std::make_unique<Controller>(*store_, clock_, *events_, *liveness_,
+                                               absl::Seconds(15), metrics_.get());
+  }
+
+  ApiService& api() { return *api_; }
+  Store& store() { return *store_; }
+  FakeClock& clock() { return clock_; }
+  Registry& registry() { return registry_; }
+
+  std::function<Behavior(const v1::Task&)> behavior = [](const v1::Task&) { return Behavior(); };
+
+  // Advances time, lets the worker and the controller act (twice, so a decision and its
+  // consequence land in the same step).
+  void Step(absl::Duration dt = absl::Milliseconds(500)) {
+    clock_.Advance(dt);
+    liveness_->Beat(node_id_);
+    for (int i = 0; i < 2; ++i) {
+      SimulateWorker();
+      controller_->RunPass();
+    }
+  }
+
+  // Steps until `cond` holds (true) or `max_steps` pass (false); `each` runs after every step.
+  bool RunUntil(const std::function<bool()>& cond, int max_steps = 400,
+                const std::function<void()>& each = nullptr) {
+    for (int i = 0; i < max_steps; ++i) {
+      if (cond()) return true;
+      Step();
+      if (each) each();
+    }
+    return cond();
+  }
+
+  v1::Service Create(v1::ServiceSpec spec) {
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec;
+    v1::Service out;
+    grpc::Status s = api_->CreateService(nullptr, &req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  grpc::Status Update(const v1::ServiceSpec& spec, v1::Service* out = nullptr) {
+    v1::UpdateServiceRequest req;
+    *req.mutable_spec() = spec;
+    v1::Service tmp;
+    return api_->UpdateService(nullptr, &req, out ? out : &tmp);
+  }
+
+  v1::Service Service(const std::string& name) {
+    return *GetObjectByName<v1::Service>(*store_, name);
+  }
+
+  std::optional<v1::Deployment> Rollout(const std::string& name) {
+    v1::RolloutRequest req;
+    req.set_name_or_id(name);
+    v1::Deployment d;
+    if (!api_->GetRollout(nullptr, &req, &d).ok()) return std::nullopt;
+    return d;
+  }
+
+  v1::DeploymentPhase Phase(const std::string& name) {
+    auto d = Rollout(name);
+    return d ? d->phase() : v1::DEPLOYMENT_PHASE_UNSPECIFIED;
+  }
+
+  std::vector<v1::Task> Tasks() { return ListObjects<v1::Task>(*store_); }
+
+  // Live tasks (desired running, not terminal), optionally of one revision.
+  int Live(int64_t revision = 0) {
+    int n = 0;
+    for (const auto& t : Tasks()) {
+      if (t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state()) &&
+          (revision == 0 || t.revision() == revision))
+        n++;
+    }
+    return n;
+  }
+
+  // Tasks that serve: running and healthy (or without a check), any revision.
+  int Serving(int64_t revision = 0) {
+    int n = 0;
+    for (const auto& t : Tasks()) {
+      if (IsServing(t) && (revision == 0 || t.revision() == revision)) n++;
+    }
+    return n;
+  }
+
+  // Serving tasks whose desired state is still running (the ones the rollout counts).
+  int Available() {
+    int n = 0;
+    for (const auto& t : Tasks()) {
+      if (t.desired_state() == v1::TASK_STATE_RUNNING && IsServing(t)) n++;
+    }
+    return n;
+  }
+
+ private:
+  void SimulateWorker() {
+    const absl::Time now = clock_.Now();
+    std::vector<Mutation> m;
+    for (auto t : Tasks()) {
+      auto* st = t.mutable_status();
+      const auto state = st->state();
+      if (IsTerminal(state)) continue;
+      bool changed = false;
+      if (t.desired_state() == v1::TASK_STATE_SHUTDOWN) {
+        if (state != v1::TASK_STATE_PENDING) {
+          st->set_state(v1::TASK_STATE_SHUTDOWN);
+          *st->mutable_finished_at() = ToProtoTime(now);
+          changed = true;
+        }
+      } else if (state == v1::TASK_STATE_ASSIGNED) {
+        st->set_state(v1::TASK_STATE_RUNNING);
+        *st->mutable_started_at() = ToProtoTime(now);
+        st->mutable_health()->set_state(t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING
+                                                                    : v1::HEALTH_STATE_NONE);
+        changed = true;
+      } else if (state == v1::TASK_STATE_RUNNING) {
+        Behavior b = behavior(t);
+        absl::Duration up = now - FromProtoTime(st->started_at());
+        if (b.crash_after > absl::ZeroDuration() && up >= b.crash_after) {
+          st->set_state(v1::TASK_STATE_FAILED);
+          st->set_has_exit_code(true);
+          st->set_exit_code(1);
+          *st->mutable_finished_at() = ToProtoTime(now);
+          changed = true;
+        } else if (t.spec().has_health_check() && !b.hangs && up >= b.ready_after) {
+          auto want = b.healthy ? v1::HEALTH_STATE_HEALTHY : v1::HEALTH_STATE_UNHEALTHY;
+          if (st->health().state() != want) {
+            st->mutable_health()->set_state(want);
+            st->mutable_health()->mutable_last_probe()->set_output(b.healthy ? "200" : "500");
+            if (b.healthy) *st->mutable_health()->mutable_healthy_since() = ToProtoTime(now);
+            changed = true;
+          }
+        }
+      }
+      if (changed) {
+        *st->mutable_timestamp() = ToProtoTime(now);
+        m.push_back(PutMutation(t, t.version()));
+      }
+    }
+    if (!m.empty()) store_->Commit(m).IgnoreError();
+  }
+
+  static inline int counter_ = 0;
+  std::filesystem::path dir_;
+  FakeClock clock_;
+  Registry registry_;
+  std::unique_ptr<ManagerMetrics> metrics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<EventLog> events_;
+  std::unique_ptr<NodeLiveness> liveness_;
+  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<Controller> controller_;
+  std::string node_id_;
+};
+
+// A testapp-like spec with an HTTP health check.
+inline v1::ServiceSpec WebSpec(int replicas) {
+  v1::ServiceSpec spec;
+  spec.set_name("web");
+  spec.set_replicas(replicas);
+  spec.mutable_template_()->set_command("app");
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v1";
+  spec.mutable_template_()->mutable_health_check()->mutable_http()->set_path("/healthz");
+  return spec;
+}
+
+inline std::string Version(const v1::Task& t) {
+  auto it = t.spec().env().find("VERSION");
+  return it == t.spec().env().end() ? "" : it->second;
+}
+
+}  // namespace warren::sim
+
+#endif  // WARREN_TESTS_UNIT_ROLLOUT_SIM_H_
