@@ -7,7 +7,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format curl procps iproute2 python3
+  clang-format curl procps iproute2 python3 nginx wrk
 )
 
 missing=()

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Warren's HTTP proxy vs nginx as reverse proxy in front of the same two warren-testapp backends,
+# measured with wrk. Prints a markdown table (requests/s, p99) and the ratios.
+#   bench/proxy_bench.sh [BUILD_DIR]   (needs warren-testapp and proxy_server_bench built)
+# Env: DURATION (default 10s), THREADS (wrk threads, 2), CONNECTIONS (50), PROXY_THREADS (2).
+set -euo pipefail
+BUILD=${1:-build}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-50}
+PROXY_THREADS=${PROXY_THREADS:-2}
+for bin in "$BUILD/warren-testapp" "$BUILD/proxy_server_bench"; do
+  [ -x "$bin" ] || { echo "proxy_bench: $bin not built" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "proxy_bench: wrk not installed (scripts/setup.sh)" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "proxy_bench: nginx not installed (scripts/setup.sh)" >&2; exit 1; }
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits (bounded) for a line in a log file and prints it.
+wait_line() {
+  for _ in $(seq 100); do
+    if grep -q "$2" "$1" 2>/dev/null; then grep -m1 "$2" "$1"; return 0; fi
+    sleep 0.1
+  done
+  echo "proxy_bench: no \"$2\" in $1" >&2; cat "$1" >&2; return 1
+}
+
+BACKENDS=()
+for i in 1 2; do
+  ip=127.0.0.$((100 + i))
+  WARREN_TASK_IP=$ip WARREN_TASK_PORT=0 WARREN_TASK_ID=b$i "$BUILD/warren-testapp" >"$TMP/app$i.log" 2>&1 &
+  PIDS+=($!)
+  line=$(wait_line "$TMP/app$i.log" "listening on")
+  BACKENDS+=("${line##* }")
+done
+
+WPORT=$(free_port)
+args=()
+for b in "${BACKENDS[@]}"; do args+=(--backend "$b"); done
+"$BUILD/proxy_server_bench" --listen "127.0.0.1:$WPORT" --threads "$PROXY_THREADS" "${args[@]}" \
+  >"$TMP/warren.log" 2>&1 &
+PIDS+=($!)
+wait_line "$TMP/warren.log" "listening on" >/dev/null
+
+NPORT=$(free_port)
+mkdir -p "$TMP/nginx"
+{
+  echo "worker_processes $PROXY_THREADS;"
+  echo "error_log $TMP/nginx/error.log warn;"
+  echo "pid $TMP/nginx/nginx.pid;"
+  echo "events { worker_connections 4096; }"
+  echo "http {"
+  echo "  access_log off;"
+  echo "  client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy;"
+  echo "  fastcgi_temp_path $TMP/nginx/fcgi; uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;"
+  echo "  upstream backends {"
+  for b in "${BACKENDS[@]}"; do echo "    server $b;"; done
+  echo "    keepalive 64;"
+  echo "  }"
+  echo "  server {"
+  echo "    listen 127.0.0.1:$NPORT;"
+  echo "    location / {"
+  echo "      proxy_pass http://backends;"
+  echo "      proxy_http_version 1.1;"
+  echo "      proxy_set_header Connection \"\";"
+  echo "      proxy_set_header Host \$host;"
+  echo "      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"
+  echo "    }"
+  echo "  }"
+  echo "}"
+} >"$TMP/nginx/nginx.conf"
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' >"$TMP/nginx.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$NPORT/" 2>/dev/null && break
+  sleep 0.1
+done
+
+# wrk prints p99 as e.g. "99%    3.21ms"; converts to milliseconds.
+run_wrk() {
+  local out
+  out=$(timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/")
+  local rps p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  echo "$rps $p99 ${errors:-none}"
+}
+
+# Warm both up, then measure.
+DURATION=2s run_wrk "$WPORT" >/dev/null
+DURATION=2s run_wrk "$NPORT" >/dev/null
+read -r n_rps n_p99 n_err <<<"$(run_wrk "$NPORT")"
+read -r w_rps w_p99 w_err <<<"$(run_wrk "$WPORT")"
+
+echo "Proxy: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 2 warren-testapp backends, $PROXY_THREADS proxy threads/workers, $(nproc) cores"
+echo
+echo "| Proxy | Requests/s | p99 latency (ms) | Errors |"
+echo "| --- | ---: | ---: | --- |"
+echo "| nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') | $n_rps | $n_p99 | $n_err |"
+echo "| Warren | $w_rps | $w_p99 | $w_err |"
+echo
+awk -v wr="$w_rps" -v nr="$n_rps" -v wp="$w_p99" -v np="$n_p99" 'BEGIN {
+  printf "Warren / nginx: throughput %.2fx (goal >= 0.8x), p99 %.2fx (goal <= 1.5x)\n", wr / nr, wp / np }'

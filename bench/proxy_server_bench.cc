@@ -1,0 +1,88 @@
+// Runs one ServiceProxy with a static route, for bench/proxy_bench.sh:
+//   proxy_server_bench --listen 127.0.0.1:8080 --threads 2 --backend 127.0.0.101:9000 ...
+// Prints "listening on HOST:PORT" and serves until SIGINT or SIGTERM.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "http/http_server.h"
+#include "http/metrics.h"
+#include "proxy/proxy.h"
+
+int main(int argc, char** argv) {
+  std::string listen = "127.0.0.1:0";
+  int threads = 2;
+  std::vector<std::string> backends;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    std::string value = argv[i + 1];
+    if (flag == "--listen") {
+      listen = value;
+    } else if (flag == "--threads") {
+      if (!absl::SimpleAtoi(value, &threads) || threads < 1) {
+        std::fprintf(stderr, "--threads: must be a positive integer, got \"%s\"\n", value.c_str());
+        return 2;
+      }
+    } else if (flag == "--backend") {
+      backends.push_back(value);
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  if (backends.empty()) {
+    std::fprintf(stderr, "--backend: at least one is required\n");
+    return 2;
+  }
+  auto hp = warren::SplitHostPort(listen);
+  if (!hp.ok()) {
+    std::fprintf(stderr, "--listen: %s\n", std::string(hp.status().message()).c_str());
+    return 2;
+  }
+  warren::v1::ServiceRoute route;
+  route.set_service_id("bench");
+  route.set_name("bench");
+  auto* rev = route.add_revisions();
+  rev->set_revision(1);
+  rev->set_weight(100);
+  for (size_t i = 0; i < backends.size(); ++i) {
+    auto b = warren::SplitHostPort(backends[i]);
+    if (!b.ok()) {
+      std::fprintf(stderr, "--backend: %s\n", std::string(b.status().message()).c_str());
+      return 2;
+    }
+    auto* e = rev->add_endpoints();
+    e->set_task_id(absl::StrCat("b", i));
+    e->set_address(b->first);
+    e->set_port(b->second);
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // io threads inherit the mask
+
+  warren::Registry registry;
+  warren::ServiceProxyOptions o;
+  o.host_ip = hp->first;
+  o.port = hp->second;
+  o.threads = threads;
+  o.registry = &registry;
+  auto proxy = warren::ServiceProxy::Start(route, o);
+  if (!proxy.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(proxy.status().message()).c_str());
+    return 1;
+  }
+  std::printf("listening on %s:%d\n", hp->first.c_str(), (*proxy)->port());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  (*proxy)->Stop(absl::Seconds(2));
+  return 0;
+}

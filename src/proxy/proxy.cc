@@ -1,0 +1,868 @@
+#include "proxy/proxy.h"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace warren {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+
+constexpr size_t kBodyChunk = 64 << 10;
+
+// Finer than Prometheus' defaults at the low end: canary analysis compares p99s of a few ms.
+std::vector<double> LatencyBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+}
+
+double EstimateQuantile(const Histogram::Snapshot& h, double q) {
+  if (h.count == 0) return 0;
+  double rank = q * static_cast<double>(h.count);
+  for (size_t i = 0; i < h.bounds.size(); ++i) {
+    if (static_cast<double>(h.cumulative[i]) >= rank) {
+      double lo = i == 0 ? 0 : h.bounds[i - 1];
+      uint64_t below = i == 0 ? 0 : h.cumulative[i - 1];
+      uint64_t in = h.cumulative[i] - below;
+      if (in == 0) return h.bounds[i];
+      return lo +
+             (h.bounds[i] - lo) * (rank - static_cast<double>(below)) / static_cast<double>(in);
+    }
+  }
+  return h.bounds.empty() ? 0 : h.bounds.back();
+}
+
+// Removes hop-by-hop headers (RFC 9110 7.6.1), including those the Connection header names.
+// Transfer-Encoding stays: the serializer re-frames the body from it.
+template <class Fields>
+void StripHopByHop(Fields& f) {
+  std::vector<std::string> named;
+  for (auto token : http::token_list{f[http::field::connection]}) {
+    named.emplace_back(token);
+  }
+  for (const std::string& n : named) {
+    if (!beast::iequals(n, "transfer-encoding")) f.erase(n);
+  }
+  f.erase(http::field::connection);
+  f.erase(http::field::keep_alive);
+  f.erase("Proxy-Connection");
+  f.erase(http::field::te);
+  f.erase(http::field::trailer);
+  f.erase(http::field::upgrade);
+  f.erase(http::field::proxy_authorization);
+  f.erase(http::field::proxy_authenticate);
+}
+
+int StatusClass(int status) {
+  int c = status / 100;
+  return c >= 2 && c <= 5 ? c : 0;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct RevisionMetrics {
+  int64_t revision = 0;
+  Counter* requests = nullptr;
+  std::array<Counter*, 6> responses{};  // index = status class 2..5
+  Counter* connect_errors = nullptr;
+  Histogram* latency = nullptr;
+};
+
+class ServiceProxy::Impl {
+ public:
+  struct Upstream {
+    explicit Upstream(asio::io_context& ioc) : socket(ioc) {}
+    tcp::socket socket;
+    beast::flat_buffer buffer;
+    std::shared_ptr<BalancedEndpoint> endpoint;
+  };
+
+  struct Session {
+    explicit Session(tcp::socket s) : client(std::move(s)) {}
+    tcp::socket client;
+    tcp::socket* upstream = nullptr;  // while a request uses one
+    bool idle = true;                 // waiting for the next request
+    std::string peer_ip;
+  };
+
+  struct Worker {
+    // Touched only on this worker's thread.
+    absl::flat_hash_map<BalancedEndpoint*, std::vector<std::unique_ptr<Upstream>>> idle;
+    std::unordered_set<Session*> sessions;
+    absl::flat_hash_map<int64_t, RevisionMetrics*> metrics_cache;
+    std::thread thread;
+    // Declared last so pending coroutines are destroyed while the members above still exist.
+    asio::io_context ioc{1};
+  };
+
+  Impl(const v1::ServiceRoute& route, ServiceProxyOptions options)
+      : options_(std::move(options)),
+        registry_(options_.registry ? *options_.registry : DefaultRegistry()),
+        balancer_(options_.balancer),
+        service_id_(route.service_id()),
+        service_(route.name()),
+        requests_(registry_.AddCounter("warren_proxy_requests_total",
+                                       "Requests (TCP: connections) proxied, per revision.",
+                                       {"service", "revision"})),
+        responses_(registry_.AddCounter("warren_proxy_responses_total",
+                                        "Responses proxied, per revision and status class.",
+                                        {"service", "revision", "class"})),
+        connect_errors_(registry_.AddCounter("warren_proxy_connect_errors_total",
+                                             "Failed connects to endpoints, per revision.",
+                                             {"service", "revision"})),
+        latency_(registry_.AddHistogram("warren_proxy_request_duration_seconds",
+                                        "Time from request to end of response, per revision.",
+                                        {"service", "revision"}, LatencyBuckets())),
+        no_endpoint_(registry_.AddCounter("warren_proxy_no_endpoint_total",
+                                          "Requests answered 503: the service had no endpoint.",
+                                          {"service"})) {
+    balancer_.Update(route);
+    RegisterRevisions(route);
+  }
+
+  ~Impl() { Stop(absl::ZeroDuration()); }
+
+  absl::Status Listen() {
+    std::string host = options_.host_ip.empty() ? "0.0.0.0" : options_.host_ip;
+    std::string where = absl::StrCat(host, ":", options_.port);
+    beast::error_code ec;
+    auto addr = asio::ip::make_address(host, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat(where, ": bad host ip: ", ec.message()));
+    int n = std::max(1, options_.threads);
+    for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+    acceptor_.emplace(workers_[0]->ioc);
+    tcp::endpoint ep(addr, static_cast<uint16_t>(options_.port));
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat(where, ": ", ec.message()));
+    }
+    port_ = acceptor_->local_endpoint().port();
+    asio::co_spawn(workers_[0]->ioc, Accept(), asio::detached);
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      wp->thread = std::thread([wp] {
+        auto guard = asio::make_work_guard(wp->ioc);
+        wp->ioc.run();
+      });
+    }
+    return absl::OkStatus();
+  }
+
+  int port() const { return port_; }
+  ProxyMode mode() const { return options_.mode; }
+
+  void Update(const v1::ServiceRoute& route) {
+    RegisterRevisions(route);
+    balancer_.Update(route);
+    // Idle connections to removed endpoints would otherwise linger until the pool reuses them.
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      asio::post(wp->ioc, [wp] {
+        for (auto it = wp->idle.begin(); it != wp->idle.end();) {
+          if (it->first->removed.load(std::memory_order_relaxed)) {
+            wp->idle.erase(it++);
+          } else {
+            ++it;
+          }
+        }
+      });
+    }
+  }
+
+  bool Stop(absl::Duration timeout) {
+    if (stopped_.exchange(true)) return true;
+    stopping_.store(true);
+    if (workers_.empty()) return true;
+    asio::post(workers_[0]->ioc, [this] {
+      beast::error_code ec;
+      acceptor_->close(ec);
+    });
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      asio::post(wp->ioc, [wp] {
+        for (Session* s : wp->sessions) {
+          beast::error_code ec;
+          if (s->idle) s->client.close(ec);
+        }
+        wp->idle.clear();
+      });
+    }
+    bool clean;
+    {
+      absl::MutexLock lock(&mu_);
+      auto none_left = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return live_sessions_ == 0; };
+      clean = mu_.AwaitWithTimeout(absl::Condition(&none_left), timeout);
+    }
+    for (auto& w : workers_) {
+      Worker* wp = w.get();
+      asio::post(wp->ioc, [wp] {
+        for (Session* s : wp->sessions) {
+          beast::error_code ec;
+          s->client.close(ec);
+          if (s->upstream) s->upstream->close(ec);
+        }
+        wp->idle.clear();
+        wp->ioc.stop();
+      });
+    }
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+    workers_.clear();  // destroys pending coroutines while this object is intact
+    return clean;
+  }
+
+  ProxyStats Snapshot() const {
+    ProxyStats out;
+    out.service_id = service_id_;
+    out.service = service_;
+    absl::MutexLock lock(&metrics_mu_);
+    for (const auto& [rev, m] : metrics_) {
+      RevisionStats s;
+      s.revision = rev;
+      s.requests = static_cast<uint64_t>(m->requests->Value());
+      s.responses_2xx = static_cast<uint64_t>(m->responses[2]->Value());
+      s.responses_3xx = static_cast<uint64_t>(m->responses[3]->Value());
+      s.responses_4xx = static_cast<uint64_t>(m->responses[4]->Value());
+      s.responses_5xx = static_cast<uint64_t>(m->responses[5]->Value());
+      s.connect_errors = static_cast<uint64_t>(m->connect_errors->Value());
+      Histogram::Snapshot h = m->latency->Get();
+      s.latency_count = h.count;
+      s.latency_sum_seconds = h.sum;
+      s.latency_p99_seconds = EstimateQuantile(h, 0.99);
+      out.revisions.push_back(s);
+    }
+    return out;
+  }
+
+  void RemoveMetrics() {
+    absl::MutexLock lock(&metrics_mu_);
+    for (const auto& [rev, m] : metrics_) {
+      std::string r = absl::StrCat(rev);
+      requests_.Remove({service_, r});
+      connect_errors_.Remove({service_, r});
+      latency_.Remove({service_, r});
+      for (const char* c : {"2xx", "3xx", "4xx", "5xx"}) responses_.Remove({service_, r, c});
+    }
+    no_endpoint_.Remove({service_});
+  }
+
+ private:
+  void RegisterRevisions(const v1::ServiceRoute& route) {
+    absl::MutexLock lock(&metrics_mu_);
+    for (const v1::RevisionRoute& r : route.revisions()) {
+      if (metrics_.contains(r.revision())) continue;
+      auto m = std::make_unique<RevisionMetrics>();
+      std::string rev = absl::StrCat(r.revision());
+      m->revision = r.revision();
+      m->requests = &requests_.WithLabels({service_, rev});
+      for (int c = 2; c <= 5; ++c) {
+        m->responses[c] = &responses_.WithLabels({service_, rev, absl::StrCat(c, "xx")});
+      }
+      m->connect_errors = &connect_errors_.WithLabels({service_, rev});
+      m->latency = &latency_.WithLabels({service_, rev});
+      metrics_.emplace(r.revision(), std::move(m));
+    }
+  }
+
+  // Lock-free after the first request of a revision on this worker.
+  RevisionMetrics* MetricsFor(Worker& w, int64_t revision) {
+    if (auto it = w.metrics_cache.find(revision); it != w.metrics_cache.end()) return it->second;
+    absl::MutexLock lock(&metrics_mu_);
+    auto it = metrics_.find(revision);
+    if (it == metrics_.end()) {
+      // A revision from a route this proxy never saw registered (cannot happen via Update).
+      auto m = std::make_unique<RevisionMetrics>();
+      std::string rev = absl::StrCat(revision);
+      m->revision = revision;
+      m->requests = &requests_.WithLabels({service_, rev});
+      for (int c = 2; c <= 5; ++c) {
+        m->responses[c] = &responses_.WithLabels({service_, rev, absl::StrCat(c, "xx")});
+      }
+      m->connect_errors = &connect_errors_.WithLabels({service_, rev});
+      m->latency = &latency_.WithLabels({service_, rev});
+      it = metrics_.emplace(revision, std::move(m)).first;
+    }
+    w.metrics_cache[revision] = it->second.get();
+    return it->second.get();
+  }
+
+  void SessionStarted(Worker& w, Session* s) {
+    w.sessions.insert(s);
+    absl::MutexLock lock(&mu_);
+    ++live_sessions_;
+  }
+  void SessionEnded(Worker& w, Session* s) {
+    w.sessions.erase(s);
+    absl::MutexLock lock(&mu_);
+    --live_sessions_;
+  }
+
+  awaitable<void> Accept() {
+    size_t next = 0;
+    for (;;) {
+      Worker& w = *workers_[next++ % workers_.size()];
+      beast::error_code ec;
+      tcp::socket sock =
+          co_await acceptor_->async_accept(w.ioc, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open() || stopping_) co_return;
+        // Out of descriptors and the like: back off instead of spinning.
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true), ec);
+      auto s = std::make_shared<Session>(std::move(sock));
+      auto remote = s->client.remote_endpoint(ec);
+      if (!ec) s->peer_ip = remote.address().to_string();
+      if (options_.mode == ProxyMode::kHttp) {
+        asio::co_spawn(w.ioc, HttpSession(w, s), asio::detached);
+      } else {
+        asio::co_spawn(w.ioc, TcpSession(w, s), asio::detached);
+      }
+    }
+  }
+
+  tcp::endpoint Target(const BalancedEndpoint& ep, beast::error_code& ec) const {
+    auto addr = asio::ip::make_address(ep.endpoint.address(), ec);
+    int port = options_.target_port > 0 ? options_.target_port : ep.endpoint.port();
+    return tcp::endpoint(addr, static_cast<uint16_t>(port));
+  }
+
+  awaitable<std::unique_ptr<Upstream>> Connect(Worker& w, const Balancer::Lease& lease) {
+    beast::error_code ec;
+    tcp::endpoint target = Target(*lease.state(), ec);
+    if (ec) co_return nullptr;
+    beast::tcp_stream stream(w.ioc);
+    stream.expires_after(absl::ToChronoMilliseconds(options_.connect_timeout));
+    co_await stream.async_connect(target, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return nullptr;
+    auto up = std::make_unique<Upstream>(w.ioc);
+    up->buffer.reserve(16 << 10);
+    up->socket = stream.release_socket();
+    up->socket.set_option(tcp::no_delay(true), ec);
+    up->endpoint = lease.state();
+    co_return up;
+  }
+
+  std::unique_ptr<Upstream> TakeIdle(Worker& w, BalancedEndpoint* ep) {
+    auto it = w.idle.find(ep);
+    if (it == w.idle.end()) return nullptr;
+    auto& v = it->second;
+    while (!v.empty()) {
+      std::unique_ptr<Upstream> up = std::move(v.back());
+      v.pop_back();
+      // A peer that closed the idle connection shows as readable EOF: skip it rather than
+      // failing the request on it.
+      char c;
+      ssize_t n = ::recv(up->socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && up->buffer.size() == 0) {
+        return up;
+      }
+    }
+    return nullptr;
+  }
+
+  void PutIdle(Worker& w, std::unique_ptr<Upstream> up) {
+    if (stopping_ || up->endpoint->removed.load(std::memory_order_relaxed)) return;
+    auto& v = w.idle[up->endpoint.get()];
+    if (v.size() < options_.max_idle_per_endpoint) v.push_back(std::move(up));
+  }
+
+  // Picks an endpoint and gets a connection to it; a failed connect ejects the endpoint and is
+  // retried once on another one. `status` is 503 (no endpoints) or 502 when it fails.
+  struct Acquired {
+    Balancer::Lease lease;
+    std::unique_ptr<Upstream> up;
+    bool reused = false;
+    int status = 0;
+    int64_t failed_revision = -1;
+  };
+  awaitable<Acquired> Acquire(Worker& w, bool allow_pool) {
+    Acquired a;
+    std::string failed_key;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      absl::StatusOr<Balancer::Lease> picked =
+          attempt == 0 ? balancer_.Pick() : balancer_.Pick({&failed_key, 1});
+      if (!picked.ok()) {
+        a.status = absl::IsUnavailable(picked.status()) ? 503 : 502;
+        co_return a;
+      }
+      a.lease = std::move(*picked);
+      if (allow_pool) {
+        a.up = TakeIdle(w, a.lease.state().get());
+        if (a.up) {
+          a.reused = true;
+          co_return a;
+        }
+      }
+      a.up = co_await Connect(w, a.lease);
+      if (a.up) co_return a;
+      MetricsFor(w, a.lease.revision())->connect_errors->Inc();
+      balancer_.Eject(a.lease.key());
+      failed_key = a.lease.key();
+      a.failed_revision = a.lease.revision();
+      a.lease.Release();
+    }
+    a.status = 502;
+    co_return a;
+  }
+
+  enum class Side { kNone, kIn, kOut };
+
+  // Streams one message (header and body) from `in` to `out` through a fixed buffer.
+  template <bool isRequest>
+  static awaitable<Side> Relay(http::parser<isRequest, http::buffer_body>& p, tcp::socket& in,
+                               beast::flat_buffer& in_buf, tcp::socket& out, char* buf) {
+    http::serializer<isRequest, http::buffer_body> sr{p.get()};
+    beast::error_code ec;
+    do {
+      if (!p.is_done()) {
+        p.get().body().data = buf;
+        p.get().body().size = kBodyChunk;
+        // read_some: forward what has arrived instead of waiting for a full buffer.
+        co_await http::async_read_some(in, in_buf, p, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) co_return Side::kIn;
+        size_t n = kBodyChunk - p.get().body().size;
+        // Only framing arrived (a chunk header): an empty buffer would end a chunked body.
+        if (n == 0 && !p.is_done()) continue;
+        p.get().body().size = n;
+        p.get().body().data = buf;
+        p.get().body().more = !p.is_done();
+      } else {
+        p.get().body().data = nullptr;
+        p.get().body().size = 0;
+        p.get().body().more = false;
+      }
+      co_await http::async_write(out, sr, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return Side::kOut;
+    } while (!p.is_done() || !sr.is_done());
+    co_return Side::kNone;
+  }
+
+  static awaitable<void> SendError(tcp::socket& client, int status, std::string_view text,
+                                   bool keep_alive, unsigned version) {
+    http::response<http::string_body> res{static_cast<http::status>(status), version};
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.set(http::field::server, "warren-proxy");
+    res.body() = std::string(text);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    beast::error_code ec;
+    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+  }
+
+  awaitable<void> HttpSession(Worker& w, std::shared_ptr<Session> s) {
+    SessionStarted(w, s.get());
+    beast::flat_buffer cbuf;
+    // Beast reads at most the free capacity (512 bytes minimum): size it for bulk transfers.
+    cbuf.reserve(16 << 10);
+    std::unique_ptr<char[]> body(new char[kBodyChunk]);
+    for (;;) {
+      if (stopping_) break;
+      s->idle = true;
+      http::request_parser<http::buffer_body> req_p;
+      req_p.body_limit(std::numeric_limits<std::uint64_t>::max());
+      req_p.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+      beast::error_code ec;
+      co_await http::async_read_header(s->client, cbuf, req_p,
+                                       asio::redirect_error(use_awaitable, ec));
+      s->idle = false;
+      if (ec) {
+        if (ec == http::error::header_limit) {
+          co_await SendError(s->client, 431, "request header too large\n", false, 11);
+        } else if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted &&
+                   ec != asio::error::connection_reset && ec != asio::error::eof) {
+          co_await SendError(s->client, 400, absl::StrCat("bad request: ", ec.message(), "\n"),
+                             false, 11);
+        }
+        break;
+      }
+      bool keep = co_await Forward(w, *s, cbuf, req_p, body.get());
+      s->upstream = nullptr;
+      if (!keep) break;
+    }
+    beast::error_code ec;
+    s->client.shutdown(tcp::socket::shutdown_send, ec);
+    s->client.close(ec);
+    SessionEnded(w, s.get());
+  }
+
+  // One request: returns whether the client connection can carry another.
+  awaitable<bool> Forward(Worker& w, Session& s, beast::flat_buffer& cbuf,
+                          http::request_parser<http::buffer_body>& req_p, char* buf) {
+    const auto start = std::chrono::steady_clock::now();
+    auto& req = req_p.get();
+    const unsigned version = req.version();
+    bool client_keep = req.keep_alive();
+    const bool head = req.method() == http::verb::head;
+    const bool bodyless = req_p.is_done();
+    const bool expect_continue =
+        beast::iequals(req[http::field::expect], "100-continue") && !bodyless;
+
+    StripHopByHop(req);
+    req.erase(http::field::expect);
+    std::string xff(req["X-Forwarded-For"]);
+    req.set("X-Forwarded-For", xff.empty() ? s.peer_ip : absl::StrCat(xff, ", ", s.peer_ip));
+    req.version(11);
+    req.keep_alive(true);
+
+    std::optional<http::response_parser<http::buffer_body>> res_p;
+    Acquired a;
+    for (int round = 0;; ++round) {
+      // A reused connection the peer closed meanwhile fails the first exchange; a request
+      // without body is safe to send again on a fresh connection.
+      a = co_await Acquire(w, /*allow_pool=*/round == 0);
+      if (!a.up) {
+        int64_t rev = a.failed_revision;
+        if (rev >= 0) {
+          RevisionMetrics* m = MetricsFor(w, rev);
+          m->requests->Inc();
+          m->responses[5]->Inc();
+        } else if (a.status == 503) {
+          no_endpoint_.WithLabels({service_}).Inc();
+        }
+        bool keep = client_keep && bodyless && !stopping_;
+        co_await SendError(s.client, a.status,
+                           a.status == 503 ? "no endpoints available\n"
+                                           : "bad gateway: could not connect to any endpoint\n",
+                           keep, version);
+        co_return keep;
+      }
+      s.upstream = &a.up->socket;
+      if (round == 0 && expect_continue) {
+        static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        beast::error_code ec;
+        co_await asio::async_write(s.client, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                                   asio::redirect_error(use_awaitable, ec));
+        if (ec) co_return false;
+      }
+      Side side = co_await Relay<true>(req_p, s.client, cbuf, a.up->socket, buf);
+      if (side == Side::kIn) co_return false;  // the client went away mid-request
+      beast::error_code ec;
+      if (side == Side::kNone) {
+        res_p.emplace();
+        res_p->body_limit(std::numeric_limits<std::uint64_t>::max());
+        if (head) res_p->skip(true);
+        co_await http::async_read_header(a.up->socket, a.up->buffer, *res_p,
+                                         asio::redirect_error(use_awaitable, ec));
+        // Interim responses (100 Continue to an Expect we removed): skip them.
+        while (!ec && res_p->get().result_int() / 100 == 1 && res_p->get().result_int() != 101) {
+          res_p.emplace();
+          res_p->body_limit(std::numeric_limits<std::uint64_t>::max());
+          if (head) res_p->skip(true);
+          co_await http::async_read_header(a.up->socket, a.up->buffer, *res_p,
+                                           asio::redirect_error(use_awaitable, ec));
+        }
+      }
+      if (side == Side::kNone && !ec && res_p->get().result_int() != 101) break;
+      if (a.reused && bodyless && round == 0) continue;
+      RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+      m->requests->Inc();
+      m->responses[5]->Inc();
+      bool keep = client_keep && req_p.is_done() && !stopping_;
+      co_await SendError(s.client, 502, "bad gateway: the endpoint failed\n", keep, version);
+      co_return keep;
+    }
+
+    RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+    m->requests->Inc();
+    auto& res = res_p->get();
+    const int status = res.result_int();
+    const bool upstream_keep = res.keep_alive();
+    const bool has_body = !head && status != 204 && status != 304;
+    StripHopByHop(res);
+    res.version(version);
+    if (has_body && !res_p->content_length()) {
+      if (version >= 11) {
+        res.chunked(true);
+      } else {
+        // An HTTP/1.0 client can only see the end of an unsized body as the connection's end.
+        res.chunked(false);
+        client_keep = false;
+      }
+    }
+    if (stopping_) client_keep = false;
+    res.keep_alive(client_keep);
+    if (int c = StatusClass(status); c != 0) m->responses[c]->Inc();
+
+    Side side = co_await Relay<false>(*res_p, a.up->socket, a.up->buffer, s.client, buf);
+    m->latency->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (side != Side::kNone) co_return false;
+    s.upstream = nullptr;
+    if (upstream_keep && res_p->is_done()) PutIdle(w, std::move(a.up));
+    co_return client_keep;
+  }
+
+  // Both directions of one TCP connection. Whichever direction finishes last destroys it, which
+  // closes both sockets and ends the session.
+  struct TcpPair {
+    TcpPair(Impl* i, Worker* wk, std::shared_ptr<Session> s, std::unique_ptr<Upstream> u,
+            Balancer::Lease l, RevisionMetrics* rm)
+        : impl(i), w(wk), session(std::move(s)), up(std::move(u)), lease(std::move(l)), m(rm) {}
+    ~TcpPair() {
+      m->latency->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      beast::error_code ec;
+      session->upstream = nullptr;
+      up->socket.close(ec);
+      session->client.close(ec);
+      impl->SessionEnded(*w, session.get());
+    }
+    Impl* impl;
+    Worker* w;
+    std::shared_ptr<Session> session;
+    std::unique_ptr<Upstream> up;
+    Balancer::Lease lease;
+    RevisionMetrics* m;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
+
+  static awaitable<void> Pump(std::shared_ptr<TcpPair> pair, tcp::socket& from, tcp::socket& to) {
+    std::unique_ptr<char[]> buf(new char[kBodyChunk]);
+    beast::error_code ec;
+    for (;;) {
+      size_t n = co_await from.async_read_some(asio::buffer(buf.get(), kBodyChunk),
+                                               asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      co_await asio::async_write(to, asio::buffer(buf.get(), n),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    beast::error_code ignored;
+    if (ec == asio::error::eof) {
+      // Half-close: the other direction may still have data to deliver.
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+    } else {
+      from.close(ignored);
+      to.close(ignored);
+    }
+  }
+
+  awaitable<void> TcpSession(Worker& w, std::shared_ptr<Session> s) {
+    SessionStarted(w, s.get());
+    s->idle = false;
+    Acquired a = co_await Acquire(w, /*allow_pool=*/false);
+    if (!a.up) {
+      if (a.failed_revision >= 0) MetricsFor(w, a.failed_revision)->requests->Inc();
+      if (a.status == 503) no_endpoint_.WithLabels({service_}).Inc();
+      beast::error_code ec;
+      s->client.close(ec);
+      SessionEnded(w, s.get());
+      co_return;
+    }
+    RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+    m->requests->Inc();
+    s->upstream = &a.up->socket;
+    auto pair = std::make_shared<TcpPair>(this, &w, s, std::move(a.up), std::move(a.lease), m);
+    tcp::socket& upstream = pair->up->socket;
+    asio::co_spawn(w.ioc, Pump(pair, upstream, s->client), asio::detached);
+    asio::co_spawn(w.ioc, Pump(pair, s->client, upstream), asio::detached);
+  }
+
+  const ServiceProxyOptions options_;
+  Registry& registry_;
+  Balancer balancer_;
+  const std::string service_id_;
+  const std::string service_;
+  Family<Counter>& requests_;
+  Family<Counter>& responses_;
+  Family<Counter>& connect_errors_;
+  Family<Histogram>& latency_;
+  Family<Counter>& no_endpoint_;
+
+  mutable absl::Mutex metrics_mu_;
+  absl::flat_hash_map<int64_t, std::unique_ptr<RevisionMetrics>> metrics_
+      ABSL_GUARDED_BY(metrics_mu_);
+
+  absl::Mutex mu_;
+  int live_sessions_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  int port_ = 0;
+  std::optional<tcp::acceptor> acceptor_;
+  // Last: destroyed (with their pending coroutines) before everything above.
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::ServiceRoute& route,
+                                                                  ServiceProxyOptions options) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("port: must be 0..65535, got ", options.port));
+  }
+  if (options.target_port < 0 || options.target_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target_port: must be 0..65535, got ", options.target_port));
+  }
+  auto impl = std::make_unique<Impl>(route, std::move(options));
+  if (absl::Status s = impl->Listen(); !s.ok()) return s;
+  return std::unique_ptr<ServiceProxy>(new ServiceProxy(std::move(impl)));
+}
+
+ServiceProxy::ServiceProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServiceProxy::~ServiceProxy() = default;
+int ServiceProxy::port() const { return impl_->port(); }
+ProxyMode ServiceProxy::mode() const { return impl_->mode(); }
+void ServiceProxy::Update(const v1::ServiceRoute& route) { impl_->Update(route); }
+bool ServiceProxy::Stop(absl::Duration timeout) { return impl_->Stop(timeout); }
+ProxyStats ServiceProxy::Snapshot() const { return impl_->Snapshot(); }
+void ServiceProxy::RemoveMetrics() { impl_->RemoveMetrics(); }
+
+// ---------------------------------------------------------------------------------------------
+
+ProxyManager::ProxyManager(ProxyManagerOptions options) : options_(std::move(options)) {}
+ProxyManager::~ProxyManager() { Stop(); }
+
+absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
+  struct Want {
+    const v1::ServiceRoute* route;
+    const v1::Port* port;
+    ProxyMode mode;
+  };
+  std::map<Key, Want> want;
+  std::map<int, std::string> port_owner;  // published port -> service name
+  std::vector<std::string> errors;
+  for (const v1::ServiceRoute& route : table.services()) {
+    for (const v1::Port& port : route.ports()) {
+      if (port.published() == 0) continue;
+      std::string where = absl::StrCat("service ", route.name(), " port ", port.published());
+      if (port.published() < 0 || port.published() > 65535) {
+        errors.push_back(absl::StrCat(where, ": published port out of range"));
+        continue;
+      }
+      ProxyMode mode = options_.default_mode;
+      std::string proto = absl::AsciiStrToLower(port.protocol());
+      if (proto == "http") {
+        mode = ProxyMode::kHttp;
+      } else if (!proto.empty() && proto != "tcp") {
+        errors.push_back(absl::StrCat(where, ": unsupported protocol \"", port.protocol(), "\""));
+        continue;
+      }
+      // 0.0.0.0 overlaps every address, so a published port belongs to one service.
+      auto [it, inserted] = port_owner.emplace(port.published(), route.name());
+      if (!inserted) {
+        errors.push_back(absl::StrCat(where, ": port ", port.published(),
+                                      " is already published by service ", it->second));
+        continue;
+      }
+      want[{route.service_id(), port.published()}] = Want{&route, &port, mode};
+    }
+  }
+
+  std::vector<std::unique_ptr<ServiceProxy>> to_stop;
+  absl::MutexLock lock(&mu_);
+  // Stop first what goes away or changes shape, so its port is free for a new owner.
+  for (auto it = proxies_.begin(); it != proxies_.end();) {
+    auto w = want.find(it->first);
+    bool keep = w != want.end() && w->second.mode == it->second.mode &&
+                w->second.port->host_ip() == it->second.host_ip &&
+                w->second.port->target() == it->second.target;
+    if (!keep) {
+      to_stop.push_back(std::move(it->second.proxy));
+      it = proxies_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& p : to_stop) p->Stop(options_.stop_timeout);
+  for (const auto& [key, w] : want) {
+    auto it = proxies_.find(key);
+    if (it != proxies_.end()) {
+      it->second.proxy->Update(*w.route);
+      continue;
+    }
+    ServiceProxyOptions o = options_.proxy;
+    o.mode = w.mode;
+    o.host_ip = w.port->host_ip();
+    o.port = w.port->published();
+    o.target_port = w.port->target();
+    auto proxy = ServiceProxy::Start(*w.route, o);
+    if (!proxy.ok()) {
+      errors.push_back(absl::StrCat("service ", w.route->name(), " port ", w.port->published(),
+                                    ": ", proxy.status().message()));
+      continue;
+    }
+    Entry e;
+    e.service_name = w.route->name();
+    e.host_ip = w.port->host_ip();
+    e.target = w.port->target();
+    e.mode = w.mode;
+    e.proxy = std::move(*proxy);
+    proxies_.emplace(key, std::move(e));
+  }
+  std::set<std::string> proxied;
+  for (const auto& [key, e] : proxies_) proxied.insert(key.first);
+  // Metrics are per service: keep them while another port of the service is proxied.
+  for (auto& p : to_stop) {
+    ProxyStats st = p->Snapshot();
+    if (!proxied.contains(st.service_id)) p->RemoveMetrics();
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrJoin(errors, "; "));
+}
+
+std::vector<ProxyStats> ProxyManager::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ProxyStats> out;
+  std::set<std::string> seen;
+  for (const auto& [key, e] : proxies_) {
+    if (!seen.insert(key.first).second) continue;  // ports of one service share counters
+    out.push_back(e.proxy->Snapshot());
+  }
+  return out;
+}
+
+int ProxyManager::BoundPort(const std::string& service_id, int published) const {
+  absl::MutexLock lock(&mu_);
+  auto it = proxies_.find({service_id, published});
+  return it == proxies_.end() ? -1 : it->second.proxy->port();
+}
+
+size_t ProxyManager::size() const {
+  absl::MutexLock lock(&mu_);
+  return proxies_.size();
+}
+
+void ProxyManager::Stop() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, e] : proxies_) e.proxy->Stop(options_.stop_timeout);
+  proxies_.clear();
+}
+
+}  // namespace warren

@@ -1,0 +1,149 @@
+#ifndef WARREN_PROXY_PROXY_H_
+#define WARREN_PROXY_PROXY_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "http/metrics.h"
+#include "proxy/balancer.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+enum class ProxyMode { kHttp, kTcp };
+
+// Per-revision totals since the proxy started (counters only grow; a reader computes rates from
+// two snapshots). TCP proxies count connections as requests and have no responses.
+struct RevisionStats {
+  int64_t revision = 0;
+  uint64_t requests = 0;
+  uint64_t responses_2xx = 0;
+  uint64_t responses_3xx = 0;
+  uint64_t responses_4xx = 0;
+  uint64_t responses_5xx = 0;
+  uint64_t connect_errors = 0;
+  uint64_t latency_count = 0;
+  double latency_sum_seconds = 0;
+  // Estimated from the latency histogram by interpolating within the bucket; 0 with no data.
+  double latency_p99_seconds = 0;
+};
+
+struct ProxyStats {
+  std::string service_id;
+  std::string service;
+  std::vector<RevisionStats> revisions;  // by revision number
+};
+
+struct ServiceProxyOptions {
+  ProxyMode mode = ProxyMode::kHttp;
+  // Listening address; empty host means 0.0.0.0, port 0 picks a free port.
+  std::string host_ip;
+  int port = 0;
+  // Port dialled on each endpoint's address; 0 means the endpoint's own port.
+  int target_port = 0;
+  int threads = 2;
+  BalancerOptions balancer;
+  // Where the warren_proxy_* metrics go; null means DefaultRegistry().
+  Registry* registry = nullptr;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Idle keep-alive connections kept per endpoint per io thread.
+  size_t max_idle_per_endpoint = 64;
+  size_t max_header_bytes = 64 << 10;
+};
+
+// Listens on one published port of one service and forwards to the service's endpoints: HTTP/1.1
+// reverse proxy (streaming, keep-alive both sides, pooled upstream connections) or a raw TCP
+// relay. A failed connect is retried once on another endpoint and the endpoint is ejected.
+class ServiceProxy {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServiceProxy>> Start(const v1::ServiceRoute& route,
+                                                             ServiceProxyOptions options);
+  ~ServiceProxy();
+  ServiceProxy(const ServiceProxy&) = delete;
+  ServiceProxy& operator=(const ServiceProxy&) = delete;
+
+  // The bound port (the real one when started with port 0).
+  int port() const;
+  ProxyMode mode() const;
+
+  // Thread-safe, any time. Endpoints no longer present get no new requests at once; requests
+  // in flight on them finish; their idle upstream connections are closed.
+  void Update(const v1::ServiceRoute& route);
+
+  // Graceful stop: no new connections; idle client connections closed; requests in flight
+  // finish (answered with Connection: close) for up to `timeout`, then everything is closed.
+  // Returns false when connections had to be cut. Idempotent.
+  bool Stop(absl::Duration timeout = absl::Seconds(5));
+
+  // Per-revision totals of this service (shared by all proxies of the same service name,
+  // since they count into the same metric children).
+  ProxyStats Snapshot() const;
+
+  // Drops this service's metric children from the registry (when the service is gone).
+  void RemoveMetrics();
+
+  class Impl;
+
+ private:
+  explicit ServiceProxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ProxyManagerOptions {
+  // Template for every proxy: mode, host_ip, port and target_port are set per published port.
+  ServiceProxyOptions proxy;
+  // Mode for ports whose protocol is "tcp" (the spec's only protocol today) or empty; a port
+  // with protocol "http" is always proxied as HTTP.
+  ProxyMode default_mode = ProxyMode::kHttp;
+  absl::Duration stop_timeout = absl::Seconds(5);
+};
+
+// One ServiceProxy per (service, published port), reconciled from the whole routing table.
+class ProxyManager {
+ public:
+  explicit ProxyManager(ProxyManagerOptions options = {});
+  ~ProxyManager();
+  ProxyManager(const ProxyManager&) = delete;
+  ProxyManager& operator=(const ProxyManager&) = delete;
+
+  // Starts proxies for new published ports, updates the routes of existing ones and stops the
+  // ones no longer in the table. Everything that can be applied is; the error lists the ports
+  // that could not (conflicts and bind failures), naming service and port.
+  absl::Status Apply(const v1::RoutingTable& table);
+
+  // One entry per proxied service.
+  std::vector<ProxyStats> Snapshot() const;
+
+  // The bound port of a service's published port (the same unless it was 0), or -1.
+  int BoundPort(const std::string& service_id, int published) const;
+  size_t size() const;
+
+  void Stop();
+
+ private:
+  // (service id, published port)
+  using Key = std::pair<std::string, int>;
+  struct Entry {
+    std::string service_name;
+    std::string host_ip;
+    int target = 0;
+    ProxyMode mode = ProxyMode::kHttp;
+    std::unique_ptr<ServiceProxy> proxy;
+  };
+
+  const ProxyManagerOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<Key, Entry> proxies_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace warren
+
+#endif  // WARREN_PROXY_PROXY_H_

@@ -1,0 +1,624 @@
+// ServiceProxy and ProxyManager end to end: real warren-testapp backends on 127.0.0.x, in-test
+// backends where a test needs to see or shape the raw bytes.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "http/http_server.h"
+#include "http/metrics.h"
+#include "proxy/proxy.h"
+#include "test_http_client.h"
+#include "test_subprocess.h"
+
+namespace warren {
+namespace {
+
+using test::HttpConnection;
+using test::Subprocess;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kTimeout = absl::Seconds(10);
+
+struct App {
+  std::unique_ptr<Subprocess> process;
+  std::string ip;
+  int port = 0;
+  std::string task;
+};
+
+// A testapp on its own loopback address, like a task of the process runtime.
+App StartApp(const std::string& ip, const std::string& task) {
+  App app;
+  app.ip = ip;
+  app.task = task;
+  auto p = Subprocess::Start({WARREN_TESTAPP_BINARY},
+                             {{"WARREN_TASK_IP", ip}, {"WARREN_TASK_PORT", "0"},
+                              {"WARREN_TASK_ID", task}});
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok()) return app;
+  app.process = std::move(*p);
+  auto line = app.process->WaitForStdoutLine("listening on ", kTimeout);
+  EXPECT_TRUE(line.ok()) << line.status();
+  if (line.ok()) {
+    EXPECT_TRUE(absl::SimpleAtoi(line->substr(line->rfind(':') + 1), &app.port));
+  }
+  return app;
+}
+
+v1::Endpoint EndpointOf(const std::string& task, const std::string& ip, int port) {
+  v1::Endpoint e;
+  e.set_task_id(task);
+  e.set_address(ip);
+  e.set_port(port);
+  return e;
+}
+
+v1::ServiceRoute RouteOf(const std::vector<std::pair<int, std::vector<v1::Endpoint>>>& revs,
+                         const std::vector<int64_t>& numbers = {}) {
+  v1::ServiceRoute r;
+  r.set_service_id("svc-web");
+  r.set_name("web");
+  for (size_t i = 0; i < revs.size(); ++i) {
+    auto* rr = r.add_revisions();
+    rr->set_revision(numbers.empty() ? static_cast<int64_t>(i + 1) : numbers[i]);
+    rr->set_weight(revs[i].first);
+    for (const auto& e : revs[i].second) *rr->add_endpoints() = e;
+  }
+  return r;
+}
+
+v1::ServiceRoute RouteOfApps(const std::vector<const App*>& apps) {
+  std::vector<v1::Endpoint> eps;
+  for (const App* a : apps) eps.push_back(EndpointOf(a->task, a->ip, a->port));
+  return RouteOf({{100, eps}});
+}
+
+std::unique_ptr<ServiceProxy> StartProxy(const v1::ServiceRoute& route, Registry& registry,
+                                         ProxyMode mode = ProxyMode::kHttp) {
+  ServiceProxyOptions o;
+  o.mode = mode;
+  o.host_ip = "127.0.0.1";
+  o.port = 0;
+  o.registry = &registry;
+  auto p = ServiceProxy::Start(route, o);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? std::move(*p) : nullptr;
+}
+
+// --- raw sockets for in-test backends and clients ---------------------------------------------
+
+int Listen(const std::string& ip, int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  EXPECT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+// Waits (bounded) for a connection on a listening socket.
+int AcceptWithin(int lfd, absl::Duration timeout) {
+  pollfd p{lfd, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1) return -1;
+  return accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+int ConnectTo(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  timeval tv{10, 0};  // no test blocks forever
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads until `pred(buffer)` holds or the peer closes / times out.
+template <class Pred>
+bool ReadUntil(int fd, std::string& buf, Pred pred) {
+  char tmp[65536];
+  while (!pred(buf)) {
+    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+    if (n <= 0) return false;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+int FreePort() {
+  int port = 0;
+  int fd = Listen("127.0.0.1", &port);
+  close(fd);
+  return port;
+}
+
+// --- tests --------------------------------------------------------------------------------------
+
+TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
+  HttpServerOptions so;
+  so.threads = 1;
+  auto backend = HttpServer::Start(
+      "127.0.0.21:0", [](const HttpRequest& r) { return HttpResponse::Text(200, "hi\n"); }, so);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  Registry registry;
+  auto proxy =
+      StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.21", (*backend)->port())}}}), registry);
+  ASSERT_NE(proxy, nullptr);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok());
+  for (int i = 0; i < 20; ++i) {
+    auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "hi\n");
+  }
+  // One client connection, twenty requests: one upstream connection, reused.
+  EXPECT_EQ((*backend)->connection_count(), 1);
+  // Latency is recorded just after the last byte went out: wait (bounded) for the last one.
+  ProxyStats stats;
+  for (int i = 0; i < 1000; ++i) {
+    stats = proxy->Snapshot();
+    if (stats.revisions.size() == 1 && stats.revisions[0].latency_count == 20) break;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(stats.revisions.size(), 1u);
+  EXPECT_EQ(stats.revisions[0].requests, 20u);
+  EXPECT_EQ(stats.revisions[0].responses_2xx, 20u);
+  EXPECT_EQ(stats.revisions[0].latency_count, 20u);
+  EXPECT_GT(stats.revisions[0].latency_p99_seconds, 0);
+  std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("warren_proxy_requests_total{service=\"web\",revision=\"1\"} 20"));
+  EXPECT_THAT(text, HasSubstr(
+                        "warren_proxy_responses_total{service=\"web\",revision=\"1\",class=\"2xx\"} 20"));
+  EXPECT_THAT(text, HasSubstr("warren_proxy_request_duration_seconds_count{service=\"web\","
+                              "revision=\"1\"} 20"));
+  EXPECT_TRUE(proxy->Stop(kTimeout));
+}
+
+TEST(ServiceProxyTest, HeadersForwardedForHostAndHopByHop) {
+  auto backend = HttpServer::Start("127.0.0.22:0", [](const HttpRequest& r) {
+    std::string out;
+    for (const auto& [k, v] : r.headers) absl::StrAppend(&out, absl::AsciiStrToLower(k), "=", v, "\n");
+    absl::StrAppend(&out, "body=", r.body, "\n");
+    HttpResponse res = HttpResponse::Text(201, out);
+    res.headers.emplace_back("Keep-Alive", "timeout=5");
+    return res;
+  });
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  Registry registry;
+  auto proxy =
+      StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.22", (*backend)->port())}}}), registry);
+  ASSERT_NE(proxy, nullptr);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)
+                  ->SendRaw("POST /x HTTP/1.1\r\nHost: shop.example:8080\r\n"
+                            "X-Forwarded-For: 203.0.113.7\r\nConnection: keep-alive, X-Secret\r\n"
+                            "X-Secret: s\r\nKeep-Alive: timeout=9\r\nX-Custom: c\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n"
+                            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                            kTimeout)
+                  .ok());
+  auto r = (*conn)->ReadResponse(kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_THAT(r->body, HasSubstr("host=shop.example:8080\n"));
+  EXPECT_THAT(r->body, HasSubstr("x-forwarded-for=203.0.113.7, 127.0.0.1\n"));
+  EXPECT_THAT(r->body, HasSubstr("x-custom=c\n"));
+  EXPECT_THAT(r->body, HasSubstr("body=hello world\n"));  // chunked request reassembled
+  EXPECT_THAT(r->body, ::testing::Not(HasSubstr("x-secret")));
+  EXPECT_THAT(r->body, ::testing::Not(HasSubstr("keep-alive=")));
+  EXPECT_FALSE(r->Header("Keep-Alive").has_value());
+  // The connection stays usable.
+  auto again = (*conn)->Request("GET", "/", "", {}, kTimeout);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(again->body, HasSubstr("x-forwarded-for=127.0.0.1\n"));
+}
+
+// A backend thread that answers one request with a chunked, streamed response and reports how
+// much request body it had seen at each step.
+TEST(ServiceProxyTest, StreamsLargeBodiesBothWays) {
+  constexpr size_t kTotal = 50u << 20;
+  constexpr size_t kFirst = 1u << 20;
+  int bport = 0;
+  int lfd = Listen("127.0.0.23", &bport);
+  absl::Notification backend_saw_first_part;
+  absl::Notification client_saw_first_part;
+  std::atomic<size_t> backend_total{0};
+  std::thread backend([&] {
+    int fd = AcceptWithin(lfd, kTimeout);
+    if (fd < 0) return;
+    std::string buf;
+    // Header, then body bytes counted as they arrive.
+    if (!ReadUntil(fd, buf, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; })) {
+      close(fd);
+      return;
+    }
+    size_t got = buf.size() - (buf.find("\r\n\r\n") + 4);
+    char tmp[65536];
+    while (got < kTotal) {
+      if (got >= kFirst && !backend_saw_first_part.HasBeenNotified()) {
+        backend_saw_first_part.Notify();
+      }
+      ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    backend_total = got;
+    // Chunked response of kTotal bytes; the rest only after the client has seen the first MB.
+    SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    std::string chunk(kFirst, 'r');
+    std::string framed = absl::StrCat(absl::Hex(chunk.size()), "\r\n", chunk, "\r\n");
+    SendAll(fd, framed);
+    client_saw_first_part.WaitForNotificationWithTimeout(kTimeout);
+    for (size_t sent = kFirst; sent < kTotal; sent += kFirst) SendAll(fd, framed);
+    SendAll(fd, "0\r\n\r\n");
+    close(fd);
+  });
+
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.23", bport)}}}), registry);
+  ASSERT_NE(proxy, nullptr);
+  int c = ConnectTo(proxy->port());
+  ASSERT_TRUE(SendAll(c, absl::StrCat("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ", kTotal,
+                                      "\r\n\r\n")));
+  std::string part(kFirst, 'q');
+  ASSERT_TRUE(SendAll(c, part));
+  // The backend sees the start of the body while most of it has not been sent yet.
+  ASSERT_TRUE(backend_saw_first_part.WaitForNotificationWithTimeout(kTimeout));
+  for (size_t sent = kFirst; sent < kTotal; sent += kFirst) ASSERT_TRUE(SendAll(c, part));
+  // The response: its first megabyte arrives before the backend sends the rest.
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(c, buf, [&](const std::string& b) {
+    size_t h = b.find("\r\n\r\n");
+    return h != std::string::npos && b.size() - h > kFirst;
+  }));
+  EXPECT_THAT(buf, HasSubstr("HTTP/1.1 200"));
+  client_saw_first_part.Notify();
+  ASSERT_TRUE(ReadUntil(c, buf, [](const std::string& b) {
+    return b.size() >= 5 && b.compare(b.size() - 5, 5, "0\r\n\r\n") == 0;
+  }));
+  close(c);
+  backend.join();
+  close(lfd);
+  EXPECT_EQ(backend_total.load(), kTotal);
+  // De-chunk and count what the client got.
+  size_t body = 0;
+  size_t pos = buf.find("\r\n\r\n") + 4;
+  for (;;) {
+    size_t eol = buf.find("\r\n", pos);
+    ASSERT_NE(eol, std::string::npos);
+    size_t n = 0;
+    ASSERT_TRUE(absl::SimpleHexAtoi(buf.substr(pos, eol - pos), &n));
+    if (n == 0) break;
+    body += n;
+    pos = eol + 2 + n + 2;
+  }
+  EXPECT_EQ(body, kTotal);
+}
+
+TEST(ServiceProxyTest, TcpModeRelaysBytesAndHalfClose) {
+  int bport = 0;
+  int lfd = Listen("127.0.0.24", &bport);
+  std::thread echo([&] {
+    int fd = AcceptWithin(lfd, kTimeout);
+    if (fd < 0) return;
+    char tmp[4096];
+    for (;;) {
+      ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+      if (n <= 0) break;
+      SendAll(fd, std::string_view(tmp, static_cast<size_t>(n)));
+    }
+    SendAll(fd, "bye");
+    close(fd);
+  });
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.24", bport)}}}), registry,
+                          ProxyMode::kTcp);
+  ASSERT_NE(proxy, nullptr);
+  int c = ConnectTo(proxy->port());
+  ASSERT_TRUE(SendAll(c, "hello tcp"));
+  std::string buf;
+  ASSERT_TRUE(ReadUntil(c, buf, [](const std::string& b) { return b.size() >= 9; }));
+  EXPECT_EQ(buf, "hello tcp");
+  shutdown(c, SHUT_WR);  // the backend's answer after our EOF still arrives
+  ReadUntil(c, buf, [](const std::string&) { return false; });
+  EXPECT_EQ(buf, "hello tcpbye");
+  close(c);
+  echo.join();
+  close(lfd);
+  EXPECT_EQ(proxy->Snapshot().revisions[0].requests, 1u);
+}
+
+TEST(ServiceProxyTest, RetriesADeadEndpointWithoutFailingRequests) {
+  App app = StartApp("127.0.0.31", "alive");
+  ASSERT_GT(app.port, 0);
+  int dead_port = FreePort();  // nothing listens there: connect is refused
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{100,
+                                    {EndpointOf("dead", "127.0.0.1", dead_port),
+                                     EndpointOf(app.task, app.ip, app.port)}}}),
+                          registry);
+  ASSERT_NE(proxy, nullptr);
+  for (int i = 0; i < 50; ++i) {
+    // A fresh client connection each time, so each request picks anew.
+    auto r = test::HttpGet("127.0.0.1", proxy->port(), "/", kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->Header("X-Task-Id"), "alive");
+  }
+  ProxyStats stats = proxy->Snapshot();
+  ASSERT_EQ(stats.revisions.size(), 1u);
+  // Ejected after the first failure: one connect error, not one per request.
+  EXPECT_EQ(stats.revisions[0].connect_errors, 1u);
+  EXPECT_EQ(stats.revisions[0].responses_2xx, 50u);
+  EXPECT_EQ(stats.revisions[0].responses_5xx, 0u);
+}
+
+TEST(ServiceProxyTest, NoEndpointIs503AndUnreachableIs502) {
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{100, {}}}), registry);
+  ASSERT_NE(proxy, nullptr);
+  auto r = test::HttpGet("127.0.0.1", proxy->port(), "/", kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 503);
+  proxy->Update(RouteOf({{100, {EndpointOf("dead", "127.0.0.1", FreePort())}}}));
+  r = test::HttpGet("127.0.0.1", proxy->port(), "/", kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 502);
+  EXPECT_EQ(proxy->Snapshot().revisions[0].responses_5xx, 1u);
+  EXPECT_EQ(proxy->Snapshot().revisions[0].connect_errors, 1u);
+}
+
+TEST(ServiceProxyTest, WeightsTenNinetyOverTenThousandRequests) {
+  App v1 = StartApp("127.0.0.41", "v1-task");
+  App v2 = StartApp("127.0.0.42", "v2-task");
+  ASSERT_GT(v1.port, 0);
+  ASSERT_GT(v2.port, 0);
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{10, {EndpointOf(v1.task, v1.ip, v1.port)}},
+                                   {90, {EndpointOf(v2.task, v2.ip, v2.port)}}}),
+                          registry);
+  ASSERT_NE(proxy, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 2500;
+  std::atomic<int> to_v1{0}, to_v2{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&] {
+      auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+      if (!conn.ok()) {
+        failed += kPerThread;
+        return;
+      }
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+        if (!r.ok() || r->status != 200) {
+          ++failed;
+          continue;
+        }
+        auto task = r->Header("X-Task-Id");
+        if (task == "v1-task") ++to_v1;
+        if (task == "v2-task") ++to_v2;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(to_v1 + to_v2, 10000);
+  // Within ±0.5 percentage points (smooth WRR makes it exact).
+  EXPECT_NEAR(to_v1.load(), 1000, 50);
+  ProxyStats stats = proxy->Snapshot();
+  ASSERT_EQ(stats.revisions.size(), 2u);
+  EXPECT_EQ(stats.revisions[0].requests + stats.revisions[1].requests, 10000u);
+}
+
+TEST(ServiceProxyTest, DrainingLetsInFlightFinishAndSendsNothingNew) {
+  App a = StartApp("127.0.0.51", "old");
+  App b = StartApp("127.0.0.52", "new");
+  ASSERT_GT(a.port, 0);
+  ASSERT_GT(b.port, 0);
+  Registry registry;
+  auto proxy = StartProxy(RouteOfApps({&a}), registry);
+  ASSERT_NE(proxy, nullptr);
+  absl::StatusOr<test::HttpClientResponse> slow;
+  std::thread slow_client(
+      [&] { slow = test::HttpGet("127.0.0.1", proxy->port(), "/slow?ms=500", kTimeout); });
+  // Wait (bounded) until the slow request is in flight on the old task.
+  bool in_flight = false;
+  for (int i = 0; i < 500 && !in_flight; ++i) {
+    auto m = test::HttpGet(a.ip, a.port, "/metrics", kTimeout);
+    in_flight = m.ok() && m->body.find("testapp_inflight_requests 1") != std::string::npos;
+    if (!in_flight) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(in_flight);
+  proxy->Update(RouteOfApps({&b}));
+  for (int i = 0; i < 20; ++i) {
+    auto r = test::HttpGet("127.0.0.1", proxy->port(), "/", kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->Header("X-Task-Id"), "new");
+  }
+  slow_client.join();
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_EQ(slow->Header("X-Task-Id"), "old");
+}
+
+TEST(ServiceProxyTest, ScaleFourToOneUnderLoadDropsNothing) {
+  std::vector<App> apps;
+  for (int i = 0; i < 4; ++i) apps.push_back(StartApp(absl::StrCat("127.0.0.", 61 + i), absl::StrCat("t", i)));
+  for (const App& a : apps) ASSERT_GT(a.port, 0);
+  Registry registry;
+  auto proxy = StartProxy(RouteOfApps({&apps[0], &apps[1], &apps[2], &apps[3]}), registry);
+  ASSERT_NE(proxy, nullptr);
+  constexpr int kClients = 4;
+  constexpr int kPerClient = 400;
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::string> errors(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      std::unique_ptr<HttpConnection> conn;
+      for (int i = 0; i < kPerClient; ++i) {
+        if (!conn) {
+          auto cc = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+          if (!cc.ok()) {
+            ++failed;
+            continue;
+          }
+          conn = std::move(*cc);
+        }
+        auto r = conn->Request("GET", "/", "", {}, kTimeout);
+        if (!r.ok() || r->status != 200) {
+          ++failed;
+          errors[c] = r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString();
+          conn.reset();
+        } else if (r->Header("Connection") == "close") {
+          conn.reset();
+        }
+        ++done;
+      }
+    });
+  }
+  // Scale down once the load is running: drop three endpoints, then stop those tasks the way
+  // the worker does after the drain (SIGTERM; they finish what they received).
+  for (int i = 0; i < 2000 && done.load() < kClients * kPerClient / 4; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  proxy->Update(RouteOfApps({&apps[0]}));
+  for (int i = 1; i < 4; ++i) apps[i].process->Signal(SIGTERM);
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failed.load(), 0) << errors[0] << errors[1] << errors[2] << errors[3];
+  EXPECT_EQ(done.load(), kClients * kPerClient);
+}
+
+TEST(ServiceProxyTest, StopIsGraceful) {
+  App a = StartApp("127.0.0.71", "t");
+  ASSERT_GT(a.port, 0);
+  Registry registry;
+  auto proxy = StartProxy(RouteOfApps({&a}), registry);
+  ASSERT_NE(proxy, nullptr);
+  int port = proxy->port();
+  absl::StatusOr<test::HttpClientResponse> slow;
+  std::thread slow_client([&] { slow = test::HttpGet("127.0.0.1", port, "/slow?ms=300", kTimeout); });
+  bool in_flight = false;
+  for (int i = 0; i < 500 && !in_flight; ++i) {
+    auto m = test::HttpGet(a.ip, a.port, "/metrics", kTimeout);
+    in_flight = m.ok() && m->body.find("testapp_inflight_requests 1") != std::string::npos;
+    if (!in_flight) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(in_flight);
+  EXPECT_TRUE(proxy->Stop(kTimeout));
+  slow_client.join();
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_FALSE(test::HttpGet("127.0.0.1", port, "/", absl::Seconds(1)).ok());
+}
+
+TEST(ProxyManagerTest, ReconcilesProxiesFromTheRoutingTable) {
+  App a = StartApp("127.0.0.81", "t");
+  ASSERT_GT(a.port, 0);
+  Registry registry;
+  ProxyManagerOptions o;
+  o.proxy.registry = &registry;
+  ProxyManager manager(o);
+  int p1 = FreePort();
+  int p2 = FreePort();
+
+  auto service = [&](const std::string& id, const std::string& name, int published) {
+    v1::ServiceRoute r = RouteOfApps({&a});
+    r.set_service_id(id);
+    r.set_name(name);
+    v1::Port* port = r.add_ports();
+    port->set_target(a.port);
+    port->set_published(published);
+    port->set_host_ip("127.0.0.1");
+    port->set_protocol("tcp");
+    return r;
+  };
+  v1::RoutingTable table;
+  *table.add_services() = service("s1", "web", p1);
+  *table.add_services() = service("s2", "api", p2);
+  ASSERT_TRUE(manager.Apply(table).ok());
+  EXPECT_EQ(manager.size(), 2u);
+  EXPECT_EQ(manager.BoundPort("s1", p1), p1);
+  auto r = test::HttpGet("127.0.0.1", p2, "/", kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+
+  // A second service on a taken port is refused by name; the rest still applies.
+  v1::RoutingTable conflict = table;
+  *conflict.add_services() = service("s3", "shop", p1);
+  absl::Status s = manager.Apply(conflict);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("service shop port"));
+  EXPECT_THAT(s.message(), HasSubstr("already published by service web"));
+  EXPECT_EQ(manager.size(), 2u);
+
+  std::vector<ProxyStats> stats = manager.Snapshot();
+  ASSERT_EQ(stats.size(), 2u);
+
+  // Removing a service stops its proxy.
+  v1::RoutingTable smaller;
+  *smaller.add_services() = service("s1", "web", p1);
+  ASSERT_TRUE(manager.Apply(smaller).ok());
+  EXPECT_EQ(manager.size(), 1u);
+  EXPECT_EQ(manager.BoundPort("s2", p2), -1);
+  EXPECT_FALSE(test::HttpGet("127.0.0.1", p2, "/", absl::Seconds(1)).ok());
+  manager.Stop();
+  EXPECT_EQ(manager.size(), 0u);
+}
+
+TEST(ProxyManagerTest, BindFailureNamesServiceAndPort) {
+  int port = 0;
+  int busy = Listen("127.0.0.1", &port);
+  ProxyManager manager;
+  v1::RoutingTable table;
+  v1::ServiceRoute* r = table.add_services();
+  r->set_service_id("s1");
+  r->set_name("web");
+  v1::Port* p = r->add_ports();
+  p->set_target(8080);
+  p->set_published(port);
+  p->set_host_ip("127.0.0.1");
+  absl::Status s = manager.Apply(table);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat("service web port ", port)));
+  close(busy);
+}
+
+}  // namespace
+}  // namespace warren
