@@ -1,7 +1,6 @@
 #include "dns/dns_message.h"
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -175,22 +174,19 @@ class Writer {
   absl::Status Name(absl::string_view name, bool compress) {
     auto labels = SplitLabels(name);
     if (!labels.ok()) return labels.status();
+    // New targets become usable only once this name is complete, so matching never walks
+    // into a half-written name.
+    size_t first_new = targets_.size();
     for (size_t i = 0; i < labels->size(); ++i) {
-      // Key: the lowercase suffix from label i, labels joined by a byte that cannot be in a
-      // key otherwise ambiguous with escaped dots (labels keep their length prefix).
-      std::string key;
-      for (size_t j = i; j < labels->size(); ++j) {
-        key.push_back(static_cast<char>((*labels)[j].size()));
-        key += absl::AsciiStrToLower((*labels)[j]);
-      }
       if (compress) {
-        auto it = offsets_.find(key);
-        if (it != offsets_.end()) {
-          U16(static_cast<uint16_t>(0xC000 | it->second));
-          return absl::OkStatus();
+        for (size_t t = 0; t < first_new; ++t) {
+          if (SuffixAt(targets_[t], *labels, i)) {
+            U16(static_cast<uint16_t>(0xC000 | targets_[t]));
+            return absl::OkStatus();
+          }
         }
       }
-      if (buf_.size() < 0x4000) offsets_.emplace(std::move(key), buf_.size());
+      if (buf_.size() < 0x4000) targets_.push_back(static_cast<uint16_t>(buf_.size()));
       const std::string& l = (*labels)[i];
       U8(static_cast<uint8_t>(l.size()));
       Bytes(reinterpret_cast<const uint8_t*>(l.data()), l.size());
@@ -202,12 +198,30 @@ class Writer {
   // Drops everything from `size` on, including compression targets that pointed there.
   void Truncate(size_t size) {
     buf_.resize(size);
-    std::erase_if(offsets_, [size](const auto& kv) { return kv.second >= size; });
+    std::erase_if(targets_, [size](uint16_t at) { return at >= size; });
   }
 
  private:
+  // Whether the name already written at `at` equals labels[from..], ignoring ASCII case. Names
+  // in our own buffer are well-formed, with pointers only backwards.
+  bool SuffixAt(size_t at, const std::vector<std::string>& labels, size_t from) const {
+    size_t p = at;
+    for (size_t j = from; j < labels.size(); ++j) {
+      while ((buf_[p] & 0xC0) == 0xC0) p = ((buf_[p] & 0x3F) << 8) | buf_[p + 1];
+      const std::string& l = labels[j];
+      if (buf_[p] != l.size()) return false;
+      for (size_t k = 0; k < l.size(); ++k) {
+        if (absl::ascii_tolower(buf_[p + 1 + k]) != absl::ascii_tolower(l[k])) return false;
+      }
+      p += 1 + l.size();
+    }
+    while ((buf_[p] & 0xC0) == 0xC0) p = ((buf_[p] & 0x3F) << 8) | buf_[p + 1];
+    return buf_[p] == 0;
+  }
+
   std::vector<uint8_t> buf_;
-  std::unordered_map<std::string, size_t> offsets_;
+  // Offsets where a label sequence was written, candidates for compression pointers.
+  std::vector<uint16_t> targets_;
 };
 
 absl::StatusOr<RData> ParseRData(Reader& r, std::span<const uint8_t> wire, uint16_t type,
