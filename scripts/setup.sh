@@ -8,6 +8,7 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps iproute2 python3 nginx wrk
+  clang libclang-rt-14-dev dnsutils dnsmasq-base dnsperf
 )
 
 missing=()
