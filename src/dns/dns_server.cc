@@ -318,24 +318,34 @@ absl::Status DnsServer::Start() {
         absl::StrCat("dns address '", o.address, "' is not an IP address"));
   int n = std::max(1, o.threads);
   uint16_t port = o.port;
-  for (int i = 0; i < n; ++i) {
-    auto s = std::make_unique<udp::socket>(impl.ioc);
-    udp::endpoint ep(address, port);
-    s->open(ep.protocol(), ec);
-    if (!ec) s->set_option(ReusePort(true), ec);
-    if (!ec) s->bind(ep, ec);
-    if (!ec) s->non_blocking(true, ec);
-    if (ec) return BindError(absl::StrCat("udp ", o.address, ":", port), ec);
-    port = s->local_endpoint().port();
-    impl.udp_sockets.push_back(std::move(s));
+  // UDP and TCP share one port number. With port 0 the kernel picks a free UDP port, which
+  // may be taken for TCP: try again with another one then.
+  const int attempts = o.port == 0 ? 20 : 1;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    port = o.port;
+    impl.udp_sockets.clear();
+    impl.acceptor.reset();
+    ec.clear();
+    for (int i = 0; i < n; ++i) {
+      auto s = std::make_unique<udp::socket>(impl.ioc);
+      udp::endpoint ep(address, port);
+      s->open(ep.protocol(), ec);
+      if (!ec) s->set_option(ReusePort(true), ec);
+      if (!ec) s->bind(ep, ec);
+      if (!ec) s->non_blocking(true, ec);
+      if (ec) return BindError(absl::StrCat("udp ", o.address, ":", port), ec);
+      port = s->local_endpoint().port();
+      impl.udp_sockets.push_back(std::move(s));
+    }
+    impl.acceptor = std::make_unique<tcp::acceptor>(impl.ioc);
+    tcp::endpoint tep(address, port);
+    impl.acceptor->open(tep.protocol(), ec);
+    if (!ec) impl.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) impl.acceptor->bind(tep, ec);
+    if (!ec) impl.acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) break;
+    if (attempt + 1 == attempts) return BindError(absl::StrCat("tcp ", o.address, ":", port), ec);
   }
-  impl.acceptor = std::make_unique<tcp::acceptor>(impl.ioc);
-  tcp::endpoint tep(address, port);
-  impl.acceptor->open(tep.protocol(), ec);
-  if (!ec) impl.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) impl.acceptor->bind(tep, ec);
-  if (!ec) impl.acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return BindError(absl::StrCat("tcp ", o.address, ":", port), ec);
   port_ = port;
 
   for (const auto& u : o.upstreams) {
