@@ -5,6 +5,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/output.h"
+#include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -40,6 +42,7 @@ struct Context {
   std::ostream* err;
   // The command line as typed (without the program name), the default change cause.
   std::string command_line;
+  const FollowEnv* env;
 
   OutputFormat format() const {
     absl::StatusOr<OutputFormat> f = ParseOutputFormat(output);
@@ -145,6 +148,7 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
 
 int ServiceCreate(Context& ctx, CLI::App& cmd, CreateFlags& flags) {
   RecordGivenFlags(cmd, &flags.t);
+  RecordGivenFlags(cmd, &flags.u);
   absl::StatusOr<v1::ServiceSpec> spec = SpecFromCreateFlags(flags);
   if (!spec.ok()) return UsageError(ctx, spec.status());
   Client client(ctx);
@@ -167,9 +171,39 @@ grpc::Status GetService(Client& client, const std::string& name, v1::Service* sv
   return client.stub().GetService(&call, req, svc);
 }
 
+// The id of the service's latest deployment, "" when it has none (or it cannot be read: the
+// follow loop then takes the first deployment it sees).
+std::string LatestDeploymentId(Client& client, const std::string& service) {
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::RolloutRequest req;
+  req.set_name_or_id(service);
+  v1::Deployment d;
+  if (!client.stub().GetRollout(&call, req, &d).ok()) return "";
+  return d.id();
+}
+
+absl::Duration ToAbsl(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+int Follow(Context& ctx, Client& client, const std::string& service, std::string previous_id,
+           const v1::UpdateConfig& config, absl::Time since) {
+  FollowRequest req;
+  req.service = service;
+  req.previous_deployment_id = std::move(previous_id);
+  if (config.has_progress_deadline()) req.progress_deadline = ToAbsl(config.progress_deadline());
+  req.events_since = since;
+  return FollowRollout(client.stub(), req, *ctx.env, *ctx.out, *ctx.err);
+}
+
 int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   RecordGivenFlags(cmd, &flags.t);
-  if (flags.t.given.empty() && flags.env_rm.empty()) {
+  RecordGivenFlags(cmd, &flags.u);
+  std::set<std::string> changes = flags.t.given;
+  changes.erase("--message");
+  changes.erase("--detach");
+  if (changes.empty() && flags.env_rm.empty()) {
     *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
     return 2;
   }
@@ -184,6 +218,8 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
     *ctx.out << spec.name() << ": unchanged\n";
     return 0;
   }
+  const absl::Time started = ctx.env->now();
+  const std::string previous = flags.detach ? "" : LatestDeploymentId(client, svc.id());
   grpc::ClientContext call;
   Client::Prepare(&call);
   v1::UpdateServiceRequest req;
@@ -195,6 +231,93 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
     return client.Fail(s);
   }
   *ctx.out << updated.spec().name() << ": updated (revision " << updated.revision() << ")\n";
+  // A change of replicas (or of the rollout settings) alone makes no revision: nothing rolls.
+  if (flags.detach || updated.revision() == svc.revision()) return 0;
+  ctx.out->flush();
+  return Follow(ctx, client, updated.spec().name(), previous, updated.spec().update_config(),
+                started);
+}
+
+int RolloutStatus(Context& ctx, const std::string& name, bool watch) {
+  Client client(ctx);
+  if (watch) {
+    v1::Service svc;
+    if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
+    v1::ServiceSpec spec = svc.spec();
+    ApplySpecDefaults(&spec);
+    return Follow(ctx, client, spec.name(), "", spec.update_config(), ctx.env->now());
+  }
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::RolloutRequest req;
+  req.set_name_or_id(name);
+  v1::Deployment d;
+  if (grpc::Status s = client.stub().GetRollout(&call, req, &d); !s.ok()) return client.Fail(s);
+  *ctx.out << RenderRolloutStatus(d, ctx.format(), ctx.env->now());
+  return 0;
+}
+
+int PauseOrResume(Context& ctx, const std::string& name, bool pause) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::RolloutRequest req;
+  req.set_name_or_id(name);
+  v1::Deployment d;
+  grpc::Status s = pause ? client.stub().PauseRollout(&call, req, &d)
+                         : client.stub().ResumeRollout(&call, req, &d);
+  if (!s.ok()) return client.Fail(s);
+  *ctx.out << (d.service_name().empty() ? name : d.service_name()) << ": "
+           << (d.rollback() ? "rollback" : "rollout") << " to revision " << d.to_revision() << " "
+           << (pause ? "paused" : "resumed") << " (" << RenderProgress(d) << ")\n";
+  return 0;
+}
+
+struct RollbackFlags {
+  std::string name;
+  int64_t to_revision = 0;
+  bool detach = false;
+  std::string message;
+};
+
+int ServiceRollback(Context& ctx, const RollbackFlags& flags) {
+  if (flags.to_revision < 0) {
+    *ctx.err << "error: --to-revision: must be 1 or more, got " << flags.to_revision << "\n";
+    return 2;
+  }
+  Client client(ctx);
+  const absl::Time started = ctx.env->now();
+  const std::string previous = flags.detach ? "" : LatestDeploymentId(client, flags.name);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::RollbackServiceRequest req;
+  req.set_name_or_id(flags.name);
+  req.set_to_revision(flags.to_revision);
+  req.set_change_cause(flags.message.empty() ? ctx.command_line : flags.message);
+  v1::Service svc;
+  if (grpc::Status s = client.stub().RollbackService(&call, req, &svc); !s.ok()) {
+    return client.Fail(s);
+  }
+  *ctx.out << svc.spec().name() << ": rolling back (revision " << svc.revision() << ")\n";
+  if (flags.detach) return 0;
+  ctx.out->flush();
+  return Follow(ctx, client, svc.spec().name(), previous, EffectiveRollbackConfig(svc.spec()),
+                started);
+}
+
+int ServiceHistory(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  v1::Service svc;
+  if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::ListRevisionsRequest req;
+  req.set_name_or_id(svc.id());
+  v1::ListRevisionsResponse resp;
+  if (grpc::Status s = client.stub().ListRevisions(&call, req, &resp); !s.ok()) {
+    return client.Fail(s);
+  }
+  *ctx.out << RenderHistory(resp, svc.revision(), ctx.format(), ctx.env->now());
   return 0;
 }
 
@@ -220,8 +343,21 @@ int ServiceList(Context& ctx) {
   return 0;
 }
 
-int ServiceInspect(Context& ctx, const std::string& name) {
+int ServiceInspect(Context& ctx, const std::string& name, int64_t revision) {
   Client client(ctx);
+  if (revision != 0) {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::GetRevisionRequest req;
+    req.set_name_or_id(name);
+    req.set_number(revision);
+    v1::Revision rev;
+    if (grpc::Status s = client.stub().GetRevision(&call, req, &rev); !s.ok()) {
+      return client.Fail(s);
+    }
+    *ctx.out << RenderMessage(rev, ctx.format());
+    return 0;
+  }
   v1::Service svc;
   if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
   *ctx.out << RenderMessage(svc, ctx.format());
@@ -506,9 +642,17 @@ void AddOutputFlag(CLI::App* cmd, Context* ctx) {
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  FollowEnv env = FollowEnv::Real();
+  env.tty = false;  // the streams may be anything
+  return RunCli(args, out, err, env);
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+           const FollowEnv& env) {
   Context ctx;
   ctx.out = &out;
   ctx.err = &err;
+  ctx.env = &env;
   std::vector<std::string> shown;
   for (size_t i = 0; i < args.size(); ++i)
     shown.push_back(QuoteForDisplay(i == 0 ? "warren" : args[i]));
@@ -602,6 +746,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* create = service->add_subcommand("create", "Create a service");
   create->add_option("NAME", create_flags.name, "Service name (a DNS label)")->required();
   AddTemplateFlags(create, &create_flags.t);
+  AddUpdateConfigFlags(create, &create_flags.u);
   create->callback([&] { action = [&] { return ServiceCreate(ctx, *create, create_flags); }; });
 
   UpdateFlags update_flags;
@@ -611,19 +756,65 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddTemplateFlags(update, &update_flags.t);
   update->add_option("--env-rm", update_flags.env_rm,
                      "Remove an environment variable (repeatable)");
+  AddUpdateConfigFlags(update, &update_flags.u);
   update->add_option("--message", update_flags.message,
                      "Change cause recorded with the revision (default: the command line)");
+  update->add_flag("-d,--detach", update_flags.detach,
+                   "Return once the update is accepted instead of following the rollout");
   update->callback([&] { action = [&] { return ServiceUpdate(ctx, *update, update_flags); }; });
+
+  CLI::App* rollout = service->add_subcommand("rollout", "Rollouts of a service");
+  rollout->require_subcommand(1);
+  std::string status_name;
+  bool status_watch = false;
+  CLI::App* status = rollout->add_subcommand("status", "Show the latest rollout");
+  status->add_option("NAME", status_name, "Service name or id")->required();
+  status->add_flag("-w,--watch", status_watch, "Follow it until it ends");
+  AddOutputFlag(status, &ctx);
+  status->callback([&] { action = [&] { return RolloutStatus(ctx, status_name, status_watch); }; });
+
+  std::string pause_name;
+  CLI::App* pause = service->add_subcommand("pause", "Pause the service's rollout");
+  pause->add_option("NAME", pause_name, "Service name or id")->required();
+  pause->callback([&] { action = [&] { return PauseOrResume(ctx, pause_name, true); }; });
+
+  std::string resume_name;
+  CLI::App* resume = service->add_subcommand("resume", "Resume the service's paused rollout");
+  resume->add_option("NAME", resume_name, "Service name or id")->required();
+  resume->callback([&] { action = [&] { return PauseOrResume(ctx, resume_name, false); }; });
+
+  RollbackFlags rollback_flags;
+  CLI::App* rollback = service->add_subcommand(
+      "rollback", "Roll back to the previous revision (or --to-revision N) and follow it");
+  rollback->add_option("NAME", rollback_flags.name, "Service name or id")->required();
+  rollback->add_option("--to-revision", rollback_flags.to_revision,
+                       "Revision to go back to (default: the previous one)");
+  rollback->add_flag("-d,--detach", rollback_flags.detach,
+                     "Return once the rollback is accepted instead of following it");
+  rollback->add_option("--message", rollback_flags.message,
+                       "Change cause (default: the command line)");
+  rollback->callback([&] { action = [&] { return ServiceRollback(ctx, rollback_flags); }; });
+
+  std::string history_name;
+  CLI::App* history = service->add_subcommand("history", "List a service's revisions");
+  history->add_option("NAME", history_name, "Service name or id")->required();
+  AddOutputFlag(history, &ctx);
+  history->callback([&] { action = [&] { return ServiceHistory(ctx, history_name); }; });
 
   CLI::App* ls = service->add_subcommand("ls", "List services");
   AddOutputFlag(ls, &ctx);
   ls->callback([&] { action = [&] { return ServiceList(ctx); }; });
 
   std::string inspect_name;
-  CLI::App* inspect = service->add_subcommand("inspect", "Show a service in full");
+  int64_t inspect_revision = 0;
+  CLI::App* inspect =
+      service->add_subcommand("inspect", "Show a service (or one revision) in full");
   inspect->add_option("NAME", inspect_name, "Service name or id")->required();
+  inspect->add_option("--revision", inspect_revision, "Show this revision of the template")
+      ->check(CLI::PositiveNumber);
   AddOutputFlag(inspect, &ctx);
-  inspect->callback([&] { action = [&] { return ServiceInspect(ctx, inspect_name); }; });
+  inspect->callback(
+      [&] { action = [&] { return ServiceInspect(ctx, inspect_name, inspect_revision); }; });
 
   std::string ps_name;
   CLI::App* ps = service->add_subcommand("ps", "List a service's tasks");
@@ -706,7 +897,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
 int RunCli(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
-  return RunCli(args, std::cout, std::cerr);
+  return RunCli(args, std::cout, std::cerr, FollowEnv::Real());
 }
 
 }  // namespace warren

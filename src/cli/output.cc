@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -198,6 +200,148 @@ std::string RenderEvent(const v1::Event& e, OutputFormat format) {
                    e.object_name().empty() ? e.object_id() : e.object_name(), " ", e.action());
   if (!e.message().empty()) absl::StrAppend(&line, ": ", e.message());
   return line + "\n";
+}
+
+std::string RenderProgress(const v1::Deployment& d) {
+  constexpr int kWidth = 10;
+  const int total = std::max(d.total(), 0);
+  auto cells = [&](int n) {
+    if (total == 0) return 0;
+    return std::clamp(n, 0, total) * kWidth / total;
+  };
+  int available = cells(d.available());
+  int updated = std::max(cells(d.updated()), available);
+  std::string bar = std::string(available, '#') + std::string(updated - available, '+') +
+                    std::string(kWidth - updated, '.');
+  std::string line = absl::StrFormat("[%s] updated %d/%d, available %d/%d, batch %d", bar,
+                                     d.updated(), total, d.available(), total, d.batch());
+  if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) absl::StrAppend(&line, ", rolling back");
+  if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) absl::StrAppend(&line, ", paused");
+  return line;
+}
+
+std::string PhaseName(v1::DeploymentPhase phase) {
+  if (phase == v1::DEPLOYMENT_PHASE_UNSPECIFIED) return "-";
+  absl::string_view full = v1::DeploymentPhase_Name(phase);
+  absl::ConsumePrefix(&full, "DEPLOYMENT_PHASE_");
+  std::string name = absl::AsciiStrToLower(full);
+  absl::StrReplaceAll({{"_", "-"}}, &name);
+  return name;
+}
+
+namespace {
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+bool IsSet(const google::protobuf::Timestamp& t) { return t.seconds() != 0 || t.nanos() != 0; }
+
+// "850ms" under a second, else whole seconds: "12s", "1m30s".
+std::string ShortDuration(absl::Duration d) {
+  if (d < absl::Seconds(1)) return warren::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+  return warren::FormatDuration(absl::Trunc(d, absl::Seconds(1)));
+}
+
+std::string WithReason(std::string head, const std::string& reason) {
+  return reason.empty() ? head : absl::StrCat(head, ": ", reason);
+}
+
+}  // namespace
+
+RolloutOutcome OutcomeOf(const v1::Deployment& d) {
+  RolloutOutcome o;
+  const char* what = d.rollback() ? "rollback" : "rollout";
+  switch (d.phase()) {
+    case v1::DEPLOYMENT_PHASE_SUCCEEDED: {
+      o.done = true;
+      o.message = absl::StrFormat("%s to revision %d succeeded", what, d.to_revision());
+      if (IsSet(d.created_at()) && IsSet(d.finished_at())) {
+        absl::StrAppend(&o.message, " in ",
+                        ShortDuration(ToTime(d.finished_at()) - ToTime(d.created_at())));
+      }
+      return o;
+    }
+    case v1::DEPLOYMENT_PHASE_ROLLED_BACK:
+      o.done = true;
+      o.exit_code = 1;
+      o.message =
+          WithReason(absl::StrFormat("rolled back to revision %d", d.from_revision()), d.reason());
+      return o;
+    case v1::DEPLOYMENT_PHASE_FAILED:
+      o.done = true;
+      o.exit_code = 1;
+      o.message = WithReason("failed", d.reason());
+      return o;
+    case v1::DEPLOYMENT_PHASE_SUPERSEDED:
+      o.done = true;
+      o.exit_code = 1;
+      o.message = WithReason(
+          absl::StrFormat("%s to revision %d was superseded by a newer one", what, d.to_revision()),
+          d.reason());
+      return o;
+    case v1::DEPLOYMENT_PHASE_PAUSED:
+      // A pause waits for a person: following it any longer shows nothing new.
+      o.done = true;
+      if (d.paused_by_user()) {
+        o.message = absl::StrFormat(
+            "paused by request at %d/%d updated; resume with `warren "
+            "service resume %s`",
+            d.updated(), d.total(), d.service_name());
+      } else {
+        o.exit_code = 1;
+        o.message = absl::StrCat(
+            WithReason("paused", d.reason()),
+            absl::StrFormat(" (resume with `warren service resume %s` or roll back with `warren "
+                            "service rollback %s`)",
+                            d.service_name(), d.service_name()));
+      }
+      return o;
+    default:
+      return o;
+  }
+}
+
+std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, absl::Time now) {
+  if (format != OutputFormat::kTable) return RenderMessage(d, format);
+  std::vector<std::vector<std::string>> rows = {
+      {"Service:", d.service_name()},
+      {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
+      {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
+      {"Strategy:", OrDash(d.strategy())},
+      {"Phase:", PhaseName(d.phase())},
+      {"Progress:", RenderProgress(d)},
+  };
+  if (!d.reason().empty()) rows.push_back({"Reason:", d.reason()});
+  if (!d.rollback_reason().empty()) rows.push_back({"Rollback reason:", d.rollback_reason()});
+  if (d.failed_task_ids_size() > 0) {
+    rows.push_back({"Failed tasks:", absl::StrJoin(d.failed_task_ids(), ", ")});
+  }
+  rows.push_back(
+      {"Started:", IsSet(d.created_at()) ? FormatAge(d.created_at(), now) + " ago" : "-"});
+  if (IsSet(d.finished_at())) {
+    rows.push_back(
+        {"Finished:",
+         absl::StrCat(FormatAge(d.finished_at(), now), " ago (took ",
+                      ShortDuration(ToTime(d.finished_at()) - ToTime(d.created_at())), ")")});
+  }
+  if (!d.change_cause().empty()) rows.push_back({"Change cause:", d.change_cause()});
+  // RenderTable without a header: the first row doubles as one.
+  std::vector<std::string> first = rows.front();
+  rows.erase(rows.begin());
+  return RenderTable(first, rows);
+}
+
+std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t current,
+                          OutputFormat format, absl::Time now) {
+  if (format != OutputFormat::kTable) return RenderMessage(revisions, format);
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Revision& r : revisions.revisions()) {
+    rows.push_back({absl::StrCat(r.number(), r.number() == current ? "*" : ""),
+                    FormatAge(r.created_at(), now), OrDash(r.change_cause()), OrDash(r.strategy()),
+                    OrDash(r.outcome())});
+  }
+  return RenderTable({"REVISION", "CREATED", "CHANGE-CAUSE", "STRATEGY", "OUTCOME"}, rows);
 }
 
 std::string TaskLabel(std::string_view service, int slot, std::string_view task_id) {

@@ -44,6 +44,32 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
 // One event as one line (table), one compact JSON line, or one YAML document.
 std::string RenderEvent(const v1::Event& event, OutputFormat format);
 
+// One line of rollout progress: "[####++....] updated 3/5, available 2/5, batch 2" ('#'
+// available on the target revision, '+' updated but not yet available), with ", rolling back"
+// or ", paused" appended in those phases.
+std::string RenderProgress(const v1::Deployment& d);
+
+// "progressing", "rolled-back": the phase without its prefix, lower case, '-' for '_'.
+std::string PhaseName(v1::DeploymentPhase phase);
+
+// How a rollout ended, for a follower: whether it is over, the exit code, and the line to print
+// ("rollout to revision 3 succeeded in 12s", "rolled back to revision 2: <reason>",
+// "paused: <reason>", "failed: <reason>").
+struct RolloutOutcome {
+  bool done = false;
+  int exit_code = 0;
+  std::string message;
+};
+RolloutOutcome OutcomeOf(const v1::Deployment& d);
+
+// `service rollout status`: a key/value block (table), or the Deployment as JSON/YAML.
+std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, absl::Time now);
+
+// `service history`: REVISION (the current one marked '*'), CREATED (age), CHANGE-CAUSE,
+// STRATEGY, OUTCOME.
+std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t current,
+                          OutputFormat format, absl::Time now);
+
 // "web.1.0a1b2c3d4e5f" (replicated) or "web.0a1b2c3d4e5f" (global): names a task in log lines.
 std::string TaskLabel(std::string_view service, int slot, std::string_view task_id);
 

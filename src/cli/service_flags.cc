@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -67,6 +69,25 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"template.constraints", "--constraint"},
     {"template.env", "--env"},
     {"template.stopTimeout", "--stop-timeout"},
+    {"updateConfig.strategy", "--strategy"},
+    {"updateConfig.parallelism", "--parallelism"},
+    {"updateConfig.maxSurge", "--max-surge"},
+    {"updateConfig.maxUnavailable", "--max-unavailable"},
+    {"updateConfig.order", "--update-order"},
+    {"updateConfig.delay", "--update-delay"},
+    {"updateConfig.minReady", "--min-ready"},
+    {"updateConfig.healthyDeadline", "--healthy-deadline"},
+    {"updateConfig.progressDeadline", "--progress-deadline"},
+    {"updateConfig.failureAction", "--failure-action"},
+    {"updateConfig.maxFailureRatio", "--max-failure-ratio"},
+    {"updateConfig:", "--max-surge, --max-unavailable"},
+    {"rollbackConfig.parallelism", "--rollback-parallelism"},
+    {"rollbackConfig.maxSurge", "--rollback-max-surge"},
+    {"rollbackConfig.maxUnavailable", "--rollback-max-unavailable"},
+    {"rollbackConfig.order", "--rollback-order"},
+    {"rollbackConfig.delay", "--rollback-delay"},
+    {"rollbackConfig:", "--rollback-max-surge, --rollback-max-unavailable"},
+    {"historyLimit", "--history-limit"},
 };
 
 // Prefixes a validation error with the flag that sets the offending field.
@@ -75,6 +96,10 @@ absl::Status NameFlag(const absl::Status& status) {
   absl::string_view msg = status.message();
   for (const auto& [field, flag] : kFieldFlags) {
     absl::string_view f(field);
+    // A field ending in ':' is an error about the object itself, not one of its fields.
+    if (f.back() == ':' && msg.substr(0, f.size()) == f) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", msg));
+    }
     if (msg.substr(0, f.size()) == f && msg.size() > f.size() &&
         (msg[f.size()] == ':' || msg[f.size()] == '.' || msg[f.size()] == '[')) {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": ", msg));
@@ -200,7 +225,103 @@ absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyUpdateConfigFlags(const UpdateConfigFlags& f, v1::ServiceSpec* spec) {
+  v1::UpdateConfig* u = spec->mutable_update_config();
+  if (f.Given("--strategy")) u->set_strategy(f.strategy);
+  if (f.Given("--parallelism")) u->set_parallelism(f.parallelism);
+  if (f.Given("--max-surge")) u->set_max_surge(f.max_surge);
+  if (f.Given("--max-unavailable")) u->set_max_unavailable(f.max_unavailable);
+  if (f.Given("--update-order")) u->set_order(f.order);
+  // Member pointers, not mutable_*() calls: those would mark unset durations as set to 0.
+  using DurationField = google::protobuf::Duration* (v1::UpdateConfig::*)();
+  for (const auto& [flag, text, field] :
+       {std::tuple<const char*, const std::string*, DurationField>{
+            "--update-delay", &f.delay, &v1::UpdateConfig::mutable_delay},
+        {"--min-ready", &f.min_ready, &v1::UpdateConfig::mutable_min_ready},
+        {"--healthy-deadline", &f.healthy_deadline, &v1::UpdateConfig::mutable_healthy_deadline},
+        {"--progress-deadline", &f.progress_deadline,
+         &v1::UpdateConfig::mutable_progress_deadline}}) {
+    if (!f.Given(flag)) continue;
+    if (auto s = SetDuration(flag, *text, (u->*field)()); !s.ok()) return s;
+  }
+  if (f.Given("--failure-action")) u->set_failure_action(f.failure_action);
+  if (f.Given("--max-failure-ratio")) u->set_max_failure_ratio(f.max_failure_ratio);
+
+  // Only touched when a rollback flag is given: an absent rollbackConfig inherits everything.
+  auto r = [spec] { return spec->mutable_rollback_config(); };
+  if (f.Given("--rollback-parallelism")) r()->set_parallelism(f.rollback_parallelism);
+  if (f.Given("--rollback-max-surge")) r()->set_max_surge(f.rollback_max_surge);
+  if (f.Given("--rollback-max-unavailable")) r()->set_max_unavailable(f.rollback_max_unavailable);
+  if (f.Given("--rollback-order")) r()->set_order(f.rollback_order);
+  if (f.Given("--rollback-delay")) {
+    if (auto s = SetDuration("--rollback-delay", f.rollback_delay, r()->mutable_delay()); !s.ok()) {
+      return s;
+    }
+  }
+  if (f.Given("--history-limit")) spec->set_history_limit(f.history_limit);
+  return absl::OkStatus();
+}
+
+std::set<std::string> GivenFlagNames(const CLI::App& cmd) {
+  std::set<std::string> given;
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (opt->count() == 0 || opt->get_lnames().empty()) continue;
+    given.insert("--" + opt->get_lnames().front());
+  }
+  return given;
+}
+
 }  // namespace
+
+void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* f) {
+  const std::string g = "Rollout";
+  cmd->add_option("--strategy", f->strategy, "Rollout strategy: rolling (default)")->group(g);
+  cmd->add_option("--parallelism", f->parallelism, "Tasks replaced per batch (0: all at once)")
+      ->group(g);
+  cmd->add_option("--max-surge", f->max_surge, "Extra tasks during a rollout: N or P% (default 1)")
+      ->group(g);
+  cmd->add_option("--max-unavailable", f->max_unavailable,
+                  "Tasks that may be unavailable: N or P% (default 0)")
+      ->group(g);
+  cmd->add_option("--update-order", f->order, "start-first (default) or stop-first")->group(g);
+  cmd->add_option("--update-delay,--delay", f->delay, "Wait between batches (default 0)")->group(g);
+  cmd->add_option("--min-ready", f->min_ready,
+                  "A new task is available after being healthy this long (default 0)")
+      ->group(g);
+  cmd->add_option("--healthy-deadline", f->healthy_deadline,
+                  "A new task not available within this fails (default 5m)")
+      ->group(g);
+  cmd->add_option("--progress-deadline", f->progress_deadline,
+                  "The rollout fails without progress for this long (default 10m)")
+      ->group(g);
+  cmd->add_option("--failure-action", f->failure_action,
+                  "On failure: rollback (default), pause or continue")
+      ->group(g);
+  cmd->add_option("--max-failure-ratio", f->max_failure_ratio,
+                  "Failed new tasks tolerated, 0..1 (default 0)")
+      ->group(g);
+  cmd->add_option("--rollback-parallelism", f->rollback_parallelism,
+                  "Rollbacks: tasks per batch (default: as --parallelism)")
+      ->group(g);
+  cmd->add_option("--rollback-max-surge", f->rollback_max_surge,
+                  "Rollbacks: max surge (default: as --max-surge)")
+      ->group(g);
+  cmd->add_option("--rollback-max-unavailable", f->rollback_max_unavailable,
+                  "Rollbacks: max unavailable (default: as --max-unavailable)")
+      ->group(g);
+  cmd->add_option("--rollback-order", f->rollback_order,
+                  "Rollbacks: start-first or stop-first (default: as --update-order)")
+      ->group(g);
+  cmd->add_option("--rollback-delay", f->rollback_delay,
+                  "Rollbacks: wait between batches (default: as --update-delay)")
+      ->group(g);
+  cmd->add_option("--history-limit", f->history_limit, "Revisions kept (default 10, at least 2)")
+      ->group(g);
+}
+
+void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags) {
+  flags->given = GivenFlagNames(cmd);
+}
 
 void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
   cmd->add_option("--image", f->image, "Container image (cri runtime)");
@@ -240,10 +361,7 @@ void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
 }
 
 void RecordGivenFlags(const CLI::App& cmd, TemplateFlags* flags) {
-  for (const CLI::Option* opt : cmd.get_options()) {
-    if (opt->count() == 0 || opt->get_lnames().empty()) continue;
-    flags->given.insert("--" + opt->get_lnames().front());
-  }
+  flags->given = GivenFlagNames(cmd);
 }
 
 absl::StatusOr<v1::Port> ParsePublish(std::string_view text_in) {
@@ -316,6 +434,7 @@ absl::StatusOr<v1::ServiceSpec> SpecFromCreateFlags(const CreateFlags& flags) {
   spec.set_name(flags.name);
   spec.set_replicas(flags.t.replicas);
   if (auto s = ApplyTemplateFlags(flags.t, &spec); !s.ok()) return s;
+  if (auto s = ApplyUpdateConfigFlags(flags.u, &spec); !s.ok()) return s;
   ApplySpecDefaults(&spec);
   if (auto s = NameFlag(ValidateServiceSpec(spec)); !s.ok()) return s;
   return spec;
@@ -323,6 +442,7 @@ absl::StatusOr<v1::ServiceSpec> SpecFromCreateFlags(const CreateFlags& flags) {
 
 absl::Status ApplyUpdateFlags(const UpdateFlags& flags, v1::ServiceSpec* spec) {
   if (auto s = ApplyTemplateFlags(flags.t, spec); !s.ok()) return s;
+  if (auto s = ApplyUpdateConfigFlags(flags.u, spec); !s.ok()) return s;
   for (const std::string& key : flags.env_rm) {
     if (spec->template_().env().count(key) == 0) {
       return FlagError("--env-rm",

@@ -47,22 +47,53 @@ struct TemplateFlags {
   bool Given(std::string_view flag) const { return given.count(std::string(flag)) > 0; }
 };
 
+// Rollout flags (updateConfig, rollbackConfig, historyLimit) shared by `service create` and
+// `service update`. As with TemplateFlags, only the flags named in `given` are applied.
+struct UpdateConfigFlags {
+  std::string strategy;
+  int parallelism = 0;
+  std::string max_surge;
+  std::string max_unavailable;
+  std::string order;
+  std::string delay;
+  std::string min_ready;
+  std::string healthy_deadline;
+  std::string progress_deadline;
+  std::string failure_action;
+  double max_failure_ratio = 0;
+  int rollback_parallelism = 0;
+  std::string rollback_max_surge;
+  std::string rollback_max_unavailable;
+  std::string rollback_order;
+  std::string rollback_delay;
+  int history_limit = 0;
+
+  std::set<std::string> given;
+  bool Given(std::string_view flag) const { return given.count(std::string(flag)) > 0; }
+};
+
 struct CreateFlags {
   std::string name;
   TemplateFlags t;
+  UpdateConfigFlags u;
 };
 
 struct UpdateFlags {
   std::string name;
   TemplateFlags t;
+  UpdateConfigFlags u;
   std::vector<std::string> env_rm;
   std::string message;
+  bool detach = false;
 };
 
 // Registers the template flags on `cmd`, bound to `flags`.
 void AddTemplateFlags(CLI::App* cmd, TemplateFlags* flags);
+// Registers the rollout flags on `cmd`, bound to `flags`.
+void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* flags);
 // After parsing: records in flags->given which of the flags on `cmd` were used.
 void RecordGivenFlags(const CLI::App& cmd, TemplateFlags* flags);
+void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags);
 
 // "8080" (published 8080, target 8080), "9000:8080" (published 9000, target 8080),
 // "127.0.0.1:9000:8080/tcp" (bound to one host address).

@@ -1,5 +1,6 @@
 #include "common/spec.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -8,6 +9,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -255,6 +258,83 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
   }
   if (auto s = ValidateDuration("template.stopTimeout", t.stop_timeout(), false); !s.ok()) {
     return s;
+  }
+  return absl::OkStatus();
+}
+
+// ---- update config ------------------------------------------------------------------------
+
+// Rollout strategies the deployment controller runs. Blue-green and canary join this list
+// when the traffic layer lands.
+constexpr absl::string_view kStrategies[] = {"rolling"};
+constexpr absl::string_view kOrders[] = {"start-first", "stop-first"};
+constexpr absl::string_view kFailureActions[] = {"pause", "rollback", "continue"};
+
+template <size_t N>
+absl::Status ValidateOneOf(const std::string& path, const std::string& value,
+                           const absl::string_view (&allowed)[N]) {
+  for (absl::string_view a : allowed) {
+    if (value == a) return absl::OkStatus();
+  }
+  std::string list;
+  for (size_t i = 0; i < N; ++i) {
+    if (i > 0) absl::StrAppend(&list, i + 1 == N ? " or " : ", ");
+    absl::StrAppend(&list, allowed[i]);
+  }
+  return Invalid(path, absl::StrFormat("must be %s, got \"%s\"", list, value));
+}
+
+// "12" or "25%": the count or percent, and whether it was a percent.
+absl::StatusOr<std::pair<int, bool>> ParseBudget(absl::string_view text) {
+  auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "must be a whole number (0 or more) or a whole percent 0%%..100%%, got \"%s\"", text));
+  };
+  bool percent = absl::ConsumeSuffix(&text, "%");
+  if (text.empty() || text.size() > 9) return bad();
+  for (char c : text) {
+    if (!absl::ascii_isdigit(c)) return bad();
+  }
+  int n;
+  if (!absl::SimpleAtoi(text, &n) || (percent && n > 100)) return bad();
+  return std::pair{n, percent};
+}
+
+void SetDurationSeconds(google::protobuf::Duration* d, int64_t seconds) {
+  d->set_seconds(seconds);
+  d->set_nanos(0);
+}
+
+absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& p) {
+  if (auto s = ValidateOneOf(p + ".strategy", u.strategy(), kStrategies); !s.ok()) return s;
+  if (u.parallelism() < 0) {
+    return Invalid(p + ".parallelism",
+                   absl::StrCat("must be 0 (all at once) or more, got ", u.parallelism()));
+  }
+  bool surge_zero = false, unavailable_zero = false;
+  for (const auto& [field, value, zero] :
+       {std::tuple{".maxSurge", &u.max_surge(), &surge_zero},
+        std::tuple{".maxUnavailable", &u.max_unavailable(), &unavailable_zero}}) {
+    absl::StatusOr<std::pair<int, bool>> b = ParseBudget(*value);
+    if (!b.ok()) return Invalid(p + field, b.status().message());
+    *zero = b->first == 0;
+  }
+  if (surge_zero && unavailable_zero) {
+    return Invalid(p, "maxSurge and maxUnavailable cannot both be 0");
+  }
+  if (auto s = ValidateOneOf(p + ".order", u.order(), kOrders); !s.ok()) return s;
+  for (const auto& [field, d] :
+       {std::pair{".delay", &u.delay()}, std::pair{".minReady", &u.min_ready()},
+        std::pair{".healthyDeadline", &u.healthy_deadline()},
+        std::pair{".progressDeadline", &u.progress_deadline()}}) {
+    if (auto s = ValidateDuration(p + field, *d, false); !s.ok()) return s;
+  }
+  if (auto s = ValidateOneOf(p + ".failureAction", u.failure_action(), kFailureActions); !s.ok()) {
+    return s;
+  }
+  double r = u.max_failure_ratio();
+  if (!std::isfinite(r) || r < 0 || r > 1) {
+    return Invalid(p + ".maxFailureRatio", absl::StrCat("must be 0..1, got ", r));
   }
   return absl::OkStatus();
 }
@@ -611,6 +691,62 @@ void ApplySpecDefaults(v1::ServiceSpec* spec) {
     if (port.protocol().empty()) port.set_protocol("tcp");
     if (port.name().empty()) port.set_name(absl::StrCat("p", port.target()));
   }
+  ApplyUpdateConfigDefaults(spec->mutable_update_config());
+  if (spec->history_limit() == 0) spec->set_history_limit(kDefaultHistoryLimit);
+}
+
+void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
+  if (u->strategy().empty()) u->set_strategy("rolling");
+  if (!u->has_parallelism()) u->set_parallelism(1);
+  if (u->max_surge().empty()) u->set_max_surge("1");
+  if (u->max_unavailable().empty()) u->set_max_unavailable("0");
+  if (u->order().empty()) u->set_order("start-first");
+  if (!u->has_delay()) SetDurationSeconds(u->mutable_delay(), 0);
+  if (!u->has_min_ready()) SetDurationSeconds(u->mutable_min_ready(), 0);
+  if (!u->has_healthy_deadline()) SetDurationSeconds(u->mutable_healthy_deadline(), 5 * 60);
+  if (!u->has_progress_deadline()) SetDurationSeconds(u->mutable_progress_deadline(), 10 * 60);
+  if (u->failure_action().empty()) u->set_failure_action("rollback");
+  if (!u->has_max_failure_ratio()) u->set_max_failure_ratio(0);
+}
+
+v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
+  v1::UpdateConfig out = spec.update_config();
+  ApplyUpdateConfigDefaults(&out);
+  // Field by field: protobuf's MergeFrom would skip an explicit 0s duration.
+  const v1::UpdateConfig& r = spec.rollback_config();
+  if (!r.strategy().empty()) out.set_strategy(r.strategy());
+  if (r.has_parallelism()) out.set_parallelism(r.parallelism());
+  if (!r.max_surge().empty()) out.set_max_surge(r.max_surge());
+  if (!r.max_unavailable().empty()) out.set_max_unavailable(r.max_unavailable());
+  if (!r.order().empty()) out.set_order(r.order());
+  if (r.has_delay()) *out.mutable_delay() = r.delay();
+  if (r.has_min_ready()) *out.mutable_min_ready() = r.min_ready();
+  if (r.has_healthy_deadline()) *out.mutable_healthy_deadline() = r.healthy_deadline();
+  if (r.has_progress_deadline()) *out.mutable_progress_deadline() = r.progress_deadline();
+  if (!r.failure_action().empty()) out.set_failure_action(r.failure_action());
+  if (r.has_max_failure_ratio()) out.set_max_failure_ratio(r.max_failure_ratio());
+  return out;
+}
+
+absl::StatusOr<int> ResolveBudget(std::string_view value, int replicas, bool round_up) {
+  absl::StatusOr<std::pair<int, bool>> b = ParseBudget(AV(value));
+  if (!b.ok()) return b.status();
+  auto [n, percent] = *b;
+  if (!percent) return n;
+  int64_t scaled = static_cast<int64_t>(n) * std::max(replicas, 0);
+  return static_cast<int>(round_up ? (scaled + 99) / 100 : scaled / 100);
+}
+
+absl::StatusOr<RollingBudget> ResolveRollingBudget(const v1::UpdateConfig& config, int replicas) {
+  RollingBudget out;
+  absl::StatusOr<int> surge = ResolveBudget(config.max_surge(), replicas, true);
+  if (!surge.ok()) return Invalid("maxSurge", surge.status().message());
+  absl::StatusOr<int> unavailable = ResolveBudget(config.max_unavailable(), replicas, false);
+  if (!unavailable.ok()) return Invalid("maxUnavailable", unavailable.status().message());
+  out.max_surge = *surge;
+  out.max_unavailable = *unavailable;
+  if (out.max_surge == 0 && out.max_unavailable == 0) out.max_unavailable = 1;
+  return out;
 }
 
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
@@ -638,7 +774,17 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
     return Invalid("mode",
                    absl::StrFormat("must be replicated or global, got \"%s\"", spec.mode()));
   }
-  return ValidateTemplate(spec.template_());
+  if (auto s = ValidateTemplate(spec.template_()); !s.ok()) return s;
+  if (auto s = ValidateUpdateConfig(spec.update_config(), "updateConfig"); !s.ok()) return s;
+  if (auto s = ValidateUpdateConfig(EffectiveRollbackConfig(spec), "rollbackConfig"); !s.ok()) {
+    return s;
+  }
+  if (spec.history_limit() != 0 && spec.history_limit() < 2) {
+    return Invalid("historyLimit",
+                   absl::StrCat("must be at least 2 (0 means the default, ", kDefaultHistoryLimit,
+                                "), got ", spec.history_limit()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> MatchConstraint(std::string_view expr, const v1::Node& node) {

@@ -23,8 +23,35 @@ std::string FormatDuration(absl::Duration d);
 absl::StatusOr<int64_t> ParseByteSize(std::string_view text);
 
 // Fills every unset field with its documented default (mode, restart policy, health check
-// timings and thresholds, stop timeout, port protocol and names).
+// timings and thresholds, stop timeout, port protocol and names, update config, history
+// limit). rollbackConfig is left as written: its unset fields inherit from updateConfig.
 void ApplySpecDefaults(v1::ServiceSpec* spec);
+
+// Fills the unset fields of an update config: strategy "rolling", parallelism 1, maxSurge "1",
+// maxUnavailable "0", order "start-first", delay 0, minReady 0, healthyDeadline 5m,
+// progressDeadline 10m, failureAction "rollback", maxFailureRatio 0.
+void ApplyUpdateConfigDefaults(v1::UpdateConfig* config);
+
+// The budgets a rollback runs under: updateConfig (defaulted) with every field that
+// rollbackConfig sets laid over it.
+v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec);
+
+// Revisions kept when historyLimit is 0.
+inline constexpr int kDefaultHistoryLimit = 10;
+
+// A maxSurge / maxUnavailable value ("3", "25%") as a task count for `replicas`. Percents are
+// rounded up when `round_up` (surge) and down otherwise (unavailable), as Kubernetes does.
+// INVALID_ARGUMENT unless the value is a whole number >= 0 or a whole percent 0%..100%.
+absl::StatusOr<int> ResolveBudget(std::string_view value, int replicas, bool round_up);
+
+// Both budgets of a rolling update for `replicas`. When both come out 0 (possible with
+// percents, e.g. maxSurge "0" and maxUnavailable "10%" of 3), maxUnavailable becomes 1 so the
+// rollout can move, as Kubernetes does.
+struct RollingBudget {
+  int max_surge = 0;
+  int max_unavailable = 0;
+};
+absl::StatusOr<RollingBudget> ResolveRollingBudget(const v1::UpdateConfig& config, int replicas);
 
 // Checks a spec (after defaults). The error is INVALID_ARGUMENT and names the field with its
 // path and what is allowed, e.g. "template.ports[0].target: must be 1..65535, got 70000".

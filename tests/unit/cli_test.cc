@@ -17,10 +17,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "cli/output.h"
 #include "cli/service_flags.h"
+#include "common/clock.h"
 #include "common/spec.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "warren/v1/api.grpc.pb.h"
 
@@ -35,6 +38,7 @@ absl::StatusOr<v1::ServiceSpec> CreateFromArgs(std::vector<std::string> args) {
   CreateFlags flags;
   app.add_option("NAME", flags.name)->required();
   AddTemplateFlags(&app, &flags.t);
+  AddUpdateConfigFlags(&app, &flags.u);
   args.insert(args.begin(), "create");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
@@ -44,6 +48,7 @@ absl::StatusOr<v1::ServiceSpec> CreateFromArgs(std::vector<std::string> args) {
     return absl::InvalidArgumentError(std::string("usage: ") + e.what());
   }
   RecordGivenFlags(app, &flags.t);
+  RecordGivenFlags(app, &flags.u);
   return SpecFromCreateFlags(flags);
 }
 
@@ -257,6 +262,174 @@ TEST(ServiceFlagsTest, UpdateChangesOnlyGivenFields) {
               HasSubstr("--env-rm: the service has no environment variable \"NOPE\""));
 }
 
+TEST(ServiceFlagsTest, UpdateConfigFlags) {
+  auto spec = CreateFromArgs({"web",
+                              "--command",
+                              "x",
+                              "--replicas",
+                              "4",
+                              "--strategy",
+                              "rolling",
+                              "--parallelism",
+                              "2",
+                              "--max-surge",
+                              "25%",
+                              "--max-unavailable",
+                              "1",
+                              "--update-order",
+                              "stop-first",
+                              "--delay",
+                              "3s",
+                              "--min-ready",
+                              "500ms",
+                              "--healthy-deadline",
+                              "1m",
+                              "--progress-deadline",
+                              "2m",
+                              "--failure-action",
+                              "pause",
+                              "--max-failure-ratio",
+                              "0.25",
+                              "--rollback-parallelism",
+                              "0",
+                              "--rollback-max-surge",
+                              "50%",
+                              "--rollback-max-unavailable",
+                              "2",
+                              "--rollback-order",
+                              "start-first",
+                              "--rollback-delay",
+                              "0",
+                              "--history-limit",
+                              "5"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::UpdateConfig& u = spec->update_config();
+  EXPECT_EQ(u.strategy(), "rolling");
+  EXPECT_EQ(u.parallelism(), 2);
+  EXPECT_EQ(u.max_surge(), "25%");
+  EXPECT_EQ(u.max_unavailable(), "1");
+  EXPECT_EQ(u.order(), "stop-first");
+  EXPECT_EQ(u.delay().seconds(), 3);
+  EXPECT_EQ(u.min_ready().nanos(), 500'000'000);
+  EXPECT_EQ(u.healthy_deadline().seconds(), 60);
+  EXPECT_EQ(u.progress_deadline().seconds(), 120);
+  EXPECT_EQ(u.failure_action(), "pause");
+  EXPECT_DOUBLE_EQ(u.max_failure_ratio(), 0.25);
+  const v1::UpdateConfig& r = spec->rollback_config();
+  ASSERT_TRUE(r.has_parallelism());
+  EXPECT_EQ(r.parallelism(), 0);
+  EXPECT_EQ(r.max_surge(), "50%");
+  EXPECT_EQ(r.max_unavailable(), "2");
+  EXPECT_EQ(r.order(), "start-first");
+  EXPECT_TRUE(r.has_delay());
+  EXPECT_EQ(r.delay().seconds(), 0);
+  EXPECT_FALSE(r.has_min_ready());  // not settable by flag: inherited
+  EXPECT_EQ(spec->history_limit(), 5);
+
+  // --update-delay is the long name of --delay.
+  auto alias = CreateFromArgs({"web", "--command", "x", "--update-delay", "7s"});
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  EXPECT_EQ(alias->update_config().delay().seconds(), 7);
+  // Without rollout flags: every default, and no rollbackConfig.
+  auto plain = CreateFromArgs({"web", "--command", "x"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->update_config().parallelism(), 1);
+  EXPECT_EQ(plain->update_config().max_surge(), "1");
+  EXPECT_EQ(plain->update_config().healthy_deadline().seconds(), 300);
+  EXPECT_FALSE(plain->has_rollback_config());
+  EXPECT_EQ(plain->history_limit(), 10);
+}
+
+TEST(ServiceFlagsTest, UpdateConfigErrorsNameTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--strategy", "canary"},
+            "--strategy: updateConfig.strategy: must be rolling, got \"canary\""},
+           {{"--parallelism", "-1"}, "--parallelism: updateConfig.parallelism: must be 0"},
+           {{"--parallelism", "two"}, "usage: "},
+           {{"--max-surge", "lots"}, "--max-surge: updateConfig.maxSurge: must be a whole number"},
+           {{"--max-unavailable", "120%"}, "--max-unavailable: updateConfig.maxUnavailable"},
+           {{"--max-surge", "0"},
+            "--max-surge, --max-unavailable: updateConfig: maxSurge and maxUnavailable cannot "
+            "both be 0"},
+           {{"--update-order", "random"},
+            "--update-order: updateConfig.order: must be start-first or stop-first"},
+           {{"--delay", "-1s"}, "--update-delay: updateConfig.delay: must not be negative"},
+           {{"--delay", "5"}, "--update-delay: invalid duration \"5\""},
+           {{"--min-ready", "soon"}, "--min-ready: invalid duration"},
+           {{"--healthy-deadline", "-1m"}, "--healthy-deadline: updateConfig.healthyDeadline"},
+           {{"--progress-deadline", "x"}, "--progress-deadline: invalid duration"},
+           {{"--failure-action", "explode"},
+            "--failure-action: updateConfig.failureAction: must be pause, rollback or continue"},
+           {{"--max-failure-ratio", "1.5"},
+            "--max-failure-ratio: updateConfig.maxFailureRatio: must be 0..1"},
+           {{"--rollback-parallelism", "-3"}, "--rollback-parallelism: rollbackConfig.parallelism"},
+           {{"--rollback-max-surge", "x"}, "--rollback-max-surge: rollbackConfig.maxSurge"},
+           {{"--rollback-max-unavailable", "x"},
+            "--rollback-max-unavailable: rollbackConfig.maxUnavailable"},
+           {{"--rollback-max-surge", "0"},
+            "--rollback-max-surge, --rollback-max-unavailable: rollbackConfig: maxSurge and "
+            "maxUnavailable cannot both be 0"},
+           {{"--rollback-order", "x"}, "--rollback-order: rollbackConfig.order"},
+           {{"--rollback-delay", "-2s"}, "--rollback-delay: rollbackConfig.delay"},
+           {{"--rollback-delay", "2"}, "--rollback-delay: invalid duration"},
+           {{"--history-limit", "1"}, "--history-limit: historyLimit: must be at least 2"},
+       }) {
+    std::vector<std::string> args = {"web", "--command", "x"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto spec = CreateFromArgs(args);
+    ASSERT_FALSE(spec.ok()) << c.want;
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr(c.want));
+  }
+}
+
+TEST(ServiceFlagsTest, UpdateChangesOnlyGivenRolloutFields) {
+  auto base = CreateFromArgs({"web", "--command", "x", "--parallelism", "3", "--max-surge", "2",
+                              "--failure-action", "pause", "--rollback-parallelism", "1",
+                              "--history-limit", "4"});
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto update = [&](std::vector<const char*> argv) {
+    CLI::App app{"test"};
+    UpdateFlags flags;
+    app.add_option("NAME", flags.name);
+    AddTemplateFlags(&app, &flags.t);
+    AddUpdateConfigFlags(&app, &flags.u);
+    argv.insert(argv.begin(), {"update", "web"});
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    RecordGivenFlags(app, &flags.t);
+    RecordGivenFlags(app, &flags.u);
+    v1::ServiceSpec spec = *base;
+    absl::Status s = ApplyUpdateFlags(flags, &spec);
+    EXPECT_TRUE(s.ok()) << s;
+    return spec;
+  };
+  v1::ServiceSpec spec = update({"--max-unavailable", "1", "--rollback-delay", "2s"});
+  EXPECT_EQ(spec.update_config().parallelism(), 3);
+  EXPECT_EQ(spec.update_config().max_surge(), "2");
+  EXPECT_EQ(spec.update_config().max_unavailable(), "1");
+  EXPECT_EQ(spec.update_config().failure_action(), "pause");
+  EXPECT_EQ(spec.update_config().healthy_deadline().seconds(), 300);
+  EXPECT_EQ(spec.rollback_config().parallelism(), 1);
+  EXPECT_EQ(spec.rollback_config().delay().seconds(), 2);
+  EXPECT_TRUE(spec.rollback_config().max_surge().empty());
+  EXPECT_EQ(spec.history_limit(), 4);
+  // Parallelism 0 (all at once) survives the defaults.
+  spec = update({"--parallelism", "0", "--history-limit", "20"});
+  EXPECT_TRUE(spec.update_config().has_parallelism());
+  EXPECT_EQ(spec.update_config().parallelism(), 0);
+  EXPECT_EQ(spec.update_config().max_surge(), "2");
+  EXPECT_EQ(spec.history_limit(), 20);
+  // A template-only update leaves the rollout config exactly as it was.
+  spec = update({"--env", "A=1"});
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(spec.update_config(),
+                                                                 base->update_config()));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(spec.rollback_config(),
+                                                                 base->rollback_config()));
+}
+
 TEST(OutputTest, TableIsAligned) {
   std::string table =
       RenderTable({"NAME", "REPLICAS", "X"}, {{"web", "1/3", "a"}, {"a-long-name", "10/10", ""}});
@@ -386,6 +559,141 @@ TEST(OutputTest, UnifiedDiff) {
   EXPECT_THAT(two, HasSubstr("@@ -16,5 +16,5 @@"));
 }
 
+v1::Deployment SampleDeployment() {
+  v1::Deployment d;
+  d.set_id("d2");
+  d.set_service_id("id1");
+  d.set_service_name("web");
+  d.set_from_revision(1);
+  d.set_to_revision(2);
+  d.set_target_revision(2);
+  d.set_strategy("rolling");
+  d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  d.set_updated(3);
+  d.set_available(2);
+  d.set_total(5);
+  d.set_batch(2);
+  d.mutable_created_at()->set_seconds(1'700'000'000 - 30);
+  d.set_change_cause("warren service update web --env VERSION=v2");
+  return d;
+}
+
+TEST(OutputTest, ProgressAndOutcome) {
+  v1::Deployment d = SampleDeployment();
+  EXPECT_EQ(RenderProgress(d), "[####++....] updated 3/5, available 2/5, batch 2");
+  d.set_updated(5);
+  d.set_available(5);
+  EXPECT_EQ(RenderProgress(d), "[##########] updated 5/5, available 5/5, batch 2");
+  d.set_total(0);
+  d.set_updated(0);
+  d.set_available(0);
+  EXPECT_EQ(RenderProgress(d), "[..........] updated 0/0, available 0/0, batch 2");
+  d = SampleDeployment();
+  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
+  EXPECT_THAT(RenderProgress(d), ::testing::EndsWith(", rolling back"));
+  EXPECT_FALSE(OutcomeOf(d).done);
+  EXPECT_EQ(PhaseName(v1::DEPLOYMENT_PHASE_ROLLED_BACK), "rolled-back");
+
+  struct Case {
+    v1::DeploymentPhase phase;
+    bool by_user;
+    int exit_code;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {v1::DEPLOYMENT_PHASE_SUCCEEDED, false, 0, "rollout to revision 2 succeeded in 12s"},
+           {v1::DEPLOYMENT_PHASE_ROLLED_BACK, false, 1,
+            "rolled back to revision 1: task t3 unhealthy"},
+           {v1::DEPLOYMENT_PHASE_FAILED, false, 1, "failed: task t3 unhealthy"},
+           {v1::DEPLOYMENT_PHASE_PAUSED, false, 1,
+            "paused: task t3 unhealthy (resume with `warren service resume web` or roll back "
+            "with `warren service rollback web`)"},
+           {v1::DEPLOYMENT_PHASE_PAUSED, true, 0,
+            "paused by request at 3/5 updated; resume with `warren service resume web`"},
+           {v1::DEPLOYMENT_PHASE_SUPERSEDED, false, 1,
+            "rollout to revision 2 was superseded by a newer one: task t3 unhealthy"},
+       }) {
+    d = SampleDeployment();
+    d.set_phase(c.phase);
+    d.set_paused_by_user(c.by_user);
+    d.set_reason("task t3 unhealthy");
+    if (c.phase == v1::DEPLOYMENT_PHASE_SUCCEEDED) {
+      d.clear_reason();
+      *d.mutable_finished_at() = d.created_at();
+      d.mutable_finished_at()->set_seconds(d.created_at().seconds() + 12);
+      d.mutable_finished_at()->set_nanos(400'000'000);
+    }
+    RolloutOutcome o = OutcomeOf(d);
+    EXPECT_TRUE(o.done) << c.message;
+    EXPECT_EQ(o.exit_code, c.exit_code) << c.message;
+    EXPECT_EQ(o.message, c.message);
+  }
+  d = SampleDeployment();
+  d.set_rollback(true);
+  d.set_phase(v1::DEPLOYMENT_PHASE_SUCCEEDED);
+  EXPECT_EQ(OutcomeOf(d).message, "rollback to revision 2 succeeded");
+}
+
+TEST(OutputTest, RolloutStatus) {
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  v1::Deployment d = SampleDeployment();
+  EXPECT_EQ(RenderRolloutStatus(d, OutputFormat::kTable, now),
+            "Service:        web\n"
+            "Deployment:     d2\n"
+            "Revision:       1 -> 2\n"
+            "Strategy:       rolling\n"
+            "Phase:          progressing\n"
+            "Progress:       [####++....] updated 3/5, available 2/5, batch 2\n"
+            "Started:        30s ago\n"
+            "Change cause:   warren service update web --env VERSION=v2\n");
+  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
+  d.set_reason("health check failed on t3");
+  d.set_rollback_reason("health_check");
+  d.add_failed_task_ids("t3");
+  d.mutable_finished_at()->set_seconds(1'700'000'000 - 10);
+  std::string table = RenderRolloutStatus(d, OutputFormat::kTable, now);
+  EXPECT_THAT(table, HasSubstr("Phase:             rolled-back\n"));
+  EXPECT_THAT(table, HasSubstr("Reason:            health check failed on t3\n"));
+  EXPECT_THAT(table, HasSubstr("Rollback reason:   health_check\n"));
+  EXPECT_THAT(table, HasSubstr("Failed tasks:      t3\n"));
+  EXPECT_THAT(table, HasSubstr("Finished:          10s ago (took 20s)\n"));
+  EXPECT_THAT(RenderRolloutStatus(d, OutputFormat::kJson, now),
+              HasSubstr("\"phase\": \"DEPLOYMENT_PHASE_ROLLED_BACK\""));
+  EXPECT_THAT(RenderRolloutStatus(d, OutputFormat::kYaml, now), HasSubstr("toRevision: 2"));
+}
+
+v1::ListRevisionsResponse SampleRevisions() {
+  v1::ListRevisionsResponse resp;
+  auto add = [&](int64_t n, int64_t age, std::string cause, std::string strategy,
+                 std::string outcome) {
+    v1::Revision* r = resp.add_revisions();
+    r->set_id(absl::StrCat("r", n));
+    r->set_number(n);
+    r->mutable_created_at()->set_seconds(1'700'000'000 - age);
+    r->set_change_cause(cause);
+    r->set_strategy(strategy);
+    r->set_outcome(outcome);
+    r->mutable_template_()->set_command("/bin/web");
+  };
+  add(1, 7200, "warren service create web --command /bin/web", "", "created");
+  add(2, 600, "warren service update web --env VERSION=v2", "rolling", "succeeded");
+  add(3, 30, "bad release", "rolling", "rolled-back");
+  return resp;
+}
+
+TEST(OutputTest, History) {
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  EXPECT_EQ(
+      RenderHistory(SampleRevisions(), 2, OutputFormat::kTable, now),
+      "REVISION   CREATED   CHANGE-CAUSE                                   STRATEGY   OUTCOME\n"
+      "1          2h        warren service create web --command /bin/web   -          created\n"
+      "2*         10m       warren service update web --env VERSION=v2     rolling    succeeded\n"
+      "3          30s       bad release                                    rolling    "
+      "rolled-back\n");
+  EXPECT_THAT(RenderHistory(SampleRevisions(), 2, OutputFormat::kJson, now),
+              HasSubstr("\"changeCause\": \"bad release\""));
+}
+
 // An in-memory manager: enough of the API for the client commands.
 class FakeWarren final : public v1::Warren::Service {
  public:
@@ -479,8 +787,64 @@ class FakeWarren final : public v1::Warren::Service {
     return grpc::Status::OK;
   }
 
+  // GetRollout answers one state per call, then repeats the last; NOT_FOUND when empty.
+  grpc::Status GetRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                          v1::Deployment* resp) override {
+    absl::MutexLock lock(&mu_);
+    ++rollout_calls;
+    if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollouts"};
+    *resp = rollout_script.front();
+    if (rollout_script.size() > 1) rollout_script.erase(rollout_script.begin());
+    return grpc::Status::OK;
+  }
+  grpc::Status PauseRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                            v1::Deployment* resp) override {
+    return PauseOrResume(req, resp, v1::DEPLOYMENT_PHASE_PAUSED);
+  }
+  grpc::Status ResumeRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                             v1::Deployment* resp) override {
+    return PauseOrResume(req, resp, v1::DEPLOYMENT_PHASE_PROGRESSING);
+  }
+  grpc::Status RollbackService(grpc::ServerContext*, const v1::RollbackServiceRequest* req,
+                               v1::Service* resp) override {
+    v1::Service* s = Find(req->name_or_id());
+    if (s == nullptr) return {grpc::StatusCode::NOT_FOUND, "not found"};
+    rollbacks.push_back(*req);
+    s->set_revision(s->revision() + 1);
+    *resp = *s;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListRevisions(grpc::ServerContext*, const v1::ListRevisionsRequest* req,
+                             v1::ListRevisionsResponse* resp) override {
+    *resp = revisions;
+    return grpc::Status::OK;
+  }
+  grpc::Status GetRevision(grpc::ServerContext*, const v1::GetRevisionRequest* req,
+                           v1::Revision* resp) override {
+    for (const v1::Revision& r : revisions.revisions()) {
+      if (r.number() == req->number()) {
+        *resp = r;
+        return grpc::Status::OK;
+      }
+    }
+    return {grpc::StatusCode::NOT_FOUND, absl::StrCat("revision ", req->number(), " not found")};
+  }
+  // Writes `events` (those of the requested service) and ends the stream.
+  grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest* req,
+                           grpc::ServerWriter<v1::Event>* writer) override {
+    for (const v1::Event& e : events) {
+      if (e.object_name() == req->service() && e.id() > req->since_id()) writer->Write(e);
+    }
+    return grpc::Status::OK;
+  }
+
   std::vector<v1::Task> tasks;
   std::vector<std::string> causes;
+  std::vector<v1::Deployment> rollout_script;
+  int rollout_calls = 0;
+  std::vector<v1::RollbackServiceRequest> rollbacks;
+  v1::ListRevisionsResponse revisions;
+  std::vector<v1::Event> events;
 
  private:
   v1::Service* Find(const std::string& name_or_id) {
@@ -489,6 +853,17 @@ class FakeWarren final : public v1::Warren::Service {
     }
     return nullptr;
   }
+  grpc::Status PauseOrResume(const v1::RolloutRequest* req, v1::Deployment* resp,
+                             v1::DeploymentPhase phase) {
+    absl::MutexLock lock(&mu_);
+    if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollout"};
+    *resp = rollout_script.front();
+    resp->set_phase(phase);
+    resp->set_paused_by_user(phase == v1::DEPLOYMENT_PHASE_PAUSED);
+    return grpc::Status::OK;
+  }
+
+  absl::Mutex mu_;
   std::map<std::string, v1::Service> services_;
   int next_id_ = 0;
   uint64_t version_ = 0;
@@ -512,7 +887,20 @@ class CliServerTest : public ::testing::Test {
     out_.str("");
     err_.str("");
     args.insert(args.begin(), {"warren", "--manager", addr_});
-    return RunCli(args, out_, err_);
+    return RunCli(args, out_, err_, env_);
+  }
+
+  // Sleeping advances the fake clock: a follow runs through its states at once.
+  FollowEnv TestEnv() {
+    FollowEnv env;
+    env.now = [this] { return clock_.Now(); };
+    env.sleep = [this](absl::Duration d) {
+      ++sleeps_;
+      clock_.Advance(d);
+    };
+    env.interrupted = [] { return false; };
+    env.event_grace = absl::Seconds(5);  // the fake's event stream ends by itself
+    return env;
   }
   std::string WriteFile(const std::string& name, const std::string& text) {
     std::string path = dir_ + "/" + name;
@@ -520,6 +908,9 @@ class CliServerTest : public ::testing::Test {
     return path;
   }
 
+  FakeClock clock_;
+  int sleeps_ = 0;
+  FollowEnv env_ = TestEnv();
   FakeWarren fake_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -563,20 +954,241 @@ TEST_F(CliServerTest, CreateListInspectScaleRemove) {
   EXPECT_EQ(Run({"service", "scale", "nope=1"}), 1);
   EXPECT_EQ(err_.str(), "error: service \"nope\" not found\n");
 
-  ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1", "--message", "add A"}), 0)
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1", "--message", "add A", "--detach"}), 0)
       << err_.str();
   EXPECT_EQ(out_.str(), "web: updated (revision 2)\n");
   EXPECT_EQ(fake_.causes.back(), "add A");
   ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1"}), 0);
   EXPECT_EQ(out_.str(), "web: unchanged\n");
-  ASSERT_EQ(Run({"service", "update", "web", "--replicas", "1"}), 0);
+  ASSERT_EQ(Run({"service", "update", "web", "--replicas", "1", "-d"}), 0);
   EXPECT_EQ(fake_.causes.back(),
-            absl::StrCat("warren --manager ", addr_, " service update web --replicas 1"));
+            absl::StrCat("warren --manager ", addr_, " service update web --replicas 1 -d"));
   EXPECT_EQ(Run({"service", "update", "web"}), 2);
+  EXPECT_EQ(Run({"service", "update", "web", "--message", "why", "--detach"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("nothing to change"));
+  EXPECT_EQ(fake_.rollout_calls, 0);
 
   ASSERT_EQ(Run({"service", "rm", "web", "ghost"}), 1);
   EXPECT_EQ(out_.str(), "web\n");
   EXPECT_EQ(err_.str(), "error: service \"ghost\" not found\n");
+}
+
+// A deployment of web from revision 1 to 2 in `phase` with the given progress.
+v1::Deployment Rollout(std::string id, v1::DeploymentPhase phase, int updated, int available,
+                       int batch) {
+  v1::Deployment d;
+  d.set_id(id);
+  d.set_service_id("id1");
+  d.set_service_name("web");
+  d.set_from_revision(1);
+  d.set_to_revision(2);
+  d.set_strategy("rolling");
+  d.set_phase(phase);
+  d.set_updated(updated);
+  d.set_available(available);
+  d.set_total(3);
+  d.set_batch(batch);
+  d.mutable_created_at()->set_seconds(1'700'000'000);
+  d.mutable_config()->mutable_progress_deadline()->set_seconds(60);
+  return d;
+}
+
+v1::Event ServiceEvent(uint64_t id, absl::Time t, std::string action, std::string message) {
+  v1::Event e;
+  e.set_id(id);
+  e.mutable_time()->set_seconds(absl::ToUnixSeconds(t));
+  e.set_kind("service");
+  e.set_object_id("id1");
+  e.set_object_name("web");
+  e.set_service_id("id1");
+  e.set_action(action);
+  e.set_message(message);
+  return e;
+}
+
+class FollowTest : public CliServerTest {
+ protected:
+  void SetUp() override {
+    CliServerTest::SetUp();
+    ASSERT_EQ(Run({"service", "create", "web", "--command", "/bin/web", "--replicas", "3"}), 0)
+        << err_.str();
+  }
+};
+
+TEST_F(FollowTest, UpdateFollowsToSuccess) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment old = Rollout("d1", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3, 3, 3);
+  v1::Deployment done = Rollout("d2", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3, 3, 3);
+  done.mutable_finished_at()->set_seconds(1'700'000'012);
+  fake_.rollout_script = {
+      old,  // read before the update: the one to skip
+      old,  // the controller has not picked the update up yet
+      Rollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1),
+      Rollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1),  // unchanged: not printed again
+      Rollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 2, 1, 2),
+      done,
+  };
+  fake_.events = {
+      ServiceEvent(5, clock_.Now() - absl::Minutes(5), "created", "an old event"),
+      ServiceEvent(9, clock_.Now() + absl::Seconds(1), "rollout-started", "revision 1 -> 2"),
+      ServiceEvent(11, clock_.Now() + absl::Seconds(9), "rollout-succeeded", "revision 2"),
+  };
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "VERSION=v2"}), 0) << err_.str();
+  std::string out = out_.str();
+  EXPECT_THAT(out, ::testing::StartsWith("web: updated (revision 2)\n"));
+  size_t waiting = out.find("waiting for the rollout to start\n");
+  // Events arrive on their own stream, so only the order of the progress lines is fixed.
+  size_t first = out.find("[+++.......] updated 1/3, available 0/3, batch 1\n");
+  size_t second = out.find("[###+++....] updated 2/3, available 1/3, batch 2\n");
+  size_t last = out.find("[##########] updated 3/3, available 3/3, batch 3\n");
+  ASSERT_NE(first, std::string::npos) << out;
+  EXPECT_LT(waiting, first) << out;
+  EXPECT_LT(first, second) << out;
+  EXPECT_LT(second, last) << out;
+  EXPECT_NE(last, std::string::npos) << out;
+  EXPECT_EQ(out.find("[+++.......]", first + 1), std::string::npos) << "printed twice: " << out;
+  EXPECT_THAT(out, ::testing::EndsWith("\nrollout to revision 2 succeeded in 12s\n"));
+  EXPECT_THAT(out, HasSubstr("#9  service web rollout-started: revision 1 -> 2\n"));
+  EXPECT_THAT(out, HasSubstr("#11  service web rollout-succeeded: revision 2\n"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("an old event")));
+  EXPECT_EQ(fake_.causes.back(),
+            absl::StrCat("warren --manager ", addr_, " service update web --env VERSION=v2"));
+  // Five polls after the update, one sleep between each.
+  EXPECT_EQ(sleeps_, 4);
+}
+
+TEST_F(FollowTest, UpdateFollowsToRollback) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment rolled = Rollout("d2", P::DEPLOYMENT_PHASE_ROLLED_BACK, 3, 3, 2);
+  rolled.set_reason("task t7 unhealthy: HTTP 500");
+  fake_.rollout_script = {
+      Rollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1),
+      Rollout("d2", P::DEPLOYMENT_PHASE_ROLLING_BACK, 1, 1, 2),
+      rolled,
+  };
+  // Before the update the service had no deployment: the first answer has no id.
+  fake_.rollout_script.insert(fake_.rollout_script.begin(), v1::Deployment());
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "VERSION=bad"}), 1);
+  std::string out = out_.str();
+  EXPECT_THAT(out, HasSubstr("[+++.......] updated 1/3, available 0/3, batch 1\n"));
+  EXPECT_THAT(out, HasSubstr("updated 1/3, available 1/3, batch 2, rolling back\n"));
+  EXPECT_THAT(out, ::testing::EndsWith("rolled back to revision 1: task t7 unhealthy: HTTP 500\n"));
+}
+
+TEST_F(FollowTest, PausedByTheFailureActionExitsOne) {
+  v1::Deployment paused = Rollout("d2", v1::DEPLOYMENT_PHASE_PAUSED, 2, 1, 2);
+  paused.set_reason("1 of 2 new tasks failed (max failure ratio 0)");
+  fake_.rollout_script = {v1::Deployment(), paused};
+  ASSERT_EQ(Run({"service", "update", "web", "--image", "x:2", "--failure-action", "pause"}), 1);
+  EXPECT_THAT(out_.str(), HasSubstr("paused: 1 of 2 new tasks failed (max failure ratio 0)"));
+}
+
+TEST_F(FollowTest, NoProgressWithinTheDeadlineStopsFollowing) {
+  // Never ends: the follow gives up after the progress deadline (60s) plus the margin (30s).
+  fake_.rollout_script = {Rollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1)};
+  absl::Time start = clock_.Now();
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "--watch"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("error: no progress for 1m30s"));
+  EXPECT_THAT(err_.str(), HasSubstr("warren service rollout status web --watch"));
+  EXPECT_GT(clock_.Now() - start, absl::Seconds(90));
+  EXPECT_LT(clock_.Now() - start, absl::Seconds(91));
+}
+
+TEST_F(FollowTest, CtrlCStopsFollowingOnly) {
+  fake_.rollout_script = {Rollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1)};
+  int polls = 0;
+  env_.interrupted = [&] { return ++polls > 3; };
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "--watch"}), 130);
+  EXPECT_THAT(out_.str(), HasSubstr("stopped following; the rollout goes on"));
+}
+
+TEST_F(FollowTest, TerminalRedrawsInPlace) {
+  v1::Deployment done = Rollout("d2", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3, 3, 3);
+  fake_.rollout_script = {Rollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1), done};
+  fake_.events = {ServiceEvent(3, clock_.Now(), "rollout-started", "go")};
+  env_.tty = true;
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "-w"}), 0) << err_.str();
+  std::string out = out_.str();
+  EXPECT_THAT(out, HasSubstr("\r\033[K[+++.......] updated 1/3, available 0/3, batch 1"));
+  EXPECT_THAT(out, HasSubstr("[##########] updated 3/3, available 3/3, batch 3\n"));
+  EXPECT_THAT(out, ::testing::EndsWith("\nrollout to revision 2 succeeded\n"));
+  EXPECT_THAT(out, HasSubstr("rollout-started: go\n"));
+}
+
+TEST_F(FollowTest, DetachAndReplicaOnlyChangesDoNotFollow) {
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "A=1", "--detach"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: updated (revision 2)\n");
+  EXPECT_EQ(fake_.rollout_calls, 0);
+}
+
+TEST_F(FollowTest, RolloutStatusPauseResume) {
+  fake_.rollout_script = {Rollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1)};
+  ASSERT_EQ(Run({"service", "rollout", "status", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("Phase:        progressing\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("Progress:     [+++.......] updated 1/3"));
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "-o", "json"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"phase\": \"DEPLOYMENT_PHASE_PROGRESSING\""));
+  ASSERT_EQ(Run({"service", "pause", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "web: rollout to revision 2 paused ([+++.......] updated 1/3, available 0/3, batch 1, "
+            "paused)\n");
+  ASSERT_EQ(Run({"service", "resume", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), ::testing::StartsWith("web: rollout to revision 2 resumed"));
+
+  fake_.rollout_script.clear();
+  EXPECT_EQ(Run({"service", "rollout", "status", "web"}), 1);
+  EXPECT_EQ(err_.str(), "error: no rollouts\n");
+  EXPECT_EQ(Run({"service", "pause", "web"}), 1);
+}
+
+TEST_F(FollowTest, RollbackFollows) {
+  v1::Deployment back = Rollout("d3", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3, 3, 3);
+  back.set_rollback(true);
+  back.set_from_revision(2);
+  back.set_to_revision(1);
+  fake_.rollout_script = {Rollout("d2", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3, 3, 3), back};
+  ASSERT_EQ(Run({"service", "rollback", "web", "--to-revision", "1", "--message", "v2 is slow"}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(), ::testing::StartsWith("web: rolling back (revision 2)\n"));
+  EXPECT_THAT(out_.str(), ::testing::EndsWith("rollback to revision 1 succeeded\n"));
+  ASSERT_EQ(fake_.rollbacks.size(), 1u);
+  EXPECT_EQ(fake_.rollbacks[0].to_revision(), 1);
+  EXPECT_EQ(fake_.rollbacks[0].change_cause(), "v2 is slow");
+
+  ASSERT_EQ(Run({"service", "rollback", "web", "--detach"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: rolling back (revision 3)\n");
+  EXPECT_EQ(fake_.rollbacks[1].to_revision(), 0);
+  EXPECT_EQ(fake_.rollbacks[1].change_cause(),
+            absl::StrCat("warren --manager ", addr_, " service rollback web --detach"));
+  EXPECT_EQ(Run({"service", "rollback", "ghost", "-d"}), 1);
+  EXPECT_EQ(Run({"service", "rollback", "web", "--to-revision", "-1"}), 2);
+}
+
+TEST_F(FollowTest, HistoryAndInspectRevision) {
+  fake_.revisions = SampleRevisions();
+  ASSERT_EQ(Run({"service", "history", "web"}), 0) << err_.str();
+  // The service is at revision 1 in the fake.
+  EXPECT_THAT(out_.str(), HasSubstr("\n1*         "));
+  EXPECT_THAT(out_.str(), HasSubstr("bad release"));
+  ASSERT_EQ(Run({"service", "history", "web", "-o", "yaml"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("outcome: rolled-back"));
+  ASSERT_EQ(Run({"service", "inspect", "web", "--revision", "3"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("changeCause: bad release"));
+  EXPECT_THAT(out_.str(), HasSubstr("command: /bin/web"));
+  EXPECT_EQ(Run({"service", "inspect", "web", "--revision", "9"}), 1);
+  EXPECT_EQ(err_.str(), "error: revision 9 not found\n");
+  EXPECT_EQ(Run({"service", "inspect", "web", "--revision", "0"}), 2);
+}
+
+TEST_F(FollowTest, InspectShowsUpdateConfig) {
+  ASSERT_EQ(Run({"service", "update", "web", "--rollback-parallelism", "3", "-d"}), 0)
+      << err_.str();
+  ASSERT_EQ(Run({"service", "inspect", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("updateConfig:\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("maxSurge: \"1\"\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("healthyDeadline: 5m\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("rollbackConfig:\n    parallelism: 3\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("historyLimit: 10\n"));
 }
 
 constexpr char kApplyV1[] = R"(name: web

@@ -1,5 +1,7 @@
 #include "common/spec.h"
 
+#include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -279,6 +281,289 @@ TEST(ValidateServiceSpecTest, AcceptsVariants) {
     ok[i](&spec);
     EXPECT_TRUE(ValidateServiceSpec(spec).ok()) << i << ": " << ValidateServiceSpec(spec);
   }
+}
+
+TEST(UpdateConfigDefaultsTest, FillsEveryField) {
+  v1::ServiceSpec spec = ValidSpec();
+  const v1::UpdateConfig& u = spec.update_config();
+  EXPECT_EQ(u.strategy(), "rolling");
+  ASSERT_TRUE(u.has_parallelism());
+  EXPECT_EQ(u.parallelism(), 1);
+  EXPECT_EQ(u.max_surge(), "1");
+  EXPECT_EQ(u.max_unavailable(), "0");
+  EXPECT_EQ(u.order(), "start-first");
+  EXPECT_TRUE(u.has_delay());
+  EXPECT_EQ(u.delay().seconds(), 0);
+  EXPECT_TRUE(u.has_min_ready());
+  EXPECT_EQ(u.healthy_deadline().seconds(), 300);
+  EXPECT_EQ(u.progress_deadline().seconds(), 600);
+  EXPECT_EQ(u.failure_action(), "rollback");
+  EXPECT_TRUE(u.has_max_failure_ratio());
+  EXPECT_EQ(u.max_failure_ratio(), 0);
+  EXPECT_EQ(spec.history_limit(), 10);
+  // rollbackConfig stays as written: unset fields inherit.
+  EXPECT_FALSE(spec.has_rollback_config());
+}
+
+TEST(UpdateConfigDefaultsTest, KeepsSetValuesIncludingZeroParallelism) {
+  v1::ServiceSpec spec;
+  spec.set_name("web");
+  spec.mutable_template_()->set_command("x");
+  v1::UpdateConfig* u = spec.mutable_update_config();
+  u->set_parallelism(0);
+  u->set_max_surge("25%");
+  u->set_order("stop-first");
+  u->mutable_healthy_deadline()->set_seconds(30);
+  u->set_failure_action("pause");
+  u->set_max_failure_ratio(0.5);
+  spec.set_history_limit(3);
+  ApplySpecDefaults(&spec);
+  EXPECT_EQ(spec.update_config().parallelism(), 0);
+  EXPECT_EQ(spec.update_config().max_surge(), "25%");
+  EXPECT_EQ(spec.update_config().max_unavailable(), "0");
+  EXPECT_EQ(spec.update_config().order(), "stop-first");
+  EXPECT_EQ(spec.update_config().healthy_deadline().seconds(), 30);
+  EXPECT_EQ(spec.update_config().progress_deadline().seconds(), 600);
+  EXPECT_EQ(spec.update_config().failure_action(), "pause");
+  EXPECT_EQ(spec.update_config().max_failure_ratio(), 0.5);
+  EXPECT_EQ(spec.history_limit(), 3);
+  EXPECT_TRUE(ValidateServiceSpec(spec).ok()) << ValidateServiceSpec(spec);
+}
+
+TEST(EffectiveRollbackConfigTest, InheritsUnsetFields) {
+  v1::ServiceSpec spec = ValidSpec();
+  spec.mutable_update_config()->set_parallelism(3);
+  spec.mutable_update_config()->mutable_delay()->set_seconds(5);
+  spec.mutable_update_config()->set_max_failure_ratio(0.2);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(EffectiveRollbackConfig(spec),
+                                                                 spec.update_config()));
+  v1::UpdateConfig* r = spec.mutable_rollback_config();
+  r->set_parallelism(0);
+  r->mutable_delay()->set_seconds(0);  // an explicit 0 overrides 5s
+  r->set_max_unavailable("50%");
+  r->set_max_failure_ratio(0);
+  v1::UpdateConfig eff = EffectiveRollbackConfig(spec);
+  EXPECT_EQ(eff.parallelism(), 0);
+  EXPECT_EQ(eff.delay().seconds(), 0);
+  EXPECT_EQ(eff.max_unavailable(), "50%");
+  EXPECT_EQ(eff.max_failure_ratio(), 0);
+  EXPECT_EQ(eff.max_surge(), "1");
+  EXPECT_EQ(eff.order(), "start-first");
+  EXPECT_EQ(eff.failure_action(), "rollback");
+  // Defaults are applied even when the spec was not defaulted.
+  v1::ServiceSpec bare;
+  EXPECT_EQ(EffectiveRollbackConfig(bare).parallelism(), 1);
+  EXPECT_EQ(EffectiveRollbackConfig(bare).progress_deadline().seconds(), 600);
+}
+
+TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::ServiceSpec*)> mutate;
+    std::string want;
+  };
+  auto u = [](v1::ServiceSpec* s) { return s->mutable_update_config(); };
+  auto r = [](v1::ServiceSpec* s) { return s->mutable_rollback_config(); };
+  std::vector<Case> cases = {
+      {"strategy", [&](auto* s) { u(s)->set_strategy("canary"); },
+       "updateConfig.strategy: must be rolling, got \"canary\""},
+      {"parallelism", [&](auto* s) { u(s)->set_parallelism(-1); },
+       "updateConfig.parallelism: must be 0 (all at once) or more, got -1"},
+      {"surge word", [&](auto* s) { u(s)->set_max_surge("two"); },
+       "updateConfig.maxSurge: must be a whole number (0 or more) or a whole percent 0%..100%, "
+       "got \"two\""},
+      {"surge negative", [&](auto* s) { u(s)->set_max_surge("-1"); },
+       "updateConfig.maxSurge: must be a whole number"},
+      {"surge percent over", [&](auto* s) { u(s)->set_max_surge("150%"); },
+       "updateConfig.maxSurge: must be"},
+      {"surge fraction", [&](auto* s) { u(s)->set_max_surge("1.5"); },
+       "updateConfig.maxSurge: must be"},
+      {"surge bare percent", [&](auto* s) { u(s)->set_max_surge("%"); },
+       "updateConfig.maxSurge: must be"},
+      {"unavailable", [&](auto* s) { u(s)->set_max_unavailable("x%"); },
+       "updateConfig.maxUnavailable: must be a whole number"},
+      {"both zero",
+       [&](auto* s) {
+         u(s)->set_max_surge("0");
+         u(s)->set_max_unavailable("0%");
+       },
+       "updateConfig: maxSurge and maxUnavailable cannot both be 0"},
+      {"order", [&](auto* s) { u(s)->set_order("random"); },
+       "updateConfig.order: must be start-first or stop-first, got \"random\""},
+      {"delay", [&](auto* s) { u(s)->mutable_delay()->set_seconds(-1); },
+       "updateConfig.delay: must not be negative, got -1s"},
+      {"min ready", [&](auto* s) { u(s)->mutable_min_ready()->set_seconds(-1); },
+       "updateConfig.minReady: must not be negative"},
+      {"healthy deadline", [&](auto* s) { u(s)->mutable_healthy_deadline()->set_seconds(-1); },
+       "updateConfig.healthyDeadline: must not be negative"},
+      {"progress deadline", [&](auto* s) { u(s)->mutable_progress_deadline()->set_seconds(-1); },
+       "updateConfig.progressDeadline: must not be negative"},
+      {"failure action", [&](auto* s) { u(s)->set_failure_action("explode"); },
+       "updateConfig.failureAction: must be pause, rollback or continue, got \"explode\""},
+      {"ratio high", [&](auto* s) { u(s)->set_max_failure_ratio(1.5); },
+       "updateConfig.maxFailureRatio: must be 0..1, got 1.5"},
+      {"ratio negative", [&](auto* s) { u(s)->set_max_failure_ratio(-0.1); },
+       "updateConfig.maxFailureRatio: must be 0..1"},
+      {"ratio nan", [&](auto* s) { u(s)->set_max_failure_ratio(std::nan("")); },
+       "updateConfig.maxFailureRatio: must be 0..1"},
+      {"rollback parallelism", [&](auto* s) { r(s)->set_parallelism(-2); },
+       "rollbackConfig.parallelism: must be 0 (all at once) or more, got -2"},
+      {"rollback surge", [&](auto* s) { r(s)->set_max_surge("lots"); },
+       "rollbackConfig.maxSurge: must be"},
+      {"rollback both zero", [&](auto* s) { r(s)->set_max_surge("0"); },
+       "rollbackConfig: maxSurge and maxUnavailable cannot both be 0"},
+      {"rollback order", [&](auto* s) { r(s)->set_order("x"); }, "rollbackConfig.order: must be"},
+      {"rollback delay", [&](auto* s) { r(s)->mutable_delay()->set_seconds(-4); },
+       "rollbackConfig.delay: must not be negative"},
+      {"rollback strategy", [&](auto* s) { r(s)->set_strategy("blue-green"); },
+       "rollbackConfig.strategy: must be rolling"},
+      {"rollback failure action", [&](auto* s) { r(s)->set_failure_action("x"); },
+       "rollbackConfig.failureAction"},
+      {"rollback ratio", [&](auto* s) { r(s)->set_max_failure_ratio(2); },
+       "rollbackConfig.maxFailureRatio"},
+      {"history limit", [](auto* s) { s->set_history_limit(1); },
+       "historyLimit: must be at least 2 (0 means the default, 10), got 1"},
+      {"history limit negative", [](auto* s) { s->set_history_limit(-5); },
+       "historyLimit: must be at least 2"},
+  };
+  for (const Case& c : cases) {
+    v1::ServiceSpec spec = ValidSpec();
+    c.mutate(&spec);
+    absl::Status s = ValidateServiceSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.want)) << c.name;
+  }
+}
+
+TEST(ValidateServiceSpecTest, AcceptsUpdateConfigVariants) {
+  std::vector<std::function<void(v1::ServiceSpec*)>> ok = {
+      [](auto* s) { s->mutable_update_config()->set_parallelism(0); },
+      [](auto* s) {
+        s->mutable_update_config()->set_max_surge("0");
+        s->mutable_update_config()->set_max_unavailable("1");
+      },
+      [](auto* s) {
+        s->mutable_update_config()->set_max_surge("100%");
+        s->mutable_update_config()->set_max_unavailable("0%");
+      },
+      [](auto* s) { s->mutable_update_config()->set_order("stop-first"); },
+      [](auto* s) { s->mutable_update_config()->set_failure_action("continue"); },
+      [](auto* s) { s->mutable_update_config()->set_max_failure_ratio(1); },
+      [](auto* s) { s->mutable_rollback_config()->set_parallelism(0); },
+      [](auto* s) { s->set_history_limit(2); },
+  };
+  for (size_t i = 0; i < ok.size(); ++i) {
+    v1::ServiceSpec spec = ValidSpec();
+    ok[i](&spec);
+    EXPECT_TRUE(ValidateServiceSpec(spec).ok()) << i << ": " << ValidateServiceSpec(spec);
+  }
+}
+
+TEST(ResolveBudgetTest, KubernetesRounding) {
+  struct Case {
+    std::string value;
+    int replicas;
+    int surge;        // rounded up
+    int unavailable;  // rounded down
+  };
+  for (const Case& c : std::vector<Case>{
+           {"0", 1, 0, 0},     {"0", 10, 0, 0},      {"1", 1, 1, 1},    {"2", 3, 2, 2},
+           {"5", 1, 5, 5},     {"0%", 1, 0, 0},      {"0%", 10, 0, 0},  {"100%", 1, 1, 1},
+           {"100%", 3, 3, 3},  {"100%", 10, 10, 10}, {"25%", 1, 1, 0},  {"25%", 3, 1, 0},
+           {"25%", 10, 3, 2},  {"50%", 1, 1, 0},     {"50%", 3, 2, 1},  {"50%", 10, 5, 5},
+           {"34%", 3, 2, 1},   {"33%", 3, 1, 0},     {"10%", 10, 1, 1}, {"1%", 10, 1, 0},
+           {"99%", 10, 10, 9}, {"20%", 0, 0, 0},
+       }) {
+    absl::StatusOr<int> up = ResolveBudget(c.value, c.replicas, true);
+    absl::StatusOr<int> down = ResolveBudget(c.value, c.replicas, false);
+    ASSERT_TRUE(up.ok() && down.ok()) << c.value;
+    EXPECT_EQ(*up, c.surge) << c.value << " of " << c.replicas << " rounded up";
+    EXPECT_EQ(*down, c.unavailable) << c.value << " of " << c.replicas << " rounded down";
+  }
+  for (const std::string bad :
+       {"", "-1", "1.5", "101%", "%", "x", " 1", "1 ", "+1", "10%%", "99999999999"}) {
+    absl::StatusOr<int> n = ResolveBudget(bad, 10, true);
+    ASSERT_FALSE(n.ok()) << bad;
+    EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(n.status().message()), HasSubstr("whole percent 0%..100%")) << bad;
+  }
+}
+
+TEST(ResolveBudgetTest, RollingBudgetNeverStuck) {
+  v1::UpdateConfig u;
+  u.set_max_surge("25%");
+  u.set_max_unavailable("25%");
+  auto b = ResolveRollingBudget(u, 10);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->max_surge, 3);
+  EXPECT_EQ(b->max_unavailable, 2);
+  u.set_max_surge("0");
+  u.set_max_unavailable("10%");
+  b = ResolveRollingBudget(u, 3);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->max_surge, 0);
+  EXPECT_EQ(b->max_unavailable, 1);
+  u.set_max_surge("bad");
+  EXPECT_THAT(std::string(ResolveRollingBudget(u, 3).status().message()), HasSubstr("maxSurge"));
+}
+
+TEST(ParseServicesYamlTest, UpdateAndRollbackConfig) {
+  auto specs = ParseServicesYaml(R"(name: web
+template: {command: x}
+historyLimit: 4
+updateConfig:
+  parallelism: 0
+  maxSurge: 25%
+  maxUnavailable: 0
+  order: stop-first
+  delay: 2s
+  minReady: 500ms
+  healthyDeadline: 1m
+  progressDeadline: 3m
+  failureAction: pause
+  maxFailureRatio: 0.25
+rollbackConfig:
+  parallelism: 5
+  delay: 0
+)");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  v1::ServiceSpec spec = (*specs)[0];
+  ApplySpecDefaults(&spec);
+  ASSERT_TRUE(ValidateServiceSpec(spec).ok()) << ValidateServiceSpec(spec);
+  const v1::UpdateConfig& u = spec.update_config();
+  EXPECT_TRUE(u.has_parallelism());
+  EXPECT_EQ(u.parallelism(), 0);
+  EXPECT_EQ(u.max_surge(), "25%");
+  EXPECT_EQ(u.max_unavailable(), "0");
+  EXPECT_EQ(u.order(), "stop-first");
+  EXPECT_EQ(u.delay().seconds(), 2);
+  EXPECT_EQ(u.min_ready().nanos(), 500'000'000);
+  EXPECT_EQ(u.healthy_deadline().seconds(), 60);
+  EXPECT_EQ(u.progress_deadline().seconds(), 180);
+  EXPECT_EQ(u.failure_action(), "pause");
+  EXPECT_DOUBLE_EQ(u.max_failure_ratio(), 0.25);
+  EXPECT_EQ(spec.history_limit(), 4);
+  EXPECT_EQ(spec.rollback_config().parallelism(), 5);
+  EXPECT_TRUE(spec.rollback_config().has_delay());
+  EXPECT_FALSE(spec.rollback_config().has_max_failure_ratio());
+  v1::UpdateConfig eff = EffectiveRollbackConfig(spec);
+  EXPECT_EQ(eff.parallelism(), 5);
+  EXPECT_EQ(eff.delay().seconds(), 0);
+  EXPECT_EQ(eff.order(), "stop-first");
+
+  // The YAML form shows the update config and reads back to the same spec.
+  std::string yaml = ToYaml(spec);
+  EXPECT_THAT(yaml, HasSubstr("updateConfig:"));
+  EXPECT_THAT(yaml, HasSubstr("maxSurge: 25%"));
+  EXPECT_THAT(yaml, HasSubstr("parallelism: 0"));
+  EXPECT_THAT(yaml, HasSubstr("rollbackConfig:"));
+  auto again = ParseServicesYaml(yaml);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << yaml;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*again)[0], spec)) << yaml;
+
+  auto bad = ParseServicesYaml("name: web\nupdateConfig: {maxSurje: 1}\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("updateConfig.maxSurje"));
 }
 
 TEST(MatchConstraintTest, Matches) {
