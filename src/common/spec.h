@@ -65,12 +65,6 @@ absl::StatusOr<bool> MatchConstraint(std::string_view expr, const v1::Node& node
 // Task port: the first port's target, else the health check's port, else 8080.
 int TaskPort(const v1::TaskTemplate& tmpl);
 
-// The rollback budgets: rollback_config's set fields over update_config.
-v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec);
-
-// "3" or "25%" of `replicas`, Kubernetes rounding: up for surge, down for unavailable.
-absl::StatusOr<int> ResolveBudget(std::string_view value, int replicas, bool round_up);
-
 // Multi-document YAML of services (each document a ServiceSpec in protobuf's JSON mapping,
 // lowerCamelCase keys; durations may use "500ms", "5m"). Unknown fields are errors naming the
 // document and field. A missing `replicas` means 1.

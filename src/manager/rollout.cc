@@ -40,14 +40,14 @@ RolloutParams ResolveRolloutParams(const v1::UpdateConfig& c, int replicas) {
   RolloutParams p;
   p.replicas = replicas;
   p.parallelism = c.has_parallelism() ? std::max(0, c.parallelism()) : 1;
-  auto surge = ResolveBudget(c.max_surge().empty() ? "1" : c.max_surge(), replicas, true);
-  auto unavailable =
-      ResolveBudget(c.max_unavailable().empty() ? "0" : c.max_unavailable(), replicas, false);
-  p.max_surge = surge.ok() ? *surge : 1;
-  p.max_unavailable = unavailable.ok() ? *unavailable : 0;
-  // Percentages can round both budgets to zero (e.g. 25% of 1 replica): allow one
-  // unavailable task then, as Kubernetes does, rather than stalling forever.
-  if (p.max_surge == 0 && p.max_unavailable == 0) p.max_unavailable = 1;
+  // Deployments store their config with defaults applied; fill the budgets' defaults for
+  // configs written without them.
+  v1::UpdateConfig filled = c;
+  if (filled.max_surge().empty()) filled.set_max_surge("1");
+  if (filled.max_unavailable().empty()) filled.set_max_unavailable("0");
+  auto budget = ResolveRollingBudget(filled, replicas);
+  p.max_surge = budget.ok() ? budget->max_surge : 1;
+  p.max_unavailable = budget.ok() ? budget->max_unavailable : 0;
   p.start_first = c.order() != "stop-first";
   if (p.max_surge == 0) p.start_first = false;
   if (p.max_unavailable == 0) p.start_first = true;
