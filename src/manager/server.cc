@@ -54,10 +54,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->liveness_ = std::make_unique<NodeLiveness>(clock);
   ApiOptions api_options;
   api_options.node_timeout = options.node_timeout;
-  m->api_ =
-      std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options);
+  m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
+                                         m->metrics_.get());
   m->controller_ = std::make_unique<Controller>(*m->store_, clock, *m->events_, *m->liveness_,
-                                                options.node_timeout);
+                                                options.node_timeout, m->metrics_.get());
 
   grpc::ServerBuilder builder;
   int port = 0;
