@@ -248,7 +248,8 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
     }
     if (env.now() - last_change > bound) {
       printer.Close();
-      err << "error: no progress for " << warren::FormatDuration(absl::Trunc(bound, absl::Seconds(1)))
+      err << "error: no progress for "
+          << warren::FormatDuration(absl::Trunc(bound, absl::Seconds(1)))
           << " (progress deadline plus margin); stopped following. The rollout goes on: see "
           << status_hint << "\n";
       return 1;

@@ -69,6 +69,7 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"template.constraints", "--constraint"},
     {"template.env", "--env"},
     {"template.stopTimeout", "--stop-timeout"},
+    {"template.drainTimeout", "--drain-timeout"},
     {"updateConfig.strategy", "--strategy"},
     {"updateConfig.parallelism", "--parallelism"},
     {"updateConfig.maxSurge", "--max-surge"},
@@ -216,6 +217,11 @@ absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
     if (!bytes.ok()) return FlagError("--memory", bytes.status().message());
     t->mutable_resources()->set_memory_bytes(*bytes);
   }
+  if (f.Given("--drain-timeout")) {
+    if (auto s = SetDuration("--drain-timeout", f.drain_timeout, t->mutable_drain_timeout());
+        !s.ok())
+      return s;
+  }
   if (f.Given("--stop-timeout")) {
     if (auto s = SetDuration("--stop-timeout", f.stop_timeout, t->mutable_stop_timeout());
         !s.ok()) {
@@ -358,6 +364,8 @@ void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
   cmd->add_option("--constraint", f->constraints,
                   "Placement: node.labels.K==V, node.name!=N, node.role==R (repeatable)");
   cmd->add_option("--stop-timeout", f->stop_timeout, "SIGKILL after this long (e.g. 10s)");
+  cmd->add_option("--drain-timeout", f->drain_timeout,
+                  "Out of the routing table this long before SIGTERM (default 5s)");
 }
 
 void RecordGivenFlags(const CLI::App& cmd, TemplateFlags* flags) {

@@ -41,6 +41,7 @@ struct TemplateFlags {
   std::vector<std::string> labels;  // K=V
   std::vector<std::string> constraints;
   std::string stop_timeout;
+  std::string drain_timeout;
 
   // Long names ("--replicas") of the flags given on the command line.
   std::set<std::string> given;

@@ -256,6 +256,9 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
                                      k));
     }
   }
+  if (auto s = ValidateDuration("template.drainTimeout", t.drain_timeout(), false); !s.ok()) {
+    return s;
+  }
   if (auto s = ValidateDuration("template.stopTimeout", t.stop_timeout(), false); !s.ok()) {
     return s;
   }
@@ -687,6 +690,7 @@ void ApplySpecDefaults(v1::ServiceSpec* spec) {
     }
   }
   if (!t->has_stop_timeout()) t->mutable_stop_timeout()->set_seconds(10);
+  if (!t->has_drain_timeout()) t->mutable_drain_timeout()->set_seconds(5);
   for (v1::Port& port : *t->mutable_ports()) {
     if (port.protocol().empty()) port.set_protocol("tcp");
     if (port.name().empty()) port.set_name(absl::StrCat("p", port.target()));

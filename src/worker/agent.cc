@@ -167,7 +167,8 @@ void WorkerAgent::Stop(bool stop_tasks) {
     }
     std::vector<std::thread> stoppers;
     for (const auto& [id, timeout] : running) {
-      stoppers.emplace_back([this, id = id, timeout = timeout] { StopTask(id, timeout, true); });
+      stoppers.emplace_back(
+          [this, id = id, timeout = timeout] { StopTask(id, timeout, true, false); });
     }
     for (auto& t : stoppers) t.join();
     // Give the reporter a moment to tell the manager.
@@ -462,7 +463,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
     Spawn([this, t] { StartTask(t); });
   }
   for (const auto& [id, timeout] : to_stop) {
-    Spawn([this, id = id, timeout = timeout] { StopTask(id, timeout, true); });
+    Spawn([this, id = id, timeout = timeout] { StopTask(id, timeout, true, /*drain=*/true); });
   }
 }
 
@@ -510,15 +511,32 @@ void WorkerAgent::StartTask(const v1::Task& task) {
     prober_->Watch(task.id(), task.address(), task.port(), task.spec().health_check(), now);
   }
   if (stop_now)
-    StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true);
+    StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true, false);
 }
 
-void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, bool report) {
+void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, bool report,
+                           bool drain) {
+  absl::Duration drain_for = absl::ZeroDuration();
   {
     absl::MutexLock lock(&mu_);
     auto it = tasks_.find(task_id);
     if (it != tasks_.end()) it->second.stopping = true;
     if (it != tasks_.end() && it->second.starting) return;  // StartTask stops it when done
+    // Only a task that may have served traffic needs draining.
+    if (drain && it != tasks_.end() && it->second.status.state() == v1::TASK_STATE_RUNNING) {
+      drain_for = DurationOr(it->second.task.spec().drain_timeout(), absl::ZeroDuration());
+      if (drain_for > absl::ZeroDuration()) {
+        it->second.status.set_message(
+            absl::StrCat("draining for ", absl::FormatDuration(drain_for), " before stop"));
+        QueueReport(task_id, it->second.status);
+      }
+    }
+  }
+  // The task has left the routing table (its desired state is shutdown); in-flight requests
+  // finish while it keeps running. A stopping agent cuts the wait short.
+  const absl::Time drain_until = clock_.Now() + drain_for;
+  while (clock_.Now() < drain_until && !stop_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (prober_) prober_->Unwatch(task_id);
   absl::Status s = driver_->Stop(task_id, timeout);

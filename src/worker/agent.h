@@ -57,7 +57,9 @@ class WorkerAgent {
   absl::Status Register();
   void Apply(const v1::Assignments& assignments);
   void StartTask(const v1::Task& task);
-  void StopTask(const std::string& task_id, absl::Duration timeout, bool report);
+  // With `drain`, a running task keeps running for its drain timeout first (it is already
+  // out of the routing table), then gets SIGTERM.
+  void StopTask(const std::string& task_id, absl::Duration timeout, bool report, bool drain);
   void OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state);
   void OnHealthChange(const std::string& task_id, const v1::TaskHealth& health);
   // Queues the task's current status for the manager (mu_ held).
