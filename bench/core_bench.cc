@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
     pid_t manager = Spawn({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr", api,
-                           "--metrics-addr", ""},
+                           "--metrics-addr", "", "--dns-addr", ""},
                           (dir / "manager.log").string());
     auto stub = Connect(api);
     std::vector<double> lat;
@@ -193,10 +193,10 @@ int main(int argc, char** argv) {
                   Percentile(lat, 99));
     Row("API: create latency", buf, "p99 < 20 ms");
 
-    pid_t worker =
-        Spawn({warren, "worker", "--manager", api, "--node-name", "fake-1", "--data-dir",
-               (dir / "w").string(), "--runtime", "fake", "--address-range", "127.60.0.0/16"},
-              (dir / "worker.log").string());
+    pid_t worker = Spawn({warren, "worker", "--manager", api, "--node-name", "fake-1", "--data-dir",
+                          (dir / "w").string(), "--runtime", "fake", "--address-range",
+                          "127.60.0.0/16", "--dns-addr", ""},
+                         (dir / "worker.log").string());
     auto r0 = Clock::now();
     bool all =
         WaitUntil([&] { return CountTasks(*stub, false) >= 3000; }, std::chrono::seconds(120));
@@ -213,10 +213,10 @@ int main(int argc, char** argv) {
   // 4. Process runtime: 100 replicas from create to all healthy.
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    pid_t node =
-        Spawn({warren, "cluster", "init", "--data-dir", (dir / "h").string(), "--api-addr", api,
-               "--metrics-addr", "", "--address-range", "127.61.0.0/16", "--stop-tasks-on-exit"},
-              (dir / "hybrid.log").string());
+    pid_t node = Spawn({warren, "cluster", "init", "--data-dir", (dir / "h").string(), "--api-addr",
+                        api, "--metrics-addr", "", "--dns-addr", "", "--address-range",
+                        "127.61.0.0/16", "--stop-tasks-on-exit"},
+                       (dir / "hybrid.log").string());
     auto stub = Connect(api);
     WaitUntil(
         [&] {

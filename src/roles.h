@@ -3,16 +3,32 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
 namespace warren {
+
+// Service DNS (see docs/dns.md).
+struct DnsOptions {
+  // UDP and TCP listen address; empty disables DNS.
+  std::string addr = "127.0.0.11:53";
+  std::string domain = "warren";
+  absl::Duration ttl = absl::Seconds(5);
+  // Resolvers for other names; empty means the nameservers of /etc/resolv.conf.
+  std::vector<std::string> upstreams;
+  // Answer REFUSED for other names instead of forwarding them.
+  bool refuse_external = false;
+  // Answer A queries with only the weighted first record.
+  bool single_answer = false;
+};
 
 struct ManagerOptions {
   std::string data_dir = "./warren-data";
   std::string api_addr = "127.0.0.1:8080";
   std::string metrics_addr = "127.0.0.1:9090";
   absl::Duration node_timeout = absl::Seconds(15);
+  DnsOptions dns;
 };
 
 struct WorkerOptions {
@@ -35,6 +51,10 @@ struct WorkerOptions {
   std::string role = "worker";
   // Stop every task when the worker exits (default: leave them for the next worker to adopt).
   bool stop_tasks_on_exit = false;
+  // The worker's DNS (hybrid nodes use the manager's).
+  DnsOptions dns;
+  // Address published ports listen on unless the port names its own host IP.
+  std::string publish_ip = "0.0.0.0";
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
 };

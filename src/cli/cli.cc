@@ -106,7 +106,32 @@ struct ServerFlags {
   std::string node_timeout = "15s";
   std::vector<std::string> labels;
   std::string memory;
+  std::string dns_ttl = "5s";
 };
+
+void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
+  cmd->add_option("--dns-addr", dns->addr, "Service DNS address (UDP and TCP); empty disables")
+      ->capture_default_str();
+  cmd->add_option("--dns-domain", dns->domain, "Cluster domain: <service>.<domain>")
+      ->capture_default_str();
+  cmd->add_option("--dns-ttl", *ttl, "TTL of service records")->capture_default_str();
+  cmd->add_option("--dns-upstream", dns->upstreams,
+                  "Resolver for other names, IP[:PORT] (repeatable; default: /etc/resolv.conf)");
+  cmd->add_flag("--dns-refuse-external", dns->refuse_external,
+                "Answer REFUSED for names outside the cluster instead of forwarding them");
+  cmd->add_flag("--dns-single-answer", dns->single_answer,
+                "Answer A queries with only the weighted first record");
+}
+
+absl::Status FinishDnsFlags(const std::string& ttl, DnsOptions* dns) {
+  absl::StatusOr<absl::Duration> d = ParseDuration(ttl);
+  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--dns-ttl: ", d.status().message()));
+  if (*d < absl::ZeroDuration() || *d > absl::Hours(24)) {
+    return absl::InvalidArgumentError("--dns-ttl: must be between 0s and 24h");
+  }
+  dns->ttl = *d;
+  return absl::OkStatus();
+}
 
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--data-dir", f->manager.data_dir, "Store directory")->capture_default_str();
@@ -117,6 +142,7 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
                   "Node is down after this long without a "
                   "heartbeat")
       ->capture_default_str();
+  AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
@@ -127,7 +153,7 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
     return absl::InvalidArgumentError("--node-timeout: must be greater than 0");
   }
   f->manager.node_timeout = *d;
-  return absl::OkStatus();
+  return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
 absl::Status FinishWorkerFlags(ServerFlags* f) {
@@ -318,6 +344,20 @@ int ServiceHistory(Context& ctx, const std::string& name) {
     return client.Fail(s);
   }
   *ctx.out << RenderHistory(resp, svc.revision(), ctx.format(), ctx.env->now());
+  return 0;
+}
+
+int ServiceEndpoints(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::GetEndpointsRequest req;
+  req.set_name_or_id(name);
+  v1::ServiceEndpoints resp;
+  if (grpc::Status s = client.stub().GetEndpoints(&call, req, &resp); !s.ok()) {
+    return client.Fail(s);
+  }
+  *ctx.out << RenderEndpoints(resp, ctx.format());
   return 0;
 }
 
@@ -730,9 +770,16 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "adopt)");
   worker->add_option("--metrics-addr", worker_flags.worker.metrics_addr,
                      "Metrics (HTTP) address; empty disables");
+  worker
+      ->add_option("--publish-ip", worker_flags.worker.publish_ip,
+                   "Address published ports listen on (unless a port names its own)")
+      ->capture_default_str();
+  AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
   worker->callback([&] {
     action = [&] {
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
+      if (absl::Status s = FinishDnsFlags(worker_flags.dns_ttl, &worker_flags.worker.dns); !s.ok())
+        return UsageError(ctx, s);
       worker_flags.worker.manager_addr = ctx.manager;
       return RunWorker(worker_flags.worker);
     };
@@ -800,6 +847,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   history->add_option("NAME", history_name, "Service name or id")->required();
   AddOutputFlag(history, &ctx);
   history->callback([&] { action = [&] { return ServiceHistory(ctx, history_name); }; });
+
+  std::string endpoints_name;
+  CLI::App* endpoints = service->add_subcommand(
+      "endpoints", "Revisions, weights, endpoints and recent traffic of a service");
+  endpoints->add_option("NAME", endpoints_name, "Service name or id")->required();
+  AddOutputFlag(endpoints, &ctx);
+  endpoints->callback([&] { action = [&] { return ServiceEndpoints(ctx, endpoints_name); }; });
 
   CLI::App* ls = service->add_subcommand("ls", "List services");
   AddOutputFlag(ls, &ctx);

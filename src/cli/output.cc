@@ -332,6 +332,37 @@ std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, ab
   return RenderTable(first, rows);
 }
 
+std::string RenderEndpoints(const v1::ServiceEndpoints& e, OutputFormat format) {
+  if (format != OutputFormat::kTable) return RenderMessage(e, format);
+  std::vector<std::vector<std::string>> revs;
+  std::vector<std::vector<std::string>> eps;
+  for (const auto& r : e.revisions()) {
+    int routed = 0;
+    for (const auto& ep : r.endpoints()) routed += ep.routed() ? 1 : 0;
+    const auto& recent = r.recent();
+    revs.push_back({absl::StrCat(r.revision(), r.preview() ? " (preview)" : ""),
+                    absl::StrCat(r.weight(), "%"), absl::StrCat(routed, "/", r.endpoints_size()),
+                    absl::StrCat(recent.requests()),
+                    absl::StrCat(recent.responses_5xx() + recent.connect_errors()),
+                    absl::StrFormat("%.2f%%", r.recent_error_rate()),
+                    r.total().latency_p99_seconds() > 0
+                        ? absl::StrFormat("%.1fms", r.total().latency_p99_seconds() * 1000)
+                        : "-",
+                    absl::StrCat(r.total().requests())});
+    for (const auto& ep : r.endpoints()) {
+      eps.push_back({ep.task_id(), absl::StrCat(r.revision()), absl::StrCat(ep.slot()),
+                     absl::StrCat(ep.address(), ":", ep.port()), ep.state(), ep.health(),
+                     ep.routed() ? "yes" : "no"});
+    }
+  }
+  std::string out = RenderTable({"REVISION", "WEIGHT", "ROUTED", "REQUESTS(1M)", "ERRORS(1M)",
+                                 "ERROR-RATE", "P99", "REQUESTS"},
+                                revs);
+  out += "\n";
+  out += RenderTable({"TASK", "REVISION", "SLOT", "ADDRESS", "STATE", "HEALTH", "ROUTED"}, eps);
+  return out;
+}
+
 std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t current,
                           OutputFormat format, absl::Time now) {
   if (format != OutputFormat::kTable) return RenderMessage(revisions, format);

@@ -67,6 +67,9 @@ std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, ab
 
 // `service history`: REVISION (the current one marked '*'), CREATED (age), CHANGE-CAUSE,
 // STRATEGY, OUTCOME.
+// Per revision: weight, recent requests, error rate and p99; then every endpoint.
+std::string RenderEndpoints(const v1::ServiceEndpoints& endpoints, OutputFormat format);
+
 std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t current,
                           OutputFormat format, absl::Time now);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -893,6 +894,84 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
     }
   }
   return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::WatchRoutes(grpc::ServerContext* ctx, const v1::WatchRoutesRequest*,
+                                     grpc::ServerWriter<v1::RoutingTable>* writer) {
+  if (!routes_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
+  uint64_t sent = 0;
+  while (!ctx->IsCancelled() && !shutting_down_) {
+    const uint64_t seen = store_.Version();
+    v1::RoutingTable table = routes_->Get();
+    if (table.version() != sent) {
+      if (!writer->Write(table)) break;
+      sent = table.version();
+    }
+    // Wakes on every commit; the timeout catches tasks passing their min-ready.
+    store_.WaitForVersion(seen, absl::Milliseconds(100));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ReportTrafficStats(grpc::ServerContext*, const v1::TrafficStatsReport* req,
+                                            v1::ReportTrafficStatsResponse*) {
+  if (!traffic_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
+  traffic_->Report(*req);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest* req,
+                                      v1::ServiceEndpoints* resp) {
+  if (!routes_ || !traffic_) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
+  }
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  v1::RoutingTable table = routes_->Get();
+  resp->set_service(svc->spec().name());
+  resp->set_routing_version(table.version());
+  *resp->mutable_ports() = svc->spec().template_().ports();
+  std::map<int64_t, const v1::RevisionRoute*> routed_revs;
+  std::set<std::string> routed_tasks;
+  for (const auto& s : table.services()) {
+    if (s.service_id() != svc->id()) continue;
+    for (const auto& r : s.revisions()) {
+      routed_revs[r.revision()] = &r;
+      for (const auto& e : r.endpoints()) routed_tasks.insert(e.task_id());
+    }
+  }
+  std::map<int64_t, v1::RevisionEndpoints> revs;
+  for (const auto& t : ListObjects<v1::Task>(store_)) {
+    if (t.service_id() != svc->id() || IsTerminal(t.status().state())) continue;
+    auto& re = revs[t.revision()];
+    re.set_revision(t.revision());
+    auto* e = re.add_endpoints();
+    e->set_task_id(t.id());
+    e->set_slot(t.slot());
+    e->set_address(t.address());
+    e->set_port(t.port());
+    e->set_node_id(t.node_id());
+    e->set_state(t.desired_state() == v1::TASK_STATE_SHUTDOWN ? "draining"
+                                                              : TaskStateName(t.status().state()));
+    e->set_health(HealthStateName(t.status().health().state()));
+    e->set_routed(routed_tasks.count(t.id()) > 0);
+  }
+  auto totals = traffic_->Totals(svc->id());
+  auto recent = traffic_->Recent(svc->id(), absl::Minutes(1));
+  for (const auto& [rev, t] : totals) revs[rev].set_revision(rev);
+  for (auto& [rev, re] : revs) {
+    if (auto r = routed_revs.find(rev); r != routed_revs.end()) {
+      re.set_weight(r->second->weight());
+      re.set_preview(r->second->preview());
+    }
+    if (auto t = totals.find(rev); t != totals.end()) *re.mutable_total() = t->second;
+    if (auto t = recent.find(rev); t != recent.end()) {
+      *re.mutable_recent() = t->second;
+      re.set_recent_error_rate(ErrorRate(t->second));
+    }
+    *resp->add_revisions() = std::move(re);
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace warren

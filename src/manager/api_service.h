@@ -11,6 +11,7 @@
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/traffic.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
 
@@ -77,6 +78,18 @@ class ApiService final : public v1::Warren::Service {
                                 grpc::ServerWriter<v1::Assignments>*) override;
   grpc::Status ReportTaskStatus(grpc::ServerContext*, const v1::ReportTaskStatusRequest*,
                                 v1::ReportTaskStatusResponse*) override;
+  grpc::Status WatchRoutes(grpc::ServerContext*, const v1::WatchRoutesRequest*,
+                           grpc::ServerWriter<v1::RoutingTable>*) override;
+  grpc::Status ReportTrafficStats(grpc::ServerContext*, const v1::TrafficStatsReport*,
+                                  v1::ReportTrafficStatsResponse*) override;
+  grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
+                            v1::ServiceEndpoints*) override;
+
+  // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
+  void SetTraffic(RoutingTableCache* routes, TrafficStats* stats) {
+    routes_ = routes;
+    traffic_ = stats;
+  }
 
  private:
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
@@ -109,6 +122,8 @@ class ApiService final : public v1::Warren::Service {
   NodeLiveness& liveness_;
   const ApiOptions options_;
   ManagerMetrics* metrics_;
+  RoutingTableCache* routes_ = nullptr;
+  TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
 };
 

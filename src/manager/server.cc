@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
+#include "dns/cluster_dns.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "spdlog/spdlog.h"
@@ -58,6 +59,28 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                                          m->metrics_.get());
   m->controller_ = std::make_unique<Controller>(*m->store_, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout, m->metrics_.get());
+
+  m->routes_ = std::make_unique<RoutingTableCache>(*m->store_, clock);
+  m->traffic_ = std::make_unique<TrafficStats>(clock);
+  m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
+  if (!options.dns.addr.empty()) {
+    auto d = dns::ClusterDns::Start(options.dns);
+    if (!d.ok()) return d.status();
+    m->dns_ = std::move(*d);
+    ManagerServer* raw = m.get();
+    m->dns_thread_ = std::thread([raw] {
+      uint64_t applied = 0;
+      while (!raw->stopping_) {
+        const uint64_t seen = raw->store_->Version();
+        v1::RoutingTable table = raw->routes_->Get();
+        if (table.version() != applied) {
+          raw->dns_->Update(table);
+          applied = table.version();
+        }
+        raw->store_->WaitForVersion(seen, absl::Milliseconds(100));
+      }
+    });
+  }
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -120,12 +143,20 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
 
 int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
+int ManagerServer::dns_port() const { return dns_ ? dns_->port() : 0; }
+
 void ManagerServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  api_->Shutdown();
-  controller_->Stop();
-  grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  stopping_ = true;
+  if (dns_thread_.joinable()) dns_thread_.join();
+  dns_.reset();
+  // Start() may have failed half way: only what exists is stopped.
+  if (api_) api_->Shutdown();
+  if (controller_) controller_->Stop();
+  if (grpc_server_) {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   if (metrics_server_) metrics_server_->Stop();
 }
 
@@ -134,7 +165,7 @@ ManagerServer::~ManagerServer() { Shutdown(); }
 namespace {
 
 std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& clock,
-                                       absl::Status* error) {
+                                       Registry* registry, absl::Status* error) {
   if (options.runtime != "process" && options.runtime != "fake") {
     *error = absl::InvalidArgumentError(absl::StrCat(
         "runtime: \"", options.runtime, "\" is not supported (allowed: process, fake)"));
@@ -155,7 +186,7 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
   } else {
     driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
   }
-  auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock);
+  auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock, registry);
   *error = agent->Start();
   if (!error->ok()) return nullptr;
   return agent;
@@ -180,8 +211,18 @@ int RunWorker(const WorkerOptions& options) {
   BlockTerminationSignals();
   WorkerOptions o = options;
   if (o.data_dir.empty()) o.data_dir = "./warren-worker-data";
+  Registry& registry = DefaultRegistry();
+  std::unique_ptr<HttpServer> metrics;
+  if (!o.metrics_addr.empty()) {
+    auto http = HttpServer::Start(o.metrics_addr, MetricsHandler(registry, [] { return true; }));
+    if (!http.ok()) {
+      spdlog::error("metrics-addr: {}", std::string(http.status().message()));
+      return 1;
+    }
+    metrics = std::move(*http);
+  }
   absl::Status error;
-  auto agent = MakeAgent(o, RealClock::Get(), &error);
+  auto agent = MakeAgent(o, RealClock::Get(), &registry, &error);
   if (!agent) {
     spdlog::error("{}", std::string(error.message()));
     return 1;
@@ -203,10 +244,11 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   WorkerOptions o = worker;
   o.manager_addr = (*m)->api_addr();
   o.role = "hybrid";
+  o.dns.addr.clear();  // the manager's DNS serves the node
   if (o.data_dir.empty())
     o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
   absl::Status error;
-  auto agent = MakeAgent(o, RealClock::Get(), &error);
+  auto agent = MakeAgent(o, RealClock::Get(), &(*m)->registry(), &error);
   if (!agent) {
     spdlog::error("{}", std::string(error.message()));
     return 1;

@@ -1,8 +1,10 @@
 #ifndef WARREN_MANAGER_SERVER_H_
 #define WARREN_MANAGER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
@@ -12,12 +14,16 @@
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/traffic.h"
 #include "roles.h"
 #include "store/store.h"
 
 namespace warren {
 
 class HttpServer;
+namespace dns {
+class ClusterDns;
+}
 class Registry;
 
 // A running manager: store, API server, control loop and metrics endpoint.
@@ -31,6 +37,9 @@ class ManagerServer {
   // The API address actually bound (port 0 resolved).
   const std::string& api_addr() const { return api_addr_; }
   int metrics_port() const;
+  // The DNS port actually bound, 0 without DNS.
+  int dns_port() const;
+  Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
   Controller& controller() { return *controller_; }
 
@@ -48,6 +57,11 @@ class ManagerServer {
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagerMetrics> metrics_;
   std::unique_ptr<HttpServer> metrics_server_;
+  std::unique_ptr<RoutingTableCache> routes_;
+  std::unique_ptr<TrafficStats> traffic_;
+  std::unique_ptr<dns::ClusterDns> dns_;
+  std::thread dns_thread_;
+  std::atomic<bool> stopping_{false};
   std::string api_addr_;
   bool shut_down_ = false;
 };

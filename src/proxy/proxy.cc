@@ -809,7 +809,7 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
     }
     ServiceProxyOptions o = options_.proxy;
     o.mode = w.mode;
-    o.host_ip = w.port->host_ip();
+    o.host_ip = w.port->host_ip().empty() ? options_.proxy.host_ip : w.port->host_ip();
     o.port = w.port->published();
     o.target_port = w.port->target();
     auto proxy = ServiceProxy::Start(*w.route, o);

@@ -88,8 +88,14 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
   WorkerAgent& agent_;
 };
 
-WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock)
-    : options_(std::move(options)), driver_(std::move(driver)), clock_(clock) {}
+WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock,
+                         Registry* registry)
+    : options_(std::move(options)),
+      driver_(std::move(driver)),
+      clock_(clock),
+      registry_(registry ? registry : &DefaultRegistry()) {}
+
+int WorkerAgent::dns_port() const { return dns_ ? dns_->port() : 0; }
 
 WorkerAgent::~WorkerAgent() { Stop(); }
 
@@ -145,12 +151,24 @@ absl::Status WorkerAgent::Start() {
     spdlog::info("recovered task {} ({})", id, TaskStateName(l.status.state()));
   }
 
+  ProxyManagerOptions po;
+  po.proxy.registry = registry_;
+  po.proxy.host_ip = options_.publish_ip;
+  proxies_ = std::make_unique<ProxyManager>(po);
+  if (!options_.dns.addr.empty()) {
+    auto d = dns::ClusterDns::Start(options_.dns);
+    if (!d.ok()) return d.status();
+    dns_ = std::move(*d);
+  }
+
   channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
   stub_ = v1::Warren::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
   loops_.emplace_back([this] { HeartbeatLoop(); });
   loops_.emplace_back([this] { ReportLoop(); });
+  loops_.emplace_back([this] { RoutesLoop(); });
+  loops_.emplace_back([this] { StatsLoop(); });
   return absl::OkStatus();
 }
 
@@ -184,6 +202,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   {
     absl::MutexLock lock(&mu_);
     if (watch_ctx_) watch_ctx_->TryCancel();
+    if (routes_ctx_) routes_ctx_->TryCancel();
     report_cv_.SignalAll();
   }
   for (auto& t : loops_) t.join();
@@ -195,6 +214,8 @@ void WorkerAgent::Stop(bool stop_tasks) {
   }
   for (auto& t : ops) t.join();
   prober_.reset();
+  if (proxies_) proxies_->Stop();
+  dns_.reset();
   if (server_) server_->Shutdown(Deadline(absl::Milliseconds(200)));
   server_.reset();
 }
@@ -272,6 +293,81 @@ void WorkerAgent::ConnectLoop() {
     spdlog::warn("assignment stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+void WorkerAgent::RoutesLoop() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (!stop_) {
+    std::string id = node_id();
+    if (id.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) break;
+      routes_ctx_ = &ctx;
+    }
+    v1::WatchRoutesRequest req;
+    req.set_node_id(id);
+    auto reader = stub_->WatchRoutes(&ctx, req);
+    v1::RoutingTable table;
+    while (reader->Read(&table)) {
+      backoff = absl::Milliseconds(100);
+      if (absl::Status s = proxies_->Apply(table); !s.ok()) {
+        spdlog::warn("proxies: {}", std::string(s.message()));
+      }
+      if (dns_) dns_->Update(table);
+      routes_version_ = table.version();
+    }
+    grpc::Status s = reader->Finish();
+    {
+      absl::MutexLock lock(&mu_);
+      routes_ctx_ = nullptr;
+    }
+    if (stop_) break;
+    spdlog::warn("routing table stream ended: {}", s.error_message());
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+void WorkerAgent::StatsLoop() {
+  while (!stop_) {
+    for (int i = 0; i < 20 && !stop_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string id = node_id();
+    if (id.empty() || stop_) continue;
+    std::vector<ProxyStats> snapshot = proxies_->Snapshot();
+    if (snapshot.empty()) continue;
+    v1::TrafficStatsReport report;
+    report.set_node_id(id);
+    for (const auto& s : snapshot) {
+      auto* st = report.add_services();
+      st->set_service_id(s.service_id);
+      st->set_service(s.service);
+      for (const auto& r : s.revisions) {
+        auto* rt = st->add_revisions();
+        rt->set_revision(r.revision);
+        rt->set_requests(r.requests);
+        rt->set_responses_2xx(r.responses_2xx);
+        rt->set_responses_3xx(r.responses_3xx);
+        rt->set_responses_4xx(r.responses_4xx);
+        rt->set_responses_5xx(r.responses_5xx);
+        rt->set_connect_errors(r.connect_errors);
+        rt->set_latency_count(r.latency_count);
+        rt->set_latency_sum_seconds(r.latency_sum_seconds);
+        rt->set_latency_p99_seconds(r.latency_p99_seconds);
+      }
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(2)));
+    v1::ReportTrafficStatsResponse resp;
+    grpc::Status s = stub_->ReportTrafficStats(&ctx, report, &resp);
+    if (!s.ok()) spdlog::debug("reporting traffic stats: {}", s.error_message());
   }
 }
 

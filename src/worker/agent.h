@@ -12,7 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "dns/cluster_dns.h"
 #include "grpcpp/grpcpp.h"
+#include "http/metrics.h"
+#include "proxy/proxy.h"
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
@@ -26,7 +29,9 @@ namespace warren {
 // the next agent on the same data dir adopts them.
 class WorkerAgent {
  public:
-  WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock);
+  // `registry` receives the proxy metrics (null: the process-wide default registry).
+  WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock,
+              Registry* registry = nullptr);
   ~WorkerAgent();
 
   // Starts the agent's own gRPC server and the background loops. Registration with the
@@ -39,6 +44,10 @@ class WorkerAgent {
   std::string agent_addr() const { return agent_addr_; }
   // Number of tasks the agent currently runs (tests, metrics).
   int RunningTasks() const;
+  // Version of the routing table the data plane (proxies and DNS) last applied.
+  uint64_t routes_version() const { return routes_version_; }
+  ProxyManager* proxies() { return proxies_.get(); }
+  int dns_port() const;
 
  private:
   struct Local {
@@ -52,6 +61,10 @@ class WorkerAgent {
   class LogService;
 
   void ConnectLoop();
+  // Routing table stream -> proxies and DNS.
+  void RoutesLoop();
+  // Proxy counters -> manager, every second.
+  void StatsLoop();
   void HeartbeatLoop();
   void ReportLoop();
   absl::Status Register();
@@ -72,6 +85,10 @@ class WorkerAgent {
   std::unique_ptr<RuntimeDriver> driver_;
   Clock& clock_;
   std::unique_ptr<HealthProber> prober_;
+  Registry* registry_;
+  std::unique_ptr<ProxyManager> proxies_;
+  std::unique_ptr<dns::ClusterDns> dns_;
+  std::atomic<uint64_t> routes_version_{0};
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;
   std::unique_ptr<LogService> log_service_;
@@ -84,6 +101,7 @@ class WorkerAgent {
   std::map<std::string, Local> tasks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::TaskStatus> pending_reports_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  grpc::ClientContext* routes_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<std::thread> ops_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
 

@@ -46,7 +46,9 @@ class E2eTest : public testing::Test {
                                      "node-1",
                                      "--address-range",
                                      Range(),
-                                     "--stop-tasks-on-exit"};
+                                     "--stop-tasks-on-exit",
+                                     "--dns-addr",
+                                     "127.0.0.1:" + std::to_string(dns_port_)};
     args.insert(args.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / "hybrid.log").string()));
     WaitReady();
@@ -110,6 +112,7 @@ class E2eTest : public testing::Test {
   std::string marker_;
   std::string api_addr_;
   int metrics_port_ = FreePort();
+  int dns_port_ = FreePort();
   int range_octet_ = 100;
   std::vector<std::unique_ptr<Process>> processes_;
 };

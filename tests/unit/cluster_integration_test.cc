@@ -24,6 +24,7 @@ class ClusterTest : public testing::Test {
     mo.api_addr = "127.0.0.1:0";
     mo.metrics_addr = "";
     mo.node_timeout = absl::Seconds(1);
+    mo.dns.addr = "";
     auto m = ManagerServer::Start(mo, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
@@ -50,6 +51,7 @@ class ClusterTest : public testing::Test {
     wo.data_dir = (dir_.path() / name).string();
     wo.address_range = range;
     wo.labels = labels;
+    wo.dns.addr = "";
     auto driver = std::make_unique<FakeDriver>();
     FakeDriver* raw = driver.get();
     auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());

@@ -1,0 +1,209 @@
+#include "manager/traffic.h"
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+
+#include "common/task_state.h"
+#include "manager/rollout.h"
+#include "store/typed_store.h"
+
+namespace warren {
+namespace {
+
+constexpr absl::Duration kHistory = absl::Minutes(10);
+
+void Add(v1::RevisionTraffic* to, const v1::RevisionTraffic& from) {
+  to->set_requests(to->requests() + from.requests());
+  to->set_responses_2xx(to->responses_2xx() + from.responses_2xx());
+  to->set_responses_3xx(to->responses_3xx() + from.responses_3xx());
+  to->set_responses_4xx(to->responses_4xx() + from.responses_4xx());
+  to->set_responses_5xx(to->responses_5xx() + from.responses_5xx());
+  to->set_connect_errors(to->connect_errors() + from.connect_errors());
+  to->set_latency_count(to->latency_count() + from.latency_count());
+  to->set_latency_sum_seconds(to->latency_sum_seconds() + from.latency_sum_seconds());
+  // Percentiles do not add up; the worst node's is a conservative cluster-wide figure.
+  to->set_latency_p99_seconds(std::max(to->latency_p99_seconds(), from.latency_p99_seconds()));
+}
+
+uint64_t Delta(uint64_t now, uint64_t then) { return now >= then ? now - then : now; }
+
+}  // namespace
+
+std::vector<int> ProportionalWeights(const std::vector<int>& counts) {
+  std::vector<int> out(counts.size(), 0);
+  int total = std::accumulate(counts.begin(), counts.end(), 0);
+  if (total == 0) return out;
+  std::vector<std::pair<int, size_t>> remainders;
+  int given = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    out[i] = counts[i] * 100 / total;
+    given += out[i];
+    remainders.emplace_back((counts[i] * 100) % total, i);
+  }
+  std::stable_sort(remainders.begin(), remainders.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t k = 0; given < 100 && k < remainders.size(); ++k, ++given) {
+    out[remainders[k].second]++;
+  }
+  return out;
+}
+
+v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
+                                     const std::vector<v1::Task>& tasks,
+                                     const std::vector<v1::Deployment>& deployments, absl::Time now,
+                                     absl::Time* next_change) {
+  std::map<std::string, absl::Duration> min_ready;
+  for (const auto& d : deployments) {
+    if (IsActive(d)) min_ready[d.service_id()] = ResolveRolloutParams(d.config(), 1).min_ready;
+  }
+  std::map<std::string, std::map<int64_t, std::vector<const v1::Task*>>> by_service;
+  for (const auto& t : tasks) {
+    auto mr = min_ready.find(t.service_id());
+    absl::Time ready_at = absl::InfiniteFuture();
+    if (!IsAvailable(t, mr == min_ready.end() ? absl::ZeroDuration() : mr->second, now,
+                     &ready_at)) {
+      if (next_change) *next_change = std::min(*next_change, ready_at);
+      continue;
+    }
+    by_service[t.service_id()][t.revision()].push_back(&t);
+  }
+  v1::RoutingTable table;
+  std::vector<const v1::Service*> sorted;
+  for (const auto& s : services) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->spec().name() < b->spec().name(); });
+  for (const v1::Service* s : sorted) {
+    v1::ServiceRoute* route = table.add_services();
+    route->set_service_id(s->id());
+    route->set_name(s->spec().name());
+    *route->mutable_ports() = s->spec().template_().ports();
+    const auto& revisions = by_service[s->id()];
+    std::vector<int> counts;
+    for (const auto& [rev, ts] : revisions) counts.push_back(static_cast<int>(ts.size()));
+    std::vector<int> weights = ProportionalWeights(counts);
+    size_t i = 0;
+    for (const auto& [rev, ts] : revisions) {
+      v1::RevisionRoute* r = route->add_revisions();
+      r->set_revision(rev);
+      r->set_weight(weights[i++]);
+      std::vector<const v1::Task*> ordered = ts;
+      std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
+        return a->slot() != b->slot() ? a->slot() < b->slot() : a->id() < b->id();
+      });
+      for (const v1::Task* t : ordered) {
+        v1::Endpoint* e = r->add_endpoints();
+        e->set_task_id(t->id());
+        e->set_address(t->address());
+        e->set_port(t->port());
+        e->set_slot(t->slot());
+        e->set_node_id(t->node_id());
+      }
+    }
+  }
+  return table;
+}
+
+v1::RoutingTable RoutingTableCache::Get() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t version = store_.Version();
+  const absl::Time now = clock_.Now();
+  if (version == computed_at_ && now < next_change_) return table_;
+  next_change_ = absl::InfiniteFuture();
+  v1::RoutingTable table =
+      ComputeRoutingTable(ListObjects<v1::Service>(store_), ListObjects<v1::Task>(store_),
+                          ListObjects<v1::Deployment>(store_), now, &next_change_);
+  std::string content = table.SerializeAsString();
+  computed_at_ = version;
+  if (content != content_) {
+    content_ = std::move(content);
+    // Monotonic even when only time (min-ready) changed the content.
+    table.set_version(std::max<uint64_t>(version, table_.version() + 1));
+    table_ = std::move(table);
+  }
+  return table_;
+}
+
+void TrafficStats::Report(const v1::TrafficStatsReport& report) {
+  absl::MutexLock lock(&mu_);
+  auto& node = latest_[report.node_id()];
+  node.clear();
+  std::set<std::string> touched;
+  for (const auto& s : report.services()) {
+    auto& revs = node[s.service_id()];
+    for (const auto& r : s.revisions()) revs[r.revision()] = r;
+    touched.insert(s.service_id());
+  }
+  const absl::Time now = clock_.Now();
+  for (const auto& id : touched) {
+    auto& h = history_[id];
+    h.push_back({now, TotalsLocked(id)});
+    while (!h.empty() && now - h.front().time > kHistory) h.pop_front();
+    while (h.size() > 4096) h.pop_front();
+  }
+}
+
+std::map<int64_t, v1::RevisionTraffic> TrafficStats::TotalsLocked(
+    const std::string& service_id) const {
+  std::map<int64_t, v1::RevisionTraffic> out;
+  for (const auto& [node, services] : latest_) {
+    auto it = services.find(service_id);
+    if (it == services.end()) continue;
+    for (const auto& [rev, t] : it->second) {
+      auto& acc = out[rev];
+      acc.set_revision(rev);
+      Add(&acc, t);
+    }
+  }
+  return out;
+}
+
+std::map<int64_t, v1::RevisionTraffic> TrafficStats::Totals(const std::string& service_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return TotalsLocked(service_id);
+}
+
+std::map<int64_t, v1::RevisionTraffic> TrafficStats::Recent(const std::string& service_id,
+                                                            absl::Duration window) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::map<int64_t, v1::RevisionTraffic> now_totals = TotalsLocked(service_id);
+  auto h = history_.find(service_id);
+  if (h == history_.end() || h->second.empty()) return now_totals;
+  const absl::Time since = clock_.Now() - window;
+  const Sample* base = nullptr;
+  for (const auto& s : h->second) {
+    if (s.time >= since) {
+      base = &s;
+      break;
+    }
+  }
+  std::map<int64_t, v1::RevisionTraffic> out;
+  for (const auto& [rev, t] : now_totals) {
+    v1::RevisionTraffic d = t;
+    if (base) {
+      auto b = base->totals.find(rev);
+      if (b != base->totals.end()) {
+        d.set_requests(Delta(t.requests(), b->second.requests()));
+        d.set_responses_2xx(Delta(t.responses_2xx(), b->second.responses_2xx()));
+        d.set_responses_3xx(Delta(t.responses_3xx(), b->second.responses_3xx()));
+        d.set_responses_4xx(Delta(t.responses_4xx(), b->second.responses_4xx()));
+        d.set_responses_5xx(Delta(t.responses_5xx(), b->second.responses_5xx()));
+        d.set_connect_errors(Delta(t.connect_errors(), b->second.connect_errors()));
+        d.set_latency_count(Delta(t.latency_count(), b->second.latency_count()));
+        d.set_latency_sum_seconds(
+            std::max(0.0, t.latency_sum_seconds() - b->second.latency_sum_seconds()));
+      }
+    }
+    out[rev] = d;
+  }
+  return out;
+}
+
+double ErrorRate(const v1::RevisionTraffic& t) {
+  uint64_t attempts = t.requests();
+  if (attempts == 0) return 0;
+  return 100.0 * static_cast<double>(t.responses_5xx() + t.connect_errors()) /
+         static_cast<double>(attempts);
+}
+
+}  // namespace warren

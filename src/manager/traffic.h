@@ -1,0 +1,88 @@
+#ifndef WARREN_MANAGER_TRAFFIC_H_
+#define WARREN_MANAGER_TRAFFIC_H_
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "store/store.h"
+#include "warren/v1/api.pb.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// The routing table of a cluster state: per service, the endpoints of each revision (tasks
+// that are live, running, healthy and past the rollout's min-ready) and a weight per
+// revision. Pure.
+//
+// Weights: one revision gets 100. Several revisions (a rolling update in flight) share the
+// traffic in proportion to their endpoints, so every endpoint gets an equal share.
+// `next_change` (optional) gets the time a serving task will pass its min-ready.
+v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
+                                     const std::vector<v1::Task>& tasks,
+                                     const std::vector<v1::Deployment>& deployments, absl::Time now,
+                                     absl::Time* next_change = nullptr);
+
+// Splits 100 in proportion to `counts` (largest remainder); all zero gives all zero.
+std::vector<int> ProportionalWeights(const std::vector<int>& counts);
+
+// The current routing table, recomputed when the store changed. Its version only moves when
+// its content does, so data planes can skip identical tables.
+class RoutingTableCache {
+ public:
+  RoutingTableCache(const Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  v1::RoutingTable Get();
+
+ private:
+  const Store& store_;
+  const Clock& clock_;
+  absl::Mutex mu_;
+  uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  absl::Time next_change_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::string content_ ABSL_GUARDED_BY(mu_);
+  v1::RoutingTable table_ ABSL_GUARDED_BY(mu_);
+};
+
+// The workers' proxy counters, kept in memory: the latest report of each node, and a short
+// history of the cluster-wide totals per service revision for windowed rates (canary
+// analysis, `service endpoints`).
+class TrafficStats {
+ public:
+  explicit TrafficStats(const Clock& clock) : clock_(clock) {}
+
+  void Report(const v1::TrafficStatsReport& report);
+
+  // Totals over every node.
+  std::map<int64_t, v1::RevisionTraffic> Totals(const std::string& service_id) const;
+  // Growth of the totals over the last `window` (from the oldest sample inside it).
+  std::map<int64_t, v1::RevisionTraffic> Recent(const std::string& service_id,
+                                                absl::Duration window) const;
+
+ private:
+  struct Sample {
+    absl::Time time;
+    std::map<int64_t, v1::RevisionTraffic> totals;
+  };
+  std::map<int64_t, v1::RevisionTraffic> TotalsLocked(const std::string& service_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const Clock& clock_;
+  mutable absl::Mutex mu_;
+  // node id -> service id -> revision -> counters.
+  std::map<std::string, std::map<std::string, std::map<int64_t, v1::RevisionTraffic>>> latest_
+      ABSL_GUARDED_BY(mu_);
+  // service id -> samples, oldest first (bounded).
+  std::map<std::string, std::deque<Sample>> history_ ABSL_GUARDED_BY(mu_);
+};
+
+// Percent of requests that failed (5xx or connect errors).
+double ErrorRate(const v1::RevisionTraffic& t);
+
+}  // namespace warren
+
+#endif  // WARREN_MANAGER_TRAFFIC_H_
