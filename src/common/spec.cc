@@ -269,7 +269,7 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
 
 // Rollout strategies the deployment controller runs. Blue-green and canary join this list
 // when the traffic layer lands.
-constexpr absl::string_view kStrategies[] = {"rolling"};
+constexpr absl::string_view kStrategies[] = {"rolling", "blue-green", "canary"};
 constexpr absl::string_view kOrders[] = {"start-first", "stop-first"};
 constexpr absl::string_view kFailureActions[] = {"pause", "rollback", "continue"};
 

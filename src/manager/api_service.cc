@@ -335,6 +335,104 @@ void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
   }
 }
 
+grpc::Status ApiService::AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
+                                          const std::string& why, v1::Deployment* resp) {
+  const absl::Time now = clock_.Now();
+  std::vector<v1::Revision> revs = ServiceRevisions(svc.id());
+  const v1::Revision* stable = nullptr;
+  for (const auto& r : revs) {
+    if (r.number() == active.from_revision()) stable = &r;
+  }
+  if (stable == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("revision ", active.from_revision(), " is no longer kept"));
+  }
+  v1::Deployment d = active;
+  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
+  d.set_weight(0);
+  d.set_switched(false);
+  d.set_target_revision(active.from_revision());
+  d.set_reason(why);
+  d.set_rollback_reason("manual");
+  v1::Service next = svc;
+  *next.mutable_spec()->mutable_template_() = stable->template_();
+  next.set_revision(active.from_revision());
+  *next.mutable_updated_at() = ToProtoTime(now);
+  std::vector<Mutation> m = {
+      PutMutation(d, active.version()), PutMutation(next, svc.version()),
+      events_.Make("deployment", d.id(), svc.spec().name(), "rolling-back",
+                   absl::StrCat("traffic back to revision ", active.from_revision(), ": ", why),
+                   svc.id())};
+  for (auto r : revs) {
+    if (r.number() != active.to_revision()) continue;
+    r.set_outcome("rolled-back");
+    m.push_back(PutMutation(r, r.version()));
+  }
+  auto v = store_.Commit(m);
+  if (!v.ok()) return ToGrpc(v.status());
+  if (metrics_) metrics_->Rollback("manual");
+  d.set_version(*v);
+  *resp = d;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest* req,
+                                        v1::Deployment* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  auto active = ActiveDeployment(svc->id());
+  if (!active || !IsProgressive(*active) || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("service \"", svc->spec().name(),
+                                     "\" has no blue/green or canary rollout to promote"));
+  }
+  v1::Deployment d = *active;
+  std::string what;
+  if (d.strategy() == "blue-green") {
+    if (d.switched()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "already switched; blue is removed after the scale-down delay");
+    }
+    d.set_step(1);  // promotion requested: the controller switches once green is ready
+    what = "switch requested";
+  } else {
+    const int last = static_cast<int>(CanarySteps(d.config()).size()) - 1;
+    d.set_step(req->full() ? last : std::min(d.step() + 1, last));
+    what = absl::StrCat("promoted to step ", d.step() + 1, " (", CanarySteps(d.config())[d.step()],
+                        "%)");
+  }
+  if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  auto v = store_.Commit(
+      {PutMutation(d, active->version()), events_.Make("deployment", d.id(), svc->spec().name(),
+                                                       "promoted", what + " by hand", svc->id())});
+  if (!v.ok()) return ToGrpc(v.status());
+  d.set_version(*v);
+  *resp = d;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                                      v1::Deployment* resp) {
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  auto active = ActiveDeployment(svc->id());
+  if (!active || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress to abort"));
+  }
+  if (IsProgressive(*active)) return AbortProgressive(*svc, *active, "aborted by hand", resp);
+  v1::RollbackServiceRequest rb;
+  rb.set_name_or_id(svc->id());
+  rb.set_change_cause("abort");
+  v1::Service out;
+  grpc::Status s = RollbackService(nullptr, &rb, &out);
+  if (!s.ok()) return s;
+  auto latest = ActiveDeployment(svc->id());
+  if (latest) *resp = *latest;
+  return grpc::Status::OK;
+}
+
 grpc::Status ApiService::RollbackService(grpc::ServerContext*,
                                          const v1::RollbackServiceRequest* req, v1::Service* resp) {
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
@@ -342,6 +440,16 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
     if (!svc.ok()) return ToGrpc(svc.status());
     const absl::Time now = clock_.Now();
     auto active = ActiveDeployment(svc->id());
+    // Blue/green (blue still running) and canary (stable still serving): flip back at once.
+    if (active && IsProgressive(*active) && req->to_revision() == 0 &&
+        active->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+      v1::Deployment d;
+      grpc::Status s = AbortProgressive(*svc, *active, "rolled back by hand", &d);
+      if (!s.ok()) return s;
+      auto now_svc = FindService(svc->id());
+      if (now_svc.ok()) *resp = *now_svc;
+      return grpc::Status::OK;
+    }
     auto revs = ServiceRevisions(svc->id());
     int64_t to = req->to_revision();
     if (to == 0) {

@@ -62,6 +62,10 @@ class ApiService final : public v1::Warren::Service {
                              v1::ListRevisionsResponse*) override;
   grpc::Status GetRevision(grpc::ServerContext*, const v1::GetRevisionRequest*,
                            v1::Revision*) override;
+  grpc::Status PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest*,
+                              v1::Deployment*) override;
+  grpc::Status AbortRollout(grpc::ServerContext*, const v1::RolloutRequest*,
+                            v1::Deployment*) override;
   grpc::Status ListTasks(grpc::ServerContext*, const v1::ListTasksRequest*,
                          v1::ListTasksResponse*) override;
   grpc::Status GetTask(grpc::ServerContext*, const v1::GetTaskRequest*, v1::Task*) override;
@@ -114,6 +118,9 @@ class ApiService final : public v1::Warren::Service {
   std::vector<v1::Deployment> ServiceDeployments(const std::string& service_id) const;
   std::optional<v1::Deployment> ActiveDeployment(const std::string& service_id) const;
   grpc::Status SetPaused(const std::string& name_or_id, bool pause, v1::Deployment* resp);
+  // Blue/green and canary: traffic back to the stable revision in one commit.
+  grpc::Status AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
+                                const std::string& why, v1::Deployment* resp);
   static std::string RolloutStrategy(const v1::ServiceSpec& spec);
 
   Store& store_;

@@ -133,8 +133,15 @@ absl::Time Controller::RunPass() {
     const auto& revisions = revisions_by_service[service.id()];
     std::optional<v1::Deployment> rollout;
     if (auto it = active_by_service.find(service.id()); it != active_by_service.end()) {
-      RolloutStep step = RolloutController::Advance(service, it->second, by_service[service.id()],
-                                                    nodes, revisions, now);
+      TrafficWindow window;
+      if (traffic_) {
+        window = [this](const std::string& id, absl::Duration w) {
+          return traffic_->Recent(id, w);
+        };
+      }
+      RolloutStep step =
+          RolloutController::Advance(service, it->second, by_service[service.id()], nodes,
+                                     revisions, now, traffic_ ? &window : nullptr);
       next = std::min(next, step.next_wakeup);
       if (step.changed) {
         std::vector<Mutation> m = {PutMutation(step.deployment, it->second.version())};
@@ -151,6 +158,7 @@ absl::Time Controller::RunPass() {
                                            FromProtoTime(step.deployment.created_at()));
         }
         if (metrics_ && !step.rollback_reason.empty()) metrics_->Rollback(step.rollback_reason);
+        if (metrics_ && step.promoted_step) metrics_->CanaryStep();
         if (step.service) service = *step.service;
       }
       if (IsActive(step.deployment)) rollout = step.deployment;

@@ -9,6 +9,7 @@
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/traffic.h"
 #include "store/store.h"
 
 namespace warren {
@@ -37,6 +38,9 @@ class Controller {
 
   ControllerStats stats() const;
 
+  // Proxy traffic for canary and blue/green analysis (owned by the server).
+  void SetTraffic(TrafficStats* traffic) { traffic_ = traffic; }
+
  private:
   void Loop();
   bool CommitOrCount(const std::vector<Mutation>& mutations);
@@ -47,6 +51,7 @@ class Controller {
   NodeLiveness& liveness_;
   const absl::Duration node_timeout_;
   ManagerMetrics* metrics_;
+  TrafficStats* traffic_ = nullptr;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

@@ -18,11 +18,13 @@ class ManagerMetrics {
                           absl::Duration duration);
   // reason: health_check | error_rate | manual | deadline.
   void Rollback(const std::string& reason);
+  void CanaryStep();
 
  private:
   Family<Counter>& deployments_;
   Family<Histogram>& duration_;
   Family<Counter>& rollbacks_;
+  Family<Counter>& canary_steps_;
 };
 
 }  // namespace warren

@@ -1,6 +1,7 @@
 #include "manager/reconciler.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -120,6 +121,55 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
   out.create.push_back(std::move(replacement));
 }
 
+// Blue/green and canary: each revision of the plan gets its own slots 1..count; tasks of
+// other revisions and of slots beyond the counts are shut down (they drain first).
+void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& tasks,
+                   const std::vector<std::pair<int64_t, int>>& plan,
+                   const std::function<const v1::TaskTemplate&(int64_t)>& template_for,
+                   absl::Time now, ReconcileActions* out) {
+  const std::string& name = service.spec().name();
+  std::map<int64_t, int> counts(plan.begin(), plan.end());
+  std::map<std::pair<int64_t, int>, std::vector<const v1::Task*>> slots;
+  for (const auto& t : tasks) slots[{t.revision(), t.slot()}].push_back(&t);
+  for (auto& [key, ts] : slots) {
+    std::stable_sort(ts.begin(), ts.end(), [](const v1::Task* a, const v1::Task* b) {
+      return FromProtoTime(a->created_at()) < FromProtoTime(b->created_at());
+    });
+  }
+  // Surplus first: other revisions, and slots beyond a revision's count.
+  for (const auto& [key, ts] : slots) {
+    auto c = counts.find(key.first);
+    if (c != counts.end() && key.second >= 1 && key.second <= c->second) continue;
+    for (const v1::Task* t : ts) {
+      if (IsLive(*t)) {
+        ShutDown(*t, "not in the rollout's plan", out);
+        out->events.push_back(
+            {"task", t->id(), name, "shutdown",
+             absl::StrCat("revision ", t->revision(), " slot ", t->slot(), " removed")});
+      } else if (IsTerminal(t->status().state())) {
+        out->remove.push_back(t->id());
+      }
+    }
+  }
+  for (const auto& [revision, count] : plan) {
+    for (int number = 1; number <= count; ++number) {
+      const auto& ts = slots[{revision, number}];
+      std::vector<const v1::Task*> live;
+      for (const v1::Task* t : ts) {
+        if (IsLive(*t)) live.push_back(t);
+      }
+      for (size_t i = 0; i + 1 < live.size(); ++i) ShutDown(*live[i], "duplicate task", out);
+      if (!live.empty()) continue;
+      const Slot slot{service, revision, template_for(revision), number, "", now, out};
+      if (ts.empty()) {
+        out->create.push_back(slot.New(0, now));
+      } else {
+        ReplaceTerminal(slot, ts);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::Duration Reconciler::Backoff(const v1::RestartPolicy& policy, int consecutive_failures) {
@@ -221,6 +271,11 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     }
     return service.spec().template_();
   };
+
+  if (rollout && IsProgressive(*rollout) && !global) {
+    ReconcilePlan(service, tasks, TaskPlan(service, *rollout), template_for, now, &out);
+    return out;
+  }
 
   const std::vector<std::string> wanted = WantedSlots(service, nodes);
   const std::set<std::string> wanted_set(wanted.begin(), wanted.end());

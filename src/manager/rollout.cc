@@ -8,6 +8,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/traffic.h"
 
 namespace warren {
 namespace {
@@ -108,11 +109,446 @@ bool IsAvailable(const v1::Task& t, absl::Duration min_ready, absl::Time now,
   return false;
 }
 
+bool IsProgressive(const v1::Deployment& d) {
+  return d.strategy() == "blue-green" || d.strategy() == "canary";
+}
+
+std::vector<int> CanarySteps(const v1::UpdateConfig& c) {
+  if (c.canary_steps_size() == 0) return {10, 25, 50, 100};
+  return {c.canary_steps().begin(), c.canary_steps().end()};
+}
+
+namespace {
+
+int CanaryCount(int replicas, int weight) {
+  if (weight <= 0 || replicas <= 0) return 0;
+  return std::max(1, (replicas * weight + 99) / 100);
+}
+
+int CurrentStepWeight(const v1::Deployment& d) {
+  std::vector<int> steps = CanarySteps(d.config());
+  int i = std::clamp(d.step(), 0, static_cast<int>(steps.size()) - 1);
+  return steps[i];
+}
+
+bool IsLiveTask(const v1::Task& t) {
+  return t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state());
+}
+
+// The analysis of one window: every check's value against its threshold.
+struct Verdict {
+  bool failed = false;
+  bool passed = false;  // decided in favour (only meaningful at the window's end)
+  std::string reason;
+  std::string rollback_reason;
+  std::vector<v1::AnalysisResult> results;
+};
+
+Verdict Analyze(const v1::UpdateConfig& c, int64_t canary, int64_t stable,
+                const std::map<int64_t, v1::RevisionTraffic>& recent, bool window_over,
+                absl::Time now) {
+  Verdict v;
+  auto add = [&](const std::string& check, double value, double threshold, bool ok,
+                 const std::string& detail) {
+    v1::AnalysisResult r;
+    r.set_check(check);
+    r.set_value(value);
+    r.set_threshold(threshold);
+    r.set_passed(ok);
+    r.set_detail(detail);
+    *r.mutable_time() = ToProtoTime(now);
+    v.results.push_back(std::move(r));
+    if (!ok && !v.failed) {
+      v.failed = true;
+      v.rollback_reason = "error_rate";
+      v.reason = absl::StrCat(check, " ", value, " exceeds ", threshold, ": ", detail);
+    }
+  };
+  v1::RevisionTraffic ct, st;
+  if (auto it = recent.find(canary); it != recent.end()) ct = it->second;
+  if (auto it = recent.find(stable); it != recent.end()) st = it->second;
+  const int min_requests = c.min_requests() > 0 ? c.min_requests() : 0;
+  const bool enough = static_cast<int>(ct.requests()) >= min_requests;
+  v1::AnalysisResult req;
+  req.set_check("requests");
+  req.set_value(static_cast<double>(ct.requests()));
+  req.set_threshold(min_requests);
+  req.set_passed(enough);
+  req.set_detail(enough ? "enough requests to judge" : "too few requests to judge yet");
+  *req.mutable_time() = ToProtoTime(now);
+  v.results.push_back(req);
+  if (enough && ct.requests() > 0) {
+    const double rate = ErrorRate(ct);
+    const double threshold = c.has_failure_threshold() ? c.failure_threshold() : 10.0;
+    add("error_rate", rate, threshold, rate <= threshold,
+        absl::StrCat(ct.responses_5xx(), " 5xx and ", ct.connect_errors(), " connect errors in ",
+                     ct.requests(), " requests (percent)"));
+    if (c.has_max_error_rate_increase()) {
+      const double stable_rate = st.requests() > 0 ? ErrorRate(st) : 0;
+      add("error_rate_increase", rate - stable_rate, c.max_error_rate_increase(),
+          rate - stable_rate <= c.max_error_rate_increase(),
+          absl::StrCat("canary ", rate, "% vs stable ", stable_rate, "% (percentage points)"));
+    }
+    if (c.has_max_latency() && FromProtoDuration(c.max_latency()) > absl::ZeroDuration()) {
+      const double limit = absl::ToDoubleSeconds(FromProtoDuration(c.max_latency()));
+      add("latency_p99", ct.latency_p99_seconds(), limit, ct.latency_p99_seconds() <= limit,
+          "p99 latency in seconds");
+    }
+  }
+  if (window_over && !v.failed) {
+    if (enough) {
+      v.passed = true;
+    } else {
+      const std::string policy = c.thin_traffic().empty() ? "extend" : c.thin_traffic();
+      if (policy == "pass") {
+        v.passed = true;
+      } else if (policy == "fail") {
+        v.failed = true;
+        v.rollback_reason = "error_rate";
+        v.reason = absl::StrCat("only ", ct.requests(), " requests in the window (min ",
+                                min_requests, ") and the thin-traffic policy is fail");
+      }
+    }
+  }
+  return v;
+}
+
+// New tasks of `revision` that failed since `since`: crashed, unhealthy or not healthy within
+// the healthy deadline. Returns the first reason.
+std::string TaskFailure(const std::vector<v1::Task>& tasks, int64_t revision, absl::Time since,
+                        const RolloutParams& p, absl::Time now, absl::Time* wake_at) {
+  for (const auto& t : tasks) {
+    if (t.revision() != revision || FromProtoTime(t.created_at()) < since) continue;
+    const auto state = t.status().state();
+    if (state == v1::TASK_STATE_FAILED || state == v1::TASK_STATE_COMPLETE ||
+        state == v1::TASK_STATE_REJECTED) {
+      return FailureReason(t);
+    }
+    if (!IsLiveTask(t)) continue;
+    if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
+      return absl::StrCat("task ", t.id(), " (slot ", t.slot(),
+                          ") is unhealthy: ", t.status().health().last_probe().output());
+    }
+    if (!IsAvailable(t, p.min_ready, now)) {
+      absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
+      if (now >= deadline) {
+        return absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") not healthy within ",
+                            warren::FormatDuration(p.healthy_deadline), " (healthy deadline)");
+      }
+      *wake_at = std::min(*wake_at, deadline);
+    }
+  }
+  return "";
+}
+
+RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment& d,
+                               const std::vector<v1::Task>& tasks,
+                               const std::map<int64_t, v1::Revision>& revisions, absl::Time now,
+                               const TrafficWindow* traffic) {
+  RolloutStep step;
+  step.deployment = d;
+  v1::Deployment& nd = step.deployment;
+  const std::string& name = service.spec().name();
+  const bool canary = nd.strategy() == "canary";
+  const int n = service.spec().replicas();
+  const int64_t from = nd.from_revision(), to = nd.to_revision();
+  const RolloutParams p = ResolveRolloutParams(nd.config(), n);
+  absl::Time wake_at = absl::InfiniteFuture();
+  auto finish_wake = [&] {
+    if (wake_at > now) step.next_wakeup = std::min(step.next_wakeup, wake_at);
+  };
+
+  if (nd.phase() == v1::DEPLOYMENT_PHASE_PENDING) {
+    nd.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+    nd.set_target_revision(to);
+    *nd.mutable_phase_started_at() = ToProtoTime(now);
+    *nd.mutable_last_progress_at() = ToProtoTime(now);
+    step.changed = true;
+    step.events.push_back(
+        {"deployment", nd.id(), name, "started",
+         canary ? absl::StrCat("canary of revision ", to, " beside ", from, ", steps ",
+                               absl::StrJoin(CanarySteps(nd.config()), ","))
+                : absl::StrCat("blue/green: green revision ", to, " starts beside blue ", from)});
+  }
+
+  int live_to = 0, available_to = 0;
+  for (const auto& t : tasks) {
+    if (t.revision() != to || !IsLiveTask(t)) continue;
+    live_to++;
+    absl::Time ready_at = absl::InfiniteFuture();
+    if (IsAvailable(t, p.min_ready, now, &ready_at)) {
+      available_to++;
+    } else {
+      wake_at = std::min(wake_at, ready_at);
+    }
+  }
+  if (nd.updated() != live_to || nd.available() != available_to || nd.total() != n) {
+    nd.set_updated(live_to);
+    nd.set_available(available_to);
+    nd.set_total(n);
+    step.changed = true;
+  }
+
+  if (nd.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+    if (live_to == 0) {
+      nd.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
+      *nd.mutable_finished_at() = ToProtoTime(now);
+      step.finished_status = "rolled_back";
+      step.changed = true;
+      step.events.push_back({"deployment", nd.id(), name, "rolled-back",
+                             absl::StrCat("traffic on revision ", from, "; revision ", to,
+                                          " removed: ", nd.reason())});
+    }
+    finish_wake();
+    return step;
+  }
+  if (nd.phase() == v1::DEPLOYMENT_PHASE_PAUSED) {
+    finish_wake();
+    return step;
+  }
+
+  // Traffic back to the stable revision at once; the reconciler then drains the new tasks.
+  auto roll_back = [&](const std::string& why, const std::string& label) {
+    step.changed = true;
+    auto stable = revisions.find(from);
+    nd.set_weight(0);
+    nd.set_switched(false);
+    nd.set_reason(why);
+    nd.set_rollback_reason(label);
+    nd.set_target_revision(from);
+    if (stable == revisions.end()) {
+      nd.set_phase(v1::DEPLOYMENT_PHASE_FAILED);
+      *nd.mutable_finished_at() = ToProtoTime(now);
+      step.finished_status = "failed";
+      step.events.push_back({"deployment", nd.id(), name, "failed", why});
+      return;
+    }
+    nd.set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
+    v1::Service reverted = service;
+    *reverted.mutable_spec()->mutable_template_() = stable->second.template_();
+    reverted.set_revision(from);
+    *reverted.mutable_updated_at() = ToProtoTime(now);
+    step.service = std::move(reverted);
+    SetOutcome(revisions, to, "rolled-back", &step);
+    step.rollback_reason = label;
+    step.events.push_back({"deployment", nd.id(), name, "rolling-back",
+                           absl::StrCat("traffic back to revision ", from, ": ", why)});
+    step.next_wakeup = now;
+  };
+  auto succeed = [&](const std::string& why) {
+    step.changed = true;
+    nd.set_phase(v1::DEPLOYMENT_PHASE_SUCCEEDED);
+    nd.set_reason(why);
+    *nd.mutable_finished_at() = ToProtoTime(now);
+    step.finished_status = "succeeded";
+    SetOutcome(revisions, to, "succeeded", &step);
+    step.events.push_back({"deployment", nd.id(), name, "succeeded", why});
+  };
+
+  absl::Time phase_start = FromProtoTime(nd.phase_started_at());
+  if (phase_start == absl::InfinitePast()) phase_start = FromProtoTime(nd.created_at());
+  if (std::string failure = TaskFailure(tasks, to, phase_start, p, now, &wake_at);
+      !failure.empty()) {
+    roll_back(failure, "health_check");
+    return step;
+  }
+  absl::Time last_progress = FromProtoTime(nd.last_progress_at());
+  if (last_progress == absl::InfinitePast()) last_progress = phase_start;
+  const absl::Duration window = DurationOr(nd.config().canary_window(), absl::Minutes(5));
+
+  if (!canary) {
+    if (!nd.switched()) {
+      if (available_to < n) {
+        if (now - last_progress >= p.progress_deadline) {
+          roll_back(
+              absl::StrCat("green not ready within ", warren::FormatDuration(p.progress_deadline),
+                           " (progress deadline); ", available_to, "/", n, " available"),
+              "deadline");
+          return step;
+        }
+        wake_at = std::min(wake_at, last_progress + p.progress_deadline);
+        finish_wake();
+        return step;
+      }
+      const bool auto_promote = !nd.config().has_auto_promote() || nd.config().auto_promote();
+      if (!auto_promote && nd.step() == 0) {
+        const std::string waiting = "green is ready; waiting for `warren service promote`";
+        if (nd.reason() != waiting) {
+          nd.set_reason(waiting);
+          step.changed = true;
+          step.events.push_back({"deployment", nd.id(), name, "ready", waiting});
+        }
+        finish_wake();
+        return step;
+      }
+      nd.set_switched(true);
+      nd.set_weight(100);
+      nd.set_reason("");
+      *nd.mutable_switched_at() = ToProtoTime(now);
+      *nd.mutable_last_progress_at() = ToProtoTime(now);
+      step.changed = true;
+      step.events.push_back({
+          "deployment",
+          nd.id(),
+          name,
+          "switched",
+          absl::StrCat(
+              "production traffic switched to revision ", to, "; revision ", from, " kept for ",
+              warren::FormatDuration(DurationOr(nd.config().scale_down_delay(), absl::Minutes(5)))),
+      });
+      step.next_wakeup = now;
+      return step;
+    }
+    // Switched: post-switch analysis until the scale-down delay ends.
+    const absl::Time switched_at = FromProtoTime(nd.switched_at());
+    const absl::Time end =
+        switched_at + DurationOr(nd.config().scale_down_delay(), absl::Minutes(5));
+    if (traffic && now < switched_at + window) {
+      Verdict v =
+          Analyze(nd.config(), to, from, (*traffic)(service.id(), now - switched_at), false, now);
+      nd.clear_analysis();
+      for (auto& r : v.results) *nd.add_analysis() = std::move(r);
+      if (v.failed) {
+        roll_back(absl::StrCat("post-switch analysis failed: ", v.reason), v.rollback_reason);
+        return step;
+      }
+      wake_at = std::min(wake_at, now + absl::Seconds(1));
+    }
+    if (now >= end) {
+      succeed(absl::StrCat("revision ", to, " serves all traffic; revision ", from, " removed"));
+      return step;
+    }
+    wake_at = std::min(wake_at, end);
+    finish_wake();
+    return step;
+  }
+
+  // Canary.
+  const std::vector<int> steps = CanarySteps(nd.config());
+  const int target_weight = CurrentStepWeight(nd);
+  const int want = CanaryCount(n, target_weight);
+  if (nd.weight() != target_weight) {
+    if (available_to >= want) {
+      nd.set_weight(target_weight);
+      *nd.mutable_step_started_at() = ToProtoTime(now);
+      *nd.mutable_last_progress_at() = ToProtoTime(now);
+      nd.clear_analysis();
+      step.changed = true;
+      step.promoted_step = nd.step() > 0;
+      step.events.push_back(
+          {"deployment", nd.id(), name, "step",
+           absl::StrCat("step ", nd.step() + 1, "/", steps.size(), ": ", target_weight,
+                        "% of traffic on revision ", to, " (", want, " tasks)")});
+      step.next_wakeup = now;
+      return step;
+    }
+    if (now - last_progress >= p.progress_deadline) {
+      roll_back(absl::StrCat("canary tasks not ready within ",
+                             warren::FormatDuration(p.progress_deadline), " (progress deadline)"),
+                "deadline");
+      return step;
+    }
+    wake_at = std::min(wake_at, last_progress + p.progress_deadline);
+    finish_wake();
+    return step;
+  }
+  const absl::Time step_start = FromProtoTime(nd.step_started_at());
+  const bool window_over = now >= step_start + window;
+  Verdict v;
+  if (traffic) {
+    v = Analyze(nd.config(), to, from, (*traffic)(service.id(), now - step_start), window_over,
+                now);
+  } else {
+    v.passed = window_over;
+  }
+  {
+    v1::Deployment probe = nd;
+    probe.clear_analysis();
+    for (const auto& r : v.results) *probe.add_analysis() = r;
+    // Values move with every request; write them at most once a second.
+    bool results_changed = probe.analysis_size() != nd.analysis_size();
+    for (int i = 0; !results_changed && i < probe.analysis_size(); ++i) {
+      results_changed =
+          probe.analysis(i).passed() != nd.analysis(i).passed() ||
+          FromProtoTime(probe.analysis(i).time()) - FromProtoTime(nd.analysis(i).time()) >=
+              absl::Seconds(1);
+    }
+    if (results_changed) {
+      *nd.mutable_analysis() = probe.analysis();
+      step.changed = true;
+    }
+  }
+  if (v.failed) {
+    roll_back(absl::StrCat("step ", nd.step() + 1, " analysis failed: ", v.reason),
+              v.rollback_reason);
+    return step;
+  }
+  if (window_over && v.passed) {
+    if (nd.step() + 1 >= static_cast<int>(steps.size())) {
+      succeed(absl::StrCat("canary revision ", to, " promoted through every step"));
+      return step;
+    }
+    nd.set_step(nd.step() + 1);
+    step.changed = true;
+    step.next_wakeup = now;
+    return step;
+  }
+  if (window_over && now - step_start >= window + p.progress_deadline) {
+    roll_back(absl::StrCat("too little traffic to judge step ", nd.step() + 1, " within ",
+                           warren::FormatDuration(p.progress_deadline),
+                           " after its window (progress deadline)"),
+              "deadline");
+    return step;
+  }
+  wake_at = std::min(wake_at, window_over ? now + absl::Seconds(1)
+                                          : std::min(step_start + window, now + absl::Seconds(1)));
+  finish_wake();
+  return step;
+}
+
+}  // namespace
+
+std::vector<std::pair<int64_t, int>> TaskPlan(const v1::Service& service, const v1::Deployment& d) {
+  const int n = service.spec().replicas();
+  const int64_t from = d.from_revision(), to = d.to_revision();
+  if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) return {{from, n}, {to, 0}};
+  if (d.strategy() == "blue-green") return {{from, n}, {to, n}};
+  const int canary = CanaryCount(n, CurrentStepWeight(d));
+  const int stable = d.config().canary_keep_stable()
+                         ? n
+                         : std::max(0, n - CanaryCount(n, d.weight() >= 100 ? 100 : d.weight()));
+  return {{from, stable}, {to, canary}};
+}
+
+std::map<int64_t, PlannedRoute> PlannedWeights(const v1::Deployment& d) {
+  const int64_t from = d.from_revision(), to = d.to_revision();
+  std::map<int64_t, PlannedRoute> out;
+  if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+    out[from] = {100, false};
+    out[to] = {0, false};
+  } else if (d.strategy() == "blue-green") {
+    if (d.switched()) {
+      out[to] = {100, false};
+      out[from] = {0, false};
+    } else {
+      out[from] = {100, false};
+      out[to] = {0, true};
+    }
+  } else {
+    out[to] = {d.weight(), false};
+    out[from] = {100 - d.weight(), false};
+  }
+  return out;
+}
+
 RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Deployment& d,
                                        const std::vector<v1::Task>& tasks,
                                        const std::vector<v1::Node>& nodes,
                                        const std::map<int64_t, v1::Revision>& revisions,
-                                       absl::Time now) {
+                                       absl::Time now, const TrafficWindow* traffic) {
+  if (IsProgressive(d) && IsActive(d)) {
+    return AdvanceProgressive(service, d, tasks, revisions, now, traffic);
+  }
   RolloutStep step;
   step.deployment = d;
   v1::Deployment& nd = step.deployment;

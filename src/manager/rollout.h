@@ -1,6 +1,7 @@
 #ifndef WARREN_MANAGER_ROLLOUT_H_
 #define WARREN_MANAGER_ROLLOUT_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "absl/time/time.h"
 #include "manager/reconciler.h"
+#include "warren/v1/api.pb.h"
 #include "warren/v1/objects.pb.h"
 
 namespace warren {
@@ -57,8 +59,10 @@ struct RolloutStep {
   absl::Time next_wakeup = absl::InfiniteFuture();
   // When the deployment ended in this step: "succeeded", "rolled_back" or "failed".
   std::string finished_status;
-  // When a rollback started in this step: health_check | deadline.
+  // When a rollback started in this step: health_check | error_rate | deadline.
   std::string rollback_reason;
+  // A canary moved to its next step.
+  bool promoted_step = false;
 };
 
 // The rolling-update state machine. Level-triggered and pure: it compares the deployment
@@ -70,12 +74,35 @@ struct RolloutStep {
 // healthy deadline), apply the failure action when the failures exceed max-failure-ratio or
 // the progress deadline passes, and when the current batch is done (and `delay` has passed)
 // switch the next batch of slots to the target within the surge/unavailable budgets.
+// Proxy traffic of a service's revisions over the last `window`.
+using TrafficWindow = std::function<std::map<int64_t, v1::RevisionTraffic>(
+    const std::string& service_id, absl::Duration window)>;
+
 class RolloutController {
  public:
+  // `traffic` feeds canary and blue/green analysis; without it only health is judged.
   static RolloutStep Advance(const v1::Service& service, const v1::Deployment& deployment,
                              const std::vector<v1::Task>& tasks, const std::vector<v1::Node>& nodes,
-                             const std::map<int64_t, v1::Revision>& revisions, absl::Time now);
+                             const std::map<int64_t, v1::Revision>& revisions, absl::Time now,
+                             const TrafficWindow* traffic = nullptr);
 };
+
+// Blue/green and canary run both revisions side by side with their own task counts and
+// traffic weights, instead of moving slots one by one.
+bool IsProgressive(const v1::Deployment& d);
+
+// Tasks each revision should have now (revision, count), for a progressive deployment.
+std::vector<std::pair<int64_t, int>> TaskPlan(const v1::Service& service, const v1::Deployment& d);
+
+struct PlannedRoute {
+  int weight = 0;
+  bool preview = false;
+};
+// Traffic weights per revision of a progressive deployment.
+std::map<int64_t, PlannedRoute> PlannedWeights(const v1::Deployment& d);
+
+// Canary steps with the default (10, 25, 50, 100) filled in.
+std::vector<int> CanarySteps(const v1::UpdateConfig& c);
 
 }  // namespace warren
 

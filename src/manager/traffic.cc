@@ -54,8 +54,11 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
                                      const std::vector<v1::Deployment>& deployments, absl::Time now,
                                      absl::Time* next_change) {
   std::map<std::string, absl::Duration> min_ready;
+  std::map<std::string, const v1::Deployment*> progressive;
   for (const auto& d : deployments) {
-    if (IsActive(d)) min_ready[d.service_id()] = ResolveRolloutParams(d.config(), 1).min_ready;
+    if (!IsActive(d)) continue;
+    min_ready[d.service_id()] = ResolveRolloutParams(d.config(), 1).min_ready;
+    if (IsProgressive(d)) progressive[d.service_id()] = &d;
   }
   std::map<std::string, std::map<int64_t, std::vector<const v1::Task*>>> by_service;
   for (const auto& t : tasks) {
@@ -82,10 +85,33 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
     std::vector<int> counts;
     for (const auto& [rev, ts] : revisions) counts.push_back(static_cast<int>(ts.size()));
     std::vector<int> weights = ProportionalWeights(counts);
+    std::vector<bool> preview(weights.size(), false);
+    if (auto p = progressive.find(s->id()); p != progressive.end()) {
+      // The deployment sets the split; a revision without endpoints gives its share to the
+      // others (in proportion), so the weights of what is routed still sum to 100.
+      auto planned = PlannedWeights(*p->second);
+      std::vector<int> wanted;
+      size_t k = 0;
+      for (const auto& [rev, ts] : revisions) {
+        auto it = planned.find(rev);
+        wanted.push_back(it == planned.end() ? 0 : it->second.weight);
+        preview[k++] = it != planned.end() && it->second.preview;
+      }
+      if (std::accumulate(wanted.begin(), wanted.end(), 0) > 0) {
+        std::vector<int> scaled = ProportionalWeights(wanted);
+        weights = scaled;
+      } else {
+        std::fill(weights.begin(), weights.end(), 0);
+        for (size_t j = 0; j < weights.size(); ++j) {
+          if (!preview[j]) weights[j] = 0;
+        }
+      }
+    }
     size_t i = 0;
     for (const auto& [rev, ts] : revisions) {
       v1::RevisionRoute* r = route->add_revisions();
       r->set_revision(rev);
+      r->set_preview(preview[i]);
       r->set_weight(weights[i++]);
       std::vector<const v1::Task*> ordered = ts;
       std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {

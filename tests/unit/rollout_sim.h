@@ -18,6 +18,7 @@
 #include "manager/controller.h"
 #include "manager/manager_metrics.h"
 #include "manager/rollout.h"
+#include "manager/traffic.h"
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
 #include "test_util.h"
@@ -75,6 +76,7 @@ class Sim {
                                         metrics_.get());
     controller_ = std::make_unique<Controller>(*store_, clock_, *events_, *liveness_,
                                                absl::Seconds(15), metrics_.get());
+    controller_->SetTraffic(&traffic_);
   }
 
   ApiService& api() { return *api_; }
@@ -84,11 +86,33 @@ class Sim {
 
   std::function<Behavior(const v1::Task&)> behavior = [](const v1::Task&) { return Behavior(); };
 
+  // Proxy traffic per step: for a revision, (requests, failed requests) added each step, split
+  // as the routing table's weights say (the proxies' job in the real system).
+  std::function<std::pair<int, int>(int64_t revision, int weight)> traffic_gen;
+
+  v1::RoutingTable Routes() {
+    return ComputeRoutingTable(ListObjects<v1::Service>(*store_), Tasks(),
+                               ListObjects<v1::Deployment>(*store_), clock_.Now());
+  }
+  // Weight of a revision of "web" in the routing table (-1: not routed).
+  int Weight(int64_t revision, bool* preview = nullptr) {
+    const v1::RoutingTable table = Routes();
+    for (const auto& s : table.services()) {
+      for (const auto& r : s.revisions()) {
+        if (r.revision() != revision) continue;
+        if (preview) *preview = r.preview();
+        return r.weight();
+      }
+    }
+    return -1;
+  }
+
   // Advances time, lets the worker and the controller act (twice, so a decision and its
   // consequence land in the same step).
   void Step(absl::Duration dt = absl::Milliseconds(500)) {
     clock_.Advance(dt);
     liveness_->Beat(node_id_);
+    if (traffic_gen) GenerateTraffic();
     for (int i = 0; i < 2; ++i) {
       SimulateWorker();
       controller_->RunPass();
@@ -218,7 +242,32 @@ class Sim {
     if (!m.empty()) store_->Commit(m).IgnoreError();
   }
 
+  void GenerateTraffic() {
+    v1::TrafficStatsReport report;
+    report.set_node_id(node_id_);
+    const v1::RoutingTable table = Routes();
+    for (const auto& s : table.services()) {
+      auto* st = report.add_services();
+      st->set_service_id(s.service_id());
+      st->set_service(s.name());
+      for (const auto& r : s.revisions()) {
+        auto [requests, failed] = traffic_gen(r.revision(), r.weight());
+        auto& acc = counters_[{s.service_id(), r.revision()}];
+        acc.set_revision(r.revision());
+        acc.set_requests(acc.requests() + requests);
+        acc.set_responses_5xx(acc.responses_5xx() + failed);
+        acc.set_responses_2xx(acc.responses_2xx() + requests - failed);
+      }
+      for (const auto& [key, acc] : counters_) {
+        if (key.first == s.service_id()) *st->add_revisions() = acc;
+      }
+    }
+    traffic_.Report(report);
+  }
+
   static inline int counter_ = 0;
+  TrafficStats traffic_{clock_};
+  std::map<std::pair<std::string, int64_t>, v1::RevisionTraffic> counters_;
   std::filesystem::path dir_;
   FakeClock clock_;
   Registry registry_;
