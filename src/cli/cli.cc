@@ -209,16 +209,14 @@ std::string LatestDeploymentId(Client& client, const std::string& service) {
   return d.id();
 }
 
-absl::Duration ToAbsl(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 int Follow(Context& ctx, Client& client, const std::string& service, std::string previous_id,
            const v1::UpdateConfig& config, absl::Time since) {
   FollowRequest req;
   req.service = service;
   req.previous_deployment_id = std::move(previous_id);
-  if (config.has_progress_deadline()) req.progress_deadline = ToAbsl(config.progress_deadline());
+  if (config.has_progress_deadline()) {
+    req.progress_deadline = RolloutQuietLimit(config.strategy(), config);
+  }
   req.events_since = since;
   return FollowRollout(client.stub(), req, *ctx.env, *ctx.out, *ctx.err);
 }
@@ -296,6 +294,89 @@ int PauseOrResume(Context& ctx, const std::string& name, bool pause) {
   *ctx.out << (d.service_name().empty() ? name : d.service_name()) << ": "
            << (d.rollback() ? "rollback" : "rollout") << " to revision " << d.to_revision() << " "
            << (pause ? "paused" : "resumed") << " (" << RenderProgress(d) << ")\n";
+  return 0;
+}
+
+// What a promotion did, from the deployment the manager returned.
+std::string DescribePromotion(const v1::Deployment& d, const std::string& name) {
+  const std::string svc = d.service_name().empty() ? name : d.service_name();
+  if (d.strategy() == "canary") {
+    return absl::StrFormat("%s: canary of revision %d promoted (%s)\n", svc, d.to_revision(),
+                           CanaryStepText(d));
+  }
+  if (d.strategy() == "blue-green") {
+    return absl::StrFormat("%s: revision %d promoted: %s\n", svc, d.to_revision(),
+                           d.switched() ? "production traffic switched to it"
+                                        : "traffic switches as soon as every green task is ready");
+  }
+  return absl::StrFormat("%s: rollout to revision %d promoted (%s)\n", svc, d.to_revision(),
+                         PhaseName(d.phase()));
+}
+
+int Promote(Context& ctx, const std::string& name, bool full) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::PromoteRequest req;
+  req.set_name_or_id(name);
+  req.set_full(full);
+  v1::Deployment d;
+  if (grpc::Status s = client.stub().PromoteRollout(&call, req, &d); !s.ok()) {
+    return client.Fail(s);
+  }
+  *ctx.out << DescribePromotion(d, name);
+  return 0;
+}
+
+int Abort(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  grpc::ClientContext call;
+  Client::Prepare(&call);
+  v1::RolloutRequest req;
+  req.set_name_or_id(name);
+  v1::Deployment d;
+  if (grpc::Status s = client.stub().AbortRollout(&call, req, &d); !s.ok()) return client.Fail(s);
+  *ctx.out << absl::StrFormat(
+      "%s: rollout to revision %d aborted; traffic back on revision %d (%s)\n",
+      d.service_name().empty() ? name : d.service_name(), d.to_revision(), d.from_revision(),
+      PhaseName(d.phase()));
+  return 0;
+}
+
+int CanaryStatus(Context& ctx, const std::string& name) {
+  Client client(ctx);
+  v1::Deployment d;
+  {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::RolloutRequest req;
+    req.set_name_or_id(name);
+    if (grpc::Status s = client.stub().GetRollout(&call, req, &d); !s.ok()) return client.Fail(s);
+  }
+  // The weights the proxies use; the deployment's own fields stand in when unavailable.
+  v1::ServiceEndpoints endpoints;
+  bool have_endpoints = false;
+  {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::GetEndpointsRequest req;
+    req.set_name_or_id(name);
+    have_endpoints = client.stub().GetEndpoints(&call, req, &endpoints).ok();
+  }
+  v1::ListTasksResponse tasks;
+  {
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ListTasksRequest req;
+    req.set_service(d.service_id().empty() ? name : d.service_id());
+    if (grpc::Status s = client.stub().ListTasks(&call, req, &tasks); !s.ok()) {
+      return client.Fail(s);
+    }
+  }
+  *ctx.out << RenderCanaryStatus(
+      d, have_endpoints ? &endpoints : nullptr,
+      CountReplicasByRevision({tasks.tasks().begin(), tasks.tasks().end()}), ctx.format(),
+      ctx.env->now());
   return 0;
 }
 
@@ -829,6 +910,36 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* resume = service->add_subcommand("resume", "Resume the service's paused rollout");
   resume->add_option("NAME", resume_name, "Service name or id")->required();
   resume->callback([&] { action = [&] { return PauseOrResume(ctx, resume_name, false); }; });
+
+  std::string promote_name;
+  CLI::App* promote = service->add_subcommand(
+      "promote", "Blue/green: switch traffic to green now. Canary: go to the next step");
+  promote->add_option("NAME", promote_name, "Service name or id")->required();
+  promote->callback([&] { action = [&] { return Promote(ctx, promote_name, false); }; });
+
+  std::string abort_name;
+  CLI::App* abort_cmd = service->add_subcommand(
+      "abort",
+      "Canary and blue/green: traffic back to the stable revision at once, new tasks removed");
+  abort_cmd->add_option("NAME", abort_name, "Service name or id")->required();
+  abort_cmd->callback([&] { action = [&] { return Abort(ctx, abort_name); }; });
+
+  CLI::App* canary = service->add_subcommand("canary", "Canary and blue/green rollouts");
+  canary->require_subcommand(1);
+  std::string canary_status_name;
+  CLI::App* canary_status = canary->add_subcommand(
+      "status", "Step, weights, replicas per revision, analysis checks and time left");
+  canary_status->add_option("NAME", canary_status_name, "Service name or id")->required();
+  AddOutputFlag(canary_status, &ctx);
+  canary_status->callback([&] { action = [&] { return CanaryStatus(ctx, canary_status_name); }; });
+  std::string canary_promote_name;
+  bool canary_promote_full = false;
+  CLI::App* canary_promote =
+      canary->add_subcommand("promote", "Go to the next step now (--full: straight to 100%)");
+  canary_promote->add_option("NAME", canary_promote_name, "Service name or id")->required();
+  canary_promote->add_flag("--full", canary_promote_full, "Skip the remaining steps");
+  canary_promote->callback(
+      [&] { action = [&] { return Promote(ctx, canary_promote_name, canary_promote_full); }; });
 
   RollbackFlags rollback_flags;
   CLI::App* rollback = service->add_subcommand(

@@ -15,6 +15,8 @@
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
 
 namespace warren {
 namespace {
@@ -215,6 +217,8 @@ std::string RenderProgress(const v1::Deployment& d) {
                     std::string(kWidth - updated, '.');
   std::string line = absl::StrFormat("[%s] updated %d/%d, available %d/%d, batch %d", bar,
                                      d.updated(), total, d.available(), total, d.batch());
+  if (std::string step = CanaryStepText(d); !step.empty()) absl::StrAppend(&line, ", ", step);
+  if (d.strategy() == "blue-green" && d.switched()) absl::StrAppend(&line, ", switched");
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) absl::StrAppend(&line, ", rolling back");
   if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) absl::StrAppend(&line, ", paused");
   return line;
@@ -245,6 +249,12 @@ std::string ShortDuration(absl::Duration d) {
 
 std::string WithReason(std::string head, const std::string& reason) {
   return reason.empty() ? head : absl::StrCat(head, ": ", reason);
+}
+
+// Blue/green with manual promotion, green complete, not switched yet.
+bool AwaitsPromotion(const v1::Deployment& d) {
+  return d.strategy() == "blue-green" && !d.rollback() && d.config().has_auto_promote() &&
+         !d.config().auto_promote() && !d.switched() && d.total() > 0 && d.available() >= d.total();
 }
 
 }  // namespace
@@ -295,6 +305,15 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
             absl::StrFormat(" (resume with `warren service resume %s` or roll back with `warren "
                             "service rollback %s`)",
                             d.service_name(), d.service_name()));
+      }
+      return o;
+    case v1::DEPLOYMENT_PHASE_PROGRESSING:
+      if (AwaitsPromotion(d)) {
+        o.done = true;
+        o.message = absl::StrFormat(
+            "green (revision %d) is ready and gets no production traffic yet; switch with "
+            "`warren service promote %s`",
+            d.to_revision(), d.service_name());
       }
       return o;
     default:
@@ -445,6 +464,200 @@ std::string UnifiedDiff(std::string_view from_name, std::string_view from, std::
       absl::StrAppend(&out, std::string(1, script[x].op), script[x].text, "\n");
     }
     k = end;
+  }
+  return out;
+}
+
+std::string CanaryStepText(const v1::Deployment& d) {
+  if (d.strategy() != "canary") return "";
+  const int steps = d.config().canary_steps_size();
+  if (steps == 0) return absl::StrCat("weight ", d.weight(), "%");
+  return absl::StrFormat("step %d/%d, weight %d%%", std::clamp(d.step() + 1, 1, steps), steps,
+                         d.weight());
+}
+
+std::optional<absl::Duration> WindowLeft(const v1::Deployment& d, absl::Time now) {
+  if (!d.config().has_canary_window()) return std::nullopt;
+  if (d.phase() != v1::DEPLOYMENT_PHASE_PROGRESSING && d.phase() != v1::DEPLOYMENT_PHASE_PAUSED) {
+    return std::nullopt;
+  }
+  google::protobuf::Timestamp start = d.step_started_at();
+  if (!IsSet(start) && d.strategy() == "blue-green" && d.switched()) start = d.switched_at();
+  if (!IsSet(start)) return std::nullopt;
+  const google::protobuf::Duration& w = d.config().canary_window();
+  absl::Duration left =
+      ToTime(start) + absl::Seconds(w.seconds()) + absl::Nanoseconds(w.nanos()) - now;
+  return std::max(left, absl::ZeroDuration());
+}
+
+std::string FormatCheckValue(const std::string& check, double value) {
+  if (check == "error_rate" || check == "error_rate_increase") {
+    return absl::StrFormat("%.2f%%", value);
+  }
+  if (check == "latency_p99") return absl::StrFormat("%.1fms", value * 1000);
+  if (check == "requests" || check == "health") return absl::StrFormat("%.0f", value);
+  return absl::StrFormat("%g", value);
+}
+
+std::map<int64_t, RevisionReplicas> CountReplicasByRevision(const std::vector<v1::Task>& tasks) {
+  std::map<int64_t, RevisionReplicas> out;
+  for (const v1::Task& t : tasks) {
+    if (t.desired_state() != v1::TASK_STATE_RUNNING || IsTerminal(t.status().state())) continue;
+    RevisionReplicas& r = out[t.revision()];
+    ++r.live;
+    if (IsServing(t)) ++r.serving;
+  }
+  return out;
+}
+
+namespace {
+
+void EmitYaml(YAML::Emitter& e, const nlohmann::ordered_json& j) {
+  if (j.is_object()) {
+    e << YAML::BeginMap;
+    for (const auto& [k, v] : j.items()) {
+      e << YAML::Key << k << YAML::Value;
+      EmitYaml(e, v);
+    }
+    e << YAML::EndMap;
+  } else if (j.is_array()) {
+    if (j.empty()) {
+      e << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+      return;
+    }
+    e << YAML::BeginSeq;
+    for (const auto& v : j) EmitYaml(e, v);
+    e << YAML::EndSeq;
+  } else if (j.is_string()) {
+    e << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_null()) {
+    e << YAML::Null;
+  } else {
+    e << j.dump();
+  }
+}
+
+}  // namespace
+
+std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoints* endpoints,
+                               const std::map<int64_t, RevisionReplicas>& replicas,
+                               OutputFormat format, absl::Time now) {
+  const bool blue_green = d.strategy() == "blue-green";
+  const bool canary = d.strategy() == "canary";
+  struct Row {
+    int64_t revision;
+    std::string role;
+    int weight;
+    RevisionReplicas replicas;
+  };
+  // Weights the proxies use when the endpoints say so; else what the deployment implies.
+  auto weight_of = [&](int64_t revision, int implied) {
+    if (endpoints != nullptr) {
+      for (const auto& r : endpoints->revisions()) {
+        if (r.revision() == revision) return r.weight();
+      }
+      return 0;
+    }
+    return implied;
+  };
+  int new_weight = canary ? d.weight() : (blue_green ? (d.switched() ? 100 : 0) : 0);
+  std::vector<Row> rows;
+  auto replicas_of = [&](int64_t revision) {
+    auto it = replicas.find(revision);
+    return it == replicas.end() ? RevisionReplicas{} : it->second;
+  };
+  if (d.from_revision() != 0 && d.from_revision() != d.to_revision()) {
+    rows.push_back({d.from_revision(), blue_green ? "blue" : (canary ? "stable" : "old"),
+                    weight_of(d.from_revision(), 100 - new_weight),
+                    replicas_of(d.from_revision())});
+  }
+  rows.push_back({d.to_revision(), blue_green ? "green" : (canary ? "canary" : "new"),
+                  weight_of(d.to_revision(), new_weight), replicas_of(d.to_revision())});
+  std::optional<absl::Duration> left = WindowLeft(d, now);
+  const int steps = d.config().canary_steps_size();
+
+  if (format != OutputFormat::kTable) {
+    using Json = nlohmann::ordered_json;
+    Json j;
+    j["service"] = d.service_name();
+    j["deployment"] = d.id();
+    j["strategy"] = d.strategy();
+    j["phase"] = PhaseName(d.phase());
+    j["fromRevision"] = d.from_revision();
+    j["toRevision"] = d.to_revision();
+    if (canary) {
+      j["step"] = steps == 0 ? 0 : std::clamp(d.step() + 1, 1, steps);
+      j["steps"] = steps;
+      j["weight"] = d.weight();
+    }
+    if (blue_green) j["switched"] = d.switched();
+    j["windowLeft"] =
+        left ? Json(warren::FormatDuration(absl::Trunc(*left, absl::Seconds(1)))) : Json(nullptr);
+    if (!d.reason().empty()) j["reason"] = d.reason();
+    Json revs = Json::array();
+    for (const Row& r : rows) {
+      revs.push_back({{"revision", r.revision},
+                      {"role", r.role},
+                      {"weight", r.weight},
+                      {"replicas", r.replicas.live},
+                      {"serving", r.replicas.serving}});
+    }
+    j["revisions"] = revs;
+    Json checks = Json::array();
+    for (const v1::AnalysisResult& a : d.analysis()) {
+      checks.push_back({{"check", a.check()},
+                        {"value", a.value()},
+                        {"threshold", a.threshold()},
+                        {"passed", a.passed()},
+                        {"detail", a.detail()}});
+    }
+    j["analysis"] = checks;
+    if (format == OutputFormat::kJson) return j.dump(2) + "\n";
+    YAML::Emitter e;
+    e.SetIndent(2);
+    EmitYaml(e, j);
+    return std::string(e.c_str()) + "\n";
+  }
+
+  std::vector<std::vector<std::string>> head = {
+      {"Service:", d.service_name()},
+      {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
+      {"Strategy:", OrDash(d.strategy())},
+      {"Phase:", PhaseName(d.phase())},
+      {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
+  };
+  if (canary) head.push_back({"Step:", CanaryStepText(d)});
+  if (blue_green) {
+    head.push_back(
+        {"Switched:", d.switched() && IsSet(d.switched_at())
+                          ? absl::StrCat("yes, ", FormatAge(d.switched_at(), now), " ago")
+                          : (d.switched() ? "yes" : "no")});
+  }
+  head.push_back(
+      {"Window left:", left ? warren::FormatDuration(absl::Trunc(*left, absl::Seconds(1))) : "-"});
+  if (!d.reason().empty()) head.push_back({"Reason:", d.reason()});
+  std::vector<std::string> first = head.front();
+  head.erase(head.begin());
+  std::string out = RenderTable(first, head);
+
+  std::vector<std::vector<std::string>> revs;
+  for (const Row& r : rows) {
+    revs.push_back({absl::StrCat(r.revision), r.role, absl::StrCat(r.weight, "%"),
+                    absl::StrCat(r.replicas.live), absl::StrCat(r.replicas.serving)});
+  }
+  out += "\n" + RenderTable({"REVISION", "ROLE", "WEIGHT", "REPLICAS", "SERVING"}, revs);
+
+  out += "\n";
+  if (d.analysis_size() == 0) {
+    out += "No analysis results yet.\n";
+  } else {
+    std::vector<std::vector<std::string>> checks;
+    for (const v1::AnalysisResult& a : d.analysis()) {
+      checks.push_back({a.check(), FormatCheckValue(a.check(), a.value()),
+                        FormatCheckValue(a.check(), a.threshold()), a.passed() ? "pass" : "FAIL",
+                        OrDash(a.detail())});
+    }
+    out += RenderTable({"CHECK", "VALUE", "THRESHOLD", "RESULT", "DETAIL"}, checks);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 #define WARREN_CLI_OUTPUT_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,16 +46,47 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
 std::string RenderEvent(const v1::Event& event, OutputFormat format);
 
 // One line of rollout progress: "[####++....] updated 3/5, available 2/5, batch 2" ('#'
-// available on the target revision, '+' updated but not yet available), with ", rolling back"
-// or ", paused" appended in those phases.
+// available on the target revision, '+' updated but not yet available), then for a canary
+// ", step 2/4, weight 25%", for blue/green ", switched" once traffic is on the new revision,
+// and ", rolling back" or ", paused" in those phases.
 std::string RenderProgress(const v1::Deployment& d);
+
+// Canary: "step 2/4, weight 25%" (the step 1-based, out of config.canary_steps). Empty for
+// other strategies.
+std::string CanaryStepText(const v1::Deployment& d);
+
+// Time left in the current analysis window: step_started_at (blue/green: switched_at when no
+// step start is set) + config.canary_window - now, at least 0. Unset when the deployment has
+// no window running.
+std::optional<absl::Duration> WindowLeft(const v1::Deployment& d, absl::Time now);
+
+// An analysis check's value or threshold in the check's unit: error_rate and
+// error_rate_increase in percent ("2.50%"), latency_p99 in seconds shown as milliseconds
+// ("250.0ms"), requests and health as counts, anything else as a plain number.
+std::string FormatCheckValue(const std::string& check, double value);
+
+// Per revision: live tasks (desired running, not ended) and those of them serving.
+struct RevisionReplicas {
+  int live = 0;
+  int serving = 0;
+};
+std::map<int64_t, RevisionReplicas> CountReplicasByRevision(const std::vector<v1::Task>& tasks);
+
+// `service canary status`: strategy, phase, step and weight, time left in the window, one row
+// per revision (role, weight, replicas) and one per analysis check (value, threshold,
+// pass/fail). `endpoints` (may be null) gives the weights the proxies use; without it they
+// come from the deployment. JSON/YAML carry the same fields.
+std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoints* endpoints,
+                               const std::map<int64_t, RevisionReplicas>& replicas,
+                               OutputFormat format, absl::Time now);
 
 // "progressing", "rolled-back": the phase without its prefix, lower case, '-' for '_'.
 std::string PhaseName(v1::DeploymentPhase phase);
 
 // How a rollout ended, for a follower: whether it is over, the exit code, and the line to print
 // ("rollout to revision 3 succeeded in 12s", "rolled back to revision 2: <reason>",
-// "paused: <reason>", "failed: <reason>").
+// "paused: <reason>", "failed: <reason>"). A blue/green rollout without autoPromote whose green
+// set is ready waits for a person, as a pause does: done, exit 0, with the promote command.
 struct RolloutOutcome {
   bool done = false;
   int exit_code = 0;

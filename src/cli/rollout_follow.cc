@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <memory>
 #include <string>
@@ -164,6 +165,19 @@ bool Transient(const grpc::Status& s) {
 
 }  // namespace
 
+absl::Duration RolloutQuietLimit(const std::string& strategy, const v1::UpdateConfig& config) {
+  absl::Duration limit =
+      config.has_progress_deadline() ? ToDuration(config.progress_deadline()) : absl::Minutes(10);
+  if (strategy == "canary") {
+    limit = std::max(limit, ToDuration(config.canary_window()));
+  } else if (strategy == "blue-green") {
+    // After the switch, blue is kept (and the new revision watched) with nothing to show.
+    limit = std::max(
+        limit, std::max(ToDuration(config.scale_down_delay()), ToDuration(config.canary_window())));
+  }
+  return limit;
+}
+
 FollowEnv FollowEnv::Real() {
   FollowEnv env;
   env.now = [] { return absl::Now(); };
@@ -209,10 +223,11 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
     if (ours) {
       said_unreachable = false;
       if (d.config().has_progress_deadline()) {
-        bound = ToDuration(d.config().progress_deadline()) + env.deadline_margin;
+        bound = RolloutQuietLimit(d.strategy(), d.config()) + env.deadline_margin;
       }
-      std::string state = absl::StrCat(d.id(), "/", d.phase(), "/", d.updated(), "/", d.available(),
-                                       "/", d.total(), "/", d.batch());
+      std::string state =
+          absl::StrCat(d.id(), "/", d.phase(), "/", d.updated(), "/", d.available(), "/", d.total(),
+                       "/", d.batch(), "/", d.step(), "/", d.weight(), "/", d.switched());
       if (state != last_state) {
         last_state = state;
         last_change = env.now();

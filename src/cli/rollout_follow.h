@@ -44,6 +44,11 @@ struct FollowRequest {
   absl::Time events_since;
 };
 
+// How long a rollout of `strategy` may show no change before a follower gives up (before the
+// margin): the progress deadline, or a canary window / blue-green scale-down delay when
+// longer, since those pass with nothing to show.
+absl::Duration RolloutQuietLimit(const std::string& strategy, const v1::UpdateConfig& config);
+
 // Polls GetRollout every env.poll_interval, prints the progress line and the service's events
 // as they happen, and the outcome. Returns the exit code: 0 succeeded (or paused by request),
 // 1 rolled back / failed / superseded / paused by the failure action / no progress within the

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cmath>
 #include <set>
 #include <string>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/spec.h"
 
 namespace warren {
@@ -81,6 +83,17 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"updateConfig.progressDeadline", "--progress-deadline"},
     {"updateConfig.failureAction", "--failure-action"},
     {"updateConfig.maxFailureRatio", "--max-failure-ratio"},
+    {"updateConfig.scaleDownDelay", "--scale-down-delay"},
+    {"updateConfig.previewPublishedPort", "--preview-publish"},
+    {"updateConfig.canarySteps", "--canary-steps"},
+    {"updateConfig.canaryWindow", "--canary-window"},
+    {"updateConfig.failureThreshold", "--failure-threshold"},
+    {"updateConfig.maxErrorRateIncrease", "--max-error-rate-increase"},
+    {"updateConfig.maxLatency", "--max-latency"},
+    {"updateConfig.minRequests", "--min-requests"},
+    {"updateConfig.thinTraffic", "--thin-traffic"},
+    {"updateConfig.analysisQuery", "--analysis-query"},
+    {"updateConfig.analysisThreshold", "--analysis-threshold"},
     {"updateConfig:", "--max-surge, --max-unavailable"},
     {"rollbackConfig.parallelism", "--rollback-parallelism"},
     {"rollbackConfig.maxSurge", "--rollback-max-surge"},
@@ -231,6 +244,53 @@ absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
   return absl::OkStatus();
 }
 
+// The blue/green and canary options.
+absl::Status ApplyStrategyFlags(const UpdateConfigFlags& f, v1::UpdateConfig* u) {
+  if (f.Given("--auto-promote")) u->set_auto_promote(f.auto_promote);
+  if (f.Given("--preview-publish")) u->set_preview_published_port(f.preview_publish);
+  if (f.Given("--canary-steps")) {
+    absl::StatusOr<std::vector<int>> steps = ParseCanarySteps(f.canary_steps);
+    if (!steps.ok()) return FlagError("--canary-steps", steps.status().message());
+    u->clear_canary_steps();
+    for (int w : *steps) u->add_canary_steps(w);
+  }
+  if (f.Given("--canary-keep-stable")) u->set_canary_keep_stable(f.canary_keep_stable);
+  using DurationField = google::protobuf::Duration* (v1::UpdateConfig::*)();
+  for (const auto& [flag, text, field] :
+       {std::tuple<const char*, const std::string*, DurationField>{
+            "--scale-down-delay", &f.scale_down_delay, &v1::UpdateConfig::mutable_scale_down_delay},
+        {"--canary-window", &f.canary_window, &v1::UpdateConfig::mutable_canary_window},
+        {"--max-latency", &f.max_latency, &v1::UpdateConfig::mutable_max_latency}}) {
+    if (!f.Given(flag)) continue;
+    if (auto s = SetDuration(flag, *text, (u->*field)()); !s.ok()) return s;
+  }
+  if (f.Given("--failure-threshold")) {
+    absl::StatusOr<double> pct = ParsePercent(f.failure_threshold);
+    if (!pct.ok()) return FlagError("--failure-threshold", pct.status().message());
+    u->set_failure_threshold(*pct);
+  }
+  if (f.Given("--max-error-rate-increase")) {
+    if (f.max_error_rate_increase == "off") {
+      u->clear_max_error_rate_increase();
+    } else {
+      absl::StatusOr<double> pct = ParsePercent(f.max_error_rate_increase);
+      if (!pct.ok()) return FlagError("--max-error-rate-increase", pct.status().message());
+      u->set_max_error_rate_increase(*pct);
+    }
+  }
+  if (f.Given("--min-requests")) u->set_min_requests(f.min_requests);
+  if (f.Given("--thin-traffic")) u->set_thin_traffic(f.thin_traffic);
+  if (f.Given("--analysis-query")) {
+    u->set_analysis_query(f.analysis_query);
+    // An empty query turns the check off; its threshold goes with it.
+    if (f.analysis_query.empty() && !f.Given("--analysis-threshold")) {
+      u->clear_analysis_threshold();
+    }
+  }
+  if (f.Given("--analysis-threshold")) u->set_analysis_threshold(f.analysis_threshold);
+  return absl::OkStatus();
+}
+
 absl::Status ApplyUpdateConfigFlags(const UpdateConfigFlags& f, v1::ServiceSpec* spec) {
   v1::UpdateConfig* u = spec->mutable_update_config();
   if (f.Given("--strategy")) u->set_strategy(f.strategy);
@@ -252,6 +312,7 @@ absl::Status ApplyUpdateConfigFlags(const UpdateConfigFlags& f, v1::ServiceSpec*
   }
   if (f.Given("--failure-action")) u->set_failure_action(f.failure_action);
   if (f.Given("--max-failure-ratio")) u->set_max_failure_ratio(f.max_failure_ratio);
+  if (auto s = ApplyStrategyFlags(f, u); !s.ok()) return s;
 
   // Only touched when a rollback flag is given: an absent rollbackConfig inherits everything.
   auto r = [spec] { return spec->mutable_rollback_config(); };
@@ -281,7 +342,9 @@ std::set<std::string> GivenFlagNames(const CLI::App& cmd) {
 
 void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* f) {
   const std::string g = "Rollout";
-  cmd->add_option("--strategy", f->strategy, "Rollout strategy: rolling (default)")->group(g);
+  cmd->add_option("--strategy", f->strategy,
+                  "Rollout strategy: rolling (default), blue-green or canary")
+      ->group(g);
   cmd->add_option("--parallelism", f->parallelism, "Tasks replaced per batch (0: all at once)")
       ->group(g);
   cmd->add_option("--max-surge", f->max_surge, "Extra tasks during a rollout: N or P% (default 1)")
@@ -323,6 +386,54 @@ void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* f) {
       ->group(g);
   cmd->add_option("--history-limit", f->history_limit, "Revisions kept (default 10, at least 2)")
       ->group(g);
+
+  const std::string bg = "Blue/green";
+  cmd->add_flag("--auto-promote,!--no-auto-promote", f->auto_promote,
+                "Switch to green as soon as it is ready (default true); "
+                "else wait for `service promote`")
+      ->group(bg);
+  cmd->add_option("--scale-down-delay", f->scale_down_delay,
+                  "Blue keeps running this long after the switch, for an instant rollback "
+                  "(default 5m)")
+      ->group(bg);
+  cmd->add_option("--preview-publish", f->preview_publish,
+                  "Port where green is reachable before the switch (0: none)")
+      ->group(bg);
+
+  const std::string c = "Canary";
+  cmd->add_option("--canary-steps", f->canary_steps,
+                  "Traffic weights in percent, increasing, ending at 100 (default 10,25,50,100)")
+      ->group(c);
+  cmd->add_option("--canary-window", f->canary_window,
+                  "Observation window per step (default 5m; blue/green: after the switch)")
+      ->group(c);
+  cmd->add_flag("--canary-keep-stable", f->canary_keep_stable,
+                "Keep the stable revision at full replicas until the end (default false)")
+      ->group(c);
+
+  const std::string a = "Analysis (canary and blue/green)";
+  cmd->add_option("--failure-threshold", f->failure_threshold,
+                  "Highest error rate of the new revision, percent (default 10)")
+      ->group(a);
+  cmd->add_option("--max-error-rate-increase", f->max_error_rate_increase,
+                  "Highest error rate above the stable revision's, percentage points "
+                  "(default: off)")
+      ->group(a);
+  cmd->add_option("--max-latency", f->max_latency, "Highest p99 latency (default 0: not checked)")
+      ->group(a);
+  cmd->add_option("--min-requests", f->min_requests,
+                  "Requests needed before the error rate is judged (default 50)")
+      ->group(a);
+  cmd->add_option("--thin-traffic", f->thin_traffic,
+                  "Fewer requests than --min-requests at the end of a window: extend (default), "
+                  "pass or fail")
+      ->group(a);
+  cmd->add_option("--analysis-query", f->analysis_query,
+                  "Prometheus instant query checked each window ('' removes it)")
+      ->group(a);
+  cmd->add_option("--analysis-threshold", f->analysis_threshold,
+                  "Highest value of --analysis-query")
+      ->group(a);
 }
 
 void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags) {
@@ -426,6 +537,33 @@ absl::StatusOr<v1::Port> ParsePublish(std::string_view text_in) {
     port.set_host_ip(h);
   }
   return port;
+}
+
+absl::StatusOr<std::vector<int>> ParseCanarySteps(std::string_view text) {
+  std::vector<int> steps;
+  for (absl::string_view part : absl::StrSplit(AV(text), ',')) {
+    absl::string_view item = absl::StripAsciiWhitespace(part);
+    absl::ConsumeSuffix(&item, "%");
+    int w;
+    if (!absl::SimpleAtoi(item, &w)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "invalid steps \"%s\": use whole percentages separated by commas, e.g. 10,25,50,100",
+          AV(text)));
+    }
+    steps.push_back(w);
+  }
+  return steps;
+}
+
+absl::StatusOr<double> ParsePercent(std::string_view text) {
+  absl::string_view t = absl::StripAsciiWhitespace(AV(text));
+  absl::ConsumeSuffix(&t, "%");
+  double v;
+  if (t.empty() || !absl::SimpleAtod(t, &v) || !std::isfinite(v)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "invalid percentage \"%s\": use a number such as 10, 2.5 or 10%%", AV(text)));
+  }
+  return v;
 }
 
 absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(std::string_view flag,

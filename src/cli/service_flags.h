@@ -68,6 +68,20 @@ struct UpdateConfigFlags {
   std::string rollback_order;
   std::string rollback_delay;
   int history_limit = 0;
+  // Blue/green and canary.
+  bool auto_promote = true;
+  std::string scale_down_delay;
+  int preview_publish = 0;
+  std::string canary_steps;  // "10,25,50,100"
+  std::string canary_window;
+  bool canary_keep_stable = false;
+  std::string failure_threshold;        // percent: "10" or "10%"
+  std::string max_error_rate_increase;  // percent, or "off"
+  std::string max_latency;
+  int min_requests = 0;
+  std::string thin_traffic;
+  std::string analysis_query;
+  double analysis_threshold = 0;
 
   std::set<std::string> given;
   bool Given(std::string_view flag) const { return given.count(std::string(flag)) > 0; }
@@ -99,6 +113,11 @@ void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags);
 // "8080" (published 8080, target 8080), "9000:8080" (published 9000, target 8080),
 // "127.0.0.1:9000:8080/tcp" (bound to one host address).
 absl::StatusOr<v1::Port> ParsePublish(std::string_view text);
+// "10,25,50,100": whole numbers separated by commas (spaces allowed). Only the syntax is
+// checked here; ranges and order are the spec's (ValidateServiceSpec).
+absl::StatusOr<std::vector<int>> ParseCanarySteps(std::string_view text);
+// "10", "2.5" or "10%": a percentage as a number.
+absl::StatusOr<double> ParsePercent(std::string_view text);
 // "K=V" (V may be empty or contain '='); `flag` names the flag in the error.
 absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(std::string_view flag,
                                                                   std::string_view text);

@@ -267,9 +267,9 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
 
 // ---- update config ------------------------------------------------------------------------
 
-// Rollout strategies the deployment controller runs. Blue-green and canary join this list
-// when the traffic layer lands.
+// Rollout strategies the deployment controller runs.
 constexpr absl::string_view kStrategies[] = {"rolling", "blue-green", "canary"};
+constexpr absl::string_view kThinTraffic[] = {"extend", "pass", "fail"};
 constexpr absl::string_view kOrders[] = {"start-first", "stop-first"};
 constexpr absl::string_view kFailureActions[] = {"pause", "rollback", "continue"};
 
@@ -308,6 +308,25 @@ void SetDurationSeconds(google::protobuf::Duration* d, int64_t seconds) {
   d->set_nanos(0);
 }
 
+absl::Status ValidateCanarySteps(const v1::UpdateConfig& u, const std::string& p) {
+  const auto& steps = u.canary_steps();
+  for (int i = 0; i < steps.size(); ++i) {
+    const std::string path = absl::StrCat(p, ".canarySteps[", i, "]");
+    if (steps[i] < 1 || steps[i] > 100) {
+      return Invalid(path, absl::StrCat("must be 1..100 (percent), got ", steps[i]));
+    }
+    if (i > 0 && steps[i] <= steps[i - 1]) {
+      return Invalid(path, absl::StrFormat("must be greater than the step before (%d), got %d",
+                                           steps[i - 1], steps[i]));
+    }
+  }
+  if (!steps.empty() && steps[steps.size() - 1] != 100) {
+    return Invalid(absl::StrCat(p, ".canarySteps[", steps.size() - 1, "]"),
+                   absl::StrCat("the last step must be 100, got ", steps[steps.size() - 1]));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& p) {
   if (auto s = ValidateOneOf(p + ".strategy", u.strategy(), kStrategies); !s.ok()) return s;
   if (u.parallelism() < 0) {
@@ -338,6 +357,60 @@ absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& 
   double r = u.max_failure_ratio();
   if (!std::isfinite(r) || r < 0 || r > 1) {
     return Invalid(p + ".maxFailureRatio", absl::StrCat("must be 0..1, got ", r));
+  }
+  // Options of the other strategies are accepted and ignored (documented), so switching
+  // strategy back and forth keeps a service's tuned settings.
+  if (auto s = ValidateCanarySteps(u, p); !s.ok()) return s;
+  for (const auto& [field, d] : {std::pair{".scaleDownDelay", &u.scale_down_delay()},
+                                 std::pair{".canaryWindow", &u.canary_window()},
+                                 std::pair{".maxLatency", &u.max_latency()}}) {
+    if (auto s = ValidateDuration(p + field, *d, false); !s.ok()) return s;
+  }
+  if (int port = u.preview_published_port(); port < 0 || port > 65535) {
+    return Invalid(p + ".previewPublishedPort",
+                   absl::StrCat("must be 0 (no preview port) or 1..65535, got ", port));
+  }
+  for (const auto& [field, has, v] :
+       {std::tuple{".failureThreshold", u.has_failure_threshold(), u.failure_threshold()},
+        std::tuple{".maxErrorRateIncrease", u.has_max_error_rate_increase(),
+                   u.max_error_rate_increase()}}) {
+    if (has && (!std::isfinite(v) || v < 0 || v > 100)) {
+      return Invalid(p + field, absl::StrCat("must be 0..100 (percent), got ", v));
+    }
+  }
+  if (u.min_requests() < 0) {
+    return Invalid(p + ".minRequests", absl::StrCat("must be 0 or more, got ", u.min_requests()));
+  }
+  if (!u.thin_traffic().empty()) {
+    if (auto s = ValidateOneOf(p + ".thinTraffic", u.thin_traffic(), kThinTraffic); !s.ok()) {
+      return s;
+    }
+  }
+  if (!u.analysis_query().empty() && !u.has_analysis_threshold()) {
+    return Invalid(p + ".analysisThreshold", "required when analysisQuery is set");
+  }
+  if (u.has_analysis_threshold()) {
+    if (u.analysis_query().empty()) {
+      return Invalid(p + ".analysisQuery", "required when analysisThreshold is set");
+    }
+    if (!std::isfinite(u.analysis_threshold())) {
+      return Invalid(p + ".analysisThreshold",
+                     absl::StrCat("must be a finite number, got ", u.analysis_threshold()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The preview port must not collide with a production port: they would share a listener.
+absl::Status ValidatePreviewPort(const v1::ServiceSpec& spec) {
+  int preview = spec.update_config().preview_published_port();
+  if (preview == 0) return absl::OkStatus();
+  for (int i = 0; i < spec.template_().ports_size(); ++i) {
+    if (spec.template_().ports(i).published() == preview) {
+      return Invalid(
+          "updateConfig.previewPublishedPort",
+          absl::StrFormat("port %d is already published by template.ports[%d]", preview, i));
+    }
   }
   return absl::OkStatus();
 }
@@ -711,6 +784,15 @@ void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
   if (!u->has_progress_deadline()) SetDurationSeconds(u->mutable_progress_deadline(), 10 * 60);
   if (u->failure_action().empty()) u->set_failure_action("rollback");
   if (!u->has_max_failure_ratio()) u->set_max_failure_ratio(0);
+  if (!u->has_auto_promote()) u->set_auto_promote(true);
+  if (!u->has_scale_down_delay()) SetDurationSeconds(u->mutable_scale_down_delay(), 5 * 60);
+  if (u->strategy() == "canary" && u->canary_steps().empty()) {
+    for (int w : kDefaultCanarySteps) u->add_canary_steps(w);
+  }
+  if (!u->has_canary_window()) SetDurationSeconds(u->mutable_canary_window(), 5 * 60);
+  if (!u->has_failure_threshold()) u->set_failure_threshold(10);
+  if (u->min_requests() == 0) u->set_min_requests(kDefaultMinRequests);
+  if (u->thin_traffic().empty()) u->set_thin_traffic("extend");
 }
 
 v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
@@ -729,6 +811,25 @@ v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
   if (r.has_progress_deadline()) *out.mutable_progress_deadline() = r.progress_deadline();
   if (!r.failure_action().empty()) out.set_failure_action(r.failure_action());
   if (r.has_max_failure_ratio()) out.set_max_failure_ratio(r.max_failure_ratio());
+  if (r.has_auto_promote()) out.set_auto_promote(r.auto_promote());
+  if (r.has_scale_down_delay()) *out.mutable_scale_down_delay() = r.scale_down_delay();
+  if (r.preview_published_port() != 0) out.set_preview_published_port(r.preview_published_port());
+  if (!r.canary_steps().empty()) *out.mutable_canary_steps() = r.canary_steps();
+  if (r.has_canary_window()) *out.mutable_canary_window() = r.canary_window();
+  if (r.canary_keep_stable()) out.set_canary_keep_stable(true);
+  if (r.has_failure_threshold()) out.set_failure_threshold(r.failure_threshold());
+  if (r.has_max_error_rate_increase()) {
+    out.set_max_error_rate_increase(r.max_error_rate_increase());
+  }
+  if (r.has_max_latency()) *out.mutable_max_latency() = r.max_latency();
+  if (r.min_requests() != 0) out.set_min_requests(r.min_requests());
+  if (!r.thin_traffic().empty()) out.set_thin_traffic(r.thin_traffic());
+  if (!r.analysis_query().empty()) out.set_analysis_query(r.analysis_query());
+  if (r.has_analysis_threshold()) out.set_analysis_threshold(r.analysis_threshold());
+  // A rollback config that names canary without steps gets the default steps.
+  if (out.strategy() == "canary" && out.canary_steps().empty()) {
+    for (int w : kDefaultCanarySteps) out.add_canary_steps(w);
+  }
   return out;
 }
 
@@ -780,6 +881,7 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
   }
   if (auto s = ValidateTemplate(spec.template_()); !s.ok()) return s;
   if (auto s = ValidateUpdateConfig(spec.update_config(), "updateConfig"); !s.ok()) return s;
+  if (auto s = ValidatePreviewPort(spec); !s.ok()) return s;
   if (auto s = ValidateUpdateConfig(EffectiveRollbackConfig(spec), "rollbackConfig"); !s.ok()) {
     return s;
   }

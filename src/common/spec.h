@@ -29,11 +29,18 @@ void ApplySpecDefaults(v1::ServiceSpec* spec);
 
 // Fills the unset fields of an update config: strategy "rolling", parallelism 1, maxSurge "1",
 // maxUnavailable "0", order "start-first", delay 0, minReady 0, healthyDeadline 5m,
-// progressDeadline 10m, failureAction "rollback", maxFailureRatio 0.
+// progressDeadline 10m, failureAction "rollback", maxFailureRatio 0, autoPromote true,
+// scaleDownDelay 5m, canaryWindow 5m, failureThreshold 10, minRequests 50 (also when 0),
+// thinTraffic "extend", and canarySteps 10,25,50,100 when the strategy is "canary".
+// maxErrorRateIncrease, maxLatency and the analysis query stay unset (not checked).
 void ApplyUpdateConfigDefaults(v1::UpdateConfig* config);
 
+inline constexpr int kDefaultCanarySteps[] = {10, 25, 50, 100};
+inline constexpr int kDefaultMinRequests = 50;
+
 // The budgets a rollback runs under: updateConfig (defaulted) with every field that
-// rollbackConfig sets laid over it.
+// rollbackConfig sets laid over it (canaryKeepStable only when true, minRequests and
+// previewPublishedPort only when non-zero: proto3 cannot tell those unset from 0/false).
 v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec);
 
 // Revisions kept when historyLimit is 0.

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren {
@@ -346,8 +348,8 @@ TEST(ServiceFlagsTest, UpdateConfigErrorsNameTheFlag) {
     std::string want;
   };
   for (const Case& c : std::vector<Case>{
-           {{"--strategy", "canary"},
-            "--strategy: updateConfig.strategy: must be rolling, got \"canary\""},
+           {{"--strategy", "canary-ish"},
+            "--strategy: updateConfig.strategy: must be rolling, blue-green or canary"},
            {{"--parallelism", "-1"}, "--parallelism: updateConfig.parallelism: must be 0"},
            {{"--parallelism", "two"}, "usage: "},
            {{"--max-surge", "lots"}, "--max-surge: updateConfig.maxSurge: must be a whole number"},
@@ -384,6 +386,169 @@ TEST(ServiceFlagsTest, UpdateConfigErrorsNameTheFlag) {
     ASSERT_FALSE(spec.ok()) << c.want;
     EXPECT_THAT(std::string(spec.status().message()), HasSubstr(c.want));
   }
+}
+
+TEST(ServiceFlagsTest, StrategyFlags) {
+  auto canary = CreateFromArgs({"web",
+                                "--command",
+                                "x",
+                                "--publish",
+                                "9000:8080",
+                                "--strategy",
+                                "canary",
+                                "--canary-steps",
+                                "5, 20,100",
+                                "--canary-window",
+                                "2m",
+                                "--canary-keep-stable",
+                                "--failure-threshold",
+                                "2.5%",
+                                "--max-error-rate-increase",
+                                "1",
+                                "--max-latency",
+                                "300ms",
+                                "--min-requests",
+                                "200",
+                                "--thin-traffic",
+                                "fail",
+                                "--analysis-query",
+                                "sum(rate(x[1m]))",
+                                "--analysis-threshold",
+                                "0.5"});
+  ASSERT_TRUE(canary.ok()) << canary.status();
+  const v1::UpdateConfig& c = canary->update_config();
+  EXPECT_EQ(c.strategy(), "canary");
+  EXPECT_THAT(c.canary_steps(), ::testing::ElementsAre(5, 20, 100));
+  EXPECT_EQ(c.canary_window().seconds(), 120);
+  EXPECT_TRUE(c.canary_keep_stable());
+  EXPECT_DOUBLE_EQ(c.failure_threshold(), 2.5);
+  EXPECT_DOUBLE_EQ(c.max_error_rate_increase(), 1);
+  EXPECT_EQ(c.max_latency().nanos(), 300'000'000);
+  EXPECT_EQ(c.min_requests(), 200);
+  EXPECT_EQ(c.thin_traffic(), "fail");
+  EXPECT_EQ(c.analysis_query(), "sum(rate(x[1m]))");
+  EXPECT_DOUBLE_EQ(c.analysis_threshold(), 0.5);
+  EXPECT_TRUE(c.auto_promote());  // default
+
+  auto bg = CreateFromArgs({"web", "--command", "x", "--publish", "9000:8080", "--strategy",
+                            "blue-green", "--no-auto-promote", "--scale-down-delay", "10m",
+                            "--preview-publish", "9001"});
+  ASSERT_TRUE(bg.ok()) << bg.status();
+  EXPECT_EQ(bg->update_config().strategy(), "blue-green");
+  ASSERT_TRUE(bg->update_config().has_auto_promote());
+  EXPECT_FALSE(bg->update_config().auto_promote());
+  EXPECT_EQ(bg->update_config().scale_down_delay().seconds(), 600);
+  EXPECT_EQ(bg->update_config().preview_published_port(), 9001);
+  EXPECT_TRUE(bg->update_config().canary_steps().empty());
+  auto explicit_false = CreateFromArgs({"web", "--command", "x", "--auto-promote=false"});
+  ASSERT_TRUE(explicit_false.ok()) << explicit_false.status();
+  EXPECT_FALSE(explicit_false->update_config().auto_promote());
+
+  // Canary defaults.
+  auto plain = CreateFromArgs({"web", "--command", "x", "--strategy", "canary"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_THAT(plain->update_config().canary_steps(), ::testing::ElementsAre(10, 25, 50, 100));
+  EXPECT_EQ(plain->update_config().canary_window().seconds(), 300);
+  EXPECT_EQ(plain->update_config().failure_threshold(), 10);
+  EXPECT_EQ(plain->update_config().min_requests(), 50);
+  EXPECT_EQ(plain->update_config().thin_traffic(), "extend");
+}
+
+TEST(ServiceFlagsTest, StrategyFlagErrorsNameTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--strategy", "linear"},
+            "--strategy: updateConfig.strategy: must be rolling, blue-green or canary, got "
+            "\"linear\""},
+           {{"--canary-steps", "10,x,100"}, "--canary-steps: invalid steps \"10,x,100\""},
+           {{"--canary-steps", ""}, "--canary-steps: invalid steps"},
+           {{"--canary-steps", "10,5,100"},
+            "--canary-steps: updateConfig.canarySteps[1]: must be greater than the step before "
+            "(10), got 5"},
+           {{"--canary-steps", "10,50"},
+            "--canary-steps: updateConfig.canarySteps[1]: the last step must be 100"},
+           {{"--canary-steps", "0,100"},
+            "--canary-steps: updateConfig.canarySteps[0]: must be 1..100"},
+           {{"--canary-window", "5"}, "--canary-window: invalid duration \"5\""},
+           {{"--canary-window", "-1m"}, "--canary-window: updateConfig.canaryWindow: must not be"},
+           {{"--scale-down-delay", "x"}, "--scale-down-delay: invalid duration"},
+           {{"--max-latency", "-5ms"}, "--max-latency: updateConfig.maxLatency: must not be"},
+           {{"--failure-threshold", "lots"}, "--failure-threshold: invalid percentage \"lots\""},
+           {{"--failure-threshold", "150"},
+            "--failure-threshold: updateConfig.failureThreshold: must be 0..100"},
+           {{"--max-error-rate-increase", "-1"},
+            "--max-error-rate-increase: updateConfig.maxErrorRateIncrease: must be 0..100"},
+           {{"--min-requests", "-1"},
+            "--min-requests: updateConfig.minRequests: must be 0 or more"},
+           {{"--min-requests", "many"}, "usage: "},
+           {{"--thin-traffic", "skip"},
+            "--thin-traffic: updateConfig.thinTraffic: must be extend, pass or fail"},
+           {{"--preview-publish", "70000"},
+            "--preview-publish: updateConfig.previewPublishedPort: must be 0 (no preview port) or "
+            "1..65535"},
+           {{"--publish", "9000:8080", "--preview-publish", "9000"},
+            "--preview-publish: updateConfig.previewPublishedPort: port 9000 is already published"},
+           {{"--analysis-query", "up"},
+            "--analysis-threshold: updateConfig.analysisThreshold: required when analysisQuery"},
+           {{"--analysis-threshold", "3"},
+            "--analysis-query: updateConfig.analysisQuery: required when analysisThreshold"},
+           {{"--auto-promote=maybe"}, "usage: "},
+       }) {
+    std::vector<std::string> args = {"web", "--command", "x"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto spec = CreateFromArgs(args);
+    ASSERT_FALSE(spec.ok()) << c.want;
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr(c.want));
+  }
+}
+
+TEST(ServiceFlagsTest, UpdateChangesOnlyGivenStrategyFields) {
+  auto base = CreateFromArgs({"web", "--command", "x", "--strategy", "canary", "--canary-steps",
+                              "20,100", "--failure-threshold", "3", "--max-error-rate-increase",
+                              "2", "--analysis-query", "q", "--analysis-threshold", "1",
+                              "--no-auto-promote", "--canary-keep-stable"});
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto update = [&](std::vector<const char*> argv) {
+    CLI::App app{"test"};
+    UpdateFlags flags;
+    app.add_option("NAME", flags.name);
+    AddTemplateFlags(&app, &flags.t);
+    AddUpdateConfigFlags(&app, &flags.u);
+    argv.insert(argv.begin(), {"update", "web"});
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    RecordGivenFlags(app, &flags.t);
+    RecordGivenFlags(app, &flags.u);
+    v1::ServiceSpec spec = *base;
+    absl::Status s = ApplyUpdateFlags(flags, &spec);
+    EXPECT_TRUE(s.ok()) << s;
+    return spec;
+  };
+  v1::ServiceSpec spec = update({"--canary-window", "1m"});
+  EXPECT_EQ(spec.update_config().canary_window().seconds(), 60);
+  EXPECT_THAT(spec.update_config().canary_steps(), ::testing::ElementsAre(20, 100));
+  EXPECT_EQ(spec.update_config().failure_threshold(), 3);
+  EXPECT_FALSE(spec.update_config().auto_promote());
+  EXPECT_TRUE(spec.update_config().canary_keep_stable());
+  EXPECT_EQ(spec.update_config().analysis_query(), "q");
+  // Turning options off again.
+  spec = update({"--auto-promote", "--canary-keep-stable=false", "--max-error-rate-increase", "off",
+                 "--analysis-query", ""});
+  EXPECT_TRUE(spec.update_config().auto_promote());
+  EXPECT_FALSE(spec.update_config().canary_keep_stable());
+  EXPECT_FALSE(spec.update_config().has_max_error_rate_increase());
+  EXPECT_TRUE(spec.update_config().analysis_query().empty());
+  EXPECT_FALSE(spec.update_config().has_analysis_threshold());
+  // Switching strategy keeps the canary options (ignored by blue-green).
+  spec = update({"--strategy", "blue-green"});
+  EXPECT_EQ(spec.update_config().strategy(), "blue-green");
+  EXPECT_THAT(spec.update_config().canary_steps(), ::testing::ElementsAre(20, 100));
+  // A template-only update leaves them as they were.
+  spec = update({"--env", "A=1"});
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(spec.update_config(),
+                                                                 base->update_config()));
 }
 
 TEST(ServiceFlagsTest, UpdateChangesOnlyGivenRolloutFields) {
@@ -829,6 +994,43 @@ class FakeWarren final : public v1::Warren::Service {
     }
     return {grpc::StatusCode::NOT_FOUND, absl::StrCat("revision ", req->number(), " not found")};
   }
+  // Promote and abort answer the current scripted deployment with the change applied the way
+  // the controller would report it, and record the request.
+  grpc::Status PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest* req,
+                              v1::Deployment* resp) override {
+    absl::MutexLock lock(&mu_);
+    promotions.push_back(*req);
+    if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollout"};
+    v1::Deployment& d = rollout_script.front();
+    if (d.strategy() == "rolling") {
+      return {grpc::StatusCode::FAILED_PRECONDITION, "a rolling update has nothing to promote"};
+    }
+    if (d.strategy() == "canary") {
+      int last = d.config().canary_steps_size() - 1;
+      d.set_step(req->full() ? last : std::min(d.step() + 1, last));
+      d.set_weight(d.config().canary_steps(d.step()));
+    } else {
+      d.set_switched(true);
+    }
+    *resp = d;
+    return grpc::Status::OK;
+  }
+  grpc::Status AbortRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
+                            v1::Deployment* resp) override {
+    absl::MutexLock lock(&mu_);
+    aborts.push_back(req->name_or_id());
+    if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollout"};
+    *resp = rollout_script.front();
+    resp->set_weight(0);
+    resp->set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest* req,
+                            v1::ServiceEndpoints* resp) override {
+    if (!endpoints.has_value()) return {grpc::StatusCode::UNIMPLEMENTED, "no endpoints"};
+    *resp = *endpoints;
+    return grpc::Status::OK;
+  }
   // Writes `events` (those of the requested service) and ends the stream.
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest* req,
                            grpc::ServerWriter<v1::Event>* writer) override {
@@ -843,6 +1045,9 @@ class FakeWarren final : public v1::Warren::Service {
   std::vector<v1::Deployment> rollout_script;
   int rollout_calls = 0;
   std::vector<v1::RollbackServiceRequest> rollbacks;
+  std::vector<v1::PromoteRequest> promotions;
+  std::vector<std::string> aborts;
+  std::optional<v1::ServiceEndpoints> endpoints;
   v1::ListRevisionsResponse revisions;
   std::vector<v1::Event> events;
 
@@ -1189,6 +1394,280 @@ TEST_F(FollowTest, InspectShowsUpdateConfig) {
   EXPECT_THAT(out_.str(), HasSubstr("healthyDeadline: 5m\n"));
   EXPECT_THAT(out_.str(), HasSubstr("rollbackConfig:\n    parallelism: 3\n"));
   EXPECT_THAT(out_.str(), HasSubstr("historyLimit: 10\n"));
+}
+
+// A canary of web from revision 1 to 2 at `step` (0-based) of 10,25,50,100.
+v1::Deployment CanaryRollout(std::string id, v1::DeploymentPhase phase, int step) {
+  v1::Deployment d = Rollout(std::move(id), phase, 1, 1, 1);
+  d.set_strategy("canary");
+  for (int w : {10, 25, 50, 100}) d.mutable_config()->add_canary_steps(w);
+  d.mutable_config()->mutable_canary_window()->set_seconds(300);
+  d.set_step(step);
+  d.set_weight(d.config().canary_steps(step));
+  return d;
+}
+
+v1::Deployment BlueGreenRollout(std::string id, v1::DeploymentPhase phase, bool auto_promote,
+                                int available, bool switched) {
+  v1::Deployment d = Rollout(std::move(id), phase, 3, available, 1);
+  d.set_strategy("blue-green");
+  d.mutable_config()->set_auto_promote(auto_promote);
+  d.mutable_config()->mutable_scale_down_delay()->set_seconds(300);
+  d.mutable_config()->mutable_canary_window()->set_seconds(300);
+  d.set_switched(switched);
+  return d;
+}
+
+TEST(OutputTest, CanaryAndBlueGreenProgress) {
+  v1::Deployment c = CanaryRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1);
+  EXPECT_EQ(CanaryStepText(c), "step 2/4, weight 25%");
+  EXPECT_EQ(RenderProgress(c),
+            "[###.......] updated 1/3, available 1/3, batch 1, step 2/4, weight 25%");
+  c.set_phase(v1::DEPLOYMENT_PHASE_PAUSED);
+  EXPECT_THAT(RenderProgress(c), ::testing::EndsWith("step 2/4, weight 25%, paused"));
+  v1::Deployment bg = BlueGreenRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true);
+  EXPECT_EQ(CanaryStepText(bg), "");
+  EXPECT_THAT(RenderProgress(bg), ::testing::EndsWith("batch 1, switched"));
+  bg.set_switched(false);
+  EXPECT_THAT(RenderProgress(bg), ::testing::EndsWith("batch 1"));
+  EXPECT_FALSE(OutcomeOf(bg).done);  // auto promote: the switch comes by itself
+
+  // Manual promotion: a ready green set waits for a person.
+  v1::Deployment manual = BlueGreenRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, false, 2, false);
+  EXPECT_FALSE(OutcomeOf(manual).done);  // not ready yet
+  manual.set_available(3);
+  RolloutOutcome o = OutcomeOf(manual);
+  EXPECT_TRUE(o.done);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_THAT(o.message, HasSubstr("green (revision 2) is ready"));
+  EXPECT_THAT(o.message, HasSubstr("`warren service promote web`"));
+  manual.set_switched(true);
+  EXPECT_FALSE(OutcomeOf(manual).done);
+
+  // The window: step start + canary window - now, never negative.
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  c.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  EXPECT_FALSE(WindowLeft(c, now).has_value());  // no step start yet
+  c.mutable_step_started_at()->set_seconds(1'700'000'000 - 70);
+  EXPECT_EQ(WindowLeft(c, now), absl::Seconds(230));
+  EXPECT_EQ(WindowLeft(c, now + absl::Hours(1)), absl::ZeroDuration());
+  c.set_phase(v1::DEPLOYMENT_PHASE_SUCCEEDED);
+  EXPECT_FALSE(WindowLeft(c, now).has_value());
+  bg.set_switched(true);
+  bg.mutable_switched_at()->set_seconds(1'700'000'000 - 60);
+  EXPECT_EQ(WindowLeft(bg, now), absl::Seconds(240));
+
+  EXPECT_EQ(FormatCheckValue("error_rate", 2.5), "2.50%");
+  EXPECT_EQ(FormatCheckValue("error_rate_increase", 0), "0.00%");
+  EXPECT_EQ(FormatCheckValue("latency_p99", 0.25), "250.0ms");
+  EXPECT_EQ(FormatCheckValue("requests", 49), "49");
+  EXPECT_EQ(FormatCheckValue("query", 0.125), "0.125");
+}
+
+TEST(OutputTest, ReplicasByRevision) {
+  std::vector<v1::Task> tasks(5);
+  for (int i = 0; i < 5; ++i) {
+    tasks[i].set_revision(i < 3 ? 1 : 2);
+    tasks[i].set_desired_state(v1::TASK_STATE_RUNNING);
+    tasks[i].mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  }
+  tasks[1].mutable_status()->set_state(v1::TASK_STATE_STARTING);  // live, not serving
+  tasks[2].set_desired_state(v1::TASK_STATE_SHUTDOWN);            // being removed
+  tasks[4].mutable_status()->set_state(v1::TASK_STATE_FAILED);    // ended
+  auto counts = CountReplicasByRevision(tasks);
+  EXPECT_EQ(counts[1].live, 2);
+  EXPECT_EQ(counts[1].serving, 1);
+  EXPECT_EQ(counts[2].live, 1);
+  EXPECT_EQ(counts[2].serving, 1);
+}
+
+TEST_F(FollowTest, PromoteAndAbort) {
+  fake_.rollout_script = {CanaryRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 0)};
+  ASSERT_EQ(Run({"service", "canary", "promote", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: canary of revision 2 promoted (step 2/4, weight 25%)\n");
+  ASSERT_EQ(Run({"service", "promote", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: canary of revision 2 promoted (step 3/4, weight 50%)\n");
+  ASSERT_EQ(Run({"service", "canary", "promote", "web", "--full"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: canary of revision 2 promoted (step 4/4, weight 100%)\n");
+  ASSERT_EQ(fake_.promotions.size(), 3u);
+  EXPECT_EQ(fake_.promotions[0].name_or_id(), "web");
+  EXPECT_FALSE(fake_.promotions[0].full());
+  EXPECT_FALSE(fake_.promotions[1].full());
+  EXPECT_TRUE(fake_.promotions[2].full());
+
+  ASSERT_EQ(Run({"service", "abort", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "web: rollout to revision 2 aborted; traffic back on revision 1 (rolling-back)\n");
+  EXPECT_EQ(fake_.aborts, std::vector<std::string>{"web"});
+
+  fake_.rollout_script = {
+      BlueGreenRollout("d3", v1::DEPLOYMENT_PHASE_PROGRESSING, false, 3, false)};
+  ASSERT_EQ(Run({"service", "promote", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "web: revision 2 promoted: production traffic switched to it\n");
+
+  fake_.rollout_script = {Rollout("d4", v1::DEPLOYMENT_PHASE_PROGRESSING, 1, 0, 1)};
+  EXPECT_EQ(Run({"service", "promote", "web"}), 1);
+  EXPECT_EQ(err_.str(), "error: a rolling update has nothing to promote\n");
+  fake_.rollout_script.clear();
+  EXPECT_EQ(Run({"service", "abort", "web"}), 1);
+  EXPECT_EQ(err_.str(), "error: no rollout\n");
+  EXPECT_EQ(Run({"service", "abort"}), 2);
+  EXPECT_EQ(Run({"service", "canary", "promote", "web", "--all"}), 2);
+  EXPECT_EQ(Run({"service", "canary"}), 2);
+}
+
+TEST_F(FollowTest, CanaryStatus) {
+  v1::Deployment d = CanaryRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1);
+  d.mutable_step_started_at()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 100);
+  auto check = [&](std::string name, double value, double threshold, bool passed) {
+    v1::AnalysisResult* a = d.add_analysis();
+    a->set_check(name);
+    a->set_value(value);
+    a->set_threshold(threshold);
+    a->set_passed(passed);
+  };
+  check("error_rate", 1.25, 10, true);
+  check("latency_p99", 0.42, 0.3, false);
+  d.mutable_analysis(1)->set_detail("p99 over 312 requests");
+  fake_.rollout_script = {d};
+  auto task = [&](std::string id, int64_t revision, v1::TaskState state) {
+    v1::Task t;
+    t.set_id(id);
+    t.set_service_id("id1");
+    t.set_revision(revision);
+    t.set_desired_state(v1::TASK_STATE_RUNNING);
+    t.mutable_status()->set_state(state);
+    fake_.tasks.push_back(t);
+  };
+  task("a", 1, v1::TASK_STATE_RUNNING);
+  task("b", 1, v1::TASK_STATE_RUNNING);
+  task("c", 1, v1::TASK_STATE_SHUTDOWN);
+  task("d", 2, v1::TASK_STATE_STARTING);
+  v1::ServiceEndpoints eps;
+  eps.set_service("web");
+  eps.add_revisions()->set_revision(1);
+  eps.mutable_revisions(0)->set_weight(75);
+  eps.add_revisions()->set_revision(2);
+  eps.mutable_revisions(1)->set_weight(25);
+  fake_.endpoints = eps;
+
+  ASSERT_EQ(Run({"service", "canary", "status", "web"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "Service:       web\n"
+            "Deployment:    d2\n"
+            "Strategy:      canary\n"
+            "Phase:         progressing\n"
+            "Revision:      1 -> 2\n"
+            "Step:          step 2/4, weight 25%\n"
+            "Window left:   3m20s\n"
+            "\n"
+            "REVISION   ROLE     WEIGHT   REPLICAS   SERVING\n"
+            "1          stable   75%      2          2\n"
+            "2          canary   25%      1          0\n"
+            "\n"
+            "CHECK         VALUE     THRESHOLD   RESULT   DETAIL\n"
+            "error_rate    1.25%     10.00%      pass     -\n"
+            "latency_p99   420.0ms   300.0ms     FAIL     p99 over 312 requests\n");
+
+  ASSERT_EQ(Run({"service", "canary", "status", "web", "-o", "json"}), 0) << err_.str();
+  nlohmann::json j = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(j["strategy"], "canary");
+  EXPECT_EQ(j["step"], 2);
+  EXPECT_EQ(j["steps"], 4);
+  EXPECT_EQ(j["weight"], 25);
+  EXPECT_EQ(j["windowLeft"], "3m20s");
+  EXPECT_EQ(j["revisions"][1]["role"], "canary");
+  EXPECT_EQ(j["revisions"][1]["replicas"], 1);
+  EXPECT_EQ(j["revisions"][0]["weight"], 75);
+  EXPECT_EQ(j["analysis"][1]["check"], "latency_p99");
+  EXPECT_EQ(j["analysis"][1]["passed"], false);
+  ASSERT_EQ(Run({"service", "canary", "status", "web", "-o", "yaml"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("strategy: \"canary\"\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("windowLeft: \"3m20s\"\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("  - check: \"error_rate\"\n"));
+
+  // Without endpoints the weights come from the deployment.
+  fake_.endpoints.reset();
+  ASSERT_EQ(Run({"service", "canary", "status", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("1          stable   75%"));
+  EXPECT_THAT(out_.str(), HasSubstr("2          canary   25%"));
+
+  // Blue/green: switched, and no step.
+  v1::Deployment bg = BlueGreenRollout("d3", v1::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true);
+  bg.mutable_switched_at()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 60);
+  fake_.rollout_script = {bg};
+  ASSERT_EQ(Run({"service", "canary", "status", "web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("Switched:      yes, 1m ago\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("Window left:   4m\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("1          blue    0%"));
+  EXPECT_THAT(out_.str(), HasSubstr("2          green   100%"));
+  EXPECT_THAT(out_.str(), HasSubstr("No analysis results yet.\n"));
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("Step:")));
+
+  fake_.rollout_script.clear();
+  EXPECT_EQ(Run({"service", "canary", "status", "web"}), 1);
+  EXPECT_EQ(err_.str(), "error: no rollouts\n");
+}
+
+TEST_F(FollowTest, UpdateFollowsCanarySteps) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment done = CanaryRollout("d2", P::DEPLOYMENT_PHASE_SUCCEEDED, 3);
+  done.set_updated(3);
+  done.set_available(3);
+  fake_.rollout_script = {
+      v1::Deployment(),
+      CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 0),
+      CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 1),
+      done,
+  };
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "canary"}), 0)
+      << err_.str();
+  std::string out = out_.str();
+  size_t first = out.find("batch 1, step 1/4, weight 10%\n");
+  size_t second = out.find("batch 1, step 2/4, weight 25%\n");
+  size_t last = out.find("batch 1, step 4/4, weight 100%\n");
+  ASSERT_NE(first, std::string::npos) << out;
+  ASSERT_NE(second, std::string::npos) << out;
+  ASSERT_NE(last, std::string::npos) << out;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, last);
+  EXPECT_THAT(out, ::testing::EndsWith("rollout to revision 2 succeeded\n"));
+}
+
+TEST_F(FollowTest, CanaryWindowLongerThanTheProgressDeadlineKeepsFollowing) {
+  // The step does not change for 3 minutes (a 30m window); the progress deadline is 60s, so a
+  // rolling update would have been given up after 90s.
+  v1::Deployment slow = CanaryRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 0);
+  slow.mutable_config()->mutable_canary_window()->set_seconds(30 * 60);
+  std::vector<v1::Deployment> script(3 * 60 * 5, slow);  // 5 polls a second
+  script.push_back(CanaryRollout("d2", v1::DEPLOYMENT_PHASE_SUCCEEDED, 3));
+  fake_.rollout_script = script;
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "--watch"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), ::testing::EndsWith("rollout to revision 2 succeeded\n"));
+}
+
+TEST_F(FollowTest, BlueGreenFollowStopsWhenGreenAwaitsPromotion) {
+  using P = v1::DeploymentPhase;
+  fake_.rollout_script = {
+      v1::Deployment(),
+      BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, false, 1, false),
+      BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, false, 3, false),
+  };
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "blue-green",
+                 "--no-auto-promote"}),
+            0)
+      << err_.str();
+  EXPECT_THAT(out_.str(),
+              ::testing::EndsWith("green (revision 2) is ready and gets no production traffic yet; "
+                                  "switch with `warren service promote web`\n"));
+  fake_.rollout_script = {
+      BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, false),
+      BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true),
+      BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_SUCCEEDED, true, 3, true),
+  };
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "-w"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1, switched\n"));
 }
 
 constexpr char kApplyV1[] = R"(name: web

@@ -365,8 +365,8 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
   auto u = [](v1::ServiceSpec* s) { return s->mutable_update_config(); };
   auto r = [](v1::ServiceSpec* s) { return s->mutable_rollback_config(); };
   std::vector<Case> cases = {
-      {"strategy", [&](auto* s) { u(s)->set_strategy("canary"); },
-       "updateConfig.strategy: must be rolling, got \"canary\""},
+      {"strategy", [&](auto* s) { u(s)->set_strategy("linear"); },
+       "updateConfig.strategy: must be rolling, blue-green or canary, got \"linear\""},
       {"parallelism", [&](auto* s) { u(s)->set_parallelism(-1); },
        "updateConfig.parallelism: must be 0 (all at once) or more, got -1"},
       {"surge word", [&](auto* s) { u(s)->set_max_surge("two"); },
@@ -415,8 +415,8 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
       {"rollback order", [&](auto* s) { r(s)->set_order("x"); }, "rollbackConfig.order: must be"},
       {"rollback delay", [&](auto* s) { r(s)->mutable_delay()->set_seconds(-4); },
        "rollbackConfig.delay: must not be negative"},
-      {"rollback strategy", [&](auto* s) { r(s)->set_strategy("blue-green"); },
-       "rollbackConfig.strategy: must be rolling"},
+      {"rollback strategy", [&](auto* s) { r(s)->set_strategy("bluegreen"); },
+       "rollbackConfig.strategy: must be rolling, blue-green or canary"},
       {"rollback failure action", [&](auto* s) { r(s)->set_failure_action("x"); },
        "rollbackConfig.failureAction"},
       {"rollback ratio", [&](auto* s) { r(s)->set_max_failure_ratio(2); },
@@ -457,6 +457,239 @@ TEST(ValidateServiceSpecTest, AcceptsUpdateConfigVariants) {
     ok[i](&spec);
     EXPECT_TRUE(ValidateServiceSpec(spec).ok()) << i << ": " << ValidateServiceSpec(spec);
   }
+}
+
+TEST(UpdateConfigDefaultsTest, StrategyOptions) {
+  v1::ServiceSpec spec = ValidSpec();
+  const v1::UpdateConfig& u = spec.update_config();
+  ASSERT_TRUE(u.has_auto_promote());
+  EXPECT_TRUE(u.auto_promote());
+  EXPECT_EQ(u.scale_down_delay().seconds(), 300);
+  EXPECT_TRUE(u.canary_steps().empty());  // only for canary
+  EXPECT_EQ(u.canary_window().seconds(), 300);
+  EXPECT_FALSE(u.canary_keep_stable());
+  ASSERT_TRUE(u.has_failure_threshold());
+  EXPECT_EQ(u.failure_threshold(), 10);
+  EXPECT_FALSE(u.has_max_error_rate_increase());
+  EXPECT_FALSE(u.has_max_latency());
+  EXPECT_EQ(u.min_requests(), 50);
+  EXPECT_EQ(u.thin_traffic(), "extend");
+  EXPECT_EQ(u.preview_published_port(), 0);
+  EXPECT_TRUE(u.analysis_query().empty());
+  EXPECT_FALSE(u.has_analysis_threshold());
+
+  v1::UpdateConfig canary;
+  canary.set_strategy("canary");
+  ApplyUpdateConfigDefaults(&canary);
+  EXPECT_THAT(canary.canary_steps(), ::testing::ElementsAre(10, 25, 50, 100));
+
+  // Set values survive, including false and 0.
+  v1::UpdateConfig set;
+  set.set_strategy("canary");
+  set.add_canary_steps(50);
+  set.add_canary_steps(100);
+  set.set_auto_promote(false);
+  set.mutable_scale_down_delay()->set_seconds(0);
+  set.mutable_canary_window()->set_seconds(30);
+  set.set_failure_threshold(0);
+  set.set_min_requests(5);
+  set.set_thin_traffic("fail");
+  ApplyUpdateConfigDefaults(&set);
+  EXPECT_THAT(set.canary_steps(), ::testing::ElementsAre(50, 100));
+  EXPECT_FALSE(set.auto_promote());
+  EXPECT_TRUE(set.has_scale_down_delay());
+  EXPECT_EQ(set.scale_down_delay().seconds(), 0);
+  EXPECT_EQ(set.canary_window().seconds(), 30);
+  EXPECT_EQ(set.failure_threshold(), 0);
+  EXPECT_EQ(set.min_requests(), 5);
+  EXPECT_EQ(set.thin_traffic(), "fail");
+}
+
+TEST(EffectiveRollbackConfigTest, InheritsStrategyOptions) {
+  v1::ServiceSpec spec = ValidSpec();
+  v1::UpdateConfig* u = spec.mutable_update_config();
+  u->set_strategy("canary");
+  u->set_failure_threshold(5);
+  u->mutable_max_latency()->set_nanos(300'000'000);
+  ApplySpecDefaults(&spec);
+  v1::UpdateConfig eff = EffectiveRollbackConfig(spec);
+  EXPECT_EQ(eff.strategy(), "canary");
+  EXPECT_THAT(eff.canary_steps(), ::testing::ElementsAre(10, 25, 50, 100));
+  EXPECT_EQ(eff.failure_threshold(), 5);
+  EXPECT_EQ(eff.max_latency().nanos(), 300'000'000);
+  v1::UpdateConfig* r = spec.mutable_rollback_config();
+  r->set_strategy("rolling");
+  r->set_failure_threshold(0);
+  r->set_auto_promote(false);
+  r->mutable_canary_window()->set_seconds(0);
+  r->set_thin_traffic("pass");
+  eff = EffectiveRollbackConfig(spec);
+  EXPECT_EQ(eff.strategy(), "rolling");
+  EXPECT_EQ(eff.failure_threshold(), 0);
+  EXPECT_FALSE(eff.auto_promote());
+  EXPECT_TRUE(eff.has_canary_window());
+  EXPECT_EQ(eff.canary_window().seconds(), 0);
+  EXPECT_EQ(eff.thin_traffic(), "pass");
+  EXPECT_EQ(eff.min_requests(), 50);
+}
+
+TEST(ValidateServiceSpecTest, RejectsBadStrategyOptions) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::ServiceSpec*)> mutate;
+    std::string want;
+  };
+  auto u = [](v1::ServiceSpec* s) { return s->mutable_update_config(); };
+  auto steps = [&](v1::ServiceSpec* s, std::vector<int> w) {
+    u(s)->set_strategy("canary");
+    u(s)->clear_canary_steps();
+    for (int x : w) u(s)->add_canary_steps(x);
+  };
+  std::vector<Case> cases = {
+      {"step zero",
+       [&](auto* s) {
+         steps(s, {0, 100});
+       },
+       "updateConfig.canarySteps[0]: must be 1..100 (percent), got 0"},
+      {"step over",
+       [&](auto* s) {
+         steps(s, {10, 101});
+       },
+       "updateConfig.canarySteps[1]: must be 1..100 (percent), got 101"},
+      {"not increasing",
+       [&](auto* s) {
+         steps(s, {10, 25, 25, 100});
+       },
+       "updateConfig.canarySteps[2]: must be greater than the step before (25), got 25"},
+      {"decreasing",
+       [&](auto* s) {
+         steps(s, {50, 10, 100});
+       },
+       "updateConfig.canarySteps[1]: must be greater than the step before (50), got 10"},
+      {"not ending at 100",
+       [&](auto* s) {
+         steps(s, {10, 50});
+       },
+       "updateConfig.canarySteps[1]: the last step must be 100, got 50"},
+      {"failure threshold", [&](auto* s) { u(s)->set_failure_threshold(101); },
+       "updateConfig.failureThreshold: must be 0..100 (percent), got 101"},
+      {"failure threshold negative", [&](auto* s) { u(s)->set_failure_threshold(-1); },
+       "updateConfig.failureThreshold: must be 0..100"},
+      {"error rate increase", [&](auto* s) { u(s)->set_max_error_rate_increase(-0.5); },
+       "updateConfig.maxErrorRateIncrease: must be 0..100 (percent), got -0.5"},
+      {"error rate increase nan", [&](auto* s) { u(s)->set_max_error_rate_increase(std::nan("")); },
+       "updateConfig.maxErrorRateIncrease: must be 0..100"},
+      {"min requests", [&](auto* s) { u(s)->set_min_requests(-1); },
+       "updateConfig.minRequests: must be 0 or more, got -1"},
+      {"thin traffic", [&](auto* s) { u(s)->set_thin_traffic("ignore"); },
+       "updateConfig.thinTraffic: must be extend, pass or fail, got \"ignore\""},
+      {"preview port range", [&](auto* s) { u(s)->set_preview_published_port(70000); },
+       "updateConfig.previewPublishedPort: must be 0 (no preview port) or 1..65535, got 70000"},
+      {"preview port negative", [&](auto* s) { u(s)->set_preview_published_port(-1); },
+       "updateConfig.previewPublishedPort: must be 0"},
+      {"preview port taken",
+       [&](auto* s) { u(s)->set_preview_published_port(9000); },  // ValidSpec publishes 9000
+       "updateConfig.previewPublishedPort: port 9000 is already published by template.ports[0]"},
+      {"scale down delay", [&](auto* s) { u(s)->mutable_scale_down_delay()->set_seconds(-1); },
+       "updateConfig.scaleDownDelay: must not be negative"},
+      {"canary window", [&](auto* s) { u(s)->mutable_canary_window()->set_seconds(-1); },
+       "updateConfig.canaryWindow: must not be negative"},
+      {"max latency", [&](auto* s) { u(s)->mutable_max_latency()->set_seconds(-1); },
+       "updateConfig.maxLatency: must not be negative"},
+      {"query without threshold", [&](auto* s) { u(s)->set_analysis_query("sum(x)"); },
+       "updateConfig.analysisThreshold: required when analysisQuery is set"},
+      {"threshold without query", [&](auto* s) { u(s)->set_analysis_threshold(1); },
+       "updateConfig.analysisQuery: required when analysisThreshold is set"},
+      {"rollback steps", [&](auto* s) { s->mutable_rollback_config()->add_canary_steps(50); },
+       "rollbackConfig.canarySteps[0]: the last step must be 100, got 50"},
+  };
+  for (const Case& c : cases) {
+    v1::ServiceSpec spec = ValidSpec();
+    c.mutate(&spec);
+    absl::Status s = ValidateServiceSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.want)) << c.name;
+  }
+}
+
+TEST(ValidateServiceSpecTest, AcceptsStrategyOptions) {
+  std::vector<std::function<void(v1::UpdateConfig*)>> ok = {
+      [](auto* u) { u->set_strategy("blue-green"); },
+      [](auto* u) {
+        u->set_strategy("canary");
+        u->add_canary_steps(100);  // straight to 100: one step
+      },
+      [](auto* u) {
+        u->set_strategy("canary");
+        for (int w : {1, 2, 99, 100}) u->add_canary_steps(w);
+        u->set_canary_keep_stable(true);
+        u->set_failure_threshold(0);
+        u->set_max_error_rate_increase(100);
+        u->mutable_max_latency()->set_nanos(250'000'000);
+        u->set_min_requests(0);
+        u->set_thin_traffic("pass");
+        u->set_analysis_query("sum(rate(errors[1m]))");
+        u->set_analysis_threshold(0.5);
+      },
+      [](auto* u) {
+        u->set_strategy("blue-green");
+        u->set_auto_promote(false);
+        u->set_preview_published_port(9100);
+        u->mutable_scale_down_delay()->set_seconds(0);
+      },
+      // Options of another strategy are ignored, not rejected.
+      [](auto* u) {
+        u->set_strategy("rolling");
+        for (int w : {20, 100}) u->add_canary_steps(w);
+        u->set_preview_published_port(9100);
+        u->set_auto_promote(false);
+      },
+  };
+  for (size_t i = 0; i < ok.size(); ++i) {
+    v1::ServiceSpec spec = ValidSpec();
+    ok[i](spec.mutable_update_config());
+    ApplySpecDefaults(&spec);
+    EXPECT_TRUE(ValidateServiceSpec(spec).ok()) << i << ": " << ValidateServiceSpec(spec);
+  }
+}
+
+TEST(ParseServicesYamlTest, StrategyOptions) {
+  auto specs = ParseServicesYaml(R"(name: web
+template: {command: x}
+updateConfig:
+  strategy: canary
+  canarySteps: [5, 50, 100]
+  canaryWindow: 2m
+  canaryKeepStable: true
+  failureThreshold: 2.5
+  maxErrorRateIncrease: 1
+  maxLatency: 300ms
+  minRequests: 200
+  thinTraffic: fail
+  analysisQuery: sum(x)
+  analysisThreshold: 3
+  autoPromote: false
+  scaleDownDelay: 1m
+  previewPublishedPort: 9100
+)");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  v1::ServiceSpec spec = (*specs)[0];
+  ApplySpecDefaults(&spec);
+  ASSERT_TRUE(ValidateServiceSpec(spec).ok()) << ValidateServiceSpec(spec);
+  const v1::UpdateConfig& u = spec.update_config();
+  EXPECT_THAT(u.canary_steps(), ::testing::ElementsAre(5, 50, 100));
+  EXPECT_EQ(u.canary_window().seconds(), 120);
+  EXPECT_TRUE(u.canary_keep_stable());
+  EXPECT_EQ(u.failure_threshold(), 2.5);
+  EXPECT_EQ(u.max_error_rate_increase(), 1);
+  EXPECT_EQ(u.max_latency().nanos(), 300'000'000);
+  EXPECT_EQ(u.min_requests(), 200);
+  EXPECT_EQ(u.thin_traffic(), "fail");
+  EXPECT_EQ(u.analysis_query(), "sum(x)");
+  EXPECT_EQ(u.analysis_threshold(), 3);
+  EXPECT_FALSE(u.auto_promote());
+  EXPECT_EQ(u.scale_down_delay().seconds(), 60);
+  EXPECT_EQ(u.preview_published_port(), 9100);
 }
 
 TEST(ResolveBudgetTest, KubernetesRounding) {
