@@ -48,6 +48,9 @@ class WorkerAgent {
     bool starting = false;
     bool stopping = false;
     bool exited = false;
+    // Healthy at least once, or adopted: it may have served traffic, so it drains before
+    // stopping. A task whose health check never passed was never routed to.
+    bool may_have_served = false;
   };
   class LogService;
 
