@@ -159,6 +159,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
     std::vector<std::pair<std::string, absl::Duration>> running;
     {
       absl::MutexLock lock(&mu_);
+      stopping_tasks_ = true;
       for (const auto& [id, l] : tasks_) {
         if (!l.exited) {
           running.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
@@ -386,6 +387,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           QueueReport(t.id(), st);
           continue;
         }
+        if (stopping_tasks_) continue;  // the agent is going away with its tasks
         if (t.status().state() == v1::TASK_STATE_ASSIGNED ||
             t.status().state() == v1::TASK_STATE_PENDING) {
           Local& l = tasks_[t.id()];

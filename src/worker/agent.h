@@ -91,6 +91,10 @@ class WorkerAgent {
   absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
 
   std::atomic<bool> stop_{false};
+  // Set by Stop(stop_tasks=true): no new task starts while the running ones are stopped
+  // (the manager replaces each stopped task at once, and a replacement started then would be
+  // left running after the agent exits).
+  bool stopping_tasks_ = false;  // guarded by mu_
   std::vector<std::thread> loops_;
 };
 
