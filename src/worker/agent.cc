@@ -177,6 +177,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
     std::vector<std::pair<std::string, absl::Duration>> running;
     {
       absl::MutexLock lock(&mu_);
+      stopping_tasks_ = true;
       for (const auto& [id, l] : tasks_) {
         if (!l.exited) {
           running.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
@@ -482,6 +483,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           QueueReport(t.id(), st);
           continue;
         }
+        if (stopping_tasks_) continue;  // the agent is going away with its tasks
         if (t.status().state() == v1::TASK_STATE_ASSIGNED ||
             t.status().state() == v1::TASK_STATE_PENDING) {
           Local& l = tasks_[t.id()];
@@ -511,6 +513,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
       if (adopting && !l.exited) {
         if (want_running) {
           l.status.set_message("adopted after a worker restart");
+          l.may_have_served = true;
           *l.status.mutable_timestamp() = ToProtoTime(now);
           l.status.mutable_health()->set_state(
               t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING : v1::HEALTH_STATE_NONE);
@@ -618,8 +621,10 @@ void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, b
     auto it = tasks_.find(task_id);
     if (it != tasks_.end()) it->second.stopping = true;
     if (it != tasks_.end() && it->second.starting) return;  // StartTask stops it when done
-    // Only a task that may have served traffic needs draining.
-    if (drain && it != tasks_.end() && it->second.status.state() == v1::TASK_STATE_RUNNING) {
+    // Only a task that may have served traffic needs draining: a task with a health check
+    // that never passed was never routed to, and draining it would only delay a rollback.
+    if (drain && it != tasks_.end() && it->second.status.state() == v1::TASK_STATE_RUNNING &&
+        (!it->second.task.spec().has_health_check() || it->second.may_have_served)) {
       drain_for = DurationOr(it->second.task.spec().drain_timeout(), absl::ZeroDuration());
       if (drain_for > absl::ZeroDuration()) {
         it->second.status.set_message(
@@ -684,6 +689,7 @@ void WorkerAgent::OnHealthChange(const std::string& task_id, const v1::TaskHealt
   absl::MutexLock lock(&mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || it->second.exited || it->second.stopping) return;
+  if (health.state() == v1::HEALTH_STATE_HEALTHY) it->second.may_have_served = true;
   v1::TaskHealth& current = *it->second.status.mutable_health();
   // Every probe result would be a store write; report what changes, and the last probe
   // now and then so `service ps` stays fresh.

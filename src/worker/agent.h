@@ -57,6 +57,9 @@ class WorkerAgent {
     bool starting = false;
     bool stopping = false;
     bool exited = false;
+    // Healthy at least once, or adopted: it may have served traffic, so it drains before
+    // stopping. A task whose health check never passed was never routed to.
+    bool may_have_served = false;
   };
   class LogService;
 
@@ -106,6 +109,10 @@ class WorkerAgent {
   absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
 
   std::atomic<bool> stop_{false};
+  // Set by Stop(stop_tasks=true): no new task starts while the running ones are stopped
+  // (the manager replaces each stopped task at once, and a replacement started then would be
+  // left running after the agent exits).
+  bool stopping_tasks_ = false;  // guarded by mu_
   std::vector<std::thread> loops_;
 };
 

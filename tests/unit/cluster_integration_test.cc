@@ -216,6 +216,39 @@ TEST_F(ClusterTest, TemplateUpdateRollsToNewRevision) {
   }));
 }
 
+// A task whose health check never passed was never routed to: stopping it skips the drain
+// (30 s here), so rolling back a bad version is not held up by it.
+TEST_F(ClusterTest, NeverHealthyTaskStopsWithoutDraining) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  w1.driver->SetExecExitCode(1);
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  auto* spec = req.mutable_spec();
+  spec->set_name("bad");
+  spec->set_replicas(1);
+  spec->mutable_template_()->set_command("app");
+  spec->mutable_template_()->mutable_drain_timeout()->set_seconds(30);
+  auto* hc = spec->mutable_template_()->mutable_health_check();
+  hc->mutable_exec()->add_command("false");
+  hc->mutable_interval()->set_nanos(50'000'000);
+  hc->set_retries(1);
+  v1::Service out;
+  ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : Tasks("bad")) {
+      if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) return true;
+    }
+    return false;
+  }));
+  grpc::ClientContext del_ctx;
+  v1::DeleteServiceRequest del;
+  del.set_name_or_id("bad");
+  v1::DeleteServiceResponse del_out;
+  ASSERT_TRUE(stub_->DeleteService(&del_ctx, del, &del_out).ok());
+  EXPECT_TRUE(WaitFor([&] { return w1.driver->Running() == 0; }, std::chrono::seconds(10)))
+      << "the never-healthy task was drained before stopping";
+}
+
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {
   AddWorker("w1", "127.11.0.0/16");
   struct Case {
