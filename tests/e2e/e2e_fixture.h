@@ -4,7 +4,12 @@
 // The fixture of the end-to-end tests: a temp dir, free ports, a loopback address range of
 // its own, the real binary, and clean-up of every task process the test started.
 
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "e2e_util.h"
 #include "gtest/gtest.h"
@@ -115,6 +120,70 @@ class E2eTest : public testing::Test {
   int dns_port_ = FreePort();
   int range_octet_ = 100;
   std::vector<std::unique_ptr<Process>> processes_;
+};
+
+// Sends GET / through the proxy back to back (a new connection each) until stopped or
+// bounded out; counts failures and answers by version.
+class Load {
+ public:
+  // `weight_of` (optional) tags each request with a label (e.g. the canary weight in force
+  // when it was sent); answers are then counted per label and version.
+  explicit Load(int port, std::function<int()> label = nullptr)
+      : port_(port), label_(std::move(label)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int sent() const { return sent_; }
+  int failed() const { return failed_; }
+  int v1() const { return v1_; }
+  int v2() const { return v2_; }
+  // label -> (v1 answers, v2 answers).
+  std::map<int, std::pair<int, int>> by_label() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return by_label_;
+  }
+  std::string last_error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_error_;
+  }
+
+ private:
+  void Run() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (!stop_ && sent_ < 200000 && std::chrono::steady_clock::now() < deadline) {
+      sent_++;
+      auto r = HttpGet("127.0.0.1", port_, "/");
+      if (!r || r->first != 200) {
+        failed_++;
+        std::lock_guard<std::mutex> lock(mu_);
+        last_error_ = r ? std::to_string(r->first) + " " + r->second : "no response";
+        continue;
+      }
+      const bool is_v1 = r->second.find("version=v1") != std::string::npos;
+      const bool is_v2 = r->second.find("version=v2") != std::string::npos;
+      if (is_v1) v1_++;
+      if (is_v2) v2_++;
+      if (label_) {
+        int l = label_();
+        std::lock_guard<std::mutex> lock(mu_);
+        auto& [a, b] = by_label_[l];
+        a += is_v1 ? 1 : 0;
+        b += is_v2 ? 1 : 0;
+      }
+    }
+  }
+  int port_;
+  std::function<int()> label_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0}, failed_{0}, v1_{0}, v2_{0};
+  std::mutex mu_;
+  std::string last_error_;
+  std::map<int, std::pair<int, int>> by_label_;
+  std::thread thread_;
 };
 
 }  // namespace warren::e2e

@@ -9,51 +9,6 @@
 namespace warren::e2e {
 namespace {
 
-// Sends GET / through the proxy back to back (a new connection each) until stopped or
-// bounded out; counts failures and answers by version.
-class Load {
- public:
-  explicit Load(int port) : port_(port) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Load() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int sent() const { return sent_; }
-  int failed() const { return failed_; }
-  int v1() const { return v1_; }
-  int v2() const { return v2_; }
-  std::string last_error() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_error_;
-  }
-
- private:
-  void Run() {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (!stop_ && sent_ < 200000 && std::chrono::steady_clock::now() < deadline) {
-      sent_++;
-      auto r = HttpGet("127.0.0.1", port_, "/");
-      if (!r || r->first != 200) {
-        failed_++;
-        std::lock_guard<std::mutex> lock(mu_);
-        last_error_ = r ? std::to_string(r->first) + " " + r->second : "no response";
-        continue;
-      }
-      if (r->second.find("version=v1") != std::string::npos) v1_++;
-      if (r->second.find("version=v2") != std::string::npos) v2_++;
-    }
-  }
-  int port_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> sent_{0}, failed_{0}, v1_{0}, v2_{0};
-  std::mutex mu_;
-  std::string last_error_;
-  std::thread thread_;
-};
-
 class TrafficE2eTest : public E2eTest {
  protected:
   int publish_port_ = FreePort();

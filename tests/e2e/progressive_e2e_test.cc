@@ -1,0 +1,174 @@
+// End-to-end blue/green and canary with real warren-testapp replicas under constant load
+// through the published port: zero failed requests for blue/green and its rollback, exact
+// canary traffic shares, and a bad canary pulled back automatically.
+#include "e2e_fixture.h"
+
+namespace warren::e2e {
+namespace {
+
+class ProgressiveE2eTest : public E2eTest {
+ protected:
+  int publish_port_ = FreePort();
+
+  void CreateWeb(int replicas, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--env", "VERSION=v1", "--publish",
+                                     "127.0.0.1:" + std::to_string(publish_port_) + ":8080"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = CreateTestapp("web", replicas, args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(
+        WaitFor([&] { return HealthyTasks("web").size() == static_cast<size_t>(replicas); }));
+    ASSERT_TRUE(WaitFor([&] {
+      auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+      return resp && resp->first == 200;
+    }));
+  }
+
+  nlohmann::json Rollout() {
+    auto r = Cli({"service", "rollout", "status", "web", "-o", "json"});
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  // Requests the proxies counted per revision (cumulative).
+  std::map<std::string, uint64_t> Counted() {
+    std::map<std::string, uint64_t> out;
+    auto j = nlohmann::json::parse(Cli({"service", "endpoints", "web", "-o", "json"}).out, nullptr,
+                                   false);
+    if (!j.is_object() || !j.contains("revisions")) return out;
+    for (const auto& r : j["revisions"]) {
+      if (!r.contains("total")) continue;
+      out[r.value("revision", "")] = std::stoull(r["total"].value("requests", "0"));
+    }
+    return out;
+  }
+};
+
+TEST_F(ProgressiveE2eTest, BlueGreenSwitchUnderLoadLosesNoRequest) {
+  StartHybrid();
+  CreateWeb(3);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "blue-green",
+                "--scale-down-delay", "3s"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("switched"), std::string::npos) << r.out;
+  ASSERT_TRUE(
+      WaitFor([&] { return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_SUCCEEDED"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // blue drains and goes
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_GT(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  // The switch is visible in the proxies' per-revision counters (reported every second).
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = Counted();
+    return c["1"] > 0 && c["2"] > 0;
+  })) << Cli({"service", "endpoints", "web"}).out;
+  EXPECT_EQ(HealthyTasks("web").size(), 3u);
+}
+
+TEST_F(ProgressiveE2eTest, RollbackAfterBlueGreenSwitchLosesNoRequest) {
+  StartHybrid();
+  CreateWeb(2);
+  ASSERT_EQ(Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "blue-green",
+                 "--scale-down-delay", "5m", "--detach"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] { return Rollout().value("switched", false); }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    return resp && resp->second.find("version=v2") != std::string::npos;
+  }));
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = Cli({"service", "rollback", "web", "--detach"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    return resp && resp->second.find("version=v1") != std::string::npos;
+  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_ROLLED_BACK"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_GT(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  EXPECT_EQ(Rollout().value("rollbackReason", ""), "manual");
+}
+
+TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
+  StartHybrid();
+  CreateWeb(4);
+  // The weight in force, polled from the manager; requests sent near a change are not counted.
+  std::atomic<int> weight{0};
+  std::atomic<int64_t> changed_at_ms{0};
+  std::atomic<bool> stop_poll{false};
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::thread poller([&] {
+    auto stub_deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (!stop_poll && std::chrono::steady_clock::now() < stub_deadline) {
+      auto j = Rollout();
+      int w = j.is_object() && j.value("phase", "") == "DEPLOYMENT_PHASE_PROGRESSING"
+                  ? j.value("weight", 0)
+                  : -1;
+      if (w != weight) {
+        weight = w;
+        changed_at_ms = now_ms();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+  });
+  Load load(publish_port_, [&] { return now_ms() - changed_at_ms < 400 ? -2 : weight.load(); });
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
+                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  load.Stop();
+  stop_poll = true;
+  poller.join();
+  EXPECT_EQ(load.failed(), 0) << load.last_error();
+  auto by = load.by_label();
+  for (int w : {10, 25, 50}) {
+    auto [v1, v2] = by[w];
+    ASSERT_GT(v1 + v2, 300) << "too few requests at weight " << w;
+    double share = 100.0 * v2 / (v1 + v2);
+    EXPECT_NEAR(share, w, 1.0) << "weight " << w << ": " << v2 << " of " << v1 + v2;
+  }
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
+}
+
+TEST_F(ProgressiveE2eTest, BadCanaryIsRolledBackAutomatically) {
+  StartHybrid();
+  CreateWeb(4);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "ERROR_RATE=0.3",
+                "--strategy", "canary", "--canary-steps", "10,50,100", "--canary-window", "30s",
+                "--min-requests", "50"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("error_rate"), std::string::npos) << r.out;
+  auto d = Rollout();
+  EXPECT_EQ(d.value("phase", ""), "DEPLOYMENT_PHASE_ROLLED_BACK");
+  EXPECT_EQ(d.value("rollbackReason", ""), "error_rate");
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    return resp && resp->second.find("version=v1") != std::string::npos && load.v2() > 0;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int sent_before = load.sent(), failed_before = load.failed();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  load.Stop();
+  // Users saw errors only from the canary's share (10% x 30%) while it was judged...
+  EXPECT_GT(failed_before, 0);
+  EXPECT_LT(failed_before, sent_before * 0.03 + 50) << failed_before << " of " << sent_before;
+  // ... and none once it was pulled back.
+  EXPECT_EQ(load.failed(), failed_before);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
+}
+
+}  // namespace
+}  // namespace warren::e2e
