@@ -207,6 +207,9 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
           p + ".protocol",
           absl::StrFormat("must be \"tcp\" (the only protocol), got \"%s\"", port.protocol()));
     }
+    if (port.name() == kPreviewPortName) {
+      return Invalid(p + ".name", "\"preview\" is reserved for the blue/green preview port");
+    }
     if (!port.name().empty()) {
       auto [it, inserted] = names.emplace(port.name(), i);
       if (!inserted) {

@@ -69,6 +69,9 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec);
 // INVALID_ARGUMENT for an expression of any other shape.
 absl::StatusOr<bool> MatchConstraint(std::string_view expr, const v1::Node& node);
 
+// Name of the routing table's blue/green preview port (reserved in specs).
+inline constexpr char kPreviewPortName[] = "preview";
+
 // Task port: the first port's target, else the health check's port, else 8080.
 int TaskPort(const v1::TaskTemplate& tmpl);
 

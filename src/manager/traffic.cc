@@ -4,6 +4,7 @@
 #include <numeric>
 #include <set>
 
+#include "common/spec.h"
 #include "common/task_state.h"
 #include "manager/rollout.h"
 #include "store/typed_store.h"
@@ -81,6 +82,16 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
     route->set_service_id(s->id());
     route->set_name(s->spec().name());
     *route->mutable_ports() = s->spec().template_().ports();
+    if (auto p = progressive.find(s->id());
+        p != progressive.end() && p->second->strategy() == "blue-green" &&
+        p->second->config().preview_published_port() > 0 && !p->second->switched() &&
+        p->second->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+      v1::Port* preview = route->add_ports();
+      preview->set_name(kPreviewPortName);
+      preview->set_target(TaskPort(s->spec().template_()));
+      preview->set_published(p->second->config().preview_published_port());
+      preview->set_protocol("tcp");
+    }
     const auto& revisions = by_service[s->id()];
     std::vector<int> counts;
     for (const auto& [rev, ts] : revisions) counts.push_back(static_cast<int>(ts.size()));

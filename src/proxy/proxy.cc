@@ -1,5 +1,7 @@
 #include "proxy/proxy.h"
 
+#include "common/spec.h"
+
 #include <sys/socket.h>
 
 #include <array>
@@ -809,6 +811,8 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
     }
     ServiceProxyOptions o = options_.proxy;
     o.mode = w.mode;
+    // The blue/green preview port reaches only the preview (green) set.
+    o.balancer.preview = w.port->name() == kPreviewPortName;
     o.host_ip = w.port->host_ip().empty() ? options_.proxy.host_ip : w.port->host_ip();
     o.port = w.port->published();
     o.target_port = w.port->target();

@@ -97,6 +97,35 @@ TEST_F(ProgressiveE2eTest, RollbackAfterBlueGreenSwitchLosesNoRequest) {
   EXPECT_EQ(Rollout().value("rollbackReason", ""), "manual");
 }
 
+TEST_F(ProgressiveE2eTest, BlueGreenPreviewAndManualPromote) {
+  StartHybrid();
+  CreateWeb(2);
+  const int preview_port = FreePort();
+  ASSERT_EQ(Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "blue-green",
+                 "--no-auto-promote", "--preview-publish", std::to_string(preview_port),
+                 "--scale-down-delay", "2s", "--detach"})
+                .exit_code,
+            0);
+  // Green answers on the preview port only; production stays on blue.
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", preview_port, "/");
+    return resp && resp->second.find("version=v2") != std::string::npos;
+  }));
+  for (int i = 0; i < 20; ++i) {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    ASSERT_TRUE(resp.has_value());
+    EXPECT_NE(resp->second.find("version=v1"), std::string::npos);
+  }
+  EXPECT_FALSE(Rollout().value("switched", false));
+  ASSERT_EQ(Cli({"service", "promote", "web"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    return resp && resp->second.find("version=v2") != std::string::npos;
+  }));
+  ASSERT_TRUE(
+      WaitFor([&] { return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_SUCCEEDED"; }));
+}
+
 TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   StartHybrid();
   CreateWeb(4);
