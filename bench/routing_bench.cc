@@ -8,7 +8,7 @@
 // stores it; the manager's "task ... healthy" event time is shown as a breakdown. All of these
 // are wall-clock times of processes on this one machine. Prints markdown rows.
 //
-// usage: routing_bench WARREN_BINARY TESTAPP_BINARY [SAMPLES]   (default 30)
+// usage: routing_bench WARREN_BINARY TESTAPP_BINARY [SAMPLES]   (default 100)
 // Everything runs on loopback; every loop is bounded in count and time; every process
 // started is stopped.
 #include <arpa/inet.h>
@@ -604,7 +604,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s WARREN_BINARY TESTAPP_BINARY [SAMPLES]\n", argv[0]);
     return 2;
   }
-  const int samples = argc > 3 ? std::clamp(atoi(argv[3]), 1, 1000) : 30;
+  const int samples = argc > 3 ? std::clamp(atoi(argv[3]), 1, 1000) : 100;
   signal(SIGPIPE, SIG_IGN);
   Cluster cluster(argv[1], argv[2]);
   if (!cluster.Start()) {
