@@ -29,6 +29,8 @@ struct ManagerOptions {
   std::string metrics_addr = "127.0.0.1:9090";
   absl::Duration node_timeout = absl::Seconds(15);
   DnsOptions dns;
+  // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
+  std::string prometheus_url;
 };
 
 struct WorkerOptions {

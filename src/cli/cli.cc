@@ -143,6 +143,8 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
                   "heartbeat")
       ->capture_default_str();
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
+  cmd->add_option("--prometheus-url", f->manager.prometheus_url,
+                  "Prometheus for canary/blue-green analysis queries, http://host:port");
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {

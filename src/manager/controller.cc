@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/prometheus.h"
 #include "manager/reconciler.h"
 #include "manager/rollout.h"
 #include "manager/scheduler.h"
@@ -139,9 +140,15 @@ absl::Time Controller::RunPass() {
           return traffic_->Recent(id, w);
         };
       }
-      RolloutStep step =
-          RolloutController::Advance(service, it->second, by_service[service.id()], nodes,
-                                     revisions, now, traffic_ ? &window : nullptr);
+      QueryFunction query;
+      if (!prometheus_url_.empty()) {
+        query = [this](const std::string& q) {
+          return QueryPrometheus(prometheus_url_, q, absl::Seconds(2));
+        };
+      }
+      RolloutStep step = RolloutController::Advance(
+          service, it->second, by_service[service.id()], nodes, revisions, now,
+          traffic_ ? &window : nullptr, prometheus_url_.empty() ? nullptr : &query);
       next = std::min(next, step.next_wakeup);
       if (step.changed) {
         std::vector<Mutation> m = {PutMutation(step.deployment, it->second.version())};

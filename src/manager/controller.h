@@ -40,6 +40,8 @@ class Controller {
 
   // Proxy traffic for canary and blue/green analysis (owned by the server).
   void SetTraffic(TrafficStats* traffic) { traffic_ = traffic; }
+  // Where `analysisQuery` checks run (empty: they fail with a clear reason).
+  void SetPrometheusUrl(std::string url) { prometheus_url_ = std::move(url); }
 
  private:
   void Loop();
@@ -52,6 +54,7 @@ class Controller {
   const absl::Duration node_timeout_;
   ManagerMetrics* metrics_;
   TrafficStats* traffic_ = nullptr;
+  std::string prometheus_url_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

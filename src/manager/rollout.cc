@@ -241,10 +241,37 @@ std::string TaskFailure(const std::vector<v1::Task>& tasks, int64_t revision, ab
   return "";
 }
 
+// The `analysisQuery` check, when configured: false with *why when it fails or cannot run.
+bool QueryCheck(const v1::UpdateConfig& c, const QueryFunction* query, absl::Time now,
+                v1::Deployment* d, std::string* why) {
+  if (c.analysis_query().empty()) return true;
+  v1::AnalysisResult r;
+  r.set_check("query");
+  r.set_threshold(c.analysis_threshold());
+  *r.mutable_time() = ToProtoTime(now);
+  bool ok = false;
+  if (query == nullptr) {
+    r.set_detail("no --prometheus-url configured for the analysis query");
+  } else if (auto v = (*query)(c.analysis_query()); !v.ok()) {
+    r.set_detail(std::string(v.status().message()));
+  } else {
+    r.set_value(*v);
+    ok = *v <= c.analysis_threshold();
+    r.set_detail(c.analysis_query());
+  }
+  r.set_passed(ok);
+  if (!ok) {
+    *why =
+        absl::StrCat("query ", r.value(), " exceeds ", r.threshold(), " or failed: ", r.detail());
+  }
+  *d->add_analysis() = std::move(r);
+  return ok;
+}
+
 RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment& d,
                                const std::vector<v1::Task>& tasks,
                                const std::map<int64_t, v1::Revision>& revisions, absl::Time now,
-                               const TrafficWindow* traffic) {
+                               const TrafficWindow* traffic, const QueryFunction* query) {
   RolloutStep step;
   step.deployment = d;
   v1::Deployment& nd = step.deployment;
@@ -381,6 +408,10 @@ RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment&
         finish_wake();
         return step;
       }
+      if (std::string why; !QueryCheck(nd.config(), query, now, &nd, &why)) {
+        roll_back(absl::StrCat("pre-promotion analysis failed: ", why), "error_rate");
+        return step;
+      }
       nd.set_switched(true);
       nd.set_weight(100);
       nd.set_reason("");
@@ -415,6 +446,10 @@ RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment&
       wake_at = std::min(wake_at, now + absl::Seconds(1));
     }
     if (now >= end) {
+      if (std::string why; !QueryCheck(nd.config(), query, now, &nd, &why)) {
+        roll_back(absl::StrCat("post-switch analysis failed: ", why), "error_rate");
+        return step;
+      }
       succeed(absl::StrCat("revision ", to, " serves all traffic; revision ", from, " removed"));
       return step;
     }
@@ -484,6 +519,10 @@ RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment&
     return step;
   }
   if (window_over && v.passed) {
+    if (std::string why; !QueryCheck(nd.config(), query, now, &nd, &why)) {
+      roll_back(absl::StrCat("step ", nd.step() + 1, " analysis failed: ", why), "error_rate");
+      return step;
+    }
     if (nd.step() + 1 >= static_cast<int>(steps.size())) {
       succeed(absl::StrCat("canary revision ", to, " promoted through every step"));
       return step;
@@ -545,9 +584,10 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
                                        const std::vector<v1::Task>& tasks,
                                        const std::vector<v1::Node>& nodes,
                                        const std::map<int64_t, v1::Revision>& revisions,
-                                       absl::Time now, const TrafficWindow* traffic) {
+                                       absl::Time now, const TrafficWindow* traffic,
+                                       const QueryFunction* query) {
   if (IsProgressive(d) && IsActive(d)) {
-    return AdvanceProgressive(service, d, tasks, revisions, now, traffic);
+    return AdvanceProgressive(service, d, tasks, revisions, now, traffic, query);
   }
   RolloutStep step;
   step.deployment = d;

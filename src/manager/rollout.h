@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "manager/reconciler.h"
 #include "warren/v1/api.pb.h"
@@ -78,13 +79,18 @@ struct RolloutStep {
 using TrafficWindow = std::function<std::map<int64_t, v1::RevisionTraffic>(
     const std::string& service_id, absl::Duration window)>;
 
+// Runs an analysis query (Prometheus) and returns its value.
+using QueryFunction = std::function<absl::StatusOr<double>(const std::string& query)>;
+
 class RolloutController {
  public:
   // `traffic` feeds canary and blue/green analysis; without it only health is judged.
+  // `query` runs `analysisQuery` checks; without it a configured query fails its check.
   static RolloutStep Advance(const v1::Service& service, const v1::Deployment& deployment,
                              const std::vector<v1::Task>& tasks, const std::vector<v1::Node>& nodes,
                              const std::map<int64_t, v1::Revision>& revisions, absl::Time now,
-                             const TrafficWindow* traffic = nullptr);
+                             const TrafficWindow* traffic = nullptr,
+                             const QueryFunction* query = nullptr);
 };
 
 // Blue/green and canary run both revisions side by side with their own task counts and

@@ -77,9 +77,15 @@ class Sim {
     controller_ = std::make_unique<Controller>(*store_, clock_, *events_, *liveness_,
                                                absl::Seconds(15), metrics_.get());
     controller_->SetTraffic(&traffic_);
+    controller_->SetPrometheusUrl(prometheus_url_);
   }
 
   ApiService& api() { return *api_; }
+  // Survives Restart().
+  void SetPrometheusUrl(const std::string& url) {
+    prometheus_url_ = url;
+    controller_->SetPrometheusUrl(url);
+  }
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
   Registry& registry() { return registry_; }
@@ -278,6 +284,7 @@ class Sim {
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
+  std::string prometheus_url_;
 };
 
 // A testapp-like spec with an HTTP health check.
