@@ -22,7 +22,8 @@ struct NodeSlot {
   bool unlimited_cpus = false;
   bool unlimited_memory = false;
   int total_tasks = 0;
-  absl::flat_hash_map<std::string, int> per_service;
+  // Tasks per service, indexed by the pass's service index (no string hashing in the loop).
+  std::vector<int> per_service;
   // Address allocation within the node's range.
   uint32_t base = 0;
   uint32_t size = 0;
@@ -78,6 +79,14 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
   Result result;
   std::vector<NodeSlot> slots;
   absl::flat_hash_map<std::string, size_t> index;
+  absl::flat_hash_map<std::string, int> service_index;
+  auto service_of = [&](const std::string& id) {
+    auto [it, inserted] = service_index.emplace(id, static_cast<int>(service_index.size()));
+    return it->second;
+  };
+  for (const auto& t : active) service_of(t.service_id());
+  for (const auto& t : pending) service_of(t.service_id());
+  const size_t services = service_index.size();
   for (const auto& n : nodes) {
     if (n.state() != v1::NODE_STATE_READY) continue;
     NodeSlot s;
@@ -87,6 +96,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     s.unlimited_cpus = n.capacity().cpus() <= 0;
     s.unlimited_memory = n.capacity().memory_bytes() <= 0;
     ParseLoopbackRange(n.address_range(), &s.base, &s.size);
+    s.per_service.assign(services, 0);
     index[n.id()] = slots.size();
     slots.push_back(std::move(s));
   }
@@ -97,7 +107,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     s.free_cpus -= t.spec().resources().cpus();
     s.free_memory -= t.spec().resources().memory_bytes();
     s.total_tasks++;
-    s.per_service[t.service_id()]++;
+    s.per_service[service_of(t.service_id())]++;
     if (uint32_t a = ParseIpv4(t.address()); a != 0) {
       s.used.insert(a);
       if (a >= s.base && a - s.base > s.cursor && a - s.base < s.size) s.cursor = a - s.base;
@@ -133,6 +143,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
 
     const double cpus = task.spec().resources().cpus();
     const int64_t memory = task.spec().resources().memory_bytes();
+    const int svc = service_of(task.service_id());
     NodeSlot* best = nullptr;
     bool resource_short = false;
     for (size_t i : cached->second) {
@@ -147,8 +158,8 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
         best = &s;
         continue;
       }
-      int sc = s.per_service[task.service_id()];
-      int bc = best->per_service[task.service_id()];
+      int sc = s.per_service[svc];
+      int bc = best->per_service[svc];
       if (sc < bc || (sc == bc && s.total_tasks < best->total_tasks)) best = &s;
     }
     if (best == nullptr) {
@@ -173,7 +184,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     best->free_cpus -= cpus;
     best->free_memory -= memory;
     best->total_tasks++;
-    best->per_service[task.service_id()]++;
+    best->per_service[svc]++;
     v1::Task placed = task;
     placed.set_node_id(best->node->id());
     placed.set_address(FormatIpv4(*addr));

@@ -47,7 +47,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     return absl::InvalidArgumentError(
         absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
   }
-  auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string());
+  // The watch feed keeps whole objects in memory; watchers relist (or resume from the event
+  // backlog) when they fall further behind than this.
+  SqliteStoreOptions store_options;
+  store_options.max_changes = 10000;
+  auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string(),
+                                 store_options);
   if (!store.ok()) return store.status();
   m->store_ = std::move(*store);
   m->registry_ = std::make_unique<Registry>();
