@@ -29,76 +29,21 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "grpcpp/grpcpp.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace {
 
+using warren::bench::FreePort;
+using warren::bench::KillProcessesWithEnv;
+using warren::bench::Spawn;
+using warren::bench::Terminate;
+
 using SteadyClock = std::chrono::steady_clock;
 namespace v1 = warren::v1;
 
 constexpr int kReplicas = 10;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    FILE* f = fopen(log.c_str(), "w");
-    if (f) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-void Terminate(pid_t pid) {
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; ++i) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  kill(-pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
-
-// Task processes carry the run's marker in their environment; anything left after the node
-// stopped (it should have stopped them) is killed here, and only those.
-int KillProcessesWithEnv(const std::string& marker) {
-  int killed = 0;
-  DIR* d = opendir("/proc");
-  if (!d) return 0;
-  while (dirent* e = readdir(d)) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (env.find(marker) != std::string::npos) {
-      kill(pid, SIGKILL);
-      killed++;
-    }
-  }
-  closedir(d);
-  return killed;
-}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;

@@ -212,9 +212,10 @@ std::string LatestDeploymentId(Client& client, const std::string& service) {
 }
 
 int Follow(Context& ctx, Client& client, const std::string& service, std::string previous_id,
-           const v1::UpdateConfig& config, absl::Time since) {
+           const v1::UpdateConfig& config, absl::Time since, bool rollback = false) {
   FollowRequest req;
   req.service = service;
+  req.rollback = rollback;
   req.previous_deployment_id = std::move(previous_id);
   if (config.has_progress_deadline()) {
     req.progress_deadline = RolloutQuietLimit(config.strategy(), config);
@@ -411,7 +412,7 @@ int ServiceRollback(Context& ctx, const RollbackFlags& flags) {
   if (flags.detach) return 0;
   ctx.out->flush();
   return Follow(ctx, client, svc.spec().name(), previous, EffectiveRollbackConfig(svc.spec()),
-                started);
+                started, /*rollback=*/true);
 }
 
 int ServiceHistory(Context& ctx, const std::string& name) {

@@ -274,7 +274,8 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
     }
     case v1::DEPLOYMENT_PHASE_ROLLED_BACK:
       o.done = true;
-      o.exit_code = 1;
+      // Rolled back by hand (`service rollback` / `abort`) is what was asked for.
+      o.exit_code = d.rollback_reason() == "manual" ? 0 : 1;
       o.message =
           WithReason(absl::StrFormat("rolled back to revision %d", d.from_revision()), d.reason());
       return o;

@@ -218,8 +218,10 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
     rreq.set_name_or_id(req.service);
     v1::Deployment d;
     grpc::Status s = stub.GetRollout(&call, rreq, &d);
-    bool ours =
-        s.ok() && (req.previous_deployment_id.empty() || d.id() != req.previous_deployment_id);
+    const bool flipped_back = req.rollback && (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK ||
+                                               d.phase() == v1::DEPLOYMENT_PHASE_ROLLED_BACK);
+    bool ours = s.ok() && (req.previous_deployment_id.empty() ||
+                           d.id() != req.previous_deployment_id || flipped_back);
     if (ours) {
       said_unreachable = false;
       if (d.config().has_progress_deadline()) {

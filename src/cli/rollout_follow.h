@@ -38,6 +38,9 @@ struct FollowRequest {
   // Wait for a deployment other than this one (the service's latest before the change);
   // empty: follow whatever the latest deployment is.
   std::string previous_deployment_id;
+  // A rollback of a blue/green or canary rollout flips that same deployment back instead of
+  // starting a new one: follow it when it is rolling back (or rolled back).
+  bool rollback = false;
   // Bound before the deployment (and its own progress deadline) is known.
   absl::Duration progress_deadline = absl::Minutes(10);
   // Events stamped at or after this time are shown.

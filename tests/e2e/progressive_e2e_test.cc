@@ -2,6 +2,8 @@
 // through the published port: zero failed requests for blue/green and its rollback, exact
 // canary traffic shares, and a bad canary pulled back automatically.
 #include "e2e_fixture.h"
+#include "grpcpp/grpcpp.h"
+#include "warren/v1/api.grpc.pb.h"
 
 namespace warren::e2e {
 namespace {
@@ -81,7 +83,8 @@ TEST_F(ProgressiveE2eTest, RollbackAfterBlueGreenSwitchLosesNoRequest) {
   }));
   Load load(publish_port_);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto r = Cli({"service", "rollback", "web", "--detach"});
+  // Following the rollback ends when the flip back is done (it reuses the deployment).
+  auto r = Cli({"service", "rollback", "web"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(WaitFor([&] {
     auto resp = HttpGet("127.0.0.1", publish_port_, "/");
@@ -129,30 +132,39 @@ TEST_F(ProgressiveE2eTest, BlueGreenPreviewAndManualPromote) {
 TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   StartHybrid();
   CreateWeb(4);
-  // The weight in force, polled from the manager; requests sent near a change are not counted.
-  std::atomic<int> weight{0};
-  std::atomic<int64_t> changed_at_ms{0};
-  std::atomic<bool> stop_poll{false};
-  auto now_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+  const auto start = std::chrono::steady_clock::now();
+  auto ms = [&] {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count());
   };
+  // The weight timeline, polled from the manager every 10 ms.
+  std::mutex mu;
+  std::vector<std::pair<int, int>> changes;  // (ms, weight; -1 when not progressing)
+  std::atomic<bool> stop_poll{false};
   std::thread poller([&] {
-    auto stub_deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (!stop_poll && std::chrono::steady_clock::now() < stub_deadline) {
-      auto j = Rollout();
-      int w = j.is_object() && j.value("phase", "") == "DEPLOYMENT_PHASE_PROGRESSING"
-                  ? j.value("weight", 0)
-                  : -1;
-      if (w != weight) {
-        weight = w;
-        changed_at_ms = now_ms();
+    auto stub =
+        v1::Warren::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
+    int last = -3;
+    while (!stop_poll && ms() < 120000) {
+      grpc::ClientContext ctx;
+      v1::RolloutRequest req;
+      req.set_name_or_id("web");
+      v1::Deployment d;
+      int w = -1;
+      if (stub->GetRollout(&ctx, req, &d).ok() && d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING) {
+        w = d.weight();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      if (w != last) {
+        std::lock_guard<std::mutex> lock(mu);
+        changes.emplace_back(ms(), w);
+        last = w;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   });
-  Load load(publish_port_, [&] { return now_ms() - changed_at_ms < 400 ? -2 : weight.load(); });
+  // Every answer is labelled with the millisecond it was sent in.
+  Load load(publish_port_, ms);
   auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
                 "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -160,11 +172,26 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   stop_poll = true;
   poller.join();
   EXPECT_EQ(load.failed(), 0) << load.last_error();
-  auto by = load.by_label();
+  // Attribute each answer to the weight in force when it was sent, leaving out answers sent
+  // within 300 ms of a change (the data planes apply a change within milliseconds; the poll
+  // sees it within 10 ms).
+  std::map<int, std::pair<int, int>> by_weight;
+  for (const auto& [t, counts] : load.by_label()) {
+    int weight = -1;
+    bool near_change = false;
+    for (const auto& [at, w] : changes) {
+      if (std::abs(at - t) < 300) near_change = true;
+      if (at <= t) weight = w;
+    }
+    if (near_change || weight <= 0) continue;
+    by_weight[weight].first += counts.first;
+    by_weight[weight].second += counts.second;
+  }
   for (int w : {10, 25, 50}) {
-    auto [v1, v2] = by[w];
+    auto [v1, v2] = by_weight[w];
     ASSERT_GT(v1 + v2, 300) << "too few requests at weight " << w;
     double share = 100.0 * v2 / (v1 + v2);
+    std::printf("canary weight %d%%: observed %.2f%% (%d of %d answers)\n", w, share, v2, v1 + v2);
     EXPECT_NEAR(share, w, 1.0) << "weight " << w << ": " << v2 << " of " << v1 + v2;
   }
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
