@@ -47,7 +47,7 @@ wait_udp() {
 }
 
 port=$(free_port)
-"$build/dns_server_bench" "$port" "$services" "$endpoints" 2 >"$work/warren.log" 2>&1 &
+"$build/dns_server_bench" "$port" "$services" "$endpoints" "${WARREN_DNS_THREADS:-2}" >"$work/warren.log" 2>&1 &
 pids+=($!)
 wait_udp "$port"
 warren_qps=$(measure "$port")
