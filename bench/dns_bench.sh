@@ -64,6 +64,6 @@ kill "${pids[-1]}"
 
 echo "| DNS server | queries/s (dnsperf, ${seconds}s, $services names × $endpoints A) |"
 echo "|---|---|"
-printf '| warren dns (2 threads) | %.0f |\n' "$warren_qps"
+printf '| warren dns (%s threads) | %.0f |\n' "${WARREN_DNS_THREADS:-2}" "$warren_qps"
 printf '| dnsmasq %s | %.0f |\n' "$("$DNSMASQ" --version | awk 'NR==1 {print $3}')" "$dnsmasq_qps"
 awk -v w="$warren_qps" -v d="$dnsmasq_qps" 'BEGIN { printf "ratio warren/dnsmasq: %.2fx\n", w / d }'
