@@ -11,10 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +85,25 @@ inline int KillProcessesWithEnv(const std::string& marker) {
   }
   closedir(d);
   return killed;
+}
+
+// Nearest-rank percentile (p in 0..100); 0 for no samples.
+inline double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
+// Polls `cond` every `step` until it holds (true) or `timeout` passes (false).
+inline bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+                      std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(step);
+  }
+  return false;
 }
 
 }  // namespace warren::bench

@@ -29,8 +29,10 @@ namespace {
 
 using warren::bench::FreePort;
 using warren::bench::KillProcessesWithEnv;
+using warren::bench::Percentile;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::WaitUntil;
 
 using Clock = std::chrono::steady_clock;
 
@@ -45,26 +47,10 @@ long RssKiB(pid_t pid) {
   return -1;
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * v.size()));
-  return v[i];
-}
-
 std::unique_ptr<warren::v1::Warren::Stub> Connect(const std::string& addr) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return warren::v1::Warren::NewStub(channel);
-}
-
-bool WaitUntil(const std::function<bool()>& cond, std::chrono::seconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
 }
 
 int CountTasks(warren::v1::Warren::Stub& stub, bool healthy_only) {

@@ -45,8 +45,10 @@ namespace {
 
 using warren::bench::FreePort;
 using warren::bench::KillProcessesWithEnv;
+using warren::bench::Percentile;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::WaitUntil;
 
 using SteadyClock = std::chrono::steady_clock;
 namespace v1 = warren::v1;
@@ -57,28 +59,10 @@ constexpr int kWorkers = 2;
 constexpr auto kPlaneDeadline = std::chrono::seconds(5);
 constexpr int kMaxPolls = 20000;
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  // Nearest rank.
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
-
 double Seconds(const google::protobuf::Timestamp& t) { return t.seconds() + t.nanos() / 1e9; }
 
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
-               std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
-  auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(step);
-  }
-  return false;
 }
 
 std::unique_ptr<grpc::ClientContext> Ctx() {

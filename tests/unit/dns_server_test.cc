@@ -285,7 +285,8 @@ std::string RunCommand(const std::string& cmd) {
 }
 
 TEST_F(DnsServerTest, DigOverUdpAndTcp) {
-  if (RunCommand("command -v dig").empty()) GTEST_SKIP() << "dig not installed (Debian package dnsutils)";
+  if (RunCommand("command -v dig").empty())
+    GTEST_SKIP() << "dig not installed (Debian package dnsutils)";
   Start({});
   std::string base = "dig +time=5 +tries=1 @127.0.0.1 -p " + std::to_string(server_->port());
   std::string a = RunCommand(base + " +short web.warren A");

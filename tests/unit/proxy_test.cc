@@ -46,9 +46,9 @@ App StartApp(const std::string& ip, const std::string& task) {
   App app;
   app.ip = ip;
   app.task = task;
-  auto p = Subprocess::Start({WARREN_TESTAPP_BINARY},
-                             {{"WARREN_TASK_IP", ip}, {"WARREN_TASK_PORT", "0"},
-                              {"WARREN_TASK_ID", task}});
+  auto p = Subprocess::Start(
+      {WARREN_TESTAPP_BINARY},
+      {{"WARREN_TASK_IP", ip}, {"WARREN_TASK_PORT", "0"}, {"WARREN_TASK_ID", task}});
   EXPECT_TRUE(p.ok()) << p.status();
   if (!p.ok()) return app;
   app.process = std::move(*p);
@@ -201,8 +201,9 @@ TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
   EXPECT_GT(stats.revisions[0].latency_p99_seconds, 0);
   std::string text = registry.Render();
   EXPECT_THAT(text, HasSubstr("warren_proxy_requests_total{service=\"web\",revision=\"1\"} 20"));
-  EXPECT_THAT(text, HasSubstr(
-                        "warren_proxy_responses_total{service=\"web\",revision=\"1\",class=\"2xx\"} 20"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("warren_proxy_responses_total{service=\"web\",revision=\"1\",class=\"2xx\"} 20"));
   EXPECT_THAT(text, HasSubstr("warren_proxy_request_duration_seconds_count{service=\"web\","
                               "revision=\"1\"} 20"));
   EXPECT_TRUE(proxy->Stop(kTimeout));
@@ -211,7 +212,8 @@ TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
 TEST(ServiceProxyTest, HeadersForwardedForHostAndHopByHop) {
   auto backend = HttpServer::Start("127.0.0.22:0", [](const HttpRequest& r) {
     std::string out;
-    for (const auto& [k, v] : r.headers) absl::StrAppend(&out, absl::AsciiStrToLower(k), "=", v, "\n");
+    for (const auto& [k, v] : r.headers)
+      absl::StrAppend(&out, absl::AsciiStrToLower(k), "=", v, "\n");
     absl::StrAppend(&out, "body=", r.body, "\n");
     HttpResponse res = HttpResponse::Text(201, out);
     res.headers.emplace_back("Keep-Alive", "timeout=5");
@@ -263,7 +265,8 @@ TEST(ServiceProxyTest, StreamsLargeBodiesBothWays) {
     if (fd < 0) return;
     std::string buf;
     // Header, then body bytes counted as they arrive.
-    if (!ReadUntil(fd, buf, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; })) {
+    if (!ReadUntil(fd, buf,
+                   [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; })) {
       close(fd);
       return;
     }
@@ -293,8 +296,8 @@ TEST(ServiceProxyTest, StreamsLargeBodiesBothWays) {
   auto proxy = StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.23", bport)}}}), registry);
   ASSERT_NE(proxy, nullptr);
   int c = ConnectTo(proxy->port());
-  ASSERT_TRUE(SendAll(c, absl::StrCat("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ", kTotal,
-                                      "\r\n\r\n")));
+  ASSERT_TRUE(SendAll(
+      c, absl::StrCat("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ", kTotal, "\r\n\r\n")));
   std::string part(kFirst, 'q');
   ASSERT_TRUE(SendAll(c, part));
   // The backend sees the start of the body while most of it has not been sent yet.
@@ -479,7 +482,8 @@ TEST(ServiceProxyTest, DrainingLetsInFlightFinishAndSendsNothingNew) {
 
 TEST(ServiceProxyTest, ScaleFourToOneUnderLoadDropsNothing) {
   std::vector<App> apps;
-  for (int i = 0; i < 4; ++i) apps.push_back(StartApp(absl::StrCat("127.0.0.", 61 + i), absl::StrCat("t", i)));
+  for (int i = 0; i < 4; ++i)
+    apps.push_back(StartApp(absl::StrCat("127.0.0.", 61 + i), absl::StrCat("t", i)));
   for (const App& a : apps) ASSERT_GT(a.port, 0);
   Registry registry;
   auto proxy = StartProxy(RouteOfApps({&apps[0], &apps[1], &apps[2], &apps[3]}), registry);
@@ -533,7 +537,8 @@ TEST(ServiceProxyTest, StopIsGraceful) {
   ASSERT_NE(proxy, nullptr);
   int port = proxy->port();
   absl::StatusOr<test::HttpClientResponse> slow;
-  std::thread slow_client([&] { slow = test::HttpGet("127.0.0.1", port, "/slow?ms=300", kTimeout); });
+  std::thread slow_client(
+      [&] { slow = test::HttpGet("127.0.0.1", port, "/slow?ms=300", kTimeout); });
   bool in_flight = false;
   for (int i = 0; i < 500 && !in_flight; ++i) {
     auto m = test::HttpGet(a.ip, a.port, "/metrics", kTimeout);
