@@ -523,6 +523,14 @@ RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment&
       roll_back(absl::StrCat("step ", nd.step() + 1, " analysis failed: ", why), "error_rate");
       return step;
     }
+    std::string summary;
+    for (const auto& r : nd.analysis()) {
+      absl::StrAppend(&summary, summary.empty() ? "" : ", ", r.check(), " ", r.value(),
+                      r.passed() ? " ok" : " FAILED", " (threshold ", r.threshold(), ")");
+    }
+    step.events.push_back({"deployment", nd.id(), name, "analysis",
+                           absl::StrCat("step ", nd.step() + 1, " (", nd.weight(),
+                                        "%) passed: ", summary.empty() ? "no checks" : summary)});
     if (nd.step() + 1 >= static_cast<int>(steps.size())) {
       succeed(absl::StrCat("canary revision ", to, " promoted through every step"));
       return step;

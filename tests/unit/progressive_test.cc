@@ -254,3 +254,36 @@ INSTANTIATE_TEST_SUITE_P(EveryStep, ProgressiveRestartTest,
 
 }  // namespace
 }  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+TEST(CanaryTest, PauseHoldsTheStepAndResumeContinues) {
+  Sim sim;
+  v1::ServiceSpec spec = Progressive(4, "canary");
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  sim.traffic_gen = Healthy;
+  ToV2(&spec);
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 10; }));
+  v1::RolloutRequest req;
+  req.set_name_or_id("web");
+  v1::Deployment d;
+  ASSERT_TRUE(sim.api().PauseRollout(nullptr, &req, &d).ok());
+  for (int i = 0; i < 60; ++i) sim.Step();  // 30 s, three windows
+  EXPECT_EQ(sim.Phase("web"), v1::DEPLOYMENT_PHASE_PAUSED);
+  EXPECT_EQ(sim.Rollout("web")->weight(), 10);
+  EXPECT_EQ(sim.Weight(2), 10) << "the paused step keeps its exact weight";
+  ASSERT_TRUE(sim.api().ResumeRollout(nullptr, &req, &d).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
+  // Every passed step left an analysis event.
+  int analysis_events = 0;
+  for (const auto& e : ListObjects<v1::Event>(sim.store())) {
+    if (e.action() == "analysis") analysis_events++;
+  }
+  EXPECT_EQ(analysis_events, 4);
+}
+
+}  // namespace
+}  // namespace warren::sim
