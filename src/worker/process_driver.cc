@@ -14,8 +14,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -358,6 +361,10 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
   auto task = std::make_shared<Task>();
   task->id = spec.task_id;
   task->env = TaskEnv(spec.env);
+  // Marks the task's processes as this driver's, so a later Recover finds them even when the
+  // worker died before the state file was written.
+  task->env[kStateDirVariable] = fs::absolute(state_dir_).string();
+  task->env.try_emplace("WARREN_TASK_ID", spec.task_id);
   task->state.phase = Phase::kStarting;
   {
     absl::MutexLock lock(&mu_);
@@ -544,7 +551,38 @@ std::vector<std::string> ProcessDriver::Recover() {
       adopted.push_back(id);
     }
   }
+  KillUntracked(adopted);
   return adopted;
+}
+
+void ProcessDriver::KillUntracked(const std::vector<std::string>& adopted) {
+  // A worker killed between fork() and writing the state file leaves a task process nobody
+  // knows: it would hold its address and port forever. Its environment names this driver's
+  // state dir and its task id; everything of ours that was not adopted goes.
+  const std::string marker =
+      absl::StrCat(kStateDirVariable, "=", fs::absolute(state_dir_).string());
+  std::set<std::string> keep(adopted.begin(), adopted.end());
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid <= 1 || pid == getpid()) {
+      continue;
+    }
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bool ours = false;
+    std::string task_id;
+    for (absl::string_view var : absl::StrSplit(env, '\0')) {
+      if (var == marker) ours = true;
+      if (absl::StartsWith(var, "WARREN_TASK_ID=")) {
+        task_id = std::string(var.substr(sizeof("WARREN_TASK_ID=") - 1));
+      }
+    }
+    if (!ours || keep.contains(task_id)) continue;
+    spdlog::warn("killing untracked process {} of task {} (left by an earlier worker)", pid,
+                 task_id.empty() ? "?" : task_id);
+    kill(pid, SIGKILL);
+  }
 }
 
 absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,

@@ -28,6 +28,9 @@ namespace warren {
 //   <task_id>/output.log  stdout and stderr, appended (kept by Remove)
 // Destroying the driver leaves running tasks alone: a worker restart must not kill them; the
 // next driver adopts them with Recover().
+// Environment variable naming the state dir of the driver that started a task.
+inline constexpr char kStateDirVariable[] = "WARREN_WORKER_STATE_DIR";
+
 class ProcessDriver : public RuntimeDriver {
  public:
   struct Options {
@@ -90,6 +93,9 @@ class ProcessDriver : public RuntimeDriver {
   // Signals the task's process group, but only while the leader is verifiably the task's
   // process (an adopted leader that is gone may have had its pid reused).
   void SignalGroup(const Task& task, int sig);
+
+  // Kills processes carrying this driver's state-dir marker that belong to no adopted task.
+  void KillUntracked(const std::vector<std::string>& adopted);
 
   const std::string state_dir_;
   Clock& clock_;

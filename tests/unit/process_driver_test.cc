@@ -446,3 +446,29 @@ TEST_F(ProcessDriverTest, RemoveKillsARunningTask) {
 
 }  // namespace
 }  // namespace warren
+
+namespace warren {
+namespace {
+
+TEST_F(ProcessDriverTest, RecoverKillsTaskProcessesItCannotAdopt) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "echo ready; while :; do sleep 0.05; done", {})).ok());
+  ASSERT_TRUE(driver_->Start(ShellTask("t2", "echo ready; while :; do sleep 0.05; done", {})).ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  ASSERT_TRUE(LogContains("t2", "ready"));
+  int pid1 = driver_->Inspect("t1")->pid;
+  int pid2 = driver_->Inspect("t2")->pid;
+  driver_.reset();
+  // The worker died after fork() but before t2's state file was written.
+  fs::remove(dir_ + "/tasks/t2/state");
+  driver_ = NewDriver();
+  EXPECT_THAT(driver_->Recover(), ElementsAre("t1"));
+  for (int i = 0; i < 200 && !ProcessGone(pid2); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(ProcessGone(pid2)) << "an untracked task process is not left running";
+  EXPECT_FALSE(ProcessGone(pid1));
+  ASSERT_TRUE(driver_->Stop("t1", kWait).ok());
+}
+
+}  // namespace
+}  // namespace warren
