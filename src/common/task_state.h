@@ -21,6 +21,11 @@ inline bool IsTerminal(v1::TaskState s) {
   }
 }
 
+// A task the manager still wants running that has not ended: it holds its slot.
+inline bool IsLive(const v1::Task& t) {
+  return t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state());
+}
+
 // "running", "healthy", "ready": enum names without their prefix, lower case ("-" for
 // unspecified).
 std::string TaskStateName(v1::TaskState s);

@@ -14,10 +14,6 @@
 namespace warren {
 namespace {
 
-bool IsLive(const v1::Task& t) {
-  return t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state());
-}
-
 // A restart chain resets once a task ran at least this long.
 constexpr absl::Duration kBackoffResetAfter = absl::Seconds(30);
 

@@ -13,10 +13,6 @@
 namespace warren {
 namespace {
 
-bool IsLive(const v1::Task& t) {
-  return t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state());
-}
-
 std::string FailureReason(const v1::Task& t) {
   const auto& st = t.status();
   std::string s =
@@ -131,10 +127,6 @@ int CurrentStepWeight(const v1::Deployment& d) {
   return steps[i];
 }
 
-bool IsLiveTask(const v1::Task& t) {
-  return t.desired_state() == v1::TASK_STATE_RUNNING && !IsTerminal(t.status().state());
-}
-
 // The analysis of one window: every check's value against its threshold.
 struct Verdict {
   bool failed = false;
@@ -215,28 +207,37 @@ Verdict Analyze(const v1::UpdateConfig& c, int64_t canary, int64_t stable,
 
 // New tasks of `revision` that failed since `since`: crashed, unhealthy or not healthy within
 // the healthy deadline. Returns the first reason.
+// Why a new task counts as failed (crashed, unhealthy, or not available within the healthy
+// deadline), or "" (then *wake_at gets its healthy deadline when that is still ahead).
+std::string NewTaskFailure(const v1::Task& t, const RolloutParams& p, absl::Time now,
+                           absl::Time* wake_at) {
+  const auto state = t.status().state();
+  if (state == v1::TASK_STATE_FAILED || state == v1::TASK_STATE_COMPLETE ||
+      state == v1::TASK_STATE_REJECTED) {
+    return FailureReason(t);
+  }
+  if (!IsLive(t)) return "";
+  if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
+    return absl::StrCat("task ", t.id(), " (slot ", t.slot(),
+                        ") is unhealthy: ", t.status().health().last_probe().output());
+  }
+  if (!IsAvailable(t, p.min_ready, now)) {
+    absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
+    if (now >= deadline) {
+      return absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") not healthy within ",
+                          warren::FormatDuration(p.healthy_deadline), " (healthy deadline)");
+    }
+    *wake_at = std::min(*wake_at, deadline);
+  }
+  return "";
+}
+
+// The first failure among the tasks of `revision` created since `since`.
 std::string TaskFailure(const std::vector<v1::Task>& tasks, int64_t revision, absl::Time since,
                         const RolloutParams& p, absl::Time now, absl::Time* wake_at) {
   for (const auto& t : tasks) {
     if (t.revision() != revision || FromProtoTime(t.created_at()) < since) continue;
-    const auto state = t.status().state();
-    if (state == v1::TASK_STATE_FAILED || state == v1::TASK_STATE_COMPLETE ||
-        state == v1::TASK_STATE_REJECTED) {
-      return FailureReason(t);
-    }
-    if (!IsLiveTask(t)) continue;
-    if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
-      return absl::StrCat("task ", t.id(), " (slot ", t.slot(),
-                          ") is unhealthy: ", t.status().health().last_probe().output());
-    }
-    if (!IsAvailable(t, p.min_ready, now)) {
-      absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
-      if (now >= deadline) {
-        return absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") not healthy within ",
-                            warren::FormatDuration(p.healthy_deadline), " (healthy deadline)");
-      }
-      *wake_at = std::min(*wake_at, deadline);
-    }
+    if (std::string reason = NewTaskFailure(t, p, now, wake_at); !reason.empty()) return reason;
   }
   return "";
 }
@@ -300,7 +301,7 @@ RolloutStep AdvanceProgressive(const v1::Service& service, const v1::Deployment&
 
   int live_to = 0, available_to = 0;
   for (const auto& t : tasks) {
-    if (t.revision() != to || !IsLiveTask(t)) continue;
+    if (t.revision() != to || !IsLive(t)) continue;
     live_to++;
     absl::Time ready_at = absl::InfiniteFuture();
     if (IsAvailable(t, p.min_ready, now, &ready_at)) {
@@ -639,27 +640,9 @@ RolloutStep RolloutController::Advance(const v1::Service& service, const v1::Dep
   for (const auto& t : tasks) {
     if (t.revision() != target || FromProtoTime(t.created_at()) < phase_start) continue;
     if (failed.count(t.id())) continue;
-    std::string reason;
-    const auto state = t.status().state();
-    if (IsTerminal(state)) {
-      if (state == v1::TASK_STATE_FAILED || state == v1::TASK_STATE_COMPLETE ||
-          state == v1::TASK_STATE_REJECTED) {
-        reason = FailureReason(t);
-      }
-    } else if (IsLive(t)) {
-      if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
-        reason = absl::StrCat("task ", t.id(), " (slot ", t.slot(),
-                              ") is unhealthy: ", t.status().health().last_probe().output());
-      } else if (!IsAvailable(t, p.min_ready, now)) {
-        absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
-        if (now >= deadline) {
-          reason = absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") not healthy within ",
-                                warren::FormatDuration(p.healthy_deadline), " (healthy deadline)");
-        } else {
-          wake(deadline);
-        }
-      }
-    }
+    absl::Time deadline = absl::InfiniteFuture();
+    std::string reason = NewTaskFailure(t, p, now, &deadline);
+    wake(deadline);
     if (reason.empty()) continue;
     failed.insert(t.id());
     nd.add_failed_task_ids(t.id());
