@@ -18,9 +18,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "warren/v1/api.grpc.pb.h"
 
 namespace warren::bench {
 
@@ -105,6 +111,77 @@ inline bool WaitUntil(const std::function<bool()>& cond, std::chrono::millisecon
   }
   return false;
 }
+
+inline double Seconds(const google::protobuf::Timestamp& t) {
+  return t.seconds() + t.nanos() / 1e9;
+}
+
+// A client context with a 5 s deadline.
+inline std::unique_ptr<grpc::ClientContext> Ctx() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return ctx;
+}
+
+// Every event of one service, collected from a WatchEvents stream on a thread of its own.
+class EventRecorder {
+ public:
+  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
+    v1::WatchEventsRequest req;
+    req.set_service(service);
+    reader_ = stub.WatchEvents(&ctx_, req);
+    thread_ = std::thread([this] {
+      v1::Event e;
+      while (reader_->Read(&e)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        events_.push_back(e);
+      }
+    });
+  }
+  ~EventRecorder() {
+    ctx_.TryCancel();
+    thread_.join();
+    reader_->Finish().ok();
+  }
+  std::vector<v1::Event> Snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+  // The first event matching `pred`, waiting up to `timeout`.
+  std::optional<v1::Event> WaitForEvent(
+      const std::function<bool(const v1::Event&)>& pred, std::chrono::milliseconds timeout,
+      std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
+    std::optional<v1::Event> found;
+    WaitUntil(
+        [&] {
+          for (const auto& e : Snapshot()) {
+            if (pred(e)) {
+              found = e;
+              return true;
+            }
+          }
+          return false;
+        },
+        timeout, step);
+    return found;
+  }
+  // The first event of `kind` with `action` at or after wall time `since`.
+  std::optional<v1::Event> WaitFor(const std::string& kind, const std::string& action, double since,
+                                   std::chrono::milliseconds timeout) {
+    return WaitForEvent(
+        [&](const v1::Event& e) {
+          return e.kind() == kind && e.action() == action && Seconds(e.time()) >= since;
+        },
+        timeout);
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
+  std::mutex mu_;
+  std::vector<v1::Event> events_;
+  std::thread thread_;
+};
 
 }  // namespace warren::bench
 

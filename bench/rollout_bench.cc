@@ -35,9 +35,12 @@
 
 namespace {
 
+using warren::bench::Ctx;
+using warren::bench::EventRecorder;
 using warren::bench::FreePort;
 using warren::bench::KillProcessesWithEnv;
 using warren::bench::Percentile;
+using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
@@ -47,67 +50,9 @@ namespace v1 = warren::v1;
 
 constexpr int kReplicas = 10;
 
-double Seconds(const google::protobuf::Timestamp& t) { return t.seconds() + t.nanos() / 1e9; }
-
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return ctx;
-}
-
-// Every event of one service, collected from a WatchEvents stream on a thread of its own.
-class EventRecorder {
- public:
-  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
-    v1::WatchEventsRequest req;
-    req.set_service(service);
-    reader_ = stub.WatchEvents(&ctx_, req);
-    thread_ = std::thread([this] {
-      v1::Event e;
-      while (reader_->Read(&e)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        events_.push_back(e);
-      }
-    });
-  }
-  ~EventRecorder() {
-    ctx_.TryCancel();
-    thread_.join();
-    reader_->Finish().ok();
-  }
-  std::vector<v1::Event> Snapshot() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_;
-  }
-  // The first event with this action at or after wall time `since`, waiting up to `timeout`.
-  std::optional<v1::Event> WaitFor(const std::string& kind, const std::string& action, double since,
-                                   std::chrono::milliseconds timeout) {
-    std::optional<v1::Event> found;
-    WaitUntil(
-        [&] {
-          for (const auto& e : Snapshot()) {
-            if (e.kind() == kind && e.action() == action && Seconds(e.time()) >= since) {
-              found = e;
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    return found;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
-  std::mutex mu_;
-  std::vector<v1::Event> events_;
-  std::thread thread_;
-};
 
 class Bench {
  public:

@@ -43,9 +43,12 @@
 
 namespace {
 
+using warren::bench::Ctx;
+using warren::bench::EventRecorder;
 using warren::bench::FreePort;
 using warren::bench::KillProcessesWithEnv;
 using warren::bench::Percentile;
+using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
@@ -59,16 +62,8 @@ constexpr int kWorkers = 2;
 constexpr auto kPlaneDeadline = std::chrono::seconds(5);
 constexpr int kMaxPolls = 20000;
 
-double Seconds(const google::protobuf::Timestamp& t) { return t.seconds() + t.nanos() / 1e9; }
-
 double WallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::unique_ptr<grpc::ClientContext> Ctx() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return ctx;
 }
 
 void SetTimeouts(int fd, int ms) {
@@ -207,53 +202,6 @@ std::string ProxyTaskId(const std::string& ip, int port) {
   close(fd);
   return id;
 }
-
-// Every event of one service, collected from a WatchEvents stream on a thread of its own.
-class EventRecorder {
- public:
-  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
-    v1::WatchEventsRequest req;
-    req.set_service(service);
-    reader_ = stub.WatchEvents(&ctx_, req);
-    thread_ = std::thread([this] {
-      v1::Event e;
-      while (reader_->Read(&e)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        events_.push_back(e);
-      }
-    });
-  }
-  ~EventRecorder() {
-    ctx_.TryCancel();
-    thread_.join();
-    reader_->Finish().ok();
-  }
-  // The time of the first event of `task_id` with `action`, waiting up to `timeout`.
-  std::optional<double> TaskEventTime(const std::string& task_id, const std::string& action,
-                                      std::chrono::milliseconds timeout) {
-    std::optional<double> found;
-    WaitUntil(
-        [&] {
-          std::lock_guard<std::mutex> lock(mu_);
-          for (const auto& e : events_) {
-            if (e.kind() == "task" && e.object_id() == task_id && e.action() == action) {
-              found = Seconds(e.time());
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout, std::chrono::milliseconds(5));
-    return found;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::Event>> reader_;
-  std::mutex mu_;
-  std::vector<v1::Event> events_;
-  std::thread thread_;
-};
 
 // One data plane that should come to serve the new task, and when it first did.
 struct Plane {
@@ -495,8 +443,12 @@ std::optional<Sample> OneSample(Cluster& cluster, EventRecorder& events) {
         return false;
       },
       std::chrono::seconds(5));
-  s.healthy_event =
-      events.TaskEventTime(task->id(), "healthy", std::chrono::seconds(2)).value_or(0);
+  auto healthy = events.WaitForEvent(
+      [&](const v1::Event& e) {
+        return e.kind() == "task" && e.object_id() == task->id() && e.action() == "healthy";
+      },
+      std::chrono::seconds(2), std::chrono::milliseconds(5));
+  s.healthy_event = healthy ? Seconds(healthy->time()) : 0;
   s.node = cluster.NodeName(task->node_id());
   // Back to one replica, and wait until every DNS server forgot the removed task.
   if (!cluster.Scale(1)) return std::nullopt;
