@@ -33,6 +33,20 @@ struct ManagerOptions {
   std::string prometheus_url;
 };
 
+// The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
+struct CriOptions {
+  std::string socket = "/run/containerd/containerd.sock";
+  // Where the worker writes its CNI network config; the runtime must load CNI configs from it.
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  // The bridge network's name (also the config file 10-<name>.conflist), bridge and range.
+  std::string cni_network = "warren";
+  std::string cni_bridge = "warren0";
+  std::string cni_subnet = "10.88.0.0/16";
+  // Each CRI call gives up after this long (an image pull: pull_timeout).
+  absl::Duration call_timeout = absl::Seconds(30);
+  absl::Duration pull_timeout = absl::Minutes(10);
+};
+
 struct WorkerOptions {
   // Manager API address; ignored in hybrid mode (the in-process manager's address is used).
   std::string manager_addr = "127.0.0.1:8080";
@@ -48,7 +62,9 @@ struct WorkerOptions {
   // 0 = detect from the machine.
   double cpus = 0;
   int64_t memory_bytes = 0;
+  // "process", "cri" or "fake".
   std::string runtime = "process";
+  CriOptions cri;
   // "worker", or "hybrid" when it shares the process with a manager.
   std::string role = "worker";
   // Stop every task when the worker exits (default: leave them for the next worker to adopt).

@@ -25,6 +25,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "worker/cni_config.h"
 
 #ifndef WARREN_VERSION
 #define WARREN_VERSION "dev"
@@ -158,7 +159,31 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
+void AddRuntimeFlags(CLI::App* cmd, WorkerOptions* w) {
+  cmd->add_option("--runtime", w->runtime,
+                  "Runtime driver: process (host processes), cri (containers through "
+                  "containerd's CRI), or fake (runs nothing; control-plane benchmarks)")
+      ->check(CLI::IsMember({"process", "cri", "fake"}))
+      ->capture_default_str();
+  cmd->add_option("--cri-socket", w->cri.socket, "CRI runtime socket (cri runtime)")
+      ->capture_default_str();
+  cmd->add_option("--cni-conf-dir", w->cri.cni_conf_dir,
+                  "Where the worker writes its CNI network config; the runtime must read CNI "
+                  "configs from here (cri runtime)")
+      ->capture_default_str();
+  cmd->add_option("--cni-network", w->cri.cni_network, "CNI network name (cri runtime)")
+      ->capture_default_str();
+  cmd->add_option("--cni-bridge", w->cri.cni_bridge, "Bridge device of the pods (cri runtime)")
+      ->capture_default_str();
+  cmd->add_option("--cni-subnet", w->cri.cni_subnet,
+                  "IPv4 CIDR the pod addresses come from (cri runtime)")
+      ->capture_default_str();
+}
+
 absl::Status FinishWorkerFlags(ServerFlags* f) {
+  if (f->worker.runtime == "cri") {
+    if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
+  }
   auto labels = ParseLabels(f->labels);
   if (!labels.ok()) return labels.status();
   f->worker.labels = *labels;
@@ -804,6 +829,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
+  AddRuntimeFlags(init, &init_flags.worker);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -844,11 +870,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
-  worker
-      ->add_option("--runtime", worker_flags.worker.runtime,
-                   "Runtime driver: process, or fake (runs nothing; control-plane benchmarks)")
-      ->check(CLI::IsMember({"process", "fake"}))
-      ->capture_default_str();
+  AddRuntimeFlags(worker, &worker_flags.worker);
   worker->add_flag("--stop-tasks-on-exit", worker_flags.worker.stop_tasks_on_exit,
                    "Stop every task on exit (default: leave them running for the next start to "
                    "adopt)");

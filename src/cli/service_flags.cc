@@ -70,6 +70,8 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"template.resources.memoryBytes", "--memory"},
     {"template.constraints", "--constraint"},
     {"template.env", "--env"},
+    {"template.labels", "--container-label"},
+    {"template.image", "--image"},
     {"template.stopTimeout", "--stop-timeout"},
     {"template.drainTimeout", "--drain-timeout"},
     {"updateConfig.strategy", "--strategy"},
@@ -140,6 +142,11 @@ absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
     auto parsed = ParseKeyValue("--env", kv);
     if (!parsed.ok()) return parsed.status();
     (*t->mutable_env())[parsed->first] = parsed->second;
+  }
+  for (const auto& kv : f.container_labels) {
+    auto parsed = ParseKeyValue("--container-label", kv);
+    if (!parsed.ok()) return parsed.status();
+    (*t->mutable_labels())[parsed->first] = parsed->second;
   }
   for (const auto& kv : f.labels) {
     auto parsed = ParseKeyValue("--label", kv);
@@ -441,13 +448,16 @@ void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags) {
 }
 
 void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
-  cmd->add_option("--image", f->image, "Container image (cri runtime)");
+  cmd->add_option("--image", f->image,
+                  "Container image, e.g. 127.0.0.1:5000/shop/web:2 (runs on cri workers)");
   cmd->add_option("--command", f->command, "Executable to run (looked up in PATH)");
   cmd->add_option("--arg", f->args, "Argument to the command (repeat for several)");
   cmd->add_option("--replicas", f->replicas, "Number of tasks (replicated mode)");
   cmd->add_option("--mode", f->mode, "replicated or global")
       ->check(CLI::IsMember({"replicated", "global"}));
   cmd->add_option("--env", f->env, "Environment variable K=V (repeatable)");
+  cmd->add_option("--container-label", f->container_labels,
+                  "Label K=V on the task's container (cri runtime; repeatable)");
   cmd->add_option("--publish,-p", f->publish,
                   "Port: TARGET, PUBLISHED:TARGET or HOST:PUBLISHED:TARGET[/tcp] (repeatable)");
   auto* http = cmd->add_option("--health-http", f->health_http, "HTTP health check path");

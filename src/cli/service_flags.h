@@ -22,8 +22,9 @@ struct TemplateFlags {
   std::vector<std::string> args;
   int replicas = 1;
   std::string mode;
-  std::vector<std::string> env;      // K=V
-  std::vector<std::string> publish;  // [HOST:][PUBLISHED:]TARGET[/tcp]
+  std::vector<std::string> env;               // K=V
+  std::vector<std::string> container_labels;  // K=V
+  std::vector<std::string> publish;           // [HOST:][PUBLISHED:]TARGET[/tcp]
   std::string health_http;
   int health_port = 0;
   int health_tcp = 0;

@@ -259,6 +259,20 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
                                      k));
     }
   }
+  for (const auto& [k, v] : t.labels()) {
+    if (k.empty() || absl::StartsWith(k, "io.warren.")) {
+      return Invalid("template.labels",
+                     absl::StrFormat("\"%s\": keys must be non-empty and not start with "
+                                     "\"io.warren.\" (Warren's own labels)",
+                                     k));
+    }
+  }
+  if (!t.image().empty() &&
+      (t.image().find_first_of(" \t\n") != std::string::npos || t.image().front() == '-')) {
+    return Invalid("template.image", absl::StrFormat("\"%s\" is not an image reference (e.g. "
+                                                     "127.0.0.1:5000/shop/web:2)",
+                                                     t.image()));
+  }
   if (auto s = ValidateDuration("template.drainTimeout", t.drain_timeout(), false); !s.ok()) {
     return s;
   }

@@ -782,7 +782,16 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
                                       v1::Node* resp) {
   if (!ValidNodeName(req->name())) return ToGrpc(NodeNameError(req->name()));
   uint32_t base = 0, size = 0;
-  if (!ParseLoopbackRange(req->address_range(), &base, &size)) {
+  const std::string runtime = req->runtime().empty() ? "process" : req->runtime();
+  // Container tasks get their address from the CNI network, not from a loopback range.
+  const bool runtime_addresses = runtime == "cri";
+  if (runtime_addresses && !req->address_range().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("address_range: \"", req->address_range(),
+                                     "\" must be empty for the cri runtime (task addresses "
+                                     "come from its CNI network)"));
+  }
+  if (!runtime_addresses && !ParseLoopbackRange(req->address_range(), &base, &size)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("address_range: \"", req->address_range(),
                                      "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
@@ -805,7 +814,7 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
     for (const auto& other : ListObjects<v1::Node>(store_)) {
       if (other.id() == node.id()) continue;
       uint32_t ob = 0, os = 0;
-      if (ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
+      if (size > 0 && ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
           ob < base + size) {
         return grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
@@ -819,13 +828,14 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
     *node.mutable_capacity() = req->capacity();
     node.set_agent_addr(req->agent_addr());
     node.set_address_range(req->address_range());
-    node.set_runtime(req->runtime().empty() ? "process" : req->runtime());
+    node.set_runtime(runtime);
     node.set_message("");
     std::vector<Mutation> m = {
         PutMutation(node, expected),
         events_.Make(
             "node", node.id(), node.name(), existing ? "rejoined" : "registered",
-            absl::StrCat("agent ", node.agent_addr(), ", tasks from ", node.address_range()))};
+            absl::StrCat("agent ", node.agent_addr(), ", runtime ", runtime, ", tasks from ",
+                         runtime_addresses ? "the runtime's network" : node.address_range()))};
     auto v = store_.Commit(m);
     if (v.ok()) {
       liveness_.Beat(node.id());
@@ -973,6 +983,7 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
       if (MessageDifferencer::Equals(old, r.status())) continue;
       v1::Task next = *task;
       *next.mutable_status() = r.status();
+      if (!r.status().address().empty()) next.set_address(r.status().address());
       m.push_back(PutMutation(next, task->version()));
       const auto& ns = r.status();
       if (ns.state() != old.state()) {

@@ -29,6 +29,8 @@ struct NodeSlot {
   uint32_t size = 0;
   uint32_t cursor = 0;
   absl::flat_hash_set<uint32_t> used;
+  // The node's runtime gives tasks their addresses (cri: the pod sandbox IP).
+  bool runtime_addresses = false;
 
   std::optional<uint32_t> AllocateAddress() {
     // Host offsets 1..size-2: skip the network and broadcast-looking ends of the range.
@@ -96,6 +98,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     s.unlimited_cpus = n.capacity().cpus() <= 0;
     s.unlimited_memory = n.capacity().memory_bytes() <= 0;
     ParseLoopbackRange(n.address_range(), &s.base, &s.size);
+    s.runtime_addresses = n.runtime() == "cri" && n.address_range().empty();
     s.per_service.assign(services, 0);
     index[n.id()] = slots.size();
     slots.push_back(std::move(s));
@@ -126,6 +129,18 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
       std::vector<size_t> ok;
       std::string reason = slots.empty() ? "no ready node" : "";
       for (size_t i = 0; i < slots.size(); ++i) {
+        // Images run on container nodes, commands on process nodes (fake runs anything).
+        const std::string& runtime = slots[i].node->runtime();
+        const bool containers = runtime == "cri";
+        if (runtime != "fake" && containers == task.spec().image().empty()) {
+          if (reason.empty()) {
+            reason = task.spec().image().empty()
+                         ? "no ready node runs commands (only cri nodes, which need an image)"
+                         : "no ready node runs container images (start a worker with --runtime "
+                           "cri)";
+          }
+          continue;
+        }
         bool match = true;
         for (const auto& c : task.spec().constraints()) {
           auto m = MatchConstraint(c, *slots[i].node);
@@ -175,8 +190,9 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
       result.unplaced.emplace_back(task.id(), reason);
       continue;
     }
-    auto addr = best->AllocateAddress();
-    if (!addr) {
+    std::optional<uint32_t> addr;
+    if (!best->runtime_addresses) addr = best->AllocateAddress();
+    if (!best->runtime_addresses && !addr) {
       result.unplaced.emplace_back(
           task.id(), absl::StrCat("node ", best->node->name(), " has no free task address"));
       continue;
@@ -187,7 +203,7 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     best->per_service[svc]++;
     v1::Task placed = task;
     placed.set_node_id(best->node->id());
-    placed.set_address(FormatIpv4(*addr));
+    if (addr) placed.set_address(FormatIpv4(*addr));
     placed.mutable_status()->set_state(v1::TASK_STATE_ASSIGNED);
     placed.mutable_status()->set_message(absl::StrCat("assigned to ", best->node->name()));
     result.assigned.push_back(std::move(placed));

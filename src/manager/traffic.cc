@@ -129,6 +129,7 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
         return a->slot() != b->slot() ? a->slot() < b->slot() : a->id() < b->id();
       });
       for (const v1::Task* t : ordered) {
+        if (t->address().empty()) continue;  // a cri task before its sandbox reported an IP
         v1::Endpoint* e = r->add_endpoints();
         e->set_task_id(t->id());
         e->set_address(t->address());

@@ -10,6 +10,7 @@
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
+#include "worker/cri_log.h"
 
 namespace warren {
 namespace {
@@ -44,6 +45,16 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
     std::vector<std::string> lines = absl::StrSplit(content, '\n');
     std::string partial = lines.empty() ? "" : lines.back();
     if (!lines.empty()) lines.pop_back();
+    // Container logs come in the CRI format: decode every record to the line it carries.
+    const bool cri = agent_.driver_->CriLogFormat();
+    CriLogDecoder decoder;
+    if (cri) {
+      std::vector<std::string> decoded;
+      for (const auto& record : lines) {
+        if (auto line = decoder.Feed(record)) decoded.push_back(std::move(*line));
+      }
+      lines = std::move(decoded);
+    }
     size_t first = 0;
     if (req->tail() > 0 && lines.size() > static_cast<size_t>(req->tail())) {
       first = lines.size() - req->tail();
@@ -55,8 +66,16 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
       if (!writer->Write(out)) return grpc::Status::OK;
     }
     if (!req->follow()) {
-      if (!partial.empty()) {
-        out.set_line(partial);
+      // A record still being written, or pieces of a line without their final record.
+      std::optional<std::string> rest;
+      if (cri) {
+        if (!partial.empty()) decoder.Feed(partial);
+        rest = decoder.Flush();
+      } else if (!partial.empty()) {
+        rest = partial;
+      }
+      if (rest) {
+        out.set_line(*rest);
         writer->Write(out);
       }
       return grpc::Status::OK;
@@ -76,8 +95,11 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
       partial += chunk;
       size_t pos;
       while ((pos = partial.find('\n')) != std::string::npos) {
-        out.set_line(partial.substr(0, pos));
+        std::string record = partial.substr(0, pos);
         partial.erase(0, pos + 1);
+        std::optional<std::string> line = cri ? decoder.Feed(record) : std::move(record);
+        if (!line) continue;
+        out.set_line(*line);
         if (!writer->Write(out)) return grpc::Status::OK;
       }
     }
@@ -142,6 +164,7 @@ absl::Status WorkerAgent::Start() {
     if (st && st->phase != TaskRuntimeState::Phase::kExited) {
       l.status.set_state(v1::TASK_STATE_RUNNING);
       l.status.set_pid(st->pid);
+      l.status.set_address(st->address);
       *l.status.mutable_started_at() = ToProtoTime(st->started_at);
     } else {
       l.exited = true;
@@ -238,7 +261,7 @@ absl::Status WorkerAgent::Register() {
   req.mutable_capacity()->set_memory_bytes(options_.memory_bytes > 0 ? options_.memory_bytes
                                                                      : MachineMemory());
   req.set_agent_addr(agent_addr_);
-  req.set_address_range(options_.address_range);
+  if (!driver_->AssignsAddresses()) req.set_address_range(options_.address_range);
   req.set_runtime(driver_->Name());
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(absl::Seconds(5)));
@@ -509,6 +532,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
       Local& l = it->second;
       const bool adopting = !l.assigned;
       l.task = t;
+      if (!l.status.address().empty()) l.task.set_address(l.status.address());
       l.assigned = true;
       if (adopting && !l.exited) {
         if (want_running) {
@@ -518,7 +542,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           l.status.mutable_health()->set_state(
               t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING : v1::HEALTH_STATE_NONE);
           QueueReport(t.id(), l.status);
-          to_adopt.emplace_back(t.id(), t);
+          to_adopt.emplace_back(t.id(), l.task);
         } else {
           l.stopping = true;
           to_stop.emplace_back(t.id(), stop_timeout);
@@ -578,6 +602,7 @@ void WorkerAgent::StartTask(const v1::Task& task) {
   absl::Status s = driver_->Start(spec);
   const absl::Time now = clock_.Now();
   bool stop_now = false;
+  std::string address = task.address();
   {
     absl::MutexLock lock(&mu_);
     auto it = tasks_.find(task.id());
@@ -599,6 +624,11 @@ void WorkerAgent::StartTask(const v1::Task& task) {
     l.status.set_state(v1::TASK_STATE_RUNNING);
     l.status.set_message("running");
     if (st) l.status.set_pid(st->pid);
+    if (st && !st->address.empty()) {
+      l.status.set_address(st->address);
+      l.task.set_address(st->address);
+      address = st->address;
+    }
     *l.status.mutable_started_at() = ToProtoTime(now);
     *l.status.mutable_timestamp() = ToProtoTime(now);
     l.status.mutable_health()->set_state(task.spec().has_health_check() ? v1::HEALTH_STATE_STARTING
@@ -607,7 +637,7 @@ void WorkerAgent::StartTask(const v1::Task& task) {
     stop_now = l.stopping;
   }
   if (task.spec().has_health_check()) {
-    prober_->Watch(task.id(), task.address(), task.port(), task.spec().health_check(), now);
+    prober_->Watch(task.id(), address, task.port(), task.spec().health_check(), now);
   }
   if (stop_now)
     StopTask(task.id(), DurationOr(task.spec().stop_timeout(), absl::Seconds(10)), true, false);
@@ -655,6 +685,19 @@ void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, b
 }
 
 void WorkerAgent::OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state) {
+  if (state.phase == TaskRuntimeState::Phase::kStarting) {
+    // Progress of a slow start (an image pull): shown by `service ps` while it lasts.
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end() || !it->second.starting || state.message.empty() ||
+        it->second.status.message() == state.message) {
+      return;
+    }
+    it->second.status.set_message(state.message);
+    *it->second.status.mutable_timestamp() = ToProtoTime(clock_.Now());
+    QueueReport(task_id, it->second.status);
+    return;
+  }
   if (state.phase != TaskRuntimeState::Phase::kExited) return;
   const absl::Time now = clock_.Now();
   bool unwatch = false;

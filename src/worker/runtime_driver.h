@@ -38,6 +38,11 @@ struct TaskRuntimeState {
   std::string error;
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();
+  // The address the runtime gave the task (cri: the pod sandbox IP); empty when the
+  // scheduler's address (TaskRunSpec::address) is used.
+  std::string address;
+  // While starting: what the driver is doing ("pulling image ..."), shown in the task status.
+  std::string message;
 };
 
 struct ExecResult {
@@ -55,7 +60,8 @@ class RuntimeDriver {
   virtual ~RuntimeDriver() = default;
   virtual std::string Name() const = 0;
 
-  // Called on every phase change (from a driver thread).
+  // Called on every phase change, and while starting when the message changes (from a driver
+  // thread).
   virtual void SetListener(Listener listener) = 0;
 
   // Finds tasks left running by an earlier life of this worker (from its state dir) and
@@ -84,6 +90,14 @@ class RuntimeDriver {
 
   // Path of the task's combined stdout/stderr log.
   virtual std::string LogPath(std::string_view task_id) const = 0;
+
+  // True when the runtime gives tasks their addresses (the node registers no address range
+  // and tasks report TaskRuntimeState::address).
+  virtual bool AssignsAddresses() const { return false; }
+
+  // True when LogPath holds the CRI log format ("<time> <stream> <P|F> <text>" per line)
+  // rather than plain text.
+  virtual bool CriLogFormat() const { return false; }
 };
 
 }  // namespace warren

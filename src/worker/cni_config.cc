@@ -1,0 +1,122 @@
+#include "worker/cni_config.h"
+
+#include <arpa/inet.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace warren {
+namespace {
+
+bool IsName(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status ValidateCniOptions(const CriOptions& o) {
+  if (o.socket.empty()) return absl::InvalidArgumentError("--cri-socket: must not be empty");
+  if (o.cni_conf_dir.empty() || o.cni_conf_dir.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-conf-dir: \"", o.cni_conf_dir, "\" must be an absolute path"));
+  }
+  if (!IsName(o.cni_network, 63)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cni-network: \"", o.cni_network, "\" must be 1..63 letters, digits, '-', '_' or '.'"));
+  }
+  // Linux interface names have at most 15 characters.
+  if (!IsName(o.cni_bridge, 15)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-bridge: \"", o.cni_bridge,
+                     "\" must be 1..15 letters, digits, '-', '_' or '.' (an interface name)"));
+  }
+  std::vector<std::string> parts = absl::StrSplit(o.cni_subnet, '/');
+  in_addr addr{};
+  int prefix = 0;
+  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &addr) != 1 ||
+      !absl::SimpleAtoi(parts[1], &prefix) || prefix < 8 || prefix > 28) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-subnet: \"", o.cni_subnet,
+                     "\" must be an IPv4 CIDR with a prefix of 8..28 bits, e.g. 10.88.0.0/16"));
+  }
+  const uint32_t a = ntohl(addr.s_addr);
+  const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+  if ((a & ~mask) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cni-subnet: \"", o.cni_subnet, "\" has host bits set; the network address is ",
+        absl::StrCat((a & mask) >> 24, ".", ((a & mask) >> 16) & 255, ".", ((a & mask) >> 8) & 255,
+                     ".", (a & mask) & 255, "/", prefix)));
+  }
+  if ((a >> 24) == 127) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cni-subnet: \"", o.cni_subnet, "\" is loopback; pods need a real subnet"));
+  }
+  return absl::OkStatus();
+}
+
+std::string CniConfigList(const CriOptions& o, bool masquerade) {
+  nlohmann::json bridge = {
+      {"type", "bridge"},
+      {"bridge", o.cni_bridge},
+      {"isGateway", true},
+      {"ipMasq", masquerade},
+      {"hairpinMode", true},
+      {"ipam",
+       {{"type", "host-local"},
+        {"ranges", nlohmann::json::array({nlohmann::json::array({{{"subnet", o.cni_subnet}}})})},
+        {"routes", nlohmann::json::array({{{"dst", "0.0.0.0/0"}}})}}}};
+  nlohmann::json list = {{"cniVersion", "0.4.0"},
+                         {"name", o.cni_network},
+                         {"plugins", nlohmann::json::array({bridge})}};
+  return list.dump(2) + "\n";
+}
+
+std::string CniConfigPath(const CriOptions& o) {
+  return (std::filesystem::path(o.cni_conf_dir) / absl::StrCat("10-", o.cni_network, ".conflist"))
+      .string();
+}
+
+absl::StatusOr<std::string> WriteCniConfig(const CriOptions& o, bool masquerade) {
+  const std::string path = CniConfigPath(o);
+  const std::string content = CniConfigList(o, masquerade);
+  std::error_code ec;
+  std::filesystem::create_directories(o.cni_conf_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--cni-conf-dir ", o.cni_conf_dir, ": cannot create: ", ec.message()));
+  }
+  {
+    std::ifstream in(path);
+    std::stringstream old;
+    old << in.rdbuf();
+    if (in && old.str() == content) return path;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out.flush()) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot write ", path, ": ", ec.message()));
+  }
+  return path;
+}
+
+}  // namespace warren

@@ -1,0 +1,29 @@
+#ifndef WARREN_WORKER_CNI_CONFIG_H_
+#define WARREN_WORKER_CNI_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "roles.h"
+
+namespace warren {
+
+// Checks the CNI settings of the cri runtime; errors name the flag.
+absl::Status ValidateCniOptions(const CriOptions& options);
+
+// The CNI network config list (JSON) of the pods: one bridge with host-local IPAM over the
+// subnet, the bridge as the pods' gateway. `masquerade` NATs pod traffic leaving the host
+// (needs iptables).
+std::string CniConfigList(const CriOptions& options, bool masquerade);
+
+// Path of the config file in the conf dir: 10-<network>.conflist.
+std::string CniConfigPath(const CriOptions& options);
+
+// Writes the config list atomically (unchanged files are left alone, so the runtime does not
+// reload for nothing). Returns the path written.
+absl::StatusOr<std::string> WriteCniConfig(const CriOptions& options, bool masquerade);
+
+}  // namespace warren
+
+#endif  // WARREN_WORKER_CNI_CONFIG_H_
