@@ -127,6 +127,10 @@ state = "$STATE_DIR"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$SANDBOX_IMAGE"
+  # CRI gives the sandbox oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE, which VMs and
+  # CI containers often lack (runc then fails with "can't get final child's PID from pipe").
+  # Restricted, containers never go below containerd's own score. Warren does not rely on it.
+  restrict_oom_score_adj = true
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     # Probed by containers.sh on this machine: overlayfs if an overlay mount works in the
