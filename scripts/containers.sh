@@ -176,8 +176,7 @@ else
   for _ in $(seq 1 60); do
     containerd_answers && break
     kill -0 "$(cat "$CONTAINERD_PID_FILE")" 2>/dev/null ||
-      die "containerd exited during start-up; last lines of $LOG:
-$(tail -n 15 "$LOG")"
+      { tail -n 15 "$LOG" >&2; die "containerd exited during start-up; see $LOG"; }
     sleep 0.5
   done
   containerd_answers || die "containerd did not answer on $SOCK within 30s; see $LOG"
@@ -216,8 +215,7 @@ else
   for _ in $(seq 1 60); do
     registry_answers && break
     kill -0 "$(cat "$REGISTRY_PID_FILE")" 2>/dev/null ||
-      die "registry exited during start-up; last lines of $REGISTRY_LOG:
-$(tail -n 15 "$REGISTRY_LOG")"
+      { tail -n 15 "$REGISTRY_LOG" >&2; die "registry exited during start-up; see $REGISTRY_LOG"; }
     sleep 0.5
   done
   registry_answers || die "registry did not answer on http://$REGISTRY_HOST/v2/ within 30s"
