@@ -13,7 +13,7 @@ die() {
 }
 
 [ $# -eq 1 ] || die "usage: build-images.sh BUILD_DIR"
-BUILD_DIR=$(cd "$1" && pwd) || die "BUILD_DIR $1 does not exist"
+BUILD_DIR=$(cd "$1" 2>/dev/null && pwd) || die "BUILD_DIR $1 does not exist"
 REGISTRY="${WARREN_REGISTRY:-127.0.0.1:5000}"
 WORK="$BUILD_DIR/images"
 EPOCH=1970-01-01T00:00:00Z
@@ -24,7 +24,7 @@ done
 for target in warren-pause warren-testapp; do
   [ -x "$BUILD_DIR/$target" ] || die "$BUILD_DIR/$target not built (ninja -C $BUILD_DIR $target)"
 done
-curl -fsS --max-time 2 "http://$REGISTRY/v2/" >/dev/null ||
+curl -fs --max-time 2 "http://$REGISTRY/v2/" >/dev/null ||
   die "no registry answering at http://$REGISTRY/v2/ (run scripts/containers.sh)"
 
 # Copies $1 to $2 without debug info when strip is available (it only makes images larger).
