@@ -9,6 +9,7 @@ PACKAGES=(
   libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format curl procps iproute2 python3 nginx wrk
   clang libclang-rt-14-dev dnsutils dnsmasq-base dnsperf
+  containerd runc containernetworking-plugins docker-registry skopeo umoci jq
 )
 
 missing=()
