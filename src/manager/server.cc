@@ -1,6 +1,7 @@
 #include "manager/server.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -14,6 +15,8 @@
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
 #include "worker/agent.h"
+#include "worker/cni_config.h"
+#include "worker/cri_driver.h"
 #include "worker/fake_driver.h"
 #include "worker/process_driver.h"
 
@@ -202,11 +205,39 @@ ManagerServer::~ManagerServer() { Shutdown(); }
 
 namespace {
 
+absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions& options,
+                                                             const std::string& tasks_dir,
+                                                             Clock& clock) {
+  if (absl::Status s = ValidateCniOptions(options.cri); !s.ok()) return s;
+  // Pods reach beyond the host through NAT when iptables is there to set it up; the host
+  // reaches them over the bridge either way.
+  std::error_code ec;
+  const bool masquerade = std::filesystem::exists("/usr/sbin/iptables", ec) ||
+                          std::filesystem::exists("/sbin/iptables", ec);
+  auto path = WriteCniConfig(options.cri, masquerade);
+  if (!path.ok()) return path.status();
+  CriDriver::Options o;
+  o.socket = options.cri.socket;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  o.identity = options.node_name.empty() ? std::string(host) : options.node_name;
+  o.state_dir = tasks_dir;
+  o.call_timeout = options.cri.call_timeout;
+  o.pull_timeout = options.cri.pull_timeout;
+  auto driver = CriDriver::Connect(o, clock);
+  if (!driver.ok()) return driver.status();
+  spdlog::info("cri runtime: {} on {}; pod network {} ({}, bridge {}) in {}",
+               (*driver)->RuntimeVersion(), options.cri.socket, options.cri.cni_network,
+               options.cri.cni_subnet, options.cri.cni_bridge, *path);
+  if (absl::Status s = (*driver)->WaitUntilReady(absl::Seconds(30)); !s.ok()) return s;
+  return std::unique_ptr<RuntimeDriver>(std::move(*driver));
+}
+
 std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& clock,
                                        Registry* registry, absl::Status* error) {
-  if (options.runtime != "process" && options.runtime != "fake") {
+  if (options.runtime != "process" && options.runtime != "fake" && options.runtime != "cri") {
     *error = absl::InvalidArgumentError(absl::StrCat(
-        "runtime: \"", options.runtime, "\" is not supported (allowed: process, fake)"));
+        "runtime: \"", options.runtime, "\" is not supported (allowed: process, cri, fake)"));
     return nullptr;
   }
   std::error_code ec;
@@ -221,6 +252,13 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
   std::unique_ptr<RuntimeDriver> driver;
   if (options.runtime == "fake") {
     driver = std::make_unique<FakeDriver>();
+  } else if (options.runtime == "cri") {
+    auto cri = MakeCriDriver(options, tasks_dir.string(), clock);
+    if (!cri.ok()) {
+      *error = cri.status();
+      return nullptr;
+    }
+    driver = std::move(*cri);
   } else {
     driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
   }

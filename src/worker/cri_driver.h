@@ -1,0 +1,139 @@
+#ifndef WARREN_WORKER_CRI_DRIVER_H_
+#define WARREN_WORKER_CRI_DRIVER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "cri/v1/api.grpc.pb.h"
+#include "worker/runtime_driver.h"
+
+namespace warren {
+
+// Labels Warren puts on every pod sandbox and container it creates.
+inline constexpr char kCriWorkerLabel[] = "io.warren.worker";
+inline constexpr char kCriTaskLabel[] = "io.warren.task-id";
+inline constexpr char kCriServiceLabel[] = "io.warren.service";
+inline constexpr char kCriRevisionLabel[] = "io.warren.revision";
+
+// Runs each task as one container in a pod sandbox of its own, through the Kubernetes CRI v1
+// API of a container runtime (containerd). The sandbox's CNI address is the task's address.
+// Sandboxes and containers carry the worker's identity as a label, which is how a restarted
+// worker finds (adopts) them again.
+class CriDriver : public RuntimeDriver {
+ public:
+  struct Options {
+    // "unix:///run/containerd/containerd.sock" or a bare path.
+    std::string socket = "/run/containerd/containerd.sock";
+    // The label value that marks this worker's pods (the node name).
+    std::string identity;
+    // Pod log directories: <state_dir>/<task id>/container.log.
+    std::string state_dir;
+    // CRI pod namespace (metadata only; not a Linux namespace).
+    std::string pod_namespace = "warren";
+    absl::Duration call_timeout = absl::Seconds(30);
+    absl::Duration pull_timeout = absl::Minutes(10);
+    // How often the monitor lists containers to notice exits.
+    absl::Duration poll_interval = absl::Milliseconds(250);
+    // How often a running image pull refreshes its progress message.
+    absl::Duration pull_progress_interval = absl::Seconds(2);
+    size_t exec_output_limit = 4096;
+  };
+
+  // Dials the runtime and checks it speaks CRI v1. FAILED_PRECONDITION / UNAVAILABLE with the
+  // socket in the message when it cannot be reached.
+  static absl::StatusOr<std::unique_ptr<CriDriver>> Connect(Options options,
+                                                            Clock& clock = RealClock::Get());
+  ~CriDriver() override;
+
+  CriDriver(const CriDriver&) = delete;
+  CriDriver& operator=(const CriDriver&) = delete;
+
+  // "containerd 1.6.20~ds1 (CRI v1)".
+  std::string RuntimeVersion() const { return runtime_version_; }
+
+  // Waits (up to `timeout`) until the runtime reports its network ready (a CNI config loaded),
+  // then makes sure the runtime's sandbox image is present, pulling it if needed.
+  absl::Status WaitUntilReady(absl::Duration timeout);
+
+  std::string Name() const override { return "cri"; }
+  void SetListener(Listener listener) override;
+  // Adopts this worker's sandboxes and containers; removes sandboxes without a container and
+  // containers without a sandbox (left by a worker that died half-way through a start).
+  std::vector<std::string> Recover() override;
+  // Pulls the image if it is missing, runs the sandbox, creates and starts the container.
+  // Anything created is removed again when a later step fails.
+  absl::Status Start(const TaskRunSpec& spec) override;
+  // StopContainer with the timeout (seconds, rounded up), then StopPodSandbox, which releases
+  // the address.
+  absl::Status Stop(std::string_view task_id, absl::Duration timeout) override;
+  void Remove(std::string_view task_id) override;
+  std::optional<TaskRuntimeState> Inspect(std::string_view task_id) const override;
+  std::vector<std::string> List() const override;
+  // CRI ExecSync. A single argv element with a space runs through /bin/sh -c, as on the
+  // process runtime.
+  absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
+                                  absl::Duration timeout) override;
+  std::string LogPath(std::string_view task_id) const override;
+  bool AssignsAddresses() const override { return true; }
+  bool CriLogFormat() const override { return true; }
+
+ private:
+  struct Task {
+    std::string id;
+    std::string sandbox_id;
+    std::string container_id;
+    std::string image;
+    absl::Time pull_started = absl::InfinitePast();
+    absl::Time last_progress = absl::InfinitePast();
+    TaskRuntimeState state;
+  };
+
+  CriDriver(Options options, Clock& clock, std::shared_ptr<grpc::Channel> channel);
+
+  grpc::ClientContext* Prepare(grpc::ClientContext* ctx, absl::Duration timeout) const;
+  absl::Status EnsureImage(const std::string& task_id, const std::string& image);
+  void RemovePod(const std::string& sandbox_id, const std::string& container_id);
+  std::optional<TaskRuntimeState> ExitedState(const std::string& container_id);
+  void MonitorLoop();
+  void Notify(const std::string& task_id, const TaskRuntimeState& state);
+
+  const Options options_;
+  Clock& clock_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<runtime::v1::ImageService::Stub> images_;
+  std::string runtime_version_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, Task, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);
+  Listener listener_ ABSL_GUARDED_BY(mu_);
+  // One pull per image at a time; later starts wait for it and find the image present.
+  absl::Mutex pull_mu_;
+  std::map<std::string, std::shared_ptr<absl::Mutex>> pulls_ ABSL_GUARDED_BY(pull_mu_);
+
+  std::atomic<bool> stop_{false};
+  absl::Mutex stop_mu_;
+  std::thread monitor_;
+};
+
+// A CRI PullImage error turned into what a user can act on: the image is missing from its
+// registry, the registry cannot be reached, or the runtime's own message.
+std::string DescribePullError(const std::string& image, const grpc::Status& status);
+
+}  // namespace warren
+
+#endif  // WARREN_WORKER_CRI_DRIVER_H_
