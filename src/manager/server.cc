@@ -214,6 +214,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   std::error_code ec;
   const bool masquerade = std::filesystem::exists("/usr/sbin/iptables", ec) ||
                           std::filesystem::exists("/sbin/iptables", ec);
+  if (absl::Status s = PrepareBridge(options.cri); !s.ok()) return s;
   auto path = WriteCniConfig(options.cri, masquerade);
   if (!path.ok()) return path.status();
   CriDriver::Options o;
@@ -222,6 +223,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   gethostname(host, sizeof(host) - 1);
   o.identity = options.node_name.empty() ? std::string(host) : options.node_name;
   o.state_dir = tasks_dir;
+  o.cni_network = options.cri.cni_network;
   o.call_timeout = options.cri.call_timeout;
   o.pull_timeout = options.cri.pull_timeout;
   auto driver = CriDriver::Connect(o, clock);

@@ -213,6 +213,8 @@ void WorkerAgent::Stop(bool stop_tasks) {
           [this, id = id, timeout = timeout] { StopTask(id, timeout, true, false); });
     }
     for (auto& t : stoppers) t.join();
+    // Stopped for good: free their runtime state (pod sandboxes) now, not at the next start.
+    for (const auto& [id, timeout] : running) driver_->Remove(id);
     // Give the reporter a moment to tell the manager.
     for (int i = 0; i < 20; ++i) {
       {

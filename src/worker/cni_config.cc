@@ -1,7 +1,16 @@
 #include "worker/cni_config.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -117,6 +126,68 @@ absl::StatusOr<std::string> WriteCniConfig(const CriOptions& o, bool masquerade)
     return absl::FailedPreconditionError(absl::StrCat("cannot write ", path, ": ", ec.message()));
   }
   return path;
+}
+
+absl::Status PrepareBridge(const CriOptions& o) {
+  std::vector<std::string> parts = absl::StrSplit(o.cni_subnet, '/');
+  in_addr net{};
+  int prefix = 0;
+  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &net) != 1 ||
+      !absl::SimpleAtoi(parts[1], &prefix)) {
+    return ValidateCniOptions(o);
+  }
+  const uint32_t mask = ~uint32_t{0} << (32 - prefix);
+  const uint32_t subnet = ntohl(net.s_addr) & mask;
+  ifaddrs* addrs = nullptr;
+  if (getifaddrs(&addrs) != 0) return absl::OkStatus();  // nothing to learn; the plugin decides
+  std::string stale;
+  for (ifaddrs* a = addrs; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if (o.cni_bridge != a->ifa_name) continue;
+    uint32_t ip = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr);
+    if ((ip & mask) != subnet) {
+      char buf[INET_ADDRSTRLEN] = {0};
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof(buf));
+      stale = buf;
+    }
+  }
+  freeifaddrs(addrs);
+  if (stale.empty()) return absl::OkStatus();
+  std::error_code ec;
+  const std::filesystem::path brif =
+      std::filesystem::path("/sys/class/net") / o.cni_bridge / "brif";
+  size_t attached = 0;
+  for (auto it = std::filesystem::directory_iterator(brif, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    attached++;
+  }
+  if (attached > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--cni-subnet ", o.cni_subnet, ": bridge ", o.cni_bridge, " still has address ", stale,
+        " of another subnet and ", attached,
+        " pod interface(s) attached; stop those pods, or give this network its own --cni-bridge"));
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket: cannot manage the bridge");
+  ifreq req{};
+  std::snprintf(req.ifr_name, IFNAMSIZ, "%s", o.cni_bridge.c_str());
+  bool ok = ioctl(fd, SIOCGIFFLAGS, &req) == 0;
+  if (ok) {
+    req.ifr_flags &= ~IFF_UP;
+    ok = ioctl(fd, SIOCSIFFLAGS, &req) == 0;
+  }
+  char name[IFNAMSIZ] = {0};
+  std::snprintf(name, IFNAMSIZ, "%s", o.cni_bridge.c_str());
+  ok = ok && ioctl(fd, SIOCBRDELBR, name) == 0;
+  const int err = errno;
+  close(fd);
+  if (!ok) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--cni-subnet ", o.cni_subnet, ": bridge ", o.cni_bridge, " has address ",
+                     stale, " of another subnet and could not be deleted (", std::strerror(err),
+                     "); delete it with: ip link del ", o.cni_bridge));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace warren

@@ -1,5 +1,6 @@
 #include "worker/cri_driver.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -7,6 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -16,6 +19,8 @@ namespace {
 namespace cri = runtime::v1;
 
 constexpr char kLogFile[] = "container.log";
+// A one-string exec command with any of these needs a shell to mean what it says.
+constexpr char kShellChars[] = "|&;<>()$`\\\"'*?[]#~=%{}\n\t";
 
 absl::Status FromGrpc(const grpc::Status& s, std::string_view what) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
@@ -134,6 +139,30 @@ absl::Status CriDriver::WaitUntilReady(absl::Duration timeout) {
       }
     }
     if (!runtime_ready) why = "the runtime reports itself not ready";
+    if (runtime_ready && network_ready && !options_.cni_network.empty()) {
+      // The runtime reloads CNI configs a moment after they change: wait until it uses ours,
+      // or pods would come up on another network.
+      std::vector<std::string> names;
+      std::string conf_dir = "?";
+      auto it = resp.info().find("cniconfig");
+      if (it != resp.info().end()) {
+        auto j = nlohmann::json::parse(it->second, nullptr, false);
+        if (j.is_object()) {
+          conf_dir = j.value("PluginConfDir", "?");
+          for (const auto& n : j.value("Networks", nlohmann::json::array())) {
+            if (n.contains("Config") && n["Config"].is_object()) {
+              names.push_back(n["Config"].value("Name", ""));
+            }
+          }
+        }
+      }
+      if (std::find(names.begin(), names.end(), options_.cni_network) == names.end()) {
+        network_ready = false;
+        why = absl::StrCat("it loaded CNI networks [", absl::StrJoin(names, ", "), "] from ",
+                           conf_dir, ", not ", options_.cni_network,
+                           " (does another config sort first there?)");
+      }
+    }
     if (runtime_ready && network_ready) {
       auto it = resp.info().find("config");
       if (it != resp.info().end()) config = nlohmann::json::parse(it->second, nullptr, false);
@@ -622,10 +651,15 @@ absl::StatusOr<ExecResult> CriDriver::Exec(std::string_view task_id,
   if (argv.empty()) return absl::InvalidArgumentError("exec: empty command");
   cri::ExecSyncRequest req;
   req.set_container_id(container_id);
-  if (argv.size() == 1 && argv[0].find(' ') != std::string::npos) {
+  if (argv.size() == 1 && argv[0].find_first_of(kShellChars) != std::string::npos) {
     req.add_cmd("/bin/sh");
     req.add_cmd("-c");
     req.add_cmd(argv[0]);
+  } else if (argv.size() == 1) {
+    // Plain words need no shell, which many images do not have.
+    for (absl::string_view word : absl::StrSplit(argv[0], ' ', absl::SkipEmpty())) {
+      req.add_cmd(std::string(word));
+    }
   } else {
     for (const auto& a : argv) req.add_cmd(a);
   }

@@ -42,6 +42,8 @@ class CriDriver : public RuntimeDriver {
     std::string identity;
     // Pod log directories: <state_dir>/<task id>/container.log.
     std::string state_dir;
+    // The CNI network the pods must join; WaitUntilReady waits until the runtime loaded it.
+    std::string cni_network;
     // CRI pod namespace (metadata only; not a Linux namespace).
     std::string pod_namespace = "warren";
     absl::Duration call_timeout = absl::Seconds(30);
@@ -83,8 +85,9 @@ class CriDriver : public RuntimeDriver {
   void Remove(std::string_view task_id) override;
   std::optional<TaskRuntimeState> Inspect(std::string_view task_id) const override;
   std::vector<std::string> List() const override;
-  // CRI ExecSync. A single argv element with a space runs through /bin/sh -c, as on the
-  // process runtime.
+  // CRI ExecSync. A single argv element with shell syntax (pipes, quotes, variables...) runs
+  // through /bin/sh -c in the container; plain words are split and run directly, so images
+  // without a shell can have exec health checks.
   absl::StatusOr<ExecResult> Exec(std::string_view task_id, const std::vector<std::string>& argv,
                                   absl::Duration timeout) override;
   std::string LogPath(std::string_view task_id) const override;

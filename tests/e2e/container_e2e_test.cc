@@ -1,0 +1,369 @@
+// End-to-end tests on real containers: the cri runtime over containerd (CRI v1), pods on a CNI
+// bridge of the test's own, the warren-testapp image from the local registry. Rolling update,
+// blue/green switch and a failing canary under load through the proxy, plus what reaches the
+// container (limits, labels, env, logs, exec health checks) and adoption after a worker crash.
+//
+// Needs containerd and the registry started by scripts/containers.sh and the images pushed by
+// scripts/build-images.sh (scripts/test.sh does both). Where containers cannot run, test.sh
+// sets WARREN_CRI_UNAVAILABLE to the reason and these tests report skipped with it.
+#include <grpcpp/grpcpp.h>
+
+#include "cri/v1/api.grpc.pb.h"
+#include "e2e_fixture.h"
+
+namespace warren::e2e {
+namespace {
+
+namespace cri = runtime::v1;
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+class ContainerE2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    if (const char* why = std::getenv("WARREN_CRI_UNAVAILABLE"); why && *why) {
+      GTEST_SKIP() << "containers cannot run here: " << why;
+    }
+    E2eTest::SetUp();
+    socket_ = EnvOr("WARREN_CRI_SOCKET", "/run/containerd/containerd.sock");
+    image_ = EnvOr("WARREN_TESTAPP_IMAGE", "127.0.0.1:5000/warren/testapp:1");
+    auto channel = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
+    runtime_ = cri::RuntimeService::NewStub(channel);
+    node_ = "e2e-" + std::to_string(range_octet_);
+    // A subnet, bridge and network of the test's own.
+    subnet_prefix_ = "10.213." + std::to_string(range_octet_) + ".";
+    conflist_ = "/etc/cni/net.d/10-warren-e2e.conflist";
+    cri::VersionRequest req;
+    cri::VersionResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s = runtime_->Version(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << "containerd is not answering on " << socket_ << " (" << s.error_message()
+                        << "); scripts/containers.sh starts it";
+  }
+
+  void TearDown() override {
+    if (runtime_ == nullptr) return;  // skipped
+    E2eTest::TearDown();
+    // Whatever a failed test left behind: every pod of this test's node.
+    for (const auto& p : Pods()) {
+      grpc::ClientContext c1, c2;
+      cri::StopPodSandboxRequest sreq;
+      sreq.set_pod_sandbox_id(p.id());
+      cri::StopPodSandboxResponse sresp;
+      runtime_->StopPodSandbox(&c1, sreq, &sresp);
+      cri::RemovePodSandboxRequest rreq;
+      rreq.set_pod_sandbox_id(p.id());
+      cri::RemovePodSandboxResponse rresp;
+      runtime_->RemovePodSandbox(&c2, rreq, &rresp);
+    }
+    std::error_code ec;
+    std::filesystem::remove(conflist_, ec);
+  }
+
+  Process& StartCri() {
+    std::vector<std::string> args = {WARREN_BINARY,
+                                     "cluster",
+                                     "init",
+                                     "--runtime",
+                                     "cri",
+                                     "--cri-socket",
+                                     socket_,
+                                     "--cni-network",
+                                     "warren-e2e",
+                                     "--cni-bridge",
+                                     "we2e0",
+                                     "--cni-subnet",
+                                     subnet_prefix_ + "0/24",
+                                     "--data-dir",
+                                     (dir_ / "data").string(),
+                                     "--api-addr",
+                                     api_addr_,
+                                     "--metrics-addr",
+                                     "127.0.0.1:" + std::to_string(metrics_port_),
+                                     "--node-name",
+                                     node_,
+                                     "--dns-addr",
+                                     "127.0.0.1:" + std::to_string(dns_port_)};
+    processes_.push_back(std::make_unique<Process>(args, (dir_ / "hybrid.log").string()));
+    WaitReady();
+    return *processes_.back();
+  }
+
+  CommandResult CreateWeb(int replicas, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"service",
+                                     "create",
+                                     "web",
+                                     "--image",
+                                     image_,
+                                     "--replicas",
+                                     std::to_string(replicas),
+                                     "--publish",
+                                     "127.0.0.1:" + std::to_string(publish_port_) + ":8080",
+                                     "--health-http",
+                                     "/healthz",
+                                     "--health-interval",
+                                     "200ms",
+                                     "--env",
+                                     "VERSION=v1",
+                                     "--stop-timeout",
+                                     "2s",
+                                     "--drain-timeout",
+                                     "1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Cli(args);
+  }
+
+  void WaitServing(size_t replicas) {
+    ASSERT_TRUE(
+        WaitFor([&] { return HealthyTasks("web").size() == replicas; }, std::chrono::seconds(60)))
+        << Cli({"service", "ps", "web"}).out << processes_.back()->Log();
+    ASSERT_TRUE(WaitFor([&] {
+      auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+      return resp && resp->first == 200;
+    }));
+  }
+
+  nlohmann::json Rollout() {
+    auto r = Cli({"service", "rollout", "status", "web", "-o", "json"});
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  std::vector<cri::PodSandbox> Pods() {
+    cri::ListPodSandboxRequest req;
+    (*req.mutable_filter()->mutable_label_selector())["io.warren.worker"] = node_;
+    cri::ListPodSandboxResponse resp;
+    grpc::ClientContext ctx;
+    runtime_->ListPodSandbox(&ctx, req, &resp);
+    return {resp.items().begin(), resp.items().end()};
+  }
+
+  std::vector<cri::Container> Containers() {
+    cri::ListContainersRequest req;
+    (*req.mutable_filter()->mutable_label_selector())["io.warren.worker"] = node_;
+    cri::ListContainersResponse resp;
+    grpc::ClientContext ctx;
+    runtime_->ListContainers(&ctx, req, &resp);
+    return {resp.containers().begin(), resp.containers().end()};
+  }
+
+  std::string socket_;
+  std::string image_;
+  std::string node_;
+  std::string subnet_prefix_;
+  std::string conflist_;
+  int publish_port_ = FreePort();
+  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
+};
+
+TEST_F(ContainerE2eTest, RollingUpdateUnderLoadLosesNoRequest) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(3).exit_code, 0);
+  WaitServing(3);
+  // Task addresses are pod IPs from the test's subnet, one pod per task.
+  for (const auto& t : HealthyTasks("web")) {
+    EXPECT_EQ(t.value("address", "").rfind(subnet_prefix_, 0), 0u) << t.dump();
+  }
+  EXPECT_EQ(Pods().size(), 3u);
+
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--max-unavailable", "0"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // old pods drain and go
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_GT(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  // The replaced pods are removed, not just stopped.
+  ASSERT_TRUE(WaitFor([&] { return Pods().size() == 3u; })) << Pods().size();
+}
+
+TEST_F(ContainerE2eTest, BlueGreenSwitchUnderLoadLosesNoRequest) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(2).exit_code, 0);
+  WaitServing(2);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "blue-green",
+                "--scale-down-delay", "2s"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("switched"), std::string::npos) << r.out;
+  ASSERT_TRUE(
+      WaitFor([&] { return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_SUCCEEDED"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // blue drains and goes
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_GT(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  ASSERT_TRUE(WaitFor([&] { return Pods().size() == 2u; })) << Pods().size();
+}
+
+TEST_F(ContainerE2eTest, FailingCanaryRollsBackUnderLoadLosingNoRequest) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(2).exit_code, 0);
+  WaitServing(2);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // v2 never passes its health check: the canary gets no traffic and fails.
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "FAIL_HEALTH=1",
+                "--strategy", "canary", "--canary-steps", "20,100", "--canary-window", "5s",
+                "--health-retries", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // the followed update ends in a rollback
+  ASSERT_TRUE(WaitFor([&] {
+    return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_ROLLED_BACK";
+  })) << Rollout().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_EQ(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  EXPECT_EQ(HealthyTasks("web").size(), 2u);
+  ASSERT_TRUE(WaitFor([&] { return Pods().size() == 2u; })) << Pods().size();
+}
+
+TEST_F(ContainerE2eTest, TemplateReachesTheContainer) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(1, {"--cpus", "0.5", "--memory", "64M", "--container-label", "team=edge",
+                          "--arg", "--port", "--arg", "8080"})
+                .exit_code,
+            0);
+  WaitServing(1);
+  auto containers = Containers();
+  ASSERT_EQ(containers.size(), 1u);
+  const cri::Container& c = containers[0];
+  EXPECT_EQ(c.labels().at("team"), "edge");
+  EXPECT_EQ(c.labels().at("io.warren.service"), "web");
+  EXPECT_EQ(c.image().image(), image_);
+
+  cri::ContainerStatusRequest req;
+  req.set_container_id(c.id());
+  req.set_verbose(true);
+  cri::ContainerStatusResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(runtime_->ContainerStatus(&ctx, req, &resp).ok());
+  auto info = nlohmann::json::parse(resp.info().at("info"));
+  const auto& spec = info["runtimeSpec"];
+  EXPECT_EQ(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
+  EXPECT_EQ(spec["linux"]["resources"]["cpu"]["quota"], 50000);
+  EXPECT_EQ(spec["linux"]["resources"]["cpu"]["period"], 100000);
+  std::vector<std::string> args = spec["process"]["args"];
+  EXPECT_EQ(args, (std::vector<std::string>{"/usr/local/bin/warren-testapp", "--port", "8080"}));
+  bool has_version = false, has_ip = false;
+  for (const std::string& e : spec["process"]["env"]) {
+    has_version |= e == "VERSION=v1";
+    has_ip |= e.rfind("WARREN_TASK_IP=" + subnet_prefix_, 0) == 0;
+  }
+  EXPECT_TRUE(has_version);
+  EXPECT_TRUE(has_ip);
+
+  // The CRI log file, decoded.
+  ASSERT_TRUE(WaitFor([&] {
+    auto logs = Cli({"service", "logs", "web"});
+    return logs.out.find("listening on " + subnet_prefix_) != std::string::npos;
+  })) << Cli({"service", "logs", "web"}).out;
+}
+
+TEST_F(ContainerE2eTest, ExecHealthChecksRunInTheContainer) {
+  StartCri();
+  // Plain words run without a shell (the image has none).
+  ASSERT_EQ(Cli({"service", "create", "good", "--image", image_, "--health-cmd",
+                 "/usr/local/bin/warren-testapp --help", "--health-interval", "200ms"})
+                .exit_code,
+            0);
+  ASSERT_EQ(
+      Cli({"service", "create", "bad", "--image", image_, "--health-cmd", "/no/such/binary",
+           "--health-interval", "200ms", "--health-retries", "1", "--restart-condition", "never"})
+          .exit_code,
+      0);
+  auto health = [&](const std::string& svc) {
+    for (const auto& t : Tasks(svc)) {
+      if (t["status"].contains("health")) return t["status"]["health"].value("state", "");
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(
+      WaitFor([&] { return health("good") == "HEALTH_STATE_HEALTHY"; }, std::chrono::seconds(30)))
+      << Cli({"service", "ps", "good"}).out;
+  ASSERT_TRUE(
+      WaitFor([&] { return health("bad") == "HEALTH_STATE_UNHEALTHY"; }, std::chrono::seconds(30)))
+      << Cli({"service", "ps", "bad"}).out;
+}
+
+TEST_F(ContainerE2eTest, MissingImageAndUnreachableRegistryAreClearErrors) {
+  StartCri();
+  ASSERT_EQ(Cli({"service", "create", "missing", "--image", "127.0.0.1:5000/warren/nope:1",
+                 "--restart-condition", "never"})
+                .exit_code,
+            0);
+  const int closed = FreePort();
+  ASSERT_EQ(Cli({"service", "create", "unreachable", "--image",
+                 "127.0.0.1:" + std::to_string(closed) + "/x:1", "--restart-condition", "never"})
+                .exit_code,
+            0);
+  auto error_of = [&](const std::string& svc) {
+    for (const auto& t : Tasks(svc)) {
+      if (t["status"].value("state", "") == "TASK_STATE_FAILED") {
+        return t["status"].value("error", "");
+      }
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(WaitFor([&] { return !error_of("missing").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(error_of("missing").find("not found in its registry"), std::string::npos)
+      << error_of("missing");
+  ASSERT_TRUE(WaitFor([&] { return !error_of("unreachable").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(error_of("unreachable").find("registry unreachable"), std::string::npos)
+      << error_of("unreachable");
+  EXPECT_TRUE(Pods().empty());
+  // A command-only service is not sent to a container node.
+  ASSERT_EQ(Cli({"service", "create", "cmd", "--command", "/bin/true"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Tasks("cmd");
+    return !ts.empty() &&
+           ts[0]["status"].value("message", "").find("runs commands") != std::string::npos;
+  })) << Cli({"service", "ps", "cmd", "-o", "json"}).out;
+}
+
+TEST_F(ContainerE2eTest, WorkerCrashAdoptsPodsAndRemovesOrphans) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(2).exit_code, 0);
+  WaitServing(2);
+  std::set<std::string> before;
+  for (const auto& t : HealthyTasks("web")) before.insert(t.value("id", ""));
+
+  processes_.back()->Kill(SIGKILL);
+  // An orphan the dead worker could have left: a pod of this node with no container.
+  cri::RunPodSandboxRequest req;
+  auto* config = req.mutable_config();
+  config->mutable_metadata()->set_name("orphan-" + node_);
+  config->mutable_metadata()->set_uid("orphan-" + node_);
+  config->mutable_metadata()->set_namespace_("warren");
+  (*config->mutable_labels())["io.warren.worker"] = node_;
+  (*config->mutable_labels())["io.warren.task-id"] = "orphan" + std::to_string(range_octet_);
+  cri::RunPodSandboxResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(runtime_->RunPodSandbox(&ctx, req, &resp).ok());
+  const std::string orphan = resp.pod_sandbox_id();
+  EXPECT_EQ(Pods().size(), 3u);
+
+  // Traffic keeps flowing through the restarted worker to the same pods.
+  StartCri();
+  ASSERT_TRUE(WaitFor([&] { return Pods().size() == 2u; })) << Pods().size();
+  for (const auto& p : Pods()) EXPECT_NE(p.id(), orphan);
+  WaitServing(2);
+  std::set<std::string> after;
+  for (const auto& t : HealthyTasks("web")) after.insert(t.value("id", ""));
+  EXPECT_EQ(before, after) << "the same tasks, adopted, not replaced";
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_EQ(load.failed(), 0) << load.last_error();
+}
+
+}  // namespace
+}  // namespace warren::e2e
