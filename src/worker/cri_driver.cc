@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -48,6 +49,7 @@ std::string PodName(const TaskRunSpec& spec) {
 
 std::string DescribePullError(const std::string& image, const grpc::Status& status) {
   const std::string& m = status.error_message();
+  const std::string lower = absl::AsciiStrToLower(m);
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::StrCat("image ", image, ": pull did not finish in time (", m, ")");
   }
@@ -59,7 +61,8 @@ std::string DescribePullError(const std::string& image, const grpc::Status& stat
   if (absl::StrContains(m, "not found") || absl::StrContains(m, "manifest unknown")) {
     return absl::StrCat("image ", image, ": not found in its registry (", m, ")");
   }
-  if (absl::StrContains(m, "unauthorized") || absl::StrContains(m, "authorization")) {
+  if (absl::StrContains(lower, "unauthorized") || absl::StrContains(lower, "forbidden") ||
+      absl::StrContains(lower, "authorization")) {
     return absl::StrCat("image ", image, ": the registry refused access (", m, ")");
   }
   return absl::StrCat("image ", image, ": pull failed (", m, ")");

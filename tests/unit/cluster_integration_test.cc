@@ -309,3 +309,61 @@ TEST_F(ClusterTest, EventsStreamFromTheBeginning) {
 
 }  // namespace
 }  // namespace warren
+
+namespace warren {
+namespace {
+
+// A cri node registers without an address range; its tasks get the address the worker reports
+// (the pod IP), which the routing layer then uses.
+TEST_F(ClusterTest, CriNodeTasksTakeTheAddressTheWorkerReports) {
+  v1::RegisterNodeRequest reg;
+  reg.set_name("c1");
+  reg.set_runtime("cri");
+  reg.set_address_range("127.9.0.0/16");
+  v1::Node node;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->RegisterNode(&ctx, reg, &node);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("address_range"), std::string::npos) << s.error_message();
+  }
+  reg.clear_address_range();
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->RegisterNode(&ctx, reg, &node);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(node.address_range(), "");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(1);
+    req.mutable_spec()->mutable_template_()->set_image("127.0.0.1:5000/web:1");
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Tasks("web");
+    return ts.size() == 1 && ts[0].node_id() == node.id();
+  }));
+  v1::Task t = Tasks("web")[0];
+  EXPECT_EQ(t.address(), "");
+  v1::ReportTaskStatusRequest report;
+  report.set_node_id(node.id());
+  auto* r = report.add_reports();
+  r->set_task_id(t.id());
+  r->mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  r->mutable_status()->set_address("10.88.0.7");
+  {
+    grpc::ClientContext ctx;
+    v1::ReportTaskStatusResponse resp;
+    ASSERT_TRUE(stub_->ReportTaskStatus(&ctx, report, &resp).ok());
+  }
+  t = Tasks("web")[0];
+  EXPECT_EQ(t.address(), "10.88.0.7");
+  EXPECT_EQ(t.status().state(), v1::TASK_STATE_RUNNING);
+}
+
+}  // namespace
+}  // namespace warren

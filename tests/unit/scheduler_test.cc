@@ -37,6 +37,39 @@ std::map<std::string, int> CountByNode(const Scheduler::Result& r) {
   return out;
 }
 
+TEST(SchedulerTest, ImagesGoToCriNodesAndCommandsToProcessNodes) {
+  v1::Node proc = MakeNode("p", "127.1.0.0/16");
+  proc.set_runtime("process");
+  v1::Node cri = MakeNode("c", "");
+  cri.set_runtime("cri");
+  v1::Task image = MakeTask("img", "web");
+  image.mutable_spec()->set_image("127.0.0.1:5000/web:1");
+  v1::Task command = MakeTask("cmd", "worker");
+  command.mutable_spec()->set_command("/bin/true");
+  auto r = Scheduler::Schedule({proc, cri}, {}, {image, command});
+  ASSERT_EQ(r.assigned.size(), 2u);
+  for (const auto& t : r.assigned) {
+    if (t.id() == "img") {
+      EXPECT_EQ(t.node_id(), "c");
+      EXPECT_EQ(t.address(), "") << "the runtime gives container tasks their address";
+    } else {
+      EXPECT_EQ(t.node_id(), "p");
+      EXPECT_EQ(t.address().rfind("127.1.", 0), 0u);
+    }
+  }
+  // No node of the right kind: pending with the reason.
+  r = Scheduler::Schedule({proc}, {}, {image});
+  ASSERT_EQ(r.unplaced.size(), 1u);
+  EXPECT_NE(r.unplaced[0].second.find("--runtime cri"), std::string::npos) << r.unplaced[0].second;
+  r = Scheduler::Schedule({cri}, {}, {command});
+  ASSERT_EQ(r.unplaced.size(), 1u);
+  EXPECT_NE(r.unplaced[0].second.find("runs commands"), std::string::npos);
+  // The fake runtime runs anything.
+  v1::Node fake = MakeNode("f", "127.3.0.0/16");
+  fake.set_runtime("fake");
+  EXPECT_EQ(Scheduler::Schedule({fake}, {}, {image, command}).assigned.size(), 2u);
+}
+
 TEST(SchedulerTest, SpreadsReplicasWithinOnePass) {
   std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
   std::vector<v1::Task> pending;
