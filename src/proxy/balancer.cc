@@ -149,6 +149,21 @@ absl::StatusOr<Balancer::Lease> Balancer::Pick(absl::Span<const std::string> exc
   return absl::NotFoundError("every endpoint of the service is excluded");
 }
 
+absl::StatusOr<Balancer::Lease> Balancer::PickOtherRevision(int64_t revision) {
+  absl::MutexLock lock(&mu_);
+  if (options_.preview) return absl::NotFoundError("preview traffic is not retried");
+  const absl::Time now = any_ejected_ ? options_.clock->Now() : absl::InfinitePast();
+  Revision* best = nullptr;
+  for (Revision& r : revisions_) {
+    if (r.revision == revision || r.weight <= 0 || r.endpoints.empty()) continue;
+    if (best == nullptr || r.weight > best->weight) best = &r;
+  }
+  if (best == nullptr) return absl::NotFoundError("no other revision takes traffic");
+  int i = PickInRevision(*best, {}, now, /*honor_ejection=*/true);
+  if (i < 0) return absl::NotFoundError("the other revision has no usable endpoint");
+  return Lease(best->endpoints[i]);
+}
+
 void Balancer::Eject(const std::string& key) {
   absl::MutexLock lock(&mu_);
   absl::Time until = options_.clock->Now() + options_.ejection_period;

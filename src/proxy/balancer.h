@@ -93,6 +93,11 @@ class Balancer {
   // (no revision with weight and endpoints), NotFoundError when every candidate is excluded.
   absl::StatusOr<Lease> Pick(absl::Span<const std::string> exclude_keys = {});
 
+  // An endpoint of the revision with the most weight other than `revision` (a 5xx from
+  // `revision` is retried there). NotFoundError when no other revision takes traffic, and
+  // always for preview balancers.
+  absl::StatusOr<Lease> PickOtherRevision(int64_t revision);
+
   // The connect to this endpoint failed: skip it for the ejection period.
   void Eject(const std::string& key);
 

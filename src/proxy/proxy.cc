@@ -144,7 +144,11 @@ class ServiceProxy::Impl {
                                         {"service", "revision"}, LatencyBuckets())),
         no_endpoint_(registry_.AddCounter("warren_proxy_no_endpoint_total",
                                           "Requests answered 503: the service had no endpoint.",
-                                          {"service"})) {
+                                          {"service"})),
+        retried_(registry_.AddCounter(
+            "warren_proxy_retried_total",
+            "Requests answered 5xx by one revision and sent once to another (deployments only).",
+            {"service"})) {
     balancer_.Update(route);
     RegisterRevisions(route);
   }
@@ -277,6 +281,7 @@ class ServiceProxy::Impl {
       for (const char* c : {"2xx", "3xx", "4xx", "5xx"}) responses_.Remove({service_, r, c});
     }
     no_endpoint_.Remove({service_});
+    retried_.Remove({service_});
   }
 
  private:
@@ -600,15 +605,41 @@ class ServiceProxy::Impl {
       co_return keep;
     }
 
-    RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+    // During a deployment, a 5xx from one revision to a request that can be repeated is sent
+    // once to another revision; the first answer still counts against its revision (analysis
+    // sees it), the client gets the second.
+    Acquired* ap = &a;
+    http::response_parser<http::buffer_body>* rp = &*res_p;
+    Retry retry;
+    if (bodyless && IsRepeatable(req.method()) && IsRetryable(rp->get().result_int())) {
+      const int64_t failed_revision = a.lease.revision();
+      if (co_await RetryOnOtherRevision(w, s, cbuf, req_p, buf, failed_revision, head, retry)) {
+        RevisionMetrics* fm = MetricsFor(w, failed_revision);
+        fm->requests->Inc();
+        fm->responses[5]->Inc();
+        fm->latency->Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        retried_.WithLabels({service_}).Inc();
+        beast::error_code ec;
+        a.up->socket.close(ec);  // the first answer's body is not read: the connection goes
+        ap = &retry.a;
+        rp = &*retry.res;
+      } else if (retry.a.up) {
+        beast::error_code ec;
+        retry.a.up->socket.close(ec);
+      }
+      s.upstream = &ap->up->socket;
+    }
+
+    RevisionMetrics* m = MetricsFor(w, ap->lease.revision());
     m->requests->Inc();
-    auto& res = res_p->get();
+    auto& res = rp->get();
     const int status = res.result_int();
     const bool upstream_keep = res.keep_alive();
     const bool has_body = !head && status != 204 && status != 304;
     StripHopByHop(res);
     res.version(version);
-    if (has_body && !res_p->content_length()) {
+    if (has_body && !rp->content_length()) {
       if (version >= 11) {
         res.chunked(true);
       } else {
@@ -621,13 +652,54 @@ class ServiceProxy::Impl {
     res.keep_alive(client_keep);
     if (int c = StatusClass(status); c != 0) m->responses[c]->Inc();
 
-    Side side = co_await Relay<false>(*res_p, a.up->socket, a.up->buffer, s.client, buf);
+    Side side = co_await Relay<false>(*rp, ap->up->socket, ap->up->buffer, s.client, buf);
     m->latency->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (side != Side::kNone) co_return false;
     s.upstream = nullptr;
-    if (upstream_keep && res_p->is_done()) PutIdle(w, std::move(a.up));
+    if (upstream_keep && rp->is_done()) PutIdle(w, std::move(ap->up));
     co_return client_keep;
+  }
+
+  static bool IsRepeatable(http::verb v) {
+    return v == http::verb::get || v == http::verb::head || v == http::verb::options;
+  }
+  static bool IsRetryable(int status) {
+    return status == 500 || status == 502 || status == 503 || status == 504;
+  }
+
+  struct Retry {
+    Acquired a;
+    std::optional<http::response_parser<http::buffer_body>> res;
+  };
+
+  // Sends the (bodyless) request to another revision on a fresh connection and reads the
+  // answer's header. False when there is no other revision or the attempt failed; the caller
+  // then relays the first answer.
+  awaitable<bool> RetryOnOtherRevision(Worker& w, Session& s, beast::flat_buffer& cbuf,
+                                       http::request_parser<http::buffer_body>& req_p, char* buf,
+                                       int64_t revision, bool head, Retry& out) {
+    absl::StatusOr<Balancer::Lease> picked = balancer_.PickOtherRevision(revision);
+    if (!picked.ok()) co_return false;
+    out.a.lease = std::move(*picked);
+    out.a.up = co_await Connect(w, out.a.lease);
+    if (!out.a.up) {
+      MetricsFor(w, out.a.lease.revision())->connect_errors->Inc();
+      balancer_.Eject(out.a.lease.key());
+      co_return false;
+    }
+    s.upstream = &out.a.up->socket;
+    Side side = co_await Relay<true>(req_p, s.client, cbuf, out.a.up->socket, buf);
+    if (side != Side::kNone) co_return false;
+    beast::error_code ec;
+    do {
+      out.res.emplace();
+      out.res->body_limit(std::numeric_limits<std::uint64_t>::max());
+      if (head) out.res->skip(true);
+      co_await http::async_read_header(out.a.up->socket, out.a.up->buffer, *out.res,
+                                       asio::redirect_error(use_awaitable, ec));
+    } while (!ec && out.res->get().result_int() / 100 == 1 && out.res->get().result_int() != 101);
+    co_return !ec && out.res->get().result_int() != 101;
   }
 
   // Both directions of one TCP connection. Whichever direction finishes last destroys it, which
@@ -706,6 +778,7 @@ class ServiceProxy::Impl {
   Family<Counter>& connect_errors_;
   Family<Histogram>& latency_;
   Family<Counter>& no_endpoint_;
+  Family<Counter>& retried_;
 
   mutable absl::Mutex metrics_mu_;
   absl::flat_hash_map<int64_t, std::unique_ptr<RevisionMetrics>> metrics_

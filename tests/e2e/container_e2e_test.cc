@@ -1,6 +1,7 @@
 // End-to-end tests on real containers: the cri runtime over containerd (CRI v1), pods on a CNI
 // bridge of the test's own, the warren-testapp image from the local registry. Rolling update,
-// blue/green switch and a failing canary under load through the proxy, plus what reaches the
+// blue/green switch and failing canaries (unhealthy; 5xx) under load through the proxy with zero
+// failed requests, plus what reaches the
 // container (limits, labels, env, logs, exec health checks) and adoption after a worker crash.
 //
 // Needs containerd and the registry started by scripts/containers.sh and the images pushed by
@@ -223,6 +224,25 @@ TEST_F(ContainerE2eTest, FailingCanaryRollsBackUnderLoadLosingNoRequest) {
   EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
   EXPECT_EQ(HealthyTasks("web").size(), 2u);
   ASSERT_TRUE(WaitFor([&] { return Pods().size() == 2u; })) << Pods().size();
+}
+
+TEST_F(ContainerE2eTest, ErrorRateCanaryRollsBackUnderLoadLosingNoRequest) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(3).exit_code, 0);
+  WaitServing(3);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // v2 answers 30% of its requests with 500: the analysis of the first step sees it.
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "ERROR_RATE=0.3",
+                "--strategy", "canary", "--canary-steps", "20,100", "--canary-window", "30s",
+                "--min-requests", "50"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(Rollout().value("rollbackReason", ""), "error_rate") << Rollout().dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  load.Stop();
+  EXPECT_GT(load.v2(), 0) << "the canary served";
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  ASSERT_TRUE(WaitFor([&] { return Pods().size() == 3u; })) << Pods().size();
 }
 
 TEST_F(ContainerE2eTest, TemplateReachesTheContainer) {

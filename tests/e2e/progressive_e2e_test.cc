@@ -214,15 +214,11 @@ TEST_F(ProgressiveE2eTest, BadCanaryIsRolledBackAutomatically) {
     auto resp = HttpGet("127.0.0.1", publish_port_, "/");
     return resp && resp->second.find("version=v1") != std::string::npos && load.v2() > 0;
   }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const int sent_before = load.sent(), failed_before = load.failed();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   load.Stop();
-  // Users saw errors only from the canary's share (10% x 30%) while it was judged...
-  EXPECT_GT(failed_before, 0);
-  EXPECT_LT(failed_before, sent_before * 0.03 + 50) << failed_before << " of " << sent_before;
-  // ... and none once it was pulled back.
-  EXPECT_EQ(load.failed(), failed_before);
+  // The canary's 500s were judged (the rollback reason) but users saw none: the proxy sent
+  // each of those GETs once more, to the stable revision.
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
 }
 

@@ -42,13 +42,15 @@ struct App {
 };
 
 // A testapp on its own loopback address, like a task of the process runtime.
-App StartApp(const std::string& ip, const std::string& task) {
+App StartApp(const std::string& ip, const std::string& task,
+             std::map<std::string, std::string> env = {}) {
   App app;
   app.ip = ip;
   app.task = task;
-  auto p = Subprocess::Start(
-      {WARREN_TESTAPP_BINARY},
-      {{"WARREN_TASK_IP", ip}, {"WARREN_TASK_PORT", "0"}, {"WARREN_TASK_ID", task}});
+  env["WARREN_TASK_IP"] = ip;
+  env["WARREN_TASK_PORT"] = "0";
+  env["WARREN_TASK_ID"] = task;
+  auto p = Subprocess::Start({WARREN_TESTAPP_BINARY}, env);
   EXPECT_TRUE(p.ok()) << p.status();
   if (!p.ok()) return app;
   app.process = std::move(*p);
@@ -389,6 +391,50 @@ TEST(ServiceProxyTest, RetriesADeadEndpointWithoutFailingRequests) {
   EXPECT_EQ(stats.revisions[0].connect_errors, 1u);
   EXPECT_EQ(stats.revisions[0].responses_2xx, 50u);
   EXPECT_EQ(stats.revisions[0].responses_5xx, 0u);
+}
+
+TEST(ServiceProxyTest, A5xxDuringADeploymentIsRetriedOnAnotherRevision) {
+  App stable = StartApp("127.0.0.51", "stable");
+  App bad = StartApp("127.0.0.52", "bad", {{"ERROR_RATE", "1"}});
+  ASSERT_GT(stable.port, 0);
+  ASSERT_GT(bad.port, 0);
+  Registry registry;
+  auto proxy = StartProxy(RouteOf({{50, {EndpointOf(stable.task, stable.ip, stable.port)}},
+                                   {50, {EndpointOf(bad.task, bad.ip, bad.port)}}}),
+                          registry);
+  ASSERT_NE(proxy, nullptr);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  for (int i = 0; i < 100; ++i) {
+    auto r = (*conn)->Request(i % 2 ? "GET" : "HEAD", "/", "", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200) << i;
+    EXPECT_EQ(r->Header("X-Task-Id"), "stable");
+  }
+  // The bad revision's answers still count against it: analysis sees its error rate.
+  std::map<int64_t, RevisionStats> by_rev;
+  for (const auto& r : proxy->Snapshot().revisions) by_rev[r.revision] = r;
+  ASSERT_EQ(by_rev.size(), 2u);
+  EXPECT_EQ(by_rev[1].responses_2xx, 100u);
+  EXPECT_EQ(by_rev[2].responses_5xx, 50u);
+  EXPECT_EQ(by_rev[2].responses_2xx, 0u);
+  EXPECT_EQ(by_rev[2].requests, 50u);
+  EXPECT_THAT(registry.Render(), HasSubstr("warren_proxy_retried_total{service=\"web\"} 50"));
+
+  // A request with a body is not repeated: the client sees the 500.
+  int failed_posts = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto r = (*conn)->Request("POST", "/", "payload", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    failed_posts += r->status == 500 ? 1 : 0;
+  }
+  EXPECT_EQ(failed_posts, 5);
+
+  // With one revision (no deployment) a 500 is the answer.
+  proxy->Update(RouteOf({{100, {EndpointOf(bad.task, bad.ip, bad.port)}}}, {2}));
+  auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500);
 }
 
 TEST(ServiceProxyTest, NoEndpointIs503AndUnreachableIs502) {
