@@ -66,32 +66,9 @@ class ContainerE2eTest : public E2eTest {
   }
 
   Process& StartCri() {
-    std::vector<std::string> args = {WARREN_BINARY,
-                                     "cluster",
-                                     "init",
-                                     "--runtime",
-                                     "cri",
-                                     "--cri-socket",
-                                     socket_,
-                                     "--cni-network",
-                                     "warren-e2e",
-                                     "--cni-bridge",
-                                     "we2e0",
-                                     "--cni-subnet",
-                                     subnet_prefix_ + "0/24",
-                                     "--data-dir",
-                                     (dir_ / "data").string(),
-                                     "--api-addr",
-                                     api_addr_,
-                                     "--metrics-addr",
-                                     "127.0.0.1:" + std::to_string(metrics_port_),
-                                     "--node-name",
-                                     node_,
-                                     "--dns-addr",
-                                     "127.0.0.1:" + std::to_string(dns_port_)};
-    processes_.push_back(std::make_unique<Process>(args, (dir_ / "hybrid.log").string()));
-    WaitReady();
-    return *processes_.back();
+    return StartNode(node_,
+                     {"--runtime", "cri", "--cri-socket", socket_, "--cni-network", "warren-e2e",
+                      "--cni-bridge", "we2e0", "--cni-subnet", subnet_prefix_ + "0/24"});
   }
 
   CommandResult CreateWeb(int replicas, std::vector<std::string> extra = {}) {

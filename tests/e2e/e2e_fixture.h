@@ -38,6 +38,13 @@ class E2eTest : public testing::Test {
   std::string Range(int i = 0) { return "127." + std::to_string(range_octet_ + i) + ".0.0/16"; }
 
   Process& StartHybrid(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--address-range", Range(), "--stop-tasks-on-exit"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return StartNode("node-1", args);
+  }
+
+  // `warren cluster init` on the test's dir, ports and DNS, plus `extra` flags.
+  Process& StartNode(const std::string& node_name, const std::vector<std::string>& extra) {
     std::vector<std::string> args = {WARREN_BINARY,
                                      "cluster",
                                      "init",
@@ -48,10 +55,7 @@ class E2eTest : public testing::Test {
                                      "--metrics-addr",
                                      "127.0.0.1:" + std::to_string(metrics_port_),
                                      "--node-name",
-                                     "node-1",
-                                     "--address-range",
-                                     Range(),
-                                     "--stop-tasks-on-exit",
+                                     node_name,
                                      "--dns-addr",
                                      "127.0.0.1:" + std::to_string(dns_port_)};
     args.insert(args.end(), extra.begin(), extra.end());
