@@ -250,7 +250,8 @@ TEST_F(ContainerE2eTest, TemplateReachesTheContainer) {
   std::vector<std::string> args = spec["process"]["args"];
   EXPECT_EQ(args, (std::vector<std::string>{"/usr/local/bin/warren-testapp", "--port", "8080"}));
   bool has_version = false, has_ip = false;
-  for (const std::string& e : spec["process"]["env"]) {
+  for (const auto& j : spec["process"]["env"]) {
+    const std::string e = j.get<std::string>();
     has_version |= e == "VERSION=v1";
     has_ip |= e.rfind("WARREN_TASK_IP=" + subnet_prefix_, 0) == 0;
   }
