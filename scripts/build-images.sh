@@ -75,6 +75,12 @@ push() {
   fi
   skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/oci:$name" "docker://$ref"
   echo "build-images.sh: pushed $ref@$local_digest"
+  # Workers pull a tag only when containerd lacks it: drop the stale copy so the next task
+  # start pulls the new image (running containers keep theirs).
+  if command -v ctr >/dev/null && [ -S "${WARREN_CONTAINERD_SOCK:-/run/containerd/containerd.sock}" ]; then
+    ctr --address "${WARREN_CONTAINERD_SOCK:-/run/containerd/containerd.sock}" -n k8s.io \
+      images rm "$ref" >/dev/null 2>&1 || true
+  fi
 }
 
 rm -rf "$WORK"

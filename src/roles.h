@@ -21,6 +21,8 @@ struct DnsOptions {
   bool refuse_external = false;
   // Answer A queries with only the weighted first record.
   bool single_answer = false;
+  // Listen even before the address exists on an interface (the pods' DNS on their gateway).
+  bool freebind = false;
 };
 
 struct ManagerOptions {
@@ -42,6 +44,9 @@ struct CriOptions {
   std::string cni_network = "warren";
   std::string cni_bridge = "warren0";
   std::string cni_subnet = "10.88.0.0/16";
+  // Service DNS for the pods: the worker answers on the bridge's gateway address (port 53),
+  // and every pod's resolv.conf points there with the cluster domain as search domain.
+  bool pod_dns = true;
   // Each CRI call gives up after this long (an image pull: pull_timeout).
   absl::Duration call_timeout = absl::Seconds(30);
   absl::Duration pull_timeout = absl::Minutes(10);

@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<ClusterDns>> ClusterDns::Start(const DnsOptions& 
     so.address = so.address.substr(1, so.address.size() - 2);
   }
   so.port = static_cast<uint16_t>(port);
+  so.freebind = options.freebind;
   if (!options.refuse_external) {
     so.upstreams = options.upstreams;
     if (so.upstreams.empty()) {

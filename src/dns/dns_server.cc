@@ -21,6 +21,7 @@ using net::ip::udp;
 namespace {
 
 using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+using FreeBind = net::detail::socket_option::boolean<IPPROTO_IP, IP_FREEBIND>;
 using Reply = std::function<void(std::vector<uint8_t>)>;
 
 uint16_t RandomId() {
@@ -370,6 +371,7 @@ absl::Status DnsServer::Start() {
       udp::endpoint ep(address, port);
       s->open(ep.protocol(), ec);
       if (!ec) s->set_option(ReusePort(true), ec);
+      if (!ec && o.freebind && address.is_v4()) s->set_option(FreeBind(true), ec);
       if (!ec) s->bind(ep, ec);
       if (!ec) s->non_blocking(true, ec);
       if (ec) return BindError(absl::StrCat("udp ", o.address, ":", port), ec);
@@ -380,6 +382,7 @@ absl::Status DnsServer::Start() {
     tcp::endpoint tep(address, port);
     impl.acceptor->open(tep.protocol(), ec);
     if (!ec) impl.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && o.freebind && address.is_v4()) impl.acceptor->set_option(FreeBind(true), ec);
     if (!ec) impl.acceptor->bind(tep, ec);
     if (!ec) impl.acceptor->listen(net::socket_base::max_listen_connections, ec);
     if (!ec) break;

@@ -31,6 +31,9 @@ struct DnsServerOptions {
   // Per upstream; after the last one the client gets SERVFAIL.
   std::chrono::milliseconds upstream_timeout{2000};
   size_t max_tcp_connections = 1024;
+  // Bind even while the address is not (yet) on an interface (IP_FREEBIND): the pods' DNS
+  // listens on their bridge's gateway address, which appears with the first pod.
+  bool freebind = false;
 };
 
 // UDP and TCP DNS server (RFC 1035, RFC 7766 framing) answering with a ResolverCore.

@@ -1,11 +1,13 @@
 #include "manager/server.h"
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
 #include "http/http_server.h"
@@ -224,6 +226,17 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   o.identity = options.node_name.empty() ? std::string(host) : options.node_name;
   o.state_dir = tasks_dir;
   o.cni_network = options.cri.cni_network;
+  if (options.cri.pod_dns) {
+    // host-local IPAM gives the bridge the subnet's first address: the pods' gateway.
+    std::vector<std::string> parts = absl::StrSplit(options.cri.cni_subnet, '/');
+    in_addr net{};
+    inet_pton(AF_INET, parts[0].c_str(), &net);
+    net.s_addr = htonl(ntohl(net.s_addr) + 1);
+    char buf[INET_ADDRSTRLEN] = {0};
+    inet_ntop(AF_INET, &net, buf, sizeof(buf));
+    o.dns_server = buf;
+    o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
+  }
   o.call_timeout = options.cri.call_timeout;
   o.pull_timeout = options.cri.pull_timeout;
   auto driver = CriDriver::Connect(o, clock);
@@ -322,7 +335,8 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   WorkerOptions o = worker;
   o.manager_addr = (*m)->api_addr();
   o.role = "hybrid";
-  o.dns.addr.clear();  // the manager's DNS serves the node
+  o.dns = manager.dns;  // same domain, TTL and upstreams for the pods' DNS
+  o.dns.addr.clear();   // the manager's DNS serves the node
   if (o.data_dir.empty())
     o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
   absl::Status error;

@@ -2,6 +2,9 @@
 // crashes, startup delay) is set through its environment, so deployment strategies can be
 // exercised end to end. Documented in docs/testapp.md.
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>  // before Boost.Asio 1.74, whose awaitable.hpp uses std::exchange unincluded
@@ -229,14 +233,47 @@ class TestApp {
         AddIdentity(r);
         done(std::move(r));
       });
+    } else if (req.path == "/lookup") {
+      std::optional<std::string> name = req.QueryParam("name");
+      if (!name || name->empty() || name->size() > 253) {
+        done(HttpResponse::Text(400, "lookup: query parameter name (a host name) is required\n"));
+        return;
+      }
+      // The resolver blocks (up to its own timeouts): not on the server's thread.
+      std::thread([name = *name, done = std::move(done)] { done(Lookup(name)); }).detach();
     } else {
       done(HttpResponse::Text(404, "not found\n"));
     }
   }
 
+  // The IPv4 addresses the system resolver gives for `name`, one per line (sorted).
+  static HttpResponse Lookup(const std::string& name) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(name.c_str(), nullptr, &hints, &res);
+    if (rc != 0) {
+      return HttpResponse::Text(502, absl::StrCat("lookup ", name, ": ", gai_strerror(rc), "\n"));
+    }
+    std::set<std::string> ips;
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      char buf[INET_ADDRSTRLEN] = {0};
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, buf, sizeof(buf));
+      ips.insert(buf);
+    }
+    freeaddrinfo(res);
+    std::string body;
+    for (const auto& ip : ips) absl::StrAppend(&body, ip, "\n");
+    return HttpResponse::Text(200, body);
+  }
+
  private:
   static std::string KnownPath(const std::string& path) {
-    if (path == "/" || path == "/healthz" || path == "/echo" || path == "/slow") return path;
+    if (path == "/" || path == "/healthz" || path == "/echo" || path == "/slow" ||
+        path == "/lookup") {
+      return path;
+    }
     return "other";
   }
 

@@ -183,6 +183,18 @@ absl::Status WorkerAgent::Start() {
     if (!d.ok()) return d.status();
     dns_ = std::move(*d);
   }
+  // Tasks in their own network (pods) cannot reach a loopback DNS: serve them where they look.
+  if (std::string server = driver_->TaskDnsServer(); !server.empty()) {
+    DnsOptions d = options_.dns;
+    d.addr = absl::StrCat(server, ":53");
+    d.freebind = true;
+    auto pd = dns::ClusterDns::Start(d);
+    if (!pd.ok()) {
+      return absl::Status(pd.status().code(), absl::StrCat("pod DNS (--no-pod-dns turns it off): ",
+                                                           pd.status().message()));
+    }
+    pod_dns_ = std::move(*pd);
+  }
 
   channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
   stub_ = v1::Warren::NewStub(channel_);
@@ -242,6 +254,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   prober_.reset();
   if (proxies_) proxies_->Stop();
   dns_.reset();
+  pod_dns_.reset();
   if (server_) server_->Shutdown(Deadline(absl::Milliseconds(200)));
   server_.reset();
 }
@@ -346,6 +359,7 @@ void WorkerAgent::RoutesLoop() {
         spdlog::warn("proxies: {}", std::string(s.message()));
       }
       if (dns_) dns_->Update(table);
+      if (pod_dns_) pod_dns_->Update(table);
       routes_version_ = table.version();
     }
     grpc::Status s = reader->Finish();

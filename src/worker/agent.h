@@ -91,6 +91,7 @@ class WorkerAgent {
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
   std::unique_ptr<dns::ClusterDns> dns_;
+  std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;

@@ -317,6 +317,11 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
   meta->set_attempt(0);
   sandbox.set_hostname(PodName(spec));
   sandbox.set_log_directory(log_dir);
+  if (!options_.dns_server.empty()) {
+    auto* dns = sandbox.mutable_dns_config();
+    dns->add_servers(options_.dns_server);
+    for (const auto& d : options_.dns_searches) dns->add_searches(d);
+  }
   for (const auto& p : t.ports()) {
     auto* pm = sandbox.add_port_mappings();
     pm->set_protocol(cri::TCP);

@@ -44,6 +44,10 @@ class CriDriver : public RuntimeDriver {
     std::string state_dir;
     // The CNI network the pods must join; WaitUntilReady waits until the runtime loaded it.
     std::string cni_network;
+    // resolv.conf of the pods: this server and search domains; empty: the runtime's default
+    // (the host's resolv.conf).
+    std::string dns_server;
+    std::vector<std::string> dns_searches;
     // CRI pod namespace (metadata only; not a Linux namespace).
     std::string pod_namespace = "warren";
     absl::Duration call_timeout = absl::Seconds(30);
@@ -92,6 +96,7 @@ class CriDriver : public RuntimeDriver {
                                   absl::Duration timeout) override;
   std::string LogPath(std::string_view task_id) const override;
   bool AssignsAddresses() const override { return true; }
+  std::string TaskDnsServer() const override { return options_.dns_server; }
   bool CriLogFormat() const override { return true; }
 
  private:

@@ -95,6 +95,10 @@ class RuntimeDriver {
   // and tasks report TaskRuntimeState::address).
   virtual bool AssignsAddresses() const { return false; }
 
+  // The address tasks use as their DNS server when the worker must serve DNS there (cri: the
+  // pods' gateway); empty when tasks use the host's resolver.
+  virtual std::string TaskDnsServer() const { return ""; }
+
   // True when LogPath holds the CRI log format ("<time> <stream> <P|F> <text>" per line)
   // rather than plain text.
   virtual bool CriLogFormat() const { return false; }

@@ -9,6 +9,7 @@
 // sets WARREN_CRI_UNAVAILABLE to the reason and these tests report skipped with it.
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_split.h"
 #include "cri/v1/api.grpc.pb.h"
 #include "e2e_fixture.h"
 
@@ -263,6 +264,28 @@ TEST_F(ContainerE2eTest, TemplateReachesTheContainer) {
     auto logs = Cli({"service", "logs", "web"});
     return logs.out.find("listening on " + subnet_prefix_) != std::string::npos;
   })) << Cli({"service", "logs", "web"}).out;
+}
+
+TEST_F(ContainerE2eTest, PodsResolveServicesByName) {
+  StartCri();
+  ASSERT_EQ(CreateWeb(2).exit_code, 0);
+  WaitServing(2);
+  std::set<std::string> ips;
+  for (const auto& t : HealthyTasks("web")) ips.insert(t.value("address", ""));
+  // Inside a pod, through the system resolver: the worker's DNS on the pods' gateway.
+  for (const std::string name : {"web", "web.warren"}) {
+    std::set<std::string> answered;
+    ASSERT_TRUE(WaitFor([&] {
+      auto r = HttpGet("127.0.0.1", publish_port_, "/lookup?name=" + name);
+      if (!r || r->first != 200) return false;
+      answered.clear();
+      for (absl::string_view line : absl::StrSplit(r->second, '\n', absl::SkipEmpty())) {
+        answered.insert(std::string(line));
+      }
+      return answered == ips;
+    })) << name
+        << ": " << HttpGet("127.0.0.1", publish_port_, "/lookup?name=" + name)->second;
+  }
 }
 
 TEST_F(ContainerE2eTest, ExecHealthChecksRunInTheContainer) {
