@@ -79,18 +79,19 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   TrafficStats* traffic = m->traffic_.get();
   Store* st2 = m->store_.get();
   // Canary gauges: the weight the proxies apply and the error rate they measure (last minute).
-  m->registry_->AddCallbackGauge(
-      "warren_canary_traffic_weight", "Traffic weight (percent) per revision of canaries.",
-      {"service", "revision"}, [st2] {
-        Registry::Samples out;
-        for (const auto& d : ListObjects<v1::Deployment>(*st2)) {
-          if (d.strategy() != "canary" || !IsActive(d)) continue;
-          for (const auto& [rev, route] : PlannedWeights(d)) {
-            out.push_back({{d.service_name(), std::to_string(rev)}, route.weight});
-          }
-        }
-        return out;
-      });
+  m->registry_->AddCallbackGauge("warren_canary_traffic_weight",
+                                 "Traffic weight (percent) per revision of canaries.",
+                                 {"service", "revision"}, [st2] {
+                                   Registry::Samples out;
+                                   for (const auto& d : ListObjects<v1::Deployment>(*st2)) {
+                                     if (d.strategy() != "canary" || !IsActive(d)) continue;
+                                     for (const auto& [rev, route] : PlannedWeights(d)) {
+                                       out.push_back({{d.service_name(), std::to_string(rev)},
+                                                      static_cast<double>(route.weight)});
+                                     }
+                                   }
+                                   return out;
+                                 });
   m->registry_->AddCallbackGauge(
       "warren_canary_error_rate", "Error rate (percent, last minute) per revision of canaries.",
       {"service", "revision"}, [st2, traffic] {

@@ -158,14 +158,17 @@ HealthCheckParams ResolveHealthCheck(const v1::HealthCheck& check) {
 HealthTracker::HealthTracker(const v1::HealthCheck& check, absl::Time started_at)
     : params_(ResolveHealthCheck(check)),
       started_at_(started_at),
-      next_probe_at_(started_at + params_.interval) {
+      next_probe_at_(started_at + params_.interval / kStartupProbesPerInterval) {
   health_.set_state(v1::HEALTH_STATE_STARTING);
+}
+
+bool HealthTracker::InFirstInterval(absl::Time now) const {
+  return !ever_healthy_ && now < started_at_ + params_.interval;
 }
 
 bool HealthTracker::Record(const v1::ProbeResult& result, absl::Time now) {
   const v1::HealthState before = health_.state();
   *health_.mutable_last_probe() = result;
-  next_probe_at_ = now + params_.interval;
   if (result.ok()) {
     health_.set_passing_streak(health_.passing_streak() + 1);
     health_.set_failing_streak(0);
@@ -177,7 +180,8 @@ bool HealthTracker::Record(const v1::ProbeResult& result, absl::Time now) {
     }
   } else {
     health_.set_passing_streak(0);
-    bool in_start_period = !ever_healthy_ && now < started_at_ + params_.start_period;
+    bool in_start_period =
+        InFirstInterval(now) || (!ever_healthy_ && now < started_at_ + params_.start_period);
     if (!in_start_period) {
       health_.set_failing_streak(health_.failing_streak() + 1);
       if (before != v1::HEALTH_STATE_UNHEALTHY && health_.failing_streak() >= params_.retries) {
@@ -186,6 +190,12 @@ bool HealthTracker::Record(const v1::ProbeResult& result, absl::Time now) {
       }
     }
   }
+  // A new task is probed a few times within its first interval so it turns healthy as soon as
+  // it serves (each batch of a rollout waits for that); those early failures do not count.
+  next_probe_at_ = InFirstInterval(now)
+                       ? std::min(now + params_.interval / kStartupProbesPerInterval,
+                                  started_at_ + params_.interval)
+                       : now + params_.interval;
   return health_.state() != before;
 }
 

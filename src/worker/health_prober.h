@@ -42,6 +42,10 @@ HealthCheckParams ResolveHealthCheck(const v1::HealthCheck& check);
 // the previous result was recorded.
 class HealthTracker {
  public:
+  // Probes within a new task's first interval (until it is healthy): at 1/4, 2/4 and 3/4 of
+  // the interval, then at the interval as before. Failures among them never count.
+  static constexpr int kStartupProbesPerInterval = 4;
+
   HealthTracker(const v1::HealthCheck& check, absl::Time started_at);
 
   absl::Time NextProbeAt() const { return next_probe_at_; }
@@ -53,6 +57,8 @@ class HealthTracker {
   const HealthCheckParams& params() const { return params_; }
 
  private:
+  bool InFirstInterval(absl::Time now) const;
+
   HealthCheckParams params_;
   absl::Time started_at_;
   absl::Time next_probe_at_;

@@ -182,7 +182,8 @@ TEST(HealthTrackerTest, DefaultsAndTiming) {
   FakeClock clock;
   HealthTracker tracker(check, clock.Now());
   EXPECT_EQ(tracker.params().timeout, absl::Milliseconds(300));
-  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Milliseconds(1500));
+  // The first probe comes a quarter interval after the start (startup probing).
+  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Milliseconds(375));
   clock.Advance(absl::Seconds(2));
   v1::ProbeResult ok;
   ok.set_ok(true);
@@ -193,6 +194,39 @@ TEST(HealthTrackerTest, DefaultsAndTiming) {
   clock.Advance(absl::Seconds(2));
   EXPECT_FALSE(tracker.Record(ok, clock.Now()));
   EXPECT_EQ(tracker.health().healthy_since().seconds(), absl::ToUnixSeconds(clock.Now()) - 2);
+}
+
+TEST(HealthTrackerTest, StartupProbesFindHealthEarlyAndTheirFailuresDoNotCount) {
+  v1::HealthCheck check;
+  check.mutable_tcp();
+  check.set_retries(1);
+  SetDuration(check.mutable_interval(), absl::Seconds(1));
+  FakeClock clock;
+  const absl::Time start = clock.Now();
+  HealthTracker tracker(check, start);
+  v1::ProbeResult fail, ok;
+  ok.set_ok(true);
+  // Three early probes fail (the task is still starting): not counted even with retries 1.
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(tracker.NextProbeAt(), start + absl::Milliseconds(250 * i));
+    clock.Set(tracker.NextProbeAt());
+    EXPECT_FALSE(tracker.Record(fail, clock.Now()));
+    EXPECT_EQ(tracker.health().state(), v1::HEALTH_STATE_STARTING);
+    EXPECT_EQ(tracker.health().failing_streak(), 0);
+  }
+  // The probe at the interval counts as before.
+  EXPECT_EQ(tracker.NextProbeAt(), start + absl::Seconds(1));
+  clock.Set(tracker.NextProbeAt());
+  EXPECT_TRUE(tracker.Record(fail, clock.Now()));
+  EXPECT_EQ(tracker.health().state(), v1::HEALTH_STATE_UNHEALTHY);
+  EXPECT_EQ(tracker.NextProbeAt(), start + absl::Seconds(2));
+
+  // A task serving at once is healthy at the first quarter, then probed once per interval.
+  HealthTracker fast(check, start);
+  clock.Set(fast.NextProbeAt());
+  EXPECT_TRUE(fast.Record(ok, clock.Now()));
+  EXPECT_EQ(fast.health().state(), v1::HEALTH_STATE_HEALTHY);
+  EXPECT_EQ(fast.NextProbeAt(), start + absl::Milliseconds(1250));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,7 +523,7 @@ TEST(HealthProberTest, ProbesOnTheClockAndReportsChanges) {
   prober.Watch("t1", "127.0.0.1", server.port(), HttpCheck(2), clock.Now());
   ASSERT_TRUE(prober.Get("t1").has_value());
   EXPECT_EQ(prober.Get("t1")->state(), v1::HEALTH_STATE_STARTING);
-  // Nothing is due before the first interval has passed on the clock.
+  // Nothing is due before the first startup probe (a quarter interval) on the clock.
   EXPECT_EQ(server.connections(), 0);
 
   clock.Advance(absl::Seconds(1));
