@@ -634,8 +634,9 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
                           ? absl::StrCat("yes, ", FormatAge(d.switched_at(), now), " ago")
                           : (d.switched() ? "yes" : "no")});
   }
-  head.push_back(
-      {"Window left:", left ? warren::FormatDuration(absl::Trunc(*left, absl::Seconds(1))) : "-"});
+  // Blue/green observes after the switch (post-switch analysis); a canary observes each step.
+  head.push_back({blue_green ? "Analysis left:" : "Window left:",
+                  left ? warren::FormatDuration(absl::Trunc(*left, absl::Seconds(1))) : "-"});
   if (!d.reason().empty()) head.push_back({"Reason:", d.reason()});
   std::vector<std::string> first = head.front();
   head.erase(head.begin());

@@ -1597,8 +1597,8 @@ TEST_F(FollowTest, CanaryStatus) {
   bg.mutable_switched_at()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 60);
   fake_.rollout_script = {bg};
   ASSERT_EQ(Run({"service", "canary", "status", "web"}), 0) << err_.str();
-  EXPECT_THAT(out_.str(), HasSubstr("Switched:      yes, 1m ago\n"));
-  EXPECT_THAT(out_.str(), HasSubstr("Window left:   4m\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("Switched:        yes, 1m ago\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("Analysis left:   4m\n"));
   EXPECT_THAT(out_.str(), HasSubstr("1          blue    0%"));
   EXPECT_THAT(out_.str(), HasSubstr("2          green   100%"));
   EXPECT_THAT(out_.str(), HasSubstr("No analysis results yet.\n"));
