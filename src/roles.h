@@ -47,6 +47,8 @@ struct CriOptions {
   // Service DNS for the pods: the worker answers on the bridge's gateway address (port 53),
   // and every pod's resolv.conf points there with the cluster domain as search domain.
   bool pod_dns = true;
+  // Registry credentials, a Docker client config file ({"auths": {HOST: {...}}}); read at start.
+  std::string registry_auth;
   // Each CRI call gives up after this long (an image pull: pull_timeout).
   absl::Duration call_timeout = absl::Seconds(30);
   absl::Duration pull_timeout = absl::Minutes(10);

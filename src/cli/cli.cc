@@ -178,6 +178,9 @@ void AddRuntimeFlags(CLI::App* cmd, WorkerOptions* w) {
   cmd->add_option("--cni-subnet", w->cri.cni_subnet,
                   "IPv4 CIDR the pod addresses come from (cri runtime)")
       ->capture_default_str();
+  cmd->add_option("--registry-auth", w->cri.registry_auth,
+                  "Registry credentials for image pulls: a Docker config.json "
+                  "({\"auths\": {HOST: {\"auth\": ...}}}) (cri runtime)");
   cmd->add_flag("--no-pod-dns{false}", w->cri.pod_dns,
                 "Do not serve service DNS to the pods on their gateway address (cri runtime; "
                 "pods then use the host's resolver)");

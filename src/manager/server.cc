@@ -227,6 +227,13 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   o.identity = options.node_name.empty() ? std::string(host) : options.node_name;
   o.state_dir = tasks_dir;
   o.cni_network = options.cri.cni_network;
+  if (!options.cri.registry_auth.empty()) {
+    auto auth = RegistryAuth::Load(options.cri.registry_auth);
+    if (!auth.ok()) return auth.status();
+    o.auth = std::move(*auth);
+    spdlog::info("registry credentials for {} registries from {}", o.auth.size(),
+                 options.cri.registry_auth);
+  }
   if (options.cri.pod_dns) {
     // host-local IPAM gives the bridge the subnet's first address: the pods' gateway.
     std::vector<std::string> parts = absl::StrSplit(options.cri.cni_subnet, '/');

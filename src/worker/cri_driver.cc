@@ -239,6 +239,14 @@ absl::Status CriDriver::EnsureImage(const std::string& task_id, const std::strin
   spdlog::info("pulling image {}", image);
   cri::PullImageRequest preq;
   preq.mutable_image()->set_image(image);
+  if (auto creds = options_.auth.For(image)) {
+    auto* auth = preq.mutable_auth();
+    auth->set_username(creds->username);
+    auth->set_password(creds->password);
+    auth->set_identity_token(creds->identity_token);
+    // containerd parses this as a URL and matches its host against the registry's.
+    auth->set_server_address("https://" + RegistryAuth::RegistryOf(image));
+  }
   cri::PullImageResponse presp;
   grpc::ClientContext pctx;
   s = images_->PullImage(Prepare(&pctx, options_.pull_timeout), preq, &presp);

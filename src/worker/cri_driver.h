@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "cri/v1/api.grpc.pb.h"
+#include "worker/registry_auth.h"
 #include "worker/runtime_driver.h"
 
 namespace warren {
@@ -48,6 +49,8 @@ class CriDriver : public RuntimeDriver {
     // (the host's resolv.conf).
     std::string dns_server;
     std::vector<std::string> dns_searches;
+    // Credentials sent with PullImage for the registries they name.
+    RegistryAuth auth;
     // CRI pod namespace (metadata only; not a Linux namespace).
     std::string pod_namespace = "warren";
     absl::Duration call_timeout = absl::Seconds(30);

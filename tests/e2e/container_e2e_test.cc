@@ -7,8 +7,12 @@
 // Needs containerd and the registry started by scripts/containers.sh and the images pushed by
 // scripts/build-images.sh (scripts/test.sh does both). Where containers cannot run, test.sh
 // sets WARREN_CRI_UNAVAILABLE to the reason and these tests report skipped with it.
+#include <crypt.h>
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
 #include "cri/v1/api.grpc.pb.h"
 #include "e2e_fixture.h"
@@ -66,10 +70,12 @@ class ContainerE2eTest : public E2eTest {
     std::filesystem::remove(conflist_, ec);
   }
 
-  Process& StartCri() {
-    return StartNode(node_,
-                     {"--runtime", "cri", "--cri-socket", socket_, "--cni-network", "warren-e2e",
-                      "--cni-bridge", "we2e0", "--cni-subnet", subnet_prefix_ + "0/24"});
+  Process& StartCri(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "--runtime",  "cri",          "--cri-socket", socket_,        "--cni-network",
+        "warren-e2e", "--cni-bridge", "we2e0",        "--cni-subnet", subnet_prefix_ + "0/24"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return StartNode(node_, args);
   }
 
   CommandResult CreateWeb(int replicas, std::vector<std::string> extra = {}) {
@@ -286,6 +292,72 @@ TEST_F(ContainerE2eTest, PodsResolveServicesByName) {
     })) << name
         << ": " << HttpGet("127.0.0.1", publish_port_, "/lookup?name=" + name)->second;
   }
+}
+
+// A registry that wants a password: the pull fails with a clear error without credentials and
+// works with a Docker config.json given as --registry-auth.
+TEST_F(ContainerE2eTest, PrivateRegistryNeedsAndTakesCredentials) {
+  const int port = FreePort();
+  const std::string registry = "127.0.0.1:" + std::to_string(port);
+  char salt[64];
+  ASSERT_NE(crypt_gensalt_rn("$2b$", 5, nullptr, 0, salt, sizeof(salt)), nullptr);
+  crypt_data data{};
+  const char* hash = crypt_r("s3cret", salt, &data);
+  ASSERT_NE(hash, nullptr);
+  std::ofstream(dir_ / "htpasswd") << "edge:" << hash << "\n";
+  std::ofstream(dir_ / "registry.yml")
+      << "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
+      << (dir_ / "registry").string() << "\nhttp:\n  addr: " << registry
+      << "\nauth:\n  htpasswd:\n    realm: warren-e2e\n"
+      << "    path: " << (dir_ / "htpasswd").string() << "\n";
+  processes_.push_back(
+      std::make_unique<Process>(std::vector<std::string>{"/usr/bin/docker-registry", "serve",
+                                                         (dir_ / "registry.yml").string()},
+                                (dir_ / "registry.log").string()));
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = HttpGet("127.0.0.1", port, "/v2/");
+    return r && r->first == 401;
+  })) << processes_.back()->Log();
+  const std::string image = registry + "/warren/testapp:private";
+  auto copy = e2e::Run({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                        "--dest-tls-verify=false", "--dest-creds", "edge:s3cret",
+                        "docker://" + image_, "docker://" + image});
+  ASSERT_EQ(copy.exit_code, 0) << copy.out << copy.err;
+
+  StartCri();
+  ASSERT_EQ(Cli({"service", "create", "denied", "--image", image, "--restart-condition", "never"})
+                .exit_code,
+            0);
+  std::string error;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& t : Tasks("denied")) error = t["status"].value("error", "");
+        return !error.empty();
+      },
+      std::chrono::seconds(60)));
+  EXPECT_NE(error.find("refused access"), std::string::npos) << error;
+
+  processes_.back()->Kill(SIGTERM, std::chrono::seconds(20));
+  const std::string auth = (dir_ / "auth.json").string();
+  std::ofstream(auth) << R"({"auths": {")" << registry << R"(": {"auth": ")"
+                      << absl::Base64Escape("edge:s3cret") << R"("}}})";
+  StartCri({"--registry-auth", auth});
+  ASSERT_EQ(Cli({"service", "create", "private", "--image", image, "--health-http", "/healthz",
+                 "--health-interval", "200ms"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& t : Tasks("private")) {
+          if (t["status"].contains("health") &&
+              t["status"]["health"].value("state", "") == "HEALTH_STATE_HEALTHY") {
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(60)))
+      << Cli({"service", "ps", "private", "-o", "json"}).out;
 }
 
 TEST_F(ContainerE2eTest, ExecHealthChecksRunInTheContainer) {
