@@ -702,6 +702,11 @@ absl::StatusOr<ExecResult> CriDriver::Exec(std::string_view task_id,
 }
 
 std::string CriDriver::LogPath(std::string_view task_id) const {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = tasks_.find(task_id);
+    if (it != tasks_.end() && !it->second.log_path.empty()) return it->second.log_path;
+  }
   return (std::filesystem::path(options_.state_dir) / std::string(task_id) / kLogFile).string();
 }
 
@@ -776,17 +781,22 @@ std::vector<std::string> CriDriver::Recover() {
     if (runtime_->PodSandboxStatus(Prepare(&sctx, options_.call_timeout), sreq, &sresp).ok()) {
       t.state.address = sresp.status().network().ip();
     }
-    if (c.state() == cri::CONTAINER_RUNNING) {
-      t.state.phase = TaskRuntimeState::Phase::kRunning;
+    {
       cri::ContainerStatusRequest q;
       q.set_container_id(c.id());
       cri::ContainerStatusResponse r;
       grpc::ClientContext qctx;
       if (runtime_->ContainerStatus(Prepare(&qctx, options_.call_timeout), q, &r).ok()) {
         t.state.started_at = FromNanos(r.status().started_at());
+        t.log_path = r.status().log_path();
       }
+    }
+    if (c.state() == cri::CONTAINER_RUNNING) {
+      t.state.phase = TaskRuntimeState::Phase::kRunning;
     } else if (auto st = ExitedState(c.id()); st) {
+      const absl::Time started = t.state.started_at;
       t.state = *st;
+      if (t.state.started_at == absl::InfinitePast()) t.state.started_at = started;
       t.state.address = sresp.status().network().ip();
       if (t.state.error.empty()) {
         t.state.error =

@@ -108,6 +108,8 @@ class CriDriver : public RuntimeDriver {
     std::string sandbox_id;
     std::string container_id;
     std::string image;
+    // The container's log file as the runtime has it (adopted pods may predate the state dir).
+    std::string log_path;
     absl::Time pull_started = absl::InfinitePast();
     absl::Time last_progress = absl::InfinitePast();
     TaskRuntimeState state;

@@ -451,6 +451,11 @@ TEST_F(ContainerE2eTest, WorkerCrashAdoptsPodsAndRemovesOrphans) {
   std::set<std::string> after;
   for (const auto& t : HealthyTasks("web")) after.insert(t.value("id", ""));
   EXPECT_EQ(before, after) << "the same tasks, adopted, not replaced";
+  // Their logs are found where the runtime writes them.
+  auto logs = Cli({"service", "logs", "web"});
+  for (const auto& id : after) {
+    EXPECT_NE(logs.out.find("task=" + id), std::string::npos) << logs.out << logs.err;
+  }
   Load load(publish_port_);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   load.Stop();
