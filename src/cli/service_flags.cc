@@ -72,6 +72,7 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"template.env", "--env"},
     {"template.labels", "--container-label"},
     {"template.image", "--image"},
+    {"template.imagePullPolicy", "--pull"},
     {"template.stopTimeout", "--stop-timeout"},
     {"template.drainTimeout", "--drain-timeout"},
     {"updateConfig.strategy", "--strategy"},
@@ -127,6 +128,7 @@ absl::Status NameFlag(const absl::Status& status) {
 absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
   v1::TaskTemplate* t = spec->mutable_template_();
   if (f.Given("--image")) t->set_image(f.image);
+  if (f.Given("--pull")) t->set_image_pull_policy(f.image_pull_policy);
   if (f.Given("--command")) t->set_command(f.command);
   if (f.Given("--arg")) {
     t->clear_args();
@@ -456,6 +458,9 @@ void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
   cmd->add_option("--mode", f->mode, "replicated or global")
       ->check(CLI::IsMember({"replicated", "global"}));
   cmd->add_option("--env", f->env, "Environment variable K=V (repeatable)");
+  cmd->add_option("--pull", f->image_pull_policy,
+                  "When to pull the image: always, missing or never (default: always for :latest "
+                  "or no tag, else missing)");
   cmd->add_option("--container-label", f->container_labels,
                   "Label K=V on the task's container (cri runtime; repeatable)");
   cmd->add_option("--publish,-p", f->publish,

@@ -18,6 +18,7 @@ namespace warren {
 // `given` are applied, so an update changes exactly the fields its flags name.
 struct TemplateFlags {
   std::string image;
+  std::string image_pull_policy;
   std::string command;
   std::vector<std::string> args;
   int replicas = 1;

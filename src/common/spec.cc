@@ -267,6 +267,11 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
                                      k));
     }
   }
+  if (const std::string& p = t.image_pull_policy();
+      !p.empty() && p != "always" && p != "missing" && p != "never") {
+    return Invalid("template.imagePullPolicy",
+                   absl::StrFormat("must be always, missing or never, got \"%s\"", p));
+  }
   if (!t.image().empty() &&
       (t.image().find_first_of(" \t\n") != std::string::npos || t.image().front() == '-')) {
     return Invalid("template.image", absl::StrFormat("\"%s\" is not an image reference (e.g. "

@@ -204,7 +204,19 @@ void CriDriver::Notify(const std::string& task_id, const TaskRuntimeState& state
   if (l) l(task_id, state);
 }
 
-absl::Status CriDriver::EnsureImage(const std::string& task_id, const std::string& image) {
+std::string ResolvePullPolicy(const std::string& image, const std::string& policy) {
+  if (!policy.empty()) return policy;
+  if (image.find('@') != std::string::npos) return "missing";  // a digest never changes
+  // The tag is after the last ':' that follows the last '/' (a registry port is not a tag).
+  const size_t slash = image.rfind('/');
+  const size_t colon = image.rfind(':');
+  const bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+  if (!tagged || image.substr(colon + 1) == "latest") return "always";
+  return "missing";
+}
+
+absl::Status CriDriver::EnsureImage(const std::string& task_id, const std::string& image,
+                                    const std::string& policy) {
   std::shared_ptr<absl::Mutex> m;
   {
     absl::MutexLock lock(&pull_mu_);
@@ -219,7 +231,18 @@ absl::Status CriDriver::EnsureImage(const std::string& task_id, const std::strin
   grpc::ClientContext sctx;
   grpc::Status s = images_->ImageStatus(Prepare(&sctx, options_.call_timeout), sreq, &sresp);
   if (!s.ok()) return FromGrpc(s, absl::StrCat("image ", image, ": status"));
-  if (sresp.has_image()) return absl::OkStatus();
+  if (sresp.has_image() && policy != "always") return absl::OkStatus();
+  if (sresp.has_image()) {
+    absl::MutexLock lock(&pull_mu_);
+    auto it = pulled_at_.find(image);
+    if (it != pulled_at_.end() && clock_.Now() - it->second < absl::Seconds(10)) {
+      return absl::OkStatus();
+    }
+  }
+  if (!sresp.has_image() && policy == "never") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "image ", image, ": not on this node, and its pull policy is never (pull it first)"));
+  }
 
   const absl::Time started = clock_.Now();
   if (!task_id.empty()) {
@@ -263,6 +286,10 @@ absl::Status CriDriver::EnsureImage(const std::string& task_id, const std::strin
                             : absl::StatusCode::kFailedPrecondition,
                         msg);
   }
+  {
+    absl::MutexLock lock(&pull_mu_);
+    pulled_at_[image] = clock_.Now();
+  }
   spdlog::info("pulled image {} ({}) in {}", image, presp.image_ref(),
                absl::FormatDuration(clock_.Now() - started));
   return absl::OkStatus();
@@ -301,7 +328,11 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
     return s;
   };
 
-  if (absl::Status s = EnsureImage(spec.task_id, t.image()); !s.ok()) return fail(s);
+  if (absl::Status s =
+          EnsureImage(spec.task_id, t.image(), ResolvePullPolicy(t.image(), t.image_pull_policy()));
+      !s.ok()) {
+    return fail(s);
+  }
 
   const std::string log_dir = (std::filesystem::path(options_.state_dir) / spec.task_id).string();
   std::error_code ec;

@@ -118,7 +118,9 @@ class CriDriver : public RuntimeDriver {
   CriDriver(Options options, Clock& clock, std::shared_ptr<grpc::Channel> channel);
 
   grpc::ClientContext* Prepare(grpc::ClientContext* ctx, absl::Duration timeout) const;
-  absl::Status EnsureImage(const std::string& task_id, const std::string& image);
+  // `policy`: "always", "missing" or "never" (ResolvePullPolicy).
+  absl::Status EnsureImage(const std::string& task_id, const std::string& image,
+                           const std::string& policy = "missing");
   void RemovePod(const std::string& sandbox_id, const std::string& container_id);
   std::optional<TaskRuntimeState> ExitedState(const std::string& container_id);
   void MonitorLoop();
@@ -137,11 +139,17 @@ class CriDriver : public RuntimeDriver {
   // One pull per image at a time; later starts wait for it and find the image present.
   absl::Mutex pull_mu_;
   std::map<std::string, std::shared_ptr<absl::Mutex>> pulls_ ABSL_GUARDED_BY(pull_mu_);
+  // Last successful pull per image: tasks started together under "always" share one pull.
+  std::map<std::string, absl::Time> pulled_at_ ABSL_GUARDED_BY(pull_mu_);
 
   std::atomic<bool> stop_{false};
   absl::Mutex stop_mu_;
   std::thread monitor_;
 };
+
+// The pull policy in force: the template's, else "always" for an untagged or ":latest"
+// reference and "missing" for any other tag or a digest.
+std::string ResolvePullPolicy(const std::string& image, const std::string& policy);
 
 // A CRI PullImage error turned into what a user can act on: the image is missing from its
 // registry, the registry cannot be reached, or the runtime's own message.

@@ -360,6 +360,74 @@ TEST_F(ContainerE2eTest, PrivateRegistryNeedsAndTakesCredentials) {
       << Cli({"service", "ps", "private", "-o", "json"}).out;
 }
 
+// Pull policies against a registry that goes away: ":latest" pulls at every start (and fails
+// once the registry is gone); "never" runs what the node has and names the policy otherwise.
+TEST_F(ContainerE2eTest, PullPolicies) {
+  const int port = FreePort();
+  const std::string registry = "127.0.0.1:" + std::to_string(port);
+  std::ofstream(dir_ / "registry.yml")
+      << "version: 0.1\nstorage:\n  filesystem:\n    "
+         "rootdirectory: "
+      << (dir_ / "registry").string() << "\nhttp:\n  addr: " << registry << "\n";
+  processes_.push_back(
+      std::make_unique<Process>(std::vector<std::string>{"/usr/bin/docker-registry", "serve",
+                                                         (dir_ / "registry.yml").string()},
+                                (dir_ / "registry.log").string()));
+  Process* reg = processes_.back().get();
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = HttpGet("127.0.0.1", port, "/v2/");
+    return r && r->first == 200;
+  })) << reg->Log();
+  const std::string latest = registry + "/warren/testapp:latest";
+  auto copy = e2e::Run({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                        "--dest-tls-verify=false", "docker://" + image_, "docker://" + latest});
+  ASSERT_EQ(copy.exit_code, 0) << copy.out << copy.err;
+
+  StartCri();
+  auto healthy = [&](const std::string& svc) {
+    int n = 0;
+    for (const auto& t : Tasks(svc)) {
+      n += t["status"].contains("health") &&
+           t["status"]["health"].value("state", "") == "HEALTH_STATE_HEALTHY";
+    }
+    return n;
+  };
+  auto error_of = [&](const std::string& svc) {
+    std::string e;
+    for (const auto& t : Tasks(svc)) {
+      if (t["status"].value("state", "") == "TASK_STATE_FAILED") e = t["status"].value("error", "");
+    }
+    return e;
+  };
+  ASSERT_EQ(Cli({"service", "create", "latest", "--image", latest, "--health-http", "/healthz",
+                 "--health-interval", "200ms", "--restart-condition", "never"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] { return healthy("latest") == 1; }, std::chrono::seconds(60)));
+  ASSERT_EQ(Cli({"service", "create", "absent", "--image", registry + "/warren/nope:1", "--pull",
+                 "never", "--restart-condition", "never"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] { return !error_of("absent").empty(); }));
+  EXPECT_NE(error_of("absent").find("pull policy is never"), std::string::npos)
+      << error_of("absent");
+
+  reg->Kill(SIGTERM, std::chrono::seconds(10));
+  // Starts within 10 s of a pull share it; after that ":latest" asks the registry again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10500));
+  ASSERT_EQ(Cli({"service", "scale", "latest=2"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return !error_of("latest").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(error_of("latest").find("registry unreachable"), std::string::npos)
+      << error_of("latest");
+  // "never" runs the copy the node has, registry or not.
+  ASSERT_EQ(Cli({"service", "create", "offline", "--image", latest, "--pull", "never",
+                 "--health-http", "/healthz", "--health-interval", "200ms"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] { return healthy("offline") == 1; }, std::chrono::seconds(60)))
+      << Cli({"service", "ps", "offline"}).out;
+}
+
 TEST_F(ContainerE2eTest, ExecHealthChecksRunInTheContainer) {
   StartCri();
   // Plain words run without a shell (the image has none).

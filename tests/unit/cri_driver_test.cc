@@ -33,6 +33,17 @@ TEST(DescribePullErrorTest, NamesTheCauseAUserCanActOn) {
       std::string::npos);
 }
 
+TEST(ResolvePullPolicyTest, LatestAndUntaggedPullAlwaysOthersWhenMissing) {
+  EXPECT_EQ(ResolvePullPolicy("127.0.0.1:5000/web", ""), "always");
+  EXPECT_EQ(ResolvePullPolicy("127.0.0.1:5000/web:latest", ""), "always");
+  EXPECT_EQ(ResolvePullPolicy("nginx", ""), "always");
+  EXPECT_EQ(ResolvePullPolicy("127.0.0.1:5000/web:2", ""), "missing");
+  EXPECT_EQ(ResolvePullPolicy("nginx:1.25", ""), "missing");
+  EXPECT_EQ(ResolvePullPolicy("r.io/web@sha256:0123", ""), "missing");
+  EXPECT_EQ(ResolvePullPolicy("127.0.0.1:5000/web:2", "always"), "always");
+  EXPECT_EQ(ResolvePullPolicy("127.0.0.1:5000/web:latest", "never"), "never");
+}
+
 TEST(CriDriverTest, UnreachableSocketIsAClearError) {
   CriDriver::Options o;
   o.socket = ::testing::TempDir() + "/no-such-containerd.sock";

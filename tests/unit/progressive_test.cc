@@ -139,7 +139,9 @@ TEST(CanaryTest, WalksThroughTheStepsWithExactWeightsAndCounts) {
                                // down.
                                const int canary = (10 * d->weight() + 99) / 100;
                                EXPECT_GE(sim.Live(2), canary) << "weight " << d->weight();
-                               if (d->weight() < 100) EXPECT_EQ(sim.Weight(2), d->weight());
+                               if (d->weight() < 100) {
+                                 EXPECT_EQ(sim.Weight(2), d->weight());
+                               }
                              }
                            }));
   EXPECT_EQ(seen, (std::vector<int>{10, 25, 50, 100}));

@@ -249,6 +249,13 @@ TEST(ValidateServiceSpecTest, RejectsBadSpecs) {
        "template.stopTimeout: must not be negative, got -3s"},
       {"label key", [](auto* s) { (*s->mutable_labels())[""] = "x"; },
        "labels: keys must not be empty"},
+      {"container label reserved",
+       [](auto* s) { (*s->mutable_template_()->mutable_labels())["io.warren.task-id"] = "x"; },
+       "template.labels: \"io.warren.task-id\""},
+      {"image with space", [](auto* s) { s->mutable_template_()->set_image("web 2"); },
+       "template.image: \"web 2\" is not an image reference"},
+      {"pull policy", [](auto* s) { s->mutable_template_()->set_image_pull_policy("sometimes"); },
+       "template.imagePullPolicy: must be always, missing or never, got \"sometimes\""},
   };
   for (const Case& c : cases) {
     v1::ServiceSpec spec = ValidSpec();
