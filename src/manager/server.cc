@@ -1,13 +1,10 @@
 #include "manager/server.h"
 
-#include <arpa/inet.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
 #include "http/http_server.h"
@@ -222,9 +219,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   if (!path.ok()) return path.status();
   CriDriver::Options o;
   o.socket = options.cri.socket;
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  o.identity = options.node_name.empty() ? std::string(host) : options.node_name;
+  o.identity = NodeName(options);
   o.state_dir = tasks_dir;
   o.cni_network = options.cri.cni_network;
   if (!options.cri.registry_auth.empty()) {
@@ -235,14 +230,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
                  options.cri.registry_auth);
   }
   if (options.cri.pod_dns) {
-    // host-local IPAM gives the bridge the subnet's first address: the pods' gateway.
-    std::vector<std::string> parts = absl::StrSplit(options.cri.cni_subnet, '/');
-    in_addr net{};
-    inet_pton(AF_INET, parts[0].c_str(), &net);
-    net.s_addr = htonl(ntohl(net.s_addr) + 1);
-    char buf[INET_ADDRSTRLEN] = {0};
-    inet_ntop(AF_INET, &net, buf, sizeof(buf));
-    o.dns_server = buf;
+    o.dns_server = PodGateway(options.cri);
     o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
   }
   o.call_timeout = options.cri.call_timeout;

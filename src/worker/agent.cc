@@ -264,11 +264,16 @@ void WorkerAgent::Spawn(std::function<void()> fn) {
   ops_.emplace_back(std::move(fn));
 }
 
-absl::Status WorkerAgent::Register() {
-  v1::RegisterNodeRequest req;
+std::string NodeName(const WorkerOptions& options) {
+  if (!options.node_name.empty()) return options.node_name;
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
-  req.set_name(options_.node_name.empty() ? host : options_.node_name);
+  return host;
+}
+
+absl::Status WorkerAgent::Register() {
+  v1::RegisterNodeRequest req;
+  req.set_name(NodeName(options_));
   for (const auto& [k, v] : options_.labels) (*req.mutable_labels())[k] = v;
   req.set_role(options_.role.empty() ? "worker" : options_.role);
   double cpus = options_.cpus > 0 ? options_.cpus : std::thread::hardware_concurrency();

@@ -23,6 +23,9 @@
 
 namespace warren {
 
+// The node's name: --node-name, else the host name. Also the cri runtime's pod label.
+std::string NodeName(const WorkerOptions& options);
+
 // The worker: registers its node, heartbeats, receives its task assignments over a gRPC
 // stream, runs them through a RuntimeDriver, probes their health and reports every state
 // change to the manager. Stopping the agent leaves tasks running (unless asked otherwise):

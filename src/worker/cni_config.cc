@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -34,6 +35,33 @@ bool IsName(const std::string& s, size_t max) {
   return true;
 }
 
+struct Subnet {
+  uint32_t network = 0;  // host byte order, as written (host bits not cleared)
+  int prefix = 0;
+  uint32_t mask() const { return ~uint32_t{0} << (32 - prefix); }
+};
+
+// "10.88.0.0/16" -> {10.88.0.0, 16}; nullopt unless an IPv4 CIDR with a prefix of 8..28.
+std::optional<Subnet> ParseSubnet(const std::string& cidr) {
+  std::vector<std::string> parts = absl::StrSplit(cidr, '/');
+  in_addr addr{};
+  Subnet s;
+  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &addr) != 1 ||
+      !absl::SimpleAtoi(parts[1], &s.prefix) || s.prefix < 8 || s.prefix > 28) {
+    return std::nullopt;
+  }
+  s.network = ntohl(addr.s_addr);
+  return s;
+}
+
+std::string FormatIpv4(uint32_t host_order) {
+  in_addr a{};
+  a.s_addr = htonl(host_order);
+  char buf[INET_ADDRSTRLEN] = {0};
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
 }  // namespace
 
 absl::Status ValidateCniOptions(const CriOptions& o) {
@@ -52,22 +80,17 @@ absl::Status ValidateCniOptions(const CriOptions& o) {
         absl::StrCat("--cni-bridge: \"", o.cni_bridge,
                      "\" must be 1..15 letters, digits, '-', '_' or '.' (an interface name)"));
   }
-  std::vector<std::string> parts = absl::StrSplit(o.cni_subnet, '/');
-  in_addr addr{};
-  int prefix = 0;
-  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &addr) != 1 ||
-      !absl::SimpleAtoi(parts[1], &prefix) || prefix < 8 || prefix > 28) {
+  std::optional<Subnet> subnet = ParseSubnet(o.cni_subnet);
+  if (!subnet) {
     return absl::InvalidArgumentError(
         absl::StrCat("--cni-subnet: \"", o.cni_subnet,
                      "\" must be an IPv4 CIDR with a prefix of 8..28 bits, e.g. 10.88.0.0/16"));
   }
-  const uint32_t a = ntohl(addr.s_addr);
-  const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
-  if ((a & ~mask) != 0) {
+  const uint32_t a = subnet->network;
+  if ((a & ~subnet->mask()) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--cni-subnet: \"", o.cni_subnet, "\" has host bits set; the network address is ",
-        absl::StrCat((a & mask) >> 24, ".", ((a & mask) >> 16) & 255, ".", ((a & mask) >> 8) & 255,
-                     ".", (a & mask) & 255, "/", prefix)));
+        FormatIpv4(a & subnet->mask()), "/", subnet->prefix));
   }
   if ((a >> 24) == 127) {
     return absl::InvalidArgumentError(
@@ -128,16 +151,16 @@ absl::StatusOr<std::string> WriteCniConfig(const CriOptions& o, bool masquerade)
   return path;
 }
 
+std::string PodGateway(const CriOptions& o) {
+  std::optional<Subnet> subnet = ParseSubnet(o.cni_subnet);
+  return subnet ? FormatIpv4((subnet->network & subnet->mask()) + 1) : std::string();
+}
+
 absl::Status PrepareBridge(const CriOptions& o) {
-  std::vector<std::string> parts = absl::StrSplit(o.cni_subnet, '/');
-  in_addr net{};
-  int prefix = 0;
-  if (parts.size() != 2 || inet_pton(AF_INET, parts[0].c_str(), &net) != 1 ||
-      !absl::SimpleAtoi(parts[1], &prefix)) {
-    return ValidateCniOptions(o);
-  }
-  const uint32_t mask = ~uint32_t{0} << (32 - prefix);
-  const uint32_t subnet = ntohl(net.s_addr) & mask;
+  std::optional<Subnet> parsed = ParseSubnet(o.cni_subnet);
+  if (!parsed) return ValidateCniOptions(o);
+  const uint32_t mask = parsed->mask();
+  const uint32_t subnet = parsed->network & mask;
   ifaddrs* addrs = nullptr;
   if (getifaddrs(&addrs) != 0) return absl::OkStatus();  // nothing to learn; the plugin decides
   std::string stale;
@@ -145,11 +168,7 @@ absl::Status PrepareBridge(const CriOptions& o) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
     if (o.cni_bridge != a->ifa_name) continue;
     uint32_t ip = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr);
-    if ((ip & mask) != subnet) {
-      char buf[INET_ADDRSTRLEN] = {0};
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof(buf));
-      stale = buf;
-    }
+    if ((ip & mask) != subnet) stale = FormatIpv4(ip);
   }
   freeifaddrs(addrs);
   if (stale.empty()) return absl::OkStatus();

@@ -24,6 +24,10 @@ std::string CniConfigPath(const CriOptions& options);
 // reload for nothing). Returns the path written.
 absl::StatusOr<std::string> WriteCniConfig(const CriOptions& options, bool masquerade);
 
+// The pods' gateway: the subnet's first address, which host-local IPAM gives the bridge.
+// Empty for an invalid subnet.
+std::string PodGateway(const CriOptions& options);
+
 // The bridge plugin refuses a bridge that already has an address outside the subnet (left
 // by an earlier --cni-subnet). An unused bridge like that is deleted so the plugin recreates
 // it; one with pods still attached is an error naming the way out.
