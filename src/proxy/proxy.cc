@@ -580,21 +580,7 @@ class ServiceProxy::Impl {
       Side side = co_await Relay<true>(req_p, s.client, cbuf, a.up->socket, buf);
       if (side == Side::kIn) co_return false;  // the client went away mid-request
       beast::error_code ec;
-      if (side == Side::kNone) {
-        res_p.emplace();
-        res_p->body_limit(std::numeric_limits<std::uint64_t>::max());
-        if (head) res_p->skip(true);
-        co_await http::async_read_header(a.up->socket, a.up->buffer, *res_p,
-                                         asio::redirect_error(use_awaitable, ec));
-        // Interim responses (100 Continue to an Expect we removed): skip them.
-        while (!ec && res_p->get().result_int() / 100 == 1 && res_p->get().result_int() != 101) {
-          res_p.emplace();
-          res_p->body_limit(std::numeric_limits<std::uint64_t>::max());
-          if (head) res_p->skip(true);
-          co_await http::async_read_header(a.up->socket, a.up->buffer, *res_p,
-                                           asio::redirect_error(use_awaitable, ec));
-        }
-      }
+      if (side == Side::kNone) ec = co_await ReadResponseHeader(*a.up, head, res_p);
       if (side == Side::kNone && !ec && res_p->get().result_int() != 101) break;
       if (a.reused && bodyless && round == 0) continue;
       RevisionMetrics* m = MetricsFor(w, a.lease.revision());
@@ -691,15 +677,23 @@ class ServiceProxy::Impl {
     s.upstream = &out.a.up->socket;
     Side side = co_await Relay<true>(req_p, s.client, cbuf, out.a.up->socket, buf);
     if (side != Side::kNone) co_return false;
+    beast::error_code ec = co_await ReadResponseHeader(*out.a.up, head, out.res);
+    co_return !ec && out.res->get().result_int() != 101;
+  }
+
+  // Reads a response header from the upstream into a fresh parser, skipping interim responses
+  // (100 Continue to an Expect we removed); 101 is returned like a final response.
+  static awaitable<beast::error_code> ReadResponseHeader(
+      Upstream& up, bool head, std::optional<http::response_parser<http::buffer_body>>& res) {
     beast::error_code ec;
     do {
-      out.res.emplace();
-      out.res->body_limit(std::numeric_limits<std::uint64_t>::max());
-      if (head) out.res->skip(true);
-      co_await http::async_read_header(out.a.up->socket, out.a.up->buffer, *out.res,
+      res.emplace();
+      res->body_limit(std::numeric_limits<std::uint64_t>::max());
+      if (head) res->skip(true);
+      co_await http::async_read_header(up.socket, up.buffer, *res,
                                        asio::redirect_error(use_awaitable, ec));
-    } while (!ec && out.res->get().result_int() / 100 == 1 && out.res->get().result_int() != 101);
-    co_return !ec && out.res->get().result_int() != 101;
+    } while (!ec && res->get().result_int() / 100 == 1 && res->get().result_int() != 101);
+    co_return ec;
   }
 
   // Both directions of one TCP connection. Whichever direction finishes last destroys it, which
