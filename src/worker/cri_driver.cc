@@ -477,37 +477,36 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
   return absl::OkStatus();
 }
 
+grpc::Status CriDriver::StopSandbox(const std::string& sandbox_id) {
+  cri::StopPodSandboxRequest req;
+  req.set_pod_sandbox_id(sandbox_id);
+  cri::StopPodSandboxResponse resp;
+  grpc::ClientContext ctx;
+  grpc::Status s = runtime_->StopPodSandbox(Prepare(&ctx, options_.call_timeout), req, &resp);
+  return NotFound(s) ? grpc::Status::OK : s;
+}
+
 void CriDriver::RemovePod(const std::string& sandbox_id, const std::string& container_id) {
+  auto warn = [](const char* what, const std::string& id, const grpc::Status& s) {
+    if (!s.ok() && !NotFound(s)) spdlog::warn("{} {}: {}", what, id, s.error_message());
+  };
   if (!container_id.empty()) {
     cri::RemoveContainerRequest req;
     req.set_container_id(container_id);
     cri::RemoveContainerResponse resp;
     grpc::ClientContext ctx;
-    grpc::Status s = runtime_->RemoveContainer(Prepare(&ctx, options_.call_timeout), req, &resp);
-    if (!s.ok() && !NotFound(s)) {
-      spdlog::warn("removing container {}: {}", container_id, s.error_message());
-    }
+    warn("removing container", container_id,
+         runtime_->RemoveContainer(Prepare(&ctx, options_.call_timeout), req, &resp));
   }
   if (sandbox_id.empty()) return;
-  {
-    // Stopping first tears the network down and releases the address.
-    cri::StopPodSandboxRequest req;
-    req.set_pod_sandbox_id(sandbox_id);
-    cri::StopPodSandboxResponse resp;
-    grpc::ClientContext ctx;
-    grpc::Status s = runtime_->StopPodSandbox(Prepare(&ctx, options_.call_timeout), req, &resp);
-    if (!s.ok() && !NotFound(s)) {
-      spdlog::warn("stopping pod sandbox {}: {}", sandbox_id, s.error_message());
-    }
-  }
+  // Stopping first tears the network down and releases the address.
+  warn("stopping pod sandbox", sandbox_id, StopSandbox(sandbox_id));
   cri::RemovePodSandboxRequest req;
   req.set_pod_sandbox_id(sandbox_id);
   cri::RemovePodSandboxResponse resp;
   grpc::ClientContext ctx;
-  grpc::Status s = runtime_->RemovePodSandbox(Prepare(&ctx, options_.call_timeout), req, &resp);
-  if (!s.ok() && !NotFound(s)) {
-    spdlog::warn("removing pod sandbox {}: {}", sandbox_id, s.error_message());
-  }
+  warn("removing pod sandbox", sandbox_id,
+       runtime_->RemovePodSandbox(Prepare(&ctx, options_.call_timeout), req, &resp));
 }
 
 std::optional<TaskRuntimeState> CriDriver::ExitedState(const std::string& container_id) {
@@ -622,12 +621,9 @@ absl::Status CriDriver::Stop(std::string_view task_id, absl::Duration timeout) {
   std::optional<TaskRuntimeState> st;
   if (!container_id.empty()) st = ExitedState(container_id);
   if (!sandbox_id.empty()) {
-    cri::StopPodSandboxRequest req;
-    req.set_pod_sandbox_id(sandbox_id);
-    cri::StopPodSandboxResponse resp;
-    grpc::ClientContext ctx;
-    grpc::Status s = runtime_->StopPodSandbox(Prepare(&ctx, options_.call_timeout), req, &resp);
-    if (!s.ok() && !NotFound(s)) return FromGrpc(s, "stopping the pod sandbox");
+    if (grpc::Status s = StopSandbox(sandbox_id); !s.ok()) {
+      return FromGrpc(s, "stopping the pod sandbox");
+    }
   }
   bool notify = false;
   TaskRuntimeState now_state;

@@ -122,6 +122,8 @@ class CriDriver : public RuntimeDriver {
   absl::Status EnsureImage(const std::string& task_id, const std::string& image,
                            const std::string& policy = "missing");
   void RemovePod(const std::string& sandbox_id, const std::string& container_id);
+  // StopPodSandbox; a sandbox already gone is OK.
+  grpc::Status StopSandbox(const std::string& sandbox_id);
   std::optional<TaskRuntimeState> ExitedState(const std::string& container_id);
   void MonitorLoop();
   void Notify(const std::string& task_id, const TaskRuntimeState& state);
