@@ -135,6 +135,48 @@ class ContainerE2eTest : public E2eTest {
     return {resp.containers().begin(), resp.containers().end()};
   }
 
+  // The error of the service's first failed task; empty while none failed.
+  std::string FailedError(const std::string& service) {
+    for (const auto& t : Tasks(service)) {
+      if (t["status"].value("state", "") == "TASK_STATE_FAILED") {
+        return t["status"].value("error", "");
+      }
+    }
+    return std::string();
+  }
+
+  // docker-registry on 127.0.0.1:`port` with storage in the test dir; with `htpasswd`, every
+  // request needs a password. Returns once it answers.
+  Process* StartRegistry(int port, const std::string& htpasswd = "") {
+    std::ofstream config(dir_ / "registry.yml");
+    config << "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
+           << (dir_ / "registry").string() << "\nhttp:\n  addr: 127.0.0.1:" << port << "\n";
+    if (!htpasswd.empty()) {
+      config << "auth:\n  htpasswd:\n    realm: warren-e2e\n    path: " << htpasswd << "\n";
+    }
+    config.close();
+    processes_.push_back(
+        std::make_unique<Process>(std::vector<std::string>{"/usr/bin/docker-registry", "serve",
+                                                           (dir_ / "registry.yml").string()},
+                                  (dir_ / "registry.log").string()));
+    Process* reg = processes_.back().get();
+    EXPECT_TRUE(WaitFor([&] {
+      auto r = HttpGet("127.0.0.1", port, "/v2/");
+      return r && r->first == (htpasswd.empty() ? 200 : 401);
+    })) << reg->Log();
+    return reg;
+  }
+
+  // Copies the test image to `dest` (a reference on a loopback registry) with skopeo.
+  CommandResult CopyImage(const std::string& dest, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                     "--dest-tls-verify=false"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("docker://" + image_);
+    args.push_back("docker://" + dest);
+    return e2e::Run(args);
+  }
+
   std::string socket_;
   std::string image_;
   std::string node_;
@@ -305,37 +347,18 @@ TEST_F(ContainerE2eTest, PrivateRegistryNeedsAndTakesCredentials) {
   const char* hash = crypt_r("s3cret", salt, &data);
   ASSERT_NE(hash, nullptr);
   std::ofstream(dir_ / "htpasswd") << "edge:" << hash << "\n";
-  std::ofstream(dir_ / "registry.yml")
-      << "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "
-      << (dir_ / "registry").string() << "\nhttp:\n  addr: " << registry
-      << "\nauth:\n  htpasswd:\n    realm: warren-e2e\n"
-      << "    path: " << (dir_ / "htpasswd").string() << "\n";
-  processes_.push_back(
-      std::make_unique<Process>(std::vector<std::string>{"/usr/bin/docker-registry", "serve",
-                                                         (dir_ / "registry.yml").string()},
-                                (dir_ / "registry.log").string()));
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = HttpGet("127.0.0.1", port, "/v2/");
-    return r && r->first == 401;
-  })) << processes_.back()->Log();
+  StartRegistry(port, (dir_ / "htpasswd").string());
   const std::string image = registry + "/warren/testapp:private";
-  auto copy = e2e::Run({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                        "--dest-tls-verify=false", "--dest-creds", "edge:s3cret",
-                        "docker://" + image_, "docker://" + image});
+  auto copy = CopyImage(image, {"--dest-creds", "edge:s3cret"});
   ASSERT_EQ(copy.exit_code, 0) << copy.out << copy.err;
 
   StartCri();
   ASSERT_EQ(Cli({"service", "create", "denied", "--image", image, "--restart-condition", "never"})
                 .exit_code,
             0);
-  std::string error;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& t : Tasks("denied")) error = t["status"].value("error", "");
-        return !error.empty();
-      },
-      std::chrono::seconds(60)));
-  EXPECT_NE(error.find("refused access"), std::string::npos) << error;
+  ASSERT_TRUE(WaitFor([&] { return !FailedError("denied").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(FailedError("denied").find("refused access"), std::string::npos)
+      << FailedError("denied");
 
   processes_.back()->Kill(SIGTERM, std::chrono::seconds(20));
   const std::string auth = (dir_ / "auth.json").string();
@@ -346,17 +369,8 @@ TEST_F(ContainerE2eTest, PrivateRegistryNeedsAndTakesCredentials) {
                  "--health-interval", "200ms"})
                 .exit_code,
             0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& t : Tasks("private")) {
-          if (t["status"].contains("health") &&
-              t["status"]["health"].value("state", "") == "HEALTH_STATE_HEALTHY") {
-            return true;
-          }
-        }
-        return false;
-      },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      WaitFor([&] { return HealthyTasks("private").size() == 1; }, std::chrono::seconds(60)))
       << Cli({"service", "ps", "private", "-o", "json"}).out;
 }
 
@@ -365,66 +379,40 @@ TEST_F(ContainerE2eTest, PrivateRegistryNeedsAndTakesCredentials) {
 TEST_F(ContainerE2eTest, PullPolicies) {
   const int port = FreePort();
   const std::string registry = "127.0.0.1:" + std::to_string(port);
-  std::ofstream(dir_ / "registry.yml")
-      << "version: 0.1\nstorage:\n  filesystem:\n    "
-         "rootdirectory: "
-      << (dir_ / "registry").string() << "\nhttp:\n  addr: " << registry << "\n";
-  processes_.push_back(
-      std::make_unique<Process>(std::vector<std::string>{"/usr/bin/docker-registry", "serve",
-                                                         (dir_ / "registry.yml").string()},
-                                (dir_ / "registry.log").string()));
-  Process* reg = processes_.back().get();
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = HttpGet("127.0.0.1", port, "/v2/");
-    return r && r->first == 200;
-  })) << reg->Log();
+  Process* reg = StartRegistry(port);
   const std::string latest = registry + "/warren/testapp:latest";
-  auto copy = e2e::Run({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                        "--dest-tls-verify=false", "docker://" + image_, "docker://" + latest});
+  auto copy = CopyImage(latest);
   ASSERT_EQ(copy.exit_code, 0) << copy.out << copy.err;
 
   StartCri();
-  auto healthy = [&](const std::string& svc) {
-    int n = 0;
-    for (const auto& t : Tasks(svc)) {
-      n += t["status"].contains("health") &&
-           t["status"]["health"].value("state", "") == "HEALTH_STATE_HEALTHY";
-    }
-    return n;
-  };
-  auto error_of = [&](const std::string& svc) {
-    std::string e;
-    for (const auto& t : Tasks(svc)) {
-      if (t["status"].value("state", "") == "TASK_STATE_FAILED") e = t["status"].value("error", "");
-    }
-    return e;
-  };
   ASSERT_EQ(Cli({"service", "create", "latest", "--image", latest, "--health-http", "/healthz",
                  "--health-interval", "200ms", "--restart-condition", "never"})
                 .exit_code,
             0);
-  ASSERT_TRUE(WaitFor([&] { return healthy("latest") == 1; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(
+      WaitFor([&] { return HealthyTasks("latest").size() == 1; }, std::chrono::seconds(60)));
   ASSERT_EQ(Cli({"service", "create", "absent", "--image", registry + "/warren/nope:1", "--pull",
                  "never", "--restart-condition", "never"})
                 .exit_code,
             0);
-  ASSERT_TRUE(WaitFor([&] { return !error_of("absent").empty(); }));
-  EXPECT_NE(error_of("absent").find("pull policy is never"), std::string::npos)
-      << error_of("absent");
+  ASSERT_TRUE(WaitFor([&] { return !FailedError("absent").empty(); }));
+  EXPECT_NE(FailedError("absent").find("pull policy is never"), std::string::npos)
+      << FailedError("absent");
 
   reg->Kill(SIGTERM, std::chrono::seconds(10));
   // Starts within 10 s of a pull share it; after that ":latest" asks the registry again.
   std::this_thread::sleep_for(std::chrono::milliseconds(10500));
   ASSERT_EQ(Cli({"service", "scale", "latest=2"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return !error_of("latest").empty(); }, std::chrono::seconds(60)));
-  EXPECT_NE(error_of("latest").find("registry unreachable"), std::string::npos)
-      << error_of("latest");
+  ASSERT_TRUE(WaitFor([&] { return !FailedError("latest").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(FailedError("latest").find("registry unreachable"), std::string::npos)
+      << FailedError("latest");
   // "never" runs the copy the node has, registry or not.
   ASSERT_EQ(Cli({"service", "create", "offline", "--image", latest, "--pull", "never",
                  "--health-http", "/healthz", "--health-interval", "200ms"})
                 .exit_code,
             0);
-  ASSERT_TRUE(WaitFor([&] { return healthy("offline") == 1; }, std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      WaitFor([&] { return HealthyTasks("offline").size() == 1; }, std::chrono::seconds(60)))
       << Cli({"service", "ps", "offline"}).out;
 }
 
@@ -465,20 +453,13 @@ TEST_F(ContainerE2eTest, MissingImageAndUnreachableRegistryAreClearErrors) {
                  "127.0.0.1:" + std::to_string(closed) + "/x:1", "--restart-condition", "never"})
                 .exit_code,
             0);
-  auto error_of = [&](const std::string& svc) {
-    for (const auto& t : Tasks(svc)) {
-      if (t["status"].value("state", "") == "TASK_STATE_FAILED") {
-        return t["status"].value("error", "");
-      }
-    }
-    return std::string();
-  };
-  ASSERT_TRUE(WaitFor([&] { return !error_of("missing").empty(); }, std::chrono::seconds(60)));
-  EXPECT_NE(error_of("missing").find("not found in its registry"), std::string::npos)
-      << error_of("missing");
-  ASSERT_TRUE(WaitFor([&] { return !error_of("unreachable").empty(); }, std::chrono::seconds(60)));
-  EXPECT_NE(error_of("unreachable").find("registry unreachable"), std::string::npos)
-      << error_of("unreachable");
+  ASSERT_TRUE(WaitFor([&] { return !FailedError("missing").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(FailedError("missing").find("not found in its registry"), std::string::npos)
+      << FailedError("missing");
+  ASSERT_TRUE(
+      WaitFor([&] { return !FailedError("unreachable").empty(); }, std::chrono::seconds(60)));
+  EXPECT_NE(FailedError("unreachable").find("registry unreachable"), std::string::npos)
+      << FailedError("unreachable");
   EXPECT_TRUE(Pods().empty());
   // A command-only service is not sent to a container node.
   ASSERT_EQ(Cli({"service", "create", "cmd", "--command", "/bin/true"}).exit_code, 0);
