@@ -4,7 +4,6 @@
 // Process and port helpers shared by the benchmark programs (loopback only).
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -25,10 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/processes.h"
 #include "grpcpp/grpcpp.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren::bench {
+
+using warren::KillProcessesWithEnv;
 
 // A port that was free a moment ago on 127.0.0.1.
 inline int FreePort() {
@@ -72,25 +74,6 @@ inline void Terminate(pid_t pid) {
   }
   kill(-pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-}
-
-// Kills every process whose environment contains `marker` (a run's task processes).
-inline int KillProcessesWithEnv(const std::string& marker) {
-  int killed = 0;
-  DIR* d = opendir("/proc");
-  if (!d) return 0;
-  while (dirent* e = readdir(d)) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (env.find(marker) != std::string::npos) {
-      kill(pid, SIGKILL);
-      killed++;
-    }
-  }
-  closedir(d);
-  return killed;
 }
 
 // Nearest-rank percentile (p in 0..100); 0 for no samples.

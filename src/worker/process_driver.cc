@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/processes.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -562,27 +563,20 @@ void ProcessDriver::KillUntracked(const std::vector<std::string>& adopted) {
   const std::string marker =
       absl::StrCat(kStateDirVariable, "=", fs::absolute(state_dir_).string());
   std::set<std::string> keep(adopted.begin(), adopted.end());
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid <= 1 || pid == getpid()) {
-      continue;
-    }
-    std::ifstream in(entry.path() / "environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ForEachProcessEnvironment([&](int pid, std::string_view env) {
     bool ours = false;
     std::string task_id;
-    for (absl::string_view var : absl::StrSplit(env, '\0')) {
+    for (absl::string_view var : absl::StrSplit(absl::string_view(env.data(), env.size()), '\0')) {
       if (var == marker) ours = true;
       if (absl::StartsWith(var, "WARREN_TASK_ID=")) {
         task_id = std::string(var.substr(sizeof("WARREN_TASK_ID=") - 1));
       }
     }
-    if (!ours || keep.contains(task_id)) continue;
+    if (!ours || keep.contains(task_id)) return;
     spdlog::warn("killing untracked process {} of task {} (left by an earlier worker)", pid,
                  task_id.empty() ? "?" : task_id);
     kill(pid, SIGKILL);
-  }
+  });
 }
 
 absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,

@@ -4,7 +4,6 @@
 // Helpers for end-to-end tests that run the real `warren` and `warren-testapp` binaries.
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -25,9 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/processes.h"
 #include "nlohmann/json.hpp"
 
 namespace warren::e2e {
+
+// Task processes of one test that outlive a killed worker on purpose are killed by marker.
+using warren::KillProcessesWithEnv;
 
 inline bool WaitFor(const std::function<bool()>& cond,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
@@ -171,26 +174,6 @@ class Process {
   std::optional<int> exit_status_;
   std::string log_path_;
 };
-
-// Kills every process whose environment contains `marker` (task processes of one test that
-// outlive a killed worker on purpose).
-inline int KillProcessesWithEnv(const std::string& marker) {
-  int killed = 0;
-  DIR* d = opendir("/proc");
-  if (!d) return 0;
-  while (dirent* e = readdir(d)) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/environ", std::ios::binary);
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (env.find(marker) != std::string::npos) {
-      kill(pid, SIGKILL);
-      killed++;
-    }
-  }
-  closedir(d);
-  return killed;
-}
 
 // Minimal HTTP/1.0 GET to an IPv4 address; returns the status code and body.
 inline std::optional<std::pair<int, std::string>> HttpGet(const std::string& ip, int port,
