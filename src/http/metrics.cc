@@ -71,28 +71,15 @@ std::string FormatValue(double v) {
   return std::string(buf, end);
 }
 
-std::string EscapeHelp(const std::string& s) {
+// Exposition-format escaping: backslash and newline; label values also escape '"'.
+std::string Escape(const std::string& s, bool quotes) {
   std::string out;
   for (char c : s) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::string EscapeLabelValue(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"') {
+    } else if (quotes && c == '"') {
       out += "\\\"";
     } else {
       out.push_back(c);
@@ -100,6 +87,10 @@ std::string EscapeLabelValue(const std::string& s) {
   }
   return out;
 }
+
+std::string EscapeHelp(const std::string& s) { return Escape(s, false); }
+
+std::string EscapeLabelValue(const std::string& s) { return Escape(s, true); }
 
 // `{a="x",b="y"}` (empty when there are no labels). `extra` is appended last (histogram le).
 std::string LabelSet(const std::vector<std::string>& names, const LabelValues& values,

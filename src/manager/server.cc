@@ -279,6 +279,21 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
   return agent;
 }
 
+// Starts the worker agent, runs it until SIGINT/SIGTERM, stops it; the process exit code.
+int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
+  absl::Status error;
+  auto agent = MakeAgent(o, RealClock::Get(), registry, &error);
+  if (!agent) {
+    spdlog::error("{}", std::string(error.message()));
+    return 1;
+  }
+  int sig = WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down{}", sig,
+               o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
+  agent->Stop(o.stop_tasks_on_exit);
+  return 0;
+}
+
 }  // namespace
 
 int RunManager(const ManagerOptions& options) {
@@ -308,17 +323,7 @@ int RunWorker(const WorkerOptions& options) {
     }
     metrics = std::move(*http);
   }
-  absl::Status error;
-  auto agent = MakeAgent(o, RealClock::Get(), &registry, &error);
-  if (!agent) {
-    spdlog::error("{}", std::string(error.message()));
-    return 1;
-  }
-  int sig = WaitForTerminationSignal();
-  spdlog::info("signal {}: shutting down{}", sig,
-               o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
-  agent->Stop(o.stop_tasks_on_exit);
-  return 0;
+  return RunAgentUntilSignal(o, &registry);
 }
 
 int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
@@ -335,18 +340,9 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   o.dns.addr.clear();   // the manager's DNS serves the node
   if (o.data_dir.empty())
     o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
-  absl::Status error;
-  auto agent = MakeAgent(o, RealClock::Get(), &(*m)->registry(), &error);
-  if (!agent) {
-    spdlog::error("{}", std::string(error.message()));
-    return 1;
-  }
-  int sig = WaitForTerminationSignal();
-  spdlog::info("signal {}: shutting down{}", sig,
-               o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
-  agent->Stop(o.stop_tasks_on_exit);
+  int code = RunAgentUntilSignal(o, &(*m)->registry());
   (*m)->Shutdown();
-  return 0;
+  return code;
 }
 
 }  // namespace warren

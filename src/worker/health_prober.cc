@@ -199,28 +199,31 @@ bool HealthTracker::Record(const v1::ProbeResult& result, absl::Time now) {
   return health_.state() != before;
 }
 
-v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout) {
-  absl::Time start = absl::Now();
+namespace {
+
+// A probe's result: ok, its output (shortened) and how long it took since `start`.
+v1::ProbeResult ProbeOutcome(absl::Time start, bool ok, std::string_view output) {
   v1::ProbeResult result;
-  std::string error;
-  std::unique_ptr<Socket> sock = Connect(host, port, start + timeout, timeout, &error);
-  result.set_ok(sock != nullptr);
-  result.set_output(sock ? "connected" : Shorten(error));
+  result.set_ok(ok);
+  result.set_output(Shorten(output));
   ToProto(absl::Now() - start, result.mutable_latency());
   return result;
+}
+
+}  // namespace
+
+v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout) {
+  absl::Time start = absl::Now();
+  std::string error;
+  std::unique_ptr<Socket> sock = Connect(host, port, start + timeout, timeout, &error);
+  return ProbeOutcome(start, sock != nullptr, sock ? "connected" : error);
 }
 
 v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& probe,
                           absl::Duration timeout) {
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
-  v1::ProbeResult result;
-  auto finish = [&](bool ok, std::string_view output) {
-    result.set_ok(ok);
-    result.set_output(Shorten(output));
-    ToProto(absl::Now() - start, result.mutable_latency());
-    return result;
-  };
+  auto finish = [&](bool ok, std::string_view output) { return ProbeOutcome(start, ok, output); };
 
   std::string path = probe.path().empty() ? "/" : probe.path();
   if (path[0] != '/') path = "/" + path;
@@ -302,13 +305,7 @@ v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& 
 v1::ProbeResult ProbeExec(RuntimeDriver& driver, std::string_view task_id,
                           const v1::ExecProbe& probe, absl::Duration timeout) {
   absl::Time start = absl::Now();
-  v1::ProbeResult result;
-  auto finish = [&](bool ok, std::string_view output) {
-    result.set_ok(ok);
-    result.set_output(Shorten(output));
-    ToProto(absl::Now() - start, result.mutable_latency());
-    return result;
-  };
+  auto finish = [&](bool ok, std::string_view output) { return ProbeOutcome(start, ok, output); };
   if (probe.command().empty()) return finish(false, "exec.command: must not be empty");
   std::vector<std::string> argv(probe.command().begin(), probe.command().end());
   absl::StatusOr<ExecResult> exec = driver.Exec(task_id, argv, timeout);
