@@ -69,6 +69,23 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// In a forked child: stdout and stderr to `out_fd`/`err_fd`, stdin from /dev/null, `env` added,
+// then exec `argv` (a path; no PATH lookup). Never returns.
+[[noreturn]] inline void ExecChild(const std::vector<std::string>& argv,
+                                   const std::map<std::string, std::string>& env, int out_fd,
+                                   int err_fd) {
+  dup2(out_fd, 1);
+  dup2(err_fd, 2);
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, 0);
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
 // Runs a command to completion (bounded by `timeout`; killed after it) and captures output.
 inline CommandResult Run(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env = {},
@@ -78,18 +95,7 @@ inline CommandResult Run(const std::vector<std::string>& argv,
   int out_fd = mkstemp(out_path);
   int err_fd = mkstemp(err_path);
   pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
+  if (pid == 0) ExecChild(argv, env, out_fd, err_fd);
   CommandResult r;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
@@ -123,16 +129,7 @@ class Process {
     if (pid_ == 0) {
       setpgid(0, 0);
       int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
+      ExecChild(argv, env, fd, fd);
     }
   }
   ~Process() { Kill(SIGKILL); }
