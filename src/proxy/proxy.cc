@@ -466,7 +466,10 @@ class ServiceProxy::Impl {
         // Only framing arrived (a chunk header): an empty buffer would end a chunked body.
         if (n == 0 && !p.is_done()) continue;
         p.get().body().size = n;
-        p.get().body().data = buf;
+        // The message ended with no new body bytes (the last chunk came alone): no buffer at
+        // all, or the serializer would end a chunked body twice (an empty buffer without
+        // `more` ends it, and so does the writer's next empty turn).
+        p.get().body().data = n > 0 ? buf : nullptr;
         p.get().body().more = !p.is_done();
       } else {
         p.get().body().data = nullptr;

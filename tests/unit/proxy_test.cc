@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -250,6 +251,47 @@ TEST(ServiceProxyTest, HeadersForwardedForHostAndHopByHop) {
   auto again = (*conn)->Request("GET", "/", "", {}, kTimeout);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_THAT(again->body, HasSubstr("x-forwarded-for=127.0.0.1\n"));
+}
+
+// The last chunk of a chunked request arriving on its own must end the relayed body once: the
+// serializer turned an empty final buffer into a second end ("0\r\n\r\n0\r\n\r\n"), which
+// broke the next request on the pooled upstream connection.
+TEST(ServiceProxyTest, LastChunkAloneEndsTheRelayedBodyOnce) {
+  int backend_port = 0;
+  int lfd = Listen("127.0.0.24", &backend_port);
+  Registry registry;
+  auto proxy =
+      StartProxy(RouteOf({{100, {EndpointOf("t1", "127.0.0.24", backend_port)}}}), registry);
+  ASSERT_NE(proxy, nullptr);
+  int client = ConnectTo(proxy->port());
+  ASSERT_TRUE(SendAll(client,
+                      "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5\r\nhello\r\n"));
+  int up = AcceptWithin(lfd, kTimeout);
+  ASSERT_GE(up, 0);
+  std::string got;
+  // The data chunk is relayed before the last chunk is even sent.
+  ASSERT_TRUE(
+      ReadUntil(up, got, [](const std::string& b) { return b.find("hello\r\n") != b.npos; }));
+  ASSERT_TRUE(SendAll(client, "0\r\n\r\n"));
+  ASSERT_TRUE(
+      ReadUntil(up, got, [](const std::string& b) { return b.find("\r\n0\r\n\r\n") != b.npos; }));
+  // Whatever else the proxy sent with it, in the same write or just after.
+  pollfd pfd{up, POLLIN, 0};
+  while (poll(&pfd, 1, 200) == 1) {
+    char tmp[4096];
+    ssize_t n = recv(up, tmp, sizeof(tmp), 0);
+    if (n <= 0) break;
+    got.append(tmp, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got.substr(got.find("\r\n\r\n") + 4), "5\r\nhello\r\n0\r\n\r\n") << absl::CEscape(got);
+  ASSERT_TRUE(SendAll(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  std::string answer;
+  ASSERT_TRUE(ReadUntil(client, answer,
+                        [](const std::string& b) { return b.find("\r\n\r\nok") != b.npos; }));
+  close(up);
+  close(client);
+  close(lfd);
 }
 
 // A backend thread that answers one request with a chunked, streamed response and reports how
