@@ -175,13 +175,18 @@ void TrafficStats::Report(const v1::TrafficStatsReport& report) {
     Service& service = services_[s.service_id()];
     for (const auto& r : s.revisions()) {
       analysis::Counters raw = analysis::FromProto(r, bounds);
-      // What a node had counted before this manager heard from it is in its first report.
-      if (first_report) counters.first[r.revision()] = raw;
       auto prev = counters.latest.find(r.revision());
       analysis::Add(
           &service.totals[r.revision()],
           prev == counters.latest.end() ? raw : analysis::GrowthOrRestart(raw, prev->second));
       counters.latest[r.revision()] = std::move(raw);
+    }
+    if (first_report) {
+      // What a node had counted before this manager heard from it happened at some unknown
+      // earlier time: it is in the totals, but in no window (every sample holds it too).
+      counters.first = counters.latest;
+      for (analysis::Sample& sample : service.history)
+        analysis::Add(&sample.totals, counters.first);
     }
     service.history.push_back({now, service.totals});
     analysis::ThinSamples(&service.history, now, kHistory);

@@ -63,7 +63,8 @@ class TrafficStats {
   // Totals over every node since this manager started hearing from them (including what
   // each proxy had counted before).
   std::map<int64_t, v1::RevisionTraffic> Totals(const std::string& service_id) const;
-  // Growth of the totals over the last `window` (from the oldest sample inside it).
+  // Growth of the totals over the last `window` (from the newest sample at or before its
+  // start). What a node had counted before this manager first heard from it is in no window.
   std::map<int64_t, v1::RevisionTraffic> Recent(const std::string& service_id,
                                                 absl::Duration window) const;
   // Every node's counters of the service: analysis windows that outlive this manager are

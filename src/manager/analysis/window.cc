@@ -127,12 +127,15 @@ bool SyncWindow(std::optional<absl::Time> start, const TrafficSnapshot& s, absl:
 
 RevisionCounters GrowthSince(const std::deque<Sample>& samples, absl::Time since,
                              const RevisionCounters& current) {
-  auto it = std::find_if(samples.begin(), samples.end(),
-                         [&](const Sample& s) { return s.time >= since; });
-  if (it == samples.end()) return current;
+  if (samples.empty()) return current;
+  // The newest sample at or before `since`, so that the window holds all it should; the
+  // oldest one when the history is shorter than the window.
+  auto after =
+      std::find_if(samples.begin(), samples.end(), [&](const Sample& s) { return s.time > since; });
+  const Sample& from = after == samples.begin() ? samples.front() : *std::prev(after);
   RevisionCounters out;
   for (const auto& [rev, c] : current) {
-    const Counters* base = Find(it->totals, rev);
+    const Counters* base = Find(from.totals, rev);
     out[rev] = base ? GrowthOrRestart(c, *base) : c;
   }
   return out;

@@ -68,8 +68,8 @@ struct Sample {
   RevisionCounters totals;
 };
 
-// Growth of `current` since the oldest sample at or after `since` (all of `current` when no
-// sample is that recent).
+// Growth of `current` since the newest sample at or before `since` (the oldest sample when
+// none is that old; all of `current` without samples).
 RevisionCounters GrowthSince(const std::deque<Sample>& samples, absl::Time since,
                              const RevisionCounters& current);
 
