@@ -227,6 +227,27 @@ TEST(JudgeTest, Table) {
        Decision::kFail,
        {{"query", CheckState::kFailed}},
        "query could not run: no --prometheus-url"},
+      {"without traffic checks the query alone decides: pending",
+       query,
+       {.candidate = C(100, 100), .traffic_checks = false, .query = QueryOutcome::Pending()},
+       Decision::kObserve,
+       {{"query", CheckState::kWaiting}}},
+      {"without traffic checks the query alone decides: under its threshold",
+       query,
+       {.candidate = C(100, 100), .traffic_checks = false, .query = QueryOutcome::Value(0.5)},
+       Decision::kPass,
+       {{"query", CheckState::kPassed}}},
+      {"without traffic checks the query alone decides: over it",
+       query,
+       {.traffic_checks = false, .query = QueryOutcome::Value(5)},
+       Decision::kFail,
+       {{"query", CheckState::kFailed}},
+       "query 5 exceeds 1: errors"},
+      {"without traffic checks and without a query there is nothing to wait for",
+       Defaults(),
+       {.candidate = C(0), .traffic_checks = false},
+       Decision::kPass,
+       {}},
       {"the query is not asked before the window's end",
        query,
        {.candidate = C(100), .query = QueryOutcome::Value(5)},
@@ -247,9 +268,14 @@ TEST(JudgeTest, Table) {
     }
     if (!c.reason_has.empty()) {
       EXPECT_NE(v.reason.find(c.reason_has), std::string::npos) << c.name << ": " << v.reason;
-      EXPECT_EQ(v.rollback_reason, "error_rate") << c.name;
+      EXPECT_EQ(v.rollback_reason,
+                c.reason_has.starts_with("latency_p99") ? "latency" : "error_rate")
+          << c.name;
     }
-    if (!c.in.window_over) {
+    if (!c.in.traffic_checks) {
+      for (const auto& r : v.checks) EXPECT_EQ(r.check, "query") << c.name;
+    }
+    if (!c.in.window_over && c.in.traffic_checks) {
       for (const auto& r : v.checks) EXPECT_NE(r.check, "query") << c.name;
     }
   }

@@ -54,13 +54,29 @@ std::string FailureReason(const CheckResult& r) {
 
 Verdict Judge(const Thresholds& t, const WindowInput& in) {
   Verdict v;
+  if (!in.traffic_checks) {
+    if (t.query.empty()) {
+      v.decision = Decision::kPass;
+      return v;
+    }
+    CheckResult q = JudgeQuery(t, in.query);
+    v.decision = q.state == CheckState::kPassed   ? Decision::kPass
+                 : q.state == CheckState::kFailed ? Decision::kFail
+                                                  : Decision::kObserve;
+    if (v.decision == Decision::kFail) {
+      v.reason = FailureReason(q);
+      v.rollback_reason = "error_rate";
+    }
+    v.checks.push_back(std::move(q));
+    return v;
+  }
   const Counters& c = in.candidate;
   const bool enough = c.requests >= static_cast<uint64_t>(std::max<int64_t>(0, t.min_requests));
   auto add = [&](CheckResult r) {
     if (r.state == CheckState::kFailed && v.decision != Decision::kFail) {
       v.decision = Decision::kFail;
       v.reason = FailureReason(r);
-      v.rollback_reason = "error_rate";
+      v.rollback_reason = r.check == "latency_p99" ? "latency" : "error_rate";
     }
     v.checks.push_back(std::move(r));
   };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/spec.h"
 #include "manager/analysis/counters.h"
 #include "warren/v1/objects.pb.h"
 
@@ -18,7 +19,7 @@ struct Thresholds {
   // Highest error rate of the new revision, percent.
   double failure_threshold = 10;
   // Requests the new revision must have served in the window before anything is judged.
-  int64_t min_requests = 50;
+  int64_t min_requests = kDefaultMinRequests;
   // Highest error rate above the stable revision's, percentage points (unset: not checked).
   std::optional<double> max_error_rate_increase;
   // Highest p99 latency of the window (zero: not checked).
@@ -80,7 +81,9 @@ enum class Decision {
 struct Verdict {
   Decision decision = Decision::kObserve;
   std::vector<CheckResult> checks;
-  // For kFail: "<check> <value> exceeds <threshold>: <detail>", and the rollback reason.
+  // For kFail: "<check> <value> exceeds <threshold>: <detail>", and the rollback reason:
+  // "latency" when the p99 check failed, else "error_rate" (the error-rate checks, the query,
+  // the thin-traffic policy).
   std::string reason;
   std::string rollback_reason;
 };
@@ -92,13 +95,19 @@ struct WindowInput {
   Counters stable{};
   // The window's time is up: a pass (or the thin-traffic policy) can be decided.
   bool window_over = false;
-  // Only consulted once the window is over and the traffic checks passed.
+  // Off: only the query is judged (blue/green before its switch and at the end of the
+  // post-switch window); the traffic fields are ignored.
+  bool traffic_checks = true;
+  // Consulted once the window is over and the traffic checks passed (at once without traffic
+  // checks); kNone when no query is configured.
   QueryOutcome query{};
 };
 
 // Judges a window. A traffic check fails as soon as the window has min_requests requests and
 // a value is over its threshold, without waiting for the window's end; a pass needs the
-// window's end, every check passed, and the query's answer (when one is configured).
+// window's end, every check passed, and the query's answer (when one is configured). Without
+// traffic checks the query alone decides: pass when none is configured or its value is under
+// the threshold, observe while its answer is pending.
 Verdict Judge(const Thresholds& t, const WindowInput& in);
 
 // The query check alone (blue/green runs it before the switch and at the end of the delay).
