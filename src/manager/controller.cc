@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/analysis/deployment.h"
 #include "manager/analysis/verdict.h"
-#include "manager/analysis/window.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
 #include "manager/rollout.h"
@@ -40,40 +40,6 @@ void Controller::SetPrometheusUrl(std::string url, absl::Duration timeout) {
 }
 
 namespace {
-
-// When the analysis window of a deployment began: a canary's step once its weight is applied,
-// blue/green's switch for the post-switch window; nullopt when no window runs.
-std::optional<absl::Time> AnalysisWindowStart(const v1::Deployment& d, absl::Time now) {
-  if (d.phase() != v1::DEPLOYMENT_PHASE_PROGRESSING && d.phase() != v1::DEPLOYMENT_PHASE_PAUSED) {
-    return std::nullopt;
-  }
-  if (d.strategy() == "canary" && d.weight() > 0 && IsSet(d.step_started_at())) {
-    return FromProtoTime(d.step_started_at());
-  }
-  if (d.strategy() == "blue-green" && d.switched()) {
-    const absl::Time at = FromProtoTime(d.switched_at());
-    if (now < at + DurationOr(d.config().canary_window(), absl::Minutes(5))) return at;
-  }
-  return std::nullopt;
-}
-
-// The traffic of the last `w` for the rollout's analysis: the deployment's own window (which
-// survives a manager restart) when that is the one asked for, else the in-memory history.
-std::map<int64_t, v1::RevisionTraffic> AnalysisTraffic(const v1::Deployment& d,
-                                                       const analysis::TrafficSnapshot& snapshot,
-                                                       const TrafficStats& stats, absl::Time now,
-                                                       absl::Duration w) {
-  if (d.has_analysis_window() && FromProtoTime(d.analysis_window().started_at()) == now - w) {
-    return analysis::ToProto(analysis::WindowTraffic(d.analysis_window(), snapshot));
-  }
-  return stats.Recent(d.service_id(), w);
-}
-
-// Query results are per stage, so a new step never reads the previous step's answer.
-std::string QueryStage(const v1::Deployment& d) {
-  if (d.strategy() == "canary") return absl::StrCat("step ", d.step());
-  return d.switched() ? "post-switch" : "pre-switch";
-}
 
 // The deployment unchanged but for its query check, shown as waiting.
 RolloutStep WaitForQuery(const v1::Deployment& d, absl::Time now) {
@@ -213,14 +179,19 @@ absl::Time Controller::RunPass() {
       if (traffic_) {
         snapshot = traffic_->Snapshot(service.id());
         window = [&](const std::string&, absl::Duration w) {
-          return AnalysisTraffic(stored, snapshot, *traffic_, now, w);
+          // The deployment's own window (which survives a manager restart) when that is the
+          // one asked for, else the in-memory history.
+          if (auto t = analysis::StoredWindowTraffic(stored, now - w, snapshot)) {
+            return analysis::ToProto(*t);
+          }
+          return traffic_->Recent(service.id(), w);
         };
       }
       bool query_pending = false;
       QueryFunction query;
       if (queries_) {
         query = [&](const std::string& q) -> absl::StatusOr<double> {
-          analysis::QueryOutcome o = queries_->Get({stored.id(), QueryStage(stored), q});
+          analysis::QueryOutcome o = queries_->Get({stored.id(), analysis::QueryStage(stored), q});
           if (o.kind == analysis::QueryOutcome::Kind::kPending) {
             query_pending = true;
             return absl::UnavailableError("waiting for Prometheus");
@@ -237,20 +208,9 @@ absl::Time Controller::RunPass() {
       // What the step decided waits for Prometheus' answer: nothing of it is committed (the
       // next pass decides again), only the query check shows as waiting.
       if (query_pending) step = WaitForQuery(stored, now);
-      if (traffic_) {
-        bool has_window = step.deployment.has_analysis_window();
-        v1::AnalysisWindow w = step.deployment.analysis_window();
-        if (analysis::SyncWindow(AnalysisWindowStart(step.deployment, now), snapshot, now,
-                                 step.changed,
-                                 {step.deployment.from_revision(), step.deployment.to_revision()},
-                                 &has_window, &w)) {
-          if (has_window) {
-            *step.deployment.mutable_analysis_window() = std::move(w);
-          } else {
-            step.deployment.clear_analysis_window();
-          }
-          step.changed = true;
-        }
+      if (traffic_ &&
+          analysis::SyncDeploymentWindow(&step.deployment, snapshot, now, step.changed)) {
+        step.changed = true;
       }
       next = std::min(next, step.next_wakeup);
       if (step.changed) {

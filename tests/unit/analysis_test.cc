@@ -7,6 +7,7 @@
 #include "common/time_util.h"
 #include "gtest/gtest.h"
 #include "manager/analysis/counters.h"
+#include "manager/analysis/deployment.h"
 #include "manager/analysis/histogram.h"
 #include "manager/analysis/verdict.h"
 #include "manager/analysis/window.h"
@@ -470,6 +471,81 @@ TEST(WindowTest, SlidingWindowNeverReachesBeforeItsFloor) {
             first_batch);
   EXPECT_EQ(SlidingWindowStart(first_batch, kT0 + absl::Minutes(5), absl::Minutes(1)),
             kT0 + absl::Minutes(4));
+}
+
+// --- the deployment's window ---------------------------------------------------------------
+
+v1::Deployment Dep(const std::string& strategy, v1::DeploymentPhase phase) {
+  v1::Deployment d;
+  d.set_strategy(strategy);
+  d.set_phase(phase);
+  d.set_from_revision(1);
+  d.set_to_revision(2);
+  *d.mutable_config()->mutable_canary_window() = ToProtoDuration(absl::Seconds(30));
+  return d;
+}
+
+TEST(DeploymentWindowTest, WhichWindowRunsAndItsQueryStage) {
+  v1::Deployment canary = Dep("canary", v1::DEPLOYMENT_PHASE_PROGRESSING);
+  canary.set_step(1);
+  v1::Deployment waiting_for_tasks = canary;  // the step's weight is not applied yet
+  canary.set_weight(25);
+  *canary.mutable_step_started_at() = ToProtoTime(kT0);
+  v1::Deployment paused = canary;
+  paused.set_phase(v1::DEPLOYMENT_PHASE_PAUSED);
+  v1::Deployment rolling_back = canary;
+  rolling_back.set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
+  v1::Deployment before_switch = Dep("blue-green", v1::DEPLOYMENT_PHASE_PROGRESSING);
+  v1::Deployment switched = before_switch;
+  switched.set_switched(true);
+  *switched.mutable_switched_at() = ToProtoTime(kT0);
+  v1::Deployment rolling = Dep("rolling", v1::DEPLOYMENT_PHASE_PROGRESSING);
+  struct Case {
+    std::string name;
+    const v1::Deployment& d;
+    absl::Time now;
+    std::optional<absl::Time> want;
+    std::string stage;
+  };
+  const absl::Time later = kT0 + absl::Seconds(10);
+  const std::vector<Case> cases = {
+      {"a canary step from its weight on", canary, later, kT0, "step 1"},
+      {"a paused step keeps its window", paused, later, kT0, "step 1"},
+      {"no window before the weight is applied", waiting_for_tasks, later, std::nullopt, "step 1"},
+      {"none while rolling back", rolling_back, later, std::nullopt, "step 1"},
+      {"blue/green before the switch", before_switch, later, std::nullopt, "pre-switch"},
+      {"blue/green after it", switched, later, kT0, "post-switch"},
+      {"until the window's end", switched, kT0 + absl::Seconds(30), std::nullopt, "post-switch"},
+      {"rolling updates have none (yet)", rolling, later, std::nullopt, "rollout"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(WindowStart(c.d, c.now), c.want) << c.name;
+    EXPECT_EQ(QueryStage(c.d), c.stage) << c.name;
+  }
+}
+
+TEST(DeploymentWindowTest, KeptInTheDeploymentAndReadBackOnlyForItsOwnStart) {
+  TrafficSnapshot s;
+  s.nodes["a"] = Node(1, {{2, C(100)}});
+  v1::Deployment d = Dep("canary", v1::DEPLOYMENT_PHASE_PROGRESSING);
+  EXPECT_FALSE(SyncDeploymentWindow(&d, s, kT0, false)) << "no window runs";
+  EXPECT_FALSE(d.has_analysis_window());
+  d.set_weight(10);
+  *d.mutable_step_started_at() = ToProtoTime(kT0);
+  EXPECT_TRUE(SyncDeploymentWindow(&d, s, kT0, false));
+  ASSERT_TRUE(d.has_analysis_window());
+  s.nodes["a"].latest[2] = C(130, 3);
+  auto t = StoredWindowTraffic(d, kT0, s);
+  ASSERT_TRUE(t);
+  EXPECT_EQ((*t)[2].requests, 30u);
+  EXPECT_EQ((*t)[2].responses_5xx, 3u);
+  EXPECT_FALSE(StoredWindowTraffic(d, kT0 + absl::Seconds(1), s)) << "another window";
+  EXPECT_TRUE(SyncDeploymentWindow(&d, s, kT0 + kCheckpointPeriod, false)) << "a checkpoint";
+  EXPECT_EQ(d.analysis_window().seen(1).requests(), 30u);
+  d.set_phase(v1::DEPLOYMENT_PHASE_SUCCEEDED);
+  EXPECT_TRUE(SyncDeploymentWindow(&d, s, kT0 + absl::Seconds(6), false)) << "dropped";
+  EXPECT_FALSE(d.has_analysis_window());
+  EXPECT_FALSE(StoredWindowTraffic(d, kT0, s));
 }
 
 }  // namespace
