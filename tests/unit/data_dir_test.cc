@@ -133,15 +133,6 @@ TEST(DataDirLockTest, RestrictedUmaskAndTheTasksOwn) {
   EXPECT_EQ(Mode(tmp.path() / "task-file"), 0644);
 }
 
-ManagerOptions InProcessManager(const std::string& data_dir) {
-  ManagerOptions mo;
-  mo.data_dir = data_dir;
-  mo.api_addr = "127.0.0.1:0";
-  mo.metrics_addr = "";
-  mo.dns.addr = "";
-  return mo;
-}
-
 grpc::Status ListServices(const std::string& addr, v1::ListServicesResponse* resp) {
   auto stub = v1::Warren::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
@@ -153,9 +144,9 @@ grpc::Status ListServices(const std::string& addr, v1::ListServicesResponse* res
 TEST(DataDirLockTest, SecondManagerOnOneDataDirDoesNotStart) {
   TempDir tmp;
   const std::string dir = (tmp.path() / "data").string();
-  auto first = ManagerServer::Start(InProcessManager(dir), RealClock::Get());
+  auto first = ManagerServer::Start(testing_util::TestManagerOptions(dir), RealClock::Get());
   ASSERT_TRUE(first.ok()) << first.status();
-  auto second = ManagerServer::Start(InProcessManager(dir), RealClock::Get());
+  auto second = ManagerServer::Start(testing_util::TestManagerOptions(dir), RealClock::Get());
   ASSERT_FALSE(second.ok());
   EXPECT_THAT(second.status().message(),
               HasSubstr(absl::StrCat("data-dir ", dir, " is in use by another Warren process")));

@@ -24,12 +24,8 @@ using testing_util::WaitFor;
 class StoreApiTest : public testing::Test {
  protected:
   void StartManager(const std::string& data_dir) {
-    ManagerOptions mo;
-    mo.data_dir = data_dir;
-    mo.api_addr = "127.0.0.1:0";
-    mo.metrics_addr = "127.0.0.1:0";
-    mo.dns.addr = "";
-    auto m = ManagerServer::Start(mo, RealClock::Get());
+    auto m = ManagerServer::Start(testing_util::TestManagerOptions(data_dir, /*metrics=*/true),
+                                  RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
     stub_ = v1::Warren::NewStub(

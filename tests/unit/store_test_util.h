@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "roles.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
 
@@ -115,6 +116,16 @@ inline int Mode(const std::filesystem::path& p) {
   struct stat st;
   if (lstat(p.c_str(), &st) != 0) return -1;
   return static_cast<int>(st.st_mode & 07777);
+}
+
+// An in-process manager on loopback port 0 without DNS; metrics on a free port when asked.
+inline ManagerOptions TestManagerOptions(const std::string& data_dir, bool metrics = false) {
+  ManagerOptions mo;
+  mo.data_dir = data_dir;
+  mo.api_addr = "127.0.0.1:0";
+  mo.metrics_addr = metrics ? "127.0.0.1:0" : "";
+  mo.dns.addr = "";
+  return mo;
 }
 
 }  // namespace warren::testing_util
