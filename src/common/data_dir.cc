@@ -28,7 +28,7 @@ constexpr fs::perms kGroupOther = fs::perms::group_all | fs::perms::others_all;
 
 // What a directory Warren wrote before holds; a non-empty directory with none of these is
 // someone else's, and making it private could lock its owners out.
-constexpr const char* kWarrenEntries[] = {kDataDirLockFile, "store.db", "tasks", "worker"};
+constexpr const char* kWarrenEntries[] = {kDataDirLockFile, "store.db", "tasks"};
 
 // "pid 1234 manager" as the holder wrote it, or "" when it did not (yet).
 std::string ReadHolder(int fd) {
@@ -47,9 +47,10 @@ std::string ReadHolder(int fd) {
 
 absl::Status CheckOwnDirectory(const fs::path& dir) {
   std::error_code ec;
-  auto st = fs::symlink_status(dir, ec);
+  // A data dir may be a link to the real directory: what counts is the directory.
+  auto st = fs::status(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("data-dir ", dir.string(), ": ", ec.message()));
-  if (!fs::is_directory(fs::status(dir, ec))) {
+  if (!fs::is_directory(st)) {
     return absl::FailedPreconditionError(
         absl::StrCat("data-dir ", dir.string(), ": exists and is not a directory"));
   }

@@ -67,6 +67,15 @@ TEST(DataDirLockTest, RefusesDirectoriesThatAreNotWarrens) {
   EXPECT_THAT(lock.status().message(), HasSubstr("sticky bit"));
   EXPECT_EQ(Mode(shared), 01777);
 
+  // A link to a data dir is fine: what counts is the directory it names.
+  const fs::path real = tmp.path() / "real";
+  fs::create_directories(real);
+  std::ofstream(real / "store.db") << "";
+  fs::create_symlink(real, tmp.path() / "link");
+  auto through_link = DataDirLock::Acquire((tmp.path() / "link").string(), "manager");
+  EXPECT_TRUE(through_link.ok()) << through_link.status();
+  EXPECT_EQ(Mode(real), 0700);
+
   // An empty directory is fine, and becomes private.
   const fs::path empty = tmp.path() / "empty";
   fs::create_directories(empty);
