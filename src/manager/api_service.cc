@@ -927,7 +927,6 @@ grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEv
     if (!s.ok()) return ToGrpc(s.status());
     service_id = s->id();
   }
-  if (auto s = CorruptKindError(store_, Kind::kEvent); !s.ok()) return ToGrpc(s);
   auto matches = [&](const v1::Event& e) {
     return service_id.empty() || e.service_id() == service_id || e.object_id() == service_id;
   };
