@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli/daemon_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
@@ -830,6 +831,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   cluster->require_subcommand(1);
   CLI::App* init = cluster->add_subcommand("init", "Start a manager and a worker in one process");
   AddManagerFlags(init, &init_flags);
+  AddLogFlags(init);
   init->add_option("--node-name", init_flags.worker.node_name, "Node name (default: host name)");
   init->add_option("--address-range", init_flags.worker.address_range,
                    "Loopback CIDR for task addresses")
@@ -852,6 +854,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   ServerFlags manager_flags;
   CLI::App* manager = app.add_subcommand("manager", "Run the manager (API, store, controllers)");
   AddManagerFlags(manager, &manager_flags);
+  AddLogFlags(manager);
   manager->callback([&] {
     action = [&] {
       if (absl::Status s = FinishManagerFlags(&manager_flags); !s.ok()) return UsageError(ctx, s);
@@ -887,6 +890,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Address published ports listen on (unless a port names its own)")
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
+  AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
