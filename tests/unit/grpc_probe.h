@@ -2,9 +2,8 @@
 #define WARREN_TESTS_UNIT_GRPC_PROBE_H_
 
 // What a generic gRPC tool does against a Warren endpoint, written with nothing of Warren's:
-// a raw grpc.health.v1.Health/Check call (the request and answer encoded by hand) and a
-// server-reflection client (grpc.reflection.v1alpha, the messages built from their
-// descriptors in the generated pool, as grpcurl does from the reflection answers).
+// a raw grpc.health.v1.Health/Check call and a server-reflection client
+// (grpc.reflection.v1alpha), their messages encoded and decoded by field number.
 
 #include <chrono>
 #include <memory>
@@ -12,9 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "google/protobuf/descriptor.h"
-#include "google/protobuf/dynamic_message.h"
-#include "google/protobuf/message.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -77,31 +74,13 @@ inline HealthAnswer HealthCheck(const std::string& addr, const std::string& serv
   return answer;
 }
 
-// The services a server lists through reflection (ServerReflectionInfo, list_services "*");
-// nullopt with `error` set when the call fails.
-inline std::optional<std::vector<std::string>> ReflectionListServices(const std::string& addr,
-                                                                      std::string* error) {
-  using google::protobuf::DescriptorPool;
-  using google::protobuf::Message;
-  using google::protobuf::MessageFactory;
-  const auto* pool = DescriptorPool::generated_pool();
-  const auto* request_type =
-      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest");
-  const auto* response_type =
-      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionResponse");
-  if (request_type == nullptr || response_type == nullptr) {
-    *error = "the reflection messages are not in the generated pool";
-    return std::nullopt;
-  }
-  std::unique_ptr<Message> request(
-      MessageFactory::generated_factory()->GetPrototype(request_type)->New());
-  request->GetReflection()->SetString(request.get(), request_type->FindFieldByName("list_services"),
-                                      "*");
-  std::string bytes;
-  request->SerializeToString(&bytes);
-  grpc::Slice slice(bytes);
+// One request on grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo; the answer's
+// bytes, or nullopt with `error` set.
+inline std::optional<std::string> ReflectionCall(const std::string& addr,
+                                                 const std::string& request_bytes,
+                                                 std::string* error) {
+  grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request_buffer(&slice, 1);
-
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
@@ -134,30 +113,72 @@ inline std::optional<std::vector<std::string>> ReflectionListServices(const std:
   }
   std::vector<grpc::Slice> slices;
   response_buffer.Dump(&slices);
-  std::string response_bytes;
-  for (const auto& s : slices) {
-    response_bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  std::string response;
+  for (const auto& s : slices) response.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return response;
+}
+
+// The length-delimited fields numbered `number` of a serialized message.
+inline std::vector<std::string> BytesFields(const std::string& message, int number) {
+  google::protobuf::UnknownFieldSet fields;
+  std::vector<std::string> out;
+  if (!fields.ParseFromString(message)) return out;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    if (fields.field(i).number() == number &&
+        fields.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      out.push_back(fields.field(i).length_delimited());
+    }
   }
-  std::unique_ptr<Message> response(
-      MessageFactory::generated_factory()->GetPrototype(response_type)->New());
-  if (!response->ParseFromString(response_bytes)) {
-    *error = "the answer does not parse";
+  return out;
+}
+
+// The services a server lists through reflection (list_services "*"); nullopt with `error`
+// set when the call fails. Field numbers are those of grpc/reflection/v1alpha/reflection.proto.
+inline std::optional<std::vector<std::string>> ReflectionListServices(const std::string& addr,
+                                                                      std::string* error) {
+  google::protobuf::UnknownFieldSet request;
+  request.AddLengthDelimited(7, "*");  // ServerReflectionRequest.list_services
+  std::string bytes;
+  request.SerializeToString(&bytes);
+  auto response = ReflectionCall(addr, bytes, error);
+  if (!response) return std::nullopt;
+  auto lists = BytesFields(*response, 6);  // ServerReflectionResponse.list_services_response
+  if (lists.empty()) {
+    *error = "no list_services_response in the answer";
     return std::nullopt;
   }
-  const auto* list_field = response_type->FindFieldByName("list_services_response");
-  if (!response->GetReflection()->HasField(*response, list_field)) {
-    *error = "no list_services_response in " + response->ShortDebugString();
-    return std::nullopt;
-  }
-  const Message& list = response->GetReflection()->GetMessage(*response, list_field);
-  const auto* service_field = list.GetDescriptor()->FindFieldByName("service");
   std::vector<std::string> names;
-  for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
-    const Message& svc = list.GetReflection()->GetRepeatedMessage(list, service_field, i);
-    names.push_back(
-        svc.GetReflection()->GetString(svc, svc.GetDescriptor()->FindFieldByName("name")));
+  for (const std::string& service : BytesFields(lists[0], 1)) {  // ListServiceResponse.service
+    for (const std::string& name : BytesFields(service, 1)) names.push_back(name);
   }
   return names;
+}
+
+// The file descriptors a server gives for `symbol` (file_containing_symbol), as a client
+// needs them to build requests; nullopt with `error` set when the call fails.
+inline std::optional<std::vector<google::protobuf::FileDescriptorProto>> ReflectionFileOf(
+    const std::string& addr, const std::string& symbol, std::string* error) {
+  google::protobuf::UnknownFieldSet request;
+  request.AddLengthDelimited(4, symbol);  // ServerReflectionRequest.file_containing_symbol
+  std::string bytes;
+  request.SerializeToString(&bytes);
+  auto response = ReflectionCall(addr, bytes, error);
+  if (!response) return std::nullopt;
+  auto files = BytesFields(*response, 4);  // ServerReflectionResponse.file_descriptor_response
+  if (files.empty()) {
+    *error = "no file_descriptor_response in the answer";
+    return std::nullopt;
+  }
+  std::vector<google::protobuf::FileDescriptorProto> out;
+  for (const std::string& f : BytesFields(files[0], 1)) {  // .file_descriptor_proto
+    google::protobuf::FileDescriptorProto file;
+    if (!file.ParseFromString(f)) {
+      *error = "a file descriptor does not parse";
+      return std::nullopt;
+    }
+    out.push_back(std::move(file));
+  }
+  return out;
 }
 
 }  // namespace warren::testing_util

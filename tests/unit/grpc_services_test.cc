@@ -45,6 +45,17 @@ TEST(GrpcServicesTest, ManagerAnswersHealthAndReflection) {
   ASSERT_TRUE(services.has_value()) << error;
   EXPECT_THAT(*services, IsSupersetOf({"warren.v1.Warren", "grpc.health.v1.Health",
                                        "grpc.reflection.v1alpha.ServerReflection"}));
+  auto files = testing_util::ReflectionFileOf(addr, "warren.v1.Warren", &error);
+  ASSERT_TRUE(files.has_value()) << error;
+  bool found = false;
+  for (const auto& f : *files) {
+    for (const auto& svc : f.service()) {
+      if (f.package() == "warren.v1" && svc.name() == "Warren") {
+        found = svc.method_size() > 10;
+      }
+    }
+  }
+  EXPECT_TRUE(found) << "warren.v1.Warren and its methods are not in the reflected files";
   (*m)->Shutdown();
 }
 
