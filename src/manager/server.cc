@@ -12,6 +12,7 @@
 #include "dns/cluster_dns.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
+#include "manager/backup_service.h"
 #include "manager/readiness.h"
 #include "manager/rollout.h"
 #include "spdlog/spdlog.h"
@@ -132,6 +133,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   int port = 0;
   builder.AddListeningPort(options.api_addr, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(m->api_.get());
+  m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
+  builder.RegisterService(m->backup_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_ || port == 0) {
     return absl::UnavailableError(
@@ -140,7 +143,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{v1::Warren::service_full_name()});
+      std::vector<std::string>{v1::Warren::service_full_name(),
+                               v1::ClusterAdmin::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();

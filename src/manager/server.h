@@ -20,6 +20,7 @@
 
 namespace warren {
 
+class BackupService;
 class DataDirLock;
 class HealthStatusUpdater;
 class HttpServer;
@@ -56,6 +57,7 @@ class ManagerServer {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;
+  std::unique_ptr<BackupService> backup_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   // The gRPC health status, kept equal to /readyz; stopped before grpc_server_.
