@@ -58,6 +58,23 @@ std::vector<v1::Service> StackServices(const std::vector<v1::Service>& all,
   return out;
 }
 
+// The services of `stack`; nullopt after printing the error.
+std::optional<std::vector<v1::Service>> LoadStack(v1::Warren::Stub& stub, const CommandEnv& env,
+                                                  const std::string& stack, int* rc) {
+  auto all = ListServices(stub, env, rc);
+  if (!all) return std::nullopt;
+  return StackServices(*all, stack);
+}
+
+grpc::Status DeleteService(v1::Warren::Stub& stub, const v1::Service& svc) {
+  grpc::ClientContext call;
+  CommandEnv::Prepare(&call);
+  v1::DeleteServiceRequest req;
+  req.set_name_or_id(svc.id());
+  v1::DeleteServiceResponse resp;
+  return stub.DeleteService(&call, req, &resp);
+}
+
 struct DeployFlags {
   std::string file;
   std::string stack;
@@ -132,12 +149,7 @@ int Deploy(const CommandEnv& env, const DeployFlags& flags) {
       *env.out << s.spec().name() << ": remove\n";
       continue;
     }
-    grpc::ClientContext call;
-    CommandEnv::Prepare(&call);
-    v1::DeleteServiceRequest req;
-    req.set_name_or_id(s.id());
-    v1::DeleteServiceResponse resp;
-    if (grpc::Status st = stub->DeleteService(&call, req, &resp); !st.ok()) {
+    if (grpc::Status st = DeleteService(*stub, s); !st.ok()) {
       *env.err << "error: removing " << s.spec().name() << ": " << st.error_message() << "\n";
       rc = 1;
       continue;
@@ -165,10 +177,9 @@ int List(const CommandEnv& env) {
 int Ps(const CommandEnv& env, const std::string& stack) {
   auto stub = v1::Warren::NewStub(env.Channel());
   int rc = 0;
-  auto all = ListServices(*stub, env, &rc);
-  if (!all) return rc;
-  std::vector<v1::Service> services = StackServices(*all, stack);
-  if (services.empty()) {
+  auto services = LoadStack(*stub, env, stack, &rc);
+  if (!services) return rc;
+  if (services->empty()) {
     *env.err << "error: nothing found in stack " << stack << "\n";
     return 1;
   }
@@ -181,7 +192,7 @@ int Ps(const CommandEnv& env, const std::string& stack) {
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
   }
   bool first = true;
-  for (const v1::Service& svc : services) {
+  for (const v1::Service& svc : *services) {
     grpc::ClientContext call;
     CommandEnv::Prepare(&call);
     v1::ListTasksRequest req;
@@ -198,20 +209,14 @@ int Ps(const CommandEnv& env, const std::string& stack) {
 int Remove(const CommandEnv& env, const std::string& stack) {
   auto stub = v1::Warren::NewStub(env.Channel());
   int rc = 0;
-  auto all = ListServices(*stub, env, &rc);
-  if (!all) return rc;
-  std::vector<v1::Service> services = StackServices(*all, stack);
-  if (services.empty()) {
+  auto services = LoadStack(*stub, env, stack, &rc);
+  if (!services) return rc;
+  if (services->empty()) {
     *env.err << "nothing found in stack " << stack << "\n";
     return 0;
   }
-  for (const v1::Service& s : services) {
-    grpc::ClientContext call;
-    CommandEnv::Prepare(&call);
-    v1::DeleteServiceRequest req;
-    req.set_name_or_id(s.id());
-    v1::DeleteServiceResponse resp;
-    if (grpc::Status st = stub->DeleteService(&call, req, &resp); !st.ok()) {
+  for (const v1::Service& s : *services) {
+    if (grpc::Status st = DeleteService(*stub, s); !st.ok()) {
       rc = env.Fail(st);
       continue;
     }

@@ -31,15 +31,22 @@ inline bool NextTag(grpc::CompletionQueue& cq, void* want) {
   return cq.Next(&tag, &ok) && tag == want && ok;
 }
 
+// A serialized message with one string field.
+inline std::string OneStringField(int number, const std::string& value) {
+  google::protobuf::UnknownFieldSet message;
+  message.AddLengthDelimited(number, value);
+  std::string bytes;
+  message.SerializeToString(&bytes);
+  return bytes;
+}
+
 // grpc.health.v1.Health/Check for `service` ("" is the server as a whole).
 inline HealthAnswer HealthCheck(const std::string& addr, const std::string& service,
                                 std::chrono::seconds timeout = std::chrono::seconds(5)) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
-  google::protobuf::UnknownFieldSet request;
-  if (!service.empty()) request.AddLengthDelimited(1, service);  // HealthCheckRequest.service
-  std::string bytes;
-  request.SerializeToString(&bytes);
+  // HealthCheckRequest.service
+  const std::string bytes = service.empty() ? "" : OneStringField(1, service);
   grpc::Slice slice(bytes);
   grpc::ByteBuffer request_buffer(&slice, 1);
 
@@ -136,11 +143,8 @@ inline std::vector<std::string> BytesFields(const std::string& message, int numb
 // set when the call fails. Field numbers are those of grpc/reflection/v1alpha/reflection.proto.
 inline std::optional<std::vector<std::string>> ReflectionListServices(const std::string& addr,
                                                                       std::string* error) {
-  google::protobuf::UnknownFieldSet request;
-  request.AddLengthDelimited(7, "*");  // ServerReflectionRequest.list_services
-  std::string bytes;
-  request.SerializeToString(&bytes);
-  auto response = ReflectionCall(addr, bytes, error);
+  // ServerReflectionRequest.list_services
+  auto response = ReflectionCall(addr, OneStringField(7, "*"), error);
   if (!response) return std::nullopt;
   auto lists = BytesFields(*response, 6);  // ServerReflectionResponse.list_services_response
   if (lists.empty()) {
@@ -158,11 +162,8 @@ inline std::optional<std::vector<std::string>> ReflectionListServices(const std:
 // needs them to build requests; nullopt with `error` set when the call fails.
 inline std::optional<std::vector<google::protobuf::FileDescriptorProto>> ReflectionFileOf(
     const std::string& addr, const std::string& symbol, std::string* error) {
-  google::protobuf::UnknownFieldSet request;
-  request.AddLengthDelimited(4, symbol);  // ServerReflectionRequest.file_containing_symbol
-  std::string bytes;
-  request.SerializeToString(&bytes);
-  auto response = ReflectionCall(addr, bytes, error);
+  // ServerReflectionRequest.file_containing_symbol
+  auto response = ReflectionCall(addr, OneStringField(4, symbol), error);
   if (!response) return std::nullopt;
   auto files = BytesFields(*response, 4);  // ServerReflectionResponse.file_descriptor_response
   if (files.empty()) {
