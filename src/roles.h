@@ -82,6 +82,9 @@ struct WorkerOptions {
   std::string publish_ip = "0.0.0.0";
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
+  // How long the start retries reading the tasks of an earlier worker while the runtime
+  // cannot be read (it then fails, leaving every task as it is).
+  absl::Duration recover_timeout = absl::Seconds(30);
 };
 
 // Each runs until SIGINT/SIGTERM and returns the process exit code.

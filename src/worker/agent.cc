@@ -156,7 +156,25 @@ absl::Status WorkerAgent::Start() {
   agent_addr_ = absl::StrCat(host, ":", port);
 
   // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.
-  for (const std::string& id : driver_->Recover()) {
+  // A runtime that cannot be read just now (out of descriptors, containerd busy) is asked
+  // again: no assignment is applied before, since a task not recovered would be declared
+  // lost.
+  absl::StatusOr<std::vector<std::string>> recovered = driver_->Recover();
+  const absl::Time give_up = absl::Now() + options_.recover_timeout;
+  for (absl::Duration backoff = absl::Milliseconds(50);
+       absl::IsUnavailable(recovered.status()) && absl::Now() < give_up;
+       backoff = std::min(backoff * 2, absl::Seconds(2))) {
+    spdlog::warn("recovering tasks: {}; retrying", std::string(recovered.status().message()));
+    absl::SleepFor(backoff);
+    recovered = driver_->Recover();
+  }
+  if (!recovered.ok()) {
+    return absl::Status(
+        recovered.status().code(),
+        absl::StrCat("recovering the tasks of an earlier worker: ", recovered.status().message(),
+                     " (no task was stopped; start the worker again)"));
+  }
+  for (const std::string& id : *recovered) {
     auto st = driver_->Inspect(id);
     absl::MutexLock lock(&mu_);
     Local& l = tasks_[id];
@@ -560,8 +578,20 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           l.status.set_message("adopted after a worker restart");
           l.may_have_served = true;
           *l.status.mutable_timestamp() = ToProtoTime(now);
-          l.status.mutable_health()->set_state(
-              t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING : v1::HEALTH_STATE_NONE);
+          // The health the manager holds goes on (state and healthy-since): the task kept
+          // running, and reporting it starting again would take it out of the routing table
+          // and restart its min-ready (issue 17 D6). The prober checks it again at once.
+          if (!t.spec().has_health_check()) {
+            l.status.mutable_health()->set_state(v1::HEALTH_STATE_NONE);
+          } else {
+            v1::TaskHealth health = t.status().health();
+            if (health.state() == v1::HEALTH_STATE_UNSPECIFIED ||
+                health.state() == v1::HEALTH_STATE_NONE) {
+              health.Clear();
+              health.set_state(v1::HEALTH_STATE_STARTING);
+            }
+            *l.status.mutable_health() = health;
+          }
           QueueReport(t.id(), l.status);
           to_adopt.emplace_back(t.id(), l.task);
         } else {
@@ -599,8 +629,8 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   }
   for (const auto& [id, t] : to_adopt) {
     if (t.spec().has_health_check()) {
-      prober_->Watch(id, t.address(), t.port(), t.spec().health_check(),
-                     FromProtoTime(t.status().started_at()));
+      prober_->Resume(id, t.address(), t.port(), t.spec().health_check(),
+                      FromProtoTime(t.status().started_at()), t.status().health());
     }
   }
   for (const auto& t : to_start) {

@@ -82,7 +82,7 @@ class CriDriver : public RuntimeDriver {
   void SetListener(Listener listener) override;
   // Adopts this worker's sandboxes and containers; removes sandboxes without a container and
   // containers without a sandbox (left by a worker that died half-way through a start).
-  std::vector<std::string> Recover() override;
+  absl::StatusOr<std::vector<std::string>> Recover() override;
   // Pulls the image if it is missing, runs the sandbox, creates and starts the container.
   // Anything created is removed again when a later step fails.
   absl::Status Start(const TaskRunSpec& spec) override;

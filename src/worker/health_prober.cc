@@ -162,6 +162,28 @@ HealthTracker::HealthTracker(const v1::HealthCheck& check, absl::Time started_at
   health_.set_state(v1::HEALTH_STATE_STARTING);
 }
 
+HealthTracker::HealthTracker(const v1::HealthCheck& check, absl::Time started_at,
+                             const v1::TaskHealth& resume)
+    : HealthTracker(check, started_at) {
+  switch (resume.state()) {
+    case v1::HEALTH_STATE_HEALTHY:
+    case v1::HEALTH_STATE_UNHEALTHY:
+    case v1::HEALTH_STATE_STARTING:
+      health_.set_state(resume.state());
+      break;
+    default:
+      return;  // nothing known: a new task's start
+  }
+  *health_.mutable_last_probe() = resume.last_probe();
+  if (resume.state() == v1::HEALTH_STATE_HEALTHY) {
+    *health_.mutable_healthy_since() = resume.healthy_since();
+    ever_healthy_ = true;
+  }
+  // Failures were already counted against an UNHEALTHY task: its start period is over.
+  if (resume.state() == v1::HEALTH_STATE_UNHEALTHY) ever_healthy_ = true;
+  next_probe_at_ = absl::InfinitePast();
+}
+
 bool HealthTracker::InFirstInterval(absl::Time now) const {
   return !ever_healthy_ && now < started_at_ + params_.interval;
 }
@@ -340,6 +362,19 @@ HealthProber::~HealthProber() {
 
 void HealthProber::Watch(const std::string& task_id, const std::string& address, int port,
                          const v1::HealthCheck& check, absl::Time started_at) {
+  Add(task_id, address, port, check, std::make_unique<HealthTracker>(check, started_at));
+}
+
+void HealthProber::Resume(const std::string& task_id, const std::string& address, int port,
+                          const v1::HealthCheck& check, absl::Time started_at,
+                          const v1::TaskHealth& resume) {
+  Add(task_id, address, port, check, std::make_unique<HealthTracker>(check, started_at, resume),
+      /*report_first=*/true);
+}
+
+void HealthProber::Add(const std::string& task_id, const std::string& address, int port,
+                       const v1::HealthCheck& check, std::unique_ptr<HealthTracker> tracker,
+                       bool report_first) {
   if (check.probe_case() == v1::HealthCheck::PROBE_NOT_SET) {
     Unwatch(task_id);
     return;
@@ -349,7 +384,8 @@ void HealthProber::Watch(const std::string& task_id, const std::string& address,
   w->address = address;
   w->port = port;
   w->check = check;
-  w->tracker = std::make_unique<HealthTracker>(check, started_at);
+  w->tracker = std::move(tracker);
+  w->report_next = report_first;
   absl::MutexLock lock(&mu_);
   w->generation = next_generation_++;
   queue_.push(Due{w->tracker->NextProbeAt(), w->generation, task_id});
@@ -424,7 +460,8 @@ void HealthProber::Run() {
     it = watched_.find(due.task_id);
     if (it == watched_.end() || it->second->generation != due.generation) continue;
     HealthTracker& tracker = *it->second->tracker;
-    if (tracker.Record(result, clock_.Now())) {
+    const bool report = std::exchange(it->second->report_next, false);
+    if (tracker.Record(result, clock_.Now()) || report) {
       v1::TaskHealth health = tracker.health();
       // The next probe is queued only after the listener returns, so calls for one task never
       // overlap or reorder.

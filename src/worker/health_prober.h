@@ -47,6 +47,10 @@ class HealthTracker {
   static constexpr int kStartupProbesPerInterval = 4;
 
   HealthTracker(const v1::HealthCheck& check, absl::Time started_at);
+  // Resumes the health an earlier worker established for an adopted task: its state,
+  // healthy_since and last probe carry on (a restart is no reason to doubt a healthy task, nor
+  // to restart its min-ready), streaks start over, and the first probe is due at once.
+  HealthTracker(const v1::HealthCheck& check, absl::Time started_at, const v1::TaskHealth& resume);
 
   absl::Time NextProbeAt() const { return next_probe_at_; }
   // Returns true when the state changed (HEALTHY/UNHEALTHY/STARTING); streaks and last_probe
@@ -99,6 +103,11 @@ class HealthProber {
   // `port` is used when the probe's own port is 0.
   void Watch(const std::string& task_id, const std::string& address, int port,
              const v1::HealthCheck& check, absl::Time started_at);
+  // Watch for a task adopted after a worker restart: its health carries on from `resume`
+  // (see HealthTracker); with no known state it starts as STARTING like a new task. The first
+  // probe's result is passed to the listener even when the state stays the same.
+  void Resume(const std::string& task_id, const std::string& address, int port,
+              const v1::HealthCheck& check, absl::Time started_at, const v1::TaskHealth& resume);
   // Stops probing. A listener call already under way may still complete.
   void Unwatch(std::string_view task_id);
   // nullopt for tasks not watched.
@@ -113,6 +122,9 @@ class HealthProber {
     v1::HealthCheck check;
     uint64_t generation = 0;
     std::unique_ptr<HealthTracker> tracker;
+    // Resumed after adoption: its first probe is reported even without a change, so the
+    // manager sees that the task was checked again.
+    bool report_next = false;
   };
   struct Due {
     absl::Time at;
@@ -121,6 +133,9 @@ class HealthProber {
     bool operator>(const Due& other) const { return at > other.at; }
   };
 
+  void Add(const std::string& task_id, const std::string& address, int port,
+           const v1::HealthCheck& check, std::unique_ptr<HealthTracker> tracker,
+           bool report_first = false);
   void Run();
   v1::ProbeResult RunProbe(const std::string& task_id, const std::string& address, int port,
                            const v1::HealthCheck& check, absl::Duration timeout);

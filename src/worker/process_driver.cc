@@ -223,24 +223,6 @@ std::optional<int> ReapIfExited(pid_t pid) {
 
 }  // namespace
 
-std::optional<ProcStat> ReadProcStat(int pid) {
-  if (pid <= 0) return std::nullopt;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  if (!in) return std::nullopt;
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // The command name (field 2) is in parentheses and may contain spaces or ')'.
-  size_t close_paren = content.rfind(')');
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(content).substr(close_paren + 1), ' ', absl::SkipEmpty());
-  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
-  if (fields.size() < 20 || fields[0].empty()) return std::nullopt;
-  ProcStat stat;
-  stat.state = fields[0][0];
-  if (!absl::SimpleAtoi(fields[19], &stat.start_ticks)) return std::nullopt;
-  return stat;
-}
-
 ProcessDriver::ProcessDriver(std::string state_dir, Clock& clock)
     : ProcessDriver(std::move(state_dir), clock, Options()) {}
 
@@ -286,12 +268,29 @@ void ProcessDriver::DeliverEvents() {
   }
 }
 
-std::optional<ProcessDriver::Exit> ProcessDriver::CheckExit(const Task& task) {
+absl::StatusOr<ProcStat> ProcessDriver::ProcStatOf(int pid) const {
+  return options_.read_proc_stat ? options_.read_proc_stat(pid) : ReadProcStat(pid);
+}
+
+std::optional<ProcessDriver::Exit> ProcessDriver::CheckExit(Task& task) {
   if (task.adopted) {
     // Check identity first: if the pid now belongs to another process, waitid could reap a
     // stranger.
-    std::optional<ProcStat> stat = ReadProcStat(task.pid);
-    if (!stat || stat->start_ticks != task.start_ticks) return Exit{false, 0, kAdoptedExitError};
+    absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
+    if (!stat.ok() && !absl::IsNotFound(stat.status())) {
+      // Nothing is known: the task keeps its state until /proc answers again (issue 17 D4:
+      // out of descriptors, healthy tasks were declared dead).
+      if (!task.proc_unreadable) {
+        spdlog::warn("task {}: cannot check pid {} ({}); will retry", task.id, task.pid,
+                     std::string(stat.status().message()));
+      }
+      task.proc_unreadable = true;
+      return std::nullopt;
+    }
+    task.proc_unreadable = false;
+    if (!stat.ok() || stat->start_ticks != task.start_ticks) {
+      return Exit{false, 0, kAdoptedExitError};
+    }
     // An earlier driver in this same process started it: it is our child after all.
     std::optional<int> status = ReapIfExited(task.pid);
     if (!status) return std::nullopt;
@@ -314,6 +313,7 @@ std::optional<ProcessDriver::Exit> ProcessDriver::CheckExit(const Task& task) {
 }
 
 void ProcessDriver::MonitorLoop() {
+  uint64_t passes = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -333,6 +333,8 @@ void ProcessDriver::MonitorLoop() {
       }
     }
     DeliverEvents();
+    // An incomplete sweep for untracked processes is retried about once a second.
+    if (++passes % 50 == 0) SweepUntracked();
     absl::MutexLock lock(&mu_);
     auto wake = [](ProcessDriver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
       return d->stopping_ || !d->events_.empty();
@@ -341,16 +343,31 @@ void ProcessDriver::MonitorLoop() {
   }
 }
 
-void ProcessDriver::SignalGroup(const Task& task, int sig) {
-  if (task.state.phase != Phase::kRunning || task.pid <= 0) return;
+bool ProcessDriver::SignalGroup(const Task& task, int sig) {
+  if (task.state.phase != Phase::kRunning || task.pid <= 0) return true;
   if (task.adopted) {
-    std::optional<ProcStat> stat = ReadProcStat(task.pid);
-    if (!stat || stat->start_ticks != task.start_ticks) return;
+    absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
+    if (!stat.ok()) return absl::IsNotFound(stat.status());
+    if (stat->start_ticks != task.start_ticks) return true;
   }
   if (kill(-task.pid, sig) != 0 && errno == ESRCH) {
     // Not a group leader after all (should not happen); signal the process itself.
     kill(task.pid, sig);
   }
+  return true;
+}
+
+bool ProcessDriver::SignalGroupUntil(Task& task, int sig, absl::Time deadline) {
+  auto gone = [](Task* t) { return t->state.phase == Phase::kExited; };
+  while (!SignalGroup(task, sig)) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    if (mu_.AwaitWithTimeout(absl::Condition(+gone, &task),
+                             std::min(left, absl::Milliseconds(20)))) {
+      return true;
+    }
+  }
+  return true;
 }
 
 absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
@@ -412,14 +429,29 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
     log_error(pid.status());
     return fail(pid.status());
   }
-  // The child is not reaped yet, so /proc/<pid> exists even if it already exited.
-  std::optional<ProcStat> stat = ReadProcStat(*pid);
+  // The child is not reaped yet, so /proc/<pid> exists even if it already exited. Without its
+  // start time the task could never be adopted: a /proc that cannot be read fails the start.
+  absl::StatusOr<ProcStat> stat = ProcStatOf(*pid);
+  for (int attempt = 0; !stat.ok() && attempt < 20; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(10));
+    stat = ProcStatOf(*pid);
+  }
+  if (!stat.ok()) {
+    kill(-*pid, SIGKILL);
+    int status;
+    while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    absl::Status error = absl::UnavailableError(
+        absl::StrCat("reading the new process's start time: ", stat.status().message()));
+    log_error(error);
+    return fail(error);
+  }
   absl::Time started_at = clock_.Now();
 
   nlohmann::json state = {
       {"task_id", spec.task_id},
       {"pid", *pid},
-      {"start_ticks", stat ? stat->start_ticks : 0},
+      {"start_ticks", stat->start_ticks},
       {"started_at_unix_nanos", absl::ToUnixNanos(started_at)},
       {"env", task->env},
   };
@@ -443,7 +475,7 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
 
   absl::MutexLock lock(&mu_);
   task->pid = *pid;
-  task->start_ticks = stat ? stat->start_ticks : 0;
+  task->start_ticks = stat->start_ticks;
   task->state.pid = *pid;
   task->state.phase = Phase::kRunning;
   task->state.started_at = started_at;
@@ -462,9 +494,13 @@ absl::Status ProcessDriver::Stop(std::string_view task_id, absl::Duration timeou
   mu_.Await(absl::Condition(+not_starting, task.get()));
   if (task->state.phase == Phase::kExited) return absl::OkStatus();
 
-  SignalGroup(*task, SIGTERM);
-  if (mu_.AwaitWithTimeout(absl::Condition(+gone, task.get()), timeout)) return absl::OkStatus();
-  SignalGroup(*task, SIGKILL);
+  const absl::Time term_until = absl::Now() + timeout;
+  if (SignalGroupUntil(*task, SIGTERM, term_until) &&
+      mu_.AwaitWithTimeout(absl::Condition(+gone, task.get()),
+                           std::max(absl::ZeroDuration(), term_until - absl::Now()))) {
+    return absl::OkStatus();
+  }
+  SignalGroupUntil(*task, SIGKILL, absl::Now() + absl::Seconds(60));
   // SIGKILL cannot be caught, but a process stuck in uninterruptible sleep may take a while.
   if (mu_.AwaitWithTimeout(absl::Condition(+gone, task.get()), absl::Seconds(60))) {
     return absl::OkStatus();
@@ -500,83 +536,132 @@ std::vector<std::string> ProcessDriver::List() const {
   return ids;
 }
 
-std::vector<std::string> ProcessDriver::Recover() {
-  std::vector<std::string> adopted;
-  std::error_code ec;
-  fs::directory_iterator dir(state_dir_, ec);
-  if (ec) return adopted;  // No state dir yet: nothing ran before.
+absl::StatusOr<std::vector<std::string>> ProcessDriver::Recover() {
+  // First read everything; only then decide. A state file that cannot be read just now fails
+  // the whole call before any task was adopted or declared gone, so calling again is safe.
   std::vector<std::string> ids;
-  for (const auto& entry : dir) {
-    if (entry.is_directory(ec) && fs::exists(entry.path() / "state", ec)) {
-      ids.push_back(entry.path().filename().string());
+  {
+    std::error_code ec;
+    fs::directory_iterator dir(state_dir_, ec);
+    if (ec == std::errc::no_such_file_or_directory) return ids;  // nothing ran before
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("listing ", state_dir_, ": ", ec.message(), " (no task was touched)"));
+    }
+    for (; dir != fs::directory_iterator(); dir.increment(ec)) {
+      if (ec) break;
+      std::error_code type_ec;
+      if (dir->is_directory(type_ec)) ids.push_back(dir->path().filename().string());
+    }
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("listing ", state_dir_, ": ", ec.message(), " (no task was touched)"));
     }
   }
   std::sort(ids.begin(), ids.end());
 
+  std::vector<std::shared_ptr<Task>> found;
+  std::map<std::string, std::string> corrupt;  // task id -> why
   for (const std::string& id : ids) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (tasks_.contains(id)) continue;
+    }
+    const std::string path = TaskDir(id) + "/state";
+    absl::StatusOr<std::string> content = ReadWholeFile(path);
+    if (absl::IsNotFound(content.status())) continue;  // a directory of logs only
+    if (!content.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat(content.status().message(), " (no task was touched)"));
+    }
     auto task = std::make_shared<Task>();
     task->id = id;
     task->adopted = true;
     task->state.phase = Phase::kRunning;
-    std::string error;
     try {
-      std::ifstream in(TaskDir(id) + "/state");
-      nlohmann::json state = nlohmann::json::parse(in);
+      nlohmann::json state = nlohmann::json::parse(*content);
       task->pid = state.at("pid").get<int>();
       task->start_ticks = state.at("start_ticks").get<uint64_t>();
       task->state.started_at =
           absl::FromUnixNanos(state.at("started_at_unix_nanos").get<int64_t>());
       task->env = state.at("env").get<std::map<std::string, std::string>>();
     } catch (const std::exception& e) {
-      error = absl::StrCat("state file ", TaskDir(id), "/state unreadable: ", e.what());
+      corrupt[id] = absl::StrCat("state file ", path, " unreadable: ", e.what());
     }
     task->state.pid = task->pid;
-
-    absl::MutexLock lock(&mu_);
-    if (tasks_.contains(id)) continue;
-    std::optional<Exit> exit;
-    if (!error.empty()) {
-      exit = Exit{false, 0, error};
-    } else {
-      exit = CheckExit(*task);
-    }
-    tasks_[id] = task;
-    if (exit) {
-      task->state.phase = Phase::kExited;
-      task->state.has_exit_code = exit->has_exit_code;
-      task->state.exit_code = exit->exit_code;
-      task->state.error = exit->error;
-      task->state.finished_at = clock_.Now();
-      PushEvent(*task);
-    } else {
-      adopted.push_back(id);
-    }
+    found.push_back(std::move(task));
   }
-  KillUntracked(adopted);
+
+  std::vector<std::string> adopted;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& task : found) {
+      if (tasks_.contains(task->id)) continue;
+      std::optional<Exit> exit;
+      if (auto it = corrupt.find(task->id); it != corrupt.end()) {
+        exit = Exit{false, 0, it->second};
+      } else {
+        // A /proc that cannot be read adopts the task as running: the monitor checks again.
+        exit = CheckExit(*task);
+      }
+      tasks_[task->id] = task;
+      if (exit) {
+        task->state.phase = Phase::kExited;
+        task->state.has_exit_code = exit->has_exit_code;
+        task->state.exit_code = exit->exit_code;
+        task->state.error = exit->error;
+        task->state.finished_at = clock_.Now();
+        PushEvent(*task);
+      } else {
+        adopted.push_back(task->id);
+      }
+    }
+    sweep_due_ = true;
+  }
+  // Processes of the tasks it did not adopt go.
+  SweepUntracked();
   return adopted;
 }
 
-void ProcessDriver::KillUntracked(const std::vector<std::string>& adopted) {
+void ProcessDriver::SweepUntracked() {
   // A worker killed between fork() and writing the state file leaves a task process nobody
   // knows: it would hold its address and port forever. Its environment names this driver's
-  // state dir and its task id; everything of ours that was not adopted goes.
+  // state dir and its task id; everything of ours that belongs to no known task goes.
+  {
+    absl::MutexLock lock(&mu_);
+    if (!sweep_due_) return;
+  }
   const std::string marker =
       absl::StrCat(kStateDirVariable, "=", fs::absolute(state_dir_).string());
-  std::set<std::string> keep(adopted.begin(), adopted.end());
-  ForEachProcessEnvironment([&](int pid, std::string_view env) {
-    bool ours = false;
+  std::vector<std::pair<int, std::string>> ours;  // pid, task id
+  absl::Status scanned = ForEachProcessEnvironment([&](int pid, std::string_view env) {
+    bool marked = false;
     std::string task_id;
     for (absl::string_view var : absl::StrSplit(absl::string_view(env.data(), env.size()), '\0')) {
-      if (var == marker) ours = true;
+      if (var == marker) marked = true;
       if (absl::StartsWith(var, "WARREN_TASK_ID=")) {
         task_id = std::string(var.substr(sizeof("WARREN_TASK_ID=") - 1));
       }
     }
-    if (!ours || keep.contains(task_id)) return;
+    if (marked) ours.emplace_back(pid, std::move(task_id));
+  });
+  absl::MutexLock lock(&mu_);
+  // Decided under the lock: a task started since the scan is in tasks_ by now.
+  for (const auto& [pid, task_id] : ours) {
+    auto it = tasks_.find(task_id);
+    if (it != tasks_.end() && it->second->state.phase != Phase::kExited) continue;
     spdlog::warn("killing untracked process {} of task {} (left by an earlier worker)", pid,
                  task_id.empty() ? "?" : task_id);
     kill(pid, SIGKILL);
-  });
+  }
+  if (scanned.ok()) {
+    sweep_due_ = false;
+  } else if (!sweep_warned_) {
+    // Not knowing is no reason to kill: the rest of the sweep waits for /proc to answer.
+    sweep_warned_ = true;
+    spdlog::warn("looking for untracked task processes: {}; will retry",
+                 std::string(scanned.message()));
+  }
 }
 
 absl::StatusOr<ExecResult> ProcessDriver::Exec(std::string_view task_id,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/processes.h"
 #include "worker/runtime_driver.h"
 
 namespace warren {
@@ -38,6 +40,8 @@ class ProcessDriver : public RuntimeDriver {
     absl::Duration poll_interval = absl::Milliseconds(20);
     // Exec output beyond this many bytes is dropped.
     size_t exec_output_limit = 4096;
+    // Reads /proc/<pid>/stat (tests inject failures here); null: ReadProcStat.
+    std::function<absl::StatusOr<ProcStat>(int pid)> read_proc_stat;
   };
 
   explicit ProcessDriver(std::string state_dir, Clock& clock = RealClock::Get());
@@ -50,8 +54,11 @@ class ProcessDriver : public RuntimeDriver {
   std::string Name() const override { return "process"; }
   void SetListener(Listener listener) override;
   // Adopts every task in the state dir whose process is still alive (same pid and kernel start
-  // time). Tasks whose process is gone are reported to the listener as exited, with no exit code.
-  std::vector<std::string> Recover() override;
+  // time). Tasks whose process is gone (no such pid, or another start time) are reported to
+  // the listener as exited, with no exit code. A process that /proc cannot tell about just now
+  // is adopted as running, and checked again by the monitor; a state file that cannot be read
+  // just now makes the call fail (UNAVAILABLE) with nothing decided.
+  absl::StatusOr<std::vector<std::string>> Recover() override;
   // Errors: INVALID_ARGUMENT for a bad task id or missing command, ALREADY_EXISTS for a known
   // task id, NOT_FOUND / PERMISSION_DENIED / FAILED_PRECONDITION when the command cannot be
   // executed. A task that failed to execute stays known (phase kExited, with the error) until
@@ -75,6 +82,8 @@ class ProcessDriver : public RuntimeDriver {
     uint64_t start_ticks = 0;
     // Not our child (taken over by Recover): its exit can only be observed, not waited for.
     bool adopted = false;
+    // /proc could not be read at the last check (warned once).
+    bool proc_unreadable = false;
     std::map<std::string, std::string> env;
     TaskRuntimeState state;
   };
@@ -85,17 +94,25 @@ class ProcessDriver : public RuntimeDriver {
   };
 
   std::string TaskDir(std::string_view task_id) const;
-  // Returns the exit of a running task, or nullopt while it still runs. Reaps our children.
-  std::optional<Exit> CheckExit(const Task& task);
+  // Returns the exit of a running task, or nullopt while it runs or nothing is known (a /proc
+  // read that failed for another reason than the process being gone). Reaps our children.
+  std::optional<Exit> CheckExit(Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ProcStat> ProcStatOf(int pid) const;
   void MonitorLoop();
   void DeliverEvents() ABSL_LOCKS_EXCLUDED(mu_);
   void PushEvent(const Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Signals the task's process group, but only while the leader is verifiably the task's
-  // process (an adopted leader that is gone may have had its pid reused).
-  void SignalGroup(const Task& task, int sig);
+  // process (an adopted leader that is gone may have had its pid reused). False when that
+  // could not be verified just now (/proc unreadable): nothing was sent.
+  bool SignalGroup(const Task& task, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SignalGroup, retried until `deadline` (real time) while unverifiable; true once sent or
+  // the task exited.
+  bool SignalGroupUntil(Task& task, int sig, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Kills processes carrying this driver's state-dir marker that belong to no adopted task.
-  void KillUntracked(const std::vector<std::string>& adopted);
+  // Kills processes carrying this driver's state-dir marker that belong to no running task;
+  // while /proc cannot be fully read, it stays due and the monitor calls it again.
+  void SweepUntracked() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string state_dir_;
   Clock& clock_;
@@ -105,6 +122,8 @@ class ProcessDriver : public RuntimeDriver {
   std::map<std::string, std::shared_ptr<Task>, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<std::string, TaskRuntimeState>> events_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool sweep_due_ ABSL_GUARDED_BY(mu_) = false;
+  bool sweep_warned_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serializes listener calls so phase changes arrive in order.
   absl::Mutex listener_mu_;
@@ -112,14 +131,6 @@ class ProcessDriver : public RuntimeDriver {
 
   std::thread monitor_;
 };
-
-// Kernel start time of a process (field 22 of /proc/<pid>/stat, clock ticks since boot) and
-// whether it is a zombie. nullopt when there is no such process.
-struct ProcStat {
-  uint64_t start_ticks = 0;
-  char state = '?';
-};
-std::optional<ProcStat> ReadProcStat(int pid);
 
 }  // namespace warren
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/process_driver.h"
@@ -227,6 +228,51 @@ TEST(HealthTrackerTest, StartupProbesFindHealthEarlyAndTheirFailuresDoNotCount) 
   EXPECT_TRUE(fast.Record(ok, clock.Now()));
   EXPECT_EQ(fast.health().state(), v1::HEALTH_STATE_HEALTHY);
   EXPECT_EQ(fast.NextProbeAt(), start + absl::Milliseconds(1250));
+}
+
+// Issue 17 D6: a worker restart reported every adopted task STARTING and, once probed,
+// healthy since "now", which restarted min-ready for tasks that had served for minutes.
+TEST(HealthTrackerTest, AdoptedTaskResumesItsHealthAndHealthySince) {
+  v1::HealthCheck check;
+  check.mutable_tcp();
+  check.set_retries(2);
+  SetDuration(check.mutable_interval(), absl::Seconds(1));
+  FakeClock clock;
+  const absl::Time started = clock.Now();
+  clock.Advance(absl::Minutes(10));
+  v1::TaskHealth before;
+  before.set_state(kHealthy);
+  *before.mutable_healthy_since() = ToProtoTime(started + absl::Seconds(1));
+  before.set_passing_streak(500);
+  before.mutable_last_probe()->set_ok(true);
+
+  HealthTracker tracker(check, started, before);
+  EXPECT_EQ(tracker.health().state(), kHealthy);
+  EXPECT_EQ(tracker.NextProbeAt(), absl::InfinitePast()) << "checked again at once";
+  v1::ProbeResult ok, fail;
+  ok.set_ok(true);
+  EXPECT_FALSE(tracker.Record(ok, clock.Now())) << "no change to report";
+  EXPECT_EQ(tracker.health().healthy_since().seconds(), before.healthy_since().seconds());
+  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Seconds(1));
+  // Still held to its retries like any healthy task.
+  clock.Advance(absl::Seconds(1));
+  EXPECT_FALSE(tracker.Record(fail, clock.Now()));
+  clock.Advance(absl::Seconds(1));
+  EXPECT_TRUE(tracker.Record(fail, clock.Now()));
+  EXPECT_EQ(tracker.health().state(), kUnhealthy);
+
+  // Nothing known (the manager never heard of its health): a new task's start.
+  HealthTracker unknown(check, clock.Now(), v1::TaskHealth());
+  EXPECT_EQ(unknown.health().state(), kStarting);
+  EXPECT_EQ(unknown.NextProbeAt(), clock.Now() + absl::Milliseconds(250));
+  // An unhealthy task counts its failures at once: its start is long over.
+  v1::TaskHealth sick;
+  sick.set_state(kUnhealthy);
+  HealthTracker unhealthy(check, clock.Now(), sick);
+  EXPECT_FALSE(unhealthy.Record(fail, clock.Now()));
+  EXPECT_EQ(unhealthy.health().failing_streak(), 1);
+  EXPECT_TRUE(unhealthy.Record(ok, clock.Now()));
+  EXPECT_EQ(unhealthy.health().state(), kHealthy);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +531,7 @@ class NoTaskDriver : public RuntimeDriver {
  public:
   std::string Name() const override { return "none"; }
   void SetListener(Listener) override {}
-  std::vector<std::string> Recover() override { return {}; }
+  absl::StatusOr<std::vector<std::string>> Recover() override { return std::vector<std::string>(); }
   absl::Status Start(const TaskRunSpec&) override { return absl::UnimplementedError("no"); }
   absl::Status Stop(std::string_view, absl::Duration) override { return absl::OkStatus(); }
   void Remove(std::string_view) override {}
