@@ -1,8 +1,12 @@
 #include "worker/cri_driver.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -538,6 +542,38 @@ std::optional<TaskRuntimeState> CriDriver::ExitedState(const std::string& contai
   return st;
 }
 
+bool RotateContainerLog(const std::string& path, const LogLimits& limits,
+                        const std::function<absl::Status()>& reopen) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) (void)reopen();
+    return false;
+  }
+  if (limits.max_size <= 0 || st.st_size < limits.max_size) return false;
+  if (int err = RotateLogFiles(path, limits.max_files); err != 0) {
+    spdlog::warn("rotating {}: {}", path, strerror(err));
+    return false;
+  }
+  if (absl::Status s = reopen(); !s.ok()) {
+    spdlog::warn("rotating {}: {} (tried again shortly)", path, std::string(s.message()));
+  }
+  return true;
+}
+
+void CriDriver::RotateLogs(const std::map<std::string, std::string>& running) {
+  for (const auto& [container_id, task_id] : running) {
+    RotateContainerLog(LogPath(task_id), options_.log_limits, [&, cid = container_id] {
+      cri::ReopenContainerLogRequest req;
+      req.set_container_id(cid);
+      cri::ReopenContainerLogResponse resp;
+      grpc::ClientContext ctx;
+      return FromGrpc(
+          runtime_->ReopenContainerLog(Prepare(&ctx, options_.call_timeout), req, &resp),
+          "reopening the container log");
+    });
+  }
+}
+
 void CriDriver::MonitorLoop() {
   while (!stop_) {
     std::this_thread::sleep_for(
@@ -565,6 +601,7 @@ void CriDriver::MonitorLoop() {
     }
     for (const auto& [id, st] : progress) Notify(id, st);
     if (running.empty()) continue;
+    RotateLogs(running);
 
     cri::ListContainersRequest req;
     (*req.mutable_filter()->mutable_label_selector())[kCriWorkerLabel] = options_.identity;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -36,6 +37,8 @@ using Phase = TaskRuntimeState::Phase;
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr char kAdoptedExitError[] = "exited while adopted; exit code unknown";
+constexpr char kNoExitRecorded[] =
+    "exited; exit code unknown (its warren-shim ended without recording it)";
 constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
 
 std::string ErrnoText(int err) {
@@ -128,10 +131,12 @@ absl::StatusOr<std::string> ResolveCommand(const std::string& command,
 }
 
 // Forks a child that becomes the leader of a new session and process group, with stdin on
-// /dev/null and stdout+stderr on `out_fd`, and execs `path`. Exec failures come back through a
-// close-on-exec pipe, so they are errors here rather than an exit code of the child.
+// /dev/null, stdout+stderr on `out_fd` and, when `pass_fd` >= 0, that descriptor as fd 3, and
+// execs `path`. Exec failures come back through a close-on-exec pipe, so they are errors here
+// rather than an exit code of the child.
 absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<std::string>& argv,
-                                   const std::map<std::string, std::string>& env, int out_fd) {
+                                   const std::map<std::string, std::string>& env, int out_fd,
+                                   int pass_fd = -1) {
   // Everything the child touches is prepared before fork: after fork only async-signal-safe
   // calls are allowed.
   std::vector<std::string> env_strings;
@@ -163,11 +168,18 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<st
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
     setsid();
+    // Out of the way of 0..3 first (all async-signal-safe).
+    int ew = fcntl(err_write.get(), F_DUPFD_CLOEXEC, 10);
+    int pass = pass_fd >= 0 ? fcntl(pass_fd, F_DUPFD, 10) : -1;
     dup2(devnull.get(), 0);
     dup2(out_fd, 1);
     dup2(out_fd, 2);
-    int ew = err_write.get();
-    if (ew > 3) close_range(3, ew - 1, 0);
+    int keep = 3;
+    if (pass >= 0) {
+      dup2(pass, 3);
+      keep = 4;
+    }
+    close_range(keep, ew - 1, 0);
     close_range(ew + 1, ~0U, 0);
     execve(path.c_str(), argv_ptrs.data(), env_ptrs.data());
     int err = errno;
@@ -221,13 +233,62 @@ std::optional<int> ReapIfExited(pid_t pid) {
   return status;
 }
 
+// Writes `content` to `path` (mode 0600) through a temporary file and a rename.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return absl::InternalError(absl::StrCat("write ", tmp, ": ", ErrnoText(errno)));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = write(fd.get(), content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::InternalError(
+          absl::StrCat("write ", tmp, ": ", n < 0 ? ErrnoText(errno) : "short write"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  fd.Reset();
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ErrnoText(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Reads exactly `size` bytes within `timeout`; false on EOF, error or timeout.
+bool ReadFully(int fd, void* out, size_t size, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char* p = static_cast<char*>(out);
+  while (size > 0) {
+    pollfd pfd = {fd, POLLIN, 0};
+    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) return false;
+    int r = poll(&pfd, 1, static_cast<int>(wait_ms));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
 }  // namespace
+
+std::string DefaultShimPath() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("warren-shim") : (self.parent_path() / "warren-shim").string();
+}
 
 ProcessDriver::ProcessDriver(std::string state_dir, Clock& clock)
     : ProcessDriver(std::move(state_dir), clock, Options()) {}
 
 ProcessDriver::ProcessDriver(std::string state_dir, Clock& clock, Options options)
-    : state_dir_(std::move(state_dir)), clock_(clock), options_(options) {
+    : state_dir_(std::move(state_dir)), clock_(clock), options_(std::move(options)) {
+  if (options_.shim_path.empty()) options_.shim_path = DefaultShimPath();
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
@@ -273,43 +334,111 @@ absl::StatusOr<ProcStat> ProcessDriver::ProcStatOf(int pid) const {
 }
 
 std::optional<ProcessDriver::Exit> ProcessDriver::CheckExit(Task& task) {
-  if (task.adopted) {
-    // Check identity first: if the pid now belongs to another process, waitid could reap a
-    // stranger.
-    absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
-    if (!stat.ok() && !absl::IsNotFound(stat.status())) {
-      // Nothing is known: the task keeps its state until /proc answers again (issue 17 D4:
-      // out of descriptors, healthy tasks were declared dead).
-      if (!task.proc_unreadable) {
-        spdlog::warn("task {}: cannot check pid {} ({}); will retry", task.id, task.pid,
-                     std::string(stat.status().message()));
-      }
-      task.proc_unreadable = true;
+  if (task.shim_pid <= 0) return CheckExitWithoutShim(task);
+  // Nothing is known while /proc or the exit file cannot be read: the task keeps its state
+  // (issue 17 D4: out of descriptors, healthy tasks were declared dead).
+  auto unknown = [&](const absl::Status& status) -> std::optional<Exit> {
+    if (!task.proc_unreadable) {
+      spdlog::warn("task {}: cannot check its process ({}); will retry", task.id,
+                   std::string(status.message()));
+    }
+    task.proc_unreadable = true;
+    return std::nullopt;
+  };
+  if (!task.adopted && !task.shim_reaped) {
+    // The shim is our child: it exits right after recording the task's exit.
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PID, task.shim_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno != ECHILD) return std::nullopt;
+      task.shim_reaped = true;  // reaped elsewhere: observe it through /proc like an adopted one
+    } else if (info.si_pid != task.shim_pid) {
       return std::nullopt;
+    } else {
+      absl::StatusOr<std::optional<Exit>> recorded = RecordedExit(task);
+      if (!recorded.ok()) return unknown(recorded.status());
+      int ignored;
+      while (waitpid(task.shim_pid, &ignored, 0) < 0 && errno == EINTR) {
+      }
+      task.shim_reaped = true;
+      task.proc_unreadable = false;
+      if (*recorded) return *recorded;
+      // The shim died without recording an exit (killed): the task may run on without it.
     }
+  }
+  // Not our child (adopted after a restart): /proc tells whether the shim still runs.
+  absl::StatusOr<ProcStat> shim = ProcStatOf(task.shim_pid);
+  if (!shim.ok() && !absl::IsNotFound(shim.status())) return unknown(shim.status());
+  const bool shim_alive = shim.ok() && shim->start_ticks == task.shim_start_ticks;
+  if (shim_alive && shim->state != 'Z' && shim->state != 'X') {
     task.proc_unreadable = false;
-    if (!stat.ok() || stat->start_ticks != task.start_ticks) {
-      return Exit{false, 0, kAdoptedExitError};
-    }
-    // An earlier driver in this same process started it: it is our child after all.
-    std::optional<int> status = ReapIfExited(task.pid);
-    if (!status) return std::nullopt;
-    if (*status >= 0) {
-      Exit exit;
-      ExitFromStatus(*status, &exit.has_exit_code, &exit.exit_code, &exit.error);
-      return exit;
-    }
-    if (stat->state == 'Z' || stat->state == 'X') return Exit{false, 0, kAdoptedExitError};
     return std::nullopt;
   }
+  if (shim_alive) {
+    // A zombie shim: ours to reap only if an earlier driver in this process started it.
+    waitpid(task.shim_pid, nullptr, WNOHANG);
+  }
+  absl::StatusOr<std::optional<Exit>> recorded = RecordedExit(task);
+  if (!recorded.ok()) return unknown(recorded.status());
+  if (*recorded) {
+    task.proc_unreadable = false;
+    return *recorded;
+  }
+  // No record: the shim was killed. The task is its own judge now.
+  absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
+  if (!stat.ok() && !absl::IsNotFound(stat.status())) return unknown(stat.status());
+  task.proc_unreadable = false;
+  if (stat.ok() && stat->start_ticks == task.start_ticks && stat->state != 'Z' &&
+      stat->state != 'X') {
+    return std::nullopt;
+  }
+  return Exit{false, 0, kNoExitRecorded};
+}
+
+absl::StatusOr<std::optional<ProcessDriver::Exit>> ProcessDriver::RecordedExit(
+    const Task& task) const {
+  absl::StatusOr<std::string> content = ReadWholeFile(TaskDir(task.id) + "/exit", 4096);
+  if (absl::IsNotFound(content.status())) return std::optional<Exit>();
+  if (!content.ok()) return content.status();
+  Exit exit;
+  try {
+    nlohmann::json j = nlohmann::json::parse(*content);
+    ExitFromStatus(j.at("wait_status").get<int>(), &exit.has_exit_code, &exit.exit_code,
+                   &exit.error);
+    if (j.contains("finished_at_unix_nanos")) {
+      exit.finished_at = absl::FromUnixNanos(j["finished_at_unix_nanos"].get<int64_t>());
+    }
+  } catch (const std::exception& e) {
+    exit = Exit{false, 0, absl::StrCat("exit record unreadable: ", e.what())};
+  }
+  return std::optional<Exit>(exit);
+}
+
+std::optional<ProcessDriver::Exit> ProcessDriver::CheckExitWithoutShim(Task& task) {
+  // Started by a worker from before warren-shim: only /proc tells, and never an exit code.
+  absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
+  if (!stat.ok() && !absl::IsNotFound(stat.status())) {
+    if (!task.proc_unreadable) {
+      spdlog::warn("task {}: cannot check pid {} ({}); will retry", task.id, task.pid,
+                   std::string(stat.status().message()));
+    }
+    task.proc_unreadable = true;
+    return std::nullopt;
+  }
+  task.proc_unreadable = false;
+  if (!stat.ok() || stat->start_ticks != task.start_ticks) {
+    return Exit{false, 0, kAdoptedExitError};
+  }
+  // An earlier driver in this same process started it: it is our child after all.
   std::optional<int> status = ReapIfExited(task.pid);
   if (!status) return std::nullopt;
-  if (*status < 0) {
-    return Exit{false, 0, "process was reaped outside the driver; exit code unknown"};
+  if (*status >= 0) {
+    Exit exit;
+    ExitFromStatus(*status, &exit.has_exit_code, &exit.exit_code, &exit.error);
+    return exit;
   }
-  Exit exit;
-  ExitFromStatus(*status, &exit.has_exit_code, &exit.exit_code, &exit.error);
-  return exit;
+  if (stat->state == 'Z' || stat->state == 'X') return Exit{false, 0, kAdoptedExitError};
+  return std::nullopt;
 }
 
 void ProcessDriver::MonitorLoop() {
@@ -328,7 +457,8 @@ void ProcessDriver::MonitorLoop() {
         task->state.has_exit_code = exit->has_exit_code;
         task->state.exit_code = exit->exit_code;
         task->state.error = exit->error;
-        task->state.finished_at = clock_.Now();
+        task->state.finished_at =
+            exit->finished_at != absl::InfinitePast() ? exit->finished_at : clock_.Now();
         PushEvent(*task);
       }
     }
@@ -345,10 +475,14 @@ void ProcessDriver::MonitorLoop() {
 
 bool ProcessDriver::SignalGroup(const Task& task, int sig) {
   if (task.state.phase != Phase::kRunning || task.pid <= 0) return true;
-  if (task.adopted) {
+  // The leader is the shim's child (or, adopted, nobody's we know): its pid could be reused
+  // once reaped, so its identity is checked first. A zombie leader is being reaped and its
+  // group killed by the shim.
+  if (task.shim_pid > 0 || task.adopted) {
     absl::StatusOr<ProcStat> stat = ProcStatOf(task.pid);
     if (!stat.ok()) return absl::IsNotFound(stat.status());
     if (stat->start_ticks != task.start_ticks) return true;
+    if (task.shim_pid > 0 && (stat->state == 'Z' || stat->state == 'X')) return true;
   }
   if (kill(-task.pid, sig) != 0 && errno == ESRCH) {
     // Not a group leader after all (should not happen); signal the process itself.
@@ -399,14 +533,17 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
     return status;
   };
 
+  const std::string dir = TaskDir(spec.task_id);
   std::error_code ec;
-  fs::create_directories(TaskDir(spec.task_id), ec);
-  if (ec) {
-    return fail(absl::InternalError(
-        absl::StrCat("create task dir ", TaskDir(spec.task_id), ": ", ec.message())));
+  fs::create_directories(state_dir_, ec);
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail(absl::InternalError(absl::StrCat("create task dir ", dir, ": ", ErrnoText(errno))));
   }
+  unlink((dir + "/exit").c_str());  // a record of another run must not be taken for this one
   std::string log_path = LogPath(spec.task_id);
-  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  // The shim writes the task's output; this descriptor is the shim's own stderr and carries
+  // the reason a task could not start.
+  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (log.get() < 0) {
     return fail(absl::InternalError(absl::StrCat("open ", log_path, ": ", ErrnoText(errno))));
   }
@@ -422,61 +559,100 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
     log_error(path.status());
     return fail(path.status());
   }
-  std::vector<std::string> argv = {spec.spec.command()};
+  // The task runs under warren-shim, its parent for life: it drains and rotates the output
+  // and records the exit status in the task dir, so the exit code survives a worker restart.
+  int sock[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) != 0) {
+    return fail(absl::InternalError("socketpair: " + ErrnoText(errno)));
+  }
+  Fd report(sock[0]);
+  Fd shim_end(sock[1]);
+  std::vector<std::string> argv = {options_.shim_path,
+                                   dir,
+                                   absl::StrCat(options_.log_limits.max_size),
+                                   absl::StrCat(std::max(1, options_.log_limits.max_files)),
+                                   "--",
+                                   *path,
+                                   spec.spec.command()};
   argv.insert(argv.end(), spec.spec.args().begin(), spec.spec.args().end());
-  absl::StatusOr<pid_t> pid = SpawnProcess(*path, argv, task->env, log.get());
-  if (!pid.ok()) {
-    log_error(pid.status());
-    return fail(pid.status());
-  }
-  // The child is not reaped yet, so /proc/<pid> exists even if it already exited. Without its
-  // start time the task could never be adopted: a /proc that cannot be read fails the start.
-  absl::StatusOr<ProcStat> stat = ProcStatOf(*pid);
-  for (int attempt = 0; !stat.ok() && attempt < 20; ++attempt) {
-    absl::SleepFor(absl::Milliseconds(10));
-    stat = ProcStatOf(*pid);
-  }
-  if (!stat.ok()) {
-    kill(-*pid, SIGKILL);
-    int status;
-    while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    absl::Status error = absl::UnavailableError(
-        absl::StrCat("reading the new process's start time: ", stat.status().message()));
+  absl::StatusOr<pid_t> shim_pid =
+      SpawnProcess(options_.shim_path, argv, task->env, log.get(), shim_end.get());
+  if (!shim_pid.ok()) {
+    absl::Status error = absl::FailedPreconditionError(
+        absl::StrCat("starting the task's supervisor: ", shim_pid.status().message()));
     log_error(error);
     return fail(error);
   }
-  absl::Time started_at = clock_.Now();
-
-  nlohmann::json state = {
-      {"task_id", spec.task_id},
-      {"pid", *pid},
-      {"start_ticks", stat->start_ticks},
-      {"started_at_unix_nanos", absl::ToUnixNanos(started_at)},
-      {"env", task->env},
-  };
-  std::string state_path = TaskDir(spec.task_id) + "/state";
-  std::string tmp_path = state_path + ".tmp";
-  bool written = false;
-  {
-    std::ofstream out(tmp_path, std::ios::trunc);
-    out << state.dump();
-    out.close();
-    written = out.good();
-  }
-  if (!written || rename(tmp_path.c_str(), state_path.c_str()) != 0) {
-    // Without its state file the task could not be adopted after a restart: do not run it.
-    kill(-*pid, SIGKILL);
+  shim_end.Reset();
+  auto reap_shim = [&] {
     int status;
-    while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(*shim_pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return fail(absl::InternalError(absl::StrCat("write ", state_path, ": failed")));
+  };
+  int32_t started[2] = {0, 0};  // task pid, exec errno
+  if (!ReadFully(report.get(), started, sizeof(started), absl::Seconds(30))) {
+    kill(*shim_pid, SIGKILL);
+    reap_shim();
+    absl::Status error = absl::InternalError(absl::StrCat(
+        options_.shim_path, " did not start the task (its message, if any, is in ", log_path, ")"));
+    log_error(error);
+    return fail(error);
   }
+  const pid_t pid = started[0];
+  if (started[1] != 0) {
+    reap_shim();
+    absl::Status error = ExecError(*path, started[1]);
+    log_error(error);
+    return fail(error);
+  }
+  // Until the acknowledgement the shim does not reap the task, so /proc/<pid> exists even if
+  // it already exited. Without its start time the task could never be adopted: a /proc that
+  // cannot be read fails the start.
+  auto stat_of = [&](int p) {
+    absl::StatusOr<ProcStat> stat = ProcStatOf(p);
+    for (int attempt = 0; !stat.ok() && attempt < 20; ++attempt) {
+      absl::SleepFor(absl::Milliseconds(10));
+      stat = ProcStatOf(p);
+    }
+    return stat;
+  };
+  absl::StatusOr<ProcStat> stat = stat_of(pid);
+  absl::StatusOr<ProcStat> shim_stat = stat_of(*shim_pid);
+  absl::Time started_at = clock_.Now();
+  absl::Status written = !stat.ok() ? stat.status() : shim_stat.status();
+  if (written.ok()) {
+    nlohmann::json state = {
+        {"task_id", spec.task_id},
+        {"pid", pid},
+        {"start_ticks", stat->start_ticks},
+        {"shim_pid", *shim_pid},
+        {"shim_start_ticks", shim_stat->start_ticks},
+        {"started_at_unix_nanos", absl::ToUnixNanos(started_at)},
+        {"env", task->env},
+    };
+    written = WriteFileAtomically(dir + "/state", state.dump());
+  }
+  if (!written.ok()) {
+    // Without its state file the task could not be adopted after a restart: do not run it.
+    kill(-pid, SIGKILL);
+    report.Reset();
+    reap_shim();
+    absl::Status error = absl::UnavailableError(
+        absl::StrCat("recording the task for a later adoption: ", written.message()));
+    log_error(error);
+    return fail(error);
+  }
+  char ack = 1;
+  ssize_t ignored = write(report.get(), &ack, 1);
+  (void)ignored;
+  report.Reset();
 
   absl::MutexLock lock(&mu_);
-  task->pid = *pid;
+  task->pid = pid;
   task->start_ticks = stat->start_ticks;
-  task->state.pid = *pid;
+  task->shim_pid = *shim_pid;
+  task->shim_start_ticks = shim_stat->start_ticks;
+  task->state.pid = pid;
   task->state.phase = Phase::kRunning;
   task->state.started_at = started_at;
   PushEvent(*task);
@@ -585,6 +761,9 @@ absl::StatusOr<std::vector<std::string>> ProcessDriver::Recover() {
       task->state.started_at =
           absl::FromUnixNanos(state.at("started_at_unix_nanos").get<int64_t>());
       task->env = state.at("env").get<std::map<std::string, std::string>>();
+      // Absent in the state of tasks started before warren-shim.
+      task->shim_pid = state.value("shim_pid", 0);
+      task->shim_start_ticks = state.value("shim_start_ticks", uint64_t{0});
     } catch (const std::exception& e) {
       corrupt[id] = absl::StrCat("state file ", path, " unreadable: ", e.what());
     }
@@ -610,7 +789,8 @@ absl::StatusOr<std::vector<std::string>> ProcessDriver::Recover() {
         task->state.has_exit_code = exit->has_exit_code;
         task->state.exit_code = exit->exit_code;
         task->state.error = exit->error;
-        task->state.finished_at = clock_.Now();
+        task->state.finished_at =
+            exit->finished_at != absl::InfinitePast() ? exit->finished_at : clock_.Now();
         PushEvent(*task);
       } else {
         adopted.push_back(task->id);

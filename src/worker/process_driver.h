@@ -20,18 +20,26 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/processes.h"
+#include "worker/log_files.h"
 #include "worker/runtime_driver.h"
 
 namespace warren {
 
-// Runs tasks as host processes. Each task is the leader of its own session and process group,
-// so stopping it signals everything it started. Per task the driver keeps, under `state_dir`:
-//   <task_id>/state       JSON: pid, kernel start time, env (removed by Remove)
-//   <task_id>/output.log  stdout and stderr, appended (kept by Remove)
+// Runs tasks as host processes, each under its own warren-shim (src/shim/shim.cc). Each task
+// is the leader of its own session and process group, so stopping it signals everything it
+// started. Per task the driver keeps, under `state_dir`:
+//   <task_id>/state       JSON: pids and kernel start times of task and shim, env (removed by
+//                         Remove)
+//   <task_id>/output.log  stdout and stderr, written by the shim, rotated by size into
+//                         output.log.1, ... (kept by Remove)
+//   <task_id>/exit        the task's wait status, written by the shim when it exits
 // Destroying the driver leaves running tasks alone: a worker restart must not kill them; the
 // next driver adopts them with Recover().
 // Environment variable naming the state dir of the driver that started a task.
 inline constexpr char kStateDirVariable[] = "WARREN_WORKER_STATE_DIR";
+
+// warren-shim in the directory of the running executable.
+std::string DefaultShimPath();
 
 class ProcessDriver : public RuntimeDriver {
  public:
@@ -42,6 +50,10 @@ class ProcessDriver : public RuntimeDriver {
     size_t exec_output_limit = 4096;
     // Reads /proc/<pid>/stat (tests inject failures here); null: ReadProcStat.
     std::function<absl::StatusOr<ProcStat>(int pid)> read_proc_stat;
+    // The supervisor every task runs under; empty: warren-shim beside the running binary.
+    std::string shim_path;
+    // Size cap and rotation of each task's output.log (done by the shim).
+    LogLimits log_limits;
   };
 
   explicit ProcessDriver(std::string state_dir, Clock& clock = RealClock::Get());
@@ -84,6 +96,11 @@ class ProcessDriver : public RuntimeDriver {
     bool adopted = false;
     // /proc could not be read at the last check (warned once).
     bool proc_unreadable = false;
+    // The task's warren-shim (0: started before there was one): the task's parent, which
+    // records its exit status in <task dir>/exit.
+    int shim_pid = 0;
+    uint64_t shim_start_ticks = 0;
+    bool shim_reaped = false;
     std::map<std::string, std::string> env;
     TaskRuntimeState state;
   };
@@ -91,12 +108,16 @@ class ProcessDriver : public RuntimeDriver {
     bool has_exit_code = false;
     int exit_code = 0;
     std::string error;
+    absl::Time finished_at = absl::InfinitePast();
   };
 
   std::string TaskDir(std::string_view task_id) const;
   // Returns the exit of a running task, or nullopt while it runs or nothing is known (a /proc
   // read that failed for another reason than the process being gone). Reaps our children.
   std::optional<Exit> CheckExit(Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<Exit> CheckExitWithoutShim(Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The exit the shim recorded; nullopt when there is none (yet).
+  absl::StatusOr<std::optional<Exit>> RecordedExit(const Task& task) const;
   absl::StatusOr<ProcStat> ProcStatOf(int pid) const;
   void MonitorLoop();
   void DeliverEvents() ABSL_LOCKS_EXCLUDED(mu_);
@@ -116,7 +137,7 @@ class ProcessDriver : public RuntimeDriver {
 
   const std::string state_dir_;
   Clock& clock_;
-  const Options options_;
+  Options options_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Task>, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);

@@ -608,3 +608,117 @@ TEST(ProcessesTest, ProcReadErrorsAreNotTheAbsenceOfAProcess) {
 
 }  // namespace
 }  // namespace warren
+
+namespace warren {
+namespace {
+
+// Issue 17 D11: an adopted process is not the worker's child, so its exit code was lost
+// ("exited while adopted; exit code unknown"). Its warren-shim records it.
+TEST_F(ProcessDriverTest, AdoptedTaskReportsItsExitCode) {
+  const std::string go = dir_ + "/go";
+  ASSERT_TRUE(driver_
+                  ->Start(ShellTask("t1", absl::StrCat("echo ready; while [ ! -e ", go,
+                                                       " ]; do sleep 0.02; done; exit 3")))
+                  .ok());
+  ASSERT_TRUE(LogContains("t1", "ready"));
+  driver_.reset();  // a worker restart: the task keeps running
+  driver_ = NewDriver();
+  EXPECT_THAT(Adopted(driver_->Recover()), ElementsAre("t1"));
+  std::ofstream(go) << "now";
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(exited->has_exit_code) << exited->error;
+  EXPECT_EQ(exited->exit_code, 3);
+
+  // Killed after adoption: the signal is known too.
+  ASSERT_TRUE(driver_->Start(ShellTask("t2", "echo ready; while :; do sleep 0.05; done")).ok());
+  ASSERT_TRUE(LogContains("t2", "ready"));
+  const int pid = driver_->Inspect("t2")->pid;
+  driver_.reset();
+  driver_ = NewDriver();
+  EXPECT_THAT(Adopted(driver_->Recover()), ElementsAre("t2"));
+  kill(pid, SIGKILL);
+  exited = recorder_.WaitFor("t2", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_EQ(exited->exit_code, 137);
+  EXPECT_EQ(exited->error, "killed by signal 9 (SIGKILL)");
+}
+
+// A task that exited while no worker ran is reported with its exit code at adoption.
+TEST_F(ProcessDriverTest, TaskThatExitedWhileTheWorkerWasDownKeepsItsExitCode) {
+  const std::string go = dir_ + "/go";
+  ASSERT_TRUE(driver_
+                  ->Start(ShellTask(
+                      "t1", absl::StrCat("while [ ! -e ", go, " ]; do sleep 0.02; done; exit 5")))
+                  .ok());
+  driver_.reset();
+  std::ofstream(go) << "now";
+  ASSERT_TRUE(Eventually([&] { return fs::exists(dir_ + "/tasks/t1/exit"); }));
+  driver_ = NewDriver();
+  EXPECT_THAT(Adopted(driver_->Recover()), IsEmpty());
+  std::optional<TaskRuntimeState> exited = recorder_.WaitFor("t1", Phase::kExited);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(exited->has_exit_code);
+  EXPECT_EQ(exited->exit_code, 5);
+}
+
+// Issue 17 D7: `yes` filled a 20 MB data dir in under 5 s. The shim drains the output at full
+// speed and rotates it: the log set never holds more than max_files * max_size bytes.
+TEST_F(ProcessDriverTest, ChattyTaskOutputStaysUnderTheCap) {
+  ProcessDriver::Options options;
+  options.log_limits = {/*max_size=*/64 << 10, /*max_files=*/3};
+  driver_ = std::make_unique<ProcessDriver>(dir_ + "/tasks", RealClock::Get(), options);
+  driver_->SetListener(recorder_.Listener());
+  TaskRunSpec spec;
+  spec.task_id = "chatty";
+  spec.spec.set_command("yes");
+  spec.spec.add_args("a fairly long line of output from a task that never stops talking");
+  ASSERT_TRUE(driver_->Start(spec).ok());
+  const std::string base = driver_->LogPath("chatty");
+  const uintmax_t cap = 3 * (64 << 10);
+  int rotations = 0;
+  ino_t last_inode = 0;
+  uintmax_t most = 0;
+  // Sample while it rotates again and again (bounded by kWait).
+  EXPECT_TRUE(Eventually([&] {
+    uintmax_t total = 0;
+    for (const std::string& f : LogFileSet(base)) {
+      std::error_code ec;
+      total += fs::file_size(f, ec);
+    }
+    most = std::max(most, total);
+    EXPECT_LE(total, cap);
+    EXPECT_FALSE(fs::exists(base + ".3"));
+    struct stat st;
+    if (stat(base.c_str(), &st) == 0 && st.st_ino != last_inode) {
+      rotations += last_inode != 0 ? 1 : 0;
+      last_inode = st.st_ino;
+    }
+    return rotations >= 20;
+  })) << "the log rotated only "
+      << rotations << " times";
+  EXPECT_LE(most, cap);
+  EXPECT_EQ(driver_->Inspect("chatty")->phase, Phase::kRunning);
+  // No rotated-away file is held open (its space would stay in use).
+  const int shim = nlohmann::json::parse(ReadFile(dir_ + "/tasks/chatty/state"))["shim_pid"];
+  for (const auto& fd : fs::directory_iterator(absl::StrCat("/proc/", shim, "/fd"))) {
+    std::error_code ec;
+    EXPECT_THAT(fs::read_symlink(fd.path(), ec).string(), Not(HasSubstr("(deleted)")));
+  }
+  ASSERT_TRUE(driver_->Stop("chatty", kWait).ok());
+  // What is kept is whole lines of the newest output.
+  EXPECT_THAT(ReadFile(base), HasSubstr("a fairly long line of output"));
+}
+
+TEST_F(ProcessDriverTest, MissingShimIsAClearStartError) {
+  ProcessDriver::Options options;
+  options.shim_path = dir_ + "/no-such-warren-shim";
+  driver_ = std::make_unique<ProcessDriver>(dir_ + "/tasks", RealClock::Get(), options);
+  absl::Status s = driver_->Start(ShellTask("t1", "true"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(s.message(), HasSubstr("no-such-warren-shim"));
+  EXPECT_THAT(ReadFile(driver_->LogPath("t1")), HasSubstr("cannot start task"));
+}
+
+}  // namespace
+}  // namespace warren
