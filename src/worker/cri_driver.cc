@@ -752,6 +752,10 @@ absl::StatusOr<ExecResult> CriDriver::Exec(std::string_view task_id,
     r.timed_out = true;
     return r;
   }
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The runtime is not answering: nothing is known about the container.
+    return FromGrpc(s, "exec in the container");
+  }
   if (!s.ok()) {
     // The command could not run at all (e.g. not in the image): a failing check, not an
     // infrastructure error.

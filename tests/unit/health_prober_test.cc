@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/time_util.h"
+#include "fd_exhaustion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/process_driver.h"
@@ -592,6 +593,45 @@ TEST(HealthProberTest, ProbesOnTheClockAndReportsChanges) {
   prober.Unwatch("t1");
   EXPECT_FALSE(prober.Get("t1").has_value());
   EXPECT_EQ(prober.WatchedCount(), 0u);
+}
+
+// Issue 17 D4: out of descriptors every probe failed ("socket: Too many open files") and
+// healthy tasks turned unhealthy. Such a probe says nothing about the task.
+TEST(HealthProberTest, ProbesTheWorkerCannotRunChangeNoHealth) {
+  TestServer server;
+  const int code = testing_util::RunInChild([&] {
+    {
+      testing_util::FdExhaustion no_fds;
+      bool inconclusive = false;
+      v1::ProbeResult r = ProbeTcp("127.0.0.1", server.port(), absl::Seconds(1), &inconclusive);
+      if (r.ok() || !inconclusive) return 1;
+    }
+    FakeClock clock;
+    ProcessDriver driver(::testing::TempDir() + "/unused");
+    std::atomic<int> changes{0};
+    HealthProber prober(clock, driver,
+                        [&](const std::string&, const v1::TaskHealth&) { changes++; });
+    v1::HealthCheck check = HttpCheck(1);
+    v1::TaskHealth healthy;
+    healthy.set_state(kHealthy);
+    *healthy.mutable_healthy_since() = ToProtoTime(clock.Now());
+    prober.Resume("t1", "127.0.0.1", server.port(), check, clock.Now(), healthy);
+    // The first probe after a resume is reported (it runs: descriptors are there).
+    if (!Eventually([&] { return changes == 1; })) return 2;
+    {
+      testing_util::FdExhaustion no_fds;
+      if (!Eventually([&] {
+            clock.Advance(absl::Seconds(1));
+            return prober.InconclusiveProbes() >= 3 || changes > 1;
+          })) {
+        return 3;
+      }
+    }
+    if (prober.Get("t1")->state() != kHealthy || changes != 1) return 4;
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "1: an EMFILE probe was taken for a result; 2: no first probe; 3: no "
+                        "inconclusive probe counted; 4: the task's health changed";
 }
 
 TEST(HealthProberTest, TaskWithoutCheckIsNotWatched) {

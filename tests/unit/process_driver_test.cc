@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "fd_exhaustion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -487,38 +488,8 @@ TEST_F(ProcessDriverTest, RecoverKillsTaskProcessesItCannotAdopt) {
 namespace warren {
 namespace {
 
-// Runs `fn` in a forked child and returns its result (or -1): for tests that change
-// process-wide state such as the descriptor limit.
-int RunInChild(const std::function<int()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Uses up every descriptor of this process (below a lowered soft limit) until Release.
-class FdExhaustion {
- public:
-  FdExhaustion() { Exhaust(); }
-  ~FdExhaustion() { Release(); }
-  void Exhaust() {
-    getrlimit(RLIMIT_NOFILE, &saved_);
-    rlimit low = saved_;
-    low.rlim_cur = std::min<rlim_t>(saved_.rlim_cur, 128);
-    setrlimit(RLIMIT_NOFILE, &low);
-    for (int fd; (fd = dup(0)) >= 0;) held_.push_back(fd);
-  }
-  void Release() {
-    for (int fd : held_) close(fd);
-    held_.clear();
-    setrlimit(RLIMIT_NOFILE, &saved_);
-  }
-
- private:
-  rlimit saved_{};
-  std::vector<int> held_;
-};
+using testing_util::FdExhaustion;
+using testing_util::RunInChild;
 
 // Issue 17 D4: while descriptors ran short the worker could not read /proc and declared its
 // healthy tasks "exited while adopted". Out of descriptors, nothing is known about a task:
