@@ -340,10 +340,11 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
 
   const std::string log_dir = (std::filesystem::path(options_.state_dir) / spec.task_id).string();
   std::error_code ec;
-  std::filesystem::create_directories(log_dir, ec);
-  if (ec) {
+  std::filesystem::create_directories(options_.state_dir, ec);
+  // Only the worker (and the runtime, as root) reads a task's logs.
+  if (mkdir(log_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail(absl::FailedPreconditionError(
-        absl::StrCat("cannot create log directory ", log_dir, ": ", ec.message())));
+        absl::StrCat("cannot create log directory ", log_dir, ": ", strerror(errno))));
   }
 
   std::map<std::string, std::string> labels(t.labels().begin(), t.labels().end());

@@ -693,3 +693,22 @@ TEST_F(ProcessDriverTest, MissingShimIsAClearStartError) {
 
 }  // namespace
 }  // namespace warren
+
+namespace warren {
+namespace {
+
+// Issue 17 D10: task environments can hold credentials; a task's files are its owner's only.
+TEST_F(ProcessDriverTest, TaskFilesAreTheWorkersOnly) {
+  ASSERT_TRUE(driver_->Start(ShellTask("t1", "echo out; exit 2", {{"TOKEN", "secret"}})).ok());
+  ASSERT_TRUE(recorder_.WaitFor("t1", Phase::kExited).has_value());
+  const fs::path dir = dir_ + "/tasks/t1";
+  EXPECT_EQ(fs::status(dir).permissions() & fs::perms::all, fs::perms::owner_all);
+  for (const char* file : {"state", "output.log", "exit"}) {
+    EXPECT_EQ(fs::status(dir / file).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write)
+        << file;
+  }
+}
+
+}  // namespace
+}  // namespace warren
