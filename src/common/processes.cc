@@ -17,11 +17,6 @@
 namespace warren {
 namespace {
 
-std::string ErrnoText(int err) {
-  const char* desc = strerrordesc_np(err);
-  return desc != nullptr ? desc : absl::StrCat("errno ", err);
-}
-
 absl::Status ErrnoStatus(int err, const std::string& what) {
   std::string msg = absl::StrCat(what, ": ", ErrnoText(err));
   switch (err) {
@@ -37,6 +32,11 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
 }
 
 }  // namespace
+
+std::string ErrnoText(int err) {
+  const char* desc = strerrordesc_np(err);
+  return desc != nullptr ? desc : absl::StrCat("errno ", err);
+}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path, size_t limit) {
   int fd;

@@ -15,6 +15,9 @@
 
 namespace warren {
 
+// strerror's description of an errno value ("Too many open files").
+std::string ErrnoText(int err);
+
 // Kernel start time of a process (field 22 of /proc/<pid>/stat, clock ticks since boot) and
 // its state letter ('Z' zombie, 'X' dead, 'R', 'S', ...).
 struct ProcStat {

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <string>
 
+#include "worker/child_setup.h"
 #include "worker/log_files.h"
 
 namespace {
@@ -123,13 +124,7 @@ int main(int argc, char** argv) {
   pid_t pid = fork();
   if (pid < 0) Fail("fork");
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+    warren::ResetSignalsForExec();
     setsid();
     dup2(devnull, 0);
     dup2(out[1], 1);

@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/processes.h"
 #include "spdlog/spdlog.h"
 
 namespace warren {
@@ -54,11 +55,6 @@ std::string Shorten(std::string_view text) {
   std::string out(text.substr(0, kMaxOutput));
   if (text.size() > kMaxOutput) out += "...";
   return out;
-}
-
-std::string ErrnoText(int err) {
-  const char* desc = strerrordesc_np(err);
-  return desc != nullptr ? desc : absl::StrCat("errno ", err);
 }
 
 class Socket {

@@ -26,6 +26,7 @@
 #include "common/processes.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/child_setup.h"
 
 namespace warren {
 namespace {
@@ -40,11 +41,6 @@ constexpr char kAdoptedExitError[] = "exited while adopted; exit code unknown";
 constexpr char kNoExitRecorded[] =
     "exited; exit code unknown (its warren-shim ended without recording it)";
 constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
-
-std::string ErrnoText(int err) {
-  const char* desc = strerrordesc_np(err);
-  return desc != nullptr ? desc : absl::StrCat("errno ", err);
-}
 
 std::string SignalText(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -159,14 +155,7 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<st
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork: " + ErrnoText(errno));
   if (pid == 0) {
-    // The worker may block or ignore signals (SIGPIPE, usually); the task starts clean.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+    ResetSignalsForExec();
     setsid();
     // Out of the way of 0..3 first (all async-signal-safe).
     int ew = fcntl(err_write.get(), F_DUPFD_CLOEXEC, 10);
@@ -441,6 +430,16 @@ std::optional<ProcessDriver::Exit> ProcessDriver::CheckExitWithoutShim(Task& tas
   return std::nullopt;
 }
 
+void ProcessDriver::MarkExited(Task& task, const Exit& exit) {
+  task.state.phase = Phase::kExited;
+  task.state.has_exit_code = exit.has_exit_code;
+  task.state.exit_code = exit.exit_code;
+  task.state.error = exit.error;
+  task.state.finished_at =
+      exit.finished_at != absl::InfinitePast() ? exit.finished_at : clock_.Now();
+  PushEvent(task);
+}
+
 void ProcessDriver::MonitorLoop() {
   uint64_t passes = 0;
   while (true) {
@@ -453,13 +452,7 @@ void ProcessDriver::MonitorLoop() {
         if (task->state.phase != Phase::kRunning) continue;
         std::optional<Exit> exit = CheckExit(*task);
         if (!exit) continue;
-        task->state.phase = Phase::kExited;
-        task->state.has_exit_code = exit->has_exit_code;
-        task->state.exit_code = exit->exit_code;
-        task->state.error = exit->error;
-        task->state.finished_at =
-            exit->finished_at != absl::InfinitePast() ? exit->finished_at : clock_.Now();
-        PushEvent(*task);
+        MarkExited(*task, *exit);
       }
     }
     DeliverEvents();
@@ -785,13 +778,7 @@ absl::StatusOr<std::vector<std::string>> ProcessDriver::Recover() {
       }
       tasks_[task->id] = task;
       if (exit) {
-        task->state.phase = Phase::kExited;
-        task->state.has_exit_code = exit->has_exit_code;
-        task->state.exit_code = exit->exit_code;
-        task->state.error = exit->error;
-        task->state.finished_at =
-            exit->finished_at != absl::InfinitePast() ? exit->finished_at : clock_.Now();
-        PushEvent(*task);
+        MarkExited(*task, *exit);
       } else {
         adopted.push_back(task->id);
       }

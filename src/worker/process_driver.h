@@ -120,6 +120,8 @@ class ProcessDriver : public RuntimeDriver {
   absl::StatusOr<std::optional<Exit>> RecordedExit(const Task& task) const;
   absl::StatusOr<ProcStat> ProcStatOf(int pid) const;
   void MonitorLoop();
+  // Records the exit in the task's state and queues it for the listener.
+  void MarkExited(Task& task, const Exit& exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeliverEvents() ABSL_LOCKS_EXCLUDED(mu_);
   void PushEvent(const Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Signals the task's process group, but only while the leader is verifiably the task's

@@ -44,15 +44,20 @@ class ClusterTest : public testing::Test {
     std::unique_ptr<WorkerAgent> agent;
   };
 
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
+  WorkerOptions Options(const std::string& name, const std::string& range) {
     WorkerOptions wo;
     wo.manager_addr = manager_->api_addr();
     wo.node_name = name;
     wo.data_dir = (dir_.path() / name).string();
     wo.address_range = range;
-    wo.labels = labels;
     wo.dns.addr = "";
+    return wo;
+  }
+
+  Worker& AddWorker(const std::string& name, const std::string& range,
+                    std::map<std::string, std::string> labels = {}) {
+    WorkerOptions wo = Options(name, range);
+    wo.labels = labels;
     auto driver = std::make_unique<FakeDriver>();
     FakeDriver* raw = driver.get();
     auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
@@ -286,12 +291,7 @@ TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
   }));
 
   // Restart: a new agent on the same data dir; the tasks kept running.
-  WorkerOptions wo;
-  wo.manager_addr = manager_->api_addr();
-  wo.node_name = "w1";
-  wo.data_dir = (dir_.path() / "w1").string();
-  wo.address_range = "127.11.0.0/16";
-  wo.dns.addr = "";
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
   w1.agent->Stop();
   auto driver = std::make_unique<FakeDriver>();
   for (const auto& [id, spec] : w1.driver->Specs()) {
