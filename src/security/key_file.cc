@@ -34,8 +34,9 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
 }
 
 absl::Status SyncDirectoryOf(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = std::filesystem::current_path();
+  const std::string dir = parent.string();
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Errno("open", dir, errno);
   const int rc = ::fsync(fd);

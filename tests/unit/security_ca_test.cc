@@ -263,6 +263,27 @@ TEST_F(RootCaTest, FromPemChecksTheKeyAndTheCluster) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(RootCaTest, VerifyAcceptsALeafFollowedByItsChain) {
+  const std::string pem = IssueFor({"n", Role::kWorker, "cluster1"});
+  // gRPC hands over a peer's full chain in some places: leaf first, then the CA.
+  auto info = VerifyCertificate(ca_->cert_pem(), pem + ca_->cert_pem(), kNow);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->identity.node_id, "n");
+  EXPECT_EQ(ParseCertificate(pem + ca_->cert_pem(), "x").status().message(),
+            "x: expected one certificate, found 2");
+}
+
+TEST(ValidateIdTest, AllowedCharactersAndLength) {
+  EXPECT_TRUE(ValidateId("abc-DEF_1.2", "node id").ok());
+  EXPECT_TRUE(ValidateId(std::string(64, 'a'), "node id").ok());
+  EXPECT_EQ(ValidateId("", "node id").message(), "node id: 0 characters, must be 1 to 64");
+  EXPECT_EQ(ValidateId(std::string(65, 'a'), "node id").message(),
+            "node id: 65 characters, must be 1 to 64");
+  EXPECT_EQ(ValidateId("a b", "cluster id").message(),
+            "cluster id \"a b\": only letters, digits, '.', '_' and '-' allowed");
+  EXPECT_FALSE(ValidateId("a,OU=admin", "node id").ok());
+}
+
 TEST(RenewalTimeTest, UniformWithin50To80PercentOfLife) {
   CertificateInfo info;
   info.not_before = kNow;
