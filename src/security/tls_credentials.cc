@@ -116,6 +116,32 @@ std::shared_ptr<grpc::experimental::CertificateVerifier> Verifier(const PeerPoli
   return ExternalCertificateVerifier::Create<PeerVerifier>(policy, allow_no_certificate);
 }
 
+// A provider that re-reads `files`, once they exist and the peer policy names a cluster.
+absl::StatusOr<std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider>> FileProvider(
+    const TlsFiles& files, const PeerPolicy& peer, absl::string_view field,
+    absl::Duration refresh) {
+  if (auto s = CheckFilesExist(files); !s.ok()) return s;
+  if (peer.cluster_id.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".cluster_id is required"));
+  }
+  return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      files.key, files.cert, files.ca_cert, RefreshSeconds(refresh));
+}
+
+// A client verifies the server against the CA and then by identity (CheckPeer), not host name.
+std::shared_ptr<grpc::ChannelCredentials> ClientCredentials(
+    std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider, bool has_identity,
+    const PeerPolicy& server) {
+  grpc::experimental::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(std::move(provider));
+  tls.watch_root_certs();
+  if (has_identity) tls.watch_identity_key_cert_pairs();
+  tls.set_verify_server_certs(true);
+  tls.set_check_call_host(false);
+  tls.set_certificate_verifier(Verifier(server, false));
+  return grpc::experimental::TlsCredentials(tls);
+}
+
 }  // namespace
 
 absl::Status CredentialsDirectory::Install(const TlsMaterial& material, absl::Time now) {
@@ -204,13 +230,10 @@ absl::StatusOr<TlsMaterial> CredentialsDirectory::Read() const {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& files, const ServerTlsOptions& options) {
-  if (auto s = CheckFilesExist(files); !s.ok()) return s;
-  if (options.clients.cluster_id.empty()) {
-    return absl::InvalidArgumentError("server TLS options: clients.cluster_id is required");
-  }
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      files.key, files.cert, files.ca_cert, RefreshSeconds(options.refresh_interval));
-  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  auto provider =
+      FileProvider(files, options.clients, "server TLS options: clients", options.refresh_interval);
+  if (!provider.ok()) return provider.status();
+  grpc::experimental::TlsServerCredentialsOptions tls(*provider);
   tls.watch_root_certs();
   tls.watch_identity_key_cert_pairs();
   const bool optional = options.client_certificates == ClientCertificates::kVerifyIfPresent;
@@ -222,20 +245,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsFiles& files, const ChannelTlsOptions& options) {
-  if (auto s = CheckFilesExist(files); !s.ok()) return s;
-  if (options.server.cluster_id.empty()) {
-    return absl::InvalidArgumentError("channel TLS options: server.cluster_id is required");
-  }
-  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
-      files.key, files.cert, files.ca_cert, RefreshSeconds(options.refresh_interval));
-  grpc::experimental::TlsChannelCredentialsOptions tls;
-  tls.set_certificate_provider(provider);
-  tls.watch_root_certs();
-  tls.watch_identity_key_cert_pairs();
-  tls.set_verify_server_certs(true);
-  tls.set_check_call_host(false);
-  tls.set_certificate_verifier(Verifier(options.server, false));
-  return grpc::experimental::TlsCredentials(tls);
+  auto provider =
+      FileProvider(files, options.server, "channel TLS options: server", options.refresh_interval);
+  if (!provider.ok()) return provider.status();
+  return ClientCredentials(*provider, true, options.server);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeStaticChannelCredentials(
@@ -258,14 +271,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeStaticChannelCrede
     provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
         std::string(ca_cert_pem));
   }
-  grpc::experimental::TlsChannelCredentialsOptions tls;
-  tls.set_certificate_provider(provider);
-  tls.watch_root_certs();
-  if (identity.has_value()) tls.watch_identity_key_cert_pairs();
-  tls.set_verify_server_certs(true);
-  tls.set_check_call_host(false);
-  tls.set_certificate_verifier(Verifier(server, false));
-  return grpc::experimental::TlsCredentials(tls);
+  return ClientCredentials(provider, identity.has_value(), server);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MakeBootstrapChannelCredentials() {

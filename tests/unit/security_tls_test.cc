@@ -380,6 +380,11 @@ TEST(CredentialsDirectoryTest, InstallSwitchesGenerationsAtomically) {
   struct stat st {};
   ASSERT_EQ(::stat((tmp.path() / "tls").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
+  // Credentials without a cluster to check peers against are refused.
+  EXPECT_EQ(MakeServerCredentials(dir.files(), {}).status().message(),
+            "server TLS options: clients.cluster_id is required");
+  EXPECT_EQ(MakeChannelCredentials(dir.files(), {}).status().message(),
+            "channel TLS options: server.cluster_id is required");
 }
 
 TEST(CredentialsDirectoryTest, InstallRefusesMismatchedKeyAndForeignCertificate) {
