@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/data_dir.h"
 #include "common/processes.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -163,6 +164,7 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<st
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
     setsid();
+    RestoreTaskUmask();  // the worker's own umask keeps its data dir private
     dup2(devnull.get(), 0);
     dup2(out_fd, 1);
     dup2(out_fd, 2);
@@ -389,7 +391,7 @@ absl::Status ProcessDriver::Start(const TaskRunSpec& spec) {
         absl::StrCat("create task dir ", TaskDir(spec.task_id), ": ", ec.message())));
   }
   std::string log_path = LogPath(spec.task_id);
-  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  Fd log(open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (log.get() < 0) {
     return fail(absl::InternalError(absl::StrCat("open ", log_path, ": ", ErrnoText(errno))));
   }
