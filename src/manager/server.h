@@ -20,6 +20,7 @@
 
 namespace warren {
 
+class DataDirLock;
 class HttpServer;
 namespace dns {
 class ClusterDns;
@@ -48,6 +49,8 @@ class ManagerServer {
  private:
   ManagerServer() = default;
 
+  // Released after everything else is gone, the store last of all.
+  std::unique_ptr<DataDirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;

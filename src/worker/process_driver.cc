@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/data_dir.h"
 #include "common/processes.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -157,6 +158,9 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<st
   if (pid == 0) {
     ResetSignalsForExec();
     setsid();
+    // The worker's own umask keeps its data dir private; the shim and the task get the one the
+    // worker was started with (the shim creates the task's files with explicit modes).
+    RestoreTaskUmask();
     // Out of the way of 0..3 first (all async-signal-safe).
     int ew = fcntl(err_write.get(), F_DUPFD_CLOEXEC, 10);
     int pass = pass_fd >= 0 ? fcntl(pass_fd, F_DUPFD, 10) : -1;
