@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
 OUT="${1:-$BUILD_DIR/package}"
 ./scripts/setup.sh
-./scripts/build.sh warren warren-testapp
+./scripts/build.sh warren warren-shim warren-testapp
 # The package installs under /usr with its config in /etc/warren. Only the install rules
 # depend on the prefix: this reconfigure recompiles nothing.
 cmake -S . -B "$BUILD_DIR" -DCMAKE_INSTALL_PREFIX=/usr >/dev/null

@@ -259,6 +259,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
     o.dns_server = PodGateway(options.cri);
     o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
   }
+  o.log_limits = {options.log_max_size, options.log_max_files};
   o.call_timeout = options.cri.call_timeout;
   o.pull_timeout = options.cri.pull_timeout;
   auto driver = CriDriver::Connect(o, clock);
@@ -295,7 +296,9 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
     }
     driver = std::move(*cri);
   } else {
-    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
+    ProcessDriver::Options po;
+    po.log_limits = {options.log_max_size, options.log_max_files};
+    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock, po);
   }
   EnableStandardGrpcServices();
   auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock, registry);

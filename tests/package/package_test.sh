@@ -25,6 +25,7 @@ S="$TMP/stage"
 expect_file "$S$PREFIX/bin/warren"
 [ -x "$S$PREFIX/bin/warren" ] || fail "warren is not executable"
 expect_file "$S$PREFIX/bin/warren-testapp"
+expect_file "$S$PREFIX/bin/warren-shim"
 UNIT="$S$PREFIX/lib/systemd/system/warren.service"
 expect_file "$UNIT"
 expect_grep "$UNIT" '^Type=notify$'
@@ -54,7 +55,8 @@ if command -v dpkg-deb >/dev/null && command -v cpack >/dev/null; then
     fail "no .deb built"
   else
     dpkg-deb -c "$DEB" >"$TMP/contents.txt"
-    for f in "./usr/bin/warren" "./usr/bin/warren-testapp" "./usr/lib/systemd/system/warren.service" \
+    for f in "./usr/bin/warren" "./usr/bin/warren-shim" "./usr/bin/warren-testapp" \
+      "./usr/lib/systemd/system/warren.service" \
       "./etc/warren/warren.env"; do
       # Paths follow the configured prefix; scripts/package.sh configures /usr.
       [ "$PREFIX" = "/usr" ] || break
