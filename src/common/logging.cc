@@ -4,10 +4,13 @@
 #include <cstring>
 #include <iterator>
 
+#include <grpc/support/log.h>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
 #include "nlohmann/json.hpp"
 
 namespace warren {
@@ -97,6 +100,36 @@ class JsonFormatter : public spdlog::formatter {
   }
 };
 
+std::string SourceOf(const char* file, int line) {
+  if (file == nullptr) return "";
+  std::string_view f(file);
+  if (size_t slash = f.rfind('/'); slash != std::string_view::npos) f.remove_prefix(slash + 1);
+  return absl::StrCat(std::string(f), ":", line);
+}
+
+// gRPC's and protobuf's own messages go through the same logger, so every line of the
+// daemon's output has the chosen format.
+void GrpcLog(gpr_log_func_args* args) {
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
+  const std::string source = SourceOf(args->file, args->line);
+  LogWithFields(level, absl::StrCat("grpc: ", args->message != nullptr ? args->message : ""),
+                {{"source", source}});
+}
+
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  const spdlog::level::level_enum l =
+      level == google::protobuf::LOGLEVEL_INFO      ? spdlog::level::info
+      : level == google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
+      : level == google::protobuf::LOGLEVEL_ERROR   ? spdlog::level::err
+                                                    : spdlog::level::critical;
+  const std::string source = SourceOf(file, line);
+  LogWithFields(l, absl::StrCat("protobuf: ", message), {{"source", source}});
+}
+
 }  // namespace
 
 std::unique_ptr<spdlog::formatter> MakeLogFormatter(LogFormat format) {
@@ -126,6 +159,8 @@ absl::Status ConfigureLogging(const LogOptions& options) {
   spdlog::set_formatter(
       MakeLogFormatter(options.format == "json" ? LogFormat::kJson : LogFormat::kText));
   spdlog::set_level(level->second);
+  gpr_set_log_function(GrpcLog);
+  google::protobuf::SetLogHandler(ProtobufLog);
   return absl::OkStatus();
 }
 

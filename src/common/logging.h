@@ -28,8 +28,9 @@ struct LogOptions {
 inline constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 inline constexpr const char* kLogFormats[] = {"text", "json"};
 
-// Sets the level and the formatter of spdlog's default logger. INVALID_ARGUMENT naming the
-// flag for a level or format not listed above.
+// Sets the level and the formatter of spdlog's default logger, and sends gRPC's and protobuf's
+// own log messages through it. INVALID_ARGUMENT naming the flag for a level or format not
+// listed above.
 absl::Status ConfigureLogging(const LogOptions& options);
 
 // One line per message:

@@ -7,9 +7,12 @@
 #include <string>
 #include <vector>
 
+#include <grpc/support/log.h>
+
 #include "absl/strings/str_split.h"
 #include "cli/cli.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "manager/deployment_log.h"
 #include "nlohmann/json.hpp"
@@ -102,6 +105,23 @@ TEST_F(LoggingTest, InvalidJsonTextIsReplacedNotDropped) {
   std::vector<std::string> lines = Lines();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(nlohmann::json::parse(lines[0])["msg"].get<std::string>(), HasSubstr("task said"));
+}
+
+// gRPC's and protobuf's own messages come out in the chosen format too.
+TEST_F(LoggingTest, GrpcAndProtobufMessagesAreJsonLinesToo) {
+  ASSERT_TRUE(ConfigureLogging({.level = "info", .format = "json"}).ok());
+  gpr_log_verbosity_init();  // what grpc_init does in a server: gRPC logs errors by default
+  gpr_log(GPR_ERROR, "listener %s failed", "x");
+  GOOGLE_LOG(WARNING) << "field is odd";
+  std::vector<std::string> lines = Lines();
+  ASSERT_EQ(lines.size(), 2u) << out_.str();
+  nlohmann::json grpc = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(grpc["level"], "error");
+  EXPECT_EQ(grpc["msg"], "grpc: listener x failed");
+  EXPECT_THAT(grpc["source"].get<std::string>(), HasSubstr("logging_test.cc:"));
+  nlohmann::json pb = nlohmann::json::parse(lines[1]);
+  EXPECT_EQ(pb["level"], "warn");
+  EXPECT_EQ(pb["msg"], "protobuf: field is odd");
 }
 
 TEST_F(LoggingTest, BadValuesNameTheFlag) {
