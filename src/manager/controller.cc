@@ -2,12 +2,14 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "manager/analysis/deployment.h"
 #include "manager/analysis/verdict.h"
+#include "manager/deployment_log.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
 #include "manager/rollout.h"
@@ -134,6 +136,11 @@ absl::Time Controller::RunPass() {
   for (const auto& s : services) service_by_id[s.id()] = &s;
   std::map<std::string, const v1::Node*> node_by_id;
   for (const auto& n : nodes) node_by_id[n.id()] = &n;
+  // A service whose record is corrupt is not deleted: its tasks keep running untouched.
+  std::set<std::string> corrupt_services;
+  for (const auto& c : store_.Corruption()) {
+    if (c.kind == Kind::kService) corrupt_services.insert(c.id);
+  }
   {
     std::vector<Mutation> m;
     for (const auto& t : tasks) {
@@ -141,6 +148,7 @@ absl::Time Controller::RunPass() {
         by_service[t.service_id()].push_back(t);
         continue;
       }
+      if (corrupt_services.count(t.service_id())) continue;
       auto node = node_by_id.find(t.node_id());
       bool node_down = node == node_by_id.end() || node->second->state() != v1::NODE_STATE_READY;
       if (IsTerminal(t.status().state()) || node_down) {
@@ -222,6 +230,7 @@ absl::Time Controller::RunPass() {
               events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
         }
         if (!CommitOrCount(m)) continue;  // decided again on the next pass
+        LogDeploymentTransition(it->second, step.deployment);
         if (metrics_ && !step.finished_status.empty()) {
           metrics_->DeploymentFinished(step.deployment.strategy(), step.finished_status,
                                        FromProtoTime(step.deployment.finished_at()) -

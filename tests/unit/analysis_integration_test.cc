@@ -13,18 +13,6 @@ namespace {
 
 using testing_util::WaitFor;
 
-v1::ServiceSpec Progressive(int replicas, const std::string& strategy) {
-  v1::ServiceSpec spec = WebSpec(replicas);
-  auto* uc = spec.mutable_update_config();
-  uc->set_strategy(strategy);
-  *uc->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(30));
-  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(10));
-  uc->set_min_requests(20);
-  return spec;
-}
-
-void ToV2(v1::ServiceSpec* spec) { (*spec->mutable_template_()->mutable_env())["VERSION"] = "v2"; }
-
 std::optional<v1::AnalysisResult> Check(Sim& sim, const std::string& check) {
   auto d = sim.Rollout("web");
   if (!d) return std::nullopt;
@@ -235,14 +223,7 @@ TEST(QueryExecutorTest, TheControlLoopNeverWaitsForPrometheus) {
     Sim sim;
     HeldPrometheus prom;  // after sim: answers what it holds before the manager goes
     sim.SetPrometheusUrl(prom.url(), absl::Seconds(60));
-    v1::ServiceSpec spec = Progressive(2, "canary");
-    auto* uc = spec.mutable_update_config();
-    uc->add_canary_steps(50);
-    uc->add_canary_steps(100);
-    *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(2));
-    uc->set_min_requests(1);
-    uc->set_analysis_query("errors_ratio");
-    uc->set_analysis_threshold(1.0);
+    v1::ServiceSpec spec = CanaryWithQuery(2);
     sim.Create(spec);
     ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
     sim.traffic_gen = [](int64_t, int w) -> std::pair<int, int> { return {w / 5 + 1, 0}; };

@@ -331,6 +331,35 @@ inline std::string Version(const v1::Task& t) {
   return it == t.spec().env().end() ? "" : it->second;
 }
 
+// A blue/green or canary service with short windows (10 s, 20 requests, 30 s scale-down).
+inline v1::ServiceSpec Progressive(int replicas, const std::string& strategy) {
+  v1::ServiceSpec spec = WebSpec(replicas);
+  auto* uc = spec.mutable_update_config();
+  uc->set_strategy(strategy);
+  *uc->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(30));
+  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(10));
+  uc->set_min_requests(20);
+  return spec;
+}
+
+inline void ToV2(v1::ServiceSpec* spec) {
+  (*spec->mutable_template_()->mutable_env())["VERSION"] = "v2";
+}
+
+// A canary of two steps (50 %, 100 %) with 2 s windows, judged from 1 request, whose
+// Prometheus query `errors_ratio` must stay at or below 1.
+inline v1::ServiceSpec CanaryWithQuery(int replicas) {
+  v1::ServiceSpec spec = Progressive(replicas, "canary");
+  auto* uc = spec.mutable_update_config();
+  uc->add_canary_steps(50);
+  uc->add_canary_steps(100);
+  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(2));
+  uc->set_min_requests(1);
+  uc->set_analysis_query("errors_ratio");
+  uc->set_analysis_threshold(1.0);
+  return spec;
+}
+
 }  // namespace warren::sim
 
 #endif  // WARREN_TESTS_UNIT_ROLLOUT_SIM_H_
