@@ -1134,6 +1134,23 @@ absl::StatusOr<RollingBudget> ResolveRollingBudget(const v1::UpdateConfig& confi
   return out;
 }
 
+absl::Status ValidateLabels(std::string_view path_in,
+                            const google::protobuf::Map<std::string, std::string>& labels) {
+  const std::string path(path_in);
+  if (auto s = CheckStringMap(path, labels, limits::kMaxLabels, limits::kMaxLabelKeyBytes,
+                              limits::kMaxLabelValueBytes);
+      !s.ok()) {
+    return s;
+  }
+  for (const auto& [k, v] : labels) {
+    if (k.empty()) return Invalid(path, "keys must not be empty");
+    if (k.find('\0') != std::string::npos || v.find('\0') != std::string::npos) {
+      return Invalid(Join(path, Shown(k)), "must not contain a NUL byte");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateReplicas(int64_t replicas) {
   if (replicas >= 0 && replicas <= limits::kMaxReplicas) return absl::OkStatus();
   return Invalid("replicas", absl::StrCat("must be 0..", limits::kMaxReplicas, ", got ", replicas));
@@ -1148,14 +1165,7 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
                                            Shown(spec.name())));
   }
   if (auto s = CheckNoNul(spec, ""); !s.ok()) return s;
-  if (auto s = CheckStringMap("labels", spec.labels(), limits::kMaxLabels,
-                              limits::kMaxLabelKeyBytes, limits::kMaxLabelValueBytes);
-      !s.ok()) {
-    return s;
-  }
-  for (const auto& [k, v] : spec.labels()) {
-    if (k.empty()) return Invalid("labels", "keys must not be empty");
-  }
+  if (auto s = ValidateLabels("labels", spec.labels()); !s.ok()) return s;
   if (spec.mode() == "replicated") {
     if (auto s = ValidateReplicas(spec.replicas()); !s.ok()) return s;
   } else if (spec.mode() == "global") {

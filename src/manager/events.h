@@ -25,6 +25,9 @@ class EventLog {
                 std::string_view action, std::string_view message,
                 std::string_view service_id = "");
 
+  // The id of the newest event made so far (0: none).
+  uint64_t LastId() const { return next_id_.load() - 1; }
+
   // Deletes the oldest events beyond kMaxEvents.
   void Prune();
 

@@ -1708,11 +1708,25 @@ TEST_F(CliServerTest, ApplyCreatesUpdatesAndDiffs) {
   EXPECT_EQ(fake_.causes.back(), "warren apply -f " + v2);
 }
 
+// D2: `apply --dry-run` used to say "create" for replicas 2147483647.
+TEST_F(CliServerTest, ApplyRefusesSizesOverTheLimits) {
+  std::string huge =
+      WriteFile("huge.yaml", "name: web\nreplicas: 2147483647\ntemplate: {command: x}\n");
+  EXPECT_EQ(Run({"apply", "-f", huge, "--dry-run"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("service 1 (web): replicas: must be 0..10000, got 2147483647"));
+  EXPECT_EQ(out_.str(), "");
+  std::string nul = WriteFile("nul.yaml", "name: web\ntemplate: {command: x, args: [\"a\\0b\"]}\n");
+  EXPECT_EQ(Run({"apply", "-f", nul}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("template.args[0]: must not contain a NUL byte"));
+  ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
+}
+
 TEST_F(CliServerTest, ApplyChangesNothingWhenAnyDocumentIsInvalid) {
   std::string bad = WriteFile(
       "bad.yaml", std::string(kApplyV1) + "---\nname: db\nreplicas: -1\ntemplate: {command: x}\n");
   EXPECT_EQ(Run({"apply", "-f", bad}), 1);
-  EXPECT_THAT(err_.str(), HasSubstr("service 3 (db): replicas: must be 0 or more, got -1"));
+  EXPECT_THAT(err_.str(), HasSubstr("service 3 (db): replicas: must be 0..10000, got -1"));
   EXPECT_EQ(out_.str(), "");
   ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
   EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
@@ -1764,6 +1778,23 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "worker", "--memory", "lots"}, "--memory: invalid size"},
            {{"warren", "worker", "--runtime", "docker"}, "--runtime"},
            {{"warren", "cluster", "init", "--label", "novalue"}, "--label: expected KEY=VALUE"},
+           // D11: a value taken for an option is named, not only the missing NAME.
+           {{"warren", "service", "create", "-web"},
+            "\"-web\" is not an option of this command, and a value cannot start with '-' "
+            "(NAME is required)"},
+           {{"warren", "events", "--since", "-5"},
+            "--since: must be an event id (a whole number, 0 or more, as `warren events` shows "
+            "them), got \"-5\""},
+           {{"warren", "events", "--since", "5m"}, "--since: must be an event id"},
+           {{"warren", "service", "logs", "web", "--tail", "-5"},
+            "--tail: must be 0 (all lines)..1000000, got -5"},
+           {{"warren", "service", "scale", "web=2147483647"},
+            "web=2147483647: replicas: must be 0..10000, got 2147483647"},
+           {{"warren", "service", "create", "web", "--command", "x", "--replicas", "2147483647"},
+            "--replicas: replicas: must be 0..10000, got 2147483647"},
+           {{"warren", "worker", "--cpus", "nan"}, "--cpus: must be 0 (detect)..4096, got nan"},
+           {{"warren", "manager", "--node-timeout", "9999h"},
+            "--node-timeout: must be greater than 0 and at most 24h, got 9999h"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;
