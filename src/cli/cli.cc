@@ -151,6 +151,9 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  cmd->add_option("--task-history-limit", f->manager.task_history,
+                  "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
+      ->capture_default_str();
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
@@ -163,6 +166,11 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
                      warren::FormatDuration(*d)));
   }
   f->manager.node_timeout = *d;
+  if (f->manager.task_history < 0 || f->manager.task_history > limits::kMaxTaskHistory) {
+    return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",
+                                                   limits::kMaxTaskHistory, ", got ",
+                                                   f->manager.task_history));
+  }
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
