@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -27,6 +28,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace warren {
@@ -874,6 +876,71 @@ absl::Status CheckFlowDepth(std::string_view yaml) {
   return absl::OkStatus();
 }
 
+// proto3 JSON leaves out a replica count of 0, and a spec file without `replicas` means 1:
+// every replicated ServiceSpec in `j` gets its 0 back, so printed specs apply as they are.
+void WriteZeroReplicas(Json& j, const Descriptor* desc) {
+  if (!j.is_object() || desc == nullptr) return;
+  if (desc == v1::ServiceSpec::descriptor() && !j.contains("replicas") &&
+      !(j.contains("mode") && j["mode"] == "global")) {
+    j["replicas"] = 0;
+  }
+  for (auto& [key, value] : j.items()) {
+    const FieldDescriptor* f = FindField(desc, key);
+    if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
+    if (value.is_array()) {
+      for (auto& v : value) WriteZeroReplicas(v, f->message_type());
+    } else {
+      WriteZeroReplicas(value, f->message_type());
+    }
+  }
+}
+
+// Counts documents without building nodes. yaml-cpp 0.7 loops forever, one empty document
+// after another, on a ',' where a document's node should start (found by the spec fuzzer):
+// LoadAll would never return. A document that starts where the one before it did is that loop.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    repeated = documents > 0 && mark.pos == last.pos;
+    last = mark;
+    ++documents;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark last;
+  size_t documents = 0;
+  bool repeated = false;
+};
+
+// Throws YAML::Exception for what yaml-cpp rejects; an error for what it would loop on.
+absl::Status CheckDocumentsEnd(const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  // Documents are separated by "---" or ended by "...": more than those allow is the loop.
+  size_t limit = 1;
+  for (size_t at = 0; (at = yaml.find_first_of("-.", at)) != std::string::npos; ++at) ++limit;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.repeated || counter.documents > limit) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("invalid YAML at line %d, column %d: a document cannot start with "
+                          "',' (quote the value)",
+                          counter.last.line + 1, counter.last.column + 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ---- JSON -> YAML, guided by the message descriptor ----------------------------------------
 
 // Strings a YAML reader would take for a number, a boolean or null get quotes.
@@ -1236,7 +1303,9 @@ absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view 
   if (auto s = CheckFlowDepth(yaml); !s.ok()) return s;
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(yaml));
+    const std::string text(yaml);
+    if (auto s = CheckDocumentsEnd(text); !s.ok()) return s;
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrFormat("invalid YAML at line %d, column %d: %s",
                                                       e.mark.line + 1, e.mark.column + 1, e.msg));
@@ -1297,8 +1366,10 @@ std::string ToJson(const google::protobuf::Message& msg) {
     // Only reachable with an invalid message (e.g. an out-of-range Duration); say so in the output.
     return Json{{"error", std::string(status.message())}}.dump(2) + "\n";
   }
+  Json json = Json::parse(out);
+  WriteZeroReplicas(json, msg.GetDescriptor());
   // protobuf indents by one space; two reads better.
-  return Json::parse(out).dump(2) + "\n";
+  return json.dump(2) + "\n";
 }
 
 std::string ToYaml(const google::protobuf::Message& msg) {

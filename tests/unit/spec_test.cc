@@ -1192,6 +1192,10 @@ TEST(ParseServicesYamlTest, Errors) {
            {"name: a\ntemplate:\n  env: [a]\n", "template.env: expected a mapping"},
            {"- a\n- b\n", "document 1: document: expected a mapping"},
            {"name: [a\n", "invalid YAML at line"},
+           // Found by the spec fuzzer: yaml-cpp 0.7 never returned on these.
+           {",", "invalid YAML at line 1, column 1: a document cannot start with ','"},
+           {"name: a\n---\n  , {}\n", "invalid YAML at line 3, column 3: a document cannot"},
+           {"- a\n,\n", "a document cannot start with ','"},
            {"name: a\n---\nname: a\n",
             "document 2: service \"a\" is already defined in document 1"},
            {"name: a\nreplicas: 1\nreplicas: 2\n", "document 1: field \"replicas\" is given twice"},
@@ -1254,7 +1258,23 @@ TEST(ToJsonTest, LowerCamelCaseWithoutDefaults) {
   spec.mutable_template_()->mutable_stop_timeout()->set_seconds(10);
   std::string json = ToJson(spec);
   EXPECT_THAT(json, HasSubstr("\"stopTimeout\": \"10s\""));
-  EXPECT_THAT(json, ::testing::Not(HasSubstr("replicas")));
+  EXPECT_THAT(json, ::testing::Not(HasSubstr("historyLimit")));
+  // Except replicas: a file without it means 1, so a printed 0 must stay 0 when applied.
+  EXPECT_THAT(json, HasSubstr("\"replicas\": 0"));
+  spec.set_mode("global");
+  EXPECT_THAT(ToJson(spec), ::testing::Not(HasSubstr("replicas")));
+}
+
+// Found by the spec fuzzer: `inspect -o yaml` of a service scaled to 0, applied again, scaled
+// it to 1.
+TEST(ToYamlTest, ZeroReplicasRoundTrip) {
+  v1::Service svc;
+  svc.mutable_spec()->set_name("web");
+  svc.mutable_spec()->mutable_template_()->set_command("x");
+  auto specs = ParseServicesYaml(ToYaml(svc.spec()));
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_EQ((*specs)[0].replicas(), 0);
+  EXPECT_THAT(ToYaml(svc), HasSubstr("  replicas: 0\n"));
 }
 
 }  // namespace
