@@ -1,0 +1,32 @@
+#include "cli/command_env.h"
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/limits.h"
+
+namespace warren {
+
+std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
+  // Task lists of large services exceed gRPC's default 4 MiB per response.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
+  return grpc::CreateCustomChannel(*manager, grpc::InsecureChannelCredentials(), args);
+}
+
+void CommandEnv::Prepare(grpc::ClientContext* call) {
+  call->set_wait_for_ready(false);
+  call->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+}
+
+int CommandEnv::Fail(const grpc::Status& status) const {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    *err << "error: cannot reach the manager at " << *manager
+         << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
+  } else {
+    *err << "error: " << status.error_message() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace warren
