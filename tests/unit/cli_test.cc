@@ -1126,6 +1126,34 @@ class CliServerTest : public ::testing::Test {
   std::ostringstream out_, err_;
 };
 
+// Every task carries its template (up to 1 MiB): the task list of a few replicas is larger than
+// gRPC's default 4 MiB per response, which the CLI refused ("Received message larger than max").
+TEST_F(CliServerTest, ReadsTaskListsLargerThanFourMiB) {
+  ASSERT_EQ(Run({"service", "create", "shop-web", "--command", "/bin/web", "--label",
+                 "com.docker.stack.namespace=shop"}),
+            0)
+      << err_.str();
+  for (int i = 1; i <= 6; ++i) {
+    v1::Task task;
+    task.set_id(absl::StrCat("t", i));
+    task.set_service_id("id1");
+    task.set_slot(i);
+    task.set_node_id("n1");
+    for (int e = 0; e < 30; ++e) {
+      (*task.mutable_spec()->mutable_env())[absl::StrCat("V", e)] = std::string(32000, 'x');
+    }
+    fake_.tasks.push_back(task);
+  }
+  size_t bytes = 0;
+  for (const v1::Task& t : fake_.tasks) bytes += t.ByteSizeLong();
+  ASSERT_GT(bytes, 5u << 20);
+  ASSERT_EQ(Run({"service", "ps", "shop-web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("t6     6      node-1"));
+  // `stack` commands build their own channel.
+  ASSERT_EQ(Run({"stack", "ps", "shop"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("t6     6      node-1"));
+}
+
 TEST_F(CliServerTest, CreateListInspectScaleRemove) {
   ASSERT_EQ(Run({"service", "create", "web", "--command", "/bin/web", "--replicas", "2", "-p",
                  "9000:8080"}),
