@@ -946,24 +946,9 @@ grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEv
   auto matches = [&](const v1::Event& e) {
     return service_id.empty() || e.service_id() == service_id || e.object_id() == service_id;
   };
-  // Backlog, then the live feed from the version the backlog was read at.
-  uint64_t version = store_.Version();
-  for (const auto& e : ListObjects<v1::Event>(store_)) {
-    if (e.id() <= req->since_id() || !matches(e)) continue;
-    if (!writer->Write(e)) return grpc::Status::OK;
-  }
+  EventReader reader(store_, req->since_id(), matches);
   while (!ctx->IsCancelled() && !shutting_down_) {
-    store_.WaitForVersion(version, absl::Milliseconds(500));
-    auto changes = store_.ChangesSince(version, 1000);
-    if (!changes.ok()) {
-      return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                          "the event stream fell behind; watch again");
-    }
-    for (const auto& c : *changes) {
-      version = c.version;
-      if (c.kind != Kind::kEvent || c.deleted) continue;
-      v1::Event e;
-      if (!e.ParseFromString(c.data) || e.id() <= req->since_id() || !matches(e)) continue;
+    for (const v1::Event& e : reader.Next(absl::Milliseconds(500))) {
       if (!writer->Write(e)) return grpc::Status::OK;
     }
   }
