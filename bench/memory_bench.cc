@@ -115,6 +115,7 @@ struct Result {
   double rm_seconds = 0;
   std::vector<Sample> cycles;  // t = cycle number
   int cycles_done = 0;
+  std::vector<double> to_running, to_gone;  // per cycle: create -> all running, rm -> all gone
   double cycle_hwm = 0;
 };
 
@@ -277,8 +278,12 @@ Result RunOne(const std::string& label, const std::string& warren, const Options
     r.after_rm = c.Measure(0);
 
     // 3. Deploy/rm cycles.
+    auto since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
     for (int i = 1; i <= o.cycles; ++i) {
       const std::string name = "cycle-" + std::to_string(i);
+      auto t0 = std::chrono::steady_clock::now();
       if (std::string e = c.Create(MaximalSpec(name, o.replicas, "sleep", {"600"})); !e.empty()) {
         r.error = e;
         return r;
@@ -288,6 +293,8 @@ Result RunOne(const std::string& label, const std::string& warren, const Options
         r.error = name + ": its tasks were not running within 60 s";
         return r;
       }
+      r.to_running.push_back(since(t0));
+      t0 = std::chrono::steady_clock::now();
       if (std::string e = c.Remove(name); !e.empty()) {
         r.error = e;
         return r;
@@ -297,6 +304,7 @@ Result RunOne(const std::string& label, const std::string& warren, const Options
         r.error = name + ": its tasks were not gone 60 s after service rm";
         return r;
       }
+      r.to_gone.push_back(since(t0));
       r.cycles.push_back(c.Measure(i));
       r.cycles_done = i;
     }
@@ -397,6 +405,14 @@ void PrintSummary(const std::vector<Result>& runs) {
     if (r.cycles.empty()) return std::string("-");
     return absl::StrFormat("%.0f -> %.0f MiB (%d cycles)", r.cycles.front().rss_mib,
                            r.cycles.back().rss_mib, r.cycles_done);
+  });
+  Row(runs, "deploy/rm cycles: create -> running, p50 / max", [&](const Result& r) {
+    return absl::StrFormat("%.2f / %.2f s", warren::bench::Percentile(r.to_running, 50),
+                           warren::bench::Percentile(r.to_running, 100));
+  });
+  Row(runs, "deploy/rm cycles: rm -> tasks gone, p50 / max", [&](const Result& r) {
+    return absl::StrFormat("%.2f / %.2f s", warren::bench::Percentile(r.to_gone, 50),
+                           warren::bench::Percentile(r.to_gone, 100));
   });
   Row(runs, "deploy/rm cycles: store after the first -> last", [&](const Result& r) {
     if (r.cycles.empty()) return std::string("-");
