@@ -6,6 +6,7 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
@@ -40,6 +41,8 @@ class Controller {
 
   // Proxy traffic for canary and blue/green analysis (owned by the server).
   void SetTraffic(TrafficStats* traffic) { traffic_ = traffic; }
+  // Terminal tasks kept per slot (the manager's --task-history-limit).
+  void SetTaskHistory(int n) { task_history_ = n; }
   // Where `analysisQuery` checks run (empty: they fail with a clear reason).
   void SetPrometheusUrl(std::string url) { prometheus_url_ = std::move(url); }
 
@@ -55,6 +58,7 @@ class Controller {
   ManagerMetrics* metrics_;
   TrafficStats* traffic_ = nullptr;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

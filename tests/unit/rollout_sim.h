@@ -78,9 +78,15 @@ class Sim {
                                                absl::Seconds(15), metrics_.get());
     controller_->SetTraffic(&traffic_);
     controller_->SetPrometheusUrl(prometheus_url_);
+    controller_->SetTaskHistory(task_history_);
   }
 
   ApiService& api() { return *api_; }
+  // Survives Restart().
+  void SetTaskHistory(int n) {
+    task_history_ = n;
+    controller_->SetTaskHistory(n);
+  }
   // Survives Restart().
   void SetPrometheusUrl(const std::string& url) {
     prometheus_url_ = url;
@@ -285,6 +291,7 @@ class Sim {
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
 };
 
 // A testapp-like spec with an HTTP health check.
