@@ -377,20 +377,18 @@ void PrintSummary(const std::vector<Result>& runs) {
   });
   Row(runs, "crash loop: peak RSS (VmHWM)",
       [&](const Result& r) { return mib(r.crash_hwm) + (r.capped ? " (cap hit)" : ""); });
-  Row(runs, "crash loop: RSS, highest in 1st half -> 2nd half", [&](const Result& r) {
+  // The highest value of `field` in the first half of the crash loop's samples -> the second.
+  auto halves = [&](const Result& r, double Sample::*field, int decimals) {
     const size_t h = r.crash.size() / 2;
     std::vector<Sample> a(r.crash.begin(), r.crash.begin() + h),
         b(r.crash.begin() + h, r.crash.end());
-    return absl::StrFormat("%.0f -> %.0f MiB", max_of(a, &Sample::rss_mib),
-                           max_of(b, &Sample::rss_mib));
-  });
-  Row(runs, "crash loop: store, highest in 1st half -> 2nd half", [&](const Result& r) {
-    const size_t h = r.crash.size() / 2;
-    std::vector<Sample> a(r.crash.begin(), r.crash.begin() + h),
-        b(r.crash.begin() + h, r.crash.end());
-    return absl::StrFormat("%.1f -> %.1f MiB", max_of(a, &Sample::store_mib),
-                           max_of(b, &Sample::store_mib));
-  });
+    return absl::StrFormat("%.*f -> %.*f MiB", decimals, max_of(a, field), decimals,
+                           max_of(b, field));
+  };
+  Row(runs, "crash loop: RSS, highest in 1st half -> 2nd half",
+      [&](const Result& r) { return halves(r, &Sample::rss_mib, 0); });
+  Row(runs, "crash loop: store, highest in 1st half -> 2nd half",
+      [&](const Result& r) { return halves(r, &Sample::store_mib, 1); });
   Row(runs, "crash loop: tasks kept at the end",
       [&](const Result& r) { return r.crash.empty() ? "-" : Tasks(r.crash.back()); });
   Row(runs, "crash loop: API calls over 10 s",
