@@ -43,22 +43,6 @@ std::vector<double> LatencyBuckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 }
 
-double EstimateQuantile(const Histogram::Snapshot& h, double q) {
-  if (h.count == 0) return 0;
-  double rank = q * static_cast<double>(h.count);
-  for (size_t i = 0; i < h.bounds.size(); ++i) {
-    if (static_cast<double>(h.cumulative[i]) >= rank) {
-      double lo = i == 0 ? 0 : h.bounds[i - 1];
-      uint64_t below = i == 0 ? 0 : h.cumulative[i - 1];
-      uint64_t in = h.cumulative[i] - below;
-      if (in == 0) return h.bounds[i];
-      return lo +
-             (h.bounds[i] - lo) * (rank - static_cast<double>(below)) / static_cast<double>(in);
-    }
-  }
-  return h.bounds.empty() ? 0 : h.bounds.back();
-}
-
 // Removes hop-by-hop headers (RFC 9110 7.6.1), including those the Connection header names.
 // Transfer-Encoding stays: the serializer re-frames the body from it.
 template <class Fields>
@@ -265,7 +249,12 @@ class ServiceProxy::Impl {
       Histogram::Snapshot h = m->latency->Get();
       s.latency_count = h.count;
       s.latency_sum_seconds = h.sum;
-      s.latency_p99_seconds = EstimateQuantile(h, 0.99);
+      uint64_t below = 0;
+      for (uint64_t cumulative : h.cumulative) {
+        s.latency_buckets.push_back(cumulative - below);
+        below = cumulative;
+      }
+      if (out.latency_bounds.empty()) out.latency_bounds = h.bounds;
       out.revisions.push_back(s);
     }
     return out;

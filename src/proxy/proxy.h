@@ -32,14 +32,18 @@ struct RevisionStats {
   uint64_t connect_errors = 0;
   uint64_t latency_count = 0;
   double latency_sum_seconds = 0;
-  // Estimated from the latency histogram by interpolating within the bucket; 0 with no data.
-  double latency_p99_seconds = 0;
+  // Latency histogram, per bucket (not cumulative across buckets): [i] counts requests that
+  // took at most ProxyStats::latency_bounds[i] seconds; the last one those above every bound.
+  // The manager merges nodes and windows by bucket and estimates quantiles from the sum.
+  std::vector<uint64_t> latency_buckets;
 };
 
 struct ProxyStats {
   std::string service_id;
   std::string service;
   std::vector<RevisionStats> revisions;  // by revision number
+  // Upper bounds (seconds) of every revision's latency buckets.
+  std::vector<double> latency_bounds;
 };
 
 struct ServiceProxyOptions {

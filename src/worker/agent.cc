@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -78,7 +79,8 @@ WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> d
     : options_(std::move(options)),
       driver_(std::move(driver)),
       clock_(clock),
-      registry_(registry ? registry : &DefaultRegistry()) {}
+      registry_(registry ? registry : &DefaultRegistry()),
+      counters_instance_(std::random_device()() | (uint64_t{std::random_device()()} << 32)) {}
 
 int WorkerAgent::dns_port() const { return dns_ ? dns_->port() : 0; }
 
@@ -399,6 +401,10 @@ void WorkerAgent::StatsLoop() {
     if (snapshot.empty()) continue;
     v1::TrafficStatsReport report;
     report.set_node_id(id);
+    report.set_counters_instance(counters_instance_);
+    // Every proxy uses the same buckets: the bounds go once per report.
+    const std::vector<double>& bounds = snapshot.front().latency_bounds;
+    report.mutable_latency_bounds_seconds()->Assign(bounds.begin(), bounds.end());
     for (const auto& s : snapshot) {
       auto* st = report.add_services();
       st->set_service_id(s.service_id);
@@ -414,7 +420,11 @@ void WorkerAgent::StatsLoop() {
         rt->set_connect_errors(r.connect_errors);
         rt->set_latency_count(r.latency_count);
         rt->set_latency_sum_seconds(r.latency_sum_seconds);
-        rt->set_latency_p99_seconds(r.latency_p99_seconds);
+        rt->mutable_latency_buckets()->Assign(r.latency_buckets.begin(), r.latency_buckets.end());
+        if (s.latency_bounds != bounds) {
+          rt->mutable_latency_bounds_seconds()->Assign(s.latency_bounds.begin(),
+                                                       s.latency_bounds.end());
+        }
       }
     }
     grpc::ClientContext ctx;

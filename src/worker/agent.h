@@ -96,6 +96,8 @@ class WorkerAgent {
   std::unique_ptr<HealthProber> prober_;
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
+  // Sent with the proxy counters: the manager sees from a new value that they started again.
+  const uint64_t counters_instance_;
   std::unique_ptr<dns::ClusterDns> dns_;
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};

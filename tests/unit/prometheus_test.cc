@@ -68,19 +68,11 @@ TEST(PrometheusTest, CanaryQueryCheckGatesPromotion) {
     FakePrometheus prom(value);
     sim::Sim sim;
     sim.SetPrometheusUrl(prom.url());
-    v1::ServiceSpec spec = sim::WebSpec(2);
-    auto* uc = spec.mutable_update_config();
-    uc->set_strategy("canary");
-    uc->add_canary_steps(50);
-    uc->add_canary_steps(100);
-    *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(2));
-    uc->set_min_requests(1);
-    uc->set_analysis_query("errors_ratio");
-    uc->set_analysis_threshold(1.0);
+    v1::ServiceSpec spec = sim::CanaryWithQuery(2);
     sim.Create(spec);
     ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
     sim.traffic_gen = [](int64_t, int w) -> std::pair<int, int> { return {w / 5 + 1, 0}; };
-    (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
+    sim::ToV2(&spec);
     ASSERT_TRUE(sim.Update(spec).ok());
     const auto want =
         value < 1.0 ? v1::DEPLOYMENT_PHASE_SUCCEEDED : v1::DEPLOYMENT_PHASE_ROLLED_BACK;

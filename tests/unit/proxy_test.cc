@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <map>
+#include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,7 +202,11 @@ TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
   EXPECT_EQ(stats.revisions[0].requests, 20u);
   EXPECT_EQ(stats.revisions[0].responses_2xx, 20u);
   EXPECT_EQ(stats.revisions[0].latency_count, 20u);
-  EXPECT_GT(stats.revisions[0].latency_p99_seconds, 0);
+  // The latency histogram goes out per bucket, with the bounds once per service.
+  ASSERT_EQ(stats.revisions[0].latency_buckets.size(), stats.latency_bounds.size() + 1);
+  EXPECT_EQ(std::accumulate(stats.revisions[0].latency_buckets.begin(),
+                            stats.revisions[0].latency_buckets.end(), uint64_t{0}),
+            20u);
   std::string text = registry.Render();
   EXPECT_THAT(text, HasSubstr("warren_proxy_requests_total{service=\"web\",revision=\"1\"} 20"));
   EXPECT_THAT(
@@ -477,6 +482,42 @@ TEST(ServiceProxyTest, A5xxDuringADeploymentIsRetriedOnAnotherRevision) {
   auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 500);
+}
+
+// After a blue/green switch blue has weight 0 but still runs (a fallback revision): a GET
+// green answers with 500 is answered from blue, and counted as retried.
+TEST(ServiceProxyTest, GreenAfterTheSwitchIsRetriedOnTheFallbackRevision) {
+  App blue = StartApp("127.0.0.53", "blue");
+  App green = StartApp("127.0.0.54", "green", {{"ERROR_RATE", "1"}});
+  ASSERT_GT(blue.port, 0);
+  ASSERT_GT(green.port, 0);
+  Registry registry;
+  v1::ServiceRoute route = RouteOf({{0, {EndpointOf(blue.task, blue.ip, blue.port)}},
+                                    {100, {EndpointOf(green.task, green.ip, green.port)}}});
+  route.mutable_revisions(0)->set_fallback(true);
+  auto proxy = StartProxy(route, registry);
+  ASSERT_NE(proxy, nullptr);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  for (int i = 0; i < 20; ++i) {
+    auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200) << i;
+    EXPECT_EQ(r->Header("X-Task-Id"), "blue");
+  }
+  std::map<int64_t, RevisionStats> by_rev;
+  for (const auto& r : proxy->Snapshot().revisions) by_rev[r.revision] = r;
+  EXPECT_EQ(by_rev[2].responses_5xx, 20u) << "green's errors still count for the analysis";
+  EXPECT_EQ(by_rev[1].responses_2xx, 20u);
+  EXPECT_THAT(registry.Render(), HasSubstr("warren_proxy_retried_total{service=\"web\"} 20"));
+
+  // The fallback gets no request of its own, and without the flag nothing is retried.
+  route.mutable_revisions(0)->set_fallback(false);
+  proxy->Update(route);
+  auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(r->Header("X-Task-Id"), "green");
 }
 
 TEST(ServiceProxyTest, NoEndpointIs503AndUnreachableIs502) {
