@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/limits.h"
 
 namespace warren {
 
@@ -34,6 +35,8 @@ struct ManagerOptions {
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
   std::string prometheus_url;
+  // Terminal tasks kept per slot for `service ps` (0..100; common/limits.h).
+  int task_history = limits::kDefaultTaskHistory;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.

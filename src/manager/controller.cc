@@ -244,24 +244,30 @@ absl::Time Controller::RunPass() {
     }
     std::map<int64_t, v1::TaskTemplate> templates;
     for (const auto& [number, r] : revisions) templates[number] = r.template_();
-    ReconcileActions a = Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
-                                               rollout ? &*rollout : nullptr, &templates);
+    ReconcileActions a =
+        Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
+                              rollout ? &*rollout : nullptr, &templates, task_history_);
     next = std::min(next, a.next_wakeup);
     if (a.empty()) continue;
     std::vector<Mutation> m;
     for (const auto& t : a.create) m.push_back(PutMutation(t, Mutation::kMustNotExist));
     for (const auto& t : a.update) m.push_back(PutMutation(t, t.version()));
-    for (const auto& id : a.remove) {
-      Mutation d;
-      d.kind = Kind::kTask;
-      d.id = id;
-      m.push_back(std::move(d));
-    }
     for (const auto& e : a.events) {
       m.push_back(
           events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
     }
     CommitOrCount(m);
+    // Pruning commits on its own: a task that changed meanwhile (a late status report) only
+    // keeps itself until the next pass, not the service's other actions.
+    std::vector<Mutation> prune;
+    for (const auto& r : a.remove) {
+      Mutation d;
+      d.kind = Kind::kTask;
+      d.id = r.id;
+      d.expected_version = r.version;
+      prune.push_back(std::move(d));
+    }
+    CommitOrCount(prune);
   }
 
   // 4. Schedule pending tasks (re-read: the reconciler may just have created some).

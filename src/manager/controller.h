@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "manager/analysis/query_runner.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
@@ -42,6 +43,8 @@ class Controller {
 
   // Proxy traffic for canary and blue/green analysis (owned by the server).
   void SetTraffic(TrafficStats* traffic) { traffic_ = traffic; }
+  // Terminal tasks kept per slot (the manager's --task-history-limit).
+  void SetTaskHistory(int n) { task_history_ = n; }
   // Where `analysisQuery` checks run (empty: they fail with a clear reason). The queries run
   // on their own threads; a pass never waits for Prometheus.
   // `timeout` bounds each query.
@@ -59,6 +62,7 @@ class Controller {
   ManagerMetrics* metrics_;
   TrafficStats* traffic_ = nullptr;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
   std::unique_ptr<analysis::QueryRunner> queries_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

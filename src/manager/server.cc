@@ -79,6 +79,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
   m->controller_->SetTraffic(m->traffic_.get());
   m->controller_->SetPrometheusUrl(options.prometheus_url);
+  m->controller_->SetTaskHistory(options.task_history);
   TrafficStats* traffic = m->traffic_.get();
   Store* st2 = m->store_.get();
   // Canary gauges: the weight the proxies apply and the error rate they measure (last minute).

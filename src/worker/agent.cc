@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/limits.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
@@ -182,7 +183,11 @@ absl::Status WorkerAgent::Start() {
       (std::filesystem::path(options_.data_dir) / "tasks").string(),
       TaskDirRetention{options_.task_dir_retention, options_.task_dirs_kept}, clock_);
 
-  channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
+  // A node's assignment set carries every task's template (up to 1 MiB each).
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
+  channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
+                                       channel_args);
   stub_ = v1::Warren::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });

@@ -85,9 +85,15 @@ class Sim {
                                                absl::Seconds(15), metrics_.get());
     controller_->SetTraffic(traffic_.get());
     controller_->SetPrometheusUrl(prometheus_url_, prometheus_timeout_);
+    controller_->SetTaskHistory(task_history_);
   }
 
   ApiService& api() { return *api_; }
+  // Survives Restart().
+  void SetTaskHistory(int n) {
+    task_history_ = n;
+    controller_->SetTaskHistory(n);
+  }
   // Survives Restart().
   void SetPrometheusUrl(const std::string& url, absl::Duration timeout = absl::Seconds(2)) {
     prometheus_url_ = url;
@@ -312,6 +318,7 @@ class Sim {
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
   absl::Duration prometheus_timeout_ = absl::Seconds(2);
 };
 
