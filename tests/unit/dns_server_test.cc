@@ -1,16 +1,20 @@
 #include "dns/dns_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <array>
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 #include "dns/dns_message.h"
 #include "dns/service_resolver.h"
+#include "raw_socket.h"
 
 namespace warren::dns {
 namespace {
@@ -262,6 +266,116 @@ TEST_F(DnsServerTest, RefusesOutsideNamesByDefault) {
   auto m = AskUdp(server_->port(), QueryWire("example.com", kTypeA, 8));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->Rcode(), kRcodeRefused);
+}
+
+// --- Hostile clients (issue 17 D4) -------------------------------------------------------------
+
+bool Eventually(const std::function<bool()>& cond,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+// Answers waiting on a client that never reads used to hold the connection (and one of the
+// max_tcp_connections places) forever: the idle timer only ran while reading.
+TEST_F(DnsServerTest, TcpClientThatDoesNotReadIsClosedAtTheIdleTimeout) {
+  DnsServerOptions so;
+  so.tcp_idle_timeout = std::chrono::milliseconds(200);
+  Start({}, so);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(server_->port());
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  std::vector<uint8_t> q = QueryWire("big.warren", kTypeA, 1);
+  std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
+  framed.insert(framed.end(), q.begin(), q.end());
+  // Queries (about a kilobyte of answer each) until the server stops reading them: its
+  // answers have filled every buffer on the way.
+  int sent = 0;
+  for (; sent < 100000; ++sent) {
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, 100) != 1) break;
+    if (send(fd, framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT) <= 0) break;
+  }
+  EXPECT_TRUE(Eventually([&] { return server_->stats().tcp_connections == 0; }))
+      << "after " << sent << " queries";
+  close(fd);
+}
+
+TEST_F(DnsServerTest, TcpConnectionsBeyondTheDescriptorBudgetAreClosed) {
+  DescriptorBudget budget(1);
+  DnsServerOptions so;
+  so.budget = &budget;
+  Start({}, so);
+  net::io_context ioc;
+  tcp::socket first(ioc);
+  first.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  SetReceiveTimeout(first.native_handle(), 5);
+  WriteTcpQuery(first, QueryWire("web.warren", kTypeA, 1));
+  ASSERT_TRUE(ReadTcpAnswer(first).ok());
+  tcp::socket second(ioc);
+  second.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  SetReceiveTimeout(second.native_handle(), 5);
+  std::array<uint8_t, 1> buf;
+  boost::system::error_code ec;
+  second.read_some(net::buffer(buf), ec);
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+  EXPECT_EQ(budget.in_use(), 1);
+  first.close();
+  EXPECT_TRUE(Eventually([&] { return budget.in_use() == 0; }));
+}
+
+// A forwarded query opens a UDP socket of its own: with no descriptor left it fails at once.
+TEST_F(DnsServerTest, ForwardWithoutADescriptorIsServfail) {
+  FakeUpstream upstream;
+  DescriptorBudget budget(0);
+  ResolverOptions ro;
+  ro.forward_outside = true;
+  DnsServerOptions so;
+  so.budget = &budget;
+  so.upstreams = {"127.0.0.1:" + std::to_string(upstream.port())};
+  Start(ro, so);
+  auto m = AskUdp(server_->port(), QueryWire("example.com", kTypeA, 12));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Rcode(), kRcodeServFail);
+  EXPECT_EQ(server_->stats().forward_failures, 1u);
+  // Let the fake upstream's thread end.
+  budget.SetLimit(DescriptorBudget::kUnlimited);
+  EXPECT_TRUE(AskUdp(server_->port(), QueryWire("example.com", kTypeA, 13)).ok());
+}
+
+TEST_F(DnsServerTest, TcpAcceptBacksOffAndRecoversAfterEmfile) {
+  Start({});
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  {
+    test::DescriptorExhaustion exhausted;
+    ASSERT_TRUE(exhausted.ok());
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(server_->port());
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    EXPECT_TRUE(Eventually([&] { return server_->stats().accept_errors > 0; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a window to count retries
+    EXPECT_LT(server_->stats().accept_errors, 20u);
+  }
+  std::vector<uint8_t> q = QueryWire("web.warren", kTypeA, 77);
+  std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
+  framed.insert(framed.end(), q.begin(), q.end());
+  ASSERT_EQ(send(fd, framed.data(), framed.size(), MSG_NOSIGNAL), ssize_t(framed.size()));
+  SetReceiveTimeout(fd, 10);
+  uint8_t answer[2];
+  EXPECT_EQ(recv(fd, answer, 2, MSG_WAITALL), 2);
+  close(fd);
 }
 
 TEST(DnsServerConfigTest, ParseUpstream) {
