@@ -1,6 +1,7 @@
 #ifndef WARREN_ROLES_H_
 #define WARREN_ROLES_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,21 @@ struct DnsOptions {
   bool freebind = false;
 };
 
+// Descriptors kept for the control plane (gRPC API, store, task processes and logs, health
+// checks): the data plane (published ports, DNS) gets RLIMIT_NOFILE minus this, at least half.
+inline constexpr int64_t kDefaultReservedFds = 1024;
+
+// The published ports' HTTP proxies (see docs/operations.md).
+struct ProxyLimits {
+  // The whole request head must arrive within this time; 0: no limit.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // Keep-alive connections without a request, and clients that stall a relay, are closed after
+  // this; 0: no limit.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Client connections at once per published port.
+  int max_connections = 10000;
+};
+
 struct ManagerOptions {
   std::string data_dir = "./warren-data";
   std::string api_addr = "127.0.0.1:8080";
@@ -33,6 +49,7 @@ struct ManagerOptions {
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
   std::string prometheus_url;
+  int64_t reserved_fds = kDefaultReservedFds;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
@@ -82,6 +99,8 @@ struct WorkerOptions {
   std::string publish_ip = "0.0.0.0";
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
+  ProxyLimits proxy;
+  int64_t reserved_fds = kDefaultReservedFds;
 };
 
 // Each runs until SIGINT/SIGTERM and returns the process exit code.

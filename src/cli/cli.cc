@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli/listener_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
@@ -108,6 +109,7 @@ struct ServerFlags {
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
+  ProxyLimitFlags proxy;
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
@@ -146,6 +148,7 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  AddReservedFdsFlag(cmd, &f->manager.reserved_fds);
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
@@ -156,6 +159,8 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
     return absl::InvalidArgumentError("--node-timeout: must be greater than 0");
   }
   f->manager.node_timeout = *d;
+  if (absl::Status s = CheckReservedFds(f->manager.reserved_fds); !s.ok()) return s;
+  f->worker.reserved_fds = f->manager.reserved_fds;
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
@@ -200,7 +205,8 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
     f->worker.memory_bytes = *bytes;
   }
   if (f->worker.cpus < 0) return absl::InvalidArgumentError("--cpus: must be 0 or more");
-  return absl::OkStatus();
+  if (absl::Status s = CheckReservedFds(f->worker.reserved_fds); !s.ok()) return s;
+  return FinishProxyLimitFlags(f->proxy, &f->worker.proxy);
 }
 
 // ---- client commands ---------------------------------------------------------------------------
@@ -836,6 +842,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
+  AddProxyLimitFlags(init, &init_flags.proxy);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -887,6 +894,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Address published ports listen on (unless a port names its own)")
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
+  AddProxyLimitFlags(worker, &worker_flags.proxy);
+  AddReservedFdsFlag(worker, &worker_flags.worker.reserved_fds);
   worker->callback([&] {
     action = [&] {
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);

@@ -25,12 +25,10 @@ int64_t RaiseFileLimit() {
 int64_t ConfigureDataPlaneBudget(int64_t reserved) {
   rlimit rl{};
   int64_t limit = 1024;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-    limit = static_cast<int64_t>(rl.rlim_cur);
-  } else if (rl.rlim_cur == RLIM_INFINITY) {
-    limit = INT64_MAX / 2;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    limit = rl.rlim_cur == RLIM_INFINITY ? INT64_MAX / 2 : static_cast<int64_t>(rl.rlim_cur);
   }
-  int64_t budget = std::max(limit - std::max<int64_t>(reserved, 0), limit / 2);
+  const int64_t budget = std::max(limit - std::max<int64_t>(reserved, 0), limit / 2);
   DescriptorBudget::DataPlane().SetLimit(budget);
   return budget;
 }

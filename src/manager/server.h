@@ -20,6 +20,7 @@
 
 namespace warren {
 
+class GrpcAcceptor;
 class HttpServer;
 namespace dns {
 class ClusterDns;
@@ -54,6 +55,7 @@ class ManagerServer {
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagerMetrics> metrics_;
   std::unique_ptr<HttpServer> metrics_server_;

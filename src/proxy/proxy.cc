@@ -100,6 +100,7 @@ class ServiceProxy::Impl {
     // message is relayed, the wait on the client (see relay::Relay).
     relay::ClientDeadline deadline;
     bool head_started = false;  // bytes of a request head arrived: a timeout answers 408
+    bool lingering = false;     // closing: the rest of what the client sends is dropped
     // The client's descriptor and the one of the upstream connection it uses.
     DescriptorBudget::Lease fds;
   };
@@ -416,7 +417,7 @@ class ServiceProxy::Impl {
       for (Session* s : w.sessions) {
         if (!s->deadline.Expired(now) || !s->client.is_open()) continue;
         s->deadline.Clear();
-        timed_out_.WithLabels({service_}).Inc();
+        if (!s->lingering) timed_out_.WithLabels({service_}).Inc();
         // The session's pending operation ends with an error when the socket closes.
         static constexpr std::string_view k408 =
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -523,10 +524,32 @@ class ServiceProxy::Impl {
       // Whatever went wrong, it ends this connection only.
       spdlog::error("proxy {}: connection from {} dropped: {}", service_, s->peer_ip, e.what());
     }
+    co_await Linger(*s);
     beast::error_code ec;
-    s->client.shutdown(tcp::socket::shutdown_send, ec);
     s->client.close(ec);
     SessionEnded(w, s.get());
+  }
+
+  // Ends the connection gracefully: our side is shut, and what the client still sends (the
+  // rest of a refused request) is read and dropped until it closes, for a second at most.
+  // Closing with unread data would reset the connection, and the reset can destroy the error
+  // answer before the client has read it.
+  awaitable<void> Linger(Session& s) {
+    beast::error_code ec;
+    if (!s.client.is_open()) co_return;
+    s.client.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    s.idle = false;
+    s.lingering = true;
+    s.deadline.ArmFor(std::chrono::seconds(1));
+    char sink[4096];
+    for (size_t total = 0; total < (1u << 20);) {
+      size_t n = co_await s.client.async_read_some(asio::buffer(sink),
+                                                   asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      total += n;
+    }
+    s.deadline.Clear();
   }
 
   awaitable<void> ServeHttp(Worker& w, Session& s) {

@@ -143,15 +143,20 @@ absl::Status WorkerAgent::Start() {
       [this](const std::string& id, const TaskRuntimeState& s) { OnRuntimeChange(id, s); });
 
   log_service_ = std::make_unique<LogService>(*this);
+  // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("agent-addr ", acceptor.status().message()));
+  }
+  acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options_.agent_addr, grpc::InsecureServerCredentials(), &port);
+  ConfigureGrpcServer(builder);
   builder.RegisterService(log_service_.get());
   server_ = builder.BuildAndStart();
-  if (!server_ || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("agent-addr ", options_.agent_addr, ": cannot listen (address in use?)"));
-  }
+  if (!server_) return absl::InternalError("agent gRPC server failed to start");
+  acceptor_->Start(server_.get());
+  const int port = acceptor_->port();
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
 
@@ -177,6 +182,9 @@ absl::Status WorkerAgent::Start() {
   ProxyManagerOptions po;
   po.proxy.registry = registry_;
   po.proxy.host_ip = options_.publish_ip;
+  po.proxy.header_timeout = options_.proxy.header_timeout;
+  po.proxy.idle_timeout = options_.proxy.idle_timeout;
+  po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
   if (!options_.dns.addr.empty()) {
     auto d = dns::ClusterDns::Start(options_.dns);
@@ -255,6 +263,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   if (proxies_) proxies_->Stop();
   dns_.reset();
   pod_dns_.reset();
+  if (acceptor_) acceptor_->Stop();
   if (server_) server_->Shutdown(Deadline(absl::Milliseconds(200)));
   server_.reset();
 }

@@ -1,0 +1,140 @@
+#include "http/grpc_acceptor.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/server_posix.h"
+#include "http/http_server.h"
+#include "http/listener.h"
+#include "spdlog/spdlog.h"
+
+namespace warren {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class GrpcAcceptor::Impl {
+ public:
+  Impl() : acceptor_(ioc_), pause_(ioc_) {}
+
+  absl::Status Listen(const std::string& addr) {
+    auto host_port = SplitHostPort(addr);
+    if (!host_port.ok()) return host_port.status();
+    std::string host = host_port->first == "localhost" ? "127.0.0.1" : host_port->first;
+    boost::system::error_code ec;
+    net::ip::address ip = net::ip::make_address(host, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(addr, ": \"", host_port->first, "\" is not an IP address"));
+    }
+    tcp::endpoint endpoint(ip, static_cast<uint16_t>(host_port->second));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) port_ = acceptor_.local_endpoint(ec).port();
+    if (ec) return absl::UnavailableError(absl::StrCat(addr, ": ", ec.message()));
+    return absl::OkStatus();
+  }
+
+  void Start(grpc::Server* server) {
+    server_ = server;
+    Accept();
+    thread_ = std::thread([this] {
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("api accept loop: unexpected exception: {}", e.what());
+        }
+      }
+    });
+  }
+
+  void Stop() {
+    if (stopped_.exchange(true)) return;
+    net::post(ioc_, [this] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+      pause_.cancel();
+    });
+    if (thread_.joinable()) thread_.join();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+  }
+
+  int port() const { return port_; }
+  uint64_t accept_errors() const { return accept_errors_.load(); }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        if (auto pause = backoff_.OnError(ec); pause.count() > 0) {
+          if (accept_errors_.fetch_add(1) == 0) {
+            spdlog::warn("api: accept failed ({}); retrying with a pause", ec.message());
+          }
+          pause_.expires_after(pause);
+          pause_.async_wait([this](boost::system::error_code wait_ec) {
+            if (!wait_ec) Accept();
+          });
+          return;
+        }
+        Accept();
+        return;
+      }
+      backoff_.OnSuccess();
+      int fd = socket.release(ec);
+      if (fd >= 0) {
+        // What gRPC's own listener sets on an accepted socket.
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        grpc::AddInsecureChannelFromFd(server_, fd);  // the server owns the descriptor now
+      }
+      Accept();
+    });
+  }
+
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  net::steady_timer pause_;
+  AcceptBackoff backoff_;
+  std::atomic<uint64_t> accept_errors_{0};
+  grpc::Server* server_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stopped_{false};
+  int port_ = 0;
+};
+
+void ConfigureGrpcServer(grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+}
+
+absl::StatusOr<std::unique_ptr<GrpcAcceptor>> GrpcAcceptor::Listen(const std::string& addr) {
+  auto impl = std::make_unique<Impl>();
+  if (absl::Status s = impl->Listen(addr); !s.ok()) return s;
+  return std::unique_ptr<GrpcAcceptor>(new GrpcAcceptor(std::move(impl)));
+}
+
+GrpcAcceptor::GrpcAcceptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GrpcAcceptor::~GrpcAcceptor() { Stop(); }
+int GrpcAcceptor::port() const { return impl_->port(); }
+void GrpcAcceptor::Start(grpc::Server* server) { impl_->Start(server); }
+void GrpcAcceptor::Stop() { impl_->Stop(); }
+uint64_t GrpcAcceptor::accept_errors() const { return impl_->accept_errors(); }
+
+}  // namespace warren
