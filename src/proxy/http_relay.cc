@@ -8,6 +8,36 @@
 
 namespace warren::relay {
 
+namespace {
+
+// The transfer codings of all Transfer-Encoding fields, in order, lower case.
+template <class Fields>
+std::vector<std::string> TransferCodings(const Fields& f) {
+  std::vector<std::string> codings;
+  auto [first, last] = f.equal_range(http::field::transfer_encoding);
+  for (auto it = first; it != last; ++it) {
+    beast::string_view v = it->value();
+    for (absl::string_view c : absl::StrSplit(absl::string_view(v.data(), v.size()), ',')) {
+      c = absl::StripAsciiWhitespace(c);
+      if (!c.empty()) codings.push_back(absl::AsciiStrToLower(c));
+    }
+  }
+  return codings;
+}
+
+// Empty when the codings end with a single "chunked", else why not.
+std::string NotFinalChunked(const std::vector<std::string>& codings) {
+  if (codings.empty()) return "empty Transfer-Encoding";
+  int chunked = 0;
+  for (const std::string& c : codings) chunked += c == "chunked" ? 1 : 0;
+  if (codings.back() != "chunked" || chunked > 1) {
+    return "Transfer-Encoding must end with a single \"chunked\"";
+  }
+  return "";
+}
+
+}  // namespace
+
 Refusal CheckRequestFraming(const http::request<http::buffer_body>& req) {
   if (req.count(http::field::host) > 1) return {400, "more than one Host header"};
   if (req.version() >= 11 && req.count(http::field::host) == 0) {
@@ -20,26 +50,22 @@ Refusal CheckRequestFraming(const http::request<http::buffer_body>& req) {
   if (req.count(http::field::content_length) > 0) {
     return {400, "both Transfer-Encoding and Content-Length"};
   }
-  std::vector<std::string> codings;
-  auto [first, last] = req.equal_range(http::field::transfer_encoding);
-  for (auto it = first; it != last; ++it) {
-    beast::string_view v = it->value();
-    for (absl::string_view c : absl::StrSplit(absl::string_view(v.data(), v.size()), ',')) {
-      c = absl::StripAsciiWhitespace(c);
-      if (!c.empty()) codings.push_back(absl::AsciiStrToLower(c));
-    }
-  }
-  if (codings.empty()) return {400, "empty Transfer-Encoding"};
-  int chunked = 0;
-  for (const std::string& c : codings) chunked += c == "chunked" ? 1 : 0;
-  if (codings.back() != "chunked" || chunked > 1) {
-    return {400, "Transfer-Encoding must end with a single \"chunked\""};
-  }
+  const std::vector<std::string> codings = TransferCodings(req);
+  if (std::string why = NotFinalChunked(codings); !why.empty()) return {400, why};
   if (codings.size() > 1) {
     return {501, absl::StrCat("transfer coding \"", codings.front(),
                               "\" is not supported (only \"chunked\")")};
   }
   return {};
+}
+
+bool ResponseFramingOk(const http::response<http::buffer_body>& res) {
+  if (res.count(http::field::transfer_encoding) == 0) return true;
+  // We strip the TE request header, so a backend has no reason to apply any coding but
+  // chunked; anything else could not be re-framed for the client without guessing.
+  if (res.version() < 11 || res.count(http::field::content_length) > 0) return false;
+  const std::vector<std::string> codings = TransferCodings(res);
+  return NotFinalChunked(codings).empty() && codings.size() == 1;
 }
 
 int StatusForReadError(const beast::error_code& ec) {
@@ -57,6 +83,9 @@ void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_
   std::string xff(req["X-Forwarded-For"]);
   const absl::string_view peer(peer_ip.data(), peer_ip.size());
   req.set("X-Forwarded-For", xff.empty() ? std::string(peer) : absl::StrCat(xff, ", ", peer));
+  // The backend gets HTTP/1.1, which requires a Host; an HTTP/1.0 client may not have sent one
+  // (an empty value is what RFC 9112 3.2 prescribes for a target without authority).
+  if (req.version() < 11 && req.count(http::field::host) == 0) req.set(http::field::host, "");
   req.version(11);
   req.keep_alive(true);
   // "Content-Length: 5, 5" or the same value twice parse as 5: send the backend one plain value.
@@ -69,13 +98,17 @@ void PrepareResponseHead(http::response_parser<http::buffer_body>& p, unsigned v
                          bool& client_keep) {
   auto& res = p.get();
   const int status = res.result_int();
-  const bool has_body = !head && status != 204 && status != 304;
+  const bool has_body = !head && status / 100 != 1 && status != 204 && status != 304;
   StripHopByHop(res);
   res.version(version);
-  if (has_body && !p.content_length()) {
-    // A coding we did not decode delimits the body by the connection's end; the client gets our
-    // own framing instead of a Transfer-Encoding it would misread.
-    if (!p.chunked()) res.erase(http::field::transfer_encoding);
+  if (!has_body) {
+    // Whatever the backend claims, no body follows: a Transfer-Encoding would make the
+    // serializer send a last chunk the client reads as the start of the next response.
+    res.erase(http::field::transfer_encoding);
+    if (status == 204 || status / 100 == 1) res.erase(http::field::content_length);
+    return;
+  }
+  if (!p.content_length()) {
     if (version >= 11) {
       res.chunked(true);
     } else {

@@ -84,6 +84,11 @@ struct Refusal {
 // different Content-Length values, whitespace before a colon, bad chunk sizes).
 Refusal CheckRequestFraming(const http::request<http::buffer_body>& req);
 
+// A backend's response frames its body with at most a single "chunked" Transfer-Encoding (no
+// other coding, no Content-Length beside it, none in HTTP/1.0). Others get 502: the proxy
+// re-frames bodies and could not do it faithfully.
+bool ResponseFramingOk(const http::response<http::buffer_body>& res);
+
 // The status code for a request that failed to read, or 0 when the client is gone (or timed
 // out) and nothing should be sent.
 int StatusForReadError(const beast::error_code& ec);
@@ -159,7 +164,8 @@ asio::awaitable<RelayResult> Relay(http::parser<isRequest, http::buffer_body>& p
 }
 
 // Reads a response header into a fresh parser, skipping interim responses (100 Continue to an
-// Expect we removed); 101 is returned like a final response.
+// Expect we removed); 101 is returned like a final response. A framing the proxy cannot relay
+// (see ResponseFramingOk) is the error bad_transfer_encoding.
 template <class Stream>
 asio::awaitable<beast::error_code> ReadResponseHeader(
     Stream& stream, beast::flat_buffer& buffer, bool head, uint32_t header_limit,
@@ -173,6 +179,7 @@ asio::awaitable<beast::error_code> ReadResponseHeader(
     co_await SafeAsyncRead(stream, buffer, *res, ReadUntil::kHeader,
                            asio::redirect_error(asio::use_awaitable, ec));
   } while (!ec && res->get().result_int() / 100 == 1 && res->get().result_int() != 101);
+  if (!ec && !ResponseFramingOk(res->get())) ec = http::error::bad_transfer_encoding;
   co_return ec;
 }
 
