@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/task_state.h"
@@ -34,7 +35,14 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 
   grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         grpc::ServerWriter<v1::LogLine>* writer) override {
-    std::string path = agent_.driver_->LogPath(req->task_id());
+    // The id names a directory under the driver's: "../x" would read another directory's log.
+    const std::string& id = req->task_id();
+    if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
+        id.find('\0') != std::string::npos) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("task_id: \"", absl::CEscape(id), "\" is not a task id"));
+    }
+    std::string path = agent_.driver_->LogPath(id);
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
