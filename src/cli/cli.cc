@@ -109,6 +109,8 @@ struct ServerFlags {
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
+  std::string log_max_size = "10M";
+  std::string task_dir_retention = "1h";
   ProxyLimitFlags proxy;
 };
 
@@ -191,7 +193,54 @@ void AddRuntimeFlags(CLI::App* cmd, WorkerOptions* w) {
                 "pods then use the host's resolver)");
 }
 
+// Disk use of the tasks' files (issue 17 D7): output logs and directories of gone tasks.
+void AddTaskFileFlags(CLI::App* cmd, ServerFlags* f) {
+  cmd->add_option("--log-max-size", f->log_max_size,
+                  "Rotate a task's output log before it grows past this size (4K or more)")
+      ->capture_default_str();
+  cmd->add_option("--log-max-files", f->worker.log_max_files,
+                  "Output log files kept per task, the current one included (1-100)")
+      ->capture_default_str();
+  cmd->add_option("--task-dir-retention", f->task_dir_retention,
+                  "Remove the directory (logs) of a gone task this long after it is gone")
+      ->capture_default_str();
+  cmd->add_option("--task-dirs-kept", f->worker.task_dirs_kept,
+                  "At most this many directories of gone tasks are kept (oldest removed first)")
+      ->capture_default_str();
+}
+
+absl::Status FinishTaskFileFlags(ServerFlags* f) {
+  absl::StatusOr<int64_t> size = ParseByteSize(f->log_max_size);
+  if (!size.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--log-max-size: ", size.status().message()));
+  }
+  if (*size < 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-max-size: must be at least 4K, got ", f->log_max_size));
+  }
+  f->worker.log_max_size = *size;
+  if (f->worker.log_max_files < 1 || f->worker.log_max_files > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-max-files: must be between 1 and 100, got ", f->worker.log_max_files));
+  }
+  absl::StatusOr<absl::Duration> retention = ParseDuration(f->task_dir_retention);
+  if (!retention.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--task-dir-retention: ", retention.status().message()));
+  }
+  if (*retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--task-dir-retention: must not be negative");
+  }
+  f->worker.task_dir_retention = *retention;
+  if (f->worker.task_dirs_kept < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--task-dirs-kept: must be 0 or more, got ", f->worker.task_dirs_kept));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FinishWorkerFlags(ServerFlags* f) {
+  if (absl::Status s = FinishTaskFileFlags(f); !s.ok()) return s;
   if (f->worker.runtime == "cri") {
     if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
   }
@@ -842,6 +891,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
+  AddTaskFileFlags(init, &init_flags);
   AddProxyLimitFlags(init, &init_flags.proxy);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
@@ -884,6 +934,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
   AddRuntimeFlags(worker, &worker_flags.worker);
+  AddTaskFileFlags(worker, &worker_flags);
   worker->add_flag("--stop-tasks-on-exit", worker_flags.worker.stop_tasks_on_exit,
                    "Stop every task on exit (default: leave them running for the next start to "
                    "adopt)");

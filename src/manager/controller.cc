@@ -2,6 +2,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
@@ -95,6 +96,11 @@ absl::Time Controller::RunPass() {
   for (const auto& s : services) service_by_id[s.id()] = &s;
   std::map<std::string, const v1::Node*> node_by_id;
   for (const auto& n : nodes) node_by_id[n.id()] = &n;
+  // A service whose record is corrupt is not deleted: its tasks keep running untouched.
+  std::set<std::string> corrupt_services;
+  for (const auto& c : store_.Corruption()) {
+    if (c.kind == Kind::kService) corrupt_services.insert(c.id);
+  }
   {
     std::vector<Mutation> m;
     for (const auto& t : tasks) {
@@ -102,6 +108,7 @@ absl::Time Controller::RunPass() {
         by_service[t.service_id()].push_back(t);
         continue;
       }
+      if (corrupt_services.count(t.service_id())) continue;
       auto node = node_by_id.find(t.node_id());
       bool node_down = node == node_by_id.end() || node->second->state() != v1::NODE_STATE_READY;
       if (IsTerminal(t.status().state()) || node_down) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/data_dir.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
 #include "http/descriptor_budget.h"
@@ -46,16 +47,16 @@ int WaitForTerminationSignal() {
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
   std::unique_ptr<ManagerServer> m(new ManagerServer());
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
-  }
+  // Before the store opens: a second manager on the same store would overwrite what the first
+  // one acknowledged.
+  auto lock = DataDirLock::Acquire(options.data_dir, "manager");
+  if (!lock.ok()) return lock.status();
+  m->data_dir_lock_ = std::move(*lock);
   // The watch feed keeps whole objects in memory; watchers relist (or resume from the event
   // backlog) when they fall further behind than this.
   SqliteStoreOptions store_options;
   store_options.max_changes = 10000;
+  store_options.parse = ParseStoredObject;
   auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string(),
                                  store_options);
   if (!store.ok()) return store.status();
@@ -179,9 +180,22 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       "warren_controller_passes", "Control loop passes since start.", {}, [ctl] {
         return Registry::Samples{{{}, static_cast<double>(ctl->stats().passes)}};
       });
+  m->registry_->AddCallbackGauge(
+      "warren_store_corrupt_objects",
+      "Objects found corrupt in the store (left out of reads; /readyz is not ready meanwhile).", {},
+      [st] {
+        return Registry::Samples{{{}, static_cast<double>(st->Corruption().size())}};
+      });
+  m->registry_->AddCallbackGauge(
+      "warren_store_disk_full",
+      "1 while the store's disk is too full for commits that add objects.", {}, [st] {
+        return Registry::Samples{{{}, st->CheckSpace().ok() ? 0.0 : 1.0}};
+      });
   if (!options.metrics_addr.empty()) {
-    auto http = HttpServer::Start(options.metrics_addr,
-                                  MetricsHandler(*m->registry_, [] { return true; }), 1);
+    // Not ready while objects are corrupt: the API would answer without them.
+    auto http = HttpServer::Start(
+        options.metrics_addr,
+        MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); }), 1);
     if (!http.ok()) {
       return absl::Status(http.status().code(),
                           absl::StrCat("metrics-addr: ", http.status().message()));
@@ -245,6 +259,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
     o.dns_server = PodGateway(options.cri);
     o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
   }
+  o.log_limits = {options.log_max_size, options.log_max_files};
   o.call_timeout = options.cri.call_timeout;
   o.pull_timeout = options.cri.pull_timeout;
   auto driver = CriDriver::Connect(o, clock);
@@ -263,12 +278,10 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
         "runtime: \"", options.runtime, "\" is not supported (allowed: process, cri, fake)"));
     return nullptr;
   }
-  std::error_code ec;
   std::filesystem::path tasks_dir = std::filesystem::path(options.data_dir) / "tasks";
-  std::filesystem::create_directories(tasks_dir, ec);
-  if (ec) {
-    *error = absl::InvalidArgumentError(
-        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
+  if (absl::Status s = MakePrivateDir(tasks_dir.string()); !s.ok()) {
+    *error =
+        absl::InvalidArgumentError(absl::StrCat("data-dir ", options.data_dir, ": ", s.message()));
     return nullptr;
   }
   // "fake" runs nothing: tasks are reported running at once (control-plane benchmarks).
@@ -283,7 +296,9 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
     }
     driver = std::move(*cri);
   } else {
-    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
+    ProcessDriver::Options po;
+    po.log_limits = {options.log_max_size, options.log_max_files};
+    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock, po);
   }
   auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock, registry);
   *error = agent->Start();
@@ -306,6 +321,12 @@ void LimitDataPlaneDescriptors(int64_t reserved) {
 
 // Starts the worker agent, runs it until SIGINT/SIGTERM, stops it; the process exit code.
 int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
+  // Two workers on one data dir would adopt, restart and remove each other's tasks.
+  auto lock = DataDirLock::Acquire(o.data_dir, o.role);
+  if (!lock.ok()) {
+    spdlog::error("{}", std::string(lock.status().message()));
+    return 1;
+  }
   absl::Status error;
   auto agent = MakeAgent(o, RealClock::Get(), registry, &error);
   if (!agent) {
@@ -323,6 +344,7 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
 
 int RunManager(const ManagerOptions& options) {
   BlockTerminationSignals();
+  RestrictUmask();
   LimitDataPlaneDescriptors(options.reserved_fds);
   auto m = ManagerServer::Start(options, RealClock::Get());
   if (!m.ok()) {
@@ -337,6 +359,7 @@ int RunManager(const ManagerOptions& options) {
 
 int RunWorker(const WorkerOptions& options) {
   BlockTerminationSignals();
+  RestrictUmask();
   LimitDataPlaneDescriptors(options.reserved_fds);
   WorkerOptions o = options;
   if (o.data_dir.empty()) o.data_dir = "./warren-worker-data";
@@ -355,6 +378,7 @@ int RunWorker(const WorkerOptions& options) {
 
 int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   BlockTerminationSignals();
+  RestrictUmask();
   LimitDataPlaneDescriptors(manager.reserved_fds);
   auto m = ManagerServer::Start(manager, RealClock::Get());
   if (!m.ok()) {

@@ -20,6 +20,7 @@
 
 namespace warren {
 
+class DataDirLock;
 class GrpcAcceptor;
 class HttpServer;
 namespace dns {
@@ -49,6 +50,8 @@ class ManagerServer {
  private:
   ManagerServer() = default;
 
+  // Released after everything else is gone, the store last of all.
+  std::unique_ptr<DataDirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
