@@ -26,22 +26,8 @@ class GrpcAcceptor::Impl {
   Impl() : acceptor_(ioc_), pause_(ioc_) {}
 
   absl::Status Listen(const std::string& addr) {
-    auto host_port = SplitHostPort(addr);
-    if (!host_port.ok()) return host_port.status();
-    std::string host = host_port->first == "localhost" ? "127.0.0.1" : host_port->first;
-    boost::system::error_code ec;
-    net::ip::address ip = net::ip::make_address(host, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(addr, ": \"", host_port->first, "\" is not an IP address"));
-    }
-    tcp::endpoint endpoint(ip, static_cast<uint16_t>(host_port->second));
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (!ec) port_ = acceptor_.local_endpoint(ec).port();
-    if (ec) return absl::UnavailableError(absl::StrCat(addr, ": ", ec.message()));
+    if (absl::Status s = ListenOn(acceptor_, addr); !s.ok()) return s;
+    port_ = acceptor_.local_endpoint().port();
     return absl::OkStatus();
   }
 

@@ -58,23 +58,6 @@ std::string QueryDecode(std::string_view in) {
 
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-std::string ErrorText(const boost::system::error_code& ec) {
-  std::string msg = ec.message();
-  if (!msg.empty()) msg[0] = absl::ascii_tolower(static_cast<unsigned char>(msg[0]));
-  return msg;
-}
-
-absl::Status SocketError(const std::string& addr, const boost::system::error_code& ec) {
-  std::string msg = absl::StrCat(addr, ": ", ErrorText(ec));
-  if (ec == net::error::address_in_use) return absl::UnavailableError(msg);
-  if (ec == net::error::access_denied) return absl::PermissionDeniedError(msg);
-  if (ec == net::error::address_family_not_supported ||
-      ec == boost::system::errc::address_not_available) {
-    return absl::InvalidArgumentError(msg);
-  }
-  return absl::InternalError(msg);
-}
-
 }  // namespace
 
 std::optional<std::string> HttpRequest::Header(std::string_view name) const {
@@ -154,26 +137,8 @@ class HttpServer::Impl {
   ~Impl() { Stop(); }
 
   absl::Status Listen(const std::string& addr) {
-    auto host_port = SplitHostPort(addr);
-    if (!host_port.ok()) return host_port.status();
-    boost::system::error_code ec;
-    std::string host = host_port->first == "localhost" ? "127.0.0.1" : host_port->first;
-    net::ip::address ip = net::ip::make_address(host, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(addr, ": \"", host_port->first, "\" is not an IP address"));
-    }
-    tcp::endpoint endpoint(ip, static_cast<uint16_t>(host_port->second));
-    acceptor_.open(endpoint.protocol(), ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.bind(endpoint, ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return SocketError(addr, ec);
-    port_ = acceptor_.local_endpoint(ec).port();
-    if (ec) return SocketError(addr, ec);
+    if (absl::Status s = ListenOn(acceptor_, addr); !s.ok()) return s;
+    port_ = acceptor_.local_endpoint().port();
     return absl::OkStatus();
   }
 

@@ -14,7 +14,11 @@
 #include <string_view>
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <string>
+
+#include "absl/status/status.h"
 
 namespace warren {
 
@@ -56,6 +60,11 @@ inline void SendAndClose(int fd, std::string_view bytes) {
   }
   ::close(fd);
 }
+
+// Opens `acceptor` on `addr` ("host:port", "[v6]:port", "localhost:port"; port 0 picks one),
+// with SO_REUSEADDR, and listens. Errors name the address: "127.0.0.1:9090: address already in
+// use" (UNAVAILABLE), a bad address is INVALID_ARGUMENT.
+absl::Status ListenOn(boost::asio::ip::tcp::acceptor& acceptor, const std::string& addr);
 
 // Completion of asio::co_spawn for sessions and loops. asio::detached rethrows an exception
 // that escaped the coroutine into io_context::run(), where it ends the process; this logs it.

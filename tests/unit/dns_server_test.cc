@@ -15,9 +15,12 @@
 #include "dns/dns_message.h"
 #include "dns/service_resolver.h"
 #include "raw_socket.h"
+#include "test_util.h"
 
 namespace warren::dns {
 namespace {
+
+using testing_util::WaitFor;
 
 namespace net = boost::asio;
 using net::ip::tcp;
@@ -90,10 +93,15 @@ absl::StatusOr<Message> ReadTcpAnswer(tcp::socket& s) {
   return ParseMessage(body);
 }
 
-void WriteTcpQuery(tcp::socket& s, const std::vector<uint8_t>& q) {
+// A query as sent over TCP: its length, then the message (RFC 1035 4.2.2).
+std::vector<uint8_t> Framed(const std::vector<uint8_t>& q) {
   std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
   framed.insert(framed.end(), q.begin(), q.end());
-  net::write(s, net::buffer(framed));
+  return framed;
+}
+
+void WriteTcpQuery(tcp::socket& s, const std::vector<uint8_t>& q) {
+  net::write(s, net::buffer(Framed(q)));
 }
 
 class DnsServerTest : public ::testing::Test {
@@ -270,16 +278,6 @@ TEST_F(DnsServerTest, RefusesOutsideNamesByDefault) {
 
 // --- Hostile clients (issue 17 D4) -------------------------------------------------------------
 
-bool Eventually(const std::function<bool()>& cond,
-                std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return cond();
-}
-
 // Answers waiting on a client that never reads used to hold the connection (and one of the
 // max_tcp_connections places) forever: the idle timer only ran while reading.
 TEST_F(DnsServerTest, TcpClientThatDoesNotReadIsClosedAtTheIdleTimeout) {
@@ -289,14 +287,8 @@ TEST_F(DnsServerTest, TcpClientThatDoesNotReadIsClosedAtTheIdleTimeout) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int small = 4096;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(server_->port());
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  std::vector<uint8_t> q = QueryWire("big.warren", kTypeA, 1);
-  std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
-  framed.insert(framed.end(), q.begin(), q.end());
+  ASSERT_TRUE(test::ConnectExisting(fd, server_->port()));
+  const std::vector<uint8_t> framed = Framed(QueryWire("big.warren", kTypeA, 1));
   // Queries (about a kilobyte of answer each) until the server stops reading them: its
   // answers have filled every buffer on the way.
   int sent = 0;
@@ -305,7 +297,7 @@ TEST_F(DnsServerTest, TcpClientThatDoesNotReadIsClosedAtTheIdleTimeout) {
     if (poll(&p, 1, 100) != 1) break;
     if (send(fd, framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT) <= 0) break;
   }
-  EXPECT_TRUE(Eventually([&] { return server_->stats().tcp_connections == 0; }))
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().tcp_connections == 0; }))
       << "after " << sent << " queries";
   close(fd);
 }
@@ -330,7 +322,7 @@ TEST_F(DnsServerTest, TcpConnectionsBeyondTheDescriptorBudgetAreClosed) {
   EXPECT_EQ(ec, net::error::eof) << ec.message();
   EXPECT_EQ(budget.in_use(), 1);
   first.close();
-  EXPECT_TRUE(Eventually([&] { return budget.in_use() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return budget.in_use() == 0; }));
 }
 
 // A forwarded query opens a UDP socket of its own: with no descriptor left it fails at once.
@@ -359,18 +351,12 @@ TEST_F(DnsServerTest, TcpAcceptBacksOffAndRecoversAfterEmfile) {
   {
     test::DescriptorExhaustion exhausted;
     ASSERT_TRUE(exhausted.ok());
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(server_->port());
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-    EXPECT_TRUE(Eventually([&] { return server_->stats().accept_errors > 0; }));
+    ASSERT_TRUE(test::ConnectExisting(fd, server_->port()));
+    EXPECT_TRUE(WaitFor([&] { return server_->stats().accept_errors > 0; }));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a window to count retries
     EXPECT_LT(server_->stats().accept_errors, 20u);
   }
-  std::vector<uint8_t> q = QueryWire("web.warren", kTypeA, 77);
-  std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
-  framed.insert(framed.end(), q.begin(), q.end());
+  const std::vector<uint8_t> framed = Framed(QueryWire("web.warren", kTypeA, 77));
   ASSERT_EQ(send(fd, framed.data(), framed.size(), MSG_NOSIGNAL), ssize_t(framed.size()));
   SetReceiveTimeout(fd, 10);
   uint8_t answer[2];

@@ -12,9 +12,12 @@
 #include "gtest/gtest.h"
 #include "raw_socket.h"
 #include "test_http_client.h"
+#include "test_util.h"
 
 namespace warren {
 namespace {
+
+using testing_util::WaitFor;
 
 using test::HttpConnection;
 using test::HttpGet;
@@ -334,16 +337,6 @@ TEST(HttpServerTest, ShutdownTimesOutOnStuckRequest) {
 
 // --- Hostile clients (issue 17 D1, D4) ---------------------------------------------------------
 
-// Polls `cond` every few milliseconds until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(10)) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return cond();
-}
-
 // Beast threw std::length_error for the 64 KiB trailer field inside its read: the io thread
 // caught it in its run loop, but the connection was left open with no handler, forever.
 TEST(HttpServerTest, TrailerOf64KiBGets431AndTheConnectionEnds) {
@@ -363,7 +356,7 @@ TEST(HttpServerTest, TrailerOf64KiBGets431AndTheConnectionEnds) {
     EXPECT_EQ(r->status, 431);
     EXPECT_TRUE((*conn)->WaitClosed(absl::Seconds(5)));
   }
-  EXPECT_TRUE(Eventually([&] { return (*server)->connection_count() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return (*server)->connection_count() == 0; }));
   auto ok = HttpGet("127.0.0.1", (*server)->port(), "/");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->status, 200);
@@ -386,7 +379,7 @@ TEST(HttpServerTest, HeaderFieldTooLargeForBeastGets431) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 431);
   conn->reset();  // the server lingers for the rest of the request until the client closes
-  EXPECT_TRUE(Eventually([&] { return (*server)->connection_count() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return (*server)->connection_count() == 0; }));
 }
 
 TEST(HttpServerTest, ConnectionsOverTheLimitGet503) {
@@ -405,7 +398,7 @@ TEST(HttpServerTest, ConnectionsOverTheLimitGet503) {
   ASSERT_TRUE(over.ok()) << over.status();
   EXPECT_EQ(over->status, 503);
   held.clear();
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     auto r = HttpGet("127.0.0.1", (*server)->port(), "/");
     return r.ok() && r->status == 200;
   }));
@@ -421,13 +414,9 @@ TEST(HttpServerTest, AcceptLoopBacksOffAndRecoversAfterEmfile) {
   {
     test::DescriptorExhaustion exhausted;
     ASSERT_TRUE(exhausted.ok());
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>((*server)->port()));
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    ASSERT_TRUE(test::ConnectExisting(client, (*server)->port()));
     ASSERT_TRUE(test::SendAll(client, "GET /late HTTP/1.1\r\nHost: h\r\n\r\n"));
-    EXPECT_TRUE(Eventually([&] { return (*server)->accept_errors() > 0; }));
+    EXPECT_TRUE(WaitFor([&] { return (*server)->accept_errors() > 0; }));
     absl::SleepFor(absl::Milliseconds(300));  // a window in which to count the retries
     // A pause doubling from 5 ms to 500 ms tries a handful of times in 300 ms; a busy loop
     // tries hundreds of thousands of times.

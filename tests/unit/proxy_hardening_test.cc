@@ -21,9 +21,12 @@
 #include "proxy/proxy.h"
 #include "raw_socket.h"
 #include "test_http_client.h"
+#include "test_util.h"
 
 namespace warren {
 namespace {
+
+using testing_util::WaitFor;
 
 using test::AcceptWithin;
 using test::ConnectTo;
@@ -85,6 +88,55 @@ std::unique_ptr<ServiceProxy> StartProxy(const v1::ServiceRoute& route, Registry
   return p.ok() ? std::move(*p) : nullptr;
 }
 
+// A backend thread that answers the requests on each connection it accepts with the raw
+// responses given for that connection, one per request head, then waits for the proxy to close
+// the connection. Declare it before the proxy: the proxy must close first.
+class ScriptedBackend {
+ public:
+  ScriptedBackend(const std::string& ip, std::vector<std::vector<std::string>> connections)
+      : ip_(ip), lfd_(Listen(ip, &port_)) {
+    thread_ = std::thread([this, connections = std::move(connections)] {
+      for (const auto& answers : connections) {
+        int fd = AcceptWithin(lfd_, kTimeout);
+        if (fd < 0) return;
+        std::string in;
+        for (const std::string& answer : answers) {
+          if (!ReadUntil(fd, in,
+                         [](const std::string& b) { return b.find("\r\n\r\n") != b.npos; })) {
+            break;
+          }
+          in.erase(0, in.find("\r\n\r\n") + 4);
+          SendAll(fd, answer);
+        }
+        std::string rest;
+        ReadUntilClosed(fd, rest, kTimeout);
+        close(fd);
+      }
+    });
+  }
+  ~ScriptedBackend() {
+    thread_.join();
+    close(lfd_);
+  }
+  v1::ServiceRoute route() const { return RouteTo(ip_, port_); }
+
+ private:
+  std::string ip_;
+  int port_ = 0;
+  int lfd_;
+  std::thread thread_;
+};
+
+// A proxy in front of an EchoBackend.
+struct EchoProxy {
+  explicit EchoProxy(const std::string& ip, ServiceProxyOptions o = {}) : backend(ip) {
+    proxy = StartProxy(backend.route(), registry, std::move(o));
+  }
+  EchoBackend backend;
+  Registry registry;
+  std::unique_ptr<ServiceProxy> proxy;
+};
+
 // The proxy still answers a plain request on a new connection.
 void ExpectServes(ServiceProxy& proxy) {
   auto r = test::HttpDo("127.0.0.1", proxy.port(), "GET", "/", "", {}, kTimeout);
@@ -101,10 +153,9 @@ std::string ChunkedPost(const std::string& trailer) {
 // process died in std::terminate. ----------------------------------------------------------------
 
 TEST(ProxyHardeningTest, RequestTrailerOf64KiBIsRefusedAndTheProxyServesOn) {
-  EchoBackend backend("127.0.0.61");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.61");
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   for (size_t size : {size_t{65535}, size_t{70000}}) {
     SCOPED_TRACE(size);
     auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
@@ -124,12 +175,11 @@ TEST(ProxyHardeningTest, RequestTrailerOf64KiBIsRefusedAndTheProxyServesOn) {
 // With a header limit above 64 KiB the field fits in the read buffer and reaches Beast's
 // basic_fields, which throws: the exception must end only this request.
 TEST(ProxyHardeningTest, FieldsTooLargeForBeastAreRefusedWithALargeHeaderLimit) {
-  EchoBackend backend("127.0.0.61");
-  Registry registry;
   ServiceProxyOptions o;
   o.max_header_bytes = 1 << 20;
-  auto proxy = StartProxy(backend.route(), registry, o);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.61", o);
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   const std::string big(70000, 'a');
   for (const std::string& request :
        {ChunkedPost(absl::StrCat("X-Big: ", big, "\r\n")),
@@ -145,10 +195,9 @@ TEST(ProxyHardeningTest, FieldsTooLargeForBeastAreRefusedWithALargeHeaderLimit) 
 }
 
 TEST(ProxyHardeningTest, ManyTrailerFieldsAreBoundedLikeAHeader) {
-  EchoBackend backend("127.0.0.61");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.61");
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   std::string trailer;
   for (int i = 0; i < 100; ++i)
     absl::StrAppend(&trailer, "X-T", i, ": ", std::string(2000, 'b'), "\r\n");
@@ -169,30 +218,15 @@ TEST(ProxyHardeningTest, ManyTrailerFieldsAreBoundedLikeAHeader) {
 }
 
 TEST(ProxyHardeningTest, ResponseTrailerOf64KiBClosesTheClientAndTheProxyServesOn) {
-  int backend_port = 0;
-  int lfd = Listen("127.0.0.62", &backend_port);
+  // First connection: a response whose trailer is too large; second: a normal answer.
+  ScriptedBackend backend(
+      "127.0.0.62",
+      {{absl::StrCat("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     "5\r\nhello\r\n0\r\nX-Big: ", std::string(65535, 'a'), "\r\n\r\n")},
+       {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"}});
   Registry registry;
-  auto proxy = StartProxy(RouteTo("127.0.0.62", backend_port), registry);
+  auto proxy = StartProxy(backend.route(), registry);
   ASSERT_NE(proxy, nullptr);
-  std::thread backend([&] {
-    // First connection: a response whose trailer is too large; second: a normal answer.
-    for (int i = 0; i < 2; ++i) {
-      int fd = AcceptWithin(lfd, kTimeout);
-      if (fd < 0) return;
-      std::string req;
-      ReadUntil(fd, req, [](const std::string& b) { return b.find("\r\n\r\n") != b.npos; });
-      if (i == 0) {
-        SendAll(fd,
-                absl::StrCat("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                             "5\r\nhello\r\n0\r\nX-Big: ", std::string(65535, 'a'), "\r\n\r\n"));
-      } else {
-        SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-      }
-      std::string rest;
-      ReadUntilClosed(fd, rest, kTimeout);
-      close(fd);
-    }
-  });
   int c = ConnectTo(proxy->port());
   ASSERT_TRUE(SendAll(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
   std::string got;
@@ -202,40 +236,22 @@ TEST(ProxyHardeningTest, ResponseTrailerOf64KiBClosesTheClientAndTheProxyServesO
   EXPECT_THAT(got, ::testing::Not(HasSubstr("\r\n0\r\n\r\n"))) << absl::CEscape(got);
   close(c);
   ExpectServes(*proxy);
-  backend.join();
-  close(lfd);
 }
 
 // A response that has no body (to HEAD, 204, 304) but names a Transfer-Encoding was relayed
 // with a last chunk "0\r\n\r\n", which the client read as the start of the next response
 // (found by tests/fuzz/proxy_http_fuzz).
 TEST(ProxyHardeningTest, BodylessResponsesNeverCarryAChunkedEnd) {
-  int backend_port = 0;
-  int lfd = Listen("127.0.0.67", &backend_port);
+  ScriptedBackend backend("127.0.0.67",
+                          {{
+                              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  // to HEAD
+                              "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+                              "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+                              "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast",
+                          }});
   Registry registry;
-  auto proxy = StartProxy(RouteTo("127.0.0.67", backend_port), registry);
+  auto proxy = StartProxy(backend.route(), registry);
   ASSERT_NE(proxy, nullptr);
-  const std::vector<std::string> answers = {
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  // to HEAD
-      "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
-      "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
-      "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast",
-  };
-  std::thread backend([&] {
-    int fd = AcceptWithin(lfd, kTimeout);
-    if (fd < 0) return;
-    std::string in;
-    for (const std::string& answer : answers) {
-      if (!ReadUntil(fd, in, [](const std::string& b) { return b.find("\r\n\r\n") != b.npos; })) {
-        break;
-      }
-      in.erase(0, in.find("\r\n\r\n") + 4);
-      SendAll(fd, answer);
-    }
-    std::string rest;
-    ReadUntilClosed(fd, rest, kTimeout);
-    close(fd);
-  });
   auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(conn.ok());
   const std::vector<std::pair<std::string, int>> requests = {
@@ -247,12 +263,12 @@ TEST(ProxyHardeningTest, BodylessResponsesNeverCarryAChunkedEnd) {
     ASSERT_TRUE(r.ok()) << method << " " << status << ": " << r.status();
     EXPECT_EQ(r->status, status);
     EXPECT_FALSE(r->Header("Transfer-Encoding").has_value()) << status;
-    if (status == 200 && method == "GET") EXPECT_EQ(r->body, "last");
+    if (status == 200 && method == "GET") {
+      EXPECT_EQ(r->body, "last");
+    }
   }
   conn->reset();
   proxy->Stop(kTimeout);
-  backend.join();
-  close(lfd);
 }
 
 // The proxy re-frames response bodies; a transfer coding it does not decode cannot be re-framed
@@ -262,28 +278,15 @@ TEST(ProxyHardeningTest, ResponsesWithCodingsOtherThanChunkedAre502) {
   for (const std::string& te : {std::string("xchunked"), std::string("gzip, chunked"),
                                 std::string("chunked, chunked"), std::string("chunk,d\r\n\tx")}) {
     SCOPED_TRACE(te);
-    int backend_port = 0;
-    int lfd = Listen("127.0.0.68", &backend_port);
+    ScriptedBackend backend("127.0.0.68", {{absl::StrCat("HTTP/1.1 200 OK\r\nTransfer-Encoding: ",
+                                                         te, "\r\n\r\n5\r\nhello\r\n0\r\n\r\n")}});
     Registry registry;
-    auto proxy = StartProxy(RouteTo("127.0.0.68", backend_port), registry);
+    auto proxy = StartProxy(backend.route(), registry);
     ASSERT_NE(proxy, nullptr);
-    std::thread backend([&] {
-      int fd = AcceptWithin(lfd, kTimeout);
-      if (fd < 0) return;
-      std::string in;
-      ReadUntil(fd, in, [](const std::string& b) { return b.find("\r\n\r\n") != b.npos; });
-      SendAll(fd, absl::StrCat("HTTP/1.1 200 OK\r\nTransfer-Encoding: ", te,
-                               "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
-      std::string rest;
-      ReadUntilClosed(fd, rest, kTimeout);
-      close(fd);
-    });
     auto r = test::HttpDo("127.0.0.1", proxy->port(), "GET", "/", "", {}, kTimeout);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 502);
     proxy->Stop(kTimeout);
-    backend.join();
-    close(lfd);
   }
 }
 
@@ -302,10 +305,9 @@ class ProxyFramingTest : public testing::TestWithParam<Framing> {};
 
 TEST_P(ProxyFramingTest, IsRefusedAndNeverForwarded) {
   const Framing& f = GetParam();
-  EchoBackend backend("127.0.0.63");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.63");
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(conn.ok());
   ASSERT_TRUE((*conn)->SendRaw(f.request, kTimeout).ok());
@@ -383,10 +385,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 // What RFC 9112 lets a proxy accept is forwarded in a form the backend cannot read differently.
 TEST(ProxyHardeningTest, AcceptedFramingsReachTheBackendNormalized) {
-  EchoBackend backend("127.0.0.63");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.63");
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   struct Case {
     std::string request;
     std::vector<std::string> body_has;
@@ -427,16 +428,6 @@ double CounterValue(Registry& registry, const std::string& name) {
   return registry.AddCounter(name, "", {"service"}).WithLabels({"web"}).Value();
 }
 
-// Polls `cond` every few milliseconds until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = kTimeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return cond();
-}
-
 ServiceProxyOptions ShortTimeouts(absl::Duration header, absl::Duration idle) {
   ServiceProxyOptions o;
   o.header_timeout = header;
@@ -445,11 +436,9 @@ ServiceProxyOptions ShortTimeouts(absl::Duration header, absl::Duration idle) {
 }
 
 TEST(ProxyTimeoutTest, AHeadSentByteByByteIsCutAtTheHeaderTimeoutWith408) {
-  EchoBackend backend("127.0.0.64");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry,
-                          ShortTimeouts(absl::Milliseconds(300), absl::Seconds(30)));
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.64", ShortTimeouts(absl::Milliseconds(300), absl::Seconds(30)));
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   const absl::Time start = absl::Now();
   int c = ConnectTo(proxy->port());
   ASSERT_TRUE(SendAll(c, "GET / HTTP/1.1\r\nHost: h\r\n"));
@@ -470,11 +459,9 @@ TEST(ProxyTimeoutTest, AHeadSentByteByByteIsCutAtTheHeaderTimeoutWith408) {
 }
 
 TEST(ProxyTimeoutTest, AConnectionThatSendsNothingIsClosedAtTheHeaderTimeout) {
-  EchoBackend backend("127.0.0.64");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry,
-                          ShortTimeouts(absl::Milliseconds(200), absl::Seconds(30)));
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.64", ShortTimeouts(absl::Milliseconds(200), absl::Seconds(30)));
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   const absl::Time start = absl::Now();
   int c = ConnectTo(proxy->port());
   std::string got;
@@ -485,11 +472,9 @@ TEST(ProxyTimeoutTest, AConnectionThatSendsNothingIsClosedAtTheHeaderTimeout) {
 }
 
 TEST(ProxyTimeoutTest, AnIdleKeepAliveConnectionIsClosedAtTheIdleTimeout) {
-  EchoBackend backend("127.0.0.64");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry,
-                          ShortTimeouts(absl::Seconds(30), absl::Milliseconds(300)));
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.64", ShortTimeouts(absl::Seconds(30), absl::Milliseconds(300)));
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(conn.ok());
   auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
@@ -502,11 +487,9 @@ TEST(ProxyTimeoutTest, AnIdleKeepAliveConnectionIsClosedAtTheIdleTimeout) {
 // The header timeout of the first request counts from the accept; later requests on the same
 // connection get their own.
 TEST(ProxyTimeoutTest, ABusyKeepAliveConnectionOutlivesTheHeaderTimeout) {
-  EchoBackend backend("127.0.0.64");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry,
-                          ShortTimeouts(absl::Milliseconds(200), absl::Seconds(30)));
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.64", ShortTimeouts(absl::Milliseconds(200), absl::Seconds(30)));
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(conn.ok());
   const absl::Time start = absl::Now();
@@ -521,11 +504,9 @@ TEST(ProxyTimeoutTest, ABusyKeepAliveConnectionOutlivesTheHeaderTimeout) {
 }
 
 TEST(ProxyTimeoutTest, AStalledRequestBodyIsClosedAtTheIdleTimeout) {
-  EchoBackend backend("127.0.0.64");
-  Registry registry;
-  auto proxy = StartProxy(backend.route(), registry,
-                          ShortTimeouts(absl::Seconds(30), absl::Milliseconds(300)));
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.64", ShortTimeouts(absl::Seconds(30), absl::Milliseconds(300)));
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   int c = ConnectTo(proxy->port());
   ASSERT_TRUE(SendAll(c, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello"));
   const absl::Time sent = absl::Now();
@@ -549,7 +530,7 @@ TEST(ProxyTimeoutTest, AClientThatStopsReadingIsClosedAtTheIdleTimeout) {
   int c = ConnectTo(proxy->port());
   ASSERT_TRUE(SendAll(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
   // The proxy's writes stall on the full socket buffers and it gives up.
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(WaitFor(
       [&] { return CounterValue(registry, "warren_proxy_connections_timed_out_total") == 1; }));
   std::string got;
   EXPECT_TRUE(ReadUntilClosed(c, got, kTimeout)) << got.size();
@@ -558,12 +539,11 @@ TEST(ProxyTimeoutTest, AClientThatStopsReadingIsClosedAtTheIdleTimeout) {
 }
 
 TEST(ProxyLimitTest, ConnectionsOverThePortLimitGet503) {
-  EchoBackend backend("127.0.0.66");
-  Registry registry;
   ServiceProxyOptions o;
   o.max_connections = 3;
-  auto proxy = StartProxy(backend.route(), registry, o);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.66", o);
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   std::vector<std::unique_ptr<HttpConnection>> held;
   for (int i = 0; i < 3; ++i) {
     auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
@@ -579,25 +559,24 @@ TEST(ProxyLimitTest, ConnectionsOverThePortLimitGet503) {
   EXPECT_EQ(CounterValue(registry, "warren_proxy_connections_refused_total"), 1);
   // A closed connection frees its place.
   held.pop_back();
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     auto r = test::HttpDo("127.0.0.1", proxy->port(), "GET", "/", "", {}, kTimeout);
     return r.ok() && r->status == 200;
   }));
 }
 
 TEST(ProxyLimitTest, TheDescriptorBudgetCountsClientsUpstreamsAndThePool) {
-  EchoBackend backend("127.0.0.66");
-  Registry registry;
   DescriptorBudget budget(5);
   ServiceProxyOptions o;
   o.budget = &budget;
-  auto proxy = StartProxy(backend.route(), registry, o);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.66", o);
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   auto a = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE((*a)->Request("GET", "/", "", {}, kTimeout).ok());
   // Client + its upstream; the upstream went to the pool with a unit of its own.
-  EXPECT_TRUE(Eventually([&] { return budget.in_use() == 3; })) << budget.in_use();
+  EXPECT_TRUE(WaitFor([&] { return budget.in_use() == 3; })) << budget.in_use();
   auto b = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
   ASSERT_TRUE(b.ok());
   auto rb = (*b)->Request("GET", "/", "", {}, kTimeout);  // takes the pooled upstream
@@ -609,34 +588,29 @@ TEST(ProxyLimitTest, TheDescriptorBudgetCountsClientsUpstreamsAndThePool) {
   a->reset();
   b->reset();
   // Only the pooled upstream connection is left.
-  EXPECT_TRUE(Eventually([&] { return budget.in_use() == 1; })) << budget.in_use();
+  EXPECT_TRUE(WaitFor([&] { return budget.in_use() == 1; })) << budget.in_use();
   EXPECT_LE(budget.in_use(), budget.limit());
 }
 
 // Running out of descriptors fails accept(2) until one is free; the accept loop waits it out
 // and serves the connections that queued meanwhile.
 TEST(ProxyLimitTest, TheAcceptLoopRecoversAfterEmfile) {
-  EchoBackend backend("127.0.0.66");
-  Registry registry;
   DescriptorBudget budget;
   ServiceProxyOptions o;
   o.budget = &budget;
-  auto proxy = StartProxy(backend.route(), registry, o);
-  ASSERT_NE(proxy, nullptr);
+  EchoProxy echo("127.0.0.66", o);
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
   // Warm the pool so the request needs no new upstream descriptor, and let that connection's
   // client side close: no descriptor may be freed while the process is out of them.
   ExpectServes(*proxy);
-  ASSERT_TRUE(Eventually([&] { return budget.in_use() == 1; })) << budget.in_use();
+  ASSERT_TRUE(WaitFor([&] { return budget.in_use() == 1; })) << budget.in_use();
   int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(client, 0);
   {
     test::DescriptorExhaustion exhausted;
     ASSERT_TRUE(exhausted.ok());
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(proxy->port()));
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    ASSERT_TRUE(test::ConnectExisting(client, proxy->port()));
     ASSERT_TRUE(SendAll(client, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
     // The accept fails for a while (EMFILE): no answer yet.
     pollfd p{client, POLLIN, 0};

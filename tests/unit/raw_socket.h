@@ -43,13 +43,19 @@ inline int AcceptWithin(int lfd, absl::Duration timeout) {
   return accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
 }
 
-inline int ConnectTo(int port, const std::string& ip = "127.0.0.1") {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// Connects a socket made earlier to ip:port. connect(2) needs no new descriptor, so this works
+// while the process is out of them (see DescriptorExhaustion).
+inline bool ConnectExisting(int fd, int port, const std::string& ip = "127.0.0.1") {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
   inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  return connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+}
+
+inline int ConnectTo(int port, const std::string& ip = "127.0.0.1") {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_TRUE(ConnectExisting(fd, port, ip));
   timeval tv{10, 0};  // no test blocks forever
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
