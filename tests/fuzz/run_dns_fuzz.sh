@@ -9,6 +9,6 @@ runs="${2:-200000}"
 seconds="${3:-60}"
 bin="$out/dns_fuzz"
 fuzz_build "$bin" "$here/dns_fuzz.cc $fuzz_root/src/dns/dns_message.cc $fuzz_root/src/dns/resolver_core.cc" \
-  "$fuzz_root/src/dns" \
+  "$fuzz_root/src/dns" -- \
   $(pkg-config --libs absl_statusor absl_status absl_strings absl_str_format)
 fuzz_run "$bin" "$here/dns_corpus" "$out" "$runs" "$seconds" 4096

@@ -15,6 +15,6 @@ bin="$out/proxy_http_fuzz"
 fuzz_build "$bin" "$here/proxy_http_fuzz.cc $fuzz_root/src/proxy/http_relay.cc" \
   "$fuzz_root/src/proxy/http_relay.h $fuzz_root/src/http/safe_read.h" \
   -DBOOST_ASIO_HAS_CO_AWAIT=1 -DBOOST_ASIO_HAS_STD_COROUTINE=1 -DBOOST_ENABLE_ASSERT_HANDLER \
-  -fno-sanitize=function -pthread \
+  -fno-sanitize=function -- -pthread \
   $(pkg-config --libs absl_strings)
 fuzz_run "$bin" "$here/proxy_http_corpus" "$out" "$runs" "$seconds" 200000
