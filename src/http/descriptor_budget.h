@@ -71,7 +71,14 @@ class DescriptorBudget {
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit in force afterwards.
+// The soft limit from before is what processes started later get (RestoreTaskFileLimit).
 int64_t RaiseFileLimit();
+
+// In a forked child before exec: the soft RLIMIT_NOFILE from before RaiseFileLimit (the hard
+// limit stays). Tasks and the commands of health checks get the limit Warren was started with,
+// not Warren's own, which can be a million: programs that close every possible descriptor at
+// start or use select(2) break or slow down with such a limit. Async-signal-safe.
+void RestoreTaskFileLimit();
 
 // Sets the data plane's budget to the descriptor limit minus `reserved` (kept for the control
 // plane), but never below half the limit. Returns the budget.

@@ -27,7 +27,11 @@ class GrpcAcceptor::Impl {
 
   absl::Status Listen(const std::string& addr) {
     if (absl::Status s = ListenOn(acceptor_, addr); !s.ok()) return s;
-    port_ = acceptor_.local_endpoint().port();
+    const tcp::endpoint bound = acceptor_.local_endpoint();
+    port_ = bound.port();
+    // The bound address, for the log: "port 0" says nothing.
+    addr_ = bound.address().is_v6() ? absl::StrCat("[", bound.address().to_string(), "]:", port_)
+                                    : absl::StrCat(bound.address().to_string(), ":", port_);
     return absl::OkStatus();
   }
 
@@ -40,7 +44,7 @@ class GrpcAcceptor::Impl {
           ioc_.run();
           return;
         } catch (const std::exception& e) {
-          spdlog::error("api accept loop: unexpected exception: {}", e.what());
+          spdlog::error("gRPC listener {}: unexpected exception: {}", addr_, e.what());
         }
       }
     });
@@ -68,7 +72,8 @@ class GrpcAcceptor::Impl {
       if (ec) {
         if (auto pause = backoff_.OnError(ec); pause.count() > 0) {
           if (accept_errors_.fetch_add(1) == 0) {
-            spdlog::warn("api: accept failed ({}); retrying with a pause", ec.message());
+            spdlog::warn("gRPC listener {}: accept failed ({}); retrying with a pause", addr_,
+                         ec.message());
           }
           pause_.expires_after(pause);
           pause_.async_wait([this](boost::system::error_code wait_ec) {
@@ -102,6 +107,7 @@ class GrpcAcceptor::Impl {
   std::thread thread_;
   std::atomic<bool> stopped_{false};
   int port_ = 0;
+  std::string addr_;
 };
 
 void ConfigureGrpcServer(grpc::ServerBuilder& builder) {

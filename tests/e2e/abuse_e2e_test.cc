@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "dns/dns_message.h"
 #include "e2e_fixture.h"
 #include "grpcpp/grpcpp.h"
@@ -257,7 +258,9 @@ TEST_F(AbuseE2eTest, DescriptorExhaustionNeverStopsTheApiForGood) {
     flood.push_back(std::move(c));
   }
   EXPECT_TRUE(Soon([&] {
-    return node.Log().find("api: accept failed (Too many open files)") != std::string::npos;
+    return node.Log().find(absl::StrCat("gRPC listener ", api_addr_,
+                                        ": accept failed (Too many open files)")) !=
+           std::string::npos;
   })) << node.Log();
   flood.clear();
   EXPECT_TRUE(Soon([&] { return ApiAnswersWithinASecond(api_addr_); })) << node.Log();
