@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace grpc {
 class Server;
@@ -46,10 +47,20 @@ class GrpcAcceptor {
   std::unique_ptr<Impl> impl_;
 };
 
-// Options of every Warren gRPC server (the API, the worker agent's): connections without calls
-// are closed after a while and dead peers are found by pings, so that abandoned connections give
-// their descriptors back. Workers hold streams (never idle); the CLI connects per command.
-void ConfigureGrpcServer(grpc::ServerBuilder& builder);
+// Connection limits of every Warren gRPC server (the API, the worker agent's), so that
+// abandoned connections give their descriptors back. Workers hold streams (never idle); the CLI
+// connects per command.
+struct GrpcConnectionLimits {
+  // A connection without calls for this long is sent GOAWAY and closed (also one that never
+  // said a word: connections handed over by GrpcAcceptor skip gRPC's handshake timeout).
+  absl::Duration max_idle = absl::Minutes(5);
+  // While calls are open the peer is pinged after this long without traffic, and the connection
+  // is closed when the ping is not answered within keepalive_timeout.
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+};
+
+void ConfigureGrpcServer(grpc::ServerBuilder& builder, const GrpcConnectionLimits& limits = {});
 
 }  // namespace warren
 

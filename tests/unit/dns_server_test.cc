@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "dns/dns_message.h"
 #include "dns/service_resolver.h"
@@ -323,6 +324,38 @@ TEST_F(DnsServerTest, TcpConnectionsBeyondTheDescriptorBudgetAreClosed) {
   EXPECT_EQ(budget.in_use(), 1);
   first.close();
   EXPECT_TRUE(WaitFor([&] { return budget.in_use() == 0; }));
+}
+
+TEST_F(DnsServerTest, TcpConnectionsOverTheLimitAreClosed) {
+  DnsServerOptions so;
+  so.max_tcp_connections = 2;
+  Start({}, so);
+  net::io_context ioc;
+  const tcp::endpoint server(net::ip::make_address("127.0.0.1"), server_->port());
+  std::vector<tcp::socket> held;
+  for (uint16_t id = 1; id <= 2; ++id) {
+    tcp::socket s(ioc);
+    s.connect(server);
+    SetReceiveTimeout(s.native_handle(), 5);
+    WriteTcpQuery(s, QueryWire("web.warren", kTypeA, id));
+    ASSERT_TRUE(ReadTcpAnswer(s).ok());
+    held.push_back(std::move(s));
+  }
+  tcp::socket over(ioc);
+  over.connect(server);
+  SetReceiveTimeout(over.native_handle(), 5);
+  std::array<uint8_t, 1> buf;
+  boost::system::error_code ec;
+  over.read_some(net::buffer(buf), ec);
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+  EXPECT_EQ(server_->stats().tcp_connections, 2u);
+  held.clear();
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().tcp_connections == 0; }));
+  tcp::socket again(ioc);
+  again.connect(server);
+  SetReceiveTimeout(again.native_handle(), 5);
+  WriteTcpQuery(again, QueryWire("web.warren", kTypeA, 3));
+  EXPECT_TRUE(ReadTcpAnswer(again).ok());
 }
 
 // A forwarded query opens a UDP socket of its own: with no descriptor left it fails at once.

@@ -37,13 +37,13 @@ class EchoService final : public Echo::Service {
 
 // A gRPC server fed by a GrpcAcceptor, as the manager and the worker agent build theirs.
 struct Served {
-  Served() {
+  explicit Served(const GrpcConnectionLimits& limits = {}) {
     auto a = GrpcAcceptor::Listen("127.0.0.1:0");
     EXPECT_TRUE(a.ok()) << a.status();
     if (!a.ok()) return;
     acceptor = std::move(*a);
     grpc::ServerBuilder builder;
-    ConfigureGrpcServer(builder);
+    ConfigureGrpcServer(builder, limits);
     builder.RegisterService(&service);
     server = builder.BuildAndStart();
     EXPECT_NE(server, nullptr);
@@ -58,12 +58,15 @@ struct Served {
   std::unique_ptr<grpc::Server> server;
 };
 
-// One call on a connection of its own: channels share connections unless told not to.
-grpc::Status CallOnNewConnection(int port, const std::string& text) {
+// A channel with a connection of its own: channels share connections unless told not to.
+std::shared_ptr<grpc::Channel> NewChannel(int port) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                           grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::string& text) {
   auto stub = Echo::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -75,6 +78,10 @@ grpc::Status CallOnNewConnection(int port, const std::string& text) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "wrong answer: " + resp.text());
   }
   return s;
+}
+
+grpc::Status CallOnNewConnection(int port, const std::string& text) {
+  return Call(NewChannel(port), text);
 }
 
 TEST(GrpcAcceptorTest, ServesCallsOnTheConnectionsItAccepts) {
@@ -131,6 +138,26 @@ TEST(GrpcAcceptorTest, AcceptsAgainAfterTheProcessRanOutOfDescriptors) {
   close(client);
   grpc::Status s = CallOnNewConnection(port, "after");
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+// Connections handed over by the acceptor skip gRPC's handshake and its deadline: a client that
+// connects and never says a word, and one whose calls are done, must still be closed in time.
+TEST(GrpcAcceptorTest, ConnectionsWithoutCallsAreClosedAfterMaxIdle) {
+  GrpcConnectionLimits limits;
+  limits.max_idle = absl::Milliseconds(300);
+  Served served(limits);
+  ASSERT_NE(served.server, nullptr);
+  const int port = served.acceptor->port();
+  int silent = test::ConnectTo(port);
+  std::string got;
+  EXPECT_TRUE(test::ReadUntilClosed(silent, got, absl::Seconds(20))) << got.size();
+  close(silent);
+  auto channel = NewChannel(port);
+  ASSERT_TRUE(Call(channel, "once").ok());
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // The server's GOAWAY takes the channel out of READY.
+  EXPECT_TRUE(WaitFor([&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }));
+  EXPECT_TRUE(Call(channel, "again").ok());  // a new connection
 }
 
 }  // namespace

@@ -430,5 +430,50 @@ TEST(HttpServerTest, AcceptLoopBacksOffAndRecoversAfterEmfile) {
   close(client);
 }
 
+// The whole request must arrive within idle_timeout: a client that sends nothing and one that
+// sends a header line now and then (slowloris) are both closed.
+TEST(HttpServerTest, SilentAndSlowClientsAreClosedAtTheIdleTimeout) {
+  HttpServerOptions o;
+  o.idle_timeout = absl::Milliseconds(300);
+  auto server = HttpServer::Start("127.0.0.1:0", Describe, o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  int silent = test::ConnectTo((*server)->port());
+  std::string got;
+  EXPECT_TRUE(test::ReadUntilClosed(silent, got, absl::Seconds(10)));
+  EXPECT_EQ(got, "");
+  close(silent);
+  int slow = test::ConnectTo((*server)->port());
+  ASSERT_TRUE(test::SendAll(slow, "GET / HTTP/1.1\r\nHost: h\r\n"));
+  bool closed = false;
+  for (int i = 0; i < 500 && !closed; ++i) {
+    if (!test::SendAll(slow, absl::StrCat("X-", i, ": x\r\n"))) break;
+    closed = test::ReadUntilClosed(slow, got, absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(closed || test::ReadUntilClosed(slow, got, absl::Seconds(10)));
+  EXPECT_EQ(got, "");
+  close(slow);
+  EXPECT_TRUE(WaitFor([&] { return (*server)->connection_count() == 0; }));
+}
+
+// A client that asks and then never reads the answer is closed once the write stalls for
+// idle_timeout.
+TEST(HttpServerTest, AClientThatStopsReadingIsClosedAtTheIdleTimeout) {
+  HttpServerOptions o;
+  o.idle_timeout = absl::Milliseconds(300);
+  auto server = HttpServer::Start(
+      "127.0.0.1:0",
+      [](const HttpRequest&) { return HttpResponse::Text(200, std::string(32 << 20, 'z')); }, o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  int c = test::ConnectTo((*server)->port());
+  ASSERT_TRUE(test::SendAll(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  ASSERT_TRUE(WaitFor([&] { return (*server)->connection_count() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return (*server)->connection_count() == 0; }));
+  // What the kernel still holds arrives, then the end: never the whole body.
+  std::string got;
+  EXPECT_TRUE(test::ReadUntilClosed(c, got, absl::Seconds(10))) << got.size();
+  EXPECT_LT(got.size(), size_t{32} << 20);
+  close(c);
+}
+
 }  // namespace
 }  // namespace warren

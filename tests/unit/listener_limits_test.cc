@@ -2,7 +2,10 @@
 
 #include <sys/resource.h>
 
+#include <cstdint>
+
 #include "cli/listener_flags.h"
+#include "fd_exhaustion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/descriptor_budget.h"
@@ -45,6 +48,26 @@ TEST(DescriptorBudgetTest, DataPlaneGetsTheLimitMinusTheReserveButAtLeastHalf) {
   EXPECT_EQ(ConfigureDataPlaneBudget(limit), limit / 2);
   EXPECT_EQ(ConfigureDataPlaneBudget(0), limit);
   DescriptorBudget::DataPlane().SetLimit(saved);
+}
+
+// In a child: the test runner's own limit stays as it is.
+TEST(DescriptorBudgetTest, RaiseFileLimitRaisesTheSoftLimitToTheHardOne) {
+  rlimit rl{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= 256) GTEST_SKIP() << rl.rlim_max;
+  const int code = testing_util::RunInChild([&] {
+    rlimit low = rl;
+    low.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 10;
+    const int64_t raised = RaiseFileLimit();
+    rlimit now{};
+    if (getrlimit(RLIMIT_NOFILE, &now) != 0) return 11;
+    if (now.rlim_cur != rl.rlim_max) return 12;
+    const int64_t want =
+        rl.rlim_max == RLIM_INFINITY ? INT64_MAX : static_cast<int64_t>(rl.rlim_max);
+    return raised == want ? 0 : 13;
+  });
+  EXPECT_EQ(code, 0) << "10/11: limits not set up; 12: soft limit not raised; 13: wrong result";
 }
 
 TEST(ListenerFlagsTest, DefaultsAndValues) {
