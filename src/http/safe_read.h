@@ -9,7 +9,10 @@
 // thread nobody guards, ends the process in std::terminate.
 //
 // Memory stays bounded by the dynamic buffer's max_size(): a header block, a chunk header (with
-// its extensions) or a trailer section must fit in it, or the read fails with buffer_overflow.
+// its extensions) or a trailer section must fit in it, or the read fails with buffer_overflow
+// (header_limit for a header block). Beast 1.74 parses the header fields of its first put and
+// its header_limit bounds only what is buffered after that, so a head of many small fields could
+// exceed the limit by a whole read; the head's total is counted here.
 
 #include <cstddef>
 #include <exception>
@@ -84,6 +87,7 @@ class ReadOp {
       if (buffer_.size() > 0) {
         boost::beast::error_code ec;
         size_t used = 0;
+        const bool in_head = !parser_.is_header_done();
         try {
           used = parser_.put(buffer_.data(), ec);
         } catch (const std::length_error&) {
@@ -96,6 +100,12 @@ class ReadOp {
         }
         buffer_.consume(used);
         total_ += used;
+        // A put that starts in the head ends with it: every byte it used is the head's.
+        if (in_head) head_ += used;
+        if (in_head &&
+            head_ + (parser_.is_header_done() ? 0 : buffer_.size()) > buffer_.max_size()) {
+          return Finish(self, http::error::header_limit);
+        }
         if (ec != http::error::need_more) {
           if (ec || until_ == ReadUntil::kSome || parser_.is_done() ||
               (until_ == ReadUntil::kHeader && parser_.is_header_done())) {
@@ -133,12 +143,15 @@ class ReadOp {
   bool read_started_ = false;
   boost::beast::error_code result_;
   size_t total_ = 0;
+  size_t head_ = 0;  // bytes of the header block parsed so far
 };
 
 }  // namespace safe_read_detail
 
 // Completion signature void(error_code, size_t bytes_parsed). The buffer's max_size() bounds
-// every element that must be buffered whole (see above); a parser's header_limit still applies.
+// every element that must be buffered whole and the whole header block (see above); a parser's
+// header_limit still applies. A parser whose head was read by an earlier call is not counted
+// again.
 template <class Stream, class DynamicBuffer, bool isRequest, class Token, class Hook = NoReadHook>
 auto SafeAsyncRead(Stream& stream, DynamicBuffer& buffer,
                    boost::beast::http::basic_parser<isRequest>& parser, ReadUntil until,

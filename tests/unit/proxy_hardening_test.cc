@@ -194,6 +194,26 @@ TEST(ProxyHardeningTest, FieldsTooLargeForBeastAreRefusedWithALargeHeaderLimit) 
   }
 }
 
+// Beast 1.74 parses the header fields of its first read and its header_limit bounds only what is
+// buffered after that: a head of many small fields could exceed the limit by that first read.
+TEST(ProxyHardeningTest, ARequestHeadOfManySmallFieldsIsBoundedTo64KiB) {
+  EchoProxy echo("127.0.0.61");
+  ASSERT_NE(echo.proxy, nullptr);
+  auto& [backend, registry, proxy] = echo;
+  const std::string head = test::HeadOfSmallFields((64 << 10) + 200);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok());
+  // The first read (512 bytes) takes a dozen fields, then the rest arrives.
+  ASSERT_TRUE((*conn)->SendRaw(head.substr(0, 500), kTimeout).ok());
+  absl::SleepFor(absl::Milliseconds(50));  // pacing
+  ASSERT_TRUE((*conn)->SendRaw(head.substr(500), kTimeout).ok());
+  auto r = (*conn)->ReadResponse(kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 431);
+  EXPECT_EQ(backend.requests(), 0);
+  ExpectServes(*proxy);
+}
+
 TEST(ProxyHardeningTest, ManyTrailerFieldsAreBoundedLikeAHeader) {
   EchoProxy echo("127.0.0.61");
   ASSERT_NE(echo.proxy, nullptr);
@@ -235,6 +255,29 @@ TEST(ProxyHardeningTest, ResponseTrailerOf64KiBClosesTheClientAndTheProxyServesO
   EXPECT_THAT(got, HasSubstr("HTTP/1.1 200 OK"));
   EXPECT_THAT(got, ::testing::Not(HasSubstr("\r\n0\r\n\r\n"))) << absl::CEscape(got);
   close(c);
+  ExpectServes(*proxy);
+}
+
+// A task's response head is bounded like a request's: one field of 64 KiB or more (which
+// Beast's basic_fields throws on) and 80 KB of smaller fields (which passed) are both a 502.
+TEST(ProxyHardeningTest, ResponseHeadOver64KiBIs502AndTheProxyServesOn) {
+  std::string many_fields;
+  for (int i = 0; i < 40; ++i)
+    absl::StrAppend(&many_fields, "X-F", i, ": ", std::string(2000, 'f'), "\r\n");
+  ScriptedBackend backend(
+      "127.0.0.69",
+      {{absl::StrCat("HTTP/1.1 200 OK\r\nX-Big: ", std::string(70000, 'a'),
+                     "\r\nContent-Length: 2\r\n\r\nok")},
+       {absl::StrCat("HTTP/1.1 200 OK\r\n", many_fields, "Content-Length: 2\r\n\r\nok")},
+       {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"}});
+  Registry registry;
+  auto proxy = StartProxy(backend.route(), registry);
+  ASSERT_NE(proxy, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    auto r = test::HttpDo("127.0.0.1", proxy->port(), "GET", "/", "", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    EXPECT_EQ(r->status, 502) << i;
+  }
   ExpectServes(*proxy);
 }
 

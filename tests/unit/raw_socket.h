@@ -140,6 +140,15 @@ class DescriptorExhaustion {
   std::vector<int> fds_;
 };
 
+// A GET head of at least `size` bytes in fields of about 40 bytes each, ending in CRLF CRLF.
+inline std::string HeadOfSmallFields(size_t size) {
+  std::string head = "GET / HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; head.size() + 2 < size; ++i) {
+    head += "X-F" + std::to_string(i) + ": " + std::string(30, 'f') + "\r\n";
+  }
+  return head + "\r\n";
+}
+
 inline int FreePort() {
   int port = 0;
   int fd = Listen("127.0.0.1", &port);
