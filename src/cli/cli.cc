@@ -18,10 +18,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli/apply.h"
+#include "cli/cluster_commands.h"
+#include "cli/command_env.h"
+#include "cli/daemon_flags.h"
 #include "cli/listener_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
+#include "cli/stack_commands.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
@@ -50,6 +55,8 @@ struct Context {
     absl::StatusOr<OutputFormat> f = ParseOutputFormat(output);
     return f.ok() ? *f : OutputFormat::kTable;
   }
+  // For the commands defined in their own files.
+  CommandEnv env_for_commands() const { return CommandEnv{&manager, out, err, &command_line}; }
 };
 
 // A connection to the manager, and the one place gRPC errors become messages and exit codes.
@@ -68,16 +75,7 @@ class Client {
     if (!stream) call->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
   }
 
-  int Fail(const grpc::Status& status) const {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      *ctx_.err << "error: cannot reach the manager at " << ctx_.manager
-                << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
-    } else {
-      *ctx_.err << "error: " << status.error_message() << "\n";
-    }
-    return 1;
-  }
+  int Fail(const grpc::Status& status) const { return ctx_.env_for_commands().Fail(status); }
 
  private:
   const Context& ctx_;
@@ -738,96 +736,17 @@ int Apply(Context& ctx, const std::string& file, bool dry_run) {
     *ctx.err << "error: " << file << ": no services\n";
     return 1;
   }
-  // Nothing is applied unless every service is valid.
-  bool invalid = false;
-  for (size_t i = 0; i < specs->size(); ++i) {
-    v1::ServiceSpec& spec = (*specs)[i];
-    ApplySpecDefaults(&spec);
-    if (absl::Status s = ValidateServiceSpec(spec); !s.ok()) {
-      *ctx.err << "error: " << file << ": service " << (i + 1) << " ("
-               << (spec.name().empty() ? "no name" : spec.name()) << "): " << s.message() << "\n";
-      invalid = true;
-    }
-  }
-  if (invalid) return 1;
-
-  // Plan: read each service, then let the manager check each change (dry run) before any is made.
-  struct Step {
-    const v1::ServiceSpec* spec;
-    bool exists = false;
-    v1::Service current;
-    bool changed = true;
-  };
   Client client(ctx);
-  std::vector<Step> steps;
-  for (const v1::ServiceSpec& spec : *specs) {
-    Step step;
-    step.spec = &spec;
-    grpc::Status s = GetService(client, spec.name(), &step.current);
-    if (s.ok()) {
-      step.exists = true;
-      v1::ServiceSpec current = step.current.spec();
-      ApplySpecDefaults(&current);
-      *step.current.mutable_spec() = current;
-      step.changed = !google::protobuf::util::MessageDifferencer::Equals(current, spec);
-    } else if (s.error_code() != grpc::StatusCode::NOT_FOUND) {
-      return client.Fail(s);
-    }
-    steps.push_back(std::move(step));
-  }
-  const std::string cause = absl::StrCat("warren apply -f ", file);
-  auto send = [&](const Step& step, bool server_dry_run, v1::Service* result) {
-    grpc::ClientContext call;
-    Client::Prepare(&call);
-    if (!step.exists) {
-      v1::CreateServiceRequest req;
-      *req.mutable_spec() = *step.spec;
-      req.set_dry_run(server_dry_run);
-      return client.stub().CreateService(&call, req, result);
-    }
-    v1::UpdateServiceRequest req;
-    *req.mutable_spec() = *step.spec;
-    req.set_expected_version(step.current.version());
-    req.set_change_cause(cause);
-    req.set_dry_run(server_dry_run);
-    return client.stub().UpdateService(&call, req, result);
+  ApplyRequest request;
+  request.specs = std::move(*specs);
+  request.describe = [&file](size_t i, const v1::ServiceSpec& spec) {
+    return absl::StrCat(file, ": service ", i + 1, " (",
+                        spec.name().empty() ? "no name" : spec.name(), ")");
   };
-  for (const Step& step : steps) {
-    if (!step.changed) continue;
-    v1::Service ignored;
-    if (grpc::Status s = send(step, true, &ignored); !s.ok()) {
-      *ctx.err << "error: " << step.spec->name() << ": " << s.error_message() << "\n";
-      return 1;
-    }
-  }
-  for (const Step& step : steps) {
-    const std::string& name = step.spec->name();
-    if (!step.changed) {
-      *ctx.out << name << ": unchanged\n";
-      continue;
-    }
-    if (dry_run) {
-      if (!step.exists) {
-        *ctx.out << name << ": create\n";
-      } else {
-        *ctx.out << name << ": update\n"
-                 << UnifiedDiff(name + " (current)", ToYaml(step.current.spec()),
-                                name + " (" + file + ")", ToYaml(*step.spec));
-      }
-      continue;
-    }
-    v1::Service result;
-    if (grpc::Status s = send(step, false, &result); !s.ok()) {
-      *ctx.err << "error: " << name << ": " << s.error_message() << "\n";
-      return 1;
-    }
-    if (!step.exists) {
-      *ctx.out << name << ": created (" << result.id() << ")\n";
-    } else {
-      *ctx.out << name << ": updated (revision " << result.revision() << ")\n";
-    }
-  }
-  return 0;
+  request.source = file;
+  request.change_cause = absl::StrCat("warren apply -f ", file);
+  request.dry_run = dry_run;
+  return ApplyServices(client.stub(), request, ctx.env_for_commands());
 }
 
 std::string QuoteForDisplay(const std::string& arg) {
@@ -881,10 +800,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // cluster init
   ServerFlags init_flags;
   init_flags.worker.data_dir.clear();
-  CLI::App* cluster = app.add_subcommand("cluster", "Single-node cluster");
+  CLI::App* cluster =
+      app.add_subcommand("cluster", "Single-node cluster; backup and restore of the store");
   cluster->require_subcommand(1);
+  AddClusterAdminCommands(cluster, ctx.env_for_commands(), &action);
   CLI::App* init = cluster->add_subcommand("init", "Start a manager and a worker in one process");
   AddManagerFlags(init, &init_flags);
+  AddLogFlags(init);
   init->add_option("--node-name", init_flags.worker.node_name, "Node name (default: host name)");
   init->add_option("--address-range", init_flags.worker.address_range,
                    "Loopback CIDR for task addresses")
@@ -909,6 +831,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   ServerFlags manager_flags;
   CLI::App* manager = app.add_subcommand("manager", "Run the manager (API, store, controllers)");
   AddManagerFlags(manager, &manager_flags);
+  AddLogFlags(manager);
   manager->callback([&] {
     action = [&] {
       if (absl::Status s = FinishManagerFlags(&manager_flags); !s.ok()) return UsageError(ctx, s);
@@ -947,6 +870,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
   AddProxyLimitFlags(worker, &worker_flags.proxy);
   AddReservedFdsFlag(worker, &worker_flags.worker.reserved_fds);
+  AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
@@ -1126,6 +1050,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   apply->add_option("-f,--file", apply_file, "YAML file ('-' for standard input)")->required();
   apply->add_flag("--dry-run", apply_dry_run, "Print what would change; change nothing");
   apply->callback([&] { action = [&] { return Apply(ctx, apply_file, apply_dry_run); }; });
+
+  AddStackCommands(&app, ctx.env_for_commands(), &action);
 
   // version
   CLI::App* version = app.add_subcommand("version", "Print the version");

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/deployment_log.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
 #include "manager/rollout.h"
@@ -166,6 +167,7 @@ absl::Time Controller::RunPass() {
               events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
         }
         if (!CommitOrCount(m)) continue;  // decided again on the next pass
+        LogDeploymentTransition(it->second, step.deployment);
         if (metrics_ && !step.finished_status.empty()) {
           metrics_->DeploymentFinished(step.deployment.strategy(), step.finished_status,
                                        FromProtoTime(step.deployment.finished_at()) -

@@ -7,12 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_dir.h"
+#include "common/grpc_services.h"
+#include "common/systemd_notify.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
 #include "http/descriptor_budget.h"
 #include "http/grpc_acceptor.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
+#include "manager/backup_service.h"
+#include "manager/readiness.h"
 #include "manager/rollout.h"
 #include "spdlog/spdlog.h"
 #include "store/sqlite_store.h"
@@ -46,6 +50,7 @@ int WaitForTerminationSignal() {
 
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
+  EnableStandardGrpcServices();
   std::unique_ptr<ManagerServer> m(new ManagerServer());
   // Before the store opens: a second manager on the same store would overwrite what the first
   // one acknowledged.
@@ -137,6 +142,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
   builder.RegisterService(m->api_.get());
+  m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
+  builder.RegisterService(m->backup_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
     return absl::InternalError(
@@ -145,6 +152,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->grpc_acceptor_->Start(m->grpc_server_.get());
   const int port = m->grpc_acceptor_->port();
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
+  m->health_ = std::make_unique<HealthStatusUpdater>(
+      *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
+      std::vector<std::string>{v1::Warren::service_full_name(),
+                               v1::ClusterAdmin::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
@@ -219,6 +230,7 @@ void ManagerServer::Shutdown() {
   dns_.reset();
   // Start() may have failed half way: only what exists is stopped.
   if (grpc_acceptor_) grpc_acceptor_->Stop();
+  health_.reset();
   if (api_) api_->Shutdown();
   if (controller_) controller_->Stop();
   if (grpc_server_) {
@@ -300,6 +312,7 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
     po.log_limits = {options.log_max_size, options.log_max_files};
     driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock, po);
   }
+  EnableStandardGrpcServices();
   auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock, registry);
   *error = agent->Start();
   if (!error->ok()) return nullptr;
@@ -333,7 +346,10 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
     spdlog::error("{}", std::string(error.message()));
     return 1;
   }
+  NotifyReady(absl::StrCat(o.role, " ", NodeName(o), " serving; agent on ", agent->agent_addr()));
+  auto watchdog = WatchdogPinger::StartIfEnabled();
   int sig = WaitForTerminationSignal();
+  NotifyStopping();
   spdlog::info("signal {}: shutting down{}", sig,
                o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
   agent->Stop(o.stop_tasks_on_exit);
@@ -351,7 +367,10 @@ int RunManager(const ManagerOptions& options) {
     spdlog::error("{}", std::string(m.status().message()));
     return 1;
   }
+  NotifyReady(absl::StrCat("manager serving on ", (*m)->api_addr()));
+  auto watchdog = WatchdogPinger::StartIfEnabled();
   int sig = WaitForTerminationSignal();
+  NotifyStopping();
   spdlog::info("signal {}: shutting down", sig);
   (*m)->Shutdown();
   return 0;

@@ -20,8 +20,10 @@
 
 namespace warren {
 
+class BackupService;
 class DataDirLock;
 class GrpcAcceptor;
+class HealthStatusUpdater;
 class HttpServer;
 namespace dns {
 class ClusterDns;
@@ -56,9 +58,12 @@ class ManagerServer {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;
+  std::unique_ptr<BackupService> backup_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_
+  // The gRPC health status, kept equal to /readyz; stopped before grpc_server_.
+  std::unique_ptr<HealthStatusUpdater> health_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagerMetrics> metrics_;
   std::unique_ptr<HttpServer> metrics_server_;

@@ -25,7 +25,7 @@
 namespace warren {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = SqliteStore::kSchemaVersion;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS objects (
@@ -790,6 +790,43 @@ absl::Status SqliteStore::CheckSpace() {
   absl::MutexLock lock(&reserve_mu_);
   if (disk_full_ && !TryRecreateReserve()) return absl::ResourceExhaustedError(DiskFullMessage());
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SqliteStore::Backup(const std::string& path) {
+  // The connection is the commit leader's: take the leader's place, so no transaction is open
+  // and none starts until the copy is done.
+  absl::MutexLock lock(&commit_mu_);
+  auto leader_free = [this]() {
+    commit_mu_.AssertHeld();
+    return !leader_active_;
+  };
+  commit_mu_.Await(absl::Condition(&leader_free));
+  leader_active_ = true;
+  commit_mu_.Unlock();
+  uint64_t version = Version();
+  sqlite3_stmt* stmt = nullptr;
+  absl::Status s;
+  if (sqlite3_prepare_v2(db_, "VACUUM INTO ?1", -1, &stmt, nullptr) != SQLITE_OK) {
+    s = SqlError("preparing the backup");
+  } else {
+    BindText(stmt, 1, path);
+    if (sqlite3_step(stmt) != SQLITE_DONE) s = SqlError(absl::StrCat("backup to ", path).c_str());
+    sqlite3_finalize(stmt);
+  }
+  commit_mu_.Lock();
+  leader_active_ = false;
+  if (!s.ok()) return s;
+  // The copy keeps the WAL flag of the original; a backup is one self-contained file that a
+  // reader may open read-only.
+  sqlite3* copy = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &copy, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(copy, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  }
+  std::string error = rc == SQLITE_OK ? "" : (copy ? sqlite3_errmsg(copy) : sqlite3_errstr(rc));
+  sqlite3_close(copy);
+  if (!error.empty()) return absl::InternalError(absl::StrCat("backup ", path, ": ", error));
+  return version;
 }
 
 std::vector<CorruptObject> SqliteStore::Corruption() const {

@@ -70,6 +70,12 @@ class SqliteStore : public Store {
   uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override;
   std::vector<CorruptObject> Corruption() const override;
   absl::Status CheckSpace() override;
+  // VACUUM INTO `path` between two commits: a compact copy in rollback-journal mode that
+  // SQLite (and Open) reads as a store of this schema.
+  absl::StatusOr<uint64_t> Backup(const std::string& path) override;
+
+  // The schema this binary writes (PRAGMA user_version); older ones are upgraded at Open.
+  static constexpr int kSchemaVersion = 1;
 
   // Changes with version <= this were dropped from the feed (0: nothing dropped yet).
   uint64_t CompactedThrough() const;

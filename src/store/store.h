@@ -121,6 +121,13 @@ class Store {
   // OK, or RESOURCE_EXHAUSTED naming the data dir while the disk is too full for commits that
   // add objects (checked again on every call, so it clears as soon as space is freed).
   virtual absl::Status CheckSpace() = 0;
+
+  // Writes a consistent copy of the whole store, as of one commit, to `path` (a new or empty
+  // file) while the store keeps serving; returns the version the copy holds. Commits wait
+  // meanwhile. UNIMPLEMENTED for stores that cannot.
+  virtual absl::StatusOr<uint64_t> Backup(const std::string& path) {
+    return absl::UnimplementedError("this store cannot make backups");
+  }
 };
 
 // The corrupt object of `kind` whose name or id is `name_or_id`, if any.

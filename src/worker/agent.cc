@@ -561,10 +561,13 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           QueueReport(t.id(), l.status);
           to_start.push_back(t);
         } else {
-          // The manager believes it runs here, but this worker does not have it.
+          // The manager believes it runs here, but this worker does not have it: the worker
+          // went away before it started it, or the task's state went with the machine. Not
+          // the task's doing, so orphaned (replaced at once, not counted against a rollout).
           v1::TaskStatus st = t.status();
-          st.set_state(v1::TASK_STATE_FAILED);
-          st.set_error("task not found on the worker (lost while the worker was down)");
+          st.set_state(v1::TASK_STATE_ORPHANED);
+          st.clear_error();
+          st.set_message("task not found on the worker (lost while the worker was down)");
           *st.mutable_timestamp() = ToProtoTime(now);
           *st.mutable_finished_at() = ToProtoTime(now);
           QueueReport(t.id(), st);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/time_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "manager/server.h"
 #include "test_util.h"
@@ -322,6 +323,38 @@ TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
     EXPECT_EQ(absl::ToUnixNanos(FromProtoTime(t.status().health().healthy_since())), since[t.id()])
         << t.id() << ": healthy-since restarted with the worker";
   }
+  agent.Stop();
+}
+
+// A task the worker lost while it was down (it died before the task was started, or its
+// state went with the machine) was not the task's own doing: it is orphaned, not failed, so a
+// rollout does not count it against the new revision (a rolling update rolled back after a
+// kill -9 of the node), and the reconciler starts a replacement at once.
+TEST_F(ClusterRestartTest, TaskLostWhileTheWorkerWasDownIsOrphanedNotFailed) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  const std::vector<v1::Task> before = Tasks("web");
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
+  w1.agent->Stop();
+  // Only the first task comes back after the restart.
+  auto driver = std::make_unique<FakeDriver>();
+  const std::string kept = before[0].id(), lost = before[1].id();
+  driver->AddRecoverable(w1.driver->Specs().at(kept), *w1.driver->Inspect(kept));
+  WorkerAgent agent(wo, std::move(driver), RealClock::Get());
+  ASSERT_TRUE(agent.Start().ok());
+  v1::Task lost_task;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : Tasks("web")) {
+      if (t.id() == lost) lost_task = t;
+    }
+    return lost_task.status().state() != v1::TASK_STATE_RUNNING;
+  }));
+  EXPECT_EQ(lost_task.status().state(), v1::TASK_STATE_ORPHANED)
+      << lost_task.status().ShortDebugString();
+  EXPECT_EQ(lost_task.status().error(), "");
+  EXPECT_THAT(lost_task.status().message(), testing::HasSubstr("lost while the worker was down"));
+  EXPECT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
   agent.Stop();
 }
 
