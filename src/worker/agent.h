@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "dns/cluster_dns.h"
 #include "grpcpp/grpcpp.h"
+#include "http/grpc_acceptor.h"
 #include "http/metrics.h"
 #include "proxy/proxy.h"
 #include "roles.h"
@@ -106,6 +107,7 @@ class WorkerAgent {
   std::unique_ptr<LogService> log_service_;
   std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
 
   mutable absl::Mutex mu_;

@@ -24,13 +24,20 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "proxy/proxy.h"
+#include "raw_socket.h"
 #include "test_http_client.h"
 #include "test_subprocess.h"
 
 namespace warren {
 namespace {
 
+using test::AcceptWithin;
+using test::ConnectTo;
+using test::FreePort;
 using test::HttpConnection;
+using test::Listen;
+using test::ReadUntil;
+using test::SendAll;
 using test::Subprocess;
 using ::testing::HasSubstr;
 
@@ -102,71 +109,6 @@ std::unique_ptr<ServiceProxy> StartProxy(const v1::ServiceRoute& route, Registry
   auto p = ServiceProxy::Start(route, o);
   EXPECT_TRUE(p.ok()) << p.status();
   return p.ok() ? std::move(*p) : nullptr;
-}
-
-// --- raw sockets for in-test backends and clients ---------------------------------------------
-
-int Listen(const std::string& ip, int* port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  EXPECT_EQ(listen(fd, 16), 0);
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
-
-// Waits (bounded) for a connection on a listening socket.
-int AcceptWithin(int lfd, absl::Duration timeout) {
-  pollfd p{lfd, POLLIN, 0};
-  if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1) return -1;
-  return accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-}
-
-int ConnectTo(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  timeval tv{10, 0};  // no test blocks forever
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  return fd;
-}
-
-bool SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Reads until `pred(buffer)` holds or the peer closes / times out.
-template <class Pred>
-bool ReadUntil(int fd, std::string& buf, Pred pred) {
-  char tmp[65536];
-  while (!pred(buf)) {
-    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-    if (n <= 0) return false;
-    buf.append(tmp, static_cast<size_t>(n));
-  }
-  return true;
-}
-
-int FreePort() {
-  int port = 0;
-  int fd = Listen("127.0.0.1", &port);
-  close(fd);
-  return port;
 }
 
 // --- tests --------------------------------------------------------------------------------------
