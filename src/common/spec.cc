@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -952,7 +953,12 @@ bool NeedsQuotes(const std::string& s) {
   if (kWords.count(lower)) return true;
   double d;
   if (absl::SimpleAtod(s, &d)) return true;
-  return s.front() == ' ' || s.back() == ' ';
+  // A plain scalar loses surrounding white space, and a line break (\r too, at the end of the
+  // document) cannot be in one: quoted, the emitter escapes them.
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  if (blank(s.front()) || blank(s.back())) return true;
+  return absl::c_any_of(s,
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 void EmitJsonValue(YAML::Emitter& e, const Json& j, const FieldDescriptor* field);

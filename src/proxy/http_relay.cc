@@ -119,4 +119,11 @@ void PrepareResponseHead(http::response_parser<http::buffer_body>& p, unsigned v
   }
 }
 
+bool EndsAtClose(const http::response_parser<http::buffer_body>& p, bool head) {
+  const auto& res = p.get();
+  const int status = res.result_int();
+  if (head || status / 100 == 1 || status == 204 || status == 304) return false;
+  return !p.content_length() && !res.chunked();
+}
+
 }  // namespace warren::relay

@@ -103,6 +103,11 @@ void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_
 void PrepareResponseHead(http::response_parser<http::buffer_body>& p, unsigned version, bool head,
                          bool& client_keep);
 
+// True when the client sees the end of this (prepared) response only as the connection's end:
+// a body of unknown length to an HTTP/1.0 client. If its relay is cut, an orderly close would
+// pass the cut-off body for a whole one, so the connection must be reset instead.
+bool EndsAtClose(const http::response_parser<http::buffer_body>& p, bool head);
+
 enum class Side { kNone, kIn, kOut };
 
 // Arms the deadline for a wait on the client, clears it for a wait on the backend.

@@ -85,6 +85,7 @@ class ServiceProxy::Impl {
     relay::ClientDeadline deadline;
     bool head_started = false;  // bytes of a request head arrived: a timeout answers 408
     bool lingering = false;     // closing: the rest of what the client sends is dropped
+    bool reset = false;         // closing: abortively, so the client sees an answer was cut
     // The client's descriptor and the one of the upstream connection it uses.
     DescriptorBudget::Lease fds;
   };
@@ -513,8 +514,12 @@ class ServiceProxy::Impl {
       // Whatever went wrong, it ends this connection only.
       spdlog::error("proxy {}: connection from {} dropped: {}", service_, s->peer_ip, e.what());
     }
-    co_await Linger(*s);
     beast::error_code ec;
+    if (s->reset) {
+      s->client.set_option(tcp::socket::linger(true, 0), ec);
+    } else {
+      co_await Linger(*s);
+    }
     s->client.close(ec);
     SessionEnded(w, s.get());
   }
@@ -702,7 +707,10 @@ class ServiceProxy::Impl {
                                                               s.client, buf, &s.deadline);
     m->latency->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (relayed.failed != relay::Side::kNone) co_return false;
+    if (relayed.failed != relay::Side::kNone) {
+      if (relayed.failed == relay::Side::kIn && relay::EndsAtClose(*rp, head)) s.reset = true;
+      co_return false;
+    }
     s.upstream = nullptr;
     if (upstream_keep && rp->is_done()) PutIdle(w, std::move(ap->up));
     co_return client_keep;

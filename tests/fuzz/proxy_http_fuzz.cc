@@ -36,10 +36,11 @@ constexpr uint32_t kHeaderLimit = 8 << 10;  // small, so the fuzzer reaches it
 constexpr int kMaxRequests = 4;
 
 struct Outcome {
-  int forwarded = 0;                  // requests relayed whole to the backend
-  bool forward_cut = false;           // the last request's relay to the backend failed midway
-  int answered = 0;                   // responses relayed whole to the client
-  bool answer_cut = false;            // the last response's relay to the client failed midway
+  int forwarded = 0;         // requests relayed whole to the backend
+  bool forward_cut = false;  // the last request's relay to the backend failed midway
+  int answered = 0;          // responses relayed whole to the client
+  bool answer_cut = false;   // the last response's relay to the client failed midway
+  bool reset = false;  // ... and the proxy resets the connection: the cut cannot show otherwise
   bool heads[kMaxRequests + 1] = {};  // per response sent: the request was HEAD
 };
 
@@ -109,6 +110,7 @@ asio::awaitable<void> Serve(Stream& client, Stream& upstream, Outcome& out) {
         co_await relay::Relay<false>(*res, upstream, ubuf, client, body.data(), &deadline);
     if (relayed.failed != relay::Side::kNone) {
       out.answer_cut = true;
+      out.reset = relayed.failed == relay::Side::kIn && relay::EndsAtClose(*res, head);
       co_return;
     }
     ++out.answered;
@@ -226,6 +228,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int answered =
       CountMessages<false>({to_client.data(), to_client.size()}, out.heads, out.answer_cut);
   Check(answered >= 0, "sent the client a malformed response");
-  Check(answered == out.answered, "sent the client a different number of responses");
+  // A body delimited by the connection's end reads whole to a parser when cut; the proxy resets
+  // such a connection (see proxy.cc), which the client sees as an error.
+  Check(answered == out.answered || (out.reset && answered == out.answered + 1),
+        "sent the client a different number of responses");
   return 0;
 }

@@ -2,10 +2,12 @@
 // forms, slow and idle connections, connection limits. Each case must end with an error answer or
 // a closed connection, never with a dead process.
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -256,6 +258,50 @@ TEST(ProxyHardeningTest, ResponseTrailerOf64KiBClosesTheClientAndTheProxyServesO
   EXPECT_THAT(got, ::testing::Not(HasSubstr("\r\n0\r\n\r\n"))) << absl::CEscape(got);
   close(c);
   ExpectServes(*proxy);
+}
+
+// An HTTP/1.0 client sees the end of a body of unknown length only as the connection's end. When
+// the task's answer breaks off, an orderly close made the cut body look whole (found by
+// tests/fuzz/proxy_http_fuzz): the proxy resets the connection instead.
+TEST(ProxyHardeningTest, ACutAnswerToAnHttp10ClientEndsInAReset) {
+  int port = 0;
+  int lfd = Listen("127.0.0.70", &port);
+  std::thread backend([lfd] {
+    int fd = AcceptWithin(lfd, kTimeout);
+    if (fd < 0) return;
+    std::string in;
+    if (ReadUntil(fd, in, [](const std::string& b) { return b.find("\r\n\r\n") != b.npos; })) {
+      SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+    }
+    close(fd);
+  });
+  Registry registry;
+  auto proxy = StartProxy(RouteTo("127.0.0.70", port), registry);
+  ASSERT_NE(proxy, nullptr);
+  int c = ConnectTo(proxy->port());
+  ASSERT_TRUE(SendAll(c, "GET / HTTP/1.0\r\nHost: h\r\n\r\n"));
+  std::string got;
+  int end = 0;  // 0 while reading, then the errno of the failed read (0 for an orderly end)
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (absl::Now() < deadline) {
+    pollfd p{c, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    char tmp[4096];
+    ssize_t n = recv(c, tmp, sizeof(tmp), MSG_DONTWAIT);
+    if (n > 0) {
+      got.append(tmp, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    end = n == 0 ? -1 : errno;
+    break;
+  }
+  backend.join();
+  close(c);
+  close(lfd);
+  EXPECT_THAT(got, HasSubstr("HTTP/1.0 200 OK"));
+  EXPECT_EQ(end, ECONNRESET) << "the connection ended in order after " << absl::CEscape(got);
+  proxy->Stop(kTimeout);
 }
 
 // A task's response head is bounded like a request's: one field of 64 KiB or more (which

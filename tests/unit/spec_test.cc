@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -1275,6 +1276,31 @@ TEST(ToYamlTest, ZeroReplicasRoundTrip) {
   ASSERT_TRUE(specs.ok()) << specs.status();
   EXPECT_EQ((*specs)[0].replicas(), 0);
   EXPECT_THAT(ToYaml(svc), HasSubstr("  replicas: 0\n"));
+}
+
+// Found by the spec fuzzer: a command ending in a carriage return (a bare \r at the end of the
+// file) was printed as a plain scalar, whose line break swallowed the \r when applied again.
+// Strings with line breaks, control characters or surrounding white space are quoted.
+TEST(ToYamlTest, ControlCharactersAndEdgeWhiteSpaceRoundTrip) {
+  for (const std::string value :
+       {"/bin/app\r", "a\rb", "tab\t", "\tlead", "x\ny", "bell\x07", "del\x7f", "trail\n"}) {
+    v1::ServiceSpec spec = ValidSpec();
+    spec.mutable_template_()->set_command(value);
+    spec.mutable_template_()->add_args(value);
+    (*spec.mutable_template_()->mutable_env())["V"] = value;
+    auto parsed = ParseServicesYaml(ToYaml(spec));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(parsed->size(), 1u);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*parsed)[0], spec))
+        << absl::CEscape(value) << ":\n"
+        << ToYaml(spec);
+  }
+  // The fuzzer's input: a plain scalar that ends the file with a \r.
+  auto specs = ParseServicesYaml("name: web\ntemplate:\n  command: /usr/bin/web\r");
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  auto again = ParseServicesYaml(ToYaml((*specs)[0]));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)[0].template_().command(), (*specs)[0].template_().command());
 }
 
 }  // namespace
