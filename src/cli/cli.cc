@@ -23,6 +23,7 @@
 #include "cli/cluster_commands.h"
 #include "cli/command_env.h"
 #include "cli/daemon_flags.h"
+#include "cli/listener_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
@@ -109,6 +110,7 @@ struct ServerFlags {
   std::string dns_ttl = "5s";
   std::string log_max_size = "10M";
   std::string task_dir_retention = "1h";
+  ProxyLimitFlags proxy;
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
@@ -150,6 +152,7 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--task-history-limit", f->manager.task_history,
                   "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
       ->capture_default_str();
+  AddReservedFdsFlag(cmd, &f->manager.reserved_fds);
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
@@ -167,6 +170,8 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
                                                    limits::kMaxTaskHistory, ", got ",
                                                    f->manager.task_history));
   }
+  if (absl::Status s = CheckReservedFds(f->manager.reserved_fds); !s.ok()) return s;
+  f->worker.reserved_fds = f->manager.reserved_fds;
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
@@ -261,7 +266,8 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
     return absl::InvalidArgumentError(
         absl::StrCat("--cpus: must be 0 (detect)..", limits::kMaxCpus, ", got ", f->worker.cpus));
   }
-  return absl::OkStatus();
+  if (absl::Status s = CheckReservedFds(f->worker.reserved_fds); !s.ok()) return s;
+  return FinishProxyLimitFlags(f->proxy, &f->worker.proxy);
 }
 
 // ---- client commands ---------------------------------------------------------------------------
@@ -856,6 +862,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
   AddTaskFileFlags(init, &init_flags);
+  AddProxyLimitFlags(init, &init_flags.proxy);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -909,6 +916,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Address published ports listen on (unless a port names its own)")
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
+  AddProxyLimitFlags(worker, &worker_flags.proxy);
+  AddReservedFdsFlag(worker, &worker_flags.worker.reserved_fds);
   AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
