@@ -101,8 +101,6 @@ class SqliteStore : public Store {
   // Validates, writes and applies the batch; returns the write error, if any (every accepted
   // request then has it as its result).
   absl::Status ApplyBatch(const std::vector<CommitRequest*>& batch);
-  absl::Status Validate(const std::vector<Mutation>& mutations, uint64_t version, bool disk_full,
-                        Overlay& overlay) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Disk-full state: the reserve is released on entry and recreated to leave it.
   void EnterDiskFull(const absl::Status& cause);
   bool TryRecreateReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reserve_mu_);
