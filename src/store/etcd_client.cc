@@ -115,6 +115,9 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const EtcdClientO
     // its default, a connect on a loaded machine is not given up too early.)
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // After failed connects gRPC resolves the name again before it retries, at most every 30 s
+    // by default: a restarted member would stay unused that long.
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 500);
     // Finds a member that vanished without closing the connection (etcd allows pings every
     // 5 s by default).
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -137,6 +140,13 @@ absl::Status EtcdClient::FromGrpc(const grpc::Status& s, const std::string& endp
                       absl::StrCat("etcd ", endpoint, ": ", s.error_message()));
 }
 
+bool EtcdClient::Connect(Member& m) const {
+  // A call on a channel that failed to connect fails at once, without trying again; asking
+  // for the connection does try.
+  return m.channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY ||
+         m.channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options_.connect_timeout));
+}
+
 absl::StatusOr<EtcdClient::Member*> EtcdClient::Pick() {
   size_t start;
   {
@@ -147,9 +157,7 @@ absl::StatusOr<EtcdClient::Member*> EtcdClient::Pick() {
   for (size_t i = 0; i < members_.size(); ++i) {
     size_t index = (start + i) % members_.size();
     Member* m = members_[index].get();
-    grpc_connectivity_state state = m->channel->GetState(/*try_to_connect=*/true);
-    if (state != GRPC_CHANNEL_READY &&
-        !m->channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options_.connect_timeout))) {
+    if (!Connect(*m)) {
       failed.push_back(m->endpoint);
       continue;
     }
@@ -235,6 +243,8 @@ absl::Status EtcdClient::Compact(int64_t revision) {
 absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::MemberStatus(size_t endpoint) {
   if (endpoint >= members_.size()) return absl::InvalidArgumentError("no such etcd endpoint");
   Member& m = *members_[endpoint];
+  if (!Connect(m))
+    return absl::UnavailableError(absl::StrCat("etcd ", m.endpoint, ": cannot connect"));
   grpc::ClientContext ctx;
   SetDeadline(ctx);
   etcdserverpb::StatusResponse resp;

@@ -92,6 +92,8 @@ class EtcdClient {
   // A member that is connected (or connects within connect_timeout), starting with the one in
   // use; UNAVAILABLE naming every member when none is.
   absl::StatusOr<Member*> Pick();
+  // True when `m` is connected or connects within connect_timeout.
+  bool Connect(Member& m) const;
   void SetDeadline(grpc::ClientContext& ctx) const;
   // Runs `call` on a picked member and maps its status.
   template <typename Call>
