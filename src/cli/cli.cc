@@ -26,6 +26,7 @@
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
+#include "cli/store_flags.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
@@ -108,6 +109,7 @@ struct ServerFlags {
   std::string dns_ttl = "5s";
   std::string log_max_size = "10M";
   std::string task_dir_retention = "1h";
+  StoreFlags store;
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
@@ -146,6 +148,7 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  AddStoreFlags(cmd, &f->store, &f->manager.store);
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
@@ -156,6 +159,7 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
     return absl::InvalidArgumentError("--node-timeout: must be greater than 0");
   }
   f->manager.node_timeout = *d;
+  if (absl::Status s = FinishStoreFlags(f->store, &f->manager.store); !s.ok()) return s;
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 

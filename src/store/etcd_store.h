@@ -97,6 +97,12 @@ class EtcdStore : public Store {
   std::vector<CorruptObject> Corruption() const override;
   // etcd reports a full database on the commit itself (RESOURCE_EXHAUSTED).
   absl::Status CheckSpace() override { return absl::OkStatus(); }
+  // etcd is backed up by etcd itself (a snapshot of the whole keyspace).
+  absl::StatusOr<uint64_t> Backup(const std::string& path) override {
+    return absl::UnimplementedError(
+        "the store is etcd: back it up with `etcdctl snapshot save FILE` (see "
+        "docs/high-availability.md)");
+  }
 
   // Discards etcd's history before `revision` (etcd keeps every revision until compacted; the
   // leader does this). The feed here drops those changes too.
