@@ -83,9 +83,21 @@ TEST_F(EtcdManagerTest, ManagerServesAndControlsFromEtcdAndASecondOneIsRefused) 
   // What the manager wrote is in etcd, under its prefix.
   EtcdStoreOptions eo;
   eo.prefix = "/cluster-a/";
-  auto reader = EtcdStore::Open(etcd_->Client(), eo);
-  ASSERT_TRUE(reader.ok()) << reader.status();
-  EXPECT_TRUE(GetObjectByName<v1::Service>(**reader, "web").has_value());
+  auto etcd_reader = EtcdStore::Open(etcd_->Client(), eo);
+  ASSERT_TRUE(etcd_reader.ok()) << etcd_reader.status();
+  EXPECT_TRUE(GetObjectByName<v1::Service>(**etcd_reader, "web").has_value());
+
+  // The backup of an etcd store is etcd's snapshot.
+  auto admin = v1::ClusterAdmin::NewStub(
+      grpc::CreateChannel(m1->api_addr(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext backup_ctx;
+  auto reader = admin->Backup(&backup_ctx, v1::BackupRequest());
+  v1::BackupChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  grpc::Status backup = reader->Finish();
+  EXPECT_EQ(backup.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(backup.error_message(), HasSubstr("etcdctl snapshot save"));
 
   auto second = ManagerServer::Start(Options("m2"), RealClock::Get());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
