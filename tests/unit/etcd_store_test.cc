@@ -319,6 +319,46 @@ TEST_F(EtcdStoreTest, UnreachableEtcdIsUnavailableAndRecovers) {
   EXPECT_EQ(store->GetByName(Kind::kService, "api")->version, *up);
 }
 
+// Three members: losing one changes nothing for the store (it moves to another member, and its
+// watch follows); losing two stops commits with UNAVAILABLE while reads go on; one member back
+// restores quorum and the store commits again.
+TEST_F(EtcdStoreTest, ThreeMembersSurviveOneLossAndRecoverQuorum) {
+  auto cluster = EtcdCluster::Start(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  EtcdClientOptions co = (*cluster)->ClientOptions();
+  co.rpc_timeout = absl::Seconds(3);
+  co.connect_timeout = absl::Milliseconds(300);
+  std::shared_ptr<EtcdClient> writer_client = std::move(*EtcdClient::Create(co));
+  std::shared_ptr<EtcdClient> reader_client = std::move(*EtcdClient::Create(co));
+  auto writer = EtcdStore::Open(writer_client, {});
+  auto reader = EtcdStore::Open(reader_client, {});
+  ASSERT_TRUE(writer.ok() && reader.ok());
+  ASSERT_TRUE((*writer)->Commit({Put(Kind::kService, "s1", "web", "1")}).ok());
+
+  // Both clients start on member 0.
+  (*cluster)->Kill(0);
+  absl::StatusOr<uint64_t> v = absl::UnavailableError("not tried");
+  ASSERT_TRUE(testing_util::WaitFor([&] {
+    v = (*writer)->Commit({Put(Kind::kService, "s2", "api", "2")});
+    return v.ok();
+  })) << v.status();
+  ASSERT_GE((*reader)->WaitForVersion(*v - 1, absl::Seconds(30)), *v);
+  EXPECT_TRUE((*reader)->GetByName(Kind::kService, "api").has_value());
+
+  (*cluster)->Kill(1);
+  absl::StatusOr<uint64_t> lost = (*writer)->Commit({Put(Kind::kService, "s3", "db", "3")});
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_TRUE((*writer)->GetByName(Kind::kService, "api").has_value());
+
+  ASSERT_TRUE((*cluster)->Restart(1).ok());
+  ASSERT_TRUE(testing_util::WaitFor([&] {
+    v = (*writer)->Commit({Put(Kind::kService, "s3", "db", "3")});
+    return v.ok();
+  })) << v.status();
+  ASSERT_GE((*reader)->WaitForVersion(*v - 1, absl::Seconds(30)), *v);
+  EXPECT_TRUE((*reader)->GetByName(Kind::kService, "db").has_value());
+}
+
 absl::Status WriteFile(const std::filesystem::path& p, absl::string_view text) {
   std::ofstream out(p, std::ios::binary);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
