@@ -263,7 +263,7 @@ void EtcdStore::PutLocked(Decoded d) {
     corrupt_.emplace(CorruptKey{d.kind, d.id}, std::move(*d.corrupt));
     return;
   }
-  KindState& ks = kinds_[d.kind];
+  KindIndex& ks = kinds_[d.kind];
   if (!d.object->name.empty()) ks.id_by_name[d.object->name] = d.id;
   ks.by_id.insert_or_assign(d.id, std::move(*d.object));
 }
@@ -597,33 +597,17 @@ absl::StatusOr<uint64_t> EtcdStore::CommitImpl(const std::vector<Mutation>& muta
 
 std::optional<StoredObject> EtcdStore::Get(Kind kind, std::string_view id) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto kit = kinds_.find(kind);
-  if (kit == kinds_.end()) return std::nullopt;
-  auto it = kit->second.by_id.find(id);
-  if (it == kit->second.by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGet(kinds_, kind, id);
 }
 
 std::optional<StoredObject> EtcdStore::GetByName(Kind kind, std::string_view name) const {
-  if (name.empty()) return std::nullopt;
   absl::ReaderMutexLock lock(&mu_);
-  auto kit = kinds_.find(kind);
-  if (kit == kinds_.end()) return std::nullopt;
-  auto nit = kit->second.id_by_name.find(Absl(name));
-  if (nit == kit->second.id_by_name.end()) return std::nullopt;
-  auto it = kit->second.by_id.find(nit->second);
-  if (it == kit->second.by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGetByName(kinds_, kind, name);
 }
 
 std::vector<StoredObject> EtcdStore::List(Kind kind) const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<StoredObject> out;
-  auto kit = kinds_.find(kind);
-  if (kit == kinds_.end()) return out;
-  out.reserve(kit->second.by_id.size());
-  for (const auto& [id, obj] : kit->second.by_id) out.push_back(obj);
-  return out;
+  return IndexList(kinds_, kind);
 }
 
 uint64_t EtcdStore::Version() const {
@@ -642,21 +626,12 @@ absl::StatusOr<std::vector<Change>> EtcdStore::ChangesSince(uint64_t after, size
 }
 
 uint64_t EtcdStore::WaitForVersion(uint64_t after, absl::Duration timeout) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto newer = [this, after]() {
-    mu_.AssertReaderHeld();
-    return version_ > after;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
-  return version_;
+  return AwaitVersion(mu_, version_, after, timeout);
 }
 
 std::vector<CorruptObject> EtcdStore::Corruption() const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<CorruptObject> out;
-  out.reserve(corrupt_.size());
-  for (const auto& [key, c] : corrupt_) out.push_back(c);
-  return out;
+  return IndexCorruption(corrupt_);
 }
 
 absl::Status EtcdStore::Compact(uint64_t revision) {

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "store/etcd_client.h"
 #include "store/store.h"
+#include "store/store_common.h"
 
 namespace warren {
 
@@ -116,10 +117,6 @@ class EtcdStore : public Store {
   void PauseWatchForTest(bool paused);
 
  private:
-  struct KindState {
-    std::map<std::string, StoredObject, std::less<>> by_id;
-    absl::flat_hash_map<std::string, std::string> id_by_name;
-  };
   // What a key held when a commit looked at it; the commit compares exactly this.
   struct Observed {
     bool exists = false;
@@ -128,7 +125,7 @@ class EtcdStore : public Store {
     std::string value;
   };
   class CommitView;
-  using CorruptKey = std::pair<Kind, std::string>;
+  using CorruptKey = CorruptIndex::key_type;
   // One decoded object key: the object, or why it is corrupt.
   struct Decoded {
     Kind kind = Kind::kService;
@@ -162,8 +159,8 @@ class EtcdStore : public Store {
   const EtcdStoreOptions opts_;
 
   mutable absl::Mutex mu_;
-  std::map<Kind, KindState> kinds_ ABSL_GUARDED_BY(mu_);
-  std::map<CorruptKey, CorruptObject> corrupt_ ABSL_GUARDED_BY(mu_);
+  ObjectIndex kinds_ ABSL_GUARDED_BY(mu_);
+  CorruptIndex corrupt_ ABSL_GUARDED_BY(mu_);
   // The revision the mirror reflects.
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Change> changes_ ABSL_GUARDED_BY(mu_);

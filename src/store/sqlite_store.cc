@@ -750,10 +750,7 @@ absl::StatusOr<uint64_t> SqliteStore::Backup(const std::string& path) {
 
 std::vector<CorruptObject> SqliteStore::Corruption() const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<CorruptObject> out;
-  out.reserve(corrupt_.size());
-  for (const auto& [key, c] : corrupt_) out.push_back(c);
-  return out;
+  return IndexCorruption(corrupt_);
 }
 
 absl::Status SqliteStore::WriteBatch(const std::vector<CommitRequest*>& accepted,
@@ -806,41 +803,19 @@ absl::Status SqliteStore::WriteBatch(const std::vector<CommitRequest*>& accepted
   return s;
 }
 
-const SqliteStore::KindState* SqliteStore::FindKind(Kind kind) const {
-  auto it = kinds_.find(kind);
-  return it == kinds_.end() ? nullptr : &it->second;
-}
-
 std::optional<StoredObject> SqliteStore::Get(Kind kind, std::string_view id) const {
   absl::ReaderMutexLock lock(&mu_);
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return std::nullopt;
-  auto it = ks->by_id.find(id);
-  if (it == ks->by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGet(kinds_, kind, id);
 }
 
 std::optional<StoredObject> SqliteStore::GetByName(Kind kind, std::string_view name) const {
-  if (name.empty()) return std::nullopt;
   absl::ReaderMutexLock lock(&mu_);
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return std::nullopt;
-  // This Abseil build has its own string_view type, which flat_hash_map looks up without a copy.
-  auto nit = ks->id_by_name.find(absl::string_view(name.data(), name.size()));
-  if (nit == ks->id_by_name.end()) return std::nullopt;
-  auto it = ks->by_id.find(nit->second);
-  if (it == ks->by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGetByName(kinds_, kind, name);
 }
 
 std::vector<StoredObject> SqliteStore::List(Kind kind) const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<StoredObject> out;
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return out;
-  out.reserve(ks->by_id.size());
-  for (const auto& [id, obj] : ks->by_id) out.push_back(obj);
-  return out;
+  return IndexList(kinds_, kind);
 }
 
 uint64_t SqliteStore::Version() const {
@@ -859,13 +834,7 @@ absl::StatusOr<std::vector<Change>> SqliteStore::ChangesSince(uint64_t after, si
 }
 
 uint64_t SqliteStore::WaitForVersion(uint64_t after, absl::Duration timeout) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto newer = [this, after]() {
-    mu_.AssertReaderHeld();
-    return version_ > after;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
-  return version_;
+  return AwaitVersion(mu_, version_, after, timeout);
 }
 
 }  // namespace warren

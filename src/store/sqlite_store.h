@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "store/store.h"
+#include "store/store_common.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -81,14 +82,11 @@ class SqliteStore : public Store {
   uint64_t CompactedThrough() const;
 
  private:
-  struct KindState {
-    std::map<std::string, StoredObject, std::less<>> by_id;
-    absl::flat_hash_map<std::string, std::string> id_by_name;
-  };
+  using KindState = KindIndex;
   struct CommitRequest;
   class Overlay;
 
-  using CorruptKey = std::pair<Kind, std::string>;
+  using CorruptKey = CorruptIndex::key_type;
 
   SqliteStore(sqlite3* db, std::string path, SqliteStoreOptions opts);
 
@@ -110,8 +108,6 @@ class SqliteStore : public Store {
   absl::Status Exec(const char* sql);
   absl::Status StepDone(sqlite3_stmt* stmt, const char* what);
   absl::Status SqlError(const char* what) const;
-
-  const KindState* FindKind(Kind kind) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   sqlite3* const db_;
   const std::string path_;

@@ -101,6 +101,54 @@ absl::Status ValidateMutations(const std::vector<Mutation>& mutations, uint64_t 
   return absl::OkStatus();
 }
 
+std::optional<StoredObject> IndexGet(const ObjectIndex& index, Kind kind, std::string_view id) {
+  auto kit = index.find(kind);
+  if (kit == index.end()) return std::nullopt;
+  auto it = kit->second.by_id.find(id);
+  if (it == kit->second.by_id.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<StoredObject> IndexGetByName(const ObjectIndex& index, Kind kind,
+                                           std::string_view name) {
+  if (name.empty()) return std::nullopt;
+  auto kit = index.find(kind);
+  if (kit == index.end()) return std::nullopt;
+  // This Abseil build has its own string_view type, which flat_hash_map looks up without a copy.
+  auto nit = kit->second.id_by_name.find(absl::string_view(name.data(), name.size()));
+  if (nit == kit->second.id_by_name.end()) return std::nullopt;
+  auto it = kit->second.by_id.find(nit->second);
+  if (it == kit->second.by_id.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<StoredObject> IndexList(const ObjectIndex& index, Kind kind) {
+  std::vector<StoredObject> out;
+  auto kit = index.find(kind);
+  if (kit == index.end()) return out;
+  out.reserve(kit->second.by_id.size());
+  for (const auto& [id, obj] : kit->second.by_id) out.push_back(obj);
+  return out;
+}
+
+std::vector<CorruptObject> IndexCorruption(const CorruptIndex& corrupt) {
+  std::vector<CorruptObject> out;
+  out.reserve(corrupt.size());
+  for (const auto& [key, c] : corrupt) out.push_back(c);
+  return out;
+}
+
+uint64_t AwaitVersion(absl::Mutex& mu, const uint64_t& version, uint64_t after,
+                      absl::Duration timeout) {
+  absl::ReaderMutexLock lock(&mu);
+  auto newer = [&mu, &version, after]() {
+    mu.AssertReaderHeld();
+    return version > after;
+  };
+  mu.AwaitWithTimeout(absl::Condition(&newer), timeout);
+  return version;
+}
+
 absl::StatusOr<std::vector<Change>> FeedPage(const std::deque<Change>& feed,
                                              uint64_t compacted_through, uint64_t after,
                                              size_t limit) {

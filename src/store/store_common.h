@@ -3,12 +3,19 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "store/store.h"
 
 // What every Store backend shares, so that SQLite and etcd accept and refuse exactly the same
@@ -47,6 +54,27 @@ class MutationView {
 // Store::Commit.
 absl::Status ValidateMutations(const std::vector<Mutation>& mutations, uint64_t version,
                                const std::string* disk_full_message, MutationView& view);
+
+// Every object of a store in memory: per kind, by id and by unique name.
+struct KindIndex {
+  std::map<std::string, StoredObject, std::less<>> by_id;
+  absl::flat_hash_map<std::string, std::string> id_by_name;
+};
+using ObjectIndex = std::map<Kind, KindIndex>;
+// Objects found corrupt, by kind and id.
+using CorruptIndex = std::map<std::pair<Kind, std::string>, CorruptObject>;
+
+// Store::Get, GetByName, List and Corruption on an index.
+std::optional<StoredObject> IndexGet(const ObjectIndex& index, Kind kind, std::string_view id);
+std::optional<StoredObject> IndexGetByName(const ObjectIndex& index, Kind kind,
+                                           std::string_view name);
+std::vector<StoredObject> IndexList(const ObjectIndex& index, Kind kind);
+std::vector<CorruptObject> IndexCorruption(const CorruptIndex& corrupt);
+
+// Store::WaitForVersion: takes `mu` shared and waits until `version` (guarded by it) is above
+// `after` or `timeout` passes; returns `version`.
+uint64_t AwaitVersion(absl::Mutex& mu, const uint64_t& version, uint64_t after,
+                      absl::Duration timeout);
 
 // A page of ChangesSince from an in-memory feed ordered by version, holding every change after
 // `compacted_through`: OUT_OF_RANGE when `after` is older than that. Whole commits only (the

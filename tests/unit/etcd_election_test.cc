@@ -23,21 +23,9 @@ using testing_util::Put;
 // Generous: a loaded CI machine may take seconds to schedule etcd and the candidates.
 constexpr absl::Duration kBound = absl::Seconds(30);
 
-class EtcdElectionTest : public ::testing::Test {
+class EtcdElectionTest : public testing_util::SharedEtcdTest {
  protected:
-  static void TearDownTestSuite() { etcd_.reset(); }
-
-  void SetUp() override {
-    if (std::string why = EtcdCluster::Unavailable(); !why.empty()) GTEST_SKIP() << why;
-    if (etcd_ == nullptr) {
-      auto cluster = EtcdCluster::Start();
-      ASSERT_TRUE(cluster.ok()) << cluster.status();
-      etcd_ = std::move(*cluster);
-    }
-    client_ = etcd_->Client();
-    ASSERT_NE(client_, nullptr);
-    prefix_ = testing_util::UniqueEtcdPrefix("election");
-  }
+  EtcdElectionTest() : SharedEtcdTest("election") {}
 
   std::unique_ptr<EtcdElection> Candidate(const std::string& name) {
     EtcdElectionOptions o;
@@ -49,6 +37,15 @@ class EtcdElectionTest : public ::testing::Test {
     return e.ok() ? std::move(*e) : nullptr;
   }
 
+  // "manager-a" leading (it campaigned first), then "manager-b" campaigning.
+  void LeaderAndFollower(std::unique_ptr<EtcdElection>& a, std::unique_ptr<EtcdElection>& b) {
+    a = Candidate("manager-a");
+    ASSERT_NE(a, nullptr);
+    ASSERT_TRUE(a->WaitUntilLeader(kBound));
+    b = Candidate("manager-b");
+    ASSERT_NE(b, nullptr);
+  }
+
   std::unique_ptr<EtcdStore> Store() {
     EtcdStoreOptions o;
     o.prefix = prefix_ + "store/";
@@ -56,22 +53,13 @@ class EtcdElectionTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
   }
-
-  static std::unique_ptr<EtcdCluster> etcd_;
-  std::shared_ptr<EtcdClient> client_;
-  std::string prefix_;
 };
-
-std::unique_ptr<EtcdCluster> EtcdElectionTest::etcd_;
 
 // Two candidates: one leads; killing its lease (revoked, as etcd does when it expires) makes the
 // other lead, and the deposed leader's late write is rejected while the new leader's applies.
 TEST_F(EtcdElectionTest, TheOtherLeadsWhenTheLeadersLeaseDiesAndTheOldFenceIsRejected) {
-  auto a = Candidate("manager-a");
-  ASSERT_NE(a, nullptr);
-  ASSERT_TRUE(a->WaitUntilLeader(kBound));
-  auto b = Candidate("manager-b");
-  ASSERT_NE(b, nullptr);
+  std::unique_ptr<EtcdElection> a, b;
+  ASSERT_NO_FATAL_FAILURE(LeaderAndFollower(a, b));
   auto leader = a->Leader();
   ASSERT_TRUE(leader.ok() && leader->has_value()) << leader.status();
   EXPECT_EQ((*leader)->candidate, "manager-a");
@@ -112,11 +100,8 @@ TEST_F(EtcdElectionTest, TheOtherLeadsWhenTheLeadersLeaseDiesAndTheOldFenceIsRej
 // lease may have expired, and the other candidate takes over once etcd expires it: never
 // two leaders at once, as each sees it.
 TEST_F(EtcdElectionTest, HungLeaderStepsDownAndTheOtherTakesOverAfterTheTtl) {
-  auto a = Candidate("manager-a");
-  ASSERT_NE(a, nullptr);
-  ASSERT_TRUE(a->WaitUntilLeader(kBound));
-  auto b = Candidate("manager-b");
-  ASSERT_NE(b, nullptr);
+  std::unique_ptr<EtcdElection> a, b;
+  ASSERT_NO_FATAL_FAILURE(LeaderAndFollower(a, b));
   const absl::Time stopped = absl::Now();
   a->StopKeepAliveForTest();
   ASSERT_TRUE(b->WaitUntilLeader(kBound));
@@ -130,11 +115,8 @@ TEST_F(EtcdElectionTest, HungLeaderStepsDownAndTheOtherTakesOverAfterTheTtl) {
 
 // Resigning (a manager that shuts down) hands the office over without waiting for the TTL.
 TEST_F(EtcdElectionTest, ResignHandsOverAtOnce) {
-  auto a = Candidate("manager-a");
-  ASSERT_NE(a, nullptr);
-  ASSERT_TRUE(a->WaitUntilLeader(kBound));
-  auto b = Candidate("manager-b");
-  ASSERT_NE(b, nullptr);
+  std::unique_ptr<EtcdElection> a, b;
+  ASSERT_NO_FATAL_FAILURE(LeaderAndFollower(a, b));
   ASSERT_TRUE(a->Resign().ok());
   EXPECT_FALSE(a->IsLeader());
   ASSERT_TRUE(b->WaitUntilLeader(kBound));

@@ -31,21 +31,9 @@ using testing_util::EtcdCluster;
 using testing_util::Ids;
 using testing_util::Put;
 
-class EtcdStoreTest : public ::testing::Test {
+class EtcdStoreTest : public testing_util::SharedEtcdTest {
  protected:
-  static void TearDownTestSuite() { shared_.reset(); }
-
-  void SetUp() override {
-    if (std::string why = EtcdCluster::Unavailable(); !why.empty()) GTEST_SKIP() << why;
-    if (shared_ == nullptr) {
-      auto cluster = EtcdCluster::Start();
-      ASSERT_TRUE(cluster.ok()) << cluster.status();
-      shared_ = std::move(*cluster);
-    }
-    client_ = shared_->Client();
-    ASSERT_NE(client_, nullptr);
-    prefix_ = testing_util::UniqueEtcdPrefix("store");
-  }
+  EtcdStoreTest() : SharedEtcdTest("store") {}
 
   std::unique_ptr<EtcdStore> Open(EtcdStoreOptions o = {}) {
     o.prefix = prefix_;
@@ -62,13 +50,7 @@ class EtcdStoreTest : public ::testing::Test {
     put->set_value(value);
     ASSERT_TRUE(client_->Txn(txn).ok());
   }
-
-  static std::unique_ptr<EtcdCluster> shared_;
-  std::shared_ptr<EtcdClient> client_;
-  std::string prefix_;
 };
-
-std::unique_ptr<EtcdCluster> EtcdStoreTest::shared_;
 
 // Every manager opens its own store on the same etcd: each sees the others' commits, from its
 // reads and from its watch feed.

@@ -5,9 +5,6 @@
 // killed and removed at the end. Tests skip (GTEST_SKIP with EtcdCluster::Unavailable()) where
 // /usr/bin/etcd is not installed; scripts/setup.sh installs it.
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 #include "store/etcd_client.h"
 #include "test_subprocess.h"
 #include "test_util.h"
@@ -114,18 +112,6 @@ class EtcdCluster {
   EtcdCluster(int members, std::optional<EtcdTlsFiles> tls)
       : members_(static_cast<size_t>(members)), tls_(std::move(tls)) {}
 
-  static int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    socklen_t len = sizeof(addr);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-  }
-
   std::string PeerUrl(int i) const {
     return absl::StrCat("http://127.0.0.1:", members_[i].peer_port);
   }
@@ -211,12 +197,56 @@ class EtcdCluster {
   std::string initial_cluster_;
 };
 
+// One single-member cluster shared by the tests of a process (each under its own key prefix):
+// started by the first Get, stopped by Release (a suite's TearDownTestSuite).
+class SharedEtcd {
+ public:
+  static absl::StatusOr<EtcdCluster*> Get() {
+    if (cluster() == nullptr) {
+      auto started = EtcdCluster::Start();
+      if (!started.ok()) return started.status();
+      cluster() = std::move(*started);
+    }
+    return cluster().get();
+  }
+  static void Release() { cluster().reset(); }
+
+ private:
+  static std::unique_ptr<EtcdCluster>& cluster() {
+    static std::unique_ptr<EtcdCluster> c;
+    return c;
+  }
+};
+
 // A key prefix no other test of this process uses.
 inline std::string UniqueEtcdPrefix(const std::string& name) {
   static int counter = 0;
   std::random_device rd;
   return absl::StrCat("/test-", name, "-", ++counter, "-", rd(), "/");
 }
+
+// A fixture on the shared cluster: a client of it and a key prefix of the test's own. Skips
+// where etcd is not installed.
+class SharedEtcdTest : public ::testing::Test {
+ protected:
+  explicit SharedEtcdTest(std::string name) : name_(std::move(name)) {}
+  static void TearDownTestSuite() { SharedEtcd::Release(); }
+
+  void SetUp() override {
+    if (std::string why = EtcdCluster::Unavailable(); !why.empty()) GTEST_SKIP() << why;
+    auto etcd = SharedEtcd::Get();
+    ASSERT_TRUE(etcd.ok()) << etcd.status();
+    client_ = (*etcd)->Client();
+    ASSERT_NE(client_, nullptr);
+    prefix_ = UniqueEtcdPrefix(name_);
+  }
+
+  std::shared_ptr<EtcdClient> client_;
+  std::string prefix_;
+
+ private:
+  std::string name_;
+};
 
 }  // namespace warren::testing_util
 

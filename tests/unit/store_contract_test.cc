@@ -32,17 +32,14 @@ using testing_util::Put;
 
 class StoreContractTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void TearDownTestSuite() { etcd_.reset(); }
+  static void TearDownTestSuite() { testing_util::SharedEtcd::Release(); }
 
   void SetUp() override {
     if (GetParam() == "etcd") {
       if (std::string why = EtcdCluster::Unavailable(); !why.empty()) GTEST_SKIP() << why;
-      if (etcd_ == nullptr) {
-        auto cluster = EtcdCluster::Start();
-        ASSERT_TRUE(cluster.ok()) << cluster.status();
-        etcd_ = std::move(*cluster);
-      }
-      client_ = etcd_->Client();
+      auto etcd = testing_util::SharedEtcd::Get();
+      ASSERT_TRUE(etcd.ok()) << etcd.status();
+      client_ = (*etcd)->Client();
       ASSERT_NE(client_, nullptr);
       prefix_ = testing_util::UniqueEtcdPrefix("contract");
     } else {
@@ -64,13 +61,10 @@ class StoreContractTest : public ::testing::TestWithParam<std::string> {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  static std::unique_ptr<EtcdCluster> etcd_;
   std::shared_ptr<EtcdClient> client_;
   std::string prefix_;
   std::unique_ptr<testing_util::TempDir> dir_;
 };
-
-std::unique_ptr<EtcdCluster> StoreContractTest::etcd_;
 
 TEST_P(StoreContractTest, CreateGetListUpdateDelete) {
   auto store = OpenStore();
