@@ -311,6 +311,7 @@ absl::Status EtcdStore::Load() {
   for (Decoded& d : decoded) PutLocked(std::move(d));
   version_ = std::max<uint64_t>(version_, static_cast<uint64_t>(revision));
   changes_.clear();
+  changes_bytes_ = 0;
   compacted_through_ = version_;
   if (!corrupt_.empty()) {
     spdlog::error(
@@ -435,6 +436,7 @@ void EtcdStore::ApplyEvents(const etcdserverpb::WatchResponse& resp) {
       }
       PutLocked(std::move(d));
     }
+    changes_bytes_ += c.data.size();
     changes_.push_back(std::move(c));
     version_ = std::max(version_, revision);
   }
@@ -442,13 +444,20 @@ void EtcdStore::ApplyEvents(const etcdserverpb::WatchResponse& resp) {
 }
 
 void EtcdStore::Trim() {
-  while (changes_.size() > opts_.max_changes) {
+  while (changes_.size() > opts_.max_changes || changes_bytes_ > opts_.max_change_bytes) {
     const uint64_t v = changes_.front().version;
     // The newest revision stays whole even when it alone is larger than the retention.
     if (v == changes_.back().version) break;
-    while (!changes_.empty() && changes_.front().version == v) changes_.pop_front();
-    compacted_through_ = std::max(compacted_through_, v);
+    DropThrough(v);
   }
+}
+
+void EtcdStore::DropThrough(uint64_t through) {
+  while (!changes_.empty() && changes_.front().version <= through) {
+    changes_bytes_ -= changes_.front().data.size();
+    changes_.pop_front();
+  }
+  compacted_through_ = std::max(compacted_through_, through);
 }
 
 absl::StatusOr<uint64_t> EtcdStore::Commit(const std::vector<Mutation>& mutations) {
@@ -638,9 +647,7 @@ absl::Status EtcdStore::Compact(uint64_t revision) {
   if (absl::Status s = client_->Compact(static_cast<int64_t>(revision)); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   // History before `revision` is gone: a watch may still start at `revision` itself.
-  const uint64_t through = revision - 1;
-  while (!changes_.empty() && changes_.front().version <= through) changes_.pop_front();
-  compacted_through_ = std::max(compacted_through_, through);
+  DropThrough(revision - 1);
   return absl::OkStatus();
 }
 

@@ -40,8 +40,10 @@ struct EtcdStoreOptions {
   // names under <prefix>n/<kind>/<name>. Several clusters may share one etcd under different
   // prefixes.
   std::string prefix = "/warren/";
-  // Number of changes kept in memory for ChangesSince (whole revisions are dropped).
+  // Changes kept in memory for ChangesSince, and the bytes of object data they may hold (each
+  // change holds the whole object); whole revisions are dropped, oldest first.
   size_t max_changes = 100000;
+  size_t max_change_bytes = 64 << 20;
   // etcd's limits (its --max-txn-ops and --max-request-bytes defaults): a commit that needs
   // more fails with INVALID_ARGUMENT before anything is sent.
   size_t max_txn_ops = 128;
@@ -148,6 +150,8 @@ class EtcdStore : public Store {
   // Applies the events of one watch response (whole revisions).
   void ApplyEvents(const etcdserverpb::WatchResponse& resp);
   void Trim() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the changes with version <= `through` from the feed.
+  void DropThrough(uint64_t through) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PutLocked(Decoded d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(Kind kind, const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -164,6 +168,8 @@ class EtcdStore : public Store {
   // The revision the mirror reflects.
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Change> changes_ ABSL_GUARDED_BY(mu_);
+  // Sum of changes_[i].data.size().
+  size_t changes_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t compacted_through_ ABSL_GUARDED_BY(mu_) = 0;
 
   // The watch thread's stream, cancelled to stop it.

@@ -210,6 +210,33 @@ TEST_F(EtcdStoreTest, CompactedHistoryIsOutOfRangeAndAStaleMirrorReloads) {
   EXPECT_EQ(b->ChangesSince(b->CompactedThrough(), 10)->size(), 1u);
 }
 
+// Each change holds the whole object: the feed is bounded in bytes as well as in changes, so
+// a large object that changes often cannot fill the memory.
+TEST_F(EtcdStoreTest, FeedRetentionBoundsBytes) {
+  EtcdStoreOptions o;
+  o.max_change_bytes = 10 << 10;
+  auto store = Open(o);
+  ASSERT_NE(store, nullptr);
+  const uint64_t base = store->Version();
+  const std::string big(3 << 10, 'x');
+  std::vector<uint64_t> versions;
+  for (int i = 0; i < 20; ++i) {
+    auto v = store->Commit({Put(Kind::kTask, "t", "", big)});
+    ASSERT_TRUE(v.ok()) << v.status();
+    versions.push_back(*v);
+  }
+  // Three 3 KiB changes fit in 10 KiB, a fourth does not.
+  EXPECT_EQ(store->CompactedThrough(), versions[16]);
+  EXPECT_EQ(store->ChangesSince(base, 100).status().code(), absl::StatusCode::kOutOfRange);
+  auto retained = store->ChangesSince(versions[16], 100);
+  ASSERT_TRUE(retained.ok()) << retained.status();
+  EXPECT_EQ(retained->size(), 3u);
+  // The newest revision is kept even when larger than the budget.
+  auto huge = store->Commit({Put(Kind::kTask, "huge", "", std::string(20 << 10, 'y'))});
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(store->ChangesSince(versions[19], 100)->size(), 1u);
+}
+
 v1::Service Svc(const std::string& id, const std::string& name) {
   v1::Service svc;
   svc.set_id(id);
