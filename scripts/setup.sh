@@ -10,6 +10,8 @@ PACKAGES=(
   clang-format curl procps iproute2 python3 nginx wrk
   clang libclang-rt-14-dev dnsutils dnsmasq-base dnsperf
   containerd runc containernetworking-plugins docker-registry skopeo umoci jq
+  # etcd: the store of several managers; its API .proto files generate the C++ client.
+  etcd-server etcd-client golang-etcd-server-dev
 )
 
 missing=()

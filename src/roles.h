@@ -27,6 +27,22 @@ struct DnsOptions {
   bool freebind = false;
 };
 
+// Where a manager keeps the cluster's state (docs/high-availability.md).
+struct StoreOptions {
+  // etcd members, "host:port" each; empty: the embedded SQLite store in the data dir.
+  std::vector<std::string> etcd_endpoints;
+  // TLS to etcd (PEM files): the members' CA, and a client certificate and key if they ask
+  // for one. Empty: plain TCP.
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  // Every key Warren writes to etcd starts with this.
+  std::string etcd_prefix = "/warren/";
+  // The controllers' leader lease on etcd: how long the controllers of a crashed manager keep
+  // their office.
+  absl::Duration leader_ttl = absl::Seconds(5);
+};
+
 // Descriptors kept for the control plane (gRPC API, store, task processes and logs, health
 // checks): the data plane (published ports, DNS) gets RLIMIT_NOFILE minus this, at least half.
 inline constexpr int64_t kDefaultReservedFds = 1024;
@@ -50,6 +66,7 @@ struct ManagerOptions {
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
   std::string prometheus_url;
+  StoreOptions store;
   // Terminal tasks kept per slot for `service ps` (0..100; common/limits.h).
   int task_history = limits::kDefaultTaskHistory;
   int64_t reserved_fds = kDefaultReservedFds;

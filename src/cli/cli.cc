@@ -28,6 +28,7 @@
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
+#include "cli/store_flags.h"
 #include "common/limits.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -110,6 +111,7 @@ struct ServerFlags {
   std::string dns_ttl = "5s";
   std::string log_max_size = "10M";
   std::string task_dir_retention = "1h";
+  StoreFlags store;
   ProxyLimitFlags proxy;
 };
 
@@ -149,6 +151,7 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  AddStoreFlags(cmd, &f->store, &f->manager.store);
   cmd->add_option("--task-history-limit", f->manager.task_history,
                   "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
       ->capture_default_str();
@@ -165,6 +168,7 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
                      warren::FormatDuration(*d)));
   }
   f->manager.node_timeout = *d;
+  if (absl::Status s = FinishStoreFlags(f->store, &f->manager.store); !s.ok()) return s;
   if (f->manager.task_history < 0 || f->manager.task_history > limits::kMaxTaskHistory) {
     return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",
                                                    limits::kMaxTaskHistory, ", got ",

@@ -16,10 +16,10 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "manager/backup_service.h"
+#include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/rollout.h"
 #include "spdlog/spdlog.h"
-#include "store/sqlite_store.h"
 #include "store/typed_store.h"
 #include "worker/agent.h"
 #include "worker/cni_config.h"
@@ -57,15 +57,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   auto lock = DataDirLock::Acquire(options.data_dir, "manager");
   if (!lock.ok()) return lock.status();
   m->data_dir_lock_ = std::move(*lock);
-  // The watch feed keeps whole objects in memory; watchers relist (or resume from the event
-  // backlog) when they fall further behind than this.
-  SqliteStoreOptions store_options;
-  store_options.max_changes = 10000;
-  store_options.parse = ParseStoredObject;
-  auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string(),
-                                 store_options);
+  auto store = OpenManagerStore(options);
   if (!store.ok()) return store.status();
-  m->store_ = std::move(*store);
+  m->store_ = std::move(store->store);
+  m->election_ = std::move(store->election);
+  m->controller_store_ = std::move(store->controller_store);
   m->registry_ = std::make_unique<Registry>();
   m->metrics_ = std::make_unique<ManagerMetrics>(*m->registry_);
   m->events_ = std::make_unique<EventLog>(*m->store_, clock);
@@ -74,7 +70,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   api_options.node_timeout = options.node_timeout;
   m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
-  m->controller_ = std::make_unique<Controller>(*m->store_, clock, *m->events_, *m->liveness_,
+  Store& controller_store = m->controller_store_ ? *m->controller_store_ : *m->store_;
+  m->controller_ = std::make_unique<Controller>(controller_store, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout, m->metrics_.get());
 
   m->routes_ = std::make_unique<RoutingTableCache>(*m->store_, clock);

@@ -22,6 +22,7 @@ namespace warren {
 
 class BackupService;
 class DataDirLock;
+class EtcdElection;
 class GrpcAcceptor;
 class HealthStatusUpdater;
 class HttpServer;
@@ -55,6 +56,10 @@ class ManagerServer {
   // Released after everything else is gone, the store last of all.
   std::unique_ptr<DataDirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
+  // etcd only: the controllers' leadership and their fenced view of store_ (see
+  // manager_store.h).
+  std::unique_ptr<EtcdElection> election_;
+  std::unique_ptr<Store> controller_store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;

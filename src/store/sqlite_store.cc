@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "common/data_dir.h"
 #include "spdlog/spdlog.h"
+#include "store/store_common.h"
 
 namespace warren {
 namespace {
@@ -51,11 +52,6 @@ CREATE TABLE IF NOT EXISTS meta (
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql";
-
-bool IsKnownKind(Kind kind) {
-  int k = static_cast<int>(kind);
-  return k >= static_cast<int>(Kind::kService) && k <= static_cast<int>(Kind::kDeployment);
-}
 
 std::string ColumnText(sqlite3_stmt* stmt, int col) {
   const void* p = sqlite3_column_blob(stmt, col);
@@ -125,27 +121,27 @@ struct SqliteStore::CommitRequest {
 // The state a batch sees while it is validated: memory, plus the requests of the batch
 // accepted so far, plus the request being validated. Nothing touches memory until the batch
 // is on disk.
-class SqliteStore::Overlay {
+class SqliteStore::Overlay : public MutationView {
  public:
   Overlay(const std::map<Kind, KindState>& base, const std::map<CorruptKey, CorruptObject>& corrupt)
       : base_(base), corrupt_(corrupt) {}
 
   // The corrupt object at (kind, id) unless this batch already deleted it.
-  const CorruptObject* FindCorrupt(Kind kind, const std::string& id) const {
+  const CorruptObject* FindCorrupt(Kind kind, const std::string& id) const override {
     if (corrupt_.empty() || Shadowed(Key{kind, id})) return nullptr;
     auto it = corrupt_.find(CorruptKey{kind, id});
     return it == corrupt_.end() ? nullptr : &it->second;
   }
 
   // The corrupt object holding `name` in its kind, unless this batch deleted it.
-  const CorruptObject* FindCorruptName(Kind kind, const std::string& name) const {
+  const CorruptObject* FindCorruptName(Kind kind, const std::string& name) const override {
     for (const auto& [key, c] : corrupt_) {
       if (c.kind == kind && c.name == name && !Shadowed(Key{kind, c.id})) return &c;
     }
     return nullptr;
   }
 
-  const StoredObject* Find(Kind kind, const std::string& id) const {
+  const StoredObject* Find(Kind kind, const std::string& id) const override {
     Key key{kind, id};
     for (const Layer* layer : {&request_, &batch_}) {
       auto it = layer->objects.find(key);
@@ -158,7 +154,7 @@ class SqliteStore::Overlay {
   }
 
   // The id holding `name`, or nullptr when the name is free.
-  const std::string* FindName(Kind kind, const std::string& name) const {
+  const std::string* FindName(Kind kind, const std::string& name) const override {
     Key key{kind, name};
     for (const Layer* layer : {&request_, &batch_}) {
       auto it = layer->names.find(key);
@@ -170,12 +166,14 @@ class SqliteStore::Overlay {
     return it == kit->second.id_by_name.end() ? nullptr : &it->second;
   }
 
-  void Put(StoredObject obj) {
+  void Put(StoredObject obj) override {
     Key key{obj.kind, obj.id};
     request_.objects[key] = std::move(obj);
   }
-  void Erase(Kind kind, const std::string& id) { request_.objects[Key{kind, id}] = std::nullopt; }
-  void SetName(Kind kind, const std::string& name, std::optional<std::string> id) {
+  void Erase(Kind kind, const std::string& id) override {
+    request_.objects[Key{kind, id}] = std::nullopt;
+  }
+  void SetName(Kind kind, const std::string& name, std::optional<std::string> id) override {
     request_.names[Key{kind, name}] = std::move(id);
   }
 
@@ -526,27 +524,8 @@ absl::Status SqliteStore::Load() {
 }
 
 absl::StatusOr<uint64_t> SqliteStore::Commit(const std::vector<Mutation>& mutations) {
-  if (mutations.empty()) return absl::InvalidArgumentError("commit has no mutations");
   // Checks that need no state run before queueing, so they never cost a transaction.
-  absl::flat_hash_map<std::pair<Kind, std::string_view>, size_t> seen;
-  for (size_t i = 0; i < mutations.size(); ++i) {
-    const Mutation& m = mutations[i];
-    if (!IsKnownKind(m.kind)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("mutation %d: unknown kind %d", i, static_cast<int>(m.kind)));
-    }
-    if (m.id.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("mutation %d: %s id is empty", i, KindName(m.kind)));
-    }
-    auto [it, inserted] = seen.try_emplace(std::pair<Kind, std::string_view>(m.kind, m.id), i);
-    if (!inserted) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("mutations %d and %d both write %s \"%s\"; one commit may write an "
-                          "object only once",
-                          it->second, i, KindName(m.kind), m.id));
-    }
-  }
+  if (absl::Status s = CheckMutationShape(mutations); !s.ok()) return s;
 
   CommitRequest req;
   req.mutations = &mutations;
@@ -575,68 +554,6 @@ absl::StatusOr<uint64_t> SqliteStore::Commit(const std::vector<Mutation>& mutati
     leader_active_ = false;
   }
   return req.result;
-}
-
-absl::Status SqliteStore::Validate(const std::vector<Mutation>& mutations, uint64_t version,
-                                   bool disk_full, Overlay& overlay) const {
-  for (const Mutation& m : mutations) {
-    std::string_view kind = KindName(m.kind);
-    if (const CorruptObject* bad = overlay.FindCorrupt(m.kind, m.id); bad != nullptr) {
-      // Deleting is the one way out for a corrupt object; its version, when readable, can
-      // still be checked.
-      if (m.data.has_value() || (m.expected_version != 0 && m.expected_version != bad->version)) {
-        return CorruptObjectError(*bad);
-      }
-      overlay.Erase(m.kind, m.id);
-      continue;
-    }
-    const StoredObject* cur = overlay.Find(m.kind, m.id);
-    if (m.data.has_value() && !m.name.empty()) {
-      const CorruptObject* holder = overlay.FindCorruptName(m.kind, m.name);
-      if (holder != nullptr) return CorruptObjectError(*holder);
-    }
-    // On a full disk, what adds an object waits for space; removals, updates in place and the
-    // events recording them go through on the released reserve.
-    if (disk_full && m.data.has_value() && cur == nullptr && m.kind != Kind::kEvent) {
-      return absl::ResourceExhaustedError(DiskFullMessage());
-    }
-    if (!m.data.has_value() && cur == nullptr) {
-      return absl::NotFoundError(absl::StrFormat("%s \"%s\" not found", kind, m.id));
-    }
-    if (m.expected_version == Mutation::kMustNotExist) {
-      if (cur != nullptr) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s \"%s\" already exists (at version %d)", kind, m.id, cur->version));
-      }
-    } else if (m.expected_version != 0) {
-      if (cur == nullptr) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "%s \"%s\" does not exist (expected version %d)", kind, m.id, m.expected_version));
-      }
-      if (cur->version != m.expected_version) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s \"%s\" is at version %d, expected version %d", kind, m.id,
-                            cur->version, m.expected_version));
-      }
-    }
-    std::string old_name = cur != nullptr ? cur->name : std::string();
-    if (!m.data.has_value()) {
-      if (!old_name.empty()) overlay.SetName(m.kind, old_name, std::nullopt);
-      overlay.Erase(m.kind, m.id);
-      continue;
-    }
-    if (!m.name.empty()) {
-      const std::string* holder = overlay.FindName(m.kind, m.name);
-      if (holder != nullptr && *holder != m.id) {
-        return absl::AlreadyExistsError(
-            absl::StrFormat("%s name \"%s\" already exists (id \"%s\")", kind, m.name, *holder));
-      }
-    }
-    if (!old_name.empty() && old_name != m.name) overlay.SetName(m.kind, old_name, std::nullopt);
-    if (!m.name.empty()) overlay.SetName(m.kind, m.name, m.id);
-    overlay.Put(StoredObject{m.kind, m.id, m.name, version, *m.data});
-  }
-  return absl::OkStatus();
 }
 
 void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
@@ -669,7 +586,9 @@ absl::Status SqliteStore::ApplyBatch(const std::vector<CommitRequest*>& batch) {
     };
     const bool disk_full = disk_full_;
     for (CommitRequest* r : batch) {
-      absl::Status s = Validate(*r->mutations, next_version, disk_full, overlay);
+      const std::string full_message = disk_full ? DiskFullMessage() : std::string();
+      absl::Status s = ValidateMutations(*r->mutations, next_version,
+                                         disk_full ? &full_message : nullptr, overlay);
       if (!s.ok()) {
         overlay.Reject();
         r->result = s;
@@ -847,10 +766,7 @@ absl::StatusOr<uint64_t> SqliteStore::Backup(const std::string& path) {
 
 std::vector<CorruptObject> SqliteStore::Corruption() const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<CorruptObject> out;
-  out.reserve(corrupt_.size());
-  for (const auto& [key, c] : corrupt_) out.push_back(c);
-  return out;
+  return IndexCorruption(corrupt_);
 }
 
 absl::Status SqliteStore::WriteBatch(const std::vector<CommitRequest*>& accepted,
@@ -903,41 +819,19 @@ absl::Status SqliteStore::WriteBatch(const std::vector<CommitRequest*>& accepted
   return s;
 }
 
-const SqliteStore::KindState* SqliteStore::FindKind(Kind kind) const {
-  auto it = kinds_.find(kind);
-  return it == kinds_.end() ? nullptr : &it->second;
-}
-
 std::optional<StoredObject> SqliteStore::Get(Kind kind, std::string_view id) const {
   absl::ReaderMutexLock lock(&mu_);
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return std::nullopt;
-  auto it = ks->by_id.find(id);
-  if (it == ks->by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGet(kinds_, kind, id);
 }
 
 std::optional<StoredObject> SqliteStore::GetByName(Kind kind, std::string_view name) const {
-  if (name.empty()) return std::nullopt;
   absl::ReaderMutexLock lock(&mu_);
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return std::nullopt;
-  // This Abseil build has its own string_view type, which flat_hash_map looks up without a copy.
-  auto nit = ks->id_by_name.find(absl::string_view(name.data(), name.size()));
-  if (nit == ks->id_by_name.end()) return std::nullopt;
-  auto it = ks->by_id.find(nit->second);
-  if (it == ks->by_id.end()) return std::nullopt;
-  return it->second;
+  return IndexGetByName(kinds_, kind, name);
 }
 
 std::vector<StoredObject> SqliteStore::List(Kind kind) const {
   absl::ReaderMutexLock lock(&mu_);
-  std::vector<StoredObject> out;
-  const KindState* ks = FindKind(kind);
-  if (ks == nullptr) return out;
-  out.reserve(ks->by_id.size());
-  for (const auto& [id, obj] : ks->by_id) out.push_back(obj);
-  return out;
+  return IndexList(kinds_, kind);
 }
 
 uint64_t SqliteStore::Version() const {
@@ -952,36 +846,11 @@ uint64_t SqliteStore::CompactedThrough() const {
 
 absl::StatusOr<std::vector<Change>> SqliteStore::ChangesSince(uint64_t after, size_t limit) const {
   absl::ReaderMutexLock lock(&mu_);
-  if (after < compacted_through_) {
-    return absl::OutOfRangeError(
-        absl::StrFormat("changes after version %d are no longer retained (feed starts after "
-                        "version %d); relist",
-                        after, compacted_through_));
-  }
-  auto it = std::partition_point(changes_.begin(), changes_.end(),
-                                 [after](const Change& c) { return c.version <= after; });
-  std::vector<Change> out;
-  if (limit == 0) return out;
-  // Whole commits only, so that the caller can resume from the last version it saw.
-  while (it != changes_.end()) {
-    auto end = it;
-    while (end != changes_.end() && end->version == it->version) ++end;
-    if (!out.empty() && out.size() + static_cast<size_t>(end - it) > limit) break;
-    out.insert(out.end(), it, end);
-    if (out.size() >= limit) break;
-    it = end;
-  }
-  return out;
+  return FeedPage(changes_, compacted_through_, after, limit);
 }
 
 uint64_t SqliteStore::WaitForVersion(uint64_t after, absl::Duration timeout) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto newer = [this, after]() {
-    mu_.AssertReaderHeld();
-    return version_ > after;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
-  return version_;
+  return AwaitVersion(mu_, version_, after, timeout);
 }
 
 }  // namespace warren

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "store/store.h"
+#include "store/store_common.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -84,14 +85,11 @@ class SqliteStore : public Store {
   uint64_t CompactedThrough() const;
 
  private:
-  struct KindState {
-    std::map<std::string, StoredObject, std::less<>> by_id;
-    absl::flat_hash_map<std::string, std::string> id_by_name;
-  };
+  using KindState = KindIndex;
   struct CommitRequest;
   class Overlay;
 
-  using CorruptKey = std::pair<Kind, std::string>;
+  using CorruptKey = CorruptIndex::key_type;
 
   SqliteStore(sqlite3* db, std::string path, SqliteStoreOptions opts);
 
@@ -104,8 +102,6 @@ class SqliteStore : public Store {
   // Validates, writes and applies the batch; returns the write error, if any (every accepted
   // request then has it as its result).
   absl::Status ApplyBatch(const std::vector<CommitRequest*>& batch);
-  absl::Status Validate(const std::vector<Mutation>& mutations, uint64_t version, bool disk_full,
-                        Overlay& overlay) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Disk-full state: the reserve is released on entry and recreated to leave it.
   void EnterDiskFull(const absl::Status& cause);
   bool TryRecreateReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reserve_mu_);
@@ -115,8 +111,6 @@ class SqliteStore : public Store {
   absl::Status Exec(const char* sql);
   absl::Status StepDone(sqlite3_stmt* stmt, const char* what);
   absl::Status SqlError(const char* what) const;
-
-  const KindState* FindKind(Kind kind) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   sqlite3* const db_;
   const std::string path_;

@@ -6,12 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -26,30 +24,9 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-Mutation Put(Kind kind, std::string id, std::string name, std::string data,
-             uint64_t expected_version = 0) {
-  Mutation m;
-  m.kind = kind;
-  m.id = std::move(id);
-  m.name = std::move(name);
-  m.data = std::move(data);
-  m.expected_version = expected_version;
-  return m;
-}
-
-Mutation Del(Kind kind, std::string id, uint64_t expected_version = 0) {
-  Mutation m;
-  m.kind = kind;
-  m.id = std::move(id);
-  m.expected_version = expected_version;
-  return m;
-}
-
-std::vector<std::string> Ids(const std::vector<StoredObject>& objs) {
-  std::vector<std::string> ids;
-  for (const auto& o : objs) ids.push_back(o.id);
-  return ids;
-}
+using testing_util::Del;
+using testing_util::Ids;
+using testing_util::Put;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -72,6 +49,8 @@ class SqliteStoreTest : public ::testing::Test {
   std::string path_;
 };
 
+// The Store contract itself runs on every backend: store_contract_test.cc.
+
 TEST(KindNameTest, AllKinds) {
   EXPECT_EQ(KindName(Kind::kService), "service");
   EXPECT_EQ(KindName(Kind::kTask), "task");
@@ -79,185 +58,6 @@ TEST(KindNameTest, AllKinds) {
   EXPECT_EQ(KindName(Kind::kRevision), "revision");
   EXPECT_EQ(KindName(Kind::kEvent), "event");
   EXPECT_EQ(KindName(Kind::kDeployment), "deployment");
-}
-
-TEST_F(SqliteStoreTest, CreateGetListUpdateDelete) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->Version(), 0u);
-  EXPECT_FALSE(store->Get(Kind::kService, "a").has_value());
-
-  auto v1 = store->Commit({Put(Kind::kService, "b", "web", "B1", Mutation::kMustNotExist)});
-  ASSERT_TRUE(v1.ok()) << v1.status();
-  EXPECT_EQ(*v1, 1u);
-  auto v2 = store->Commit({Put(Kind::kService, "a", "db", "A1"), Put(Kind::kTask, "t1", "", "T")});
-  ASSERT_TRUE(v2.ok()) << v2.status();
-  EXPECT_EQ(*v2, 2u);
-  EXPECT_EQ(store->Version(), 2u);
-
-  auto b = store->Get(Kind::kService, "b");
-  ASSERT_TRUE(b.has_value());
-  EXPECT_EQ(b->kind, Kind::kService);
-  EXPECT_EQ(b->name, "web");
-  EXPECT_EQ(b->data, "B1");
-  EXPECT_EQ(b->version, 1u);
-  auto by_name = store->GetByName(Kind::kService, "db");
-  ASSERT_TRUE(by_name.has_value());
-  EXPECT_EQ(by_name->id, "a");
-  EXPECT_EQ(by_name->version, 2u);
-  EXPECT_FALSE(store->GetByName(Kind::kTask, "db").has_value());
-  EXPECT_FALSE(store->GetByName(Kind::kService, "").has_value());
-
-  EXPECT_THAT(Ids(store->List(Kind::kService)), ElementsAre("a", "b"));
-  EXPECT_THAT(Ids(store->List(Kind::kTask)), ElementsAre("t1"));
-  EXPECT_TRUE(store->List(Kind::kNode).empty());
-
-  auto v3 = store->Commit({Put(Kind::kService, "b", "web", "B2", 1)});
-  ASSERT_TRUE(v3.ok()) << v3.status();
-  EXPECT_EQ(store->Get(Kind::kService, "b")->data, "B2");
-  EXPECT_EQ(store->Get(Kind::kService, "b")->version, 3u);
-  // Untouched objects keep their version.
-  EXPECT_EQ(store->Get(Kind::kService, "a")->version, 2u);
-
-  auto v4 = store->Commit({Del(Kind::kService, "b", 3)});
-  ASSERT_TRUE(v4.ok()) << v4.status();
-  EXPECT_FALSE(store->Get(Kind::kService, "b").has_value());
-  EXPECT_FALSE(store->GetByName(Kind::kService, "web").has_value());
-  EXPECT_THAT(Ids(store->List(Kind::kService)), ElementsAre("a"));
-}
-
-TEST_F(SqliteStoreTest, VersionChecks) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->Commit({Put(Kind::kNode, "n1", "node-1", "x")}).ok());
-
-  auto exists = store->Commit({Put(Kind::kNode, "n1", "node-1", "y", Mutation::kMustNotExist)});
-  EXPECT_EQ(exists.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(exists.status().message(), HasSubstr("node \"n1\" already exists"));
-
-  auto stale = store->Commit({Put(Kind::kNode, "n1", "node-1", "y", 7)});
-  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(stale.status().message(), HasSubstr("node \"n1\" is at version 1, expected"));
-
-  auto missing = store->Commit({Put(Kind::kNode, "n2", "", "y", 1)});
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(missing.status().message(), HasSubstr("node \"n2\" does not exist"));
-
-  auto del_missing = store->Commit({Del(Kind::kNode, "n2")});
-  EXPECT_EQ(del_missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(del_missing.status().message(), HasSubstr("node \"n2\" not found"));
-  EXPECT_EQ(store->Commit({Del(Kind::kNode, "n2", 4)}).status().code(),
-            absl::StatusCode::kNotFound);
-
-  auto stale_delete = store->Commit({Del(Kind::kNode, "n1", 2)});
-  EXPECT_EQ(stale_delete.status().code(), absl::StatusCode::kFailedPrecondition);
-
-  EXPECT_EQ(store->Version(), 1u);
-  EXPECT_EQ(store->Get(Kind::kNode, "n1")->data, "x");
-  EXPECT_TRUE(store->Commit({Put(Kind::kNode, "n1", "node-1", "z", 1)}).ok());
-  EXPECT_EQ(store->Get(Kind::kNode, "n1")->data, "z");
-}
-
-TEST_F(SqliteStoreTest, InvalidMutations) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->Commit({}).status().code(), absl::StatusCode::kInvalidArgument);
-
-  auto empty_id = store->Commit({Put(Kind::kTask, "", "", "x")});
-  EXPECT_EQ(empty_id.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(empty_id.status().message(), HasSubstr("task id is empty"));
-
-  auto bad_kind = store->Commit({Put(static_cast<Kind>(42), "x", "", "x")});
-  EXPECT_EQ(bad_kind.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad_kind.status().message(), HasSubstr("unknown kind 42"));
-
-  auto twice = store->Commit({Put(Kind::kTask, "t", "", "1"), Del(Kind::kTask, "t")});
-  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(twice.status().message(), HasSubstr("task \"t\""));
-  EXPECT_EQ(store->Version(), 0u);
-}
-
-TEST_F(SqliteStoreTest, UniqueNames) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "web", "1")}).ok());
-
-  auto dup = store->Commit({Put(Kind::kService, "s2", "web", "2")});
-  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(dup.status().message(), HasSubstr("service name \"web\" already exists"));
-  // Names are unique per kind only.
-  EXPECT_TRUE(store->Commit({Put(Kind::kNode, "n1", "web", "n")}).ok());
-  // Rewriting an object under its own name is no conflict.
-  EXPECT_TRUE(store->Commit({Put(Kind::kService, "s1", "web", "1b")}).ok());
-
-  // Two mutations of one commit claiming one name: nothing applies.
-  uint64_t before = store->Version();
-  auto both =
-      store->Commit({Put(Kind::kService, "s3", "api", "3"), Put(Kind::kService, "s4", "api", "4")});
-  EXPECT_EQ(both.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(both.status().message(), HasSubstr("service name \"api\" already exists"));
-  EXPECT_FALSE(store->Get(Kind::kService, "s3").has_value());
-  EXPECT_EQ(store->Version(), before);
-
-  // A rename frees the old name, within the same commit too.
-  ASSERT_TRUE(store
-                  ->Commit({Put(Kind::kService, "s1", "web-old", "1c"),
-                            Put(Kind::kService, "s2", "web", "2")})
-                  .ok());
-  EXPECT_EQ(store->GetByName(Kind::kService, "web")->id, "s2");
-  EXPECT_EQ(store->GetByName(Kind::kService, "web-old")->id, "s1");
-
-  // Clearing a name frees it as well, and so does a delete.
-  ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "", "1d")}).ok());
-  EXPECT_FALSE(store->GetByName(Kind::kService, "web-old").has_value());
-  ASSERT_TRUE(store->Commit({Put(Kind::kService, "s5", "web-old", "5")}).ok());
-  // A delete frees the name even when the mutation repeats it.
-  Mutation del_s2 = Del(Kind::kService, "s2");
-  del_s2.name = "web";
-  ASSERT_TRUE(store->Commit({del_s2}).ok());
-  EXPECT_FALSE(store->GetByName(Kind::kService, "web").has_value());
-  EXPECT_TRUE(store->Commit({Put(Kind::kService, "s6", "web", "6")}).ok());
-
-  // The in-memory name index survives a reopen.
-  store.reset();
-  store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->GetByName(Kind::kService, "web")->id, "s6");
-  EXPECT_EQ(store->Commit({Put(Kind::kService, "s7", "web-old", "7")}).status().code(),
-            absl::StatusCode::kAlreadyExists);
-}
-
-TEST_F(SqliteStoreTest, FailingCheckAppliesNothing) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "web", "1")}).ok());
-  auto r = store->Commit({Put(Kind::kService, "s1", "web", "changed", 1),
-                          Put(Kind::kTask, "t1", "", "new"), Del(Kind::kService, "s1", 1),
-                          Put(Kind::kTask, "t2", "", "x", 99)});
-  // The duplicate object is caught first; fix it and fail on the last check instead.
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  r = store->Commit({Put(Kind::kService, "s1", "web", "changed", 1),
-                     Put(Kind::kTask, "t1", "", "new"), Put(Kind::kTask, "t2", "", "x", 99)});
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store->Version(), 1u);
-  EXPECT_EQ(store->Get(Kind::kService, "s1")->data, "1");
-  EXPECT_FALSE(store->Get(Kind::kTask, "t1").has_value());
-  auto changes = store->ChangesSince(1, 100);
-  ASSERT_TRUE(changes.ok());
-  EXPECT_TRUE(changes->empty());
-
-  // Nothing reached the disk either.
-  store.reset();
-  store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->Version(), 1u);
-  EXPECT_FALSE(store->Get(Kind::kTask, "t1").has_value());
-
-  auto ok = store->Commit({Put(Kind::kService, "s1", "web", "changed", 1),
-                           Put(Kind::kTask, "t1", "", "new"), Put(Kind::kTask, "t2", "", "x")});
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  for (const auto& o : store->List(Kind::kTask)) EXPECT_EQ(o.version, *ok);
-  EXPECT_EQ(store->Get(Kind::kService, "s1")->version, *ok);
 }
 
 // Runs `body` in a forked child and returns its wait status: a crash (SIGBUS, SIGSEGV) shows as
@@ -393,86 +193,6 @@ TEST(SqliteStoreDiskTest, FullDiskFailsCommitsWithoutCrash) {
   }
 }
 
-TEST_F(SqliteStoreTest, ReopenPersistence) {
-  {
-    auto store = OpenStore();
-    ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "web", std::string("a\0b", 3))}).ok());
-    ASSERT_TRUE(
-        store->Commit({Put(Kind::kTask, "t1", "", ""), Put(Kind::kTask, "t2", "", "x")}).ok());
-    ASSERT_TRUE(store->Commit({Del(Kind::kTask, "t2")}).ok());
-  }
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->Version(), 3u);
-  auto s1 = store->GetByName(Kind::kService, "web");
-  ASSERT_TRUE(s1.has_value());
-  EXPECT_EQ(s1->data, std::string("a\0b", 3));
-  EXPECT_EQ(s1->version, 1u);
-  EXPECT_THAT(Ids(store->List(Kind::kTask)), ElementsAre("t1"));
-  EXPECT_EQ(store->Get(Kind::kTask, "t1")->data, "");
-  EXPECT_EQ(store->Get(Kind::kTask, "t1")->version, 2u);
-  // Versions continue where they stopped.
-  EXPECT_EQ(*store->Commit({Put(Kind::kTask, "t3", "", "")}), 4u);
-}
-
-TEST_F(SqliteStoreTest, TypedHelpersRoundTrip) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  v1::Service svc;
-  svc.set_id("svc1");
-  svc.mutable_spec()->set_name("web");
-  svc.mutable_spec()->set_replicas(3);
-  auto v = store->Commit({PutMutation(svc, Mutation::kMustNotExist)});
-  ASSERT_TRUE(v.ok()) << v.status();
-  auto got = GetObjectByName<v1::Service>(*store, "web");
-  ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(got->id(), "svc1");
-  EXPECT_EQ(got->spec().replicas(), 3);
-  EXPECT_EQ(got->version(), *v);
-  EXPECT_EQ(ListObjects<v1::Service>(*store).size(), 1u);
-  ASSERT_TRUE(store->Commit({DeleteMutation(svc, *v)}).ok());
-  EXPECT_FALSE(GetObject<v1::Service>(*store, "svc1").has_value());
-}
-
-TEST_F(SqliteStoreTest, ChangesSince) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->Commit({Put(Kind::kService, "s1", "web", "1")}).ok());
-  ASSERT_TRUE(
-      store->Commit({Put(Kind::kTask, "t1", "", "a"), Put(Kind::kTask, "t2", "", "b")}).ok());
-  ASSERT_TRUE(store->Commit({Del(Kind::kService, "s1")}).ok());
-
-  auto all = store->ChangesSince(0, 100);
-  ASSERT_TRUE(all.ok()) << all.status();
-  ASSERT_EQ(all->size(), 4u);
-  EXPECT_EQ((*all)[0].version, 1u);
-  EXPECT_EQ((*all)[0].id, "s1");
-  EXPECT_EQ((*all)[0].data, "1");
-  EXPECT_FALSE((*all)[0].deleted);
-  EXPECT_EQ((*all)[1].version, 2u);
-  EXPECT_EQ((*all)[1].kind, Kind::kTask);
-  EXPECT_EQ((*all)[2].version, 2u);
-  EXPECT_EQ((*all)[3].version, 3u);
-  EXPECT_TRUE((*all)[3].deleted);
-  EXPECT_EQ((*all)[3].data, "");
-
-  auto after1 = store->ChangesSince(1, 100);
-  ASSERT_TRUE(after1.ok());
-  EXPECT_EQ(after1->size(), 3u);
-  EXPECT_TRUE(store->ChangesSince(3, 100)->empty());
-  EXPECT_TRUE(store->ChangesSince(50, 100)->empty());
-  EXPECT_TRUE(store->ChangesSince(0, 0)->empty());
-
-  // A page ends at a commit boundary, so resuming from its last version loses nothing.
-  auto page = store->ChangesSince(0, 2);
-  ASSERT_TRUE(page.ok());
-  EXPECT_EQ(page->size(), 1u);
-  page = store->ChangesSince(1, 1);
-  ASSERT_TRUE(page.ok());
-  EXPECT_EQ(page->size(), 2u);  // One commit bigger than the limit comes whole.
-}
-
 TEST_F(SqliteStoreTest, ChangesCompactionAndReopen) {
   SqliteStoreOptions opts;
   opts.max_changes = 5;
@@ -543,81 +263,6 @@ TEST_F(SqliteStoreTest, ChangesRetentionBoundsBytes) {
   EXPECT_EQ(store->ChangesSince(20, 100)->size(), 1u);
   ASSERT_TRUE(store->Commit({Put(Kind::kTask, "t", "", "small")}).ok());
   EXPECT_EQ(store->CompactedThrough(), 21u);
-}
-
-TEST_F(SqliteStoreTest, WaitForVersionWakesOnCommit) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  // Nothing to wait for: returns the current version once the (short) timeout passes.
-  EXPECT_EQ(store->WaitForVersion(0, absl::Milliseconds(1)), 0u);
-
-  std::atomic<uint64_t> woke{0};
-  std::thread waiter([&] { woke = store->WaitForVersion(0, absl::Seconds(60)); });
-  auto v = store->Commit({Put(Kind::kTask, "t1", "", "x")});
-  ASSERT_TRUE(v.ok());
-  waiter.join();
-  EXPECT_EQ(woke.load(), *v);
-  // Already newer: returns at once.
-  EXPECT_EQ(store->WaitForVersion(0, absl::Seconds(60)), *v);
-}
-
-TEST_F(SqliteStoreTest, ConcurrentCommitsGetDistinctVersions) {
-  auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  constexpr int kThreads = 8;
-  constexpr int kPerThread = 40;
-  std::vector<std::vector<uint64_t>> versions(kThreads);
-  std::vector<int> contested_wins(kThreads, 0);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        // Every thread also races for one contested object per round: exactly one create
-        // wins, and the losers' failure must not fail the commits batched with them.
-        auto contested = store->Commit(
-            {Put(Kind::kNode, absl::StrCat("round", i), "", "x", Mutation::kMustNotExist)});
-        if (contested.ok()) {
-          ++contested_wins[t];
-          versions[t].push_back(*contested);
-        } else {
-          EXPECT_EQ(contested.status().code(), absl::StatusCode::kFailedPrecondition);
-        }
-        auto v = store->Commit({Put(Kind::kTask, absl::StrCat("t", t, "-", i), "",
-                                    absl::StrCat(t, ":", i), Mutation::kMustNotExist)});
-        ASSERT_TRUE(v.ok()) << v.status();
-        versions[t].push_back(*v);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-
-  std::set<uint64_t> all;
-  size_t total = 0;
-  for (const auto& vs : versions) {
-    total += vs.size();
-    all.insert(vs.begin(), vs.end());
-  }
-  int wins = 0;
-  for (int w : contested_wins) wins += w;
-  EXPECT_EQ(wins, kPerThread);
-  EXPECT_EQ(all.size(), total);
-  EXPECT_EQ(total, static_cast<size_t>(kThreads * kPerThread + kPerThread));
-  EXPECT_EQ(store->Version(), total);
-  EXPECT_EQ(*all.rbegin(), total);
-  EXPECT_EQ(store->List(Kind::kTask).size(), static_cast<size_t>(kThreads * kPerThread));
-  EXPECT_EQ(store->List(Kind::kNode).size(), static_cast<size_t>(kPerThread));
-  EXPECT_EQ(store->ChangesSince(0, 100000)->size(), total);
-
-  store.reset();
-  store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  for (int t = 0; t < kThreads; ++t) {
-    for (int i = 0; i < kPerThread; ++i) {
-      auto o = store->Get(Kind::kTask, absl::StrCat("t", t, "-", i));
-      ASSERT_TRUE(o.has_value());
-      EXPECT_EQ(o->data, absl::StrCat(t, ":", i));
-    }
-  }
 }
 
 // An acknowledged commit survives kill -9 of the process that made it.

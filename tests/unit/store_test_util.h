@@ -1,8 +1,8 @@
 #ifndef WARREN_TESTS_UNIT_STORE_TEST_UTIL_H_
 #define WARREN_TESTS_UNIT_STORE_TEST_UTIL_H_
 
-// Helpers for the store and data-dir tests: a small filesystem to fill, log capture, raw
-// SQL on a store file, file modes.
+// Helpers for the store and data-dir tests: mutations, a small filesystem to fill, log
+// capture, raw SQL on a store file, file modes.
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -18,14 +18,41 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "roles.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
+#include "store/store.h"
 
 namespace warren::testing_util {
+
+inline Mutation Put(Kind kind, std::string id, std::string name, std::string data,
+                    uint64_t expected_version = 0) {
+  Mutation m;
+  m.kind = kind;
+  m.id = std::move(id);
+  m.name = std::move(name);
+  m.data = std::move(data);
+  m.expected_version = expected_version;
+  return m;
+}
+
+inline Mutation Del(Kind kind, std::string id, uint64_t expected_version = 0) {
+  Mutation m;
+  m.kind = kind;
+  m.id = std::move(id);
+  m.expected_version = expected_version;
+  return m;
+}
+
+inline std::vector<std::string> Ids(const std::vector<StoredObject>& objs) {
+  std::vector<std::string> ids;
+  for (const auto& o : objs) ids.push_back(o.id);
+  return ids;
+}
 
 // A tmpfs of a given size on a fresh directory, unmounted by the destructor. Needs root (CI
 // runs as root); Mount's error is the reason to skip otherwise.

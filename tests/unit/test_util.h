@@ -1,6 +1,10 @@
 #ifndef WARREN_TESTS_UNIT_TEST_UTIL_H_
 #define WARREN_TESTS_UNIT_TEST_UTIL_H_
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -41,6 +45,20 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A port that was free a moment ago on 127.0.0.1, for programs that cannot listen on port 0
+// and report the port they got.
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
 
 }  // namespace warren::testing_util
 
