@@ -11,6 +11,10 @@ namespace warren {
 namespace {
 
 constexpr absl::Duration kRetry = absl::Milliseconds(200);
+// A deposed leader waits this long before it campaigns again: the others, who were waiting on
+// the leader key, take over instead of racing a manager that just lost its lease (probably
+// hung or cut off). Alone, it leads again after the pause.
+constexpr absl::Duration kHandover = absl::Seconds(1);
 
 }  // namespace
 
@@ -159,7 +163,9 @@ void EtcdElection::CampaignLoop() {
       lease_ttl_seconds_ = grant->ttl();
       lease_valid_until_ = asked + absl::Seconds(grant->ttl());
     }
-    absl::Status s = CampaignOnce(lease);
+    bool led = false;
+    absl::Status s = CampaignOnce(lease, &led);
+    if (led && !Idle(kHandover)) return;
     if (s.code() == absl::StatusCode::kNotFound) {
       // etcd no longer has the lease ("requested lease not found"): it expired.
       LoseLease(lease);
@@ -170,7 +176,7 @@ void EtcdElection::CampaignLoop() {
   }
 }
 
-absl::Status EtcdElection::CampaignOnce(int64_t lease) {
+absl::Status EtcdElection::CampaignOnce(int64_t lease, bool* led) {
   etcdserverpb::TxnRequest txn;
   auto* cmp = txn.add_compare();
   cmp->set_key(opts_.key);
@@ -201,6 +207,7 @@ absl::Status EtcdElection::CampaignOnce(int64_t lease) {
     if (lease_ != lease || stopping_) return absl::CancelledError("lease lost");
     fence_ = EtcdFence{opts_.key, create_revision};
   }
+  *led = true;
   spdlog::info("leader election: {} leads (leader key {} created at revision {})", opts_.candidate,
                opts_.key, create_revision);
   int64_t from = create_revision + 1;

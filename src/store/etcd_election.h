@@ -82,7 +82,8 @@ class EtcdElection {
   void KeepAliveLoop();
   // One campaign: returns when this candidate has led and lost, or has seen the key deleted,
   // or on an error. Takes the lease it was given.
-  absl::Status CampaignOnce(int64_t lease);
+  // Sets *led once this candidate became the leader.
+  absl::Status CampaignOnce(int64_t lease, bool* led);
   // Watches the leader key from `revision` until it is deleted or, with `create_revision`
   // set, created anew; or until cancelled.
   absl::Status WatchKey(int64_t revision, int64_t create_revision);
