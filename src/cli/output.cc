@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/enum_names.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -218,7 +219,9 @@ std::string RenderProgress(const v1::Deployment& d) {
   std::string line = absl::StrFormat("[%s] updated %d/%d, available %d/%d, batch %d", bar,
                                      d.updated(), total, d.available(), total, d.batch());
   if (std::string step = CanaryStepText(d); !step.empty()) absl::StrAppend(&line, ", ", step);
-  if (d.strategy() == "blue-green" && d.switched()) absl::StrAppend(&line, ", switched");
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
+    absl::StrAppend(&line, ", switched");
+  }
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) absl::StrAppend(&line, ", rolling back");
   if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) absl::StrAppend(&line, ", paused");
   return line;
@@ -253,8 +256,9 @@ std::string WithReason(std::string head, const std::string& reason) {
 
 // Blue/green with manual promotion, green complete, not switched yet.
 bool AwaitsPromotion(const v1::Deployment& d) {
-  return d.strategy() == "blue-green" && !d.rollback() && d.config().has_auto_promote() &&
-         !d.config().auto_promote() && !d.switched() && d.total() > 0 && d.available() >= d.total();
+  return d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && !d.rollback() &&
+         d.config().has_auto_promote() && !d.config().auto_promote() && !d.switched() &&
+         d.total() > 0 && d.available() >= d.total();
 }
 
 }  // namespace
@@ -275,7 +279,7 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
     case v1::DEPLOYMENT_PHASE_ROLLED_BACK:
       o.done = true;
       // Rolled back by hand (`service rollback` / `abort`) is what was asked for.
-      o.exit_code = d.rollback_reason() == "manual" ? 0 : 1;
+      o.exit_code = d.rollback_reason() == v1::ROLLBACK_REASON_MANUAL ? 0 : 1;
       o.message =
           WithReason(absl::StrFormat("rolled back to revision %d", d.from_revision()), d.reason());
       return o;
@@ -328,12 +332,14 @@ std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, ab
       {"Service:", d.service_name()},
       {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
       {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
-      {"Strategy:", OrDash(d.strategy())},
+      {"Strategy:", DisplayName(d.strategy())},
       {"Phase:", PhaseName(d.phase())},
       {"Progress:", RenderProgress(d)},
   };
   if (!d.reason().empty()) rows.push_back({"Reason:", d.reason()});
-  if (!d.rollback_reason().empty()) rows.push_back({"Rollback reason:", d.rollback_reason()});
+  if (d.rollback_reason() != v1::ROLLBACK_REASON_UNSPECIFIED) {
+    rows.push_back({"Rollback reason:", DisplayName(d.rollback_reason())});
+  }
   if (d.failed_task_ids_size() > 0) {
     rows.push_back({"Failed tasks:", absl::StrJoin(d.failed_task_ids(), ", ")});
   }
@@ -389,8 +395,8 @@ std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t cu
   std::vector<std::vector<std::string>> rows;
   for (const v1::Revision& r : revisions.revisions()) {
     rows.push_back({absl::StrCat(r.number(), r.number() == current ? "*" : ""),
-                    FormatAge(r.created_at(), now), OrDash(r.change_cause()), OrDash(r.strategy()),
-                    OrDash(r.outcome())});
+                    FormatAge(r.created_at(), now), OrDash(r.change_cause()),
+                    DisplayName(r.strategy()), DisplayName(r.outcome())});
   }
   return RenderTable({"REVISION", "CREATED", "CHANGE-CAUSE", "STRATEGY", "OUTCOME"}, rows);
 }
@@ -470,7 +476,7 @@ std::string UnifiedDiff(std::string_view from_name, std::string_view from, std::
 }
 
 std::string CanaryStepText(const v1::Deployment& d) {
-  if (d.strategy() != "canary") return "";
+  if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY) return "";
   const int steps = d.config().canary_steps_size();
   if (steps == 0) return absl::StrCat("weight ", d.weight(), "%");
   return absl::StrFormat("step %d/%d, weight %d%%", std::clamp(d.step() + 1, 1, steps), steps,
@@ -483,7 +489,9 @@ std::optional<absl::Duration> WindowLeft(const v1::Deployment& d, absl::Time now
     return std::nullopt;
   }
   google::protobuf::Timestamp start = d.step_started_at();
-  if (!IsSet(start) && d.strategy() == "blue-green" && d.switched()) start = d.switched_at();
+  if (!IsSet(start) && d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
+    start = d.switched_at();
+  }
   if (!IsSet(start)) return std::nullopt;
   const google::protobuf::Duration& w = d.config().canary_window();
   absl::Duration left =
@@ -543,8 +551,8 @@ void EmitYaml(YAML::Emitter& e, const nlohmann::ordered_json& j) {
 std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoints* endpoints,
                                const std::map<int64_t, RevisionReplicas>& replicas,
                                OutputFormat format, absl::Time now) {
-  const bool blue_green = d.strategy() == "blue-green";
-  const bool canary = d.strategy() == "canary";
+  const bool blue_green = d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN;
+  const bool canary = d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY;
   struct Row {
     int64_t revision;
     std::string role;
@@ -582,7 +590,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
     Json j;
     j["service"] = d.service_name();
     j["deployment"] = d.id();
-    j["strategy"] = d.strategy();
+    j["strategy"] = DisplayName(d.strategy());
     j["phase"] = PhaseName(d.phase());
     j["fromRevision"] = d.from_revision();
     j["toRevision"] = d.to_revision();
@@ -623,7 +631,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
   std::vector<std::vector<std::string>> head = {
       {"Service:", d.service_name()},
       {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
-      {"Strategy:", OrDash(d.strategy())},
+      {"Strategy:", DisplayName(d.strategy())},
       {"Phase:", PhaseName(d.phase())},
       {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
   };

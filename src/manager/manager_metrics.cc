@@ -1,9 +1,28 @@
 #include "manager/manager_metrics.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+#include "common/enum_names.h"
+#include "manager/rollout/rollout.h"
+#include "manager/traffic.h"
+#include "store/typed_store.h"
+
 namespace warren {
+namespace {
+
+// "rolled_back": the phase's name as a label value.
+std::string PhaseLabel(v1::DeploymentPhase phase) {
+  std::string name = v1::DeploymentPhase_Name(phase);
+  absl::string_view view = name;
+  if (absl::ConsumePrefix(&view, "DEPLOYMENT_PHASE_")) name = std::string(view);
+  return absl::AsciiStrToLower(name);
+}
+
+}  // namespace
 
 ManagerMetrics::ManagerMetrics(Registry& registry)
-    : deployments_(registry.AddCounter("warren_deployments_total",
+    : registry_(registry),
+      deployments_(registry.AddCounter("warren_deployments_total",
                                        "Finished deployments by strategy and outcome.",
                                        {"strategy", "status"})),
       duration_(registry.AddHistogram(
@@ -13,19 +32,58 @@ ManagerMetrics::ManagerMetrics(Registry& registry)
       canary_steps_(registry.AddCounter("warren_canary_promotion_steps_total",
                                         "Canary steps promoted (after the first).")) {
   // Export the documented label sets from the start, so dashboards see zeros, not gaps.
-  for (const char* reason : {"health_check", "error_rate", "manual", "deadline"}) {
-    rollbacks_.WithLabels({reason});
+  for (auto reason : {v1::ROLLBACK_REASON_HEALTH_CHECK, v1::ROLLBACK_REASON_ERROR_RATE,
+                      v1::ROLLBACK_REASON_MANUAL, v1::ROLLBACK_REASON_DEADLINE}) {
+    rollbacks_.WithLabels({DisplayName(reason)});
   }
 }
 
 void ManagerMetrics::CanaryStep() { canary_steps_.WithLabels({}).Inc(); }
 
-void ManagerMetrics::DeploymentFinished(const std::string& strategy, const std::string& status,
+void ManagerMetrics::DeploymentFinished(v1::DeploymentStrategy strategy, v1::DeploymentPhase phase,
                                         absl::Duration duration) {
-  deployments_.WithLabels({strategy, status}).Inc();
-  duration_.WithLabels({strategy}).Observe(absl::ToDoubleSeconds(duration));
+  deployments_.WithLabels({DisplayName(strategy), PhaseLabel(phase)}).Inc();
+  duration_.WithLabels({DisplayName(strategy)}).Observe(absl::ToDoubleSeconds(duration));
 }
 
-void ManagerMetrics::Rollback(const std::string& reason) { rollbacks_.WithLabels({reason}).Inc(); }
+void ManagerMetrics::Rollback(v1::RollbackReason reason) {
+  rollbacks_.WithLabels({DisplayName(reason)}).Inc();
+}
+
+void ManagerMetrics::AddCanaryGauges(const Store& store, const TrafficStats& traffic) {
+  const Store* st = &store;
+  const TrafficStats* tr = &traffic;
+  // The weight the proxies apply and the error rate they measure (last minute).
+  registry_.AddCallbackGauge(
+      "warren_canary_traffic_weight", "Traffic weight (percent) per revision of canaries.",
+      {"service", "revision"}, [st] {
+        Registry::Samples out;
+        for (const auto& d : ListObjects<v1::Deployment>(*st)) {
+          if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY || !IsActive(d)) {
+            continue;
+          }
+          for (const auto& [rev, route] : PlannedWeights(d)) {
+            out.push_back(
+                {{d.service_name(), std::to_string(rev)}, static_cast<double>(route.weight)});
+          }
+        }
+        return out;
+      });
+  registry_.AddCallbackGauge(
+      "warren_canary_error_rate", "Error rate (percent, last minute) per revision of canaries.",
+      {"service", "revision"}, [st, tr] {
+        Registry::Samples out;
+        for (const auto& d : ListObjects<v1::Deployment>(*st)) {
+          if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY || !IsActive(d)) continue;
+          auto recent = tr->Recent(d.service_id(), absl::Minutes(1));
+          for (int64_t rev : {d.from_revision(), d.to_revision()}) {
+            auto it = recent.find(rev);
+            out.push_back({{d.service_name(), std::to_string(rev)},
+                           it == recent.end() ? 0.0 : ErrorRate(it->second)});
+          }
+        }
+        return out;
+      });
+}
 
 }  // namespace warren

@@ -9,7 +9,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
-#include "manager/rollout.h"
+#include "manager/rollout/rollout.h"
 
 namespace warren {
 namespace {
@@ -120,11 +120,12 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
 // Blue/green and canary: each revision of the plan gets its own slots 1..count; tasks of
 // other revisions and of slots beyond the counts are shut down (they drain first).
 void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& tasks,
-                   const std::vector<std::pair<int64_t, int>>& plan,
+                   const std::vector<PlannedTasks>& plan,
                    const std::function<const v1::TaskTemplate&(int64_t)>& template_for,
                    absl::Time now, ReconcileActions* out) {
   const std::string& name = service.spec().name();
-  std::map<int64_t, int> counts(plan.begin(), plan.end());
+  std::map<int64_t, int> counts;
+  for (const PlannedTasks& p : plan) counts[p.revision] = p.count;
   std::map<std::pair<int64_t, int>, std::vector<const v1::Task*>> slots;
   for (const auto& t : tasks) slots[{t.revision(), t.slot()}].push_back(&t);
   for (auto& [key, ts] : slots) {
@@ -147,7 +148,7 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
       }
     }
   }
-  for (const auto& [revision, count] : plan) {
+  for (const auto& [revision, count, refill] : plan) {
     for (int number = 1; number <= count; ++number) {
       const auto& ts = slots[{revision, number}];
       std::vector<const v1::Task*> live;
@@ -155,7 +156,8 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
         if (IsLive(*t)) live.push_back(t);
       }
       for (size_t i = 0; i + 1 < live.size(); ++i) ShutDown(*live[i], "duplicate task", out);
-      if (!live.empty()) continue;
+      // A warm revision keeps the tasks it has; an ended one is not replaced.
+      if (!live.empty() || !refill) continue;
       const Slot slot{service, revision, template_for(revision), number, "", now, out};
       if (ts.empty()) {
         out->create.push_back(slot.New(0, now));
@@ -269,7 +271,7 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
   };
 
   if (rollout && IsProgressive(*rollout) && !global) {
-    ReconcilePlan(service, tasks, TaskPlan(service, *rollout), template_for, now, &out);
+    ReconcilePlan(service, tasks, TaskPlan(service, *rollout, now), template_for, now, &out);
     return out;
   }
 

@@ -6,7 +6,7 @@
 
 #include "common/spec.h"
 #include "common/task_state.h"
-#include "manager/rollout.h"
+#include "manager/rollout/rollout.h"
 #include "store/typed_store.h"
 
 namespace warren {
@@ -56,10 +56,15 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
                                      absl::Time* next_change) {
   std::map<std::string, absl::Duration> min_ready;
   std::map<std::string, const v1::Deployment*> progressive;
+  std::map<std::string, std::vector<const v1::Deployment*>> deployments_by_service;
   for (const auto& d : deployments) {
+    deployments_by_service[d.service_id()].push_back(&d);
     if (!IsActive(d)) continue;
     min_ready[d.service_id()] = ResolveRolloutParams(d.config(), 1).min_ready;
-    if (IsProgressive(d)) progressive[d.service_id()] = &d;
+  }
+  for (const auto& [service_id, of_service] : deployments_by_service) {
+    const v1::Deployment* d = GoverningDeployment(of_service);
+    if (d != nullptr && IsProgressive(*d)) progressive[service_id] = d;
   }
   std::map<std::string, std::map<int64_t, std::vector<const v1::Task*>>> by_service;
   for (const auto& t : tasks) {
@@ -83,9 +88,9 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
     route->set_name(s->spec().name());
     *route->mutable_ports() = s->spec().template_().ports();
     if (auto p = progressive.find(s->id());
-        p != progressive.end() && p->second->strategy() == "blue-green" &&
+        p != progressive.end() && p->second->strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN &&
         p->second->config().preview_published_port() > 0 && !p->second->switched() &&
-        p->second->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+        IsActive(*p->second) && p->second->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
       v1::Port* preview = route->add_ports();
       preview->set_name(kPreviewPortName);
       preview->set_target(TaskPort(s->spec().template_()));

@@ -732,7 +732,7 @@ v1::Deployment SampleDeployment() {
   d.set_from_revision(1);
   d.set_to_revision(2);
   d.set_target_revision(2);
-  d.set_strategy("rolling");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_ROLLING);
   d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
   d.set_updated(3);
   d.set_available(2);
@@ -813,7 +813,7 @@ TEST(OutputTest, RolloutStatus) {
             "Change cause:   warren service update web --env VERSION=v2\n");
   d.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
   d.set_reason("health check failed on t3");
-  d.set_rollback_reason("health_check");
+  d.set_rollback_reason(v1::ROLLBACK_REASON_HEALTH_CHECK);
   d.add_failed_task_ids("t3");
   d.mutable_finished_at()->set_seconds(1'700'000'000 - 10);
   std::string table = RenderRolloutStatus(d, OutputFormat::kTable, now);
@@ -829,8 +829,8 @@ TEST(OutputTest, RolloutStatus) {
 
 v1::ListRevisionsResponse SampleRevisions() {
   v1::ListRevisionsResponse resp;
-  auto add = [&](int64_t n, int64_t age, std::string cause, std::string strategy,
-                 std::string outcome) {
+  auto add = [&](int64_t n, int64_t age, std::string cause, v1::DeploymentStrategy strategy,
+                 v1::RevisionOutcome outcome) {
     v1::Revision* r = resp.add_revisions();
     r->set_id(absl::StrCat("r", n));
     r->set_number(n);
@@ -840,9 +840,11 @@ v1::ListRevisionsResponse SampleRevisions() {
     r->set_outcome(outcome);
     r->mutable_template_()->set_command("/bin/web");
   };
-  add(1, 7200, "warren service create web --command /bin/web", "", "created");
-  add(2, 600, "warren service update web --env VERSION=v2", "rolling", "succeeded");
-  add(3, 30, "bad release", "rolling", "rolled-back");
+  add(1, 7200, "warren service create web --command /bin/web", v1::DEPLOYMENT_STRATEGY_UNSPECIFIED,
+      v1::REVISION_OUTCOME_CREATED);
+  add(2, 600, "warren service update web --env VERSION=v2", v1::DEPLOYMENT_STRATEGY_ROLLING,
+      v1::REVISION_OUTCOME_SUCCEEDED);
+  add(3, 30, "bad release", v1::DEPLOYMENT_STRATEGY_ROLLING, v1::REVISION_OUTCOME_ROLLED_BACK);
   return resp;
 }
 
@@ -1002,10 +1004,10 @@ class FakeWarren final : public v1::Warren::Service {
     promotions.push_back(*req);
     if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollout"};
     v1::Deployment& d = rollout_script.front();
-    if (d.strategy() == "rolling") {
+    if (d.strategy() == v1::DEPLOYMENT_STRATEGY_ROLLING) {
       return {grpc::StatusCode::FAILED_PRECONDITION, "a rolling update has nothing to promote"};
     }
-    if (d.strategy() == "canary") {
+    if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) {
       int last = d.config().canary_steps_size() - 1;
       d.set_step(req->full() ? last : std::min(d.step() + 1, last));
       d.set_weight(d.config().canary_steps(d.step()));
@@ -1187,7 +1189,7 @@ v1::Deployment Rollout(std::string id, v1::DeploymentPhase phase, int updated, i
   d.set_service_name("web");
   d.set_from_revision(1);
   d.set_to_revision(2);
-  d.set_strategy("rolling");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_ROLLING);
   d.set_phase(phase);
   d.set_updated(updated);
   d.set_available(available);
@@ -1399,7 +1401,7 @@ TEST_F(FollowTest, InspectShowsUpdateConfig) {
 // A canary of web from revision 1 to 2 at `step` (0-based) of 10,25,50,100.
 v1::Deployment CanaryRollout(std::string id, v1::DeploymentPhase phase, int step) {
   v1::Deployment d = Rollout(std::move(id), phase, 1, 1, 1);
-  d.set_strategy("canary");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_CANARY);
   for (int w : {10, 25, 50, 100}) d.mutable_config()->add_canary_steps(w);
   d.mutable_config()->mutable_canary_window()->set_seconds(300);
   d.set_step(step);
@@ -1410,7 +1412,7 @@ v1::Deployment CanaryRollout(std::string id, v1::DeploymentPhase phase, int step
 v1::Deployment BlueGreenRollout(std::string id, v1::DeploymentPhase phase, bool auto_promote,
                                 int available, bool switched) {
   v1::Deployment d = Rollout(std::move(id), phase, 3, available, 1);
-  d.set_strategy("blue-green");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_BLUE_GREEN);
   d.mutable_config()->set_auto_promote(auto_promote);
   d.mutable_config()->mutable_scale_down_delay()->set_seconds(300);
   d.mutable_config()->mutable_canary_window()->set_seconds(300);

@@ -96,7 +96,7 @@ TEST(BlueGreenTest, RollbackInsideTheWindowFlipsBackWithoutStartingATask) {
   EXPECT_EQ(sim.Tasks().size(), tasks_before) << "no task was started to roll back";
   EXPECT_EQ(sim.Live(1), 3);
   EXPECT_EQ(sim.Live(2), 0);
-  EXPECT_EQ(sim.Rollout("web")->rollback_reason(), "manual");
+  EXPECT_EQ(sim.Rollout("web")->rollback_reason(), v1::ROLLBACK_REASON_MANUAL);
 }
 
 TEST(BlueGreenTest, PostSwitchAnalysisFailureFlipsBack) {
@@ -112,7 +112,7 @@ TEST(BlueGreenTest, PostSwitchAnalysisFailureFlipsBack) {
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
   auto d = *sim.Rollout("web");
-  EXPECT_EQ(d.rollback_reason(), "error_rate");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_ERROR_RATE);
   EXPECT_NE(d.reason().find("error_rate"), std::string::npos) << d.reason();
   EXPECT_EQ(sim.Service("web").revision(), 1);
   EXPECT_EQ(sim.Live(1), 2);
@@ -167,7 +167,7 @@ TEST(CanaryTest, BadCanaryRollsBackWithinOnePass) {
   EXPECT_EQ(sim.Rollout("web")->weight(), 0);
   EXPECT_EQ(sim.Weight(1), 100);
   auto d = *sim.Rollout("web");
-  EXPECT_EQ(d.rollback_reason(), "error_rate");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_ERROR_RATE);
   EXPECT_NE(d.reason().find("error_rate"), std::string::npos);
   EXPECT_NE(d.reason().find("exceeds 10"), std::string::npos) << d.reason();
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));

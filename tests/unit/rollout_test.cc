@@ -111,7 +111,7 @@ TEST_P(FailureAtBatchTest, FailureActionApplies) {
   auto d = *sim.Rollout("web");
   if (action == "rollback") {
     EXPECT_EQ(d.phase(), v1::DEPLOYMENT_PHASE_ROLLED_BACK) << d.reason();
-    EXPECT_EQ(d.rollback_reason(), "health_check");
+    EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_HEALTH_CHECK);
     EXPECT_NE(d.reason().find("unhealthy"), std::string::npos) << d.reason();
     EXPECT_EQ(sim.Service("web").revision(), 1);
     ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 4 && sim.Live(2) == 0; }));
@@ -189,7 +189,7 @@ TEST(RolloutTest, ProgressDeadlineRollsBackWithDeadlineReason) {
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
   auto d = *sim.Rollout("web");
-  EXPECT_EQ(d.rollback_reason(), "deadline");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_DEADLINE);
   EXPECT_NE(d.reason().find("progress deadline"), std::string::npos) << d.reason();
 }
 
@@ -296,7 +296,7 @@ TEST(RolloutTest, ManualRollbackAfterSuccess) {
   EXPECT_EQ(out.revision(), 1);
   auto d = *sim.Rollout("web");
   EXPECT_TRUE(d.rollback());
-  EXPECT_EQ(d.rollback_reason(), "manual");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_MANUAL);
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 3 && sim.Live() == 3; }));
   EXPECT_NE(sim.registry().Render().find("warren_rollbacks_total{reason=\"manual\"} 1"),
@@ -308,8 +308,8 @@ TEST(RolloutTest, ManualRollbackAfterSuccess) {
   v1::ListRevisionsResponse revs;
   ASSERT_TRUE(sim.api().ListRevisions(nullptr, &lr, &revs).ok());
   ASSERT_EQ(revs.revisions_size(), 2);
-  EXPECT_EQ(revs.revisions(0).outcome(), "created");
-  EXPECT_EQ(revs.revisions(1).outcome(), "rolled-back");
+  EXPECT_EQ(revs.revisions(0).outcome(), v1::REVISION_OUTCOME_CREATED);
+  EXPECT_EQ(revs.revisions(1).outcome(), v1::REVISION_OUTCOME_ROLLED_BACK);
   req.set_to_revision(7);
   grpc::Status s = sim.api().RollbackService(nullptr, &req, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
