@@ -809,7 +809,7 @@ void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
   if (u->failure_action().empty()) u->set_failure_action("rollback");
   if (!u->has_max_failure_ratio()) u->set_max_failure_ratio(0);
   if (!u->has_auto_promote()) u->set_auto_promote(true);
-  if (!u->has_scale_down_delay()) SetDurationSeconds(u->mutable_scale_down_delay(), 5 * 60);
+  if (!u->has_scale_down_delay()) SetDurationSeconds(u->mutable_scale_down_delay(), 30);
   if (u->strategy() == "canary" && u->canary_steps().empty()) {
     for (int w : kDefaultCanarySteps) u->add_canary_steps(w);
   }

@@ -2,6 +2,8 @@
 // ready (and promoted, without auto-promote) production traffic switches in one routing-table
 // version. Blue keeps running for the scale-down delay, during which green's traffic is
 // analysed and a rollback is a switch back.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/spec.h"
 #include "common/time_util.h"
@@ -106,6 +108,8 @@ void BlueGreen::Advance(const PassInput& in, RolloutStep* step) const {
     nd.set_weight(100);
     nd.set_reason("");
     *nd.mutable_switched_at() = ToProtoTime(now);
+    *nd.mutable_full_traffic_at() = ToProtoTime(now);
+    *nd.mutable_warm_until() = ToProtoTime(now + c.p.scale_down_delay);
     *nd.mutable_last_progress_at() = ToProtoTime(now);
     step->changed = true;
     step->events.push_back(
@@ -115,10 +119,17 @@ void BlueGreen::Advance(const PassInput& in, RolloutStep* step) const {
     step->next_wakeup = now;
     return;
   }
-  // Switched: post-switch analysis until the scale-down delay ends.
+  // Switched: post-switch analysis for the window, which ends with the scale-down delay at the
+  // latest; blue stays warm for the rest of the delay after the deployment succeeded.
   const absl::Time switched_at = FromProtoTime(nd.switched_at());
-  const absl::Time end = switched_at + c.p.scale_down_delay;
-  if (in.analysis.traffic != nullptr && now < switched_at + c.p.canary_window) {
+  const absl::Time end = switched_at + std::min(c.p.canary_window, c.p.scale_down_delay);
+  if (!IsSet(nd.warm_until())) {
+    // Switched by an older version: its blue is kept for the delay from the switch.
+    *nd.mutable_full_traffic_at() = nd.switched_at();
+    *nd.mutable_warm_until() = ToProtoTime(switched_at + c.p.scale_down_delay);
+    step->changed = true;
+  }
+  if (in.analysis.traffic != nullptr && now < end) {
     analysis.window_start = switched_at;
     Verdict v = RunAnalysis(analysis, in.analysis);
     RecordAnalysis(v.results, step);
@@ -139,7 +150,9 @@ void BlueGreen::Advance(const PassInput& in, RolloutStep* step) const {
                     step);
       return;
     }
-    Succeed(in, absl::StrCat("revision ", to, " serves all traffic; revision ", from, " removed"),
+    Succeed(in,
+            absl::StrCat("revision ", to, " serves all traffic; revision ", from,
+                         " stays warm until the scale-down delay ends"),
             step);
     return;
   }

@@ -51,9 +51,10 @@ class Canary final : public Strategy {
                                        const v1::Deployment& d) const override {
     const int n = service.spec().replicas();
     const int canary = CanaryCount(n, StepWeight(d, d.step()));
-    const int stable = d.config().canary_keep_stable()
-                           ? n
-                           : std::max(0, n - CanaryCount(n, std::min(d.weight(), 100)));
+    // At 100 % the stable tasks of the step before stay (warm) until the deployment ends.
+    const int stable = d.config().canary_keep_stable() ? n
+                       : d.weight() >= 100             ? d.warm_replicas()
+                                           : std::max(0, n - CanaryCount(n, d.weight()));
     return {{d.from_revision(), stable, true}, {d.to_revision(), canary, true}};
   }
 
@@ -61,7 +62,9 @@ class Canary final : public Strategy {
     return {{d.to_revision(), {d.weight(), false}}, {d.from_revision(), {100 - d.weight(), false}}};
   }
 
-  int WarmCount(const v1::Service& service, const v1::Deployment& d) const override { return 0; }
+  int WarmCount(const v1::Service& service, const v1::Deployment& d) const override {
+    return d.config().canary_keep_stable() ? service.spec().replicas() : d.warm_replicas();
+  }
 };
 
 void Canary::Advance(const PassInput& in, RolloutStep* step) const {
@@ -76,6 +79,15 @@ void Canary::Advance(const PassInput& in, RolloutStep* step) const {
   const int want = CanaryCount(c.n, target_weight);
   if (nd.weight() != target_weight) {
     if (c.available_to >= want) {
+      if (target_weight >= 100) {
+        // All traffic on the canary: the stable set that served until now stays warm for the
+        // scale-down delay, so a rollback is a switch back.
+        nd.set_warm_replicas(nd.config().canary_keep_stable()
+                                 ? c.n
+                                 : std::max(0, c.n - CanaryCount(c.n, nd.weight())));
+        *nd.mutable_full_traffic_at() = ToProtoTime(now);
+        *nd.mutable_warm_until() = ToProtoTime(now + c.p.scale_down_delay);
+      }
       nd.set_weight(target_weight);
       *nd.mutable_step_started_at() = ToProtoTime(now);
       *nd.mutable_last_progress_at() = ToProtoTime(now);

@@ -72,8 +72,21 @@ absl::StatusOr<std::string> ApplyRollback(const PassInput& in, const v1::Deploym
     return absl::FailedPreconditionError(
         absl::StrCat("service \"", in.service.spec().name(), "\" already runs revision ", to));
   }
+  // A blue/green or canary that finished moments ago still runs the revision it replaced:
+  // switch the traffic back to it at once, never replaying steps or windows.
+  if (IsWarm(d, in.now) && to == d.from_revision() && d.to_revision() == in.service.revision()) {
+    int warm = 0;
+    for (const auto& t : in.tasks) {
+      if (t.revision() == to && IsAvailable(t, absl::ZeroDuration(), in.now)) warm++;
+    }
+    if (warm > 0) {
+      BeginRollback(in, v1::ROLLBACK_REASON_MANUAL, "rolled back by hand", step);
+      return absl::StrCat("traffic switched back to revision ", to, " (", warm,
+                          " of its tasks still run)");
+    }
+  }
   StartColdRollback(in, to, cause, step);
-  return absl::StrCat("rolling back to revision ", to);
+  return absl::StrCat("rolling back to revision ", to, " (rolling: its tasks start again)");
 }
 
 absl::StatusOr<std::string> Apply(const PassInput& in, const v1::DeploymentIntent& intent,
