@@ -366,3 +366,79 @@ TEST(RolloutTest, DeploymentMetricsCountOutcomes) {
 
 }  // namespace
 }  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+grpc::Status RollbackWeb(Sim& sim, v1::Service* out) {
+  v1::RollbackServiceRequest req;
+  req.set_name_or_id("web");
+  return sim.api().RollbackService(nullptr, &req, out);
+}
+
+void UpdateTo(Sim& sim, v1::ServiceSpec* spec, const std::string& version) {
+  (*spec->mutable_template_()->mutable_env())["VERSION"] = version;
+  ASSERT_TRUE(sim.Update(*spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return !IsActive(*sim.Rollout("web")); }, 800));
+}
+
+// Behaviour 3: with nothing in progress, `service rollback` goes to the newest earlier revision
+// whose rollout succeeded; rolled-back and failed revisions are skipped.
+TEST(RollbackTargetTest, SkipsRolledBackRevisions) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  UpdateTo(sim, &spec, "v2");
+  UpdateTo(sim, &spec, "v3");
+  v1::Service out;
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  EXPECT_EQ(out.revision(), 2);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
+  // Revision 3 was rolled back from: the next rollback goes on to revision 1, not back to 3.
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  EXPECT_EQ(out.revision(), 1);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 2 && sim.Live() == 2; }));
+}
+
+TEST(RollbackTargetTest, PicksTheNewestEarlierSucceededRevision) {
+  v1::Service svc;
+  svc.set_revision(6);
+  RevisionMap revs;
+  const v1::RevisionOutcome outcomes[] = {
+      v1::REVISION_OUTCOME_CREATED,     v1::REVISION_OUTCOME_SUCCEEDED,
+      v1::REVISION_OUTCOME_FAILED,      v1::REVISION_OUTCOME_SUPERSEDED,
+      v1::REVISION_OUTCOME_ROLLED_BACK, v1::REVISION_OUTCOME_IN_PROGRESS,
+      v1::REVISION_OUTCOME_SUCCEEDED};
+  for (int i = 0; i < 7; ++i) {
+    revs[i + 1].set_number(i + 1);
+    revs[i + 1].set_outcome(outcomes[i]);
+  }
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 2) << "3 failed, 4 superseded, 5 rolled back";
+  svc.set_revision(2);
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 1) << "revision 1 was created without a rollout";
+  svc.set_revision(1);
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 0);
+}
+
+TEST(RollbackTargetTest, ANamedRevisionIsTakenAsNamed) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  UpdateTo(sim, &spec, "v2");
+  UpdateTo(sim, &spec, "v3");
+  v1::Service out;
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return !IsActive(*sim.Rollout("web")); }));
+  // Revision 3 is rolled back, yet named it is what the service goes to.
+  v1::RollbackServiceRequest req;
+  req.set_name_or_id("web");
+  req.set_to_revision(3);
+  ASSERT_TRUE(sim.api().RollbackService(nullptr, &req, &out).ok());
+  EXPECT_EQ(out.revision(), 3);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(3) == 2 && sim.Live() == 2; }));
+}
+
+}  // namespace
+}  // namespace warren::sim

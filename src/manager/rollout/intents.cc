@@ -19,19 +19,6 @@ bool RollingBackNow(const v1::Deployment& d) {
          (d.target_revision() != 0 && d.target_revision() != d.to_revision());
 }
 
-// The revision a rollback with no revision named goes back to.
-int64_t RollbackTarget(const PassInput& in, const v1::Deployment& latest) {
-  if (latest.to_revision() == in.service.revision() &&
-      latest.from_revision() != in.service.revision()) {
-    return latest.from_revision();
-  }
-  int64_t to = 0;
-  for (const auto& [number, r] : in.revisions) {
-    if (number < in.service.revision()) to = number;
-  }
-  return to;
-}
-
 absl::StatusOr<std::string> ApplyRollback(const PassInput& in, const v1::DeploymentIntent& intent,
                                           RolloutStep* step) {
   v1::Deployment& d = step->deployment;
@@ -56,10 +43,12 @@ absl::StatusOr<std::string> ApplyRollback(const PassInput& in, const v1::Deploym
     Supersede(in, *step->started, step);
     return absl::StrCat("rolling back to revision ", to);
   }
-  const int64_t to = intent.to_revision() != 0 ? intent.to_revision() : RollbackTarget(in, d);
+  const int64_t to = intent.to_revision() != 0 ? intent.to_revision()
+                                               : PreviousGoodRevision(in.service, in.revisions);
   if (to == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "service \"", in.service.spec().name(), "\" has no previous revision to roll back to"));
+        "service \"", in.service.spec().name(),
+        "\" has no earlier revision whose rollout succeeded; name one with --to-revision"));
   }
   if (!in.revisions.count(to)) {
     std::vector<int64_t> kept;
