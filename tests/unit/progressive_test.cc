@@ -188,17 +188,76 @@ TEST(CanaryTest, AbortAndPromoteFull) {
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 10; }));
   v1::PromoteRequest promote;
   promote.set_name_or_id("web");
-  promote.set_full(true);
   v1::Deployment d;
   ASSERT_TRUE(sim.api().PromoteRollout(nullptr, &promote, &d).ok());
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 100; }));
-  EXPECT_EQ(sim.Weight(2), 100);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 25; }));
   v1::RolloutRequest abort;
   abort.set_name_or_id("web");
   ASSERT_TRUE(sim.api().AbortRollout(nullptr, &abort, &d).ok());
   EXPECT_EQ(d.weight(), 0);
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 4 && sim.Live(2) == 0; }));
+
+  // Again, promoted straight to 100 %: it ends there, without the hour-long windows.
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v3";
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 10; }));
+  promote.set_full(true);
+  ASSERT_TRUE(sim.api().PromoteRollout(nullptr, &promote, &d).ok());
+  EXPECT_EQ(d.intents(d.intents_size() - 1).result(),
+            "promoted to step 4/4: 100% of traffic on revision 3 once its tasks are ready, and "
+            "the rollout ends then");
+  const absl::Time start = sim.clock().Now();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
+  EXPECT_LT(sim.clock().Now() - start, absl::Minutes(1));
+  EXPECT_EQ(sim.Weight(3), 100);
+}
+
+// Behaviour 4: `canary promote` at the last step ends the deployment at once.
+TEST(CanaryTest, PromoteAtTheLastStepEndsTheRollout) {
+  for (bool full : {false, true}) {
+    Sim sim;
+    v1::ServiceSpec spec = Progressive(4, "canary");
+    *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
+    spec.mutable_update_config()->add_canary_steps(50);
+    spec.mutable_update_config()->add_canary_steps(100);
+    sim.Create(spec);
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+    sim.traffic_gen = Healthy;
+    ToV2(&spec);
+    ASSERT_TRUE(sim.Update(spec).ok());
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 50; }));
+    v1::PromoteRequest promote;
+    promote.set_name_or_id("web");
+    v1::Deployment d;
+    ASSERT_TRUE(sim.api().PromoteRollout(nullptr, &promote, &d).ok());
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 100; }));
+    EXPECT_EQ(sim.Phase("web"), v1::DEPLOYMENT_PHASE_PROGRESSING) << "the last window runs";
+    promote.set_full(full);
+    ASSERT_TRUE(sim.api().PromoteRollout(nullptr, &promote, &d).ok()) << full;
+    EXPECT_EQ(d.phase(), v1::DEPLOYMENT_PHASE_SUCCEEDED) << full;
+    EXPECT_EQ(d.intents(d.intents_size() - 1).result(),
+              "promoted: 100% of traffic on revision 2; the rollout ended");
+    EXPECT_EQ(sim.Weight(2), 100);
+  }
+}
+
+TEST(BlueGreenTest, PromoteAfterTheSwitchEndsThePostSwitchWindow) {
+  Sim sim;
+  v1::ServiceSpec spec = Progressive(2, "blue-green");
+  *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
+  *spec.mutable_update_config()->mutable_scale_down_delay() = ToProtoDuration(absl::Hours(1));
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ToV2(&spec);
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->switched(); }));
+  v1::PromoteRequest promote;
+  promote.set_name_or_id("web");
+  v1::Deployment d;
+  ASSERT_TRUE(sim.api().PromoteRollout(nullptr, &promote, &d).ok());
+  EXPECT_EQ(d.phase(), v1::DEPLOYMENT_PHASE_SUCCEEDED);
+  EXPECT_EQ(sim.Live(1), 2) << "blue stays warm for the scale-down delay";
 }
 
 TEST(CanaryTest, ThinTrafficPolicies) {

@@ -206,7 +206,7 @@ TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
   EXPECT_EQ(d.step(), 1);
   ASSERT_EQ(d.intents_size(), 1);
   EXPECT_TRUE(d.intents(0).applied());
-  EXPECT_EQ(d.intents(0).result(), "promoted to step 2 (25%)");
+  EXPECT_EQ(d.intents(0).result(), "promoted to step 2/4: 25% of traffic on revision 2");
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 25; }));
 }
 

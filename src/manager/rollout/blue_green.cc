@@ -26,8 +26,10 @@ class BlueGreen final : public Strategy {
                                       RolloutStep* step) const override {
     v1::Deployment& d = step->deployment;
     if (d.switched()) {
-      return absl::FailedPreconditionError(
-          "already switched; blue is removed after the scale-down delay");
+      // The post-switch window ends now; blue stays warm for the rest of the delay.
+      Succeed(in, absl::StrCat("revision ", d.to_revision(), " promoted by hand"), step);
+      return absl::StrCat("promoted: revision ", d.to_revision(),
+                          " serves all traffic; the rollout ended");
     }
     // Promotion requested: the switch happens once green is ready.
     d.set_step(1);

@@ -34,10 +34,32 @@ class Canary final : public Strategy {
     v1::Deployment& d = step->deployment;
     const std::vector<int> steps = CanarySteps(d.config());
     const int last = static_cast<int>(steps.size()) - 1;
-    d.set_step(full ? last : std::min(d.step() + 1, last));
+    const int count = static_cast<int>(steps.size());
     step->changed = true;
     step->next_wakeup = in.now;
-    return absl::StrCat("promoted to step ", d.step() + 1, " (", steps[d.step()], "%)");
+    if (!full && d.step() < last) {
+      d.set_step(d.step() + 1);
+      const RolloutParams p = ResolveRolloutParams(d.config(), in.service.spec().replicas());
+      int ready = 0;
+      for (const auto& t : in.tasks) {
+        if (t.revision() == d.to_revision() && IsAvailable(t, p.min_ready, in.now)) ready++;
+      }
+      const bool now = ready >= CanaryCount(p.replicas, steps[d.step()]);
+      return absl::StrCat("promoted to step ", d.step() + 1, "/", count, ": ", steps[d.step()],
+                          "% of traffic on revision ", d.to_revision(),
+                          now ? "" : " once its tasks are ready");
+    }
+    // At the last step, or with --full: the rollout ends as soon as the canary has all traffic,
+    // without the remaining windows.
+    d.set_step(last);
+    d.set_promoted_to_end(true);
+    if (d.weight() >= 100) {
+      Succeed(in, absl::StrCat("canary revision ", d.to_revision(), " promoted by hand"), step);
+      return absl::StrCat("promoted: 100% of traffic on revision ", d.to_revision(),
+                          "; the rollout ended");
+    }
+    return absl::StrCat("promoted to step ", count, "/", count, ": 100% of traffic on revision ",
+                        d.to_revision(), " once its tasks are ready, and the rollout ends then");
   }
 
   std::string StartMessage(const v1::Deployment& d) const override {
@@ -99,6 +121,9 @@ void Canary::Advance(const PassInput& in, RolloutStep* step) const {
            absl::StrCat("step ", nd.step() + 1, "/", steps.size(), ": ", target_weight,
                         "% of traffic on revision ", to, " (", want, " tasks)")});
       step->next_wakeup = now;
+      if (target_weight >= 100 && nd.promoted_to_end()) {
+        Succeed(in, absl::StrCat("canary revision ", to, " promoted by hand"), step);
+      }
       return;
     }
     if (now - c.last_progress >= c.p.progress_deadline) {

@@ -98,10 +98,12 @@ absl::StatusOr<std::string> Apply(const PassInput& in, const v1::DeploymentInten
             absl::StrCat("service \"", in.service.spec().name(),
                          "\" has no blue/green or canary rollout to promote"));
       }
+      const size_t events_before = step->events.size();
       absl::StatusOr<std::string> what = StrategyFor(d).Promote(in, intent.full(), step);
       if (!what.ok()) return what;
-      step->events.push_back(
-          {"deployment", d.id(), in.service.spec().name(), "promoted", *what + " by hand"});
+      step->events.insert(
+          step->events.begin() + events_before,
+          {"deployment", d.id(), in.service.spec().name(), "promoted", "by hand: " + *what});
       if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) Resume(in, step);
       return what;
     }
