@@ -263,7 +263,29 @@ bool AwaitsPromotion(const v1::Deployment& d) {
 
 }  // namespace
 
-RolloutOutcome OutcomeOf(const v1::Deployment& d) {
+namespace {
+
+// Blue/green switched or canary at 100 %: the new revision has all production traffic.
+bool AllTrafficOnNew(const v1::Deployment& d) {
+  if (d.rollback() || d.reopened()) return false;
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN) return d.switched();
+  return d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY && d.weight() >= 100;
+}
+
+// "; revision 1 stays warm for 28s: roll back at once with `warren service rollback web`",
+// or "" when the previous revision is no longer kept.
+std::string WarmNote(const v1::Deployment& d, absl::Time now) {
+  if (!IsSet(d.warm_until()) || now == absl::InfinitePast()) return "";
+  const absl::Duration left = ToTime(d.warm_until()) - now;
+  if (left <= absl::ZeroDuration()) return "";
+  return absl::StrFormat(
+      "; revision %d stays warm for %s: roll back at once with `warren service rollback %s`",
+      d.from_revision(), ShortDuration(left), d.service_name());
+}
+
+}  // namespace
+
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now) {
   RolloutOutcome o;
   const char* what = d.rollback() ? "rollback" : "rollout";
   switch (d.phase()) {
@@ -274,6 +296,7 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
         absl::StrAppend(&o.message, " in ",
                         ShortDuration(ToTime(d.finished_at()) - ToTime(d.created_at())));
       }
+      if (AllTrafficOnNew(d)) absl::StrAppend(&o.message, WarmNote(d, now));
       return o;
     }
     case v1::DEPLOYMENT_PHASE_ROLLED_BACK:
@@ -313,6 +336,21 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
       }
       return o;
     case v1::DEPLOYMENT_PHASE_PROGRESSING:
+      // The question of `service update` is answered once users are on the new revision; the
+      // rest (analysis, the warm previous revision) goes on without a follower.
+      if (AllTrafficOnNew(d)) {
+        o.done = true;
+        o.message = absl::StrFormat("all traffic on revision %d", d.to_revision());
+        if (IsSet(d.created_at()) && IsSet(d.full_traffic_at())) {
+          absl::StrAppend(&o.message, " after ",
+                          ShortDuration(ToTime(d.full_traffic_at()) - ToTime(d.created_at())));
+        }
+        absl::StrAppend(&o.message, WarmNote(d, now),
+                        absl::StrFormat("\nthe analysis goes on until the rollout ends (`warren "
+                                        "service rollout status %s --watch`)",
+                                        d.service_name()));
+        return o;
+      }
       if (AwaitsPromotion(d)) {
         o.done = true;
         o.message = absl::StrFormat(

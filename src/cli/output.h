@@ -92,7 +92,10 @@ struct RolloutOutcome {
   int exit_code = 0;
   std::string message;
 };
-RolloutOutcome OutcomeOf(const v1::Deployment& d);
+// A blue/green or canary rollout is done for a follower once all traffic is on the new revision
+// (exit 0): the message says how long the previous revision stays warm (from `now`) and how to
+// roll back at once.
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now = absl::InfinitePast());
 
 // `service rollout status`: a key/value block (table), or the Deployment as JSON/YAML.
 std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, absl::Time now);

@@ -166,7 +166,8 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   // Every answer is labelled with the millisecond it was sent in.
   Load load(publish_port_, ms);
   auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
-                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20"});
+                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20",
+                "--scale-down-delay", "2s"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   load.Stop();
   stop_poll = true;

@@ -23,6 +23,7 @@
 #include "cli/service_flags.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "common/time_util.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -1444,7 +1445,9 @@ TEST(OutputTest, CanaryAndBlueGreenProgress) {
   EXPECT_THAT(o.message, HasSubstr("green (revision 2) is ready"));
   EXPECT_THAT(o.message, HasSubstr("`warren service promote web`"));
   manual.set_switched(true);
-  EXPECT_FALSE(OutcomeOf(manual).done);
+  // Switched: the follower's question is answered (behaviour 10).
+  EXPECT_TRUE(OutcomeOf(manual).done);
+  EXPECT_THAT(OutcomeOf(manual).message, ::testing::StartsWith("all traffic on revision 2"));
 
   // The window: step start + canary window - now, never negative.
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
@@ -1670,6 +1673,45 @@ TEST_F(FollowTest, BlueGreenFollowStopsWhenGreenAwaitsPromotion) {
   ASSERT_EQ(Run({"service", "rollout", "status", "web", "-w"}), 0) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1\n"));
   EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1, switched\n"));
+}
+
+// Behaviour 10: following a blue/green or canary update returns once all traffic is on the new
+// revision, saying how long the old one stays warm and how to roll back, not after the delay.
+TEST_F(FollowTest, CanaryFollowReturnsOnceAllTrafficIsOnTheNewRevision) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment full = CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 3);
+  *full.mutable_created_at() = ToProtoTime(clock_.Now() - absl::Seconds(40));
+  *full.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *full.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Seconds(30));
+  // Never succeeds within the script: the last window would still run for minutes.
+  fake_.rollout_script = {v1::Deployment(), CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 2),
+                          full};
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "canary"}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(),
+              HasSubstr("all traffic on revision 2 after 40s; revision 1 stays warm for 29s: roll "
+                        "back at once with `warren service rollback web`\n"));
+}
+
+TEST_F(FollowTest, BlueGreenFollowReturnsAtTheSwitch) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment switched = BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true);
+  *switched.mutable_created_at() = ToProtoTime(clock_.Now() - absl::Seconds(5));
+  *switched.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *switched.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Minutes(5));
+  fake_.rollout_script = {v1::Deployment(),
+                          BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, false),
+                          switched};
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "blue-green"}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("all traffic on revision 2 after 5s; revision 1 stays warm "
+                                    "for 4m59s: roll back at once"));
+  // A rollback that switched back is followed to its end as before.
+  v1::Deployment back = BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_ROLLED_BACK, true, 3, false);
+  back.set_rollback_reason(v1::ROLLBACK_REASON_MANUAL);
+  back.set_reopened(true);
+  EXPECT_TRUE(OutcomeOf(back, clock_.Now()).done);
+  EXPECT_EQ(OutcomeOf(back, clock_.Now()).exit_code, 0);
 }
 
 constexpr char kApplyV1[] = R"(name: web
