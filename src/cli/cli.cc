@@ -331,22 +331,6 @@ int PauseOrResume(Context& ctx, const std::string& name, bool pause) {
   return 0;
 }
 
-// What a promotion did, from the deployment the manager returned.
-std::string DescribePromotion(const v1::Deployment& d, const std::string& name) {
-  const std::string svc = d.service_name().empty() ? name : d.service_name();
-  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) {
-    return absl::StrFormat("%s: canary of revision %d promoted (%s)\n", svc, d.to_revision(),
-                           CanaryStepText(d));
-  }
-  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN) {
-    return absl::StrFormat("%s: revision %d promoted: %s\n", svc, d.to_revision(),
-                           d.switched() ? "production traffic switched to it"
-                                        : "traffic switches as soon as every green task is ready");
-  }
-  return absl::StrFormat("%s: rollout to revision %d promoted (%s)\n", svc, d.to_revision(),
-                         PhaseName(d.phase()));
-}
-
 int Promote(Context& ctx, const std::string& name, bool full) {
   Client client(ctx);
   grpc::ClientContext call;

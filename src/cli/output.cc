@@ -586,6 +586,47 @@ void EmitYaml(YAML::Emitter& e, const nlohmann::ordered_json& j) {
 
 }  // namespace
 
+std::string CheckResult(const v1::Deployment& d, const v1::AnalysisResult& a) {
+  if (a.passed()) return "pass";
+  // Too few requests yet is no failure while the window still collects them.
+  const bool observing =
+      d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING || d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
+  if (a.check() == "requests" && observing) return "waiting";
+  return "FAIL";
+}
+
+std::string DescribePromotion(const v1::Deployment& d, const std::string& name) {
+  const std::string svc = d.service_name().empty() ? name : d.service_name();
+  for (const v1::DeploymentIntent& i : d.intents()) {
+    if (i.sequence() != d.intent_sequence() || i.action() != v1::DEPLOYMENT_ACTION_PROMOTE) {
+      continue;
+    }
+    if (!i.applied()) {
+      return absl::StrFormat(
+          "%s: promotion requested; the manager applies it shortly (`warren service canary "
+          "status %s`)\n",
+          svc, svc);
+    }
+    if (!i.result().empty()) return absl::StrFormat("%s: %s\n", svc, i.result());
+  }
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) {
+    // The step's weight: the one the canary moves to (the proxies follow once its tasks are
+    // ready), not the one it had.
+    const int steps = d.config().canary_steps_size();
+    const int step = std::clamp(d.step(), 0, std::max(steps - 1, 0));
+    return absl::StrFormat("%s: canary of revision %d promoted (step %d/%d, weight %d%%)\n", svc,
+                           d.to_revision(), step + 1, steps,
+                           steps == 0 ? d.weight() : d.config().canary_steps(step));
+  }
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN) {
+    return absl::StrFormat("%s: revision %d promoted: %s\n", svc, d.to_revision(),
+                           d.switched() ? "production traffic switched to it"
+                                        : "traffic switches as soon as every green task is ready");
+  }
+  return absl::StrFormat("%s: rollout to revision %d promoted (%s)\n", svc, d.to_revision(),
+                         PhaseName(d.phase()));
+}
+
 std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoints* endpoints,
                                const std::map<int64_t, RevisionReplicas>& replicas,
                                OutputFormat format, absl::Time now) {
@@ -656,6 +697,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
                         {"value", a.value()},
                         {"threshold", a.threshold()},
                         {"passed", a.passed()},
+                        {"result", CheckResult(d, a)},
                         {"detail", a.detail()}});
     }
     j["analysis"] = checks;
@@ -702,7 +744,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
     std::vector<std::vector<std::string>> checks;
     for (const v1::AnalysisResult& a : d.analysis()) {
       checks.push_back({a.check(), FormatCheckValue(a.check(), a.value()),
-                        FormatCheckValue(a.check(), a.threshold()), a.passed() ? "pass" : "FAIL",
+                        FormatCheckValue(a.check(), a.threshold()), CheckResult(d, a),
                         OrDash(a.detail())});
     }
     out += RenderTable({"CHECK", "VALUE", "THRESHOLD", "RESULT", "DETAIL"}, checks);

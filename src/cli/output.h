@@ -80,6 +80,14 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
                                const std::map<int64_t, RevisionReplicas>& replicas,
                                OutputFormat format, absl::Time now);
 
+// An analysis check's verdict for people: "pass", "FAIL", or "waiting" for a request count that
+// is still being collected (the check only decides at the window's end).
+std::string CheckResult(const v1::Deployment& d, const v1::AnalysisResult& a);
+
+// What `promote` did: the result the manager recorded for the request (the step and weight it
+// moved to), or, from an older manager, the same from the deployment's fields.
+std::string DescribePromotion(const v1::Deployment& d, const std::string& name);
+
 // "progressing", "rolled-back": the phase without its prefix, lower case, '-' for '_'.
 std::string PhaseName(v1::DeploymentPhase phase);
 

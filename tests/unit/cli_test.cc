@@ -1521,6 +1521,42 @@ TEST_F(FollowTest, PromoteAndAbort) {
   EXPECT_EQ(Run({"service", "canary"}), 2);
 }
 
+// Behaviour 14: a request count still being collected is "waiting", not FAIL; a promotion
+// prints the step and weight it moved to.
+TEST(OutputTest, WaitingRequestsAndPromotionWeight) {
+  v1::Deployment d;
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_CANARY);
+  d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  v1::AnalysisResult requests;
+  requests.set_check("requests");
+  requests.set_value(12);
+  requests.set_threshold(50);
+  EXPECT_EQ(CheckResult(d, requests), "waiting");
+  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
+  EXPECT_EQ(CheckResult(d, requests), "FAIL");
+  v1::AnalysisResult rate;
+  rate.set_check("error_rate");
+  d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  EXPECT_EQ(CheckResult(d, rate), "FAIL");
+
+  d.set_service_name("web");
+  d.set_to_revision(2);
+  for (int w : {10, 25, 50, 100}) d.mutable_config()->add_canary_steps(w);
+  d.set_step(2);
+  d.set_weight(25);  // the canary tasks of step 3 are still starting
+  EXPECT_EQ(DescribePromotion(d, "web"),
+            "web: canary of revision 2 promoted (step 3/4, weight 50%)\n");
+  v1::DeploymentIntent* i = d.add_intents();
+  i->set_sequence(1);
+  i->set_action(v1::DEPLOYMENT_ACTION_PROMOTE);
+  d.set_intent_sequence(1);
+  EXPECT_THAT(DescribePromotion(d, "web"), HasSubstr("promotion requested"));
+  i->set_applied(true);
+  i->set_result("promoted to step 3/4: 50% of traffic on revision 2 once its tasks are ready");
+  EXPECT_EQ(DescribePromotion(d, "web"),
+            "web: promoted to step 3/4: 50% of traffic on revision 2 once its tasks are ready\n");
+}
+
 TEST_F(FollowTest, CanaryStatus) {
   v1::Deployment d = CanaryRollout("d2", v1::DEPLOYMENT_PHASE_PROGRESSING, 1);
   d.mutable_step_started_at()->set_seconds(absl::ToUnixSeconds(clock_.Now()) - 100);

@@ -160,7 +160,8 @@ void Canary::Advance(const PassInput& in, RolloutStep* step) const {
     std::string summary;
     for (const auto& r : v.results) {
       absl::StrAppend(&summary, summary.empty() ? "" : ", ", r.check(), " ", r.value(),
-                      r.passed() ? " ok" : " FAILED", " (threshold ", r.threshold(), ")");
+                      r.passed() ? " ok" : (r.check() == "requests" ? " too few" : " FAILED"),
+                      " (threshold ", r.threshold(), ")");
     }
     step->events.push_back({"deployment", nd.id(), name, "analysis",
                             absl::StrCat("step ", nd.step() + 1, " (", nd.weight(),
