@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "manager/scheduler.h"
 #include "rollout_sim.h"
 
 namespace warren::sim {
@@ -438,6 +439,73 @@ TEST(RollbackTargetTest, ANamedRevisionIsTakenAsNamed) {
   ASSERT_TRUE(sim.api().RollbackService(nullptr, &req, &out).ok());
   EXPECT_EQ(out.revision(), 3);
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(3) == 2 && sim.Live() == 2; }));
+}
+
+}  // namespace
+}  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+// Behaviour 11: new tasks that no node can ever run fail the rollout within the placement
+// grace (default 5 s), with the scheduler's reason, instead of after the healthy deadline.
+struct UnplaceableCase {
+  std::string name;
+  std::string strategy;
+  std::function<void(v1::TaskTemplate*)> change;
+  std::string reason;
+};
+
+class UnplaceableTest : public testing::TestWithParam<UnplaceableCase> {};
+
+TEST_P(UnplaceableTest, FailsFastWithTheReason) {
+  const UnplaceableCase& c = GetParam();
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  spec.mutable_update_config()->set_strategy(c.strategy);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  c.change(spec.mutable_template_());
+  ASSERT_TRUE(sim.Update(spec).ok());
+  const absl::Time start = sim.clock().Now();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
+  EXPECT_LT(sim.clock().Now() - start, absl::Seconds(10)) << "not the 5 minute healthy deadline";
+  auto d = *sim.Rollout("web");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_UNSCHEDULABLE);
+  EXPECT_NE(d.reason().find("cannot be placed: " + c.reason), std::string::npos) << d.reason();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 2 && sim.Live() == 2; }));
+  EXPECT_NE(sim.registry().Render().find("warren_rollbacks_total{reason=\"unschedulable\"} 1"),
+            std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Reasons, UnplaceableTest,
+    testing::Values(
+        UnplaceableCase{"image_on_process_nodes", "rolling",
+                        [](v1::TaskTemplate* t) { t->set_image("registry/web:2"); },
+                        "no ready node runs container images"},
+        UnplaceableCase{"constraint", "canary",
+                        [](v1::TaskTemplate* t) { t->add_constraints("node.labels.zone==mars"); },
+                        "no ready node satisfies constraint node.labels.zone==mars"},
+        UnplaceableCase{"resources", "blue-green",
+                        [](v1::TaskTemplate* t) { t->mutable_resources()->set_cpus(100); },
+                        "no ready node has 100 CPUs"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(UnplaceableTest, WaitingForANodeOrForResourcesIsNoFailure) {
+  v1::Task t;
+  t.mutable_spec()->set_command("web");
+  t.mutable_spec()->mutable_resources()->set_cpus(4);
+  v1::Node n;
+  n.set_state(v1::NODE_STATE_DOWN);
+  n.set_runtime("process");
+  n.mutable_capacity()->set_cpus(8);
+  EXPECT_EQ(NeverPlaceableReason(t, {}), "") << "no node at all: wait for one";
+  EXPECT_EQ(NeverPlaceableReason(t, {n}), "") << "the only node is down: wait for it";
+  n.set_state(v1::NODE_STATE_READY);
+  EXPECT_EQ(NeverPlaceableReason(t, {n}), "") << "fits once other tasks free their CPUs";
+  t.mutable_spec()->mutable_resources()->set_cpus(9);
+  EXPECT_NE(NeverPlaceableReason(t, {n}), "");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "manager/rollout/transitions.h"
+#include "manager/scheduler.h"
 
 namespace warren {
 
@@ -45,6 +46,18 @@ std::string NewTaskFailure(const v1::Task& t, const std::vector<v1::Node>& nodes
   if (t.status().health().state() == v1::HEALTH_STATE_UNHEALTHY) {
     return absl::StrCat("task ", t.id(), " (slot ", t.slot(),
                         ") is unhealthy: ", t.status().health().last_probe().output());
+  }
+  if (state == v1::TASK_STATE_PENDING && t.node_id().empty()) {
+    // Waiting for a node is normal; no node that could ever take it is not: say so within
+    // the placement grace instead of after the healthy deadline.
+    if (std::string never = NeverPlaceableReason(t, nodes); !never.empty()) {
+      const absl::Time at = FromProtoTime(t.created_at()) + p.placement_grace;
+      if (now >= at) {
+        if (reason) *reason = v1::ROLLBACK_REASON_UNSCHEDULABLE;
+        return absl::StrCat("task ", t.id(), " (slot ", t.slot(), ") cannot be placed: ", never);
+      }
+      *wake_at = std::min(*wake_at, at);
+    }
   }
   if (!IsAvailable(t, p.min_ready, now)) {
     absl::Time deadline = FromProtoTime(t.created_at()) + p.healthy_deadline;
