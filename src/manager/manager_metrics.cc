@@ -10,7 +10,12 @@
 namespace warren {
 namespace {
 
-// "rolled_back": the phase's name as a label value.
+// The plan's status label: success when the deployment reached its target revision.
+const char* StatusLabel(v1::DeploymentPhase phase) {
+  return phase == v1::DEPLOYMENT_PHASE_SUCCEEDED ? "success" : "failed";
+}
+
+// The finer outcome label, "rolled_back": the phase's name.
 std::string PhaseLabel(v1::DeploymentPhase phase) {
   std::string name = v1::DeploymentPhase_Name(phase);
   absl::string_view view = name;
@@ -23,8 +28,10 @@ std::string PhaseLabel(v1::DeploymentPhase phase) {
 ManagerMetrics::ManagerMetrics(Registry& registry)
     : registry_(registry),
       deployments_(registry.AddCounter("warren_deployments_total",
-                                       "Finished deployments by strategy and outcome.",
-                                       {"strategy", "status"})),
+                                       "Finished deployments by strategy, status (success or "
+                                       "failed) and outcome (succeeded, rolled_back, failed, "
+                                       "superseded).",
+                                       {"strategy", "status", "outcome"})),
       duration_(registry.AddHistogram(
           "warren_deployment_duration_seconds", "Time from the start of a deployment to its end.",
           {"strategy"}, {1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600})),
@@ -33,7 +40,8 @@ ManagerMetrics::ManagerMetrics(Registry& registry)
                                         "Canary steps promoted (after the first).")) {
   // Export the documented label sets from the start, so dashboards see zeros, not gaps.
   for (auto reason : {v1::ROLLBACK_REASON_HEALTH_CHECK, v1::ROLLBACK_REASON_ERROR_RATE,
-                      v1::ROLLBACK_REASON_MANUAL, v1::ROLLBACK_REASON_DEADLINE}) {
+                      v1::ROLLBACK_REASON_LATENCY, v1::ROLLBACK_REASON_MANUAL,
+                      v1::ROLLBACK_REASON_DEADLINE, v1::ROLLBACK_REASON_UNSCHEDULABLE}) {
     rollbacks_.WithLabels({DisplayName(reason)});
   }
 }
@@ -42,7 +50,7 @@ void ManagerMetrics::CanaryStep() { canary_steps_.WithLabels({}).Inc(); }
 
 void ManagerMetrics::DeploymentFinished(v1::DeploymentStrategy strategy, v1::DeploymentPhase phase,
                                         absl::Duration duration) {
-  deployments_.WithLabels({DisplayName(strategy), PhaseLabel(phase)}).Inc();
+  deployments_.WithLabels({DisplayName(strategy), StatusLabel(phase), PhaseLabel(phase)}).Inc();
   duration_.WithLabels({DisplayName(strategy)}).Observe(absl::ToDoubleSeconds(duration));
 }
 
@@ -55,8 +63,8 @@ void ManagerMetrics::AddCanaryGauges(const Store& store, const TrafficStats& tra
   const TrafficStats* tr = &traffic;
   // The weight the proxies apply and the error rate they measure (last minute).
   registry_.AddCallbackGauge(
-      "warren_canary_traffic_weight", "Traffic weight (percent) per revision of canaries.",
-      {"service", "revision"}, [st] {
+      "warren_canary_traffic_weight",
+      "Traffic weight (percent) per version (revision) of canaries.", {"service", "version"}, [st] {
         Registry::Samples out;
         for (const auto& d : ListObjects<v1::Deployment>(*st)) {
           if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY || !IsActive(d)) {
@@ -70,8 +78,9 @@ void ManagerMetrics::AddCanaryGauges(const Store& store, const TrafficStats& tra
         return out;
       });
   registry_.AddCallbackGauge(
-      "warren_canary_error_rate", "Error rate (percent, last minute) per revision of canaries.",
-      {"service", "revision"}, [st, tr] {
+      "warren_canary_error_rate",
+      "Error rate (percent, last minute) per version (revision) of canaries.",
+      {"service", "version"}, [st, tr] {
         Registry::Samples out;
         for (const auto& d : ListObjects<v1::Deployment>(*st)) {
           if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY || !IsActive(d)) continue;

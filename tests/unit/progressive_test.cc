@@ -2,6 +2,7 @@
 // window, canary steps with exact weights and task counts, analysis failures, abort, restarts
 // at every step.
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "rollout_sim.h"
 
 namespace warren::sim {
@@ -543,6 +544,54 @@ INSTANTIATE_TEST_SUITE_P(EveryStrategy, RollbackHistoryTest,
                                                           How::kByHandAfterWarm,
                                                           How::kByHandAfterCold)),
                          HistoryCaseName);
+
+}  // namespace
+}  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+// Behaviour 13: the metrics as the plan names them.
+TEST(DeploymentMetricsTest, NamesAndLabelsOfThePlan) {
+  Sim sim;
+  Registry gauges;
+  ManagerMetrics metrics(gauges);
+  metrics.AddCanaryGauges(sim.store(), sim.traffic());
+  v1::ServiceSpec spec = Progressive(4, "canary");
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  sim.traffic_gen = [](int64_t revision, int weight) -> std::pair<int, int> {
+    int n = std::max(1, weight / 2);
+    return {n, revision == 2 ? n * 3 / 10 : 0};
+  };
+  ToV2(&spec);
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 10; }));
+  std::string text = gauges.Render();
+  EXPECT_THAT(text,
+              testing::HasSubstr("warren_canary_traffic_weight{service=\"web\",version=\"2\"} 10"));
+  EXPECT_THAT(text,
+              testing::HasSubstr("warren_canary_traffic_weight{service=\"web\",version=\"1\"} 90"));
+  EXPECT_THAT(text, testing::HasSubstr("warren_canary_error_rate{service=\"web\",version=\"2\"}"));
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
+  text = sim.registry().Render();
+  EXPECT_THAT(text, testing::HasSubstr("warren_deployments_total{strategy=\"canary\",status="
+                                       "\"failed\",outcome=\"rolled_back\"} 1"));
+  EXPECT_THAT(text, testing::HasSubstr("warren_rollbacks_total{reason=\"error_rate\"} 1"));
+  for (const char* reason : {"health_check", "manual", "latency", "deadline", "unschedulable"}) {
+    EXPECT_THAT(text, testing::HasSubstr(
+                          absl::StrCat("warren_rollbacks_total{reason=\"", reason, "\"} 0")));
+  }
+
+  spec.mutable_update_config()->set_strategy("blue-green");
+  sim.traffic_gen = Healthy;
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v3";
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
+  EXPECT_THAT(sim.registry().Render(),
+              testing::HasSubstr("warren_deployments_total{strategy=\"blue-green\",status="
+                                 "\"success\",outcome=\"succeeded\"} 1"));
+}
 
 }  // namespace
 }  // namespace warren::sim

@@ -91,6 +91,7 @@ class Sim {
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
   Registry& registry() { return registry_; }
+  TrafficStats& traffic() { return traffic_; }
 
   std::function<Behavior(const v1::Task&)> behavior = [](const v1::Task&) { return Behavior(); };
 

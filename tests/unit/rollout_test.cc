@@ -358,7 +358,8 @@ TEST(RolloutTest, DeploymentMetricsCountOutcomes) {
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
   std::string text = sim.registry().Render();
-  EXPECT_NE(text.find("warren_deployments_total{strategy=\"rolling\",status=\"succeeded\"} 1"),
+  EXPECT_NE(text.find("warren_deployments_total{strategy=\"rolling\",status=\"success\","
+                      "outcome=\"succeeded\"} 1"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("warren_deployment_duration_seconds_count{strategy=\"rolling\"} 1"),
