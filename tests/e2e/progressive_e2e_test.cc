@@ -223,5 +223,46 @@ TEST_F(ProgressiveE2eTest, BadCanaryIsRolledBackAutomatically) {
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
 }
 
+// Behaviour 1 under load: after a canary and a blue/green finished, while the previous
+// revision is still warm, `service rollback` moves all traffic back at once (no step, no
+// window, no new task) and no request fails.
+TEST_F(ProgressiveE2eTest, RollbackAfterAFinishedRolloutSwitchesBackUnderLoad) {
+  StartHybrid();
+  CreateWeb(4);
+  for (const std::string strategy : {"canary", "blue-green"}) {
+    std::vector<std::string> update = {
+        "service",    "update",          "web",    "--env",
+        "VERSION=v2", "--strategy",      strategy, "--scale-down-delay",
+        "5m",         "--canary-window", "1s",     "--min-requests",
+        "1",          "--thin-traffic",  "pass"};
+    if (strategy == "canary") {
+      update.insert(update.end(), {"--canary-steps", "50,100"});
+    }
+    auto r = Cli(update);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("stays warm for"), std::string::npos) << r.out;
+    ASSERT_TRUE(WaitFor([&] {
+      return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_SUCCEEDED";
+    })) << strategy;
+    const std::string finished = Rollout().value("id", "");
+    Load load(publish_port_);
+    ASSERT_TRUE(WaitFor([&] { return load.v2() > 50; }));
+    r = Cli({"service", "rollback", "web"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(Rollout().value("id", ""), finished) << "switched back on the finished deployment";
+    EXPECT_EQ(Rollout().value("phase", ""), "DEPLOYMENT_PHASE_ROLLED_BACK") << r.out;
+    // All traffic is on v1 again: a run of answers from v1 only.
+    const int v2_after = load.v2();
+    const int v1_after = load.v1();
+    ASSERT_TRUE(WaitFor([&] { return load.v1() > v1_after + 200; }));
+    load.Stop();
+    EXPECT_LE(load.v2() - v2_after, 5) << "requests in flight at the switch at most";
+    EXPECT_EQ(load.failed(), 0) << strategy << " of " << load.sent()
+                                << "; last: " << load.last_error();
+    ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; })) << strategy;
+    // The next round starts from revision 1 again.
+  }
+}
+
 }  // namespace
 }  // namespace warren::e2e
