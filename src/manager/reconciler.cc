@@ -340,6 +340,14 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
         desired = target;
       } else if (!live.empty()) {
         desired = live.back()->revision();
+        // Rolling back: a slot not moved back yet keeps what it ran before the revision being
+        // left, so a task of that revision that never got ready (say, one no node can take)
+        // is stopped instead of holding the surge the rollback needs.
+        if (desired == rollout->to_revision() && target != rollout->to_revision()) {
+          for (const v1::Task* t : live) {
+            if (t->revision() != rollout->to_revision()) desired = t->revision();
+          }
+        }
       } else if (!ts.empty()) {
         desired = ts.back()->revision();
       } else {

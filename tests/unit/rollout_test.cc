@@ -493,6 +493,32 @@ INSTANTIATE_TEST_SUITE_P(
                         "no ready node has 100 CPUs"}),
     [](const auto& info) { return info.param.name; });
 
+// A rollout that superseded another one and cannot be placed rolls back to the stable revision
+// in seconds: its pending task must not hold the surge budget the rollback needs (found in a
+// demo: a canary superseded by such an update sat in rolling-back for the 10 minute progress
+// deadline).
+TEST(UnplaceableTest, ASupersedingRolloutRollsBackInSeconds) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(3);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  // Revision 2 switches slot 1, then waits a minute before its next batch.
+  *spec.mutable_update_config()->mutable_delay() = ToProtoDuration(absl::Minutes(1));
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(2) == 1 && sim.Live() == 3; }));
+  spec.mutable_update_config()->clear_delay();
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v3";
+  spec.mutable_template_()->add_constraints("node.labels.zone==mars");
+  ASSERT_TRUE(sim.Update(spec).ok());
+  const absl::Time start = sim.clock().Now();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }))
+      << v1::DeploymentPhase_Name(sim.Phase("web")) << ": " << sim.Rollout("web")->reason();
+  EXPECT_LT(sim.clock().Now() - start, absl::Seconds(30));
+  EXPECT_EQ(sim.Rollout("web")->rollback_reason(), v1::ROLLBACK_REASON_UNSCHEDULABLE);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 3 && sim.Live() == 3; }));
+}
+
 TEST(UnplaceableTest, WaitingForANodeOrForResourcesIsNoFailure) {
   v1::Task t;
   t.mutable_spec()->set_command("web");
