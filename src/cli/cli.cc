@@ -243,10 +243,12 @@ std::string LatestDeploymentId(Client& client, const std::string& service) {
 }
 
 int Follow(Context& ctx, Client& client, const std::string& service, std::string previous_id,
-           const v1::UpdateConfig& config, absl::Time since, bool rollback = false) {
+           const v1::UpdateConfig& config, absl::Time since, bool rollback = false,
+           bool until_end = false) {
   FollowRequest req;
   req.service = service;
   req.rollback = rollback;
+  req.until_end = until_end;
   req.previous_deployment_id = std::move(previous_id);
   if (config.has_progress_deadline()) {
     req.progress_deadline = RolloutQuietLimit(config.strategy(), config);
@@ -303,7 +305,8 @@ int RolloutStatus(Context& ctx, const std::string& name, bool watch) {
     if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
     v1::ServiceSpec spec = svc.spec();
     ApplySpecDefaults(&spec);
-    return Follow(ctx, client, spec.name(), "", spec.update_config(), ctx.env->now());
+    return Follow(ctx, client, spec.name(), "", spec.update_config(), ctx.env->now(),
+                  /*rollback=*/false, /*until_end=*/true);
   }
   grpc::ClientContext call;
   Client::Prepare(&call);

@@ -285,7 +285,7 @@ std::string WarmNote(const v1::Deployment& d, absl::Time now) {
 
 }  // namespace
 
-RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now) {
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now, bool until_end) {
   RolloutOutcome o;
   const char* what = d.rollback() ? "rollback" : "rollout";
   switch (d.phase()) {
@@ -338,7 +338,7 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now) {
     case v1::DEPLOYMENT_PHASE_PROGRESSING:
       // The question of `service update` is answered once users are on the new revision; the
       // rest (analysis, the warm previous revision) goes on without a follower.
-      if (AllTrafficOnNew(d)) {
+      if (AllTrafficOnNew(d) && !until_end) {
         o.done = true;
         o.message = absl::StrFormat("all traffic on revision %d", d.to_revision());
         if (IsSet(d.created_at()) && IsSet(d.full_traffic_at())) {

@@ -102,8 +102,9 @@ struct RolloutOutcome {
 };
 // A blue/green or canary rollout is done for a follower once all traffic is on the new revision
 // (exit 0): the message says how long the previous revision stays warm (from `now`) and how to
-// roll back at once.
-RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now = absl::InfinitePast());
+// roll back at once. With `until_end` (`rollout status --watch`) it is done when it ends.
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now = absl::InfinitePast(),
+                         bool until_end = false);
 
 // `service rollout status`: a key/value block (table), or the Deployment as JSON/YAML.
 std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, absl::Time now);

@@ -236,7 +236,7 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
         last_change = env.now();
       }
       printer.Progress(RenderProgress(d));
-      RolloutOutcome outcome = OutcomeOf(d, env.now());
+      RolloutOutcome outcome = OutcomeOf(d, env.now(), req.until_end);
       if (outcome.done) {
         events.Stop(env.event_grace);
         print_events();

@@ -1729,6 +1729,22 @@ TEST_F(FollowTest, CanaryFollowReturnsOnceAllTrafficIsOnTheNewRevision) {
                         "back at once with `warren service rollback web`\n"));
 }
 
+// `service update` names `rollout status --watch` for the analysis that goes on after all traffic
+// moved: that one follows the rollout to its end.
+TEST_F(FollowTest, WatchFollowsTheAnalysisAfterAllTrafficMoved) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment full = CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 3);
+  *full.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *full.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Seconds(30));
+  v1::Deployment done = full;
+  done.set_phase(P::DEPLOYMENT_PHASE_SUCCEEDED);
+  fake_.rollout_script = {full, full, full, done};
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "--watch"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("all traffic on revision 2")));
+  EXPECT_THAT(out_.str(), HasSubstr("rollout to revision 2 succeeded"));
+  EXPECT_THAT(out_.str(), HasSubstr("revision 1 stays warm for 29s"));
+}
+
 TEST_F(FollowTest, BlueGreenFollowReturnsAtTheSwitch) {
   using P = v1::DeploymentPhase;
   v1::Deployment switched = BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true);
