@@ -26,8 +26,8 @@ for x in random.sample(range(100, 200), 100):
         print(f"127.{x}.0.0/16"); break')"
 export WARREN_MANAGER="$API"
 
-echo "== warren cluster init (data in $DATA, API $API, metrics $METRICS, DNS $DNS, tasks $RANGE)"
-"$BIN" cluster init --data-dir "$DATA" --api-addr "$API" --metrics-addr "$METRICS" \
+echo "== warren cluster init (data in $DATA/node, API $API, metrics $METRICS, DNS $DNS, tasks $RANGE)"
+"$BIN" cluster init --data-dir "$DATA/node" --api-addr "$API" --metrics-addr "$METRICS" \
   --dns-addr "$DNS" --address-range "$RANGE" --stop-tasks-on-exit >"$DATA/warren.log" 2>&1 &
 CLUSTER=$!
 LOAD=""

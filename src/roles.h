@@ -1,6 +1,7 @@
 #ifndef WARREN_ROLES_H_
 #define WARREN_ROLES_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -82,6 +83,17 @@ struct WorkerOptions {
   std::string publish_ip = "0.0.0.0";
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
+  // Task output logs: a file is rotated before it grows past log_max_size bytes, and
+  // log_max_files files are kept (the current one included).
+  int64_t log_max_size = 10 << 20;
+  int log_max_files = 3;
+  // Directories of tasks that are gone (logs, exit records) are removed task_dir_retention
+  // after the task is gone; at most task_dirs_kept of them are kept meanwhile.
+  absl::Duration task_dir_retention = absl::Hours(1);
+  int task_dirs_kept = 20;
+  // How long the start retries reading the tasks of an earlier worker while the runtime
+  // cannot be read (it then fails, leaving every task as it is).
+  absl::Duration recover_timeout = absl::Seconds(30);
 };
 
 // Each runs until SIGINT/SIGTERM and returns the process exit code.

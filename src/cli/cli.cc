@@ -18,9 +18,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli/apply.h"
+#include "cli/cluster_commands.h"
+#include "cli/command_env.h"
+#include "cli/daemon_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
+#include "cli/stack_commands.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
@@ -49,6 +54,8 @@ struct Context {
     absl::StatusOr<OutputFormat> f = ParseOutputFormat(output);
     return f.ok() ? *f : OutputFormat::kTable;
   }
+  // For the commands defined in their own files.
+  CommandEnv env_for_commands() const { return CommandEnv{&manager, out, err, &command_line}; }
 };
 
 // A connection to the manager, and the one place gRPC errors become messages and exit codes.
@@ -67,16 +74,7 @@ class Client {
     if (!stream) call->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
   }
 
-  int Fail(const grpc::Status& status) const {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      *ctx_.err << "error: cannot reach the manager at " << ctx_.manager
-                << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
-    } else {
-      *ctx_.err << "error: " << status.error_message() << "\n";
-    }
-    return 1;
-  }
+  int Fail(const grpc::Status& status) const { return ctx_.env_for_commands().Fail(status); }
 
  private:
   const Context& ctx_;
@@ -108,6 +106,8 @@ struct ServerFlags {
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
+  std::string log_max_size = "10M";
+  std::string task_dir_retention = "1h";
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
@@ -186,7 +186,54 @@ void AddRuntimeFlags(CLI::App* cmd, WorkerOptions* w) {
                 "pods then use the host's resolver)");
 }
 
+// Disk use of the tasks' files (issue 17 D7): output logs and directories of gone tasks.
+void AddTaskFileFlags(CLI::App* cmd, ServerFlags* f) {
+  cmd->add_option("--log-max-size", f->log_max_size,
+                  "Rotate a task's output log before it grows past this size (4K or more)")
+      ->capture_default_str();
+  cmd->add_option("--log-max-files", f->worker.log_max_files,
+                  "Output log files kept per task, the current one included (1-100)")
+      ->capture_default_str();
+  cmd->add_option("--task-dir-retention", f->task_dir_retention,
+                  "Remove the directory (logs) of a gone task this long after it is gone")
+      ->capture_default_str();
+  cmd->add_option("--task-dirs-kept", f->worker.task_dirs_kept,
+                  "At most this many directories of gone tasks are kept (oldest removed first)")
+      ->capture_default_str();
+}
+
+absl::Status FinishTaskFileFlags(ServerFlags* f) {
+  absl::StatusOr<int64_t> size = ParseByteSize(f->log_max_size);
+  if (!size.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--log-max-size: ", size.status().message()));
+  }
+  if (*size < 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-max-size: must be at least 4K, got ", f->log_max_size));
+  }
+  f->worker.log_max_size = *size;
+  if (f->worker.log_max_files < 1 || f->worker.log_max_files > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-max-files: must be between 1 and 100, got ", f->worker.log_max_files));
+  }
+  absl::StatusOr<absl::Duration> retention = ParseDuration(f->task_dir_retention);
+  if (!retention.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--task-dir-retention: ", retention.status().message()));
+  }
+  if (*retention < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--task-dir-retention: must not be negative");
+  }
+  f->worker.task_dir_retention = *retention;
+  if (f->worker.task_dirs_kept < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--task-dirs-kept: must be 0 or more, got ", f->worker.task_dirs_kept));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FinishWorkerFlags(ServerFlags* f) {
+  if (absl::Status s = FinishTaskFileFlags(f); !s.ok()) return s;
   if (f->worker.runtime == "cri") {
     if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
   }
@@ -670,96 +717,17 @@ int Apply(Context& ctx, const std::string& file, bool dry_run) {
     *ctx.err << "error: " << file << ": no services\n";
     return 1;
   }
-  // Nothing is applied unless every service is valid.
-  bool invalid = false;
-  for (size_t i = 0; i < specs->size(); ++i) {
-    v1::ServiceSpec& spec = (*specs)[i];
-    ApplySpecDefaults(&spec);
-    if (absl::Status s = ValidateServiceSpec(spec); !s.ok()) {
-      *ctx.err << "error: " << file << ": service " << (i + 1) << " ("
-               << (spec.name().empty() ? "no name" : spec.name()) << "): " << s.message() << "\n";
-      invalid = true;
-    }
-  }
-  if (invalid) return 1;
-
-  // Plan: read each service, then let the manager check each change (dry run) before any is made.
-  struct Step {
-    const v1::ServiceSpec* spec;
-    bool exists = false;
-    v1::Service current;
-    bool changed = true;
-  };
   Client client(ctx);
-  std::vector<Step> steps;
-  for (const v1::ServiceSpec& spec : *specs) {
-    Step step;
-    step.spec = &spec;
-    grpc::Status s = GetService(client, spec.name(), &step.current);
-    if (s.ok()) {
-      step.exists = true;
-      v1::ServiceSpec current = step.current.spec();
-      ApplySpecDefaults(&current);
-      *step.current.mutable_spec() = current;
-      step.changed = !google::protobuf::util::MessageDifferencer::Equals(current, spec);
-    } else if (s.error_code() != grpc::StatusCode::NOT_FOUND) {
-      return client.Fail(s);
-    }
-    steps.push_back(std::move(step));
-  }
-  const std::string cause = absl::StrCat("warren apply -f ", file);
-  auto send = [&](const Step& step, bool server_dry_run, v1::Service* result) {
-    grpc::ClientContext call;
-    Client::Prepare(&call);
-    if (!step.exists) {
-      v1::CreateServiceRequest req;
-      *req.mutable_spec() = *step.spec;
-      req.set_dry_run(server_dry_run);
-      return client.stub().CreateService(&call, req, result);
-    }
-    v1::UpdateServiceRequest req;
-    *req.mutable_spec() = *step.spec;
-    req.set_expected_version(step.current.version());
-    req.set_change_cause(cause);
-    req.set_dry_run(server_dry_run);
-    return client.stub().UpdateService(&call, req, result);
+  ApplyRequest request;
+  request.specs = std::move(*specs);
+  request.describe = [&file](size_t i, const v1::ServiceSpec& spec) {
+    return absl::StrCat(file, ": service ", i + 1, " (",
+                        spec.name().empty() ? "no name" : spec.name(), ")");
   };
-  for (const Step& step : steps) {
-    if (!step.changed) continue;
-    v1::Service ignored;
-    if (grpc::Status s = send(step, true, &ignored); !s.ok()) {
-      *ctx.err << "error: " << step.spec->name() << ": " << s.error_message() << "\n";
-      return 1;
-    }
-  }
-  for (const Step& step : steps) {
-    const std::string& name = step.spec->name();
-    if (!step.changed) {
-      *ctx.out << name << ": unchanged\n";
-      continue;
-    }
-    if (dry_run) {
-      if (!step.exists) {
-        *ctx.out << name << ": create\n";
-      } else {
-        *ctx.out << name << ": update\n"
-                 << UnifiedDiff(name + " (current)", ToYaml(step.current.spec()),
-                                name + " (" + file + ")", ToYaml(*step.spec));
-      }
-      continue;
-    }
-    v1::Service result;
-    if (grpc::Status s = send(step, false, &result); !s.ok()) {
-      *ctx.err << "error: " << name << ": " << s.error_message() << "\n";
-      return 1;
-    }
-    if (!step.exists) {
-      *ctx.out << name << ": created (" << result.id() << ")\n";
-    } else {
-      *ctx.out << name << ": updated (revision " << result.revision() << ")\n";
-    }
-  }
-  return 0;
+  request.source = file;
+  request.change_cause = absl::StrCat("warren apply -f ", file);
+  request.dry_run = dry_run;
+  return ApplyServices(client.stub(), request, ctx.env_for_commands());
 }
 
 std::string QuoteForDisplay(const std::string& arg) {
@@ -813,16 +781,20 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // cluster init
   ServerFlags init_flags;
   init_flags.worker.data_dir.clear();
-  CLI::App* cluster = app.add_subcommand("cluster", "Single-node cluster");
+  CLI::App* cluster =
+      app.add_subcommand("cluster", "Single-node cluster; backup and restore of the store");
   cluster->require_subcommand(1);
+  AddClusterAdminCommands(cluster, ctx.env_for_commands(), &action);
   CLI::App* init = cluster->add_subcommand("init", "Start a manager and a worker in one process");
   AddManagerFlags(init, &init_flags);
+  AddLogFlags(init);
   init->add_option("--node-name", init_flags.worker.node_name, "Node name (default: host name)");
   init->add_option("--address-range", init_flags.worker.address_range,
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
+  AddTaskFileFlags(init, &init_flags);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -839,6 +811,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   ServerFlags manager_flags;
   CLI::App* manager = app.add_subcommand("manager", "Run the manager (API, store, controllers)");
   AddManagerFlags(manager, &manager_flags);
+  AddLogFlags(manager);
   manager->callback([&] {
     action = [&] {
       if (absl::Status s = FinishManagerFlags(&manager_flags); !s.ok()) return UsageError(ctx, s);
@@ -864,6 +837,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
   AddRuntimeFlags(worker, &worker_flags.worker);
+  AddTaskFileFlags(worker, &worker_flags);
   worker->add_flag("--stop-tasks-on-exit", worker_flags.worker.stop_tasks_on_exit,
                    "Stop every task on exit (default: leave them running for the next start to "
                    "adopt)");
@@ -874,6 +848,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Address published ports listen on (unless a port names its own)")
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
+  AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
@@ -1053,6 +1028,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   apply->add_option("-f,--file", apply_file, "YAML file ('-' for standard input)")->required();
   apply->add_flag("--dry-run", apply_dry_run, "Print what would change; change nothing");
   apply->callback([&] { action = [&] { return Apply(ctx, apply_file, apply_dry_run); }; });
+
+  AddStackCommands(&app, ctx.env_for_commands(), &action);
 
   // version
   CLI::App* version = app.add_subcommand("version", "Print the version");

@@ -61,6 +61,7 @@ absl::StatusOr<v1::Service> ApiService::FindService(const std::string& name_or_i
   if (name_or_id.empty()) return absl::InvalidArgumentError("service: a name or id is required");
   if (auto s = GetObjectByName<v1::Service>(store_, name_or_id)) return *s;
   if (auto s = GetObject<v1::Service>(store_, name_or_id)) return *s;
+  if (auto c = FindCorrupt(store_, Kind::kService, name_or_id)) return CorruptObjectError(*c);
   return absl::NotFoundError(absl::StrCat("service \"", name_or_id, "\" not found"));
 }
 
@@ -68,6 +69,7 @@ absl::StatusOr<v1::Node> ApiService::FindNode(const std::string& name_or_id) con
   if (name_or_id.empty()) return absl::InvalidArgumentError("node: a name or id is required");
   if (auto n = GetObjectByName<v1::Node>(store_, name_or_id)) return *n;
   if (auto n = GetObject<v1::Node>(store_, name_or_id)) return *n;
+  if (auto c = FindCorrupt(store_, Kind::kNode, name_or_id)) return CorruptObjectError(*c);
   return absl::NotFoundError(absl::StrCat("node \"", name_or_id, "\" not found"));
 }
 
@@ -134,6 +136,7 @@ grpc::Status ApiService::GetService(grpc::ServerContext*, const v1::GetServiceRe
 
 grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
                                       v1::ListServicesResponse* resp) {
+  if (auto s = CorruptKindError(store_, Kind::kService); !s.ok()) return ToGrpc(s);
   auto services = ListObjects<v1::Service>(store_);
   std::sort(services.begin(), services.end(),
             [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
@@ -157,6 +160,10 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
               "service \"", spec.name(), "\" changed since version ", req->expected_version(),
               " (now ", current->version(), "); read it again and retry"));
         }
+        if (spec.replicas() > current->spec().replicas()) {
+          // The store takes updates in place on a full disk, but the tasks to add would not fit.
+          if (auto s = store_.CheckSpace(); !s.ok()) return s;
+        }
         if (current->spec().mode() != spec.mode()) {
           return absl::InvalidArgumentError(
               absl::StrCat("mode: cannot change from ", current->spec().mode(), " to ", spec.mode(),
@@ -171,6 +178,8 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
         std::string what;
         unchanged = false;
         if (template_changed) {
+          // A corrupt revision may hold the next number: never hand it out twice.
+          if (auto s = CorruptKindError(store_, Kind::kRevision); !s.ok()) return s;
           // Revision numbers only grow, even after a rollback to an older one.
           int64_t number = current->revision();
           for (const auto& r : ServiceRevisions(next.id())) number = std::max(number, r.number());
@@ -431,6 +440,7 @@ grpc::Status ApiService::GetRollout(grpc::ServerContext*, const v1::RolloutReque
 
 grpc::Status ApiService::ListDeployments(grpc::ServerContext*, const v1::RolloutRequest* req,
                                          v1::ListDeploymentsResponse* resp) {
+  if (auto s = CorruptKindError(store_, Kind::kDeployment); !s.ok()) return ToGrpc(s);
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   for (auto& d : ServiceDeployments(svc->id())) *resp->add_deployments() = std::move(d);
@@ -439,6 +449,7 @@ grpc::Status ApiService::ListDeployments(grpc::ServerContext*, const v1::Rollout
 
 grpc::Status ApiService::ListRevisions(grpc::ServerContext*, const v1::ListRevisionsRequest* req,
                                        v1::ListRevisionsResponse* resp) {
+  if (auto s = CorruptKindError(store_, Kind::kRevision); !s.ok()) return ToGrpc(s);
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   for (auto& r : ServiceRevisions(svc->id())) *resp->add_revisions() = std::move(r);
@@ -469,7 +480,16 @@ grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteSer
       CommitWithRetry(store_,
                       [&]() -> absl::StatusOr<std::vector<Mutation>> {
                         auto svc = FindService(req->name_or_id());
-                        if (!svc.ok()) return svc.status();
+                        if (!svc.ok()) {
+                          auto corrupt = FindCorrupt(store_, Kind::kService, req->name_or_id());
+                          if (!corrupt) return svc.status();
+                          // Removal is the way out of a corrupt service: what is known of it (id,
+                          // name) is enough to delete it with its revisions, deployments and tasks.
+                          svc = v1::Service();
+                          svc->set_id(corrupt->id);
+                          svc->mutable_spec()->set_name(corrupt->name);
+                          svc->set_version(corrupt->version);
+                        }
                         id = svc->id();
                         std::vector<Mutation> m = {DeleteMutation(*svc, svc->version())};
                         for (const auto& r : ServiceRevisions(svc->id()))
@@ -581,6 +601,7 @@ grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::Service
 
 grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequest* req,
                                    v1::ListTasksResponse* resp) {
+  if (auto s = CorruptKindError(store_, Kind::kTask); !s.ok()) return ToGrpc(s);
   std::string service_id, node_id;
   if (!req->service().empty()) {
     auto s = FindService(req->service());
@@ -611,6 +632,7 @@ grpc::Status ApiService::GetTask(grpc::ServerContext*, const v1::GetTaskRequest*
                                  v1::Task* resp) {
   auto t = GetObject<v1::Task>(store_, req->id());
   if (!t) {
+    if (auto c = FindCorrupt(store_, Kind::kTask, req->id())) return ToGrpc(CorruptObjectError(*c));
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("task \"", req->id(), "\" not found"));
   }
@@ -713,6 +735,7 @@ grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequ
 
 grpc::Status ApiService::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
                                    v1::ListNodesResponse* resp) {
+  if (auto s = CorruptKindError(store_, Kind::kNode); !s.ok()) return ToGrpc(s);
   auto nodes = ListObjects<v1::Node>(store_);
   std::sort(nodes.begin(), nodes.end(),
             [](const auto& a, const auto& b) { return a.name() < b.name(); });

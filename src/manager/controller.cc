@@ -2,10 +2,12 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/deployment_log.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
 #include "manager/rollout/legacy.h"
@@ -59,6 +61,7 @@ bool Controller::CommitStep(const RolloutStep& step, const v1::Deployment& store
         events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
   }
   if (!CommitOrCount(m)) return false;  // decided again on the next pass
+  LogDeploymentTransition(stored, step.deployment);
   if (metrics_ == nullptr) return true;
   const v1::Deployment& d = step.deployment;
   if (step.finished != v1::DEPLOYMENT_PHASE_UNSPECIFIED) {
@@ -137,6 +140,11 @@ absl::Time Controller::RunPass() {
   for (const auto& s : services) service_by_id[s.id()] = &s;
   std::map<std::string, const v1::Node*> node_by_id;
   for (const auto& n : nodes) node_by_id[n.id()] = &n;
+  // A service whose record is corrupt is not deleted: its tasks keep running untouched.
+  std::set<std::string> corrupt_services;
+  for (const auto& c : store_.Corruption()) {
+    if (c.kind == Kind::kService) corrupt_services.insert(c.id);
+  }
   {
     std::vector<Mutation> m;
     for (const auto& t : tasks) {
@@ -144,6 +152,7 @@ absl::Time Controller::RunPass() {
         by_service[t.service_id()].push_back(t);
         continue;
       }
+      if (corrupt_services.count(t.service_id())) continue;
       auto node = node_by_id.find(t.node_id());
       bool node_down = node == node_by_id.end() || node->second->state() != v1::NODE_STATE_READY;
       if (IsTerminal(t.status().state()) || node_down) {

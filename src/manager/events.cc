@@ -1,7 +1,9 @@
 #include "manager/events.h"
 
+#include <algorithm>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "google/protobuf/util/time_util.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
@@ -11,10 +13,19 @@ namespace warren {
 using google::protobuf::util::TimeUtil;
 
 EventLog::EventLog(Store& store, const Clock& clock) : store_(store), clock_(clock), next_id_(1) {
+  // From the store ids (the numbers, zero-padded), corrupt events included: an id taken again
+  // would overwrite an event.
+  uint64_t last = 0;
+  auto note = [&last](const std::string& store_id) {
+    uint64_t id = 0;
+    if (absl::SimpleAtoi(store_id, &id)) last = std::max(last, id);
+  };
   auto events = store_.List(Kind::kEvent);
-  if (!events.empty()) {
-    if (auto last = Decode<v1::Event>(events.back())) next_id_ = last->id() + 1;
+  if (!events.empty()) note(events.back().id);
+  for (const auto& c : store_.Corruption()) {
+    if (c.kind == Kind::kEvent) note(c.id);
   }
+  next_id_ = last + 1;
 }
 
 Mutation EventLog::Make(std::string_view kind, std::string_view object_id,

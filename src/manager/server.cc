@@ -5,10 +5,15 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/data_dir.h"
+#include "common/grpc_services.h"
+#include "common/systemd_notify.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
+#include "manager/backup_service.h"
+#include "manager/readiness.h"
 #include "spdlog/spdlog.h"
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
@@ -41,17 +46,18 @@ int WaitForTerminationSignal() {
 
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
+  EnableStandardGrpcServices();
   std::unique_ptr<ManagerServer> m(new ManagerServer());
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
-  }
+  // Before the store opens: a second manager on the same store would overwrite what the first
+  // one acknowledged.
+  auto lock = DataDirLock::Acquire(options.data_dir, "manager");
+  if (!lock.ok()) return lock.status();
+  m->data_dir_lock_ = std::move(*lock);
   // The watch feed keeps whole objects in memory; watchers relist (or resume from the event
   // backlog) when they fall further behind than this.
   SqliteStoreOptions store_options;
   store_options.max_changes = 10000;
+  store_options.parse = ParseStoredObject;
   auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string(),
                                  store_options);
   if (!store.ok()) return store.status();
@@ -96,12 +102,18 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   int port = 0;
   builder.AddListeningPort(options.api_addr, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(m->api_.get());
+  m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
+  builder.RegisterService(m->backup_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_ || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("api-addr ", options.api_addr, ": cannot listen (address in use?)"));
   }
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
+  m->health_ = std::make_unique<HealthStatusUpdater>(
+      *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
+      std::vector<std::string>{v1::Warren::service_full_name(),
+                               v1::ClusterAdmin::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
@@ -137,9 +149,22 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       "warren_controller_passes", "Control loop passes since start.", {}, [ctl] {
         return Registry::Samples{{{}, static_cast<double>(ctl->stats().passes)}};
       });
+  m->registry_->AddCallbackGauge(
+      "warren_store_corrupt_objects",
+      "Objects found corrupt in the store (left out of reads; /readyz is not ready meanwhile).", {},
+      [st] {
+        return Registry::Samples{{{}, static_cast<double>(st->Corruption().size())}};
+      });
+  m->registry_->AddCallbackGauge(
+      "warren_store_disk_full",
+      "1 while the store's disk is too full for commits that add objects.", {}, [st] {
+        return Registry::Samples{{{}, st->CheckSpace().ok() ? 0.0 : 1.0}};
+      });
   if (!options.metrics_addr.empty()) {
-    auto http = HttpServer::Start(options.metrics_addr,
-                                  MetricsHandler(*m->registry_, [] { return true; }), 1);
+    // Not ready while objects are corrupt: the API would answer without them.
+    auto http = HttpServer::Start(
+        options.metrics_addr,
+        MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); }), 1);
     if (!http.ok()) {
       return absl::Status(http.status().code(),
                           absl::StrCat("metrics-addr: ", http.status().message()));
@@ -162,6 +187,7 @@ void ManagerServer::Shutdown() {
   if (dns_thread_.joinable()) dns_thread_.join();
   dns_.reset();
   // Start() may have failed half way: only what exists is stopped.
+  health_.reset();
   if (api_) api_->Shutdown();
   if (controller_) controller_->Stop();
   if (grpc_server_) {
@@ -202,6 +228,7 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
     o.dns_server = PodGateway(options.cri);
     o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
   }
+  o.log_limits = {options.log_max_size, options.log_max_files};
   o.call_timeout = options.cri.call_timeout;
   o.pull_timeout = options.cri.pull_timeout;
   auto driver = CriDriver::Connect(o, clock);
@@ -220,12 +247,10 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
         "runtime: \"", options.runtime, "\" is not supported (allowed: process, cri, fake)"));
     return nullptr;
   }
-  std::error_code ec;
   std::filesystem::path tasks_dir = std::filesystem::path(options.data_dir) / "tasks";
-  std::filesystem::create_directories(tasks_dir, ec);
-  if (ec) {
-    *error = absl::InvalidArgumentError(
-        absl::StrCat("data-dir ", options.data_dir, ": cannot create: ", ec.message()));
+  if (absl::Status s = MakePrivateDir(tasks_dir.string()); !s.ok()) {
+    *error =
+        absl::InvalidArgumentError(absl::StrCat("data-dir ", options.data_dir, ": ", s.message()));
     return nullptr;
   }
   // "fake" runs nothing: tasks are reported running at once (control-plane benchmarks).
@@ -240,8 +265,11 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
     }
     driver = std::move(*cri);
   } else {
-    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock);
+    ProcessDriver::Options po;
+    po.log_limits = {options.log_max_size, options.log_max_files};
+    driver = std::make_unique<ProcessDriver>(tasks_dir.string(), clock, po);
   }
+  EnableStandardGrpcServices();
   auto agent = std::make_unique<WorkerAgent>(options, std::move(driver), clock, registry);
   *error = agent->Start();
   if (!error->ok()) return nullptr;
@@ -250,13 +278,22 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
 
 // Starts the worker agent, runs it until SIGINT/SIGTERM, stops it; the process exit code.
 int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
+  // Two workers on one data dir would adopt, restart and remove each other's tasks.
+  auto lock = DataDirLock::Acquire(o.data_dir, o.role);
+  if (!lock.ok()) {
+    spdlog::error("{}", std::string(lock.status().message()));
+    return 1;
+  }
   absl::Status error;
   auto agent = MakeAgent(o, RealClock::Get(), registry, &error);
   if (!agent) {
     spdlog::error("{}", std::string(error.message()));
     return 1;
   }
+  NotifyReady(absl::StrCat(o.role, " ", NodeName(o), " serving; agent on ", agent->agent_addr()));
+  auto watchdog = WatchdogPinger::StartIfEnabled();
   int sig = WaitForTerminationSignal();
+  NotifyStopping();
   spdlog::info("signal {}: shutting down{}", sig,
                o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
   agent->Stop(o.stop_tasks_on_exit);
@@ -267,12 +304,16 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
 
 int RunManager(const ManagerOptions& options) {
   BlockTerminationSignals();
+  RestrictUmask();
   auto m = ManagerServer::Start(options, RealClock::Get());
   if (!m.ok()) {
     spdlog::error("{}", std::string(m.status().message()));
     return 1;
   }
+  NotifyReady(absl::StrCat("manager serving on ", (*m)->api_addr()));
+  auto watchdog = WatchdogPinger::StartIfEnabled();
   int sig = WaitForTerminationSignal();
+  NotifyStopping();
   spdlog::info("signal {}: shutting down", sig);
   (*m)->Shutdown();
   return 0;
@@ -280,6 +321,7 @@ int RunManager(const ManagerOptions& options) {
 
 int RunWorker(const WorkerOptions& options) {
   BlockTerminationSignals();
+  RestrictUmask();
   WorkerOptions o = options;
   if (o.data_dir.empty()) o.data_dir = "./warren-worker-data";
   Registry& registry = DefaultRegistry();
@@ -297,6 +339,7 @@ int RunWorker(const WorkerOptions& options) {
 
 int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   BlockTerminationSignals();
+  RestrictUmask();
   auto m = ManagerServer::Start(manager, RealClock::Get());
   if (!m.ok()) {
     spdlog::error("{}", std::string(m.status().message()));

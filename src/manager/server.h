@@ -20,6 +20,9 @@
 
 namespace warren {
 
+class BackupService;
+class DataDirLock;
+class HealthStatusUpdater;
 class HttpServer;
 namespace dns {
 class ClusterDns;
@@ -48,12 +51,17 @@ class ManagerServer {
  private:
   ManagerServer() = default;
 
+  // Released after everything else is gone, the store last of all.
+  std::unique_ptr<DataDirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;
+  std::unique_ptr<BackupService> backup_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  // The gRPC health status, kept equal to /readyz; stopped before grpc_server_.
+  std::unique_ptr<HealthStatusUpdater> health_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagerMetrics> metrics_;
   std::unique_ptr<HttpServer> metrics_server_;

@@ -6,6 +6,7 @@
 
 #include "common/spec.h"
 #include "common/task_state.h"
+#include "common/time_util.h"
 #include "manager/rollout/rollout.h"
 #include "store/typed_store.h"
 
@@ -54,13 +55,22 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
                                      const std::vector<v1::Task>& tasks,
                                      const std::vector<v1::Deployment>& deployments, absl::Time now,
                                      absl::Time* next_change) {
-  std::map<std::string, absl::Duration> min_ready;
+  // Min-ready holds back only the tasks an active deployment created (of either revision:
+  // a rollback's new tasks are unproven too). Tasks that served before it began stay routed
+  // whatever their healthy-since says: holding them back would take a service's whole
+  // capacity out at once (a manager restart mid-rollout used to).
+  struct MinReady {
+    absl::Duration duration;
+    absl::Time deployment_created;
+  };
+  std::map<std::string, MinReady> min_ready;
   std::map<std::string, const v1::Deployment*> progressive;
   std::map<std::string, std::vector<const v1::Deployment*>> deployments_by_service;
   for (const auto& d : deployments) {
     deployments_by_service[d.service_id()].push_back(&d);
     if (!IsActive(d)) continue;
-    min_ready[d.service_id()] = ResolveRolloutParams(d.config(), 1).min_ready;
+    min_ready[d.service_id()] = {ResolveRolloutParams(d.config(), 1).min_ready,
+                                 FromProtoTime(d.created_at())};
   }
   for (const auto& [service_id, of_service] : deployments_by_service) {
     const v1::Deployment* d = GoverningDeployment(of_service);
@@ -69,9 +79,10 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
   std::map<std::string, std::map<int64_t, std::vector<const v1::Task*>>> by_service;
   for (const auto& t : tasks) {
     auto mr = min_ready.find(t.service_id());
+    const bool held =
+        mr != min_ready.end() && FromProtoTime(t.created_at()) >= mr->second.deployment_created;
     absl::Time ready_at = absl::InfiniteFuture();
-    if (!IsAvailable(t, mr == min_ready.end() ? absl::ZeroDuration() : mr->second, now,
-                     &ready_at)) {
+    if (!IsAvailable(t, held ? mr->second.duration : absl::ZeroDuration(), now, &ready_at)) {
       if (next_change) *next_change = std::min(*next_change, ready_at);
       continue;
     }

@@ -1,20 +1,31 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "common/data_dir.h"
+#include "spdlog/spdlog.h"
 
 namespace warren {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = SqliteStore::kSchemaVersion;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS objects (
@@ -64,6 +75,44 @@ void BindBlob(sqlite3_stmt* stmt, int idx, std::string_view s) {
                     SQLITE_STATIC);
 }
 
+// A column Warren wrote as an integer: SQLite keeps whatever else was put there as text, and
+// sqlite3_column_int64 would read that as 0.
+std::optional<uint64_t> PositiveInt(sqlite3_stmt* stmt, int col) {
+  if (sqlite3_column_type(stmt, col) != SQLITE_INTEGER) return std::nullopt;
+  sqlite3_int64 v = sqlite3_column_int64(stmt, col);
+  if (v <= 0) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+
+std::string ColumnForLog(sqlite3_stmt* stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL) return "NULL";
+  std::string text = ColumnText(stmt, col);
+  if (text.size() > 40) text = text.substr(0, 40) + "...";
+  return absl::StrCat("\"", absl::CEscape(text), "\"");
+}
+
+// Creates the file 0600 (SQLite gives its -wal the mode of the database file) and takes group
+// and other permissions from files an older version created 0644.
+absl::Status PrepareFiles(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("creating ", path, ": ", strerror(errno)));
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0 && ((st.st_mode & 077) == 0 || fchmod(fd, 0600) == 0);
+  int err = errno;
+  close(fd);
+  if (!ok) {
+    return absl::InternalError(absl::StrCat("making ", path, " private: ", strerror(err)));
+  }
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    std::string p = path + suffix;
+    if (lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0 &&
+        chmod(p.c_str(), 0600) != 0) {
+      return absl::InternalError(absl::StrCat("making ", p, " private: ", strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct SqliteStore::CommitRequest {
@@ -78,7 +127,23 @@ struct SqliteStore::CommitRequest {
 // is on disk.
 class SqliteStore::Overlay {
  public:
-  explicit Overlay(const std::map<Kind, KindState>& base) : base_(base) {}
+  Overlay(const std::map<Kind, KindState>& base, const std::map<CorruptKey, CorruptObject>& corrupt)
+      : base_(base), corrupt_(corrupt) {}
+
+  // The corrupt object at (kind, id) unless this batch already deleted it.
+  const CorruptObject* FindCorrupt(Kind kind, const std::string& id) const {
+    if (corrupt_.empty() || Shadowed(Key{kind, id})) return nullptr;
+    auto it = corrupt_.find(CorruptKey{kind, id});
+    return it == corrupt_.end() ? nullptr : &it->second;
+  }
+
+  // The corrupt object holding `name` in its kind, unless this batch deleted it.
+  const CorruptObject* FindCorruptName(Kind kind, const std::string& name) const {
+    for (const auto& [key, c] : corrupt_) {
+      if (c.kind == kind && c.name == name && !Shadowed(Key{kind, c.id})) return &c;
+    }
+    return nullptr;
+  }
 
   const StoredObject* Find(Kind kind, const std::string& id) const {
     Key key{kind, id};
@@ -130,12 +195,17 @@ class SqliteStore::Overlay {
     absl::flat_hash_map<Key, std::optional<StoredObject>> objects;
     absl::flat_hash_map<Key, std::optional<std::string>> names;
   };
+  bool Shadowed(const Key& key) const {
+    return request_.objects.contains(key) || batch_.objects.contains(key);
+  }
   const std::map<Kind, KindState>& base_;
+  const std::map<CorruptKey, CorruptObject>& corrupt_;
   Layer batch_;
   Layer request_;
 };
 
-SqliteStore::SqliteStore(sqlite3* db, SqliteStoreOptions opts) : db_(db), opts_(opts) {}
+SqliteStore::SqliteStore(sqlite3* db, std::string path, SqliteStoreOptions opts)
+    : db_(db), path_(std::move(path)), reserve_path_(path_ + ".reserve"), opts_(std::move(opts)) {}
 
 SqliteStore::~SqliteStore() {
   for (sqlite3_stmt* s : {begin_stmt_, commit_stmt_, rollback_stmt_, upsert_stmt_, delete_stmt_,
@@ -150,12 +220,12 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   if (path.empty()) return absl::InvalidArgumentError("store path is empty");
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return absl::InternalError(
-          absl::StrCat("creating store directory ", parent.string(), ": ", ec.message()));
+    if (absl::Status s = MakePrivateDir(parent.string()); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("opening store ", path, ": ", s.message()));
     }
+  }
+  if (absl::Status s = PrepareFiles(path); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("opening store ", path, ": ", s.message()));
   }
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
@@ -165,15 +235,34 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     sqlite3_close(db);
     return absl::InternalError(absl::StrCat("opening store ", path, ": ", msg));
   }
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db, opts));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, path, std::move(opts)));
   if (absl::Status s = store->Init(); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("opening store ", path, ": ", s.message()));
+  }
+  if (store->opts_.reserve_bytes > 0) {
+    absl::MutexLock lock(&store->reserve_mu_);
+    if (!store->TryRecreateReserve()) {
+      store->disk_full_ = true;
+      spdlog::error("store {}: no space for the {}-byte reserve: {}", path,
+                    store->opts_.reserve_bytes, store->DiskFullMessage());
+    }
   }
   return store;
 }
 
 absl::Status SqliteStore::SqlError(const char* what) const {
+  if ((sqlite3_extended_errcode(db_) & 0xff) == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(DiskFullMessage(), " (", what, ": ", sqlite3_errmsg(db_), ")"));
+  }
   return absl::InternalError(absl::StrCat(what, ": ", sqlite3_errmsg(db_)));
+}
+
+std::string SqliteStore::DiskFullMessage() const {
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  return absl::StrCat("disk full: no space left for the store in ", dir.empty() ? "." : dir,
+                      "; only changes that remove or shrink (service rm, scale down) are accepted "
+                      "until space is freed there");
 }
 
 absl::Status SqliteStore::Exec(const char* sql) {
@@ -196,6 +285,11 @@ absl::Status SqliteStore::StepDone(sqlite3_stmt* stmt, const char* what) {
 
 absl::Status SqliteStore::Init() {
   sqlite3_busy_timeout(db_, static_cast<int>(absl::ToInt64Milliseconds(opts_.busy_timeout)));
+  // One process owns the store (the data dir lock). Exclusive locking before the first WAL
+  // access keeps the WAL index in heap memory instead of a mmapped -shm file, and no mmap I/O:
+  // a full or truncated file then fails a commit with an error instead of raising SIGBUS.
+  if (absl::Status s = Exec("PRAGMA locking_mode=EXCLUSIVE"); !s.ok()) return s;
+  if (absl::Status s = Exec("PRAGMA mmap_size=0"); !s.ok()) return s;
   {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &stmt, nullptr) != SQLITE_OK) {
@@ -225,15 +319,18 @@ absl::Status SqliteStore::Init() {
     return absl::FailedPreconditionError(absl::StrFormat(
         "schema version %d is newer than this binary supports (%d)", user_version, kSchemaVersion));
   }
-  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  absl::Status s = Exec(kSchema);
-  if (s.ok()) s = Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
-  if (s.ok()) s = Exec("COMMIT");
-  if (!s.ok()) {
-    Exec("ROLLBACK").IgnoreError();
-    return absl::InternalError(absl::StrCat("creating schema: ", s.message()));
+  // Only a new (or older) file is written here: a store must open on a full disk.
+  if (user_version < kSchemaVersion) {
+    if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    absl::Status s = Exec(kSchema);
+    if (s.ok()) s = Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return absl::InternalError(absl::StrCat("creating schema: ", s.message()));
+    }
   }
-  if (s = PrepareStatements(); !s.ok()) return s;
+  if (absl::Status s = PrepareStatements(); !s.ok()) return s;
   return Load();
 }
 
@@ -264,6 +361,9 @@ absl::Status SqliteStore::PrepareStatements() {
   return absl::OkStatus();
 }
 
+// Rows SQLite can read but Warren cannot are reported, never hidden silently: a corrupt object
+// is kept aside (see CorruptObject), a corrupt row of the watch feed cuts the feed (watchers
+// relist from the objects), and the version counter never goes back below a version in use.
 absl::Status SqliteStore::Load() {
   absl::MutexLock lock(&mu_);
   auto query = [this](const char* sql, auto&& row) -> absl::Status {
@@ -274,39 +374,151 @@ absl::Status SqliteStore::Load() {
     sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? absl::OkStatus() : SqlError(sql);
   };
-  absl::Status s = query("SELECT key, value FROM meta", [this](sqlite3_stmt* st) {
+  // The highest version any row shows: the counter must not restart below it.
+  uint64_t max_seen = 0;
+  std::optional<uint64_t> meta_version;
+  uint64_t meta_compacted = 0;
+  std::string bad_meta;
+  bool compacted_bad = false;
+  absl::Status s = query("SELECT key, value FROM meta", [&](sqlite3_stmt* st) {
     std::string key = ColumnText(st, 0);
-    uint64_t value = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
-    mu_.AssertHeld();
-    if (key == "version") version_ = value;
-    if (key == "compacted_through") compacted_through_ = value;
+    if (key != "version" && key != "compacted_through") return;
+    std::optional<uint64_t> value = PositiveInt(st, 1);
+    if (!value &&
+        !(sqlite3_column_type(st, 1) == SQLITE_INTEGER && sqlite3_column_int64(st, 1) == 0)) {
+      absl::StrAppend(&bad_meta, bad_meta.empty() ? "" : ", ", key, " = ", ColumnForLog(st, 1));
+      if (key == "compacted_through") compacted_bad = true;
+      return;
+    }
+    if (key == "version") {
+      meta_version = value.value_or(0);
+    } else {
+      meta_compacted = value.value_or(0);
+    }
   });
   if (!s.ok()) return s;
-  s = query("SELECT kind, id, name, version, data FROM objects", [this](sqlite3_stmt* st) {
+
+  s = query("SELECT kind, id, name, version, data FROM objects", [&](sqlite3_stmt* st) {
     mu_.AssertHeld();
     StoredObject obj;
     obj.kind = static_cast<Kind>(sqlite3_column_int(st, 0));
     obj.id = ColumnText(st, 1);
     obj.name = ColumnText(st, 2);
-    obj.version = static_cast<uint64_t>(sqlite3_column_int64(st, 3));
+    std::optional<uint64_t> version = PositiveInt(st, 3);
+    obj.version = version.value_or(0);
     obj.data = ColumnText(st, 4);
+    max_seen = std::max(max_seen, obj.version);
+    std::string reason;
+    if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || !IsKnownKind(obj.kind)) {
+      reason = absl::StrCat("kind ", ColumnForLog(st, 0), " is not one this binary knows");
+    } else if (obj.id.empty()) {
+      reason = "the id is empty";
+    } else if (!version) {
+      reason = absl::StrCat("version ", ColumnForLog(st, 3), " is not a positive integer");
+    } else if (opts_.parse) {
+      absl::StatusOr<ObjectIdentity> identity = opts_.parse(obj.kind, obj.data);
+      if (!identity.ok()) {
+        reason = std::string(identity.status().message());
+      } else if (identity->id != obj.id) {
+        reason = absl::StrCat("its data is object \"", identity->id, "\", not \"", obj.id, "\"");
+      } else if (identity->name != obj.name) {
+        reason =
+            absl::StrCat("its data names it \"", identity->name, "\", its row \"", obj.name, "\"");
+      }
+    }
+    if (!reason.empty()) {
+      CorruptObject c{obj.kind, obj.id, obj.name, obj.version, reason};
+      spdlog::error(
+          "store {}: {} is corrupt: {}; it is left out of reads and writes refuse it "
+          "until it is removed",
+          path_, DescribeCorrupt(c), reason);
+      corrupt_.emplace(CorruptKey{obj.kind, obj.id}, std::move(c));
+      return;
+    }
     KindState& ks = kinds_[obj.kind];
     if (!obj.name.empty()) ks.id_by_name[obj.name] = obj.id;
     std::string id = obj.id;
     ks.by_id.emplace(std::move(id), std::move(obj));
   });
   if (!s.ok()) return s;
-  return query("SELECT version, kind, id, deleted, data FROM changes ORDER BY seq",
-               [this](sqlite3_stmt* st) {
-                 mu_.AssertHeld();
-                 Change c;
-                 c.version = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
-                 c.kind = static_cast<Kind>(sqlite3_column_int(st, 1));
-                 c.id = ColumnText(st, 2);
-                 c.deleted = sqlite3_column_int(st, 3) != 0;
-                 c.data = ColumnText(st, 4);
-                 changes_.push_back(std::move(c));
-               });
+
+  // The version through which the feed is unusable (a corrupt row in it), if any.
+  std::optional<uint64_t> cut_through;
+  std::string first_bad_change;
+  int bad_changes = 0;
+  s = query(
+      "SELECT seq, version, kind, id, deleted, data FROM changes ORDER BY seq",
+      [&](sqlite3_stmt* st) {
+        mu_.AssertHeld();
+        Change c;
+        std::optional<uint64_t> version = PositiveInt(st, 1);
+        c.version = version.value_or(0);
+        c.kind = static_cast<Kind>(sqlite3_column_int(st, 2));
+        c.id = ColumnText(st, 3);
+        c.deleted = sqlite3_column_int(st, 4) != 0;
+        c.data = ColumnText(st, 5);
+        max_seen = std::max(max_seen, c.version);
+        std::string reason;
+        if (!version) {
+          reason = absl::StrCat("version ", ColumnForLog(st, 1), " is not a positive integer");
+        } else if (sqlite3_column_type(st, 2) != SQLITE_INTEGER || !IsKnownKind(c.kind)) {
+          reason = absl::StrCat("kind ", ColumnForLog(st, 2), " is unknown");
+        } else if (c.id.empty()) {
+          reason = "the id is empty";
+        } else if (!changes_.empty() && c.version < changes_.back().version) {
+          reason = "its version is older than the row before it";
+        } else if (!c.deleted && opts_.parse) {
+          absl::StatusOr<ObjectIdentity> identity = opts_.parse(c.kind, c.data);
+          if (!identity.ok()) {
+            reason = std::string(identity.status().message());
+          } else if (identity->id != c.id) {
+            reason = absl::StrCat("its data is object \"", identity->id, "\", not \"", c.id, "\"");
+          }
+        }
+        if (reason.empty()) {
+          changes_.push_back(std::move(c));
+          return;
+        }
+        if (bad_changes++ == 0) {
+          first_bad_change = absl::StrCat("row ", sqlite3_column_int64(st, 0), ": ", reason);
+        }
+        // Without a readable version, nothing in the feed can be trusted to be complete.
+        cut_through = std::max(cut_through.value_or(0),
+                               version ? *version : std::numeric_limits<uint64_t>::max());
+      });
+  if (!s.ok()) return s;
+
+  version_ = std::max(meta_version.value_or(0), max_seen);
+  if (!bad_meta.empty() || meta_version.value_or(0) < max_seen) {
+    spdlog::error(
+        "store {}: the version counter is damaged ({}); continuing from version {}, the highest "
+        "version in the store, so that no version is used twice",
+        path_,
+        bad_meta.empty() ? absl::StrCat("version ", meta_version.value_or(0), " is behind the data")
+                         : bad_meta,
+        version_);
+  }
+  compacted_through_ = std::min(meta_compacted, version_);
+  // Without a trusted compaction mark the feed may start after a hole: watchers relist.
+  if (compacted_bad) cut_through = version_;
+  if (cut_through) {
+    const uint64_t through = std::min(*cut_through, version_);
+    if (bad_changes > 0) {
+      spdlog::error(
+          "store {}: {} corrupt row(s) in the watch feed (first: {}); the feed is cut through "
+          "version {}: watchers relist from the objects",
+          path_, bad_changes, first_bad_change, through);
+    }
+    while (!changes_.empty() && changes_.front().version <= through) changes_.pop_front();
+    compacted_through_ = std::max(compacted_through_, through);
+  }
+  if (!corrupt_.empty()) {
+    spdlog::error(
+        "store {}: {} corrupt object(s); /readyz reports not ready until they are "
+        "removed or the data dir is restored from a backup",
+        path_, corrupt_.size());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> SqliteStore::Commit(const std::vector<Mutation>& mutations) {
@@ -362,10 +574,28 @@ absl::StatusOr<uint64_t> SqliteStore::Commit(const std::vector<Mutation>& mutati
 }
 
 absl::Status SqliteStore::Validate(const std::vector<Mutation>& mutations, uint64_t version,
-                                   Overlay& overlay) const {
+                                   bool disk_full, Overlay& overlay) const {
   for (const Mutation& m : mutations) {
     std::string_view kind = KindName(m.kind);
+    if (const CorruptObject* bad = overlay.FindCorrupt(m.kind, m.id); bad != nullptr) {
+      // Deleting is the one way out for a corrupt object; its version, when readable, can
+      // still be checked.
+      if (m.data.has_value() || (m.expected_version != 0 && m.expected_version != bad->version)) {
+        return CorruptObjectError(*bad);
+      }
+      overlay.Erase(m.kind, m.id);
+      continue;
+    }
     const StoredObject* cur = overlay.Find(m.kind, m.id);
+    if (m.data.has_value() && !m.name.empty()) {
+      const CorruptObject* holder = overlay.FindCorruptName(m.kind, m.name);
+      if (holder != nullptr) return CorruptObjectError(*holder);
+    }
+    // On a full disk, what adds an object waits for space; removals, updates in place and the
+    // events recording them go through on the released reserve.
+    if (disk_full && m.data.has_value() && cur == nullptr && m.kind != Kind::kEvent) {
+      return absl::ResourceExhaustedError(DiskFullMessage());
+    }
     if (!m.data.has_value() && cur == nullptr) {
       return absl::NotFoundError(absl::StrFormat("%s \"%s\" not found", kind, m.id));
     }
@@ -405,17 +635,30 @@ absl::Status SqliteStore::Validate(const std::vector<Mutation>& mutations, uint6
 }
 
 void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
+  if (disk_full_) {
+    absl::MutexLock lock(&reserve_mu_);
+    TryRecreateReserve();
+  }
+  absl::Status s = ApplyBatch(batch);
+  if (s.code() != absl::StatusCode::kResourceExhausted || disk_full_) return;
+  EnterDiskFull(s);
+  // Once more on the released reserve: what adds objects is refused now, the rest goes through.
+  ApplyBatch(batch).IgnoreError();  // each request has its own result
+}
+
+absl::Status SqliteStore::ApplyBatch(const std::vector<CommitRequest*>& batch) {
   std::vector<CommitRequest*> accepted;
   uint64_t compact_through = 0;
   {
     // Only the leader writes memory, so what it validates here is still current when it
     // applies the batch below.
     absl::ReaderMutexLock lock(&mu_);
-    Overlay overlay(kinds_);
+    Overlay overlay(kinds_, corrupt_);
     uint64_t next_version = version_ + 1;
     size_t new_rows = 0;
+    const bool disk_full = disk_full_;
     for (CommitRequest* r : batch) {
-      absl::Status s = Validate(*r->mutations, next_version, overlay);
+      absl::Status s = Validate(*r->mutations, next_version, disk_full, overlay);
       if (!s.ok()) {
         overlay.Reject();
         r->result = s;
@@ -426,7 +669,7 @@ void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
       new_rows += r->mutations->size();
       accepted.push_back(r);
     }
-    if (accepted.empty()) return;
+    if (accepted.empty()) return absl::OkStatus();
 
     // Retention: drop whole commits, oldest first, but never the newest one.
     size_t total = changes_.size() + new_rows;
@@ -452,12 +695,13 @@ void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
   absl::Status s = WriteBatch(accepted, accepted.back()->version, compact_through);
   if (!s.ok()) {
     for (CommitRequest* r : accepted) r->result = s;
-    return;
+    return s;
   }
 
   absl::MutexLock lock(&mu_);
   for (CommitRequest* r : accepted) {
     for (const Mutation& m : *r->mutations) {
+      if (!m.data.has_value()) corrupt_.erase(CorruptKey{m.kind, m.id});
       KindState& ks = kinds_[m.kind];
       auto it = ks.by_id.find(m.id);
       if (it != ks.by_id.end() && !it->second.name.empty() &&
@@ -486,6 +730,110 @@ void SqliteStore::ProcessBatch(const std::vector<CommitRequest*>& batch) {
     while (!changes_.empty() && changes_.front().version <= compact_through) changes_.pop_front();
     compacted_through_ = compact_through;
   }
+  return absl::OkStatus();
+}
+
+void SqliteStore::EnterDiskFull(const absl::Status& cause) {
+  absl::MutexLock lock(&reserve_mu_);
+  if (disk_full_) return;
+  disk_full_ = true;
+  if (opts_.reserve_bytes == 0) {
+    spdlog::error("store {}: {}; no reserve is configured", path_, std::string(cause.message()));
+    return;
+  }
+  // Freed blocks, not a smaller file, are what the commits below need.
+  const bool released = unlink(reserve_path_.c_str()) == 0;
+  spdlog::error("store {}: {}; {} the {}-byte reserve {}", path_, std::string(cause.message()),
+                released ? "released" : "could not release", opts_.reserve_bytes, reserve_path_);
+}
+
+bool SqliteStore::TryRecreateReserve() {
+  if (disk_full_) {
+    // Taking back the space the reserve just freed is no recovery: leave the disk-full state
+    // only with as much again free beyond the reserve.
+    const uint64_t headroom = std::max<uint64_t>(opts_.reserve_bytes, 1 << 20);
+    struct statvfs fs;
+    std::string dir = std::filesystem::path(path_).parent_path().string();
+    if (statvfs(dir.empty() ? "." : dir.c_str(), &fs) != 0 ||
+        static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < opts_.reserve_bytes + headroom) {
+      return false;
+    }
+  }
+  if (opts_.reserve_bytes == 0) {
+    disk_full_ = false;
+    return true;
+  }
+  int fd = open(reserve_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    // Allocated blocks, not a sparse file: a full disk must find the space really there.
+    err = posix_fallocate(fd, 0, static_cast<off_t>(opts_.reserve_bytes));
+    close(fd);
+  }
+  if (err != 0) {
+    unlink(reserve_path_.c_str());
+    return false;
+  }
+  if (disk_full_) {
+    disk_full_ = false;
+    spdlog::info(
+        "store {}: space is back (the {}-byte reserve {} is recreated); every commit "
+        "is accepted again",
+        path_, opts_.reserve_bytes, reserve_path_);
+  }
+  return true;
+}
+
+absl::Status SqliteStore::CheckSpace() {
+  if (!disk_full_) return absl::OkStatus();
+  absl::MutexLock lock(&reserve_mu_);
+  if (disk_full_ && !TryRecreateReserve()) return absl::ResourceExhaustedError(DiskFullMessage());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SqliteStore::Backup(const std::string& path) {
+  // The connection is the commit leader's: take the leader's place, so no transaction is open
+  // and none starts until the copy is done.
+  absl::MutexLock lock(&commit_mu_);
+  auto leader_free = [this]() {
+    commit_mu_.AssertHeld();
+    return !leader_active_;
+  };
+  commit_mu_.Await(absl::Condition(&leader_free));
+  leader_active_ = true;
+  commit_mu_.Unlock();
+  uint64_t version = Version();
+  sqlite3_stmt* stmt = nullptr;
+  absl::Status s;
+  if (sqlite3_prepare_v2(db_, "VACUUM INTO ?1", -1, &stmt, nullptr) != SQLITE_OK) {
+    s = SqlError("preparing the backup");
+  } else {
+    BindText(stmt, 1, path);
+    if (sqlite3_step(stmt) != SQLITE_DONE) s = SqlError(absl::StrCat("backup to ", path).c_str());
+    sqlite3_finalize(stmt);
+  }
+  commit_mu_.Lock();
+  leader_active_ = false;
+  if (!s.ok()) return s;
+  // The copy keeps the WAL flag of the original; a backup is one self-contained file that a
+  // reader may open read-only.
+  sqlite3* copy = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &copy, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(copy, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  }
+  std::string error = rc == SQLITE_OK ? "" : (copy ? sqlite3_errmsg(copy) : sqlite3_errstr(rc));
+  sqlite3_close(copy);
+  if (!error.empty()) return absl::InternalError(absl::StrCat("backup ", path, ": ", error));
+  return version;
+}
+
+std::vector<CorruptObject> SqliteStore::Corruption() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<CorruptObject> out;
+  out.reserve(corrupt_.size());
+  for (const auto& [key, c] : corrupt_) out.push_back(c);
+  return out;
 }
 
 absl::Status SqliteStore::WriteBatch(const std::vector<CommitRequest*>& accepted,

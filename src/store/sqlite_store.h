@@ -1,9 +1,11 @@
 #ifndef WARREN_STORE_SQLITE_STORE_H_
 #define WARREN_STORE_SQLITE_STORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,11 +35,19 @@ struct SqliteStoreOptions {
   absl::Duration busy_timeout = absl::Seconds(5);
   // Upper bound on the number of Commit calls that share one transaction (group commit).
   size_t max_batch = 256;
+  // Checks an object's data at Open and returns the id and name it declares (which must match
+  // its row); an error marks the object corrupt. Unset: data is not looked at.
+  std::function<absl::StatusOr<ObjectIdentity>(Kind kind, std::string_view data)> parse;
+  // Size of <path>.reserve, space kept aside so that removals still commit on a full disk
+  // (released on the first commit that fails for lack of space, recreated once space is
+  // back). 0: no reserve, and a full disk fails every commit.
+  uint64_t reserve_bytes = 4 << 20;
 };
 
-// Store on one SQLite file (WAL, synchronous=FULL) with every object mirrored in memory.
-// Reads never touch disk. Concurrent Commit calls are batched into one transaction and
-// one fsync (group commit); each caller still gets its own version and its own error.
+// Store on one SQLite file (WAL, synchronous=FULL, exclusive locking: one process) with every
+// object mirrored in memory. Reads never touch disk. Concurrent Commit calls are batched into
+// one transaction and one fsync (group commit); each caller still gets its own version and its
+// own error. Files are created mode 0600.
 class SqliteStore : public Store {
  public:
   // Opens or creates the database at `path`, creating missing parent directories, and loads
@@ -58,6 +68,14 @@ class SqliteStore : public Store {
   // single commit larger than `limit` is returned whole.
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override;
   uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override;
+  std::vector<CorruptObject> Corruption() const override;
+  absl::Status CheckSpace() override;
+  // VACUUM INTO `path` between two commits: a compact copy in rollback-journal mode that
+  // SQLite (and Open) reads as a store of this schema.
+  absl::StatusOr<uint64_t> Backup(const std::string& path) override;
+
+  // The schema this binary writes (PRAGMA user_version); older ones are upgraded at Open.
+  static constexpr int kSchemaVersion = 1;
 
   // Changes with version <= this were dropped from the feed (0: nothing dropped yet).
   uint64_t CompactedThrough() const;
@@ -70,7 +88,9 @@ class SqliteStore : public Store {
   struct CommitRequest;
   class Overlay;
 
-  SqliteStore(sqlite3* db, SqliteStoreOptions opts);
+  using CorruptKey = std::pair<Kind, std::string>;
+
+  SqliteStore(sqlite3* db, std::string path, SqliteStoreOptions opts);
 
   absl::Status Init();
   absl::Status PrepareStatements();
@@ -78,8 +98,15 @@ class SqliteStore : public Store {
 
   // Runs by exactly one leader thread at a time; fills in each request's result.
   void ProcessBatch(const std::vector<CommitRequest*>& batch);
-  absl::Status Validate(const std::vector<Mutation>& mutations, uint64_t version,
+  // Validates, writes and applies the batch; returns the write error, if any (every accepted
+  // request then has it as its result).
+  absl::Status ApplyBatch(const std::vector<CommitRequest*>& batch);
+  absl::Status Validate(const std::vector<Mutation>& mutations, uint64_t version, bool disk_full,
                         Overlay& overlay) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Disk-full state: the reserve is released on entry and recreated to leave it.
+  void EnterDiskFull(const absl::Status& cause);
+  bool TryRecreateReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reserve_mu_);
+  std::string DiskFullMessage() const;
   absl::Status WriteBatch(const std::vector<CommitRequest*>& accepted, uint64_t last_version,
                           uint64_t compact_through);
   absl::Status Exec(const char* sql);
@@ -89,6 +116,8 @@ class SqliteStore : public Store {
   const KindState* FindKind(Kind kind) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   sqlite3* const db_;
+  const std::string path_;
+  const std::string reserve_path_;
   const SqliteStoreOptions opts_;
 
   // Cached statements; used only by the leader (and during Open).
@@ -113,6 +142,12 @@ class SqliteStore : public Store {
   // Mirror of the changes table, ordered by version.
   std::deque<Change> changes_ ABSL_GUARDED_BY(mu_);
   uint64_t compacted_through_ ABSL_GUARDED_BY(mu_) = 0;
+  // Found at Open; an entry goes when its object is deleted.
+  std::map<CorruptKey, CorruptObject> corrupt_ ABSL_GUARDED_BY(mu_);
+
+  // Serializes reserve file changes (the leader, CheckSpace callers).
+  absl::Mutex reserve_mu_;
+  std::atomic<bool> disk_full_{false};
 };
 
 }  // namespace warren

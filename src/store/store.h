@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -60,6 +61,32 @@ struct Change {
   std::string data;
 };
 
+// A stored object that failed its checks when the store was opened (a row SQLite reads but
+// Warren cannot: garbage data, a version that is not a number, a kind this binary does not
+// know). It stays on disk untouched, is left out of reads, and commits refuse to change it; it
+// can only be deleted.
+struct CorruptObject {
+  Kind kind = Kind::kService;
+  std::string id;
+  std::string name;
+  // 0 when the stored version itself is unreadable.
+  uint64_t version = 0;
+  // What is wrong with it.
+  std::string reason;
+};
+
+// `service "web" (id 1f3a, version 12)`, for logs and errors.
+std::string DescribeCorrupt(const CorruptObject& c);
+
+// DATA_LOSS naming the object, what is wrong and the way out.
+absl::Status CorruptObjectError(const CorruptObject& c);
+
+// The id and unique name (empty when the kind has none) a stored object's data declares.
+struct ObjectIdentity {
+  std::string id;
+  std::string name;
+};
+
 // The embedded store: objects with resource versions and a watch feed of every change.
 // Reads are served from memory; a commit is durable (fsynced) when Commit returns OK.
 // Thread-safe.
@@ -69,7 +96,9 @@ class Store {
 
   // Applies all mutations atomically, each object getting the new store version, which is
   // returned. Errors: ABORTED (version check), ALREADY_EXISTS (duplicate name
-  // within a kind), NOT_FOUND (delete or check of a missing object), INTERNAL (disk).
+  // within a kind), NOT_FOUND (delete or check of a missing object), DATA_LOSS (a write to a
+  // corrupt object, or of a name a corrupt object holds), RESOURCE_EXHAUSTED (the disk is full
+  // and the commit would add objects), INTERNAL (disk).
   virtual absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) = 0;
 
   virtual std::optional<StoredObject> Get(Kind kind, std::string_view id) const = 0;
@@ -86,7 +115,29 @@ class Store {
 
   // Blocks until Version() > after or `timeout` (real time) passes; returns Version().
   virtual uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const = 0;
+
+  // Objects found corrupt at open and not deleted since, ordered by kind and id.
+  virtual std::vector<CorruptObject> Corruption() const = 0;
+
+  // OK, or RESOURCE_EXHAUSTED naming the data dir while the disk is too full for commits that
+  // add objects (checked again on every call, so it clears as soon as space is freed).
+  virtual absl::Status CheckSpace() = 0;
+
+  // Writes a consistent copy of the whole store, as of one commit, to `path` (a new or empty
+  // file) while the store keeps serving; returns the version the copy holds. Commits wait
+  // meanwhile. UNIMPLEMENTED for stores that cannot.
+  virtual absl::StatusOr<uint64_t> Backup(const std::string& path) {
+    return absl::UnimplementedError("this store cannot make backups");
+  }
 };
+
+// The corrupt object of `kind` whose name or id is `name_or_id`, if any.
+std::optional<CorruptObject> FindCorrupt(const Store& store, Kind kind,
+                                         std::string_view name_or_id);
+
+// DATA_LOSS naming the corrupt objects of `kind` (a listing of that kind would hide them), or
+// OK when there are none.
+absl::Status CorruptKindError(const Store& store, Kind kind);
 
 }  // namespace warren
 

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "spdlog/spdlog.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
 
@@ -61,11 +63,20 @@ std::string StoreId(const T& obj) {
   }
 }
 
-// Parses a stored object and stamps its resource version.
+// The store's check of an object's data (SqliteStoreOptions::parse): it parses as the kind's
+// message, and the id and name it declares.
+absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view data);
+
+// Parses a stored object and stamps its resource version. A store opened with
+// ParseStoredObject never holds data that fails here; without it, the failure is logged.
 template <typename T>
 std::optional<T> Decode(const StoredObject& so) {
   T msg;
-  if (!msg.ParseFromString(so.data)) return std::nullopt;
+  if (!msg.ParseFromString(so.data)) {
+    spdlog::error("store: {} {} (version {}) does not parse as {}; left out", KindName(so.kind),
+                  so.id, so.version, T::descriptor()->full_name());
+    return std::nullopt;
+  }
   if constexpr (!std::is_same_v<T, v1::Event>) msg.set_version(so.version);
   return msg;
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,7 @@
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
-#include "worker/cri_log.h"
+#include "worker/task_logs.h"
 
 namespace warren {
 namespace {
@@ -34,47 +35,27 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 
   grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         grpc::ServerWriter<v1::LogLine>* writer) override {
-    std::string path = agent_.driver_->LogPath(req->task_id());
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    // The rotated files too (output.log.2, output.log.1, output.log), oldest first; container
+    // logs come in the CRI format and are decoded to the lines they carry.
+    TaskLogReader reader(agent_.driver_->LogPath(req->task_id()), agent_.driver_->CriLogFormat());
+    absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(req->tail());
+    if (!lines.ok()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat("no logs for task ", req->task_id()));
     }
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::streamoff offset = static_cast<std::streamoff>(content.size());
-    std::vector<std::string> lines = absl::StrSplit(content, '\n');
-    std::string partial = lines.empty() ? "" : lines.back();
-    if (!lines.empty()) lines.pop_back();
-    // Container logs come in the CRI format: decode every record to the line it carries.
-    const bool cri = agent_.driver_->CriLogFormat();
-    CriLogDecoder decoder;
-    if (cri) {
-      std::vector<std::string> decoded;
-      for (const auto& record : lines) {
-        if (auto line = decoder.Feed(record)) decoded.push_back(std::move(*line));
-      }
-      lines = std::move(decoded);
-    }
-    size_t first = 0;
-    if (req->tail() > 0 && lines.size() > static_cast<size_t>(req->tail())) {
-      first = lines.size() - req->tail();
-    }
     v1::LogLine out;
     out.set_task_id(req->task_id());
-    for (size_t i = first; i < lines.size(); ++i) {
-      out.set_line(lines[i]);
-      if (!writer->Write(out)) return grpc::Status::OK;
-    }
-    if (!req->follow()) {
-      // A record still being written, or pieces of a line without their final record.
-      std::optional<std::string> rest;
-      if (cri) {
-        if (!partial.empty()) decoder.Feed(partial);
-        rest = decoder.Flush();
-      } else if (!partial.empty()) {
-        rest = partial;
+    auto send = [&](const std::vector<std::string>& batch) {
+      for (const std::string& line : batch) {
+        out.set_line(line);
+        if (!writer->Write(out)) return false;
       }
-      if (rest) {
+      return true;
+    };
+    if (!send(*lines)) return grpc::Status::OK;
+    if (!req->follow()) {
+      // A line still being written, or pieces of a line without their final record.
+      if (std::optional<std::string> rest = reader.TakePartial()) {
         out.set_line(*rest);
         writer->Write(out);
       }
@@ -82,26 +63,7 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
     }
     while (!ctx->IsCancelled() && !agent_.stop_) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      std::ifstream f(path, std::ios::binary);
-      if (!f) break;
-      f.seekg(0, std::ios::end);
-      std::streamoff size = f.tellg();
-      if (size < offset) offset = 0;  // truncated
-      if (size == offset) continue;
-      f.seekg(offset);
-      std::string chunk(static_cast<size_t>(size - offset), '\0');
-      f.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-      offset = size;
-      partial += chunk;
-      size_t pos;
-      while ((pos = partial.find('\n')) != std::string::npos) {
-        std::string record = partial.substr(0, pos);
-        partial.erase(0, pos + 1);
-        std::optional<std::string> line = cri ? decoder.Feed(record) : std::move(record);
-        if (!line) continue;
-        out.set_line(*line);
-        if (!writer->Write(out)) return grpc::Status::OK;
-      }
+      if (!send(reader.Poll())) return grpc::Status::OK;
     }
     return grpc::Status::OK;
   }
@@ -156,7 +118,25 @@ absl::Status WorkerAgent::Start() {
   agent_addr_ = absl::StrCat(host, ":", port);
 
   // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.
-  for (const std::string& id : driver_->Recover()) {
+  // A runtime that cannot be read just now (out of descriptors, containerd busy) is asked
+  // again: no assignment is applied before, since a task not recovered would be declared
+  // lost.
+  absl::StatusOr<std::vector<std::string>> recovered = driver_->Recover();
+  const absl::Time give_up = absl::Now() + options_.recover_timeout;
+  for (absl::Duration backoff = absl::Milliseconds(50);
+       absl::IsUnavailable(recovered.status()) && absl::Now() < give_up;
+       backoff = std::min(backoff * 2, absl::Seconds(2))) {
+    spdlog::warn("recovering tasks: {}; retrying", std::string(recovered.status().message()));
+    absl::SleepFor(backoff);
+    recovered = driver_->Recover();
+  }
+  if (!recovered.ok()) {
+    return absl::Status(
+        recovered.status().code(),
+        absl::StrCat("recovering the tasks of an earlier worker: ", recovered.status().message(),
+                     " (no task was stopped; start the worker again)"));
+  }
+  for (const std::string& id : *recovered) {
     auto st = driver_->Inspect(id);
     absl::MutexLock lock(&mu_);
     Local& l = tasks_[id];
@@ -195,6 +175,10 @@ absl::Status WorkerAgent::Start() {
     }
     pod_dns_ = std::move(*pd);
   }
+
+  janitor_ = std::make_unique<TaskDirJanitor>(
+      (std::filesystem::path(options_.data_dir) / "tasks").string(),
+      TaskDirRetention{options_.task_dir_retention, options_.task_dirs_kept}, clock_);
 
   channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
   stub_ = v1::Warren::NewStub(channel_);
@@ -379,10 +363,30 @@ void WorkerAgent::RoutesLoop() {
   }
 }
 
+void WorkerAgent::SweepTaskDirs() {
+  std::vector<std::string> removed = janitor_->Sweep([this] {
+    std::vector<std::string> known = driver_->List();
+    std::set<std::string> live(known.begin(), known.end());
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, l] : tasks_) live.insert(id);
+    return live;
+  });
+  if (!removed.empty()) {
+    spdlog::info("removed the directories of {} gone tasks", removed.size());
+  }
+}
+
 void WorkerAgent::StatsLoop() {
+  absl::Time next_sweep = absl::InfinitePast();
   while (!stop_) {
     for (int i = 0; i < 20 && !stop_; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (clock_.Now() >= next_sweep) {
+      SweepTaskDirs();
+      // Often enough that a directory outlives its retention by a quarter at most.
+      next_sweep = clock_.Now() +
+                   std::clamp(options_.task_dir_retention / 4, absl::Seconds(1), absl::Seconds(10));
     }
     std::string id = node_id();
     if (id.empty() || stop_) continue;
@@ -540,10 +544,13 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           QueueReport(t.id(), l.status);
           to_start.push_back(t);
         } else {
-          // The manager believes it runs here, but this worker does not have it.
+          // The manager believes it runs here, but this worker does not have it: the worker
+          // went away before it started it, or the task's state went with the machine. Not
+          // the task's doing, so orphaned (replaced at once, not counted against a rollout).
           v1::TaskStatus st = t.status();
-          st.set_state(v1::TASK_STATE_FAILED);
-          st.set_error("task not found on the worker (lost while the worker was down)");
+          st.set_state(v1::TASK_STATE_ORPHANED);
+          st.clear_error();
+          st.set_message("task not found on the worker (lost while the worker was down)");
           *st.mutable_timestamp() = ToProtoTime(now);
           *st.mutable_finished_at() = ToProtoTime(now);
           QueueReport(t.id(), st);
@@ -560,8 +567,20 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           l.status.set_message("adopted after a worker restart");
           l.may_have_served = true;
           *l.status.mutable_timestamp() = ToProtoTime(now);
-          l.status.mutable_health()->set_state(
-              t.spec().has_health_check() ? v1::HEALTH_STATE_STARTING : v1::HEALTH_STATE_NONE);
+          // The health the manager holds goes on (state and healthy-since): the task kept
+          // running, and reporting it starting again would take it out of the routing table
+          // and restart its min-ready (issue 17 D6). The prober checks it again at once.
+          if (!t.spec().has_health_check()) {
+            l.status.mutable_health()->set_state(v1::HEALTH_STATE_NONE);
+          } else {
+            v1::TaskHealth health = t.status().health();
+            if (health.state() == v1::HEALTH_STATE_UNSPECIFIED ||
+                health.state() == v1::HEALTH_STATE_NONE) {
+              health.Clear();
+              health.set_state(v1::HEALTH_STATE_STARTING);
+            }
+            *l.status.mutable_health() = health;
+          }
           QueueReport(t.id(), l.status);
           to_adopt.emplace_back(t.id(), l.task);
         } else {
@@ -599,8 +618,8 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   }
   for (const auto& [id, t] : to_adopt) {
     if (t.spec().has_health_check()) {
-      prober_->Watch(id, t.address(), t.port(), t.spec().health_check(),
-                     FromProtoTime(t.status().started_at()));
+      prober_->Resume(id, t.address(), t.port(), t.spec().health_check(),
+                      FromProtoTime(t.status().started_at()), t.status().health());
     }
   }
   for (const auto& t : to_start) {

@@ -20,6 +20,7 @@
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
 #include "worker/runtime_driver.h"
+#include "worker/task_dirs.h"
 
 namespace warren {
 
@@ -72,6 +73,8 @@ class WorkerAgent {
   // Proxy counters -> manager, every second.
   void StatsLoop();
   void HeartbeatLoop();
+  // Removes the directories of tasks gone long enough (TaskDirJanitor).
+  void SweepTaskDirs();
   void ReportLoop();
   absl::Status Register();
   void Apply(const v1::Assignments& assignments);
@@ -99,6 +102,7 @@ class WorkerAgent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;
   std::unique_ptr<LogService> log_service_;
+  std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
   std::string agent_addr_;
 

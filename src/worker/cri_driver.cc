@@ -1,8 +1,12 @@
 #include "worker/cri_driver.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -336,10 +340,11 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
 
   const std::string log_dir = (std::filesystem::path(options_.state_dir) / spec.task_id).string();
   std::error_code ec;
-  std::filesystem::create_directories(log_dir, ec);
-  if (ec) {
+  std::filesystem::create_directories(options_.state_dir, ec);
+  // Only the worker (and the runtime, as root) reads a task's logs.
+  if (mkdir(log_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail(absl::FailedPreconditionError(
-        absl::StrCat("cannot create log directory ", log_dir, ": ", ec.message())));
+        absl::StrCat("cannot create log directory ", log_dir, ": ", strerror(errno))));
   }
 
   std::map<std::string, std::string> labels(t.labels().begin(), t.labels().end());
@@ -538,6 +543,38 @@ std::optional<TaskRuntimeState> CriDriver::ExitedState(const std::string& contai
   return st;
 }
 
+bool RotateContainerLog(const std::string& path, const LogLimits& limits,
+                        const std::function<absl::Status()>& reopen) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) (void)reopen();
+    return false;
+  }
+  if (limits.max_size <= 0 || st.st_size < limits.max_size) return false;
+  if (int err = RotateLogFiles(path, limits.max_files); err != 0) {
+    spdlog::warn("rotating {}: {}", path, strerror(err));
+    return false;
+  }
+  if (absl::Status s = reopen(); !s.ok()) {
+    spdlog::warn("rotating {}: {} (tried again shortly)", path, std::string(s.message()));
+  }
+  return true;
+}
+
+void CriDriver::RotateLogs(const std::map<std::string, std::string>& running) {
+  for (const auto& [container_id, task_id] : running) {
+    RotateContainerLog(LogPath(task_id), options_.log_limits, [&, cid = container_id] {
+      cri::ReopenContainerLogRequest req;
+      req.set_container_id(cid);
+      cri::ReopenContainerLogResponse resp;
+      grpc::ClientContext ctx;
+      return FromGrpc(
+          runtime_->ReopenContainerLog(Prepare(&ctx, options_.call_timeout), req, &resp),
+          "reopening the container log");
+    });
+  }
+}
+
 void CriDriver::MonitorLoop() {
   while (!stop_) {
     std::this_thread::sleep_for(
@@ -565,6 +602,7 @@ void CriDriver::MonitorLoop() {
     }
     for (const auto& [id, st] : progress) Notify(id, st);
     if (running.empty()) continue;
+    RotateLogs(running);
 
     cri::ListContainersRequest req;
     (*req.mutable_filter()->mutable_label_selector())[kCriWorkerLabel] = options_.identity;
@@ -715,6 +753,10 @@ absl::StatusOr<ExecResult> CriDriver::Exec(std::string_view task_id,
     r.timed_out = true;
     return r;
   }
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The runtime is not answering: nothing is known about the container.
+    return FromGrpc(s, "exec in the container");
+  }
   if (!s.ok()) {
     // The command could not run at all (e.g. not in the image): a failing check, not an
     // infrastructure error.
@@ -737,25 +779,25 @@ std::string CriDriver::LogPath(std::string_view task_id) const {
   return (std::filesystem::path(options_.state_dir) / std::string(task_id) / kLogFile).string();
 }
 
-std::vector<std::string> CriDriver::Recover() {
+absl::StatusOr<std::vector<std::string>> CriDriver::Recover() {
+  // A runtime that does not answer is no evidence about any pod: the call fails, nothing
+  // is decided, and the worker asks again.
+  auto unavailable = [](const grpc::Status& s, std::string_view what) {
+    return absl::UnavailableError(
+        absl::StrCat("recovering pods: ", std::string(what), ": ", s.error_message()));
+  };
   cri::ListPodSandboxRequest preq;
   (*preq.mutable_filter()->mutable_label_selector())[kCriWorkerLabel] = options_.identity;
   cri::ListPodSandboxResponse presp;
   grpc::ClientContext pctx;
   grpc::Status s = runtime_->ListPodSandbox(Prepare(&pctx, options_.call_timeout), preq, &presp);
-  if (!s.ok()) {
-    spdlog::error("recovering pods: listing sandboxes: {}", s.error_message());
-    return {};
-  }
+  if (!s.ok()) return unavailable(s, "listing sandboxes");
   cri::ListContainersRequest creq;
   (*creq.mutable_filter()->mutable_label_selector())[kCriWorkerLabel] = options_.identity;
   cri::ListContainersResponse cresp;
   grpc::ClientContext cctx;
   s = runtime_->ListContainers(Prepare(&cctx, options_.call_timeout), creq, &cresp);
-  if (!s.ok()) {
-    spdlog::error("recovering pods: listing containers: {}", s.error_message());
-    return {};
-  }
+  if (!s.ok()) return unavailable(s, "listing containers");
   // The newest container of each sandbox is the task's; any other is left over.
   std::map<std::string, const cri::Container*> by_sandbox;
   std::vector<std::string> stray_containers;
@@ -779,6 +821,7 @@ std::vector<std::string> CriDriver::Recover() {
     RemovePod("", id);
   }
   std::vector<std::string> adopted;
+  std::vector<Task> found;
   for (const auto& p : presp.items()) {
     auto task_label = p.labels().find(kCriTaskLabel);
     auto cit = by_sandbox.find(p.id());
@@ -805,22 +848,31 @@ std::vector<std::string> CriDriver::Recover() {
     sreq.set_pod_sandbox_id(p.id());
     cri::PodSandboxStatusResponse sresp;
     grpc::ClientContext sctx;
-    if (runtime_->PodSandboxStatus(Prepare(&sctx, options_.call_timeout), sreq, &sresp).ok()) {
-      t.state.address = sresp.status().network().ip();
-    }
+    s = runtime_->PodSandboxStatus(Prepare(&sctx, options_.call_timeout), sreq, &sresp);
+    if (!s.ok() && !NotFound(s)) return unavailable(s, "pod sandbox status");
+    t.state.address = sresp.status().network().ip();
     {
       cri::ContainerStatusRequest q;
       q.set_container_id(c.id());
       cri::ContainerStatusResponse r;
       grpc::ClientContext qctx;
-      if (runtime_->ContainerStatus(Prepare(&qctx, options_.call_timeout), q, &r).ok()) {
-        t.state.started_at = FromNanos(r.status().started_at());
-        t.log_path = r.status().log_path();
+      s = runtime_->ContainerStatus(Prepare(&qctx, options_.call_timeout), q, &r);
+      if (!s.ok() && !NotFound(s)) return unavailable(s, "container status");
+      t.state.started_at = FromNanos(r.status().started_at());
+      t.log_path = r.status().log_path();
+    }
+    std::optional<TaskRuntimeState> exited;
+    if (c.state() == cri::CONTAINER_EXITED) {
+      exited = ExitedState(c.id());
+      if (!exited) {
+        return absl::UnavailableError(
+            absl::StrCat("recovering pods: the exit of container ", c.id(), " could not be read"));
       }
     }
-    if (c.state() == cri::CONTAINER_RUNNING) {
+    if (c.state() == cri::CONTAINER_RUNNING || c.state() == cri::CONTAINER_UNKNOWN) {
+      // UNKNOWN: the runtime is not sure yet; the monitor asks again like for a running one.
       t.state.phase = TaskRuntimeState::Phase::kRunning;
-    } else if (auto st = ExitedState(c.id()); st) {
+    } else if (auto st = exited; st) {
       const absl::Time started = t.state.started_at;
       t.state = *st;
       if (t.state.started_at == absl::InfinitePast()) t.state.started_at = started;
@@ -834,10 +886,13 @@ std::vector<std::string> CriDriver::Recover() {
       t.state.phase = TaskRuntimeState::Phase::kExited;
       t.state.error = "the container was never started (the worker stopped during its start)";
     }
+    found.push_back(std::move(t));
+  }
+  absl::MutexLock lock(&mu_);
+  for (Task& t : found) {
     adopted.push_back(t.id);
-    spdlog::info("adopted pod {} of task {} ({})", p.id(), t.id,
+    spdlog::info("adopted pod {} of task {} ({})", t.sandbox_id, t.id,
                  t.state.phase == TaskRuntimeState::Phase::kRunning ? "running" : "exited");
-    absl::MutexLock lock(&mu_);
     tasks_[t.id] = std::move(t);
   }
   return adopted;

@@ -2,6 +2,7 @@
 #define WARREN_WORKER_CRI_DRIVER_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "cri/v1/api.grpc.pb.h"
+#include "worker/log_files.h"
 #include "worker/registry_auth.h"
 #include "worker/runtime_driver.h"
 
@@ -34,6 +36,13 @@ inline constexpr char kCriRevisionLabel[] = "io.warren.revision";
 // API of a container runtime (containerd). The sandbox's CNI address is the task's address.
 // Sandboxes and containers carry the worker's identity as a label, which is how a restarted
 // worker finds (adopts) them again.
+// Rotates a container's log once it reached limits.max_size: the files shift (log_files.h)
+// and `reopen` has the runtime open a new file (CRI ReopenContainerLog); until it does, the
+// runtime writes on into the renamed file. A log file that is missing (a reopen that failed)
+// is reopened again. Returns true when it rotated.
+bool RotateContainerLog(const std::string& path, const LogLimits& limits,
+                        const std::function<absl::Status()>& reopen);
+
 class CriDriver : public RuntimeDriver {
  public:
   struct Options {
@@ -60,6 +69,9 @@ class CriDriver : public RuntimeDriver {
     // How often a running image pull refreshes its progress message.
     absl::Duration pull_progress_interval = absl::Seconds(2);
     size_t exec_output_limit = 4096;
+    // The runtime writes container.log and never rotates it (containerd 1.6): the monitor
+    // rotates it past this size and has the runtime reopen it.
+    LogLimits log_limits;
   };
 
   // Dials the runtime and checks it speaks CRI v1. FAILED_PRECONDITION / UNAVAILABLE with the
@@ -82,7 +94,7 @@ class CriDriver : public RuntimeDriver {
   void SetListener(Listener listener) override;
   // Adopts this worker's sandboxes and containers; removes sandboxes without a container and
   // containers without a sandbox (left by a worker that died half-way through a start).
-  std::vector<std::string> Recover() override;
+  absl::StatusOr<std::vector<std::string>> Recover() override;
   // Pulls the image if it is missing, runs the sandbox, creates and starts the container.
   // Anything created is removed again when a later step fails.
   absl::Status Start(const TaskRunSpec& spec) override;
@@ -125,6 +137,8 @@ class CriDriver : public RuntimeDriver {
   // StopPodSandbox; a sandbox already gone is OK.
   grpc::Status StopSandbox(const std::string& sandbox_id);
   std::optional<TaskRuntimeState> ExitedState(const std::string& container_id);
+  // Rotates the logs of running containers (container id -> task id) that reached the cap.
+  void RotateLogs(const std::map<std::string, std::string>& running);
   void MonitorLoop();
   void Notify(const std::string& task_id, const TaskRuntimeState& state);
 

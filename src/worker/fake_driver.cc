@@ -9,6 +9,32 @@ void FakeDriver::SetListener(Listener listener) {
   listener_ = std::move(listener);
 }
 
+absl::StatusOr<std::vector<std::string>> FakeDriver::Recover() {
+  absl::MutexLock lock(&mu_);
+  if (failing_recovers_ > 0) {
+    failing_recovers_--;
+    return absl::UnavailableError("fake runtime: Too many open files");
+  }
+  std::vector<std::string> ids;
+  for (auto& [id, entry] : recoverable_) {
+    specs_[id] = entry.first;
+    tasks_[id] = entry.second;
+    ids.push_back(id);
+  }
+  recoverable_.clear();
+  return ids;
+}
+
+void FakeDriver::AddRecoverable(const TaskRunSpec& spec, const TaskRuntimeState& state) {
+  absl::MutexLock lock(&mu_);
+  recoverable_[spec.task_id] = {spec, state};
+}
+
+void FakeDriver::FailRecover(int n) {
+  absl::MutexLock lock(&mu_);
+  failing_recovers_ = n;
+}
+
 absl::Status FakeDriver::Start(const TaskRunSpec& spec) {
   absl::MutexLock lock(&mu_);
   auto fail = failing_commands_.find(spec.spec.command());
@@ -60,7 +86,7 @@ absl::StatusOr<ExecResult> FakeDriver::Exec(std::string_view task_id,
   absl::MutexLock lock(&mu_);
   ExecResult r;
   r.exit_code = exec_exit_code_;
-  r.output = exec_exit_code_ == 0 ? "ok" : "failing";
+  r.output = !exec_output_.empty() ? exec_output_ : exec_exit_code_ == 0 ? "ok" : "failing";
   return r;
 }
 
@@ -84,6 +110,11 @@ void FakeDriver::Crash(const std::string& task_id, int exit_code) {
 void FakeDriver::SetExecExitCode(int code) {
   absl::MutexLock lock(&mu_);
   exec_exit_code_ = code;
+}
+
+void FakeDriver::SetExecOutput(const std::string& output) {
+  absl::MutexLock lock(&mu_);
+  exec_output_ = output;
 }
 
 void FakeDriver::FailStartsOf(const std::string& command, const std::string& error) {

@@ -15,7 +15,7 @@ class FakeDriver : public RuntimeDriver {
  public:
   std::string Name() const override { return "fake"; }
   void SetListener(Listener listener) override;
-  std::vector<std::string> Recover() override { return {}; }
+  absl::StatusOr<std::vector<std::string>> Recover() override;
   absl::Status Start(const TaskRunSpec& spec) override;
   absl::Status Stop(std::string_view task_id, absl::Duration timeout) override;
   void Remove(std::string_view task_id) override;
@@ -27,7 +27,13 @@ class FakeDriver : public RuntimeDriver {
 
   // Test controls.
   void Crash(const std::string& task_id, int exit_code);
+  // Tasks the next Recover adopts, as if an earlier worker had started them.
+  void AddRecoverable(const TaskRunSpec& spec, const TaskRuntimeState& state);
+  // The next `n` Recover calls fail as a runtime that cannot be read just now.
+  void FailRecover(int n);
   void SetExecExitCode(int code);
+  // What exec health checks print ("ok" or "failing" unless set).
+  void SetExecOutput(const std::string& output);
   // Makes Start fail with this message for commands equal to `command`.
   void FailStartsOf(const std::string& command, const std::string& error);
   int Running() const;
@@ -39,7 +45,10 @@ class FakeDriver : public RuntimeDriver {
   std::map<std::string, TaskRuntimeState, std::less<>> tasks_;
   std::map<std::string, TaskRunSpec, std::less<>> specs_;
   std::map<std::string, std::string> failing_commands_;
+  std::map<std::string, std::pair<TaskRunSpec, TaskRuntimeState>> recoverable_;
+  int failing_recovers_ = 0;
   int exec_exit_code_ = 0;
+  std::string exec_output_;
   int next_pid_ = 1000;
 };
 

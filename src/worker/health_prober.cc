@@ -18,6 +18,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/processes.h"
+#include "spdlog/spdlog.h"
 
 namespace warren {
 namespace {
@@ -55,11 +57,6 @@ std::string Shorten(std::string_view text) {
   return out;
 }
 
-std::string ErrnoText(int err) {
-  const char* desc = strerrordesc_np(err);
-  return desc != nullptr ? desc : absl::StrCat("errno ", err);
-}
-
 class Socket {
  public:
   explicit Socket(int fd) : fd_(fd) {}
@@ -81,9 +78,17 @@ int RemainingMs(absl::Time deadline) {
       std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)))));
 }
 
-// Connects with a deadline. Returns the connected non-blocking socket, or sets `error`.
+// Errors that say the worker is short of something (descriptors, memory, ports), not that
+// the task is unwell: a probe failing with one tells nothing about the task.
+bool WorkerShortOf(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS || err == EAGAIN ||
+         err == EADDRNOTAVAIL;
+}
+
+// Connects with a deadline. Returns the connected non-blocking socket, or sets `error` (and
+// `inconclusive` when the failure was the worker's own).
 std::unique_ptr<Socket> Connect(std::string_view host, int port, absl::Time deadline,
-                                absl::Duration timeout, std::string* error) {
+                                absl::Duration timeout, std::string* error, bool* inconclusive) {
   std::string host_str = host.empty() ? "127.0.0.1" : std::string(host);
   std::string target = absl::StrCat(host_str.find(':') != std::string::npos ? "[" : "", host_str,
                                     host_str.find(':') != std::string::npos ? "]" : "", ":", port);
@@ -107,11 +112,13 @@ std::unique_ptr<Socket> Connect(std::string_view host, int port, absl::Time dead
       socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol));
   if (sock->get() < 0) {
     *error = absl::StrCat("socket: ", ErrnoText(errno));
+    if (inconclusive) *inconclusive = WorkerShortOf(errno);
     return nullptr;
   }
   if (connect(sock->get(), res->ai_addr, res->ai_addrlen) != 0) {
     if (errno != EINPROGRESS) {
       *error = absl::StrCat("connect ", target, ": ", ErrnoText(errno));
+      if (inconclusive) *inconclusive = WorkerShortOf(errno);
       return nullptr;
     }
     pollfd pfd = {sock->get(), POLLOUT, 0};
@@ -160,6 +167,28 @@ HealthTracker::HealthTracker(const v1::HealthCheck& check, absl::Time started_at
       started_at_(started_at),
       next_probe_at_(started_at + params_.interval / kStartupProbesPerInterval) {
   health_.set_state(v1::HEALTH_STATE_STARTING);
+}
+
+HealthTracker::HealthTracker(const v1::HealthCheck& check, absl::Time started_at,
+                             const v1::TaskHealth& resume)
+    : HealthTracker(check, started_at) {
+  switch (resume.state()) {
+    case v1::HEALTH_STATE_HEALTHY:
+    case v1::HEALTH_STATE_UNHEALTHY:
+    case v1::HEALTH_STATE_STARTING:
+      health_.set_state(resume.state());
+      break;
+    default:
+      return;  // nothing known: a new task's start
+  }
+  *health_.mutable_last_probe() = resume.last_probe();
+  if (resume.state() == v1::HEALTH_STATE_HEALTHY) {
+    *health_.mutable_healthy_since() = resume.healthy_since();
+    ever_healthy_ = true;
+  }
+  // Failures were already counted against an UNHEALTHY task: its start period is over.
+  if (resume.state() == v1::HEALTH_STATE_UNHEALTHY) ever_healthy_ = true;
+  next_probe_at_ = absl::InfinitePast();
 }
 
 bool HealthTracker::InFirstInterval(absl::Time now) const {
@@ -212,15 +241,17 @@ v1::ProbeResult ProbeOutcome(absl::Time start, bool ok, std::string_view output)
 
 }  // namespace
 
-v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout) {
+v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout,
+                         bool* inconclusive) {
   absl::Time start = absl::Now();
   std::string error;
-  std::unique_ptr<Socket> sock = Connect(host, port, start + timeout, timeout, &error);
+  std::unique_ptr<Socket> sock =
+      Connect(host, port, start + timeout, timeout, &error, inconclusive);
   return ProbeOutcome(start, sock != nullptr, sock ? "connected" : error);
 }
 
 v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& probe,
-                          absl::Duration timeout) {
+                          absl::Duration timeout, bool* inconclusive) {
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
   auto finish = [&](bool ok, std::string_view output) { return ProbeOutcome(start, ok, output); };
@@ -251,7 +282,7 @@ v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& 
                    extra_headers, "\r\n");
 
   std::string error;
-  std::unique_ptr<Socket> sock = Connect(host, port, deadline, timeout, &error);
+  std::unique_ptr<Socket> sock = Connect(host, port, deadline, timeout, &error, inconclusive);
   if (!sock) return finish(false, error);
 
   std::string timed_out = absl::StrCat("timed out after ", absl::FormatDuration(timeout));
@@ -303,13 +334,20 @@ v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& 
 }
 
 v1::ProbeResult ProbeExec(RuntimeDriver& driver, std::string_view task_id,
-                          const v1::ExecProbe& probe, absl::Duration timeout) {
+                          const v1::ExecProbe& probe, absl::Duration timeout, bool* inconclusive) {
   absl::Time start = absl::Now();
   auto finish = [&](bool ok, std::string_view output) { return ProbeOutcome(start, ok, output); };
   if (probe.command().empty()) return finish(false, "exec.command: must not be empty");
   std::vector<std::string> argv(probe.command().begin(), probe.command().end());
   absl::StatusOr<ExecResult> exec = driver.Exec(task_id, argv, timeout);
-  if (!exec.ok()) return finish(false, exec.status().ToString());
+  if (!exec.ok()) {
+    // The worker could not run the check (no descriptors, fork failed, runtime not answering).
+    if (inconclusive) {
+      *inconclusive = absl::IsInternal(exec.status()) || absl::IsUnavailable(exec.status()) ||
+                      absl::IsResourceExhausted(exec.status());
+    }
+    return finish(false, exec.status().ToString());
+  }
   if (exec->timed_out) {
     return finish(false, absl::StrCat("timed out after ", absl::FormatDuration(timeout)));
   }
@@ -340,6 +378,19 @@ HealthProber::~HealthProber() {
 
 void HealthProber::Watch(const std::string& task_id, const std::string& address, int port,
                          const v1::HealthCheck& check, absl::Time started_at) {
+  Add(task_id, address, port, check, std::make_unique<HealthTracker>(check, started_at));
+}
+
+void HealthProber::Resume(const std::string& task_id, const std::string& address, int port,
+                          const v1::HealthCheck& check, absl::Time started_at,
+                          const v1::TaskHealth& resume) {
+  Add(task_id, address, port, check, std::make_unique<HealthTracker>(check, started_at, resume),
+      /*report_first=*/true);
+}
+
+void HealthProber::Add(const std::string& task_id, const std::string& address, int port,
+                       const v1::HealthCheck& check, std::unique_ptr<HealthTracker> tracker,
+                       bool report_first) {
   if (check.probe_case() == v1::HealthCheck::PROBE_NOT_SET) {
     Unwatch(task_id);
     return;
@@ -349,7 +400,8 @@ void HealthProber::Watch(const std::string& task_id, const std::string& address,
   w->address = address;
   w->port = port;
   w->check = check;
-  w->tracker = std::make_unique<HealthTracker>(check, started_at);
+  w->tracker = std::move(tracker);
+  w->report_next = report_first;
   absl::MutexLock lock(&mu_);
   w->generation = next_generation_++;
   queue_.push(Due{w->tracker->NextProbeAt(), w->generation, task_id});
@@ -370,6 +422,11 @@ std::optional<v1::TaskHealth> HealthProber::Get(std::string_view task_id) const 
   return it->second->tracker->health();
 }
 
+uint64_t HealthProber::InconclusiveProbes() const {
+  absl::MutexLock lock(&mu_);
+  return inconclusive_probes_;
+}
+
 size_t HealthProber::WatchedCount() const {
   absl::MutexLock lock(&mu_);
   return watched_.size();
@@ -377,15 +434,16 @@ size_t HealthProber::WatchedCount() const {
 
 v1::ProbeResult HealthProber::RunProbe(const std::string& task_id, const std::string& address,
                                        int port, const v1::HealthCheck& check,
-                                       absl::Duration timeout) {
+                                       absl::Duration timeout, bool* inconclusive) {
   switch (check.probe_case()) {
     case v1::HealthCheck::kHttp:
       return ProbeHttp(address, check.http().port() > 0 ? check.http().port() : port, check.http(),
-                       timeout);
+                       timeout, inconclusive);
     case v1::HealthCheck::kTcp:
-      return ProbeTcp(address, check.tcp().port() > 0 ? check.tcp().port() : port, timeout);
+      return ProbeTcp(address, check.tcp().port() > 0 ? check.tcp().port() : port, timeout,
+                      inconclusive);
     case v1::HealthCheck::kExec:
-      return ProbeExec(driver_, task_id, check.exec(), timeout);
+      return ProbeExec(driver_, task_id, check.exec(), timeout, inconclusive);
     case v1::HealthCheck::PROBE_NOT_SET:
       break;
   }
@@ -417,14 +475,30 @@ void HealthProber::Run() {
     absl::Time probe_time = now;
 
     mu_.Unlock();
-    v1::ProbeResult result = RunProbe(due.task_id, address, port, check, timeout);
+    bool inconclusive = false;
+    v1::ProbeResult result = RunProbe(due.task_id, address, port, check, timeout, &inconclusive);
     ToProto(probe_time, result.mutable_time());
     mu_.Lock();
 
     it = watched_.find(due.task_id);
     if (it == watched_.end() || it->second->generation != due.generation) continue;
     HealthTracker& tracker = *it->second->tracker;
-    if (tracker.Record(result, clock_.Now())) {
+    if (inconclusive) {
+      // Issue 17 D4: out of descriptors, every probe failed and healthy tasks went unhealthy.
+      // The task keeps its state; the probe is tried again soon.
+      inconclusive_probes_++;
+      if (!std::exchange(it->second->warned_inconclusive, true)) {
+        spdlog::warn("task {}: health probe could not run ({}); will retry", due.task_id,
+                     result.output());
+      }
+      queue_.push(Due{clock_.Now() + std::min(tracker.params().interval, absl::Seconds(1)),
+                      due.generation, due.task_id});
+      cv_.SignalAll();
+      continue;
+    }
+    it->second->warned_inconclusive = false;
+    const bool report = std::exchange(it->second->report_next, false);
+    if (tracker.Record(result, clock_.Now()) || report) {
       v1::TaskHealth health = tracker.health();
       // The next probe is queued only after the listener returns, so calls for one task never
       // overlap or reorder.

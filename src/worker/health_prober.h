@@ -47,6 +47,10 @@ class HealthTracker {
   static constexpr int kStartupProbesPerInterval = 4;
 
   HealthTracker(const v1::HealthCheck& check, absl::Time started_at);
+  // Resumes the health an earlier worker established for an adopted task: its state,
+  // healthy_since and last probe carry on (a restart is no reason to doubt a healthy task, nor
+  // to restart its min-ready), streaks start over, and the first probe is due at once.
+  HealthTracker(const v1::HealthCheck& check, absl::Time started_at, const v1::TaskHealth& resume);
 
   absl::Time NextProbeAt() const { return next_probe_at_; }
   // Returns true when the state changed (HEALTHY/UNHEALTHY/STARTING); streaks and last_probe
@@ -67,12 +71,16 @@ class HealthTracker {
 };
 
 // One probe each. They fill ok, output (status line, exit code or error, shortened) and latency;
-// the caller sets time. `host` empty means 127.0.0.1.
+// the caller sets time. `host` empty means 127.0.0.1. `inconclusive` (optional) is set when the
+// probe failed for a reason of the worker's own (out of descriptors, memory or ports; the
+// runtime not answering): the result then says nothing about the task.
 v1::ProbeResult ProbeHttp(std::string_view host, int port, const v1::HttpProbe& probe,
-                          absl::Duration timeout);
-v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout);
+                          absl::Duration timeout, bool* inconclusive = nullptr);
+v1::ProbeResult ProbeTcp(std::string_view host, int port, absl::Duration timeout,
+                         bool* inconclusive = nullptr);
 v1::ProbeResult ProbeExec(RuntimeDriver& driver, std::string_view task_id,
-                          const v1::ExecProbe& probe, absl::Duration timeout);
+                          const v1::ExecProbe& probe, absl::Duration timeout,
+                          bool* inconclusive = nullptr);
 
 // Probes the health of many tasks with a small fixed pool of threads that run due probes from a
 // time-ordered queue. The listener is called (from a prober thread, one call at a time per
@@ -99,11 +107,18 @@ class HealthProber {
   // `port` is used when the probe's own port is 0.
   void Watch(const std::string& task_id, const std::string& address, int port,
              const v1::HealthCheck& check, absl::Time started_at);
+  // Watch for a task adopted after a worker restart: its health carries on from `resume`
+  // (see HealthTracker); with no known state it starts as STARTING like a new task. The first
+  // probe's result is passed to the listener even when the state stays the same.
+  void Resume(const std::string& task_id, const std::string& address, int port,
+              const v1::HealthCheck& check, absl::Time started_at, const v1::TaskHealth& resume);
   // Stops probing. A listener call already under way may still complete.
   void Unwatch(std::string_view task_id);
   // nullopt for tasks not watched.
   std::optional<v1::TaskHealth> Get(std::string_view task_id) const;
   size_t WatchedCount() const;
+  // Probes that could not run (see ProbeHttp's `inconclusive`); they change no task's health.
+  uint64_t InconclusiveProbes() const;
 
  private:
   struct Watched {
@@ -113,6 +128,10 @@ class HealthProber {
     v1::HealthCheck check;
     uint64_t generation = 0;
     std::unique_ptr<HealthTracker> tracker;
+    // Resumed after adoption: its first probe is reported even without a change, so the
+    // manager sees that the task was checked again.
+    bool report_next = false;
+    bool warned_inconclusive = false;
   };
   struct Due {
     absl::Time at;
@@ -121,9 +140,13 @@ class HealthProber {
     bool operator>(const Due& other) const { return at > other.at; }
   };
 
+  void Add(const std::string& task_id, const std::string& address, int port,
+           const v1::HealthCheck& check, std::unique_ptr<HealthTracker> tracker,
+           bool report_first = false);
   void Run();
   v1::ProbeResult RunProbe(const std::string& task_id, const std::string& address, int port,
-                           const v1::HealthCheck& check, absl::Duration timeout);
+                           const v1::HealthCheck& check, absl::Duration timeout,
+                           bool* inconclusive);
 
   Clock& clock_;
   RuntimeDriver& driver_;
@@ -136,6 +159,7 @@ class HealthProber {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t inconclusive_probes_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::vector<std::thread> threads_;
 };

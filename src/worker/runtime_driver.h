@@ -65,8 +65,10 @@ class RuntimeDriver {
   virtual void SetListener(Listener listener) = 0;
 
   // Finds tasks left running by an earlier life of this worker (from its state dir) and
-  // takes them over. Returns their ids.
-  virtual std::vector<std::string> Recover() = 0;
+  // takes them over. Returns their ids. UNAVAILABLE when the runtime's state could not be
+  // read just now (out of descriptors or memory, runtime not answering): nothing was decided
+  // about any task, and a later call tries again. A task is only ever declared gone on proof.
+  virtual absl::StatusOr<std::vector<std::string>> Recover() = 0;
 
   // Starts a task. Returns once the task was spawned (phase kRunning) or failed to start.
   virtual absl::Status Start(const TaskRunSpec& spec) = 0;

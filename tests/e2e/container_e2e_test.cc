@@ -512,5 +512,43 @@ TEST_F(ContainerE2eTest, WorkerCrashAdoptsPodsAndRemovesOrphans) {
   EXPECT_EQ(load.failed(), 0) << load.last_error();
 }
 
+// Issue 17 D7: containerd 1.6 never rotates container.log. The worker renames it past
+// --log-max-size and has containerd reopen it (CRI ReopenContainerLog): the runtime then writes
+// into a new file, and `service logs` reads both.
+TEST_F(ContainerE2eTest, ContainerLogIsRotatedAndTheRuntimeReopensIt) {
+  StartCri({"--log-max-size", "4K", "--log-max-files", "2"});
+  ASSERT_EQ(CreateWeb(1).exit_code, 0);
+  WaitServing(1);
+  auto containers = Containers();
+  ASSERT_EQ(containers.size(), 1u);
+  cri::ContainerStatusRequest req;
+  req.set_container_id(containers[0].id());
+  cri::ContainerStatusResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(runtime_->ContainerStatus(&ctx, req, &resp).ok());
+  const std::string log = resp.status().log_path();
+  ASSERT_FALSE(log.empty());
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("listening on") != std::string::npos; }));
+  // Output enough to pass the cap (written beside the runtime, in its format).
+  {
+    std::ofstream out(log, std::ios::app);
+    for (int i = 0; i < 100; ++i) {
+      out << "2024-05-01T10:00:00.000000000Z stdout F filler line " << i
+          << " with some more text to make it longer\n";
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return std::filesystem::exists(log + ".1") && std::filesystem::exists(log);
+  })) << "not rotated, or the runtime did not reopen the log";
+  EXPECT_NE(ReadFile(log + ".1").find("filler line 99"), std::string::npos);
+  auto logs = Cli({"service", "logs", "web"});
+  EXPECT_NE(logs.out.find("listening on"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("filler line 99"), std::string::npos) << logs.out;
+  // What the container prints now lands in the new file.
+  ASSERT_EQ(Cli({"service", "scale", "web=0"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(log).find("draining") != std::string::npos; }))
+      << "the runtime still writes into the rotated file: " << ReadFile(log + ".1");
+}
+
 }  // namespace
 }  // namespace warren::e2e

@@ -154,17 +154,26 @@ class Load {
     std::lock_guard<std::mutex> lock(mu_);
     return last_error_;
   }
+  // Failed requests that were sent at or after `since`.
+  int failed_since(std::chrono::steady_clock::time_point since) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const auto& t : failure_starts_) n += t >= since ? 1 : 0;
+    return n;
+  }
 
  private:
   void Run() {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
     while (!stop_ && sent_ < 200000 && std::chrono::steady_clock::now() < deadline) {
       sent_++;
+      const auto started = std::chrono::steady_clock::now();
       auto r = HttpGet("127.0.0.1", port_, "/");
       if (!r || r->first != 200) {
         failed_++;
         std::lock_guard<std::mutex> lock(mu_);
         last_error_ = r ? std::to_string(r->first) + " " + r->second : "no response";
+        failure_starts_.push_back(started);
         continue;
       }
       const bool is_v1 = r->second.find("version=v1") != std::string::npos;
@@ -186,6 +195,7 @@ class Load {
   std::atomic<int> sent_{0}, failed_{0}, v1_{0}, v2_{0};
   std::mutex mu_;
   std::string last_error_;
+  std::vector<std::chrono::steady_clock::time_point> failure_starts_;
   std::map<int, std::pair<int, int>> by_label_;
   std::thread thread_;
 };

@@ -1,6 +1,7 @@
 // End-to-end rollouts with real warren-testapp replicas: zero capacity loss, automatic
 // rollback of a bad version, and a manager kill -9 in the middle of a rollout.
 #include <atomic>
+#include <iostream>
 #include <thread>
 
 #include "e2e_fixture.h"
@@ -158,6 +159,74 @@ TEST_F(RolloutE2eTest, ManagerKill9MidRolloutStillCompletes) {
       << Cli({"service", "rollout", "status", "web"}).out;
   ASSERT_TRUE(WaitFor([&] { return Versions("web") == std::set<std::string>{"v2"}; }));
   EXPECT_EQ(HealthyTasks("web").size(), 3u);
+}
+
+// Issue 17 D6: kill -9 of the node (hybrid: manager, worker and proxy in one process) in the
+// middle of a rolling update with a min-ready time. While no process listens on the published
+// port, requests fail with "connection refused": the client sees that and nothing can hide it.
+// Once the restarted node serves the port again, every request must succeed: the adopted
+// tasks keep their health and the old revision's tasks are not held back by min-ready (it
+// used to be ~4 s of 503s for every request).
+TEST_F(RolloutE2eTest, NodeKill9MidRollingUpdateWithMinReadyServesWithoutErrors) {
+  const int publish_port = FreePort();
+  StartHybrid();
+  ASSERT_EQ(
+      CreateTestapp("web", 4,
+                    {"--env", "VERSION=v1", "--publish",
+                     "127.0.0.1:" + std::to_string(publish_port) + ":8080", "--min-ready", "4s",
+                     "--max-surge", "1", "--max-unavailable", "0", "--update-order", "start-first"})
+          .exit_code,
+      0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = HttpGet("127.0.0.1", publish_port, "/");
+    return HealthyTasks("web").size() == 4 && r && r->first == 200;
+  }));
+  Load load(publish_port);
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--detach"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Kill once a new task passed min-ready and the next batch is under way: both revisions
+  // serve, and tasks of the new one are adopted with a healthy-since younger than min-ready.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = Cli({"service", "rollout", "status", "web", "-o", "json"});
+        auto j = nlohmann::json::parse(s.out, nullptr, false);
+        return j.is_object() && j.value("available", 0) >= 1 && j.value("updated", 0) >= 2;
+      },
+      std::chrono::seconds(60)))
+      << Cli({"service", "rollout", "status", "web"}).out;
+  const int failed_before_kill = load.failed();
+  processes_.back()->Kill(SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  StartHybrid();
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port, "/");
+    return resp && resp->first == 200;
+  })) << "the restarted node never served its published port";
+  const auto serving_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return Phase("web") == "DEPLOYMENT_PHASE_SUCCEEDED"; },
+                      std::chrono::seconds(90)))
+      << Cli({"service", "rollout", "status", "web"}).out;
+  // Until the last old tasks drained and stopped.
+  EXPECT_TRUE(WaitFor([&] {
+    int running = 0;
+    for (const auto& t : Tasks("web")) {
+      if (t["status"].value("state", "") != "TASK_STATE_RUNNING") continue;
+      if (t["revision"] != "2" && t["revision"] != 2) return false;
+      running++;
+    }
+    return running == 4;
+  })) << Cli({"service", "ps", "web"}).out;
+  load.Stop();
+  EXPECT_EQ(failed_before_kill, 0) << load.last_error();
+  EXPECT_EQ(load.failed_since(serving_at), 0)
+      << "requests failed after the restarted node served again (of " << load.sent()
+      << " sent); last error: " << load.last_error();
+  std::cout << "[ info ] port unserved for "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(serving_at - killed_at).count()
+            << " ms after the kill; "
+            << load.failed() - failed_before_kill - load.failed_since(serving_at)
+            << " requests failed meanwhile, " << load.sent() << " sent in all\n";
+  EXPECT_EQ(HealthyTasks("web").size(), 4u);
 }
 
 }  // namespace

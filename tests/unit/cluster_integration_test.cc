@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "common/time_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "manager/server.h"
 #include "test_util.h"
@@ -23,7 +25,7 @@ class ClusterTest : public testing::Test {
     mo.data_dir = (dir_.path() / "manager").string();
     mo.api_addr = "127.0.0.1:0";
     mo.metrics_addr = "";
-    mo.node_timeout = absl::Seconds(1);
+    mo.node_timeout = node_timeout_;
     mo.dns.addr = "";
     auto m = ManagerServer::Start(mo, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
@@ -43,15 +45,20 @@ class ClusterTest : public testing::Test {
     std::unique_ptr<WorkerAgent> agent;
   };
 
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
+  WorkerOptions Options(const std::string& name, const std::string& range) {
     WorkerOptions wo;
     wo.manager_addr = manager_->api_addr();
     wo.node_name = name;
     wo.data_dir = (dir_.path() / name).string();
     wo.address_range = range;
-    wo.labels = labels;
     wo.dns.addr = "";
+    return wo;
+  }
+
+  Worker& AddWorker(const std::string& name, const std::string& range,
+                    std::map<std::string, std::string> labels = {}) {
+    WorkerOptions wo = Options(name, range);
+    wo.labels = labels;
     auto driver = std::make_unique<FakeDriver>();
     FakeDriver* raw = driver.get();
     auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
@@ -92,6 +99,7 @@ class ClusterTest : public testing::Test {
     return n;
   }
 
+  absl::Duration node_timeout_ = absl::Seconds(1);
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -247,6 +255,107 @@ TEST_F(ClusterTest, NeverHealthyTaskStopsWithoutDraining) {
   ASSERT_TRUE(stub_->DeleteService(&del_ctx, del, &del_out).ok());
   EXPECT_TRUE(WaitFor([&] { return w1.driver->Running() == 0; }, std::chrono::seconds(10)))
       << "the never-healthy task was drained before stopping";
+}
+
+// Issue 17 D6: a restarted worker reported its adopted tasks STARTING, then healthy since
+// the restart, which took them out of the routing table and restarted their min-ready. The
+// health the manager holds goes on; and a runtime that cannot be read at first is retried.
+// A worker restart well within the node timeout.
+class ClusterRestartTest : public ClusterTest {
+ protected:
+  ClusterRestartTest() { node_timeout_ = absl::Seconds(30); }
+};
+
+TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    auto* spec = req.mutable_spec();
+    spec->set_name("web");
+    spec->set_replicas(2);
+    spec->mutable_template_()->set_command("app");
+    auto* hc = spec->mutable_template_()->mutable_health_check();
+    hc->mutable_exec()->add_command("true");
+    hc->mutable_interval()->set_nanos(50'000'000);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  std::map<std::string, int64_t> since;  // task id -> healthy_since (unix nanos)
+  ASSERT_TRUE(WaitFor([&] {
+    since.clear();
+    for (const auto& t : Tasks("web")) {
+      if (t.status().health().state() != v1::HEALTH_STATE_HEALTHY) return false;
+      since[t.id()] = absl::ToUnixNanos(FromProtoTime(t.status().health().healthy_since()));
+    }
+    return since.size() == 2;
+  }));
+
+  // Restart: a new agent on the same data dir; the tasks kept running.
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
+  w1.agent->Stop();
+  auto driver = std::make_unique<FakeDriver>();
+  for (const auto& [id, spec] : w1.driver->Specs()) {
+    driver->AddRecoverable(spec, *w1.driver->Inspect(id));
+  }
+  driver->FailRecover(2);
+  // Probes after the restart say so: their report marks the moment to look.
+  driver->SetExecOutput("ok after the restart");
+  WorkerAgent agent(wo, std::move(driver), RealClock::Get());
+  ASSERT_TRUE(agent.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    int probed = 0;
+    for (const auto& t : Tasks("web")) {
+      if (t.status().message() == "adopted after a worker restart" &&
+          t.status().health().last_probe().output() == "exit code 0: ok after the restart") {
+        probed++;
+      }
+    }
+    return probed == 2;
+  })) << "the adopted tasks were not probed: "
+      << [&] {
+           std::string out;
+           for (const auto& t : Tasks("web")) out += t.ShortDebugString() + "\n";
+           return out;
+         }();
+  for (const auto& t : Tasks("web")) {
+    EXPECT_EQ(t.status().health().state(), v1::HEALTH_STATE_HEALTHY) << t.id();
+    EXPECT_EQ(absl::ToUnixNanos(FromProtoTime(t.status().health().healthy_since())), since[t.id()])
+        << t.id() << ": healthy-since restarted with the worker";
+  }
+  agent.Stop();
+}
+
+// A task the worker lost while it was down (it died before the task was started, or its
+// state went with the machine) was not the task's own doing: it is orphaned, not failed, so a
+// rollout does not count it against the new revision (a rolling update rolled back after a
+// kill -9 of the node), and the reconciler starts a replacement at once.
+TEST_F(ClusterRestartTest, TaskLostWhileTheWorkerWasDownIsOrphanedNotFailed) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  const std::vector<v1::Task> before = Tasks("web");
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
+  w1.agent->Stop();
+  // Only the first task comes back after the restart.
+  auto driver = std::make_unique<FakeDriver>();
+  const std::string kept = before[0].id(), lost = before[1].id();
+  driver->AddRecoverable(w1.driver->Specs().at(kept), *w1.driver->Inspect(kept));
+  WorkerAgent agent(wo, std::move(driver), RealClock::Get());
+  ASSERT_TRUE(agent.Start().ok());
+  v1::Task lost_task;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : Tasks("web")) {
+      if (t.id() == lost) lost_task = t;
+    }
+    return lost_task.status().state() != v1::TASK_STATE_RUNNING;
+  }));
+  EXPECT_EQ(lost_task.status().state(), v1::TASK_STATE_ORPHANED)
+      << lost_task.status().ShortDebugString();
+  EXPECT_EQ(lost_task.status().error(), "");
+  EXPECT_THAT(lost_task.status().message(), testing::HasSubstr("lost while the worker was down"));
+  EXPECT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  agent.Stop();
 }
 
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {

@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/time_util.h"
+#include "fd_exhaustion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/process_driver.h"
@@ -227,6 +229,51 @@ TEST(HealthTrackerTest, StartupProbesFindHealthEarlyAndTheirFailuresDoNotCount) 
   EXPECT_TRUE(fast.Record(ok, clock.Now()));
   EXPECT_EQ(fast.health().state(), v1::HEALTH_STATE_HEALTHY);
   EXPECT_EQ(fast.NextProbeAt(), start + absl::Milliseconds(1250));
+}
+
+// Issue 17 D6: a worker restart reported every adopted task STARTING and, once probed,
+// healthy since "now", which restarted min-ready for tasks that had served for minutes.
+TEST(HealthTrackerTest, AdoptedTaskResumesItsHealthAndHealthySince) {
+  v1::HealthCheck check;
+  check.mutable_tcp();
+  check.set_retries(2);
+  SetDuration(check.mutable_interval(), absl::Seconds(1));
+  FakeClock clock;
+  const absl::Time started = clock.Now();
+  clock.Advance(absl::Minutes(10));
+  v1::TaskHealth before;
+  before.set_state(kHealthy);
+  *before.mutable_healthy_since() = ToProtoTime(started + absl::Seconds(1));
+  before.set_passing_streak(500);
+  before.mutable_last_probe()->set_ok(true);
+
+  HealthTracker tracker(check, started, before);
+  EXPECT_EQ(tracker.health().state(), kHealthy);
+  EXPECT_EQ(tracker.NextProbeAt(), absl::InfinitePast()) << "checked again at once";
+  v1::ProbeResult ok, fail;
+  ok.set_ok(true);
+  EXPECT_FALSE(tracker.Record(ok, clock.Now())) << "no change to report";
+  EXPECT_EQ(tracker.health().healthy_since().seconds(), before.healthy_since().seconds());
+  EXPECT_EQ(tracker.NextProbeAt(), clock.Now() + absl::Seconds(1));
+  // Still held to its retries like any healthy task.
+  clock.Advance(absl::Seconds(1));
+  EXPECT_FALSE(tracker.Record(fail, clock.Now()));
+  clock.Advance(absl::Seconds(1));
+  EXPECT_TRUE(tracker.Record(fail, clock.Now()));
+  EXPECT_EQ(tracker.health().state(), kUnhealthy);
+
+  // Nothing known (the manager never heard of its health): a new task's start.
+  HealthTracker unknown(check, clock.Now(), v1::TaskHealth());
+  EXPECT_EQ(unknown.health().state(), kStarting);
+  EXPECT_EQ(unknown.NextProbeAt(), clock.Now() + absl::Milliseconds(250));
+  // An unhealthy task counts its failures at once: its start is long over.
+  v1::TaskHealth sick;
+  sick.set_state(kUnhealthy);
+  HealthTracker unhealthy(check, clock.Now(), sick);
+  EXPECT_FALSE(unhealthy.Record(fail, clock.Now()));
+  EXPECT_EQ(unhealthy.health().failing_streak(), 1);
+  EXPECT_TRUE(unhealthy.Record(ok, clock.Now()));
+  EXPECT_EQ(unhealthy.health().state(), kHealthy);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +532,7 @@ class NoTaskDriver : public RuntimeDriver {
  public:
   std::string Name() const override { return "none"; }
   void SetListener(Listener) override {}
-  std::vector<std::string> Recover() override { return {}; }
+  absl::StatusOr<std::vector<std::string>> Recover() override { return std::vector<std::string>(); }
   absl::Status Start(const TaskRunSpec&) override { return absl::UnimplementedError("no"); }
   absl::Status Stop(std::string_view, absl::Duration) override { return absl::OkStatus(); }
   void Remove(std::string_view) override {}
@@ -546,6 +593,45 @@ TEST(HealthProberTest, ProbesOnTheClockAndReportsChanges) {
   prober.Unwatch("t1");
   EXPECT_FALSE(prober.Get("t1").has_value());
   EXPECT_EQ(prober.WatchedCount(), 0u);
+}
+
+// Issue 17 D4: out of descriptors every probe failed ("socket: Too many open files") and
+// healthy tasks turned unhealthy. Such a probe says nothing about the task.
+TEST(HealthProberTest, ProbesTheWorkerCannotRunChangeNoHealth) {
+  TestServer server;
+  const int code = testing_util::RunInChild([&] {
+    {
+      testing_util::FdExhaustion no_fds;
+      bool inconclusive = false;
+      v1::ProbeResult r = ProbeTcp("127.0.0.1", server.port(), absl::Seconds(1), &inconclusive);
+      if (r.ok() || !inconclusive) return 1;
+    }
+    FakeClock clock;
+    ProcessDriver driver(::testing::TempDir() + "/unused");
+    std::atomic<int> changes{0};
+    HealthProber prober(clock, driver,
+                        [&](const std::string&, const v1::TaskHealth&) { changes++; });
+    v1::HealthCheck check = HttpCheck(1);
+    v1::TaskHealth healthy;
+    healthy.set_state(kHealthy);
+    *healthy.mutable_healthy_since() = ToProtoTime(clock.Now());
+    prober.Resume("t1", "127.0.0.1", server.port(), check, clock.Now(), healthy);
+    // The first probe after a resume is reported (it runs: descriptors are there).
+    if (!Eventually([&] { return changes == 1; })) return 2;
+    {
+      testing_util::FdExhaustion no_fds;
+      if (!Eventually([&] {
+            clock.Advance(absl::Seconds(1));
+            return prober.InconclusiveProbes() >= 3 || changes > 1;
+          })) {
+        return 3;
+      }
+    }
+    if (prober.Get("t1")->state() != kHealthy || changes != 1) return 4;
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "1: an EMFILE probe was taken for a result; 2: no first probe; 3: no "
+                        "inconclusive probe counted; 4: the task's health changed";
 }
 
 TEST(HealthProberTest, TaskWithoutCheckIsNotWatched) {

@@ -175,6 +175,8 @@ class RacingStore : public Store {
   uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override {
     return inner_.WaitForVersion(after, timeout);
   }
+  std::vector<CorruptObject> Corruption() const override { return inner_.Corruption(); }
+  absl::Status CheckSpace() override { return inner_.CheckSpace(); }
 
  private:
   Store& inner_;

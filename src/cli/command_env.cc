@@ -1,0 +1,28 @@
+#include "cli/command_env.h"
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace warren {
+
+std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
+  return grpc::CreateChannel(*manager, grpc::InsecureChannelCredentials());
+}
+
+void CommandEnv::Prepare(grpc::ClientContext* call) {
+  call->set_wait_for_ready(false);
+  call->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+}
+
+int CommandEnv::Fail(const grpc::Status& status) const {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    *err << "error: cannot reach the manager at " << *manager
+         << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
+  } else {
+    *err << "error: " << status.error_message() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace warren
