@@ -591,7 +591,10 @@ std::string CheckResult(const v1::Deployment& d, const v1::AnalysisResult& a) {
   // Too few requests yet is no failure while the window still collects them.
   const bool observing =
       d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING || d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
-  if (a.check() == "requests" && observing) return "waiting";
+  // WAITING: a check not judged yet (too few requests, a query whose answer has not come).
+  if ((a.state() == v1::ANALYSIS_STATE_WAITING || a.check() == "requests") && observing) {
+    return "waiting";
+  }
   return "FAIL";
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "common/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -125,6 +126,27 @@ TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
     addresses.insert(spec.env.at("WARREN_TASK_IP"));
   }
   EXPECT_EQ(addresses.size(), 2u);
+}
+
+// A node's assignment set carries every task's template (up to 1 MiB each): six replicas of a
+// large spec are more than gRPC's default 4 MiB per message, which the worker refused, so
+// none of them ever started.
+TEST_F(ClusterTest, AssignmentsLargerThanFourMiBReachTheWorker) {
+  auto& w = AddWorker("w1", "127.13.0.0/16");
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  req.mutable_spec()->set_name("big");
+  req.mutable_spec()->set_replicas(6);
+  req.mutable_spec()->mutable_template_()->set_command("app");
+  for (int e = 0; e < 30; ++e) {
+    (*req.mutable_spec()->mutable_template_()->mutable_env())[absl::StrCat("V", e)] =
+        std::string(32000, 'x');
+  }
+  ASSERT_GT(6 * req.spec().ByteSizeLong(), 5u << 20);
+  v1::Service out;
+  grpc::Status s = stub_->CreateService(&ctx, req, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(WaitFor([&] { return w.driver->Running() == 6; }, std::chrono::seconds(20)));
 }
 
 TEST_F(ClusterTest, CrashedTaskIsReplaced) {

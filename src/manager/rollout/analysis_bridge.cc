@@ -50,6 +50,7 @@ Verdict Analyze(const v1::UpdateConfig& c, int64_t canary, int64_t stable,
     r.set_value(value);
     r.set_threshold(threshold);
     r.set_passed(ok);
+    r.set_state(ok ? v1::ANALYSIS_STATE_PASSED : v1::ANALYSIS_STATE_FAILED);
     r.set_detail(detail);
     *r.mutable_time() = ToProtoTime(now);
     v.results.push_back(std::move(r));
@@ -69,6 +70,8 @@ Verdict Analyze(const v1::UpdateConfig& c, int64_t canary, int64_t stable,
   req.set_value(static_cast<double>(ct.requests()));
   req.set_threshold(min_requests);
   req.set_passed(enough);
+  // Too few requests is no verdict yet: the window goes on collecting them.
+  req.set_state(enough ? v1::ANALYSIS_STATE_PASSED : v1::ANALYSIS_STATE_WAITING);
   req.set_detail(enough ? "enough requests to judge" : "too few requests to judge yet");
   *req.mutable_time() = ToProtoTime(now);
   v.results.push_back(req);
@@ -125,6 +128,7 @@ bool QueryCheck(const v1::UpdateConfig& c, const QueryFunction* query, absl::Tim
     r->set_detail(c.analysis_query());
   }
   r->set_passed(ok);
+  r->set_state(ok ? v1::ANALYSIS_STATE_PASSED : v1::ANALYSIS_STATE_FAILED);
   if (!ok) {
     *why = absl::StrCat("query ", r->value(), " exceeds ", r->threshold(),
                         " or failed: ", r->detail());
