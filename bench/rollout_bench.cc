@@ -1,9 +1,11 @@
 // Rollout benchmarks in a real `warren cluster init` process with warren-testapp replicas:
 // the controller's reaction (task healthy -> next batch), rolling-update duration over its
-// floor, and rollback times (automatic after a bad version, and manual). Prints markdown rows.
+// floor, rollback times (automatic after a bad version, and manual), and the rollback after a
+// finished blue/green or canary (warm: the previous revision still runs; cold: it is gone),
+// measured by the answers a client gets through the published port. Prints markdown rows.
 // Everything runs on loopback; every wait is bounded; every process started is stopped.
 //
-// usage: rollout_bench WARREN_BINARY TESTAPP_BINARY [reaction|rolling|rollback]
+// usage: rollout_bench WARREN_BINARY TESTAPP_BINARY [reaction|rolling|rollback|finished]
 //   (the optional third argument runs one group only)
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -29,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "../tests/e2e/e2e_util.h"
 #include "bench_util.h"
 #include "grpcpp/grpcpp.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -47,6 +50,7 @@ using warren::bench::Terminate;
 using warren::bench::WaitUntil;
 
 using SteadyClock = std::chrono::steady_clock;
+using SpecTweak = std::function<void(warren::v1::ServiceSpec*)>;
 namespace v1 = warren::v1;
 
 constexpr int kReplicas = 10;
@@ -108,9 +112,10 @@ class Bench {
 
   v1::Warren::Stub& stub() { return *stub_; }
 
-  // Creates NAME with kReplicas testapp replicas and waits until all are healthy.
+  // Creates NAME with kReplicas testapp replicas and waits until all are healthy. `tweak`
+  // changes the spec last.
   bool Create(const std::string& name, int interval_ms, int parallelism, int max_surge,
-              int max_unavailable = 0) {
+              int max_unavailable = 0, const SpecTweak& tweak = nullptr) {
     v1::CreateServiceRequest req;
     auto* spec = req.mutable_spec();
     spec->set_name(name);
@@ -129,6 +134,7 @@ class Bench {
     u->set_max_unavailable(std::to_string(max_unavailable));
     if (max_surge == 0) u->set_order("stop-first");
     u->mutable_min_ready()->set_seconds(0);
+    if (tweak) tweak(spec);
     auto ctx = Ctx();
     v1::Service out;
     grpc::Status st = stub_->CreateService(ctx.get(), req, &out);
@@ -170,8 +176,33 @@ class Bench {
     return out;
   }
 
-  // Sets env vars on NAME's template (a new revision); returns the new revision or 0.
-  int64_t Update(const std::string& name, const std::map<std::string, std::string>& env) {
+  // Tasks of NAME on `revision` that a runtime runs (healthy or not).
+  int RunningOn(const std::string& name, int64_t revision) {
+    auto ctx = Ctx();
+    v1::ListTasksRequest req;
+    req.set_service(name);
+    v1::ListTasksResponse resp;
+    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return -1;
+    int n = 0;
+    for (const auto& t : resp.tasks()) {
+      if (t.revision() == revision && t.status().state() == v1::TASK_STATE_RUNNING) n++;
+    }
+    return n;
+  }
+
+  std::optional<v1::Deployment> Rollout(const std::string& name) {
+    auto ctx = Ctx();
+    v1::RolloutRequest req;
+    req.set_name_or_id(name);
+    v1::Deployment d;
+    if (!stub_->GetRollout(ctx.get(), req, &d).ok()) return std::nullopt;
+    return d;
+  }
+
+  // Sets env vars on NAME's template (a new revision); returns the new revision or 0. `tweak`
+  // changes the rest of the spec.
+  int64_t Update(const std::string& name, const std::map<std::string, std::string>& env,
+                 const SpecTweak& tweak = nullptr) {
     auto ctx = Ctx();
     v1::GetServiceRequest get;
     get.set_name_or_id(name);
@@ -180,6 +211,7 @@ class Bench {
     v1::UpdateServiceRequest req;
     *req.mutable_spec() = svc.spec();
     for (const auto& [k, v] : env) (*req.mutable_spec()->mutable_template_()->mutable_env())[k] = v;
+    if (tweak) tweak(req.mutable_spec());
     req.set_expected_version(svc.version());
     req.set_change_cause("rollout_bench");
     auto ctx2 = Ctx();
@@ -259,6 +291,19 @@ std::string Fmt(const char* fmt, double a, double b = 0, double c = 0, double d 
   return buf;
 }
 
+// "1.23, 1.25, 1.31": the runs of a measurement as printed.
+std::string Runs(const std::vector<double>& v) {
+  std::string out;
+  for (double s : v) out += (out.empty() ? "" : ", ") + Fmt("%.2f", s);
+  return out;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // a. Controller reaction: for every batch after the first, the time from the "healthy" event
 // of the previous batch's new task to the "batch" event that starts the next one.
 void ControllerReaction(Bench& bench, int rollouts) {
@@ -329,10 +374,9 @@ void RollingUpdate(Bench& bench, int parallelism, int runs) {
     }
   }
   std::sort(durations.begin(), durations.end());
-  std::string runs_text;
-  for (double s : durations) runs_text += (runs_text.empty() ? "" : ", ") + Fmt("%.2f", s);
-  double median = durations.empty() ? 0 : durations[durations.size() / 2];
-  double worst = durations.empty() ? 0 : durations.back();
+  const std::string runs_text = Runs(durations);
+  const double median = Median(durations);
+  const double worst = durations.empty() ? 0 : durations.back();
   // Docker Swarm 20.10 (quoted from the issue, not measured here): 65 s for 4 replicas.
   double swarm_per_replica = 65.0 / 4;
   Row(Fmt("rolling update, 10 replicas, parallelism %.0f, interval 1s, min-ready 0", parallelism),
@@ -423,6 +467,201 @@ void AutomaticRollback(Bench& bench, const std::string& name, const std::string&
   bench.Delete(name);
 }
 
+// Requests through a published port, one after another on fresh connections, each answer
+// kept with when it was sent and when it came back. Bounded in time and count.
+class Load {
+ public:
+  struct Answer {
+    double sent = 0;
+    double done = 0;
+    bool ok = false;
+    std::string version;  // "v1", "v2", ...
+  };
+
+  explicit Load(int port) : port_(port) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // The answers so far; forgets them (each run reads its own).
+  std::vector<Answer> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(answers_, {});
+  }
+
+ private:
+  void Run() {
+    const auto deadline = SteadyClock::now() + std::chrono::minutes(20);
+    for (int i = 0; !stop_ && i < 5'000'000 && SteadyClock::now() < deadline; ++i) {
+      Answer a;
+      a.sent = WallNow();
+      auto r = warren::e2e::HttpGet("127.0.0.1", port_, "/");
+      a.done = WallNow();
+      a.ok = r && r->first == 200;
+      if (a.ok) {
+        const size_t at = r->second.find("version=");
+        if (at != std::string::npos) {
+          a.version = r->second.substr(at + 8, r->second.find_first_of(" \n", at) - at - 8);
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      answers_.push_back(std::move(a));
+    }
+  }
+
+  int port_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Answer> answers_;
+  std::thread thread_;
+};
+
+// d. Rollback after a finished blue/green or canary of kReplicas (health interval 1 s), under
+// a steady stream of requests through the published port. Warm: right after the deployment
+// succeeded, with the previous revision still running (scale-down delay 5 min): traffic must
+// switch back at once. Cold: after the scale-down delay (2 s here) removed the previous
+// revision: a rolling rollback under the default rollback settings. Each run updates v1 -> v2,
+// waits until the deployment succeeded, rolls back to v1 and measures from the call.
+void FinishedRollback(Bench& bench, const std::string& strategy, int warm_runs, int cold_runs) {
+  const std::string name = strategy == "canary" ? "fin-canary" : "fin-bluegreen";
+  const int port = FreePort();
+  auto publish = [&](v1::ServiceSpec* spec) {
+    auto* p = spec->mutable_template_()->add_ports();
+    p->set_target(8080);
+    p->set_published(port);
+    p->set_host_ip("127.0.0.1");
+    auto* u = spec->mutable_update_config();
+    // Only the strategy and what makes a run short are set: the rollback runs under the
+    // defaults (parallelism 1, surge 1, start-first).
+    u->clear_parallelism();
+    u->clear_max_surge();
+    u->clear_max_unavailable();
+    u->clear_order();
+    u->set_strategy(strategy);
+    u->mutable_canary_window()->set_seconds(1);
+    u->set_min_requests(1);
+    u->set_thin_traffic("pass");
+  };
+  if (!bench.Create(name, 1000, 1, 1, 0, publish)) {
+    Row("rollback after a finished " + strategy, "service did not become healthy", "-", "-");
+    return;
+  }
+  Load load(port);
+  const std::string label = strategy == "canary" ? "canary (steps 10,25,50,100, window 1s)"
+                                                 : "blue/green (post-switch window 1s)";
+  for (const bool warm : {true, false}) {
+    std::vector<double> traffic_s, rpc_s, done_s;
+    int late_new = 0, failed = 0, sent = 0, runs_ok = 0;
+    std::string problem;
+    const int runs = warm ? warm_runs : cold_runs;
+    for (int r = 0; r < runs && problem.empty(); ++r) {
+      auto delay = [warm](v1::ServiceSpec* spec) {
+        spec->mutable_update_config()->mutable_scale_down_delay()->set_seconds(warm ? 300 : 2);
+      };
+      const std::string round = std::to_string(warm ? r : 100 + r);
+      const int64_t rev = bench.Update(name, {{"VERSION", "v2"}, {"ROUND", round}}, delay);
+      auto d = rev ? bench.WaitRolloutTo(name, rev, std::chrono::seconds(120)) : std::nullopt;
+      if (!d || d->phase() != v1::DEPLOYMENT_PHASE_SUCCEEDED) {
+        problem = d ? "update ended " + v1::DeploymentPhase_Name(d->phase()) + ": " + d->reason()
+                    : "update did not end within 120 s";
+        break;
+      }
+      const int warm_tasks = bench.RunningOn(name, 1);
+      if (!warm &&
+          !WaitUntil([&] { return bench.RunningOn(name, 1) == 0; }, std::chrono::seconds(60))) {
+        problem = "revision 1 still ran 60 s after the scale-down delay";
+        break;
+      }
+      if (warm && warm_tasks <= 0) {
+        problem = "no task of revision 1 ran after the deployment succeeded";
+        break;
+      }
+      // Traffic reaches v2 before the call.
+      WaitUntil(
+          [&] {
+            for (const auto& a : load.Take()) {
+              if (a.version == "v2") return true;
+            }
+            return false;
+          },
+          std::chrono::seconds(10));
+      auto ctx = Ctx();
+      v1::RollbackServiceRequest req;
+      req.set_name_or_id(name);
+      v1::Service out;
+      const double t0 = WallNow();
+      grpc::Status st = bench.stub().RollbackService(ctx.get(), req, &out);
+      const double t_rpc = WallNow();
+      if (!st.ok() || out.revision() != 1) {
+        problem =
+            "RollbackService: " +
+            (st.ok() ? "went to revision " + std::to_string(out.revision()) : st.error_message());
+        break;
+      }
+      // Done: every replica healthy on revision 1 and no task of v2 left, so no answer from v2
+      // can come after this.
+      double done_at = -1;
+      WaitUntil(
+          [&] {
+            if (bench.HealthyOn(name, 1) != kReplicas || bench.RunningOn(name, rev) != 0) {
+              return false;
+            }
+            done_at = WallNow();
+            return true;
+          },
+          std::chrono::seconds(60), std::chrono::milliseconds(20));
+      // Warm: the finished deployment itself rolls back; cold: a rollback deployment follows.
+      auto ended = bench.WaitEnded(
+          name, [&](const v1::Deployment& x) { return warm == (x.id() == d->id()); },
+          std::chrono::seconds(60));
+      if (done_at < 0 || !ended) {
+        problem = "rollback did not end within 60 s";
+        break;
+      }
+      // Traffic is fully on v1 from the end of the last answer v2 gave after the call.
+      double last_new = t0;
+      for (const auto& a : load.Take()) {
+        if (a.sent < t0) continue;
+        sent++;
+        if (!a.ok) failed++;
+        if (a.version == "v2") {
+          late_new++;
+          last_new = std::max(last_new, a.done);
+        }
+      }
+      traffic_s.push_back(last_new - t0);
+      rpc_s.push_back(t_rpc - t0);
+      done_s.push_back(done_at - t0);
+      runs_ok++;
+    }
+    const std::string what = std::string("rollback after a finished ") + label + ", " +
+                             (warm ? "warm (previous revision still running)"
+                                   : "cold (previous revision gone: rolling rollback)") +
+                             ", 10 replicas, interval 1s";
+    if (runs_ok == 0) {
+      Row(what, problem.empty() ? "no run" : problem, warm ? "< 1 s" : "< 10 s", "-");
+      continue;
+    }
+    std::string value =
+        Fmt("traffic fully on rev 1 after %.3f s median (runs: ", Median(traffic_s)) +
+        Runs(traffic_s) +
+        Fmt(" s); RollbackService returned after %.3f s median; ", Median(rpc_s)) +
+        Fmt("all 10 healthy on rev 1 and rev 2 gone after %.2f s median (runs: ", Median(done_s)) +
+        Runs(done_s) +
+        Fmt(" s); %.0f answers from rev 2 after the call, %.0f of %.0f requests failed", late_new,
+            failed, sent);
+    if (!problem.empty()) value += "; then: " + problem;
+    // Before this engine (issue 10): a canary rollback replayed the steps and windows (21 s
+    // with a 10 s window); a blue/green one started a whole green set.
+    Row(what, value, warm ? "traffic < 1 s" : "< 10 s", "-");
+  }
+  load.Stop();
+  bench.Delete(name);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -443,6 +682,10 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "rolling") {
     RollingUpdate(bench, 1, 3);
     RollingUpdate(bench, 2, 3);
+  }
+  if (only.empty() || only == "finished") {
+    FinishedRollback(bench, "blue-green", 3, 2);
+    FinishedRollback(bench, "canary", 3, 2);
   }
   if (!only.empty() && only != "rollback") return 0;
   AutomaticRollback(bench, "rollback-a", "FAIL_HEALTH=1, start-first, parallelism 1, interval 1s",

@@ -314,10 +314,12 @@ std::string LatestDeploymentId(Client& client, const std::string& service) {
 }
 
 int Follow(Context& ctx, Client& client, const std::string& service, std::string previous_id,
-           const v1::UpdateConfig& config, absl::Time since, bool rollback = false) {
+           const v1::UpdateConfig& config, absl::Time since, bool rollback = false,
+           bool until_end = false) {
   FollowRequest req;
   req.service = service;
   req.rollback = rollback;
+  req.until_end = until_end;
   req.previous_deployment_id = std::move(previous_id);
   if (config.has_progress_deadline()) {
     req.progress_deadline = RolloutQuietLimit(config.strategy(), config);
@@ -374,7 +376,8 @@ int RolloutStatus(Context& ctx, const std::string& name, bool watch) {
     if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
     v1::ServiceSpec spec = svc.spec();
     ApplySpecDefaults(&spec);
-    return Follow(ctx, client, spec.name(), "", spec.update_config(), ctx.env->now());
+    return Follow(ctx, client, spec.name(), "", spec.update_config(), ctx.env->now(),
+                  /*rollback=*/false, /*until_end=*/true);
   }
   grpc::ClientContext call;
   Client::Prepare(&call);
@@ -400,22 +403,6 @@ int PauseOrResume(Context& ctx, const std::string& name, bool pause) {
            << (d.rollback() ? "rollback" : "rollout") << " to revision " << d.to_revision() << " "
            << (pause ? "paused" : "resumed") << " (" << RenderProgress(d) << ")\n";
   return 0;
-}
-
-// What a promotion did, from the deployment the manager returned.
-std::string DescribePromotion(const v1::Deployment& d, const std::string& name) {
-  const std::string svc = d.service_name().empty() ? name : d.service_name();
-  if (d.strategy() == "canary") {
-    return absl::StrFormat("%s: canary of revision %d promoted (%s)\n", svc, d.to_revision(),
-                           CanaryStepText(d));
-  }
-  if (d.strategy() == "blue-green") {
-    return absl::StrFormat("%s: revision %d promoted: %s\n", svc, d.to_revision(),
-                           d.switched() ? "production traffic switched to it"
-                                        : "traffic switches as soon as every green task is ready");
-  }
-  return absl::StrFormat("%s: rollout to revision %d promoted (%s)\n", svc, d.to_revision(),
-                         PhaseName(d.phase()));
 }
 
 int Promote(Context& ctx, const std::string& name, bool full) {

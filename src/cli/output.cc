@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/enum_names.h"
 #include "common/spec.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -218,7 +219,9 @@ std::string RenderProgress(const v1::Deployment& d) {
   std::string line = absl::StrFormat("[%s] updated %d/%d, available %d/%d, batch %d", bar,
                                      d.updated(), total, d.available(), total, d.batch());
   if (std::string step = CanaryStepText(d); !step.empty()) absl::StrAppend(&line, ", ", step);
-  if (d.strategy() == "blue-green" && d.switched()) absl::StrAppend(&line, ", switched");
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
+    absl::StrAppend(&line, ", switched");
+  }
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) absl::StrAppend(&line, ", rolling back");
   if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) absl::StrAppend(&line, ", paused");
   return line;
@@ -253,13 +256,36 @@ std::string WithReason(std::string head, const std::string& reason) {
 
 // Blue/green with manual promotion, green complete, not switched yet.
 bool AwaitsPromotion(const v1::Deployment& d) {
-  return d.strategy() == "blue-green" && !d.rollback() && d.config().has_auto_promote() &&
-         !d.config().auto_promote() && !d.switched() && d.total() > 0 && d.available() >= d.total();
+  return d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && !d.rollback() &&
+         d.config().has_auto_promote() && !d.config().auto_promote() && !d.switched() &&
+         d.total() > 0 && d.available() >= d.total();
 }
 
 }  // namespace
 
-RolloutOutcome OutcomeOf(const v1::Deployment& d) {
+namespace {
+
+// Blue/green switched or canary at 100 %: the new revision has all production traffic.
+bool AllTrafficOnNew(const v1::Deployment& d) {
+  if (d.rollback() || d.reopened()) return false;
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN) return d.switched();
+  return d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY && d.weight() >= 100;
+}
+
+// "; revision 1 stays warm for 28s: roll back at once with `warren service rollback web`",
+// or "" when the previous revision is no longer kept.
+std::string WarmNote(const v1::Deployment& d, absl::Time now) {
+  if (!IsSet(d.warm_until()) || now == absl::InfinitePast()) return "";
+  const absl::Duration left = ToTime(d.warm_until()) - now;
+  if (left <= absl::ZeroDuration()) return "";
+  return absl::StrFormat(
+      "; revision %d stays warm for %s: roll back at once with `warren service rollback %s`",
+      d.from_revision(), ShortDuration(left), d.service_name());
+}
+
+}  // namespace
+
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now, bool until_end) {
   RolloutOutcome o;
   const char* what = d.rollback() ? "rollback" : "rollout";
   switch (d.phase()) {
@@ -270,12 +296,13 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
         absl::StrAppend(&o.message, " in ",
                         ShortDuration(ToTime(d.finished_at()) - ToTime(d.created_at())));
       }
+      if (AllTrafficOnNew(d)) absl::StrAppend(&o.message, WarmNote(d, now));
       return o;
     }
     case v1::DEPLOYMENT_PHASE_ROLLED_BACK:
       o.done = true;
       // Rolled back by hand (`service rollback` / `abort`) is what was asked for.
-      o.exit_code = d.rollback_reason() == "manual" ? 0 : 1;
+      o.exit_code = d.rollback_reason() == v1::ROLLBACK_REASON_MANUAL ? 0 : 1;
       o.message =
           WithReason(absl::StrFormat("rolled back to revision %d", d.from_revision()), d.reason());
       return o;
@@ -309,6 +336,21 @@ RolloutOutcome OutcomeOf(const v1::Deployment& d) {
       }
       return o;
     case v1::DEPLOYMENT_PHASE_PROGRESSING:
+      // The question of `service update` is answered once users are on the new revision; the
+      // rest (analysis, the warm previous revision) goes on without a follower.
+      if (AllTrafficOnNew(d) && !until_end) {
+        o.done = true;
+        o.message = absl::StrFormat("all traffic on revision %d", d.to_revision());
+        if (IsSet(d.created_at()) && IsSet(d.full_traffic_at())) {
+          absl::StrAppend(&o.message, " after ",
+                          ShortDuration(ToTime(d.full_traffic_at()) - ToTime(d.created_at())));
+        }
+        absl::StrAppend(&o.message, WarmNote(d, now),
+                        absl::StrFormat("\nthe analysis goes on until the rollout ends (`warren "
+                                        "service rollout status %s --watch`)",
+                                        d.service_name()));
+        return o;
+      }
       if (AwaitsPromotion(d)) {
         o.done = true;
         o.message = absl::StrFormat(
@@ -328,12 +370,14 @@ std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, ab
       {"Service:", d.service_name()},
       {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
       {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
-      {"Strategy:", OrDash(d.strategy())},
+      {"Strategy:", DisplayName(d.strategy())},
       {"Phase:", PhaseName(d.phase())},
       {"Progress:", RenderProgress(d)},
   };
   if (!d.reason().empty()) rows.push_back({"Reason:", d.reason()});
-  if (!d.rollback_reason().empty()) rows.push_back({"Rollback reason:", d.rollback_reason()});
+  if (d.rollback_reason() != v1::ROLLBACK_REASON_UNSPECIFIED) {
+    rows.push_back({"Rollback reason:", DisplayName(d.rollback_reason())});
+  }
   if (d.failed_task_ids_size() > 0) {
     rows.push_back({"Failed tasks:", absl::StrJoin(d.failed_task_ids(), ", ")});
   }
@@ -389,8 +433,8 @@ std::string RenderHistory(const v1::ListRevisionsResponse& revisions, int64_t cu
   std::vector<std::vector<std::string>> rows;
   for (const v1::Revision& r : revisions.revisions()) {
     rows.push_back({absl::StrCat(r.number(), r.number() == current ? "*" : ""),
-                    FormatAge(r.created_at(), now), OrDash(r.change_cause()), OrDash(r.strategy()),
-                    OrDash(r.outcome())});
+                    FormatAge(r.created_at(), now), OrDash(r.change_cause()),
+                    DisplayName(r.strategy()), DisplayName(r.outcome())});
   }
   return RenderTable({"REVISION", "CREATED", "CHANGE-CAUSE", "STRATEGY", "OUTCOME"}, rows);
 }
@@ -470,7 +514,7 @@ std::string UnifiedDiff(std::string_view from_name, std::string_view from, std::
 }
 
 std::string CanaryStepText(const v1::Deployment& d) {
-  if (d.strategy() != "canary") return "";
+  if (d.strategy() != v1::DEPLOYMENT_STRATEGY_CANARY) return "";
   const int steps = d.config().canary_steps_size();
   if (steps == 0) return absl::StrCat("weight ", d.weight(), "%");
   return absl::StrFormat("step %d/%d, weight %d%%", std::clamp(d.step() + 1, 1, steps), steps,
@@ -483,7 +527,9 @@ std::optional<absl::Duration> WindowLeft(const v1::Deployment& d, absl::Time now
     return std::nullopt;
   }
   google::protobuf::Timestamp start = d.step_started_at();
-  if (!IsSet(start) && d.strategy() == "blue-green" && d.switched()) start = d.switched_at();
+  if (!IsSet(start) && d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
+    start = d.switched_at();
+  }
   if (!IsSet(start)) return std::nullopt;
   const google::protobuf::Duration& w = d.config().canary_window();
   absl::Duration left =
@@ -540,11 +586,55 @@ void EmitYaml(YAML::Emitter& e, const nlohmann::ordered_json& j) {
 
 }  // namespace
 
+std::string CheckResult(const v1::Deployment& d, const v1::AnalysisResult& a) {
+  if (a.passed()) return "pass";
+  // Too few requests yet is no failure while the window still collects them.
+  const bool observing =
+      d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING || d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
+  // WAITING: a check not judged yet (too few requests, a query whose answer has not come).
+  if ((a.state() == v1::ANALYSIS_STATE_WAITING || a.check() == "requests") && observing) {
+    return "waiting";
+  }
+  return "FAIL";
+}
+
+std::string DescribePromotion(const v1::Deployment& d, const std::string& name) {
+  const std::string svc = d.service_name().empty() ? name : d.service_name();
+  for (const v1::DeploymentIntent& i : d.intents()) {
+    if (i.sequence() != d.intent_sequence() || i.action() != v1::DEPLOYMENT_ACTION_PROMOTE) {
+      continue;
+    }
+    if (!i.applied()) {
+      return absl::StrFormat(
+          "%s: promotion requested; the manager applies it shortly (`warren service canary "
+          "status %s`)\n",
+          svc, svc);
+    }
+    if (!i.result().empty()) return absl::StrFormat("%s: %s\n", svc, i.result());
+  }
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) {
+    // The step's weight: the one the canary moves to (the proxies follow once its tasks are
+    // ready), not the one it had.
+    const int steps = d.config().canary_steps_size();
+    const int step = std::clamp(d.step(), 0, std::max(steps - 1, 0));
+    return absl::StrFormat("%s: canary of revision %d promoted (step %d/%d, weight %d%%)\n", svc,
+                           d.to_revision(), step + 1, steps,
+                           steps == 0 ? d.weight() : d.config().canary_steps(step));
+  }
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN) {
+    return absl::StrFormat("%s: revision %d promoted: %s\n", svc, d.to_revision(),
+                           d.switched() ? "production traffic switched to it"
+                                        : "traffic switches as soon as every green task is ready");
+  }
+  return absl::StrFormat("%s: rollout to revision %d promoted (%s)\n", svc, d.to_revision(),
+                         PhaseName(d.phase()));
+}
+
 std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoints* endpoints,
                                const std::map<int64_t, RevisionReplicas>& replicas,
                                OutputFormat format, absl::Time now) {
-  const bool blue_green = d.strategy() == "blue-green";
-  const bool canary = d.strategy() == "canary";
+  const bool blue_green = d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN;
+  const bool canary = d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY;
   struct Row {
     int64_t revision;
     std::string role;
@@ -582,7 +672,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
     Json j;
     j["service"] = d.service_name();
     j["deployment"] = d.id();
-    j["strategy"] = d.strategy();
+    j["strategy"] = DisplayName(d.strategy());
     j["phase"] = PhaseName(d.phase());
     j["fromRevision"] = d.from_revision();
     j["toRevision"] = d.to_revision();
@@ -610,6 +700,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
                         {"value", a.value()},
                         {"threshold", a.threshold()},
                         {"passed", a.passed()},
+                        {"result", CheckResult(d, a)},
                         {"detail", a.detail()}});
     }
     j["analysis"] = checks;
@@ -623,7 +714,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
   std::vector<std::vector<std::string>> head = {
       {"Service:", d.service_name()},
       {"Deployment:", absl::StrCat(d.id(), d.rollback() ? " (rollback)" : "")},
-      {"Strategy:", OrDash(d.strategy())},
+      {"Strategy:", DisplayName(d.strategy())},
       {"Phase:", PhaseName(d.phase())},
       {"Revision:", absl::StrFormat("%d -> %d", d.from_revision(), d.to_revision())},
   };
@@ -656,7 +747,7 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
     std::vector<std::vector<std::string>> checks;
     for (const v1::AnalysisResult& a : d.analysis()) {
       checks.push_back({a.check(), FormatCheckValue(a.check(), a.value()),
-                        FormatCheckValue(a.check(), a.threshold()), a.passed() ? "pass" : "FAIL",
+                        FormatCheckValue(a.check(), a.threshold()), CheckResult(d, a),
                         OrDash(a.detail())});
     }
     out += RenderTable({"CHECK", "VALUE", "THRESHOLD", "RESULT", "DETAIL"}, checks);

@@ -80,6 +80,14 @@ std::string RenderCanaryStatus(const v1::Deployment& d, const v1::ServiceEndpoin
                                const std::map<int64_t, RevisionReplicas>& replicas,
                                OutputFormat format, absl::Time now);
 
+// An analysis check's verdict for people: "pass", "FAIL", or "waiting" for a request count that
+// is still being collected (the check only decides at the window's end).
+std::string CheckResult(const v1::Deployment& d, const v1::AnalysisResult& a);
+
+// What `promote` did: the result the manager recorded for the request (the step and weight it
+// moved to), or, from an older manager, the same from the deployment's fields.
+std::string DescribePromotion(const v1::Deployment& d, const std::string& name);
+
 // "progressing", "rolled-back": the phase without its prefix, lower case, '-' for '_'.
 std::string PhaseName(v1::DeploymentPhase phase);
 
@@ -92,7 +100,11 @@ struct RolloutOutcome {
   int exit_code = 0;
   std::string message;
 };
-RolloutOutcome OutcomeOf(const v1::Deployment& d);
+// A blue/green or canary rollout is done for a follower once all traffic is on the new revision
+// (exit 0): the message says how long the previous revision stays warm (from `now`) and how to
+// roll back at once. With `until_end` (`rollout status --watch`) it is done when it ends.
+RolloutOutcome OutcomeOf(const v1::Deployment& d, absl::Time now = absl::InfinitePast(),
+                         bool until_end = false);
 
 // `service rollout status`: a key/value block (table), or the Deployment as JSON/YAML.
 std::string RenderRolloutStatus(const v1::Deployment& d, OutputFormat format, absl::Time now);

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cli/output.h"
+#include "common/enum_names.h"
 #include "common/spec.h"
 
 namespace warren {
@@ -225,7 +226,7 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
     if (ours) {
       said_unreachable = false;
       if (d.config().has_progress_deadline()) {
-        bound = RolloutQuietLimit(d.strategy(), d.config()) + env.deadline_margin;
+        bound = RolloutQuietLimit(DisplayName(d.strategy()), d.config()) + env.deadline_margin;
       }
       std::string state =
           absl::StrCat(d.id(), "/", d.phase(), "/", d.updated(), "/", d.available(), "/", d.total(),
@@ -235,7 +236,7 @@ int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const Follow
         last_change = env.now();
       }
       printer.Progress(RenderProgress(d));
-      RolloutOutcome outcome = OutcomeOf(d);
+      RolloutOutcome outcome = OutcomeOf(d, env.now(), req.until_end);
       if (outcome.done) {
         events.Stop(env.event_grace);
         print_events();

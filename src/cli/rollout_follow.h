@@ -41,6 +41,9 @@ struct FollowRequest {
   // A rollback of a blue/green or canary rollout flips that same deployment back instead of
   // starting a new one: follow it when it is rolling back (or rolled back).
   bool rollback = false;
+  // Follow a blue/green or canary rollout to its end, not only until all traffic is on the new
+  // revision (`rollout status --watch`: the analysis after the switch is what it waits for).
+  bool until_end = false;
   // Bound before the deployment (and its own progress deadline) is known.
   absl::Duration progress_deadline = absl::Minutes(10);
   // Events stamped at or after this time are shown.

@@ -402,8 +402,8 @@ void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* f) {
                 "else wait for `service promote`")
       ->group(bg);
   cmd->add_option("--scale-down-delay", f->scale_down_delay,
-                  "Blue keeps running this long after the switch, for an instant rollback "
-                  "(default 5m)")
+                  "Blue/green and canary: the previous revision keeps running this long after "
+                  "the new one got all traffic, so a rollback is a switch back (default 30s)")
       ->group(bg);
   cmd->add_option("--preview-publish", f->preview_publish,
                   "Port where green is reachable before the switch (0: none)")

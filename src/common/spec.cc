@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "common/enum_names.h"
 #include "common/limits.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
@@ -575,6 +576,7 @@ absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& 
   // strategy back and forth keeps a service's tuned settings.
   if (auto s = ValidateCanarySteps(u, p); !s.ok()) return s;
   for (const auto& [field, d] : {std::pair{".scaleDownDelay", &u.scale_down_delay()},
+                                 std::pair{".placementGrace", &u.placement_grace()},
                                  std::pair{".canaryWindow", &u.canary_window()},
                                  std::pair{".maxLatency", &u.max_latency()}}) {
     if (auto s = ValidateDuration(p + field, *d, false); !s.ok()) return s;
@@ -1138,7 +1140,7 @@ void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
   if (u->failure_action().empty()) u->set_failure_action("rollback");
   if (!u->has_max_failure_ratio()) u->set_max_failure_ratio(0);
   if (!u->has_auto_promote()) u->set_auto_promote(true);
-  if (!u->has_scale_down_delay()) SetDurationSeconds(u->mutable_scale_down_delay(), 5 * 60);
+  if (!u->has_scale_down_delay()) SetDurationSeconds(u->mutable_scale_down_delay(), 30);
   if (u->strategy() == "canary" && u->canary_steps().empty()) {
     for (int w : kDefaultCanarySteps) u->add_canary_steps(w);
   }
@@ -1146,6 +1148,7 @@ void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
   if (!u->has_failure_threshold()) u->set_failure_threshold(10);
   if (u->min_requests() == 0) u->set_min_requests(kDefaultMinRequests);
   if (u->thin_traffic().empty()) u->set_thin_traffic("extend");
+  if (!u->has_placement_grace()) SetDurationSeconds(u->mutable_placement_grace(), 5);
 }
 
 v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
@@ -1166,6 +1169,7 @@ v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
   if (r.has_max_failure_ratio()) out.set_max_failure_ratio(r.max_failure_ratio());
   if (r.has_auto_promote()) out.set_auto_promote(r.auto_promote());
   if (r.has_scale_down_delay()) *out.mutable_scale_down_delay() = r.scale_down_delay();
+  if (r.has_placement_grace()) *out.mutable_placement_grace() = r.placement_grace();
   if (r.preview_published_port() != 0) out.set_preview_published_port(r.preview_published_port());
   if (!r.canary_steps().empty()) *out.mutable_canary_steps() = r.canary_steps();
   if (r.has_canary_window()) *out.mutable_canary_window() = r.canary_window();
@@ -1373,6 +1377,7 @@ std::string ToJson(const google::protobuf::Message& msg) {
     return Json{{"error", std::string(status.message())}}.dump(2) + "\n";
   }
   Json json = Json::parse(out);
+  ApplyEnumDisplayNames(json, msg.GetDescriptor());
   WriteZeroReplicas(json, msg.GetDescriptor());
   // protobuf indents by one space; two reads better.
   return json.dump(2) + "\n";

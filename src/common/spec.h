@@ -30,8 +30,10 @@ void ApplySpecDefaults(v1::ServiceSpec* spec);
 // Fills the unset fields of an update config: strategy "rolling", parallelism 1, maxSurge "1",
 // maxUnavailable "0", order "start-first", delay 0, minReady 0, healthyDeadline 5m,
 // progressDeadline 10m, failureAction "rollback", maxFailureRatio 0, autoPromote true,
-// scaleDownDelay 5m, canaryWindow 5m, failureThreshold 10, minRequests 50 (also when 0),
-// thinTraffic "extend", and canarySteps 10,25,50,100 when the strategy is "canary".
+// scaleDownDelay 30s, canaryWindow 5m, failureThreshold 10, minRequests 50 (also when 0),
+// thinTraffic "extend", placementGrace 5s, and canarySteps 10,25,50,100 when the strategy is
+// "canary". The one place for these defaults: the deployment engine resolves a config through
+// it (ResolveRolloutParams, manager/rollout/params.h).
 // maxErrorRateIncrease, maxLatency and the analysis query stay unset (not checked).
 void ApplyUpdateConfigDefaults(v1::UpdateConfig* config);
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/enum_names.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/spec.h"
@@ -15,7 +16,9 @@
 #include "common/time_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
-#include "manager/rollout.h"
+#include "manager/commit_retry.h"
+#include "manager/rollout/intents.h"
+#include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
@@ -24,9 +27,6 @@ namespace warren {
 namespace {
 
 using google::protobuf::util::MessageDifferencer;
-
-// Retries for read-modify-write cycles that lose a race with another writer.
-constexpr int kMaxRetries = 8;
 
 absl::Status NodeNameError(const std::string& name) {
   return absl::InvalidArgumentError(
@@ -106,9 +106,8 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   rev.set_number(1);
   *rev.mutable_template_() = spec.template_();
   rev.set_change_cause("create");
-  rev.set_strategy(spec.update_config().strategy().empty() ? "rolling"
-                                                           : spec.update_config().strategy());
-  rev.set_outcome("created");
+  rev.set_strategy(ParseStrategy(spec.update_config().strategy()));
+  rev.set_outcome(v1::REVISION_OUTCOME_CREATED);
   *rev.mutable_created_at() = ToProtoTime(now);
   std::vector<Mutation> m = {
       PutMutation(svc, Mutation::kMustNotExist), PutMutation(rev, Mutation::kMustNotExist),
@@ -151,81 +150,75 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto current = FindService(spec.name());
-    if (!current.ok()) return ToGrpc(current.status());
-    if (req->expected_version() != 0 && req->expected_version() != current->version()) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("service \"", spec.name(), "\" changed since version ",
-                                       req->expected_version(), " (now ", current->version(),
-                                       "); read it again and retry"));
-    }
-    if (spec.replicas() > current->spec().replicas()) {
-      // The store takes updates in place on a full disk, but the tasks to add would not fit.
-      if (auto s = store_.CheckSpace(); !s.ok()) return ToGrpc(s);
-    }
-    if (current->spec().mode() != spec.mode()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("mode: cannot change from ", current->spec().mode(), " to ",
-                                       spec.mode(), "; remove and recreate the service"));
-    }
-    const absl::Time now = clock_.Now();
-    v1::Service next = *current;
-    const bool template_changed =
-        !MessageDifferencer::Equals(current->spec().template_(), spec.template_());
-    StartedRollout started;
-    *next.mutable_spec() = spec;
-    std::vector<Mutation> m;
-    std::string what;
-    if (template_changed) {
-      // A corrupt revision may hold the next number: never hand it out twice.
-      if (auto s = CorruptKindError(store_, Kind::kRevision); !s.ok()) return ToGrpc(s);
-      // Revision numbers only grow, even after a rollback to an older one.
-      int64_t number = current->revision();
-      for (const auto& r : ServiceRevisions(next.id())) number = std::max(number, r.number());
-      next.set_revision(number + 1);
-      const std::string cause = req->change_cause().empty() ? "update" : req->change_cause();
-      auto rollout = StartRollout(*current, next, cause, /*rollback=*/false, now, &m);
-      if (!rollout.ok()) return ToGrpc(rollout.status());
-      started = *rollout;
-      v1::Revision rev;
-      rev.set_id(NewId());
-      rev.set_service_id(next.id());
-      rev.set_number(next.revision());
-      *rev.mutable_template_() = spec.template_();
-      rev.set_change_cause(cause);
-      rev.set_strategy(RolloutStrategy(spec));
-      rev.set_outcome("in-progress");
-      rev.set_deployment_id(started.deployment_id);
-      *rev.mutable_created_at() = ToProtoTime(now);
-      m.push_back(PutMutation(rev, Mutation::kMustNotExist));
-      what = absl::StrCat("updated to revision ", next.revision());
-      PruneRevisions(next, started.from_revision, &m);
-    } else if (current->spec().replicas() != spec.replicas()) {
-      what = absl::StrCat("scaled from ", current->spec().replicas(), " to ", spec.replicas());
-    } else if (MessageDifferencer::Equals(current->spec(), spec)) {
-      *resp = *current;
-      return grpc::Status::OK;  // nothing to do
-    } else {
-      what = "updated (no new revision)";
-    }
-    *next.mutable_updated_at() = ToProtoTime(now);
-    if (req->dry_run()) {
-      *resp = next;
-      return grpc::Status::OK;
-    }
-    m.insert(m.begin(), PutMutation(next, current->version()));
-    m.push_back(events_.Make("service", next.id(), spec.name(), "updated", what, next.id()));
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      RecordSuperseded(started);
-      next.set_version(*v);
-      *resp = next;
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
-  }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  v1::Service next;
+  bool unchanged = false;
+  absl::StatusOr<uint64_t> v =
+      CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        auto current = FindService(spec.name());
+        if (!current.ok()) return current.status();
+        if (req->expected_version() != 0 && req->expected_version() != current->version()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "service \"", spec.name(), "\" changed since version ", req->expected_version(),
+              " (now ", current->version(), "); read it again and retry"));
+        }
+        if (spec.replicas() > current->spec().replicas()) {
+          // The store takes updates in place on a full disk, but the tasks to add would not fit.
+          if (auto s = store_.CheckSpace(); !s.ok()) return s;
+        }
+        if (current->spec().mode() != spec.mode()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("mode: cannot change from ", current->spec().mode(), " to ", spec.mode(),
+                           "; remove and recreate the service"));
+        }
+        const absl::Time now = clock_.Now();
+        next = *current;
+        const bool template_changed =
+            !MessageDifferencer::Equals(current->spec().template_(), spec.template_());
+        *next.mutable_spec() = spec;
+        std::vector<Mutation> m;
+        std::string what;
+        unchanged = false;
+        if (template_changed) {
+          // A corrupt revision may hold the next number: never hand it out twice.
+          if (auto s = CorruptKindError(store_, Kind::kRevision); !s.ok()) return s;
+          // Revision numbers only grow, even after a rollback to an older one.
+          int64_t number = current->revision();
+          for (const auto& r : ServiceRevisions(next.id())) number = std::max(number, r.number());
+          next.set_revision(number + 1);
+          const std::string cause = req->change_cause().empty() ? "update" : req->change_cause();
+          const v1::Deployment started = StartRollout(*current, next, cause, now, &m);
+          v1::Revision rev;
+          rev.set_id(NewId());
+          rev.set_service_id(next.id());
+          rev.set_number(next.revision());
+          *rev.mutable_template_() = spec.template_();
+          rev.set_change_cause(cause);
+          rev.set_strategy(ParseStrategy(spec.update_config().strategy()));
+          rev.set_outcome(v1::REVISION_OUTCOME_IN_PROGRESS);
+          rev.set_deployment_id(started.id());
+          *rev.mutable_created_at() = ToProtoTime(now);
+          m.push_back(PutMutation(rev, Mutation::kMustNotExist));
+          what = absl::StrCat("updated to revision ", next.revision());
+          PruneRevisions(next, started.from_revision(), &m);
+        } else if (current->spec().replicas() != spec.replicas()) {
+          what = absl::StrCat("scaled from ", current->spec().replicas(), " to ", spec.replicas());
+        } else if (MessageDifferencer::Equals(current->spec(), spec)) {
+          next = *current;
+          unchanged = true;
+          return std::vector<Mutation>{};  // nothing to do
+        } else {
+          what = "updated (no new revision)";
+        }
+        *next.mutable_updated_at() = ToProtoTime(now);
+        if (req->dry_run()) return std::vector<Mutation>{};
+        m.insert(m.begin(), PutMutation(next, current->version()));
+        m.push_back(events_.Make("service", next.id(), spec.name(), "updated", what, next.id()));
+        return m;
+      });
+  if (!v.ok()) return ToGrpc(v.status());
+  if (!unchanged && !req->dry_run()) next.set_version(*v);
+  *resp = next;
+  return grpc::Status::OK;
 }
 
 std::vector<v1::Revision> ApiService::ServiceRevisions(const std::string& service_id) const {
@@ -256,72 +249,28 @@ std::optional<v1::Deployment> ApiService::ActiveDeployment(const std::string& se
   return std::nullopt;
 }
 
-std::string ApiService::RolloutStrategy(const v1::ServiceSpec& spec) {
-  return spec.update_config().strategy().empty() ? "rolling" : spec.update_config().strategy();
+std::optional<v1::Deployment> ApiService::LatestDeployment(const std::string& service_id) const {
+  auto all = ServiceDeployments(service_id);
+  if (all.empty()) return std::nullopt;
+  return all.front();
 }
 
-absl::StatusOr<ApiService::StartedRollout> ApiService::StartRollout(const v1::Service& current,
-                                                                    const v1::Service& next,
-                                                                    const std::string& cause,
-                                                                    bool rollback, absl::Time now,
-                                                                    std::vector<Mutation>* m) {
-  StartedRollout started;
-  auto active = ActiveDeployment(current.id());
+v1::Deployment ApiService::StartRollout(const v1::Service& current, const v1::Service& next,
+                                        const std::string& cause, absl::Time now,
+                                        std::vector<Mutation>* m) {
   // The stable revision: where a failing rollout goes back to. A rollout that supersedes an
-  // unfinished one keeps the stable revision of the one it replaces.
-  started.from_revision = current.revision();
-  if (active && !rollback) started.from_revision = active->from_revision();
-  if (active) {
-    v1::Deployment old = *active;
-    old.set_phase(rollback ? v1::DEPLOYMENT_PHASE_ROLLED_BACK : v1::DEPLOYMENT_PHASE_SUPERSEDED);
-    old.set_reason(rollback ? absl::StrCat("rolled back by hand to revision ", next.revision())
-                            : absl::StrCat("superseded by revision ", next.revision()));
-    if (rollback) old.set_rollback_reason("manual");
-    *old.mutable_finished_at() = ToProtoTime(now);
-    m->push_back(PutMutation(old, active->version()));
-    for (auto r : ServiceRevisions(current.id())) {
-      if (r.number() != active->to_revision()) continue;
-      r.set_outcome(rollback ? "rolled-back" : "superseded");
-      m->push_back(PutMutation(r, r.version()));
-    }
-    m->push_back(events_.Make("deployment", old.id(), current.spec().name(),
-                              rollback ? "rolled-back" : "superseded", old.reason(), current.id()));
-    started.superseded = old;
-  }
-  v1::Deployment d;
-  d.set_id(NewId());
-  d.set_service_id(current.id());
-  d.set_service_name(current.spec().name());
-  d.set_from_revision(started.from_revision);
-  d.set_to_revision(next.revision());
-  d.set_target_revision(next.revision());
-  d.set_strategy(RolloutStrategy(next.spec()));
-  *d.mutable_config() =
-      rollback ? EffectiveRollbackConfig(next.spec()) : next.spec().update_config();
-  d.set_phase(v1::DEPLOYMENT_PHASE_PENDING);
-  d.set_rollback(rollback);
-  if (rollback) d.set_rollback_reason("manual");
-  d.set_change_cause(cause);
-  d.set_total(next.spec().replicas());
-  *d.mutable_created_at() = ToProtoTime(now);
-  *d.mutable_phase_started_at() = ToProtoTime(now);
-  *d.mutable_last_progress_at() = ToProtoTime(now);
+  // unfinished one keeps the stable revision of the one it replaces (the controller ends that
+  // one in its next pass).
+  auto active = ActiveDeployment(current.id());
+  const int64_t from = active ? active->from_revision() : current.revision();
+  v1::Deployment d = NewDeployment(current, next, from, cause, /*rollback=*/false, now);
   m->push_back(PutMutation(d, Mutation::kMustNotExist));
-  m->push_back(events_.Make(
-      "deployment", d.id(), current.spec().name(), rollback ? "rollback" : "created",
-      absl::StrCat(rollback ? "rollback" : "rollout", " from revision ", current.revision(), " to ",
-                   next.revision(), " (", d.strategy(), "): ", cause),
-      current.id()));
-  started.deployment_id = d.id();
-  return started;
-}
-
-void ApiService::RecordSuperseded(const StartedRollout& started) {
-  if (!metrics_ || !started.superseded) return;
-  const auto& d = *started.superseded;
-  metrics_->DeploymentFinished(
-      d.strategy(), d.phase() == v1::DEPLOYMENT_PHASE_ROLLED_BACK ? "rolled_back" : "superseded",
-      FromProtoTime(d.finished_at()) - FromProtoTime(d.created_at()));
+  m->push_back(
+      events_.Make("deployment", d.id(), current.spec().name(), "created",
+                   absl::StrCat("rollout from revision ", current.revision(), " to ",
+                                next.revision(), " (", DisplayName(d.strategy()), "): ", cause),
+                   current.id()));
+  return d;
 }
 
 void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
@@ -345,102 +294,82 @@ void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
   }
 }
 
-grpc::Status ApiService::AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
-                                          const std::string& why, v1::Deployment* resp) {
-  const absl::Time now = clock_.Now();
-  std::vector<v1::Revision> revs = ServiceRevisions(svc.id());
-  const v1::Revision* stable = nullptr;
-  for (const auto& r : revs) {
-    if (r.number() == active.from_revision()) stable = &r;
+absl::StatusOr<ApiService::RecordedIntent> ApiService::RecordIntent(const std::string& name_or_id,
+                                                                    v1::DeploymentIntent intent,
+                                                                    bool finished_too) {
+  RecordedIntent out;
+  absl::StatusOr<uint64_t> v =
+      CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        auto svc = FindService(name_or_id);
+        if (!svc.ok()) return svc.status();
+        out.service = *svc;
+        std::optional<v1::Deployment> d = ActiveDeployment(svc->id());
+        if (!d && finished_too) d = LatestDeployment(svc->id());
+        if (!d) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress"));
+        }
+        v1::DeploymentIntent i = intent;
+        *i.mutable_requested_at() = ToProtoTime(clock_.Now());
+        const uint64_t version = d->version();
+        out.sequence = AddIntent(&*d, std::move(i));
+        out.deployment_id = d->id();
+        return std::vector<Mutation>{PutMutation(*d, version)};
+      });
+  if (!v.ok()) return v.status();
+  return out;
+}
+
+absl::StatusOr<v1::Deployment> ApiService::AwaitIntent(const RecordedIntent& recorded) {
+  const absl::Time deadline = absl::Now() + options_.intent_wait;
+  while (true) {
+    const uint64_t seen = store_.Version();
+    auto d = GetObject<v1::Deployment>(store_, recorded.deployment_id);
+    if (!d) return absl::NotFoundError("the deployment was removed");
+    const v1::DeploymentIntent* i = FindIntent(*d, recorded.sequence);
+    // Trimmed from the list: applied long ago (many intents since).
+    if (i == nullptr || i->applied()) {
+      if (i != nullptr && !i->error().empty()) {
+        const int code = i->error_code() != 0
+                             ? i->error_code()
+                             : static_cast<int>(absl::StatusCode::kFailedPrecondition);
+        return absl::Status(static_cast<absl::StatusCode>(code), i->error());
+      }
+      return *d;
+    }
+    if (intent_pass_) {
+      intent_pass_();
+      continue;
+    }
+    // Not applied in time (a controller far behind): the intent stays recorded and is applied
+    // later; the caller sees it pending.
+    if (absl::Now() >= deadline) return *d;
+    store_.WaitForVersion(seen, std::min(deadline - absl::Now(), absl::Milliseconds(200)));
   }
-  if (stable == nullptr) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("revision ", active.from_revision(), " is no longer kept"));
-  }
-  v1::Deployment d = active;
-  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLING_BACK);
-  d.set_weight(0);
-  d.set_switched(false);
-  d.set_target_revision(active.from_revision());
-  d.set_reason(why);
-  d.set_rollback_reason("manual");
-  v1::Service next = svc;
-  *next.mutable_spec()->mutable_template_() = stable->template_();
-  next.set_revision(active.from_revision());
-  *next.mutable_updated_at() = ToProtoTime(now);
-  std::vector<Mutation> m = {
-      PutMutation(d, active.version()), PutMutation(next, svc.version()),
-      events_.Make("deployment", d.id(), svc.spec().name(), "rolling-back",
-                   absl::StrCat("traffic back to revision ", active.from_revision(), ": ", why),
-                   svc.id())};
-  for (auto r : revs) {
-    if (r.number() != active.to_revision()) continue;
-    r.set_outcome("rolled-back");
-    m.push_back(PutMutation(r, r.version()));
-  }
-  auto v = store_.Commit(m);
-  if (!v.ok()) return ToGrpc(v.status());
-  if (metrics_) metrics_->Rollback("manual");
-  d.set_version(*v);
-  *resp = d;
+}
+
+grpc::Status ApiService::DeploymentAction(const std::string& name_or_id,
+                                          v1::DeploymentAction action, bool full,
+                                          v1::Deployment* resp) {
+  v1::DeploymentIntent intent;
+  intent.set_action(action);
+  intent.set_full(full);
+  auto recorded = RecordIntent(name_or_id, intent, /*finished_too=*/false);
+  if (!recorded.ok()) return ToGrpc(recorded.status());
+  auto d = AwaitIntent(*recorded);
+  if (!d.ok()) return ToGrpc(d.status());
+  *resp = *d;
   return grpc::Status::OK;
 }
 
 grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest* req,
                                         v1::Deployment* resp) {
-  auto svc = FindService(req->name_or_id());
-  if (!svc.ok()) return ToGrpc(svc.status());
-  auto active = ActiveDeployment(svc->id());
-  if (!active || !IsProgressive(*active) || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("service \"", svc->spec().name(),
-                                     "\" has no blue/green or canary rollout to promote"));
-  }
-  v1::Deployment d = *active;
-  std::string what;
-  if (d.strategy() == "blue-green") {
-    if (d.switched()) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "already switched; blue is removed after the scale-down delay");
-    }
-    d.set_step(1);  // promotion requested: the controller switches once green is ready
-    what = "switch requested";
-  } else {
-    const int last = static_cast<int>(CanarySteps(d.config()).size()) - 1;
-    d.set_step(req->full() ? last : std::min(d.step() + 1, last));
-    what = absl::StrCat("promoted to step ", d.step() + 1, " (", CanarySteps(d.config())[d.step()],
-                        "%)");
-  }
-  if (d.phase() == v1::DEPLOYMENT_PHASE_PAUSED) d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
-  auto v = store_.Commit(
-      {PutMutation(d, active->version()), events_.Make("deployment", d.id(), svc->spec().name(),
-                                                       "promoted", what + " by hand", svc->id())});
-  if (!v.ok()) return ToGrpc(v.status());
-  d.set_version(*v);
-  *resp = d;
-  return grpc::Status::OK;
+  return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_PROMOTE, req->full(), resp);
 }
 
 grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
                                       v1::Deployment* resp) {
-  auto svc = FindService(req->name_or_id());
-  if (!svc.ok()) return ToGrpc(svc.status());
-  auto active = ActiveDeployment(svc->id());
-  if (!active || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-    return grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress to abort"));
-  }
-  if (IsProgressive(*active)) return AbortProgressive(*svc, *active, "aborted by hand", resp);
-  v1::RollbackServiceRequest rb;
-  rb.set_name_or_id(svc->id());
-  rb.set_change_cause("abort");
-  v1::Service out;
-  grpc::Status s = RollbackService(nullptr, &rb, &out);
-  if (!s.ok()) return s;
-  auto latest = ActiveDeployment(svc->id());
-  if (latest) *resp = *latest;
-  return grpc::Status::OK;
+  return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_ABORT, false, resp);
 }
 
 grpc::Status ApiService::RollbackService(grpc::ServerContext*,
@@ -451,146 +380,56 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
                                      "revision number, got ",
                                      req->to_revision()));
   }
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto svc = FindService(req->name_or_id());
-    if (!svc.ok()) return ToGrpc(svc.status());
-    const absl::Time now = clock_.Now();
-    auto active = ActiveDeployment(svc->id());
-    // Blue/green (blue still running) and canary (stable still serving): flip back at once.
-    if (active && IsProgressive(*active) && req->to_revision() == 0 &&
-        active->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-      v1::Deployment d;
-      grpc::Status s = AbortProgressive(*svc, *active, "rolled back by hand", &d);
-      if (!s.ok()) return s;
-      auto now_svc = FindService(svc->id());
-      if (now_svc.ok()) *resp = *now_svc;
-      return grpc::Status::OK;
-    }
-    auto revs = ServiceRevisions(svc->id());
-    int64_t to = req->to_revision();
-    if (to == 0) {
-      // The previous revision: the stable one of the rollout in progress, or the one the
-      // current revision replaced.
-      if (active) {
-        to = active->from_revision();
-      } else {
-        for (const auto& d : ServiceDeployments(svc->id())) {
-          if (d.to_revision() == svc->revision() && d.from_revision() != svc->revision()) {
-            to = d.from_revision();
-            break;
-          }
-        }
-        if (to == 0) {
-          for (const auto& r : revs) {
-            if (r.number() < svc->revision()) to = r.number();
-          }
-        }
-      }
-      if (to == 0) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("service \"", svc->spec().name(),
-                                         "\" has no previous revision to roll back to"));
-      }
-    }
-    const v1::Revision* target = nullptr;
+  auto svc = FindService(req->name_or_id());
+  if (!svc.ok()) return ToGrpc(svc.status());
+  // What can be checked here is checked here, for a precise error; the controller decides the
+  // rest (a switch back or a rolling rollback) when it applies the intent.
+  if (req->to_revision() != 0) {
     std::string kept;
-    for (const auto& r : revs) {
-      if (r.number() == to) target = &r;
+    bool found = false;
+    for (const auto& r : ServiceRevisions(svc->id())) {
+      found = found || r.number() == req->to_revision();
       absl::StrAppend(&kept, kept.empty() ? "" : ", ", r.number());
     }
-    if (target == nullptr) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("to-revision: revision ", to, " of service \"",
-                                       svc->spec().name(), "\" is not kept (kept: ", kept, ")"));
-    }
-    if (to == svc->revision() && !active) {
+    if (!found) {
       return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("service \"", svc->spec().name(), "\" already runs revision ", to));
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("to-revision: revision ", req->to_revision(), " of service \"",
+                       svc->spec().name(), "\" is not kept (kept: ", kept, ")"));
     }
-    v1::Service next = *svc;
-    *next.mutable_spec()->mutable_template_() = target->template_();
-    next.set_revision(to);
-    *next.mutable_updated_at() = ToProtoTime(now);
-    std::vector<Mutation> m = {PutMutation(next, svc->version())};
-    const std::string cause = req->change_cause().empty()
-                                  ? absl::StrCat("rollback to revision ", to)
-                                  : req->change_cause();
-    auto started = StartRollout(*svc, next, cause, /*rollback=*/true, now, &m);
-    if (!started.ok()) return ToGrpc(started.status());
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      if (metrics_) metrics_->Rollback("manual");
-      RecordSuperseded(*started);
-      next.set_version(*v);
-      *resp = next;
-      return grpc::Status::OK;
+    if (req->to_revision() == svc->revision() && !ActiveDeployment(svc->id())) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("service \"", svc->spec().name(),
+                                       "\" already runs revision ", req->to_revision()));
     }
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
   }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
-}
-
-grpc::Status ApiService::SetPaused(const std::string& name_or_id, bool pause,
-                                   v1::Deployment* resp) {
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto svc = FindService(name_or_id);
-    if (!svc.ok()) return ToGrpc(svc.status());
-    auto active = ActiveDeployment(svc->id());
-    if (!active) {
-      return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress"));
-    }
-    v1::Deployment d = *active;
-    const bool paused = d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
-    if (pause == paused) {
-      *resp = d;
-      return grpc::Status::OK;
-    }
-    const absl::Time now = clock_.Now();
-    if (pause) {
-      d.set_phase(v1::DEPLOYMENT_PHASE_PAUSED);
-      d.set_paused_by_user(true);
-      d.set_reason("paused by hand");
-    } else {
-      const bool rolling_back = d.target_revision() != 0 && d.target_revision() != d.to_revision();
-      d.set_phase(rolling_back ? v1::DEPLOYMENT_PHASE_ROLLING_BACK
-                               : v1::DEPLOYMENT_PHASE_PROGRESSING);
-      d.set_paused_by_user(false);
-      d.set_reason("");
-      // Failures that paused it were seen by the user; the deadline starts over.
-      d.clear_failed_task_ids();
-      *d.mutable_last_progress_at() = ToProtoTime(now);
-    }
-    std::vector<Mutation> m = {
-        PutMutation(d, active->version()),
-        events_.Make("deployment", d.id(), svc->spec().name(), pause ? "paused" : "resumed",
-                     pause ? "paused by hand" : "resumed by hand", svc->id())};
-    for (auto r : ServiceRevisions(svc->id())) {
-      if (r.number() != d.to_revision() || d.target_revision() != d.to_revision()) continue;
-      r.set_outcome(pause ? "paused" : "in-progress");
-      m.push_back(PutMutation(r, r.version()));
-    }
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      d.set_version(*v);
-      *resp = d;
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
+  if (!LatestDeployment(svc->id())) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("service \"", svc->spec().name(),
+                                     "\" has no previous revision to roll back to"));
   }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  v1::DeploymentIntent intent;
+  intent.set_action(v1::DEPLOYMENT_ACTION_ROLLBACK);
+  intent.set_to_revision(req->to_revision());
+  intent.set_cause(req->change_cause());
+  auto recorded = RecordIntent(svc->id(), intent, /*finished_too=*/true);
+  if (!recorded.ok()) return ToGrpc(recorded.status());
+  auto d = AwaitIntent(*recorded);
+  if (!d.ok()) return ToGrpc(d.status());
+  auto now_svc = FindService(svc->id());
+  if (!now_svc.ok()) return ToGrpc(now_svc.status());
+  *resp = *now_svc;
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::PauseRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
                                       v1::Deployment* resp) {
-  return SetPaused(req->name_or_id(), true, resp);
+  return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_PAUSE, false, resp);
 }
 
 grpc::Status ApiService::ResumeRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
                                        v1::Deployment* resp) {
-  return SetPaused(req->name_or_id(), false, resp);
+  return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_RESUME, false, resp);
 }
 
 grpc::Status ApiService::GetRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
@@ -643,45 +482,46 @@ grpc::Status ApiService::GetRevision(grpc::ServerContext*, const v1::GetRevision
 
 grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
                                        v1::DeleteServiceResponse* resp) {
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto svc = FindService(req->name_or_id());
-    if (!svc.ok()) {
-      auto corrupt = FindCorrupt(store_, Kind::kService, req->name_or_id());
-      if (!corrupt) return ToGrpc(svc.status());
-      // Removal is the way out of a corrupt service: what is known of it (id, name) is enough
-      // to delete it with its revisions, deployments and tasks.
-      svc = v1::Service();
-      svc->set_id(corrupt->id);
-      svc->mutable_spec()->set_name(corrupt->name);
-      svc->set_version(corrupt->version);
-    }
-    std::vector<Mutation> m = {DeleteMutation(*svc, svc->version())};
-    for (const auto& r : ServiceRevisions(svc->id())) m.push_back(DeleteMutation(r));
-    for (const auto& d : ServiceDeployments(svc->id())) m.push_back(DeleteMutation(d));
-    for (const auto& t : ListObjects<v1::Task>(store_)) {
-      if (t.service_id() != svc->id()) continue;
-      if (IsTerminal(t.status().state())) {
-        m.push_back(DeleteMutation(t, t.version()));
-      } else {
-        v1::Task stop = t;
-        stop.set_desired_state(v1::TASK_STATE_SHUTDOWN);
-        stop.mutable_status()->set_message("service removed");
-        m.push_back(PutMutation(stop, t.version()));
-      }
-    }
-    m.push_back(
-        events_.Make("service", svc->id(), svc->spec().name(), "deleted", "removed", svc->id()));
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      resp->set_id(svc->id());
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
-        v.status().code() != absl::StatusCode::kNotFound) {
-      return ToGrpc(v.status());
-    }
-  }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  std::string id;
+  absl::StatusOr<uint64_t> v =
+      CommitWithRetry(store_,
+                      [&]() -> absl::StatusOr<std::vector<Mutation>> {
+                        auto svc = FindService(req->name_or_id());
+                        if (!svc.ok()) {
+                          auto corrupt = FindCorrupt(store_, Kind::kService, req->name_or_id());
+                          if (!corrupt) return svc.status();
+                          // Removal is the way out of a corrupt service: what is known of it (id,
+                          // name) is enough to delete it with its revisions, deployments and tasks.
+                          svc = v1::Service();
+                          svc->set_id(corrupt->id);
+                          svc->mutable_spec()->set_name(corrupt->name);
+                          svc->set_version(corrupt->version);
+                        }
+                        id = svc->id();
+                        std::vector<Mutation> m = {DeleteMutation(*svc, svc->version())};
+                        for (const auto& r : ServiceRevisions(svc->id()))
+                          m.push_back(DeleteMutation(r));
+                        for (const auto& d : ServiceDeployments(svc->id()))
+                          m.push_back(DeleteMutation(d));
+                        for (const auto& t : ListObjects<v1::Task>(store_)) {
+                          if (t.service_id() != svc->id()) continue;
+                          if (IsTerminal(t.status().state())) {
+                            m.push_back(DeleteMutation(t, t.version()));
+                          } else {
+                            v1::Task stop = t;
+                            stop.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+                            stop.mutable_status()->set_message("service removed");
+                            m.push_back(PutMutation(stop, t.version()));
+                          }
+                        }
+                        m.push_back(events_.Make("service", svc->id(), svc->spec().name(),
+                                                 "deleted", "removed", svc->id()));
+                        return m;
+                      },
+                      {absl::StatusCode::kNotFound});
+  if (!v.ok()) return ToGrpc(v.status());
+  resp->set_id(id);
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleServiceRequest* req,
@@ -829,59 +669,55 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
                                      "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
                                      "prefix of 8..30 bits, e.g. 127.1.0.0/16"));
   }
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    const absl::Time now = clock_.Now();
-    auto existing = GetObjectByName<v1::Node>(store_, req->name());
-    v1::Node node;
-    uint64_t expected = Mutation::kMustNotExist;
-    if (existing) {
-      node = *existing;
-      expected = existing->version();
-    } else {
-      node.set_id(NewId());
-      node.set_name(req->name());
-      *node.mutable_registered_at() = ToProtoTime(now);
-    }
-    // Two nodes must not hand out the same task addresses.
-    for (const auto& other : ListObjects<v1::Node>(store_)) {
-      if (other.id() == node.id()) continue;
-      uint32_t ob = 0, os = 0;
-      if (size > 0 && ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
-          ob < base + size) {
-        return grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("address_range: ", req->address_range(), " overlaps node ", other.name(),
-                         "'s ", other.address_range(), "; give each worker its own range"));
-      }
-    }
-    *node.mutable_labels() = req->labels();
-    node.set_role(req->role().empty() ? "worker" : req->role());
-    node.set_state(v1::NODE_STATE_READY);
-    *node.mutable_capacity() = req->capacity();
-    node.set_agent_addr(req->agent_addr());
-    node.set_address_range(req->address_range());
-    node.set_runtime(runtime);
-    node.set_message("");
-    std::vector<Mutation> m = {
-        PutMutation(node, expected),
-        events_.Make(
-            "node", node.id(), node.name(), existing ? "rejoined" : "registered",
-            absl::StrCat("agent ", node.agent_addr(), ", runtime ", runtime, ", tasks from ",
-                         runtime_addresses ? "the runtime's network" : node.address_range()))};
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      liveness_.Beat(node.id());
-      node.set_version(*v);
-      FillLiveness(&node);
-      *resp = node;
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
-        v.status().code() != absl::StatusCode::kAlreadyExists) {
-      return ToGrpc(v.status());
-    }
-  }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  v1::Node node;
+  absl::StatusOr<uint64_t> v = CommitWithRetry(
+      store_,
+      [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        const absl::Time now = clock_.Now();
+        auto existing = GetObjectByName<v1::Node>(store_, req->name());
+        node = v1::Node();
+        uint64_t expected = Mutation::kMustNotExist;
+        if (existing) {
+          node = *existing;
+          expected = existing->version();
+        } else {
+          node.set_id(NewId());
+          node.set_name(req->name());
+          *node.mutable_registered_at() = ToProtoTime(now);
+        }
+        // Two nodes must not hand out the same task addresses.
+        for (const auto& other : ListObjects<v1::Node>(store_)) {
+          if (other.id() == node.id()) continue;
+          uint32_t ob = 0, os = 0;
+          if (size > 0 && ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
+              ob < base + size) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "address_range: ", req->address_range(), " overlaps node ", other.name(), "'s ",
+                other.address_range(), "; give each worker its own range"));
+          }
+        }
+        *node.mutable_labels() = req->labels();
+        node.set_role(req->role().empty() ? "worker" : req->role());
+        node.set_state(v1::NODE_STATE_READY);
+        *node.mutable_capacity() = req->capacity();
+        node.set_agent_addr(req->agent_addr());
+        node.set_address_range(req->address_range());
+        node.set_runtime(runtime);
+        node.set_message("");
+        return std::vector<Mutation>{
+            PutMutation(node, expected),
+            events_.Make(
+                "node", node.id(), node.name(), existing ? "rejoined" : "registered",
+                absl::StrCat("agent ", node.agent_addr(), ", runtime ", runtime, ", tasks from ",
+                             runtime_addresses ? "the runtime's network" : node.address_range()))};
+      },
+      {absl::StatusCode::kAlreadyExists});
+  if (!v.ok()) return ToGrpc(v.status());
+  liveness_.Beat(node.id());
+  node.set_version(*v);
+  FillLiveness(&node);
+  *resp = node;
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
@@ -899,7 +735,7 @@ grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequ
     auto v = store_.Commit(
         {PutMutation(ready, node->version()),
          events_.Make("node", node->id(), node->name(), "ready", "heartbeats resumed")});
-    if (!v.ok() && v.status().code() != absl::StatusCode::kFailedPrecondition) {
+    if (!v.ok() && v.status().code() != absl::StatusCode::kAborted) {
       return ToGrpc(v.status());
     }
   }
@@ -996,47 +832,44 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
 grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
                                           const v1::ReportTaskStatusRequest* req,
                                           v1::ReportTaskStatusResponse*) {
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    std::vector<Mutation> m;
-    for (const auto& r : req->reports()) {
-      auto task = GetObject<v1::Task>(store_, r.task_id());
-      if (!task || task->node_id() != req->node_id()) continue;
-      const auto& old = task->status();
-      // The manager's verdicts (orphaned) and earlier terminal reports are final.
-      if (IsTerminal(old.state())) continue;
-      if (MessageDifferencer::Equals(old, r.status())) continue;
-      v1::Task next = *task;
-      *next.mutable_status() = r.status();
-      if (!r.status().address().empty()) next.set_address(r.status().address());
-      m.push_back(PutMutation(next, task->version()));
-      const auto& ns = r.status();
-      if (ns.state() != old.state()) {
-        std::string msg = TaskStateName(ns.state());
-        if (ns.has_exit_code()) absl::StrAppend(&msg, " (exit ", ns.exit_code(), ")");
-        if (!ns.error().empty()) absl::StrAppend(&msg, ": ", ns.error());
-        m.push_back(
-            events_.Make("task", task->id(), task->service_name(), TaskStateName(ns.state()),
-                         absl::StrCat("slot ", task->slot(), " ", msg), task->service_id()));
-      }
-      if (ns.health().state() != old.health().state() &&
-          (ns.health().state() == v1::HEALTH_STATE_HEALTHY ||
-           ns.health().state() == v1::HEALTH_STATE_UNHEALTHY)) {
-        m.push_back(events_.Make(
-            "task", task->id(), task->service_name(), HealthStateName(ns.health().state()),
-            absl::StrCat("slot ", task->slot(), " ", HealthStateName(ns.health().state()), ": ",
-                         ns.health().last_probe().output()),
-            task->service_id()));
-      }
-    }
-    if (m.empty()) return grpc::Status::OK;
-    auto v = store_.Commit(m);
-    if (v.ok()) return grpc::Status::OK;
-    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
-        v.status().code() != absl::StatusCode::kNotFound) {
-      return ToGrpc(v.status());
-    }
-  }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  absl::StatusOr<uint64_t> v = CommitWithRetry(
+      store_,
+      [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        std::vector<Mutation> m;
+        for (const auto& r : req->reports()) {
+          auto task = GetObject<v1::Task>(store_, r.task_id());
+          if (!task || task->node_id() != req->node_id()) continue;
+          const auto& old = task->status();
+          // The manager's verdicts (orphaned) and earlier terminal reports are final.
+          if (IsTerminal(old.state())) continue;
+          if (MessageDifferencer::Equals(old, r.status())) continue;
+          v1::Task next = *task;
+          *next.mutable_status() = r.status();
+          if (!r.status().address().empty()) next.set_address(r.status().address());
+          m.push_back(PutMutation(next, task->version()));
+          const auto& ns = r.status();
+          if (ns.state() != old.state()) {
+            std::string msg = TaskStateName(ns.state());
+            if (ns.has_exit_code()) absl::StrAppend(&msg, " (exit ", ns.exit_code(), ")");
+            if (!ns.error().empty()) absl::StrAppend(&msg, ": ", ns.error());
+            m.push_back(
+                events_.Make("task", task->id(), task->service_name(), TaskStateName(ns.state()),
+                             absl::StrCat("slot ", task->slot(), " ", msg), task->service_id()));
+          }
+          if (ns.health().state() != old.health().state() &&
+              (ns.health().state() == v1::HEALTH_STATE_HEALTHY ||
+               ns.health().state() == v1::HEALTH_STATE_UNHEALTHY)) {
+            m.push_back(events_.Make(
+                "task", task->id(), task->service_name(), HealthStateName(ns.health().state()),
+                absl::StrCat("slot ", task->slot(), " ", HealthStateName(ns.health().state()), ": ",
+                             ns.health().last_probe().output()),
+                task->service_id()));
+          }
+        }
+        return m;
+      },
+      {absl::StatusCode::kNotFound});
+  return ToGrpc(v.status());
 }
 
 grpc::Status ApiService::WatchRoutes(grpc::ServerContext* ctx, const v1::WatchRoutesRequest*,

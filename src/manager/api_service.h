@@ -2,6 +2,7 @@
 #define WARREN_MANAGER_API_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct ApiOptions {
   absl::Duration node_timeout = absl::Seconds(15);
   // How many revisions of a service are kept.
   int history_limit = 10;
+  // How long a rollout action (pause, promote, rollback...) waits for the controller to apply
+  // it before returning it as pending.
+  absl::Duration intent_wait = absl::Seconds(10);
 };
 
 // The manager's gRPC API. Every write is validated first and committed atomically with its
@@ -89,6 +93,10 @@ class ApiService final : public v1::Warren::Service {
   grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
                             v1::ServiceEndpoints*) override;
 
+  // Tests on a fake clock: instead of waiting for the controller's thread, a rollout action
+  // runs this (one controller pass) until its intent is applied.
+  void SetIntentPass(std::function<void()> pass) { intent_pass_ = std::move(pass); }
+
   // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
   void SetTraffic(RoutingTableCache* routes, TrafficStats* stats) {
     routes_ = routes;
@@ -100,28 +108,32 @@ class ApiService final : public v1::Warren::Service {
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
 
-  struct StartedRollout {
-    std::string deployment_id;
-    int64_t from_revision = 0;
-    // The unfinished rollout this one replaced.
-    std::optional<v1::Deployment> superseded;
-  };
-  // Appends to `m` the new deployment for current -> next (and the end of any rollout in
-  // progress, superseded or rolled back by hand).
-  absl::StatusOr<StartedRollout> StartRollout(const v1::Service& current, const v1::Service& next,
-                                              const std::string& cause, bool rollback,
-                                              absl::Time now, std::vector<Mutation>* m);
-  void RecordSuperseded(const StartedRollout& started);
+  // Appends to `m` the new deployment for current -> next and returns it. A rollout still in
+  // progress is ended by the controller (superseded) in its next pass.
+  v1::Deployment StartRollout(const v1::Service& current, const v1::Service& next,
+                              const std::string& cause, absl::Time now, std::vector<Mutation>* m);
   // Deletes the oldest revisions beyond the history limit, never the current ones.
   void PruneRevisions(const v1::Service& next, int64_t keep_also, std::vector<Mutation>* m);
   std::vector<v1::Revision> ServiceRevisions(const std::string& service_id) const;
+  // Newest first.
   std::vector<v1::Deployment> ServiceDeployments(const std::string& service_id) const;
   std::optional<v1::Deployment> ActiveDeployment(const std::string& service_id) const;
-  grpc::Status SetPaused(const std::string& name_or_id, bool pause, v1::Deployment* resp);
-  // Blue/green and canary: traffic back to the stable revision in one commit.
-  grpc::Status AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
-                                const std::string& why, v1::Deployment* resp);
-  static std::string RolloutStrategy(const v1::ServiceSpec& spec);
+  std::optional<v1::Deployment> LatestDeployment(const std::string& service_id) const;
+
+  // A user action is recorded as an intent on the service's active deployment (or, with
+  // `finished_too`, its latest one) and applied by the controller.
+  struct RecordedIntent {
+    v1::Service service;
+    std::string deployment_id;
+    uint64_t sequence = 0;
+  };
+  absl::StatusOr<RecordedIntent> RecordIntent(const std::string& name_or_id,
+                                              v1::DeploymentIntent intent, bool finished_too);
+  // The deployment once the controller applied the intent (its error as the status), or as it
+  // is when that takes longer than options_.intent_wait.
+  absl::StatusOr<v1::Deployment> AwaitIntent(const RecordedIntent& recorded);
+  grpc::Status DeploymentAction(const std::string& name_or_id, v1::DeploymentAction action,
+                                bool full, v1::Deployment* resp);
 
   Store& store_;
   const Clock& clock_;
@@ -132,6 +144,7 @@ class ApiService final : public v1::Warren::Service {
   RoutingTableCache* routes_ = nullptr;
   TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
+  std::function<void()> intent_pass_;
 };
 
 // absl::Status -> grpc::Status, code for code.

@@ -12,7 +12,8 @@
 #include "manager/deployment_log.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
-#include "manager/rollout.h"
+#include "manager/rollout/legacy.h"
+#include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
@@ -71,6 +72,48 @@ ControllerStats Controller::stats() const {
   return ControllerStats{passes_.load(), commits_.load(), conflicts_.load()};
 }
 
+bool Controller::UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
+                                      const std::vector<v1::Revision>& revisions) {
+  std::vector<Mutation> m;
+  for (v1::Deployment d : deployments) {
+    const uint64_t version = d.version();
+    if (UpgradeLegacyFields(&d)) m.push_back(PutMutation(d, version));
+  }
+  for (v1::Revision r : revisions) {
+    const uint64_t version = r.version();
+    if (UpgradeLegacyFields(&r)) m.push_back(PutMutation(r, version));
+  }
+  if (m.empty()) return false;
+  spdlog::info("upgrading {} deployments and revisions written by an older version", m.size());
+  return CommitOrCount(m);
+}
+
+bool Controller::CommitStep(const RolloutStep& step, const v1::Deployment& stored,
+                            const v1::Service& service) {
+  if (!step.changed) return true;
+  std::vector<Mutation> m = {PutMutation(step.deployment, stored.version())};
+  if (step.service) m.push_back(PutMutation(*step.service, service.version()));
+  if (step.started) m.push_back(PutMutation(*step.started, Mutation::kMustNotExist));
+  for (const auto& r : step.revisions) m.push_back(PutMutation(r, r.version()));
+  for (const auto& e : step.events) {
+    m.push_back(
+        events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
+  }
+  if (!CommitOrCount(m)) return false;  // decided again on the next pass
+  LogDeploymentTransition(stored, step.deployment);
+  if (metrics_ == nullptr) return true;
+  const v1::Deployment& d = step.deployment;
+  if (step.finished != v1::DEPLOYMENT_PHASE_UNSPECIFIED) {
+    metrics_->DeploymentFinished(d.strategy(), step.finished,
+                                 FromProtoTime(d.finished_at()) - FromProtoTime(d.created_at()));
+  }
+  if (step.rollback_started != v1::ROLLBACK_REASON_UNSPECIFIED) {
+    metrics_->Rollback(step.rollback_started);
+  }
+  if (step.promoted_step) metrics_->CanaryStep();
+  return true;
+}
+
 bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
   if (mutations.empty()) return true;
   auto s = store_.Commit(mutations);
@@ -80,7 +123,7 @@ bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
   }
   // A concurrent write (a worker's status report, an API call) won the race; the next pass
   // sees it and decides again.
-  if (s.status().code() == absl::StatusCode::kFailedPrecondition ||
+  if (s.status().code() == absl::StatusCode::kAborted ||
       s.status().code() == absl::StatusCode::kNotFound) {
     conflicts_++;
   } else {
@@ -163,25 +206,47 @@ absl::Time Controller::RunPass() {
     CommitOrCount(m);
   }
 
-  // 3. Advance each service's active rollout, then reconcile its tasks.
-  std::map<std::string, v1::Deployment> active_by_service;
-  for (auto& d : ListObjects<v1::Deployment>(store_)) {
-    if (!IsActive(d)) continue;
-    auto it = active_by_service.find(d.service_id());
-    if (it == active_by_service.end() ||
-        FromProtoTime(it->second.created_at()) < FromProtoTime(d.created_at())) {
-      active_by_service[d.service_id()] = std::move(d);
-    }
+  // 3. Advance each service's deployment (its user intents first), then reconcile its tasks.
+  std::vector<v1::Deployment> deployments = ListObjects<v1::Deployment>(store_);
+  std::vector<v1::Revision> all_revisions = ListObjects<v1::Revision>(store_);
+  if (UpgradeLegacyObjects(deployments, all_revisions)) {
+    deployments = ListObjects<v1::Deployment>(store_);
+    all_revisions = ListObjects<v1::Revision>(store_);
   }
-  std::map<std::string, std::map<int64_t, v1::Revision>> revisions_by_service;
-  for (auto& r : ListObjects<v1::Revision>(store_)) {
-    revisions_by_service[r.service_id()][r.number()] = std::move(r);
-  }
+  std::map<std::string, std::vector<const v1::Deployment*>> deployments_by_service;
+  for (const auto& d : deployments) deployments_by_service[d.service_id()].push_back(&d);
+  std::map<std::string, RevisionMap> revisions_by_service;
+  for (auto& r : all_revisions) revisions_by_service[r.service_id()][r.number()] = std::move(r);
   for (v1::Service service : services) {
-    const auto& revisions = revisions_by_service[service.id()];
+    const RevisionMap& revisions = revisions_by_service[service.id()];
+    const auto& mine = deployments_by_service[service.id()];
     std::optional<v1::Deployment> rollout;
-    if (auto it = active_by_service.find(service.id()); it != active_by_service.end()) {
-      const v1::Deployment& stored = it->second;
+    const v1::Deployment* latest = nullptr;
+    const v1::Deployment* newest_active = nullptr;
+    for (const v1::Deployment* d : mine) {
+      auto newer = [&](const v1::Deployment* than) {
+        return than == nullptr ||
+               FromProtoTime(than->created_at()) < FromProtoTime(d->created_at());
+      };
+      if (newer(latest)) latest = d;
+      if (IsActive(*d) && newer(newest_active)) newest_active = d;
+    }
+    PassInput in{service, by_service[service.id()], nodes, revisions, now, AnalysisSources{}};
+    // A newer deployment replaced these before they finished.
+    for (const v1::Deployment* d : mine) {
+      if (d == newest_active || !IsActive(*d) || newest_active == nullptr) continue;
+      CommitStep(RolloutController::Supersede(in, *d, *newest_active), *d, service);
+    }
+    // The active deployment, or the latest one when a person asked something of it (a
+    // rollback after it finished).
+    const v1::Deployment* subject = newest_active;
+    if (subject == nullptr && latest != nullptr) {
+      for (const auto& i : latest->intents()) {
+        if (!i.applied()) subject = latest;
+      }
+    }
+    if (subject != nullptr) {
+      const v1::Deployment& stored = *subject;
       analysis::TrafficSnapshot snapshot;
       TrafficWindow window;
       if (traffic_) {
@@ -210,37 +275,30 @@ absl::Time Controller::RunPass() {
           return o.value;
         };
       }
-      RolloutStep step = RolloutController::Advance(
-          service, stored, by_service[service.id()], nodes, revisions, now,
-          traffic_ ? &window : nullptr, queries_ ? &query : nullptr);
+      in.analysis = AnalysisSources{traffic_ ? &window : nullptr, queries_ ? &query : nullptr};
+      RolloutStep step = RolloutController::Advance(in, stored);
       // What the step decided waits for Prometheus' answer: nothing of it is committed (the
-      // next pass decides again), only the query check shows as waiting.
+      // next pass decides again, pending intents included), only the query check shows as
+      // waiting.
       if (query_pending) step = WaitForQuery(stored, now);
       if (traffic_ &&
           analysis::SyncDeploymentWindow(&step.deployment, snapshot, now, step.changed)) {
         step.changed = true;
       }
       next = std::min(next, step.next_wakeup);
-      if (step.changed) {
-        std::vector<Mutation> m = {PutMutation(step.deployment, it->second.version())};
-        if (step.service) m.push_back(PutMutation(*step.service, service.version()));
-        for (const auto& r : step.revisions) m.push_back(PutMutation(r, r.version()));
-        for (const auto& e : step.events) {
-          m.push_back(
-              events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
-        }
-        if (!CommitOrCount(m)) continue;  // decided again on the next pass
-        LogDeploymentTransition(it->second, step.deployment);
-        if (metrics_ && !step.finished_status.empty()) {
-          metrics_->DeploymentFinished(step.deployment.strategy(), step.finished_status,
-                                       FromProtoTime(step.deployment.finished_at()) -
-                                           FromProtoTime(step.deployment.created_at()));
-        }
-        if (metrics_ && !step.rollback_reason.empty()) metrics_->Rollback(step.rollback_reason);
-        if (metrics_ && step.promoted_step) metrics_->CanaryStep();
-        if (step.service) service = *step.service;
+      if (step.changed && !CommitStep(step, *subject, service)) continue;
+      if (step.service) service = *step.service;
+      if (step.started) {
+        rollout = *step.started;
+      } else if (IsActive(step.deployment) || IsWarm(step.deployment, now)) {
+        rollout = step.deployment;
       }
-      if (IsActive(step.deployment)) rollout = step.deployment;
+      if (IsWarm(step.deployment, now)) {
+        next = std::min(next, FromProtoTime(step.deployment.warm_until()));
+      }
+    } else if (latest != nullptr && IsWarm(*latest, now)) {
+      rollout = *latest;
+      next = std::min(next, FromProtoTime(latest->warm_until()));
     }
     std::map<int64_t, v1::TaskTemplate> templates;
     for (const auto& [number, r] : revisions) templates[number] = r.template_();

@@ -12,6 +12,7 @@
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/rollout/rollout.h"
 #include "manager/traffic.h"
 #include "store/store.h"
 
@@ -53,6 +54,14 @@ class Controller {
  private:
   void Loop();
   bool CommitOrCount(const std::vector<Mutation>& mutations);
+  // Commits one step of the deployment engine (with a version check on `stored` and on the
+  // service when the step changes it) and counts it in the metrics.
+  bool CommitStep(const RolloutStep& step, const v1::Deployment& stored,
+                  const v1::Service& service);
+  // Moves the string fields of objects written by an older version into their enums; true
+  // when it committed something.
+  bool UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
+                            const std::vector<v1::Revision>& revisions);
 
   Store& store_;
   const Clock& clock_;

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/enum_names.h"
 #include "common/logging.h"
 
 namespace warren {
@@ -27,7 +28,9 @@ void LogDeploymentTransition(const v1::Deployment& before, const v1::Deployment&
   const std::string revisions = absl::StrCat(after.from_revision(), "->", after.to_revision());
   const std::string what = absl::StrCat(
       after.rollback() ? "rollback " : "deployment ", after.id(), " of service ",
-      after.service_name(), " (", after.strategy().empty() ? "rolling" : after.strategy(),
+      after.service_name(), " (",
+      after.strategy() == v1::DEPLOYMENT_STRATEGY_UNSPECIFIED ? "rolling"
+                                                              : DisplayName(after.strategy()),
       ", revision ", after.from_revision(), " -> ", after.to_revision(), ")");
   const std::vector<LogField> fields = {{"service", after.service_name()},
                                         {"deployment", after.id()},
@@ -40,7 +43,7 @@ void LogDeploymentTransition(const v1::Deployment& before, const v1::Deployment&
                      after.phase() == v1::DEPLOYMENT_PHASE_FAILED;
     LogWithFields(bad ? spdlog::level::warn : spdlog::level::info, msg, fields);
   }
-  if (after.strategy() == "canary" &&
+  if (after.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY &&
       (before.step() != after.step() || before.weight() != after.weight())) {
     LogWithFields(
         spdlog::level::info,

@@ -5,22 +5,30 @@
 
 #include "absl/time/time.h"
 #include "http/metrics.h"
+#include "warren/v1/objects.pb.h"
 
 namespace warren {
+
+class Store;
+class TrafficStats;
 
 // The deployment metrics of the original plan, on the manager's registry.
 class ManagerMetrics {
  public:
   explicit ManagerMetrics(Registry& registry);
 
-  // status: succeeded | rolled_back | failed | superseded.
-  void DeploymentFinished(const std::string& strategy, const std::string& status,
+  // A deployment ended in `phase` (succeeded, rolled back, failed, superseded).
+  void DeploymentFinished(v1::DeploymentStrategy strategy, v1::DeploymentPhase phase,
                           absl::Duration duration);
-  // reason: health_check | error_rate | manual | deadline.
-  void Rollback(const std::string& reason);
+  void Rollback(v1::RollbackReason reason);
   void CanaryStep();
 
+  // The canary gauges, computed at scrape time from the store (the weights of active canaries)
+  // and the proxies' counters; both must outlive the registry's use of them.
+  void AddCanaryGauges(const Store& store, const TrafficStats& traffic);
+
  private:
+  Registry& registry_;
   Family<Counter>& deployments_;
   Family<Histogram>& duration_;
   Family<Counter>& rollbacks_;

@@ -9,7 +9,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
-#include "manager/rollout.h"
+#include "manager/rollout/rollout.h"
 
 namespace warren {
 namespace {
@@ -142,11 +142,12 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
 // Blue/green and canary: each revision of the plan gets its own slots 1..count; tasks of
 // other revisions and of slots beyond the counts are shut down (they drain first).
 void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& tasks,
-                   const std::vector<std::pair<int64_t, int>>& plan,
+                   const std::vector<PlannedTasks>& plan,
                    const std::function<const v1::TaskTemplate&(int64_t)>& template_for,
                    absl::Time now, int task_history, ReconcileActions* out) {
   const std::string& name = service.spec().name();
-  std::map<int64_t, int> counts(plan.begin(), plan.end());
+  std::map<int64_t, int> counts;
+  for (const PlannedTasks& p : plan) counts[p.revision] = p.count;
   std::map<std::pair<int64_t, int>, std::vector<const v1::Task*>> slots;
   for (const auto& t : tasks) slots[{t.revision(), t.slot()}].push_back(&t);
   for (auto& [key, ts] : slots) {
@@ -169,7 +170,7 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
       }
     }
   }
-  for (const auto& [revision, count] : plan) {
+  for (const auto& [revision, count, refill] : plan) {
     for (int number = 1; number <= count; ++number) {
       const auto& ts = slots[{revision, number}];
       PruneHistory(ts, task_history, out);
@@ -178,7 +179,8 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
         if (IsLive(*t)) live.push_back(t);
       }
       for (size_t i = 0; i + 1 < live.size(); ++i) ShutDown(*live[i], "duplicate task", out);
-      if (!live.empty()) continue;
+      // A warm revision keeps the tasks it has; an ended one is not replaced.
+      if (!live.empty() || !refill) continue;
       const Slot slot{service, revision, template_for(revision), number, "", now, out};
       if (ts.empty()) {
         out->create.push_back(slot.New(0, now));
@@ -293,7 +295,7 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
   };
 
   if (rollout && IsProgressive(*rollout) && !global) {
-    ReconcilePlan(service, tasks, TaskPlan(service, *rollout), template_for, now, task_history,
+    ReconcilePlan(service, tasks, TaskPlan(service, *rollout, now), template_for, now, task_history,
                   &out);
     return out;
   }
@@ -356,6 +358,14 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
         desired = target;
       } else if (!live.empty()) {
         desired = live.back()->revision();
+        // Rolling back: a slot not moved back yet keeps what it ran before the revision being
+        // left, so a task of that revision that never got ready (say, one no node can take)
+        // is stopped instead of holding the surge the rollback needs.
+        if (desired == rollout->to_revision() && target != rollout->to_revision()) {
+          for (const v1::Task* t : live) {
+            if (t->revision() != rollout->to_revision()) desired = t->revision();
+          }
+        }
       } else if (!ts.empty()) {
         desired = ts.back()->revision();
       } else {

@@ -53,8 +53,10 @@ struct ReconcileActions {
 // not need them: each replacement carries the slot's failure streak (Task.failure_streak).
 class Reconciler {
  public:
-  // `rollout`: the service's active deployment, or null. `templates`: kept revisions'
-  // templates by number, for tasks of a revision other than the service's current one.
+  // `rollout`: the deployment the service's tasks follow (its active one, or a finished
+  // blue/green or canary one while the previous revision is kept warm), or null. `templates`:
+  // kept revisions' templates by number, for tasks of a revision other than the service's current
+  // one.
   static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
                                     const std::vector<v1::Node>& nodes, absl::Time now,
                                     const v1::Deployment* rollout = nullptr,

@@ -55,7 +55,46 @@ uint32_t ParseIpv4(const std::string& s) {
   return ntohl(a.s_addr);
 }
 
+// Why `node` can never run tasks of `tmpl` (its kind of runtime, its constraints), or "".
+std::string IneligibleReason(const v1::Node& node, const v1::TaskTemplate& tmpl) {
+  // Images run on container nodes, commands on process nodes (fake runs anything).
+  const std::string& runtime = node.runtime();
+  const bool containers = runtime == "cri";
+  if (runtime != "fake" && containers == tmpl.image().empty()) {
+    return tmpl.image().empty()
+               ? "no ready node runs commands (only cri nodes, which need an image)"
+               : "no ready node runs container images (start a worker with --runtime cri)";
+  }
+  for (const auto& c : tmpl.constraints()) {
+    auto m = MatchConstraint(c, node);
+    if (!m.ok() || !*m) return absl::StrCat("no ready node satisfies constraint ", c);
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string NeverPlaceableReason(const v1::Task& task, const std::vector<v1::Node>& nodes) {
+  std::string reason;
+  bool any_ready = false;
+  const double cpus = task.spec().resources().cpus();
+  const int64_t memory = task.spec().resources().memory_bytes();
+  for (const auto& n : nodes) {
+    if (n.state() != v1::NODE_STATE_READY) continue;
+    any_ready = true;
+    std::string why = IneligibleReason(n, task.spec());
+    if (why.empty()) {
+      const bool fits = (n.capacity().cpus() <= 0 || n.capacity().cpus() + 1e-9 >= cpus) &&
+                        (n.capacity().memory_bytes() <= 0 || n.capacity().memory_bytes() >= memory);
+      if (fits) return "";
+      why = absl::StrCat("no ready node has ", cpus, " CPUs and ", memory,
+                         " bytes of memory in all (even with nothing else on it)");
+    }
+    if (reason.empty()) reason = std::move(why);
+  }
+  // No ready node at all: one may come back (a restarting worker); the task waits for it.
+  return any_ready ? reason : "";
+}
 
 bool ParseLoopbackRange(const std::string& cidr, uint32_t* base, uint32_t* size) {
   std::vector<std::string> parts = absl::StrSplit(cidr, '/');
@@ -129,28 +168,12 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
       std::vector<size_t> ok;
       std::string reason = slots.empty() ? "no ready node" : "";
       for (size_t i = 0; i < slots.size(); ++i) {
-        // Images run on container nodes, commands on process nodes (fake runs anything).
-        const std::string& runtime = slots[i].node->runtime();
-        const bool containers = runtime == "cri";
-        if (runtime != "fake" && containers == task.spec().image().empty()) {
-          if (reason.empty()) {
-            reason = task.spec().image().empty()
-                         ? "no ready node runs commands (only cri nodes, which need an image)"
-                         : "no ready node runs container images (start a worker with --runtime "
-                           "cri)";
-          }
-          continue;
+        std::string why = IneligibleReason(*slots[i].node, task.spec());
+        if (why.empty()) {
+          ok.push_back(i);
+        } else if (reason.empty()) {
+          reason = std::move(why);
         }
-        bool match = true;
-        for (const auto& c : task.spec().constraints()) {
-          auto m = MatchConstraint(c, *slots[i].node);
-          if (!m.ok() || !*m) {
-            match = false;
-            if (reason.empty()) reason = absl::StrCat("no ready node satisfies constraint ", c);
-            break;
-          }
-        }
-        if (match) ok.push_back(i);
       }
       cached = eligible_cache.emplace(key, std::move(ok)).first;
       ineligible_reason[key] = reason;

@@ -30,6 +30,12 @@ class Scheduler {
                          const std::vector<v1::Task>& pending);
 };
 
+// Why no ready node could ever run `task`, even with nothing else on it: none runs its kind of
+// task (image or command), none satisfies its constraints, or none has the CPUs and memory it
+// reserves. Empty when one could (it may be waiting for resources to free up) or when no node
+// is ready at all (it waits for a node).
+std::string NeverPlaceableReason(const v1::Task& task, const std::vector<v1::Node>& nodes);
+
 // Parses "127.1.0.0/16" into a base address (host order) and host count.
 bool ParseLoopbackRange(const std::string& cidr, uint32_t* base, uint32_t* size);
 std::string FormatIpv4(uint32_t addr);

@@ -18,7 +18,6 @@
 #include "manager/backup_service.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
-#include "manager/rollout.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 #include "worker/agent.h"
@@ -80,37 +79,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->controller_->SetTraffic(m->traffic_.get());
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
-  TrafficStats* traffic = m->traffic_.get();
-  Store* st2 = m->store_.get();
-  // Canary gauges: the weight the proxies apply and the error rate they measure (last minute).
-  m->registry_->AddCallbackGauge("warren_canary_traffic_weight",
-                                 "Traffic weight (percent) per revision of canaries.",
-                                 {"service", "revision"}, [st2] {
-                                   Registry::Samples out;
-                                   for (const auto& d : ListObjects<v1::Deployment>(*st2)) {
-                                     if (d.strategy() != "canary" || !IsActive(d)) continue;
-                                     for (const auto& [rev, route] : PlannedWeights(d)) {
-                                       out.push_back({{d.service_name(), std::to_string(rev)},
-                                                      static_cast<double>(route.weight)});
-                                     }
-                                   }
-                                   return out;
-                                 });
-  m->registry_->AddCallbackGauge(
-      "warren_canary_error_rate", "Error rate (percent, last minute) per revision of canaries.",
-      {"service", "revision"}, [st2, traffic] {
-        Registry::Samples out;
-        for (const auto& d : ListObjects<v1::Deployment>(*st2)) {
-          if (d.strategy() != "canary" || !IsActive(d)) continue;
-          auto recent = traffic->Recent(d.service_id(), absl::Minutes(1));
-          for (int64_t rev : {d.from_revision(), d.to_revision()}) {
-            auto it = recent.find(rev);
-            out.push_back({{d.service_name(), std::to_string(rev)},
-                           it == recent.end() ? 0.0 : ErrorRate(it->second)});
-          }
-        }
-        return out;
-      });
+  m->metrics_->AddCanaryGauges(*m->store_, *m->traffic_);
   if (!options.dns.addr.empty()) {
     auto d = dns::ClusterDns::Start(options.dns);
     if (!d.ok()) return d.status();

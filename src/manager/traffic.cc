@@ -7,7 +7,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
-#include "manager/rollout.h"
+#include "manager/rollout/rollout.h"
 #include "store/typed_store.h"
 
 namespace warren {
@@ -18,7 +18,7 @@ constexpr absl::Duration kHistory = absl::Minutes(10);
 // Blue after a blue/green switch: no new requests, but a repeatable request green answered
 // with a 5xx is answered from it (0: none).
 int64_t FallbackRevision(const v1::Deployment& d) {
-  if (d.strategy() != "blue-green" || !d.switched()) return 0;
+  if (d.strategy() != v1::DEPLOYMENT_STRATEGY_BLUE_GREEN || !d.switched()) return 0;
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) return 0;
   return d.from_revision();
 }
@@ -58,11 +58,16 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
   };
   std::map<std::string, MinReady> min_ready;
   std::map<std::string, const v1::Deployment*> progressive;
+  std::map<std::string, std::vector<const v1::Deployment*>> deployments_by_service;
   for (const auto& d : deployments) {
+    deployments_by_service[d.service_id()].push_back(&d);
     if (!IsActive(d)) continue;
     min_ready[d.service_id()] = {ResolveRolloutParams(d.config(), 1).min_ready,
                                  FromProtoTime(d.created_at())};
-    if (IsProgressive(d)) progressive[d.service_id()] = &d;
+  }
+  for (const auto& [service_id, of_service] : deployments_by_service) {
+    const v1::Deployment* d = GoverningDeployment(of_service);
+    if (d != nullptr && IsProgressive(*d)) progressive[service_id] = d;
   }
   std::map<std::string, std::map<int64_t, std::vector<const v1::Task*>>> by_service;
   for (const auto& t : tasks) {
@@ -87,9 +92,9 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
     route->set_name(s->spec().name());
     *route->mutable_ports() = s->spec().template_().ports();
     if (auto p = progressive.find(s->id());
-        p != progressive.end() && p->second->strategy() == "blue-green" &&
+        p != progressive.end() && p->second->strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN &&
         p->second->config().preview_published_port() > 0 && !p->second->switched() &&
-        p->second->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+        IsActive(*p->second) && p->second->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
       v1::Port* preview = route->add_ports();
       preview->set_name(kPreviewPortName);
       preview->set_target(TaskPort(s->spec().template_()));

@@ -45,8 +45,9 @@ struct Mutation {
   std::string name;
   // The new serialized object; std::nullopt deletes it.
   std::optional<std::string> data;
-  // 0: no check. Otherwise the commit fails with FAILED_PRECONDITION unless the stored
-  // object has this version (or does not exist, for kMustNotExist).
+  // 0: no check. Otherwise the commit fails with ABORTED (a lost race: read again and retry,
+  // see CommitWithRetry) unless the stored object has this version (or does not exist, for
+  // kMustNotExist).
   uint64_t expected_version = 0;
 };
 
@@ -94,7 +95,7 @@ class Store {
   virtual ~Store() = default;
 
   // Applies all mutations atomically, each object getting the new store version, which is
-  // returned. Errors: FAILED_PRECONDITION (version check), ALREADY_EXISTS (duplicate name
+  // returned. Errors: ABORTED (version check), ALREADY_EXISTS (duplicate name
   // within a kind), NOT_FOUND (delete or check of a missing object), DATA_LOSS (a write to a
   // corrupt object, or of a name a corrupt object holds), RESOURCE_EXHAUSTED (the disk is full
   // and the commit would add objects), INTERNAL (disk).

@@ -67,18 +67,17 @@ absl::Status ValidateMutations(const std::vector<Mutation>& mutations, uint64_t 
     }
     if (m.expected_version == Mutation::kMustNotExist) {
       if (cur != nullptr) {
-        return absl::FailedPreconditionError(
+        return absl::AbortedError(
             absl::StrFormat("%s \"%s\" already exists (at version %d)", kind, m.id, cur->version));
       }
     } else if (m.expected_version != 0) {
       if (cur == nullptr) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "%s \"%s\" does not exist (expected version %d)", kind, m.id, m.expected_version));
+        return absl::AbortedError(absl::StrFormat("%s \"%s\" does not exist (expected version %d)",
+                                                  kind, m.id, m.expected_version));
       }
       if (cur->version != m.expected_version) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s \"%s\" is at version %d, expected version %d", kind, m.id,
-                            cur->version, m.expected_version));
+        return absl::AbortedError(absl::StrFormat("%s \"%s\" is at version %d, expected version %d",
+                                                  kind, m.id, cur->version, m.expected_version));
       }
     }
     std::string old_name = cur != nullptr ? cur->name : std::string();

@@ -111,7 +111,9 @@ TEST_F(ProgressiveE2eTest, BlueGreenPostSwitchErrorsAreAnsweredFromBlue) {
   auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "ERROR_RATE=0.5",
                 "--strategy", "blue-green", "--canary-window", "30s", "--min-requests", "50",
                 "--scale-down-delay", "1m"});
-  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  // The update returns once all traffic is on green; the post-switch analysis goes on after.
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("all traffic on revision 2"), std::string::npos) << r.out;
   ASSERT_TRUE(WaitFor([&] {
     return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_ROLLED_BACK";
   })) << Rollout().dump();
@@ -205,7 +207,8 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   // Every answer is labelled with the millisecond it was sent in.
   Load load(publish_port_, ms);
   auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
-                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20"});
+                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20",
+                "--scale-down-delay", "2s"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   load.Stop();
   stop_poll = true;
@@ -259,6 +262,47 @@ TEST_F(ProgressiveE2eTest, BadCanaryIsRolledBackAutomatically) {
   // each of those GETs once more, to the stable revision.
   EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
+}
+
+// Behaviour 1 under load: after a canary and a blue/green finished, while the previous
+// revision is still warm, `service rollback` moves all traffic back at once (no step, no
+// window, no new task) and no request fails.
+TEST_F(ProgressiveE2eTest, RollbackAfterAFinishedRolloutSwitchesBackUnderLoad) {
+  StartHybrid();
+  CreateWeb(4);
+  for (const std::string strategy : {"canary", "blue-green"}) {
+    std::vector<std::string> update = {
+        "service",    "update",          "web",    "--env",
+        "VERSION=v2", "--strategy",      strategy, "--scale-down-delay",
+        "5m",         "--canary-window", "1s",     "--min-requests",
+        "1",          "--thin-traffic",  "pass"};
+    if (strategy == "canary") {
+      update.insert(update.end(), {"--canary-steps", "50,100"});
+    }
+    auto r = Cli(update);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("stays warm for"), std::string::npos) << r.out;
+    ASSERT_TRUE(WaitFor([&] {
+      return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_SUCCEEDED";
+    })) << strategy;
+    const std::string finished = Rollout().value("id", "");
+    Load load(publish_port_);
+    ASSERT_TRUE(WaitFor([&] { return load.v2() > 50; }));
+    r = Cli({"service", "rollback", "web"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(Rollout().value("id", ""), finished) << "switched back on the finished deployment";
+    EXPECT_EQ(Rollout().value("phase", ""), "DEPLOYMENT_PHASE_ROLLED_BACK") << r.out;
+    // All traffic is on v1 again: a run of answers from v1 only.
+    const int v2_after = load.v2();
+    const int v1_after = load.v1();
+    ASSERT_TRUE(WaitFor([&] { return load.v1() > v1_after + 200; }));
+    load.Stop();
+    EXPECT_LE(load.v2() - v2_after, 5) << "requests in flight at the switch at most";
+    EXPECT_EQ(load.failed(), 0) << strategy << " of " << load.sent()
+                                << "; last: " << load.last_error();
+    ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; })) << strategy;
+    // The next round starts from revision 1 again.
+  }
 }
 
 }  // namespace

@@ -104,7 +104,7 @@ TEST_P(AnalysisRestartTest, JudgesTheRequestsSeenBeforeTheRestart) {
   per_step = 20;
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") != v1::DEPLOYMENT_PHASE_PROGRESSING; }));
   auto d = *sim.Rollout("web");
-  EXPECT_EQ(d.rollback_reason(), "error_rate");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_ERROR_RATE);
   EXPECT_NE(d.reason().find("error_rate 30 exceeds 10: 30 5xx and 0 connect errors in 100"),
             std::string::npos)
       << d.reason();

@@ -11,6 +11,7 @@
 #include "manager/analysis/histogram.h"
 #include "manager/analysis/verdict.h"
 #include "manager/analysis/window.h"
+#include "manager/rollout/params.h"
 
 namespace warren::analysis {
 namespace {
@@ -477,7 +478,7 @@ TEST(WindowTest, SlidingWindowNeverReachesBeforeItsFloor) {
 
 v1::Deployment Dep(const std::string& strategy, v1::DeploymentPhase phase) {
   v1::Deployment d;
-  d.set_strategy(strategy);
+  d.set_strategy(ParseStrategy(strategy));
   d.set_phase(phase);
   d.set_from_revision(1);
   d.set_to_revision(2);

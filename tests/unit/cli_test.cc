@@ -23,6 +23,7 @@
 #include "cli/service_flags.h"
 #include "common/clock.h"
 #include "common/spec.h"
+#include "common/time_util.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -734,7 +735,7 @@ v1::Deployment SampleDeployment() {
   d.set_from_revision(1);
   d.set_to_revision(2);
   d.set_target_revision(2);
-  d.set_strategy("rolling");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_ROLLING);
   d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
   d.set_updated(3);
   d.set_available(2);
@@ -815,7 +816,7 @@ TEST(OutputTest, RolloutStatus) {
             "Change cause:   warren service update web --env VERSION=v2\n");
   d.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
   d.set_reason("health check failed on t3");
-  d.set_rollback_reason("health_check");
+  d.set_rollback_reason(v1::ROLLBACK_REASON_HEALTH_CHECK);
   d.add_failed_task_ids("t3");
   d.mutable_finished_at()->set_seconds(1'700'000'000 - 10);
   std::string table = RenderRolloutStatus(d, OutputFormat::kTable, now);
@@ -831,8 +832,8 @@ TEST(OutputTest, RolloutStatus) {
 
 v1::ListRevisionsResponse SampleRevisions() {
   v1::ListRevisionsResponse resp;
-  auto add = [&](int64_t n, int64_t age, std::string cause, std::string strategy,
-                 std::string outcome) {
+  auto add = [&](int64_t n, int64_t age, std::string cause, v1::DeploymentStrategy strategy,
+                 v1::RevisionOutcome outcome) {
     v1::Revision* r = resp.add_revisions();
     r->set_id(absl::StrCat("r", n));
     r->set_number(n);
@@ -842,9 +843,11 @@ v1::ListRevisionsResponse SampleRevisions() {
     r->set_outcome(outcome);
     r->mutable_template_()->set_command("/bin/web");
   };
-  add(1, 7200, "warren service create web --command /bin/web", "", "created");
-  add(2, 600, "warren service update web --env VERSION=v2", "rolling", "succeeded");
-  add(3, 30, "bad release", "rolling", "rolled-back");
+  add(1, 7200, "warren service create web --command /bin/web", v1::DEPLOYMENT_STRATEGY_UNSPECIFIED,
+      v1::REVISION_OUTCOME_CREATED);
+  add(2, 600, "warren service update web --env VERSION=v2", v1::DEPLOYMENT_STRATEGY_ROLLING,
+      v1::REVISION_OUTCOME_SUCCEEDED);
+  add(3, 30, "bad release", v1::DEPLOYMENT_STRATEGY_ROLLING, v1::REVISION_OUTCOME_ROLLED_BACK);
   return resp;
 }
 
@@ -1004,10 +1007,10 @@ class FakeWarren final : public v1::Warren::Service {
     promotions.push_back(*req);
     if (rollout_script.empty()) return {grpc::StatusCode::NOT_FOUND, "no rollout"};
     v1::Deployment& d = rollout_script.front();
-    if (d.strategy() == "rolling") {
+    if (d.strategy() == v1::DEPLOYMENT_STRATEGY_ROLLING) {
       return {grpc::StatusCode::FAILED_PRECONDITION, "a rolling update has nothing to promote"};
     }
-    if (d.strategy() == "canary") {
+    if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) {
       int last = d.config().canary_steps_size() - 1;
       d.set_step(req->full() ? last : std::min(d.step() + 1, last));
       d.set_weight(d.config().canary_steps(d.step()));
@@ -1217,7 +1220,7 @@ v1::Deployment Rollout(std::string id, v1::DeploymentPhase phase, int updated, i
   d.set_service_name("web");
   d.set_from_revision(1);
   d.set_to_revision(2);
-  d.set_strategy("rolling");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_ROLLING);
   d.set_phase(phase);
   d.set_updated(updated);
   d.set_available(available);
@@ -1429,7 +1432,7 @@ TEST_F(FollowTest, InspectShowsUpdateConfig) {
 // A canary of web from revision 1 to 2 at `step` (0-based) of 10,25,50,100.
 v1::Deployment CanaryRollout(std::string id, v1::DeploymentPhase phase, int step) {
   v1::Deployment d = Rollout(std::move(id), phase, 1, 1, 1);
-  d.set_strategy("canary");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_CANARY);
   for (int w : {10, 25, 50, 100}) d.mutable_config()->add_canary_steps(w);
   d.mutable_config()->mutable_canary_window()->set_seconds(300);
   d.set_step(step);
@@ -1440,7 +1443,7 @@ v1::Deployment CanaryRollout(std::string id, v1::DeploymentPhase phase, int step
 v1::Deployment BlueGreenRollout(std::string id, v1::DeploymentPhase phase, bool auto_promote,
                                 int available, bool switched) {
   v1::Deployment d = Rollout(std::move(id), phase, 3, available, 1);
-  d.set_strategy("blue-green");
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_BLUE_GREEN);
   d.mutable_config()->set_auto_promote(auto_promote);
   d.mutable_config()->mutable_scale_down_delay()->set_seconds(300);
   d.mutable_config()->mutable_canary_window()->set_seconds(300);
@@ -1472,7 +1475,9 @@ TEST(OutputTest, CanaryAndBlueGreenProgress) {
   EXPECT_THAT(o.message, HasSubstr("green (revision 2) is ready"));
   EXPECT_THAT(o.message, HasSubstr("`warren service promote web`"));
   manual.set_switched(true);
-  EXPECT_FALSE(OutcomeOf(manual).done);
+  // Switched: the follower's question is answered (behaviour 10).
+  EXPECT_TRUE(OutcomeOf(manual).done);
+  EXPECT_THAT(OutcomeOf(manual).message, ::testing::StartsWith("all traffic on revision 2"));
 
   // The window: step start + canary window - now, never negative.
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
@@ -1544,6 +1549,42 @@ TEST_F(FollowTest, PromoteAndAbort) {
   EXPECT_EQ(Run({"service", "abort"}), 2);
   EXPECT_EQ(Run({"service", "canary", "promote", "web", "--all"}), 2);
   EXPECT_EQ(Run({"service", "canary"}), 2);
+}
+
+// Behaviour 14: a request count still being collected is "waiting", not FAIL; a promotion
+// prints the step and weight it moved to.
+TEST(OutputTest, WaitingRequestsAndPromotionWeight) {
+  v1::Deployment d;
+  d.set_strategy(v1::DEPLOYMENT_STRATEGY_CANARY);
+  d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  v1::AnalysisResult requests;
+  requests.set_check("requests");
+  requests.set_value(12);
+  requests.set_threshold(50);
+  EXPECT_EQ(CheckResult(d, requests), "waiting");
+  d.set_phase(v1::DEPLOYMENT_PHASE_ROLLED_BACK);
+  EXPECT_EQ(CheckResult(d, requests), "FAIL");
+  v1::AnalysisResult rate;
+  rate.set_check("error_rate");
+  d.set_phase(v1::DEPLOYMENT_PHASE_PROGRESSING);
+  EXPECT_EQ(CheckResult(d, rate), "FAIL");
+
+  d.set_service_name("web");
+  d.set_to_revision(2);
+  for (int w : {10, 25, 50, 100}) d.mutable_config()->add_canary_steps(w);
+  d.set_step(2);
+  d.set_weight(25);  // the canary tasks of step 3 are still starting
+  EXPECT_EQ(DescribePromotion(d, "web"),
+            "web: canary of revision 2 promoted (step 3/4, weight 50%)\n");
+  v1::DeploymentIntent* i = d.add_intents();
+  i->set_sequence(1);
+  i->set_action(v1::DEPLOYMENT_ACTION_PROMOTE);
+  d.set_intent_sequence(1);
+  EXPECT_THAT(DescribePromotion(d, "web"), HasSubstr("promotion requested"));
+  i->set_applied(true);
+  i->set_result("promoted to step 3/4: 50% of traffic on revision 2 once its tasks are ready");
+  EXPECT_EQ(DescribePromotion(d, "web"),
+            "web: promoted to step 3/4: 50% of traffic on revision 2 once its tasks are ready\n");
 }
 
 TEST_F(FollowTest, CanaryStatus) {
@@ -1698,6 +1739,61 @@ TEST_F(FollowTest, BlueGreenFollowStopsWhenGreenAwaitsPromotion) {
   ASSERT_EQ(Run({"service", "rollout", "status", "web", "-w"}), 0) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1\n"));
   EXPECT_THAT(out_.str(), HasSubstr("available 3/3, batch 1, switched\n"));
+}
+
+// Behaviour 10: following a blue/green or canary update returns once all traffic is on the new
+// revision, saying how long the old one stays warm and how to roll back, not after the delay.
+TEST_F(FollowTest, CanaryFollowReturnsOnceAllTrafficIsOnTheNewRevision) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment full = CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 3);
+  *full.mutable_created_at() = ToProtoTime(clock_.Now() - absl::Seconds(40));
+  *full.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *full.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Seconds(30));
+  // Never succeeds within the script: the last window would still run for minutes.
+  fake_.rollout_script = {v1::Deployment(), CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 2),
+                          full};
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "canary"}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(),
+              HasSubstr("all traffic on revision 2 after 40s; revision 1 stays warm for 29s: roll "
+                        "back at once with `warren service rollback web`\n"));
+}
+
+// `service update` names `rollout status --watch` for the analysis that goes on after all traffic
+// moved: that one follows the rollout to its end.
+TEST_F(FollowTest, WatchFollowsTheAnalysisAfterAllTrafficMoved) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment full = CanaryRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, 3);
+  *full.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *full.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Seconds(30));
+  v1::Deployment done = full;
+  done.set_phase(P::DEPLOYMENT_PHASE_SUCCEEDED);
+  fake_.rollout_script = {full, full, full, done};
+  ASSERT_EQ(Run({"service", "rollout", "status", "web", "--watch"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("all traffic on revision 2")));
+  EXPECT_THAT(out_.str(), HasSubstr("rollout to revision 2 succeeded"));
+  EXPECT_THAT(out_.str(), HasSubstr("revision 1 stays warm for 29s"));
+}
+
+TEST_F(FollowTest, BlueGreenFollowReturnsAtTheSwitch) {
+  using P = v1::DeploymentPhase;
+  v1::Deployment switched = BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, true);
+  *switched.mutable_created_at() = ToProtoTime(clock_.Now() - absl::Seconds(5));
+  *switched.mutable_full_traffic_at() = ToProtoTime(clock_.Now());
+  *switched.mutable_warm_until() = ToProtoTime(clock_.Now() + absl::Minutes(5));
+  fake_.rollout_script = {v1::Deployment(),
+                          BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_PROGRESSING, true, 3, false),
+                          switched};
+  ASSERT_EQ(Run({"service", "update", "web", "--env", "V=2", "--strategy", "blue-green"}), 0)
+      << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("all traffic on revision 2 after 5s; revision 1 stays warm "
+                                    "for 4m59s: roll back at once"));
+  // A rollback that switched back is followed to its end as before.
+  v1::Deployment back = BlueGreenRollout("d2", P::DEPLOYMENT_PHASE_ROLLED_BACK, true, 3, false);
+  back.set_rollback_reason(v1::ROLLBACK_REASON_MANUAL);
+  back.set_reopened(true);
+  EXPECT_TRUE(OutcomeOf(back, clock_.Now()).done);
+  EXPECT_EQ(OutcomeOf(back, clock_.Now()).exit_code, 0);
 }
 
 constexpr char kApplyV1[] = R"(name: web

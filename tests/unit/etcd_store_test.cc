@@ -97,13 +97,13 @@ TEST_F(EtcdStoreTest, StaleMirrorNeverLetsAConflictThrough) {
   // b still believes s1 is at v1 and that "api" is free.
   ASSERT_EQ(b->Get(Kind::kService, "s1")->version, *v1);
   auto stale = b->Commit({Put(Kind::kService, "s1", "web", "b", *v1)});
-  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition) << stale.status();
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted) << stale.status();
   EXPECT_THAT(stale.status().message(),
               HasSubstr(absl::StrCat("is at version ", *v2, ", expected version ", *v1)));
   auto name = b->Commit({Put(Kind::kService, "s3", "api", "b", Mutation::kMustNotExist)});
   EXPECT_EQ(name.status().code(), absl::StatusCode::kAlreadyExists) << name.status();
   auto again = b->Commit({Put(Kind::kService, "s2", "other", "b", Mutation::kMustNotExist)});
-  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAborted) << again.status();
   // A write without a version check applies on top of a's, whatever b's mirror says.
   auto blind = b->Commit({Put(Kind::kService, "s1", "web", "b-wins")});
   ASSERT_TRUE(blind.ok()) << blind.status();

@@ -147,7 +147,7 @@ TEST_F(LoggingTest, DeploymentTransitionsAtInfoBatchesAtDebug) {
   v1::Deployment before;
   before.set_id("d7");
   before.set_service_name("web");
-  before.set_strategy("canary");
+  before.set_strategy(v1::DEPLOYMENT_STRATEGY_CANARY);
   before.set_from_revision(2);
   before.set_to_revision(3);
   before.set_phase(v1::DEPLOYMENT_PHASE_PENDING);

@@ -17,7 +17,7 @@
 #include "manager/api_service.h"
 #include "manager/controller.h"
 #include "manager/manager_metrics.h"
-#include "manager/rollout.h"
+#include "manager/rollout/rollout.h"
 #include "manager/traffic.h"
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
@@ -86,6 +86,8 @@ class Sim {
     controller_->SetTraffic(traffic_.get());
     controller_->SetPrometheusUrl(prometheus_url_, prometheus_timeout_);
     controller_->SetTaskHistory(task_history_);
+    // A rollout action returns once the controller applied it, as with the real manager.
+    api_->SetIntentPass([this] { controller_->RunPass(); });
   }
 
   ApiService& api() { return *api_; }

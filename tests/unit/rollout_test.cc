@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "manager/scheduler.h"
 #include "rollout_sim.h"
 
 namespace warren::sim {
@@ -111,7 +112,7 @@ TEST_P(FailureAtBatchTest, FailureActionApplies) {
   auto d = *sim.Rollout("web");
   if (action == "rollback") {
     EXPECT_EQ(d.phase(), v1::DEPLOYMENT_PHASE_ROLLED_BACK) << d.reason();
-    EXPECT_EQ(d.rollback_reason(), "health_check");
+    EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_HEALTH_CHECK);
     EXPECT_NE(d.reason().find("unhealthy"), std::string::npos) << d.reason();
     EXPECT_EQ(sim.Service("web").revision(), 1);
     ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 4 && sim.Live(2) == 0; }));
@@ -189,7 +190,7 @@ TEST(RolloutTest, ProgressDeadlineRollsBackWithDeadlineReason) {
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
   auto d = *sim.Rollout("web");
-  EXPECT_EQ(d.rollback_reason(), "deadline");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_DEADLINE);
   EXPECT_NE(d.reason().find("progress deadline"), std::string::npos) << d.reason();
 }
 
@@ -296,7 +297,7 @@ TEST(RolloutTest, ManualRollbackAfterSuccess) {
   EXPECT_EQ(out.revision(), 1);
   auto d = *sim.Rollout("web");
   EXPECT_TRUE(d.rollback());
-  EXPECT_EQ(d.rollback_reason(), "manual");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_MANUAL);
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 3 && sim.Live() == 3; }));
   EXPECT_NE(sim.registry().Render().find("warren_rollbacks_total{reason=\"manual\"} 1"),
@@ -308,8 +309,8 @@ TEST(RolloutTest, ManualRollbackAfterSuccess) {
   v1::ListRevisionsResponse revs;
   ASSERT_TRUE(sim.api().ListRevisions(nullptr, &lr, &revs).ok());
   ASSERT_EQ(revs.revisions_size(), 2);
-  EXPECT_EQ(revs.revisions(0).outcome(), "created");
-  EXPECT_EQ(revs.revisions(1).outcome(), "rolled-back");
+  EXPECT_EQ(revs.revisions(0).outcome(), v1::REVISION_OUTCOME_CREATED);
+  EXPECT_EQ(revs.revisions(1).outcome(), v1::REVISION_OUTCOME_ROLLED_BACK);
   req.set_to_revision(7);
   grpc::Status s = sim.api().RollbackService(nullptr, &req, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
@@ -357,11 +358,181 @@ TEST(RolloutTest, DeploymentMetricsCountOutcomes) {
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
   std::string text = sim.registry().Render();
-  EXPECT_NE(text.find("warren_deployments_total{strategy=\"rolling\",status=\"succeeded\"} 1"),
+  EXPECT_NE(text.find("warren_deployments_total{strategy=\"rolling\",status=\"success\","
+                      "outcome=\"succeeded\"} 1"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("warren_deployment_duration_seconds_count{strategy=\"rolling\"} 1"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+grpc::Status RollbackWeb(Sim& sim, v1::Service* out) {
+  v1::RollbackServiceRequest req;
+  req.set_name_or_id("web");
+  return sim.api().RollbackService(nullptr, &req, out);
+}
+
+void UpdateTo(Sim& sim, v1::ServiceSpec* spec, const std::string& version) {
+  (*spec->mutable_template_()->mutable_env())["VERSION"] = version;
+  ASSERT_TRUE(sim.Update(*spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return !IsActive(*sim.Rollout("web")); }, 800));
+}
+
+// Behaviour 3: with nothing in progress, `service rollback` goes to the newest earlier revision
+// whose rollout succeeded; rolled-back and failed revisions are skipped.
+TEST(RollbackTargetTest, SkipsRolledBackRevisions) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  UpdateTo(sim, &spec, "v2");
+  UpdateTo(sim, &spec, "v3");
+  v1::Service out;
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  EXPECT_EQ(out.revision(), 2);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
+  // Revision 3 was rolled back from: the next rollback goes on to revision 1, not back to 3.
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  EXPECT_EQ(out.revision(), 1);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 2 && sim.Live() == 2; }));
+}
+
+TEST(RollbackTargetTest, PicksTheNewestEarlierSucceededRevision) {
+  v1::Service svc;
+  svc.set_revision(6);
+  RevisionMap revs;
+  const v1::RevisionOutcome outcomes[] = {
+      v1::REVISION_OUTCOME_CREATED,     v1::REVISION_OUTCOME_SUCCEEDED,
+      v1::REVISION_OUTCOME_FAILED,      v1::REVISION_OUTCOME_SUPERSEDED,
+      v1::REVISION_OUTCOME_ROLLED_BACK, v1::REVISION_OUTCOME_IN_PROGRESS,
+      v1::REVISION_OUTCOME_SUCCEEDED};
+  for (int i = 0; i < 7; ++i) {
+    revs[i + 1].set_number(i + 1);
+    revs[i + 1].set_outcome(outcomes[i]);
+  }
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 2) << "3 failed, 4 superseded, 5 rolled back";
+  svc.set_revision(2);
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 1) << "revision 1 was created without a rollout";
+  svc.set_revision(1);
+  EXPECT_EQ(PreviousGoodRevision(svc, revs), 0);
+}
+
+TEST(RollbackTargetTest, ANamedRevisionIsTakenAsNamed) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  UpdateTo(sim, &spec, "v2");
+  UpdateTo(sim, &spec, "v3");
+  v1::Service out;
+  ASSERT_TRUE(RollbackWeb(sim, &out).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return !IsActive(*sim.Rollout("web")); }));
+  // Revision 3 is rolled back, yet named it is what the service goes to.
+  v1::RollbackServiceRequest req;
+  req.set_name_or_id("web");
+  req.set_to_revision(3);
+  ASSERT_TRUE(sim.api().RollbackService(nullptr, &req, &out).ok());
+  EXPECT_EQ(out.revision(), 3);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(3) == 2 && sim.Live() == 2; }));
+}
+
+}  // namespace
+}  // namespace warren::sim
+
+namespace warren::sim {
+namespace {
+
+// Behaviour 11: new tasks that no node can ever run fail the rollout within the placement
+// grace (default 5 s), with the scheduler's reason, instead of after the healthy deadline.
+struct UnplaceableCase {
+  std::string name;
+  std::string strategy;
+  std::function<void(v1::TaskTemplate*)> change;
+  std::string reason;
+};
+
+class UnplaceableTest : public testing::TestWithParam<UnplaceableCase> {};
+
+TEST_P(UnplaceableTest, FailsFastWithTheReason) {
+  const UnplaceableCase& c = GetParam();
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(2);
+  spec.mutable_update_config()->set_strategy(c.strategy);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  c.change(spec.mutable_template_());
+  ASSERT_TRUE(sim.Update(spec).ok());
+  const absl::Time start = sim.clock().Now();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }));
+  EXPECT_LT(sim.clock().Now() - start, absl::Seconds(10)) << "not the 5 minute healthy deadline";
+  auto d = *sim.Rollout("web");
+  EXPECT_EQ(d.rollback_reason(), v1::ROLLBACK_REASON_UNSCHEDULABLE);
+  EXPECT_NE(d.reason().find("cannot be placed: " + c.reason), std::string::npos) << d.reason();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 2 && sim.Live() == 2; }));
+  EXPECT_NE(sim.registry().Render().find("warren_rollbacks_total{reason=\"unschedulable\"} 1"),
+            std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Reasons, UnplaceableTest,
+    testing::Values(
+        UnplaceableCase{"image_on_process_nodes", "rolling",
+                        [](v1::TaskTemplate* t) { t->set_image("registry/web:2"); },
+                        "no ready node runs container images"},
+        UnplaceableCase{"constraint", "canary",
+                        [](v1::TaskTemplate* t) { t->add_constraints("node.labels.zone==mars"); },
+                        "no ready node satisfies constraint node.labels.zone==mars"},
+        UnplaceableCase{"resources", "blue-green",
+                        [](v1::TaskTemplate* t) { t->mutable_resources()->set_cpus(100); },
+                        "no ready node has 100 CPUs"}),
+    [](const auto& info) { return info.param.name; });
+
+// A rollout that superseded another one and cannot be placed rolls back to the stable revision
+// in seconds: its pending task must not hold the surge budget the rollback needs (found in a
+// demo: a canary superseded by such an update sat in rolling-back for the 10 minute progress
+// deadline).
+TEST(UnplaceableTest, ASupersedingRolloutRollsBackInSeconds) {
+  Sim sim;
+  v1::ServiceSpec spec = WebSpec(3);
+  sim.Create(spec);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  // Revision 2 switches slot 1, then waits a minute before its next batch.
+  *spec.mutable_update_config()->mutable_delay() = ToProtoDuration(absl::Minutes(1));
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
+  ASSERT_TRUE(sim.Update(spec).ok());
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(2) == 1 && sim.Live() == 3; }));
+  spec.mutable_update_config()->clear_delay();
+  (*spec.mutable_template_()->mutable_env())["VERSION"] = "v3";
+  spec.mutable_template_()->add_constraints("node.labels.zone==mars");
+  ASSERT_TRUE(sim.Update(spec).ok());
+  const absl::Time start = sim.clock().Now();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_ROLLED_BACK; }))
+      << v1::DeploymentPhase_Name(sim.Phase("web")) << ": " << sim.Rollout("web")->reason();
+  EXPECT_LT(sim.clock().Now() - start, absl::Seconds(30));
+  EXPECT_EQ(sim.Rollout("web")->rollback_reason(), v1::ROLLBACK_REASON_UNSCHEDULABLE);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(1) == 3 && sim.Live() == 3; }));
+}
+
+TEST(UnplaceableTest, WaitingForANodeOrForResourcesIsNoFailure) {
+  v1::Task t;
+  t.mutable_spec()->set_command("web");
+  t.mutable_spec()->mutable_resources()->set_cpus(4);
+  v1::Node n;
+  n.set_state(v1::NODE_STATE_DOWN);
+  n.set_runtime("process");
+  n.mutable_capacity()->set_cpus(8);
+  EXPECT_EQ(NeverPlaceableReason(t, {}), "") << "no node at all: wait for one";
+  EXPECT_EQ(NeverPlaceableReason(t, {n}), "") << "the only node is down: wait for it";
+  n.set_state(v1::NODE_STATE_READY);
+  EXPECT_EQ(NeverPlaceableReason(t, {n}), "") << "fits once other tasks free their CPUs";
+  t.mutable_spec()->mutable_resources()->set_cpus(9);
+  EXPECT_NE(NeverPlaceableReason(t, {n}), "");
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ class RoutingRuleTest : public ::testing::Test {
     d.set_from_revision(1);
     d.set_to_revision(2);
     d.set_target_revision(target);
-    d.set_strategy("rolling");
+    d.set_strategy(v1::DEPLOYMENT_STRATEGY_ROLLING);
     d.set_phase(phase);
     *d.mutable_config()->mutable_min_ready() = ToProtoDuration(absl::Seconds(4));
     *d.mutable_created_at() = ToProtoTime(created);

@@ -740,7 +740,7 @@ TEST(UpdateConfigDefaultsTest, StrategyOptions) {
   const v1::UpdateConfig& u = spec.update_config();
   ASSERT_TRUE(u.has_auto_promote());
   EXPECT_TRUE(u.auto_promote());
-  EXPECT_EQ(u.scale_down_delay().seconds(), 300);
+  EXPECT_EQ(u.scale_down_delay().seconds(), 30);
   EXPECT_TRUE(u.canary_steps().empty());  // only for canary
   EXPECT_EQ(u.canary_window().seconds(), 300);
   EXPECT_FALSE(u.canary_keep_stable());

@@ -118,16 +118,16 @@ TEST_P(StoreContractTest, VersionChecks) {
   ASSERT_TRUE(v1.ok()) << v1.status();
 
   auto exists = store->Commit({Put(Kind::kNode, "n1", "node-1", "y", Mutation::kMustNotExist)});
-  EXPECT_EQ(exists.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(exists.status().code(), absl::StatusCode::kAborted);
   EXPECT_THAT(exists.status().message(), HasSubstr("node \"n1\" already exists"));
 
   auto stale = store->Commit({Put(Kind::kNode, "n1", "node-1", "y", *v1 + 7)});
-  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_THAT(stale.status().message(),
               HasSubstr(absl::StrCat("node \"n1\" is at version ", *v1, ", expected")));
 
   auto missing = store->Commit({Put(Kind::kNode, "n2", "", "y", 1)});
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kAborted);
   EXPECT_THAT(missing.status().message(), HasSubstr("node \"n2\" does not exist"));
 
   auto del_missing = store->Commit({Del(Kind::kNode, "n2")});
@@ -137,7 +137,7 @@ TEST_P(StoreContractTest, VersionChecks) {
             absl::StatusCode::kNotFound);
 
   auto stale_delete = store->Commit({Del(Kind::kNode, "n1", *v1 + 1)});
-  EXPECT_EQ(stale_delete.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale_delete.status().code(), absl::StatusCode::kAborted);
 
   EXPECT_EQ(store->Version(), *v1);
   EXPECT_EQ(store->Get(Kind::kNode, "n1")->data, "x");
@@ -226,7 +226,7 @@ TEST_P(StoreContractTest, FailingCheckAppliesNothing) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   r = store->Commit({Put(Kind::kService, "s1", "web", "changed", *v1),
                      Put(Kind::kTask, "t1", "", "new"), Put(Kind::kTask, "t2", "", "x", *v1 + 99)});
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(store->Version(), *v1);
   EXPECT_EQ(store->Get(Kind::kService, "s1")->data, "1");
   EXPECT_FALSE(store->Get(Kind::kTask, "t1").has_value());
@@ -370,7 +370,7 @@ TEST_P(StoreContractTest, ConcurrentCommitsGetDistinctVersions) {
           ++contested_wins[t];
           versions[t].push_back(*contested);
         } else {
-          EXPECT_EQ(contested.status().code(), absl::StatusCode::kFailedPrecondition)
+          EXPECT_EQ(contested.status().code(), absl::StatusCode::kAborted)
               << contested.status();
         }
         auto v = store->Commit({Put(Kind::kTask, absl::StrCat("t", t, "-", i), "",

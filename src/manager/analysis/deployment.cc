@@ -9,10 +9,11 @@ std::optional<absl::Time> WindowStart(const v1::Deployment& d, absl::Time now) {
   if (d.phase() != v1::DEPLOYMENT_PHASE_PROGRESSING && d.phase() != v1::DEPLOYMENT_PHASE_PAUSED) {
     return std::nullopt;
   }
-  if (d.strategy() == "canary" && d.weight() > 0 && IsSet(d.step_started_at())) {
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY && d.weight() > 0 &&
+      IsSet(d.step_started_at())) {
     return FromProtoTime(d.step_started_at());
   }
-  if (d.strategy() == "blue-green" && d.switched()) {
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
     const absl::Time at = FromProtoTime(d.switched_at());
     if (now < at + DurationOr(d.config().canary_window(), absl::Minutes(5))) return at;
   }
@@ -20,8 +21,9 @@ std::optional<absl::Time> WindowStart(const v1::Deployment& d, absl::Time now) {
 }
 
 std::string QueryStage(const v1::Deployment& d) {
-  if (d.strategy() == "canary") return absl::StrCat("step ", d.step());
-  if (d.strategy() == "blue-green") return d.switched() ? "post-switch" : "pre-switch";
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_CANARY) return absl::StrCat("step ", d.step());
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN)
+    return d.switched() ? "post-switch" : "pre-switch";
   return "rollout";
 }
 
