@@ -962,7 +962,9 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
                         absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
   }
   uint64_t seen = UINT64_MAX;
-  std::string last_sent;
+  // The first set goes out even when empty: a restarted worker stops the tasks it adopted
+  // only once it learns that none of them is assigned to it any more.
+  std::optional<std::string> last_sent;
   while (!ctx->IsCancelled() && !shutting_down_) {
     uint64_t version = store_.Version();
     if (version != seen) {

@@ -446,8 +446,10 @@ void WorkerAgent::HeartbeatLoop() {
         if (watch_ctx_) watch_ctx_->TryCancel();
       }
     }
-    // Sleep in small steps so Stop() is prompt.
-    for (absl::Duration slept; slept < period && !stop_; slept += absl::Milliseconds(50)) {
+    // Sleep in small steps so Stop() is prompt, and so the first heartbeat follows a
+    // registration at once (the node would otherwise go silent for a whole period).
+    for (absl::Duration slept; slept < period && !stop_ && !(id.empty() && !node_id().empty());
+         slept += absl::Milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }

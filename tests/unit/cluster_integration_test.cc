@@ -325,6 +325,113 @@ TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
   agent.Stop();
 }
 
+// Issue 11 D2: a worker that comes back after its tasks went elsewhere (or after their
+// service was removed) adopts them, and then must stop every one the manager no longer
+// assigns to it. A node left with no task at all got no assignment message, so nothing
+// stopped them.
+class OrphanTest : public ClusterTest {
+ protected:
+  OrphanTest() { node_timeout_ = absl::Seconds(3); }
+
+  // A new agent on `w`'s data dir that recovers the tasks `w` left running; their ids go to
+  // `recovered`.
+  Worker& Restart(Worker& w, const std::string& name, const std::string& range,
+                  std::vector<std::string>* recovered) {
+    auto driver = std::make_unique<FakeDriver>();
+    for (const auto& [id, spec] : w.driver->Specs()) {
+      auto st = w.driver->Inspect(id);
+      if (st && st->phase != TaskRuntimeState::Phase::kExited) {
+        driver->AddRecoverable(spec, *st);
+        recovered->push_back(id);
+      }
+    }
+    FakeDriver* raw = driver.get();
+    auto agent =
+        std::make_unique<WorkerAgent>(Options(name, range), std::move(driver), RealClock::Get());
+    EXPECT_TRUE(agent->Start().ok());
+    workers_.push_back({raw, std::move(agent)});
+    return workers_.back();
+  }
+
+  // Ids among `ids` that still run on `w`.
+  static std::vector<std::string> StillRunning(const Worker& w,
+                                               const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    for (const auto& id : ids) {
+      auto st = w.driver->Inspect(id);
+      if (st && st->phase != TaskRuntimeState::Phase::kExited) out.push_back(id);
+    }
+    return out;
+  }
+
+  void Delete(const std::string& name) {
+    grpc::ClientContext ctx;
+    v1::DeleteServiceRequest req;
+    req.set_name_or_id(name);
+    v1::DeleteServiceResponse out;
+    ASSERT_TRUE(stub_->DeleteService(&ctx, req, &out).ok());
+  }
+};
+
+// A restart well within the node timeout: the node is never declared down.
+class OrphanQuickRestartTest : public OrphanTest {
+ protected:
+  OrphanQuickRestartTest() { node_timeout_ = absl::Seconds(30); }
+};
+
+TEST_F(OrphanTest, RestartedWorkerStopsTasksRescheduledElsewhere) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2 && w1.driver->Running() == 2; }));
+  auto& w2 = AddWorker("w2", "127.12.0.0/16");
+  w1.agent->Stop();  // as killed: its tasks keep running, its heartbeats stop
+  ASSERT_TRUE(WaitFor([&] { return w2.driver->Running() == 2 && RunningCount("web") == 2; }));
+  std::vector<std::string> recovered;
+  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
+  ASSERT_EQ(recovered.size(), 2u);
+  EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
+      << StillRunning(again, recovered).size() << " orphan(s) still run on the restarted worker";
+}
+
+// `service rm` while the node is down forgets its tasks at once (nothing can stop them).
+TEST_F(OrphanTest, RestartedWorkerStopsTasksOfAServiceRemovedWhileItWasDown) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  Create("api", 1);
+  ASSERT_TRUE(WaitFor([&] { return w1.driver->Running() == 3; }));
+  w1.agent->Stop();
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::ClientContext ctx;
+    v1::GetNodeRequest req;
+    req.set_name_or_id("w1");
+    v1::Node node;
+    return stub_->GetNode(&ctx, req, &node).ok() && node.state() == v1::NODE_STATE_DOWN;
+  }));
+  Delete("web");
+  Delete("api");
+  std::vector<std::string> recovered;
+  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
+  ASSERT_EQ(recovered.size(), 3u);
+  EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
+      << StillRunning(again, recovered).size() << " task(s) of removed services still run";
+}
+
+// The node still has a task, so assignments arrive: only the one removed meanwhile stops.
+TEST_F(OrphanQuickRestartTest, RestartedWorkerKeepsWhatIsStillAssigned) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 1);
+  Create("api", 1);
+  ASSERT_TRUE(WaitFor([&] { return w1.driver->Running() == 2; }));
+  const std::string kept = Tasks("api")[0].id();
+  const std::string gone = Tasks("web")[0].id();
+  w1.agent->Stop();
+  Delete("web");
+  std::vector<std::string> recovered;
+  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
+  ASSERT_TRUE(WaitFor([&] { return StillRunning(again, {gone}).empty(); }));
+  EXPECT_EQ(StillRunning(again, {kept}).size(), 1u);
+}
+
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {
   AddWorker("w1", "127.11.0.0/16");
   struct Case {
