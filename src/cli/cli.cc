@@ -591,6 +591,13 @@ int ServicePs(Context& ctx, const std::string& name) {
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
   }
   *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now());
+  // Not a task's failure, but why the service does not answer on a node.
+  if (ctx.format() == OutputFormat::kTable) {
+    for (const v1::PublishError& e : svc.publish_errors()) {
+      *ctx.err << "warning: port " << e.port() << " is not published on node " << e.node_name()
+               << ": " << e.error() << " (" << e.attempts() << " attempts; retrying)\n";
+    }
+  }
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/published_ports.h"
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
@@ -42,6 +43,18 @@ bool ValidNodeName(const std::string& n) {
 }
 
 }  // namespace
+
+absl::Status ApiService::CheckPorts(const v1::ServiceSpec& spec,
+                                    const v1::ServiceSpec* current) const {
+  const std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
+  absl::Status s = CheckPortConflicts(spec, services);
+  // A conflict the service already had (from before this check existed) does not block
+  // changes that leave it as it is.
+  if (!s.ok() && current != nullptr && CheckPortConflicts(*current, services) == s) {
+    return absl::OkStatus();
+  }
+  return s;
+}
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -88,6 +101,9 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
   }
+  // Held until the commit: two services must not claim one port in concurrent requests.
+  absl::MutexLock ports_lock(&ports_mu_);
+  if (auto s = CheckPorts(spec, nullptr); !s.ok()) return ToGrpc(s);
   const absl::Time now = clock_.Now();
   v1::Service svc;
   svc.set_id(NewId());
@@ -132,7 +148,18 @@ grpc::Status ApiService::GetService(grpc::ServerContext*, const v1::GetServiceRe
   auto s = FindService(req->name_or_id());
   if (!s.ok()) return ToGrpc(s.status());
   *resp = *s;
+  FillPublishErrors(resp);
   return grpc::Status::OK;
+}
+
+void ApiService::FillPublishErrors(v1::Service* svc) const {
+  const absl::Time now = clock_.Now();
+  // A node silent for the node timeout is down; what it said about its ports no longer holds.
+  for (v1::PublishError& e : publish_errors_.ForService(svc->id(), [&](const std::string& node) {
+         return liveness_.LastSeen(node) + options_.node_timeout > now;
+       })) {
+    *svc->add_publish_errors() = std::move(e);
+  }
 }
 
 grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
@@ -141,7 +168,11 @@ grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServic
   auto services = ListObjects<v1::Service>(store_);
   std::sort(services.begin(), services.end(),
             [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
-  for (auto& s : services) *resp->add_services() = std::move(s);
+  for (auto& s : services) {
+    v1::Service* out = resp->add_services();
+    *out = std::move(s);
+    FillPublishErrors(out);
+  }
   return grpc::Status::OK;
 }
 
@@ -150,9 +181,11 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  absl::MutexLock ports_lock(&ports_mu_);
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
     auto current = FindService(spec.name());
     if (!current.ok()) return ToGrpc(current.status());
+    if (auto s = CheckPorts(spec, &current->spec()); !s.ok()) return ToGrpc(s);
     if (req->expected_version() != 0 && req->expected_version() != current->version()) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("service \"", spec.name(), "\" changed since version ",
@@ -444,6 +477,7 @@ grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutReq
 
 grpc::Status ApiService::RollbackService(grpc::ServerContext*,
                                          const v1::RollbackServiceRequest* req, v1::Service* resp) {
+  absl::MutexLock ports_lock(&ports_mu_);
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
     auto svc = FindService(req->name_or_id());
     if (!svc.ok()) return ToGrpc(svc.status());
@@ -503,6 +537,11 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
     }
     v1::Service next = *svc;
     *next.mutable_spec()->mutable_template_() = target->template_();
+    // The old revision's ports may have been taken by another service since.
+    if (auto s = CheckPorts(next.spec(), &svc->spec()); !s.ok()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("revision ", to, ": ", s.message()));
+    }
     next.set_revision(to);
     *next.mutable_updated_at() = ToProtoTime(now);
     std::vector<Mutation> m = {PutMutation(next, svc->version())};
@@ -861,6 +900,7 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
     auto v = store_.Commit(m);
     if (v.ok()) {
       liveness_.Beat(node.id());
+      publish_errors_.Forget(node.id());
       node.set_version(*v);
       FillLiveness(&node);
       *resp = node;
@@ -891,6 +931,22 @@ grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequ
          events_.Make("node", node->id(), node->name(), "ready", "heartbeats resumed")});
     if (!v.ok() && v.status().code() != absl::StatusCode::kFailedPrecondition) {
       return ToGrpc(v.status());
+    }
+  }
+  std::vector<v1::PublishError> errors(req->publish_errors().begin(), req->publish_errors().end());
+  std::vector<Mutation> events;
+  for (const auto& c : publish_errors_.Report(node->id(), node->name(), errors)) {
+    const v1::PublishError& e = c.error;
+    events.push_back(events_.Make(
+        "service", e.service_id(), e.service_name(), c.resolved ? "published" : "publish-failed",
+        c.resolved ? absl::StrCat("port ", e.port(), " on node ", node->name(), " listens")
+                   : absl::StrCat("port ", e.port(), " on node ", node->name(), ": ", e.error(),
+                                  "; retrying with backoff"),
+        e.service_id()));
+  }
+  if (!events.empty()) {
+    if (auto v = store_.Commit(events); !v.ok()) {
+      spdlog::warn("recording published-port events: {}", v.status().ToString());
     }
   }
   *resp->mutable_period() = ToProtoDuration(options_.node_timeout / 5);

@@ -7,10 +7,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/publish_errors.h"
 #include "manager/traffic.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -99,6 +101,8 @@ class ApiService final : public v1::Warren::Service {
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
+  // The published ports live nodes report they cannot listen on (never stored).
+  void FillPublishErrors(v1::Service* svc) const;
 
   struct StartedRollout {
     std::string deployment_id;
@@ -122,6 +126,9 @@ class ApiService final : public v1::Warren::Service {
   grpc::Status AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
                                 const std::string& why, v1::Deployment* resp);
   static std::string RolloutStrategy(const v1::ServiceSpec& spec);
+  // Published-port conflicts of `spec` with the other services (CheckPortConflicts), except
+  // one that `current` (the stored spec of the service being changed) already had.
+  absl::Status CheckPorts(const v1::ServiceSpec& spec, const v1::ServiceSpec* current) const;
 
   Store& store_;
   const Clock& clock_;
@@ -132,6 +139,9 @@ class ApiService final : public v1::Warren::Service {
   RoutingTableCache* routes_ = nullptr;
   TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
+  PublishErrorBoard publish_errors_;
+  // Serializes the port check and commit of service writes (create, update, rollback).
+  absl::Mutex ports_mu_;
 };
 
 // absl::Status -> grpc::Status, code for code.

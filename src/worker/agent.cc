@@ -158,6 +158,7 @@ absl::Status WorkerAgent::Start() {
   po.proxy.registry = registry_;
   po.proxy.host_ip = options_.publish_ip;
   proxies_ = std::make_unique<ProxyManager>(po);
+  publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
   if (!options_.dns.addr.empty()) {
     auto d = dns::ClusterDns::Start(options_.dns);
     if (!d.ok()) return d.status();
@@ -344,9 +345,7 @@ void WorkerAgent::RoutesLoop() {
     v1::RoutingTable table;
     while (reader->Read(&table)) {
       backoff = absl::Milliseconds(100);
-      if (absl::Status s = proxies_->Apply(table); !s.ok()) {
-        spdlog::warn("proxies: {}", std::string(s.message()));
-      }
+      publisher_->Apply(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
       routes_version_ = table.version();
@@ -382,6 +381,7 @@ void WorkerAgent::StatsLoop() {
     for (int i = 0; i < 20 && !stop_; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    publisher_->RetryIfDue();
     if (clock_.Now() >= next_sweep) {
       SweepTaskDirs();
       // Often enough that a directory outlives its retention by a quarter at most.
@@ -422,6 +422,8 @@ void WorkerAgent::StatsLoop() {
 
 void WorkerAgent::HeartbeatLoop() {
   while (!stop_) {
+    // Failures of published ports as of this heartbeat; a change wakes the next one early.
+    const uint64_t publish_generation = publisher_->generation();
     std::string id = node_id();
     absl::Duration period;
     {
@@ -433,6 +435,7 @@ void WorkerAgent::HeartbeatLoop() {
       ctx.set_deadline(Deadline(absl::Seconds(2)));
       v1::HeartbeatRequest req;
       req.set_node_id(id);
+      for (v1::PublishError& e : publisher_->Failures()) *req.add_publish_errors() = std::move(e);
       v1::HeartbeatResponse resp;
       grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
       if (s.ok()) {
@@ -448,7 +451,9 @@ void WorkerAgent::HeartbeatLoop() {
     }
     // Sleep in small steps so Stop() is prompt, and so the first heartbeat follows a
     // registration at once (the node would otherwise go silent for a whole period).
-    for (absl::Duration slept; slept < period && !stop_ && !(id.empty() && !node_id().empty());
+    // A published port that starts or stops failing is reported at once, too.
+    for (absl::Duration slept; slept < period && !stop_ && !(id.empty() && !node_id().empty()) &&
+                               publisher_->generation() == publish_generation;
          slept += absl::Milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

@@ -19,6 +19,7 @@
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
+#include "worker/port_publisher.h"
 #include "worker/runtime_driver.h"
 #include "worker/task_dirs.h"
 
@@ -96,6 +97,7 @@ class WorkerAgent {
   std::unique_ptr<HealthProber> prober_;
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
+  std::unique_ptr<PortPublisher> publisher_;  // applies routing tables to proxies_
   std::unique_ptr<dns::ClusterDns> dns_;
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};

@@ -6,7 +6,9 @@
 
 #include "common/time_util.h"
 #include "gtest/gtest.h"
+#include "http/http_server.h"
 #include "manager/server.h"
+#include "store/typed_store.h"
 #include "test_util.h"
 #include "worker/agent.h"
 #include "worker/fake_driver.h"
@@ -430,6 +432,120 @@ TEST_F(OrphanQuickRestartTest, RestartedWorkerKeepsWhatIsStillAssigned) {
   auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
   ASSERT_TRUE(WaitFor([&] { return StillRunning(again, {gone}).empty(); }));
   EXPECT_EQ(StillRunning(again, {kept}).size(), 1u);
+}
+
+// Issue 11 D3: two services publishing one port were both accepted.
+TEST_F(ClusterTest, PublishedPortConflictsAreRejectedAtCreateAndUpdate) {
+  AddWorker("w1", "127.11.0.0/16");
+  auto spec = [](const std::string& name, int published) {
+    v1::ServiceSpec s;
+    s.set_name(name);
+    s.set_replicas(1);
+    s.mutable_template_()->set_command("app");
+    v1::Port* p = s.mutable_template_()->add_ports();
+    p->set_target(9000);
+    p->set_published(published);
+    return s;
+  };
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("web", 18000);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  const uint64_t before = manager_->store().Version();
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18000);
+    v1::Service out;
+    grpc::Status s = stub_->CreateService(&ctx, req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("template.ports[0].published: port 18000"), std::string::npos)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find("service \"web\""), std::string::npos) << s.error_message();
+  }
+  EXPECT_EQ(manager_->store().Version(), before) << "a rejected create stored something";
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18001);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  {
+    // apply -f goes through UpdateService for a service that exists.
+    grpc::ClientContext ctx;
+    v1::UpdateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18000);
+    v1::Service out;
+    grpc::Status s = stub_->UpdateService(&ctx, req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("template.ports[0].published"), std::string::npos)
+        << s.error_message();
+  }
+  grpc::ClientContext ctx;
+  v1::GetServiceRequest get;
+  get.set_name_or_id("api");
+  v1::Service api;
+  ASSERT_TRUE(stub_->GetService(&ctx, get, &api).ok());
+  EXPECT_EQ(api.spec().template_().ports(0).published(), 18001);
+  EXPECT_EQ(api.revision(), 1);
+}
+
+// Issue 11 D3: a port another program holds is retried with backoff; the service shows it
+// (publish_errors, `service ps` and `inspect`) with one event, and it clears once it binds.
+TEST_F(ClusterTest, PortTakenByAnotherProgramIsReportedOnceAndRetried) {
+  auto holder = HttpServer::Start(
+      "127.0.0.1:0", [](const HttpRequest&) { return HttpResponse::Text(200, "not warren\n"); });
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  const int port = (*holder)->port();
+  AddWorker("w1", "127.11.0.0/16");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(1);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    v1::Port* p = req.mutable_spec()->mutable_template_()->add_ports();
+    p->set_target(9000);
+    p->set_published(port);
+    p->set_host_ip("127.0.0.1");
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  auto service = [&] {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest req;
+    req.set_name_or_id("web");
+    v1::Service out;
+    EXPECT_TRUE(stub_->GetService(&ctx, req, &out).ok());
+    return out;
+  };
+  auto events = [&](const std::string& action) {
+    int n = 0;
+    for (const auto& e : ListObjects<v1::Event>(manager_->store())) {
+      n += e.object_name() == "web" && e.action() == action;
+    }
+    return n;
+  };
+  // A second attempt (after the first backoff) has been made and reported.
+  ASSERT_TRUE(WaitFor([&] {
+    v1::Service s = service();
+    return s.publish_errors_size() == 1 && s.publish_errors(0).attempts() >= 2;
+  })) << service().ShortDebugString();
+  v1::PublishError e = service().publish_errors(0);
+  EXPECT_EQ(e.node_name(), "w1");
+  EXPECT_EQ(e.port(), port);
+  EXPECT_NE(e.error().find("in use"), std::string::npos) << e.error();
+  EXPECT_EQ(events("publish-failed"), 1);
+
+  (*holder)->Stop();
+  holder->reset();
+  ASSERT_TRUE(WaitFor([&] { return service().publish_errors_size() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return events("published") == 1; }));
+  EXPECT_EQ(events("publish-failed"), 1);
 }
 
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {
