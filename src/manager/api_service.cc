@@ -1029,6 +1029,9 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
       a.set_version(version);
       for (auto& t : ListObjects<v1::Task>(store_)) {
         if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
+        // A global task names its node from the start, but it has no address (nor resources)
+        // until the scheduler places it: started now, it would listen on 127.0.0.1.
+        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
         t.set_version(0);  // versions churn on status reports; the worker needs no resend
         *a.add_tasks() = std::move(t);
       }

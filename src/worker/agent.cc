@@ -539,8 +539,9 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           continue;
         }
         if (stopping_tasks_) continue;  // the agent is going away with its tasks
-        if (t.status().state() == v1::TASK_STATE_ASSIGNED ||
-            t.status().state() == v1::TASK_STATE_PENDING) {
+        // Not placed yet (no address): the manager sends it again once it is.
+        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
+        if (t.status().state() == v1::TASK_STATE_ASSIGNED) {
           Local& l = tasks_[t.id()];
           l.task = t;
           l.assigned = true;

@@ -434,6 +434,61 @@ TEST_F(OrphanQuickRestartTest, RestartedWorkerKeepsWhatIsStillAssigned) {
   EXPECT_EQ(StillRunning(again, {kept}).size(), 1u);
 }
 
+// Issue 11 D1: a global task names its node before the scheduler gives it an address, and the
+// worker started it then: empty WARREN_TASK_IP, so it listened on 127.0.0.1 and two global
+// services on one node clashed. A task that cannot be placed (here: more CPU than any node
+// has) shows that deterministically: it must not run at all.
+TEST_F(ClusterTest, GlobalTasksStartOnlyOncePlacedWithTheirOwnAddress) {
+  auto add = [&](const std::string& name, const std::string& range) -> Worker& {
+    WorkerOptions wo = Options(name, range);
+    wo.cpus = 1;
+    auto driver = std::make_unique<FakeDriver>();
+    FakeDriver* raw = driver.get();
+    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
+    EXPECT_TRUE(agent->Start().ok());
+    workers_.push_back({raw, std::move(agent)});
+    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
+    return workers_.back();
+  };
+  auto& w1 = add("w1", "127.11.0.0/16");
+  auto& w2 = add("w2", "127.12.0.0/16");
+  auto global = [&](const std::string& name, double cpus) {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_mode("global");
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    req.mutable_spec()->mutable_template_()->mutable_resources()->set_cpus(cpus);
+    v1::Service out;
+    grpc::Status s = stub_->CreateService(&ctx, req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  };
+  global("big", 4);
+  global("a", 0.1);
+  global("b", 0.1);
+  ASSERT_TRUE(WaitFor([&] {
+    int unplaced = 0;
+    for (const auto& t : Tasks("big")) {
+      unplaced += t.status().message().rfind("no suitable node", 0) == 0;
+    }
+    return RunningCount("a") == 2 && RunningCount("b") == 2 && unplaced == 2;
+  })) << RunningCount("a")
+      << " " << RunningCount("b");
+  for (Worker* w : {&w1, &w2}) {
+    std::set<std::string> addresses;
+    for (const auto& [id, spec] : w->driver->Specs()) {
+      EXPECT_NE(spec.service_name, "big") << "an unplaced global task was started";
+      const std::string& ip = spec.env.at("WARREN_TASK_IP");
+      EXPECT_FALSE(ip.empty()) << spec.service_name;
+      EXPECT_EQ(ip, spec.address);
+      addresses.insert(ip);
+    }
+    EXPECT_EQ(addresses.size(), 2u) << "two global services share an address on one node";
+  }
+  EXPECT_EQ(w1.driver->Running(), 2);
+  EXPECT_EQ(w2.driver->Running(), 2);
+}
+
 // Issue 11 D3: two services publishing one port were both accepted.
 TEST_F(ClusterTest, PublishedPortConflictsAreRejectedAtCreateAndUpdate) {
   AddWorker("w1", "127.11.0.0/16");
