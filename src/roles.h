@@ -12,8 +12,9 @@ namespace warren {
 
 // Service DNS (see docs/dns.md).
 struct DnsOptions {
-  // UDP and TCP listen address; empty disables DNS.
-  std::string addr = "127.0.0.11:53";
+  // UDP and TCP listen address; empty disables DNS. "auto" (kAutoDnsAddr): the role's own
+  // address, and DNS off with a warning when that cannot be had (see common/role_defaults.h).
+  std::string addr = "auto";
   std::string domain = "warren";
   absl::Duration ttl = absl::Seconds(5);
   // Resolvers for other names; empty means the nameservers of /etc/resolv.conf.

@@ -111,7 +111,10 @@ struct ServerFlags {
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
-  cmd->add_option("--dns-addr", dns->addr, "Service DNS address (UDP and TCP); empty disables")
+  cmd->add_option("--dns-addr", dns->addr,
+                  "Service DNS address (UDP and TCP); auto: the manager 127.0.0.11:53, a worker "
+                  "port 53 on the first address of its --address-range, off with a warning when "
+                  "unavailable; empty disables")
       ->capture_default_str();
   cmd->add_option("--dns-domain", dns->domain, "Cluster domain: <service>.<domain>")
       ->capture_default_str();

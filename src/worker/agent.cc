@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
@@ -159,8 +160,18 @@ absl::Status WorkerAgent::Start() {
   po.proxy.host_ip = options_.publish_ip;
   proxies_ = std::make_unique<ProxyManager>(po);
   publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
-  if (!options_.dns.addr.empty()) {
-    auto d = dns::ClusterDns::Start(options_.dns);
+  // Several workers may share a machine: by default each serves DNS on an address of its own
+  // range, never the manager's.
+  DnsOptions dns_options = options_.dns;
+  if (dns_options.addr == kAutoDnsAddr) {
+    absl::StatusOr<std::string> own = WorkerDnsAddr(options_.address_range);
+    if (!own.ok()) return own.status();
+    const DnsAddrChoice choice = ChooseDnsAddr(dns_options.addr, *own);
+    if (!choice.warning.empty()) spdlog::warn("{}", choice.warning);
+    dns_options.addr = choice.addr;
+  }
+  if (!dns_options.addr.empty()) {
+    auto d = dns::ClusterDns::Start(dns_options);
     if (!d.ok()) return d.status();
     dns_ = std::move(*d);
   }
