@@ -30,7 +30,8 @@ struct DnsOptions {
 struct ManagerOptions {
   std::string data_dir = "./warren-data";
   std::string api_addr = "127.0.0.1:8080";
-  std::string metrics_addr = "127.0.0.1:9090";
+  // Not 9090: that is Prometheus' own port, and Prometheus often runs beside Warren.
+  std::string metrics_addr = "127.0.0.1:9471";
   absl::Duration node_timeout = absl::Seconds(15);
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
