@@ -61,8 +61,27 @@ bool HostAddressesOverlap(std::string_view a, std::string_view b) {
   return IsWildcardAddress(a) || IsWildcardAddress(b) || a == b;
 }
 
+absl::Status CheckOwnPorts(const v1::ServiceSpec& spec) {
+  const std::vector<ListenPort> listen = ListenPorts(spec.template_());
+  for (const PublishedPort& p : PublishedPorts(spec)) {
+    if (!IsWildcardAddress(p.host_ip)) continue;
+    for (const ListenPort& l : listen) {
+      if (l.port != p.port) continue;
+      const int other = p.port + 10000 <= 65535 ? p.port + 10000 : p.port - 10000;
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: port %d is also the port the service's tasks listen on (%s): process tasks "
+          "listen on loopback addresses of the node, which a port published on every address "
+          "covers, so the task could not bind it. Publish another port, e.g. --publish %d:%d "
+          "(--publish %d alone publishes the same number; Warren picks no random port)",
+          p.field, p.port, l.field, other, l.port, l.port));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckPortConflicts(const v1::ServiceSpec& spec,
                                 const std::vector<v1::Service>& others) {
+  if (absl::Status s = CheckOwnPorts(spec); !s.ok()) return s;
   const std::vector<PublishedPort> mine = PublishedPorts(spec);
   const std::vector<ListenPort> my_listen = ListenPorts(spec.template_());
   for (const v1::Service& other : others) {

@@ -28,8 +28,14 @@ bool HostAddressesOverlap(std::string_view a, std::string_view b);
 // Whether a host address is "every address" (empty means the node's default, 0.0.0.0).
 bool IsWildcardAddress(std::string_view host_ip);
 
-// Checks `spec` against the other services of the cluster (a service with the same name is the
-// one being updated and is skipped). Rejected, as INVALID_ARGUMENT naming the field:
+// On the process runtime (a command and no image), a port published on every address must not
+// be one the service's own tasks listen on: `--publish 8080` (published = target = 8080) made
+// the proxy and the task both want 8080, and the task crash-looped on "address already in use".
+// INVALID_ARGUMENT naming the field and a port to publish instead.
+absl::Status CheckOwnPorts(const v1::ServiceSpec& spec);
+
+// CheckOwnPorts, then `spec` against the other services of the cluster (a service with the same
+// name is the one being updated and is skipped). Rejected, as INVALID_ARGUMENT naming the field:
 // - a published port another service publishes on an overlapping address (the proxies of
 //   every node would need both);
 // - a port published on every address that equals a port the tasks of another service of the

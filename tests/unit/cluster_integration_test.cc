@@ -555,6 +555,28 @@ TEST_F(ClusterTest, PublishedPortConflictsAreRejectedAtCreateAndUpdate) {
   EXPECT_EQ(api.revision(), 1);
 }
 
+// Issue 11 D4: `--publish 8080` (published = target) on the process runtime crash-looped: the
+// proxy and the task both bound 8080. Rejected, naming the field and a port to publish.
+TEST_F(ClusterTest, ProcessServicePublishingItsOwnTargetPortIsRejected) {
+  AddWorker("w1", "127.11.0.0/16");
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  req.mutable_spec()->set_name("web");
+  req.mutable_spec()->set_replicas(1);
+  req.mutable_spec()->mutable_template_()->set_command("app");
+  v1::Port* p = req.mutable_spec()->mutable_template_()->add_ports();
+  p->set_target(8080);
+  p->set_published(8080);
+  v1::Service out;
+  grpc::Status s = stub_->CreateService(&ctx, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("template.ports[0].published: port 8080 is also the port"),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_NE(s.error_message().find("--publish 18080:8080"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(Tasks("web").empty());
+}
+
 // Issue 11 D3: a port another program holds is retried with backoff; the service shows it
 // (publish_errors, `service ps` and `inspect`) with one event, and it clears once it binds.
 TEST_F(ClusterTest, PortTakenByAnotherProgramIsReportedOnceAndRetried) {

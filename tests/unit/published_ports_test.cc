@@ -82,5 +82,31 @@ TEST(PublishedPortsTest, PortPublishedOnEveryAddressMustNotBeAProcessTaskPort) {
   EXPECT_TRUE(CheckPortConflicts(Svc("web", 9000, "", 7000).spec(), {image}).ok());
 }
 
+// Issue 11 D4: `--publish 8080` on the process runtime published 8080 on every address, where
+// the task itself listens: it crash-looped. Rejected with a port to use instead.
+TEST(PublishedPortsTest, ProcessServiceCannotPublishItsOwnTargetOnEveryAddress) {
+  absl::Status s = CheckOwnPorts(Svc("web", 8080, "", 8080).spec());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("template.ports[0].published: port 8080 is also the port the "
+                                     "service's tasks listen on (template.ports[0].target)"));
+  EXPECT_THAT(s.message(), HasSubstr("--publish 18080:8080"));
+  EXPECT_EQ(CheckPortConflicts(Svc("web", 8080, "", 8080).spec(), {}), s);
+  // Another target of the service.
+  v1::Service two = Svc("web", 9000, "", 8080);
+  v1::Port* p = two.mutable_spec()->mutable_template_()->add_ports();
+  p->set_target(9000);
+  EXPECT_THAT(CheckOwnPorts(two.spec()).message(), HasSubstr("(template.ports[1].target)"));
+  // Fine: another published port, an address of its own, or a container (its own network).
+  EXPECT_TRUE(CheckOwnPorts(Svc("web", 18080, "", 8080).spec()).ok());
+  EXPECT_TRUE(CheckOwnPorts(Svc("web", 8080, "127.0.0.1", 8080).spec()).ok());
+  v1::Service image = Svc("web", 8080, "", 8080);
+  image.mutable_spec()->mutable_template_()->clear_command();
+  image.mutable_spec()->mutable_template_()->set_image("example/web:1");
+  EXPECT_TRUE(CheckOwnPorts(image.spec()).ok());
+  // Near the top of the port range the suggestion goes down.
+  EXPECT_THAT(CheckOwnPorts(Svc("web", 60000, "", 60000).spec()).message(),
+              HasSubstr("--publish 50000:60000"));
+}
+
 }  // namespace
 }  // namespace warren
