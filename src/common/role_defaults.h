@@ -30,10 +30,6 @@ struct DnsAddrChoice {
 };
 DnsAddrChoice ChooseDnsAddr(const std::string& configured, const std::string& automatic);
 
-// Whether a UDP and a TCP socket can bind host:port just now: OK, PERMISSION_DENIED or
-// ALREADY_EXISTS (in use), or another error, each naming the address.
-absl::Status ProbeBind(const std::string& host_port);
-
 }  // namespace warren
 
 #endif  // WARREN_COMMON_ROLE_DEFAULTS_H_

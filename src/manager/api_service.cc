@@ -1069,6 +1069,15 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
       *next.mutable_status() = r.status();
       if (!r.status().address().empty()) next.set_address(r.status().address());
       m.push_back(PutMutation(next, task->version()));
+      // A worker found the scheduler's address taken by another program (issue 11 D8).
+      if (!task->address().empty() && next.address() != task->address()) {
+        m.push_back(events_.Make(
+            "task", task->id(), task->service_name(), "readdressed",
+            absl::StrCat("slot ", task->slot(), ": ", task->address(), ":", task->port(),
+                         " is taken by another program on the node; the task listens on ",
+                         next.address(), " instead"),
+            task->service_id()));
+      }
       const auto& ns = r.status();
       if (ns.state() != old.state()) {
         std::string msg = TaskStateName(ns.state());

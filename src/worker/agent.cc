@@ -8,10 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/bind_probe.h"
 #include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
+#include "worker/task_address.h"
 #include "worker/task_logs.h"
 
 namespace warren {
@@ -646,7 +648,55 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   }
 }
 
-void WorkerAgent::StartTask(const v1::Task& task) {
+std::optional<std::string> WorkerAgent::FreeTaskAddress(const v1::Task& task) {
+  std::set<std::string> in_use;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, l] : tasks_) {
+      if (id != task.id() && !l.exited) in_use.insert(l.task.address());
+    }
+  }
+  std::vector<int> ports = {task.port()};
+  for (const v1::Port& p : task.spec().ports()) {
+    if (p.target() > 0 && p.target() != task.port()) ports.push_back(p.target());
+  }
+  absl::StatusOr<std::string> ip =
+      PickTaskAddress(task.address(), ports, options_.address_range, in_use,
+                      [](const std::string& host_port) { return ProbeBind(host_port); });
+  if (ip.ok()) return *ip;
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = tasks_.find(task.id());
+  if (it == tasks_.end()) return std::nullopt;
+  Local& l = it->second;
+  l.starting = false;
+  l.exited = true;
+  l.status.set_state(v1::TASK_STATE_FAILED);
+  l.status.set_error(std::string(ip.status().message()));
+  l.status.set_message("could not start");
+  *l.status.mutable_timestamp() = ToProtoTime(now);
+  *l.status.mutable_finished_at() = ToProtoTime(now);
+  QueueReport(task.id(), l.status);
+  return std::nullopt;
+}
+
+void WorkerAgent::StartTask(const v1::Task& assigned) {
+  v1::Task task = assigned;
+  // Another program may hold the scheduler's address (another cluster on this machine): the
+  // task then listens on the next free one, which the status report tells the manager.
+  std::string moved_from;
+  if (!driver_->AssignsAddresses() && !task.address().empty()) {
+    std::optional<std::string> ip = FreeTaskAddress(task);
+    if (!ip) return;  // reported as failed
+    if (*ip != task.address()) {
+      spdlog::warn("task {} of {}: {}:{} is taken by another program; it listens on {} instead",
+                   task.id(), task.service_name(), task.address(), task.port(), *ip);
+      moved_from = task.address();
+      task.set_address(*ip);
+      absl::MutexLock lock(&mu_);
+      if (auto it = tasks_.find(task.id()); it != tasks_.end()) it->second.task.set_address(*ip);
+    }
+  }
   TaskRunSpec spec;
   spec.task_id = task.id();
   spec.service_name = task.service_name();
@@ -678,8 +728,12 @@ void WorkerAgent::StartTask(const v1::Task& task) {
     auto st = driver_->Inspect(task.id());
     if (l.exited) return;  // it already exited (listener ran first)
     l.status.set_state(v1::TASK_STATE_RUNNING);
-    l.status.set_message("running");
+    l.status.set_message(moved_from.empty()
+                             ? "running"
+                             : absl::StrCat("running on ", task.address(), " (", moved_from,
+                                            " was taken by another program)"));
     if (st) l.status.set_pid(st->pid);
+    if (!moved_from.empty()) l.status.set_address(task.address());
     if (st && !st->address.empty()) {
       l.status.set_address(st->address);
       l.task.set_address(st->address);

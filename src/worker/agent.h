@@ -4,6 +4,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -79,7 +80,10 @@ class WorkerAgent {
   void ReportLoop();
   absl::Status Register();
   void Apply(const v1::Assignments& assignments);
-  void StartTask(const v1::Task& task);
+  void StartTask(const v1::Task& assigned);
+  // The address a process task listens on: the assigned one, or the next free one when
+  // another program holds it (PickTaskAddress). Reports the task failed when there is none.
+  std::optional<std::string> FreeTaskAddress(const v1::Task& task);
   // With `drain`, a running task keeps running for its drain timeout first (it is already
   // out of the routing table), then gets SIGTERM.
   void StopTask(const std::string& task_id, absl::Duration timeout, bool report, bool drain);

@@ -24,7 +24,20 @@ class E2eTest : public testing::Test {
     std::filesystem::create_directories(dir_);
     marker_ = "WARREN_E2E_RUN=" + dir_.string();
     api_addr_ = "127.0.0.1:" + std::to_string(FreePort());
-    range_octet_ = 100 + rd() % 100;
+    // Task ranges 127.X.0.0/16 for X in range_octet_..+3 (Range(0..3)), none of them in use
+    // on the machine (another cluster running beside the tests, issue 11 D8).
+    const std::set<int> in_use = LoopbackOctetsInUse();
+    const int first = 100 + static_cast<int>(rd() % 97);
+    range_octet_ = first;  // all in use: the workers move tasks off taken addresses anyway
+    for (int i = 0; i < 97; ++i) {
+      const int octet = 100 + (first - 100 + i) % 97;
+      bool free = true;
+      for (int k = 0; k <= 3; ++k) free = free && !in_use.contains(octet + k);
+      if (free) {
+        range_octet_ = octet;
+        break;
+      }
+    }
   }
 
   void TearDown() override {

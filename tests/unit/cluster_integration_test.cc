@@ -631,6 +631,44 @@ TEST_F(ClusterTest, PortTakenByAnotherProgramIsReportedOnceAndRetried) {
   EXPECT_EQ(events("publish-failed"), 1);
 }
 
+// Issue 11 D8: another program (another cluster on the machine) holds the address and port
+// the scheduler gave a task. The worker starts it on the next free address of its range, says
+// so in the task's status and an event, and the manager takes the new address.
+TEST_F(ClusterTest, TaskAddressTakenByAnotherProgramMovesToAFreeOne) {
+  // The scheduler's first address on w1 is 127.11.0.1.
+  auto holder = HttpServer::Start("127.11.0.1:0", [](const HttpRequest&) {
+    return HttpResponse::Text(200, "another cluster\n");
+  });
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  const int port = (*holder)->port();
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(1);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    req.mutable_spec()->mutable_template_()->add_ports()->set_target(port);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Tasks("web");
+    return RunningCount("web") == 1 && ts[0].address() == "127.11.0.2";
+  })) << Tasks("web")[0].ShortDebugString();
+  const v1::Task t = Tasks("web")[0];
+  EXPECT_NE(t.status().message().find("127.11.0.1 was taken by another program"), std::string::npos)
+      << t.status().message();
+  EXPECT_EQ(w1.driver->Specs().at(t.id()).env.at("WARREN_TASK_IP"), "127.11.0.2");
+  EXPECT_EQ(w1.driver->Specs().at(t.id()).address, "127.11.0.2");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : ListObjects<v1::Event>(manager_->store())) {
+      if (e.action() == "readdressed" && e.object_id() == t.id()) return true;
+    }
+    return false;
+  }));
+}
+
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {
   AddWorker("w1", "127.11.0.0/16");
   struct Case {

@@ -3,6 +3,7 @@
 // with a warning instead of stopping the node.
 #include "common/role_defaults.h"
 
+#include "common/bind_probe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
@@ -38,7 +39,7 @@ TEST(RoleDefaultsTest, AutomaticAddressInUseTurnsDnsOffWithAWarning) {
   EXPECT_EQ(c.addr, "");
   EXPECT_THAT(c.warning, HasSubstr("service DNS is off: " + taken + " is in use"));
   EXPECT_THAT(c.warning, HasSubstr("--dns-addr"));
-  EXPECT_EQ(ProbeBind(taken).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ProbeBind(taken, /*udp=*/true).code(), absl::StatusCode::kAlreadyExists);
   // A free automatic address is used.
   EXPECT_EQ(ChooseDnsAddr(kAutoDnsAddr, "127.0.0.1:0").addr, "127.0.0.1:0");
 }
