@@ -34,20 +34,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  tail -n 30 "$TMP/node.log"
-  exit 1
-}
-poll() {
-  local n=$1
-  shift
-  for _ in $(seq 1 "$n"); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Every default: no flag at all, data in ./warren-data of the current directory.
 (cd "$TMP" && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \

@@ -34,21 +34,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  for f in "$TMP"/*.log; do echo "--- $f"; tail -n 20 "$f"; done
-  exit 1
-}
-# Polls a command (up to $1 tenths of a second) until it succeeds.
-poll() {
-  local n=$1
-  shift
-  for _ in $(seq 1 "$n"); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # The shell block after "Separate roles" in the README.
 mapfile -t lines < <(awk '/Separate roles/ { s = 1 } s && /^```sh/ { b = 1; next } b && /^```/ { exit } b' "$README")

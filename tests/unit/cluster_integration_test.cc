@@ -355,6 +355,15 @@ class OrphanTest : public ClusterTest {
     return workers_.back();
   }
 
+  // Restarts `w` and expects every task it recovers (`count` of them) to be stopped.
+  void RestartAndExpectAllStopped(Worker& w, size_t count, const std::string& what) {
+    std::vector<std::string> recovered;
+    auto& again = Restart(w, "w1", "127.11.0.0/16", &recovered);
+    ASSERT_EQ(recovered.size(), count);
+    EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
+        << StillRunning(again, recovered).size() << " " << what;
+  }
+
   // Ids among `ids` that still run on `w`.
   static std::vector<std::string> StillRunning(const Worker& w,
                                                const std::vector<std::string>& ids) {
@@ -388,11 +397,7 @@ TEST_F(OrphanTest, RestartedWorkerStopsTasksRescheduledElsewhere) {
   auto& w2 = AddWorker("w2", "127.12.0.0/16");
   w1.agent->Stop();  // as killed: its tasks keep running, its heartbeats stop
   ASSERT_TRUE(WaitFor([&] { return w2.driver->Running() == 2 && RunningCount("web") == 2; }));
-  std::vector<std::string> recovered;
-  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
-  ASSERT_EQ(recovered.size(), 2u);
-  EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
-      << StillRunning(again, recovered).size() << " orphan(s) still run on the restarted worker";
+  RestartAndExpectAllStopped(w1, 2, "orphan(s) still run on the restarted worker");
 }
 
 // `service rm` while the node is down forgets its tasks at once (nothing can stop them).
@@ -411,11 +416,7 @@ TEST_F(OrphanTest, RestartedWorkerStopsTasksOfAServiceRemovedWhileItWasDown) {
   }));
   Delete("web");
   Delete("api");
-  std::vector<std::string> recovered;
-  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
-  ASSERT_EQ(recovered.size(), 3u);
-  EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
-      << StillRunning(again, recovered).size() << " task(s) of removed services still run";
+  RestartAndExpectAllStopped(w1, 3, "task(s) of removed services still run");
 }
 
 // The node still has a task, so assignments arrive: only the one removed meanwhile stops.
