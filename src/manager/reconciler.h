@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/limits.h"
 #include "warren/v1/objects.pb.h"
 
 namespace warren {
@@ -23,8 +24,12 @@ struct ReconcileActions {
   std::vector<v1::Task> create;
   // Existing tasks with a changed desired state or status (written with a version check).
   std::vector<v1::Task> update;
-  // Terminal tasks no longer worth keeping.
-  std::vector<std::string> remove;
+  // Terminal tasks no longer worth keeping, deleted with a check of the version read.
+  struct Removal {
+    std::string id;
+    uint64_t version = 0;
+  };
+  std::vector<Removal> remove;
   std::vector<EventSpec> events;
   // When the service needs another look even if nothing changes (restart backoff).
   absl::Time next_wakeup = absl::InfiniteFuture();
@@ -42,17 +47,19 @@ struct ReconcileActions {
 // revision is replaced start-first (the new task starts beside the old one, which is shut
 // down once the new one is available) or stop-first, as the deployment's budgets allow.
 // Without a deployment, stale slots are replaced one at a time, start-first.
+//
+// History: besides its newest task, a slot keeps its `task_history` newest terminal tasks (for
+// `service ps`); older ones are removed, whatever the restart rate. The restart backoff does
+// not need them: each replacement carries the slot's failure streak (Task.failure_streak).
 class Reconciler {
  public:
-  // Terminal tasks kept per slot for `service ps` history.
-  static constexpr int kHistoryPerSlot = 3;
-
   // `rollout`: the service's active deployment, or null. `templates`: kept revisions'
   // templates by number, for tasks of a revision other than the service's current one.
   static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
                                     const std::vector<v1::Node>& nodes, absl::Time now,
                                     const v1::Deployment* rollout = nullptr,
-                                    const std::map<int64_t, v1::TaskTemplate>* templates = nullptr);
+                                    const std::map<int64_t, v1::TaskTemplate>* templates = nullptr,
+                                    int task_history = limits::kDefaultTaskHistory);
 
   // Restart delay before attempt `consecutive_failures` (1 for the first restart).
   static absl::Duration Backoff(const v1::RestartPolicy& policy, int consecutive_failures);

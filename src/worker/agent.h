@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "dns/cluster_dns.h"
 #include "grpcpp/grpcpp.h"
+#include "http/grpc_acceptor.h"
 #include "http/metrics.h"
 #include "proxy/proxy.h"
 #include "roles.h"
@@ -102,6 +103,8 @@ class WorkerAgent {
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
   std::unique_ptr<PortPublisher> publisher_;  // applies routing tables to proxies_
+  // Sent with the proxy counters: the manager sees from a new value that they started again.
+  const uint64_t counters_instance_;
   std::unique_ptr<dns::ClusterDns> dns_;
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};
@@ -110,6 +113,7 @@ class WorkerAgent {
   std::unique_ptr<LogService> log_service_;
   std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
 
   mutable absl::Mutex mu_;

@@ -4,7 +4,9 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "common/time_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
 #include "manager/server.h"
@@ -128,6 +130,27 @@ TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
     addresses.insert(spec.env.at("WARREN_TASK_IP"));
   }
   EXPECT_EQ(addresses.size(), 2u);
+}
+
+// A node's assignment set carries every task's template (up to 1 MiB each): six replicas of a
+// large spec are more than gRPC's default 4 MiB per message, which the worker refused, so
+// none of them ever started.
+TEST_F(ClusterTest, AssignmentsLargerThanFourMiBReachTheWorker) {
+  auto& w = AddWorker("w1", "127.13.0.0/16");
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  req.mutable_spec()->set_name("big");
+  req.mutable_spec()->set_replicas(6);
+  req.mutable_spec()->mutable_template_()->set_command("app");
+  for (int e = 0; e < 30; ++e) {
+    (*req.mutable_spec()->mutable_template_()->mutable_env())[absl::StrCat("V", e)] =
+        std::string(32000, 'x');
+  }
+  ASSERT_GT(6 * req.spec().ByteSizeLong(), 5u << 20);
+  v1::Service out;
+  grpc::Status s = stub_->CreateService(&ctx, req, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(WaitFor([&] { return w.driver->Running() == 6; }, std::chrono::seconds(20)));
 }
 
 TEST_F(ClusterTest, CrashedTaskIsReplaced) {
@@ -668,6 +691,38 @@ TEST_F(ClusterTest, TaskAddressTakenByAnotherProgramMovesToAFreeOne) {
     }
     return false;
   }));
+}
+
+// A task the worker lost while it was down (it died before the task was started, or its
+// state went with the machine) was not the task's own doing: it is orphaned, not failed, so a
+// rollout does not count it against the new revision (a rolling update rolled back after a
+// kill -9 of the node), and the reconciler starts a replacement at once.
+TEST_F(ClusterRestartTest, TaskLostWhileTheWorkerWasDownIsOrphanedNotFailed) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  const std::vector<v1::Task> before = Tasks("web");
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
+  w1.agent->Stop();
+  // Only the first task comes back after the restart.
+  auto driver = std::make_unique<FakeDriver>();
+  const std::string kept = before[0].id(), lost = before[1].id();
+  driver->AddRecoverable(w1.driver->Specs().at(kept), *w1.driver->Inspect(kept));
+  WorkerAgent agent(wo, std::move(driver), RealClock::Get());
+  ASSERT_TRUE(agent.Start().ok());
+  v1::Task lost_task;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : Tasks("web")) {
+      if (t.id() == lost) lost_task = t;
+    }
+    return lost_task.status().state() != v1::TASK_STATE_RUNNING;
+  }));
+  EXPECT_EQ(lost_task.status().state(), v1::TASK_STATE_ORPHANED)
+      << lost_task.status().ShortDebugString();
+  EXPECT_EQ(lost_task.status().error(), "");
+  EXPECT_THAT(lost_task.status().message(), testing::HasSubstr("lost while the worker was down"));
+  EXPECT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  agent.Stop();
 }
 
 TEST_F(ClusterTest, RejectsBadInputAndStoresNothing) {
