@@ -21,20 +21,19 @@
 #include "cli/apply.h"
 #include "cli/cluster_commands.h"
 #include "cli/command_env.h"
+#include "cli/command_suggest.h"
+#include "cli/completion.h"
 #include "cli/daemon_flags.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
+#include "cli/version_command.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/cni_config.h"
-
-#ifndef WARREN_VERSION
-#define WARREN_VERSION "dev"
-#endif
 
 namespace warren {
 namespace {
@@ -44,6 +43,8 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(5);
 struct Context {
   std::string manager = "127.0.0.1:8080";
   std::string output = "table";
+  // -q: ids (or names) only, one per line.
+  bool quiet = false;
   std::ostream* out;
   std::ostream* err;
   // The command line as typed (without the program name), the default change cause.
@@ -533,6 +534,10 @@ int ServiceList(Context& ctx) {
       return client.Fail(s);
     }
   }
+  if (ctx.quiet) {
+    for (const v1::Service& s : services.services()) *ctx.out << s.id() << "\n";
+    return 0;
+  }
   std::map<std::string, int> running;
   if (ctx.format() == OutputFormat::kTable) {
     grpc::ClientContext call;
@@ -566,7 +571,7 @@ int ServiceInspect(Context& ctx, const std::string& name, int64_t revision) {
   return 0;
 }
 
-int ServicePs(Context& ctx, const std::string& name) {
+int ServicePs(Context& ctx, const std::string& name, bool no_trunc) {
   Client client(ctx);
   v1::Service svc;
   if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
@@ -580,6 +585,10 @@ int ServicePs(Context& ctx, const std::string& name) {
       return client.Fail(s);
     }
   }
+  if (ctx.quiet) {
+    *ctx.out << RenderTaskIds(tasks);
+    return 0;
+  }
   std::map<std::string, std::string> node_names;
   if (ctx.format() == OutputFormat::kTable) {
     grpc::ClientContext call;
@@ -590,7 +599,7 @@ int ServicePs(Context& ctx, const std::string& name) {
     }
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
   }
-  *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now());
+  *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now(), no_trunc);
   return 0;
 }
 
@@ -670,6 +679,10 @@ int NodeList(Context& ctx) {
   Client::Prepare(&call);
   v1::ListNodesResponse nodes;
   if (grpc::Status s = client.stub().ListNodes(&call, {}, &nodes); !s.ok()) return client.Fail(s);
+  if (ctx.quiet) {
+    for (const v1::Node& n : nodes.nodes()) *ctx.out << n.id() << "\n";
+    return 0;
+  }
   *ctx.out << RenderNodes(nodes, ctx.format(), absl::Now());
   return 0;
 }
@@ -754,6 +767,10 @@ std::string QuoteForDisplay(const std::string& arg) {
     }
   }
   return out + "'";
+}
+
+void AddQuietFlag(CLI::App* cmd, Context* ctx, const std::string& what) {
+  cmd->add_flag("-q,--quiet", ctx->quiet, absl::StrCat("Only ", what, ", one per line"));
 }
 
 void AddOutputFlag(CLI::App* cmd, Context* ctx) {
@@ -974,6 +991,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   CLI::App* ls = service->add_subcommand("ls", "List services");
   AddOutputFlag(ls, &ctx);
+  AddQuietFlag(ls, &ctx, "service ids");
   ls->callback([&] { action = [&] { return ServiceList(ctx); }; });
 
   std::string inspect_name;
@@ -988,10 +1006,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       [&] { action = [&] { return ServiceInspect(ctx, inspect_name, inspect_revision); }; });
 
   std::string ps_name;
+  bool ps_no_trunc = false;
   CLI::App* ps = service->add_subcommand("ps", "List a service's tasks");
   ps->add_option("NAME", ps_name, "Service name or id")->required();
   AddOutputFlag(ps, &ctx);
-  ps->callback([&] { action = [&] { return ServicePs(ctx, ps_name); }; });
+  AddQuietFlag(ps, &ctx, "task ids");
+  ps->add_flag("--no-trunc", ps_no_trunc, "Show errors whole instead of shortened");
+  ps->callback([&] { action = [&] { return ServicePs(ctx, ps_name, ps_no_trunc); }; });
 
   std::vector<std::string> scale_items;
   CLI::App* scale = service->add_subcommand("scale", "Set replica counts");
@@ -1018,6 +1039,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   node->require_subcommand(1);
   CLI::App* node_ls = node->add_subcommand("ls", "List nodes");
   AddOutputFlag(node_ls, &ctx);
+  AddQuietFlag(node_ls, &ctx, "node ids");
   node_ls->callback([&] { action = [&] { return NodeList(ctx); }; });
   std::string node_name;
   CLI::App* node_inspect = node->add_subcommand("inspect", "Show a node in full");
@@ -1044,14 +1066,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   AddStackCommands(&app, ctx.env_for_commands(), &action);
 
-  // version
-  CLI::App* version = app.add_subcommand("version", "Print the version");
-  version->callback([&] {
-    action = [&] {
-      out << "warren " << WARREN_VERSION << "\n";
-      return 0;
-    };
-  });
+  AddVersionCommand(&app, ctx.env_for_commands(), &action);
+  AddCompletionCommand(&app, ctx.env_for_commands(), &action);
 
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
@@ -1060,6 +1076,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   } catch (const CLI::Success& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
+    if (std::optional<std::string> unknown = UnknownCommandError(app)) {
+      err << "error: " << *unknown << "\n";
+      return 2;
+    }
     err << "error: " << e.what() << "\n"
         << "Run with --help for more information.\n";
     return 2;

@@ -12,6 +12,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "manager/rollout.h"
@@ -1113,6 +1114,13 @@ grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpoin
     }
     *resp->add_revisions() = std::move(re);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                                    v1::VersionInfo* resp) {
+  resp->set_version(std::string(WarrenVersion()));
+  resp->set_api(v1::VersionInfo::descriptor()->file()->package());
   return grpc::Status::OK;
 }
 

@@ -88,6 +88,8 @@ class ApiService final : public v1::Warren::Service {
                                   v1::ReportTrafficStatsResponse*) override;
   grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
                             v1::ServiceEndpoints*) override;
+  grpc::Status GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                          v1::VersionInfo*) override;
 
   // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
   void SetTraffic(RoutingTableCache* routes, TrafficStats* stats) {

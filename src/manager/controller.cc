@@ -238,6 +238,7 @@ absl::Time Controller::RunPass() {
     std::vector<Mutation> m;
     for (auto& t : r.assigned) {
       *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+      t.mutable_status()->clear_error();  // the unschedulable reason no longer holds
       m.push_back(PutMutation(t, t.version()));
     }
     std::map<std::string, const v1::Task*> pending_by_id;
@@ -247,6 +248,8 @@ absl::Time Controller::RunPass() {
       if (t->status().message() == "no suitable node: " + reason) continue;
       v1::Task waiting = *t;
       waiting.mutable_status()->set_message("no suitable node: " + reason);
+      // The error too: `service ps` shows it in ERROR, as it shows a start that failed.
+      waiting.mutable_status()->set_error(waiting.status().message());
       m.push_back(PutMutation(waiting, t->version()));
       m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
                                waiting.status().message(), t->service_id()));
