@@ -24,6 +24,7 @@
 #include "cli/command_suggest.h"
 #include "cli/completion.h"
 #include "cli/daemon_flags.h"
+#include "cli/node_commands.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
@@ -309,7 +310,10 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   std::set<std::string> changes = flags.t.given;
   changes.erase("--message");
   changes.erase("--detach");
-  if (changes.empty() && flags.env_rm.empty()) {
+  changes.erase("--force");
+  // `service restart` and `update --force` alone: the same template, every task replaced.
+  const bool restart_only = flags.force && changes.empty() && flags.env_rm.empty();
+  if (changes.empty() && flags.env_rm.empty() && !flags.force) {
     *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
     return 2;
   }
@@ -336,7 +340,8 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   if (grpc::Status s = client.stub().UpdateService(&call, req, &updated); !s.ok()) {
     return client.Fail(s);
   }
-  *ctx.out << updated.spec().name() << ": updated (revision " << updated.revision() << ")\n";
+  *ctx.out << updated.spec().name() << (restart_only ? ": restarting every task" : ": updated")
+           << " (revision " << updated.revision() << ")\n";
   // A change of replicas (or of the rollout settings) alone makes no revision: nothing rolls.
   if (flags.detach || updated.revision() == svc.revision()) return 0;
   ctx.out->flush();
@@ -912,7 +917,22 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                      "Change cause recorded with the revision (default: the command line)");
   update->add_flag("-d,--detach", update_flags.detach,
                    "Return once the update is accepted instead of following the rollout");
+  update->add_flag("--force", update_flags.force,
+                   "Replace every task even when nothing else changes (as `service restart`)");
   update->callback([&] { action = [&] { return ServiceUpdate(ctx, *update, update_flags); }; });
+
+  UpdateFlags restart_flags;
+  restart_flags.force = true;
+  CLI::App* restart = service->add_subcommand(
+      "restart",
+      "Replace every task with a new one of the same template: a rolling update with the "
+      "service's settings, health-gated (update --force)");
+  restart->add_option("NAME", restart_flags.name, "Service name or id")->required();
+  restart->add_option("--message", restart_flags.message,
+                      "Change cause recorded with the revision (default: the command line)");
+  restart->add_flag("-d,--detach", restart_flags.detach,
+                    "Return once the restart is accepted instead of following it");
+  restart->callback([&] { action = [&] { return ServiceUpdate(ctx, *restart, restart_flags); }; });
 
   CLI::App* rollout = service->add_subcommand("rollout", "Rollouts of a service");
   rollout->require_subcommand(1);
@@ -1035,7 +1055,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       [&] { action = [&] { return ServiceLogs(ctx, logs_name, logs_follow, logs_tail); }; });
 
   // node ...
-  CLI::App* node = app.add_subcommand("node", "Inspect nodes");
+  CLI::App* node = app.add_subcommand("node", "Inspect and manage nodes");
   node->require_subcommand(1);
   CLI::App* node_ls = node->add_subcommand("ls", "List nodes");
   AddOutputFlag(node_ls, &ctx);
@@ -1046,6 +1066,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   node_inspect->add_option("NAME", node_name, "Node name or id")->required();
   AddOutputFlag(node_inspect, &ctx);
   node_inspect->callback([&] { action = [&] { return NodeInspect(ctx, node_name); }; });
+  AddNodeCommands(node, ctx.env_for_commands(), &action);
 
   // events
   std::string events_service;

@@ -206,14 +206,15 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
     std::vector<std::string> labels;
     for (const auto& [k, v] : n.labels()) labels.push_back(absl::StrCat(k, "=", v));
     std::sort(labels.begin(), labels.end());
-    rows.push_back(
-        {n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()), OrDash(n.runtime()),
-         n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
-         FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
-         labels.empty() ? "-" : absl::StrJoin(labels, ","), FormatAge(n.last_heartbeat(), now)});
+    rows.push_back({n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()),
+                    NodeAvailabilityName(n.availability()), OrDash(n.runtime()),
+                    n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
+                    FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
+                    labels.empty() ? "-" : absl::StrJoin(labels, ","),
+                    FormatAge(n.last_heartbeat(), now)});
   }
-  return RenderTable({"ID", "NAME", "ROLE", "STATE", "RUNTIME", "CPUS", "MEMORY", "ADDRESSES",
-                      "LABELS", "HEARTBEAT"},
+  return RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS", "MEMORY",
+                      "ADDRESSES", "LABELS", "HEARTBEAT"},
                      rows);
 }
 

@@ -138,6 +138,8 @@ absl::Time Controller::RunPass() {
   for (auto& r : ListObjects<v1::Revision>(store_)) {
     revisions_by_service[r.service_id()][r.number()] = std::move(r);
   }
+  // A draining node holds no global slot: a rollout counts the slots the reconciler keeps.
+  const std::vector<v1::Node> slot_nodes = Reconciler::SlotNodes(nodes);
   for (v1::Service service : services) {
     const auto& revisions = revisions_by_service[service.id()];
     std::optional<v1::Deployment> rollout;
@@ -155,7 +157,7 @@ absl::Time Controller::RunPass() {
         };
       }
       RolloutStep step = RolloutController::Advance(
-          service, it->second, by_service[service.id()], nodes, revisions, now,
+          service, it->second, by_service[service.id()], slot_nodes, revisions, now,
           traffic_ ? &window : nullptr, prometheus_url_.empty() ? nullptr : &query);
       next = std::min(next, step.next_wakeup);
       if (step.changed) {

@@ -42,6 +42,12 @@ struct ReconcileActions {
 // revision is replaced start-first (the new task starts beside the old one, which is shut
 // down once the new one is available) or stop-first, as the deployment's budgets allow.
 // Without a deployment, stale slots are replaced one at a time, start-first.
+//
+// A task on a draining node (availability drain) moves: its slot gets a new task, which the
+// scheduler places elsewhere, and the old one stops once the new one is available
+// (start-first) or before it starts (stop-first), at most update_config.parallelism slots at a
+// time. A global service has no slot on a draining node. Tasks of a blue/green or canary
+// deployment's plan move once the deployment ends.
 class Reconciler {
  public:
   // Terminal tasks kept per slot for `service ps` history.
@@ -53,6 +59,9 @@ class Reconciler {
                                     const std::vector<v1::Node>& nodes, absl::Time now,
                                     const v1::Deployment* rollout = nullptr,
                                     const std::map<int64_t, v1::TaskTemplate>* templates = nullptr);
+
+  // The nodes that may hold a slot of a global service: all but the draining ones.
+  static std::vector<v1::Node> SlotNodes(const std::vector<v1::Node>& nodes);
 
   // Restart delay before attempt `consecutive_failures` (1 for the first restart).
   static absl::Duration Backoff(const v1::RestartPolicy& policy, int consecutive_failures);

@@ -29,7 +29,7 @@ class CliClusterTest : public ::testing::Test {
     mo.data_dir = (dir_.path() / "manager").string();
     mo.api_addr = "127.0.0.1:0";
     mo.metrics_addr = "";
-    mo.node_timeout = absl::Seconds(30);
+    mo.node_timeout = node_timeout_;
     mo.dns.addr = "";
     auto m = ManagerServer::Start(mo, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
@@ -105,6 +105,8 @@ class CliClusterTest : public ::testing::Test {
     return svc;
   }
 
+  // Long by default: a worker stopped by a test is down only when the test wants it.
+  absl::Duration node_timeout_ = absl::Seconds(30);
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
   std::unique_ptr<v1::Warren::Stub> stub_;

@@ -702,9 +702,10 @@ TEST(OutputTest, ServicesAndNodesTables) {
   n->mutable_last_heartbeat()->set_seconds(1'700'000'000 - 2);
   EXPECT_EQ(
       RenderNodes(nodes, OutputFormat::kTable, now),
-      "ID   NAME     ROLE     STATE   RUNTIME   CPUS   MEMORY   ADDRESSES      LABELS    "
-      "HEARTBEAT\n"
-      "n1   node-1   hybrid   ready   process   4      8G       127.1.0.0/16   zone=eu   2s\n");
+      "ID   NAME     ROLE     STATE   AVAILABILITY   RUNTIME   CPUS   MEMORY   ADDRESSES      "
+      "LABELS    HEARTBEAT\n"
+      "n1   node-1   hybrid   ready   active         process   4      8G       127.1.0.0/16   "
+      "zone=eu   2s\n");
 }
 
 TEST(OutputTest, UnifiedDiff) {
