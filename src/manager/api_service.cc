@@ -1071,13 +1071,15 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
         t.set_version(0);  // versions churn on status reports; the worker needs no resend
         *a.add_tasks() = std::move(t);
       }
+      // Status churn (health probes) is the worker's own report: no resend for it. The key
+      // is each task without its status, taken out and put back rather than copying every
+      // task (a copy of thousands of tasks per store version was a good part of the manager's
+      // memory churn).
       std::string key;
-      {
-        v1::Assignments copy = a;
-        copy.set_version(0);
-        // Status churn (health probes) is the worker's own report: no resend for it.
-        for (auto& t : *copy.mutable_tasks()) t.clear_status();
-        copy.SerializeToString(&key);
+      for (auto& t : *a.mutable_tasks()) {
+        std::unique_ptr<v1::TaskStatus> status(t.release_status());
+        t.AppendToString(&key);
+        t.set_allocated_status(status.release());
       }
       if (key != last_sent) {
         if (!writer->Write(a)) break;
