@@ -2,7 +2,9 @@
 # Warren's HTTP proxy vs nginx as reverse proxy in front of the same two warren-testapp backends,
 # measured with wrk. Prints a markdown table (requests/s, p99) and the ratios.
 #   bench/proxy_bench.sh [BUILD_DIR]   (needs warren-testapp and proxy_server_bench built)
-# Env: DURATION (default 10s), THREADS (wrk threads, 2), CONNECTIONS (50), PROXY_THREADS (2).
+# Env: DURATION (default 10s), THREADS (wrk threads, 2), CONNECTIONS (50), PROXY_THREADS (2),
+# BASELINE (another proxy_server_bench, e.g. built from main: measured in the same run, for a
+# before/after of a change to the proxy).
 set -euo pipefail
 BUILD=${1:-build}
 DURATION=${DURATION:-10s}
@@ -12,6 +14,11 @@ PROXY_THREADS=${PROXY_THREADS:-2}
 for bin in "$BUILD/warren-testapp" "$BUILD/proxy_server_bench"; do
   [ -x "$bin" ] || { echo "proxy_bench: $bin not built" >&2; exit 1; }
 done
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+  echo "proxy_bench: BASELINE $BASELINE is not an executable" >&2
+  exit 1
+fi
 command -v wrk >/dev/null || { echo "proxy_bench: wrk not installed (scripts/setup.sh)" >&2; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "proxy_bench: nginx not installed (scripts/setup.sh)" >&2; exit 1; }
@@ -52,6 +59,13 @@ for b in "${BACKENDS[@]}"; do args+=(--backend "$b"); done
   >"$TMP/warren.log" 2>&1 &
 PIDS+=($!)
 wait_line "$TMP/warren.log" "listening on" >/dev/null
+if [ -n "$BASELINE" ]; then
+  BPORT=$(free_port)
+  "$BASELINE" --listen "127.0.0.1:$BPORT" --threads "$PROXY_THREADS" "${args[@]}" \
+    >"$TMP/baseline.log" 2>&1 &
+  PIDS+=($!)
+  wait_line "$TMP/baseline.log" "listening on" >/dev/null
+fi
 
 NPORT=$(free_port)
 mkdir -p "$TMP/nginx"
@@ -98,10 +112,12 @@ run_wrk() {
   echo "$rps $p99 ${errors:-none}"
 }
 
-# Warm both up, then measure.
+# Warm up, then measure (nginx, the baseline, Warren: one after the other, same load).
 DURATION=2s run_wrk "$WPORT" >/dev/null
 DURATION=2s run_wrk "$NPORT" >/dev/null
+[ -z "$BASELINE" ] || DURATION=2s run_wrk "$BPORT" >/dev/null
 read -r n_rps n_p99 n_err <<<"$(run_wrk "$NPORT")"
+if [ -n "$BASELINE" ]; then read -r b_rps b_p99 b_err <<<"$(run_wrk "$BPORT")"; fi
 read -r w_rps w_p99 w_err <<<"$(run_wrk "$WPORT")"
 
 echo "Proxy: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 2 warren-testapp backends, $PROXY_THREADS proxy threads/workers, $(nproc) cores"
@@ -109,7 +125,13 @@ echo
 echo "| Proxy | Requests/s | p99 latency (ms) | Errors |"
 echo "| --- | ---: | ---: | --- |"
 echo "| nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') | $n_rps | $n_p99 | $n_err |"
+[ -z "$BASELINE" ] || echo "| Warren baseline ($BASELINE) | $b_rps | $b_p99 | $b_err |"
 echo "| Warren | $w_rps | $w_p99 | $w_err |"
 echo
 awk -v wr="$w_rps" -v nr="$n_rps" -v wp="$w_p99" -v np="$n_p99" 'BEGIN {
   printf "Warren / nginx: throughput %.2fx (goal >= 0.8x), p99 %.2fx (goal <= 1.5x)\n", wr / nr, wp / np }'
+if [ -n "$BASELINE" ]; then
+  awk -v wr="$w_rps" -v nr="$n_rps" -v wp="$w_p99" -v np="$n_p99" -v br="$b_rps" -v bp="$b_p99" 'BEGIN {
+    printf "Baseline / nginx: throughput %.2fx, p99 %.2fx\n", br / nr, bp / np
+    printf "Warren / baseline: throughput %.2fx, p99 %.2fx\n", wr / br, wp / bp }'
+fi

@@ -1,11 +1,15 @@
 #include <malloc.h>
 
 #include "cli/cli.h"
+#include "http/descriptor_budget.h"
 
 int main(int argc, char** argv) {
   // glibc gives each busy thread its own malloc arena; with gRPC's thread pool that multiplies
   // the heap's high-water mark (manager RSS 81 MiB vs about 60 MiB with one arena, 1,000 services x
   // 3 tasks, see docs/benchmarks.md). Set before any thread starts.
   mallopt(M_ARENA_MAX, 1);
+  // The default soft limit (often 1024) is far below what a node serving many connections
+  // needs; the hard limit is what the administrator allows.
+  warren::RaiseFileLimit();
   return warren::RunCli(argc, argv);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/limits.h"
 
 namespace warren {
 
@@ -26,6 +27,21 @@ struct DnsOptions {
   bool freebind = false;
 };
 
+// Descriptors kept for the control plane (gRPC API, store, task processes and logs, health
+// checks): the data plane (published ports, DNS) gets RLIMIT_NOFILE minus this, at least half.
+inline constexpr int64_t kDefaultReservedFds = 1024;
+
+// The published ports' HTTP proxies (see docs/operations.md).
+struct ProxyLimits {
+  // The whole request head must arrive within this time; 0: no limit.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // Keep-alive connections without a request, and clients that stall a relay, are closed after
+  // this; 0: no limit.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Client connections at once per published port.
+  int max_connections = 10000;
+};
+
 struct ManagerOptions {
   std::string data_dir = "./warren-data";
   std::string api_addr = "127.0.0.1:8080";
@@ -34,6 +50,9 @@ struct ManagerOptions {
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.
   std::string prometheus_url;
+  // Terminal tasks kept per slot for `service ps` (0..100; common/limits.h).
+  int task_history = limits::kDefaultTaskHistory;
+  int64_t reserved_fds = kDefaultReservedFds;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
@@ -94,6 +113,8 @@ struct WorkerOptions {
   // How long the start retries reading the tasks of an earlier worker while the runtime
   // cannot be read (it then fails, leaving every task as it is).
   absl::Duration recover_timeout = absl::Seconds(30);
+  ProxyLimits proxy;
+  int64_t reserved_fds = kDefaultReservedFds;
 };
 
 // Each runs until SIGINT/SIGTERM and returns the process exit code.

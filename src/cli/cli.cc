@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -24,12 +25,14 @@
 #include "cli/command_suggest.h"
 #include "cli/completion.h"
 #include "cli/daemon_flags.h"
+#include "cli/listener_flags.h"
 #include "cli/node_commands.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
 #include "cli/version_command.h"
+#include "common/limits.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
@@ -63,10 +66,9 @@ struct Context {
 // A connection to the manager, and the one place gRPC errors become messages and exit codes.
 class Client {
  public:
-  explicit Client(const Context& ctx)
-      : ctx_(ctx),
-        stub_(v1::Warren::NewStub(
-            grpc::CreateChannel(ctx.manager, grpc::InsecureChannelCredentials()))) {}
+  explicit Client(const Context& ctx) : ctx_(ctx) {
+    stub_ = v1::Warren::NewStub(ctx.env_for_commands().Channel());
+  }
 
   v1::Warren::Stub& stub() { return *stub_; }
 
@@ -110,6 +112,7 @@ struct ServerFlags {
   std::string dns_ttl = "5s";
   std::string log_max_size = "10M";
   std::string task_dir_retention = "1h";
+  ProxyLimitFlags proxy;
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
@@ -148,16 +151,29 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  cmd->add_option("--task-history-limit", f->manager.task_history,
+                  "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
+      ->capture_default_str();
+  AddReservedFdsFlag(cmd, &f->manager.reserved_fds);
 }
 
 absl::Status FinishManagerFlags(ServerFlags* f) {
   absl::StatusOr<absl::Duration> d = ParseDuration(f->node_timeout);
   if (!d.ok())
     return absl::InvalidArgumentError(absl::StrCat("--node-timeout: ", d.status().message()));
-  if (*d <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--node-timeout: must be greater than 0");
+  if (*d <= absl::ZeroDuration() || *d > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--node-timeout: must be greater than 0 and at most 24h, got ",
+                     warren::FormatDuration(*d)));
   }
   f->manager.node_timeout = *d;
+  if (f->manager.task_history < 0 || f->manager.task_history > limits::kMaxTaskHistory) {
+    return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",
+                                                   limits::kMaxTaskHistory, ", got ",
+                                                   f->manager.task_history));
+  }
+  if (absl::Status s = CheckReservedFds(f->manager.reserved_fds); !s.ok()) return s;
+  f->worker.reserved_fds = f->manager.reserved_fds;
   return FinishDnsFlags(f->dns_ttl, &f->manager.dns);
 }
 
@@ -248,8 +264,12 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
       return absl::InvalidArgumentError(absl::StrCat("--memory: ", bytes.status().message()));
     f->worker.memory_bytes = *bytes;
   }
-  if (f->worker.cpus < 0) return absl::InvalidArgumentError("--cpus: must be 0 or more");
-  return absl::OkStatus();
+  if (!std::isfinite(f->worker.cpus) || f->worker.cpus < 0 || f->worker.cpus > limits::kMaxCpus) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cpus: must be 0 (detect)..", limits::kMaxCpus, ", got ", f->worker.cpus));
+  }
+  if (absl::Status s = CheckReservedFds(f->worker.reserved_fds); !s.ok()) return s;
+  return FinishProxyLimitFlags(f->proxy, &f->worker.proxy);
 }
 
 // ---- client commands ---------------------------------------------------------------------------
@@ -617,6 +637,10 @@ int ServiceScale(Context& ctx, const std::vector<std::string>& items) {
       *ctx.err << "error: expected NAME=REPLICAS with REPLICAS 0 or more, got \"" << item << "\"\n";
       return 2;
     }
+    if (absl::Status s = ValidateReplicas(n); !s.ok()) {
+      *ctx.err << "error: " << item << ": " << s.message() << "\n";
+      return 2;
+    }
     scales.emplace_back(item.substr(0, eq), n);
   }
   Client client(ctx);
@@ -657,6 +681,11 @@ int ServiceRemove(Context& ctx, const std::vector<std::string>& names) {
 }
 
 int ServiceLogs(Context& ctx, const std::string& name, bool follow, int tail) {
+  if (tail < 0 || tail > limits::kMaxLogTail) {
+    *ctx.err << "error: --tail: must be 0 (all lines).." << limits::kMaxLogTail << ", got " << tail
+             << "\n";
+    return 2;
+  }
   Client client(ctx);
   v1::Service svc;
   if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
@@ -704,7 +733,16 @@ int NodeInspect(Context& ctx, const std::string& name) {
   return 0;
 }
 
-int Events(Context& ctx, const std::string& service, uint64_t since) {
+int Events(Context& ctx, const std::string& service, const std::string& since_text) {
+  uint64_t since = 0;
+  // Read by hand: CLI11 wraps "-5" around to a huge unsigned id, which silently matches nothing.
+  if (!since_text.empty() && (since_text.find_first_not_of("0123456789") != std::string::npos ||
+                              !absl::SimpleAtoi(since_text, &since))) {
+    *ctx.err << "error: --since: must be an event id (a whole number, 0 or more, as `warren "
+                "events` shows them), got \""
+             << since_text << "\"\n";
+    return 2;
+  }
   Client client(ctx);
   grpc::ClientContext call;
   Client::Prepare(&call, /*stream=*/true);
@@ -778,6 +816,22 @@ void AddQuietFlag(CLI::App* cmd, Context* ctx, const std::string& what) {
   cmd->add_flag("-q,--quiet", ctx->quiet, absl::StrCat("Only ", what, ", one per line"));
 }
 
+// CLI11 takes an argument starting with '-' for an option; when that leaves a required
+// positional empty ("service create -web"), it reports only the missing NAME. Name the
+// argument that was taken for an unknown option instead.
+std::string DescribeParseError(const CLI::App& app, const CLI::ParseError& e) {
+  if (e.get_name() != "RequiredError") return e.what();
+  for (const std::string& arg : app.remaining(/*recurse=*/true)) {
+    if (arg.size() > 1 && arg[0] == '-') {
+      return absl::StrCat("\"", arg,
+                          "\" is not an option of this command, and a value cannot start with "
+                          "'-' (",
+                          e.what(), ")");
+    }
+  }
+  return e.what();
+}
+
 void AddOutputFlag(CLI::App* cmd, Context* ctx) {
   cmd->add_option("-o,--output", ctx->output, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
@@ -830,6 +884,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
   AddTaskFileFlags(init, &init_flags);
+  AddProxyLimitFlags(init, &init_flags.proxy);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -883,6 +938,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Address published ports listen on (unless a port names its own)")
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
+  AddProxyLimitFlags(worker, &worker_flags.proxy);
+  AddReservedFdsFlag(worker, &worker_flags.worker.reserved_fds);
   AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
@@ -1070,10 +1127,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   // events
   std::string events_service;
-  uint64_t events_since = 0;
+  std::string events_since;
   CLI::App* events = app.add_subcommand("events", "Stream cluster events until interrupted");
   events->add_option("--service", events_service, "Only this service's events");
-  events->add_option("--since", events_since, "Start after this event id");
+  events->add_option("--since", events_since,
+                     "Start after this event id (0: from the oldest kept)");
   AddOutputFlag(events, &ctx);
   events->callback([&] { action = [&] { return Events(ctx, events_service, events_since); }; });
 
@@ -1101,7 +1159,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       err << "error: " << *unknown << "\n";
       return 2;
     }
-    err << "error: " << e.what() << "\n"
+    err << "error: " << DescribeParseError(app, e) << "\n"
         << "Run with --help for more information.\n";
     return 2;
   }

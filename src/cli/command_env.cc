@@ -2,11 +2,15 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/limits.h"
 
 namespace warren {
 
 std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
-  return grpc::CreateChannel(*manager, grpc::InsecureChannelCredentials());
+  // Task lists of large services exceed gRPC's default 4 MiB per response.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
+  return grpc::CreateCustomChannel(*manager, grpc::InsecureChannelCredentials(), args);
 }
 
 void CommandEnv::Prepare(grpc::ClientContext* call) {

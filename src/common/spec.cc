@@ -1,5 +1,7 @@
 #include "common/spec.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -7,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -15,14 +18,17 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "common/limits.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace warren {
@@ -42,6 +48,16 @@ absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.
 
 absl::Status Invalid(absl::string_view path, absl::string_view msg) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", msg));
+}
+
+std::string Join(const std::string& path, absl::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+}
+
+// A value as an error message shows it: escaped and cut to 64 bytes.
+std::string Shown(absl::string_view value) {
+  if (value.size() <= 64) return absl::CHexEscape(value);
+  return absl::StrCat(absl::CHexEscape(value.substr(0, 64)), "...");
 }
 
 bool IsDnsLabel(std::string_view s) {
@@ -115,11 +131,106 @@ absl::StatusOr<Constraint> ParseConstraint(absl::string_view expr) {
 absl::Status ValidateDuration(const std::string& path, const google::protobuf::Duration& d,
                               bool positive) {
   absl::Duration v = ToAbsl(d);
-  if (positive && v <= absl::ZeroDuration()) {
-    return Invalid(path, absl::StrCat("must be greater than 0, got ", warren::FormatDuration(v)));
+  const std::string max = warren::FormatDuration(limits::kMaxSpecDuration);
+  if (positive && (v <= absl::ZeroDuration() || v > limits::kMaxSpecDuration)) {
+    return Invalid(path, absl::StrCat("must be greater than 0 and at most ", max, ", got ",
+                                      warren::FormatDuration(v)));
   }
-  if (v < absl::ZeroDuration()) {
-    return Invalid(path, absl::StrCat("must not be negative, got ", warren::FormatDuration(v)));
+  if (v < absl::ZeroDuration() || v > limits::kMaxSpecDuration) {
+    return Invalid(path, absl::StrCat("must be 0..", max, ", got ", warren::FormatDuration(v)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TooLong(const std::string& path, size_t max, size_t got) {
+  return Invalid(path, absl::StrFormat("must be at most %d bytes, got %d", max, got));
+}
+
+absl::Status CheckLength(const std::string& path, const std::string& value, size_t max) {
+  return value.size() <= max ? absl::OkStatus() : TooLong(path, max, value.size());
+}
+
+absl::Status CheckCount(const std::string& path, int count, int max) {
+  if (count <= max) return absl::OkStatus();
+  return Invalid(path, absl::StrFormat("must have at most %d entries, got %d", max, count));
+}
+
+// Keys and values of a string map: at most `max` entries, keys and values within their sizes.
+absl::Status CheckStringMap(const std::string& path,
+                            const google::protobuf::Map<std::string, std::string>& m, int max,
+                            size_t max_key, size_t max_value) {
+  if (auto s = CheckCount(path, static_cast<int>(m.size()), max); !s.ok()) return s;
+  for (const auto& [k, v] : m) {
+    if (k.size() > max_key) {
+      return Invalid(path, absl::StrFormat("key \"%s...\" must be at most %d bytes, got %d",
+                                           absl::CHexEscape(k.substr(0, 32)), max_key, k.size()));
+    }
+    if (auto s = CheckLength(absl::StrCat(path, ".", k), v, max_value); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// A list of strings: at most `max` entries of at most `max_bytes` each.
+absl::Status CheckStringList(const std::string& path,
+                             const google::protobuf::RepeatedPtrField<std::string>& list, int max,
+                             size_t max_bytes) {
+  if (auto s = CheckCount(path, list.size(), max); !s.ok()) return s;
+  for (int i = 0; i < list.size(); ++i) {
+    if (auto s = CheckLength(absl::StrCat(path, "[", i, "]"), list[i], max_bytes); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// No string anywhere in `msg` may hold a NUL byte: execve, environment blocks, DNS names and
+// container labels would cut it silently.
+absl::Status CheckNoNul(const google::protobuf::Message& msg, const std::string& path) {
+  using FD = FieldDescriptor;
+  const google::protobuf::Reflection* r = msg.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(msg, &fields);
+  auto nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  auto fail = [](const std::string& where) {
+    return Invalid(where, "must not contain a NUL byte");
+  };
+  for (const FieldDescriptor* f : fields) {
+    const std::string fpath = Join(path, f->json_name());
+    if (f->is_map()) {
+      const Descriptor* entry = f->message_type();
+      if (entry->map_key()->cpp_type() != FD::CPPTYPE_STRING ||
+          entry->map_value()->cpp_type() != FD::CPPTYPE_STRING) {
+        continue;
+      }
+      for (int i = 0; i < r->FieldSize(msg, f); ++i) {
+        const google::protobuf::Message& e = r->GetRepeatedMessage(msg, f, i);
+        const std::string key = e.GetReflection()->GetString(e, entry->map_key());
+        if (nul(key)) return fail(absl::StrCat(fpath, " key \"", absl::CHexEscape(key), "\""));
+        if (nul(e.GetReflection()->GetString(e, entry->map_value()))) {
+          return fail(Join(fpath, key));
+        }
+      }
+    } else if (f->cpp_type() == FD::CPPTYPE_STRING) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(msg, f); ++i) {
+          if (nul(r->GetRepeatedString(msg, f, i))) return fail(absl::StrCat(fpath, "[", i, "]"));
+        }
+      } else if (nul(r->GetString(msg, f))) {
+        return fail(fpath);
+      }
+    } else if (f->cpp_type() == FD::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(msg, f); ++i) {
+          if (auto s =
+                  CheckNoNul(r->GetRepeatedMessage(msg, f, i), absl::StrCat(fpath, "[", i, "]"));
+              !s.ok()) {
+            return s;
+          }
+        }
+      } else if (auto s = CheckNoNul(r->GetMessage(msg, f), fpath); !s.ok()) {
+        return s;
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -136,6 +247,14 @@ absl::Status ValidateHealth(const v1::HealthCheck& hc) {
   switch (hc.probe_case()) {
     case v1::HealthCheck::kHttp: {
       const v1::HttpProbe& h = hc.http();
+      if (auto s = CheckLength(p + ".http.path", h.path(), limits::kMaxHealthPathBytes); !s.ok()) {
+        return s;
+      }
+      if (auto s = CheckStringMap(p + ".http.headers", h.headers(), limits::kMaxHealthHeaders,
+                                  limits::kMaxHeaderNameBytes, limits::kMaxHeaderValueBytes);
+          !s.ok()) {
+        return s;
+      }
       if (!absl::StartsWith(h.path(), "/")) {
         return Invalid(p + ".http.path",
                        absl::StrFormat("must start with '/', got \"%s\"", h.path()));
@@ -159,6 +278,11 @@ absl::Status ValidateHealth(const v1::HealthCheck& hc) {
       if (auto s = ValidatePortNumber(p + ".tcp.port", hc.tcp().port(), true); !s.ok()) return s;
       break;
     case v1::HealthCheck::kExec:
+      if (auto s = CheckStringList(p + ".exec.command", hc.exec().command(), limits::kMaxArgs,
+                                   limits::kMaxArgBytes);
+          !s.ok()) {
+        return s;
+      }
       if (hc.exec().command().empty() || hc.exec().command(0).empty()) {
         return Invalid(p + ".exec.command", "required (the command to run as the probe)");
       }
@@ -169,17 +293,60 @@ absl::Status ValidateHealth(const v1::HealthCheck& hc) {
   if (auto s = ValidateDuration(p + ".interval", hc.interval(), true); !s.ok()) return s;
   if (auto s = ValidateDuration(p + ".timeout", hc.timeout(), true); !s.ok()) return s;
   if (auto s = ValidateDuration(p + ".startPeriod", hc.start_period(), false); !s.ok()) return s;
-  if (hc.retries() < 1) {
-    return Invalid(p + ".retries", absl::StrCat("must be at least 1, got ", hc.retries()));
+  for (const auto& [path, v] : {std::pair{p + ".retries", hc.retries()},
+                                {p + ".successThreshold", hc.success_threshold()}}) {
+    if (v < 1 || v > limits::kMaxHealthRetries) {
+      return Invalid(path, absl::StrCat("must be 1..", limits::kMaxHealthRetries, ", got ", v));
+    }
   }
-  if (hc.success_threshold() < 1) {
-    return Invalid(p + ".successThreshold",
-                   absl::StrCat("must be at least 1, got ", hc.success_threshold()));
+  return absl::OkStatus();
+}
+
+// Sizes and counts first: the checks after them may quote a value in their message.
+absl::Status ValidateTemplateSizes(const v1::TaskTemplate& t) {
+  const std::string p = "template";
+  if (auto s = CheckLength(p + ".command", t.command(), limits::kMaxCommandBytes); !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckLength(p + ".image", t.image(), limits::kMaxImageBytes); !s.ok()) return s;
+  if (auto s = CheckStringList(p + ".args", t.args(), limits::kMaxArgs, limits::kMaxArgBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckStringMap(p + ".env", t.env(), limits::kMaxEnv, limits::kMaxEnvNameBytes,
+                              limits::kMaxEnvValueBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckStringMap(p + ".labels", t.labels(), limits::kMaxLabels,
+                              limits::kMaxLabelKeyBytes, limits::kMaxLabelValueBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckStringList(p + ".constraints", t.constraints(), limits::kMaxConstraints,
+                               limits::kMaxConstraintBytes);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckCount(p + ".ports", t.ports_size(), limits::kMaxPorts); !s.ok()) return s;
+  for (int i = 0; i < t.ports_size(); ++i) {
+    const std::string pp = absl::StrCat(p, ".ports[", i, "]");
+    if (auto s = CheckLength(pp + ".name", t.ports(i).name(), limits::kMaxPortNameBytes); !s.ok()) {
+      return s;
+    }
+    // An IPv6 address with a zone is the longest form a host address takes.
+    if (auto s = CheckLength(pp + ".hostIp", t.ports(i).host_ip(), 64); !s.ok()) return s;
+    if (auto s = CheckLength(pp + ".protocol", t.ports(i).protocol(), 16); !s.ok()) return s;
+  }
+  if (auto s = CheckLength(p + ".imagePullPolicy", t.image_pull_policy(), 16); !s.ok()) return s;
+  if (t.restart_policy().condition().size() > 16) {
+    return TooLong(p + ".restartPolicy.condition", 16, t.restart_policy().condition().size());
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
+  if (auto s = ValidateTemplateSizes(t); !s.ok()) return s;
   if (t.image().empty() && t.command().empty()) {
     return Invalid("template.command", "required (the process runtime runs a command)");
   }
@@ -200,6 +367,14 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
         return Invalid(p + ".published",
                        absl::StrFormat("port %d is already published by ports[%d]",
                                        port.published(), it->second));
+      }
+    }
+    if (!port.host_ip().empty()) {
+      unsigned char buf[16];
+      if (inet_pton(AF_INET, port.host_ip().c_str(), buf) != 1 &&
+          inet_pton(AF_INET6, port.host_ip().c_str(), buf) != 1) {
+        return Invalid(p + ".hostIp", absl::StrFormat("must be an IPv4 or IPv6 address, got \"%s\"",
+                                                      port.host_ip()));
       }
     }
     if (port.protocol() != "tcp") {
@@ -229,21 +404,25 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
           p + ".condition",
           absl::StrFormat("must be always, on-failure or never, got \"%s\"", r.condition()));
     }
-    if (r.max_attempts() < 0) {
+    if (r.max_attempts() < 0 || r.max_attempts() > limits::kMaxRestartAttempts) {
       return Invalid(p + ".maxAttempts",
-                     absl::StrCat("must be 0 (unlimited) or more, got ", r.max_attempts()));
+                     absl::StrCat("must be 0 (unlimited)..", limits::kMaxRestartAttempts, ", got ",
+                                  r.max_attempts()));
     }
     if (auto s = ValidateDuration(p + ".delay", r.delay(), false); !s.ok()) return s;
     if (auto s = ValidateDuration(p + ".maxDelay", r.max_delay(), false); !s.ok()) return s;
   }
   if (t.has_resources()) {
     double cpus = t.resources().cpus();
-    if (!std::isfinite(cpus) || cpus < 0) {
-      return Invalid("template.resources.cpus", absl::StrCat("must be 0 or more, got ", cpus));
+    if (!std::isfinite(cpus) || cpus < 0 || cpus > limits::kMaxCpus) {
+      return Invalid("template.resources.cpus",
+                     absl::StrCat("must be 0..", limits::kMaxCpus, ", got ", cpus));
     }
-    if (t.resources().memory_bytes() < 0) {
+    if (t.resources().memory_bytes() < 0 ||
+        t.resources().memory_bytes() > limits::kMaxMemoryBytes) {
       return Invalid("template.resources.memoryBytes",
-                     absl::StrCat("must be 0 or more, got ", t.resources().memory_bytes()));
+                     absl::StrCat("must be 0..", limits::kMaxMemoryBytes, " (1 PiB), got ",
+                                  t.resources().memory_bytes()));
     }
   }
   for (int i = 0; i < t.constraints_size(); ++i) {
@@ -306,14 +485,16 @@ absl::Status ValidateOneOf(const std::string& path, const std::string& value,
     if (i > 0) absl::StrAppend(&list, i + 1 == N ? " or " : ", ");
     absl::StrAppend(&list, allowed[i]);
   }
-  return Invalid(path, absl::StrFormat("must be %s, got \"%s\"", list, value));
+  return Invalid(path, absl::StrFormat("must be %s, got \"%s\"", list, Shown(value)));
 }
 
 // "12" or "25%": the count or percent, and whether it was a percent.
 absl::StatusOr<std::pair<int, bool>> ParseBudget(absl::string_view text) {
-  auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "must be a whole number (0 or more) or a whole percent 0%%..100%%, got \"%s\"", text));
+  auto bad = [original = text] {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("must be a whole number (0 or more) or a whole percent 0%%..100%%, got "
+                        "\"%s\"",
+                        Shown(original)));
   };
   bool percent = absl::ConsumeSuffix(&text, "%");
   if (text.empty() || text.size() > 9) return bad();
@@ -332,6 +513,9 @@ void SetDurationSeconds(google::protobuf::Duration* d, int64_t seconds) {
 
 absl::Status ValidateCanarySteps(const v1::UpdateConfig& u, const std::string& p) {
   const auto& steps = u.canary_steps();
+  if (auto s = CheckCount(p + ".canarySteps", steps.size(), limits::kMaxCanarySteps); !s.ok()) {
+    return s;
+  }
   for (int i = 0; i < steps.size(); ++i) {
     const std::string path = absl::StrCat(p, ".canarySteps[", i, "]");
     if (steps[i] < 1 || steps[i] > 100) {
@@ -351,9 +535,10 @@ absl::Status ValidateCanarySteps(const v1::UpdateConfig& u, const std::string& p
 
 absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& p) {
   if (auto s = ValidateOneOf(p + ".strategy", u.strategy(), kStrategies); !s.ok()) return s;
-  if (u.parallelism() < 0) {
-    return Invalid(p + ".parallelism",
-                   absl::StrCat("must be 0 (all at once) or more, got ", u.parallelism()));
+  if (u.parallelism() < 0 || u.parallelism() > limits::kMaxReplicas) {
+    return Invalid(
+        p + ".parallelism",
+        absl::StrCat("must be 0 (all at once)..", limits::kMaxReplicas, ", got ", u.parallelism()));
   }
   bool surge_zero = false, unavailable_zero = false;
   for (const auto& [field, value, zero] :
@@ -361,6 +546,11 @@ absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& 
         std::tuple{".maxUnavailable", &u.max_unavailable(), &unavailable_zero}}) {
     absl::StatusOr<std::pair<int, bool>> b = ParseBudget(*value);
     if (!b.ok()) return Invalid(p + field, b.status().message());
+    if (!b->second && b->first > limits::kMaxReplicas) {
+      return Invalid(p + field, absl::StrFormat("must be a whole number 0..%d or a whole percent "
+                                                "0%%..100%%, got \"%s\"",
+                                                limits::kMaxReplicas, *value));
+    }
     *zero = b->first == 0;
   }
   if (surge_zero && unavailable_zero) {
@@ -400,8 +590,14 @@ absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& 
       return Invalid(p + field, absl::StrCat("must be 0..100 (percent), got ", v));
     }
   }
-  if (u.min_requests() < 0) {
-    return Invalid(p + ".minRequests", absl::StrCat("must be 0 or more, got ", u.min_requests()));
+  if (u.min_requests() < 0 || u.min_requests() > limits::kMaxMinRequests) {
+    return Invalid(p + ".minRequests", absl::StrCat("must be 0..", limits::kMaxMinRequests,
+                                                    ", got ", u.min_requests()));
+  }
+  if (auto s =
+          CheckLength(p + ".analysisQuery", u.analysis_query(), limits::kMaxAnalysisQueryBytes);
+      !s.ok()) {
+    return s;
   }
   if (!u.thin_traffic().empty()) {
     if (auto s = ValidateOneOf(p + ".thinTraffic", u.thin_traffic(), kThinTraffic); !s.ok()) {
@@ -447,10 +643,6 @@ const FieldDescriptor* FindField(const Descriptor* desc, std::string_view key) {
   return nullptr;
 }
 
-std::string Join(const std::string& path, absl::string_view key) {
-  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
-}
-
 std::string KindName(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Map:
@@ -475,13 +667,31 @@ std::string ProtoDurationString(absl::Duration d) {
   return out + "s";
 }
 
+// Bytes a document may still produce: aliases repeat what they name, so a small document can
+// expand to gigabytes (every node costs its scalar's size plus a little).
+struct ExpansionBudget {
+  size_t left = limits::kMaxExpandedDocumentBytes;
+
+  absl::Status Take(const YAML::Node& node) {
+    size_t cost = 16 + (node.IsScalar() ? node.Scalar().size() : 0);
+    if (cost > left) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "larger than %d bytes once aliases are expanded; a service spec is at most %d bytes",
+          limits::kMaxExpandedDocumentBytes, limits::kMaxSpecBytes));
+    }
+    left -= cost;
+    return absl::OkStatus();
+  }
+};
+
 absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
-                               const std::string& path, Json* out);
+                               const std::string& path, ExpansionBudget& budget, Json* out);
 
 // One value of `field` (an element when the field is repeated, the value when it is a map).
 absl::Status YamlValueToJson(const YAML::Node& node, const FieldDescriptor* field,
-                             const std::string& path, Json* out) {
+                             const std::string& path, ExpansionBudget& budget, Json* out) {
   using FD = FieldDescriptor;
+  if (auto s = budget.Take(node); !s.ok()) return s;
   if (field->cpp_type() == FD::CPPTYPE_MESSAGE) {
     const std::string& type = field->message_type()->full_name();
     if (type == kDurationType) {
@@ -498,7 +708,7 @@ absl::Status YamlValueToJson(const YAML::Node& node, const FieldDescriptor* fiel
       *out = node.Scalar();
       return absl::OkStatus();
     }
-    return YamlMessageToJson(node, field->message_type(), path, out);
+    return YamlMessageToJson(node, field->message_type(), path, budget, out);
   }
   if (!node.IsScalar()) {
     return Invalid(path, absl::StrCat("expected a single value, got ", KindName(node)));
@@ -561,7 +771,8 @@ absl::Status YamlValueToJson(const YAML::Node& node, const FieldDescriptor* fiel
 }
 
 absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
-                               const std::string& path, Json* out) {
+                               const std::string& path, ExpansionBudget& budget, Json* out) {
+  if (auto s = budget.Take(node); !s.ok()) return s;
   if (!node.IsMap()) {
     return Invalid(path.empty() ? "document" : path,
                    absl::StrCat("expected a mapping, got ", KindName(node)));
@@ -571,8 +782,9 @@ absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
   for (const auto& kv : node) {
     if (!kv.first.IsScalar())
       return Invalid(path.empty() ? "document" : path, "keys must be names");
+    if (auto s = budget.Take(kv.first); !s.ok()) return s;
     const std::string key = kv.first.Scalar();
-    const std::string fpath = Join(path, key);
+    const std::string fpath = Join(path, Shown(key));
     const FieldDescriptor* field = FindField(desc, key);
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrFormat("unknown field \"%s\"", fpath));
@@ -590,9 +802,11 @@ absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
       slot = Json::object();
       for (const auto& entry : value) {
         if (!entry.first.IsScalar()) return Invalid(fpath, "keys must be single values");
+        if (auto s = budget.Take(entry.first); !s.ok()) return s;
         const std::string k = entry.first.Scalar();
         Json v;
-        if (auto s = YamlValueToJson(entry.second, value_field, Join(fpath, k), &v); !s.ok()) {
+        if (auto s = YamlValueToJson(entry.second, value_field, Join(fpath, Shown(k)), budget, &v);
+            !s.ok()) {
           return s;
         }
         slot[k] = std::move(v);
@@ -603,14 +817,125 @@ absl::Status YamlMessageToJson(const YAML::Node& node, const Descriptor* desc,
       slot = Json::array();
       for (size_t i = 0; i < value.size(); ++i) {
         Json v;
-        if (auto s = YamlValueToJson(value[i], field, absl::StrCat(fpath, "[", i, "]"), &v);
+        if (auto s = YamlValueToJson(value[i], field, absl::StrCat(fpath, "[", i, "]"), budget, &v);
             !s.ok()) {
           return s;
         }
         slot.push_back(std::move(v));
       }
     } else {
-      if (auto s = YamlValueToJson(value, field, fpath, &slot); !s.ok()) return s;
+      if (auto s = YamlValueToJson(value, field, fpath, budget, &slot); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Nesting of '[' and '{' outside quotes and comments, checked before yaml-cpp (which recurses
+// per level) sees the input. A ServiceSpec nests a few levels; brackets inside a block scalar
+// count too, which only matters past kMaxYamlDepth.
+absl::Status CheckFlowDepth(std::string_view yaml) {
+  int depth = 0;
+  int line = 1;
+  char quote = 0;
+  bool comment = false;
+  for (size_t i = 0; i < yaml.size(); ++i) {
+    const char c = yaml[i];
+    if (c == '\n') {
+      ++line;
+      comment = false;
+      continue;
+    }
+    if (comment) continue;
+    if (quote == '"') {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        quote = 0;
+      }
+      continue;
+    }
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;  // '' inside single quotes reopens at once: same effect
+      continue;
+    }
+    if (c == '#' && (i == 0 || yaml[i - 1] == ' ' || yaml[i - 1] == '\t' || yaml[i - 1] == '\n')) {
+      comment = true;
+    } else if ((c == '"' || c == '\'') &&
+               (i == 0 ||
+                std::string_view(" \t\n[{,:-").find(yaml[i - 1]) != std::string_view::npos)) {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limits::kMaxYamlDepth) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "invalid YAML at line %d: nested deeper than %d levels", line, limits::kMaxYamlDepth));
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// proto3 JSON leaves out a replica count of 0, and a spec file without `replicas` means 1:
+// every replicated ServiceSpec in `j` gets its 0 back, so printed specs apply as they are.
+void WriteZeroReplicas(Json& j, const Descriptor* desc) {
+  if (!j.is_object() || desc == nullptr) return;
+  if (desc == v1::ServiceSpec::descriptor() && !j.contains("replicas") &&
+      !(j.contains("mode") && j["mode"] == "global")) {
+    j["replicas"] = 0;
+  }
+  for (auto& [key, value] : j.items()) {
+    const FieldDescriptor* f = FindField(desc, key);
+    if (f == nullptr || f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_map()) continue;
+    if (value.is_array()) {
+      for (auto& v : value) WriteZeroReplicas(v, f->message_type());
+    } else {
+      WriteZeroReplicas(value, f->message_type());
+    }
+  }
+}
+
+// Counts documents without building nodes. yaml-cpp 0.7 loops forever, one empty document
+// after another, on a ',' where a document's node should start (found by the spec fuzzer):
+// LoadAll would never return. A document that starts where the one before it did is that loop.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    repeated = documents > 0 && mark.pos == last.pos;
+    last = mark;
+    ++documents;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark last;
+  size_t documents = 0;
+  bool repeated = false;
+};
+
+// Throws YAML::Exception for what yaml-cpp rejects; an error for what it would loop on.
+absl::Status CheckDocumentsEnd(const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  // Documents are separated by "---" or ended by "...": more than those allow is the loop.
+  size_t limit = 1;
+  for (size_t at = 0; (at = yaml.find_first_of("-.", at)) != std::string::npos; ++at) ++limit;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.repeated || counter.documents > limit) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("invalid YAML at line %d, column %d: a document cannot start with "
+                          "',' (quote the value)",
+                          counter.last.line + 1, counter.last.column + 1));
     }
   }
   return absl::OkStatus();
@@ -876,21 +1201,40 @@ absl::StatusOr<RollingBudget> ResolveRollingBudget(const v1::UpdateConfig& confi
   return out;
 }
 
+absl::Status ValidateLabels(std::string_view path_in,
+                            const google::protobuf::Map<std::string, std::string>& labels) {
+  const std::string path(path_in);
+  if (auto s = CheckStringMap(path, labels, limits::kMaxLabels, limits::kMaxLabelKeyBytes,
+                              limits::kMaxLabelValueBytes);
+      !s.ok()) {
+    return s;
+  }
+  for (const auto& [k, v] : labels) {
+    if (k.empty()) return Invalid(path, "keys must not be empty");
+    if (k.find('\0') != std::string::npos || v.find('\0') != std::string::npos) {
+      return Invalid(Join(path, Shown(k)), "must not contain a NUL byte");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateReplicas(int64_t replicas) {
+  if (replicas >= 0 && replicas <= limits::kMaxReplicas) return absl::OkStatus();
+  return Invalid("replicas", absl::StrCat("must be 0..", limits::kMaxReplicas, ", got ", replicas));
+}
+
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
   if (spec.name().empty()) return Invalid("name", "required");
   if (!IsDnsLabel(spec.name())) {
     return Invalid("name", absl::StrFormat("\"%s\" is not a DNS label (lower-case letters, digits "
                                            "and '-', 1..63 characters, starting and ending with a "
                                            "letter or digit)",
-                                           spec.name()));
+                                           Shown(spec.name())));
   }
-  for (const auto& [k, v] : spec.labels()) {
-    if (k.empty()) return Invalid("labels", "keys must not be empty");
-  }
+  if (auto s = CheckNoNul(spec, ""); !s.ok()) return s;
+  if (auto s = ValidateLabels("labels", spec.labels()); !s.ok()) return s;
   if (spec.mode() == "replicated") {
-    if (spec.replicas() < 0) {
-      return Invalid("replicas", absl::StrCat("must be 0 or more, got ", spec.replicas()));
-    }
+    if (auto s = ValidateReplicas(spec.replicas()); !s.ok()) return s;
   } else if (spec.mode() == "global") {
     if (spec.replicas() != 0) {
       return Invalid(
@@ -899,7 +1243,7 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
     }
   } else {
     return Invalid("mode",
-                   absl::StrFormat("must be replicated or global, got \"%s\"", spec.mode()));
+                   absl::StrFormat("must be replicated or global, got \"%s\"", Shown(spec.mode())));
   }
   if (auto s = ValidateTemplate(spec.template_()); !s.ok()) return s;
   if (auto s = ValidateUpdateConfig(spec.update_config(), "updateConfig"); !s.ok()) return s;
@@ -907,10 +1251,16 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
   if (auto s = ValidateUpdateConfig(EffectiveRollbackConfig(spec), "rollbackConfig"); !s.ok()) {
     return s;
   }
-  if (spec.history_limit() != 0 && spec.history_limit() < 2) {
+  if (spec.history_limit() != 0 &&
+      (spec.history_limit() < 2 || spec.history_limit() > limits::kMaxHistoryLimit)) {
     return Invalid("historyLimit",
-                   absl::StrCat("must be at least 2 (0 means the default, ", kDefaultHistoryLimit,
-                                "), got ", spec.history_limit()));
+                   absl::StrCat("must be 2..", limits::kMaxHistoryLimit, " (0 means the default, ",
+                                kDefaultHistoryLimit, "), got ", spec.history_limit()));
+  }
+  // Last: every field within its own limit can still add up (e.g. 1024 env values of 32 KiB).
+  if (size_t bytes = spec.ByteSizeLong(); bytes > limits::kMaxSpecBytes) {
+    return Invalid("spec", absl::StrFormat("must be at most %d bytes (1 MiB) encoded, got %d",
+                                           limits::kMaxSpecBytes, bytes));
   }
   return absl::OkStatus();
 }
@@ -946,9 +1296,16 @@ int TaskPort(const v1::TaskTemplate& tmpl) {
 }
 
 absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view yaml) {
+  if (yaml.size() > limits::kMaxYamlBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the input is %d bytes; at most %d (4 MiB) are read", yaml.size(), limits::kMaxYamlBytes));
+  }
+  if (auto s = CheckFlowDepth(yaml); !s.ok()) return s;
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(yaml));
+    const std::string text(yaml);
+    if (auto s = CheckDocumentsEnd(text); !s.ok()) return s;
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrFormat("invalid YAML at line %d, column %d: %s",
                                                       e.mark.line + 1, e.mark.column + 1, e.msg));
@@ -967,9 +1324,10 @@ absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view 
     const bool whole_service = doc.IsMap() && doc["spec"].IsDefined();
     Json json;
     try {
+      ExpansionBudget budget;
       if (auto s = YamlMessageToJson(
               doc, whole_service ? v1::Service::descriptor() : v1::ServiceSpec::descriptor(), "",
-              &json);
+              budget, &json);
           !s.ok()) {
         return doc_error(s.message());
       }
@@ -987,7 +1345,13 @@ absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view 
     v1::ServiceSpec spec;
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = false;
-    auto status = google::protobuf::util::JsonStringToMessage(json.dump(), &spec, options);
+    std::string text;
+    try {
+      text = json.dump();
+    } catch (const Json::exception&) {
+      return doc_error("strings must be valid UTF-8");
+    }
+    auto status = google::protobuf::util::JsonStringToMessage(text, &spec, options);
     if (!status.ok()) return doc_error(std::string(status.message()));
     if (!spec.name().empty()) {
       auto [it, inserted] = names.emplace(spec.name(), doc_no);
@@ -1011,8 +1375,10 @@ std::string ToJson(const google::protobuf::Message& msg) {
     // Only reachable with an invalid message (e.g. an out-of-range Duration); say so in the output.
     return Json{{"error", std::string(status.message())}}.dump(2) + "\n";
   }
+  Json json = Json::parse(out);
+  WriteZeroReplicas(json, msg.GetDescriptor());
   // protobuf indents by one space; two reads better.
-  return Json::parse(out).dump(2) + "\n";
+  return json.dump(2) + "\n";
 }
 
 std::string ToYaml(const google::protobuf::Message& msg) {

@@ -60,7 +60,18 @@ struct RollingBudget {
 };
 absl::StatusOr<RollingBudget> ResolveRollingBudget(const v1::UpdateConfig& config, int replicas);
 
-// Checks a spec (after defaults). The error is INVALID_ARGUMENT and names the field with its
+// OK when a replicated service may have `replicas` tasks (0..limits::kMaxReplicas); else
+// INVALID_ARGUMENT "replicas: must be 0..10000, got N". Also what `service scale` checks.
+absl::Status ValidateReplicas(int64_t replicas);
+
+// Labels (of a service, a container or a node): at most limits::kMaxLabels, keys non-empty
+// and within kMaxLabelKeyBytes, values within kMaxLabelValueBytes, no NUL bytes. `path` names
+// the field in the error.
+absl::Status ValidateLabels(std::string_view path,
+                            const google::protobuf::Map<std::string, std::string>& labels);
+
+// Checks a spec (after defaults) against its rules and every limit of common/limits.h, and
+// refuses NUL bytes in every string. The error is INVALID_ARGUMENT and names the field with its
 // path and what is allowed, e.g. "template.ports[0].target: must be 1..65535, got 70000".
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec);
 

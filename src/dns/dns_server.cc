@@ -10,6 +10,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "http/listener.h"
+#include "spdlog/spdlog.h"
 
 namespace warren::dns {
 
@@ -69,19 +71,25 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseUpstream(const std::string
 }
 
 struct DnsServer::Impl {
-  Impl(DnsServerOptions o, const ResolverCore& r) : options(std::move(o)), resolver(r) {}
+  Impl(DnsServerOptions o, const ResolverCore& r)
+      : options(std::move(o)),
+        resolver(r),
+        budget(options.budget ? *options.budget : DescriptorBudget::DataPlane()) {}
 
   DnsServerOptions options;
   const ResolverCore& resolver;
+  DescriptorBudget& budget;
   // Before ioc: sessions destroyed with the io_context still count themselves out.
   std::atomic<size_t> tcp_connections{0};
   std::atomic<uint64_t> udp_queries{0}, tcp_queries{0}, forwarded{0}, forward_failures{0},
-      dropped{0};
+      dropped{0}, accept_errors{0};
   std::vector<udp::endpoint> upstreams;
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::unique_ptr<udp::socket>> udp_sockets;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> accept_pause;  // on the acceptor's strand
+  AcceptBackoff backoff;
   std::vector<std::thread> threads;
 
   void ArmUdp(udp::socket* socket) {
@@ -168,21 +176,27 @@ struct DnsServer::Impl {
   // the client's id. SERVFAIL when every upstream failed or timed out.
   void Forward(std::vector<uint8_t> query, size_t attempt, Reply reply) {
     if (attempt == 0) forwarded.fetch_add(1, std::memory_order_relaxed);
-    if (attempt >= upstreams.size()) {
+    // The query's own UDP socket is a descriptor: without one, fail now rather than later.
+    DescriptorBudget::Lease fd;
+    if (attempt < upstreams.size()) fd = budget.TryAcquire(1);
+    if (!fd) {
       forward_failures.fetch_add(1, std::memory_order_relaxed);
       auto fail = resolver.ServerFailure(query);
       if (!fail.empty()) reply(std::move(fail));
       return;
     }
-    auto op = std::make_shared<ForwardOp>(this, std::move(query), attempt, std::move(reply));
+    auto op = std::make_shared<ForwardOp>(this, std::move(query), attempt, std::move(reply),
+                                          std::move(fd));
     op->Start();
   }
 
   // One upstream attempt. Owned by its pending handlers; on failure it hands the query to the
   // next upstream.
   struct ForwardOp : std::enable_shared_from_this<ForwardOp> {
-    ForwardOp(Impl* impl, std::vector<uint8_t> q, size_t attempt, Reply reply)
-        : impl(impl),
+    ForwardOp(Impl* impl, std::vector<uint8_t> q, size_t attempt, Reply reply,
+              DescriptorBudget::Lease fd)
+        : fd(std::move(fd)),
+          impl(impl),
           socket(impl->ioc),
           timer(impl->ioc),
           query(std::move(q)),
@@ -190,6 +204,7 @@ struct DnsServer::Impl {
           reply(std::move(reply)),
           upstream(impl->upstreams[attempt]) {}
 
+    DescriptorBudget::Lease fd;  // declared first: returned after the socket closed
     Impl* impl;
     udp::socket socket;
     net::steady_timer timer;
@@ -245,16 +260,20 @@ struct DnsServer::Impl {
 
     void Next() {
       timer.cancel();
+      error_code ignored;
+      socket.close(ignored);
+      fd.Reset();
       SetId(client_id);
       impl->Forward(std::move(query), attempt + 1, std::move(reply));
     }
   };
 
   struct Session : std::enable_shared_from_this<Session> {
-    Session(Impl* impl, tcp::socket s)
-        : impl(impl), socket(std::move(s)), timer(socket.get_executor()) {}
+    Session(Impl* impl, tcp::socket s, DescriptorBudget::Lease l)
+        : fd(std::move(l)), impl(impl), socket(std::move(s)), timer(socket.get_executor()) {}
     ~Session() { impl->tcp_connections.fetch_sub(1); }
 
+    DescriptorBudget::Lease fd;  // declared first: returned after the socket closed
     Impl* impl;
     tcp::socket socket;
     net::steady_timer timer;
@@ -262,7 +281,8 @@ struct DnsServer::Impl {
     std::vector<uint8_t> body;
     std::vector<uint8_t> out;
 
-    void ReadNext() {
+    // Closes the connection unless the next read or write completes within the idle timeout.
+    void ArmTimer() {
       timer.expires_after(impl->options.tcp_idle_timeout);
       timer.async_wait([self = shared_from_this()](const error_code& ec) {
         if (!ec) {
@@ -270,6 +290,10 @@ struct DnsServer::Impl {
           self->socket.close(ignored);
         }
       });
+    }
+
+    void ReadNext() {
+      ArmTimer();
       net::async_read(
           socket, net::buffer(len_buf), [self = shared_from_this()](error_code ec, size_t) {
             if (ec) return self->Close();
@@ -311,6 +335,8 @@ struct DnsServer::Impl {
       out.push_back(static_cast<uint8_t>(wire.size() >> 8));
       out.push_back(static_cast<uint8_t>(wire.size()));
       out.insert(out.end(), wire.begin(), wire.end());
+      // A client that does not read its answers must not hold the connection forever.
+      ArmTimer();
       net::async_write(socket, net::buffer(out),
                        [self = shared_from_this()](error_code ec, size_t) {
                          if (ec) return self->Close();
@@ -328,15 +354,30 @@ struct DnsServer::Impl {
   void Accept() {
     acceptor->async_accept(net::make_strand(ioc), [this](error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) {
-        if (tcp_connections.fetch_add(1) >= options.max_tcp_connections) {
-          tcp_connections.fetch_sub(1);
-          error_code ignored;
-          s.close(ignored);
-        } else {
-          auto session = std::make_shared<Session>(this, std::move(s));
-          net::post(session->socket.get_executor(), [session] { session->ReadNext(); });
+      if (ec) {
+        // Out of descriptors every accept fails at once: pause instead of spinning.
+        if (auto pause = backoff.OnError(ec); pause.count() > 0) {
+          accept_errors.fetch_add(1, std::memory_order_relaxed);
+          accept_pause->expires_after(pause);
+          accept_pause->async_wait([this](const error_code& wait_ec) {
+            if (!wait_ec) Accept();
+          });
+          return;
         }
+        return Accept();
+      }
+      backoff.OnSuccess();
+      DescriptorBudget::Lease fd;
+      if (tcp_connections.fetch_add(1) < options.max_tcp_connections) {
+        fd = budget.TryAcquire(1);
+      }
+      if (!fd) {
+        tcp_connections.fetch_sub(1);
+        error_code ignored;
+        s.close(ignored);
+      } else {
+        auto session = std::make_shared<Session>(this, std::move(s), std::move(fd));
+        net::post(session->socket.get_executor(), [session] { session->ReadNext(); });
       }
       Accept();
     });
@@ -400,8 +441,21 @@ absl::Status DnsServer::Start() {
 
   impl.work.emplace(impl.ioc.get_executor());
   for (auto& s : impl.udp_sockets) impl.ArmUdp(s.get());
+  impl.accept_pause = std::make_unique<net::steady_timer>(impl.acceptor->get_executor());
   impl.Accept();
-  for (int i = 0; i < n; ++i) impl.threads.emplace_back([&impl] { impl.ioc.run(); });
+  for (int i = 0; i < n; ++i) {
+    impl.threads.emplace_back([&impl] {
+      // The last line of defence: whatever a handler throws, DNS keeps answering.
+      for (;;) {
+        try {
+          impl.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("dns: unexpected exception in an io handler: {}", e.what());
+        }
+      }
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -415,8 +469,10 @@ void DnsServer::Stop() {
 }
 
 DnsServer::Stats DnsServer::stats() const {
-  return Stats{impl_->udp_queries.load(), impl_->tcp_queries.load(), impl_->forwarded.load(),
-               impl_->forward_failures.load(), impl_->dropped.load()};
+  return Stats{impl_->udp_queries.load(),  impl_->tcp_queries.load(),
+               impl_->forwarded.load(),    impl_->forward_failures.load(),
+               impl_->dropped.load(),      impl_->tcp_connections.load(),
+               impl_->accept_errors.load()};
 }
 
 }  // namespace warren::dns

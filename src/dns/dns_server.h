@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dns/resolver_core.h"
+#include "http/descriptor_budget.h"
 
 namespace warren::dns {
 
@@ -22,7 +23,8 @@ struct DnsServerOptions {
   // Threads running the event loop; also the number of UDP sockets sharing the port
   // (SO_REUSEPORT), so the kernel spreads queries over them.
   int threads = 2;
-  // A TCP connection with no complete query for this long is closed.
+  // A TCP connection with no complete query for this long is closed, and so is one whose
+  // answer the client does not take within this time.
   std::chrono::milliseconds tcp_idle_timeout{10000};
   // Resolvers for names outside the cluster, "ip" or "ip:port" ("[v6]:port"). Used only when the
   // resolver forwards. Our own listen address is never used, so a resolv.conf pointing at us
@@ -31,6 +33,10 @@ struct DnsServerOptions {
   // Per upstream; after the last one the client gets SERVFAIL.
   std::chrono::milliseconds upstream_timeout{2000};
   size_t max_tcp_connections = 1024;
+  // TCP connections and the UDP sockets of forwarded queries take a descriptor each from it;
+  // without one a connection is closed and a forward answered SERVFAIL. Null:
+  // DescriptorBudget::DataPlane().
+  DescriptorBudget* budget = nullptr;
   // Bind even while the address is not (yet) on an interface (IP_FREEBIND): the pods' DNS
   // listens on their bridge's gateway address, which appears with the first pod.
   bool freebind = false;
@@ -45,6 +51,9 @@ class DnsServer {
     uint64_t forwarded = 0;
     uint64_t forward_failures = 0;
     uint64_t dropped = 0;
+    uint64_t tcp_connections = 0;  // open now
+    // Accepts that failed for lack of descriptors or memory.
+    uint64_t accept_errors = 0;
   };
 
   // `resolver` must outlive the server.

@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "http/listener.h"
+#include "http/safe_read.h"
 
 namespace warren {
 
@@ -55,23 +57,6 @@ std::string QueryDecode(std::string_view in) {
 }
 
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-std::string ErrorText(const boost::system::error_code& ec) {
-  std::string msg = ec.message();
-  if (!msg.empty()) msg[0] = absl::ascii_tolower(static_cast<unsigned char>(msg[0]));
-  return msg;
-}
-
-absl::Status SocketError(const std::string& addr, const boost::system::error_code& ec) {
-  std::string msg = absl::StrCat(addr, ": ", ErrorText(ec));
-  if (ec == net::error::address_in_use) return absl::UnavailableError(msg);
-  if (ec == net::error::access_denied) return absl::PermissionDeniedError(msg);
-  if (ec == net::error::address_family_not_supported ||
-      ec == boost::system::errc::address_not_available) {
-    return absl::InvalidArgumentError(msg);
-  }
-  return absl::InternalError(msg);
-}
 
 }  // namespace
 
@@ -146,31 +131,14 @@ class HttpServer::Impl {
         handler_(std::move(handler)),
         ioc_(options.threads),
         work_(net::make_work_guard(ioc_)),
-        acceptor_(net::make_strand(ioc_)) {}
+        acceptor_(net::make_strand(ioc_)),
+        accept_pause_(acceptor_.get_executor()) {}
 
   ~Impl() { Stop(); }
 
   absl::Status Listen(const std::string& addr) {
-    auto host_port = SplitHostPort(addr);
-    if (!host_port.ok()) return host_port.status();
-    boost::system::error_code ec;
-    std::string host = host_port->first == "localhost" ? "127.0.0.1" : host_port->first;
-    net::ip::address ip = net::ip::make_address(host, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(addr, ": \"", host_port->first, "\" is not an IP address"));
-    }
-    tcp::endpoint endpoint(ip, static_cast<uint16_t>(host_port->second));
-    acceptor_.open(endpoint.protocol(), ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.bind(endpoint, ec);
-    if (ec) return SocketError(addr, ec);
-    acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return SocketError(addr, ec);
-    port_ = acceptor_.local_endpoint(ec).port();
-    if (ec) return SocketError(addr, ec);
+    if (absl::Status s = ListenOn(acceptor_, addr); !s.ok()) return s;
+    port_ = acceptor_.local_endpoint().port();
     return absl::OkStatus();
   }
 
@@ -202,12 +170,14 @@ class HttpServer::Impl {
     absl::MutexLock lock(&mu_);
     return static_cast<int>(sessions_.size());
   }
+  uint64_t accept_errors() const { return accept_errors_.load(); }
   bool draining() const { return draining_.load(); }
   const HttpServerOptions& options() const { return options_; }
   const AsyncHandler& handler() const { return handler_; }
 
  private:
   void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
 
   const HttpServerOptions options_;
   const AsyncHandler handler_;
@@ -215,6 +185,10 @@ class HttpServer::Impl {
   // Keeps the threads running while a handler holds a Responder and no I/O is pending.
   net::executor_work_guard<net::io_context::executor_type> work_;
   tcp::acceptor acceptor_;
+  // On the acceptor's strand, like the backoff.
+  net::steady_timer accept_pause_;
+  AcceptBackoff backoff_;
+  std::atomic<uint64_t> accept_errors_{0};
   std::vector<std::thread> threads_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
@@ -230,8 +204,12 @@ class HttpServer::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {
+  Session(tcp::socket&& socket, HttpServer::Impl* server, DescriptorBudget::Lease fd)
+      : stream_(std::move(socket)),
+        server_(server),
+        // Bounds what must be buffered whole: a header block, a chunk header, a trailer.
+        buffer_(server->options().max_header_bytes),
+        fd_(std::move(fd)) {
     boost::system::error_code ec;
     tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -274,9 +252,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     stream_.expires_after(absl::ToChronoNanoseconds(server_->options().idle_timeout));
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    SafeAsyncRead(stream_, buffer_, *parser_, ReadUntil::kMessage,
+                  [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -291,7 +268,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                    " bytes\n"));
       return;
     }
-    if (ec == http::error::header_limit) {
+    // buffer_overflow: a trailer section or chunk header larger than the header limit.
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       WriteError(431, "request header fields too large\n");
       return;
     }
@@ -437,24 +415,54 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   int requests_served_ = 0;
   char discard_[4096];
+  DescriptorBudget::Lease fd_;
 };
 
 void HttpServer::Impl::DoAccept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      {
-        absl::MutexLock lock(&mu_);
-        sessions_.emplace(session.get(), session);
-      }
-      session->Start();
-      // Shutdown may have taken its snapshot of sessions before this one was added.
-      if (draining_.load()) session->Drain();
-    }
-    // Errors such as EMFILE are transient: keep accepting.
-    DoAccept();
+    OnAccept(ec, std::move(socket));
   });
+}
+
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    // Out of descriptors every accept fails at once: pause instead of spinning.
+    if (auto pause = backoff_.OnError(ec); pause.count() > 0) {
+      accept_errors_.fetch_add(1);
+      accept_pause_.expires_after(pause);
+      accept_pause_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) DoAccept();
+      });
+      return;
+    }
+    DoAccept();
+    return;
+  }
+  backoff_.OnSuccess();
+  DescriptorBudget::Lease fd;
+  bool room = connection_count() < options_.max_connections;
+  if (room && options_.budget) {
+    fd = options_.budget->TryAcquire(1);
+    room = static_cast<bool>(fd);
+  }
+  if (!room) {
+    static constexpr std::string_view k503 =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+    SendAndClose(socket.release(ec), k503);
+    DoAccept();
+    return;
+  }
+  auto session = std::make_shared<Session>(std::move(socket), this, std::move(fd));
+  {
+    absl::MutexLock lock(&mu_);
+    sessions_.emplace(session.get(), session);
+  }
+  session->Start();
+  // Shutdown may have taken its snapshot of sessions before this one was added.
+  if (draining_.load()) session->Drain();
+  DoAccept();
 }
 
 void HttpServer::Impl::Remove(Session* session) {
@@ -496,6 +504,7 @@ void HttpServer::Impl::Stop() {
     if (stopped_) return;
     stopped_ = true;
   }
+  net::post(acceptor_.get_executor(), [this] { accept_pause_.cancel(); });
   draining_.store(true);
   work_.reset();
   ioc_.stop();
@@ -541,6 +550,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartAsync(
     return absl::InvalidArgumentError(
         absl::StrCat("HttpServer threads must be 1..256, got ", options.threads));
   }
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HttpServer max_connections must be at least 1, got ", options.max_connections));
+  }
+  if (options.max_header_bytes < 1024) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HttpServer max_header_bytes must be at least 1024, got ", options.max_header_bytes));
+  }
   auto impl = std::make_unique<Impl>(std::move(handler), options);
   if (absl::Status s = impl->Listen(addr); !s.ok()) return s;
   impl->Run();
@@ -554,5 +571,7 @@ bool HttpServer::Shutdown(absl::Duration timeout) { return impl_->Shutdown(timeo
 void HttpServer::Stop() { impl_->Stop(); }
 
 int HttpServer::connection_count() const { return impl_->connection_count(); }
+
+uint64_t HttpServer::accept_errors() const { return impl_->accept_errors(); }
 
 }  // namespace warren

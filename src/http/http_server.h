@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "http/descriptor_budget.h"
 
 namespace warren {
 
@@ -47,6 +48,11 @@ struct HttpServerOptions {
   size_t max_header_bytes = 64 << 10;
   // A connection with no complete request within this time is closed.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // Connections open at once; more are answered 503 and closed.
+  int max_connections = 1024;
+  // When set, each connection also takes a descriptor from it (refused like one over
+  // max_connections when none is left).
+  DescriptorBudget* budget = nullptr;
 };
 
 // HTTP/1.1 server with keep-alive on Boost.Beast. Connections are handled asynchronously on
@@ -87,6 +93,8 @@ class HttpServer {
 
   // Open connections (for tests and draining).
   int connection_count() const;
+  // Accepts that failed for lack of descriptors or memory since the start.
+  uint64_t accept_errors() const;
 
   class Impl;
 

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
@@ -445,6 +446,12 @@ grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutReq
 
 grpc::Status ApiService::RollbackService(grpc::ServerContext*,
                                          const v1::RollbackServiceRequest* req, v1::Service* resp) {
+  if (req->to_revision() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("to_revision: must be 0 (the previous revision) or a kept "
+                                     "revision number, got ",
+                                     req->to_revision()));
+  }
   for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
     auto svc = FindService(req->name_or_id());
     if (!svc.ok()) return ToGrpc(svc.status());
@@ -680,10 +687,7 @@ grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteSer
 
 grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleServiceRequest* req,
                                       v1::Service* resp) {
-  if (req->replicas() < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("replicas: must be 0 or more, got ", req->replicas()));
-  }
+  if (auto s = ValidateReplicas(req->replicas()); !s.ok()) return ToGrpc(s);
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   if (svc->spec().mode() == "global") {
@@ -699,6 +703,11 @@ grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleS
 
 grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::ServiceLogsRequest* req,
                                      grpc::ServerWriter<v1::LogLine>* writer) {
+  if (req->tail() > limits::kMaxLogTail) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("tail: must be 0 (all)..", limits::kMaxLogTail, ", got ", req->tail()));
+  }
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   std::vector<v1::Task> tasks;
@@ -804,6 +813,7 @@ grpc::Status ApiService::GetTask(grpc::ServerContext*, const v1::GetTaskRequest*
 grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNodeRequest* req,
                                       v1::Node* resp) {
   if (!ValidNodeName(req->name())) return ToGrpc(NodeNameError(req->name()));
+  if (auto s = ValidateLabels("labels", req->labels()); !s.ok()) return ToGrpc(s);
   uint32_t base = 0, size = 0;
   const std::string runtime = req->runtime().empty() ? "process" : req->runtime();
   // Container tasks get their address from the CNI network, not from a loopback range.
@@ -1024,27 +1034,18 @@ grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEv
     if (!s.ok()) return ToGrpc(s.status());
     service_id = s->id();
   }
+  // Ids are handed out in order and never reused: one past the newest can never arrive.
+  if (const uint64_t newest = events_.LastId(); req->since_id() > newest) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("since_id: must be an event id 0..", newest,
+                                     " (the newest event), got ", req->since_id()));
+  }
   auto matches = [&](const v1::Event& e) {
     return service_id.empty() || e.service_id() == service_id || e.object_id() == service_id;
   };
-  // Backlog, then the live feed from the version the backlog was read at.
-  uint64_t version = store_.Version();
-  for (const auto& e : ListObjects<v1::Event>(store_)) {
-    if (e.id() <= req->since_id() || !matches(e)) continue;
-    if (!writer->Write(e)) return grpc::Status::OK;
-  }
+  EventReader reader(store_, req->since_id(), matches);
   while (!ctx->IsCancelled() && !shutting_down_) {
-    store_.WaitForVersion(version, absl::Milliseconds(500));
-    auto changes = store_.ChangesSince(version, 1000);
-    if (!changes.ok()) {
-      return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                          "the event stream fell behind; watch again");
-    }
-    for (const auto& c : *changes) {
-      version = c.version;
-      if (c.kind != Kind::kEvent || c.deleted) continue;
-      v1::Event e;
-      if (!e.ParseFromString(c.data) || e.id() <= req->since_id() || !matches(e)) continue;
+    for (const v1::Event& e : reader.Next(absl::Milliseconds(500))) {
       if (!writer->Write(e)) return grpc::Status::OK;
     }
   }

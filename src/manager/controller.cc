@@ -8,6 +8,8 @@
 #include "common/heap.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/analysis/deployment.h"
+#include "manager/analysis/verdict.h"
 #include "manager/deployment_log.h"
 #include "manager/prometheus.h"
 #include "manager/reconciler.h"
@@ -28,6 +30,43 @@ Controller::Controller(Store& store, const Clock& clock, EventLog& events, NodeL
       metrics_(metrics) {}
 
 Controller::~Controller() { Stop(); }
+
+void Controller::SetPrometheusUrl(std::string url, absl::Duration timeout) {
+  prometheus_url_ = std::move(url);
+  queries_.reset();
+  if (prometheus_url_.empty()) return;
+  queries_ = std::make_unique<analysis::QueryRunner>(
+      [url = prometheus_url_, timeout](const std::string& q) {
+        return QueryPrometheus(url, q, timeout);
+      },
+      clock_);
+}
+
+namespace {
+
+// The deployment unchanged but for its query check, shown as waiting.
+RolloutStep WaitForQuery(const v1::Deployment& d, absl::Time now) {
+  RolloutStep step;
+  step.deployment = d;
+  step.next_wakeup = now + absl::Milliseconds(100);  // answers arrive without a store change
+  const analysis::Thresholds t = analysis::ThresholdsFrom(d.config());
+  v1::AnalysisResult waiting =
+      analysis::ToProto(analysis::JudgeQuery(t, analysis::QueryOutcome::Pending()), now);
+  auto* results = step.deployment.mutable_analysis();
+  for (auto& r : *results) {
+    if (r.check() != "query") continue;
+    if (r.state() != v1::ANALYSIS_STATE_WAITING) {
+      r = waiting;
+      step.changed = true;
+    }
+    return step;
+  }
+  *results->Add() = std::move(waiting);
+  step.changed = true;
+  return step;
+}
+
+}  // namespace
 
 ControllerStats Controller::stats() const {
   return ControllerStats{passes_.load(), commits_.load(), conflicts_.load()};
@@ -146,21 +185,45 @@ absl::Time Controller::RunPass() {
     const auto& revisions = revisions_by_service[service.id()];
     std::optional<v1::Deployment> rollout;
     if (auto it = active_by_service.find(service.id()); it != active_by_service.end()) {
+      const v1::Deployment& stored = it->second;
+      analysis::TrafficSnapshot snapshot;
       TrafficWindow window;
       if (traffic_) {
-        window = [this](const std::string& id, absl::Duration w) {
-          return traffic_->Recent(id, w);
+        snapshot = traffic_->Snapshot(service.id());
+        window = [&](const std::string&, absl::Duration w) {
+          // The deployment's own window (which survives a manager restart) when that is the
+          // one asked for, else the in-memory history.
+          if (auto t = analysis::StoredWindowTraffic(stored, now - w, snapshot)) {
+            return analysis::ToProto(*t);
+          }
+          return traffic_->Recent(service.id(), w);
         };
       }
+      bool query_pending = false;
       QueryFunction query;
-      if (!prometheus_url_.empty()) {
-        query = [this](const std::string& q) {
-          return QueryPrometheus(prometheus_url_, q, absl::Seconds(2));
+      if (queries_) {
+        query = [&](const std::string& q) -> absl::StatusOr<double> {
+          analysis::QueryOutcome o = queries_->Get({stored.id(), analysis::QueryStage(stored), q});
+          if (o.kind == analysis::QueryOutcome::Kind::kPending) {
+            query_pending = true;
+            return absl::UnavailableError("waiting for Prometheus");
+          }
+          if (o.kind == analysis::QueryOutcome::Kind::kError) {
+            return absl::UnavailableError(o.error);
+          }
+          return o.value;
         };
       }
       RolloutStep step = RolloutController::Advance(
-          service, it->second, by_service[service.id()], slot_nodes, revisions, now,
-          traffic_ ? &window : nullptr, prometheus_url_.empty() ? nullptr : &query);
+          service, stored, by_service[service.id()], slot_nodes, revisions, now,
+          traffic_ ? &window : nullptr, queries_ ? &query : nullptr);
+      // What the step decided waits for Prometheus' answer: nothing of it is committed (the
+      // next pass decides again), only the query check shows as waiting.
+      if (query_pending) step = WaitForQuery(stored, now);
+      if (traffic_ &&
+          analysis::SyncDeploymentWindow(&step.deployment, snapshot, now, step.changed)) {
+        step.changed = true;
+      }
       next = std::min(next, step.next_wakeup);
       if (step.changed) {
         std::vector<Mutation> m = {PutMutation(step.deployment, it->second.version())};
@@ -185,24 +248,30 @@ absl::Time Controller::RunPass() {
     }
     std::map<int64_t, v1::TaskTemplate> templates;
     for (const auto& [number, r] : revisions) templates[number] = r.template_();
-    ReconcileActions a = Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
-                                               rollout ? &*rollout : nullptr, &templates);
+    ReconcileActions a =
+        Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
+                              rollout ? &*rollout : nullptr, &templates, task_history_);
     next = std::min(next, a.next_wakeup);
     if (a.empty()) continue;
     std::vector<Mutation> m;
     for (const auto& t : a.create) m.push_back(PutMutation(t, Mutation::kMustNotExist));
     for (const auto& t : a.update) m.push_back(PutMutation(t, t.version()));
-    for (const auto& id : a.remove) {
-      Mutation d;
-      d.kind = Kind::kTask;
-      d.id = id;
-      m.push_back(std::move(d));
-    }
     for (const auto& e : a.events) {
       m.push_back(
           events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
     }
     CommitOrCount(m);
+    // Pruning commits on its own: a task that changed meanwhile (a late status report) only
+    // keeps itself until the next pass, not the service's other actions.
+    std::vector<Mutation> prune;
+    for (const auto& r : a.remove) {
+      Mutation d;
+      d.kind = Kind::kTask;
+      d.id = r.id;
+      d.expected_version = r.version;
+      prune.push_back(std::move(d));
+    }
+    CommitOrCount(prune);
   }
 
   // 4. Schedule pending tasks (re-read: the reconciler may just have created some).

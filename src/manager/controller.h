@@ -2,10 +2,13 @@
 #define WARREN_MANAGER_CONTROLLER_H_
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/limits.h"
+#include "manager/analysis/query_runner.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
@@ -40,8 +43,12 @@ class Controller {
 
   // Proxy traffic for canary and blue/green analysis (owned by the server).
   void SetTraffic(TrafficStats* traffic) { traffic_ = traffic; }
-  // Where `analysisQuery` checks run (empty: they fail with a clear reason).
-  void SetPrometheusUrl(std::string url) { prometheus_url_ = std::move(url); }
+  // Terminal tasks kept per slot (the manager's --task-history-limit).
+  void SetTaskHistory(int n) { task_history_ = n; }
+  // Where `analysisQuery` checks run (empty: they fail with a clear reason). The queries run
+  // on their own threads; a pass never waits for Prometheus.
+  // `timeout` bounds each query.
+  void SetPrometheusUrl(std::string url, absl::Duration timeout = absl::Seconds(2));
 
  private:
   void Loop();
@@ -55,6 +62,8 @@ class Controller {
   ManagerMetrics* metrics_;
   TrafficStats* traffic_ = nullptr;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
+  std::unique_ptr<analysis::QueryRunner> queries_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

@@ -59,4 +59,49 @@ void EventLog::Prune() {
   }
 }
 
+EventReader::EventReader(const Store& store, uint64_t since_id,
+                         std::function<bool(const v1::Event&)> matches)
+    : store_(store), since_id_(since_id), matches_(std::move(matches)) {}
+
+std::vector<v1::Event> EventReader::Next(absl::Duration wait) {
+  std::vector<v1::Event> out;
+  if (!started_) {
+    started_ = true;
+    CatchUp(&out);
+    return out;
+  }
+  store_.WaitForVersion(version_, wait);
+  auto changes = store_.ChangesSince(version_, 1000);
+  if (!changes.ok()) {
+    CatchUp(&out);
+    return out;
+  }
+  for (const Change& c : *changes) {
+    version_ = c.version;
+    if (c.kind != Kind::kEvent || c.deleted) continue;
+    v1::Event e;
+    if (e.ParseFromString(c.data)) Keep(std::move(e), &out);
+  }
+  return out;
+}
+
+void EventReader::CatchUp(std::vector<v1::Event>* out) {
+  // Events are written once and never changed, so an event's version is its commit's. The
+  // listing may be newer than `through`: its events are sent now and the feed resumes after
+  // the newest of them, so none comes twice and none is skipped.
+  uint64_t through = store_.Version();
+  for (const StoredObject& so : store_.List(Kind::kEvent)) {
+    if (so.version <= version_) continue;
+    through = std::max(through, so.version);
+    v1::Event e;
+    if (e.ParseFromString(so.data)) Keep(std::move(e), out);
+  }
+  version_ = through;
+}
+
+void EventReader::Keep(v1::Event e, std::vector<v1::Event>* out) const {
+  if (e.id() <= since_id_ || (matches_ && !matches_(e))) return;
+  out->push_back(std::move(e));
+}
+
 }  // namespace warren

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "http/safe_read.h"
 #include "nlohmann/json.hpp"
 
 namespace warren {
@@ -86,8 +87,10 @@ absl::StatusOr<double> QueryPrometheus(const std::string& base_url, const std::s
       http::verb::get, absl::StrCat(prefix, "/api/v1/query?query=", UrlEncode(query)), 11};
   req.set(http::field::host, rest);
   req.set(http::field::connection, "close");
-  beast::flat_buffer buffer;
-  http::response<http::string_body> resp;
+  // Bounds a header block, a chunk header and a trailer section (each buffered whole).
+  beast::flat_buffer buffer(64 << 10);
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(64 << 10);
   beast::error_code result = net::error::timed_out;
   stream.expires_after(absl::ToChronoMilliseconds(timeout));
   resolver.async_resolve(host, port, [&](beast::error_code ec, auto endpoints) {
@@ -105,15 +108,19 @@ absl::StatusOr<double> QueryPrometheus(const std::string& base_url, const std::s
           result = ec;
           return;
         }
-        http::async_read(stream, buffer, resp,
-                         [&](beast::error_code ec, std::size_t) { result = ec; });
+        // Beast's own read lets basic_fields' length_error (a 64 KiB field) escape run_for().
+        SafeAsyncRead(stream, buffer, parser, ReadUntil::kMessage,
+                      [&](beast::error_code ec, std::size_t) { result = ec; });
       });
     });
   });
   ioc.run_for(absl::ToChronoMilliseconds(timeout + absl::Milliseconds(100)));
-  if (result && result != http::error::end_of_stream) {
-    return absl::UnavailableError(absl::StrCat("prometheus at ", base_url, ": ", result.message()));
+  // end_of_stream: closed before any answer (a response ended by the close is complete).
+  if (result || !parser.is_done()) {
+    return absl::UnavailableError(absl::StrCat("prometheus at ", base_url, ": ",
+                                               result ? result.message() : "incomplete answer"));
   }
+  const http::response<http::string_body>& resp = parser.get();
   if (resp.result_int() != 200) {
     return absl::UnavailableError(
         absl::StrCat("prometheus at ", base_url, ": HTTP ", resp.result_int()));

@@ -32,6 +32,27 @@ void ShutDown(v1::Task t, const std::string& why, ReconcileActions* out) {
   out->update.push_back(std::move(t));
 }
 
+// Keeps the slot's newest task and its `keep` newest terminal tasks (`ts` oldest first);
+// older terminal tasks are removed. The newest task's desired state still running means it is
+// about to be replaced: it is the one the backoff is computed from, never a removal.
+void PruneHistory(const std::vector<const v1::Task*>& ts, int keep, ReconcileActions* out) {
+  int terminal_seen = 0;
+  for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
+    const v1::Task* t = *rit;
+    if (!IsTerminal(t->status().state()) || t->desired_state() == v1::TASK_STATE_RUNNING) continue;
+    if (++terminal_seen > keep && t != ts.back()) out->remove.push_back({t->id(), t->version()});
+  }
+}
+
+bool QuickFailure(const v1::Task& t, int64_t revision) {
+  const auto& st = t.status();
+  if (t.revision() != revision) return false;
+  if (st.state() != v1::TASK_STATE_FAILED && st.state() != v1::TASK_STATE_COMPLETE) return false;
+  absl::Time started = FromProtoTime(st.started_at());
+  absl::Time finished = FromProtoTime(st.finished_at());
+  return started == absl::InfinitePast() || finished - started < kBackoffResetAfter;
+}
+
 // One slot being reconciled towards `revision`.
 struct Slot {
   const v1::Service& service;
@@ -80,18 +101,18 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
   const bool own_failure = st == v1::TASK_STATE_FAILED || st == v1::TASK_STATE_COMPLETE;
   absl::Time not_before = slot.now;
   int attempt = latest->attempt();
+  int streak = 0;
   if (own_failure) {
     attempt++;
-    // Consecutive quick failures of this revision in the slot set the backoff exponent.
-    int streak = 0;
-    for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
-      const auto& rs = (*rit)->status();
-      if ((*rit)->revision() != slot.revision) break;
-      if (rs.state() != v1::TASK_STATE_FAILED && rs.state() != v1::TASK_STATE_COMPLETE) break;
-      absl::Time started = FromProtoTime(rs.started_at());
-      absl::Time finished = FromProtoTime(rs.finished_at());
-      if (started != absl::InfinitePast() && finished - started >= kBackoffResetAfter) break;
-      streak++;
+    // Consecutive quick failures of this revision in the slot set the backoff exponent: the
+    // streak the latest task carries (history may be pruned), or what the kept history shows
+    // (tasks stored before the streak was recorded).
+    int counted = 0;
+    for (auto rit = ts.rbegin(); rit != ts.rend() && QuickFailure(**rit, slot.revision); ++rit) {
+      counted++;
+    }
+    if (QuickFailure(*latest, slot.revision)) {
+      streak = std::max(latest->failure_streak() + 1, counted);
     }
     absl::Time finished = FromProtoTime(latest->status().finished_at());
     if (finished == absl::InfinitePast()) finished = FromProtoTime(latest->status().timestamp());
@@ -104,6 +125,7 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
     out.update.push_back(std::move(old));
   }
   v1::Task replacement = slot.New(attempt, not_before);
+  replacement.set_failure_streak(streak);
   if (own_failure) {
     out.events.push_back(
         {"task", latest->id(), name, "restarting",
@@ -152,7 +174,7 @@ int DrainBudget(const std::vector<std::string>& wanted,
 void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& tasks,
                    const std::vector<std::pair<int64_t, int>>& plan,
                    const std::function<const v1::TaskTemplate&(int64_t)>& template_for,
-                   absl::Time now, ReconcileActions* out) {
+                   absl::Time now, int task_history, ReconcileActions* out) {
   const std::string& name = service.spec().name();
   std::map<int64_t, int> counts(plan.begin(), plan.end());
   std::map<std::pair<int64_t, int>, std::vector<const v1::Task*>> slots;
@@ -173,13 +195,14 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
             {"task", t->id(), name, "shutdown",
              absl::StrCat("revision ", t->revision(), " slot ", t->slot(), " removed")});
       } else if (IsTerminal(t->status().state())) {
-        out->remove.push_back(t->id());
+        out->remove.push_back({t->id(), t->version()});
       }
     }
   }
   for (const auto& [revision, count] : plan) {
     for (int number = 1; number <= count; ++number) {
       const auto& ts = slots[{revision, number}];
+      PruneHistory(ts, task_history, out);
       std::vector<const v1::Task*> live;
       for (const v1::Task* t : ts) {
         if (IsLive(*t)) live.push_back(t);
@@ -281,7 +304,8 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
                                        const std::vector<v1::Task>& tasks,
                                        const std::vector<v1::Node>& nodes, absl::Time now,
                                        const v1::Deployment* rollout,
-                                       const std::map<int64_t, v1::TaskTemplate>* templates) {
+                                       const std::map<int64_t, v1::TaskTemplate>* templates,
+                                       int task_history) {
   ReconcileActions out;
   const bool global = service.spec().mode() == "global";
   const std::string& name = service.spec().name();
@@ -307,7 +331,8 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
   };
 
   if (rollout && IsProgressive(*rollout) && !global) {
-    ReconcilePlan(service, tasks, TaskPlan(service, *rollout), template_for, now, &out);
+    ReconcilePlan(service, tasks, TaskPlan(service, *rollout), template_for, now, task_history,
+                  &out);
     return out;
   }
 
@@ -333,7 +358,7 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
         out.events.push_back({"task", t->id(), name, "shutdown",
                               absl::StrCat("slot ", t->slot(), " removed (scale down)")});
       } else if (IsTerminal(t->status().state())) {
-        out.remove.push_back(t->id());
+        out.remove.push_back({t->id(), t->version()});
       }
     }
   }
@@ -376,14 +401,7 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     const int number = global ? 0 : std::stoi(key);
     const std::string node_id = global ? key : "";
 
-    // History: keep the newest terminal tasks only.
-    int terminal_seen = 0;
-    for (auto rit = ts.rbegin(); rit != ts.rend(); ++rit) {
-      if (!IsTerminal((*rit)->status().state()) ||
-          (*rit)->desired_state() == v1::TASK_STATE_RUNNING)
-        continue;
-      if (++terminal_seen > kHistoryPerSlot) out.remove.push_back((*rit)->id());
-    }
+    PruneHistory(ts, task_history, &out);
 
     std::vector<const v1::Task*> live;
     for (const v1::Task* t : ts) {

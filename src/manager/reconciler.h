@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/limits.h"
 #include "warren/v1/objects.pb.h"
 
 namespace warren {
@@ -23,8 +24,12 @@ struct ReconcileActions {
   std::vector<v1::Task> create;
   // Existing tasks with a changed desired state or status (written with a version check).
   std::vector<v1::Task> update;
-  // Terminal tasks no longer worth keeping.
-  std::vector<std::string> remove;
+  // Terminal tasks no longer worth keeping, deleted with a check of the version read.
+  struct Removal {
+    std::string id;
+    uint64_t version = 0;
+  };
+  std::vector<Removal> remove;
   std::vector<EventSpec> events;
   // When the service needs another look even if nothing changes (restart backoff).
   absl::Time next_wakeup = absl::InfiniteFuture();
@@ -48,17 +53,19 @@ struct ReconcileActions {
 // (start-first) or before it starts (stop-first), at most update_config.parallelism slots at a
 // time. A global service has no slot on a draining node. Tasks of a blue/green or canary
 // deployment's plan move once the deployment ends.
+//
+// History: besides its newest task, a slot keeps its `task_history` newest terminal tasks (for
+// `service ps`); older ones are removed, whatever the restart rate. The restart backoff does
+// not need them: each replacement carries the slot's failure streak (Task.failure_streak).
 class Reconciler {
  public:
-  // Terminal tasks kept per slot for `service ps` history.
-  static constexpr int kHistoryPerSlot = 3;
-
   // `rollout`: the service's active deployment, or null. `templates`: kept revisions'
   // templates by number, for tasks of a revision other than the service's current one.
   static ReconcileActions Reconcile(const v1::Service& service, const std::vector<v1::Task>& tasks,
                                     const std::vector<v1::Node>& nodes, absl::Time now,
                                     const v1::Deployment* rollout = nullptr,
-                                    const std::map<int64_t, v1::TaskTemplate>* templates = nullptr);
+                                    const std::map<int64_t, v1::TaskTemplate>* templates = nullptr,
+                                    int task_history = limits::kDefaultTaskHistory);
 
   // The nodes that may hold a slot of a global service: all but the draining ones.
   static std::vector<v1::Node> SlotNodes(const std::vector<v1::Node>& nodes);

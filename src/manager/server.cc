@@ -1,6 +1,7 @@
 #include "manager/server.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 
@@ -10,6 +11,8 @@
 #include "common/systemd_notify.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
+#include "http/descriptor_budget.h"
+#include "http/grpc_acceptor.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "manager/backup_service.h"
@@ -79,6 +82,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
   m->controller_->SetTraffic(m->traffic_.get());
   m->controller_->SetPrometheusUrl(options.prometheus_url);
+  m->controller_->SetTaskHistory(options.task_history);
   TrafficStats* traffic = m->traffic_.get();
   Store* st2 = m->store_.get();
   // Canary gauges: the weight the proxies apply and the error rate they measure (last minute).
@@ -129,17 +133,25 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     });
   }
 
+  // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options.api_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("api-addr ", acceptor.status().message()));
+  }
+  m->grpc_acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options.api_addr, grpc::InsecureServerCredentials(), &port);
+  ConfigureGrpcServer(builder);
   builder.RegisterService(m->api_.get());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
   builder.RegisterService(m->backup_.get());
   m->grpc_server_ = builder.BuildAndStart();
-  if (!m->grpc_server_ || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("api-addr ", options.api_addr, ": cannot listen (address in use?)"));
+  if (!m->grpc_server_) {
+    return absl::InternalError(
+        absl::StrCat("api-addr ", options.api_addr, ": gRPC server failed to start"));
   }
+  m->grpc_acceptor_->Start(m->grpc_server_.get());
+  const int port = m->grpc_acceptor_->port();
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
@@ -218,6 +230,7 @@ void ManagerServer::Shutdown() {
   if (dns_thread_.joinable()) dns_thread_.join();
   dns_.reset();
   // Start() may have failed half way: only what exists is stopped.
+  if (grpc_acceptor_) grpc_acceptor_->Stop();
   health_.reset();
   if (api_) api_->Shutdown();
   if (controller_) controller_->Stop();
@@ -307,6 +320,19 @@ std::unique_ptr<WorkerAgent> MakeAgent(const WorkerOptions& options, Clock& cloc
   return agent;
 }
 
+// The published ports and DNS refuse connections before the process runs out of descriptors, so
+// the API, the store and the tasks keep theirs.
+void LimitDataPlaneDescriptors(int64_t reserved) {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  int64_t budget = ConfigureDataPlaneBudget(reserved);
+  spdlog::info(
+      "file descriptors: limit {}, {} for published ports and DNS, the rest for the API, "
+      "store and tasks",
+      rl.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(rl.rlim_cur),
+      budget);
+}
+
 // Starts the worker agent, runs it until SIGINT/SIGTERM, stops it; the process exit code.
 int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
   // Two workers on one data dir would adopt, restart and remove each other's tasks.
@@ -336,6 +362,7 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
 int RunManager(const ManagerOptions& options) {
   BlockTerminationSignals();
   RestrictUmask();
+  LimitDataPlaneDescriptors(options.reserved_fds);
   auto m = ManagerServer::Start(options, RealClock::Get());
   if (!m.ok()) {
     spdlog::error("{}", std::string(m.status().message()));
@@ -353,6 +380,7 @@ int RunManager(const ManagerOptions& options) {
 int RunWorker(const WorkerOptions& options) {
   BlockTerminationSignals();
   RestrictUmask();
+  LimitDataPlaneDescriptors(options.reserved_fds);
   WorkerOptions o = options;
   if (o.data_dir.empty()) o.data_dir = "./warren-worker-data";
   Registry& registry = DefaultRegistry();
@@ -371,6 +399,7 @@ int RunWorker(const WorkerOptions& options) {
 int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   BlockTerminationSignals();
   RestrictUmask();
+  LimitDataPlaneDescriptors(manager.reserved_fds);
   auto m = ManagerServer::Start(manager, RealClock::Get());
   if (!m.ok()) {
     spdlog::error("{}", std::string(m.status().message()));

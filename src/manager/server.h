@@ -22,6 +22,7 @@ namespace warren {
 
 class BackupService;
 class DataDirLock;
+class GrpcAcceptor;
 class HealthStatusUpdater;
 class HttpServer;
 namespace dns {
@@ -60,6 +61,7 @@ class ManagerServer {
   std::unique_ptr<BackupService> backup_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_
   // The gRPC health status, kept equal to /readyz; stopped before grpc_server_.
   std::unique_ptr<HealthStatusUpdater> health_;
   std::unique_ptr<Registry> registry_;

@@ -15,20 +15,13 @@ namespace {
 
 constexpr absl::Duration kHistory = absl::Minutes(10);
 
-void Add(v1::RevisionTraffic* to, const v1::RevisionTraffic& from) {
-  to->set_requests(to->requests() + from.requests());
-  to->set_responses_2xx(to->responses_2xx() + from.responses_2xx());
-  to->set_responses_3xx(to->responses_3xx() + from.responses_3xx());
-  to->set_responses_4xx(to->responses_4xx() + from.responses_4xx());
-  to->set_responses_5xx(to->responses_5xx() + from.responses_5xx());
-  to->set_connect_errors(to->connect_errors() + from.connect_errors());
-  to->set_latency_count(to->latency_count() + from.latency_count());
-  to->set_latency_sum_seconds(to->latency_sum_seconds() + from.latency_sum_seconds());
-  // Percentiles do not add up; the worst node's is a conservative cluster-wide figure.
-  to->set_latency_p99_seconds(std::max(to->latency_p99_seconds(), from.latency_p99_seconds()));
+// Blue after a blue/green switch: no new requests, but a repeatable request green answered
+// with a 5xx is answered from it (0: none).
+int64_t FallbackRevision(const v1::Deployment& d) {
+  if (d.strategy() != "blue-green" || !d.switched()) return 0;
+  if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) return 0;
+  return d.from_revision();
 }
-
-uint64_t Delta(uint64_t now, uint64_t then) { return now >= then ? now - then : now; }
 
 }  // namespace
 
@@ -108,7 +101,9 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
     for (const auto& [rev, ts] : revisions) counts.push_back(static_cast<int>(ts.size()));
     std::vector<int> weights = ProportionalWeights(counts);
     std::vector<bool> preview(weights.size(), false);
+    std::vector<bool> fallback(weights.size(), false);
     if (auto p = progressive.find(s->id()); p != progressive.end()) {
+      const int64_t fallback_rev = FallbackRevision(*p->second);
       // The deployment sets the split; a revision without endpoints gives its share to the
       // others (in proportion), so the weights of what is routed still sum to 100.
       auto planned = PlannedWeights(*p->second);
@@ -117,6 +112,7 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
       for (const auto& [rev, ts] : revisions) {
         auto it = planned.find(rev);
         wanted.push_back(it == planned.end() ? 0 : it->second.weight);
+        fallback[k] = rev == fallback_rev;
         preview[k++] = it != planned.end() && it->second.preview;
       }
       if (std::accumulate(wanted.begin(), wanted.end(), 0) > 0) {
@@ -134,6 +130,7 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
       v1::RevisionRoute* r = route->add_revisions();
       r->set_revision(rev);
       r->set_preview(preview[i]);
+      r->set_fallback(fallback[i]);
       r->set_weight(weights[i++]);
       std::vector<const v1::Task*> ordered = ts;
       std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
@@ -174,76 +171,62 @@ v1::RoutingTable RoutingTableCache::Get() {
 }
 
 void TrafficStats::Report(const v1::TrafficStatsReport& report) {
-  absl::MutexLock lock(&mu_);
-  auto& node = latest_[report.node_id()];
-  node.clear();
-  std::set<std::string> touched;
-  for (const auto& s : report.services()) {
-    auto& revs = node[s.service_id()];
-    for (const auto& r : s.revisions()) revs[r.revision()] = r;
-    touched.insert(s.service_id());
-  }
+  const std::vector<double> bounds(report.latency_bounds_seconds().begin(),
+                                   report.latency_bounds_seconds().end());
   const absl::Time now = clock_.Now();
-  for (const auto& id : touched) {
-    auto& h = history_[id];
-    h.push_back({now, TotalsLocked(id)});
-    while (!h.empty() && now - h.front().time > kHistory) h.pop_front();
-    while (h.size() > 4096) h.pop_front();
-  }
-}
-
-std::map<int64_t, v1::RevisionTraffic> TrafficStats::TotalsLocked(
-    const std::string& service_id) const {
-  std::map<int64_t, v1::RevisionTraffic> out;
-  for (const auto& [node, services] : latest_) {
-    auto it = services.find(service_id);
-    if (it == services.end()) continue;
-    for (const auto& [rev, t] : it->second) {
-      auto& acc = out[rev];
-      acc.set_revision(rev);
-      Add(&acc, t);
+  absl::MutexLock lock(&mu_);
+  auto [it, first_report] = nodes_.try_emplace(report.node_id());
+  Node& node = it->second;
+  // The worker restarted: its counters start again from 0, so nothing held is a baseline.
+  if (!first_report && node.instance != report.counters_instance()) node.services.clear();
+  node.instance = report.counters_instance();
+  for (const auto& s : report.services()) {
+    analysis::NodeCounters& counters = node.services[s.service_id()];
+    counters.instance = node.instance;
+    Service& service = services_[s.service_id()];
+    for (const auto& r : s.revisions()) {
+      analysis::Counters raw = analysis::FromProto(r, bounds);
+      auto prev = counters.latest.find(r.revision());
+      analysis::Add(
+          &service.totals[r.revision()],
+          prev == counters.latest.end() ? raw : analysis::GrowthOrRestart(raw, prev->second));
+      counters.latest[r.revision()] = std::move(raw);
     }
+    if (first_report) {
+      // What a node had counted before this manager heard from it happened at some unknown
+      // earlier time: it is in the totals, but in no window (every sample holds it too).
+      counters.first = counters.latest;
+      for (analysis::Sample& sample : service.history)
+        analysis::Add(&sample.totals, counters.first);
+    }
+    service.history.push_back({now, service.totals});
+    analysis::ThinSamples(&service.history, now, kHistory);
   }
-  return out;
 }
 
 std::map<int64_t, v1::RevisionTraffic> TrafficStats::Totals(const std::string& service_id) const {
-  absl::ReaderMutexLock lock(&mu_);
-  return TotalsLocked(service_id);
+  absl::MutexLock lock(&mu_);
+  auto it = services_.find(service_id);
+  if (it == services_.end()) return {};
+  return analysis::ToProto(it->second.totals);
 }
 
 std::map<int64_t, v1::RevisionTraffic> TrafficStats::Recent(const std::string& service_id,
                                                             absl::Duration window) const {
-  absl::ReaderMutexLock lock(&mu_);
-  std::map<int64_t, v1::RevisionTraffic> now_totals = TotalsLocked(service_id);
-  auto h = history_.find(service_id);
-  if (h == history_.end() || h->second.empty()) return now_totals;
-  const absl::Time since = clock_.Now() - window;
-  const Sample* base = nullptr;
-  for (const auto& s : h->second) {
-    if (s.time >= since) {
-      base = &s;
-      break;
-    }
-  }
-  std::map<int64_t, v1::RevisionTraffic> out;
-  for (const auto& [rev, t] : now_totals) {
-    v1::RevisionTraffic d = t;
-    if (base) {
-      auto b = base->totals.find(rev);
-      if (b != base->totals.end()) {
-        d.set_requests(Delta(t.requests(), b->second.requests()));
-        d.set_responses_2xx(Delta(t.responses_2xx(), b->second.responses_2xx()));
-        d.set_responses_3xx(Delta(t.responses_3xx(), b->second.responses_3xx()));
-        d.set_responses_4xx(Delta(t.responses_4xx(), b->second.responses_4xx()));
-        d.set_responses_5xx(Delta(t.responses_5xx(), b->second.responses_5xx()));
-        d.set_connect_errors(Delta(t.connect_errors(), b->second.connect_errors()));
-        d.set_latency_count(Delta(t.latency_count(), b->second.latency_count()));
-        d.set_latency_sum_seconds(
-            std::max(0.0, t.latency_sum_seconds() - b->second.latency_sum_seconds()));
-      }
-    }
-    out[rev] = d;
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = services_.find(service_id);
+  if (it == services_.end()) return {};
+  return analysis::ToProto(
+      analysis::GrowthSince(it->second.history, now - window, it->second.totals));
+}
+
+analysis::TrafficSnapshot TrafficStats::Snapshot(const std::string& service_id) const {
+  absl::MutexLock lock(&mu_);
+  analysis::TrafficSnapshot out;
+  for (const auto& [id, node] : nodes_) {
+    auto it = node.services.find(service_id);
+    if (it != node.services.end()) out.nodes[id] = it->second;
   }
   return out;
 }

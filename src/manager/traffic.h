@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "manager/analysis/window.h"
 #include "store/store.h"
 #include "warren/v1/api.pb.h"
 #include "warren/v1/objects.pb.h"
@@ -48,36 +49,43 @@ class RoutingTableCache {
   v1::RoutingTable table_ ABSL_GUARDED_BY(mu_);
 };
 
-// The workers' proxy counters, kept in memory: the latest report of each node, and a short
-// history of the cluster-wide totals per service revision for windowed rates (canary
-// analysis, `service endpoints`).
+// The workers' proxy counters, kept in memory: each node's latest report, the cluster-wide
+// totals per service revision (summed over nodes as reports arrive, corrected for counters
+// that started again), and a thinned history of those totals for windowed rates
+// (`service endpoints`, sliding windows). Latency is kept as histograms, so windows and nodes
+// merge exactly and a window's p99 is the p99 of the requests in it.
 class TrafficStats {
  public:
   explicit TrafficStats(const Clock& clock) : clock_(clock) {}
 
   void Report(const v1::TrafficStatsReport& report);
 
-  // Totals over every node.
+  // Totals over every node since this manager started hearing from them (including what
+  // each proxy had counted before).
   std::map<int64_t, v1::RevisionTraffic> Totals(const std::string& service_id) const;
-  // Growth of the totals over the last `window` (from the oldest sample inside it).
+  // Growth of the totals over the last `window` (from the newest sample at or before its
+  // start). What a node had counted before this manager first heard from it is in no window.
   std::map<int64_t, v1::RevisionTraffic> Recent(const std::string& service_id,
                                                 absl::Duration window) const;
+  // Every node's counters of the service: analysis windows that outlive this manager are
+  // computed from them (see analysis/window.h).
+  analysis::TrafficSnapshot Snapshot(const std::string& service_id) const;
 
  private:
-  struct Sample {
-    absl::Time time;
-    std::map<int64_t, v1::RevisionTraffic> totals;
+  struct Node {
+    uint64_t instance = 0;
+    // service id -> counters
+    std::map<std::string, analysis::NodeCounters> services;
   };
-  std::map<int64_t, v1::RevisionTraffic> TotalsLocked(const std::string& service_id) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  struct Service {
+    analysis::RevisionCounters totals;
+    std::deque<analysis::Sample> history;
+  };
 
   const Clock& clock_;
   mutable absl::Mutex mu_;
-  // node id -> service id -> revision -> counters.
-  std::map<std::string, std::map<std::string, std::map<int64_t, v1::RevisionTraffic>>> latest_
-      ABSL_GUARDED_BY(mu_);
-  // service id -> samples, oldest first (bounded).
-  std::map<std::string, std::deque<Sample>> history_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Service> services_ ABSL_GUARDED_BY(mu_);
 };
 
 // Percent of requests that failed (5xx or connect errors).

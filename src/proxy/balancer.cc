@@ -23,8 +23,9 @@ void Balancer::Update(const v1::ServiceRoute& route) {
       // Preview revisions share the preview address evenly.
       wanted.emplace_back(r.revision(), 1);
     } else {
-      if (r.preview() || r.weight() <= 0) continue;
-      wanted.emplace_back(r.revision(), r.weight());
+      // A fallback revision (weight 0) only answers what another revision failed.
+      if (r.preview() || (r.weight() <= 0 && !r.fallback())) continue;
+      wanted.emplace_back(r.revision(), std::max(0, r.weight()));
     }
     sources.push_back(&r);
   }
@@ -100,7 +101,7 @@ int Balancer::PickInRevision(Revision& r, absl::Span<const std::string> exclude,
 absl::StatusOr<Balancer::Lease> Balancer::Pick(absl::Span<const std::string> exclude_keys) {
   absl::MutexLock lock(&mu_);
   bool any_endpoint = false;
-  for (const Revision& r : revisions_) any_endpoint |= !r.endpoints.empty();
+  for (const Revision& r : revisions_) any_endpoint |= r.weight > 0 && !r.endpoints.empty();
   if (!any_endpoint) return absl::UnavailableError("the service has no endpoints");
 
   absl::Time now = absl::InfinitePast();
@@ -125,6 +126,7 @@ absl::StatusOr<Balancer::Lease> Balancer::Pick(absl::Span<const std::string> exc
     int chosen = -1;
     for (size_t i = 0; i < revisions_.size(); ++i) {
       Revision& r = revisions_[i];
+      if (r.weight <= 0) continue;
       bool usable = false;
       for (const auto& ep : r.endpoints) {
         if (honor && ep->ejected_until > now) continue;
@@ -153,9 +155,10 @@ absl::StatusOr<Balancer::Lease> Balancer::PickOtherRevision(int64_t revision) {
   absl::MutexLock lock(&mu_);
   if (options_.preview) return absl::NotFoundError("preview traffic is not retried");
   const absl::Time now = any_ejected_ ? options_.clock->Now() : absl::InfinitePast();
+  // The other revision with the most weight; a fallback (weight 0) only when none has any.
   Revision* best = nullptr;
   for (Revision& r : revisions_) {
-    if (r.revision == revision || r.weight <= 0 || r.endpoints.empty()) continue;
+    if (r.revision == revision || r.endpoints.empty()) continue;
     if (best == nullptr || r.weight > best->weight) best = &r;
   }
   if (best == nullptr) return absl::NotFoundError("no other revision takes traffic");

@@ -94,8 +94,9 @@ class Balancer {
   absl::StatusOr<Lease> Pick(absl::Span<const std::string> exclude_keys = {});
 
   // An endpoint of the revision with the most weight other than `revision` (a 5xx from
-  // `revision` is retried there). NotFoundError when no other revision takes traffic, and
-  // always for preview balancers.
+  // `revision` is retried there), or of a fallback revision (weight 0, still running: blue
+  // after a blue/green switch) when no other revision has weight. NotFoundError when there is
+  // none, and always for preview balancers.
   absl::StatusOr<Lease> PickOtherRevision(int64_t revision);
 
   // The connect to this endpoint failed: skip it for the ejection period.

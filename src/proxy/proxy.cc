@@ -25,6 +25,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "http/listener.h"
+#include "proxy/http_relay.h"
+#include "spdlog/spdlog.h"
 
 namespace warren {
 namespace {
@@ -36,48 +39,11 @@ using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
 
-constexpr size_t kBodyChunk = 64 << 10;
+using relay::kBodyChunk;
 
 // Finer than Prometheus' defaults at the low end: canary analysis compares p99s of a few ms.
 std::vector<double> LatencyBuckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-}
-
-double EstimateQuantile(const Histogram::Snapshot& h, double q) {
-  if (h.count == 0) return 0;
-  double rank = q * static_cast<double>(h.count);
-  for (size_t i = 0; i < h.bounds.size(); ++i) {
-    if (static_cast<double>(h.cumulative[i]) >= rank) {
-      double lo = i == 0 ? 0 : h.bounds[i - 1];
-      uint64_t below = i == 0 ? 0 : h.cumulative[i - 1];
-      uint64_t in = h.cumulative[i] - below;
-      if (in == 0) return h.bounds[i];
-      return lo +
-             (h.bounds[i] - lo) * (rank - static_cast<double>(below)) / static_cast<double>(in);
-    }
-  }
-  return h.bounds.empty() ? 0 : h.bounds.back();
-}
-
-// Removes hop-by-hop headers (RFC 9110 7.6.1), including those the Connection header names.
-// Transfer-Encoding stays: the serializer re-frames the body from it.
-template <class Fields>
-void StripHopByHop(Fields& f) {
-  std::vector<std::string> named;
-  for (auto token : http::token_list{f[http::field::connection]}) {
-    named.emplace_back(token);
-  }
-  for (const std::string& n : named) {
-    if (!beast::iequals(n, "transfer-encoding")) f.erase(n);
-  }
-  f.erase(http::field::connection);
-  f.erase(http::field::keep_alive);
-  f.erase("Proxy-Connection");
-  f.erase(http::field::te);
-  f.erase(http::field::trailer);
-  f.erase(http::field::upgrade);
-  f.erase(http::field::proxy_authorization);
-  f.erase(http::field::proxy_authenticate);
 }
 
 int StatusClass(int status) {
@@ -100,18 +66,27 @@ struct RevisionMetrics {
 class ServiceProxy::Impl {
  public:
   struct Upstream {
-    explicit Upstream(asio::io_context& ioc) : socket(ioc) {}
+    Upstream(asio::io_context& ioc, size_t max_buffer) : socket(ioc), buffer(max_buffer) {}
     tcp::socket socket;
     beast::flat_buffer buffer;
     std::shared_ptr<BalancedEndpoint> endpoint;
+    // While idle in the pool: its descriptor (in use, the session's lease covers it).
+    DescriptorBudget::Lease pooled;
   };
 
   struct Session {
-    explicit Session(tcp::socket s) : client(std::move(s)) {}
+    Session(tcp::socket s, DescriptorBudget::Lease l) : client(std::move(s)), fds(std::move(l)) {}
     tcp::socket client;
     tcp::socket* upstream = nullptr;  // while a request uses one
     bool idle = true;                 // waiting for the next request
     std::string peer_ip;
+    // Checked by Sweep. While a request head is read it is the head's deadline; while a
+    // message is relayed, the wait on the client (see relay::Relay).
+    relay::ClientDeadline deadline;
+    bool head_started = false;  // bytes of a request head arrived: a timeout answers 408
+    bool lingering = false;     // closing: the rest of what the client sends is dropped
+    // The client's descriptor and the one of the upstream connection it uses.
+    DescriptorBudget::Lease fds;
   };
 
   struct Worker {
@@ -127,6 +102,7 @@ class ServiceProxy::Impl {
   Impl(const v1::ServiceRoute& route, ServiceProxyOptions options)
       : options_(std::move(options)),
         registry_(options_.registry ? *options_.registry : DefaultRegistry()),
+        budget_(options_.budget ? *options_.budget : DescriptorBudget::DataPlane()),
         balancer_(options_.balancer),
         service_id_(route.service_id()),
         service_(route.name()),
@@ -148,7 +124,15 @@ class ServiceProxy::Impl {
         retried_(registry_.AddCounter(
             "warren_proxy_retried_total",
             "Requests answered 5xx by one revision and sent once to another (deployments only).",
-            {"service"})) {
+            {"service"})),
+        refused_(registry_.AddCounter(
+            "warren_proxy_connections_refused_total",
+            "Client connections refused: the published port's connection limit or the data "
+            "plane's descriptor budget was reached.",
+            {"service"})),
+        timed_out_(registry_.AddCounter("warren_proxy_connections_timed_out_total",
+                                        "Client connections closed by the header or idle timeout.",
+                                        {"service"})) {
     balancer_.Update(route);
     RegisterRevisions(route);
   }
@@ -173,12 +157,33 @@ class ServiceProxy::Impl {
       return absl::UnavailableError(absl::StrCat(where, ": ", ec.message()));
     }
     port_ = acceptor_->local_endpoint().port();
-    asio::co_spawn(workers_[0]->ioc, Accept(), asio::detached);
+    absl::Duration shortest = absl::InfiniteDuration();
+    for (absl::Duration d : {options_.header_timeout, options_.idle_timeout}) {
+      if (d > absl::ZeroDuration()) shortest = std::min(shortest, d);
+    }
+    // Timeouts fire up to a tenth late (at most a second); tests with short timeouts stay short.
+    sweep_tick_ = absl::ToChronoNanoseconds(
+        std::clamp(shortest / 10, absl::Milliseconds(5), absl::Seconds(1)));
+    asio::co_spawn(workers_[0]->ioc, Accept(), LogEscapedException{"proxy accept loop"});
+    if (options_.mode == ProxyMode::kHttp) {
+      for (auto& w : workers_) {
+        asio::co_spawn(w->ioc, Sweep(*w), LogEscapedException{"proxy timeout sweep"});
+      }
+    }
     for (auto& w : workers_) {
       Worker* wp = w.get();
       wp->thread = std::thread([wp] {
         auto guard = asio::make_work_guard(wp->ioc);
-        wp->ioc.run();
+        // The last line of defence: whatever a handler throws, the other connections of this
+        // thread are served on.
+        for (;;) {
+          try {
+            wp->ioc.run();
+            return;
+          } catch (const std::exception& e) {
+            spdlog::error("proxy: unexpected exception in an io handler: {}", e.what());
+          }
+        }
       });
     }
     return absl::OkStatus();
@@ -265,7 +270,12 @@ class ServiceProxy::Impl {
       Histogram::Snapshot h = m->latency->Get();
       s.latency_count = h.count;
       s.latency_sum_seconds = h.sum;
-      s.latency_p99_seconds = EstimateQuantile(h, 0.99);
+      uint64_t below = 0;
+      for (uint64_t cumulative : h.cumulative) {
+        s.latency_buckets.push_back(cumulative - below);
+        below = cumulative;
+      }
+      if (out.latency_bounds.empty()) out.latency_bounds = h.bounds;
       out.revisions.push_back(s);
     }
     return out;
@@ -282,6 +292,8 @@ class ServiceProxy::Impl {
     }
     no_endpoint_.Remove({service_});
     retried_.Remove({service_});
+    refused_.Remove({service_});
+    timed_out_.Remove({service_});
   }
 
  private:
@@ -331,12 +343,14 @@ class ServiceProxy::Impl {
   }
   void SessionEnded(Worker& w, Session* s) {
     w.sessions.erase(s);
+    connections_.fetch_sub(1, std::memory_order_relaxed);
     absl::MutexLock lock(&mu_);
     --live_sessions_;
   }
 
   awaitable<void> Accept() {
     size_t next = 0;
+    AcceptBackoff backoff;
     for (;;) {
       Worker& w = *workers_[next++ % workers_.size()];
       beast::error_code ec;
@@ -344,19 +358,60 @@ class ServiceProxy::Impl {
           co_await acceptor_->async_accept(w.ioc, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open() || stopping_) co_return;
-        // Out of descriptors and the like: back off instead of spinning.
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(10));
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (auto pause = backoff.OnError(ec); pause.count() > 0) {
+          asio::steady_timer t(co_await asio::this_coro::executor, pause);
+          co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        }
         continue;
       }
+      backoff.OnSuccess();
+      // A connection takes the client's descriptor and one upstream connection's.
+      DescriptorBudget::Lease fds;
+      if (connections_.load(std::memory_order_relaxed) < options_.max_connections) {
+        fds = budget_.TryAcquire(2);
+      }
+      if (!fds) {
+        refused_.WithLabels({service_}).Inc();
+        static constexpr std::string_view k503 =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+        SendAndClose(sock.release(ec), options_.mode == ProxyMode::kHttp ? k503 : "");
+        continue;
+      }
+      connections_.fetch_add(1, std::memory_order_relaxed);
       sock.set_option(tcp::no_delay(true), ec);
-      auto s = std::make_shared<Session>(std::move(sock));
+      auto s = std::make_shared<Session>(std::move(sock), std::move(fds));
       auto remote = s->client.remote_endpoint(ec);
       if (!ec) s->peer_ip = remote.address().to_string();
       if (options_.mode == ProxyMode::kHttp) {
-        asio::co_spawn(w.ioc, HttpSession(w, s), asio::detached);
+        // The first request head must be complete within the header timeout of the accept.
+        s->deadline.ArmFor(absl::ToChronoNanoseconds(options_.header_timeout));
+        asio::co_spawn(w.ioc, HttpSession(w, s), LogEscapedException{"proxy http session"});
       } else {
-        asio::co_spawn(w.ioc, TcpSession(w, s), asio::detached);
+        asio::co_spawn(w.ioc, TcpSession(w, s), LogEscapedException{"proxy tcp session"});
+      }
+    }
+  }
+
+  // Closes the connections whose deadline has passed, every sweep_tick_ (a fraction of the
+  // shortest timeout): one timer per io thread instead of one per connection and operation.
+  awaitable<void> Sweep(Worker& w) {
+    asio::steady_timer timer(w.ioc);
+    for (;;) {
+      beast::error_code ec;
+      timer.expires_after(sweep_tick_);
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (ec || stopping_) co_return;
+      const auto now = relay::ClientDeadline::Clock::now();
+      for (Session* s : w.sessions) {
+        if (!s->deadline.Expired(now) || !s->client.is_open()) continue;
+        s->deadline.Clear();
+        if (!s->lingering) timed_out_.WithLabels({service_}).Inc();
+        // The session's pending operation ends with an error when the socket closes.
+        static constexpr std::string_view k408 =
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 27\r\nConnection: close\r\n\r\nrequest head took too long\n";
+        SendAndClose(s->client.release(ec), s->idle && s->head_started ? k408 : "");
       }
     }
   }
@@ -375,8 +430,8 @@ class ServiceProxy::Impl {
     stream.expires_after(absl::ToChronoMilliseconds(options_.connect_timeout));
     co_await stream.async_connect(target, asio::redirect_error(use_awaitable, ec));
     if (ec) co_return nullptr;
-    auto up = std::make_unique<Upstream>(w.ioc);
-    up->buffer.reserve(16 << 10);
+    auto up = std::make_unique<Upstream>(w.ioc, options_.max_header_bytes);
+    up->buffer.reserve(std::min<size_t>(16 << 10, options_.max_header_bytes));
     up->socket = stream.release_socket();
     up->socket.set_option(tcp::no_delay(true), ec);
     up->endpoint = lease.state();
@@ -395,6 +450,7 @@ class ServiceProxy::Impl {
       char c;
       ssize_t n = ::recv(up->socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && up->buffer.size() == 0) {
+        up->pooled.Reset();  // the session's lease covers it now
         return up;
       }
     }
@@ -404,7 +460,10 @@ class ServiceProxy::Impl {
   void PutIdle(Worker& w, std::unique_ptr<Upstream> up) {
     if (stopping_ || up->endpoint->removed.load(std::memory_order_relaxed)) return;
     auto& v = w.idle[up->endpoint.get()];
-    if (v.size() < options_.max_idle_per_endpoint) v.push_back(std::move(up));
+    if (v.size() >= options_.max_idle_per_endpoint) return;
+    // Pooled, it outlives the session that paid for it: it needs a descriptor of its own.
+    up->pooled = budget_.TryAcquire(1);
+    if (up->pooled) v.push_back(std::move(up));
   }
 
   // Picks an endpoint and gets a connection to it; a failed connect ejects the endpoint and is
@@ -446,89 +505,93 @@ class ServiceProxy::Impl {
     co_return a;
   }
 
-  enum class Side { kNone, kIn, kOut };
-
-  // Streams one message (header and body) from `in` to `out` through a fixed buffer.
-  template <bool isRequest>
-  static awaitable<Side> Relay(http::parser<isRequest, http::buffer_body>& p, tcp::socket& in,
-                               beast::flat_buffer& in_buf, tcp::socket& out, char* buf) {
-    http::serializer<isRequest, http::buffer_body> sr{p.get()};
-    beast::error_code ec;
-    do {
-      if (!p.is_done()) {
-        p.get().body().data = buf;
-        p.get().body().size = kBodyChunk;
-        // read_some: forward what has arrived instead of waiting for a full buffer.
-        co_await http::async_read_some(in, in_buf, p, asio::redirect_error(use_awaitable, ec));
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return Side::kIn;
-        size_t n = kBodyChunk - p.get().body().size;
-        // Only framing arrived (a chunk header): an empty buffer would end a chunked body.
-        if (n == 0 && !p.is_done()) continue;
-        p.get().body().size = n;
-        // The message ended with no new body bytes (the last chunk came alone): no buffer at
-        // all, or the serializer would end a chunked body twice (an empty buffer without
-        // `more` ends it, and so does the writer's next empty turn).
-        p.get().body().data = n > 0 ? buf : nullptr;
-        p.get().body().more = !p.is_done();
-      } else {
-        p.get().body().data = nullptr;
-        p.get().body().size = 0;
-        p.get().body().more = false;
-      }
-      co_await http::async_write(out, sr, asio::redirect_error(use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return Side::kOut;
-    } while (!p.is_done() || !sr.is_done());
-    co_return Side::kNone;
-  }
-
-  static awaitable<void> SendError(tcp::socket& client, int status, std::string_view text,
-                                   bool keep_alive, unsigned version) {
-    http::response<http::string_body> res{static_cast<http::status>(status), version};
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.set(http::field::server, "warren-proxy");
-    res.body() = std::string(text);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    beast::error_code ec;
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
-  }
-
   awaitable<void> HttpSession(Worker& w, std::shared_ptr<Session> s) {
     SessionStarted(w, s.get());
-    beast::flat_buffer cbuf;
-    // Beast reads at most the free capacity (512 bytes minimum): size it for bulk transfers.
-    cbuf.reserve(16 << 10);
-    std::unique_ptr<char[]> body(new char[kBodyChunk]);
-    for (;;) {
+    try {
+      co_await ServeHttp(w, *s);
+    } catch (const std::exception& e) {
+      // Whatever went wrong, it ends this connection only.
+      spdlog::error("proxy {}: connection from {} dropped: {}", service_, s->peer_ip, e.what());
+    }
+    co_await Linger(*s);
+    beast::error_code ec;
+    s->client.close(ec);
+    SessionEnded(w, s.get());
+  }
+
+  // Ends the connection gracefully: our side is shut, and what the client still sends (the
+  // rest of a refused request) is read and dropped until it closes, for a second at most.
+  // Closing with unread data would reset the connection, and the reset can destroy the error
+  // answer before the client has read it.
+  awaitable<void> Linger(Session& s) {
+    beast::error_code ec;
+    if (!s.client.is_open()) co_return;
+    s.client.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    s.idle = false;
+    s.lingering = true;
+    s.deadline.ArmFor(std::chrono::seconds(1));
+    char sink[4096];
+    for (size_t total = 0; total < (1u << 20);) {
+      size_t n = co_await s.client.async_read_some(asio::buffer(sink),
+                                                   asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      total += n;
+    }
+    s.deadline.Clear();
+  }
+
+  awaitable<void> ServeHttp(Worker& w, Session& s) {
+    beast::flat_buffer cbuf(options_.max_header_bytes);
+    std::unique_ptr<char[]> body;
+    const auto header_timeout = absl::ToChronoNanoseconds(options_.header_timeout);
+    s.deadline.idle = absl::ToChronoNanoseconds(options_.idle_timeout);
+    for (bool first = true;; first = false) {
       if (stopping_) break;
-      s->idle = true;
+      s.idle = true;
+      // The first head is timed from the accept; a later one gets the idle timeout until its
+      // first byte, then the header timeout.
+      s.head_started = cbuf.size() > 0;
+      if (!first && s.head_started) {
+        s.deadline.ArmFor(header_timeout);
+      } else if (!first) {
+        s.deadline.Arm();
+      }
       http::request_parser<http::buffer_body> req_p;
       req_p.body_limit(std::numeric_limits<std::uint64_t>::max());
       req_p.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
       beast::error_code ec;
-      co_await http::async_read_header(s->client, cbuf, req_p,
-                                       asio::redirect_error(use_awaitable, ec));
-      s->idle = false;
+      auto on_read = [&s, first, header_timeout](size_t) {
+        if (s.head_started) return;
+        s.head_started = true;
+        if (!first) s.deadline.ArmFor(header_timeout);
+      };
+      co_await SafeAsyncRead(s.client, cbuf, req_p, ReadUntil::kHeader,
+                             asio::redirect_error(use_awaitable, ec), on_read);
+      s.idle = false;
+      s.deadline.Clear();
       if (ec) {
-        if (ec == http::error::header_limit) {
-          co_await SendError(s->client, 431, "request header too large\n", false, 11);
-        } else if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted &&
-                   ec != asio::error::connection_reset && ec != asio::error::eof) {
-          co_await SendError(s->client, 400, absl::StrCat("bad request: ", ec.message(), "\n"),
-                             false, 11);
-        }
+        // (No temporaries in co_await arguments: GCC 12 may destroy them twice.)
+        const int status = relay::StatusForReadError(ec);
+        const std::string text = status == 431 ? std::string("request header too large\n")
+                                               : absl::StrCat("bad request: ", ec.message(), "\n");
+        if (status != 0) co_await relay::SendError(s.client, status, text, false, 11);
         break;
       }
-      bool keep = co_await Forward(w, *s, cbuf, req_p, body.get());
-      s->upstream = nullptr;
+      if (relay::Refusal r = relay::CheckRequestFraming(req_p.get()); r.status != 0) {
+        const std::string text = absl::StrCat(r.reason, "\n");
+        co_await relay::SendError(s.client, r.status, text, false, req_p.get().version());
+        break;
+      }
+      if (!body) {
+        body.reset(new char[kBodyChunk]);
+        // Beast reads at most the free capacity (512 bytes minimum): size it for bulk transfers.
+        cbuf.reserve(std::min<size_t>(16 << 10, options_.max_header_bytes));
+      }
+      bool keep = co_await Forward(w, s, cbuf, req_p, body.get());
+      s.upstream = nullptr;
       if (!keep) break;
     }
-    beast::error_code ec;
-    s->client.shutdown(tcp::socket::shutdown_send, ec);
-    s->client.close(ec);
-    SessionEnded(w, s.get());
   }
 
   // One request: returns whether the client connection can carry another.
@@ -543,12 +606,7 @@ class ServiceProxy::Impl {
     const bool expect_continue =
         beast::iequals(req[http::field::expect], "100-continue") && !bodyless;
 
-    StripHopByHop(req);
-    req.erase(http::field::expect);
-    std::string xff(req["X-Forwarded-For"]);
-    req.set("X-Forwarded-For", xff.empty() ? s.peer_ip : absl::StrCat(xff, ", ", s.peer_ip));
-    req.version(11);
-    req.keep_alive(true);
+    relay::PrepareRequestHead(req_p, s.peer_ip);
 
     std::optional<http::response_parser<http::buffer_body>> res_p;
     Acquired a;
@@ -566,10 +624,11 @@ class ServiceProxy::Impl {
           no_endpoint_.WithLabels({service_}).Inc();
         }
         bool keep = client_keep && bodyless && !stopping_;
-        co_await SendError(s.client, a.status,
-                           a.status == 503 ? "no endpoints available\n"
-                                           : "bad gateway: could not connect to any endpoint\n",
-                           keep, version);
+        co_await relay::SendError(s.client, a.status,
+                                  a.status == 503
+                                      ? "no endpoints available\n"
+                                      : "bad gateway: could not connect to any endpoint\n",
+                                  keep, version);
         co_return keep;
       }
       s.upstream = &a.up->socket;
@@ -580,17 +639,26 @@ class ServiceProxy::Impl {
                                    asio::redirect_error(use_awaitable, ec));
         if (ec) co_return false;
       }
-      Side side = co_await Relay<true>(req_p, s.client, cbuf, a.up->socket, buf);
-      if (side == Side::kIn) co_return false;  // the client went away mid-request
+      relay::RelayResult sent =
+          co_await relay::Relay<true>(req_p, s.client, cbuf, a.up->socket, buf, &s.deadline);
+      if (sent.failed == relay::Side::kIn) {
+        // The client went away mid-request, or sent a body we cannot read (a bad chunk, a
+        // trailer too large): nothing of the response has been sent yet.
+        const int status = relay::StatusForReadError(sent.ec);
+        const std::string text = absl::StrCat("bad request body: ", sent.ec.message(), "\n");
+        if (status != 0) co_await relay::SendError(s.client, status, text, false, version);
+        co_return false;
+      }
+      const bool sent_ok = sent.failed == relay::Side::kNone;
       beast::error_code ec;
-      if (side == Side::kNone) ec = co_await ReadResponseHeader(*a.up, head, res_p);
-      if (side == Side::kNone && !ec && res_p->get().result_int() != 101) break;
+      if (sent_ok) ec = co_await ReadResponseHeader(*a.up, head, res_p);
+      if (sent_ok && !ec && res_p->get().result_int() != 101) break;
       if (a.reused && bodyless && round == 0) continue;
       RevisionMetrics* m = MetricsFor(w, a.lease.revision());
       m->requests->Inc();
       m->responses[5]->Inc();
       bool keep = client_keep && req_p.is_done() && !stopping_;
-      co_await SendError(s.client, 502, "bad gateway: the endpoint failed\n", keep, version);
+      co_await relay::SendError(s.client, 502, "bad gateway: the endpoint failed\n", keep, version);
       co_return keep;
     }
 
@@ -625,26 +693,16 @@ class ServiceProxy::Impl {
     auto& res = rp->get();
     const int status = res.result_int();
     const bool upstream_keep = res.keep_alive();
-    const bool has_body = !head && status != 204 && status != 304;
-    StripHopByHop(res);
-    res.version(version);
-    if (has_body && !rp->content_length()) {
-      if (version >= 11) {
-        res.chunked(true);
-      } else {
-        // An HTTP/1.0 client can only see the end of an unsized body as the connection's end.
-        res.chunked(false);
-        client_keep = false;
-      }
-    }
+    relay::PrepareResponseHead(*rp, version, head, client_keep);
     if (stopping_) client_keep = false;
     res.keep_alive(client_keep);
     if (int c = StatusClass(status); c != 0) m->responses[c]->Inc();
 
-    Side side = co_await Relay<false>(*rp, ap->up->socket, ap->up->buffer, s.client, buf);
+    relay::RelayResult relayed = co_await relay::Relay<false>(*rp, ap->up->socket, ap->up->buffer,
+                                                              s.client, buf, &s.deadline);
     m->latency->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (side != Side::kNone) co_return false;
+    if (relayed.failed != relay::Side::kNone) co_return false;
     s.upstream = nullptr;
     if (upstream_keep && rp->is_done()) PutIdle(w, std::move(ap->up));
     co_return client_keep;
@@ -678,25 +736,17 @@ class ServiceProxy::Impl {
       co_return false;
     }
     s.upstream = &out.a.up->socket;
-    Side side = co_await Relay<true>(req_p, s.client, cbuf, out.a.up->socket, buf);
-    if (side != Side::kNone) co_return false;
+    relay::RelayResult sent =
+        co_await relay::Relay<true>(req_p, s.client, cbuf, out.a.up->socket, buf, &s.deadline);
+    if (sent.failed != relay::Side::kNone) co_return false;
     beast::error_code ec = co_await ReadResponseHeader(*out.a.up, head, out.res);
     co_return !ec && out.res->get().result_int() != 101;
   }
 
-  // Reads a response header from the upstream into a fresh parser, skipping interim responses
-  // (100 Continue to an Expect we removed); 101 is returned like a final response.
-  static awaitable<beast::error_code> ReadResponseHeader(
+  awaitable<beast::error_code> ReadResponseHeader(
       Upstream& up, bool head, std::optional<http::response_parser<http::buffer_body>>& res) {
-    beast::error_code ec;
-    do {
-      res.emplace();
-      res->body_limit(std::numeric_limits<std::uint64_t>::max());
-      if (head) res->skip(true);
-      co_await http::async_read_header(up.socket, up.buffer, *res,
-                                       asio::redirect_error(use_awaitable, ec));
-    } while (!ec && res->get().result_int() / 100 == 1 && res->get().result_int() != 101);
-    co_return ec;
+    return relay::ReadResponseHeader(up.socket, up.buffer, head,
+                                     static_cast<uint32_t>(options_.max_header_bytes), res);
   }
 
   // Both directions of one TCP connection. Whichever direction finishes last destroys it, which
@@ -761,12 +811,13 @@ class ServiceProxy::Impl {
     s->upstream = &a.up->socket;
     auto pair = std::make_shared<TcpPair>(this, &w, s, std::move(a.up), std::move(a.lease), m);
     tcp::socket& upstream = pair->up->socket;
-    asio::co_spawn(w.ioc, Pump(pair, upstream, s->client), asio::detached);
-    asio::co_spawn(w.ioc, Pump(pair, s->client, upstream), asio::detached);
+    asio::co_spawn(w.ioc, Pump(pair, upstream, s->client), LogEscapedException{"proxy tcp pump"});
+    asio::co_spawn(w.ioc, Pump(pair, s->client, upstream), LogEscapedException{"proxy tcp pump"});
   }
 
   const ServiceProxyOptions options_;
   Registry& registry_;
+  DescriptorBudget& budget_;
   Balancer balancer_;
   const std::string service_id_;
   const std::string service_;
@@ -776,6 +827,8 @@ class ServiceProxy::Impl {
   Family<Histogram>& latency_;
   Family<Counter>& no_endpoint_;
   Family<Counter>& retried_;
+  Family<Counter>& refused_;
+  Family<Counter>& timed_out_;
 
   mutable absl::Mutex metrics_mu_;
   absl::flat_hash_map<int64_t, std::unique_ptr<RevisionMetrics>> metrics_
@@ -783,6 +836,9 @@ class ServiceProxy::Impl {
 
   absl::Mutex mu_;
   int live_sessions_ ABSL_GUARDED_BY(mu_) = 0;
+  // Client connections, for the per-listener limit.
+  std::atomic<int> connections_{0};
+  std::chrono::nanoseconds sweep_tick_{std::chrono::seconds(1)};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   int port_ = 0;
@@ -801,6 +857,18 @@ absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::Serv
   if (options.target_port < 0 || options.target_port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("target_port: must be 0..65535, got ", options.target_port));
+  }
+  if (options.header_timeout < absl::ZeroDuration() ||
+      options.idle_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("header_timeout, idle_timeout: must not be negative");
+  }
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_connections: must be at least 1, got ", options.max_connections));
+  }
+  if (options.max_header_bytes < 1024 || options.max_header_bytes > (1 << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_header_bytes: must be 1024..1048576, got ", options.max_header_bytes));
   }
   auto impl = std::make_unique<Impl>(route, std::move(options));
   if (absl::Status s = impl->Listen(); !s.ok()) return s;

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "http/descriptor_budget.h"
 #include "http/metrics.h"
 #include "proxy/balancer.h"
 #include "warren/v1/objects.pb.h"
@@ -32,14 +33,18 @@ struct RevisionStats {
   uint64_t connect_errors = 0;
   uint64_t latency_count = 0;
   double latency_sum_seconds = 0;
-  // Estimated from the latency histogram by interpolating within the bucket; 0 with no data.
-  double latency_p99_seconds = 0;
+  // Latency histogram, per bucket (not cumulative across buckets): [i] counts requests that
+  // took at most ProxyStats::latency_bounds[i] seconds; the last one those above every bound.
+  // The manager merges nodes and windows by bucket and estimates quantiles from the sum.
+  std::vector<uint64_t> latency_buckets;
 };
 
 struct ProxyStats {
   std::string service_id;
   std::string service;
   std::vector<RevisionStats> revisions;  // by revision number
+  // Upper bounds (seconds) of every revision's latency buckets.
+  std::vector<double> latency_bounds;
 };
 
 struct ServiceProxyOptions {
@@ -56,7 +61,23 @@ struct ServiceProxyOptions {
   absl::Duration connect_timeout = absl::Seconds(2);
   // Idle keep-alive connections kept per endpoint per io thread.
   size_t max_idle_per_endpoint = 64;
+  // A request or response head, and a chunked body's trailer section, larger than this is
+  // refused (431 for a request, 502 for a response before it started); 1 KiB..1 MiB.
   size_t max_header_bytes = 64 << 10;
+  // HTTP: the whole request head must arrive within this time (of the accept for the first
+  // request, of its first byte for later ones), or the connection is closed (408 if part of
+  // a head came). Zero: no limit.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // HTTP: a keep-alive connection waiting for its next request, or a client that neither sends
+  // nor reads while a request is relayed, is closed after this. Zero: no limit. (A backend may
+  // take its time: waits on endpoints are not limited.)
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Client connections open at once on this port; more are refused (HTTP: 503).
+  int max_connections = 10000;
+  // The descriptors of this proxy's connections (two per client connection, one per pooled
+  // upstream connection) count against it; a connection that does not fit is refused like
+  // one over max_connections. Null: DescriptorBudget::DataPlane().
+  DescriptorBudget* budget = nullptr;
 };
 
 // Listens on one published port of one service and forwards to the service's endpoints: HTTP/1.1

@@ -476,6 +476,7 @@ absl::Status SqliteStore::Load() {
           }
         }
         if (reason.empty()) {
+          changes_bytes_ += c.data.size();
           changes_.push_back(std::move(c));
           return;
         }
@@ -509,7 +510,10 @@ absl::Status SqliteStore::Load() {
           "version {}: watchers relist from the objects",
           path_, bad_changes, first_bad_change, through);
     }
-    while (!changes_.empty() && changes_.front().version <= through) changes_.pop_front();
+    while (!changes_.empty() && changes_.front().version <= through) {
+      changes_bytes_ -= changes_.front().data.size();
+      changes_.pop_front();
+    }
     compacted_through_ = std::max(compacted_through_, through);
   }
   if (!corrupt_.empty()) {
@@ -657,6 +661,12 @@ absl::Status SqliteStore::ApplyBatch(const std::vector<CommitRequest*>& batch) {
     Overlay overlay(kinds_, corrupt_);
     uint64_t next_version = version_ + 1;
     size_t new_rows = 0;
+    size_t new_bytes = 0;
+    auto data_bytes = [](const CommitRequest& r) {
+      size_t n = 0;
+      for (const Mutation& m : *r.mutations) n += m.data ? m.data->size() : 0;
+      return n;
+    };
     const bool disk_full = disk_full_;
     for (CommitRequest* r : batch) {
       absl::Status s = Validate(*r->mutations, next_version, disk_full, overlay);
@@ -668,28 +678,30 @@ absl::Status SqliteStore::ApplyBatch(const std::vector<CommitRequest*>& batch) {
       overlay.Accept();
       r->version = next_version++;
       new_rows += r->mutations->size();
+      new_bytes += data_bytes(*r);
       accepted.push_back(r);
     }
     if (accepted.empty()) return absl::OkStatus();
 
-    // Retention: drop whole commits, oldest first, but never the newest one.
-    size_t total = changes_.size() + new_rows;
-    if (total > opts_.max_changes) {
-      size_t to_drop = total - opts_.max_changes;
-      size_t dropped = 0;
-      size_t i = 0;
-      while (dropped < to_drop && i < changes_.size()) {
-        uint64_t v = changes_[i].version;
-        while (i < changes_.size() && changes_[i].version == v) {
-          ++i;
-          ++dropped;
-        }
-        compact_through = v;
+    // Retention: drop whole commits, oldest first, but never the newest one, until both the
+    // rows and the bytes fit.
+    size_t rows = changes_.size() + new_rows;
+    size_t bytes = changes_bytes_ + new_bytes;
+    auto over = [&] { return rows > opts_.max_changes || bytes > opts_.max_change_bytes; };
+    size_t i = 0;
+    while (over() && i < changes_.size()) {
+      uint64_t v = changes_[i].version;
+      while (i < changes_.size() && changes_[i].version == v) {
+        --rows;
+        bytes -= changes_[i].data.size();
+        ++i;
       }
-      for (size_t a = 0; dropped < to_drop && a + 1 < accepted.size(); ++a) {
-        dropped += accepted[a]->mutations->size();
-        compact_through = accepted[a]->version;
-      }
+      compact_through = v;
+    }
+    for (size_t a = 0; over() && a + 1 < accepted.size(); ++a) {
+      rows -= accepted[a]->mutations->size();
+      bytes -= data_bytes(*accepted[a]);
+      compact_through = accepted[a]->version;
     }
   }
 
@@ -722,13 +734,17 @@ absl::Status SqliteStore::ApplyBatch(const std::vector<CommitRequest*>& batch) {
       } else if (it != ks.by_id.end()) {
         ks.by_id.erase(it);
       }
+      changes_bytes_ += c.data.size();
       changes_.push_back(std::move(c));
     }
     r->result = r->version;
   }
   version_ = accepted.back()->version;
   if (compact_through > compacted_through_) {
-    while (!changes_.empty() && changes_.front().version <= compact_through) changes_.pop_front();
+    while (!changes_.empty() && changes_.front().version <= compact_through) {
+      changes_bytes_ -= changes_.front().data.size();
+      changes_.pop_front();
+    }
     compacted_through_ = compact_through;
   }
   return absl::OkStatus();

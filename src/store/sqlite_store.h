@@ -31,6 +31,9 @@ struct SqliteStoreOptions {
   // Number of change rows kept in the watch feed. Older commits are dropped whole, so the
   // feed may briefly hold more rows when the newest commit alone is larger.
   size_t max_changes = 100000;
+  // Bytes of object data kept in the watch feed (each change holds the whole object): what
+  // bounds the feed's memory and disk when large objects change often (issue 17 D3).
+  size_t max_change_bytes = 64 << 20;
   // How long SQLite waits for a lock held by another connection before failing.
   absl::Duration busy_timeout = absl::Seconds(5);
   // Upper bound on the number of Commit calls that share one transaction (group commit).
@@ -141,6 +144,8 @@ class SqliteStore : public Store {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   // Mirror of the changes table, ordered by version.
   std::deque<Change> changes_ ABSL_GUARDED_BY(mu_);
+  // Sum of changes_[i].data.size().
+  size_t changes_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t compacted_through_ ABSL_GUARDED_BY(mu_) = 0;
   // Found at Open; an entry goes when its object is deleted.
   std::map<CorruptKey, CorruptObject> corrupt_ ABSL_GUARDED_BY(mu_);

@@ -5,9 +5,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/limits.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
@@ -35,9 +38,16 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 
   grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         grpc::ServerWriter<v1::LogLine>* writer) override {
+    // The id names a directory under the driver's: "../x" would read another directory's log.
+    const std::string& id = req->task_id();
+    if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
+        id.find('\0') != std::string::npos) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("task_id: \"", absl::CEscape(id), "\" is not a task id"));
+    }
     // The rotated files too (output.log.2, output.log.1, output.log), oldest first; container
     // logs come in the CRI format and are decoded to the lines they carry.
-    TaskLogReader reader(agent_.driver_->LogPath(req->task_id()), agent_.driver_->CriLogFormat());
+    TaskLogReader reader(agent_.driver_->LogPath(id), agent_.driver_->CriLogFormat());
     absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(req->tail());
     if (!lines.ok()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -77,7 +87,8 @@ WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> d
     : options_(std::move(options)),
       driver_(std::move(driver)),
       clock_(clock),
-      registry_(registry ? registry : &DefaultRegistry()) {}
+      registry_(registry ? registry : &DefaultRegistry()),
+      counters_instance_(std::random_device()() | (uint64_t{std::random_device()()} << 32)) {}
 
 int WorkerAgent::dns_port() const { return dns_ ? dns_->port() : 0; }
 
@@ -105,15 +116,20 @@ absl::Status WorkerAgent::Start() {
       [this](const std::string& id, const TaskRuntimeState& s) { OnRuntimeChange(id, s); });
 
   log_service_ = std::make_unique<LogService>(*this);
+  // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("agent-addr ", acceptor.status().message()));
+  }
+  acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options_.agent_addr, grpc::InsecureServerCredentials(), &port);
+  ConfigureGrpcServer(builder);
   builder.RegisterService(log_service_.get());
   server_ = builder.BuildAndStart();
-  if (!server_ || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("agent-addr ", options_.agent_addr, ": cannot listen (address in use?)"));
-  }
+  if (!server_) return absl::InternalError("agent gRPC server failed to start");
+  acceptor_->Start(server_.get());
+  const int port = acceptor_->port();
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
 
@@ -157,6 +173,9 @@ absl::Status WorkerAgent::Start() {
   ProxyManagerOptions po;
   po.proxy.registry = registry_;
   po.proxy.host_ip = options_.publish_ip;
+  po.proxy.header_timeout = options_.proxy.header_timeout;
+  po.proxy.idle_timeout = options_.proxy.idle_timeout;
+  po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
   if (!options_.dns.addr.empty()) {
     auto d = dns::ClusterDns::Start(options_.dns);
@@ -180,7 +199,11 @@ absl::Status WorkerAgent::Start() {
       (std::filesystem::path(options_.data_dir) / "tasks").string(),
       TaskDirRetention{options_.task_dir_retention, options_.task_dirs_kept}, clock_);
 
-  channel_ = grpc::CreateChannel(options_.manager_addr, grpc::InsecureChannelCredentials());
+  // A node's assignment set carries every task's template (up to 1 MiB each).
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
+  channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
+                                       channel_args);
   stub_ = v1::Warren::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
@@ -239,6 +262,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   if (proxies_) proxies_->Stop();
   dns_.reset();
   pod_dns_.reset();
+  if (acceptor_) acceptor_->Stop();
   if (server_) server_->Shutdown(Deadline(absl::Milliseconds(200)));
   server_.reset();
 }
@@ -394,6 +418,10 @@ void WorkerAgent::StatsLoop() {
     if (snapshot.empty()) continue;
     v1::TrafficStatsReport report;
     report.set_node_id(id);
+    report.set_counters_instance(counters_instance_);
+    // Every proxy uses the same buckets: the bounds go once per report.
+    const std::vector<double>& bounds = snapshot.front().latency_bounds;
+    report.mutable_latency_bounds_seconds()->Assign(bounds.begin(), bounds.end());
     for (const auto& s : snapshot) {
       auto* st = report.add_services();
       st->set_service_id(s.service_id);
@@ -409,7 +437,11 @@ void WorkerAgent::StatsLoop() {
         rt->set_connect_errors(r.connect_errors);
         rt->set_latency_count(r.latency_count);
         rt->set_latency_sum_seconds(r.latency_sum_seconds);
-        rt->set_latency_p99_seconds(r.latency_p99_seconds);
+        rt->mutable_latency_buckets()->Assign(r.latency_buckets.begin(), r.latency_buckets.end());
+        if (s.latency_bounds != bounds) {
+          rt->mutable_latency_bounds_seconds()->Assign(s.latency_bounds.begin(),
+                                                       s.latency_bounds.end());
+        }
       }
     }
     grpc::ClientContext ctx;
@@ -544,10 +576,13 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           QueueReport(t.id(), l.status);
           to_start.push_back(t);
         } else {
-          // The manager believes it runs here, but this worker does not have it.
+          // The manager believes it runs here, but this worker does not have it: the worker
+          // went away before it started it, or the task's state went with the machine. Not
+          // the task's doing, so orphaned (replaced at once, not counted against a rollout).
           v1::TaskStatus st = t.status();
-          st.set_state(v1::TASK_STATE_FAILED);
-          st.set_error("task not found on the worker (lost while the worker was down)");
+          st.set_state(v1::TASK_STATE_ORPHANED);
+          st.clear_error();
+          st.set_message("task not found on the worker (lost while the worker was down)");
           *st.mutable_timestamp() = ToProtoTime(now);
           *st.mutable_finished_at() = ToProtoTime(now);
           QueueReport(t.id(), st);

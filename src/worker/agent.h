@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "dns/cluster_dns.h"
 #include "grpcpp/grpcpp.h"
+#include "http/grpc_acceptor.h"
 #include "http/metrics.h"
 #include "proxy/proxy.h"
 #include "roles.h"
@@ -96,6 +97,8 @@ class WorkerAgent {
   std::unique_ptr<HealthProber> prober_;
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
+  // Sent with the proxy counters: the manager sees from a new value that they started again.
+  const uint64_t counters_instance_;
   std::unique_ptr<dns::ClusterDns> dns_;
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};
@@ -104,6 +107,7 @@ class WorkerAgent {
   std::unique_ptr<LogService> log_service_;
   std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
 
   mutable absl::Mutex mu_;

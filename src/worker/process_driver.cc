@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "common/data_dir.h"
 #include "common/processes.h"
+#include "http/descriptor_budget.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "worker/child_setup.h"
@@ -174,6 +175,8 @@ absl::StatusOr<pid_t> SpawnProcess(const std::string& path, const std::vector<st
     }
     close_range(keep, ew - 1, 0);
     close_range(ew + 1, ~0U, 0);
+    // Last: the descriptors above were placed under the worker's own (raised) limit.
+    RestoreTaskFileLimit();
     execve(path.c_str(), argv_ptrs.data(), env_ptrs.data());
     int err = errno;
     ssize_t ignored = write(ew, &err, sizeof(err));

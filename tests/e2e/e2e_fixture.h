@@ -59,6 +59,7 @@ class E2eTest : public testing::Test {
                                      "--dns-addr",
                                      "127.0.0.1:" + std::to_string(dns_port_)};
     args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.begin(), command_prefix_.begin(), command_prefix_.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / "hybrid.log").string()));
     WaitReady();
     return *processes_.back();
@@ -123,6 +124,8 @@ class E2eTest : public testing::Test {
   int metrics_port_ = FreePort();
   int dns_port_ = FreePort();
   int range_octet_ = 100;
+  // Runs the node under a wrapper: {"/bin/sh", "-c", "ulimit -n 256 && exec \"$0\" \"$@\""}.
+  std::vector<std::string> command_prefix_;
   std::vector<std::unique_ptr<Process>> processes_;
 };
 

@@ -100,6 +100,45 @@ TEST_F(ProgressiveE2eTest, RollbackAfterBlueGreenSwitchLosesNoRequest) {
   EXPECT_EQ(Rollout().value("rollbackReason", ""), "manual");
 }
 
+// Green answers half its requests with 500 after the switch. Blue still runs (the scale-down
+// delay) and is the proxies' fallback: users get blue's answer to every GET green failed, the
+// post-switch analysis still sees green's errors and rolls back, and the retries are counted.
+TEST_F(ProgressiveE2eTest, BlueGreenPostSwitchErrorsAreAnsweredFromBlue) {
+  StartHybrid();
+  CreateWeb(3);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "ERROR_RATE=0.5",
+                "--strategy", "blue-green", "--canary-window", "30s", "--min-requests", "50",
+                "--scale-down-delay", "1m"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  ASSERT_TRUE(WaitFor([&] {
+    return Rollout().value("phase", "") == "DEPLOYMENT_PHASE_ROLLED_BACK";
+  })) << Rollout().dump();
+  auto d = Rollout();
+  EXPECT_EQ(d.value("rollbackReason", ""), "error_rate");
+  EXPECT_NE(d.value("reason", "").find("post-switch analysis failed: error_rate"),
+            std::string::npos)
+      << d.dump();
+  ASSERT_TRUE(WaitFor([&] {
+    auto resp = HttpGet("127.0.0.1", publish_port_, "/");
+    return resp && resp->second.find("version=v1") != std::string::npos;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  load.Stop();
+  EXPECT_GT(load.v2(), 0) << "green answered some requests itself";
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
+  auto metrics = HttpGet("127.0.0.1", metrics_port_, "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  const std::string name = "warren_proxy_retried_total{service=\"web\"} ";
+  const size_t at = metrics->second.find(name);
+  ASSERT_NE(at, std::string::npos) << metrics->second;
+  const double retried = std::stod(metrics->second.substr(at + name.size()));
+  std::printf("post-switch: %d requests, %d answered by green, %.0f retried on blue\n", load.sent(),
+              load.v2(), retried);
+  EXPECT_GT(retried, 0);
+}
+
 TEST_F(ProgressiveE2eTest, BlueGreenPreviewAndManualPromote) {
   StartHybrid();
   CreateWeb(2);

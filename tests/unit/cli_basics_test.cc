@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "cli/command_suggest.h"
 #include "cli/output.h"
-#include "cli_cluster_util.h"
+#include "in_process_cluster.h"
 #include "common/version.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"

@@ -7,7 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "cli_cluster_util.h"
+#include "in_process_cluster.h"
 #include "common/task_state.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"

@@ -161,7 +161,7 @@ TEST(ServiceFlagsTest, ErrorsNameTheFlag) {
            {{"web"}, "--command: template.command: required (the process runtime runs a command)"},
            {{"Web_1", "--command", "x"}, "name: \"Web_1\" is not a DNS label"},
            {{"web", "--command", "x", "--replicas", "-1"},
-            "--replicas: replicas: must be 0 or more, got -1"},
+            "--replicas: replicas: must be 0..10000, got -1"},
            {{"web", "--command", "x", "--publish", "70000"},
             "--publish: invalid port mapping \"70000\": target port must be 1..65535"},
            {{"web", "--command", "x", "--publish", "80/udp"}, "protocol must be tcp"},
@@ -171,7 +171,8 @@ TEST(ServiceFlagsTest, ErrorsNameTheFlag) {
             "--health-interval: invalid duration \"5x\": use a number with a unit: 500ms, 10s, 5m, "
             "1h"},
            {{"web", "--command", "x", "--health-http", "/h", "--health-interval", "0"},
-            "--health-interval: template.healthCheck.interval: must be greater than 0"},
+            "--health-interval: template.healthCheck.interval: must be greater than 0 and at most "
+            "168h"},
            {{"web", "--command", "x", "--health-http", "h"},
             "--health-http: template.healthCheck.http.path: must start with '/'"},
            {{"web", "--command", "x", "--health-http", "/h", "--health-port", "99999"},
@@ -359,7 +360,7 @@ TEST(ServiceFlagsTest, UpdateConfigErrorsNameTheFlag) {
             "both be 0"},
            {{"--update-order", "random"},
             "--update-order: updateConfig.order: must be start-first or stop-first"},
-           {{"--delay", "-1s"}, "--update-delay: updateConfig.delay: must not be negative"},
+           {{"--delay", "-1s"}, "--update-delay: updateConfig.delay: must be 0..168h"},
            {{"--delay", "5"}, "--update-delay: invalid duration \"5\""},
            {{"--min-ready", "soon"}, "--min-ready: invalid duration"},
            {{"--healthy-deadline", "-1m"}, "--healthy-deadline: updateConfig.healthyDeadline"},
@@ -378,7 +379,7 @@ TEST(ServiceFlagsTest, UpdateConfigErrorsNameTheFlag) {
            {{"--rollback-order", "x"}, "--rollback-order: rollbackConfig.order"},
            {{"--rollback-delay", "-2s"}, "--rollback-delay: rollbackConfig.delay"},
            {{"--rollback-delay", "2"}, "--rollback-delay: invalid duration"},
-           {{"--history-limit", "1"}, "--history-limit: historyLimit: must be at least 2"},
+           {{"--history-limit", "1"}, "--history-limit: historyLimit: must be 2..100"},
        }) {
     std::vector<std::string> args = {"web", "--command", "x"};
     args.insert(args.end(), c.args.begin(), c.args.end());
@@ -473,16 +474,17 @@ TEST(ServiceFlagsTest, StrategyFlagErrorsNameTheFlag) {
            {{"--canary-steps", "0,100"},
             "--canary-steps: updateConfig.canarySteps[0]: must be 1..100"},
            {{"--canary-window", "5"}, "--canary-window: invalid duration \"5\""},
-           {{"--canary-window", "-1m"}, "--canary-window: updateConfig.canaryWindow: must not be"},
+           {{"--canary-window", "-1m"},
+            "--canary-window: updateConfig.canaryWindow: must be 0..168h"},
            {{"--scale-down-delay", "x"}, "--scale-down-delay: invalid duration"},
-           {{"--max-latency", "-5ms"}, "--max-latency: updateConfig.maxLatency: must not be"},
+           {{"--max-latency", "-5ms"}, "--max-latency: updateConfig.maxLatency: must be 0..168h"},
            {{"--failure-threshold", "lots"}, "--failure-threshold: invalid percentage \"lots\""},
            {{"--failure-threshold", "150"},
             "--failure-threshold: updateConfig.failureThreshold: must be 0..100"},
            {{"--max-error-rate-increase", "-1"},
             "--max-error-rate-increase: updateConfig.maxErrorRateIncrease: must be 0..100"},
            {{"--min-requests", "-1"},
-            "--min-requests: updateConfig.minRequests: must be 0 or more"},
+            "--min-requests: updateConfig.minRequests: must be 0..100000000"},
            {{"--min-requests", "many"}, "usage: "},
            {{"--thin-traffic", "skip"},
             "--thin-traffic: updateConfig.thinTraffic: must be extend, pass or fail"},
@@ -1126,6 +1128,34 @@ class CliServerTest : public ::testing::Test {
   std::ostringstream out_, err_;
 };
 
+// Every task carries its template (up to 1 MiB): the task list of a few replicas is larger than
+// gRPC's default 4 MiB per response, which the CLI refused ("Received message larger than max").
+TEST_F(CliServerTest, ReadsTaskListsLargerThanFourMiB) {
+  ASSERT_EQ(Run({"service", "create", "shop-web", "--command", "/bin/web", "--label",
+                 "com.docker.stack.namespace=shop"}),
+            0)
+      << err_.str();
+  for (int i = 1; i <= 6; ++i) {
+    v1::Task task;
+    task.set_id(absl::StrCat("t", i));
+    task.set_service_id("id1");
+    task.set_slot(i);
+    task.set_node_id("n1");
+    for (int e = 0; e < 30; ++e) {
+      (*task.mutable_spec()->mutable_env())[absl::StrCat("V", e)] = std::string(32000, 'x');
+    }
+    fake_.tasks.push_back(task);
+  }
+  size_t bytes = 0;
+  for (const v1::Task& t : fake_.tasks) bytes += t.ByteSizeLong();
+  ASSERT_GT(bytes, 5u << 20);
+  ASSERT_EQ(Run({"service", "ps", "shop-web"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("t6     6      node-1"));
+  // `stack` commands build their own channel.
+  ASSERT_EQ(Run({"stack", "ps", "shop"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("t6     6      node-1"));
+}
+
 TEST_F(CliServerTest, CreateListInspectScaleRemove) {
   ASSERT_EQ(Run({"service", "create", "web", "--command", "/bin/web", "--replicas", "2", "-p",
                  "9000:8080"}),
@@ -1708,11 +1738,25 @@ TEST_F(CliServerTest, ApplyCreatesUpdatesAndDiffs) {
   EXPECT_EQ(fake_.causes.back(), "warren apply -f " + v2);
 }
 
+// D2: `apply --dry-run` used to say "create" for replicas 2147483647.
+TEST_F(CliServerTest, ApplyRefusesSizesOverTheLimits) {
+  std::string huge =
+      WriteFile("huge.yaml", "name: web\nreplicas: 2147483647\ntemplate: {command: x}\n");
+  EXPECT_EQ(Run({"apply", "-f", huge, "--dry-run"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("service 1 (web): replicas: must be 0..10000, got 2147483647"));
+  EXPECT_EQ(out_.str(), "");
+  std::string nul = WriteFile("nul.yaml", "name: web\ntemplate: {command: x, args: [\"a\\0b\"]}\n");
+  EXPECT_EQ(Run({"apply", "-f", nul}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("template.args[0]: must not contain a NUL byte"));
+  ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
+}
+
 TEST_F(CliServerTest, ApplyChangesNothingWhenAnyDocumentIsInvalid) {
   std::string bad = WriteFile(
       "bad.yaml", std::string(kApplyV1) + "---\nname: db\nreplicas: -1\ntemplate: {command: x}\n");
   EXPECT_EQ(Run({"apply", "-f", bad}), 1);
-  EXPECT_THAT(err_.str(), HasSubstr("service 3 (db): replicas: must be 0 or more, got -1"));
+  EXPECT_THAT(err_.str(), HasSubstr("service 3 (db): replicas: must be 0..10000, got -1"));
   EXPECT_EQ(out_.str(), "");
   ASSERT_EQ(Run({"service", "ls", "-o", "json"}), 0);
   EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("web")));
@@ -1764,6 +1808,23 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "worker", "--memory", "lots"}, "--memory: invalid size"},
            {{"warren", "worker", "--runtime", "docker"}, "--runtime"},
            {{"warren", "cluster", "init", "--label", "novalue"}, "--label: expected KEY=VALUE"},
+           // D11: a value taken for an option is named, not only the missing NAME.
+           {{"warren", "service", "create", "-web"},
+            "\"-web\" is not an option of this command, and a value cannot start with '-' "
+            "(NAME is required)"},
+           {{"warren", "events", "--since", "-5"},
+            "--since: must be an event id (a whole number, 0 or more, as `warren events` shows "
+            "them), got \"-5\""},
+           {{"warren", "events", "--since", "5m"}, "--since: must be an event id"},
+           {{"warren", "service", "logs", "web", "--tail", "-5"},
+            "--tail: must be 0 (all lines)..1000000, got -5"},
+           {{"warren", "service", "scale", "web=2147483647"},
+            "web=2147483647: replicas: must be 0..10000, got 2147483647"},
+           {{"warren", "service", "create", "web", "--command", "x", "--replicas", "2147483647"},
+            "--replicas: replicas: must be 0..10000, got 2147483647"},
+           {{"warren", "worker", "--cpus", "nan"}, "--cpus: must be 0 (detect)..4096, got nan"},
+           {{"warren", "manager", "--node-timeout", "9999h"},
+            "--node-timeout: must be greater than 0 and at most 24h, got 9999h"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;

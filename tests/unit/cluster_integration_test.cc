@@ -4,8 +4,11 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "common/time_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "in_process_cluster.h"
 #include "manager/server.h"
 #include "test_util.h"
 #include "worker/agent.h"
@@ -17,55 +20,9 @@ namespace {
 using testing_util::TempDir;
 using testing_util::WaitFor;
 
-class ClusterTest : public testing::Test {
+class ClusterTest : public testing_util::InProcessClusterTest {
  protected:
-  void SetUp() override {
-    ManagerOptions mo;
-    mo.data_dir = (dir_.path() / "manager").string();
-    mo.api_addr = "127.0.0.1:0";
-    mo.metrics_addr = "";
-    mo.node_timeout = node_timeout_;
-    mo.dns.addr = "";
-    auto m = ManagerServer::Start(mo, RealClock::Get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    manager_ = std::move(*m);
-    channel_ = grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Warren::NewStub(channel_);
-  }
-
-  void TearDown() override {
-    for (auto& w : workers_) w.agent->Stop();
-    workers_.clear();
-    if (manager_) manager_->Shutdown();
-  }
-
-  struct Worker {
-    FakeDriver* driver;
-    std::unique_ptr<WorkerAgent> agent;
-  };
-
-  WorkerOptions Options(const std::string& name, const std::string& range) {
-    WorkerOptions wo;
-    wo.manager_addr = manager_->api_addr();
-    wo.node_name = name;
-    wo.data_dir = (dir_.path() / name).string();
-    wo.address_range = range;
-    wo.dns.addr = "";
-    return wo;
-  }
-
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
-    WorkerOptions wo = Options(name, range);
-    wo.labels = labels;
-    auto driver = std::make_unique<FakeDriver>();
-    FakeDriver* raw = driver.get();
-    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
-    EXPECT_TRUE(agent->Start().ok());
-    workers_.push_back({raw, std::move(agent)});
-    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
-    return workers_.back();
-  }
+  ClusterTest() { node_timeout_ = absl::Seconds(1); }
 
   v1::Service Create(const std::string& name, int replicas) {
     grpc::ClientContext ctx;
@@ -78,32 +35,6 @@ class ClusterTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
-
-  std::vector<v1::Task> Tasks(const std::string& service) {
-    grpc::ClientContext ctx;
-    v1::ListTasksRequest req;
-    req.set_service(service);
-    v1::ListTasksResponse resp;
-    stub_->ListTasks(&ctx, req, &resp);
-    return {resp.tasks().begin(), resp.tasks().end()};
-  }
-
-  int RunningCount(const std::string& service) {
-    int n = 0;
-    for (const auto& t : Tasks(service)) {
-      if (t.status().state() == v1::TASK_STATE_RUNNING &&
-          t.desired_state() == v1::TASK_STATE_RUNNING)
-        n++;
-    }
-    return n;
-  }
-
-  absl::Duration node_timeout_ = absl::Seconds(1);
-  TempDir dir_;
-  std::unique_ptr<ManagerServer> manager_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
-  std::deque<Worker> workers_;  // stable references
 };
 
 TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
@@ -124,6 +55,27 @@ TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
     addresses.insert(spec.env.at("WARREN_TASK_IP"));
   }
   EXPECT_EQ(addresses.size(), 2u);
+}
+
+// A node's assignment set carries every task's template (up to 1 MiB each): six replicas of a
+// large spec are more than gRPC's default 4 MiB per message, which the worker refused, so
+// none of them ever started.
+TEST_F(ClusterTest, AssignmentsLargerThanFourMiBReachTheWorker) {
+  auto& w = AddWorker("w1", "127.13.0.0/16");
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  req.mutable_spec()->set_name("big");
+  req.mutable_spec()->set_replicas(6);
+  req.mutable_spec()->mutable_template_()->set_command("app");
+  for (int e = 0; e < 30; ++e) {
+    (*req.mutable_spec()->mutable_template_()->mutable_env())[absl::StrCat("V", e)] =
+        std::string(32000, 'x');
+  }
+  ASSERT_GT(6 * req.spec().ByteSizeLong(), 5u << 20);
+  v1::Service out;
+  grpc::Status s = stub_->CreateService(&ctx, req, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(WaitFor([&] { return w.driver->Running() == 6; }, std::chrono::seconds(20)));
 }
 
 TEST_F(ClusterTest, CrashedTaskIsReplaced) {
@@ -322,6 +274,38 @@ TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
     EXPECT_EQ(absl::ToUnixNanos(FromProtoTime(t.status().health().healthy_since())), since[t.id()])
         << t.id() << ": healthy-since restarted with the worker";
   }
+  agent.Stop();
+}
+
+// A task the worker lost while it was down (it died before the task was started, or its
+// state went with the machine) was not the task's own doing: it is orphaned, not failed, so a
+// rollout does not count it against the new revision (a rolling update rolled back after a
+// kill -9 of the node), and the reconciler starts a replacement at once.
+TEST_F(ClusterRestartTest, TaskLostWhileTheWorkerWasDownIsOrphanedNotFailed) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
+  const std::vector<v1::Task> before = Tasks("web");
+  WorkerOptions wo = Options("w1", "127.11.0.0/16");
+  w1.agent->Stop();
+  // Only the first task comes back after the restart.
+  auto driver = std::make_unique<FakeDriver>();
+  const std::string kept = before[0].id(), lost = before[1].id();
+  driver->AddRecoverable(w1.driver->Specs().at(kept), *w1.driver->Inspect(kept));
+  WorkerAgent agent(wo, std::move(driver), RealClock::Get());
+  ASSERT_TRUE(agent.Start().ok());
+  v1::Task lost_task;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : Tasks("web")) {
+      if (t.id() == lost) lost_task = t;
+    }
+    return lost_task.status().state() != v1::TASK_STATE_RUNNING;
+  }));
+  EXPECT_EQ(lost_task.status().state(), v1::TASK_STATE_ORPHANED)
+      << lost_task.status().ShortDebugString();
+  EXPECT_EQ(lost_task.status().error(), "");
+  EXPECT_THAT(lost_task.status().message(), testing::HasSubstr("lost while the worker was down"));
+  EXPECT_TRUE(WaitFor([&] { return RunningCount("web") == 2; }));
   agent.Stop();
 }
 

@@ -1,19 +1,27 @@
 #include "dns/dns_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <array>
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <functional>
 #include <thread>
+#include <vector>
 
 #include "dns/dns_message.h"
 #include "dns/service_resolver.h"
+#include "raw_socket.h"
+#include "test_util.h"
 
 namespace warren::dns {
 namespace {
+
+using testing_util::WaitFor;
 
 namespace net = boost::asio;
 using net::ip::tcp;
@@ -86,10 +94,15 @@ absl::StatusOr<Message> ReadTcpAnswer(tcp::socket& s) {
   return ParseMessage(body);
 }
 
-void WriteTcpQuery(tcp::socket& s, const std::vector<uint8_t>& q) {
+// A query as sent over TCP: its length, then the message (RFC 1035 4.2.2).
+std::vector<uint8_t> Framed(const std::vector<uint8_t>& q) {
   std::vector<uint8_t> framed = {uint8_t(q.size() >> 8), uint8_t(q.size())};
   framed.insert(framed.end(), q.begin(), q.end());
-  net::write(s, net::buffer(framed));
+  return framed;
+}
+
+void WriteTcpQuery(tcp::socket& s, const std::vector<uint8_t>& q) {
+  net::write(s, net::buffer(Framed(q)));
 }
 
 class DnsServerTest : public ::testing::Test {
@@ -262,6 +275,126 @@ TEST_F(DnsServerTest, RefusesOutsideNamesByDefault) {
   auto m = AskUdp(server_->port(), QueryWire("example.com", kTypeA, 8));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->Rcode(), kRcodeRefused);
+}
+
+// --- Hostile clients (issue 17 D4) -------------------------------------------------------------
+
+// Answers waiting on a client that never reads used to hold the connection (and one of the
+// max_tcp_connections places) forever: the idle timer only ran while reading.
+TEST_F(DnsServerTest, TcpClientThatDoesNotReadIsClosedAtTheIdleTimeout) {
+  DnsServerOptions so;
+  so.tcp_idle_timeout = std::chrono::milliseconds(200);
+  Start({}, so);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  ASSERT_TRUE(test::ConnectExisting(fd, server_->port()));
+  const std::vector<uint8_t> framed = Framed(QueryWire("big.warren", kTypeA, 1));
+  // Queries (about a kilobyte of answer each) until the server stops reading them: its
+  // answers have filled every buffer on the way.
+  int sent = 0;
+  for (; sent < 100000; ++sent) {
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, 100) != 1) break;
+    if (send(fd, framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT) <= 0) break;
+  }
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().tcp_connections == 0; }))
+      << "after " << sent << " queries";
+  close(fd);
+}
+
+TEST_F(DnsServerTest, TcpConnectionsBeyondTheDescriptorBudgetAreClosed) {
+  DescriptorBudget budget(1);
+  DnsServerOptions so;
+  so.budget = &budget;
+  Start({}, so);
+  net::io_context ioc;
+  tcp::socket first(ioc);
+  first.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  SetReceiveTimeout(first.native_handle(), 5);
+  WriteTcpQuery(first, QueryWire("web.warren", kTypeA, 1));
+  ASSERT_TRUE(ReadTcpAnswer(first).ok());
+  tcp::socket second(ioc);
+  second.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
+  SetReceiveTimeout(second.native_handle(), 5);
+  std::array<uint8_t, 1> buf;
+  boost::system::error_code ec;
+  second.read_some(net::buffer(buf), ec);
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+  EXPECT_EQ(budget.in_use(), 1);
+  first.close();
+  EXPECT_TRUE(WaitFor([&] { return budget.in_use() == 0; }));
+}
+
+TEST_F(DnsServerTest, TcpConnectionsOverTheLimitAreClosed) {
+  DnsServerOptions so;
+  so.max_tcp_connections = 2;
+  Start({}, so);
+  net::io_context ioc;
+  const tcp::endpoint server(net::ip::make_address("127.0.0.1"), server_->port());
+  std::vector<tcp::socket> held;
+  for (uint16_t id = 1; id <= 2; ++id) {
+    tcp::socket s(ioc);
+    s.connect(server);
+    SetReceiveTimeout(s.native_handle(), 5);
+    WriteTcpQuery(s, QueryWire("web.warren", kTypeA, id));
+    ASSERT_TRUE(ReadTcpAnswer(s).ok());
+    held.push_back(std::move(s));
+  }
+  tcp::socket over(ioc);
+  over.connect(server);
+  SetReceiveTimeout(over.native_handle(), 5);
+  std::array<uint8_t, 1> buf;
+  boost::system::error_code ec;
+  over.read_some(net::buffer(buf), ec);
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+  EXPECT_EQ(server_->stats().tcp_connections, 2u);
+  held.clear();
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().tcp_connections == 0; }));
+  tcp::socket again(ioc);
+  again.connect(server);
+  SetReceiveTimeout(again.native_handle(), 5);
+  WriteTcpQuery(again, QueryWire("web.warren", kTypeA, 3));
+  EXPECT_TRUE(ReadTcpAnswer(again).ok());
+}
+
+// A forwarded query opens a UDP socket of its own: with no descriptor left it fails at once.
+TEST_F(DnsServerTest, ForwardWithoutADescriptorIsServfail) {
+  FakeUpstream upstream;
+  DescriptorBudget budget(0);
+  ResolverOptions ro;
+  ro.forward_outside = true;
+  DnsServerOptions so;
+  so.budget = &budget;
+  so.upstreams = {"127.0.0.1:" + std::to_string(upstream.port())};
+  Start(ro, so);
+  auto m = AskUdp(server_->port(), QueryWire("example.com", kTypeA, 12));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Rcode(), kRcodeServFail);
+  EXPECT_EQ(server_->stats().forward_failures, 1u);
+  // Let the fake upstream's thread end.
+  budget.SetLimit(DescriptorBudget::kUnlimited);
+  EXPECT_TRUE(AskUdp(server_->port(), QueryWire("example.com", kTypeA, 13)).ok());
+}
+
+TEST_F(DnsServerTest, TcpAcceptBacksOffAndRecoversAfterEmfile) {
+  Start({});
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  {
+    test::DescriptorExhaustion exhausted;
+    ASSERT_TRUE(exhausted.ok());
+    ASSERT_TRUE(test::ConnectExisting(fd, server_->port()));
+    EXPECT_TRUE(WaitFor([&] { return server_->stats().accept_errors > 0; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a window to count retries
+    EXPECT_LT(server_->stats().accept_errors, 20u);
+  }
+  const std::vector<uint8_t> framed = Framed(QueryWire("web.warren", kTypeA, 77));
+  ASSERT_EQ(send(fd, framed.data(), framed.size(), MSG_NOSIGNAL), ssize_t(framed.size()));
+  SetReceiveTimeout(fd, 10);
+  uint8_t answer[2];
+  EXPECT_EQ(recv(fd, answer, 2, MSG_WAITALL), 2);
+  close(fd);
 }
 
 TEST(DnsServerConfigTest, ParseUpstream) {

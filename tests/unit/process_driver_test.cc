@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -25,6 +26,7 @@
 #include "fd_exhaustion.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/descriptor_budget.h"
 #include "nlohmann/json.hpp"
 
 namespace warren {
@@ -538,6 +540,31 @@ TEST_F(ProcessDriverTest, OutOfDescriptorsNeverMakesATaskDead) {
                         "afterwards; 13: /proc never failed; 14/15: declared dead while out of "
                         "descriptors; 16: the real exit was missed";
   kill(-pid, SIGKILL);
+}
+
+// The worker raises its soft descriptor limit to the hard one at start (a million under some
+// service managers); its tasks and health check commands keep the limit it was started with.
+TEST_F(ProcessDriverTest, TasksGetTheDescriptorLimitTheWorkerWasStartedWith) {
+  rlimit rl{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= 512) GTEST_SKIP() << rl.rlim_max;
+  driver_.reset();
+  const int code = RunInChild([&] {
+    rlimit low = rl;
+    low.rlim_cur = 512;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 10;
+    if (RaiseFileLimit() <= 512) return 11;
+    ProcessDriver driver(dir_ + "/tasks");
+    if (!driver.Start(ShellTask("t1", "echo limit=$(ulimit -Sn); exec sleep 30")).ok()) return 12;
+    Eventually([&] { return absl::StrContains(ReadFile(driver.LogPath("t1")), "\n"); });
+    absl::StatusOr<ExecResult> exec = driver.Exec("t1", {"ulimit -Sn"}, kWait);
+    (void)driver.Stop("t1", absl::Milliseconds(100));
+    if (ReadFile(driver.LogPath("t1")) != "limit=512\n") return 13;
+    if (!exec.ok() || exec->output != "512\n") return 14;
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << "10/11: limits not set up; 12: no start; 13: the task's limit; 14: the "
+                        "health check command's limit";
 }
 
 // Stopping an adopted task signals its group only once /proc confirms the leader is still

@@ -7,18 +7,6 @@
 namespace warren::sim {
 namespace {
 
-v1::ServiceSpec Progressive(int replicas, const std::string& strategy) {
-  v1::ServiceSpec spec = WebSpec(replicas);
-  auto* uc = spec.mutable_update_config();
-  uc->set_strategy(strategy);
-  *uc->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(30));
-  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(10));
-  uc->set_min_requests(20);
-  return spec;
-}
-
-void ToV2(v1::ServiceSpec* spec) { (*spec->mutable_template_()->mutable_env())["VERSION"] = "v2"; }
-
 // Healthy traffic: 20 requests a step shared by weight, no errors.
 std::pair<int, int> Healthy(int64_t, int weight) { return {weight / 5, 0}; }
 

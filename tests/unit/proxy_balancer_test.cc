@@ -23,6 +23,7 @@ struct Rev {
   int weight;
   int endpoints;
   bool preview = false;
+  bool fallback = false;
 };
 
 v1::ServiceRoute Route(const std::vector<Rev>& revs) {
@@ -35,6 +36,7 @@ v1::ServiceRoute Route(const std::vector<Rev>& revs) {
     rr->set_revision(rev.revision);
     rr->set_weight(rev.weight);
     rr->set_preview(rev.preview);
+    rr->set_fallback(rev.fallback);
     for (int i = 0; i < rev.endpoints; ++i) {
       *rr->add_endpoints() =
           Ep("r" + std::to_string(rev.revision) + "t" + std::to_string(i), octet++);
@@ -104,6 +106,35 @@ TEST(BalancerTest, ZeroWeightAndPreviewRevisionsAreNeverPicked) {
   auto counts = CountRevisions(b, 1000);
   EXPECT_EQ(counts[2], 1000);
   EXPECT_EQ(counts.size(), 1u);
+}
+
+// Blue after a blue/green switch: weight 0, never picked, but where green's 5xx go.
+TEST(BalancerTest, FallbackRevisionOnlyTakesRetries) {
+  Balancer b;
+  b.Update(Route({{1, 0, 2, false, /*fallback=*/true}, {2, 100, 2}}));
+  auto counts = CountRevisions(b, 100);
+  EXPECT_EQ(counts[2], 100);
+  EXPECT_EQ(counts.size(), 1u);
+  auto retry = b.PickOtherRevision(2);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->revision(), 1);
+  // Nothing retries from the fallback back to green, or onto a weight-0 revision that is no
+  // fallback.
+  b.Update(Route({{1, 0, 2}, {2, 100, 2}}));
+  EXPECT_TRUE(absl::IsNotFound(b.PickOtherRevision(2).status()));
+  // A revision with weight is preferred over a fallback.
+  b.Update(Route({{1, 0, 1, false, true}, {2, 90, 1}, {3, 10, 1}}));
+  retry = b.PickOtherRevision(3);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->revision(), 2);
+  // Only fallback endpoints: the service has no endpoint for new requests.
+  b.Update(Route({{1, 0, 2, false, true}, {2, 100, 0}}));
+  EXPECT_TRUE(absl::IsUnavailable(b.Pick().status()));
+  BalancerOptions o;
+  o.preview = true;
+  Balancer preview(o);
+  preview.Update(Route({{1, 0, 2, false, true}, {2, 0, 2, true}}));
+  EXPECT_TRUE(absl::IsNotFound(preview.PickOtherRevision(2).status()));
 }
 
 TEST(BalancerTest, PreviewModePicksOnlyThePreviewRevision) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <map>
+#include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,13 +24,20 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "proxy/proxy.h"
+#include "raw_socket.h"
 #include "test_http_client.h"
 #include "test_subprocess.h"
 
 namespace warren {
 namespace {
 
+using test::AcceptWithin;
+using test::ConnectTo;
+using test::FreePort;
 using test::HttpConnection;
+using test::Listen;
+using test::ReadUntil;
+using test::SendAll;
 using test::Subprocess;
 using ::testing::HasSubstr;
 
@@ -103,71 +111,6 @@ std::unique_ptr<ServiceProxy> StartProxy(const v1::ServiceRoute& route, Registry
   return p.ok() ? std::move(*p) : nullptr;
 }
 
-// --- raw sockets for in-test backends and clients ---------------------------------------------
-
-int Listen(const std::string& ip, int* port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  EXPECT_EQ(listen(fd, 16), 0);
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
-
-// Waits (bounded) for a connection on a listening socket.
-int AcceptWithin(int lfd, absl::Duration timeout) {
-  pollfd p{lfd, POLLIN, 0};
-  if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1) return -1;
-  return accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-}
-
-int ConnectTo(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  timeval tv{10, 0};  // no test blocks forever
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  return fd;
-}
-
-bool SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Reads until `pred(buffer)` holds or the peer closes / times out.
-template <class Pred>
-bool ReadUntil(int fd, std::string& buf, Pred pred) {
-  char tmp[65536];
-  while (!pred(buf)) {
-    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-    if (n <= 0) return false;
-    buf.append(tmp, static_cast<size_t>(n));
-  }
-  return true;
-}
-
-int FreePort() {
-  int port = 0;
-  int fd = Listen("127.0.0.1", &port);
-  close(fd);
-  return port;
-}
-
 // --- tests --------------------------------------------------------------------------------------
 
 TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
@@ -201,7 +144,11 @@ TEST(ServiceProxyTest, ForwardsWithKeepAliveAndPooledUpstream) {
   EXPECT_EQ(stats.revisions[0].requests, 20u);
   EXPECT_EQ(stats.revisions[0].responses_2xx, 20u);
   EXPECT_EQ(stats.revisions[0].latency_count, 20u);
-  EXPECT_GT(stats.revisions[0].latency_p99_seconds, 0);
+  // The latency histogram goes out per bucket, with the bounds once per service.
+  ASSERT_EQ(stats.revisions[0].latency_buckets.size(), stats.latency_bounds.size() + 1);
+  EXPECT_EQ(std::accumulate(stats.revisions[0].latency_buckets.begin(),
+                            stats.revisions[0].latency_buckets.end(), uint64_t{0}),
+            20u);
   std::string text = registry.Render();
   EXPECT_THAT(text, HasSubstr("warren_proxy_requests_total{service=\"web\",revision=\"1\"} 20"));
   EXPECT_THAT(
@@ -477,6 +424,42 @@ TEST(ServiceProxyTest, A5xxDuringADeploymentIsRetriedOnAnotherRevision) {
   auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 500);
+}
+
+// After a blue/green switch blue has weight 0 but still runs (a fallback revision): a GET
+// green answers with 500 is answered from blue, and counted as retried.
+TEST(ServiceProxyTest, GreenAfterTheSwitchIsRetriedOnTheFallbackRevision) {
+  App blue = StartApp("127.0.0.53", "blue");
+  App green = StartApp("127.0.0.54", "green", {{"ERROR_RATE", "1"}});
+  ASSERT_GT(blue.port, 0);
+  ASSERT_GT(green.port, 0);
+  Registry registry;
+  v1::ServiceRoute route = RouteOf({{0, {EndpointOf(blue.task, blue.ip, blue.port)}},
+                                    {100, {EndpointOf(green.task, green.ip, green.port)}}});
+  route.mutable_revisions(0)->set_fallback(true);
+  auto proxy = StartProxy(route, registry);
+  ASSERT_NE(proxy, nullptr);
+  auto conn = HttpConnection::Connect("127.0.0.1", proxy->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  for (int i = 0; i < 20; ++i) {
+    auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200) << i;
+    EXPECT_EQ(r->Header("X-Task-Id"), "blue");
+  }
+  std::map<int64_t, RevisionStats> by_rev;
+  for (const auto& r : proxy->Snapshot().revisions) by_rev[r.revision] = r;
+  EXPECT_EQ(by_rev[2].responses_5xx, 20u) << "green's errors still count for the analysis";
+  EXPECT_EQ(by_rev[1].responses_2xx, 20u);
+  EXPECT_THAT(registry.Render(), HasSubstr("warren_proxy_retried_total{service=\"web\"} 20"));
+
+  // The fallback gets no request of its own, and without the flag nothing is retried.
+  route.mutable_revisions(0)->set_fallback(false);
+  proxy->Update(route);
+  auto r = (*conn)->Request("GET", "/", "", {}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(r->Header("X-Task-Id"), "green");
 }
 
 TEST(ServiceProxyTest, NoEndpointIs503AndUnreachableIs502) {

@@ -219,6 +219,59 @@ TEST(ReconcilerTest, TemplateUpdateReplacesOneTaskAtATimeStartFirst) {
   EXPECT_EQ(a.create[0].revision(), 2);
 }
 
+// D3: a slot keeps its newest task and its N newest terminal tasks; the rest are removed with
+// the version they were read at.
+TEST(ReconcilerTest, KeepsTheNewestTerminalTasksPerSlot) {
+  auto s = MakeService(1);
+  std::vector<v1::Task> tasks;
+  for (int i = 0; i <= 10; ++i) {
+    v1::Task t = Exited(Running(s, 1, i), v1::TASK_STATE_FAILED, 1);
+    if (i < 10) t.set_desired_state(v1::TASK_STATE_SHUTDOWN);  // the newest awaits its restart
+    t.set_version(100 + i);
+    *t.mutable_created_at() = ToProtoTime(kNow - absl::Minutes(10) + absl::Seconds(i));
+    tasks.push_back(t);
+  }
+  for (int keep : {5, 0}) {
+    auto a = Reconciler::Reconcile(s, tasks, {}, kNow, nullptr, nullptr, keep);
+    std::map<std::string, uint64_t> removed;
+    for (const auto& r : a.remove) removed[r.id] = r.version;
+    std::map<std::string, uint64_t> want;
+    for (int i = 0; i < 10 - keep; ++i) want[tasks[i].id()] = tasks[i].version();
+    EXPECT_EQ(removed, want) << keep;
+    EXPECT_EQ(a.create.size(), 1u) << keep;
+  }
+}
+
+TEST(ReconcilerTest, HistoryOfZeroKeepsTheNewestTask) {
+  auto s = MakeService(1, "never");
+  v1::Task older = Exited(Running(s, 1, 0), v1::TASK_STATE_FAILED, 1);
+  older.set_desired_state(v1::TASK_STATE_SHUTDOWN);
+  v1::Task latest = Exited(Running(s, 1, 1), v1::TASK_STATE_FAILED, 1);
+  latest.set_desired_state(v1::TASK_STATE_SHUTDOWN);  // not restarted: the policy is never
+  auto a = Reconciler::Reconcile(s, {older, latest}, {}, kNow, nullptr, nullptr, 0);
+  ASSERT_EQ(a.remove.size(), 1u);
+  EXPECT_EQ(a.remove[0].id, older.id());
+  EXPECT_TRUE(a.create.empty());
+}
+
+// The backoff exponent travels with the slot's newest task, so pruned history cannot reset it.
+TEST(ReconcilerTest, BackoffUsesTheRecordedStreak) {
+  auto s = MakeService(1);  // 100ms doubling, at most 2s
+  v1::Task latest = Exited(Running(s, 1, 7), v1::TASK_STATE_FAILED, 1);
+  latest.set_failure_streak(3);
+  auto a = Reconciler::Reconcile(s, {latest}, {}, kNow);
+  ASSERT_EQ(a.create.size(), 1u);
+  EXPECT_EQ(a.create[0].failure_streak(), 4);
+  EXPECT_EQ(FromProtoTime(a.create[0].not_before()), kNow + absl::Milliseconds(800));
+  // A long run ends the streak.
+  v1::Task long_run = Exited(Running(s, 1, 7), v1::TASK_STATE_FAILED, 1, absl::Minutes(5));
+  long_run.set_failure_streak(3);
+  a = Reconciler::Reconcile(s, {long_run}, {}, kNow);
+  ASSERT_EQ(a.create.size(), 1u);
+  EXPECT_EQ(a.create[0].failure_streak(), 0);
+  EXPECT_EQ(FromProtoTime(a.create[0].not_before()), kNow + absl::Milliseconds(100));
+}
+
 TEST(ReconcilerTest, GlobalServiceRunsOnePerEligibleNode) {
   auto s = MakeService(0);
   s.mutable_spec()->set_mode("global");

@@ -66,25 +66,39 @@ class Sim {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  // A manager restart: every in-memory piece is rebuilt from the store.
-  void Restart() {
+  // A manager restart: every in-memory piece is rebuilt from the store. The simulated worker's
+  // proxy counters keep counting (a separate worker), unless `proxy_restarts` (hybrid mode:
+  // the proxy restarts with the manager and counts from 0 again).
+  void Restart(bool proxy_restarts = false) {
     controller_.reset();
     api_.reset();
+    traffic_ = std::make_unique<TrafficStats>(clock_);
+    if (proxy_restarts) {
+      counters_.clear();
+      counters_instance_++;
+    }
     events_ = std::make_unique<EventLog>(*store_, clock_);
     liveness_ = std::make_unique<NodeLiveness>(clock_);
     api_ = std::make_unique<ApiService>(*store_, clock_, *events_, *liveness_, ApiOptions{},
                                         metrics_.get());
     controller_ = std::make_unique<Controller>(*store_, clock_, *events_, *liveness_,
                                                absl::Seconds(15), metrics_.get());
-    controller_->SetTraffic(&traffic_);
-    controller_->SetPrometheusUrl(prometheus_url_);
+    controller_->SetTraffic(traffic_.get());
+    controller_->SetPrometheusUrl(prometheus_url_, prometheus_timeout_);
+    controller_->SetTaskHistory(task_history_);
   }
 
   ApiService& api() { return *api_; }
   // Survives Restart().
-  void SetPrometheusUrl(const std::string& url) {
+  void SetTaskHistory(int n) {
+    task_history_ = n;
+    controller_->SetTaskHistory(n);
+  }
+  // Survives Restart().
+  void SetPrometheusUrl(const std::string& url, absl::Duration timeout = absl::Seconds(2)) {
     prometheus_url_ = url;
-    controller_->SetPrometheusUrl(url);
+    prometheus_timeout_ = timeout;
+    controller_->SetPrometheusUrl(url, timeout);
   }
   Store& store() { return *store_; }
   FakeClock& clock() { return clock_; }
@@ -95,6 +109,13 @@ class Sim {
   // Proxy traffic per step: for a revision, (requests, failed requests) added each step, split
   // as the routing table's weights say (the proxies' job in the real system).
   std::function<std::pair<int, int>(int64_t revision, int weight)> traffic_gen;
+  // The latency (seconds) of each generated request of a revision (default 10 ms).
+  std::function<double(int64_t revision)> latency_gen;
+
+  // A report of another (simulated) node's proxies, straight to the manager's counters.
+  void Report(const v1::TrafficStatsReport& report) { traffic_->Report(report); }
+  TrafficStats& traffic() { return *traffic_; }
+  const std::string& node_id() const { return node_id_; }
 
   v1::RoutingTable Routes() {
     return ComputeRoutingTable(ListObjects<v1::Service>(*store_), Tasks(),
@@ -251,6 +272,8 @@ class Sim {
   void GenerateTraffic() {
     v1::TrafficStatsReport report;
     report.set_node_id(node_id_);
+    report.set_counters_instance(counters_instance_);
+    report.mutable_latency_bounds_seconds()->Assign(kBounds.begin(), kBounds.end());
     const v1::RoutingTable table = Routes();
     for (const auto& s : table.services()) {
       auto* st = report.add_services();
@@ -263,16 +286,26 @@ class Sim {
         acc.set_requests(acc.requests() + requests);
         acc.set_responses_5xx(acc.responses_5xx() + failed);
         acc.set_responses_2xx(acc.responses_2xx() + requests - failed);
+        const double latency = latency_gen ? latency_gen(r.revision()) : 0.01;
+        if (acc.latency_buckets_size() == 0)
+          acc.mutable_latency_buckets()->Resize(kBounds.size() + 1, 0);
+        const size_t bucket =
+            std::lower_bound(kBounds.begin(), kBounds.end(), latency) - kBounds.begin();
+        acc.set_latency_buckets(bucket, acc.latency_buckets(bucket) + requests);
+        acc.set_latency_count(acc.latency_count() + requests);
+        acc.set_latency_sum_seconds(acc.latency_sum_seconds() + latency * requests);
       }
       for (const auto& [key, acc] : counters_) {
         if (key.first == s.service_id()) *st->add_revisions() = acc;
       }
     }
-    traffic_.Report(report);
+    traffic_->Report(report);
   }
 
   static inline int counter_ = 0;
-  TrafficStats traffic_{clock_};
+  static inline const std::vector<double> kBounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+  std::unique_ptr<TrafficStats> traffic_;
+  uint64_t counters_instance_ = 1;
   std::map<std::pair<std::string, int64_t>, v1::RevisionTraffic> counters_;
   std::filesystem::path dir_;
   FakeClock clock_;
@@ -285,6 +318,8 @@ class Sim {
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
   std::string prometheus_url_;
+  int task_history_ = limits::kDefaultTaskHistory;
+  absl::Duration prometheus_timeout_ = absl::Seconds(2);
 };
 
 // A testapp-like spec with an HTTP health check.
@@ -301,6 +336,35 @@ inline v1::ServiceSpec WebSpec(int replicas) {
 inline std::string Version(const v1::Task& t) {
   auto it = t.spec().env().find("VERSION");
   return it == t.spec().env().end() ? "" : it->second;
+}
+
+// A blue/green or canary service with short windows (10 s, 20 requests, 30 s scale-down).
+inline v1::ServiceSpec Progressive(int replicas, const std::string& strategy) {
+  v1::ServiceSpec spec = WebSpec(replicas);
+  auto* uc = spec.mutable_update_config();
+  uc->set_strategy(strategy);
+  *uc->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(30));
+  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(10));
+  uc->set_min_requests(20);
+  return spec;
+}
+
+inline void ToV2(v1::ServiceSpec* spec) {
+  (*spec->mutable_template_()->mutable_env())["VERSION"] = "v2";
+}
+
+// A canary of two steps (50 %, 100 %) with 2 s windows, judged from 1 request, whose
+// Prometheus query `errors_ratio` must stay at or below 1.
+inline v1::ServiceSpec CanaryWithQuery(int replicas) {
+  v1::ServiceSpec spec = Progressive(replicas, "canary");
+  auto* uc = spec.mutable_update_config();
+  uc->add_canary_steps(50);
+  uc->add_canary_steps(100);
+  *uc->mutable_canary_window() = ToProtoDuration(absl::Seconds(2));
+  uc->set_min_requests(1);
+  uc->set_analysis_query("errors_ratio");
+  uc->set_analysis_threshold(1.0);
+  return spec;
 }
 
 }  // namespace warren::sim

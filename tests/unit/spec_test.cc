@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -100,6 +101,273 @@ v1::ServiceSpec ValidSpec() {
   return spec;
 }
 
+// D2: every size a client controls has a limit. Each case sets a size to `n`: the limit
+// itself passes, one more is refused with the field and the allowed range in the message.
+TEST(SpecLimitsTest, EachLimitAtTheEdge) {
+  struct Case {
+    std::string name;
+    int64_t max;
+    std::function<void(v1::ServiceSpec*, int64_t n)> set;
+    std::string want;  // the whole message at max + 1
+  };
+  auto* T = +[](v1::ServiceSpec* s) { return s->mutable_template_(); };
+  auto* U = +[](v1::ServiceSpec* s) { return s->mutable_update_config(); };
+  auto* H = +[](v1::ServiceSpec* s) { return s->mutable_template_()->mutable_health_check(); };
+  auto str = [](int64_t n, char c = 'a') { return std::string(static_cast<size_t>(n), c); };
+  auto seconds = [](int64_t n) {
+    google::protobuf::Duration d;
+    d.set_seconds(n);
+    return d;
+  };
+  const int64_t week = 7 * 24 * 3600;
+  const std::vector<Case> cases = {
+      {"replicas", 10000, [](auto* s, int64_t n) { s->set_replicas(static_cast<int>(n)); },
+       "replicas: must be 0..10000, got 10001"},
+      {"env entries", 1024,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) (*T(s)->mutable_env())[absl::StrCat("V", i)] = "x";
+       },
+       "template.env: must have at most 1024 entries, got 1025"},
+      {"env value", 32 << 10, [&](auto* s, int64_t n) { (*T(s)->mutable_env())["BIG"] = str(n); },
+       "template.env.BIG: must be at most 32768 bytes, got 32769"},
+      {"env name", 256, [&](auto* s, int64_t n) { (*T(s)->mutable_env())[str(n, 'A')] = "1"; },
+       "template.env: key \"" + str(32, 'A') + "...\" must be at most 256 bytes, got 257"},
+      {"args", 1024,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) T(s)->add_args("-v");
+       },
+       "template.args: must have at most 1024 entries, got 1025"},
+      {"arg size", 32 << 10, [&](auto* s, int64_t n) { T(s)->add_args(str(n)); },
+       "template.args[0]: must be at most 32768 bytes, got 32769"},
+      {"command", 4096, [&](auto* s, int64_t n) { T(s)->set_command("/" + str(n - 1)); },
+       "template.command: must be at most 4096 bytes, got 4097"},
+      {"image", 1024, [&](auto* s, int64_t n) { T(s)->set_image(str(n)); },
+       "template.image: must be at most 1024 bytes, got 1025"},
+      {"service labels", 256,
+       [](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) (*s->mutable_labels())[absl::StrCat("k", i)] = "v";
+       },
+       "labels: must have at most 256 entries, got 257"},
+      {"label key", 253, [&](auto* s, int64_t n) { (*s->mutable_labels())[str(n)] = "v"; },
+       "labels: key \"" + str(32) + "...\" must be at most 253 bytes, got 254"},
+      {"label value", 4096, [&](auto* s, int64_t n) { (*s->mutable_labels())["team"] = str(n); },
+       "labels.team: must be at most 4096 bytes, got 4097"},
+      {"container labels", 256,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) (*T(s)->mutable_labels())[absl::StrCat("k", i)] = "v";
+       },
+       "template.labels: must have at most 256 entries, got 257"},
+      {"constraints", 64,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) T(s)->add_constraints("node.role==worker");
+       },
+       "template.constraints: must have at most 64 entries, got 65"},
+      {"constraint size", 512,
+       [&](auto* s, int64_t n) { T(s)->add_constraints("node.name==" + str(n - 11)); },
+       "template.constraints[0]: must be at most 512 bytes, got 513"},
+      {"ports", 128,
+       [&](auto* s, int64_t n) {
+         T(s)->clear_ports();
+         for (int64_t i = 0; i < n; ++i) {
+           v1::Port* p = T(s)->add_ports();
+           p->set_target(static_cast<int>(1000 + i));
+           p->set_protocol("tcp");
+           p->set_name(absl::StrCat("p", i));
+         }
+       },
+       "template.ports: must have at most 128 entries, got 129"},
+      {"port name", 63, [&](auto* s, int64_t n) { T(s)->mutable_ports(0)->set_name(str(n)); },
+       "template.ports[0].name: must be at most 63 bytes, got 64"},
+      {"health path", 2048,
+       [&](auto* s, int64_t n) { H(s)->mutable_http()->set_path("/" + str(n - 1)); },
+       "template.healthCheck.http.path: must be at most 2048 bytes, got 2049"},
+      {"health headers", 32,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) {
+           (*H(s)->mutable_http()->mutable_headers())[absl::StrCat("X-", i)] = "1";
+         }
+       },
+       "template.healthCheck.http.headers: must have at most 32 entries, got 33"},
+      {"health header value", 4096,
+       [&](auto* s, int64_t n) { (*H(s)->mutable_http()->mutable_headers())["Host"] = str(n); },
+       "template.healthCheck.http.headers.Host: must be at most 4096 bytes, got 4097"},
+      {"exec probe argv", 1024,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 0; i < n; ++i) H(s)->mutable_exec()->add_command("true");
+       },
+       "template.healthCheck.exec.command: must have at most 1024 entries, got 1025"},
+      {"health retries", 1000, [&](auto* s, int64_t n) { H(s)->set_retries(n); },
+       "template.healthCheck.retries: must be 1..1000, got 1001"},
+      {"health success threshold", 1000,
+       [&](auto* s, int64_t n) { H(s)->set_success_threshold(n); },
+       "template.healthCheck.successThreshold: must be 1..1000, got 1001"},
+      {"health interval", week, [&](auto* s, int64_t n) { *H(s)->mutable_interval() = seconds(n); },
+       "template.healthCheck.interval: must be greater than 0 and at most 168h, got 168h1s"},
+      {"restart attempts", 1000000,
+       [&](auto* s, int64_t n) { T(s)->mutable_restart_policy()->set_max_attempts(n); },
+       "template.restartPolicy.maxAttempts: must be 0 (unlimited)..1000000, got 1000001"},
+      {"restart max delay", week,
+       [&](auto* s, int64_t n) {
+         *T(s)->mutable_restart_policy()->mutable_max_delay() = seconds(n);
+       },
+       "template.restartPolicy.maxDelay: must be 0..168h, got 168h1s"},
+      {"stop timeout", week,
+       [&](auto* s, int64_t n) { *T(s)->mutable_stop_timeout() = seconds(n); },
+       "template.stopTimeout: must be 0..168h, got 168h1s"},
+      {"cpus", 4096, [&](auto* s, int64_t n) { T(s)->mutable_resources()->set_cpus(n); },
+       "template.resources.cpus: must be 0..4096, got 4097"},
+      {"memory", int64_t{1} << 50,
+       [&](auto* s, int64_t n) { T(s)->mutable_resources()->set_memory_bytes(n); },
+       "template.resources.memoryBytes: must be 0..1125899906842624 (1 PiB), got "
+       "1125899906842625"},
+      {"parallelism", 10000, [&](auto* s, int64_t n) { U(s)->set_parallelism(n); },
+       "updateConfig.parallelism: must be 0 (all at once)..10000, got 10001"},
+      {"max surge", 10000, [&](auto* s, int64_t n) { U(s)->set_max_surge(absl::StrCat(n)); },
+       "updateConfig.maxSurge: must be a whole number 0..10000 or a whole percent 0%..100%, got "
+       "\"10001\""},
+      {"rollback max unavailable", 10000,
+       [](auto* s, int64_t n) {
+         s->mutable_rollback_config()->set_max_unavailable(absl::StrCat(n));
+       },
+       "rollbackConfig.maxUnavailable: must be a whole number 0..10000 or a whole percent "
+       "0%..100%, got \"10001\""},
+      {"progress deadline", week,
+       [&](auto* s, int64_t n) { *U(s)->mutable_progress_deadline() = seconds(n); },
+       "updateConfig.progressDeadline: must be 0..168h, got 168h1s"},
+      {"canary window", week,
+       [&](auto* s, int64_t n) { *U(s)->mutable_canary_window() = seconds(n); },
+       "updateConfig.canaryWindow: must be 0..168h, got 168h1s"},
+      {"canary steps", 100,
+       [&](auto* s, int64_t n) {
+         for (int64_t i = 1; i <= n; ++i) U(s)->add_canary_steps(std::min<int64_t>(i, 100));
+       },
+       "updateConfig.canarySteps: must have at most 100 entries, got 101"},
+      {"min requests", 100000000, [&](auto* s, int64_t n) { U(s)->set_min_requests(n); },
+       "updateConfig.minRequests: must be 0..100000000, got 100000001"},
+      {"analysis query", 4096,
+       [&](auto* s, int64_t n) {
+         U(s)->set_analysis_query(str(n, 'q'));
+         U(s)->set_analysis_threshold(1);
+       },
+       "updateConfig.analysisQuery: must be at most 4096 bytes, got 4097"},
+      {"history limit", 100, [](auto* s, int64_t n) { s->set_history_limit(n); },
+       "historyLimit: must be 2..100 (0 means the default, 10), got 101"},
+  };
+  for (const Case& c : cases) {
+    v1::ServiceSpec at_max = ValidSpec();
+    c.set(&at_max, c.max);
+    EXPECT_TRUE(ValidateServiceSpec(at_max).ok()) << c.name << ": " << ValidateServiceSpec(at_max);
+    v1::ServiceSpec over = ValidSpec();
+    c.set(&over, c.max + 1);
+    absl::Status s = ValidateServiceSpec(over);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_EQ(std::string(s.message()), c.want) << c.name;
+  }
+}
+
+// The whole spec: fields each within their own limit still add up to at most 1 MiB encoded.
+TEST(SpecLimitsTest, WholeSpecSize) {
+  auto sized = [](size_t target) {
+    v1::ServiceSpec spec = ValidSpec();
+    for (int i = 0; spec.ByteSizeLong() + (32 << 10) < target; ++i) {
+      (*spec.mutable_template_()->mutable_env())[absl::StrCat("V", i)] = std::string(30000, 'x');
+    }
+    // Grow one value byte by byte up to the target (the map entry's length prefix may grow too).
+    std::string& pad = (*spec.mutable_template_()->mutable_env())["PAD"];
+    while (spec.ByteSizeLong() < target) pad.push_back('p');
+    return spec;
+  };
+  v1::ServiceSpec at_max = sized(1 << 20);
+  ASSERT_EQ(at_max.ByteSizeLong(), 1u << 20);
+  EXPECT_TRUE(ValidateServiceSpec(at_max).ok()) << ValidateServiceSpec(at_max);
+  v1::ServiceSpec over = sized((1 << 20) + 1);
+  ASSERT_EQ(over.ByteSizeLong(), (1u << 20) + 1);
+  EXPECT_EQ(ValidateServiceSpec(over).message(),
+            "spec: must be at most 1048576 bytes (1 MiB) encoded, got 1048577");
+}
+
+TEST(SpecLimitsTest, RefusesNulBytes) {
+  const std::string nul("a\0b", 3);
+  struct Case {
+    std::function<void(v1::ServiceSpec*)> set;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {[&](auto* s) { s->mutable_template_()->set_command("/bin/" + nul); },
+            "template.command: must not contain a NUL byte"},
+           {[&](auto* s) { s->mutable_template_()->add_args(nul); },
+            "template.args[0]: must not contain a NUL byte"},
+           {[&](auto* s) { (*s->mutable_template_()->mutable_env())["X"] = nul; },
+            "template.env.X: must not contain a NUL byte"},
+           {[&](auto* s) { (*s->mutable_template_()->mutable_env())[nul] = "1"; },
+            "template.env key \"a\\x00\\x62\": must not contain a NUL byte"},
+           {[&](auto* s) { (*s->mutable_labels())[nul] = "1"; },
+            "labels key \"a\\x00\\x62\": must not contain a NUL byte"},
+           {[&](auto* s) { (*s->mutable_template_()->mutable_labels())["team"] = nul; },
+            "template.labels.team: must not contain a NUL byte"},
+           {[&](auto* s) { s->mutable_template_()->add_constraints("node.name==" + nul); },
+            "template.constraints[0]: must not contain a NUL byte"},
+           {[&](auto* s) {
+              s->mutable_template_()->mutable_health_check()->mutable_http()->set_path("/" + nul);
+            },
+            "template.healthCheck.http.path: must not contain a NUL byte"},
+           {[&](auto* s) { s->set_name("web" + nul); },
+            "name: \"weba\\x00\\x62\" is not a DNS label"},
+       }) {
+    v1::ServiceSpec spec = ValidSpec();
+    c.set(&spec);
+    EXPECT_THAT(std::string(ValidateServiceSpec(spec).message()), HasSubstr(c.want)) << c.want;
+  }
+}
+
+TEST(SpecLimitsTest, ReplicasForScale) {
+  EXPECT_TRUE(ValidateReplicas(0).ok());
+  EXPECT_TRUE(ValidateReplicas(10000).ok());
+  EXPECT_EQ(ValidateReplicas(2147483647).message(), "replicas: must be 0..10000, got 2147483647");
+  EXPECT_EQ(ValidateReplicas(-1).message(), "replicas: must be 0..10000, got -1");
+}
+
+// Spec files are bounded before yaml-cpp sees them: size and nesting; aliases cannot expand a
+// small file into a huge spec.
+TEST(ParseServicesYamlTest, BoundsInputBeforeParsing) {
+  std::string big = "name: a\n# " + std::string(4 << 20, 'x') + "\n";
+  EXPECT_THAT(std::string(ParseServicesYaml(big).status().message()),
+              HasSubstr("at most 4194304 (4 MiB) are read"));
+  // Flow nesting: 64 levels parse (and fail on the schema), 65 are refused before parsing.
+  auto flow = [](int depth) {
+    return "name: a\ntemplate:\n  args: " + std::string(depth, '[') + std::string(depth, ']') +
+           "\n";
+  };
+  EXPECT_THAT(std::string(ParseServicesYaml(flow(64)).status().message()),
+              HasSubstr("template.args[0]: expected a single value, got a list"));
+  EXPECT_EQ(ParseServicesYaml(flow(65)).status().message(),
+            "invalid YAML at line 3: nested deeper than 64 levels");
+  // Brackets inside quotes and comments are not nesting.
+  auto quoted = ParseServicesYaml("name: a # [[[[\ntemplate:\n  args: [\"" + std::string(100, '[') +
+                                  "\", '" + std::string(100, '{') + "']\n");
+  ASSERT_TRUE(quoted.ok()) << quoted.status();
+  EXPECT_EQ((*quoted)[0].template_().args(0), std::string(100, '['));
+  // Block nesting is yaml-cpp's own depth guard: an error, not a stack overflow.
+  std::string block = "name: a\ntemplate:\n  args:\n";
+  for (int i = 0; i < 5000; ++i) block += std::string(4 + 2 * i, ' ') + "-\n";
+  EXPECT_FALSE(ParseServicesYaml(block).ok());
+}
+
+TEST(ParseServicesYamlTest, AliasesCannotAmplify) {
+  // 1 KiB named once, repeated 5,000 times by 4-byte aliases: a 20 KB file, a 5 MB spec.
+  std::string yaml =
+      "name: a\ntemplate:\n  command: &x " + std::string(1024, 'x') + "\n  args: [*x";
+  for (int i = 1; i < 5000; ++i) yaml += ", *x";
+  yaml += "]\n";
+  ASSERT_LT(yaml.size(), 30000u);
+  EXPECT_THAT(std::string(ParseServicesYaml(yaml).status().message()),
+              HasSubstr("document 1: larger than 2097152 bytes once aliases are expanded"));
+  // A few aliases are fine.
+  auto few = ParseServicesYaml("name: a\ntemplate:\n  command: &x app\n  args: [*x, *x]\n");
+  ASSERT_TRUE(few.ok()) << few.status();
+  EXPECT_EQ((*few)[0].template_().args_size(), 2);
+}
+
 TEST(ApplySpecDefaultsTest, FillsDocumentedDefaults) {
   v1::ServiceSpec spec = ValidSpec();
   EXPECT_EQ(spec.mode(), "replicated");
@@ -145,7 +413,7 @@ TEST(ValidateServiceSpecTest, RejectsBadSpecs) {
       {"trailing dash", [](auto* s) { s->set_name("web-"); }, "is not a DNS label"},
       {"too long", [](auto* s) { s->set_name(std::string(64, 'a')); }, "is not a DNS label"},
       {"negative replicas", [](auto* s) { s->set_replicas(-1); },
-       "replicas: must be 0 or more, got -1"},
+       "replicas: must be 0..10000, got -1"},
       {"global with replicas", [](auto* s) { s->set_mode("global"); },
        "replicas: must be unset in global mode"},
       {"bad mode", [](auto* s) { s->set_mode("batch"); },
@@ -203,22 +471,22 @@ TEST(ValidateServiceSpecTest, RejectsBadSpecs) {
        [](auto* s) {
          s->mutable_template_()->mutable_health_check()->mutable_interval()->set_seconds(0);
        },
-       "template.healthCheck.interval: must be greater than 0, got 0"},
+       "template.healthCheck.interval: must be greater than 0 and at most 168h, got 0"},
       {"zero timeout",
        [](auto* s) {
          s->mutable_template_()->mutable_health_check()->mutable_timeout()->set_seconds(0);
        },
-       "template.healthCheck.timeout: must be greater than 0"},
+       "template.healthCheck.timeout: must be greater than 0 and at most 168h"},
       {"negative start period",
        [](auto* s) {
          s->mutable_template_()->mutable_health_check()->mutable_start_period()->set_seconds(-1);
        },
-       "template.healthCheck.startPeriod: must not be negative, got -1s"},
+       "template.healthCheck.startPeriod: must be 0..168h, got -1s"},
       {"retries", [](auto* s) { s->mutable_template_()->mutable_health_check()->set_retries(-2); },
-       "template.healthCheck.retries: must be at least 1, got -2"},
+       "template.healthCheck.retries: must be 1..1000, got -2"},
       {"success threshold",
        [](auto* s) { s->mutable_template_()->mutable_health_check()->set_success_threshold(-1); },
-       "template.healthCheck.successThreshold: must be at least 1"},
+       "template.healthCheck.successThreshold: must be 1..1000"},
       {"restart condition",
        [](auto* s) {
          s->mutable_template_()->mutable_restart_policy()->set_condition("sometimes");
@@ -226,16 +494,16 @@ TEST(ValidateServiceSpecTest, RejectsBadSpecs) {
        "template.restartPolicy.condition: must be always, on-failure or never, got \"sometimes\""},
       {"max attempts",
        [](auto* s) { s->mutable_template_()->mutable_restart_policy()->set_max_attempts(-1); },
-       "template.restartPolicy.maxAttempts: must be 0 (unlimited) or more, got -1"},
+       "template.restartPolicy.maxAttempts: must be 0 (unlimited)..1000000, got -1"},
       {"negative delay",
        [](auto* s) {
          s->mutable_template_()->mutable_restart_policy()->mutable_delay()->set_seconds(-1);
        },
-       "template.restartPolicy.delay: must not be negative"},
+       "template.restartPolicy.delay: must be 0..168h"},
       {"cpus", [](auto* s) { s->mutable_template_()->mutable_resources()->set_cpus(-0.5); },
-       "template.resources.cpus: must be 0 or more, got -0.5"},
+       "template.resources.cpus: must be 0..4096, got -0.5"},
       {"memory", [](auto* s) { s->mutable_template_()->mutable_resources()->set_memory_bytes(-1); },
-       "template.resources.memoryBytes: must be 0 or more, got -1"},
+       "template.resources.memoryBytes: must be 0..1125899906842624 (1 PiB), got -1"},
       {"constraint", [](auto* s) { s->mutable_template_()->add_constraints("node.zone==a"); },
        "template.constraints[0]: invalid constraint \"node.zone==a\""},
       {"constraint no op", [](auto* s) { s->mutable_template_()->add_constraints("node.name"); },
@@ -246,7 +514,7 @@ TEST(ValidateServiceSpecTest, RejectsBadSpecs) {
        "template.env: \"A-B\""},
       {"stop timeout",
        [](auto* s) { s->mutable_template_()->mutable_stop_timeout()->set_seconds(-3); },
-       "template.stopTimeout: must not be negative, got -3s"},
+       "template.stopTimeout: must be 0..168h, got -3s"},
       {"label key", [](auto* s) { (*s->mutable_labels())[""] = "x"; },
        "labels: keys must not be empty"},
       {"container label reserved",
@@ -375,7 +643,7 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
       {"strategy", [&](auto* s) { u(s)->set_strategy("linear"); },
        "updateConfig.strategy: must be rolling, blue-green or canary, got \"linear\""},
       {"parallelism", [&](auto* s) { u(s)->set_parallelism(-1); },
-       "updateConfig.parallelism: must be 0 (all at once) or more, got -1"},
+       "updateConfig.parallelism: must be 0 (all at once)..10000, got -1"},
       {"surge word", [&](auto* s) { u(s)->set_max_surge("two"); },
        "updateConfig.maxSurge: must be a whole number (0 or more) or a whole percent 0%..100%, "
        "got \"two\""},
@@ -398,13 +666,13 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
       {"order", [&](auto* s) { u(s)->set_order("random"); },
        "updateConfig.order: must be start-first or stop-first, got \"random\""},
       {"delay", [&](auto* s) { u(s)->mutable_delay()->set_seconds(-1); },
-       "updateConfig.delay: must not be negative, got -1s"},
+       "updateConfig.delay: must be 0..168h, got -1s"},
       {"min ready", [&](auto* s) { u(s)->mutable_min_ready()->set_seconds(-1); },
-       "updateConfig.minReady: must not be negative"},
+       "updateConfig.minReady: must be 0..168h"},
       {"healthy deadline", [&](auto* s) { u(s)->mutable_healthy_deadline()->set_seconds(-1); },
-       "updateConfig.healthyDeadline: must not be negative"},
+       "updateConfig.healthyDeadline: must be 0..168h"},
       {"progress deadline", [&](auto* s) { u(s)->mutable_progress_deadline()->set_seconds(-1); },
-       "updateConfig.progressDeadline: must not be negative"},
+       "updateConfig.progressDeadline: must be 0..168h"},
       {"failure action", [&](auto* s) { u(s)->set_failure_action("explode"); },
        "updateConfig.failureAction: must be pause, rollback or continue, got \"explode\""},
       {"ratio high", [&](auto* s) { u(s)->set_max_failure_ratio(1.5); },
@@ -414,14 +682,14 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
       {"ratio nan", [&](auto* s) { u(s)->set_max_failure_ratio(std::nan("")); },
        "updateConfig.maxFailureRatio: must be 0..1"},
       {"rollback parallelism", [&](auto* s) { r(s)->set_parallelism(-2); },
-       "rollbackConfig.parallelism: must be 0 (all at once) or more, got -2"},
+       "rollbackConfig.parallelism: must be 0 (all at once)..10000, got -2"},
       {"rollback surge", [&](auto* s) { r(s)->set_max_surge("lots"); },
        "rollbackConfig.maxSurge: must be"},
       {"rollback both zero", [&](auto* s) { r(s)->set_max_surge("0"); },
        "rollbackConfig: maxSurge and maxUnavailable cannot both be 0"},
       {"rollback order", [&](auto* s) { r(s)->set_order("x"); }, "rollbackConfig.order: must be"},
       {"rollback delay", [&](auto* s) { r(s)->mutable_delay()->set_seconds(-4); },
-       "rollbackConfig.delay: must not be negative"},
+       "rollbackConfig.delay: must be 0..168h"},
       {"rollback strategy", [&](auto* s) { r(s)->set_strategy("bluegreen"); },
        "rollbackConfig.strategy: must be rolling, blue-green or canary"},
       {"rollback failure action", [&](auto* s) { r(s)->set_failure_action("x"); },
@@ -429,9 +697,9 @@ TEST(ValidateServiceSpecTest, RejectsBadUpdateConfigs) {
       {"rollback ratio", [&](auto* s) { r(s)->set_max_failure_ratio(2); },
        "rollbackConfig.maxFailureRatio"},
       {"history limit", [](auto* s) { s->set_history_limit(1); },
-       "historyLimit: must be at least 2 (0 means the default, 10), got 1"},
+       "historyLimit: must be 2..100 (0 means the default, 10), got 1"},
       {"history limit negative", [](auto* s) { s->set_history_limit(-5); },
-       "historyLimit: must be at least 2"},
+       "historyLimit: must be 2..100"},
   };
   for (const Case& c : cases) {
     v1::ServiceSpec spec = ValidSpec();
@@ -587,7 +855,7 @@ TEST(ValidateServiceSpecTest, RejectsBadStrategyOptions) {
       {"error rate increase nan", [&](auto* s) { u(s)->set_max_error_rate_increase(std::nan("")); },
        "updateConfig.maxErrorRateIncrease: must be 0..100"},
       {"min requests", [&](auto* s) { u(s)->set_min_requests(-1); },
-       "updateConfig.minRequests: must be 0 or more, got -1"},
+       "updateConfig.minRequests: must be 0..100000000, got -1"},
       {"thin traffic", [&](auto* s) { u(s)->set_thin_traffic("ignore"); },
        "updateConfig.thinTraffic: must be extend, pass or fail, got \"ignore\""},
       {"preview port range", [&](auto* s) { u(s)->set_preview_published_port(70000); },
@@ -598,11 +866,11 @@ TEST(ValidateServiceSpecTest, RejectsBadStrategyOptions) {
        [&](auto* s) { u(s)->set_preview_published_port(9000); },  // ValidSpec publishes 9000
        "updateConfig.previewPublishedPort: port 9000 is already published by template.ports[0]"},
       {"scale down delay", [&](auto* s) { u(s)->mutable_scale_down_delay()->set_seconds(-1); },
-       "updateConfig.scaleDownDelay: must not be negative"},
+       "updateConfig.scaleDownDelay: must be 0..168h"},
       {"canary window", [&](auto* s) { u(s)->mutable_canary_window()->set_seconds(-1); },
-       "updateConfig.canaryWindow: must not be negative"},
+       "updateConfig.canaryWindow: must be 0..168h"},
       {"max latency", [&](auto* s) { u(s)->mutable_max_latency()->set_seconds(-1); },
-       "updateConfig.maxLatency: must not be negative"},
+       "updateConfig.maxLatency: must be 0..168h"},
       {"query without threshold", [&](auto* s) { u(s)->set_analysis_query("sum(x)"); },
        "updateConfig.analysisThreshold: required when analysisQuery is set"},
       {"threshold without query", [&](auto* s) { u(s)->set_analysis_threshold(1); },
@@ -924,6 +1192,10 @@ TEST(ParseServicesYamlTest, Errors) {
            {"name: a\ntemplate:\n  env: [a]\n", "template.env: expected a mapping"},
            {"- a\n- b\n", "document 1: document: expected a mapping"},
            {"name: [a\n", "invalid YAML at line"},
+           // Found by the spec fuzzer: yaml-cpp 0.7 never returned on these.
+           {",", "invalid YAML at line 1, column 1: a document cannot start with ','"},
+           {"name: a\n---\n  , {}\n", "invalid YAML at line 3, column 3: a document cannot"},
+           {"- a\n,\n", "a document cannot start with ','"},
            {"name: a\n---\nname: a\n",
             "document 2: service \"a\" is already defined in document 1"},
            {"name: a\nreplicas: 1\nreplicas: 2\n", "document 1: field \"replicas\" is given twice"},
@@ -944,7 +1216,7 @@ TEST(ParseServicesYamlTest, InvalidSpecsParseButFailValidation) {
   EXPECT_THAT(std::string(ValidateServiceSpec(spec).message()), HasSubstr("not a DNS label"));
   spec.set_name("web");
   EXPECT_THAT(std::string(ValidateServiceSpec(spec).message()),
-              HasSubstr("replicas: must be 0 or more, got -1"));
+              HasSubstr("replicas: must be 0..10000, got -1"));
   spec.set_replicas(1);
   EXPECT_THAT(std::string(ValidateServiceSpec(spec).message()),
               HasSubstr("template.command: required"));
@@ -986,7 +1258,23 @@ TEST(ToJsonTest, LowerCamelCaseWithoutDefaults) {
   spec.mutable_template_()->mutable_stop_timeout()->set_seconds(10);
   std::string json = ToJson(spec);
   EXPECT_THAT(json, HasSubstr("\"stopTimeout\": \"10s\""));
-  EXPECT_THAT(json, ::testing::Not(HasSubstr("replicas")));
+  EXPECT_THAT(json, ::testing::Not(HasSubstr("historyLimit")));
+  // Except replicas: a file without it means 1, so a printed 0 must stay 0 when applied.
+  EXPECT_THAT(json, HasSubstr("\"replicas\": 0"));
+  spec.set_mode("global");
+  EXPECT_THAT(ToJson(spec), ::testing::Not(HasSubstr("replicas")));
+}
+
+// Found by the spec fuzzer: `inspect -o yaml` of a service scaled to 0, applied again, scaled
+// it to 1.
+TEST(ToYamlTest, ZeroReplicasRoundTrip) {
+  v1::Service svc;
+  svc.mutable_spec()->set_name("web");
+  svc.mutable_spec()->mutable_template_()->set_command("x");
+  auto specs = ParseServicesYaml(ToYaml(svc.spec()));
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  EXPECT_EQ((*specs)[0].replicas(), 0);
+  EXPECT_THAT(ToYaml(svc), HasSubstr("  replicas: 0\n"));
 }
 
 }  // namespace

@@ -517,6 +517,34 @@ TEST_F(SqliteStoreTest, ChangesCompactionAndReopen) {
   EXPECT_EQ(store->ChangesSince(*v - 2, 100).status().code(), absl::StatusCode::kOutOfRange);
 }
 
+// D3: each change holds the whole object, so a large object that changes often filled the
+// feed (memory and disk) up to 100,000 copies of itself. Retention counts bytes too.
+TEST_F(SqliteStoreTest, ChangesRetentionBoundsBytes) {
+  SqliteStoreOptions opts;
+  opts.max_change_bytes = 10 << 10;
+  auto store = OpenStore(opts);
+  ASSERT_NE(store, nullptr);
+  const std::string big(3 << 10, 'x');
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(store->Commit({Put(Kind::kTask, "t", "", big)}).ok());
+  }
+  // Three 3 KiB changes fit in 10 KiB, a fourth does not.
+  EXPECT_EQ(store->CompactedThrough(), 17u);
+  auto retained = store->ChangesSince(17, 100);
+  ASSERT_TRUE(retained.ok()) << retained.status();
+  EXPECT_EQ(retained->size(), 3u);
+  // A deletion carries no data; the newest commit is kept even when larger than the budget.
+  ASSERT_TRUE(store->Commit({Put(Kind::kTask, "huge", "", std::string(20 << 10, 'y'))}).ok());
+  EXPECT_EQ(store->CompactedThrough(), 20u);
+  EXPECT_EQ(store->ChangesSince(20, 100)->size(), 1u);
+  store.reset();
+  store = OpenStore(opts);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->ChangesSince(20, 100)->size(), 1u);
+  ASSERT_TRUE(store->Commit({Put(Kind::kTask, "t", "", "small")}).ok());
+  EXPECT_EQ(store->CompactedThrough(), 21u);
+}
+
 TEST_F(SqliteStoreTest, WaitForVersionWakesOnCommit) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

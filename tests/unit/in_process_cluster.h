@@ -1,8 +1,8 @@
-#ifndef WARREN_TESTS_UNIT_CLI_CLUSTER_UTIL_H_
-#define WARREN_TESTS_UNIT_CLI_CLUSTER_UTIL_H_
+#ifndef WARREN_TESTS_UNIT_IN_PROCESS_CLUSTER_H_
+#define WARREN_TESTS_UNIT_IN_PROCESS_CLUSTER_H_
 
-// The `warren` command line against an in-process manager (real gRPC on loopback, SQLite store)
-// and workers on the fake runtime: CLI commands end to end without processes.
+// An in-process manager (real gRPC on loopback, SQLite store) and workers on the fake runtime:
+// the control plane, and the `warren` command line against it, end to end without processes.
 
 #include <deque>
 #include <map>
@@ -22,7 +22,7 @@
 
 namespace warren::testing_util {
 
-class CliClusterTest : public ::testing::Test {
+class InProcessClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ManagerOptions mo;
@@ -34,8 +34,8 @@ class CliClusterTest : public ::testing::Test {
     auto m = ManagerServer::Start(mo, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Warren::NewStub(
-        grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
+    channel_ = grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials());
+    stub_ = v1::Warren::NewStub(channel_);
   }
 
   void TearDown() override {
@@ -49,14 +49,19 @@ class CliClusterTest : public ::testing::Test {
     std::unique_ptr<WorkerAgent> agent;
   };
 
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
+  WorkerOptions Options(const std::string& name, const std::string& range) {
     WorkerOptions wo;
     wo.manager_addr = manager_->api_addr();
     wo.node_name = name;
     wo.data_dir = (dir_.path() / name).string();
     wo.address_range = range;
     wo.dns.addr = "";
+    return wo;
+  }
+
+  Worker& AddWorker(const std::string& name, const std::string& range,
+                    std::map<std::string, std::string> labels = {}) {
+    WorkerOptions wo = Options(name, range);
     wo.labels = std::move(labels);
     auto driver = std::make_unique<FakeDriver>();
     FakeDriver* raw = driver.get();
@@ -65,14 +70,6 @@ class CliClusterTest : public ::testing::Test {
     workers_.push_back({raw, std::move(agent)});
     EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
     return workers_.back();
-  }
-
-  // Runs `warren --manager <this manager> args...`; the output is in out_ and err_.
-  int Run(std::vector<std::string> args) {
-    out_.str("");
-    err_.str("");
-    args.insert(args.begin(), {"warren", "--manager", manager_->api_addr()});
-    return RunCli(args, out_, err_);
   }
 
   std::vector<v1::Task> Tasks(const std::string& service) {
@@ -109,11 +106,25 @@ class CliClusterTest : public ::testing::Test {
   absl::Duration node_timeout_ = absl::Seconds(30);
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Warren::Stub> stub_;
   std::deque<Worker> workers_;  // stable references
+};
+
+// The same, with `warren` commands run against the manager.
+class CliClusterTest : public InProcessClusterTest {
+ protected:
+  // Runs `warren --manager <this manager> args...`; the output is in out_ and err_.
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    args.insert(args.begin(), {"warren", "--manager", manager_->api_addr()});
+    return RunCli(args, out_, err_);
+  }
+
   std::ostringstream out_, err_;
 };
 
 }  // namespace warren::testing_util
 
-#endif  // WARREN_TESTS_UNIT_CLI_CLUSTER_UTIL_H_
+#endif  // WARREN_TESTS_UNIT_IN_PROCESS_CLUSTER_H_

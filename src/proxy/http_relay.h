@@ -1,0 +1,202 @@
+#ifndef WARREN_PROXY_HTTP_RELAY_H_
+#define WARREN_PROXY_HTTP_RELAY_H_
+
+// The HTTP/1.1 message handling of the proxy, apart from sockets, balancing and metrics: reading
+// and checking a request head, rewriting heads, streaming one message from one stream to another,
+// error answers. Templates over the stream types, so the fuzz target (tests/fuzz) drives exactly
+// this code over in-memory streams.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "http/safe_read.h"
+
+namespace warren::relay {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+// Body bytes move through a buffer of this size.
+inline constexpr size_t kBodyChunk = 64 << 10;
+
+// When the current wait on a client must end. The proxy checks every session's deadline
+// periodically and closes the connection once it has passed; the relay arms it around waits
+// on the client and clears it around waits on the backend (backends may take their time).
+struct ClientDeadline {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point at = Clock::time_point::max();
+  // Longest wait for one read or write of the client; zero: none.
+  Clock::duration idle{};
+
+  void Arm() { at = idle.count() > 0 ? Clock::now() + idle : Clock::time_point::max(); }
+  void ArmFor(Clock::duration d) {
+    at = d.count() > 0 ? Clock::now() + d : Clock::time_point::max();
+  }
+  void Clear() { at = Clock::time_point::max(); }
+  bool Expired(Clock::time_point now) const { return at <= now; }
+};
+
+// Removes hop-by-hop headers (RFC 9110 7.6.1), including those the Connection header names.
+// Transfer-Encoding stays: the serializer re-frames the body from it.
+template <class Fields>
+void StripHopByHop(Fields& f) {
+  std::vector<std::string> named;
+  for (auto token : http::token_list{f[http::field::connection]}) {
+    named.emplace_back(token);
+  }
+  for (const std::string& n : named) {
+    if (!beast::iequals(n, "transfer-encoding")) f.erase(n);
+  }
+  f.erase(http::field::connection);
+  f.erase(http::field::keep_alive);
+  f.erase("Proxy-Connection");
+  f.erase(http::field::te);
+  f.erase(http::field::trailer);
+  f.erase(http::field::upgrade);
+  f.erase(http::field::proxy_authorization);
+  f.erase(http::field::proxy_authenticate);
+}
+
+// A request the proxy answers itself instead of forwarding it.
+struct Refusal {
+  int status = 0;  // 0: forward the request
+  std::string reason;
+};
+
+// The framing rules of RFC 9112 a proxy must enforce so that it and the backend agree on where
+// a request ends (request smuggling): Transfer-Encoding only as a final "chunked" in HTTP/1.1 and
+// never with Content-Length, one Host. Beast has already refused what it cannot parse (two
+// different Content-Length values, whitespace before a colon, bad chunk sizes).
+Refusal CheckRequestFraming(const http::request<http::buffer_body>& req);
+
+// A backend's response frames its body with at most a single "chunked" Transfer-Encoding (no
+// other coding, no Content-Length beside it, none in HTTP/1.0). Others get 502: the proxy
+// re-frames bodies and could not do it faithfully.
+bool ResponseFramingOk(const http::response<http::buffer_body>& res);
+
+// The status code for a request that failed to read, or 0 when the client is gone (or timed
+// out) and nothing should be sent.
+int StatusForReadError(const beast::error_code& ec);
+
+// Rewrites a request head for the backend: hop-by-hop headers out, X-Forwarded-For, HTTP/1.1
+// keep-alive, one Content-Length.
+void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_view peer_ip);
+
+// Rewrites a response head for a client speaking `version`: hop-by-hop headers out, a body of
+// unknown length chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0, which
+// clears `client_keep`).
+void PrepareResponseHead(http::response_parser<http::buffer_body>& p, unsigned version, bool head,
+                         bool& client_keep);
+
+enum class Side { kNone, kIn, kOut };
+
+// Arms the deadline for a wait on the client, clears it for a wait on the backend.
+template <bool onClient>
+void ArmFor(ClientDeadline& d) {
+  if constexpr (onClient) {
+    d.Arm();
+  } else {
+    d.Clear();
+  }
+}
+
+struct RelayResult {
+  Side failed = Side::kNone;  // which stream failed
+  beast::error_code ec;
+};
+
+// Streams one message (header and body) from `in` to `out` through `buf` (kBodyChunk bytes).
+// `client`, when given, is armed around the waits on the client side: `in` for a request, `out`
+// for a response.
+template <bool isRequest, class InStream, class OutStream>
+asio::awaitable<RelayResult> Relay(http::parser<isRequest, http::buffer_body>& p, InStream& in,
+                                   beast::flat_buffer& in_buf, OutStream& out, char* buf,
+                                   ClientDeadline* client = nullptr) {
+  using asio::redirect_error;
+  using asio::use_awaitable;
+  http::serializer<isRequest, http::buffer_body> sr{p.get()};
+  beast::error_code ec;
+  do {
+    if (!p.is_done()) {
+      p.get().body().data = buf;
+      p.get().body().size = kBodyChunk;
+      if (client) ArmFor<isRequest>(*client);
+      // Some: forward what has arrived instead of waiting for a full buffer.
+      co_await SafeAsyncRead(in, in_buf, p, ReadUntil::kSome, redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return RelayResult{Side::kIn, ec};
+      size_t n = kBodyChunk - p.get().body().size;
+      // Only framing arrived (a chunk header): an empty buffer would end a chunked body.
+      if (n == 0 && !p.is_done()) continue;
+      p.get().body().size = n;
+      // The message ended with no new body bytes (the last chunk came alone): no buffer at
+      // all, or the serializer would end a chunked body twice (an empty buffer without
+      // `more` ends it, and so does the writer's next empty turn).
+      p.get().body().data = n > 0 ? buf : nullptr;
+      p.get().body().more = !p.is_done();
+    } else {
+      p.get().body().data = nullptr;
+      p.get().body().size = 0;
+      p.get().body().more = false;
+    }
+    if (client) ArmFor<!isRequest>(*client);
+    co_await http::async_write(out, sr, redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return RelayResult{Side::kOut, ec};
+  } while (!p.is_done() || !sr.is_done());
+  if (client) client->Clear();
+  co_return RelayResult{};
+}
+
+// Reads a response header into a fresh parser, skipping interim responses (100 Continue to an
+// Expect we removed); 101 is returned like a final response. A framing the proxy cannot relay
+// (see ResponseFramingOk) is the error bad_transfer_encoding.
+template <class Stream>
+asio::awaitable<beast::error_code> ReadResponseHeader(
+    Stream& stream, beast::flat_buffer& buffer, bool head, uint32_t header_limit,
+    std::optional<http::response_parser<http::buffer_body>>& res) {
+  beast::error_code ec;
+  do {
+    res.emplace();
+    res->body_limit(std::numeric_limits<std::uint64_t>::max());
+    res->header_limit(header_limit);
+    if (head) res->skip(true);
+    co_await SafeAsyncRead(stream, buffer, *res, ReadUntil::kHeader,
+                           asio::redirect_error(asio::use_awaitable, ec));
+  } while (!ec && res->get().result_int() / 100 == 1 && res->get().result_int() != 101);
+  if (!ec && !ResponseFramingOk(res->get())) ec = http::error::bad_transfer_encoding;
+  co_return ec;
+}
+
+// A short plain-text answer from the proxy itself.
+template <class Stream>
+asio::awaitable<void> SendError(Stream& client, int status, std::string_view text, bool keep_alive,
+                                unsigned version) {
+  http::response<http::string_body> res{static_cast<http::status>(status), version};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.set(http::field::server, "warren-proxy");
+  res.body() = std::string(text);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  beast::error_code ec;
+  co_await http::async_write(client, res, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace warren::relay
+
+#endif  // WARREN_PROXY_HTTP_RELAY_H_
