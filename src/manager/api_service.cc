@@ -14,6 +14,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "manager/rollout.h"
@@ -880,6 +881,7 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
       node.set_id(NewId());
       node.set_name(req->name());
       *node.mutable_registered_at() = ToProtoTime(now);
+      node.set_availability(v1::NODE_AVAILABILITY_ACTIVE);
     }
     // Two nodes must not hand out the same task addresses.
     for (const auto& other : ListObjects<v1::Node>(store_)) {
@@ -985,6 +987,101 @@ grpc::Status ApiService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*
   return grpc::Status::OK;
 }
 
+grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRequest* req,
+                                    v1::Node* resp) {
+  const v1::NodeAvailability availability = req->availability();
+  if (availability == v1::NODE_AVAILABILITY_UNSPECIFIED) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "availability: required: active, pause or drain");
+  }
+  if (!v1::NodeAvailability_IsValid(availability)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("availability: must be active, pause or drain, got ",
+                                     static_cast<int>(availability)));
+  }
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto node = FindNode(req->name_or_id());
+    if (!node.ok()) return ToGrpc(node.status());
+    if (req->expected_version() != 0 && req->expected_version() != node->version()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("node \"", node->name(), "\" changed since version ",
+                                       req->expected_version(), " (now ", node->version(),
+                                       "); read it again and retry"));
+    }
+    if (node->availability() == availability) {
+      *resp = *node;
+      FillLiveness(resp);
+      return grpc::Status::OK;
+    }
+    v1::Node next = *node;
+    next.set_availability(availability);
+    const std::string was = NodeAvailabilityName(node->availability());
+    const std::string now = NodeAvailabilityName(availability);
+    std::string what = absl::StrCat("availability ", now, " (was ", was, ")");
+    if (availability == v1::NODE_AVAILABILITY_DRAIN) {
+      absl::StrAppend(&what, ": its tasks move to other nodes");
+    } else if (availability == v1::NODE_AVAILABILITY_PAUSE) {
+      absl::StrAppend(&what, ": no new tasks");
+    }
+    auto v = store_.Commit({PutMutation(next, node->version()),
+                            events_.Make("node", next.id(), next.name(), now, what)});
+    if (v.ok()) {
+      spdlog::info("node {} ({}): {}", next.name(), next.id(), what);
+      next.set_version(*v);
+      FillLiveness(&next);
+      *resp = next;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition) return ToGrpc(v.status());
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest* req,
+                                    v1::RemoveNodeResponse* resp) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto node = FindNode(req->name_or_id());
+    if (!node.ok()) return ToGrpc(node.status());
+    if (node->state() == v1::NODE_STATE_READY && !req->force()) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("node \"", node->name(),
+                       "\" is ready (its worker is running): stop its worker and wait until "
+                       "`warren node ls` shows it down, or drain it and remove it with --force"));
+    }
+    const absl::Time now = clock_.Now();
+    std::vector<Mutation> m = {DeleteMutation(*node, node->version())};
+    int moved = 0;
+    for (const auto& t : ListObjects<v1::Task>(store_)) {
+      if (t.node_id() != node->id() || IsTerminal(t.status().state())) continue;
+      // Orphaned like the tasks of a node that went down: the reconciler replaces them.
+      v1::Task lost = t;
+      auto* st = lost.mutable_status();
+      st->set_state(v1::TASK_STATE_ORPHANED);
+      st->set_message(absl::StrCat("node ", node->name(), " was removed"));
+      *st->mutable_timestamp() = ToProtoTime(now);
+      *st->mutable_finished_at() = ToProtoTime(now);
+      m.push_back(PutMutation(lost, t.version()));
+      moved++;
+    }
+    m.push_back(events_.Make("node", node->id(), node->name(), "removed",
+                             absl::StrCat("removed", req->force() ? " (forced)" : "", "; ", moved,
+                                          " tasks rescheduled")));
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      spdlog::info("node {} ({}) removed{}; {} tasks rescheduled", node->name(), node->id(),
+                   req->force() ? " (forced)" : "", moved);
+      resp->set_id(node->id());
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kFailedPrecondition &&
+        v.status().code() != absl::StatusCode::kNotFound) {
+      return ToGrpc(v.status());
+    }
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
 grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                                      grpc::ServerWriter<v1::Event>* writer) {
   std::string service_id;
@@ -1036,13 +1133,15 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
         t.set_version(0);  // versions churn on status reports; the worker needs no resend
         *a.add_tasks() = std::move(t);
       }
+      // Status churn (health probes) is the worker's own report: no resend for it. The key
+      // is each task without its status, taken out and put back rather than copying every
+      // task (a copy of thousands of tasks per store version was a good part of the manager's
+      // memory churn).
       std::string key;
-      {
-        v1::Assignments copy = a;
-        copy.set_version(0);
-        // Status churn (health probes) is the worker's own report: no resend for it.
-        for (auto& t : *copy.mutable_tasks()) t.clear_status();
-        copy.SerializeToString(&key);
+      for (auto& t : *a.mutable_tasks()) {
+        std::unique_ptr<v1::TaskStatus> status(t.release_status());
+        t.AppendToString(&key);
+        t.set_allocated_status(status.release());
       }
       if (key != last_sent) {
         if (!writer->Write(a)) break;
@@ -1184,6 +1283,13 @@ grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpoin
     }
     *resp->add_revisions() = std::move(re);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                                    v1::VersionInfo* resp) {
+  resp->set_version(std::string(WarrenVersion()));
+  resp->set_api(v1::VersionInfo::descriptor()->file()->package());
   return grpc::Status::OK;
 }
 

@@ -78,6 +78,9 @@ class ApiService final : public v1::Warren::Service {
   grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
                          v1::ListNodesResponse*) override;
   grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::Node*) override;
+  grpc::Status UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRequest*, v1::Node*) override;
+  grpc::Status RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest*,
+                          v1::RemoveNodeResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::Event>*) override;
   grpc::Status WatchAssignments(grpc::ServerContext*, const v1::WatchAssignmentsRequest*,
@@ -90,6 +93,8 @@ class ApiService final : public v1::Warren::Service {
                                   v1::ReportTrafficStatsResponse*) override;
   grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
                             v1::ServiceEndpoints*) override;
+  grpc::Status GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                          v1::VersionInfo*) override;
 
   // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
   void SetTraffic(RoutingTableCache* routes, TrafficStats* stats) {

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
+#include "in_process_cluster.h"
 #include "manager/server.h"
 #include "store/typed_store.h"
 #include "test_util.h"
@@ -21,55 +22,11 @@ namespace {
 using testing_util::TempDir;
 using testing_util::WaitFor;
 
-class ClusterTest : public testing::Test {
+class ClusterTest : public testing_util::InProcessClusterTest {
  protected:
-  void SetUp() override {
-    ManagerOptions mo;
-    mo.data_dir = (dir_.path() / "manager").string();
-    mo.api_addr = "127.0.0.1:0";
-    mo.metrics_addr = "";
-    mo.node_timeout = node_timeout_;
-    mo.dns.addr = "";
-    auto m = ManagerServer::Start(mo, RealClock::Get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    manager_ = std::move(*m);
-    channel_ = grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Warren::NewStub(channel_);
-  }
-
-  void TearDown() override {
-    for (auto& w : workers_) w.agent->Stop();
-    workers_.clear();
-    if (manager_) manager_->Shutdown();
-  }
-
-  struct Worker {
-    FakeDriver* driver;
-    std::unique_ptr<WorkerAgent> agent;
-  };
-
-  WorkerOptions Options(const std::string& name, const std::string& range) {
-    WorkerOptions wo;
-    wo.manager_addr = manager_->api_addr();
-    wo.node_name = name;
-    wo.data_dir = (dir_.path() / name).string();
-    wo.address_range = range;
-    wo.dns.addr = "";
-    return wo;
-  }
-
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
-    WorkerOptions wo = Options(name, range);
-    wo.labels = labels;
-    auto driver = std::make_unique<FakeDriver>();
-    FakeDriver* raw = driver.get();
-    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
-    EXPECT_TRUE(agent->Start().ok());
-    workers_.push_back({raw, std::move(agent)});
-    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
-    return workers_.back();
-  }
+  // Short, so that tests of a silent node are quick; not so short that a loaded machine
+  // (a heartbeat every node_timeout / 5) flaps nodes.
+  ClusterTest() { node_timeout_ = absl::Seconds(3); }
 
   v1::Service Create(const std::string& name, int replicas) {
     grpc::ClientContext ctx;
@@ -82,34 +39,6 @@ class ClusterTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
-
-  std::vector<v1::Task> Tasks(const std::string& service) {
-    grpc::ClientContext ctx;
-    v1::ListTasksRequest req;
-    req.set_service(service);
-    v1::ListTasksResponse resp;
-    stub_->ListTasks(&ctx, req, &resp);
-    return {resp.tasks().begin(), resp.tasks().end()};
-  }
-
-  int RunningCount(const std::string& service) {
-    int n = 0;
-    for (const auto& t : Tasks(service)) {
-      if (t.status().state() == v1::TASK_STATE_RUNNING &&
-          t.desired_state() == v1::TASK_STATE_RUNNING)
-        n++;
-    }
-    return n;
-  }
-
-  // Short, so that tests of a silent node are quick; not so short that a loaded machine
-  // (a heartbeat every node_timeout / 5) flaps nodes.
-  absl::Duration node_timeout_ = absl::Seconds(3);
-  TempDir dir_;
-  std::unique_ptr<ManagerServer> manager_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
-  std::deque<Worker> workers_;  // stable references
 };
 
 TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
