@@ -51,7 +51,8 @@ void PortPublisher::ApplyLocked(absl::Time now) {
     }
   }
   std::vector<ProxyManager::Failure> failures;
-  proxies_.Apply(attempt, &failures);
+  // The status repeats what `failures` lists port by port, which is what is reported below.
+  proxies_.Apply(attempt, &failures).IgnoreError();
 
   std::set<Key> failed;
   for (const ProxyManager::Failure& pf : failures) {
