@@ -13,8 +13,9 @@ namespace warren {
 
 // Service DNS (see docs/dns.md).
 struct DnsOptions {
-  // UDP and TCP listen address; empty disables DNS.
-  std::string addr = "127.0.0.11:53";
+  // UDP and TCP listen address; empty disables DNS. "auto" (kAutoDnsAddr): the role's own
+  // address, and DNS off with a warning when that cannot be had (see common/role_defaults.h).
+  std::string addr = "auto";
   std::string domain = "warren";
   absl::Duration ttl = absl::Seconds(5);
   // Resolvers for other names; empty means the nameservers of /etc/resolv.conf.
@@ -61,7 +62,8 @@ struct ProxyLimits {
 struct ManagerOptions {
   std::string data_dir = "./warren-data";
   std::string api_addr = "127.0.0.1:8080";
-  std::string metrics_addr = "127.0.0.1:9090";
+  // Not 9090: that is Prometheus' own port, and Prometheus often runs beside Warren.
+  std::string metrics_addr = "127.0.0.1:9471";
   absl::Duration node_timeout = absl::Seconds(15);
   DnsOptions dns;
   // Prometheus for `analysisQuery` checks, "http://host:port"; empty: none.

@@ -22,23 +22,23 @@
 #include "cli/apply.h"
 #include "cli/cluster_commands.h"
 #include "cli/command_env.h"
+#include "cli/command_suggest.h"
+#include "cli/completion.h"
 #include "cli/daemon_flags.h"
 #include "cli/listener_flags.h"
+#include "cli/node_commands.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
 #include "cli/store_flags.h"
+#include "cli/version_command.h"
 #include "common/limits.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/cni_config.h"
-
-#ifndef WARREN_VERSION
-#define WARREN_VERSION "dev"
-#endif
 
 namespace warren {
 namespace {
@@ -48,6 +48,8 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(5);
 struct Context {
   std::string manager = "127.0.0.1:8080";
   std::string output = "table";
+  // -q: ids (or names) only, one per line.
+  bool quiet = false;
   std::ostream* out;
   std::ostream* err;
   // The command line as typed (without the program name), the default change cause.
@@ -116,7 +118,10 @@ struct ServerFlags {
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
-  cmd->add_option("--dns-addr", dns->addr, "Service DNS address (UDP and TCP); empty disables")
+  cmd->add_option("--dns-addr", dns->addr,
+                  "Service DNS address (UDP and TCP); auto: the manager 127.0.0.11:53, a worker "
+                  "port 53 on the first address of its --address-range, off with a warning when "
+                  "unavailable; empty disables")
       ->capture_default_str();
   cmd->add_option("--dns-domain", dns->domain, "Cluster domain: <service>.<domain>")
       ->capture_default_str();
@@ -334,7 +339,10 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   std::set<std::string> changes = flags.t.given;
   changes.erase("--message");
   changes.erase("--detach");
-  if (changes.empty() && flags.env_rm.empty()) {
+  changes.erase("--force");
+  // `service restart` and `update --force` alone: the same template, every task replaced.
+  const bool restart_only = flags.force && changes.empty() && flags.env_rm.empty();
+  if (changes.empty() && flags.env_rm.empty() && !flags.force) {
     *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
     return 2;
   }
@@ -361,7 +369,8 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   if (grpc::Status s = client.stub().UpdateService(&call, req, &updated); !s.ok()) {
     return client.Fail(s);
   }
-  *ctx.out << updated.spec().name() << ": updated (revision " << updated.revision() << ")\n";
+  *ctx.out << updated.spec().name() << (restart_only ? ": restarting every task" : ": updated")
+           << " (revision " << updated.revision() << ")\n";
   // A change of replicas (or of the rollout settings) alone makes no revision: nothing rolls.
   if (flags.detach || updated.revision() == svc.revision()) return 0;
   ctx.out->flush();
@@ -544,6 +553,10 @@ int ServiceList(Context& ctx) {
       return client.Fail(s);
     }
   }
+  if (ctx.quiet) {
+    for (const v1::Service& s : services.services()) *ctx.out << s.id() << "\n";
+    return 0;
+  }
   std::map<std::string, int> running;
   if (ctx.format() == OutputFormat::kTable) {
     grpc::ClientContext call;
@@ -577,7 +590,7 @@ int ServiceInspect(Context& ctx, const std::string& name, int64_t revision) {
   return 0;
 }
 
-int ServicePs(Context& ctx, const std::string& name) {
+int ServicePs(Context& ctx, const std::string& name, bool no_trunc) {
   Client client(ctx);
   v1::Service svc;
   if (grpc::Status s = GetService(client, name, &svc); !s.ok()) return client.Fail(s);
@@ -591,6 +604,10 @@ int ServicePs(Context& ctx, const std::string& name) {
       return client.Fail(s);
     }
   }
+  if (ctx.quiet) {
+    *ctx.out << RenderTaskIds(tasks);
+    return 0;
+  }
   std::map<std::string, std::string> node_names;
   if (ctx.format() == OutputFormat::kTable) {
     grpc::ClientContext call;
@@ -601,7 +618,14 @@ int ServicePs(Context& ctx, const std::string& name) {
     }
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
   }
-  *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now());
+  *ctx.out << RenderTasks(tasks, node_names, ctx.format(), absl::Now(), no_trunc);
+  // Not a task's failure, but why the service does not answer on a node.
+  if (ctx.format() == OutputFormat::kTable) {
+    for (const v1::PublishError& e : svc.publish_errors()) {
+      *ctx.err << "warning: port " << e.port() << " is not published on node " << e.node_name()
+               << ": " << e.error() << " (" << e.attempts() << " attempts; retrying)\n";
+    }
+  }
   return 0;
 }
 
@@ -690,6 +714,10 @@ int NodeList(Context& ctx) {
   Client::Prepare(&call);
   v1::ListNodesResponse nodes;
   if (grpc::Status s = client.stub().ListNodes(&call, {}, &nodes); !s.ok()) return client.Fail(s);
+  if (ctx.quiet) {
+    for (const v1::Node& n : nodes.nodes()) *ctx.out << n.id() << "\n";
+    return 0;
+  }
   *ctx.out << RenderNodes(nodes, ctx.format(), absl::Now());
   return 0;
 }
@@ -783,6 +811,10 @@ std::string QuoteForDisplay(const std::string& arg) {
     }
   }
   return out + "'";
+}
+
+void AddQuietFlag(CLI::App* cmd, Context* ctx, const std::string& what) {
+  cmd->add_flag("-q,--quiet", ctx->quiet, absl::StrCat("Only ", what, ", one per line"));
 }
 
 // CLI11 takes an argument starting with '-' for an option; when that leaves a required
@@ -943,7 +975,22 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                      "Change cause recorded with the revision (default: the command line)");
   update->add_flag("-d,--detach", update_flags.detach,
                    "Return once the update is accepted instead of following the rollout");
+  update->add_flag("--force", update_flags.force,
+                   "Replace every task even when nothing else changes (as `service restart`)");
   update->callback([&] { action = [&] { return ServiceUpdate(ctx, *update, update_flags); }; });
+
+  UpdateFlags restart_flags;
+  restart_flags.force = true;
+  CLI::App* restart = service->add_subcommand(
+      "restart",
+      "Replace every task with a new one of the same template: a rolling update with the "
+      "service's settings, health-gated (update --force)");
+  restart->add_option("NAME", restart_flags.name, "Service name or id")->required();
+  restart->add_option("--message", restart_flags.message,
+                      "Change cause recorded with the revision (default: the command line)");
+  restart->add_flag("-d,--detach", restart_flags.detach,
+                    "Return once the restart is accepted instead of following it");
+  restart->callback([&] { action = [&] { return ServiceUpdate(ctx, *restart, restart_flags); }; });
 
   CLI::App* rollout = service->add_subcommand("rollout", "Rollouts of a service");
   rollout->require_subcommand(1);
@@ -1022,6 +1069,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   CLI::App* ls = service->add_subcommand("ls", "List services");
   AddOutputFlag(ls, &ctx);
+  AddQuietFlag(ls, &ctx, "service ids");
   ls->callback([&] { action = [&] { return ServiceList(ctx); }; });
 
   std::string inspect_name;
@@ -1036,10 +1084,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       [&] { action = [&] { return ServiceInspect(ctx, inspect_name, inspect_revision); }; });
 
   std::string ps_name;
+  bool ps_no_trunc = false;
   CLI::App* ps = service->add_subcommand("ps", "List a service's tasks");
   ps->add_option("NAME", ps_name, "Service name or id")->required();
   AddOutputFlag(ps, &ctx);
-  ps->callback([&] { action = [&] { return ServicePs(ctx, ps_name); }; });
+  AddQuietFlag(ps, &ctx, "task ids");
+  ps->add_flag("--no-trunc", ps_no_trunc, "Show errors whole instead of shortened");
+  ps->callback([&] { action = [&] { return ServicePs(ctx, ps_name, ps_no_trunc); }; });
 
   std::vector<std::string> scale_items;
   CLI::App* scale = service->add_subcommand("scale", "Set replica counts");
@@ -1062,16 +1113,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       [&] { action = [&] { return ServiceLogs(ctx, logs_name, logs_follow, logs_tail); }; });
 
   // node ...
-  CLI::App* node = app.add_subcommand("node", "Inspect nodes");
+  CLI::App* node = app.add_subcommand("node", "Inspect and manage nodes");
   node->require_subcommand(1);
   CLI::App* node_ls = node->add_subcommand("ls", "List nodes");
   AddOutputFlag(node_ls, &ctx);
+  AddQuietFlag(node_ls, &ctx, "node ids");
   node_ls->callback([&] { action = [&] { return NodeList(ctx); }; });
   std::string node_name;
   CLI::App* node_inspect = node->add_subcommand("inspect", "Show a node in full");
   node_inspect->add_option("NAME", node_name, "Node name or id")->required();
   AddOutputFlag(node_inspect, &ctx);
   node_inspect->callback([&] { action = [&] { return NodeInspect(ctx, node_name); }; });
+  AddNodeCommands(node, ctx.env_for_commands(), &action);
 
   // events
   std::string events_service;
@@ -1093,14 +1146,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   AddStackCommands(&app, ctx.env_for_commands(), &action);
 
-  // version
-  CLI::App* version = app.add_subcommand("version", "Print the version");
-  version->callback([&] {
-    action = [&] {
-      out << "warren " << WARREN_VERSION << "\n";
-      return 0;
-    };
-  });
+  AddVersionCommand(&app, ctx.env_for_commands(), &action);
+  AddCompletionCommand(&app, ctx.env_for_commands(), &action);
 
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
@@ -1109,6 +1156,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   } catch (const CLI::Success& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
+    if (std::optional<std::string> unknown = UnknownCommandError(app)) {
+      err << "error: " << *unknown << "\n";
+      return 2;
+    }
     err << "error: " << DescribeParseError(app, e) << "\n"
         << "Run with --help for more information.\n";
     return 2;

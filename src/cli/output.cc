@@ -135,21 +135,41 @@ std::string RenderServices(const v1::ListServicesResponse& services,
       {"ID", "NAME", "MODE", "REPLICAS", "COMMAND/IMAGE", "PORTS", "REVISION", "AGE"}, rows);
 }
 
-std::string RenderTasks(const v1::ListTasksResponse& tasks,
-                        const std::map<std::string, std::string>& node_names, OutputFormat format,
-                        absl::Time now) {
-  if (format != OutputFormat::kTable) return RenderMessage(tasks, format);
+namespace {
+
+// Slot order, newest attempt first within a slot: the current task leads its history.
+std::vector<const v1::Task*> SortedTasks(const v1::ListTasksResponse& tasks) {
   std::vector<const v1::Task*> sorted;
   for (const v1::Task& t : tasks.tasks()) sorted.push_back(&t);
-  // Slot order, newest attempt first within a slot: the current task leads its history.
   std::stable_sort(sorted.begin(), sorted.end(), [](const v1::Task* a, const v1::Task* b) {
     if (a->slot() != b->slot()) return a->slot() < b->slot();
     if (a->node_id() != b->node_id()) return a->node_id() < b->node_id();
     return google::protobuf::util::TimeUtil::TimestampToNanoseconds(a->created_at()) >
            google::protobuf::util::TimeUtil::TimestampToNanoseconds(b->created_at());
   });
+  return sorted;
+}
+
+}  // namespace
+
+std::string ShortenCell(std::string_view text, size_t max_chars) {
+  std::string line(text);
+  for (char& c : line) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (line.size() <= max_chars) return line;
+  // Cut at a character boundary: never inside a UTF-8 sequence.
+  size_t cut = max_chars - 3;
+  while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+  return line.substr(0, cut) + "...";
+}
+
+std::string RenderTasks(const v1::ListTasksResponse& tasks,
+                        const std::map<std::string, std::string>& node_names, OutputFormat format,
+                        absl::Time now, bool no_trunc) {
+  if (format != OutputFormat::kTable) return RenderMessage(tasks, format);
   std::vector<std::vector<std::string>> rows;
-  for (const v1::Task* t : sorted) {
+  for (const v1::Task* t : SortedTasks(tasks)) {
     auto node = node_names.find(t->node_id());
     std::string node_name = node != node_names.end() ? node->second : OrDash(t->node_id());
     std::string address =
@@ -163,12 +183,21 @@ std::string RenderTasks(const v1::ListTasksResponse& tasks,
       state += " (stopping)";
     }
     std::string exit = t->status().has_exit_code() ? absl::StrCat(t->status().exit_code()) : "-";
+    const std::string& error = t->status().error();
     rows.push_back(
         {t->id(), t->slot() > 0 ? absl::StrCat(t->slot()) : "-", node_name, address, state,
          IsTerminal(t->status().state()) ? "-" : HealthStateName(t->status().health().state()),
-         exit, FormatAge(t->created_at(), now)});
+         exit, FormatAge(t->created_at(), now),
+         error.empty() ? "" : (no_trunc ? ShortenCell(error, error.size()) : ShortenCell(error))});
   }
-  return RenderTable({"TASK", "SLOT", "NODE", "ADDRESS", "STATE", "HEALTH", "EXIT", "AGE"}, rows);
+  return RenderTable({"TASK", "SLOT", "NODE", "ADDRESS", "STATE", "HEALTH", "EXIT", "AGE", "ERROR"},
+                     rows);
+}
+
+std::string RenderTaskIds(const v1::ListTasksResponse& tasks) {
+  std::string out;
+  for (const v1::Task* t : SortedTasks(tasks)) absl::StrAppend(&out, t->id(), "\n");
+  return out;
 }
 
 std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format, absl::Time now) {
@@ -178,14 +207,15 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
     std::vector<std::string> labels;
     for (const auto& [k, v] : n.labels()) labels.push_back(absl::StrCat(k, "=", v));
     std::sort(labels.begin(), labels.end());
-    rows.push_back(
-        {n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()), OrDash(n.runtime()),
-         n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
-         FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
-         labels.empty() ? "-" : absl::StrJoin(labels, ","), FormatAge(n.last_heartbeat(), now)});
+    rows.push_back({n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()),
+                    NodeAvailabilityName(n.availability()), OrDash(n.runtime()),
+                    n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
+                    FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
+                    labels.empty() ? "-" : absl::StrJoin(labels, ","),
+                    FormatAge(n.last_heartbeat(), now)});
   }
-  return RenderTable({"ID", "NAME", "ROLE", "STATE", "RUNTIME", "CPUS", "MEMORY", "ADDRESSES",
-                      "LABELS", "HEARTBEAT"},
+  return RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS", "MEMORY",
+                      "ADDRESSES", "LABELS", "HEARTBEAT"},
                      rows);
 }
 

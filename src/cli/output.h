@@ -38,9 +38,17 @@ std::string RenderServices(const v1::ListServicesResponse& services,
                            const std::map<std::string, int>& running, OutputFormat format,
                            absl::Time now);
 // `node_names` maps node ids to names for the NODE column (the id is shown when unknown).
+// ERROR is the task's last error (exec failure, unschedulable reason, bind failure...) on one
+// line, shortened unless `no_trunc`; JSON and YAML carry it whole (status.error).
 std::string RenderTasks(const v1::ListTasksResponse& tasks,
                         const std::map<std::string, std::string>& node_names, OutputFormat format,
-                        absl::Time now);
+                        absl::Time now, bool no_trunc = false);
+// `service ps -q`: task ids, one per line, in the table's order.
+std::string RenderTaskIds(const v1::ListTasksResponse& tasks);
+
+// `text` on one line (line breaks and tabs become spaces), cut to `max_chars` with "..." at
+// the end when longer.
+std::string ShortenCell(std::string_view text, size_t max_chars = 60);
 std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format, absl::Time now);
 // One event as one line (table), one compact JSON line, or one YAML document.
 std::string RenderEvent(const v1::Event& event, OutputFormat format);

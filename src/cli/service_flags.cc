@@ -611,6 +611,9 @@ absl::Status ApplyUpdateFlags(const UpdateFlags& flags, v1::ServiceSpec* spec) {
     }
     spec->mutable_template_()->mutable_env()->erase(key);
   }
+  if (flags.force) {
+    spec->mutable_template_()->set_force_update(spec->template_().force_update() + 1);
+  }
   ApplySpecDefaults(spec);
   return NameFlag(ValidateServiceSpec(*spec));
 }

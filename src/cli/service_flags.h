@@ -102,6 +102,8 @@ struct UpdateFlags {
   std::vector<std::string> env_rm;
   std::string message;
   bool detach = false;
+  // --force / `service restart`: raise template.force_update.
+  bool force = false;
 };
 
 // Registers the template flags on `cmd`, bound to `flags`.

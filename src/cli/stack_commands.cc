@@ -159,7 +159,7 @@ int Deploy(const CommandEnv& env, const DeployFlags& flags) {
   return rc;
 }
 
-int List(const CommandEnv& env) {
+int List(const CommandEnv& env, bool quiet) {
   auto stub = v1::Warren::NewStub(env.Channel());
   int rc = 0;
   auto all = ListServices(*stub, env, &rc);
@@ -167,6 +167,10 @@ int List(const CommandEnv& env) {
   std::map<std::string, int> stacks;
   for (const v1::Service& s : *all) {
     if (std::string stack = StackOf(s); !stack.empty()) stacks[stack]++;
+  }
+  if (quiet) {
+    for (const auto& [name, count] : stacks) *env.out << name << "\n";
+    return 0;
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, count] : stacks) rows.push_back({name, absl::StrCat(count)});
@@ -244,8 +248,11 @@ void AddStackCommands(CLI::App* app, const CommandEnv& env, std::function<int()>
     *action = [env, deploy_flags] { return Deploy(env, *deploy_flags); };
   });
 
+  auto ls_quiet = std::make_shared<bool>(false);
   CLI::App* ls = stack->add_subcommand("ls", "List stacks");
-  ls->callback([env, action] { *action = [env] { return List(env); }; });
+  ls->add_flag("-q,--quiet", *ls_quiet, "Only stack names, one per line");
+  ls->callback(
+      [env, action, ls_quiet] { *action = [env, ls_quiet] { return List(env, *ls_quiet); }; });
 
   auto ps_stack = std::make_shared<std::string>();
   CLI::App* ps = stack->add_subcommand("ps", "List the tasks of a stack's services");

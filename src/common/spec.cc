@@ -1329,15 +1329,24 @@ absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view 
     };
     const YAML::Node& doc = docs[i];
     if (!doc.IsDefined() || doc.IsNull()) continue;
+    // A whole Service, as `service inspect -o yaml` prints it: its spec is what applies; the
+    // rest (id, version, revision, times) is the manager's and is only checked for typos.
+    const bool whole_service = doc.IsMap() && doc["spec"].IsDefined();
     Json json;
     try {
       ExpansionBudget budget;
-      if (auto s = YamlMessageToJson(doc, v1::ServiceSpec::descriptor(), "", budget, &json);
+      if (auto s = YamlMessageToJson(
+              doc, whole_service ? v1::Service::descriptor() : v1::ServiceSpec::descriptor(), "",
+              budget, &json);
           !s.ok()) {
         return doc_error(s.message());
       }
     } catch (const YAML::Exception& e) {
       return doc_error(e.what());
+    }
+    if (whole_service) {
+      Json spec = json.contains("spec") ? json["spec"] : Json::object();
+      json = std::move(spec);
     }
     if (!json.contains("replicas") &&
         !(json.contains("mode") && json["mode"].is_string() && json["mode"] == "global")) {

@@ -26,4 +26,9 @@ std::string NodeStateName(v1::NodeState s) {
   return StripPrefix(v1::NodeState_Name(s), "NODE_STATE_");
 }
 
+std::string NodeAvailabilityName(v1::NodeAvailability a) {
+  if (a == v1::NODE_AVAILABILITY_UNSPECIFIED) return "active";
+  return StripPrefix(v1::NodeAvailability_Name(a), "NODE_AVAILABILITY_");
+}
+
 }  // namespace warren

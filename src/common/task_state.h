@@ -31,6 +31,15 @@ inline bool IsLive(const v1::Task& t) {
 std::string TaskStateName(v1::TaskState s);
 std::string HealthStateName(v1::HealthState s);
 std::string NodeStateName(v1::NodeState s);
+// "active", "pause", "drain" (unspecified, as stored before availability existed: "active").
+std::string NodeAvailabilityName(v1::NodeAvailability a);
+
+// A node the scheduler may give new tasks: ready and active.
+inline bool TakesNewTasks(const v1::Node& n) {
+  return n.state() == v1::NODE_STATE_READY &&
+         (n.availability() == v1::NODE_AVAILABILITY_ACTIVE ||
+          n.availability() == v1::NODE_AVAILABILITY_UNSPECIFIED);
+}
 
 // A task that serves: running, and healthy when it has a health check.
 inline bool IsServing(const v1::Task& t) {

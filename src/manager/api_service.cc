@@ -11,9 +11,11 @@
 #include "common/enum_names.h"
 #include "common/ids.h"
 #include "common/limits.h"
+#include "common/published_ports.h"
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "manager/commit_retry.h"
@@ -43,6 +45,18 @@ bool ValidNodeName(const std::string& n) {
 }
 
 }  // namespace
+
+absl::Status ApiService::CheckPorts(const v1::ServiceSpec& spec,
+                                    const v1::ServiceSpec* current) const {
+  const std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
+  absl::Status s = CheckPortConflicts(spec, services);
+  // A conflict the service already had (from before this check existed) does not block
+  // changes that leave it as it is.
+  if (!s.ok() && current != nullptr && CheckPortConflicts(*current, services) == s) {
+    return absl::OkStatus();
+  }
+  return s;
+}
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -89,6 +103,9 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
   }
+  // Held until the commit: two services must not claim one port in concurrent requests.
+  absl::MutexLock ports_lock(&ports_mu_);
+  if (auto s = CheckPorts(spec, nullptr); !s.ok()) return ToGrpc(s);
   const absl::Time now = clock_.Now();
   v1::Service svc;
   svc.set_id(NewId());
@@ -132,7 +149,18 @@ grpc::Status ApiService::GetService(grpc::ServerContext*, const v1::GetServiceRe
   auto s = FindService(req->name_or_id());
   if (!s.ok()) return ToGrpc(s.status());
   *resp = *s;
+  FillPublishErrors(resp);
   return grpc::Status::OK;
+}
+
+void ApiService::FillPublishErrors(v1::Service* svc) const {
+  const absl::Time now = clock_.Now();
+  // A node silent for the node timeout is down; what it said about its ports no longer holds.
+  for (v1::PublishError& e : publish_errors_.ForService(svc->id(), [&](const std::string& node) {
+         return liveness_.LastSeen(node) + options_.node_timeout > now;
+       })) {
+    *svc->add_publish_errors() = std::move(e);
+  }
 }
 
 grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
@@ -141,7 +169,11 @@ grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServic
   auto services = ListObjects<v1::Service>(store_);
   std::sort(services.begin(), services.end(),
             [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
-  for (auto& s : services) *resp->add_services() = std::move(s);
+  for (auto& s : services) {
+    v1::Service* out = resp->add_services();
+    *out = std::move(s);
+    FillPublishErrors(out);
+  }
   return grpc::Status::OK;
 }
 
@@ -152,10 +184,13 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
   v1::Service next;
   bool unchanged = false;
+  // Held until the commit: two services must not claim one port in concurrent requests.
+  absl::MutexLock ports_lock(&ports_mu_);
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
         auto current = FindService(spec.name());
         if (!current.ok()) return current.status();
+        if (auto s = CheckPorts(spec, &current->spec()); !s.ok()) return s;
         if (req->expected_version() != 0 && req->expected_version() != current->version()) {
           return absl::FailedPreconditionError(absl::StrCat(
               "service \"", spec.name(), "\" changed since version ", req->expected_version(),
@@ -401,6 +436,18 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("service \"", svc->spec().name(),
                                        "\" already runs revision ", req->to_revision()));
+    }
+    // The old revision's ports may have been taken by another service since. (Without
+    // --to-revision the controller picks the revision; a port taken meanwhile then shows as a
+    // publish error of the service, retried with backoff.)
+    for (const auto& r : ServiceRevisions(svc->id())) {
+      if (r.number() != req->to_revision()) continue;
+      v1::ServiceSpec spec = svc->spec();
+      *spec.mutable_template_() = r.template_();
+      if (auto s = CheckPorts(spec, &svc->spec()); !s.ok()) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("revision ", req->to_revision(), ": ", s.message()));
+      }
     }
   }
   if (!LatestDeployment(svc->id())) {
@@ -684,6 +731,7 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
           node.set_id(NewId());
           node.set_name(req->name());
           *node.mutable_registered_at() = ToProtoTime(now);
+          node.set_availability(v1::NODE_AVAILABILITY_ACTIVE);
         }
         // Two nodes must not hand out the same task addresses.
         for (const auto& other : ListObjects<v1::Node>(store_)) {
@@ -714,6 +762,7 @@ grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNo
       {absl::StatusCode::kAlreadyExists});
   if (!v.ok()) return ToGrpc(v.status());
   liveness_.Beat(node.id());
+  publish_errors_.Forget(node.id());
   node.set_version(*v);
   FillLiveness(&node);
   *resp = node;
@@ -737,6 +786,22 @@ grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequ
          events_.Make("node", node->id(), node->name(), "ready", "heartbeats resumed")});
     if (!v.ok() && v.status().code() != absl::StatusCode::kAborted) {
       return ToGrpc(v.status());
+    }
+  }
+  std::vector<v1::PublishError> errors(req->publish_errors().begin(), req->publish_errors().end());
+  std::vector<Mutation> events;
+  for (const auto& c : publish_errors_.Report(node->id(), node->name(), errors)) {
+    const v1::PublishError& e = c.error;
+    events.push_back(events_.Make(
+        "service", e.service_id(), e.service_name(), c.resolved ? "published" : "publish-failed",
+        c.resolved ? absl::StrCat("port ", e.port(), " on node ", node->name(), " listens")
+                   : absl::StrCat("port ", e.port(), " on node ", node->name(), ": ", e.error(),
+                                  "; retrying with backoff"),
+        e.service_id()));
+  }
+  if (!events.empty()) {
+    if (auto v = store_.Commit(events); !v.ok()) {
+      spdlog::warn("recording published-port events: {}", v.status().ToString());
     }
   }
   *resp->mutable_period() = ToProtoDuration(options_.node_timeout / 5);
@@ -763,6 +828,101 @@ grpc::Status ApiService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest*
   *resp = *n;
   FillLiveness(resp);
   return grpc::Status::OK;
+}
+
+grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRequest* req,
+                                    v1::Node* resp) {
+  const v1::NodeAvailability availability = req->availability();
+  if (availability == v1::NODE_AVAILABILITY_UNSPECIFIED) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "availability: required: active, pause or drain");
+  }
+  if (!v1::NodeAvailability_IsValid(availability)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("availability: must be active, pause or drain, got ",
+                                     static_cast<int>(availability)));
+  }
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto node = FindNode(req->name_or_id());
+    if (!node.ok()) return ToGrpc(node.status());
+    if (req->expected_version() != 0 && req->expected_version() != node->version()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("node \"", node->name(), "\" changed since version ",
+                                       req->expected_version(), " (now ", node->version(),
+                                       "); read it again and retry"));
+    }
+    if (node->availability() == availability) {
+      *resp = *node;
+      FillLiveness(resp);
+      return grpc::Status::OK;
+    }
+    v1::Node next = *node;
+    next.set_availability(availability);
+    const std::string was = NodeAvailabilityName(node->availability());
+    const std::string now = NodeAvailabilityName(availability);
+    std::string what = absl::StrCat("availability ", now, " (was ", was, ")");
+    if (availability == v1::NODE_AVAILABILITY_DRAIN) {
+      absl::StrAppend(&what, ": its tasks move to other nodes");
+    } else if (availability == v1::NODE_AVAILABILITY_PAUSE) {
+      absl::StrAppend(&what, ": no new tasks");
+    }
+    auto v = store_.Commit({PutMutation(next, node->version()),
+                            events_.Make("node", next.id(), next.name(), now, what)});
+    if (v.ok()) {
+      spdlog::info("node {} ({}): {}", next.name(), next.id(), what);
+      next.set_version(*v);
+      FillLiveness(&next);
+      *resp = next;
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kAborted) return ToGrpc(v.status());
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest* req,
+                                    v1::RemoveNodeResponse* resp) {
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    auto node = FindNode(req->name_or_id());
+    if (!node.ok()) return ToGrpc(node.status());
+    if (node->state() == v1::NODE_STATE_READY && !req->force()) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("node \"", node->name(),
+                       "\" is ready (its worker is running): stop its worker and wait until "
+                       "`warren node ls` shows it down, or drain it and remove it with --force"));
+    }
+    const absl::Time now = clock_.Now();
+    std::vector<Mutation> m = {DeleteMutation(*node, node->version())};
+    int moved = 0;
+    for (const auto& t : ListObjects<v1::Task>(store_)) {
+      if (t.node_id() != node->id() || IsTerminal(t.status().state())) continue;
+      // Orphaned like the tasks of a node that went down: the reconciler replaces them.
+      v1::Task lost = t;
+      auto* st = lost.mutable_status();
+      st->set_state(v1::TASK_STATE_ORPHANED);
+      st->set_message(absl::StrCat("node ", node->name(), " was removed"));
+      *st->mutable_timestamp() = ToProtoTime(now);
+      *st->mutable_finished_at() = ToProtoTime(now);
+      m.push_back(PutMutation(lost, t.version()));
+      moved++;
+    }
+    m.push_back(events_.Make("node", node->id(), node->name(), "removed",
+                             absl::StrCat("removed", req->force() ? " (forced)" : "", "; ", moved,
+                                          " tasks rescheduled")));
+    auto v = store_.Commit(m);
+    if (v.ok()) {
+      spdlog::info("node {} ({}) removed{}; {} tasks rescheduled", node->name(), node->id(),
+                   req->force() ? " (forced)" : "", moved);
+      resp->set_id(node->id());
+      return grpc::Status::OK;
+    }
+    if (v.status().code() != absl::StatusCode::kAborted &&
+        v.status().code() != absl::StatusCode::kNotFound) {
+      return ToGrpc(v.status());
+    }
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
 }
 
 grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
@@ -799,7 +959,9 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
                         absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
   }
   uint64_t seen = UINT64_MAX;
-  std::string last_sent;
+  // The first set goes out even when empty: a restarted worker stops the tasks it adopted
+  // only once it learns that none of them is assigned to it any more.
+  std::optional<std::string> last_sent;
   while (!ctx->IsCancelled() && !shutting_down_) {
     uint64_t version = store_.Version();
     if (version != seen) {
@@ -808,16 +970,21 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
       a.set_version(version);
       for (auto& t : ListObjects<v1::Task>(store_)) {
         if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
+        // A global task names its node from the start, but it has no address (nor resources)
+        // until the scheduler places it: started now, it would listen on 127.0.0.1.
+        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
         t.set_version(0);  // versions churn on status reports; the worker needs no resend
         *a.add_tasks() = std::move(t);
       }
+      // Status churn (health probes) is the worker's own report: no resend for it. The key
+      // is each task without its status, taken out and put back rather than copying every
+      // task (a copy of thousands of tasks per store version was a good part of the manager's
+      // memory churn).
       std::string key;
-      {
-        v1::Assignments copy = a;
-        copy.set_version(0);
-        // Status churn (health probes) is the worker's own report: no resend for it.
-        for (auto& t : *copy.mutable_tasks()) t.clear_status();
-        copy.SerializeToString(&key);
+      for (auto& t : *a.mutable_tasks()) {
+        std::unique_ptr<v1::TaskStatus> status(t.release_status());
+        t.AppendToString(&key);
+        t.set_allocated_status(status.release());
       }
       if (key != last_sent) {
         if (!writer->Write(a)) break;
@@ -847,6 +1014,15 @@ grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
           *next.mutable_status() = r.status();
           if (!r.status().address().empty()) next.set_address(r.status().address());
           m.push_back(PutMutation(next, task->version()));
+          // A worker found the scheduler's address taken by another program (issue 11 D8).
+          if (!task->address().empty() && next.address() != task->address()) {
+            m.push_back(events_.Make(
+                "task", task->id(), task->service_name(), "readdressed",
+                absl::StrCat("slot ", task->slot(), ": ", task->address(), ":", task->port(),
+                             " is taken by another program on the node; the task listens on ",
+                             next.address(), " instead"),
+                task->service_id()));
+          }
           const auto& ns = r.status();
           if (ns.state() != old.state()) {
             std::string msg = TaskStateName(ns.state());
@@ -947,6 +1123,13 @@ grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpoin
     }
     *resp->add_revisions() = std::move(re);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                                    v1::VersionInfo* resp) {
+  resp->set_version(std::string(WarrenVersion()));
+  resp->set_api(v1::VersionInfo::descriptor()->file()->package());
   return grpc::Status::OK;
 }
 

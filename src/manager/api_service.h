@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
+#include "manager/publish_errors.h"
 #include "manager/traffic.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -80,6 +82,9 @@ class ApiService final : public v1::Warren::Service {
   grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
                          v1::ListNodesResponse*) override;
   grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::Node*) override;
+  grpc::Status UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRequest*, v1::Node*) override;
+  grpc::Status RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest*,
+                          v1::RemoveNodeResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::Event>*) override;
   grpc::Status WatchAssignments(grpc::ServerContext*, const v1::WatchAssignmentsRequest*,
@@ -92,6 +97,8 @@ class ApiService final : public v1::Warren::Service {
                                   v1::ReportTrafficStatsResponse*) override;
   grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
                             v1::ServiceEndpoints*) override;
+  grpc::Status GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
+                          v1::VersionInfo*) override;
 
   // Tests on a fake clock: instead of waiting for the controller's thread, a rollout action
   // runs this (one controller pass) until its intent is applied.
@@ -107,6 +114,8 @@ class ApiService final : public v1::Warren::Service {
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
+  // The published ports live nodes report they cannot listen on (never stored).
+  void FillPublishErrors(v1::Service* svc) const;
 
   // Appends to `m` the new deployment for current -> next and returns it. A rollout still in
   // progress is ended by the controller (superseded) in its next pass.
@@ -134,6 +143,9 @@ class ApiService final : public v1::Warren::Service {
   absl::StatusOr<v1::Deployment> AwaitIntent(const RecordedIntent& recorded);
   grpc::Status DeploymentAction(const std::string& name_or_id, v1::DeploymentAction action,
                                 bool full, v1::Deployment* resp);
+  // Published-port conflicts of `spec` with the other services (CheckPortConflicts), except
+  // one that `current` (the stored spec of the service being changed) already had.
+  absl::Status CheckPorts(const v1::ServiceSpec& spec, const v1::ServiceSpec* current) const;
 
   Store& store_;
   const Clock& clock_;
@@ -145,6 +157,9 @@ class ApiService final : public v1::Warren::Service {
   TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
   std::function<void()> intent_pass_;
+  PublishErrorBoard publish_errors_;
+  // Serializes the port check and commit of service writes (create, update, rollback).
+  absl::Mutex ports_mu_;
 };
 
 // absl::Status -> grpc::Status, code for code.

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/heap.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "manager/analysis/deployment.h"
@@ -186,9 +187,10 @@ absl::Time Controller::RunPass() {
   }
   {
     std::vector<Mutation> m;
-    for (const auto& t : tasks) {
+    for (auto& t : tasks) {
       if (service_by_id.count(t.service_id())) {
-        by_service[t.service_id()].push_back(t);
+        // Moved, not copied: parsed tasks are most of a pass's memory (docs/benchmarks.md).
+        by_service[t.service_id()].push_back(std::move(t));
         continue;
       }
       if (corrupt_services.count(t.service_id())) continue;
@@ -217,6 +219,8 @@ absl::Time Controller::RunPass() {
   for (const auto& d : deployments) deployments_by_service[d.service_id()].push_back(&d);
   std::map<std::string, RevisionMap> revisions_by_service;
   for (auto& r : all_revisions) revisions_by_service[r.service_id()][r.number()] = std::move(r);
+  // A draining node holds no global slot: a rollout counts the slots the reconciler keeps.
+  const std::vector<v1::Node> slot_nodes = Reconciler::SlotNodes(nodes);
   for (v1::Service service : services) {
     const RevisionMap& revisions = revisions_by_service[service.id()];
     const auto& mine = deployments_by_service[service.id()];
@@ -231,7 +235,7 @@ absl::Time Controller::RunPass() {
       if (newer(latest)) latest = d;
       if (IsActive(*d) && newer(newest_active)) newest_active = d;
     }
-    PassInput in{service, by_service[service.id()], nodes, revisions, now, AnalysisSources{}};
+    PassInput in{service, by_service[service.id()], slot_nodes, revisions, now, AnalysisSources{}};
     // A newer deployment replaced these before they finished.
     for (const v1::Deployment* d : mine) {
       if (d == newest_active || !IsActive(*d) || newest_active == nullptr) continue;
@@ -329,6 +333,11 @@ absl::Time Controller::RunPass() {
   }
 
   // 4. Schedule pending tasks (re-read: the reconciler may just have created some).
+  // The tasks read at the start go before they are read again: two parsed copies of every
+  // task at once were the manager's memory peak.
+  by_service.clear();
+  tasks.clear();
+  tasks.shrink_to_fit();
   tasks = ListObjects<v1::Task>(store_);
   std::vector<v1::Task> active, pending;
   for (auto& t : tasks) {
@@ -365,6 +374,7 @@ absl::Time Controller::RunPass() {
     std::vector<Mutation> m;
     for (auto& t : r.assigned) {
       *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+      t.mutable_status()->clear_error();  // the unschedulable reason no longer holds
       m.push_back(PutMutation(t, t.version()));
     }
     std::map<std::string, const v1::Task*> pending_by_id;
@@ -374,6 +384,8 @@ absl::Time Controller::RunPass() {
       if (t->status().message() == "no suitable node: " + reason) continue;
       v1::Task waiting = *t;
       waiting.mutable_status()->set_message("no suitable node: " + reason);
+      // The error too: `service ps` shows it in ERROR, as it shows a start that failed.
+      waiting.mutable_status()->set_error(waiting.status().message());
       m.push_back(PutMutation(waiting, t->version()));
       m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
                                waiting.status().message(), t->service_id()));
@@ -401,9 +413,20 @@ void Controller::Stop() {
 
 void Controller::Loop() {
   uint64_t seen = 0;
+  uint64_t trimmed_at_version = 0;
+  absl::Time last_trim = absl::InfinitePast();
   while (!stop_) {
     seen = store_.Version();
     absl::Time next = RunPass();
+    // Passes, assignment streams and task lists parse thousands of tasks and drop them again;
+    // glibc keeps the freed memory in the heap, between live objects, so the high-water mark
+    // of that churn stayed resident (manager RSS 62 MiB with 13 MiB in use, 1,000 services x 3
+    // tasks). Give the free pages back at most once a second while the store changes.
+    if (seen != trimmed_at_version && clock_.Now() - last_trim >= absl::Seconds(1)) {
+      ReturnFreeHeapToOs();
+      trimmed_at_version = seen;
+      last_trim = clock_.Now();
+    }
     absl::Duration wait = std::clamp(next - clock_.Now(), absl::ZeroDuration(), absl::Seconds(1));
     if (wait > absl::ZeroDuration()) store_.WaitForVersion(seen, wait);
   }

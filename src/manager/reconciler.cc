@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -139,6 +140,35 @@ void ReplaceTerminal(const Slot& slot, const std::vector<const v1::Task*>& ts) {
   out.create.push_back(std::move(replacement));
 }
 
+// How many more slots may start moving off draining nodes now: `parallelism` (0: all) less the
+// slots in flight. Start-first, a slot is in flight while its new task (off the draining nodes)
+// is not yet available beside the old one; stop-first, while it has no available task at all
+// (its old task stopping or its new one starting).
+int DrainBudget(const std::vector<std::string>& wanted,
+                const std::map<std::string, std::vector<const v1::Task*>>& slots,
+                const std::set<std::string>& draining, const RolloutParams& p, absl::Time now) {
+  if (p.parallelism <= 0) return std::numeric_limits<int>::max();
+  int in_flight = 0;
+  for (const auto& key : wanted) {
+    auto it = slots.find(key);
+    if (it == slots.end()) continue;
+    bool on_drain = false, off_drain = false, off_drain_available = false, available = false;
+    for (const v1::Task* t : it->second) {
+      if (!IsLive(*t)) continue;
+      const bool ok = IsAvailable(*t, p.min_ready, now);
+      available |= ok;
+      if (draining.count(t->node_id())) {
+        on_drain = true;
+      } else {
+        off_drain = true;
+        off_drain_available |= ok;
+      }
+    }
+    if (p.start_first ? (on_drain && off_drain && !off_drain_available) : !available) in_flight++;
+  }
+  return std::max(0, p.parallelism - in_flight);
+}
+
 // Blue/green and canary: each revision of the plan gets its own slots 1..count; tasks of
 // other revisions and of slots beyond the counts are shut down (they drain first).
 void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& tasks,
@@ -192,6 +222,14 @@ void ReconcilePlan(const v1::Service& service, const std::vector<v1::Task>& task
 }
 
 }  // namespace
+
+std::vector<v1::Node> Reconciler::SlotNodes(const std::vector<v1::Node>& nodes) {
+  std::vector<v1::Node> out;
+  for (const auto& n : nodes) {
+    if (n.availability() != v1::NODE_AVAILABILITY_DRAIN) out.push_back(n);
+  }
+  return out;
+}
 
 absl::Duration Reconciler::Backoff(const v1::RestartPolicy& policy, int consecutive_failures) {
   absl::Duration base = DurationOr(policy.delay(), absl::Milliseconds(100));
@@ -300,7 +338,13 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     return out;
   }
 
-  const std::vector<std::string> wanted = WantedSlots(service, nodes);
+  // A draining node holds no global slot, and its replicated tasks move (below).
+  std::set<std::string> draining;
+  for (const auto& n : nodes) {
+    if (n.availability() == v1::NODE_AVAILABILITY_DRAIN) draining.insert(n.id());
+  }
+  const std::vector<std::string> wanted =
+      WantedSlots(service, draining.empty() ? nodes : SlotNodes(nodes));
   const std::set<std::string> wanted_set(wanted.begin(), wanted.end());
 
   // Slots that are no longer wanted: shut down live tasks, drop terminal ones.
@@ -308,7 +352,11 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     if (wanted_set.count(key)) continue;
     for (const v1::Task* t : ts) {
       if (IsLive(*t)) {
-        ShutDown(*t, global ? "node no longer eligible" : "scaled down", &out);
+        ShutDown(*t,
+                 !global                        ? "scaled down"
+                 : draining.count(t->node_id()) ? "node draining"
+                                                : "node no longer eligible",
+                 &out);
         out.events.push_back({"task", t->id(), name, "shutdown",
                               absl::StrCat("slot ", t->slot(), " removed (scale down)")});
       } else if (IsTerminal(t->status().state())) {
@@ -327,6 +375,15 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
     min_ready = p.min_ready;
     updated.insert(rollout->updated_slots().begin(), rollout->updated_slots().end());
     target = rollout->target_revision() != 0 ? rollout->target_revision() : rollout->to_revision();
+  }
+  // Slots moving off draining nodes go as a rolling update would move them: at most
+  // `parallelism` at a time, in the update order, each new task available (healthy past
+  // min-ready) before the old one stops when start-first.
+  const RolloutParams drain =
+      ResolveRolloutParams(service.spec().update_config(), static_cast<int>(wanted.size()));
+  int drain_budget = std::numeric_limits<int>::max();
+  if (!global && !draining.empty()) {
+    drain_budget = DrainBudget(wanted, slots, draining, drain, now);
   }
   // Without a deployment, at most one stale slot moves at a time.
   int naive_budget = 1;
@@ -372,9 +429,18 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
         desired = target;
       }
     }
-    std::vector<const v1::Task*> live_desired, live_other;
-    for (const v1::Task* t : live)
-      (t->revision() == desired ? live_desired : live_other).push_back(t);
+    // live_desired: on the slot's revision, where it may stay; leaving: on the slot's revision
+    // but on a draining node; live_other: another revision.
+    std::vector<const v1::Task*> live_desired, live_other, leaving;
+    for (const v1::Task* t : live) {
+      if (t->revision() != desired) {
+        live_other.push_back(t);
+      } else if (!global && draining.count(t->node_id())) {
+        leaving.push_back(t);
+      } else {
+        live_desired.push_back(t);
+      }
+    }
     if (!rollout && live_desired.empty() && !live_other.empty()) {
       if (naive_budget == 0) continue;  // keeps running its revision for now
       naive_budget--;
@@ -386,15 +452,23 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
       for (size_t i = 0; i + 1 < live_desired.size(); ++i) {
         ShutDown(*live_desired[i], "duplicate task in slot", &out);
       }
-      if (live_other.empty()) continue;
+      if (live_other.empty() && leaving.empty()) continue;
       absl::Time ready_at = absl::InfiniteFuture();
-      if (IsAvailable(*newest, min_ready, now, &ready_at)) {
+      const absl::Duration gate =
+          leaving.empty() ? min_ready : std::max(min_ready, drain.min_ready);
+      if (IsAvailable(*newest, gate, now, &ready_at)) {
         for (const v1::Task* old : live_other) {
           ShutDown(*old, absl::StrCat("replaced by revision ", desired), &out);
           out.events.push_back(
               {"task", old->id(), name, "replaced",
                absl::StrCat("slot ", key, ": revision ", old->revision(), " replaced by ",
                             newest->id(), " (revision ", desired, ")")});
+        }
+        for (const v1::Task* old : leaving) {
+          ShutDown(*old, "moved off its draining node", &out);
+          out.events.push_back({"task", old->id(), name, "moved",
+                                absl::StrCat("slot ", key, ": moved off draining node ",
+                                             old->node_id(), " to ", newest->id())});
         }
       } else if (ready_at != absl::InfiniteFuture()) {
         out.next_wakeup = std::min(out.next_wakeup, ready_at);
@@ -419,6 +493,31 @@ ReconcileActions Reconciler::Reconcile(const v1::Service& service,
           out.events.push_back({"task", old->id(), name, "stopping",
                                 absl::StrCat("slot ", key, ": stopping revision ", old->revision(),
                                              " before starting revision ", desired)});
+        }
+      }
+      continue;
+    }
+    if (!leaving.empty()) {
+      const v1::Task* latest = ts.back();
+      if (latest->revision() == desired && IsTerminal(latest->status().state())) {
+        // The task started to take over died: restart it under the backoff.
+        ReplaceTerminal(slot, ts);
+        continue;
+      }
+      if (drain_budget <= 0) continue;  // waits until a slot in flight has moved
+      drain_budget--;
+      if (drain.start_first) {
+        out.create.push_back(slot.New(leaving.back()->attempt(), now));
+        out.events.push_back(
+            {"task", out.create.back().id(), name, "moving",
+             absl::StrCat("slot ", key, ": starting a task to take over from ",
+                          leaving.back()->id(), " on draining node ", leaving.back()->node_id())});
+      } else {
+        for (const v1::Task* old : leaving) {
+          ShutDown(*old, "stopping: its node is draining", &out);
+          out.events.push_back({"task", old->id(), name, "moving",
+                                absl::StrCat("slot ", key, ": stopping on draining node ",
+                                             old->node_id(), " before starting elsewhere")});
         }
       }
       continue;

@@ -48,6 +48,12 @@ struct ReconcileActions {
 // down once the new one is available) or stop-first, as the deployment's budgets allow.
 // Without a deployment, stale slots are replaced one at a time, start-first.
 //
+// A task on a draining node (availability drain) moves: its slot gets a new task, which the
+// scheduler places elsewhere, and the old one stops once the new one is available
+// (start-first) or before it starts (stop-first), at most update_config.parallelism slots at a
+// time. A global service has no slot on a draining node. Tasks of a blue/green or canary
+// deployment's plan move once the deployment ends.
+//
 // History: besides its newest task, a slot keeps its `task_history` newest terminal tasks (for
 // `service ps`); older ones are removed, whatever the restart rate. The restart backoff does
 // not need them: each replacement carries the slot's failure streak (Task.failure_streak).
@@ -62,6 +68,9 @@ class Reconciler {
                                     const v1::Deployment* rollout = nullptr,
                                     const std::map<int64_t, v1::TaskTemplate>* templates = nullptr,
                                     int task_history = limits::kDefaultTaskHistory);
+
+  // The nodes that may hold a slot of a global service: all but the draining ones.
+  static std::vector<v1::Node> SlotNodes(const std::vector<v1::Node>& nodes);
 
   // Restart delay before attempt `consecutive_failures` (1 for the first restart).
   static absl::Duration Backoff(const v1::RestartPolicy& policy, int consecutive_failures);

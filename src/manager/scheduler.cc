@@ -9,8 +9,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/spec.h"
+#include "common/task_state.h"
 
 namespace warren {
 namespace {
@@ -128,8 +130,16 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
   for (const auto& t : active) service_of(t.service_id());
   for (const auto& t : pending) service_of(t.service_id());
   const size_t services = service_index.size();
+  // Ready nodes that take no new tasks (availability pause or drain), for the reasons given.
+  absl::flat_hash_map<std::string, const v1::Node*> held;
+  std::vector<std::string> held_names;
   for (const auto& n : nodes) {
-    if (n.state() != v1::NODE_STATE_READY) continue;
+    if (n.state() == v1::NODE_STATE_READY && !TakesNewTasks(n)) {
+      held[n.id()] = &n;
+      held_names.push_back(
+          absl::StrCat(n.name(), " (", NodeAvailabilityName(n.availability()), ")"));
+    }
+    if (!TakesNewTasks(n)) continue;
     NodeSlot s;
     s.node = &n;
     s.free_cpus = n.capacity().cpus();
@@ -166,7 +176,12 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     auto cached = eligible_cache.find(key);
     if (cached == eligible_cache.end()) {
       std::vector<size_t> ok;
-      std::string reason = slots.empty() ? "no ready node" : "";
+      std::string reason;
+      if (slots.empty()) {
+        reason = held_names.empty()
+                     ? "no ready node"
+                     : absl::StrCat("no node takes new tasks: ", absl::StrJoin(held_names, ", "));
+      }
       for (size_t i = 0; i < slots.size(); ++i) {
         std::string why = IneligibleReason(*slots[i].node, task.spec());
         if (why.empty()) {
@@ -204,6 +219,9 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
       std::string reason;
       if (resource_short) {
         reason = absl::StrCat("no node has ", cpus, " CPUs and ", memory, " bytes of memory free");
+      } else if (auto h = held.find(task.node_id()); h != held.end()) {
+        reason = absl::StrCat("its node ", h->second->name(), " takes no new tasks (availability ",
+                              NodeAvailabilityName(h->second->availability()), ")");
       } else if (!task.node_id().empty()) {
         reason = "its node is not ready or does not satisfy the constraints";
       } else {

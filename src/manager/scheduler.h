@@ -11,10 +11,11 @@ namespace warren {
 
 // Places pending tasks on nodes. Pure: the caller persists the result.
 //
-// A node is eligible when it is ready, satisfies the task's constraints and has room for its
-// CPU and memory reservations. Among eligible nodes the one with the fewest tasks of the same
-// service wins, then the one with the fewest tasks overall, so replicas spread. Counts and
-// free resources are updated after every placement, so one pass never piles onto a node.
+// A node is eligible when it is ready and active (not paused or drained), satisfies the task's
+// constraints and has room for its CPU and memory reservations. Among eligible nodes the one with
+// the fewest tasks of the same service wins, then the one with the fewest tasks overall, so
+// replicas spread. Counts and free resources are updated after every placement, so one pass never
+// piles onto a node.
 class Scheduler {
  public:
   struct Result {

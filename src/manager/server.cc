@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/data_dir.h"
 #include "common/grpc_services.h"
+#include "common/role_defaults.h"
 #include "common/systemd_notify.h"
 #include "common/task_state.h"
 #include "dns/cluster_dns.h"
@@ -80,8 +81,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
   m->metrics_->AddCanaryGauges(*m->store_, *m->traffic_);
-  if (!options.dns.addr.empty()) {
-    auto d = dns::ClusterDns::Start(options.dns);
+  DnsOptions dns_options = options.dns;
+  const DnsAddrChoice dns_addr = ChooseDnsAddr(options.dns.addr, kManagerDnsAddr);
+  if (!dns_addr.warning.empty()) spdlog::warn("{}", dns_addr.warning);
+  dns_options.addr = dns_addr.addr;
+  if (!dns_options.addr.empty()) {
+    auto d = dns::ClusterDns::Start(dns_options);
     if (!d.ok()) return d.status();
     m->dns_ = std::move(*d);
     ManagerServer* raw = m.get();

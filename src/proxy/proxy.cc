@@ -25,6 +25,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/published_ports.h"
 #include "http/listener.h"
 #include "proxy/http_relay.h"
 #include "spdlog/spdlog.h"
@@ -897,21 +898,28 @@ void ServiceProxy::RemoveMetrics() { impl_->RemoveMetrics(); }
 ProxyManager::ProxyManager(ProxyManagerOptions options) : options_(std::move(options)) {}
 ProxyManager::~ProxyManager() { Stop(); }
 
-absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
+absl::Status ProxyManager::Apply(const v1::RoutingTable& table, std::vector<Failure>* failures) {
   struct Want {
     const v1::ServiceRoute* route;
     const v1::Port* port;
     ProxyMode mode;
   };
   std::map<Key, Want> want;
-  std::map<int, std::string> port_owner;  // published port -> service name
+  // published port -> (host address, service name) of the ports taken so far
+  std::multimap<int, std::pair<std::string, std::string>> port_owner;
   std::vector<std::string> errors;
+  auto fail = [&](const v1::ServiceRoute& route, const v1::Port& port, const std::string& error) {
+    errors.push_back(
+        absl::StrCat("service ", route.name(), " port ", port.published(), ": ", error));
+    if (failures == nullptr) return;
+    failures->push_back({route.service_id(), route.name(), port.published(),
+                         port.host_ip().empty() ? options_.proxy.host_ip : port.host_ip(), error});
+  };
   for (const v1::ServiceRoute& route : table.services()) {
     for (const v1::Port& port : route.ports()) {
       if (port.published() == 0) continue;
-      std::string where = absl::StrCat("service ", route.name(), " port ", port.published());
       if (port.published() < 0 || port.published() > 65535) {
-        errors.push_back(absl::StrCat(where, ": published port out of range"));
+        fail(route, port, "published port out of range");
         continue;
       }
       ProxyMode mode = options_.default_mode;
@@ -919,16 +927,20 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
       if (proto == "http") {
         mode = ProxyMode::kHttp;
       } else if (!proto.empty() && proto != "tcp") {
-        errors.push_back(absl::StrCat(where, ": unsupported protocol \"", port.protocol(), "\""));
+        fail(route, port, absl::StrCat("unsupported protocol \"", port.protocol(), "\""));
         continue;
       }
-      // 0.0.0.0 overlaps every address, so a published port belongs to one service.
-      auto [it, inserted] = port_owner.emplace(port.published(), route.name());
-      if (!inserted) {
-        errors.push_back(absl::StrCat(where, ": port ", port.published(),
-                                      " is already published by service ", it->second));
+      const std::string host = port.host_ip().empty() ? options_.proxy.host_ip : port.host_ip();
+      std::string owner;
+      for (auto [it, end] = port_owner.equal_range(port.published()); it != end; ++it) {
+        if (HostAddressesOverlap(it->second.first, host)) owner = it->second.second;
+      }
+      if (!owner.empty()) {
+        fail(route, port,
+             absl::StrCat("port ", port.published(), " is already published by service ", owner));
         continue;
       }
+      port_owner.emplace(port.published(), std::pair{host, route.name()});
       want[{route.service_id(), port.published()}] = Want{&route, &port, mode};
     }
   }
@@ -964,8 +976,7 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table) {
     o.target_port = w.port->target();
     auto proxy = ServiceProxy::Start(*w.route, o);
     if (!proxy.ok()) {
-      errors.push_back(absl::StrCat("service ", w.route->name(), " port ", w.port->published(),
-                                    ": ", proxy.status().message()));
+      fail(*w.route, *w.port, std::string(proxy.status().message()));
       continue;
     }
     Entry e;

@@ -135,10 +135,20 @@ class ProxyManager {
   ProxyManager(const ProxyManager&) = delete;
   ProxyManager& operator=(const ProxyManager&) = delete;
 
+  // A published port that could not be applied.
+  struct Failure {
+    std::string service_id;
+    std::string service_name;
+    int port = 0;
+    std::string host_ip;  // the address it was to listen on
+    std::string error;
+  };
+
   // Starts proxies for new published ports, updates the routes of existing ones and stops the
   // ones no longer in the table. Everything that can be applied is; the error lists the ports
-  // that could not (conflicts and bind failures), naming service and port.
-  absl::Status Apply(const v1::RoutingTable& table);
+  // that could not (conflicts and bind failures), naming service and port, and `failures`
+  // (optional) gets one entry for each.
+  absl::Status Apply(const v1::RoutingTable& table, std::vector<Failure>* failures = nullptr);
 
   // One entry per proxied service.
   std::vector<ProxyStats> Snapshot() const;

@@ -10,10 +10,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/bind_probe.h"
 #include "common/limits.h"
+#include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "spdlog/spdlog.h"
+#include "worker/task_address.h"
 #include "worker/task_logs.h"
 
 namespace warren {
@@ -177,8 +180,19 @@ absl::Status WorkerAgent::Start() {
   po.proxy.idle_timeout = options_.proxy.idle_timeout;
   po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
-  if (!options_.dns.addr.empty()) {
-    auto d = dns::ClusterDns::Start(options_.dns);
+  publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
+  // Several workers may share a machine: by default each serves DNS on an address of its own
+  // range, never the manager's.
+  DnsOptions dns_options = options_.dns;
+  if (dns_options.addr == kAutoDnsAddr) {
+    absl::StatusOr<std::string> own = WorkerDnsAddr(options_.address_range);
+    if (!own.ok()) return own.status();
+    const DnsAddrChoice choice = ChooseDnsAddr(dns_options.addr, *own);
+    if (!choice.warning.empty()) spdlog::warn("{}", choice.warning);
+    dns_options.addr = choice.addr;
+  }
+  if (!dns_options.addr.empty()) {
+    auto d = dns::ClusterDns::Start(dns_options);
     if (!d.ok()) return d.status();
     dns_ = std::move(*d);
   }
@@ -368,9 +382,7 @@ void WorkerAgent::RoutesLoop() {
     v1::RoutingTable table;
     while (reader->Read(&table)) {
       backoff = absl::Milliseconds(100);
-      if (absl::Status s = proxies_->Apply(table); !s.ok()) {
-        spdlog::warn("proxies: {}", std::string(s.message()));
-      }
+      publisher_->Apply(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
       routes_version_ = table.version();
@@ -406,6 +418,7 @@ void WorkerAgent::StatsLoop() {
     for (int i = 0; i < 20 && !stop_; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    publisher_->RetryIfDue();
     if (clock_.Now() >= next_sweep) {
       SweepTaskDirs();
       // Often enough that a directory outlives its retention by a quarter at most.
@@ -454,6 +467,8 @@ void WorkerAgent::StatsLoop() {
 
 void WorkerAgent::HeartbeatLoop() {
   while (!stop_) {
+    // Failures of published ports as of this heartbeat; a change wakes the next one early.
+    const uint64_t publish_generation = publisher_->generation();
     std::string id = node_id();
     absl::Duration period;
     {
@@ -465,6 +480,7 @@ void WorkerAgent::HeartbeatLoop() {
       ctx.set_deadline(Deadline(absl::Seconds(2)));
       v1::HeartbeatRequest req;
       req.set_node_id(id);
+      for (v1::PublishError& e : publisher_->Failures()) *req.add_publish_errors() = std::move(e);
       v1::HeartbeatResponse resp;
       grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
       if (s.ok()) {
@@ -478,8 +494,12 @@ void WorkerAgent::HeartbeatLoop() {
         if (watch_ctx_) watch_ctx_->TryCancel();
       }
     }
-    // Sleep in small steps so Stop() is prompt.
-    for (absl::Duration slept; slept < period && !stop_; slept += absl::Milliseconds(50)) {
+    // Sleep in small steps so Stop() is prompt, and so the first heartbeat follows a
+    // registration at once (the node would otherwise go silent for a whole period).
+    // A published port that starts or stops failing is reported at once, too.
+    for (absl::Duration slept; slept < period && !stop_ && !(id.empty() && !node_id().empty()) &&
+                               publisher_->generation() == publish_generation;
+         slept += absl::Milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
@@ -564,8 +584,9 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           continue;
         }
         if (stopping_tasks_) continue;  // the agent is going away with its tasks
-        if (t.status().state() == v1::TASK_STATE_ASSIGNED ||
-            t.status().state() == v1::TASK_STATE_PENDING) {
+        // Not placed yet (no address): the manager sends it again once it is.
+        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
+        if (t.status().state() == v1::TASK_STATE_ASSIGNED) {
           Local& l = tasks_[t.id()];
           l.task = t;
           l.assigned = true;
@@ -662,7 +683,55 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   }
 }
 
-void WorkerAgent::StartTask(const v1::Task& task) {
+std::optional<std::string> WorkerAgent::FreeTaskAddress(const v1::Task& task) {
+  std::set<std::string> in_use;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, l] : tasks_) {
+      if (id != task.id() && !l.exited) in_use.insert(l.task.address());
+    }
+  }
+  std::vector<int> ports = {task.port()};
+  for (const v1::Port& p : task.spec().ports()) {
+    if (p.target() > 0 && p.target() != task.port()) ports.push_back(p.target());
+  }
+  absl::StatusOr<std::string> ip =
+      PickTaskAddress(task.address(), ports, options_.address_range, in_use,
+                      [](const std::string& host_port) { return ProbeBind(host_port); });
+  if (ip.ok()) return *ip;
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = tasks_.find(task.id());
+  if (it == tasks_.end()) return std::nullopt;
+  Local& l = it->second;
+  l.starting = false;
+  l.exited = true;
+  l.status.set_state(v1::TASK_STATE_FAILED);
+  l.status.set_error(std::string(ip.status().message()));
+  l.status.set_message("could not start");
+  *l.status.mutable_timestamp() = ToProtoTime(now);
+  *l.status.mutable_finished_at() = ToProtoTime(now);
+  QueueReport(task.id(), l.status);
+  return std::nullopt;
+}
+
+void WorkerAgent::StartTask(const v1::Task& assigned) {
+  v1::Task task = assigned;
+  // Another program may hold the scheduler's address (another cluster on this machine): the
+  // task then listens on the next free one, which the status report tells the manager.
+  std::string moved_from;
+  if (!driver_->AssignsAddresses() && !task.address().empty()) {
+    std::optional<std::string> ip = FreeTaskAddress(task);
+    if (!ip) return;  // reported as failed
+    if (*ip != task.address()) {
+      spdlog::warn("task {} of {}: {}:{} is taken by another program; it listens on {} instead",
+                   task.id(), task.service_name(), task.address(), task.port(), *ip);
+      moved_from = task.address();
+      task.set_address(*ip);
+      absl::MutexLock lock(&mu_);
+      if (auto it = tasks_.find(task.id()); it != tasks_.end()) it->second.task.set_address(*ip);
+    }
+  }
   TaskRunSpec spec;
   spec.task_id = task.id();
   spec.service_name = task.service_name();
@@ -694,8 +763,12 @@ void WorkerAgent::StartTask(const v1::Task& task) {
     auto st = driver_->Inspect(task.id());
     if (l.exited) return;  // it already exited (listener ran first)
     l.status.set_state(v1::TASK_STATE_RUNNING);
-    l.status.set_message("running");
+    l.status.set_message(moved_from.empty()
+                             ? "running"
+                             : absl::StrCat("running on ", task.address(), " (", moved_from,
+                                            " was taken by another program)"));
     if (st) l.status.set_pid(st->pid);
+    if (!moved_from.empty()) l.status.set_address(task.address());
     if (st && !st->address.empty()) {
       l.status.set_address(st->address);
       l.task.set_address(st->address);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
+#include "worker/port_publisher.h"
 #include "worker/runtime_driver.h"
 #include "worker/task_dirs.h"
 
@@ -79,7 +81,10 @@ class WorkerAgent {
   void ReportLoop();
   absl::Status Register();
   void Apply(const v1::Assignments& assignments);
-  void StartTask(const v1::Task& task);
+  void StartTask(const v1::Task& assigned);
+  // The address a process task listens on: the assigned one, or the next free one when
+  // another program holds it (PickTaskAddress). Reports the task failed when there is none.
+  std::optional<std::string> FreeTaskAddress(const v1::Task& task);
   // With `drain`, a running task keeps running for its drain timeout first (it is already
   // out of the routing table), then gets SIGTERM.
   void StopTask(const std::string& task_id, absl::Duration timeout, bool report, bool drain);
@@ -97,6 +102,7 @@ class WorkerAgent {
   std::unique_ptr<HealthProber> prober_;
   Registry* registry_;
   std::unique_ptr<ProxyManager> proxies_;
+  std::unique_ptr<PortPublisher> publisher_;  // applies routing tables to proxies_
   // Sent with the proxy counters: the manager sees from a new value that they started again.
   const uint64_t counters_instance_;
   std::unique_ptr<dns::ClusterDns> dns_;

@@ -81,27 +81,9 @@ TEST_F(E2eTest, ManagerKill9LosesNothingAndAdoptsTasks) {
 }
 
 TEST_F(E2eTest, NodeTimeoutReschedulesOnAnotherWorker) {
-  processes_.push_back(std::make_unique<Process>(
-      std::vector<std::string>{WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(),
-                               "--api-addr", api_addr_, "--metrics-addr",
-                               "127.0.0.1:" + std::to_string(FreePort()), "--node-timeout", "2s",
-                               "--dns-addr", "127.0.0.1:0"},
-      (dir_ / "manager.log").string()));
-  for (int i = 1; i <= 2; ++i) {
-    processes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
-                                 "w" + std::to_string(i), "--data-dir",
-                                 (dir_ / ("w" + std::to_string(i))).string(), "--address-range",
-                                 Range(i), "--dns-addr", ""},
-        (dir_ / ("w" + std::to_string(i) + ".log")).string()));
-  }
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = Cli({"node", "ls", "-o", "json"});
-    auto nodes = JsonList(r.out, "nodes");
-    int ready = 0;
-    for (const auto& n : nodes) ready += n.value("state", "") == "NODE_STATE_READY";
-    return ready == 2;
-  }));
+  StartManager({"--node-timeout", "2s", "--dns-addr", "127.0.0.1:0"});
+  for (int i = 1; i <= 2; ++i) StartWorker(i, {"--dns-addr", ""});
+  ASSERT_TRUE(WaitNodesReady(2));
   ASSERT_EQ(CreateTestapp("web", 2).exit_code, 0);
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 2; }));
   std::set<std::string> nodes_used;

@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -54,6 +55,34 @@ inline int FreePort() {
   int port = ntohs(addr.sin_port);
   close(fd);
   return port;
+}
+
+// Second octets X of the 127.X.y.z addresses that have a socket on this machine just now
+// (another Warren cluster's tasks and proxies, a test server), from /proc/net. The kernel
+// prints each address as its in-memory (network order) word read as a host integer.
+inline std::set<int> LoopbackOctetsInUse() {
+  std::set<int> out;
+  for (const char* file : {"/proc/net/tcp", "/proc/net/udp", "/proc/net/tcp6", "/proc/net/udp6"}) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local;
+      fields >> slot >> local;
+      std::string hex = local.substr(0, local.find(':'));
+      if (hex.size() == 32) {  // IPv6: only IPv4-mapped addresses, ::ffff:a.b.c.d
+        if (hex.compare(0, 24, "0000000000000000FFFF0000") != 0) continue;
+        hex = hex.substr(24);
+      }
+      if (hex.size() != 8) continue;
+      in_addr a{};
+      a.s_addr = static_cast<uint32_t>(std::stoul(hex, nullptr, 16));
+      const uint32_t host = ntohl(a.s_addr);
+      if ((host >> 24) == 127) out.insert(static_cast<int>((host >> 16) & 0xff));
+    }
+  }
+  return out;
 }
 
 struct CommandResult {

@@ -115,5 +115,33 @@ TEST_F(WorkerE2eTest, ChattyTaskStaysUnderItsLogCapAndItsDirectoryGoes) {
       << "the directory of a removed service's task stayed";
 }
 
+// Issue 11 D8: another program (here another warren-testapp, as another cluster's task would
+// be) listens on the address and port the scheduler gives the first task. The task starts on
+// the next free address at once, instead of failing to bind and being restarted.
+TEST_F(WorkerE2eTest, TaskWhoseAddressIsTakenStartsOnAFreeOneWithoutARestart) {
+  const std::string taken = "127." + std::to_string(range_octet_) + ".0.1";
+  Process other(
+      {WARREN_TESTAPP_BINARY}, (dir_ / "other.log").string(),
+      {{"WARREN_TASK_IP", taken}, {"WARREN_TASK_PORT", "8080"}, {"WARREN_E2E_RUN", dir_.string()}});
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(taken, 8080, "/healthz").has_value(); })) << other.Log();
+  StartHybrid();
+  ASSERT_EQ(CreateTestapp("web", 2).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 2; }))
+      << Cli({"service", "ps", "web"}).out;
+  EXPECT_EQ(Tasks("web").size(), 2u)
+      << "a task failed and was replaced: " << Cli({"service", "ps", "web"}).out;
+  bool moved = false;
+  for (const auto& t : HealthyTasks("web")) {
+    EXPECT_NE(t.value("address", ""), taken);
+    moved = moved || t["status"]
+                             .value("message", "")
+                             .find(taken +
+                                   " was taken by another "
+                                   "program") != std::string::npos;
+  }
+  EXPECT_TRUE(moved) << Cli({"service", "ps", "web", "-o", "json"}).out;
+  other.Kill(SIGTERM);
+}
+
 }  // namespace
 }  // namespace warren::e2e

@@ -658,9 +658,10 @@ TEST(OutputTest, TasksInEveryFormat) {
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
   std::string table = RenderTasks(SampleTasks(), {{"n1", "node-1"}}, OutputFormat::kTable, now);
   EXPECT_EQ(table,
-            "TASK   SLOT   NODE     ADDRESS          STATE     HEALTH    EXIT   AGE\n"
+            "TASK   SLOT   NODE     ADDRESS          STATE     HEALTH    EXIT   AGE   ERROR\n"
             "t1     1      node-1   -                running   healthy   -      5s\n"
-            "t2     2      node-1   127.1.0.2:8080   failed    -         3      2m\n");
+            "t2     2      node-1   127.1.0.2:8080   failed    -         3      2m    exited with "
+            "code 3\n");
   std::string json = RenderTasks(SampleTasks(), {}, OutputFormat::kJson, now);
   EXPECT_THAT(json, HasSubstr("\"error\": \"exited with code 3\""));
   EXPECT_THAT(json, HasSubstr("\"output\": \"HTTP 200\""));
@@ -704,9 +705,10 @@ TEST(OutputTest, ServicesAndNodesTables) {
   n->mutable_last_heartbeat()->set_seconds(1'700'000'000 - 2);
   EXPECT_EQ(
       RenderNodes(nodes, OutputFormat::kTable, now),
-      "ID   NAME     ROLE     STATE   RUNTIME   CPUS   MEMORY   ADDRESSES      LABELS    "
-      "HEARTBEAT\n"
-      "n1   node-1   hybrid   ready   process   4      8G       127.1.0.0/16   zone=eu   2s\n");
+      "ID   NAME     ROLE     STATE   AVAILABILITY   RUNTIME   CPUS   MEMORY   ADDRESSES      "
+      "LABELS    HEARTBEAT\n"
+      "n1   node-1   hybrid   ready   active         process   4      8G       127.1.0.0/16   "
+      "zone=eu   2s\n");
 }
 
 TEST(OutputTest, UnifiedDiff) {
@@ -1891,7 +1893,7 @@ TEST(CliTest, UsageErrors) {
     std::string want;
   };
   for (const Case& c : std::vector<Case>{
-           {{"warren"}, "A subcommand is required"},
+           {{"warren"}, "'warren' needs a command: "},
            {{"warren", "service", "create"}, "NAME is required"},
            {{"warren", "service", "ls", "-o", "xml"}, "--output"},
            {{"warren", "service", "ls", "--bogus"}, "--bogus"},
@@ -1925,7 +1927,7 @@ TEST(CliTest, UsageErrors) {
     EXPECT_THAT(err.str(), HasSubstr(c.want));
   }
   std::ostringstream out, err;
-  EXPECT_EQ(RunCli({"warren", "version"}, out, err), 0);
+  EXPECT_EQ(RunCli({"warren", "--version"}, out, err), 0);
   EXPECT_THAT(out.str(), HasSubstr("warren "));
   EXPECT_EQ(RunCli({"warren", "service", "create", "--help"}, out, err), 0);
   EXPECT_THAT(out.str(), HasSubstr("--health-start-period"));

@@ -8,7 +8,10 @@
 #include "common/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/http_server.h"
+#include "in_process_cluster.h"
 #include "manager/server.h"
+#include "store/typed_store.h"
 #include "test_util.h"
 #include "worker/agent.h"
 #include "worker/fake_driver.h"
@@ -19,55 +22,11 @@ namespace {
 using testing_util::TempDir;
 using testing_util::WaitFor;
 
-class ClusterTest : public testing::Test {
+class ClusterTest : public testing_util::InProcessClusterTest {
  protected:
-  void SetUp() override {
-    ManagerOptions mo;
-    mo.data_dir = (dir_.path() / "manager").string();
-    mo.api_addr = "127.0.0.1:0";
-    mo.metrics_addr = "";
-    mo.node_timeout = node_timeout_;
-    mo.dns.addr = "";
-    auto m = ManagerServer::Start(mo, RealClock::Get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    manager_ = std::move(*m);
-    channel_ = grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Warren::NewStub(channel_);
-  }
-
-  void TearDown() override {
-    for (auto& w : workers_) w.agent->Stop();
-    workers_.clear();
-    if (manager_) manager_->Shutdown();
-  }
-
-  struct Worker {
-    FakeDriver* driver;
-    std::unique_ptr<WorkerAgent> agent;
-  };
-
-  WorkerOptions Options(const std::string& name, const std::string& range) {
-    WorkerOptions wo;
-    wo.manager_addr = manager_->api_addr();
-    wo.node_name = name;
-    wo.data_dir = (dir_.path() / name).string();
-    wo.address_range = range;
-    wo.dns.addr = "";
-    return wo;
-  }
-
-  Worker& AddWorker(const std::string& name, const std::string& range,
-                    std::map<std::string, std::string> labels = {}) {
-    WorkerOptions wo = Options(name, range);
-    wo.labels = labels;
-    auto driver = std::make_unique<FakeDriver>();
-    FakeDriver* raw = driver.get();
-    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
-    EXPECT_TRUE(agent->Start().ok());
-    workers_.push_back({raw, std::move(agent)});
-    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
-    return workers_.back();
-  }
+  // Short, so that tests of a silent node are quick; not so short that a loaded machine
+  // (a heartbeat every node_timeout / 5) flaps nodes.
+  ClusterTest() { node_timeout_ = absl::Seconds(3); }
 
   v1::Service Create(const std::string& name, int replicas) {
     grpc::ClientContext ctx;
@@ -80,32 +39,6 @@ class ClusterTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
-
-  std::vector<v1::Task> Tasks(const std::string& service) {
-    grpc::ClientContext ctx;
-    v1::ListTasksRequest req;
-    req.set_service(service);
-    v1::ListTasksResponse resp;
-    stub_->ListTasks(&ctx, req, &resp);
-    return {resp.tasks().begin(), resp.tasks().end()};
-  }
-
-  int RunningCount(const std::string& service) {
-    int n = 0;
-    for (const auto& t : Tasks(service)) {
-      if (t.status().state() == v1::TASK_STATE_RUNNING &&
-          t.desired_state() == v1::TASK_STATE_RUNNING)
-        n++;
-    }
-    return n;
-  }
-
-  absl::Duration node_timeout_ = absl::Seconds(1);
-  TempDir dir_;
-  std::unique_ptr<ManagerServer> manager_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
-  std::deque<Worker> workers_;  // stable references
 };
 
 TEST_F(ClusterTest, ReplicasRunSpreadAcrossWorkers) {
@@ -346,6 +279,347 @@ TEST_F(ClusterRestartTest, AdoptedTasksKeepTheirHealthAcrossAWorkerRestart) {
         << t.id() << ": healthy-since restarted with the worker";
   }
   agent.Stop();
+}
+
+// Issue 11 D2: a worker that comes back after its tasks went elsewhere (or after their
+// service was removed) adopts them, and then must stop every one the manager no longer
+// assigns to it. A node left with no task at all got no assignment message, so nothing
+// stopped them.
+class OrphanTest : public ClusterTest {
+ protected:
+  // A new agent on `w`'s data dir that recovers the tasks `w` left running; their ids go to
+  // `recovered`.
+  Worker& Restart(Worker& w, const std::string& name, const std::string& range,
+                  std::vector<std::string>* recovered) {
+    auto driver = std::make_unique<FakeDriver>();
+    for (const auto& [id, spec] : w.driver->Specs()) {
+      auto st = w.driver->Inspect(id);
+      if (st && st->phase != TaskRuntimeState::Phase::kExited) {
+        driver->AddRecoverable(spec, *st);
+        recovered->push_back(id);
+      }
+    }
+    FakeDriver* raw = driver.get();
+    auto agent =
+        std::make_unique<WorkerAgent>(Options(name, range), std::move(driver), RealClock::Get());
+    EXPECT_TRUE(agent->Start().ok());
+    workers_.push_back({raw, std::move(agent)});
+    return workers_.back();
+  }
+
+  // Restarts `w` and expects every task it recovers (`count` of them) to be stopped.
+  void RestartAndExpectAllStopped(Worker& w, size_t count, const std::string& what) {
+    std::vector<std::string> recovered;
+    auto& again = Restart(w, "w1", "127.11.0.0/16", &recovered);
+    ASSERT_EQ(recovered.size(), count);
+    EXPECT_TRUE(WaitFor([&] { return StillRunning(again, recovered).empty(); }))
+        << StillRunning(again, recovered).size() << " " << what;
+  }
+
+  // Ids among `ids` that still run on `w`.
+  static std::vector<std::string> StillRunning(const Worker& w,
+                                               const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    for (const auto& id : ids) {
+      auto st = w.driver->Inspect(id);
+      if (st && st->phase != TaskRuntimeState::Phase::kExited) out.push_back(id);
+    }
+    return out;
+  }
+
+  void Delete(const std::string& name) {
+    grpc::ClientContext ctx;
+    v1::DeleteServiceRequest req;
+    req.set_name_or_id(name);
+    v1::DeleteServiceResponse out;
+    ASSERT_TRUE(stub_->DeleteService(&ctx, req, &out).ok());
+  }
+};
+
+// A restart well within the node timeout: the node is never declared down.
+class OrphanQuickRestartTest : public OrphanTest {
+ protected:
+  OrphanQuickRestartTest() { node_timeout_ = absl::Seconds(30); }
+};
+
+TEST_F(OrphanTest, RestartedWorkerStopsTasksRescheduledElsewhere) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  ASSERT_TRUE(WaitFor([&] { return RunningCount("web") == 2 && w1.driver->Running() == 2; }));
+  auto& w2 = AddWorker("w2", "127.12.0.0/16");
+  w1.agent->Stop();  // as killed: its tasks keep running, its heartbeats stop
+  ASSERT_TRUE(WaitFor([&] { return w2.driver->Running() == 2 && RunningCount("web") == 2; }));
+  RestartAndExpectAllStopped(w1, 2, "orphan(s) still run on the restarted worker");
+}
+
+// `service rm` while the node is down forgets its tasks at once (nothing can stop them).
+TEST_F(OrphanTest, RestartedWorkerStopsTasksOfAServiceRemovedWhileItWasDown) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 2);
+  Create("api", 1);
+  ASSERT_TRUE(WaitFor([&] { return w1.driver->Running() == 3; }));
+  w1.agent->Stop();
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::ClientContext ctx;
+    v1::GetNodeRequest req;
+    req.set_name_or_id("w1");
+    v1::Node node;
+    return stub_->GetNode(&ctx, req, &node).ok() && node.state() == v1::NODE_STATE_DOWN;
+  }));
+  Delete("web");
+  Delete("api");
+  RestartAndExpectAllStopped(w1, 3, "task(s) of removed services still run");
+}
+
+// The node still has a task, so assignments arrive: only the one removed meanwhile stops.
+TEST_F(OrphanQuickRestartTest, RestartedWorkerKeepsWhatIsStillAssigned) {
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  Create("web", 1);
+  Create("api", 1);
+  ASSERT_TRUE(WaitFor([&] { return w1.driver->Running() == 2; }));
+  const std::string kept = Tasks("api")[0].id();
+  const std::string gone = Tasks("web")[0].id();
+  w1.agent->Stop();
+  Delete("web");
+  std::vector<std::string> recovered;
+  auto& again = Restart(w1, "w1", "127.11.0.0/16", &recovered);
+  ASSERT_TRUE(WaitFor([&] { return StillRunning(again, {gone}).empty(); }));
+  EXPECT_EQ(StillRunning(again, {kept}).size(), 1u);
+}
+
+// Issue 11 D1: a global task names its node before the scheduler gives it an address, and the
+// worker started it then: empty WARREN_TASK_IP, so it listened on 127.0.0.1 and two global
+// services on one node clashed. A task that cannot be placed (here: more CPU than any node
+// has) shows that deterministically: it must not run at all.
+TEST_F(ClusterTest, GlobalTasksStartOnlyOncePlacedWithTheirOwnAddress) {
+  auto add = [&](const std::string& name, const std::string& range) -> Worker& {
+    WorkerOptions wo = Options(name, range);
+    wo.cpus = 1;
+    auto driver = std::make_unique<FakeDriver>();
+    FakeDriver* raw = driver.get();
+    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
+    EXPECT_TRUE(agent->Start().ok());
+    workers_.push_back({raw, std::move(agent)});
+    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
+    return workers_.back();
+  };
+  auto& w1 = add("w1", "127.11.0.0/16");
+  auto& w2 = add("w2", "127.12.0.0/16");
+  auto global = [&](const std::string& name, double cpus) {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_mode("global");
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    req.mutable_spec()->mutable_template_()->mutable_resources()->set_cpus(cpus);
+    v1::Service out;
+    grpc::Status s = stub_->CreateService(&ctx, req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  };
+  global("big", 4);
+  global("a", 0.1);
+  global("b", 0.1);
+  ASSERT_TRUE(WaitFor([&] {
+    int unplaced = 0;
+    for (const auto& t : Tasks("big")) {
+      unplaced += t.status().message().rfind("no suitable node", 0) == 0;
+    }
+    return RunningCount("a") == 2 && RunningCount("b") == 2 && unplaced == 2;
+  })) << RunningCount("a")
+      << " " << RunningCount("b");
+  for (Worker* w : {&w1, &w2}) {
+    std::set<std::string> addresses;
+    for (const auto& [id, spec] : w->driver->Specs()) {
+      EXPECT_NE(spec.service_name, "big") << "an unplaced global task was started";
+      const std::string& ip = spec.env.at("WARREN_TASK_IP");
+      EXPECT_FALSE(ip.empty()) << spec.service_name;
+      EXPECT_EQ(ip, spec.address);
+      addresses.insert(ip);
+    }
+    EXPECT_EQ(addresses.size(), 2u) << "two global services share an address on one node";
+  }
+  EXPECT_EQ(w1.driver->Running(), 2);
+  EXPECT_EQ(w2.driver->Running(), 2);
+}
+
+// Issue 11 D3: two services publishing one port were both accepted.
+TEST_F(ClusterTest, PublishedPortConflictsAreRejectedAtCreateAndUpdate) {
+  AddWorker("w1", "127.11.0.0/16");
+  auto spec = [](const std::string& name, int published) {
+    v1::ServiceSpec s;
+    s.set_name(name);
+    s.set_replicas(1);
+    s.mutable_template_()->set_command("app");
+    v1::Port* p = s.mutable_template_()->add_ports();
+    p->set_target(9000);
+    p->set_published(published);
+    return s;
+  };
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("web", 18000);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18000);
+    v1::Service out;
+    grpc::Status s = stub_->CreateService(&ctx, req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("template.ports[0].published: port 18000"), std::string::npos)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find("service \"web\""), std::string::npos) << s.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest get;
+    get.set_name_or_id("api");
+    v1::Service out;
+    EXPECT_EQ(stub_->GetService(&ctx, get, &out).error_code(), grpc::StatusCode::NOT_FOUND)
+        << "a rejected create stored the service";
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18001);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  {
+    // apply -f goes through UpdateService for a service that exists.
+    grpc::ClientContext ctx;
+    v1::UpdateServiceRequest req;
+    *req.mutable_spec() = spec("api", 18000);
+    v1::Service out;
+    grpc::Status s = stub_->UpdateService(&ctx, req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("template.ports[0].published"), std::string::npos)
+        << s.error_message();
+  }
+  grpc::ClientContext ctx;
+  v1::GetServiceRequest get;
+  get.set_name_or_id("api");
+  v1::Service api;
+  ASSERT_TRUE(stub_->GetService(&ctx, get, &api).ok());
+  EXPECT_EQ(api.spec().template_().ports(0).published(), 18001);
+  EXPECT_EQ(api.revision(), 1);
+}
+
+// Issue 11 D4: `--publish 8080` (published = target) on the process runtime crash-looped: the
+// proxy and the task both bound 8080. Rejected, naming the field and a port to publish.
+TEST_F(ClusterTest, ProcessServicePublishingItsOwnTargetPortIsRejected) {
+  AddWorker("w1", "127.11.0.0/16");
+  grpc::ClientContext ctx;
+  v1::CreateServiceRequest req;
+  req.mutable_spec()->set_name("web");
+  req.mutable_spec()->set_replicas(1);
+  req.mutable_spec()->mutable_template_()->set_command("app");
+  v1::Port* p = req.mutable_spec()->mutable_template_()->add_ports();
+  p->set_target(8080);
+  p->set_published(8080);
+  v1::Service out;
+  grpc::Status s = stub_->CreateService(&ctx, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("template.ports[0].published: port 8080 is also the port"),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_NE(s.error_message().find("--publish 18080:8080"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(Tasks("web").empty());
+}
+
+// Issue 11 D3: a port another program holds is retried with backoff; the service shows it
+// (publish_errors, `service ps` and `inspect`) with one event, and it clears once it binds.
+TEST_F(ClusterTest, PortTakenByAnotherProgramIsReportedOnceAndRetried) {
+  auto holder = HttpServer::Start(
+      "127.0.0.1:0", [](const HttpRequest&) { return HttpResponse::Text(200, "not warren\n"); });
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  const int port = (*holder)->port();
+  AddWorker("w1", "127.11.0.0/16");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(1);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    v1::Port* p = req.mutable_spec()->mutable_template_()->add_ports();
+    p->set_target(9000);
+    p->set_published(port);
+    p->set_host_ip("127.0.0.1");
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  auto service = [&] {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest req;
+    req.set_name_or_id("web");
+    v1::Service out;
+    EXPECT_TRUE(stub_->GetService(&ctx, req, &out).ok());
+    return out;
+  };
+  auto events = [&](const std::string& action) {
+    int n = 0;
+    for (const auto& e : ListObjects<v1::Event>(manager_->store())) {
+      n += e.object_name() == "web" && e.action() == action;
+    }
+    return n;
+  };
+  // A second attempt (after the first backoff) has been made and reported.
+  ASSERT_TRUE(WaitFor([&] {
+    v1::Service s = service();
+    return s.publish_errors_size() == 1 && s.publish_errors(0).attempts() >= 2;
+  })) << service().ShortDebugString();
+  v1::PublishError e = service().publish_errors(0);
+  EXPECT_EQ(e.node_name(), "w1");
+  EXPECT_EQ(e.port(), port);
+  EXPECT_NE(e.error().find("in use"), std::string::npos) << e.error();
+  EXPECT_EQ(events("publish-failed"), 1);
+
+  (*holder)->Stop();
+  holder->reset();
+  ASSERT_TRUE(WaitFor([&] { return service().publish_errors_size() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return events("published") == 1; }));
+  EXPECT_EQ(events("publish-failed"), 1);
+}
+
+// Issue 11 D8: another program (another cluster on the machine) holds the address and port
+// the scheduler gave a task. The worker starts it on the next free address of its range, says
+// so in the task's status and an event, and the manager takes the new address.
+TEST_F(ClusterTest, TaskAddressTakenByAnotherProgramMovesToAFreeOne) {
+  // The scheduler's first address on w1 is 127.11.0.1.
+  auto holder = HttpServer::Start("127.11.0.1:0", [](const HttpRequest&) {
+    return HttpResponse::Text(200, "another cluster\n");
+  });
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  const int port = (*holder)->port();
+  auto& w1 = AddWorker("w1", "127.11.0.0/16");
+  {
+    grpc::ClientContext ctx;
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(1);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    req.mutable_spec()->mutable_template_()->add_ports()->set_target(port);
+    v1::Service out;
+    ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    auto ts = Tasks("web");
+    return RunningCount("web") == 1 && ts[0].address() == "127.11.0.2";
+  })) << Tasks("web")[0].ShortDebugString();
+  const v1::Task t = Tasks("web")[0];
+  EXPECT_NE(t.status().message().find("127.11.0.1 was taken by another program"), std::string::npos)
+      << t.status().message();
+  EXPECT_EQ(w1.driver->Specs().at(t.id()).env.at("WARREN_TASK_IP"), "127.11.0.2");
+  EXPECT_EQ(w1.driver->Specs().at(t.id()).address, "127.11.0.2");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& e : ListObjects<v1::Event>(manager_->store())) {
+      if (e.action() == "readdressed" && e.object_id() == t.id()) return true;
+    }
+    return false;
+  }));
 }
 
 // A task the worker lost while it was down (it died before the task was started, or its

@@ -1,0 +1,9 @@
+#include "common/heap.h"
+
+#include <malloc.h>
+
+namespace warren {
+
+void ReturnFreeHeapToOs() { malloc_trim(0); }
+
+}  // namespace warren
