@@ -949,6 +949,9 @@ absl::Status CheckDocumentsEnd(const std::string& yaml) {
 // Strings a YAML reader would take for a number, a boolean or null get quotes.
 bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
+  // CheckFlowDepth counts brackets in a plain scalar as nesting, across lines: a spec whose
+  // strings hold many of them would not read back from its own YAML. Quoted, they do not count.
+  if (s.find_first_of("[{") != std::string::npos) return true;
   std::string lower = absl::AsciiStrToLower(s);
   static const std::set<std::string> kWords = {"null", "~", "true", "false", "yes",  "no",   "on",
                                                "off",  "y", "n",    ".nan",  ".inf", "-.inf"};

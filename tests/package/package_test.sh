@@ -76,7 +76,7 @@ if command -v dpkg-deb >/dev/null && command -v cpack >/dev/null; then
     done
     mkdir -p "$TMP/x" && dpkg-deb -x "$DEB" "$TMP/x"
     # Stripped for the package, and still runs.
-    "$TMP/x$PREFIX/bin/warren" version | grep -q '^warren ' || fail "packaged warren does not run"
+    "$TMP/x$PREFIX/bin/warren" --version | grep -q '^warren ' || fail "packaged warren does not run"
     cmp -s "$TMP/x$PREFIX/lib/systemd/system/warren.service" "$UNIT" ||
       fail "the packaged unit differs from the installed one"
     if command -v systemd-analyze >/dev/null; then

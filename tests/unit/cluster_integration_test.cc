@@ -395,13 +395,7 @@ TEST_F(ClusterTest, GlobalTasksStartOnlyOncePlacedWithTheirOwnAddress) {
   auto add = [&](const std::string& name, const std::string& range) -> Worker& {
     WorkerOptions wo = Options(name, range);
     wo.cpus = 1;
-    auto driver = std::make_unique<FakeDriver>();
-    FakeDriver* raw = driver.get();
-    auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());
-    EXPECT_TRUE(agent->Start().ok());
-    workers_.push_back({raw, std::move(agent)});
-    EXPECT_TRUE(WaitFor([&] { return !workers_.back().agent->node_id().empty(); }));
-    return workers_.back();
+    return AddWorker(wo);
   };
   auto& w1 = add("w1", "127.11.0.0/16");
   auto& w2 = add("w2", "127.12.0.0/16");

@@ -63,6 +63,11 @@ class InProcessClusterTest : public ::testing::Test {
                     std::map<std::string, std::string> labels = {}) {
     WorkerOptions wo = Options(name, range);
     wo.labels = std::move(labels);
+    return AddWorker(wo);
+  }
+
+  // A worker on the fake runtime, once it has registered.
+  Worker& AddWorker(const WorkerOptions& wo) {
     auto driver = std::make_unique<FakeDriver>();
     FakeDriver* raw = driver.get();
     auto agent = std::make_unique<WorkerAgent>(wo, std::move(driver), RealClock::Get());

@@ -1301,6 +1301,20 @@ TEST(ToYamlTest, ControlCharactersAndEdgeWhiteSpaceRoundTrip) {
   auto again = ParseServicesYaml(ToYaml((*specs)[0]));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)[0].template_().command(), (*specs)[0].template_().command());
+
+// Found by the spec fuzzer: brackets in plain strings count towards the YAML depth limit, so
+// a command and an argument with 40 '{' each were valid but their YAML was refused.
+TEST(ToYamlTest, StringsWithManyBracketsRoundTrip) {
+  v1::ServiceSpec spec = ValidSpec();
+  const std::string braces = "/bin/app" + std::string(40, '{') + std::string(10, '[');
+  spec.mutable_template_()->set_command(braces);
+  spec.mutable_template_()->add_args(braces);
+  ASSERT_TRUE(ValidateServiceSpec(spec).ok());
+  const std::string yaml = ToYaml(spec);
+  auto parsed = ParseServicesYaml(yaml);
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << yaml;
+  ASSERT_EQ(parsed->size(), 1u);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*parsed)[0], spec)) << yaml;
 }
 
 }  // namespace
