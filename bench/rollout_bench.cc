@@ -146,15 +146,22 @@ class Bench {
                      std::chrono::seconds(60), std::chrono::milliseconds(50));
   }
 
-  // Tasks of NAME that should run, run, are healthy and are on `revision`.
-  int HealthyOn(const std::string& name, int64_t revision) {
+  // The tasks of NAME, or nullopt when the manager does not answer.
+  std::optional<v1::ListTasksResponse> ListTasks(const std::string& name) {
     auto ctx = Ctx();
     v1::ListTasksRequest req;
     req.set_service(name);
     v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return -1;
+    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
+    return resp;
+  }
+
+  // Tasks of NAME that should run, run, are healthy and are on `revision`.
+  int HealthyOn(const std::string& name, int64_t revision) {
+    auto resp = ListTasks(name);
+    if (!resp) return -1;
     int n = 0;
-    for (const auto& t : resp.tasks()) {
+    for (const auto& t : resp->tasks()) {
       if (t.desired_state() == v1::TASK_STATE_RUNNING &&
           t.status().state() == v1::TASK_STATE_RUNNING &&
           t.status().health().state() == v1::HEALTH_STATE_HEALTHY && t.revision() == revision) {
@@ -165,26 +172,19 @@ class Bench {
   }
 
   std::set<std::string> TaskIds(const std::string& name) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
     std::set<std::string> out;
-    if (stub_->ListTasks(ctx.get(), req, &resp).ok()) {
-      for (const auto& t : resp.tasks()) out.insert(t.id());
+    if (auto resp = ListTasks(name)) {
+      for (const auto& t : resp->tasks()) out.insert(t.id());
     }
     return out;
   }
 
   // Tasks of NAME on `revision` that a runtime runs (healthy or not).
   int RunningOn(const std::string& name, int64_t revision) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return -1;
+    auto resp = ListTasks(name);
+    if (!resp) return -1;
     int n = 0;
-    for (const auto& t : resp.tasks()) {
+    for (const auto& t : resp->tasks()) {
       if (t.revision() == revision && t.status().state() == v1::TASK_STATE_RUNNING) n++;
     }
     return n;

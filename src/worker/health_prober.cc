@@ -156,8 +156,8 @@ HealthCheckParams ResolveHealthCheck(const v1::HealthCheck& check) {
   }
   if (check.retries() > 0) p.retries = check.retries();
   if (check.success_threshold() > 0) p.success_threshold = check.success_threshold();
-  if (check.has_start_period() && FromProto(check.start_period()) > absl::ZeroDuration()) {
-    p.start_period = FromProto(check.start_period());
+  if (check.has_start_period()) {
+    p.start_period = std::max(absl::ZeroDuration(), FromProto(check.start_period()));
   }
   return p;
 }

@@ -21,21 +21,27 @@
 
 namespace warren {
 
-// A HealthCheck with its defaults applied (unset or non-positive fields take the default).
+// How long a new task that has not been healthy yet may fail its probes without them counting,
+// when its check sets no start period. A wall time, not a number of intervals: with a short
+// interval the first one alone ended before a loaded machine had the program listening.
+inline constexpr absl::Duration kDefaultHealthStartPeriod = absl::Seconds(5);
+
+// A HealthCheck with its defaults applied (unset or non-positive fields take the default; a
+// start period given as 0 stays 0).
 struct HealthCheckParams {
   absl::Duration interval = absl::Seconds(5);
   absl::Duration timeout = absl::Seconds(2);
   int retries = 3;
   int success_threshold = 1;
-  absl::Duration start_period = absl::ZeroDuration();
+  absl::Duration start_period = kDefaultHealthStartPeriod;
 };
 HealthCheckParams ResolveHealthCheck(const v1::HealthCheck& check);
 
 // The health of one task as a pure state machine over probe results; time comes from the caller.
 //  - STARTING until `success_threshold` consecutive successes (HEALTHY) or `retries`
 //    consecutive failures (UNHEALTHY).
-//  - Failures before the end of the start period do not count, unless the task has already been
-//    healthy once.
+//  - Failures before the end of the start period (kDefaultHealthStartPeriod unless the check
+//    sets one) do not count, unless the task has already been healthy once.
 //  - HEALTHY becomes UNHEALTHY after `retries` consecutive failures and UNHEALTHY becomes HEALTHY
 //    again after `success_threshold` consecutive successes.
 // The first probe is due one interval after the task started, each next one an interval after

@@ -13,9 +13,9 @@ command -v "$CXX" >/dev/null || { echo "run_spec_fuzz: $CXX not found" >&2; exit
 mkdir -p "$out/spec_gen"
 bin="$out/spec_fuzz"
 proto="$root/proto/warren/v1/objects.proto"
-srcs=("$here/spec_fuzz.cc" "$root/src/common/spec.cc")
+srcs=("$here/spec_fuzz.cc" "$root/src/common/spec.cc" "$root/src/common/enum_names.cc")
 if [ ! -x "$bin" ] || [ -n "$(find "${srcs[@]}" "$root/src/common/limits.h" "$root/src/common/spec.h" \
-  "$proto" -newer "$bin" 2>/dev/null)" ]; then
+  "$root/src/common/enum_names.h" "$proto" -newer "$bin" 2>/dev/null)" ]; then
   protoc -I"$root/proto" --cpp_out="$out/spec_gen" "$proto"
   # Only the fuzzed code is instrumented for coverage; the generated messages are not.
   "$CXX" -std=c++20 -O1 -g -fsanitize=address,undefined -c "$out/spec_gen/warren/v1/objects.pb.cc" \

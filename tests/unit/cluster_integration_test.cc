@@ -194,6 +194,7 @@ TEST_F(ClusterTest, NeverHealthyTaskStopsWithoutDraining) {
   auto* hc = spec->mutable_template_()->mutable_health_check();
   hc->mutable_exec()->add_command("false");
   hc->mutable_interval()->set_nanos(50'000'000);
+  hc->mutable_start_period()->set_seconds(0);  // unhealthy at once, not after the default
   hc->set_retries(1);
   v1::Service out;
   ASSERT_TRUE(stub_->CreateService(&ctx, req, &out).ok());

@@ -177,7 +177,7 @@ TEST(HealthTrackerTest, DefaultsAndTiming) {
   EXPECT_EQ(p.timeout, absl::Seconds(2));
   EXPECT_EQ(p.retries, 3);
   EXPECT_EQ(p.success_threshold, 1);
-  EXPECT_EQ(p.start_period, absl::ZeroDuration());
+  EXPECT_EQ(p.start_period, kDefaultHealthStartPeriod);
 
   SetDuration(check.mutable_interval(), absl::Milliseconds(1500));
   SetDuration(check.mutable_timeout(), absl::Milliseconds(300));
@@ -203,6 +203,7 @@ TEST(HealthTrackerTest, StartupProbesFindHealthEarlyAndTheirFailuresDoNotCount) 
   check.mutable_tcp();
   check.set_retries(1);
   SetDuration(check.mutable_interval(), absl::Seconds(1));
+  SetDuration(check.mutable_start_period(), absl::ZeroDuration());  // the first interval alone
   FakeClock clock;
   const absl::Time start = clock.Now();
   HealthTracker tracker(check, start);
@@ -229,6 +230,54 @@ TEST(HealthTrackerTest, StartupProbesFindHealthEarlyAndTheirFailuresDoNotCount) 
   EXPECT_TRUE(fast.Record(ok, clock.Now()));
   EXPECT_EQ(fast.health().state(), v1::HEALTH_STATE_HEALTHY);
   EXPECT_EQ(fast.NextProbeAt(), start + absl::Milliseconds(1250));
+}
+
+// A new canary went unhealthy 0.6 s after its start under load (200 ms interval, 3 retries):
+// the process was not listening yet, and only its first interval was a grace. Without a start
+// period of its own a task gets the default one, in time rather than in intervals.
+TEST(HealthTrackerTest, ANewTaskGetsTheDefaultStartPeriodToStartListening) {
+  v1::HealthCheck check;
+  check.mutable_http();
+  SetDuration(check.mutable_interval(), absl::Milliseconds(200));
+  EXPECT_EQ(ResolveHealthCheck(check).start_period, kDefaultHealthStartPeriod);
+  FakeClock clock;
+  const absl::Time start = clock.Now();
+  v1::ProbeResult refused, ok;
+  refused.set_output("connect 127.0.0.1:8080: Connection refused");
+  ok.set_ok(true);
+  // Slow to start: refused for 1.5 s, then serving. It never goes unhealthy on the way.
+  HealthTracker slow(check, start);
+  while (slow.NextProbeAt() < start + absl::Milliseconds(1500)) {
+    clock.Set(slow.NextProbeAt());
+    EXPECT_FALSE(slow.Record(refused, clock.Now())) << clock.Now() - start;
+    EXPECT_EQ(slow.health().state(), kStarting);
+    EXPECT_EQ(slow.health().failing_streak(), 0);
+  }
+  clock.Set(slow.NextProbeAt());
+  EXPECT_TRUE(slow.Record(ok, clock.Now()));
+  EXPECT_EQ(slow.health().state(), kHealthy);
+
+  // Never listening: unhealthy once the start period is over and its retries have failed.
+  HealthTracker never(check, start);
+  absl::Time unhealthy_at = absl::InfiniteFuture();
+  while (unhealthy_at == absl::InfiniteFuture() && never.NextProbeAt() < start + absl::Minutes(1)) {
+    clock.Set(never.NextProbeAt());
+    if (never.Record(refused, clock.Now())) unhealthy_at = clock.Now();
+  }
+  EXPECT_EQ(never.health().state(), kUnhealthy);
+  EXPECT_GE(unhealthy_at - start, kDefaultHealthStartPeriod);
+  EXPECT_LE(unhealthy_at - start, kDefaultHealthStartPeriod + 3 * absl::Milliseconds(200));
+
+  // A start period of 0 given on purpose keeps only the first interval's grace.
+  SetDuration(check.mutable_start_period(), absl::ZeroDuration());
+  EXPECT_EQ(ResolveHealthCheck(check).start_period, absl::ZeroDuration());
+  HealthTracker eager(check, start);
+  for (int i = 0; i < 6; ++i) {
+    clock.Set(eager.NextProbeAt());
+    eager.Record(refused, clock.Now());
+  }
+  EXPECT_EQ(eager.health().state(), kUnhealthy);
+  EXPECT_EQ(clock.Now() - start, absl::Milliseconds(600));
 }
 
 // Issue 17 D6: a worker restart reported every adopted task STARTING and, once probed,

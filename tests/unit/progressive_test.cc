@@ -14,8 +14,7 @@ std::pair<int, int> Healthy(int64_t, int weight) { return {weight / 5, 0}; }
 TEST(BlueGreenTest, SwitchesWhenGreenIsReadyAndRemovesBlueAfterTheDelay) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(3, "blue-green");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   // One green task is slower, so green is partly ready (the preview set) for a while.
   sim.behavior = [](const v1::Task& t) {
     Behavior b;
@@ -49,8 +48,7 @@ TEST(BlueGreenTest, WaitsForPromoteWithoutAutoPromote) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(2, "blue-green");
   spec.mutable_update_config()->set_auto_promote(false);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(2) == 2 && sim.Serving(2) == 2; }));
@@ -68,8 +66,7 @@ TEST(BlueGreenTest, WaitsForPromoteWithoutAutoPromote) {
 TEST(BlueGreenTest, RollbackInsideTheWindowFlipsBackWithoutStartingATask) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(3, "blue-green");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->switched(); }));
@@ -91,8 +88,7 @@ TEST(BlueGreenTest, RollbackInsideTheWindowFlipsBackWithoutStartingATask) {
 TEST(BlueGreenTest, PostSwitchAnalysisFailureFlipsBack) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(2, "blue-green");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = [](int64_t revision, int weight) -> std::pair<int, int> {
     int n = weight / 5;
     return {n, revision == 2 ? n / 2 : 0};  // green fails half its requests
@@ -110,8 +106,7 @@ TEST(BlueGreenTest, PostSwitchAnalysisFailureFlipsBack) {
 TEST(CanaryTest, WalksThroughTheStepsWithExactWeightsAndCounts) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(10, "canary");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 10; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -142,8 +137,7 @@ TEST(CanaryTest, WalksThroughTheStepsWithExactWeightsAndCounts) {
 TEST(CanaryTest, BadCanaryRollsBackWithinOnePass) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(4, "canary");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = [](int64_t revision, int weight) -> std::pair<int, int> {
     int n = std::max(1, weight / 2);
     return {n, revision == 2 ? n * 3 / 10 : 0};  // ERROR_RATE=0.3 on the canary
@@ -169,8 +163,7 @@ TEST(CanaryTest, AbortAndPromoteFull) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(4, "canary");
   *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -210,8 +203,7 @@ TEST(CanaryTest, PromoteAtTheLastStepEndsTheRollout) {
     *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
     spec.mutable_update_config()->add_canary_steps(50);
     spec.mutable_update_config()->add_canary_steps(100);
-    sim.Create(spec);
-    ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+    ASSERT_TRUE(sim.CreateServing(spec));
     sim.traffic_gen = Healthy;
     ToV2(&spec);
     ASSERT_TRUE(sim.Update(spec).ok());
@@ -236,8 +228,7 @@ TEST(BlueGreenTest, PromoteAfterTheSwitchEndsThePostSwitchWindow) {
   v1::ServiceSpec spec = Progressive(2, "blue-green");
   *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
   *spec.mutable_update_config()->mutable_scale_down_delay() = ToProtoDuration(absl::Hours(1));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->switched(); }));
@@ -254,8 +245,7 @@ TEST(CanaryTest, ThinTrafficPolicies) {
     Sim sim;
     v1::ServiceSpec spec = Progressive(2, "canary");
     spec.mutable_update_config()->set_thin_traffic(policy);
-    sim.Create(spec);
-    ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+    ASSERT_TRUE(sim.CreateServing(spec));
     sim.traffic_gen = [](int64_t, int) -> std::pair<int, int> { return {0, 0}; };
     ToV2(&spec);
     ASSERT_TRUE(sim.Update(spec).ok());
@@ -274,8 +264,7 @@ TEST_P(ProgressiveRestartTest, ContinuesFromTheStore) {
   v1::ServiceSpec spec = Progressive(3, strategy);
   *spec.mutable_update_config()->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(5));
   *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Seconds(3));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   const bool failing = bad;
   sim.traffic_gen = [failing](int64_t revision, int weight) -> std::pair<int, int> {
     int n = weight / 2 + 1;
@@ -311,8 +300,7 @@ namespace {
 TEST(CanaryTest, PauseHoldsTheStepAndResumeContinues) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(4, "canary");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -360,8 +348,7 @@ grpc::Status Rollback(Sim& sim, v1::Service* out, int64_t to = 0) {
 TEST(WarmRollbackTest, AfterAFinishedBlueGreenSwitchesBackToTheWarmBlue) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(10, "blue-green");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 10; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -394,8 +381,7 @@ TEST(WarmRollbackTest, CanaryKeepsTheStableTasksForTheScaleDownDelay) {
   spec.mutable_update_config()->add_canary_steps(10);
   spec.mutable_update_config()->add_canary_steps(50);
   spec.mutable_update_config()->add_canary_steps(100);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 10; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -419,8 +405,7 @@ TEST(WarmRollbackTest, AfterAFinishedCanarySwitchesBackToTheWarmStableSet) {
   spec.mutable_update_config()->add_canary_steps(10);
   spec.mutable_update_config()->add_canary_steps(50);
   spec.mutable_update_config()->add_canary_steps(100);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 10; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -445,8 +430,7 @@ TEST(WarmRollbackTest, AfterAFinishedCanarySwitchesBackToTheWarmStableSet) {
 TEST(WarmRollbackTest, AfterTheScaleDownDelayTheRollbackIsRolling) {
   Sim sim;
   v1::ServiceSpec spec = Progressive(10, "canary");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 10; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = Healthy;
   ToV2(&spec);
   ASSERT_TRUE(sim.Update(spec).ok());
@@ -483,8 +467,7 @@ TEST_P(RollbackHistoryTest, TheRevisionRolledBackFromIsRolledBack) {
   v1::ServiceSpec spec = Progressive(3, strategy);
   *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Seconds(4));
   *spec.mutable_update_config()->mutable_scale_down_delay() = ToProtoDuration(absl::Seconds(20));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   const bool bad = how == How::kAutomatic;
   sim.traffic_gen = [bad](int64_t revision, int weight) -> std::pair<int, int> {
     int n = weight / 2 + 1;
@@ -546,8 +529,7 @@ TEST(DeploymentMetricsTest, NamesAndLabelsOfThePlan) {
   ManagerMetrics metrics(gauges);
   metrics.AddCanaryGauges(sim.store(), sim.traffic());
   v1::ServiceSpec spec = Progressive(4, "canary");
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.traffic_gen = [](int64_t revision, int weight) -> std::pair<int, int> {
     int n = std::max(1, weight / 2);
     return {n, revision == 2 ? n * 3 / 10 : 0};

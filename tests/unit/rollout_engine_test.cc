@@ -74,8 +74,7 @@ TEST(LegacyFieldsTest, StringsWrittenByAnOlderVersionBecomeEnums) {
 TEST(LegacyFieldsTest, TheControllerUpgradesAnOlderDataDir) {
   sim::Sim sim;
   v1::ServiceSpec spec = sim::WebSpec(1);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 1; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   // Revision 1 as an older binary stored it: outcome "created" in field 9, no enum.
   v1::Revision r = ListObjects<v1::Revision>(sim.store()).front();
   r.clear_outcome();
@@ -187,8 +186,7 @@ TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
   v1::ServiceSpec spec = sim::WebSpec(4);
   spec.mutable_update_config()->set_strategy("canary");
   *spec.mutable_update_config()->mutable_canary_window() = ToProtoDuration(absl::Hours(1));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->weight() == 10; }));
@@ -215,8 +213,7 @@ TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
 TEST(IntentTest, AnIntentThatCannotApplySaysWhy) {
   sim::Sim sim;
   v1::ServiceSpec spec = sim::WebSpec(2);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   v1::PromoteRequest req;

@@ -168,6 +168,12 @@ class Sim {
     return out;
   }
 
+  // Creates the service and runs until all its replicas serve: where most tests start.
+  bool CreateServing(const v1::ServiceSpec& spec) {
+    Create(spec);
+    return RunUntil([&] { return Available() == spec.replicas(); });
+  }
+
   grpc::Status Update(const v1::ServiceSpec& spec, v1::Service* out = nullptr) {
     v1::UpdateServiceRequest req;
     *req.mutable_spec() = spec;

@@ -91,8 +91,7 @@ TEST_P(FailureAtBatchTest, FailureActionApplies) {
   v1::ServiceSpec spec = WebSpec(4);
   spec.mutable_update_config()->set_failure_action(action);
   *spec.mutable_update_config()->mutable_healthy_deadline() = ToProtoDuration(absl::Seconds(20));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   const int slot_limit = failing_slot;
   sim.behavior = [slot_limit](const v1::Task& t) {
     Behavior b;
@@ -140,8 +139,7 @@ INSTANTIATE_TEST_SUITE_P(EveryBatch, FailureAtBatchTest,
 TEST(RolloutTest, CrashLoopingVersionRollsBack) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(3);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.behavior = [](const v1::Task& t) {
     Behavior b;
     if (Version(t) == "v2") b.crash_after = absl::Milliseconds(300);
@@ -158,8 +156,7 @@ TEST(RolloutTest, HealthyDeadlineCountsAsFailure) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
   *spec.mutable_update_config()->mutable_healthy_deadline() = ToProtoDuration(absl::Seconds(5));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.behavior = [](const v1::Task& t) {
     Behavior b;
     b.hangs = Version(t) == "v2";
@@ -179,8 +176,7 @@ TEST(RolloutTest, ProgressDeadlineRollsBackWithDeadlineReason) {
   auto* uc = spec.mutable_update_config();
   *uc->mutable_progress_deadline() = ToProtoDuration(absl::Seconds(8));
   *uc->mutable_healthy_deadline() = ToProtoDuration(absl::Minutes(10));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   sim.behavior = [](const v1::Task& t) {
     Behavior b;
     b.hangs = Version(t) == "v2";
@@ -197,8 +193,7 @@ TEST(RolloutTest, ProgressDeadlineRollsBackWithDeadlineReason) {
 TEST(RolloutTest, PauseAndResume) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(5);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 5; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Rollout("web")->available() >= 2; }));
@@ -222,8 +217,7 @@ TEST(RolloutTest, PauseAndResume) {
 TEST(RolloutTest, UpdateDuringRolloutSupersedesIt) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(4);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 4; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Live(2) >= 2; }));
@@ -254,8 +248,7 @@ TEST_P(RestartAtStepTest, ContinuesFromTheStore) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(3);
   *spec.mutable_update_config()->mutable_min_ready() = ToProtoDuration(absl::Seconds(1));
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   if (bad_version) {
     sim.behavior = [](const v1::Task& t) {
       Behavior b;
@@ -285,8 +278,7 @@ INSTANTIATE_TEST_SUITE_P(EveryStep, RestartAtStepTest,
 TEST(RolloutTest, ManualRollbackAfterSuccess) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(3);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
@@ -320,8 +312,7 @@ TEST(RolloutTest, ManualRollbackAfterSuccess) {
 TEST(RolloutTest, ScalingMakesNoRevisionAndNoRollout) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   spec.set_replicas(5);
   v1::Service out;
   ASSERT_TRUE(sim.Update(spec, &out).ok());
@@ -352,8 +343,7 @@ TEST(RolloutTest, HistoryLimitKeepsNewestRevisions) {
 TEST(RolloutTest, DeploymentMetricsCountOutcomes) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
   ASSERT_TRUE(sim.Update(spec).ok());
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Phase("web") == v1::DEPLOYMENT_PHASE_SUCCEEDED; }));
@@ -389,8 +379,7 @@ void UpdateTo(Sim& sim, v1::ServiceSpec* spec, const std::string& version) {
 TEST(RollbackTargetTest, SkipsRolledBackRevisions) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   UpdateTo(sim, &spec, "v2");
   UpdateTo(sim, &spec, "v3");
   v1::Service out;
@@ -426,8 +415,7 @@ TEST(RollbackTargetTest, PicksTheNewestEarlierSucceededRevision) {
 TEST(RollbackTargetTest, ANamedRevisionIsTakenAsNamed) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   UpdateTo(sim, &spec, "v2");
   UpdateTo(sim, &spec, "v3");
   v1::Service out;
@@ -464,8 +452,7 @@ TEST_P(UnplaceableTest, FailsFastWithTheReason) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(2);
   spec.mutable_update_config()->set_strategy(c.strategy);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 2; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   c.change(spec.mutable_template_());
   ASSERT_TRUE(sim.Update(spec).ok());
   const absl::Time start = sim.clock().Now();
@@ -500,8 +487,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(UnplaceableTest, ASupersedingRolloutRollsBackInSeconds) {
   Sim sim;
   v1::ServiceSpec spec = WebSpec(3);
-  sim.Create(spec);
-  ASSERT_TRUE(sim.RunUntil([&] { return sim.Available() == 3; }));
+  ASSERT_TRUE(sim.CreateServing(spec));
   // Revision 2 switches slot 1, then waits a minute before its next batch.
   *spec.mutable_update_config()->mutable_delay() = ToProtoDuration(absl::Minutes(1));
   (*spec.mutable_template_()->mutable_env())["VERSION"] = "v2";
