@@ -842,87 +842,85 @@ grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRe
                         absl::StrCat("availability: must be active, pause or drain, got ",
                                      static_cast<int>(availability)));
   }
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto node = FindNode(req->name_or_id());
-    if (!node.ok()) return ToGrpc(node.status());
-    if (req->expected_version() != 0 && req->expected_version() != node->version()) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("node \"", node->name(), "\" changed since version ",
-                                       req->expected_version(), " (now ", node->version(),
-                                       "); read it again and retry"));
-    }
-    if (node->availability() == availability) {
-      *resp = *node;
-      FillLiveness(resp);
-      return grpc::Status::OK;
-    }
-    v1::Node next = *node;
-    next.set_availability(availability);
-    const std::string was = NodeAvailabilityName(node->availability());
-    const std::string now = NodeAvailabilityName(availability);
-    std::string what = absl::StrCat("availability ", now, " (was ", was, ")");
-    if (availability == v1::NODE_AVAILABILITY_DRAIN) {
-      absl::StrAppend(&what, ": its tasks move to other nodes");
-    } else if (availability == v1::NODE_AVAILABILITY_PAUSE) {
-      absl::StrAppend(&what, ": no new tasks");
-    }
-    auto v = store_.Commit({PutMutation(next, node->version()),
-                            events_.Make("node", next.id(), next.name(), now, what)});
-    if (v.ok()) {
-      spdlog::info("node {} ({}): {}", next.name(), next.id(), what);
-      next.set_version(*v);
-      FillLiveness(&next);
-      *resp = next;
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kAborted) return ToGrpc(v.status());
+  v1::Node next;
+  std::string what;
+  bool unchanged = false;
+  absl::StatusOr<uint64_t> v =
+      CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        auto node = FindNode(req->name_or_id());
+        if (!node.ok()) return node.status();
+        if (req->expected_version() != 0 && req->expected_version() != node->version()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "node \"", node->name(), "\" changed since version ", req->expected_version(),
+              " (now ", node->version(), "); read it again and retry"));
+        }
+        next = *node;
+        unchanged = node->availability() == availability;
+        if (unchanged) return std::vector<Mutation>{};
+        next.set_availability(availability);
+        const std::string was = NodeAvailabilityName(node->availability());
+        const std::string now = NodeAvailabilityName(availability);
+        what = absl::StrCat("availability ", now, " (was ", was, ")");
+        if (availability == v1::NODE_AVAILABILITY_DRAIN) {
+          absl::StrAppend(&what, ": its tasks move to other nodes");
+        } else if (availability == v1::NODE_AVAILABILITY_PAUSE) {
+          absl::StrAppend(&what, ": no new tasks");
+        }
+        return std::vector<Mutation>{PutMutation(next, node->version()),
+                                     events_.Make("node", next.id(), next.name(), now, what)};
+      });
+  if (!v.ok()) return ToGrpc(v.status());
+  if (!unchanged) {
+    spdlog::info("node {} ({}): {}", next.name(), next.id(), what);
+    next.set_version(*v);
   }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  FillLiveness(&next);
+  *resp = next;
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest* req,
                                     v1::RemoveNodeResponse* resp) {
-  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-    auto node = FindNode(req->name_or_id());
-    if (!node.ok()) return ToGrpc(node.status());
-    if (node->state() == v1::NODE_STATE_READY && !req->force()) {
-      return grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("node \"", node->name(),
-                       "\" is ready (its worker is running): stop its worker and wait until "
-                       "`warren node ls` shows it down, or drain it and remove it with --force"));
-    }
-    const absl::Time now = clock_.Now();
-    std::vector<Mutation> m = {DeleteMutation(*node, node->version())};
-    int moved = 0;
-    for (const auto& t : ListObjects<v1::Task>(store_)) {
-      if (t.node_id() != node->id() || IsTerminal(t.status().state())) continue;
-      // Orphaned like the tasks of a node that went down: the reconciler replaces them.
-      v1::Task lost = t;
-      auto* st = lost.mutable_status();
-      st->set_state(v1::TASK_STATE_ORPHANED);
-      st->set_message(absl::StrCat("node ", node->name(), " was removed"));
-      *st->mutable_timestamp() = ToProtoTime(now);
-      *st->mutable_finished_at() = ToProtoTime(now);
-      m.push_back(PutMutation(lost, t.version()));
-      moved++;
-    }
-    m.push_back(events_.Make("node", node->id(), node->name(), "removed",
-                             absl::StrCat("removed", req->force() ? " (forced)" : "", "; ", moved,
-                                          " tasks rescheduled")));
-    auto v = store_.Commit(m);
-    if (v.ok()) {
-      spdlog::info("node {} ({}) removed{}; {} tasks rescheduled", node->name(), node->id(),
-                   req->force() ? " (forced)" : "", moved);
-      resp->set_id(node->id());
-      return grpc::Status::OK;
-    }
-    if (v.status().code() != absl::StatusCode::kAborted &&
-        v.status().code() != absl::StatusCode::kNotFound) {
-      return ToGrpc(v.status());
-    }
-  }
-  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+  v1::Node node;
+  int moved = 0;
+  absl::StatusOr<uint64_t> v = CommitWithRetry(
+      store_,
+      [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        auto found = FindNode(req->name_or_id());
+        if (!found.ok()) return found.status();
+        node = *found;
+        if (node.state() == v1::NODE_STATE_READY && !req->force()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "node \"", node.name(),
+              "\" is ready (its worker is running): stop its worker and wait until "
+              "`warren node ls` shows it down, or drain it and remove it with --force"));
+        }
+        const absl::Time now = clock_.Now();
+        std::vector<Mutation> m = {DeleteMutation(node, node.version())};
+        moved = 0;
+        for (const auto& t : ListObjects<v1::Task>(store_)) {
+          if (t.node_id() != node.id() || IsTerminal(t.status().state())) continue;
+          // Orphaned like the tasks of a node that went down: the reconciler replaces them.
+          v1::Task lost = t;
+          auto* st = lost.mutable_status();
+          st->set_state(v1::TASK_STATE_ORPHANED);
+          st->set_message(absl::StrCat("node ", node.name(), " was removed"));
+          *st->mutable_timestamp() = ToProtoTime(now);
+          *st->mutable_finished_at() = ToProtoTime(now);
+          m.push_back(PutMutation(lost, t.version()));
+          moved++;
+        }
+        m.push_back(events_.Make("node", node.id(), node.name(), "removed",
+                                 absl::StrCat("removed", req->force() ? " (forced)" : "", "; ",
+                                              moved, " tasks rescheduled")));
+        return m;
+      },
+      {absl::StatusCode::kNotFound});
+  if (!v.ok()) return ToGrpc(v.status());
+  spdlog::info("node {} ({}) removed{}; {} tasks rescheduled", node.name(), node.id(),
+               req->force() ? " (forced)" : "", moved);
+  resp->set_id(node.id());
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,

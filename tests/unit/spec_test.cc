@@ -1301,6 +1301,7 @@ TEST(ToYamlTest, ControlCharactersAndEdgeWhiteSpaceRoundTrip) {
   auto again = ParseServicesYaml(ToYaml((*specs)[0]));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)[0].template_().command(), (*specs)[0].template_().command());
+}
 
 // Found by the spec fuzzer: brackets in plain strings count towards the YAML depth limit, so
 // a command and an argument with 40 '{' each were valid but their YAML was refused.
