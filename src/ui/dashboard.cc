@@ -29,11 +29,11 @@ constexpr int kMaxDeployments = 10;
 
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-// Objects are written as the API's own protobuf JSON with the .proto field names, so the page
-// reads the same names as `warren ... -o json` and the docs of the API.
+// Objects are written as the API's own protobuf JSON (lowerCamelCase names, 64-bit integers as
+// strings), so the page reads what `warren ... -o json` prints. Zero values are written too:
+// a weight of 0 is news on a deployment's page.
 json ProtoJson(const google::protobuf::Message& msg) {
   google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string out;
   if (!google::protobuf::util::MessageToJsonString(msg, &out, options).ok()) return json();
@@ -283,8 +283,8 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
             json{{"id", d.id()},
                  {"strategy", d.strategy()},
                  {"phase", ShortEnum(v1::DeploymentPhase_Name(d.phase()), "DEPLOYMENT_PHASE_")},
-                 {"from_revision", d.from_revision()},
-                 {"to_revision", d.to_revision()},
+                 {"fromRevision", d.from_revision()},
+                 {"toRevision", d.to_revision()},
                  {"step", d.step()},
                  {"weight", d.weight()}};
       }
@@ -309,7 +309,7 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
     api_.ListNodes(&ctx, &nodes_req, &nodes);
     json node_names = json::object();
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
-    out["node_names"] = node_names;
+    out["nodeNames"] = node_names;
     out["tasks"] = json::array();
     for (const v1::Task& t : tasks.tasks()) {
       json task = ProtoJson(t);
@@ -361,7 +361,7 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
     json list = json::array();
     for (size_t i = first; i < events.size(); ++i) list.push_back(ProtoJson(events[i]));
     uint64_t last = events.empty() ? since : events.back().id();
-    return JsonResponse(200, json{{"events", list}, {"last_id", last}});
+    return JsonResponse(200, json{{"events", list}, {"lastId", last}});
   }
   return ErrorResponse(404, absl::StrCat("no such dashboard API: ", req.path));
 }
