@@ -222,7 +222,7 @@ function recordSample(data) {
       if (r.preview) continue;
       s.weights[r.revision] = r.weight;
       s.errors[r.revision] = r.recentErrorRate || 0;
-      s.p99[r.revision] = (r.recent && r.recent.latencyP99Seconds) || 0;
+      s.p99[r.revision] = ((r.recent && r.recent.latencyP99Seconds) || 0) * 1000;
     }
   }
   state.samples.push(s);
@@ -254,9 +254,19 @@ function chart(title, key, unit, maxFixed) {
   const legend = el('div', {class: 'legend'});
   revs.forEach((rev, i) => {
     const color = COLORS[i % COLORS.length];
-    const pts = state.samples.filter((s) => rev in s[key])
-        .map((s) => `${x(s.t).toFixed(1)},${y(s[key][rev]).toFixed(1)}`);
-    if (pts.length === 1) pts.push(pts[0].replace(/^[^,]+/, String(W - 4)));
+    // Weights change in steps and a revision without routes has none: drawn as steps from 0.
+    // Rates and latencies are drawn where measured.
+    const steps = key === 'weights';
+    const pts = [];
+    let prev = null;
+    for (const s of state.samples) {
+      if (!(rev in s[key]) && !steps) continue;
+      const v = rev in s[key] ? s[key][rev] : 0;
+      if (steps && prev !== null) pts.push(`${x(s.t).toFixed(1)},${y(prev).toFixed(1)}`);
+      pts.push(`${x(s.t).toFixed(1)},${y(v).toFixed(1)}`);
+      prev = v;
+    }
+    if (pts.length) pts.push(`${W - 4},${pts[pts.length - 1].split(',')[1]}`);
     box.append(svg('polyline', {points: pts.join(' '), fill: 'none', stroke: color,
                                 'stroke-width': 2, 'data-revision': rev}));
     const sw = el('span', {class: 'swatch'});
@@ -265,7 +275,7 @@ function chart(title, key, unit, maxFixed) {
     legend.append(el('span', {}, sw, `rev ${rev}: `,
                      el('b', {'data-series': `${key}-${rev}`,
                               text: last === undefined ? '-' :
-                                  (unit === 's' ? last.toFixed(3) : String(Math.round(last * 10) / 10)) + unit})));
+                                  String(Math.round(last * 10) / 10) + unit})));
   });
   return el('figure', {}, el('figcaption', {text: title}), box, legend);
 }
@@ -294,7 +304,8 @@ function deploymentSection(data, d) {
     el('td', {text: a.check}),
     el('td', {class: 'num', text: Number(a.value).toFixed(3)}),
     el('td', {class: 'num', text: Number(a.threshold).toFixed(3)}),
-    el('td', {}, pill(short(a.state, 'ANALYSIS_STATE_') || (a.passed ? 'passed' : 'failed'))),
+    el('td', {}, pill(a.state && a.state !== 'ANALYSIS_STATE_UNSPECIFIED' ?
+                        short(a.state, 'ANALYSIS_STATE_') : (a.passed ? 'passed' : 'failed'))),
     el('td', {class: 'muted', text: a.detail})));
   const name = data.service.spec.name;
   const action = (label, act, enabled, text, danger) => el('button', {
@@ -316,7 +327,7 @@ function deploymentSection(data, d) {
     el('div', {class: 'charts'},
        chart('Traffic weight per revision (%)', 'weights', '%', 100),
        chart('Error rate per revision, last minute (%)', 'errors', '%'),
-       chart('p99 latency per revision, last minute', 'p99', 's')),
+       chart('p99 latency per revision, last minute (ms)', 'p99', ' ms')),
     el('h2', {text: 'Analysis'}),
     table(['Check', 'Value', 'Threshold', 'Result', 'Detail'], analysis,
           'No analysis results yet.'),
