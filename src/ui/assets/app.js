@@ -9,7 +9,7 @@ const state = {
   route: null,         // {page, name}
   service: null,       // the open service's id
   // The open service's samples for the charts, since the page was opened: {t, weights:
-  // {rev: weight}, errors: {rev: pct}, p99: {rev: seconds}}.
+  // {rev: weight}, errors: {rev: pct}, p99: {rev: ms}}.
   samples: [],
   samplesFor: '',
   reloadTimer: null,
