@@ -34,6 +34,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as ChromeService
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 except ImportError:
     skip("python3-selenium is not installed (apt-get install python3-selenium)")
 
@@ -175,7 +176,27 @@ def main():
         assert seen_v2 >= 3, "the canary got no traffic through the published port"
         driver.save_screenshot(os.path.join(artifacts, "dashboard-canary.png"))
 
-        driver.find_element(By.ID, "action-abort").click()
+        # Keyboard: Enter on a focused action opens the dialog with Cancel focused; Escape
+        # closes it and nothing happens.
+        # (The page redraws during a rollout: an element found before a redraw is stale and
+        # the step is tried again; a stale element gets no key.)
+        def press_enter_on_pause():
+            pause = driver.find_element(By.ID, "action-pause")
+            driver.execute_script("arguments[0].focus()", pause)
+            pause.send_keys(Keys.ENTER)
+            return True
+        wait_for("Enter on the Pause button", press_enter_on_pause, timeout=10)
+        dialog = driver.find_element(By.ID, "confirm")
+        wait_for("the dialog from the keyboard", lambda: dialog.get_attribute("open") is not None)
+        assert driver.switch_to.active_element.get_attribute("id") == "confirm-cancel"
+        driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        wait_for("the dialog to close", lambda: dialog.get_attribute("open") is None, timeout=5)
+        assert cluster.rollout().get("phase") == "DEPLOYMENT_PHASE_PROGRESSING", cluster.rollout()
+
+        def click_abort():
+            driver.find_element(By.ID, "action-abort").click()
+            return True
+        wait_for("a click on Abort", click_abort, timeout=10)
         wait_for("the confirmation dialog",
                  lambda: driver.find_element(By.ID, "confirm").get_attribute("open") is not None)
         driver.find_element(By.ID, "confirm-ok").click()

@@ -147,7 +147,14 @@ async function reload() {
     } else if (route.page === 'nodes') view = nodesView(await getJson('/ui/api/nodes'));
     else view = eventsView();
     if (route !== state.route) return;  // the user moved on meanwhile
+    // A redraw must not take the keyboard focus away from the button the user is on.
+    const focused = document.activeElement && main.contains(document.activeElement) ?
+        document.activeElement.id : '';
     main.replaceChildren(view);
+    if (focused) {
+      const again = document.getElementById(focused);
+      if (again) again.focus();
+    }
   } catch (e) {
     if (route !== state.route) return;
     main.replaceChildren(el('h1', {text: 'Error'}), el('p', {class: 'bad', text: e.message}));
