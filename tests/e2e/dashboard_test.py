@@ -228,6 +228,8 @@ def main():
                 "return document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{page} is {overflow}px wider than a phone screen"
         driver.save_screenshot(os.path.join(artifacts, "dashboard-phone.png"))
+
+        # Over the whole run, every page included.
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, f"browser console errors: {errors}"
         ok = True
