@@ -40,12 +40,16 @@ json ProtoJson(const google::protobuf::Message& msg) {
   return json::parse(out, nullptr, /*allow_exceptions=*/false);
 }
 
+// Strings reach the page from task output and user specs: a byte that is not UTF-8 becomes
+// U+FFFD instead of an exception.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
   r.headers.emplace_back("Cache-Control", "no-store");
-  r.body = body.dump();
+  r.body = Dump(body);
   r.body.push_back('\n');
   return r;
 }
@@ -104,9 +108,9 @@ std::string SseBody(const std::vector<v1::Event>& events, size_t max_events) {
   if (events.empty()) return out + ": no new events\n\n";
   size_t first = events.size() > max_events ? events.size() - max_events : 0;
   for (size_t i = first; i < events.size(); ++i) {
-    // One line of JSON: dump() escapes the newlines inside strings.
+    // One line of JSON: the newlines inside strings are escaped.
     absl::StrAppend(&out, "id: ", events[i].id(),
-                    "\nevent: warren\ndata: ", ProtoJson(events[i]).dump(), "\n\n");
+                    "\nevent: warren\ndata: ", Dump(ProtoJson(events[i])), "\n\n");
   }
   return out;
 }
@@ -424,17 +428,22 @@ void Dashboard::Stream(const HttpRequest& req, HttpServer::Responder respond) {
   }
   StreamThread& st = streams_.emplace_back();
   st.thread = std::thread([this, since, respond = std::move(respond), done = &st.done] {
-    EventReader reader(store_, since, [](const v1::Event&) { return true; });
-    absl::Time end = absl::Now() + options_.stream_wait;
-    std::vector<v1::Event> events;
-    // In slices, so that Shutdown does not wait a whole stream_wait.
-    while (events.empty() && !stopping_ && absl::Now() < end) {
-      events = reader.Next(std::min(absl::Seconds(1), end - absl::Now()));
-    }
     HttpResponse r;
-    r.content_type = "text/event-stream";
-    r.headers.emplace_back("Cache-Control", "no-store");
-    r.body = SseBody(events, kMaxEventsPerResponse);
+    // Off the server's threads, so an exception here would end the process.
+    try {
+      EventReader reader(store_, since, [](const v1::Event&) { return true; });
+      absl::Time end = absl::Now() + options_.stream_wait;
+      std::vector<v1::Event> events;
+      // In slices, so that Shutdown does not wait a whole stream_wait.
+      while (events.empty() && !stopping_ && absl::Now() < end) {
+        events = reader.Next(std::min(absl::Seconds(1), end - absl::Now()));
+      }
+      r.content_type = "text/event-stream";
+      r.headers.emplace_back("Cache-Control", "no-store");
+      r.body = SseBody(events, kMaxEventsPerResponse);
+    } catch (const std::exception& e) {
+      r = HttpResponse::Text(500, absl::StrCat("event stream: ", e.what(), "\n"));
+    }
     respond(std::move(r));
     done->store(true);
   });

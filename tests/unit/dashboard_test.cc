@@ -179,6 +179,20 @@ TEST(SseBodyTest, KeepsTheNewestEventsAndSaysWhenThereIsNone) {
   EXPECT_EQ(ui::SseBody({}, 2), "retry: 250\n\n: no new events\n\n");
 }
 
+TEST(SseBodyTest, BytesThatAreNotUtf8DoNotBreakTheFrame) {
+  v1::Event e;
+  e.set_id(3);
+  e.set_message("exit \xff\xfe");
+  std::string body = ui::SseBody({e}, 10);
+  size_t data = body.find("data: ");
+  ASSERT_NE(data, std::string::npos) << body;
+  std::string line = body.substr(data + 6, body.find('\n', data) - data - 6);
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << line;
+  EXPECT_EQ(j["id"], "3");
+  EXPECT_THAT(j["message"].get<std::string>(), ::testing::StartsWith("exit "));
+}
+
 TEST_F(DashboardTest, StreamSendsEventsAfterLastEventId) {
   Start();
   CreateWeb();
