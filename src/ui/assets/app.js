@@ -70,7 +70,8 @@ function stateClass(s) {
   if (['running', 'healthy', 'succeeded', 'ready', 'passed'].includes(s)) return 'ok';
   if (['failed', 'unhealthy', 'rolled-back', 'rolling-back', 'down', 'rejected', 'orphaned']
       .includes(s)) return 'bad';
-  if (['paused', 'pending', 'starting', 'progressing', 'waiting', 'in-progress'].includes(s)) {
+  if (['paused', 'pending', 'starting', 'progressing', 'waiting', 'in-progress', 'not-passed']
+      .includes(s)) {
     return 'warn';
   }
   return 'muted';
@@ -258,6 +259,14 @@ function chart(title, key, unit, maxFixed) {
     label.textContent = (max * f).toFixed(max * f >= 10 || f === 0 ? 0 : 2) + unit;
     box.append(label);
   }
+  if (state.samples.length) {
+    const fmt = (t) => new Date(t).toLocaleTimeString();
+    const from = svg('text', {x: L, y: H - 4});
+    from.textContent = fmt(t0);
+    const to = svg('text', {x: W - 4, y: H - 4, 'text-anchor': 'end'});
+    to.textContent = fmt(t1);
+    box.append(from, to);
+  }
   const legend = el('div', {class: 'legend'});
   revs.forEach((rev, i) => {
     const color = COLORS[i % COLORS.length];
@@ -311,8 +320,9 @@ function deploymentSection(data, d) {
     el('td', {text: a.check}),
     el('td', {class: 'num', text: Number(a.value).toFixed(3)}),
     el('td', {class: 'num', text: Number(a.threshold).toFixed(3)}),
+    // Results without a state (some checks do not set it) say only whether they passed.
     el('td', {}, pill(a.state && a.state !== 'ANALYSIS_STATE_UNSPECIFIED' ?
-                        short(a.state, 'ANALYSIS_STATE_') : (a.passed ? 'passed' : 'failed'))),
+                        short(a.state, 'ANALYSIS_STATE_') : (a.passed ? 'passed' : 'not-passed'))),
     el('td', {class: 'muted', text: a.detail})));
   const name = data.service.spec.name;
   const action = (label, act, enabled, text, danger) => el('button', {
@@ -415,6 +425,12 @@ function serviceView(data) {
     el('h2', {text: 'Traffic per revision'}),
     table(['Revision', 'Weight', 'Routed', 'Requests (1 min)', 'Errors', 'p99'], epRows,
           'No routing yet.'),
+    el('h2', {text: 'Recent events'}),
+    table(['Time', 'Kind', 'Object', 'Action', 'Message'],
+          eventRows(state.events.filter((e) => e.serviceId === svc.id ||
+                                               (e.kind === 'service' && e.objectName === name))
+                        .slice(-10)),
+          'No recent events.'),
     el('h2', {text: 'Tasks'}),
     table(['Task', 'Slot', 'Rev', 'Node', 'Address', 'State', 'Health', 'Last error'], taskRows,
           'No tasks.'),
