@@ -108,6 +108,16 @@ class Cluster:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        # Tasks carry the marker in their environment: any left behind (a node that died
+        # before stopping them) are stopped here.
+        marker = self.marker.encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker in f.read().split(b"\0"):
+                        os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
 
 
 def main():
