@@ -175,6 +175,19 @@ def main():
         wait_for("the traffic table to show revision 2 at 25%", lambda: driver.find_element(
             By.CSS_SELECTOR, 'tr[data-revision="2"] td.weight').text == "25%", timeout=5)
 
+        # A reload keeps the chart's history (the tab's session storage): revision 1's weight
+        # line still has the step down from 100 %, which one fresh sample could not draw.
+        driver.refresh()
+        wait_for("the page again after a reload",
+                 lambda: driver.find_element(By.ID, "dep-weight").text == "25%")
+        points = wait_for("revision 1's weight line", lambda: driver.find_element(
+            By.CSS_SELECTOR, '#deployment svg.chart polyline[data-revision="1"]').get_attribute(
+                "points").split())
+        # The chart's top (100 %) is at y=8 (app.js chart(): T).
+        assert any(p.split(",")[1] == "8.0" for p in points), \
+            f"the weight chart lost its history on reload: {points}"
+        wait_for("the live event stream", lambda: driver.find_element(By.ID, "live").text == "live")
+
         # Some v2 answers through the published port (bounded: at most 200 requests, 20 s).
         seen_v2 = 0
         deadline = time.monotonic() + 20

@@ -8,7 +8,7 @@ const state = {
   events: [],          // newest last, at most MAX_EVENTS
   route: null,         // {page, name}
   service: null,       // the open service's id
-  // The open service's samples for the charts, since the page was opened: {t, weights:
+  // The open service's samples for the charts (see loadSamples): {t, weights:
   // {rev: weight}, errors: {rev: pct}, p99: {rev: ms}}.
   samples: [],
   samplesFor: '',
@@ -131,8 +131,8 @@ function render() {
   clearInterval(state.pollTimer);
   state.pollTimer = null;
   if (state.route.page !== 'service' || state.samplesFor !== state.route.name) {
-    state.samples = [];
     state.samplesFor = state.route.page === 'service' ? state.route.name : '';
+    state.samples = state.samplesFor ? loadSamples(state.samplesFor) : [];
   }
   reload();
 }
@@ -222,6 +222,25 @@ function eventsView() {
 const ACTIVE = ['DEPLOYMENT_PHASE_PENDING', 'DEPLOYMENT_PHASE_PROGRESSING',
                 'DEPLOYMENT_PHASE_PAUSED'];
 
+// The samples are kept in the tab's session storage, so a reload or a visit to another page
+// does not empty the charts; an hour old, they are dropped.
+const SAMPLE_TTL_MS = 3600 * 1000;
+function samplesKey(name) { return 'warren-samples/' + name; }
+function loadSamples(name) {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(samplesKey(name)) || '[]');
+    const since = Date.now() - SAMPLE_TTL_MS;
+    return Array.isArray(kept) ? kept.filter((s) => s && s.t > since && s.weights) : [];
+  } catch (e) {
+    return [];
+  }
+}
+function saveSamples(name) {
+  try {
+    sessionStorage.setItem(samplesKey(name), JSON.stringify(state.samples));
+  } catch (e) { /* storage full or disabled: the charts start empty next time */ }
+}
+
 function recordSample(data) {
   const s = {t: Date.now(), weights: {}, errors: {}, p99: {}};
   const ep = data.endpoints;
@@ -235,6 +254,7 @@ function recordSample(data) {
   }
   state.samples.push(s);
   if (state.samples.length > MAX_SAMPLES) state.samples.shift();
+  saveSamples(data.service.spec.name);
 }
 
 // A line chart of one series per revision over the samples taken since the page opened.
