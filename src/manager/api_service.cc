@@ -379,6 +379,11 @@ grpc::Status ApiService::AbortProgressive(const v1::Service& svc, const v1::Depl
     m.push_back(PutMutation(r, r.version()));
   }
   auto v = store_.Commit(m);
+  // The controller writes the deployment at every step and analysis: a conflict is worth
+  // reading again, and ABORTED tells the callers so.
+  if (!v.ok() && v.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return grpc::Status(grpc::StatusCode::ABORTED, std::string(v.status().message()));
+  }
   if (!v.ok()) return ToGrpc(v.status());
   if (metrics_) metrics_->Rollback("manual");
   d.set_version(*v);
@@ -423,15 +428,21 @@ grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteR
 
 grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
                                       v1::Deployment* resp) {
+  for (int attempt = 0;; ++attempt) {
+    auto svc = FindService(req->name_or_id());
+    if (!svc.ok()) return ToGrpc(svc.status());
+    auto active = ActiveDeployment(svc->id());
+    if (!active || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress to abort"));
+    }
+    if (!IsProgressive(*active)) break;
+    grpc::Status s = AbortProgressive(*svc, *active, "aborted by hand", resp);
+    if (s.error_code() != grpc::StatusCode::ABORTED || attempt + 1 >= kMaxRetries) return s;
+  }
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  auto active = ActiveDeployment(svc->id());
-  if (!active || active->phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-    return grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("service \"", svc->spec().name(), "\" has no rollout in progress to abort"));
-  }
-  if (IsProgressive(*active)) return AbortProgressive(*svc, *active, "aborted by hand", resp);
   v1::RollbackServiceRequest rb;
   rb.set_name_or_id(svc->id());
   rb.set_change_cause("abort");
@@ -461,6 +472,7 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
         active->phase() != v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
       v1::Deployment d;
       grpc::Status s = AbortProgressive(*svc, *active, "rolled back by hand", &d);
+      if (s.error_code() == grpc::StatusCode::ABORTED) continue;
       if (!s.ok()) return s;
       auto now_svc = FindService(svc->id());
       if (now_svc.ok()) *resp = *now_svc;

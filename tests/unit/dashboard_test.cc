@@ -124,6 +124,49 @@ TEST_F(DashboardTest, ServicePageHasServiceTasksRevisionsAndDeployments) {
   }
 }
 
+TEST_F(DashboardTest, CanaryShowsInTheListAndAbortFromTheDashboardEndsIt) {
+  Start();
+  CreateWeb();
+  v1::UpdateServiceRequest update;
+  {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest get;
+    get.set_name_or_id("web");
+    v1::Service current;
+    ASSERT_TRUE(stub_->GetService(&ctx, get, &current).ok());
+    *update.mutable_spec() = current.spec();
+  }
+  update.mutable_spec()->mutable_template_()->mutable_env()->insert({"VERSION", "v2"});
+  v1::UpdateConfig* u = update.mutable_spec()->mutable_update_config();
+  u->set_strategy("canary");
+  u->add_canary_steps(25);
+  u->add_canary_steps(100);
+  grpc::ClientContext ctx;
+  v1::Service updated;
+  grpc::Status st = stub_->UpdateService(&ctx, update, &updated);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  json d = GetJson("/ui/api/services")["services"][0]["deployment"];
+  ASSERT_TRUE(d.is_object()) << d.dump();
+  EXPECT_EQ(d["strategy"], "canary");
+  EXPECT_EQ(d["fromRevision"], 1);
+  EXPECT_EQ(d["toRevision"], 2);
+  EXPECT_THAT(d["phase"].get<std::string>(), ::testing::AnyOf("pending", "progressing"));
+  for (const char* key : {"id", "step", "weight"}) EXPECT_TRUE(d.contains(key)) << key;
+  json page = GetJson("/ui/api/services/web");
+  ASSERT_FALSE(page["deployments"].empty());
+  EXPECT_EQ(page["deployments"][0]["strategy"], "canary");
+  EXPECT_EQ(page["deployments"][0]["config"]["canarySteps"], json::array({25, 100}));
+
+  test::HttpClientResponse r =
+      Do("POST", "/ui/api/services/web/abort", {{"X-Warren-Dashboard", "1"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json aborted = json::parse(r.body)["deployment"];
+  EXPECT_EQ(aborted["id"], d["id"]);
+  EXPECT_THAT(aborted["phase"].get<std::string>(),
+              ::testing::AnyOf("DEPLOYMENT_PHASE_ROLLING_BACK", "DEPLOYMENT_PHASE_ROLLED_BACK"));
+}
+
 TEST_F(DashboardTest, UnknownServiceIsNotFoundWithItsName) {
   Start();
   json j = GetJson("/ui/api/services/nope", 404);
