@@ -393,6 +393,16 @@ grpc::Status ApiService::AbortProgressive(const v1::Service& svc, const v1::Depl
 
 grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest* req,
                                         v1::Deployment* resp) {
+  // The controller writes the deployment at every step and analysis: read again and retry.
+  for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
+    grpc::Status s = PromoteOnce(*req, resp);
+    if (s.error_code() != grpc::StatusCode::ABORTED) return s;
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "too many concurrent updates; retry");
+}
+
+grpc::Status ApiService::PromoteOnce(const v1::PromoteRequest& request, v1::Deployment* resp) {
+  const v1::PromoteRequest* req = &request;
   auto svc = FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   auto active = ActiveDeployment(svc->id());
@@ -420,6 +430,9 @@ grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteR
   auto v = store_.Commit(
       {PutMutation(d, active->version()), events_.Make("deployment", d.id(), svc->spec().name(),
                                                        "promoted", what + " by hand", svc->id())});
+  if (!v.ok() && v.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return grpc::Status(grpc::StatusCode::ABORTED, std::string(v.status().message()));
+  }
   if (!v.ok()) return ToGrpc(v.status());
   d.set_version(*v);
   *resp = d;

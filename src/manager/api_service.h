@@ -118,6 +118,8 @@ class ApiService final : public v1::Warren::Service {
   std::vector<v1::Deployment> ServiceDeployments(const std::string& service_id) const;
   std::optional<v1::Deployment> ActiveDeployment(const std::string& service_id) const;
   grpc::Status SetPaused(const std::string& name_or_id, bool pause, v1::Deployment* resp);
+  // One attempt of PromoteRollout; ABORTED when the deployment changed since it was read.
+  grpc::Status PromoteOnce(const v1::PromoteRequest& req, v1::Deployment* resp);
   // Blue/green and canary: traffic back to the stable revision in one commit.
   grpc::Status AbortProgressive(const v1::Service& svc, const v1::Deployment& active,
                                 const std::string& why, v1::Deployment* resp);
