@@ -21,6 +21,7 @@
 #include "manager/readiness.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
+#include "ui/dashboard.h"
 #include "worker/agent.h"
 #include "worker/cni_config.h"
 #include "worker/cri_driver.h"
@@ -176,9 +177,25 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       });
   if (!options.metrics_addr.empty()) {
     // Not ready while objects are corrupt: the API would answer without them.
-    auto http = HttpServer::Start(
+    m->dashboard_ = std::make_unique<ui::Dashboard>(
+        *m->api_, *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
+    HttpServer::Handler metrics =
+        MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); });
+    ui::Dashboard* dashboard = m->dashboard_.get();
+    HttpServerOptions http_options;
+    // A second thread keeps /metrics and the dashboard's reads going while one is busy.
+    http_options.threads = 2;
+    auto http = HttpServer::StartAsync(
         options.metrics_addr,
-        MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); }), 1);
+        [metrics = std::move(metrics), dashboard](const HttpRequest& req,
+                                                  HttpServer::Responder respond) {
+          if (ui::Dashboard::Owns(req.path)) {
+            dashboard->Handle(req, std::move(respond));
+          } else {
+            respond(metrics(req));
+          }
+        },
+        http_options);
     if (!http.ok()) {
       return absl::Status(http.status().code(),
                           absl::StrCat("metrics-addr: ", http.status().message()));
@@ -208,6 +225,7 @@ void ManagerServer::Shutdown() {
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  if (dashboard_) dashboard_->Shutdown();
   if (metrics_server_) metrics_server_->Stop();
 }
 

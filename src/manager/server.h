@@ -30,6 +30,9 @@ namespace dns {
 class ClusterDns;
 }
 class Registry;
+namespace ui {
+class Dashboard;
+}
 
 // A running manager: store, API server, control loop and metrics endpoint.
 class ManagerServer {
@@ -71,6 +74,8 @@ class ManagerServer {
   std::unique_ptr<HealthStatusUpdater> health_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ManagerMetrics> metrics_;
+  // Serves /ui/ on metrics_server_ (which is stopped first).
+  std::unique_ptr<ui::Dashboard> dashboard_;
   std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<RoutingTableCache> routes_;
   std::unique_ptr<TrafficStats> traffic_;

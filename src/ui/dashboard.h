@@ -1,0 +1,92 @@
+#ifndef WARREN_UI_DASHBOARD_H_
+#define WARREN_UI_DASHBOARD_H_
+
+#include <atomic>
+#include <list>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "http/http_server.h"
+#include "store/store.h"
+#include "warren/v1/api.grpc.pb.h"
+
+namespace warren::ui {
+
+struct DashboardOptions {
+  // The address the manager's HTTP server listens on. The dashboard has no login yet, so it is
+  // served only when this is a loopback address (docs/dashboard.md).
+  std::string http_addr;
+  // Event streams (/ui/api/stream) open at once; more are answered 503.
+  int max_streams = 16;
+  // A stream response with no event ends after this long and the browser opens the next one.
+  absl::Duration stream_wait = absl::Seconds(15);
+};
+
+// The web dashboard: its static files, the JSON it reads and its actions, all under /ui/ on
+// the manager's HTTP server. Reads and actions go through the manager's API handlers
+// in-process (the ones the CLI reaches over gRPC), so both see the same state and the same
+// validation. Live updates are server-sent events from the stored event stream.
+class Dashboard {
+ public:
+  Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options);
+  ~Dashboard();
+  Dashboard(const Dashboard&) = delete;
+  Dashboard& operator=(const Dashboard&) = delete;
+
+  // The request is the dashboard's: /ui or anything under /ui/.
+  static bool Owns(std::string_view path);
+
+  // Answers a request Owns() accepted. Streams are answered from a thread of their own.
+  void Handle(const HttpRequest& req, HttpServer::Responder respond);
+
+  // Ends the open streams (they answer at once) and waits for their threads.
+  void Shutdown();
+
+  // Empty when served; otherwise why not.
+  const std::string& disabled_reason() const { return disabled_reason_; }
+
+ private:
+  HttpResponse HandleSync(const HttpRequest& req);
+  HttpResponse Api(const HttpRequest& req, std::string_view rest);
+  HttpResponse Action(const HttpRequest& req, const std::string& service, std::string_view action);
+  void Stream(const HttpRequest& req, HttpServer::Responder respond);
+  void ReapStreams() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  v1::Warren::Service& api_;
+  const Store& store_;
+  const DashboardOptions options_;
+  std::string disabled_reason_;
+
+  struct StreamThread {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  std::atomic<bool> stopping_{false};
+  absl::Mutex mu_;
+  std::list<StreamThread> streams_ ABSL_GUARDED_BY(mu_);
+};
+
+// The security checks every dashboard request passes, public for the tests. Empty when the
+// request may go on, otherwise why it may not.
+//  - Host must name a loopback address (a page of another site that resolves its own name to
+//    127.0.0.1, DNS rebinding, then has the wrong Host).
+//  - Writes (POST) must carry "X-Warren-Dashboard: 1", a header a cross-site form cannot send
+//    and a cross-site script cannot send without a CORS preflight, which is never granted; and
+//    their Origin, when the browser sends one, must be this server's.
+std::string CheckRequest(const HttpRequest& req);
+
+// A text/event-stream body: the reconnection time, then the newest `max_events` events, each
+// with its id (the browser sends the last one back as Last-Event-ID), or a comment when there
+// is none.
+std::string SseBody(const std::vector<v1::Event>& events, size_t max_events);
+
+// True for an address of the loopback interface: 127.0.0.0/8, ::1 or "localhost".
+bool IsLoopbackHost(std::string_view host);
+
+}  // namespace warren::ui
+
+#endif  // WARREN_UI_DASHBOARD_H_

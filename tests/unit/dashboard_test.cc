@@ -1,0 +1,376 @@
+// The web dashboard's server side (src/ui/): the JSON the pages read, the server-sent event
+// framing, the actions and the request checks, on an in-process manager (SQLite store, real
+// HTTP on loopback).
+#include "ui/dashboard.h"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "manager/server.h"
+#include "store_test_util.h"
+#include "test_http_client.h"
+#include "test_util.h"
+#include "ui/assets.h"
+#include "warren/v1/api.grpc.pb.h"
+
+namespace warren {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing_util::TempDir;
+using json = nlohmann::json;
+
+class DashboardTest : public testing::Test {
+ protected:
+  void Start(const std::string& metrics_addr = "127.0.0.1:0") {
+    ManagerOptions o = testing_util::TestManagerOptions(dir_.str(), /*metrics=*/true);
+    o.metrics_addr = metrics_addr;
+    auto m = ManagerServer::Start(o, RealClock::Get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    manager_ = std::move(*m);
+    stub_ = v1::Warren::NewStub(
+        grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    if (manager_) manager_->Shutdown();
+  }
+
+  void CreateWeb() {
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(2);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    v1::Port* port = req.mutable_spec()->mutable_template_()->add_ports();
+    port->set_target(8080);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::Service out;
+    grpc::Status s = stub_->CreateService(&ctx, req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  void Scale(int replicas) {
+    v1::ScaleServiceRequest req;
+    req.set_name_or_id("web");
+    req.set_replicas(replicas);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::Service out;
+    grpc::Status s = stub_->ScaleService(&ctx, req, &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+
+  test::HttpClientResponse Do(const std::string& method, const std::string& path,
+                              std::vector<std::pair<std::string, std::string>> headers = {}) {
+    auto r = test::HttpDo("127.0.0.1", manager_->metrics_port(), method, path, "", headers,
+                          absl::Seconds(20));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : test::HttpClientResponse{};
+  }
+  json GetJson(const std::string& path, int want_status = 200) {
+    test::HttpClientResponse r = Do("GET", path);
+    EXPECT_EQ(r.status, want_status) << path << ": " << r.body;
+    EXPECT_EQ(r.Header("Content-Type").value_or(""), "application/json") << path;
+    return json::parse(r.body, nullptr, false);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ManagerServer> manager_;
+  std::unique_ptr<v1::Warren::Stub> stub_;
+};
+
+TEST_F(DashboardTest, ServicesListNamesEachServiceWithItsSummary) {
+  Start();
+  CreateWeb();
+  json j = GetJson("/ui/api/services");
+  ASSERT_TRUE(j.contains("services")) << j.dump();
+  ASSERT_EQ(j["services"].size(), 1u);
+  const json& s = j["services"][0];
+  EXPECT_EQ(s["name"], "web");
+  EXPECT_EQ(s["mode"], "replicated");
+  EXPECT_EQ(s["replicas"], 2);
+  EXPECT_EQ(s["revision"], 1);
+  EXPECT_EQ(s["command"], "app");
+  ASSERT_EQ(s["ports"].size(), 1u);
+  EXPECT_EQ(s["ports"][0]["target"], 8080);
+  for (const char* key : {"desired", "running", "healthy"}) {
+    EXPECT_TRUE(s["tasks"].contains(key)) << key;
+  }
+  // Never deployed: no deployment yet.
+  EXPECT_TRUE(s["deployment"].is_null());
+}
+
+TEST_F(DashboardTest, ServicePageHasServiceTasksRevisionsAndDeployments) {
+  Start();
+  CreateWeb();
+  json j = GetJson("/ui/api/services/web");
+  EXPECT_EQ(j["service"]["spec"]["name"], "web");
+  // The API's JSON: lowerCamelCase names, 64-bit numbers as strings, as `-o json` prints.
+  ASSERT_EQ(j["revisions"].size(), 1u);
+  EXPECT_EQ(j["revisions"][0]["number"], "1");
+  EXPECT_EQ(j["revisions"][0]["outcome"], "created");
+  EXPECT_EQ(j["revisions"][0]["changeCause"], "create");
+  EXPECT_TRUE(j["deployments"].is_array());
+  EXPECT_TRUE(j["tasks"].is_array());
+  EXPECT_TRUE(j["nodeNames"].is_object());
+  EXPECT_TRUE(j.contains("endpoints"));
+  for (const json& t : j["tasks"]) {
+    EXPECT_EQ(t["serviceName"], "web");
+    EXPECT_FALSE(t.contains("spec")) << "the template is on the revision";
+  }
+}
+
+TEST_F(DashboardTest, CanaryShowsInTheListAndAbortFromTheDashboardEndsIt) {
+  Start();
+  CreateWeb();
+  v1::UpdateServiceRequest update;
+  {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest get;
+    get.set_name_or_id("web");
+    v1::Service current;
+    ASSERT_TRUE(stub_->GetService(&ctx, get, &current).ok());
+    *update.mutable_spec() = current.spec();
+  }
+  update.mutable_spec()->mutable_template_()->mutable_env()->insert({"VERSION", "v2"});
+  v1::UpdateConfig* u = update.mutable_spec()->mutable_update_config();
+  u->set_strategy("canary");
+  u->add_canary_steps(25);
+  u->add_canary_steps(100);
+  grpc::ClientContext ctx;
+  v1::Service updated;
+  grpc::Status st = stub_->UpdateService(&ctx, update, &updated);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  json d = GetJson("/ui/api/services")["services"][0]["deployment"];
+  ASSERT_TRUE(d.is_object()) << d.dump();
+  EXPECT_EQ(d["strategy"], "canary");
+  EXPECT_EQ(d["fromRevision"], 1);
+  EXPECT_EQ(d["toRevision"], 2);
+  EXPECT_THAT(d["phase"].get<std::string>(), ::testing::AnyOf("pending", "progressing"));
+  for (const char* key : {"id", "step", "weight"}) EXPECT_TRUE(d.contains(key)) << key;
+  json page = GetJson("/ui/api/services/web");
+  ASSERT_FALSE(page["deployments"].empty());
+  EXPECT_EQ(page["deployments"][0]["strategy"], "canary");
+  EXPECT_EQ(page["deployments"][0]["config"]["canarySteps"], json::array({25, 100}));
+
+  // Promote to the last step, then abort: both right after the controller started the
+  // deployment, while it writes it.
+  test::HttpClientResponse r =
+      Do("POST", "/ui/api/services/web/promote", {{"X-Warren-Dashboard", "1"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["deployment"]["step"], 1);
+  r = Do("POST", "/ui/api/services/web/abort", {{"X-Warren-Dashboard", "1"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json aborted = json::parse(r.body)["deployment"];
+  EXPECT_EQ(aborted["id"], d["id"]);
+  EXPECT_THAT(aborted["phase"].get<std::string>(),
+              ::testing::AnyOf("DEPLOYMENT_PHASE_ROLLING_BACK", "DEPLOYMENT_PHASE_ROLLED_BACK"));
+}
+
+TEST_F(DashboardTest, UnknownServiceIsNotFoundWithItsName) {
+  Start();
+  json j = GetJson("/ui/api/services/nope", 404);
+  EXPECT_THAT(j.value("error", ""), HasSubstr("nope"));
+}
+
+TEST_F(DashboardTest, NodesAndEvents) {
+  Start();
+  CreateWeb();
+  EXPECT_TRUE(GetJson("/ui/api/nodes")["nodes"].is_array());
+  json ev = GetJson("/ui/api/events");
+  ASSERT_FALSE(ev["events"].empty());
+  const json& created = ev["events"][0];
+  EXPECT_EQ(created["kind"], "service");
+  EXPECT_EQ(created["objectName"], "web");
+  EXPECT_EQ(created["action"], "created");
+  EXPECT_EQ(ev["lastId"], std::stoull(ev["events"].back()["id"].get<std::string>()));
+  // Only what came after `since` (the controller may add events meanwhile).
+  uint64_t last = ev["lastId"];
+  json after = GetJson(absl::StrCat("/ui/api/events?since=", last));
+  for (const json& e : after["events"]) EXPECT_GT(std::stoull(e["id"].get<std::string>()), last);
+  EXPECT_GE(after["lastId"].get<uint64_t>(), last);
+  EXPECT_THAT(GetJson("/ui/api/events?since=abc", 400).value("error", ""), HasSubstr("since"));
+}
+
+TEST(SseBodyTest, FramesEachEventWithItsIdAndOneDataLine) {
+  v1::Event a;
+  a.set_id(7);
+  a.set_kind("service");
+  a.set_message("two\nlines");
+  v1::Event b;
+  b.set_id(8);
+  b.set_kind("task");
+  std::string body = ui::SseBody({a, b}, 10);
+  EXPECT_EQ(body.substr(0, 12), "retry: 250\n\n");
+  EXPECT_THAT(body, HasSubstr("id: 7\nevent: warren\ndata: {"));
+  EXPECT_THAT(body, HasSubstr("id: 8\nevent: warren\ndata: {"));
+  // A newline inside a value stays escaped: one data line per event.
+  EXPECT_THAT(body, HasSubstr(R"("message":"two\nlines")"));
+  EXPECT_EQ(body.substr(body.size() - 2), "\n\n");
+  size_t data_lines = 0;
+  for (size_t p = body.find("\ndata: "); p != std::string::npos; p = body.find("\ndata: ", p + 1)) {
+    ++data_lines;
+  }
+  EXPECT_EQ(data_lines, 2u);
+}
+
+TEST(SseBodyTest, KeepsTheNewestEventsAndSaysWhenThereIsNone) {
+  std::vector<v1::Event> events(5);
+  for (int i = 0; i < 5; ++i) events[i].set_id(i + 1);
+  std::string body = ui::SseBody(events, 2);
+  EXPECT_THAT(body, Not(HasSubstr("id: 3\n")));
+  EXPECT_THAT(body, HasSubstr("id: 4\n"));
+  EXPECT_THAT(body, HasSubstr("id: 5\n"));
+  EXPECT_EQ(ui::SseBody({}, 2), "retry: 250\n\n: no new events\n\n");
+}
+
+TEST(SseBodyTest, BytesThatAreNotUtf8DoNotBreakTheFrame) {
+  v1::Event e;
+  e.set_id(3);
+  e.set_message("exit \xff\xfe");
+  std::string body = ui::SseBody({e}, 10);
+  size_t data = body.find("data: ");
+  ASSERT_NE(data, std::string::npos) << body;
+  std::string line = body.substr(data + 6, body.find('\n', data) - data - 6);
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << line;
+  EXPECT_EQ(j["id"], "3");
+  EXPECT_THAT(j["message"].get<std::string>(), ::testing::StartsWith("exit "));
+}
+
+TEST_F(DashboardTest, StreamSendsEventsAfterLastEventId) {
+  Start();
+  CreateWeb();
+  Scale(3);
+  // The backlog after `since`...
+  test::HttpClientResponse r = Do("GET", "/ui/api/stream?since=0");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("Content-Type").value_or(""), "text/event-stream");
+  EXPECT_THAT(r.body, HasSubstr("id: 1\nevent: warren\n"));
+  EXPECT_THAT(r.body, HasSubstr("id: 2\nevent: warren\n"));
+  // ... and Last-Event-ID, which the browser sends when it reconnects, wins over the query.
+  r = Do("GET", "/ui/api/stream?since=0", {{"Last-Event-ID", "1"}});
+  EXPECT_THAT(r.body, Not(HasSubstr("id: 1\n")));
+  EXPECT_THAT(r.body, HasSubstr("id: 2\n"));
+  r = Do("GET", "/ui/api/stream", {{"Last-Event-ID", "x1"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("Last-Event-ID"));
+}
+
+TEST_F(DashboardTest, StreamWaitsForTheNextEvent) {
+  Start();
+  CreateWeb();
+  uint64_t last = GetJson("/ui/api/events")["lastId"];
+  // Usually after the stream request is waiting (up to 15 s); either order gives the event.
+  std::thread scale([&] { Scale(3); });
+  test::HttpClientResponse r = Do("GET", absl::StrCat("/ui/api/stream?since=", last));
+  scale.join();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr(absl::StrCat("id: ", last + 1, "\n")));
+}
+
+TEST_F(DashboardTest, ActionsCallTheApiAndReportItsErrors) {
+  Start();
+  CreateWeb();
+  std::vector<std::pair<std::string, std::string>> ui = {{"X-Warren-Dashboard", "1"}};
+  // No rollout to abort: the API's own error (FAILED_PRECONDITION), as the CLI gets it.
+  test::HttpClientResponse r = Do("POST", "/ui/api/services/web/abort", ui);
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(),
+              HasSubstr("\"web\" has no rollout in progress"));
+  r = Do("POST", "/ui/api/services/web/explode", ui);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("allowed: promote, promote-full, pause, resume, abort, rollback"));
+  // Rollback with a single revision: refused, nothing changed.
+  r = Do("POST", "/ui/api/services/web/rollback", ui);
+  EXPECT_GE(r.status, 400) << r.body;
+  EXPECT_EQ(GetJson("/ui/api/services/web")["service"]["revision"], "1");
+}
+
+TEST_F(DashboardTest, ActionWithoutTheDashboardHeaderIsRefused) {
+  Start();
+  CreateWeb();
+  test::HttpClientResponse r = Do("POST", "/ui/api/services/web/rollback");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("X-Warren-Dashboard: 1"));
+}
+
+TEST(DashboardCheckTest, RequestChecks) {
+  HttpRequest get;
+  get.method = "GET";
+  get.headers = {{"Host", "127.0.0.1:9090"}};
+  EXPECT_EQ(ui::CheckRequest(get), "");
+  get.headers = {{"Host", "localhost:9090"}};
+  EXPECT_EQ(ui::CheckRequest(get), "");
+  get.headers = {{"Host", "[::1]:9090"}};
+  EXPECT_EQ(ui::CheckRequest(get), "");
+  // DNS rebinding: another site's name resolved to loopback.
+  get.headers = {{"Host", "evil.example:9090"}};
+  EXPECT_THAT(ui::CheckRequest(get), HasSubstr("evil.example"));
+  get.headers = {};
+  EXPECT_THAT(ui::CheckRequest(get), HasSubstr("loopback host"));
+
+  HttpRequest post;
+  post.method = "POST";
+  post.headers = {{"Host", "127.0.0.1:9090"}, {"X-Warren-Dashboard", "1"}};
+  EXPECT_EQ(ui::CheckRequest(post), "");
+  post.headers.emplace_back("Origin", "http://127.0.0.1:9090");
+  post.headers.emplace_back("Sec-Fetch-Site", "same-origin");
+  EXPECT_EQ(ui::CheckRequest(post), "");
+
+  HttpRequest cross = post;
+  cross.headers = {
+      {"Host", "127.0.0.1:9090"}, {"X-Warren-Dashboard", "1"}, {"Origin", "http://evil.example"}};
+  EXPECT_THAT(ui::CheckRequest(cross), HasSubstr("Origin \"http://evil.example\""));
+  cross.headers = {
+      {"Host", "127.0.0.1:9090"}, {"X-Warren-Dashboard", "1"}, {"Sec-Fetch-Site", "cross-site"}};
+  EXPECT_THAT(ui::CheckRequest(cross), HasSubstr("Sec-Fetch-Site"));
+  cross.headers = {{"Host", "127.0.0.1:9090"}};
+  EXPECT_THAT(ui::CheckRequest(cross), HasSubstr("X-Warren-Dashboard"));
+}
+
+TEST_F(DashboardTest, ServesItsFilesWithTypesAndPolicy) {
+  Start();
+  test::HttpClientResponse r = Do("GET", "/ui/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("Content-Type").value_or(""), "text/html; charset=utf-8");
+  EXPECT_THAT(r.Header("Content-Security-Policy").value_or(""), HasSubstr("default-src 'self'"));
+  EXPECT_THAT(r.body, HasSubstr("<script src=\"app.js\""));
+  r = Do("GET", "/ui/app.js");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("Content-Type").value_or(""), "text/javascript; charset=utf-8");
+  EXPECT_EQ(Do("GET", "/ui/style.css").status, 200);
+  EXPECT_EQ(Do("GET", "/ui/missing.js").status, 404);
+  r = Do("GET", "/ui");
+  EXPECT_EQ(r.status, 301);
+  EXPECT_EQ(r.Header("Location").value_or(""), "/ui/");
+  // The metrics beside it are untouched.
+  EXPECT_EQ(Do("GET", "/metrics").status, 200);
+}
+
+TEST_F(DashboardTest, OffWhenTheHttpAddressIsNotLoopback) {
+  // Every interface (port 0); the test still talks to it over loopback only.
+  Start("0.0.0.0:0");
+  test::HttpClientResponse r = Do("GET", "/ui/");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("0.0.0.0:0 is not a loopback address"));
+  EXPECT_EQ(Do("GET", "/ui/api/services").status, 403);
+  EXPECT_EQ(Do("GET", "/metrics").status, 200);
+}
+
+TEST(DashboardAssetsTest, EmbeddedFilesStayUnderTwoMebibytes) {
+  size_t total = 0;
+  for (const ui::EmbeddedFile& f : ui::EmbeddedFiles()) total += f.size;
+  EXPECT_GT(total, 0u);
+  EXPECT_LT(total, 2u << 20);
+  ASSERT_NE(ui::FindAsset("index.html"), nullptr);
+  EXPECT_EQ(ui::FindAsset("../index.html"), nullptr);
+}
+
+}  // namespace
+}  // namespace warren
