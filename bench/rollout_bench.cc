@@ -519,6 +519,14 @@ class Load {
   std::thread thread_;
 };
 
+// Publishes the testapp's port 8080 on 127.0.0.1:`port`.
+void PublishOn(v1::ServiceSpec* spec, int port) {
+  auto* p = spec->mutable_template_()->add_ports();
+  p->set_target(8080);
+  p->set_published(port);
+  p->set_host_ip("127.0.0.1");
+}
+
 // d. Rollback after a finished blue/green or canary of kReplicas (health interval 1 s), under
 // a steady stream of requests through the published port. Warm: right after the deployment
 // succeeded, with the previous revision still running (scale-down delay 5 min): traffic must
@@ -529,10 +537,7 @@ void FinishedRollback(Bench& bench, const std::string& strategy, int warm_runs, 
   const std::string name = strategy == "canary" ? "fin-canary" : "fin-bluegreen";
   const int port = FreePort();
   auto publish = [&](v1::ServiceSpec* spec) {
-    auto* p = spec->mutable_template_()->add_ports();
-    p->set_target(8080);
-    p->set_published(port);
-    p->set_host_ip("127.0.0.1");
+    PublishOn(spec, port);
     auto* u = spec->mutable_update_config();
     // Only the strategy and what makes a run short are set: the rollback runs under the
     // defaults (parallelism 1, surge 1, start-first).
@@ -662,6 +667,78 @@ void FinishedRollback(Bench& bench, const std::string& strategy, int warm_runs, 
   bench.Delete(name);
 }
 
+// e. A rolling update to a version whose health checks pass but that answers half its requests
+// with 500 (ERROR_RATE=0.5), rolled back by the rolling analysis at its defaults (error rate
+// over 5 % of at least 50 requests), under a steady stream of requests through the published
+// port. Measured per run: from the update call until the last answer the bad revision gave
+// (its 500s included), from the "rolling-back" event until then, and the requests that
+// failed in between.
+void RollingAnalysisRollback(Bench& bench, int runs) {
+  const std::string name = "rolling-analysis";
+  const int port = FreePort();
+  auto publish = [&](v1::ServiceSpec* spec) { PublishOn(spec, port); };
+  const std::string what =
+      "rolling update to ERROR_RATE=0.5 rolled back by its analysis (defaults), 10 replicas, "
+      "interval 1s";
+  if (!bench.Create(name, 1000, 1, 1, 0, publish)) {
+    Row(what, "service did not become healthy", "-", "-");
+    return;
+  }
+  Load load(port);
+  EventRecorder events(bench.stub(), name);
+  std::vector<double> bad_s, after_rb_s;
+  int failed = 0, sent = 0, runs_ok = 0;
+  std::string problem;
+  for (int r = 0; r < runs && problem.empty(); ++r) {
+    load.Take();
+    const double t0 = WallNow();
+    const int64_t rev = bench.Update(
+        name, {{"VERSION", "bad"}, {"ERROR_RATE", "0.5"}, {"ROUND", std::to_string(r)}});
+    auto rb = rev ? events.WaitFor("deployment", "rolling-back", t0, std::chrono::seconds(120))
+                  : std::nullopt;
+    if (!rb) {
+      problem = "no rolling-back event within 120 s";
+      break;
+    }
+    auto d = bench.WaitEnded(
+        name, [&](const v1::Deployment& x) { return x.to_revision() == rev; },
+        std::chrono::seconds(60));
+    if (!d || d->phase() != v1::DEPLOYMENT_PHASE_ROLLED_BACK ||
+        !WaitUntil([&] { return bench.RunningOn(name, rev) == 0; }, std::chrono::seconds(60),
+                   std::chrono::milliseconds(20))) {
+      problem = d ? "update ended " + v1::DeploymentPhase_Name(d->phase()) + ": " + d->reason()
+                  : "rollback did not end within 60 s";
+      break;
+    }
+    // Answers still on their way when the last bad task stopped.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    double last_bad = t0;
+    for (const auto& a : load.Take()) {
+      if (a.sent < t0) continue;
+      sent++;
+      if (!a.ok) failed++;
+      if (!a.ok || a.version == "bad") last_bad = std::max(last_bad, a.done);
+    }
+    bad_s.push_back(last_bad - t0);
+    after_rb_s.push_back(last_bad - Seconds(rb->time()));
+    runs_ok++;
+  }
+  load.Stop();
+  bench.Delete(name);
+  if (runs_ok == 0) {
+    Row(what, problem.empty() ? "no run" : problem, "-", "-");
+    return;
+  }
+  std::string value =
+      Fmt("last request to the bad revision %.2f s after the update call median (runs: ",
+          Median(bad_s)) +
+      Runs(bad_s) + Fmt(" s), %.2f s after rolling-back median (runs: ", Median(after_rb_s)) +
+      Runs(after_rb_s) + Fmt(" s); %d of %d requests failed", failed, sent);
+  if (!problem.empty()) value += "; then: " + problem;
+  // Before issue 10 item 5 such an update succeeded: every later request hit the bad version.
+  Row(what, value, "rolled back", "-");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -687,6 +764,7 @@ int main(int argc, char** argv) {
     FinishedRollback(bench, "blue-green", 3, 2);
     FinishedRollback(bench, "canary", 3, 2);
   }
+  if (only.empty() || only == "analysis") RollingAnalysisRollback(bench, 3);
   if (!only.empty() && only != "rollback") return 0;
   AutomaticRollback(bench, "rollback-a", "FAIL_HEALTH=1, start-first, parallelism 1, interval 1s",
                     1, 0, {{"VERSION", "bad"}, {"FAIL_HEALTH", "1"}});

@@ -90,6 +90,7 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"updateConfig.previewPublishedPort", "--preview-publish"},
     {"updateConfig.canarySteps", "--canary-steps"},
     {"updateConfig.canaryWindow", "--canary-window"},
+    {"updateConfig.rollingWindow", "--rolling-window"},
     {"updateConfig.failureThreshold", "--failure-threshold"},
     {"updateConfig.maxErrorRateIncrease", "--max-error-rate-increase"},
     {"updateConfig.maxLatency", "--max-latency"},
@@ -264,11 +265,13 @@ absl::Status ApplyStrategyFlags(const UpdateConfigFlags& f, v1::UpdateConfig* u)
     for (int w : *steps) u->add_canary_steps(w);
   }
   if (f.Given("--canary-keep-stable")) u->set_canary_keep_stable(f.canary_keep_stable);
+  if (f.Given("--rolling-analysis")) u->set_rolling_analysis(f.rolling_analysis);
   using DurationField = google::protobuf::Duration* (v1::UpdateConfig::*)();
   for (const auto& [flag, text, field] :
        {std::tuple<const char*, const std::string*, DurationField>{
             "--scale-down-delay", &f.scale_down_delay, &v1::UpdateConfig::mutable_scale_down_delay},
         {"--canary-window", &f.canary_window, &v1::UpdateConfig::mutable_canary_window},
+        {"--rolling-window", &f.rolling_window, &v1::UpdateConfig::mutable_rolling_window},
         {"--max-latency", &f.max_latency, &v1::UpdateConfig::mutable_max_latency}}) {
     if (!f.Given(flag)) continue;
     if (auto s = SetDuration(flag, *text, (u->*field)()); !s.ok()) return s;
@@ -420,9 +423,20 @@ void AddUpdateConfigFlags(CLI::App* cmd, UpdateConfigFlags* f) {
                 "Keep the stable revision at full replicas until the end (default false)")
       ->group(c);
 
-  const std::string a = "Analysis (canary and blue/green)";
+  const std::string r = "Rolling";
+  cmd->add_flag("--rolling-analysis,!--no-rolling-analysis", f->rolling_analysis,
+                "Judge the new revision's traffic while the update runs and roll back when a "
+                "check fails (default: on for services with a published port)")
+      ->group(r);
+  cmd->add_option("--rolling-window", f->rolling_window,
+                  "Sliding analysis window of a rolling update; it also runs this long before "
+                  "it succeeds (default 10s)")
+      ->group(r);
+
+  const std::string a = "Analysis (canary, blue/green and rolling)";
   cmd->add_option("--failure-threshold", f->failure_threshold,
-                  "Highest error rate of the new revision, percent (default 10)")
+                  "Highest error rate of the new revision, percent (default 5 for rolling, 10 "
+                  "for canary and blue/green)")
       ->group(a);
   cmd->add_option("--max-error-rate-increase", f->max_error_rate_increase,
                   "Highest error rate above the stable revision's, percentage points "

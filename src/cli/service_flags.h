@@ -77,6 +77,9 @@ struct UpdateConfigFlags {
   std::string canary_steps;  // "10,25,50,100"
   std::string canary_window;
   bool canary_keep_stable = false;
+  // Rolling.
+  bool rolling_analysis = true;
+  std::string rolling_window;
   std::string failure_threshold;        // percent: "10" or "10%"
   std::string max_error_rate_increase;  // percent, or "off"
   std::string max_latency;

@@ -581,6 +581,12 @@ absl::Status ValidateUpdateConfig(const v1::UpdateConfig& u, const std::string& 
                                  std::pair{".maxLatency", &u.max_latency()}}) {
     if (auto s = ValidateDuration(p + field, *d, false); !s.ok()) return s;
   }
+  // Zero would judge no traffic at all: `rollingAnalysis: false` is how to turn it off.
+  if (u.has_rolling_window()) {
+    if (auto s = ValidateDuration(p + ".rollingWindow", u.rolling_window(), true); !s.ok()) {
+      return s;
+    }
+  }
   if (int port = u.preview_published_port(); port < 0 || port > 65535) {
     return Invalid(p + ".previewPublishedPort",
                    absl::StrCat("must be 0 (no preview port) or 1..65535, got ", port));
@@ -1148,7 +1154,10 @@ void ApplyUpdateConfigDefaults(v1::UpdateConfig* u) {
     for (int w : kDefaultCanarySteps) u->add_canary_steps(w);
   }
   if (!u->has_canary_window()) SetDurationSeconds(u->mutable_canary_window(), 5 * 60);
-  if (!u->has_failure_threshold()) u->set_failure_threshold(10);
+  // A rolling update judges every request of the new revision from its first batch on, so
+  // it is held to a stricter rate than a canary's share of the traffic.
+  if (!u->has_failure_threshold()) u->set_failure_threshold(u->strategy() == "rolling" ? 5 : 10);
+  if (!u->has_rolling_window()) SetDurationSeconds(u->mutable_rolling_window(), 10);
   if (u->min_requests() == 0) u->set_min_requests(kDefaultMinRequests);
   if (u->thin_traffic().empty()) u->set_thin_traffic("extend");
   if (!u->has_placement_grace()) SetDurationSeconds(u->mutable_placement_grace(), 5);
@@ -1176,6 +1185,8 @@ v1::UpdateConfig EffectiveRollbackConfig(const v1::ServiceSpec& spec) {
   if (r.preview_published_port() != 0) out.set_preview_published_port(r.preview_published_port());
   if (!r.canary_steps().empty()) *out.mutable_canary_steps() = r.canary_steps();
   if (r.has_canary_window()) *out.mutable_canary_window() = r.canary_window();
+  if (r.has_rolling_analysis()) out.set_rolling_analysis(r.rolling_analysis());
+  if (r.has_rolling_window()) *out.mutable_rolling_window() = r.rolling_window();
   if (r.canary_keep_stable()) out.set_canary_keep_stable(true);
   if (r.has_failure_threshold()) out.set_failure_threshold(r.failure_threshold());
   if (r.has_max_error_rate_increase()) {

@@ -213,6 +213,12 @@ class Load {
     std::lock_guard<std::mutex> lock(mu_);
     return last_error_;
   }
+  // When the first and the last answer of version v2 arrived (epoch when none did).
+  std::pair<std::chrono::steady_clock::time_point, std::chrono::steady_clock::time_point>
+  v2_span() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {first_v2_, last_v2_};
+  }
   // Failed requests that were sent at or after `since`.
   int failed_since(std::chrono::steady_clock::time_point since) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -238,7 +244,12 @@ class Load {
       const bool is_v1 = r->second.find("version=v1") != std::string::npos;
       const bool is_v2 = r->second.find("version=v2") != std::string::npos;
       if (is_v1) v1_++;
-      if (is_v2) v2_++;
+      if (is_v2) {
+        v2_++;
+        std::lock_guard<std::mutex> lock(mu_);
+        last_v2_ = std::chrono::steady_clock::now();
+        if (first_v2_ == std::chrono::steady_clock::time_point()) first_v2_ = last_v2_;
+      }
       if (label_) {
         int l = label_();
         std::lock_guard<std::mutex> lock(mu_);
@@ -255,6 +266,7 @@ class Load {
   std::mutex mu_;
   std::string last_error_;
   std::vector<std::chrono::steady_clock::time_point> failure_starts_;
+  std::chrono::steady_clock::time_point first_v2_, last_v2_;
   std::map<int, std::pair<int, int>> by_label_;
   std::thread thread_;
 };

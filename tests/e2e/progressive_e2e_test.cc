@@ -264,6 +264,45 @@ TEST_F(ProgressiveE2eTest, BadCanaryIsRolledBackAutomatically) {
   ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }));
 }
 
+// Issue 10 item 5: a rolling update (the default strategy) to a revision that answers half its
+// requests with 500 passes its health checks but is rolled back by the rolling analysis, with
+// the check as the reason. Prints how long the bad revision answered requests and how many
+// requests failed meanwhile.
+TEST_F(ProgressiveE2eTest, BadRollingUpdateIsRolledBackByItsAnalysis) {
+  StartHybrid();
+  CreateWeb(4);
+  Load load(publish_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--env", "ERROR_RATE=0.5",
+                "--min-requests", "50"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("rolling analysis of revision 2 failed: error_rate"), std::string::npos)
+      << r.out;
+  auto d = Rollout();
+  EXPECT_EQ(d.value("phase", ""), "DEPLOYMENT_PHASE_ROLLED_BACK") << d.dump();
+  EXPECT_EQ(d.value("rollbackReason", ""), "error_rate");
+  ASSERT_TRUE(WaitFor([&] {
+    int running_v2 = 0;
+    for (const auto& t : Tasks("web")) {
+      if (t.value("desiredState", "") == "TASK_STATE_RUNNING" &&
+          (t["revision"] == "2" || t["revision"] == 2)) {
+        running_v2++;
+      }
+    }
+    return HealthyTasks("web").size() == 4 && running_v2 == 0;
+  }));
+  const int v2_before = load.v2();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  load.Stop();
+  EXPECT_EQ(load.v2(), v2_before) << "no request reaches revision 2 after its tasks are gone";
+  const auto [first, last] = load.v2_span();
+  ASSERT_GT(load.v2(), 0) << "the bad revision served before it was judged";
+  std::printf(
+      "rolling analysis: revision 2 answered requests for %.2f s; %d of %d requests "
+      "failed\n",
+      std::chrono::duration<double>(last - first).count(), load.failed(), load.sent());
+}
+
 // Behaviour 1 under load: after a canary and a blue/green finished, while the previous
 // revision is still warm, `service rollback` moves all traffic back at once (no step, no
 // window, no new task) and no request fails.

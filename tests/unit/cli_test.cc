@@ -452,6 +452,18 @@ TEST(ServiceFlagsTest, StrategyFlags) {
   EXPECT_THAT(plain->update_config().canary_steps(), ::testing::ElementsAre(10, 25, 50, 100));
   EXPECT_EQ(plain->update_config().canary_window().seconds(), 300);
   EXPECT_EQ(plain->update_config().failure_threshold(), 10);
+
+  // Rolling analysis flags.
+  auto rolling =
+      CreateFromArgs({"web", "--command", "x", "--no-rolling-analysis", "--rolling-window", "30s"});
+  ASSERT_TRUE(rolling.ok()) << rolling.status();
+  ASSERT_TRUE(rolling->update_config().has_rolling_analysis());
+  EXPECT_FALSE(rolling->update_config().rolling_analysis());
+  EXPECT_EQ(rolling->update_config().rolling_window().seconds(), 30);
+  EXPECT_EQ(rolling->update_config().failure_threshold(), 5);
+  auto on = CreateFromArgs({"web", "--command", "x", "--rolling-analysis"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->update_config().rolling_analysis());
   EXPECT_EQ(plain->update_config().min_requests(), 50);
   EXPECT_EQ(plain->update_config().thin_traffic(), "extend");
 }
@@ -477,6 +489,8 @@ TEST(ServiceFlagsTest, StrategyFlagErrorsNameTheFlag) {
            {{"--canary-window", "5"}, "--canary-window: invalid duration \"5\""},
            {{"--canary-window", "-1m"},
             "--canary-window: updateConfig.canaryWindow: must be 0..168h"},
+           {{"--rolling-window", "0s"},
+            "--rolling-window: updateConfig.rollingWindow: must be greater than 0"},
            {{"--scale-down-delay", "x"}, "--scale-down-delay: invalid duration"},
            {{"--max-latency", "-5ms"}, "--max-latency: updateConfig.maxLatency: must be 0..168h"},
            {{"--failure-threshold", "lots"}, "--failure-threshold: invalid percentage \"lots\""},

@@ -745,7 +745,10 @@ TEST(UpdateConfigDefaultsTest, StrategyOptions) {
   EXPECT_EQ(u.canary_window().seconds(), 300);
   EXPECT_FALSE(u.canary_keep_stable());
   ASSERT_TRUE(u.has_failure_threshold());
-  EXPECT_EQ(u.failure_threshold(), 10);
+  EXPECT_EQ(u.failure_threshold(), 5) << "rolling: stricter than a canary's 10";
+  EXPECT_EQ(u.rolling_window().seconds(), 10);
+  // Decided per deployment from the service's published ports, never stored as a default.
+  EXPECT_FALSE(u.has_rolling_analysis());
   EXPECT_FALSE(u.has_max_error_rate_increase());
   EXPECT_FALSE(u.has_max_latency());
   EXPECT_EQ(u.min_requests(), 50);
@@ -870,6 +873,8 @@ TEST(ValidateServiceSpecTest, RejectsBadStrategyOptions) {
        "updateConfig.scaleDownDelay: must be 0..168h"},
       {"canary window", [&](auto* s) { u(s)->mutable_canary_window()->set_seconds(-1); },
        "updateConfig.canaryWindow: must be 0..168h"},
+      {"rolling window zero", [&](auto* s) { u(s)->mutable_rolling_window()->set_seconds(0); },
+       "updateConfig.rollingWindow: must be greater than 0 and at most 168h, got 0"},
       {"max latency", [&](auto* s) { u(s)->mutable_max_latency()->set_seconds(-1); },
        "updateConfig.maxLatency: must be 0..168h"},
       {"query without threshold", [&](auto* s) { u(s)->set_analysis_query("sum(x)"); },
@@ -1241,7 +1246,12 @@ TEST(ToYamlTest, RoundTripsThroughParser) {
   (*spec.mutable_template_()->mutable_env())["FLAG"] = "true";
   spec.mutable_template_()->mutable_resources()->set_memory_bytes(1LL << 30);
   spec.mutable_template_()->add_args("--x");
+  // An explicit "off" must stay off (unset means "on when a port is published").
+  spec.mutable_update_config()->set_rolling_analysis(false);
+  spec.mutable_update_config()->mutable_rolling_window()->set_seconds(30);
   std::string yaml = ToYaml(spec);
+  EXPECT_THAT(yaml, HasSubstr("rollingAnalysis: false"));
+  EXPECT_THAT(yaml, HasSubstr("rollingWindow: 30s"));
   EXPECT_THAT(yaml, HasSubstr("interval: 5s"));
   EXPECT_THAT(yaml, HasSubstr("delay: 100ms"));
   EXPECT_THAT(yaml, HasSubstr("PORT: \"8080\""));

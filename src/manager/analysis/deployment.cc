@@ -13,6 +13,12 @@ std::optional<absl::Time> WindowStart(const v1::Deployment& d, absl::Time now) {
       IsSet(d.step_started_at())) {
     return FromProtoTime(d.step_started_at());
   }
+  // A rolling update's window slides; the stored one covers it from the start, so a restarted
+  // manager still judges the update's first window from the requests already seen.
+  if (d.strategy() == v1::DEPLOYMENT_STRATEGY_ROLLING && d.config().rolling_analysis() &&
+      !d.rollback() && IsSet(d.phase_started_at())) {
+    return FromProtoTime(d.phase_started_at());
+  }
   if (d.strategy() == v1::DEPLOYMENT_STRATEGY_BLUE_GREEN && d.switched()) {
     const absl::Time at = FromProtoTime(d.switched_at());
     if (now < at + DurationOr(d.config().canary_window(), absl::Minutes(5))) return at;

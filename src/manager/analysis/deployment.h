@@ -15,8 +15,9 @@
 namespace warren::analysis {
 
 // When the analysis window of a deployment began: a canary's step once its weight is applied,
-// blue/green's switch for its post-switch window (canary_window long, 5 min by default);
-// nullopt when no window runs (not progressing or paused, or between windows).
+// blue/green's switch for its post-switch window (canary_window long, 5 min by default), a
+// rolling update's start while its analysis runs; nullopt when no window runs (not progressing or
+// paused, or between windows).
 std::optional<absl::Time> WindowStart(const v1::Deployment& d, absl::Time now);
 
 // Query results are kept per stage ("step N" of a canary; blue/green "pre-switch" and

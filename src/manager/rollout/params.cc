@@ -45,6 +45,8 @@ RolloutParams ResolveRolloutParams(const v1::UpdateConfig& config, int replicas)
   p.canary_window = FromProtoDuration(c.canary_window());
   p.canary_steps = CanarySteps(c);
   p.canary_keep_stable = c.canary_keep_stable();
+  p.rolling_analysis = p.strategy == v1::DEPLOYMENT_STRATEGY_ROLLING && c.rolling_analysis();
+  p.rolling_window = FromProtoDuration(c.rolling_window());
   return p;
 }
 

@@ -32,6 +32,9 @@ struct RolloutParams {
   absl::Duration canary_window;
   std::vector<int> canary_steps;
   bool canary_keep_stable = false;
+  // Rolling: judge the new revision's traffic over a sliding window while the update runs.
+  bool rolling_analysis = false;
+  absl::Duration rolling_window;
 };
 
 RolloutParams ResolveRolloutParams(const v1::UpdateConfig& config, int replicas);

@@ -8,6 +8,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "manager/analysis/window.h"
 #include "manager/rollout/strategy.h"
 #include "manager/rollout/transitions.h"
 
@@ -178,6 +179,37 @@ void Rolling::Advance(const PassInput& in, RolloutStep* step) const {
       Fail(in, rolling_back ? "rollback failed: " + why : why, step);
     }
     return;
+  }
+
+  // The new revision's traffic over the last rolling_window (never before the update began),
+  // judged by the canary's checks; a rollback has nothing left to fall back to.
+  if (p.rolling_analysis && !rolling_back && !nd.rollback() && nd.batch() > 0) {
+    const absl::Time settled = phase_start + p.rolling_window;
+    AnalysisRequest a;
+    a.config = &nd.config();
+    a.service_id = in.service.id();
+    a.candidate = target;
+    a.baseline = nd.from_revision();
+    a.window_start = analysis::SlidingWindowStart(phase_start, now, p.rolling_window);
+    // Only the end decides a pass (and the thin-traffic policy): until then a failing check
+    // rolls back at once and anything else keeps watching.
+    a.window_over = done == n && now >= settled;
+    a.run_query = a.window_over;
+    a.now = now;
+    Verdict v = RunAnalysis(a, in.analysis);
+    RecordAnalysis(v.results, step);
+    if (v.failed) {
+      BeginRollback(in, v.rollback_reason,
+                    absl::StrCat("rolling analysis of revision ", target, " failed: ", v.reason),
+                    step);
+      return;
+    }
+    // Traffic reports change no stored object: look again within a second.
+    wake(now + absl::Seconds(1));
+    if (done == n && now < settled) {
+      wake(settled);
+      return;
+    }
   }
 
   // Done?

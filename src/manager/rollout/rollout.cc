@@ -126,6 +126,13 @@ v1::Deployment NewDeployment(const v1::Service& current, const v1::Service& next
   } else {
     *d.mutable_config() = next.spec().update_config();
     ApplyUpdateConfigDefaults(d.mutable_config());
+    // Decided here rather than stored in the spec: whether a service serves traffic can change
+    // with any update, and the default follows it.
+    if (!d.config().has_rolling_analysis()) {
+      bool published = false;
+      for (const auto& port : next.spec().template_().ports()) published |= port.published() != 0;
+      d.mutable_config()->set_rolling_analysis(published);
+    }
   }
   d.set_strategy(ParseStrategy(d.config().strategy()));
   d.set_phase(v1::DEPLOYMENT_PHASE_PENDING);
