@@ -733,7 +733,7 @@ void RollingAnalysisRollback(Bench& bench, int runs) {
       Fmt("last request to the bad revision %.2f s after the update call median (runs: ",
           Median(bad_s)) +
       Runs(bad_s) + Fmt(" s), %.2f s after rolling-back median (runs: ", Median(after_rb_s)) +
-      Runs(after_rb_s) + Fmt(" s); %d of %d requests failed", failed, sent);
+      Runs(after_rb_s) + Fmt(" s); %.0f of %.0f requests failed", failed, sent);
   if (!problem.empty()) value += "; then: " + problem;
   // Before issue 10 item 5 such an update succeeded: every later request hit the bad version.
   Row(what, value, "rolled back", "-");
