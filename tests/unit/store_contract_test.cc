@@ -370,8 +370,7 @@ TEST_P(StoreContractTest, ConcurrentCommitsGetDistinctVersions) {
           ++contested_wins[t];
           versions[t].push_back(*contested);
         } else {
-          EXPECT_EQ(contested.status().code(), absl::StatusCode::kAborted)
-              << contested.status();
+          EXPECT_EQ(contested.status().code(), absl::StatusCode::kAborted) << contested.status();
         }
         auto v = store->Commit({Put(Kind::kTask, absl::StrCat("t", t, "-", i), "",
                                     absl::StrCat(t, ":", i), Mutation::kMustNotExist)});
