@@ -21,6 +21,8 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
+  // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
+  kClusterSecurity = 7,
 };
 
 std::string_view KindName(Kind kind);

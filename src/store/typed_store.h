@@ -10,6 +10,7 @@
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
+#include "warren/v1/security.pb.h"
 
 namespace warren {
 
@@ -47,6 +48,9 @@ struct ObjectTraits<v1::Event> {
   static constexpr Kind kKind = Kind::kEvent;
   static std::string Name(const v1::Event&) { return ""; }
 };
+
+// The one ClusterSecurity object's store id.
+inline constexpr std::string_view kClusterSecurityId = "cluster";
 
 // Event ids are numbers; their store ids are zero-padded so that id order is numeric order.
 inline std::string EventStoreId(uint64_t id) {
