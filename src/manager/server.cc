@@ -17,6 +17,7 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "manager/backup_service.h"
+#include "manager/ca_service.h"
 #include "manager/cluster_identity.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
@@ -121,6 +122,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   builder.RegisterService(m->api_.get());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
   builder.RegisterService(m->backup_.get());
+  m->revoked_ = std::make_shared<security::RevocationList>();
+  // Until the API server has TLS (issue 12), no call carries a certificate.
+  m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
+                                       clock, CaServiceOptions{.plaintext = true});
+  builder.RegisterService(m->ca_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
     return absl::InternalError(
@@ -132,7 +138,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
       std::vector<std::string>{v1::Warren::service_full_name(),
-                               v1::ClusterAdmin::service_full_name()});
+                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();

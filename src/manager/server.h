@@ -22,6 +22,7 @@
 namespace warren {
 
 class BackupService;
+class CaService;
 class DataDirLock;
 class EtcdElection;
 class GrpcAcceptor;
@@ -51,7 +52,9 @@ class ManagerServer {
   Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
   Controller& controller() { return *controller_; }
-  // The cluster's CA, join tokens and cluster key, loaded (or created) at start.
+  // The cluster's CA, join tokens and cluster key, loaded (or created) at start. ca() and
+  // cluster_key() never change; the join tokens change (rotation) only under the Ca service's
+  // lock, so read them through that service.
   const security::ClusterAuthority* authority() const { return authority_.get(); }
 
   void Shutdown();
@@ -67,6 +70,8 @@ class ManagerServer {
   std::unique_ptr<EtcdElection> election_;
   std::unique_ptr<Store> controller_store_;
   std::unique_ptr<security::ClusterAuthority> authority_;
+  std::shared_ptr<security::RevocationList> revoked_;
+  std::unique_ptr<CaService> ca_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;
