@@ -183,8 +183,9 @@ void Rolling::Advance(const PassInput& in, RolloutStep* step) const {
 
   // The new revision's traffic over the last rolling_window (never before the update began),
   // judged by the canary's checks; a rollback has nothing left to fall back to.
-  if (p.rolling_analysis && !rolling_back && !nd.rollback() && nd.batch() > 0) {
-    const absl::Time settled = phase_start + p.rolling_window;
+  const bool judging = p.rolling_analysis && !rolling_back && !nd.rollback() && nd.batch() > 0;
+  const absl::Time settled = phase_start + p.rolling_window;
+  if (judging) {
     AnalysisRequest a;
     a.config = &nd.config();
     a.service_id = in.service.id();
@@ -258,6 +259,22 @@ void Rolling::Advance(const PassInput& in, RolloutStep* step) const {
     chosen.push_back(key);
   }
   if (chosen.empty()) return;
+  // The batch that would replace the previous revision's last available tasks waits for the
+  // analysis window: until the verdict, the proxies answer a bad revision's 5xx from those
+  // tasks (retry on another revision), so a bad update that is caught loses no request. The
+  // window runs anyway before the update can succeed; holding costs no time when it is over.
+  if (judging && now < settled) {
+    const size_t old_available = std::count_if(candidates.begin(), candidates.end(),
+                                               [](const auto& c) { return c.first > 0; });
+    const size_t chosen_old = std::count_if(chosen.begin(), chosen.end(), [&](const auto& key) {
+      return std::any_of(candidates.begin(), candidates.end(),
+                         [&](const auto& c) { return c.second == key && c.first > 0; });
+    });
+    if (old_available > 0 && chosen_old == old_available) {
+      wake(settled);
+      return;
+    }
+  }
   for (const auto& key : chosen) nd.add_updated_slots(key);
   nd.set_batch(nd.batch() + 1);
   nd.clear_batch_done_at();
