@@ -18,6 +18,7 @@
 #include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
+#include "manager/assignment_view.h"
 #include "manager/commit_retry.h"
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
@@ -958,36 +959,14 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
   }
   uint64_t seen = UINT64_MAX;
   // The first set goes out even when empty: a restarted worker stops the tasks it adopted
-  // only once it learns that none of them is assigned to it any more.
-  std::optional<std::string> last_sent;
+  // only once it learns that none of them is assigned to it any more. Status churn (health
+  // probes) is the worker's own report: no resend for it.
+  AssignmentView view(store_, req->node_id());
   while (!ctx->IsCancelled() && !shutting_down_) {
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
-      v1::Assignments a;
-      a.set_version(version);
-      for (auto& t : ListObjects<v1::Task>(store_)) {
-        if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
-        // A global task names its node from the start, but it has no address (nor resources)
-        // until the scheduler places it: started now, it would listen on 127.0.0.1.
-        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
-        t.set_version(0);  // versions churn on status reports; the worker needs no resend
-        *a.add_tasks() = std::move(t);
-      }
-      // Status churn (health probes) is the worker's own report: no resend for it. The key
-      // is each task without its status, taken out and put back rather than copying every
-      // task (a copy of thousands of tasks per store version was a good part of the manager's
-      // memory churn).
-      std::string key;
-      for (auto& t : *a.mutable_tasks()) {
-        std::unique_ptr<v1::TaskStatus> status(t.release_status());
-        t.AppendToString(&key);
-        t.set_allocated_status(status.release());
-      }
-      if (key != last_sent) {
-        if (!writer->Write(a)) break;
-        last_sent = std::move(key);
-      }
+      if (view.Update() && !writer->Write(view.Build(version))) break;
     }
     store_.WaitForVersion(seen, absl::Milliseconds(500));
   }

@@ -45,7 +45,7 @@ class ClusterIndex {
     std::set<std::string> services;
   };
 
-  explicit ClusterIndex(Store& store) : store_(store) {}
+  explicit ClusterIndex(const Store& store) : store_(store) {}
 
   // Applies the store's changes since the last Sync; returns what they touched.
   Dirty Sync();
@@ -75,7 +75,7 @@ class ClusterIndex {
   void EraseOwned(std::map<std::string, std::set<std::string>>& by_service,
                   std::map<std::string, std::string>& owner, const std::string& id, Dirty* dirty);
 
-  Store& store_;
+  const Store& store_;
   bool loaded_ = false;
   uint64_t version_ = 0;
   std::vector<v1::Node> nodes_;
