@@ -164,16 +164,19 @@ void ApiService::FillPublishErrors(v1::Service* svc) const {
   }
 }
 
-grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest* req,
                                       v1::ListServicesResponse* resp) {
   if (auto s = CorruptKindError(store_, Kind::kService); !s.ok()) return ToGrpc(s);
-  auto services = ListObjects<v1::Service>(store_);
-  std::sort(services.begin(), services.end(),
-            [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
-  for (auto& s : services) {
-    v1::Service* out = resp->add_services();
-    *out = std::move(s);
-    FillPublishErrors(out);
+  auto page = ListServicesPage(store_, *req);
+  if (!page.ok()) return ToGrpc(page.status());
+  *resp = std::move(*page);
+  std::vector<std::string> ids;
+  for (auto& s : *resp->mutable_services()) {
+    FillPublishErrors(&s);
+    ids.push_back(s.id());
+  }
+  if (req->with_running_counts()) {
+    for (const auto& [id, n] : task_lookup_.Running(ids)) (*resp->mutable_running_tasks())[id] = n;
   }
   return grpc::Status::OK;
 }
@@ -670,7 +673,15 @@ grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequ
     if (!n.ok()) return ToGrpc(n.status());
     node_id = n->id();
   }
-  auto tasks = ListObjects<v1::Task>(store_);
+  std::vector<v1::Task> tasks;
+  if (service_id.empty()) {
+    tasks = ListObjects<v1::Task>(store_);
+  } else {
+    // One service's tasks, not a parse of every task in the cluster.
+    for (const std::string& id : task_lookup_.TaskIdsOf(service_id)) {
+      if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
+    }
+  }
   std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
     if (a.service_name() != b.service_name()) return a.service_name() < b.service_name();
     if (a.slot() != b.slot()) return a.slot() < b.slot();
@@ -680,6 +691,7 @@ grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequ
   for (auto& t : tasks) {
     if (!service_id.empty() && t.service_id() != service_id) continue;
     if (!node_id.empty() && t.node_id() != node_id) continue;
+    if (req->state() != v1::TASK_STATE_UNSPECIFIED && t.status().state() != req->state()) continue;
     *resp->add_tasks() = std::move(t);
   }
   return grpc::Status::OK;
