@@ -34,28 +34,17 @@ using warren::bench::Ctx;
 using warren::bench::EventRecorder;
 using warren::bench::FreePort;
 using warren::bench::Percentile;
+using warren::bench::RssKiB;
 using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
+using warren::bench::WallNow;
 namespace v1 = warren::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int kReplicas = 10;
-
-double WallNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-long RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
 
 std::string Fmt(const char* fmt, double a, double b = 0, double c = 0) {
   char buf[160];
@@ -214,28 +203,10 @@ class Cluster {
     return out.revision();
   }
 
-  // The latest deployment of NAME satisfying `ours` once it ended.
   std::optional<v1::Deployment> WaitEnded(const std::string& name,
                                           const std::function<bool(const v1::Deployment&)>& ours,
                                           seconds timeout) {
-    std::optional<v1::Deployment> out;
-    WaitUntil(
-        [&] {
-          auto ctx = Ctx();
-          v1::RolloutRequest req;
-          req.set_name_or_id(name);
-          v1::Deployment d;
-          if (!stub_->GetRollout(ctx.get(), req, &d).ok() || !ours(d)) return false;
-          if (d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
-              d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
-              d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-            return false;
-          }
-          out = d;
-          return true;
-        },
-        timeout, milliseconds(20));
-    return out;
+    return warren::bench::WaitDeploymentEnded(*stub_, name, ours, timeout);
   }
 
  private:

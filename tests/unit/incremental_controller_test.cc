@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/task_state.h"
+#include "forwarding_store.h"
 #include "gtest/gtest.h"
 #include "manager/api_service.h"
 #include "manager/controller.h"
@@ -21,22 +22,11 @@ namespace warren {
 namespace {
 
 // A store whose change feed leaves out the changes `drop` picks: a lost event.
-class LossyFeedStore : public Store {
+class LossyFeedStore : public testing_util::ForwardingStore {
  public:
-  explicit LossyFeedStore(Store& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::function<bool(const Change&)> drop = [](const Change&) { return false; };
 
-  absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& m) override {
-    return inner_.Commit(m);
-  }
-  std::optional<StoredObject> Get(Kind kind, std::string_view id) const override {
-    return inner_.Get(kind, id);
-  }
-  std::optional<StoredObject> GetByName(Kind kind, std::string_view name) const override {
-    return inner_.GetByName(kind, name);
-  }
-  std::vector<StoredObject> List(Kind kind) const override { return inner_.List(kind); }
-  uint64_t Version() const override { return inner_.Version(); }
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
     auto changes = inner_.ChangesSince(after, limit);
     if (!changes.ok()) return changes;
@@ -46,14 +36,6 @@ class LossyFeedStore : public Store {
     }
     return changes;
   }
-  uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override {
-    return inner_.WaitForVersion(after, timeout);
-  }
-  std::vector<CorruptObject> Corruption() const override { return inner_.Corruption(); }
-  absl::Status CheckSpace() override { return inner_.CheckSpace(); }
-
- private:
-  Store& inner_;
 };
 
 class IncrementalControllerTest : public ::testing::Test {
