@@ -567,9 +567,17 @@ int ServiceList(Context& ctx) {
     for (const v1::Service& s : services.services()) *ctx.out << s.id() << "\n";
     return 0;
   }
-  const std::map<std::string, int> running(services.running_tasks().begin(),
-                                           services.running_tasks().end());
+  std::map<std::string, int> running(services.running_tasks().begin(),
+                                     services.running_tasks().end());
   services.clear_running_tasks();
+  if (req.with_running_counts() && running.empty() && services.services_size() > 0) {
+    // A manager from before the counts (it fills one per service, 0 included): count here.
+    grpc::ClientContext call;
+    Client::Prepare(&call);
+    v1::ListTasksResponse tasks;
+    if (grpc::Status s = client.stub().ListTasks(&call, {}, &tasks); !s.ok()) return client.Fail(s);
+    running = CountRunning({tasks.tasks().begin(), tasks.tasks().end()});
+  }
   *ctx.out << RenderServices(services, running, ctx.format(), absl::Now());
   return 0;
 }
