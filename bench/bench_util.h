@@ -99,6 +99,21 @@ inline double Seconds(const google::protobuf::Timestamp& t) {
   return t.seconds() + t.nanos() / 1e9;
 }
 
+// Wall-clock seconds since the epoch (event and deployment times are wall-clock).
+inline double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Resident memory of a process in KiB (-1: unreadable).
+inline long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 // A client context with a 5 s deadline.
 inline std::unique_ptr<grpc::ClientContext> Ctx() {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -165,6 +180,31 @@ class EventRecorder {
   std::vector<v1::Event> events_;
   std::thread thread_;
 };
+
+// The latest deployment of NAME that satisfies `ours`, once it ended (polled every 20 ms up to
+// `timeout`).
+inline std::optional<v1::Deployment> WaitDeploymentEnded(
+    v1::Warren::Stub& stub, const std::string& name,
+    const std::function<bool(const v1::Deployment&)>& ours, std::chrono::seconds timeout) {
+  std::optional<v1::Deployment> out;
+  WaitUntil(
+      [&] {
+        auto ctx = Ctx();
+        v1::RolloutRequest req;
+        req.set_name_or_id(name);
+        v1::Deployment d;
+        if (!stub.GetRollout(ctx.get(), req, &d).ok() || !ours(d)) return false;
+        if (d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
+            d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
+            d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+          return false;
+        }
+        out = d;
+        return true;
+      },
+      timeout, std::chrono::milliseconds(20));
+  return out;
+}
 
 }  // namespace warren::bench
 

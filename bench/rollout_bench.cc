@@ -48,16 +48,13 @@ using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
+using warren::bench::WallNow;
 
 using SteadyClock = std::chrono::steady_clock;
 using SpecTweak = std::function<void(warren::v1::ServiceSpec*)>;
 namespace v1 = warren::v1;
 
 constexpr int kReplicas = 10;
-
-double WallNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Bench {
  public:

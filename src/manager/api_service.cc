@@ -18,6 +18,7 @@
 #include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
+#include "manager/assignment_view.h"
 #include "manager/commit_retry.h"
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
@@ -163,16 +164,19 @@ void ApiService::FillPublishErrors(v1::Service* svc) const {
   }
 }
 
-grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest* req,
                                       v1::ListServicesResponse* resp) {
   if (auto s = CorruptKindError(store_, Kind::kService); !s.ok()) return ToGrpc(s);
-  auto services = ListObjects<v1::Service>(store_);
-  std::sort(services.begin(), services.end(),
-            [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
-  for (auto& s : services) {
-    v1::Service* out = resp->add_services();
-    *out = std::move(s);
-    FillPublishErrors(out);
+  auto page = ListServicesPage(store_, *req);
+  if (!page.ok()) return ToGrpc(page.status());
+  *resp = std::move(*page);
+  std::vector<std::string> ids;
+  for (auto& s : *resp->mutable_services()) {
+    FillPublishErrors(&s);
+    ids.push_back(s.id());
+  }
+  if (req->with_running_counts()) {
+    for (const auto& [id, n] : task_lookup_.Running(ids)) (*resp->mutable_running_tasks())[id] = n;
   }
   return grpc::Status::OK;
 }
@@ -669,7 +673,15 @@ grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequ
     if (!n.ok()) return ToGrpc(n.status());
     node_id = n->id();
   }
-  auto tasks = ListObjects<v1::Task>(store_);
+  std::vector<v1::Task> tasks;
+  if (service_id.empty()) {
+    tasks = ListObjects<v1::Task>(store_);
+  } else {
+    // One service's tasks, not a parse of every task in the cluster.
+    for (const std::string& id : task_lookup_.TaskIdsOf(service_id)) {
+      if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
+    }
+  }
   std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
     if (a.service_name() != b.service_name()) return a.service_name() < b.service_name();
     if (a.slot() != b.slot()) return a.slot() < b.slot();
@@ -679,6 +691,7 @@ grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequ
   for (auto& t : tasks) {
     if (!service_id.empty() && t.service_id() != service_id) continue;
     if (!node_id.empty() && t.node_id() != node_id) continue;
+    if (req->state() != v1::TASK_STATE_UNSPECIFIED && t.status().state() != req->state()) continue;
     *resp->add_tasks() = std::move(t);
   }
   return grpc::Status::OK;
@@ -958,36 +971,14 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
   }
   uint64_t seen = UINT64_MAX;
   // The first set goes out even when empty: a restarted worker stops the tasks it adopted
-  // only once it learns that none of them is assigned to it any more.
-  std::optional<std::string> last_sent;
+  // only once it learns that none of them is assigned to it any more. Status churn (health
+  // probes) is the worker's own report: no resend for it.
+  AssignmentView view(store_, req->node_id());
   while (!ctx->IsCancelled() && !shutting_down_) {
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
-      v1::Assignments a;
-      a.set_version(version);
-      for (auto& t : ListObjects<v1::Task>(store_)) {
-        if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
-        // A global task names its node from the start, but it has no address (nor resources)
-        // until the scheduler places it: started now, it would listen on 127.0.0.1.
-        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
-        t.set_version(0);  // versions churn on status reports; the worker needs no resend
-        *a.add_tasks() = std::move(t);
-      }
-      // Status churn (health probes) is the worker's own report: no resend for it. The key
-      // is each task without its status, taken out and put back rather than copying every
-      // task (a copy of thousands of tasks per store version was a good part of the manager's
-      // memory churn).
-      std::string key;
-      for (auto& t : *a.mutable_tasks()) {
-        std::unique_ptr<v1::TaskStatus> status(t.release_status());
-        t.AppendToString(&key);
-        t.set_allocated_status(status.release());
-      }
-      if (key != last_sent) {
-        if (!writer->Write(a)) break;
-        last_sent = std::move(key);
-      }
+      if (view.Update() && !writer->Write(view.Build(version))) break;
     }
     store_.WaitForVersion(seen, absl::Milliseconds(500));
   }

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "manager/events.h"
+#include "manager/list_paging.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "manager/publish_errors.h"
@@ -154,6 +155,7 @@ class ApiService final : public v1::Warren::Service {
   const ApiOptions options_;
   ManagerMetrics* metrics_;
   RoutingTableCache* routes_ = nullptr;
+  TaskLookup task_lookup_{store_};
   TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
   std::function<void()> intent_pass_;
