@@ -183,6 +183,26 @@ class EventRecorder {
   std::thread thread_;
 };
 
+// The tasks of service NAME, or nullopt when the manager does not answer.
+inline std::optional<v1::ListTasksResponse> ListServiceTasks(v1::Warren::Stub& stub,
+                                                             const std::string& name) {
+  auto ctx = Ctx();
+  v1::ListTasksRequest req;
+  req.set_service(name);
+  v1::ListTasksResponse resp;
+  if (!stub.ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
+  return resp;
+}
+
+// The ids of service NAME's tasks (empty when the manager does not answer).
+inline std::set<std::string> ServiceTaskIds(v1::Warren::Stub& stub, const std::string& name) {
+  std::set<std::string> out;
+  if (auto resp = ListServiceTasks(stub, name)) {
+    for (const auto& t : resp->tasks()) out.insert(t.id());
+  }
+  return out;
+}
+
 // The controller's reactions in one rolling update's events (from `t0` on): for every batch
 // after the first, ms from the "healthy" event of the previous batch's new task (not one of
 // `old_tasks`) to the "batch" event that starts the next one; appended to `out`.

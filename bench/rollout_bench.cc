@@ -145,12 +145,7 @@ class Bench {
 
   // The tasks of NAME, or nullopt when the manager does not answer.
   std::optional<v1::ListTasksResponse> ListTasks(const std::string& name) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
-    return resp;
+    return warren::bench::ListServiceTasks(*stub_, name);
   }
 
   // Tasks of NAME that should run, run, are healthy and are on `revision`.
@@ -169,11 +164,7 @@ class Bench {
   }
 
   std::set<std::string> TaskIds(const std::string& name) {
-    std::set<std::string> out;
-    if (auto resp = ListTasks(name)) {
-      for (const auto& t : resp->tasks()) out.insert(t.id());
-    }
-    return out;
+    return warren::bench::ServiceTaskIds(*stub_, name);
   }
 
   // Tasks of NAME on `revision` that a runtime runs (healthy or not).

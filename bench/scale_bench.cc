@@ -119,12 +119,7 @@ class Cluster {
   }
 
   std::optional<v1::ListTasksResponse> Tasks(const std::string& name) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
-    return resp;
+    return warren::bench::ListServiceTasks(*stub_, name);
   }
 
   // Tasks of NAME that should run and run (and are healthy when `healthy`), on `revision`
@@ -146,11 +141,7 @@ class Cluster {
   }
 
   std::set<std::string> TaskIds(const std::string& name) {
-    std::set<std::string> out;
-    if (auto resp = Tasks(name)) {
-      for (const auto& t : resp->tasks()) out.insert(t.id());
-    }
-    return out;
+    return warren::bench::ServiceTaskIds(*stub_, name);
   }
 
   // A fake-runtime service of `replicas` with an exec health check every `interval_ms`,
