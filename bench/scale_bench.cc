@@ -119,12 +119,7 @@ class Cluster {
   }
 
   std::optional<v1::ListTasksResponse> Tasks(const std::string& name) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
-    return resp;
+    return warren::bench::ListServiceTasks(*stub_, name);
   }
 
   // Tasks of NAME that should run and run (and are healthy when `healthy`), on `revision`
@@ -146,11 +141,7 @@ class Cluster {
   }
 
   std::set<std::string> TaskIds(const std::string& name) {
-    std::set<std::string> out;
-    if (auto resp = Tasks(name)) {
-      for (const auto& t : resp->tasks()) out.insert(t.id());
-    }
-    return out;
+    return warren::bench::ServiceTaskIds(*stub_, name);
   }
 
   // A fake-runtime service of `replicas` with an exec health check every `interval_ms`,
@@ -184,29 +175,21 @@ class Cluster {
   }
 
   int64_t Update(const std::string& name, const std::string& version) {
-    auto ctx = Ctx();
-    v1::GetServiceRequest get;
-    get.set_name_or_id(name);
-    v1::Service svc;
-    if (!stub_->GetService(ctx.get(), get, &svc).ok()) return 0;
-    v1::UpdateServiceRequest req;
-    *req.mutable_spec() = svc.spec();
-    (*req.mutable_spec()->mutable_template_()->mutable_env())["VERSION"] = version;
-    req.set_expected_version(svc.version());
-    auto ctx2 = Ctx();
-    v1::Service out;
-    grpc::Status st = stub_->UpdateService(ctx2.get(), req, &out);
-    if (!st.ok()) {
-      std::fprintf(stderr, "update %s: %s\n", name.c_str(), st.error_message().c_str());
-      return 0;
-    }
-    return out.revision();
+    return warren::bench::UpdateServiceEnv(*stub_, name, {{"VERSION", version}}, nullptr,
+                                           "scale_bench");
   }
 
   std::optional<v1::Deployment> WaitEnded(const std::string& name,
                                           const std::function<bool(const v1::Deployment&)>& ours,
                                           seconds timeout) {
-    return warren::bench::WaitDeploymentEnded(*stub_, name, ours, timeout);
+    return warren::bench::WaitDeploymentEnded(*stub_, name, ours, timeout, milliseconds(20));
+  }
+
+  // The rolling update of NAME to `revision` (not a rollback), once it ended.
+  std::optional<v1::Deployment> WaitRolloutTo(const std::string& name, int64_t revision) {
+    return WaitEnded(
+        name, [&](const v1::Deployment& x) { return x.to_revision() == revision && !x.rollback(); },
+        seconds(120));
   }
 
  private:
@@ -246,26 +229,10 @@ void Reaction(Cluster& c, int rollouts, Figures* f) {
     std::set<std::string> old_tasks = c.TaskIds(name);
     double t0 = WallNow();
     int64_t rev = c.Update(name, "v" + std::to_string(r + 2));
-    auto d =
-        rev ? c.WaitEnded(
-                  name,
-                  [&](const v1::Deployment& x) { return x.to_revision() == rev && !x.rollback(); },
-                  seconds(120))
-            : std::nullopt;
+    auto d = rev ? c.WaitRolloutTo(name, rev) : std::nullopt;
     if (!d || d->phase() != v1::DEPLOYMENT_PHASE_SUCCEEDED) continue;
     events.WaitFor("deployment", "succeeded", t0, seconds(5));
-    double last_healthy = -1;
-    bool seen_batch = false;
-    for (const auto& e : events.Snapshot()) {
-      if (Seconds(e.time()) < t0) continue;
-      if (e.kind() == "task" && e.action() == "healthy" && !old_tasks.count(e.object_id())) {
-        last_healthy = Seconds(e.time());
-      } else if (e.kind() == "deployment" && e.action() == "batch") {
-        if (seen_batch && last_healthy > 0) ms.push_back((Seconds(e.time()) - last_healthy) * 1000);
-        seen_batch = true;
-        last_healthy = -1;
-      }
-    }
+    warren::bench::AppendBatchReactionsMs(events.Snapshot(), t0, old_tasks, &ms);
   }
   f->reaction_p50_ms = Percentile(ms, 50);
   f->reaction_p99_ms = Percentile(ms, 99);
@@ -285,12 +252,7 @@ void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
   for (int r = 0; r < runs; ++r) {
     double t0 = WallNow();
     int64_t rev = c.Update(name, "v" + std::to_string(r + 2));
-    auto d =
-        rev ? c.WaitEnded(
-                  name,
-                  [&](const v1::Deployment& x) { return x.to_revision() == rev && !x.rollback(); },
-                  seconds(120))
-            : std::nullopt;
+    auto d = rev ? c.WaitRolloutTo(name, rev) : std::nullopt;
     if (d && d->phase() == v1::DEPLOYMENT_PHASE_SUCCEEDED) {
       rolling.push_back(Seconds(d->finished_at()) - t0);
     }
