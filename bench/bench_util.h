@@ -109,7 +109,7 @@ inline std::unique_ptr<grpc::ClientContext> Ctx() {
 // Every event of one service, collected from a WatchEvents stream on a thread of its own.
 class EventRecorder {
  public:
-  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
+  EventRecorder(v1::Control::Stub& stub, const std::string& service) {
     v1::WatchEventsRequest req;
     req.set_service(service);
     reader_ = stub.WatchEvents(&ctx_, req);

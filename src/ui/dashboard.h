@@ -32,7 +32,7 @@ struct DashboardOptions {
 // validation. Live updates are server-sent events from the stored event stream.
 class Dashboard {
  public:
-  Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options);
+  Dashboard(v1::Control::Service& api, const Store& store, DashboardOptions options);
   ~Dashboard();
   Dashboard(const Dashboard&) = delete;
   Dashboard& operator=(const Dashboard&) = delete;
@@ -56,7 +56,7 @@ class Dashboard {
   void Stream(const HttpRequest& req, HttpServer::Responder respond);
   void ReapStreams() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  v1::Warren::Service& api_;
+  v1::Control::Service& api_;
   const Store& store_;
   const DashboardOptions options_;
   std::string disabled_reason_;
