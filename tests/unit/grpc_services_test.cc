@@ -50,7 +50,7 @@ TEST(GrpcServicesTest, ManagerAnswersHealthAndReflection) {
   bool found = false;
   for (const auto& f : *files) {
     for (const auto& svc : f.service()) {
-      if (f.package() == "warren.v1" && svc.name() == "Warren") {
+      if (f.package() == "warren.v1" && svc.name() == "Control") {
         found = svc.method_size() > 10;
       }
     }
