@@ -126,7 +126,7 @@ inline std::unique_ptr<grpc::ClientContext> Ctx() {
 // Every event of one service, collected from a WatchEvents stream on a thread of its own.
 class EventRecorder {
  public:
-  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
+  EventRecorder(v1::Control::Stub& stub, const std::string& service) {
     v1::WatchEventsRequest req;
     req.set_service(service);
     reader_ = stub.WatchEvents(&ctx_, req);
@@ -184,7 +184,7 @@ class EventRecorder {
 };
 
 // The tasks of service NAME, or nullopt when the manager does not answer.
-inline std::optional<v1::ListTasksResponse> ListServiceTasks(v1::Warren::Stub& stub,
+inline std::optional<v1::ListTasksResponse> ListServiceTasks(v1::Control::Stub& stub,
                                                              const std::string& name) {
   auto ctx = Ctx();
   v1::ListTasksRequest req;
@@ -195,7 +195,7 @@ inline std::optional<v1::ListTasksResponse> ListServiceTasks(v1::Warren::Stub& s
 }
 
 // The ids of service NAME's tasks (empty when the manager does not answer).
-inline std::set<std::string> ServiceTaskIds(v1::Warren::Stub& stub, const std::string& name) {
+inline std::set<std::string> ServiceTaskIds(v1::Control::Stub& stub, const std::string& name) {
   std::set<std::string> out;
   if (auto resp = ListServiceTasks(stub, name)) {
     for (const auto& t : resp->tasks()) out.insert(t.id());
@@ -225,7 +225,7 @@ inline void AppendBatchReactionsMs(const std::vector<v1::Event>& events, double 
 
 // Sets env vars on NAME's template (a new revision), `tweak` changing the rest of the spec;
 // returns the new revision or 0 (the error on stderr).
-inline int64_t UpdateServiceEnv(v1::Warren::Stub& stub, const std::string& name,
+inline int64_t UpdateServiceEnv(v1::Control::Stub& stub, const std::string& name,
                                 const std::map<std::string, std::string>& env,
                                 const std::function<void(v1::ServiceSpec*)>& tweak,
                                 const std::string& cause) {
@@ -253,7 +253,7 @@ inline int64_t UpdateServiceEnv(v1::Warren::Stub& stub, const std::string& name,
 // The latest deployment of NAME that satisfies `ours`, once it ended (polled every `step` up
 // to `timeout`).
 inline std::optional<v1::Deployment> WaitDeploymentEnded(
-    v1::Warren::Stub& stub, const std::string& name,
+    v1::Control::Stub& stub, const std::string& name,
     const std::function<bool(const v1::Deployment&)>& ours, std::chrono::seconds timeout,
     std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
   std::optional<v1::Deployment> out;

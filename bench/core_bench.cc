@@ -39,13 +39,13 @@ using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::unique_ptr<warren::v1::Warren::Stub> Connect(const std::string& addr) {
+std::unique_ptr<warren::v1::Control::Stub> Connect(const std::string& addr) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  return warren::v1::Warren::NewStub(channel);
+  return warren::v1::Control::NewStub(channel);
 }
 
-int CountTasks(warren::v1::Warren::Stub& stub, bool healthy_only) {
+int CountTasks(warren::v1::Control::Stub& stub, bool healthy_only) {
   grpc::ClientContext ctx;
   warren::v1::ListTasksResponse resp;
   if (!stub.ListTasks(&ctx, warren::v1::ListTasksRequest(), &resp).ok()) return -1;

@@ -96,7 +96,7 @@ class Bench {
     node_ = Spawn(args, (dir_ / "node.log").string());
     auto channel = grpc::CreateChannel(api_, grpc::InsecureChannelCredentials());
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stub_ = v1::Warren::NewStub(channel);
+    stub_ = v1::Control::NewStub(channel);
     return WaitUntil(
         [&] {
           auto ctx = Ctx();
@@ -107,7 +107,7 @@ class Bench {
         std::chrono::seconds(15));
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
 
   // Creates NAME with kReplicas testapp replicas and waits until all are healthy. `tweak`
   // changes the spec last.
@@ -230,7 +230,7 @@ class Bench {
   std::string warren_, testapp_, api_, marker_;
   std::filesystem::path dir_;
   pid_t node_ = -1;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 void Row(const std::string& name, const std::string& value, const std::string& goal,

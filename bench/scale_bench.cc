@@ -89,7 +89,7 @@ class Cluster {
     args.SetMaxReceiveMessageSize(-1);  // every task of 10,000 services in one answer
     auto channel = grpc::CreateCustomChannel(api_, grpc::InsecureChannelCredentials(), args);
     channel->WaitForConnected(std::chrono::system_clock::now() + seconds(10));
-    stub_ = v1::Warren::NewStub(channel);
+    stub_ = v1::Control::NewStub(channel);
     worker_ = Spawn({warren_, "worker", "--manager", api_, "--node-name", "fake-1", "--data-dir",
                      (dir_ / "w").string(), "--runtime", "fake", "--address-range", "127.63.0.0/16",
                      "--dns-addr", ""},
@@ -104,7 +104,7 @@ class Cluster {
         seconds(20));
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
   pid_t manager() const { return manager_; }
 
   // Running tasks of every service (-1: no answer).
@@ -196,7 +196,7 @@ class Cluster {
   std::string warren_, api_;
   std::filesystem::path dir_;
   pid_t manager_ = -1, worker_ = -1;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 // Creates N services x 3 tasks sequentially; returns services/s.

@@ -68,10 +68,10 @@ struct Context {
 class Client {
  public:
   explicit Client(const Context& ctx) : ctx_(ctx) {
-    stub_ = v1::Warren::NewStub(ctx.env_for_commands().Channel());
+    stub_ = v1::Control::NewStub(ctx.env_for_commands().Channel());
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
 
   // Unary calls get a deadline; streams (logs --follow, events) run until interrupted.
   static void Prepare(grpc::ClientContext* call, bool stream = false) {
@@ -83,7 +83,7 @@ class Client {
 
  private:
   const Context& ctx_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 int UsageError(const Context& ctx, const absl::Status& status) {

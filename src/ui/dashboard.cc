@@ -156,7 +156,7 @@ bool Dashboard::Owns(std::string_view path) {
   return path == "/ui" || absl::StartsWith(AV(path), "/ui/");
 }
 
-Dashboard::Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options)
+Dashboard::Dashboard(v1::Control::Service& api, const Store& store, DashboardOptions options)
     : api_(api),
       store_(store),
       options_(std::move(options)),

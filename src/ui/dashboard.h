@@ -38,7 +38,7 @@ struct DashboardOptions {
 // validation. Live updates are server-sent events from the stored event stream.
 class Dashboard {
  public:
-  Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options);
+  Dashboard(v1::Control::Service& api, const Store& store, DashboardOptions options);
   ~Dashboard();
   Dashboard(const Dashboard&) = delete;
   Dashboard& operator=(const Dashboard&) = delete;
@@ -69,7 +69,7 @@ class Dashboard {
   void SampleLoop();
   HttpResponse History(const std::string& name);
 
-  v1::Warren::Service& api_;
+  v1::Control::Service& api_;
   const Store& store_;
   const DashboardOptions options_;
   std::string disabled_reason_;

@@ -218,7 +218,7 @@ absl::Status WorkerAgent::Start() {
   channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
   channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
                                        channel_args);
-  stub_ = v1::Warren::NewStub(channel_);
+  stub_ = v1::Dispatcher::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
   loops_.emplace_back([this] { HeartbeatLoop(); });

@@ -185,7 +185,7 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   std::atomic<bool> stop_poll{false};
   std::thread poller([&] {
     auto stub =
-        v1::Warren::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
+        v1::Control::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
     int last = -3;
     while (!stop_poll && ms() < 120000) {
       grpc::ClientContext ctx;

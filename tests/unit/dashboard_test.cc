@@ -32,7 +32,7 @@ class DashboardTest : public testing::Test {
     auto m = ManagerServer::Start(o, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Warren::NewStub(
+    stub_ = v1::Control::NewStub(
         grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
@@ -91,7 +91,7 @@ class DashboardTest : public testing::Test {
 
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 TEST_F(DashboardTest, ServicesListNamesEachServiceWithItsSummary) {

@@ -10,7 +10,7 @@
 #include "common/task_state.h"
 #include "forwarding_store.h"
 #include "gtest/gtest.h"
-#include "manager/api_service.h"
+#include "manager/manager_api.h"
 #include "manager/controller.h"
 #include "manager/events.h"
 #include "manager/node_liveness.h"
@@ -47,7 +47,7 @@ class IncrementalControllerTest : public ::testing::Test {
     lossy_ = std::make_unique<LossyFeedStore>(*store_);
     events_ = std::make_unique<EventLog>(*store_, clock_);
     liveness_ = std::make_unique<NodeLiveness>(clock_);
-    api_ = std::make_unique<ApiService>(*store_, clock_, *events_, *liveness_, ApiOptions{});
+    api_ = std::make_unique<ManagerApi>(*store_, clock_, *events_, *liveness_, ApiOptions{});
     controller_ =
         std::make_unique<Controller>(*lossy_, clock_, *events_, *liveness_, absl::Seconds(15));
     controller_->SetResyncInterval(absl::Minutes(5));
@@ -56,7 +56,7 @@ class IncrementalControllerTest : public ::testing::Test {
     req.set_runtime("fake");
     req.set_address_range("127.51.0.0/16");
     v1::Node node;
-    ASSERT_TRUE(api_->RegisterNode(nullptr, &req, &node).ok());
+    ASSERT_TRUE(api_->dispatcher().RegisterNode(nullptr, &req, &node).ok());
     node_id_ = node.id();
   }
 
@@ -66,7 +66,7 @@ class IncrementalControllerTest : public ::testing::Test {
     req.mutable_spec()->set_replicas(replicas);
     req.mutable_spec()->mutable_template_()->set_command("/bin/true");
     v1::Service out;
-    grpc::Status s = api_->CreateService(nullptr, &req, &out);
+    grpc::Status s = api_->control().CreateService(nullptr, &req, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
@@ -75,7 +75,7 @@ class IncrementalControllerTest : public ::testing::Test {
     req.set_name_or_id(name);
     req.set_replicas(replicas);
     v1::Service out;
-    grpc::Status s = api_->ScaleService(nullptr, &req, &out);
+    grpc::Status s = api_->control().ScaleService(nullptr, &req, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
@@ -135,7 +135,7 @@ class IncrementalControllerTest : public ::testing::Test {
   std::unique_ptr<LossyFeedStore> lossy_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
-  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
 };
@@ -180,7 +180,7 @@ TEST_F(IncrementalControllerTest, ADeletedServiceIsStoppedWithoutAFullPass) {
   v1::DeleteServiceRequest req;
   req.set_name_or_id("s2");
   v1::DeleteServiceResponse resp;
-  ASSERT_TRUE(api_->DeleteService(nullptr, &req, &resp).ok());
+  ASSERT_TRUE(api_->control().DeleteService(nullptr, &req, &resp).ok());
   for (int i = 0; i < 5; ++i) Step();
   int left = 0;
   for (const auto& t : ListObjects<v1::Task>(*store_)) {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
-#include "manager/api_service.h"
+#include "manager/manager_api.h"
 #include "manager/events.h"
 #include "manager/node_liveness.h"
 #include "store/sqlite_store.h"
@@ -25,7 +25,7 @@ class ListPagingTest : public ::testing::Test {
     store_ = std::move(*store);
     events_ = std::make_unique<EventLog>(*store_, clock_);
     liveness_ = std::make_unique<NodeLiveness>(clock_);
-    api_ = std::make_unique<ApiService>(*store_, clock_, *events_, *liveness_, ApiOptions{});
+    api_ = std::make_unique<ManagerApi>(*store_, clock_, *events_, *liveness_, ApiOptions{});
   }
 
   void Create(const std::string& name) {
@@ -34,12 +34,12 @@ class ListPagingTest : public ::testing::Test {
     req.mutable_spec()->set_replicas(1);
     req.mutable_spec()->mutable_template_()->set_command("/bin/true");
     v1::Service out;
-    grpc::Status s = api_->CreateService(nullptr, &req, &out);
+    grpc::Status s = api_->control().CreateService(nullptr, &req, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
   grpc::Status List(const v1::ListServicesRequest& req, v1::ListServicesResponse* resp) {
-    return api_->ListServices(nullptr, &req, resp);
+    return api_->control().ListServices(nullptr, &req, resp);
   }
 
   testing_util::TempDir dir_;
@@ -47,7 +47,7 @@ class ListPagingTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
-  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ManagerApi> api_;
 };
 
 TEST_F(ListPagingTest, PagesAreCompleteAndStableWhileServicesAreCreated) {

@@ -176,13 +176,13 @@ TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
   RacingStore racing(sim.store());
   EventLog events(racing, sim.clock());
   NodeLiveness liveness(sim.clock());
-  ApiService api(racing, sim.clock(), events, liveness, ApiOptions{});
+  ManagerApi api(racing, sim.clock(), events, liveness, ApiOptions{});
   api.SetIntentPass([&] { sim.Step(absl::Milliseconds(10)); });
   racing.race = true;
   v1::PromoteRequest req;
   req.set_name_or_id("web");
   v1::Deployment d;
-  grpc::Status s = api.PromoteRollout(nullptr, &req, &d);
+  grpc::Status s = api.control().PromoteRollout(nullptr, &req, &d);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_FALSE(racing.race) << "the race happened";
   EXPECT_EQ(d.step(), 1);
