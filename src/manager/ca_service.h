@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "security/authz.h"
 #include "security/cluster_authority.h"
 #include "security/revocation.h"
 #include "store/store.h"
@@ -13,20 +14,13 @@
 
 namespace warren {
 
-struct CaServiceOptions {
-  // The server runs without TLS (the explicit loopback-only plaintext mode): there is no peer
-  // certificate, so the admin call is allowed to every caller of the loopback address and
-  // renewal is refused.
-  bool plaintext = false;
-};
-
 // warren.v1.Ca: the cluster CA's calls on the manager's API address. The authority's join
 // tokens change only here (rotation), under this service's lock.
 class CaService final : public v1::Ca::Service {
  public:
   CaService(security::ClusterAuthority& authority, Store& store, std::filesystem::path data_dir,
             std::shared_ptr<const security::RevocationList> revoked, const Clock& clock,
-            CaServiceOptions options = {});
+            std::shared_ptr<const security::Authorizer> authorizer);
 
   grpc::Status GetCaCertificate(grpc::ServerContext* ctx, const v1::GetCaCertificateRequest* req,
                                 v1::GetCaCertificateResponse* resp) override;
@@ -40,6 +34,8 @@ class CaService final : public v1::Ca::Service {
  private:
   // The verified peer certificate of this call (UNAUTHENTICATED without one, or revoked).
   absl::StatusOr<security::CertificateInfo> Peer(grpc::ServerContext* ctx) const;
+  // The authorization table's decision for `full_method` (docs/security.md).
+  absl::Status Authorize(grpc::ServerContext* ctx, absl::string_view full_method) const;
 
   absl::Mutex mu_;
   security::ClusterAuthority& authority_ ABSL_GUARDED_BY(mu_);
@@ -47,7 +43,7 @@ class CaService final : public v1::Ca::Service {
   const std::filesystem::path data_dir_;
   const std::shared_ptr<const security::RevocationList> revoked_;
   const Clock& clock_;
-  const CaServiceOptions options_;
+  const std::shared_ptr<const security::Authorizer> authorizer_;
 };
 
 }  // namespace warren

@@ -74,8 +74,17 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->liveness_ = std::make_unique<NodeLiveness>(clock);
   ApiOptions api_options;
   api_options.node_timeout = options.node_timeout;
-  m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
+  m->api_ = std::make_unique<ManagerApi>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
+  m->revoked_ = std::make_shared<security::RevocationList>();
+  // Until the API runs mutual TLS, every call is allowed; that is only acceptable on loopback.
+  auto authorizer = security::Authorizer::Create(security::AuthMode::kPlaintextLoopback,
+                                                 options.api_addr, "", nullptr);
+  if (!authorizer.ok()) {
+    return absl::Status(authorizer.status().code(),
+                        absl::StrCat("api-addr ", authorizer.status().message()));
+  }
+  m->api_->SetAuthorizer(*authorizer);
   Store& controller_store = m->controller_store_ ? *m->controller_store_ : *m->store_;
   m->controller_ = std::make_unique<Controller>(controller_store, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout, m->metrics_.get());
@@ -119,13 +128,13 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->grpc_acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
-  builder.RegisterService(m->api_.get());
+  builder.RegisterService(&m->api_->control());
+  builder.RegisterService(&m->api_->dispatcher());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
+  m->backup_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->backup_.get());
-  m->revoked_ = std::make_shared<security::RevocationList>();
-  // Until the API server has TLS (issue 12), no call carries a certificate.
   m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
-                                       clock, CaServiceOptions{.plaintext = true});
+                                       clock, *authorizer);
   builder.RegisterService(m->ca_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
@@ -137,7 +146,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{v1::Warren::service_full_name(),
+      std::vector<std::string>{v1::Control::service_full_name(),
+                               v1::Dispatcher::service_full_name(),
                                v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name()});
 
   // Gauges are read from the store at scrape time.
@@ -188,7 +198,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   if (!options.metrics_addr.empty()) {
     // Not ready while objects are corrupt: the API would answer without them.
     m->dashboard_ = std::make_unique<ui::Dashboard>(
-        *m->api_, *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
+        m->api_->control(), *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
     HttpServer::Handler metrics =
         MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); });
     ui::Dashboard* dashboard = m->dashboard_.get();

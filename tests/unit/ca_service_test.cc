@@ -41,8 +41,11 @@ class CaServiceTest : public ::testing::Test {
     ASSERT_TRUE(a.ok()) << a.status();
     authority_ = std::make_unique<security::ClusterAuthority>(std::move(*a));
     revoked_ = std::make_shared<security::RevocationList>();
-    service_ =
-        std::make_unique<CaService>(*authority_, *store_, tmp_.path(), revoked_, RealClock::Get());
+    auto authorizer = security::Authorizer::Create(security::AuthMode::kMutualTls, "127.0.0.1:0",
+                                                   authority_->cluster_id(), revoked_);
+    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    service_ = std::make_unique<CaService>(*authority_, *store_, tmp_.path(), revoked_,
+                                           RealClock::Get(), *authorizer);
 
     // The manager's own certificate, as the server presents it.
     security::CredentialsDirectory dir((tmp_.path() / "tls").string());
