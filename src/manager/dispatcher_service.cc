@@ -89,7 +89,11 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
   // (and plaintext mode) register by name as before.
   const std::optional<security::CertificateIdentity>& cert = *peer;
   const bool node_cert = cert && cert->role != security::Role::kAdmin;
-  if (node_cert && !req->role().empty() && req->role() != security::RoleName(cert->role)) {
+  // A hybrid node is the manager's own worker: it holds a manager certificate.
+  const bool hybrid =
+      node_cert && req->role() == "hybrid" && cert->role == security::Role::kManager;
+  if (node_cert && !hybrid && !req->role().empty() &&
+      req->role() != security::RoleName(cert->role)) {
     return grpc::Status(
         grpc::StatusCode::PERMISSION_DENIED,
         absl::StrCat("role: \"", req->role(), "\" differs from the certificate's role ",
@@ -138,7 +142,7 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         }
         *node.mutable_labels() = req->labels();
         if (node_cert) {
-          node.set_role(std::string(security::RoleName(cert->role)));
+          node.set_role(hybrid ? "hybrid" : std::string(security::RoleName(cert->role)));
         } else {
           node.set_role(req->role().empty() ? "worker" : req->role());
         }

@@ -56,6 +56,11 @@ class ManagerServer {
   // cluster_key() never change; the join tokens change (rotation) only under the Ca service's
   // lock, so read them through that service.
   const security::ClusterAuthority* authority() const { return authority_.get(); }
+  // Mutual TLS mode: gives the hybrid node's worker (data dir in `worker`) a certificate of
+  // this cluster in <worker data dir>/tls, keeping the node id of the one it had.
+  absl::Status InstallHybridWorkerCertificate(WorkerOptions* worker) const;
+  // Where the admin client bundle was written (TLS mode); empty in plaintext mode.
+  const std::string& admin_bundle_dir() const { return admin_bundle_dir_; }
 
   void Shutdown();
 
@@ -72,6 +77,7 @@ class ManagerServer {
   std::unique_ptr<security::ClusterAuthority> authority_;
   std::shared_ptr<security::RevocationList> revoked_;
   std::unique_ptr<CaService> ca_;
+  std::string admin_bundle_dir_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;

@@ -15,6 +15,7 @@
 #include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "worker/task_address.h"
 #include "worker/task_logs.h"
@@ -216,8 +217,19 @@ absl::Status WorkerAgent::Start() {
   // A node's assignment set carries every task's template (up to 1 MiB each).
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
-  channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
-                                       channel_args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!options_.tls_cert.empty()) {
+    security::ChannelTlsOptions tls;
+    tls.server = {options_.cluster_id, {security::Role::kManager}, "", nullptr};
+    auto mtls = security::MakeChannelCredentials(
+        {options_.tls_ca_cert, options_.tls_cert, options_.tls_key}, tls);
+    if (!mtls.ok()) {
+      return absl::Status(mtls.status().code(),
+                          absl::StrCat("worker certificate: ", mtls.status().message()));
+    }
+    creds = std::move(*mtls);
+  }
+  channel_ = grpc::CreateCustomChannel(options_.manager_addr, creds, channel_args);
   stub_ = v1::Dispatcher::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
