@@ -22,6 +22,7 @@
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
+#include "manager/secret_service.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 
@@ -99,6 +100,7 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  if (auto s = ResolveSecretReferences(store_, &spec); !s.ok()) return ToGrpc(s);
   if (GetObjectByName<v1::Service>(store_, spec.name())) {
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
@@ -182,6 +184,7 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  if (auto s = ResolveSecretReferences(store_, &spec); !s.ok()) return ToGrpc(s);
   v1::Service next;
   bool unchanged = false;
   // Held until the commit: two services must not claim one port in concurrent requests.
@@ -985,6 +988,7 @@ grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
         t.set_allocated_status(status.release());
       }
       if (key != last_sent) {
+        AddSecretValues(store_, secret_key_, &a);
         if (!writer->Write(a)) break;
         last_sent = std::move(key);
       }

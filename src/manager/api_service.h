@@ -14,6 +14,7 @@
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "manager/publish_errors.h"
+#include "manager/secret_service.h"
 #include "manager/traffic.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -110,6 +111,9 @@ class ApiService final : public v1::Warren::Service {
     traffic_ = stats;
   }
 
+  // The key secrets are opened with for the workers' assignments. Set once, before serving.
+  void SetSecretKey(ClusterKeyFn key) { secret_key_ = std::move(key); }
+
  private:
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
@@ -156,6 +160,7 @@ class ApiService final : public v1::Warren::Service {
   RoutingTableCache* routes_ = nullptr;
   TrafficStats* traffic_ = nullptr;
   std::atomic<bool> shutting_down_{false};
+  ClusterKeyFn secret_key_;
   std::function<void()> intent_pass_;
   PublishErrorBoard publish_errors_;
   // Serializes the port check and commit of service writes (create, update, rollback).

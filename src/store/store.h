@@ -21,6 +21,8 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
+  // 7 is taken by the cluster security object (issue 12 part B).
+  kSecret = 8,
 };
 
 std::string_view KindName(Kind kind);

@@ -10,6 +10,7 @@
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
+#include "warren/v1/secrets.pb.h"
 
 namespace warren {
 
@@ -46,6 +47,12 @@ template <>
 struct ObjectTraits<v1::Event> {
   static constexpr Kind kKind = Kind::kEvent;
   static std::string Name(const v1::Event&) { return ""; }
+};
+
+template <>
+struct ObjectTraits<v1::Secret> {
+  static constexpr Kind kKind = Kind::kSecret;
+  static std::string Name(const v1::Secret& s) { return s.name(); }
 };
 
 // Event ids are numbers; their store ids are zero-padded so that id order is numeric order.
