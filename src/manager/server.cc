@@ -17,6 +17,7 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "manager/backup_service.h"
+#include "manager/cluster_identity.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
@@ -81,8 +82,9 @@ absl::Status RollServiceOntoSecrets(ApiService& api, const std::string& name,
 }  // namespace
 
 absl::StatusOr<security::SecretBytes> ManagerServer::ClusterKey() const {
-  return absl::FailedPreconditionError(
-      "secrets: this manager has no cluster key yet (the cluster identity is not loaded)");
+  // Loaded before the API serves; a manager without it never started.
+  if (!authority_) return absl::FailedPreconditionError("secrets: the cluster key is not loaded");
+  return authority_->cluster_key();
 }
 
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
@@ -99,6 +101,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->store_ = std::move(store->store);
   m->election_ = std::move(store->election);
   m->controller_store_ = std::move(store->controller_store);
+  auto authority = LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now());
+  if (!authority.ok()) return authority.status();
+  m->authority_ = std::make_unique<security::ClusterAuthority>(std::move(*authority));
   m->registry_ = std::make_unique<Registry>();
   m->metrics_ = std::make_unique<ManagerMetrics>(*m->registry_);
   m->events_ = std::make_unique<EventLog>(*m->store_, clock);

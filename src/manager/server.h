@@ -16,6 +16,7 @@
 #include "manager/node_liveness.h"
 #include "manager/traffic.h"
 #include "roles.h"
+#include "security/cluster_authority.h"
 #include "security/secret_bytes.h"
 #include "store/store.h"
 
@@ -52,6 +53,8 @@ class ManagerServer {
   Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
   Controller& controller() { return *controller_; }
+  // The cluster's CA, join tokens and cluster key, loaded (or created) at start.
+  const security::ClusterAuthority* authority() const { return authority_.get(); }
 
   void Shutdown();
 
@@ -67,6 +70,7 @@ class ManagerServer {
   // manager_store.h).
   std::unique_ptr<EtcdElection> election_;
   std::unique_ptr<Store> controller_store_;
+  std::unique_ptr<security::ClusterAuthority> authority_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ApiService> api_;

@@ -21,7 +21,8 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
-  // 7 is taken by the cluster security object (issue 12 part B).
+  // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
+  kClusterSecurity = 7,
   kSecret = 8,
 };
 
