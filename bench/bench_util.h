@@ -17,9 +17,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,6 +101,21 @@ inline double Seconds(const google::protobuf::Timestamp& t) {
   return t.seconds() + t.nanos() / 1e9;
 }
 
+// Wall-clock seconds since the epoch (event and deployment times are wall-clock).
+inline double WallNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Resident memory of a process in KiB (-1: unreadable).
+inline long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 // A client context with a 5 s deadline.
 inline std::unique_ptr<grpc::ClientContext> Ctx() {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -109,7 +126,7 @@ inline std::unique_ptr<grpc::ClientContext> Ctx() {
 // Every event of one service, collected from a WatchEvents stream on a thread of its own.
 class EventRecorder {
  public:
-  EventRecorder(v1::Warren::Stub& stub, const std::string& service) {
+  EventRecorder(v1::Control::Stub& stub, const std::string& service) {
     v1::WatchEventsRequest req;
     req.set_service(service);
     reader_ = stub.WatchEvents(&ctx_, req);
@@ -165,6 +182,99 @@ class EventRecorder {
   std::vector<v1::Event> events_;
   std::thread thread_;
 };
+
+// The tasks of service NAME, or nullopt when the manager does not answer.
+inline std::optional<v1::ListTasksResponse> ListServiceTasks(v1::Control::Stub& stub,
+                                                             const std::string& name) {
+  auto ctx = Ctx();
+  v1::ListTasksRequest req;
+  req.set_service(name);
+  v1::ListTasksResponse resp;
+  if (!stub.ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
+  return resp;
+}
+
+// The ids of service NAME's tasks (empty when the manager does not answer).
+inline std::set<std::string> ServiceTaskIds(v1::Control::Stub& stub, const std::string& name) {
+  std::set<std::string> out;
+  if (auto resp = ListServiceTasks(stub, name)) {
+    for (const auto& t : resp->tasks()) out.insert(t.id());
+  }
+  return out;
+}
+
+// The controller's reactions in one rolling update's events (from `t0` on): for every batch
+// after the first, ms from the "healthy" event of the previous batch's new task (not one of
+// `old_tasks`) to the "batch" event that starts the next one; appended to `out`.
+inline void AppendBatchReactionsMs(const std::vector<v1::Event>& events, double t0,
+                                   const std::set<std::string>& old_tasks,
+                                   std::vector<double>* out) {
+  double last_healthy = -1;
+  bool seen_batch = false;
+  for (const auto& e : events) {
+    if (Seconds(e.time()) < t0) continue;
+    if (e.kind() == "task" && e.action() == "healthy" && !old_tasks.count(e.object_id())) {
+      last_healthy = Seconds(e.time());
+    } else if (e.kind() == "deployment" && e.action() == "batch") {
+      if (seen_batch && last_healthy > 0) out->push_back((Seconds(e.time()) - last_healthy) * 1000);
+      seen_batch = true;
+      last_healthy = -1;
+    }
+  }
+}
+
+// Sets env vars on NAME's template (a new revision), `tweak` changing the rest of the spec;
+// returns the new revision or 0 (the error on stderr).
+inline int64_t UpdateServiceEnv(v1::Control::Stub& stub, const std::string& name,
+                                const std::map<std::string, std::string>& env,
+                                const std::function<void(v1::ServiceSpec*)>& tweak,
+                                const std::string& cause) {
+  auto ctx = Ctx();
+  v1::GetServiceRequest get;
+  get.set_name_or_id(name);
+  v1::Service svc;
+  if (!stub.GetService(ctx.get(), get, &svc).ok()) return 0;
+  v1::UpdateServiceRequest req;
+  *req.mutable_spec() = svc.spec();
+  for (const auto& [k, v] : env) (*req.mutable_spec()->mutable_template_()->mutable_env())[k] = v;
+  if (tweak) tweak(req.mutable_spec());
+  req.set_expected_version(svc.version());
+  req.set_change_cause(cause);
+  auto ctx2 = Ctx();
+  v1::Service out;
+  grpc::Status st = stub.UpdateService(ctx2.get(), req, &out);
+  if (!st.ok()) {
+    std::fprintf(stderr, "update %s: %s\n", name.c_str(), st.error_message().c_str());
+    return 0;
+  }
+  return out.revision();
+}
+
+// The latest deployment of NAME that satisfies `ours`, once it ended (polled every `step` up
+// to `timeout`).
+inline std::optional<v1::Deployment> WaitDeploymentEnded(
+    v1::Control::Stub& stub, const std::string& name,
+    const std::function<bool(const v1::Deployment&)>& ours, std::chrono::seconds timeout,
+    std::chrono::milliseconds step = std::chrono::milliseconds(10)) {
+  std::optional<v1::Deployment> out;
+  WaitUntil(
+      [&] {
+        auto ctx = Ctx();
+        v1::RolloutRequest req;
+        req.set_name_or_id(name);
+        v1::Deployment d;
+        if (!stub.GetRollout(ctx.get(), req, &d).ok() || !ours(d)) return false;
+        if (d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
+            d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
+            d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
+          return false;
+        }
+        out = d;
+        return true;
+      },
+      timeout, step);
+  return out;
+}
 
 }  // namespace warren::bench
 

@@ -30,6 +30,7 @@ namespace {
 using warren::bench::FreePort;
 using warren::bench::KillProcessesWithEnv;
 using warren::bench::Percentile;
+using warren::bench::RssKiB;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
@@ -38,22 +39,13 @@ using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-long RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
-std::unique_ptr<warren::v1::Warren::Stub> Connect(const std::string& addr) {
+std::unique_ptr<warren::v1::Control::Stub> Connect(const std::string& addr) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  return warren::v1::Warren::NewStub(channel);
+  return warren::v1::Control::NewStub(channel);
 }
 
-int CountTasks(warren::v1::Warren::Stub& stub, bool healthy_only) {
+int CountTasks(warren::v1::Control::Stub& stub, bool healthy_only) {
   grpc::ClientContext ctx;
   warren::v1::ListTasksResponse resp;
   if (!stub.ListTasks(&ctx, warren::v1::ListTasksRequest(), &resp).ok()) return -1;

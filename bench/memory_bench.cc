@@ -130,7 +130,7 @@ class Cluster {
     args.SetMaxReceiveMessageSize(warren::limits::kMaxClientReceiveBytes);
     auto channel = grpc::CreateCustomChannel(api, grpc::InsecureChannelCredentials(), args);
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stub_ = warren::v1::Warren::NewStub(channel);
+    stub_ = warren::v1::Control::NewStub(channel);
     worker_ = Spawn({warren, "worker", "--manager", api, "--node-name", "bench-1", "--data-dir",
                      (dir / "w").string(), "--runtime", "process", "--address-range",
                      "127.63.0.0/16", "--dns-addr", "", "--stop-tasks-on-exit"},
@@ -213,7 +213,7 @@ class Cluster {
   std::filesystem::path dir_;
   pid_t manager_ = -1;
   pid_t worker_ = -1;
-  std::unique_ptr<warren::v1::Warren::Stub> stub_;
+  std::unique_ptr<warren::v1::Control::Stub> stub_;
 };
 
 int Running(const warren::v1::ListTasksResponse& tasks) {

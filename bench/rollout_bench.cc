@@ -48,16 +48,13 @@ using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
 using warren::bench::WaitUntil;
+using warren::bench::WallNow;
 
 using SteadyClock = std::chrono::steady_clock;
 using SpecTweak = std::function<void(warren::v1::ServiceSpec*)>;
 namespace v1 = warren::v1;
 
 constexpr int kReplicas = 10;
-
-double WallNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Bench {
  public:
@@ -99,7 +96,7 @@ class Bench {
     node_ = Spawn(args, (dir_ / "node.log").string());
     auto channel = grpc::CreateChannel(api_, grpc::InsecureChannelCredentials());
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stub_ = v1::Warren::NewStub(channel);
+    stub_ = v1::Control::NewStub(channel);
     return WaitUntil(
         [&] {
           auto ctx = Ctx();
@@ -110,7 +107,7 @@ class Bench {
         std::chrono::seconds(15));
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
 
   // Creates NAME with kReplicas testapp replicas and waits until all are healthy. `tweak`
   // changes the spec last.
@@ -148,12 +145,7 @@ class Bench {
 
   // The tasks of NAME, or nullopt when the manager does not answer.
   std::optional<v1::ListTasksResponse> ListTasks(const std::string& name) {
-    auto ctx = Ctx();
-    v1::ListTasksRequest req;
-    req.set_service(name);
-    v1::ListTasksResponse resp;
-    if (!stub_->ListTasks(ctx.get(), req, &resp).ok()) return std::nullopt;
-    return resp;
+    return warren::bench::ListServiceTasks(*stub_, name);
   }
 
   // Tasks of NAME that should run, run, are healthy and are on `revision`.
@@ -172,11 +164,7 @@ class Bench {
   }
 
   std::set<std::string> TaskIds(const std::string& name) {
-    std::set<std::string> out;
-    if (auto resp = ListTasks(name)) {
-      for (const auto& t : resp->tasks()) out.insert(t.id());
-    }
-    return out;
+    return warren::bench::ServiceTaskIds(*stub_, name);
   }
 
   // Tasks of NAME on `revision` that a runtime runs (healthy or not).
@@ -203,49 +191,14 @@ class Bench {
   // changes the rest of the spec.
   int64_t Update(const std::string& name, const std::map<std::string, std::string>& env,
                  const SpecTweak& tweak = nullptr) {
-    auto ctx = Ctx();
-    v1::GetServiceRequest get;
-    get.set_name_or_id(name);
-    v1::Service svc;
-    if (!stub_->GetService(ctx.get(), get, &svc).ok()) return 0;
-    v1::UpdateServiceRequest req;
-    *req.mutable_spec() = svc.spec();
-    for (const auto& [k, v] : env) (*req.mutable_spec()->mutable_template_()->mutable_env())[k] = v;
-    if (tweak) tweak(req.mutable_spec());
-    req.set_expected_version(svc.version());
-    req.set_change_cause("rollout_bench");
-    auto ctx2 = Ctx();
-    v1::Service out;
-    grpc::Status st = stub_->UpdateService(ctx2.get(), req, &out);
-    if (!st.ok()) {
-      std::fprintf(stderr, "update %s: %s\n", name.c_str(), st.error_message().c_str());
-      return 0;
-    }
-    return out.revision();
+    return warren::bench::UpdateServiceEnv(*stub_, name, env, tweak, "rollout_bench");
   }
 
   // Waits for the latest deployment of NAME that satisfies `is_ours` to end.
   std::optional<v1::Deployment> WaitEnded(const std::string& name,
                                           const std::function<bool(const v1::Deployment&)>& is_ours,
                                           std::chrono::seconds timeout) {
-    std::optional<v1::Deployment> out;
-    WaitUntil(
-        [&] {
-          auto ctx = Ctx();
-          v1::RolloutRequest req;
-          req.set_name_or_id(name);
-          v1::Deployment d;
-          if (!stub_->GetRollout(ctx.get(), req, &d).ok() || !is_ours(d)) return false;
-          if (d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
-              d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
-              d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) {
-            return false;
-          }
-          out = d;
-          return true;
-        },
-        timeout);
-    return out;
+    return warren::bench::WaitDeploymentEnded(*stub_, name, is_ours, timeout);
   }
 
   std::optional<v1::Deployment> WaitRolloutTo(const std::string& name, int64_t revision,
@@ -277,7 +230,7 @@ class Bench {
   std::string warren_, testapp_, api_, marker_;
   std::filesystem::path dir_;
   pid_t node_ = -1;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 void Row(const std::string& name, const std::string& value, const std::string& goal,
@@ -326,20 +279,7 @@ void ControllerReaction(Bench& bench, int rollouts) {
     }
     // The succeeded event may trail the phase by a commit; give it a moment.
     events.WaitFor("deployment", "succeeded", t0, std::chrono::seconds(5));
-    double last_healthy = -1;
-    bool seen_batch = false;
-    for (const auto& e : events.Snapshot()) {
-      if (Seconds(e.time()) < t0) continue;
-      if (e.kind() == "task" && e.action() == "healthy" && !old_tasks.count(e.object_id())) {
-        last_healthy = Seconds(e.time());
-      } else if (e.kind() == "deployment" && e.action() == "batch") {
-        if (seen_batch && last_healthy > 0) {
-          reaction_ms.push_back((Seconds(e.time()) - last_healthy) * 1000);
-        }
-        seen_batch = true;
-        last_healthy = -1;
-      }
-    }
+    warren::bench::AppendBatchReactionsMs(events.Snapshot(), t0, old_tasks, &reaction_ms);
   }
   bench.Delete(name);
   std::string value =

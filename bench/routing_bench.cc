@@ -248,7 +248,7 @@ class Cluster {
                      (dir_ / "manager.log").string());
     auto channel = grpc::CreateChannel(api_, grpc::InsecureChannelCredentials());
     channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stub_ = v1::Warren::NewStub(channel);
+    stub_ = v1::Control::NewStub(channel);
     for (int i = 0; i < kWorkers; ++i) {
       const std::string name = "w" + std::to_string(i + 1);
       const std::string publish_ip = "127.0.0." + std::to_string(20 + base % 200 + i);
@@ -276,7 +276,7 @@ class Cluster {
         std::chrono::seconds(20));
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
   const std::vector<Plane>& planes() const { return planes_; }
   int published() const { return published_; }
 
@@ -361,7 +361,7 @@ class Cluster {
   int published_ = 0;
   std::vector<Plane> planes_;
   std::vector<Plane> proxies_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 const std::string kName = std::string(kService) + ".warren";

@@ -6,7 +6,7 @@
 
 namespace warren {
 
-int ApplyServices(v1::Warren::Stub& stub, const ApplyRequest& request, const CommandEnv& env) {
+int ApplyServices(v1::Control::Stub& stub, const ApplyRequest& request, const CommandEnv& env) {
   std::vector<v1::ServiceSpec> specs = request.specs;
   // Nothing is applied unless every service is valid.
   bool invalid = false;

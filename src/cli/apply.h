@@ -29,7 +29,7 @@ struct ApplyRequest {
 // "NAME: created (ID)", "NAME: updated (revision N)" or "NAME: unchanged". With dry_run,
 // prints "create", "unchanged" or "update" and a diff instead. The exit code: 0, or 1 after
 // printing the first error.
-int ApplyServices(v1::Warren::Stub& stub, const ApplyRequest& request, const CommandEnv& env);
+int ApplyServices(v1::Control::Stub& stub, const ApplyRequest& request, const CommandEnv& env);
 
 }  // namespace warren
 

@@ -69,10 +69,10 @@ struct Context {
 class Client {
  public:
   explicit Client(const Context& ctx) : ctx_(ctx) {
-    stub_ = v1::Warren::NewStub(ctx.env_for_commands().Channel());
+    stub_ = v1::Control::NewStub(ctx.env_for_commands().Channel());
   }
 
-  v1::Warren::Stub& stub() { return *stub_; }
+  v1::Control::Stub& stub() { return *stub_; }
 
   // Unary calls get a deadline; streams (logs --follow, events) run until interrupted.
   static void Prepare(grpc::ClientContext* call, bool stream = false) {
@@ -84,7 +84,7 @@ class Client {
 
  private:
   const Context& ctx_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 int UsageError(const Context& ctx, const absl::Status& status) {
@@ -547,20 +547,33 @@ int ServiceEndpoints(Context& ctx, const std::string& name) {
 
 int ServiceList(Context& ctx) {
   Client client(ctx);
+  // Paged: one answer for 10,000 services would pass gRPC's message limit. The manager counts
+  // the running tasks, so no task list crosses the wire.
   v1::ListServicesResponse services;
-  {
+  v1::ListServicesRequest req;
+  req.set_page_size(1000);
+  req.set_with_running_counts(ctx.format() == OutputFormat::kTable && !ctx.quiet);
+  do {
     grpc::ClientContext call;
     Client::Prepare(&call);
-    if (grpc::Status s = client.stub().ListServices(&call, {}, &services); !s.ok()) {
+    v1::ListServicesResponse page;
+    if (grpc::Status s = client.stub().ListServices(&call, req, &page); !s.ok()) {
       return client.Fail(s);
     }
-  }
+    for (auto& s : *page.mutable_services()) *services.add_services() = std::move(s);
+    services.mutable_running_tasks()->insert(page.running_tasks().begin(),
+                                             page.running_tasks().end());
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
   if (ctx.quiet) {
     for (const v1::Service& s : services.services()) *ctx.out << s.id() << "\n";
     return 0;
   }
-  std::map<std::string, int> running;
-  if (ctx.format() == OutputFormat::kTable) {
+  std::map<std::string, int> running(services.running_tasks().begin(),
+                                     services.running_tasks().end());
+  services.clear_running_tasks();
+  if (req.with_running_counts() && running.empty() && services.services_size() > 0) {
+    // A manager from before the counts (it fills one per service, 0 included): count here.
     grpc::ClientContext call;
     Client::Prepare(&call);
     v1::ListTasksResponse tasks;

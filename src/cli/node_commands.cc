@@ -31,7 +31,7 @@ absl::StatusOr<v1::NodeAvailability> ParseAvailability(const std::string& text) 
 }
 
 // Live tasks on the node: what a drain still has to move.
-absl::StatusOr<int> TasksOn(v1::Warren::Stub& stub, const std::string& node) {
+absl::StatusOr<int> TasksOn(v1::Control::Stub& stub, const std::string& node) {
   grpc::ClientContext call;
   CommandEnv::Prepare(&call);
   v1::ListTasksRequest req;
@@ -59,7 +59,7 @@ int SetAvailability(const CommandEnv& env, const AvailabilityFlags& flags) {
              << "\"\n";
     return 2;
   }
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   v1::Node node;
   {
     grpc::ClientContext call;
@@ -99,7 +99,7 @@ int SetAvailability(const CommandEnv& env, const AvailabilityFlags& flags) {
 }
 
 int Remove(const CommandEnv& env, const std::vector<std::string>& names, bool force) {
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   int rc = 0;
   for (const std::string& name : names) {
     grpc::ClientContext call;

@@ -59,7 +59,7 @@ absl::Duration ToDuration(const google::protobuf::Duration& d) {
 // follow loop, which prints them between progress lines.
 class EventTail {
  public:
-  EventTail(v1::Warren::Stub& stub, const std::string& service, absl::Time since) : since_(since) {
+  EventTail(v1::Control::Stub& stub, const std::string& service, absl::Time since) : since_(since) {
     v1::WatchEventsRequest req;
     req.set_service(service);
     reader_ = stub.WatchEvents(&call_, req);
@@ -189,7 +189,7 @@ FollowEnv FollowEnv::Real() {
   return env;
 }
 
-int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const FollowEnv& env,
+int FollowRollout(v1::Control::Stub& stub, const FollowRequest& req, const FollowEnv& env,
                   std::ostream& out, std::ostream& err) {
   SigintGuard sigint(env.catch_sigint);
   EventTail events(stub, req.service, req.events_since);

@@ -59,7 +59,7 @@ absl::Duration RolloutQuietLimit(const std::string& strategy, const v1::UpdateCo
 // as they happen, and the outcome. Returns the exit code: 0 succeeded (or paused by request),
 // 1 rolled back / failed / superseded / paused by the failure action / no progress within the
 // deadline / request error, 130 when interrupted (the rollout itself goes on).
-int FollowRollout(v1::Warren::Stub& stub, const FollowRequest& req, const FollowEnv& env,
+int FollowRollout(v1::Control::Stub& stub, const FollowRequest& req, const FollowEnv& env,
                   std::ostream& out, std::ostream& err);
 
 }  // namespace warren

@@ -37,7 +37,7 @@ std::string StackOf(const v1::Service& svc) {
 }
 
 // Every service; nullopt after printing the error.
-std::optional<std::vector<v1::Service>> ListServices(v1::Warren::Stub& stub, const CommandEnv& env,
+std::optional<std::vector<v1::Service>> ListServices(v1::Control::Stub& stub, const CommandEnv& env,
                                                      int* rc) {
   grpc::ClientContext call;
   CommandEnv::Prepare(&call);
@@ -59,14 +59,14 @@ std::vector<v1::Service> StackServices(const std::vector<v1::Service>& all,
 }
 
 // The services of `stack`; nullopt after printing the error.
-std::optional<std::vector<v1::Service>> LoadStack(v1::Warren::Stub& stub, const CommandEnv& env,
+std::optional<std::vector<v1::Service>> LoadStack(v1::Control::Stub& stub, const CommandEnv& env,
                                                   const std::string& stack, int* rc) {
   auto all = ListServices(stub, env, rc);
   if (!all) return std::nullopt;
   return StackServices(*all, stack);
 }
 
-grpc::Status DeleteService(v1::Warren::Stub& stub, const v1::Service& svc) {
+grpc::Status DeleteService(v1::Control::Stub& stub, const v1::Service& svc) {
   grpc::ClientContext call;
   CommandEnv::Prepare(&call);
   v1::DeleteServiceRequest req;
@@ -113,7 +113,7 @@ int Deploy(const CommandEnv& env, const DeployFlags& flags) {
   }
   for (const std::string& w : compose->warnings) *env.err << "warning: " << w << "\n";
 
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   int rc = 0;
   auto all = ListServices(*stub, env, &rc);
   if (!all) return rc;
@@ -160,7 +160,7 @@ int Deploy(const CommandEnv& env, const DeployFlags& flags) {
 }
 
 int List(const CommandEnv& env, bool quiet) {
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   int rc = 0;
   auto all = ListServices(*stub, env, &rc);
   if (!all) return rc;
@@ -179,7 +179,7 @@ int List(const CommandEnv& env, bool quiet) {
 }
 
 int Ps(const CommandEnv& env, const std::string& stack) {
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   int rc = 0;
   auto services = LoadStack(*stub, env, stack, &rc);
   if (!services) return rc;
@@ -211,7 +211,7 @@ int Ps(const CommandEnv& env, const std::string& stack) {
 }
 
 int Remove(const CommandEnv& env, const std::string& stack) {
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   int rc = 0;
   auto services = LoadStack(*stub, env, stack, &rc);
   if (!services) return rc;

@@ -53,7 +53,7 @@ int Version(const CommandEnv& env, const std::string& output) {
   report.client.set_version(std::string(WarrenVersion()));
   report.client.set_api(v1::VersionInfo::descriptor()->file()->package());
   report.manager = *env.manager;
-  auto stub = v1::Warren::NewStub(env.Channel());
+  auto stub = v1::Control::NewStub(env.Channel());
   grpc::ClientContext call;
   CommandEnv::Prepare(&call);
   v1::VersionInfo server;

@@ -1,8 +1,10 @@
 #ifndef WARREN_MANAGER_BACKUP_SERVICE_H_
 #define WARREN_MANAGER_BACKUP_SERVICE_H_
 
+#include <memory>
 #include <string>
 
+#include "security/authz.h"
 #include "store/store.h"
 #include "warren/v1/api.grpc.pb.h"
 
@@ -16,12 +18,19 @@ class BackupService final : public v1::ClusterAdmin::Service {
   // as they are open; copies a crash left behind are removed here.
   BackupService(Store& store, std::string data_dir);
 
+  // How calls are authorized (plaintext loopback until set). Set before serving.
+  void SetAuthorizer(std::shared_ptr<const security::Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+
   grpc::Status Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
                       grpc::ServerWriter<v1::BackupChunk>* writer) override;
 
  private:
   Store& store_;
   const std::string data_dir_;
+  std::shared_ptr<const security::Authorizer> authorizer_ =
+      security::Authorizer::PlaintextLoopback();
 };
 
 }  // namespace warren

@@ -70,7 +70,8 @@ RolloutStep WaitForQuery(const v1::Deployment& d, absl::Time now) {
 }  // namespace
 
 ControllerStats Controller::stats() const {
-  return ControllerStats{passes_.load(), commits_.load(), conflicts_.load()};
+  return ControllerStats{passes_.load(),      commits_.load(),          conflicts_.load(),
+                         full_passes_.load(), services_visited_.load(), last_visited_.load()};
 }
 
 bool Controller::UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
@@ -133,21 +134,25 @@ bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
   return false;
 }
 
-absl::Time Controller::RunPass() {
-  passes_++;
-  const absl::Time now = clock_.Now();
-  absl::Time next = absl::InfiniteFuture();
+void Controller::SetTimer(const std::string& service_id, absl::Time at) {
+  auto it = wake_at_.find(service_id);
+  if (it != wake_at_.end()) {
+    if (it->second == at) return;
+    timers_.erase({it->second, service_id});
+    wake_at_.erase(it);
+  }
+  if (at == absl::InfiniteFuture()) return;
+  wake_at_[service_id] = at;
+  timers_.insert({at, service_id});
+}
 
-  std::vector<v1::Node> nodes = ListObjects<v1::Node>(store_);
-  std::vector<v1::Task> tasks = ListObjects<v1::Task>(store_);
-  std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
-
-  // 1. Node liveness: a node silent for node_timeout is down and its tasks are orphaned.
-  for (auto& node : nodes) {
+bool Controller::MarkSilentNodesDown(absl::Time now, absl::Time* next) {
+  const std::vector<v1::Node> nodes = index_.nodes();
+  for (const auto& node : nodes) {
     if (node.state() != v1::NODE_STATE_READY) continue;
     absl::Time deadline = liveness_.LastSeen(node.id()) + node_timeout_;
     if (deadline > now) {
-      next = std::min(next, deadline);
+      *next = std::min(*next, deadline);
       continue;
     }
     std::vector<Mutation> m;
@@ -156,248 +161,334 @@ absl::Time Controller::RunPass() {
     down.set_message(absl::StrCat("no heartbeat for ", absl::FormatDuration(node_timeout_)));
     m.push_back(PutMutation(down, node.version()));
     m.push_back(events_.Make("node", node.id(), node.name(), "down", down.message()));
-    for (const auto& t : tasks) {
-      if (t.node_id() != node.id() || IsTerminal(t.status().state())) continue;
-      v1::Task lost = t;
+    for (const auto& [id, e] : index_.tasks()) {
+      if (e.node_id != node.id() || IsTerminal(e.state)) continue;
+      std::optional<v1::Task> t = GetObject<v1::Task>(store_, id);
+      if (!t || IsTerminal(t->status().state())) continue;
+      v1::Task lost = *t;
       auto* st = lost.mutable_status();
       st->set_state(v1::TASK_STATE_ORPHANED);
       st->set_message(absl::StrCat("node ", node.name(), " is down"));
       *st->mutable_timestamp() = ToProtoTime(now);
       *st->mutable_finished_at() = ToProtoTime(now);
-      m.push_back(PutMutation(lost, t.version()));
+      m.push_back(PutMutation(lost, t->version()));
     }
     spdlog::warn("node {} ({}) is down: no heartbeat for {}", node.name(), node.id(),
                  absl::FormatDuration(node_timeout_));
-    if (CommitOrCount(m)) {
-      // Re-read: the orphaned tasks must be rescheduled in this very pass.
-      return clock_.Now();
-    }
+    if (CommitOrCount(m)) return true;
   }
+  return false;
+}
 
-  // 2. Tasks of deleted services: stop them, then forget them.
-  std::map<std::string, std::vector<v1::Task>> by_service;
-  std::map<std::string, const v1::Service*> service_by_id;
-  for (const auto& s : services) service_by_id[s.id()] = &s;
-  std::map<std::string, const v1::Node*> node_by_id;
-  for (const auto& n : nodes) node_by_id[n.id()] = &n;
+void Controller::StopTasksOfDeleted(const std::vector<std::string>& service_ids) {
+  if (service_ids.empty()) return;
   // A service whose record is corrupt is not deleted: its tasks keep running untouched.
   std::set<std::string> corrupt_services;
   for (const auto& c : store_.Corruption()) {
     if (c.kind == Kind::kService) corrupt_services.insert(c.id);
   }
-  {
-    std::vector<Mutation> m;
-    for (auto& t : tasks) {
-      if (service_by_id.count(t.service_id())) {
-        // Moved, not copied: parsed tasks are most of a pass's memory (docs/benchmarks.md).
-        by_service[t.service_id()].push_back(std::move(t));
-        continue;
+  std::vector<Mutation> m;
+  for (const std::string& service_id : service_ids) {
+    if (corrupt_services.count(service_id)) continue;
+    for (const std::string& id : index_.TasksOf(service_id)) {
+      std::optional<v1::Task> t = GetObject<v1::Task>(store_, id);
+      if (!t) continue;
+      bool node_down = true;
+      for (const auto& n : index_.nodes()) {
+        if (n.id() == t->node_id()) node_down = n.state() != v1::NODE_STATE_READY;
       }
-      if (corrupt_services.count(t.service_id())) continue;
-      auto node = node_by_id.find(t.node_id());
-      bool node_down = node == node_by_id.end() || node->second->state() != v1::NODE_STATE_READY;
-      if (IsTerminal(t.status().state()) || node_down) {
-        m.push_back(DeleteMutation(t, t.version()));
-      } else if (t.desired_state() != v1::TASK_STATE_SHUTDOWN) {
-        v1::Task stop = t;
+      if (IsTerminal(t->status().state()) || node_down) {
+        m.push_back(DeleteMutation(*t, t->version()));
+      } else if (t->desired_state() != v1::TASK_STATE_SHUTDOWN) {
+        v1::Task stop = *t;
         stop.set_desired_state(v1::TASK_STATE_SHUTDOWN);
         stop.mutable_status()->set_message("service removed");
-        m.push_back(PutMutation(stop, t.version()));
+        m.push_back(PutMutation(stop, t->version()));
       }
     }
-    CommitOrCount(m);
   }
+  CommitOrCount(m);
+}
 
-  // 3. Advance each service's deployment (its user intents first), then reconcile its tasks.
-  std::vector<v1::Deployment> deployments = ListObjects<v1::Deployment>(store_);
-  std::vector<v1::Revision> all_revisions = ListObjects<v1::Revision>(store_);
-  if (UpgradeLegacyObjects(deployments, all_revisions)) {
-    deployments = ListObjects<v1::Deployment>(store_);
-    all_revisions = ListObjects<v1::Revision>(store_);
+absl::Time Controller::VisitService(const std::string& service_id, absl::Time now) {
+  absl::Time next = absl::InfiniteFuture();
+  std::optional<v1::Service> found = GetObject<v1::Service>(store_, service_id);
+  if (!found) return next;
+  v1::Service service = std::move(*found);
+  std::vector<v1::Task> tasks;
+  for (const std::string& id : index_.TasksOf(service_id)) {
+    if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
   }
-  std::map<std::string, std::vector<const v1::Deployment*>> deployments_by_service;
-  for (const auto& d : deployments) deployments_by_service[d.service_id()].push_back(&d);
-  std::map<std::string, RevisionMap> revisions_by_service;
-  for (auto& r : all_revisions) revisions_by_service[r.service_id()][r.number()] = std::move(r);
+  auto read_owned = [&](std::vector<v1::Deployment>* deployments,
+                        std::vector<v1::Revision>* revisions) {
+    deployments->clear();
+    revisions->clear();
+    for (const std::string& id : index_.DeploymentsOf(service_id)) {
+      if (auto d = GetObject<v1::Deployment>(store_, id)) deployments->push_back(std::move(*d));
+    }
+    for (const std::string& id : index_.RevisionsOf(service_id)) {
+      if (auto r = GetObject<v1::Revision>(store_, id)) revisions->push_back(std::move(*r));
+    }
+  };
+  std::vector<v1::Deployment> deployments;
+  std::vector<v1::Revision> all_revisions;
+  read_owned(&deployments, &all_revisions);
+  if (UpgradeLegacyObjects(deployments, all_revisions)) read_owned(&deployments, &all_revisions);
+  RevisionMap revisions;
+  for (auto& r : all_revisions) revisions[r.number()] = std::move(r);
+
+  const std::vector<v1::Node>& nodes = index_.nodes();
   // A draining node holds no global slot: a rollout counts the slots the reconciler keeps.
   const std::vector<v1::Node> slot_nodes = Reconciler::SlotNodes(nodes);
-  for (v1::Service service : services) {
-    const RevisionMap& revisions = revisions_by_service[service.id()];
-    const auto& mine = deployments_by_service[service.id()];
-    std::optional<v1::Deployment> rollout;
-    const v1::Deployment* latest = nullptr;
-    const v1::Deployment* newest_active = nullptr;
-    for (const v1::Deployment* d : mine) {
-      auto newer = [&](const v1::Deployment* than) {
-        return than == nullptr ||
-               FromProtoTime(than->created_at()) < FromProtoTime(d->created_at());
+  std::optional<v1::Deployment> rollout;
+  const v1::Deployment* latest = nullptr;
+  const v1::Deployment* newest_active = nullptr;
+  for (const v1::Deployment& dep : deployments) {
+    const v1::Deployment* d = &dep;
+    auto newer = [&](const v1::Deployment* than) {
+      return than == nullptr || FromProtoTime(than->created_at()) < FromProtoTime(d->created_at());
+    };
+    if (newer(latest)) latest = d;
+    if (IsActive(*d) && newer(newest_active)) newest_active = d;
+  }
+  PassInput in{service, tasks, slot_nodes, revisions, now, AnalysisSources{}};
+  // A newer deployment replaced these before they finished.
+  for (const v1::Deployment& d : deployments) {
+    if (&d == newest_active || !IsActive(d) || newest_active == nullptr) continue;
+    CommitStep(RolloutController::Supersede(in, d, *newest_active), d, service);
+  }
+  // The active deployment, or the latest one when a person asked something of it (a
+  // rollback after it finished).
+  const v1::Deployment* subject = newest_active;
+  if (subject == nullptr && latest != nullptr) {
+    for (const auto& i : latest->intents()) {
+      if (!i.applied()) subject = latest;
+    }
+  }
+  if (subject != nullptr) {
+    const v1::Deployment& stored = *subject;
+    analysis::TrafficSnapshot snapshot;
+    TrafficWindow window;
+    if (traffic_) {
+      snapshot = traffic_->Snapshot(service.id());
+      window = [&](const std::string&, absl::Duration w) {
+        // The deployment's own window (which survives a manager restart) when that is the
+        // one asked for, else the in-memory history.
+        if (auto t = analysis::StoredWindowTraffic(stored, now - w, snapshot)) {
+          return analysis::ToProto(*t);
+        }
+        return traffic_->Recent(service.id(), w);
       };
-      if (newer(latest)) latest = d;
-      if (IsActive(*d) && newer(newest_active)) newest_active = d;
     }
-    PassInput in{service, by_service[service.id()], slot_nodes, revisions, now, AnalysisSources{}};
-    // A newer deployment replaced these before they finished.
-    for (const v1::Deployment* d : mine) {
-      if (d == newest_active || !IsActive(*d) || newest_active == nullptr) continue;
-      CommitStep(RolloutController::Supersede(in, *d, *newest_active), *d, service);
+    bool query_pending = false;
+    QueryFunction query;
+    if (queries_) {
+      query = [&](const std::string& q) -> absl::StatusOr<double> {
+        analysis::QueryOutcome o = queries_->Get({stored.id(), analysis::QueryStage(stored), q});
+        if (o.kind == analysis::QueryOutcome::Kind::kPending) {
+          query_pending = true;
+          return absl::UnavailableError("waiting for Prometheus");
+        }
+        if (o.kind == analysis::QueryOutcome::Kind::kError) {
+          return absl::UnavailableError(o.error);
+        }
+        return o.value;
+      };
     }
-    // The active deployment, or the latest one when a person asked something of it (a
-    // rollback after it finished).
-    const v1::Deployment* subject = newest_active;
-    if (subject == nullptr && latest != nullptr) {
-      for (const auto& i : latest->intents()) {
-        if (!i.applied()) subject = latest;
-      }
+    in.analysis = AnalysisSources{traffic_ ? &window : nullptr, queries_ ? &query : nullptr};
+    RolloutStep step = RolloutController::Advance(in, stored);
+    // What the step decided waits for Prometheus' answer: nothing of it is committed (the
+    // next pass decides again, pending intents included), only the query check shows as
+    // waiting.
+    if (query_pending) step = WaitForQuery(stored, now);
+    if (traffic_ && analysis::SyncDeploymentWindow(&step.deployment, snapshot, now, step.changed)) {
+      step.changed = true;
     }
-    if (subject != nullptr) {
-      const v1::Deployment& stored = *subject;
-      analysis::TrafficSnapshot snapshot;
-      TrafficWindow window;
-      if (traffic_) {
-        snapshot = traffic_->Snapshot(service.id());
-        window = [&](const std::string&, absl::Duration w) {
-          // The deployment's own window (which survives a manager restart) when that is the
-          // one asked for, else the in-memory history.
-          if (auto t = analysis::StoredWindowTraffic(stored, now - w, snapshot)) {
-            return analysis::ToProto(*t);
-          }
-          return traffic_->Recent(service.id(), w);
-        };
-      }
-      bool query_pending = false;
-      QueryFunction query;
-      if (queries_) {
-        query = [&](const std::string& q) -> absl::StatusOr<double> {
-          analysis::QueryOutcome o = queries_->Get({stored.id(), analysis::QueryStage(stored), q});
-          if (o.kind == analysis::QueryOutcome::Kind::kPending) {
-            query_pending = true;
-            return absl::UnavailableError("waiting for Prometheus");
-          }
-          if (o.kind == analysis::QueryOutcome::Kind::kError) {
-            return absl::UnavailableError(o.error);
-          }
-          return o.value;
-        };
-      }
-      in.analysis = AnalysisSources{traffic_ ? &window : nullptr, queries_ ? &query : nullptr};
-      RolloutStep step = RolloutController::Advance(in, stored);
-      // What the step decided waits for Prometheus' answer: nothing of it is committed (the
-      // next pass decides again, pending intents included), only the query check shows as
-      // waiting.
-      if (query_pending) step = WaitForQuery(stored, now);
-      if (traffic_ &&
-          analysis::SyncDeploymentWindow(&step.deployment, snapshot, now, step.changed)) {
-        step.changed = true;
-      }
-      next = std::min(next, step.next_wakeup);
-      if (step.changed && !CommitStep(step, *subject, service)) continue;
-      if (step.service) service = *step.service;
-      if (step.started) {
-        rollout = *step.started;
-      } else if (IsActive(step.deployment) || IsWarm(step.deployment, now)) {
-        rollout = step.deployment;
-      }
-      if (IsWarm(step.deployment, now)) {
-        next = std::min(next, FromProtoTime(step.deployment.warm_until()));
-      }
-    } else if (latest != nullptr && IsWarm(*latest, now)) {
+    next = std::min(next, step.next_wakeup);
+    // Looked at again on every pass while it lasts (its analysis reads traffic, not the store).
+    in_deployment_.insert(service_id);
+    if (step.changed && !CommitStep(step, *subject, service)) return next;
+    if (step.service) service = *step.service;
+    if (step.started) {
+      rollout = *step.started;
+    } else if (IsActive(step.deployment) || IsWarm(step.deployment, now)) {
+      rollout = step.deployment;
+    }
+    if (IsWarm(step.deployment, now)) {
+      next = std::min(next, FromProtoTime(step.deployment.warm_until()));
+    }
+    if (!rollout) in_deployment_.erase(service_id);
+  } else {
+    in_deployment_.erase(service_id);
+    if (latest != nullptr && IsWarm(*latest, now)) {
       rollout = *latest;
       next = std::min(next, FromProtoTime(latest->warm_until()));
     }
-    std::map<int64_t, v1::TaskTemplate> templates;
-    for (const auto& [number, r] : revisions) templates[number] = r.template_();
-    ReconcileActions a =
-        Reconciler::Reconcile(service, by_service[service.id()], nodes, now,
-                              rollout ? &*rollout : nullptr, &templates, task_history_);
-    next = std::min(next, a.next_wakeup);
-    if (a.empty()) continue;
-    std::vector<Mutation> m;
-    for (const auto& t : a.create) m.push_back(PutMutation(t, Mutation::kMustNotExist));
-    for (const auto& t : a.update) m.push_back(PutMutation(t, t.version()));
-    for (const auto& e : a.events) {
-      m.push_back(
-          events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
+  }
+  std::map<int64_t, v1::TaskTemplate> templates;
+  for (const auto& [number, r] : revisions) templates[number] = r.template_();
+  ReconcileActions a = Reconciler::Reconcile(
+      service, tasks, nodes, now, rollout ? &*rollout : nullptr, &templates, task_history_);
+  next = std::min(next, a.next_wakeup);
+  if (a.empty()) return next;
+  std::vector<Mutation> m;
+  for (const auto& t : a.create) m.push_back(PutMutation(t, Mutation::kMustNotExist));
+  for (const auto& t : a.update) m.push_back(PutMutation(t, t.version()));
+  for (const auto& e : a.events) {
+    m.push_back(
+        events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
+  }
+  CommitOrCount(m);
+  // Pruning commits on its own: a task that changed meanwhile (a late status report) only
+  // keeps itself until the next pass, not the service's other actions.
+  std::vector<Mutation> prune;
+  for (const auto& r : a.remove) {
+    Mutation d;
+    d.kind = Kind::kTask;
+    d.id = r.id;
+    d.expected_version = r.version;
+    prune.push_back(std::move(d));
+  }
+  CommitOrCount(prune);
+  return next;
+}
+
+absl::Time Controller::SchedulePending(absl::Time now) {
+  absl::Time next = absl::InfiniteFuture();
+  std::vector<v1::Task> pending;
+  std::vector<Mutation> finished;
+  for (const std::string& id : index_.pending()) {
+    const TaskEntry& e = index_.tasks().at(id);
+    if (e.desired == v1::TASK_STATE_SHUTDOWN) {
+      // Pending tasks whose desired state is shutdown never ran: finish them here.
+      std::optional<v1::Task> t = GetObject<v1::Task>(store_, id);
+      if (!t) continue;
+      v1::Task done = *t;
+      done.mutable_status()->set_state(v1::TASK_STATE_SHUTDOWN);
+      done.mutable_status()->set_message("shut down before it started");
+      *done.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+      finished.push_back(PutMutation(done, t->version()));
+      continue;
     }
-    CommitOrCount(m);
-    // Pruning commits on its own: a task that changed meanwhile (a late status report) only
-    // keeps itself until the next pass, not the service's other actions.
-    std::vector<Mutation> prune;
-    for (const auto& r : a.remove) {
-      Mutation d;
-      d.kind = Kind::kTask;
-      d.id = r.id;
-      d.expected_version = r.version;
-      prune.push_back(std::move(d));
+    if (e.desired != v1::TASK_STATE_RUNNING) continue;
+    if (e.not_before > now) {
+      next = std::min(next, e.not_before);
+      continue;
     }
-    CommitOrCount(prune);
+    if (auto t = GetObject<v1::Task>(store_, id)) pending.push_back(std::move(*t));
+  }
+  CommitOrCount(finished);
+  if (pending.empty()) return next;
+  // What placed tasks hold comes from the index: no placed task is parsed.
+  std::vector<Scheduler::Placed> active;
+  active.reserve(index_.tasks().size());
+  for (const auto& [id, e] : index_.tasks()) {
+    if (IsTerminal(e.state) || e.state == v1::TASK_STATE_PENDING || e.node_id.empty()) continue;
+    active.push_back({e.service_id, e.node_id, e.cpus, e.memory, e.address});
+  }
+  Scheduler::Result r = Scheduler::SchedulePlaced(index_.nodes(), active, pending);
+  std::vector<Mutation> m;
+  for (auto& t : r.assigned) {
+    *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);
+    t.mutable_status()->clear_error();  // the unschedulable reason no longer holds
+    m.push_back(PutMutation(t, t.version()));
+  }
+  std::map<std::string, const v1::Task*> pending_by_id;
+  for (const auto& t : pending) pending_by_id[t.id()] = &t;
+  for (const auto& [id, reason] : r.unplaced) {
+    const v1::Task* t = pending_by_id[id];
+    if (t->status().message() == "no suitable node: " + reason) continue;
+    v1::Task waiting = *t;
+    waiting.mutable_status()->set_message("no suitable node: " + reason);
+    // The error too: `service ps` shows it in ERROR, as it shows a start that failed.
+    waiting.mutable_status()->set_error(waiting.status().message());
+    m.push_back(PutMutation(waiting, t->version()));
+    m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
+                             waiting.status().message(), t->service_id()));
+  }
+  // Scheduling is all-or-nothing per pass: on a conflict the next pass places everything.
+  CommitOrCount(m);
+  return next;
+}
+
+absl::Time Controller::RunPass() {
+  passes_++;
+  const absl::Time started = absl::Now();
+  const absl::Time now = clock_.Now();
+  absl::Time next = absl::InfiniteFuture();
+
+  if (now >= next_resync_) index_.Invalidate();
+  ClusterIndex::Dirty dirty = index_.Sync();
+  if (dirty.all) next_resync_ = now + resync_interval_;
+  dirty.services.merge(carried_dirty_);
+  carried_dirty_.clear();
+
+  // 1. Node liveness: a node silent for node_timeout is down and its tasks are orphaned.
+  if (MarkSilentNodesDown(now, &next)) {
+    // The orphaned tasks must be rescheduled at once: the next pass sees them.
+    carried_dirty_ = std::move(dirty.services);
+    if (dirty.all || dirty.nodes) next_resync_ = absl::InfinitePast();
+    return clock_.Now();
   }
 
-  // 4. Schedule pending tasks (re-read: the reconciler may just have created some).
-  // The tasks read at the start go before they are read again: two parsed copies of every
-  // task at once were the manager's memory peak.
-  by_service.clear();
-  tasks.clear();
-  tasks.shrink_to_fit();
-  tasks = ListObjects<v1::Task>(store_);
-  std::vector<v1::Task> active, pending;
-  for (auto& t : tasks) {
-    if (IsTerminal(t.status().state())) continue;
-    if (t.status().state() == v1::TASK_STATE_PENDING) {
-      if (t.desired_state() != v1::TASK_STATE_RUNNING) continue;
-      absl::Time not_before = FromProtoTime(t.not_before());
-      if (not_before > now) {
-        next = std::min(next, not_before);
-        continue;
-      }
-      pending.push_back(std::move(t));
-    } else if (!t.node_id().empty()) {
-      active.push_back(std::move(t));
+  // What this pass looks at: every service after a resync or a node change (global services
+  // follow nodes, drained nodes move tasks), else the dirty ones, the due ones and those in a
+  // deployment.
+  std::set<std::string> visit;
+  const bool full = dirty.all || dirty.nodes;
+  if (full) {
+    full_passes_++;
+    visit = index_.service_ids();
+    for (std::string& id : index_.ServicesWithTasks()) visit.insert(std::move(id));
+  } else {
+    visit = std::move(dirty.services);
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      visit.insert(timers_.begin()->second);
+      wake_at_.erase(timers_.begin()->second);
+      timers_.erase(timers_.begin());
     }
+    visit.insert(in_deployment_.begin(), in_deployment_.end());
   }
-  // Pending tasks whose desired state is shutdown never ran: finish them here.
-  {
-    std::vector<Mutation> m;
-    for (const auto& t : tasks) {
-      if (t.status().state() == v1::TASK_STATE_PENDING &&
-          t.desired_state() == v1::TASK_STATE_SHUTDOWN) {
-        v1::Task done = t;
-        done.mutable_status()->set_state(v1::TASK_STATE_SHUTDOWN);
-        done.mutable_status()->set_message("shut down before it started");
-        *done.mutable_status()->mutable_timestamp() = ToProtoTime(now);
-        m.push_back(PutMutation(done, t.version()));
-      }
-    }
-    CommitOrCount(m);
+  last_visited_ = visit.size();
+  services_visited_ += visit.size();
+  if (metrics_) metrics_->ControllerDirty(visit.size());
+
+  // 2. Tasks of deleted services: stop them, then forget them.
+  std::vector<std::string> deleted;
+  for (const std::string& id : visit) {
+    if (!index_.service_ids().count(id)) deleted.push_back(id);
   }
-  if (!pending.empty()) {
-    Scheduler::Result r = Scheduler::Schedule(nodes, active, pending);
-    std::vector<Mutation> m;
-    for (auto& t : r.assigned) {
-      *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);
-      t.mutable_status()->clear_error();  // the unschedulable reason no longer holds
-      m.push_back(PutMutation(t, t.version()));
+  StopTasksOfDeleted(deleted);
+
+  // 3. Advance each service's deployment (its user intents first), then reconcile its tasks.
+  for (const std::string& id : visit) {
+    if (!index_.service_ids().count(id)) {
+      SetTimer(id, absl::InfiniteFuture());
+      in_deployment_.erase(id);
+      continue;
     }
-    std::map<std::string, const v1::Task*> pending_by_id;
-    for (const auto& t : pending) pending_by_id[t.id()] = &t;
-    for (const auto& [id, reason] : r.unplaced) {
-      const v1::Task* t = pending_by_id[id];
-      if (t->status().message() == "no suitable node: " + reason) continue;
-      v1::Task waiting = *t;
-      waiting.mutable_status()->set_message("no suitable node: " + reason);
-      // The error too: `service ps` shows it in ERROR, as it shows a start that failed.
-      waiting.mutable_status()->set_error(waiting.status().message());
-      m.push_back(PutMutation(waiting, t->version()));
-      m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
-                               waiting.status().message(), t->service_id()));
-    }
-    // Scheduling is all-or-nothing per pass: on a conflict the next pass places everything.
-    CommitOrCount(m);
+    SetTimer(id, VisitService(id, now));
   }
+  if (!timers_.empty()) next = std::min(next, timers_.begin()->first);
+
+  // 4. Schedule pending tasks. The index is brought up to date first (the reconciler may just
+  // have created some); the services those changes touch are looked at by the next pass.
+  ClusterIndex::Dirty after = index_.Sync();
+  carried_dirty_ = std::move(after.services);
+  if (after.all) {
+    // The feed was compacted meanwhile: the next pass looks at everything.
+    next_resync_ = absl::InfinitePast();
+  }
+  if (full || dirty.tasks || after.tasks || now >= schedule_at_) {
+    schedule_at_ = SchedulePending(now);
+  }
+  next = std::min(next, schedule_at_);
 
   if (now - last_prune_ > absl::Seconds(10)) {
     last_prune_ = now;
     events_.Prune();
   }
+  if (metrics_) metrics_->ControllerPass(absl::Now() - started);
   return next;
 }
 

@@ -2,13 +2,19 @@
 #define WARREN_MANAGER_CONTROLLER_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/limits.h"
 #include "manager/analysis/query_runner.h"
+#include "manager/cluster_index.h"
 #include "manager/events.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
@@ -22,11 +28,23 @@ struct ControllerStats {
   uint64_t passes = 0;
   uint64_t commits = 0;
   uint64_t conflicts = 0;
+  // Passes that looked at every service (the first, a resync, a node change).
+  uint64_t full_passes = 0;
+  // Services looked at, summed over all passes: the controller's work.
+  uint64_t services_visited = 0;
+  // Services the last pass looked at (dirty, due or in a deployment).
+  uint64_t last_visited = 0;
 };
 
 // The manager's control loop: node liveness, the reconciler for every service, and the
 // scheduler, all level-triggered from the store. Tests call RunPass() on a fake clock; the
 // server calls Start(), which runs passes on every store change and at the next deadline.
+//
+// Passes are incremental (issue 18): the store's change feed marks the services whose objects
+// changed, and a pass looks only at those, at the ones whose own deadline (restart backoff,
+// deployment step) is due, and at the ones in a deployment. Every `resync interval` (and on a
+// node change, or when the feed no longer reaches back) a pass rebuilds its index from full
+// listings and looks at everything: a safety net for anything the feed did not say.
 class Controller {
  public:
   // `metrics` may be null (tests).
@@ -50,6 +68,10 @@ class Controller {
   // on their own threads; a pass never waits for Prometheus.
   // `timeout` bounds each query.
   void SetPrometheusUrl(std::string url, absl::Duration timeout = absl::Seconds(2));
+  // How often a pass looks at everything regardless of the change feed.
+  void SetResyncInterval(absl::Duration d) { resync_interval_ = d; }
+
+  static constexpr absl::Duration kDefaultResyncInterval = absl::Seconds(30);
 
  private:
   void Loop();
@@ -62,6 +84,16 @@ class Controller {
   // when it committed something.
   bool UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
                             const std::vector<v1::Revision>& revisions);
+  // Node liveness; true when it committed (the pass starts again).
+  bool MarkSilentNodesDown(absl::Time now, absl::Time* next);
+  // Tasks of deleted services: stop them, then forget them.
+  void StopTasksOfDeleted(const std::vector<std::string>& service_ids);
+  // Advances the service's deployment, then reconciles its tasks; returns when it needs
+  // another look even if nothing changes.
+  absl::Time VisitService(const std::string& service_id, absl::Time now);
+  // Places pending tasks; returns when a deferred one becomes placeable.
+  absl::Time SchedulePending(absl::Time now);
+  void SetTimer(const std::string& service_id, absl::Time at);
 
   Store& store_;
   const Clock& clock_;
@@ -77,6 +109,22 @@ class Controller {
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};
   absl::Time last_prune_ = absl::InfinitePast();
+  std::atomic<uint64_t> full_passes_{0}, services_visited_{0}, last_visited_{0};
+
+  // Touched by the pass thread only.
+  ClusterIndex index_{store_};
+  absl::Duration resync_interval_ = kDefaultResyncInterval;
+  absl::Time next_resync_ = absl::InfinitePast();
+  // Services dirtied by changes read after a pass's first sync, for the next pass.
+  std::set<std::string> carried_dirty_;
+  // Per-service deadlines: the timer queue.
+  std::map<std::string, absl::Time> wake_at_;
+  std::set<std::pair<absl::Time, std::string>> timers_;
+  // Services in a deployment (or keeping a warm revision): looked at on every pass, since
+  // their analysis reads traffic that is not in the store.
+  std::set<std::string> in_deployment_;
+  // When the scheduler must run again although nothing changed (a deferred pending task).
+  absl::Time schedule_at_ = absl::InfiniteFuture();
 };
 
 }  // namespace warren

@@ -37,7 +37,15 @@ ManagerMetrics::ManagerMetrics(Registry& registry)
           {"strategy"}, {1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600})),
       rollbacks_(registry.AddCounter("warren_rollbacks_total", "Rollbacks by reason.", {"reason"})),
       canary_steps_(registry.AddCounter("warren_canary_promotion_steps_total",
-                                        "Canary steps promoted (after the first).")) {
+                                        "Canary steps promoted (after the first).")),
+      pass_duration_(registry.AddHistogram(
+          "warren_controller_pass_duration_seconds",
+          "Time one controller pass took (it looks at the dirty, due and deploying services; "
+          "every 30 s at all of them).",
+          {}, {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
+      dirty_(registry.AddGauge("warren_controller_dirty_services",
+                               "Services the latest controller pass had to look at (changed, due "
+                               "or in a deployment; all of them on a full pass).")) {
   // Export the documented label sets from the start, so dashboards see zeros, not gaps.
   for (auto reason : {v1::ROLLBACK_REASON_HEALTH_CHECK, v1::ROLLBACK_REASON_ERROR_RATE,
                       v1::ROLLBACK_REASON_LATENCY, v1::ROLLBACK_REASON_MANUAL,
@@ -52,6 +60,14 @@ void ManagerMetrics::DeploymentFinished(v1::DeploymentStrategy strategy, v1::Dep
                                         absl::Duration duration) {
   deployments_.WithLabels({DisplayName(strategy), StatusLabel(phase), PhaseLabel(phase)}).Inc();
   duration_.WithLabels({DisplayName(strategy)}).Observe(absl::ToDoubleSeconds(duration));
+}
+
+void ManagerMetrics::ControllerPass(absl::Duration duration) {
+  pass_duration_.WithLabels({}).Observe(absl::ToDoubleSeconds(duration));
+}
+
+void ManagerMetrics::ControllerDirty(size_t services) {
+  dirty_.WithLabels({}).Set(static_cast<double>(services));
 }
 
 void ManagerMetrics::Rollback(v1::RollbackReason reason) {

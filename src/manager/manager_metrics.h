@@ -22,6 +22,10 @@ class ManagerMetrics {
                           absl::Duration duration);
   void Rollback(v1::RollbackReason reason);
   void CanaryStep();
+  // One controller pass took `duration` (real time).
+  void ControllerPass(absl::Duration duration);
+  // The services a controller pass has to look at (dirty, due or in a deployment).
+  void ControllerDirty(size_t services);
 
   // The canary gauges, computed at scrape time from the store (the weights of active canaries)
   // and the proxies' counters; both must outlive the registry's use of them.
@@ -33,6 +37,8 @@ class ManagerMetrics {
   Family<Histogram>& duration_;
   Family<Counter>& rollbacks_;
   Family<Counter>& canary_steps_;
+  Family<Histogram>& pass_duration_;
+  Family<Gauge>& dirty_;
 };
 
 }  // namespace warren

@@ -119,15 +119,28 @@ std::string FormatIpv4(uint32_t addr) {
 Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
                                       const std::vector<v1::Task>& active,
                                       const std::vector<v1::Task>& pending) {
+  std::vector<Placed> placed;
+  placed.reserve(active.size());
+  for (const auto& t : active) {
+    placed.push_back({t.service_id(), t.node_id(), t.spec().resources().cpus(),
+                      t.spec().resources().memory_bytes(), t.address()});
+  }
+  return SchedulePlaced(nodes, placed, pending);
+}
+
+Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
+                                            const std::vector<Placed>& active,
+                                            const std::vector<v1::Task>& pending) {
   Result result;
   std::vector<NodeSlot> slots;
   absl::flat_hash_map<std::string, size_t> index;
   absl::flat_hash_map<std::string, int> service_index;
-  auto service_of = [&](const std::string& id) {
-    auto [it, inserted] = service_index.emplace(id, static_cast<int>(service_index.size()));
+  auto service_of = [&](absl::string_view id) {
+    auto [it, inserted] =
+        service_index.emplace(std::string(id), static_cast<int>(service_index.size()));
     return it->second;
   };
-  for (const auto& t : active) service_of(t.service_id());
+  for (const auto& t : active) service_of(t.service_id);
   for (const auto& t : pending) service_of(t.service_id());
   const size_t services = service_index.size();
   // Ready nodes that take no new tasks (availability pause or drain), for the reasons given.
@@ -153,14 +166,14 @@ Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
     slots.push_back(std::move(s));
   }
   for (const auto& t : active) {
-    auto it = index.find(t.node_id());
+    auto it = index.find(t.node_id);
     if (it == index.end()) continue;
     NodeSlot& s = slots[it->second];
-    s.free_cpus -= t.spec().resources().cpus();
-    s.free_memory -= t.spec().resources().memory_bytes();
+    s.free_cpus -= t.cpus;
+    s.free_memory -= t.memory;
     s.total_tasks++;
-    s.per_service[service_of(t.service_id())]++;
-    if (uint32_t a = ParseIpv4(t.address()); a != 0) {
+    s.per_service[service_of(t.service_id)]++;
+    if (uint32_t a = ParseIpv4(std::string(t.address)); a != 0) {
       s.used.insert(a);
       if (a >= s.base && a - s.base > s.cursor && a - s.base < s.size) s.cursor = a - s.base;
     }

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "warren/v1/objects.pb.h"
 
@@ -25,10 +26,24 @@ class Scheduler {
     std::vector<std::pair<std::string, std::string>> unplaced;
   };
 
+  // What a non-terminal task already placed holds on its node (views into the caller's data).
+  struct Placed {
+    absl::string_view service_id;
+    absl::string_view node_id;
+    double cpus = 0;
+    int64_t memory = 0;
+    absl::string_view address;
+  };
+
   // `active`: non-terminal tasks already placed (they hold resources and addresses).
   // `pending`: tasks to place, in order; a task with node_id set may only go to that node.
   static Result Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task>& active,
                          const std::vector<v1::Task>& pending);
+  // The same with the placed tasks' footprints only (the controller keeps them between
+  // passes, so scheduling parses no placed task).
+  static Result SchedulePlaced(const std::vector<v1::Node>& nodes,
+                               const std::vector<Placed>& active,
+                               const std::vector<v1::Task>& pending);
 };
 
 // Why no ready node could ever run `task`, even with nothing else on it: none runs its kind of

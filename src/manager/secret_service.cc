@@ -18,10 +18,6 @@
 namespace warren {
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
 // What the API shows of a secret: everything but the envelope.
 v1::Secret Metadata(v1::Secret secret) {
   secret.clear_envelope();
@@ -127,8 +123,14 @@ SecretService::SecretService(Store& store, const Clock& clock, EventLog& events,
       cluster_key_(std::move(cluster_key)),
       roll_service_(std::move(roll_service)) {}
 
-grpc::Status SecretService::CreateSecret(grpc::ServerContext*, const v1::CreateSecretRequest* req,
-                                         v1::Secret* resp) {
+absl::Status SecretService::Authorize(grpc::ServerContext* ctx, absl::string_view method) const {
+  return authorizer_->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr, method)
+      .status();
+}
+
+grpc::Status SecretService::CreateSecret(grpc::ServerContext* ctx,
+                                         const v1::CreateSecretRequest* req, v1::Secret* resp) {
+  if (auto s = Authorize(ctx, "/warren.v1.Secrets/CreateSecret"); !s.ok()) return ToGrpc(s);
   if (auto s = ValidateSecretName(req->name()); !s.ok()) {
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat("name: ", s.message())));
   }
@@ -163,8 +165,9 @@ grpc::Status SecretService::CreateSecret(grpc::ServerContext*, const v1::CreateS
   return grpc::Status::OK;
 }
 
-grpc::Status SecretService::ListSecrets(grpc::ServerContext*, const v1::ListSecretsRequest*,
+grpc::Status SecretService::ListSecrets(grpc::ServerContext* ctx, const v1::ListSecretsRequest*,
                                         v1::ListSecretsResponse* resp) {
+  if (auto s = Authorize(ctx, "/warren.v1.Secrets/ListSecrets"); !s.ok()) return ToGrpc(s);
   if (auto s = CorruptKindError(store_, Kind::kSecret); !s.ok()) return ToGrpc(s);
   std::vector<v1::Secret> all = ListObjects<v1::Secret>(store_);
   std::sort(all.begin(), all.end(),
@@ -173,16 +176,18 @@ grpc::Status SecretService::ListSecrets(grpc::ServerContext*, const v1::ListSecr
   return grpc::Status::OK;
 }
 
-grpc::Status SecretService::InspectSecret(grpc::ServerContext*, const v1::InspectSecretRequest* req,
-                                          v1::Secret* resp) {
+grpc::Status SecretService::InspectSecret(grpc::ServerContext* ctx,
+                                          const v1::InspectSecretRequest* req, v1::Secret* resp) {
+  if (auto s = Authorize(ctx, "/warren.v1.Secrets/InspectSecret"); !s.ok()) return ToGrpc(s);
   auto secret = FindSecret(store_, req->secret());
   if (!secret.ok()) return ToGrpc(secret.status());
   *resp = Metadata(std::move(*secret));
   return grpc::Status::OK;
 }
 
-grpc::Status SecretService::UpdateSecret(grpc::ServerContext*, const v1::UpdateSecretRequest* req,
-                                         v1::Secret* resp) {
+grpc::Status SecretService::UpdateSecret(grpc::ServerContext* ctx,
+                                         const v1::UpdateSecretRequest* req, v1::Secret* resp) {
+  if (auto s = Authorize(ctx, "/warren.v1.Secrets/UpdateSecret"); !s.ok()) return ToGrpc(s);
   if (auto s = CheckValueSize(req->value()); !s.ok()) return ToGrpc(s);
   v1::Secret next;
   absl::StatusOr<uint64_t> v =
@@ -226,8 +231,10 @@ grpc::Status SecretService::UpdateSecret(grpc::ServerContext*, const v1::UpdateS
   return grpc::Status::OK;
 }
 
-grpc::Status SecretService::RemoveSecret(grpc::ServerContext*, const v1::RemoveSecretRequest* req,
+grpc::Status SecretService::RemoveSecret(grpc::ServerContext* ctx,
+                                         const v1::RemoveSecretRequest* req,
                                          v1::RemoveSecretResponse*) {
+  if (auto s = Authorize(ctx, "/warren.v1.Secrets/RemoveSecret"); !s.ok()) return ToGrpc(s);
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
         auto current = FindSecret(store_, req->secret());

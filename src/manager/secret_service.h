@@ -2,11 +2,13 @@
 #define WARREN_MANAGER_SECRET_SERVICE_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "manager/api_shared.h"
 #include "manager/events.h"
 #include "security/secret_bytes.h"
 #include "store/store.h"
@@ -15,10 +17,6 @@
 #include "warren/v1/secrets.grpc.pb.h"
 
 namespace warren {
-
-// The cluster key that wraps each secret's data key (security/secrets.h). An error when the
-// manager has none: then no secret can be written or read.
-using ClusterKeyFn = std::function<absl::StatusOr<security::SecretBytes>()>;
 
 // Rolls a service onto the secrets' current versions (a new revision, the usual rolling
 // update). `cause` is the revision's change cause.
@@ -44,12 +42,21 @@ class SecretService final : public v1::Secrets::Service {
   grpc::Status RemoveSecret(grpc::ServerContext*, const v1::RemoveSecretRequest*,
                             v1::RemoveSecretResponse*) override;
 
+  // How calls are authorized (plaintext loopback until set). Set before serving.
+  void SetAuthorizer(std::shared_ptr<const security::Authorizer> authorizer) {
+    authorizer_ = std::move(authorizer);
+  }
+
  private:
+  absl::Status Authorize(grpc::ServerContext* ctx, absl::string_view method) const;
+
   Store& store_;
   const Clock& clock_;
   EventLog& events_;
   ClusterKeyFn cluster_key_;
   RollServiceFn roll_service_;
+  std::shared_ptr<const security::Authorizer> authorizer_ =
+      security::Authorizer::PlaintextLoopback();
 };
 
 // A secret by name or id; NotFound names it.

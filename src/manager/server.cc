@@ -56,7 +56,7 @@ namespace {
 // A new revision of `name` with its template's secret references at the secrets' current
 // versions, through the API's own update (same checks, same rolling update). Retried when the
 // service changes between the read and the write, so no concurrent update is lost.
-absl::Status RollServiceOntoSecrets(ApiService& api, const std::string& name,
+absl::Status RollServiceOntoSecrets(ControlService& api, const std::string& name,
                                     const std::string& cause) {
   absl::Status last;
   for (int attempt = 0; attempt < 8; ++attempt) {
@@ -110,8 +110,16 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->liveness_ = std::make_unique<NodeLiveness>(clock);
   ApiOptions api_options;
   api_options.node_timeout = options.node_timeout;
-  m->api_ = std::make_unique<ApiService>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
+  m->api_ = std::make_unique<ManagerApi>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
+  // Until the API runs mutual TLS, every call is allowed; that is only acceptable on loopback.
+  auto authorizer = security::Authorizer::Create(security::AuthMode::kPlaintextLoopback,
+                                                 options.api_addr, "", nullptr);
+  if (!authorizer.ok()) {
+    return absl::Status(authorizer.status().code(),
+                        absl::StrCat("api-addr ", authorizer.status().message()));
+  }
+  m->api_->SetAuthorizer(*authorizer);
   Store& controller_store = m->controller_store_ ? *m->controller_store_ : *m->store_;
   m->controller_ = std::make_unique<Controller>(controller_store, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout, m->metrics_.get());
@@ -156,14 +164,17 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->grpc_acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
-  builder.RegisterService(m->api_.get());
+  builder.RegisterService(&m->api_->control());
+  builder.RegisterService(&m->api_->dispatcher());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
+  m->backup_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->backup_.get());
   m->secrets_ = std::make_unique<SecretService>(
       *m->store_, clock, *m->events_, [raw = m.get()] { return raw->ClusterKey(); },
       [api = m->api_.get()](const std::string& name, const std::string& cause) {
-        return RollServiceOntoSecrets(*api, name, cause);
+        return RollServiceOntoSecrets(api->control(), name, cause);
       });
+  m->secrets_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->secrets_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
@@ -175,9 +186,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{v1::Warren::service_full_name(),
-                               v1::ClusterAdmin::service_full_name(),
-                               v1::Secrets::service_full_name()});
+      std::vector<std::string>{
+          v1::Control::service_full_name(), v1::Dispatcher::service_full_name(),
+          v1::ClusterAdmin::service_full_name(), v1::Secrets::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
@@ -227,7 +238,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   if (!options.metrics_addr.empty()) {
     // Not ready while objects are corrupt: the API would answer without them.
     m->dashboard_ = std::make_unique<ui::Dashboard>(
-        *m->api_, *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
+        m->api_->control(), *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
     HttpServer::Handler metrics =
         MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); });
     ui::Dashboard* dashboard = m->dashboard_.get();

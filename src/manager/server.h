@@ -9,9 +9,9 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "grpcpp/grpcpp.h"
-#include "manager/api_service.h"
 #include "manager/controller.h"
 #include "manager/events.h"
+#include "manager/manager_api.h"
 #include "manager/manager_metrics.h"
 #include "manager/node_liveness.h"
 #include "manager/traffic.h"
@@ -73,7 +73,7 @@ class ManagerServer {
   std::unique_ptr<security::ClusterAuthority> authority_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
-  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<BackupService> backup_;
   std::unique_ptr<SecretService> secrets_;
   std::unique_ptr<Controller> controller_;

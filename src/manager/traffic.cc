@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "common/spec.h"
@@ -155,23 +156,86 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
   return table;
 }
 
+bool RoutingTableCache::Recompute(const std::string& service_id, absl::Time now) {
+  services_computed_++;
+  auto entry = entries_.find(service_id);
+  if (entry != entries_.end()) {
+    timers_.erase({entry->second.next_change, service_id});
+  }
+  std::optional<v1::Service> service = GetObject<v1::Service>(store_, service_id);
+  if (!service) {
+    if (entry == entries_.end()) return false;
+    entries_.erase(entry);
+    return true;
+  }
+  std::vector<v1::Task> tasks;
+  for (const std::string& id : index_.TasksOf(service_id)) {
+    if (IsTerminal(index_.tasks().at(id).state)) continue;
+    if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
+  }
+  std::vector<v1::Deployment> deployments;
+  for (const std::string& id : index_.DeploymentsOf(service_id)) {
+    if (auto d = GetObject<v1::Deployment>(store_, id)) deployments.push_back(std::move(*d));
+  }
+  absl::Time next_change = absl::InfiniteFuture();
+  v1::RoutingTable one = ComputeRoutingTable({*service}, tasks, deployments, now, &next_change);
+  Entry fresh;
+  fresh.name = service->spec().name();
+  fresh.route = std::move(*one.mutable_services(0));
+  fresh.content = fresh.route.SerializeAsString();
+  fresh.next_change = next_change;
+  if (next_change != absl::InfiniteFuture()) timers_.insert({next_change, service_id});
+  if (entry == entries_.end()) {
+    entries_.emplace(service_id, std::move(fresh));
+    return true;
+  }
+  const bool changed = entry->second.content != fresh.content;
+  entry->second = std::move(fresh);
+  return changed;
+}
+
 v1::RoutingTable RoutingTableCache::Get() {
   absl::MutexLock lock(&mu_);
   const uint64_t version = store_.Version();
   const absl::Time now = clock_.Now();
-  if (version == computed_at_ && now < next_change_) return table_;
-  next_change_ = absl::InfiniteFuture();
-  v1::RoutingTable table =
-      ComputeRoutingTable(ListObjects<v1::Service>(store_), ListObjects<v1::Task>(store_),
-                          ListObjects<v1::Deployment>(store_), now, &next_change_);
-  std::string content = table.SerializeAsString();
+  const bool due = !timers_.empty() && timers_.begin()->first <= now;
+  if (version == computed_at_ && !due) return table_;
+  ClusterIndex::Dirty dirty = index_.Sync();
   computed_at_ = version;
-  if (content != content_) {
-    content_ = std::move(content);
-    // Monotonic even when only time (min-ready) changed the content.
-    table.set_version(std::max<uint64_t>(version, table_.version() + 1));
-    table_ = std::move(table);
+  std::set<std::string> todo;
+  if (dirty.all) {
+    entries_.clear();
+    timers_.clear();
+    todo = index_.service_ids();
+  } else {
+    todo = std::move(dirty.services);
   }
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    todo.insert(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+  }
+  bool changed = dirty.all;
+  for (const std::string& id : todo) changed |= Recompute(id, now);
+  if (!changed) return table_;
+  // Ordered by name, as ComputeRoutingTable orders them.
+  std::vector<const Entry*> sorted;
+  sorted.reserve(entries_.size());
+  for (const auto& [id, e] : entries_) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
+    return a->name != b->name ? a->name < b->name : a->route.service_id() < b->route.service_id();
+  });
+  v1::RoutingTable table;
+  for (const Entry* e : sorted) *table.add_services() = e->route;
+  if (dirty.all) {
+    // Rebuilt from scratch (first use, or the feed no longer reached back): a new version only
+    // if the content differs.
+    v1::RoutingTable old = table_;
+    old.clear_version();
+    if (old.SerializeAsString() == table.SerializeAsString()) return table_;
+  }
+  // Monotonic even when only time (min-ready) changed the content.
+  table.set_version(std::max<uint64_t>(version, table_.version() + 1));
+  table_ = std::move(table);
   return table_;
 }
 

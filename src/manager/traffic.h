@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "manager/analysis/window.h"
+#include "manager/cluster_index.h"
 #include "store/store.h"
 #include "warren/v1/api.pb.h"
 #include "warren/v1/objects.pb.h"
@@ -32,20 +34,41 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
 std::vector<int> ProportionalWeights(const std::vector<int>& counts);
 
 // The current routing table, recomputed when the store changed. Its version only moves when
-// its content does, so data planes can skip identical tables.
+// its content does, so data planes can skip identical tables. Only the services whose objects
+// changed (the store's change feed says which) or whose tasks pass their min-ready are
+// computed again (issue 18).
 class RoutingTableCache {
  public:
-  RoutingTableCache(const Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+  RoutingTableCache(const Store& store, const Clock& clock)
+      : store_(store), clock_(clock), index_(store) {}
 
   v1::RoutingTable Get();
 
+  // Services computed again, summed over all Get calls (the cache's work).
+  uint64_t services_computed() const {
+    absl::MutexLock lock(&mu_);
+    return services_computed_;
+  }
+
  private:
+  struct Entry {
+    std::string name;
+    v1::ServiceRoute route;
+    std::string content;
+    absl::Time next_change = absl::InfiniteFuture();
+  };
+  // Computes the service's route again; true when it changed.
+  bool Recompute(const std::string& service_id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Store& store_;
   const Clock& clock_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  ClusterIndex index_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Services whose route changes with time alone (min-ready), by when.
+  std::set<std::pair<absl::Time, std::string>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
-  absl::Time next_change_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  std::string content_ ABSL_GUARDED_BY(mu_);
+  uint64_t services_computed_ ABSL_GUARDED_BY(mu_) = 0;
   v1::RoutingTable table_ ABSL_GUARDED_BY(mu_);
 };
 

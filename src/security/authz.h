@@ -5,6 +5,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include "absl/strings/string_view.h"
@@ -53,6 +54,59 @@ absl::Status AuthorizeRole(const CertificateIdentity& peer, std::initializer_lis
 // Admins may act for any node (e.g. draining it).
 absl::Status AuthorizeNode(const CertificateIdentity& peer, absl::string_view node_id,
                            absl::string_view method);
+
+// Who may call an RPC, by its full gRPC method name ("/warren.v1.Control/CreateService").
+struct MethodRule {
+  // No certificate needed (health, reflection, the CA bootstrap a joining node makes).
+  bool open = false;
+  std::vector<Role> roles;
+};
+
+// The authorization table of every RPC Warren serves. A method missing from it is denied.
+// nullptr when `full_method` is not in the table.
+const MethodRule* FindMethodRule(absl::string_view full_method);
+// The services the table covers by name (e.g. "warren.v1.Control"), for completeness tests.
+std::vector<std::string> AuthorizedServiceNames();
+
+enum class AuthMode {
+  // No TLS: every call is allowed. Only legal on loopback listeners (until mutual TLS is the
+  // default everywhere).
+  kPlaintextLoopback,
+  // Every call is authenticated from the verified peer certificate and authorized by the table.
+  kMutualTls,
+};
+
+// Decides each RPC from the peer certificate (kMutualTls), or allows it (kPlaintextLoopback).
+// Thread-safe.
+class Authorizer {
+ public:
+  // Allows everything; only for loopback listeners and in-process calls.
+  static std::shared_ptr<const Authorizer> PlaintextLoopback();
+  // InvalidArgument when `mode` is kPlaintextLoopback and `listen_addr` is not a loopback
+  // address (127.0.0.0/8, [::1], localhost).
+  static absl::StatusOr<std::shared_ptr<const Authorizer>> Create(
+      AuthMode mode, absl::string_view listen_addr, std::string cluster_id,
+      std::shared_ptr<const RevocationList> revoked);
+
+  AuthMode mode() const { return mode_; }
+
+  // The caller's identity when the call may proceed; nullopt when there is no identity to check
+  // (plaintext mode, or an open method). UNAUTHENTICATED without a valid certificate of the
+  // cluster (or a revoked one), PERMISSION_DENIED for a role the table does not allow or a
+  // method missing from it. `auth` may be null (an in-process call without a server context).
+  absl::StatusOr<std::optional<CertificateIdentity>> Authorize(const grpc::AuthContext* auth,
+                                                               absl::string_view full_method) const;
+
+ private:
+  Authorizer(AuthMode mode, std::string cluster_id, std::shared_ptr<const RevocationList> revoked)
+      : mode_(mode), cluster_id_(std::move(cluster_id)), revoked_(std::move(revoked)) {}
+  const AuthMode mode_;
+  const std::string cluster_id_;
+  const std::shared_ptr<const RevocationList> revoked_;
+};
+
+// True for 127.0.0.0/8, ::1 and localhost listen addresses ("HOST:PORT", "[::1]:PORT").
+bool IsLoopbackListenAddr(absl::string_view addr);
 
 }  // namespace warren::security
 

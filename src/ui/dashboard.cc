@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/enum_names.h"
+#include "common/time_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/server_context.h"
 #include "manager/events.h"
@@ -155,8 +156,12 @@ bool Dashboard::Owns(std::string_view path) {
   return path == "/ui" || absl::StartsWith(AV(path), "/ui/");
 }
 
-Dashboard::Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options)
-    : api_(api), store_(store), options_(std::move(options)) {
+Dashboard::Dashboard(v1::Control::Service& api, const Store& store, DashboardOptions options)
+    : api_(api),
+      store_(store),
+      options_(std::move(options)),
+      clock_(options_.clock ? *options_.clock : real_clock_),
+      history_(options_.history) {
   auto split = SplitHostPort(options_.http_addr);
   if (!split.ok()) {
     disabled_reason_ = std::string(split.status().message());
@@ -166,7 +171,11 @@ Dashboard::Dashboard(v1::Warren::Service& api, const Store& store, DashboardOpti
         " is not a loopback address, and the dashboard has no login yet (serve metrics on "
         "127.0.0.1 to use it, docs/dashboard.md)");
   }
-  if (!disabled_reason_.empty()) spdlog::warn("{}", disabled_reason_);
+  if (!disabled_reason_.empty()) {
+    spdlog::warn("{}", disabled_reason_);
+    return;
+  }
+  sampler_ = std::thread([this] { SampleLoop(); });
 }
 
 Dashboard::~Dashboard() { Shutdown(); }
@@ -181,6 +190,70 @@ void Dashboard::Shutdown() {
   for (auto& s : streams) {
     if (s.thread.joinable()) s.thread.join();
   }
+  if (sampler_.joinable()) sampler_.join();
+}
+
+void Dashboard::SampleLoop() {
+  const HistoryOptions& ho = history_.options();
+  auto endpoints = [this](const std::string& id) -> std::optional<v1::ServiceEndpoints> {
+    grpc::ServerContext ctx;
+    v1::GetEndpointsRequest req;
+    req.set_name_or_id(id);
+    v1::ServiceEndpoints ep;
+    if (!api_.GetEndpoints(&ctx, &req, &ep).ok()) return std::nullopt;
+    return ep;
+  };
+  auto active = [this](const std::string& id) {
+    grpc::ServerContext ctx;
+    v1::RolloutRequest req;
+    req.set_name_or_id(id);
+    v1::Deployment d;
+    if (!api_.GetRollout(&ctx, &req, &d).ok()) return false;
+    return d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
+           d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
+           d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
+  };
+  // Off the server's threads, so an exception here would end the process.
+  try {
+    EventReader reader(store_, 0, [](const v1::Event& e) { return e.kind() == "deployment"; });
+    absl::Time next = clock_.Now();
+    while (!stopping_) {
+      // The backlog holds older deployments too: only recent news counts.
+      for (const v1::Event& e : reader.Next(std::min(absl::Milliseconds(250), ho.interval))) {
+        const absl::Time now = clock_.Now();
+        if (FromProtoTime(e.time()) >= now - ho.tail) history_.Watch(e.service_id(), now);
+      }
+      const absl::Time now = clock_.Now();
+      if (now < next) continue;
+      history_.Sample(now, endpoints, active);
+      next = now + ho.interval;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("dashboard: the chart history stopped: {}", e.what());
+  }
+}
+
+HttpResponse Dashboard::History(const std::string& name) {
+  grpc::ServerContext ctx;
+  v1::GetServiceRequest gr;
+  gr.set_name_or_id(name);
+  v1::Service svc;
+  if (grpc::Status s = api_.GetService(&ctx, &gr, &svc); !s.ok()) return GrpcError(s);
+  auto series = [](const std::map<int64_t, double>& values) {
+    json out = json::object();
+    for (const auto& [revision, v] : values) out[std::to_string(revision)] = v;
+    return out;
+  };
+  json samples = json::array();
+  for (const TrafficSample& s : history_.Samples(svc.id())) {
+    samples.push_back(json{{"t", absl::ToUnixMillis(s.time)},
+                           {"weights", series(s.weight)},
+                           {"errors", series(s.error_rate)},
+                           {"p99", series(s.p99_ms)}});
+  }
+  return JsonResponse(200,
+                      json{{"intervalSeconds", absl::ToDoubleSeconds(history_.options().interval)},
+                           {"samples", std::move(samples)}});
 }
 
 void Dashboard::ReapStreams() {
@@ -299,6 +372,13 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
       list.push_back(std::move(item));
     }
     return JsonResponse(200, json{{"services", list}});
+  }
+  if (absl::StartsWith(AV(rest), "services/") && absl::EndsWith(AV(rest), "/history")) {
+    std::string_view name = rest.substr(9, rest.size() - 9 - 8);
+    if (name.empty() || name.find('/') != std::string_view::npos) {
+      return ErrorResponse(404, absl::StrCat("no such dashboard API: ", req.path));
+    }
+    return History(std::string(name));
   }
   if (absl::StartsWith(AV(rest), "services/")) {
     std::string name(rest.substr(9));

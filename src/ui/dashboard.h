@@ -10,8 +10,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "http/http_server.h"
 #include "store/store.h"
+#include "ui/history.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren::ui {
@@ -24,6 +26,10 @@ struct DashboardOptions {
   int max_streams = 16;
   // A stream response with no event ends after this long and the browser opens the next one.
   absl::Duration stream_wait = absl::Seconds(15);
+  // The charts' history (/ui/api/services/NAME/history): sampled by a thread of the dashboard.
+  HistoryOptions history;
+  // Null: the real clock. The history's times come from it.
+  const Clock* clock = nullptr;
 };
 
 // The web dashboard: its static files, the JSON it reads and its actions, all under /ui/ on
@@ -32,7 +38,7 @@ struct DashboardOptions {
 // validation. Live updates are server-sent events from the stored event stream.
 class Dashboard {
  public:
-  Dashboard(v1::Warren::Service& api, const Store& store, DashboardOptions options);
+  Dashboard(v1::Control::Service& api, const Store& store, DashboardOptions options);
   ~Dashboard();
   Dashboard(const Dashboard&) = delete;
   Dashboard& operator=(const Dashboard&) = delete;
@@ -49,17 +55,27 @@ class Dashboard {
   // Empty when served; otherwise why not.
   const std::string& disabled_reason() const { return disabled_reason_; }
 
+  // The sampled traffic of services with deployments (read by the charts).
+  const TrafficHistory& history() const { return history_; }
+
  private:
   HttpResponse HandleSync(const HttpRequest& req);
   HttpResponse Api(const HttpRequest& req, std::string_view rest);
   HttpResponse Action(const HttpRequest& req, const std::string& service, std::string_view action);
   void Stream(const HttpRequest& req, HttpServer::Responder respond);
   void ReapStreams() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The history's thread: deployment events say which services to watch; every interval, a
+  // sample of each through the API's GetEndpoints.
+  void SampleLoop();
+  HttpResponse History(const std::string& name);
 
-  v1::Warren::Service& api_;
+  v1::Control::Service& api_;
   const Store& store_;
   const DashboardOptions options_;
   std::string disabled_reason_;
+  RealClock real_clock_;
+  const Clock& clock_;
+  TrafficHistory history_;
 
   struct StreamThread {
     std::thread thread;
@@ -68,6 +84,7 @@ class Dashboard {
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   std::list<StreamThread> streams_ ABSL_GUARDED_BY(mu_);
+  std::thread sampler_;
 };
 
 // The security checks every dashboard request passes, public for the tests. Empty when the

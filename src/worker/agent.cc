@@ -229,7 +229,7 @@ absl::Status WorkerAgent::Start() {
   channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
   channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
                                        channel_args);
-  stub_ = v1::Warren::NewStub(channel_);
+  stub_ = v1::Dispatcher::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
   loops_.emplace_back([this] { HeartbeatLoop(); });
@@ -280,12 +280,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   }
   for (auto& t : loops_) t.join();
   loops_.clear();
-  std::vector<std::thread> ops;
-  {
-    absl::MutexLock lock(&mu_);
-    ops.swap(ops_);
-  }
-  for (auto& t : ops) t.join();
+  ops_.Join();
   prober_.reset();
   if (proxies_) proxies_->Stop();
   dns_.reset();
@@ -295,10 +290,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
   server_.reset();
 }
 
-void WorkerAgent::Spawn(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
-  ops_.emplace_back(std::move(fn));
-}
+void WorkerAgent::Spawn(std::function<void()> fn) { ops_.Run(std::move(fn)); }
 
 std::string NodeName(const WorkerOptions& options) {
   if (!options.node_name.empty()) return options.node_name;

@@ -21,6 +21,7 @@
 #include "roles.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
+#include "worker/op_runner.h"
 #include "worker/port_publisher.h"
 #include "worker/runtime_driver.h"
 #include "worker/secret_files.h"
@@ -113,7 +114,7 @@ class WorkerAgent {
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Dispatcher::Stub> stub_;
   std::unique_ptr<LogService> log_service_;
   std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
@@ -131,7 +132,6 @@ class WorkerAgent {
   std::map<std::string, v1::TaskStatus> pending_reports_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   grpc::ClientContext* routes_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<std::thread> ops_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
 
   std::atomic<bool> stop_{false};
@@ -140,6 +140,8 @@ class WorkerAgent {
   // left running after the agent exits).
   bool stopping_tasks_ = false;  // guarded by mu_
   std::vector<std::thread> loops_;
+  // Task starts and stops (Spawn).
+  OpRunner ops_;
 };
 
 }  // namespace warren

@@ -50,22 +50,36 @@ std::string TaskLogReader::ReadRest() {
 }
 
 absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
-  std::vector<std::string> files = LogFileSet(path_);
-  if (files.empty()) return absl::NotFoundError(absl::StrCat("no log file ", path_));
   std::vector<std::string> lines;
-  for (const std::string& file : files) {
-    if (file == path_) break;
-    absl::StatusOr<std::string> content = ReadWholeFile(file, size_t{1} << 31);
-    // A rotated file that went away meanwhile (another rotation) is skipped.
-    if (content.ok()) Consume(*content, &lines);
+  // A rotation between listing the files and reading them (the oldest file removed, the current
+  // one renamed, the new one not created yet) can hide every line: read the set again. Bounded:
+  // a task that writes fast enough to rotate under every read gets what the last read saw.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<std::string> files = LogFileSet(path_);
+    if (files.empty()) return absl::NotFoundError(absl::StrCat("no log file ", path_));
+    lines.clear();
+    pending_.clear();
+    decoder_ = CriLogDecoder();
+    bool raced = false;
+    for (const std::string& file : files) {
+      if (file == path_) break;
+      absl::StatusOr<std::string> content = ReadWholeFile(file, size_t{1} << 31);
+      if (content.ok()) {
+        Consume(*content, &lines);
+      } else {
+        raced = true;  // another rotation took it meanwhile
+      }
+    }
+    // The current file stays open to follow it; it may be missing for a moment (a rotation).
+    if (fd_ >= 0) close(fd_);
+    fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    inode_ = fd_ >= 0 && fstat(fd_, &st) == 0 ? st.st_ino : 0;
+    offset_ = 0;
+    if (fd_ < 0 && files.back() == path_) raced = true;
+    Consume(ReadRest(), &lines);
+    if (!raced) break;
   }
-  // The current file stays open to follow it; it may be missing for a moment (a rotation).
-  if (fd_ >= 0) close(fd_);
-  fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  inode_ = fd_ >= 0 && fstat(fd_, &st) == 0 ? st.st_ino : 0;
-  offset_ = 0;
-  Consume(ReadRest(), &lines);
   if (tail > 0 && lines.size() > static_cast<size_t>(tail)) {
     lines.erase(lines.begin(), lines.end() - tail);
   }

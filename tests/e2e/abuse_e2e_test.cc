@@ -85,7 +85,7 @@ bool ApiAnswersWithinASecond(const std::string& api_addr) {
   grpc::ChannelArguments args;
   args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own
   auto channel = grpc::CreateCustomChannel(api_addr, grpc::InsecureChannelCredentials(), args);
-  auto stub = v1::Warren::NewStub(channel);
+  auto stub = v1::Control::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + seconds(1));
   v1::ListServicesRequest req;

@@ -116,14 +116,15 @@ TEST_F(E2eTest, HybridNotifiesReadyAndServesHealthAndReflectionOnBothEndpoints) 
   auto ready = notify.WaitFor("READY=1", std::chrono::seconds(30));
   ASSERT_TRUE(ready.has_value()) << node.Log();
   EXPECT_EQ(testing_util::HealthCheck(api_addr_, "").serving_status, kServing);
-  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "warren.v1.Warren").serving_status, kServing);
+  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "warren.v1.Control").serving_status, kServing);
 
   std::string error;
   auto api_services = testing_util::ReflectionListServices(api_addr_, &error);
   ASSERT_TRUE(api_services.has_value()) << error;
-  EXPECT_TRUE(Missing(*api_services, {"warren.v1.Warren", "grpc.health.v1.Health",
-                                      "grpc.reflection.v1alpha.ServerReflection"})
-                  .empty());
+  EXPECT_TRUE(
+      Missing(*api_services, {"warren.v1.Control", "warren.v1.Dispatcher", "grpc.health.v1.Health",
+                              "grpc.reflection.v1alpha.ServerReflection"})
+          .empty());
 
   // The worker's agent endpoint, as the node reports it.
   std::string agent;

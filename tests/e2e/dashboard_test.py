@@ -199,6 +199,21 @@ def main():
         assert seen_v2 >= 3, "the canary got no traffic through the published port"
         driver.save_screenshot(os.path.join(artifacts, "dashboard-canary.png"))
 
+        # The manager's own samples: a tab opened now (no session storage) draws the canary's
+        # history from before it was opened, every sample the manager has, within 5 s (the
+        # tab alone would have 2 or 3 samples by then: one per redraw, every 3 s).
+        def history():
+            url = f"http://127.0.0.1:{cluster.http_port}/ui/api/services/web/history"
+            with urllib.request.urlopen(url, timeout=2.0) as resp:
+                return json.loads(resp.read().decode())["samples"]
+        kept = wait_for("5 samples in the manager's history", lambda: len(history()) >= 5 and
+                        len(history()))
+        driver.execute_script("sessionStorage.clear()")
+        driver.refresh()
+        wait_for("the page again with the manager's history", lambda: len(driver.find_element(
+            By.CSS_SELECTOR, '#deployment svg.chart polyline[data-revision="1"]').get_attribute(
+                "points").split()) >= kept, timeout=5.0)
+
         # Keyboard: Enter on a focused action opens the dialog with Cancel focused; Escape
         # closes it and nothing happens.
         # (The page redraws during a rollout: an element found before a redraw is stale and

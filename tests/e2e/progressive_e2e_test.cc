@@ -185,7 +185,7 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   std::atomic<bool> stop_poll{false};
   std::thread poller([&] {
     auto stub =
-        v1::Warren::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
+        v1::Control::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
     int last = -3;
     while (!stop_poll && ms() < 120000) {
       grpc::ClientContext ctx;
@@ -301,6 +301,9 @@ TEST_F(ProgressiveE2eTest, BadRollingUpdateIsRolledBackByItsAnalysis) {
       "rolling analysis: revision 2 answered requests for %.2f s; %d of %d requests "
       "failed\n",
       std::chrono::duration<double>(last - first).count(), load.failed(), load.sent());
+  // Revision 1 kept a task until the verdict, and the proxies answered revision 2's 5xx
+  // from it.
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last: " << load.last_error();
 }
 
 // Behaviour 1 under load: after a canary and a blue/green finished, while the previous

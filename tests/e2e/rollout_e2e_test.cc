@@ -13,8 +13,8 @@ namespace {
 
 class RolloutE2eTest : public E2eTest {
  protected:
-  std::unique_ptr<v1::Warren::Stub> Stub() {
-    return v1::Warren::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
+  std::unique_ptr<v1::Control::Stub> Stub() {
+    return v1::Control::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
   }
 
   std::string Phase(const std::string& service) {
@@ -40,7 +40,7 @@ class RolloutE2eTest : public E2eTest {
 // request to each of them, every ~20 ms, until stopped.
 class Sampler {
  public:
-  Sampler(v1::Warren::Stub& stub, std::string service) : stub_(stub), service_(service) {
+  Sampler(v1::Control::Stub& stub, std::string service) : stub_(stub), service_(service) {
     thread_ = std::thread([this] { Run(); });
   }
   ~Sampler() { Stop(); }
@@ -81,7 +81,7 @@ class Sampler {
     }
   }
 
-  v1::Warren::Stub& stub_;
+  v1::Control::Stub& stub_;
   std::string service_;
   std::atomic<bool> stop_{false};
   std::atomic<int> min_serving_{1 << 30};

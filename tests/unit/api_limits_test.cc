@@ -27,7 +27,7 @@ class ApiLimitsTest : public testing::Test {
                                   RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Warren::NewStub(
+    stub_ = v1::Control::NewStub(
         grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
@@ -57,7 +57,7 @@ class ApiLimitsTest : public testing::Test {
 
   TempDir tmp_;
   std::unique_ptr<ManagerServer> manager_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 TEST_F(ApiLimitsTest, HugeReplicasAreRefusedAndStoreNothing) {
@@ -151,7 +151,9 @@ TEST_F(ApiLimitsTest, OtherRequestSizes) {
   for (int i = 0; i <= limits::kMaxLabels; ++i)
     (*node.mutable_labels())[absl::StrCat("k", i)] = "v";
   v1::Node registered;
-  s = stub_->RegisterNode(Ctx().get(), node, &registered);
+  auto dispatcher = v1::Dispatcher::NewStub(
+      grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
+  s = dispatcher->RegisterNode(Ctx().get(), node, &registered);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "labels: must have at most 256 entries, got 257");
   EXPECT_EQ(Count(Kind::kNode), 0u);

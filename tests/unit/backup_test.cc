@@ -49,7 +49,7 @@ class BackupTest : public testing::Test {
     return m.ok() ? std::move(*m) : nullptr;
   }
   static grpc::Status Create(const std::string& addr, const std::string& name) {
-    auto stub = v1::Warren::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Control::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     v1::CreateServiceRequest req;

@@ -881,7 +881,7 @@ TEST(OutputTest, History) {
 }
 
 // An in-memory manager: enough of the API for the client commands.
-class FakeWarren final : public v1::Warren::Service {
+class FakeWarren final : public v1::Control::Service {
  public:
   grpc::Status CreateService(grpc::ServerContext*, const v1::CreateServiceRequest* req,
                              v1::Service* resp) override {

@@ -723,14 +723,14 @@ TEST_F(ClusterTest, CriNodeTasksTakeTheAddressTheWorkerReports) {
   v1::Node node;
   {
     grpc::ClientContext ctx;
-    grpc::Status s = stub_->RegisterNode(&ctx, reg, &node);
+    grpc::Status s = dispatcher_->RegisterNode(&ctx, reg, &node);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(s.error_message().find("address_range"), std::string::npos) << s.error_message();
   }
   reg.clear_address_range();
   {
     grpc::ClientContext ctx;
-    grpc::Status s = stub_->RegisterNode(&ctx, reg, &node);
+    grpc::Status s = dispatcher_->RegisterNode(&ctx, reg, &node);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(node.address_range(), "");
   }
@@ -758,7 +758,7 @@ TEST_F(ClusterTest, CriNodeTasksTakeTheAddressTheWorkerReports) {
   {
     grpc::ClientContext ctx;
     v1::ReportTaskStatusResponse resp;
-    ASSERT_TRUE(stub_->ReportTaskStatus(&ctx, report, &resp).ok());
+    ASSERT_TRUE(dispatcher_->ReportTaskStatus(&ctx, report, &resp).ok());
   }
   t = Tasks("web")[0];
   EXPECT_EQ(t.address(), "10.88.0.7");

@@ -32,7 +32,7 @@ class DashboardTest : public testing::Test {
     auto m = ManagerServer::Start(o, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Warren::NewStub(
+    stub_ = v1::Control::NewStub(
         grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
@@ -51,6 +51,17 @@ class DashboardTest : public testing::Test {
     v1::Service out;
     grpc::Status s = stub_->CreateService(&ctx, req, &out);
     ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // web's current spec with VERSION=v2, for an update.
+  void WebSpecWithV2(v1::UpdateServiceRequest* update) {
+    grpc::ClientContext ctx;
+    v1::GetServiceRequest get;
+    get.set_name_or_id("web");
+    v1::Service current;
+    ASSERT_TRUE(stub_->GetService(&ctx, get, &current).ok());
+    *update->mutable_spec() = current.spec();
+    update->mutable_spec()->mutable_template_()->mutable_env()->insert({"VERSION", "v2"});
   }
 
   void Scale(int replicas) {
@@ -80,7 +91,7 @@ class DashboardTest : public testing::Test {
 
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 TEST_F(DashboardTest, ServicesListNamesEachServiceWithItsSummary) {
@@ -128,15 +139,7 @@ TEST_F(DashboardTest, CanaryShowsInTheListAndAbortFromTheDashboardEndsIt) {
   Start();
   CreateWeb();
   v1::UpdateServiceRequest update;
-  {
-    grpc::ClientContext ctx;
-    v1::GetServiceRequest get;
-    get.set_name_or_id("web");
-    v1::Service current;
-    ASSERT_TRUE(stub_->GetService(&ctx, get, &current).ok());
-    *update.mutable_spec() = current.spec();
-  }
-  update.mutable_spec()->mutable_template_()->mutable_env()->insert({"VERSION", "v2"});
+  ASSERT_NO_FATAL_FAILURE(WebSpecWithV2(&update));
   v1::UpdateConfig* u = update.mutable_spec()->mutable_update_config();
   u->set_strategy("canary");
   u->add_canary_steps(25);
@@ -170,6 +173,36 @@ TEST_F(DashboardTest, CanaryShowsInTheListAndAbortFromTheDashboardEndsIt) {
   EXPECT_EQ(aborted["id"], d["id"]);
   EXPECT_THAT(aborted["phase"].get<std::string>(),
               ::testing::AnyOf("DEPLOYMENT_PHASE_ROLLING_BACK", "DEPLOYMENT_PHASE_ROLLED_BACK"));
+}
+
+// The manager samples a service's traffic while it has a deployment, so the charts show what
+// happened before the page was opened.
+TEST_F(DashboardTest, HistoryHoldsSamplesOfAServiceWithADeployment) {
+  Start();
+  CreateWeb();
+  json h = GetJson("/ui/api/services/web/history");
+  EXPECT_EQ(h["intervalSeconds"], 2);
+  ASSERT_TRUE(h["samples"].is_array());
+  Scale(3);  // no deployment: nothing sampled
+  v1::UpdateServiceRequest update;
+  ASSERT_NO_FATAL_FAILURE(WebSpecWithV2(&update));
+  update.mutable_spec()->mutable_update_config()->set_strategy("canary");
+  update.mutable_spec()->mutable_update_config()->add_canary_steps(25);
+  update.mutable_spec()->mutable_update_config()->add_canary_steps(100);
+  grpc::ClientContext ctx;
+  v1::Service updated;
+  grpc::Status st = stub_->UpdateService(&ctx, update, &updated);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  json samples;
+  for (int i = 0; i < 200 && samples.empty(); ++i) {
+    samples = GetJson("/ui/api/services/web/history")["samples"];
+    if (samples.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(samples.empty()) << "no sample within 10 s";
+  const json& s = samples.back();
+  EXPECT_GT(s["t"].get<int64_t>(), 1'700'000'000'000);
+  for (const char* key : {"weights", "errors", "p99"}) EXPECT_TRUE(s[key].is_object()) << key;
+  EXPECT_EQ(GetJson("/ui/api/services/nope/history", 404)["error"], "service \"nope\" not found");
 }
 
 TEST_F(DashboardTest, UnknownServiceIsNotFoundWithItsName) {

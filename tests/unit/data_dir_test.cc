@@ -143,7 +143,7 @@ TEST(DataDirLockTest, RestrictedUmaskAndTheTasksOwn) {
 }
 
 grpc::Status ListServices(const std::string& addr, v1::ListServicesResponse* resp) {
-  auto stub = v1::Warren::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Control::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return stub->ListServices(&ctx, v1::ListServicesRequest(), resp);

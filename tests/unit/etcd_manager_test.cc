@@ -68,7 +68,7 @@ TEST_F(EtcdManagerTest, ManagerServesAndControlsFromEtcdAndASecondOneIsRefused) 
   ASSERT_TRUE(agent->Start().ok());
 
   auto stub =
-      v1::Warren::NewStub(grpc::CreateChannel(m1->api_addr(), grpc::InsecureChannelCredentials()));
+      v1::Control::NewStub(grpc::CreateChannel(m1->api_addr(), grpc::InsecureChannelCredentials()));
   v1::CreateServiceRequest req;
   req.mutable_spec()->set_name("web");
   req.mutable_spec()->set_replicas(3);

@@ -35,7 +35,7 @@ TEST(GrpcServicesTest, ManagerAnswersHealthAndReflection) {
   testing_util::HealthAnswer overall = HealthCheck(addr, "");
   ASSERT_TRUE(overall.status.ok()) << overall.status.error_message();
   EXPECT_EQ(overall.serving_status, kServing);
-  testing_util::HealthAnswer api = HealthCheck(addr, "warren.v1.Warren");
+  testing_util::HealthAnswer api = HealthCheck(addr, "warren.v1.Control");
   ASSERT_TRUE(api.status.ok()) << api.status.error_message();
   EXPECT_EQ(api.serving_status, kServing);
   EXPECT_EQ(HealthCheck(addr, "no.such.Service").status.error_code(), grpc::StatusCode::NOT_FOUND);
@@ -43,19 +43,19 @@ TEST(GrpcServicesTest, ManagerAnswersHealthAndReflection) {
   std::string error;
   auto services = testing_util::ReflectionListServices(addr, &error);
   ASSERT_TRUE(services.has_value()) << error;
-  EXPECT_THAT(*services, IsSupersetOf({"warren.v1.Warren", "grpc.health.v1.Health",
+  EXPECT_THAT(*services, IsSupersetOf({"warren.v1.Control", "grpc.health.v1.Health",
                                        "grpc.reflection.v1alpha.ServerReflection"}));
-  auto files = testing_util::ReflectionFileOf(addr, "warren.v1.Warren", &error);
+  auto files = testing_util::ReflectionFileOf(addr, "warren.v1.Control", &error);
   ASSERT_TRUE(files.has_value()) << error;
   bool found = false;
   for (const auto& f : *files) {
     for (const auto& svc : f.service()) {
-      if (f.package() == "warren.v1" && svc.name() == "Warren") {
+      if (f.package() == "warren.v1" && svc.name() == "Control") {
         found = svc.method_size() > 10;
       }
     }
   }
-  EXPECT_TRUE(found) << "warren.v1.Warren and its methods are not in the reflected files";
+  EXPECT_TRUE(found) << "warren.v1.Control and its methods are not in the reflected files";
   (*m)->Shutdown();
 }
 
@@ -67,7 +67,7 @@ TEST(GrpcServicesTest, HealthFollowsReadiness) {
   {
     auto m = ManagerServer::Start(testing_util::TestManagerOptions(dir), RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
-    auto stub = v1::Warren::NewStub(
+    auto stub = v1::Control::NewStub(
         grpc::CreateChannel((*m)->api_addr(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     v1::CreateServiceRequest req;
@@ -89,16 +89,16 @@ TEST(GrpcServicesTest, HealthFollowsReadiness) {
   ASSERT_TRUE(m.ok()) << m.status();
   const std::string addr = (*m)->api_addr();
   EXPECT_EQ(HealthCheck(addr, "").serving_status, kNotServing);
-  EXPECT_EQ(HealthCheck(addr, "warren.v1.Warren").serving_status, kNotServing);
+  EXPECT_EQ(HealthCheck(addr, "warren.v1.Control").serving_status, kNotServing);
 
-  auto stub = v1::Warren::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Control::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   v1::DeleteServiceRequest rm;
   rm.set_name_or_id("web");
   v1::DeleteServiceResponse out;
   ASSERT_TRUE(stub->DeleteService(&ctx, rm, &out).ok());
   EXPECT_TRUE(WaitFor([&] { return HealthCheck(addr, "").serving_status == kServing; }));
-  EXPECT_EQ(HealthCheck(addr, "warren.v1.Warren").serving_status, kServing);
+  EXPECT_EQ(HealthCheck(addr, "warren.v1.Control").serving_status, kServing);
   (*m)->Shutdown();
 }
 

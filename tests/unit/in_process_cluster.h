@@ -35,7 +35,8 @@ class InProcessClusterTest : public ::testing::Test {
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
     channel_ = grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Warren::NewStub(channel_);
+    stub_ = v1::Control::NewStub(channel_);
+    dispatcher_ = v1::Dispatcher::NewStub(channel_);
   }
 
   void TearDown() override {
@@ -112,7 +113,9 @@ class InProcessClusterTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<ManagerServer> manager_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
+  // What workers call (raw node calls in tests).
+  std::unique_ptr<v1::Dispatcher::Stub> dispatcher_;
   std::deque<Worker> workers_;  // stable references
 };
 

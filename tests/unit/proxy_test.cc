@@ -631,8 +631,9 @@ TEST(ProxyManagerTest, ReconcilesProxiesFromTheRoutingTable) {
   ProxyManagerOptions o;
   o.proxy.registry = &registry;
   ProxyManager manager(o);
-  int p1 = FreePort();
-  int p2 = FreePort();
+  const std::string host = test::UniqueLoopbackAddress();
+  int p1 = FreePort(host);
+  int p2 = FreePort(host);
 
   auto service = [&](const std::string& id, const std::string& name, int published) {
     v1::ServiceRoute r = RouteOfApps({&a});
@@ -641,7 +642,7 @@ TEST(ProxyManagerTest, ReconcilesProxiesFromTheRoutingTable) {
     v1::Port* port = r.add_ports();
     port->set_target(a.port);
     port->set_published(published);
-    port->set_host_ip("127.0.0.1");
+    port->set_host_ip(host);
     port->set_protocol("tcp");
     return r;
   };
@@ -651,7 +652,7 @@ TEST(ProxyManagerTest, ReconcilesProxiesFromTheRoutingTable) {
   ASSERT_TRUE(manager.Apply(table).ok());
   EXPECT_EQ(manager.size(), 2u);
   EXPECT_EQ(manager.BoundPort("s1", p1), p1);
-  auto r = test::HttpGet("127.0.0.1", p2, "/", kTimeout);
+  auto r = test::HttpGet(host, p2, "/", kTimeout);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
 
@@ -673,7 +674,7 @@ TEST(ProxyManagerTest, ReconcilesProxiesFromTheRoutingTable) {
   ASSERT_TRUE(manager.Apply(smaller).ok());
   EXPECT_EQ(manager.size(), 1u);
   EXPECT_EQ(manager.BoundPort("s2", p2), -1);
-  EXPECT_FALSE(test::HttpGet("127.0.0.1", p2, "/", absl::Seconds(1)).ok());
+  EXPECT_FALSE(test::HttpGet(host, p2, "/", absl::Seconds(1)).ok());
   manager.Stop();
   EXPECT_EQ(manager.size(), 0u);
 }

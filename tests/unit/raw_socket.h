@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,11 +150,20 @@ inline std::string HeadOfSmallFields(size_t size) {
   return head + "\r\n";
 }
 
-inline int FreePort() {
+inline int FreePort(const std::string& ip = "127.0.0.1") {
   int port = 0;
-  int fd = Listen("127.0.0.1", &port);
+  int fd = Listen(ip, &port);
   close(fd);
   return port;
+}
+
+// A loopback address of this test alone (127.1-126.x.y): a port found free on it stays free
+// while tests beside it bind and connect on 127.0.0.1 (a port found free on 127.0.0.1 can be
+// taken by another test's connection before this one binds it).
+inline std::string UniqueLoopbackAddress() {
+  std::random_device rd;
+  return "127." + std::to_string(1 + rd() % 126) + "." + std::to_string(rd() % 256) + "." +
+         std::to_string(1 + rd() % 254);
 }
 
 }  // namespace warren::test

@@ -78,6 +78,29 @@ TEST(RollingAnalysisTest, HealthyRevisionSucceedsAfterItsWindow) {
   EXPECT_TRUE(Check(sim, "error_rate")->passed());
 }
 
+// The batch that would replace the previous revision's last task waits until the window is
+// over: until then a bad revision's 5xx can be answered again by the previous revision.
+TEST(RollingAnalysisTest, ThePreviousRevisionKeepsATaskUntilTheWindowIsOver) {
+  Sim sim;
+  v1::ServiceSpec spec = PublishedRolling(4);
+  ASSERT_TRUE(sim.CreateServing(spec));
+  sim.traffic_gen = Traffic(1);
+  ToV2(&spec);
+  ASSERT_TRUE(sim.Update(spec).ok());
+  const absl::Time settled = sim.clock().Now() + absl::Seconds(10);
+  int fewest_v1 = 4;
+  bool three_replaced = false;
+  ASSERT_TRUE(sim.RunUntil([&] {
+    if (sim.clock().Now() < settled) fewest_v1 = std::min(fewest_v1, sim.Live(1));
+    three_replaced = three_replaced || sim.Live(2) >= 3;
+    return Ended(sim);
+  }));
+  EXPECT_TRUE(three_replaced);
+  EXPECT_EQ(fewest_v1, 1) << "revision 1 kept one task through the window, and no more";
+  EXPECT_EQ(sim.Phase("web"), v1::DEPLOYMENT_PHASE_SUCCEEDED) << sim.Rollout("web")->reason();
+  EXPECT_EQ(sim.Live(1), 0);
+}
+
 TEST(RollingAnalysisTest, TooFewRequestsWaitAndDoNotFail) {
   Sim sim;
   v1::ServiceSpec spec = PublishedRolling(4);

@@ -5,6 +5,7 @@
 
 #include "common/enum_names.h"
 #include "common/spec.h"
+#include "forwarding_store.h"
 #include "gmock/gmock.h"
 #include "manager/commit_retry.h"
 #include "manager/rollout/intents.h"
@@ -147,9 +148,9 @@ TEST_F(CommitRetryTest, GivesUpWithAbortedAndPassesOtherErrorsThrough) {
 
 // A store that lets a "controller" write to a deployment between a handler's read and its
 // commit, once.
-class RacingStore : public Store {
+class RacingStore : public testing_util::ForwardingStore {
  public:
-  explicit RacingStore(Store& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::atomic<bool> race{false};
   absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override {
     for (const Mutation& m : mutations) {
@@ -160,25 +161,6 @@ class RacingStore : public Store {
     }
     return inner_.Commit(mutations);
   }
-  std::optional<StoredObject> Get(Kind k, std::string_view id) const override {
-    return inner_.Get(k, id);
-  }
-  std::optional<StoredObject> GetByName(Kind k, std::string_view n) const override {
-    return inner_.GetByName(k, n);
-  }
-  std::vector<StoredObject> List(Kind k) const override { return inner_.List(k); }
-  uint64_t Version() const override { return inner_.Version(); }
-  absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
-    return inner_.ChangesSince(after, limit);
-  }
-  uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override {
-    return inner_.WaitForVersion(after, timeout);
-  }
-  std::vector<CorruptObject> Corruption() const override { return inner_.Corruption(); }
-  absl::Status CheckSpace() override { return inner_.CheckSpace(); }
-
- private:
-  Store& inner_;
 };
 
 TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
@@ -194,13 +176,13 @@ TEST(IntentTest, APromoteThatLosesARaceWithTheControllerStillApplies) {
   RacingStore racing(sim.store());
   EventLog events(racing, sim.clock());
   NodeLiveness liveness(sim.clock());
-  ApiService api(racing, sim.clock(), events, liveness, ApiOptions{});
+  ManagerApi api(racing, sim.clock(), events, liveness, ApiOptions{});
   api.SetIntentPass([&] { sim.Step(absl::Milliseconds(10)); });
   racing.race = true;
   v1::PromoteRequest req;
   req.set_name_or_id("web");
   v1::Deployment d;
-  grpc::Status s = api.PromoteRollout(nullptr, &req, &d);
+  grpc::Status s = api.control().PromoteRollout(nullptr, &req, &d);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_FALSE(racing.race) << "the race happened";
   EXPECT_EQ(d.step(), 1);

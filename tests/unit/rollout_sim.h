@@ -14,8 +14,8 @@
 #include "common/time_util.h"
 #include "gtest/gtest.h"
 #include "http/metrics.h"
-#include "manager/api_service.h"
 #include "manager/controller.h"
+#include "manager/manager_api.h"
 #include "manager/manager_metrics.h"
 #include "manager/rollout/rollout.h"
 #include "manager/traffic.h"
@@ -55,7 +55,7 @@ class Sim {
     req.set_address_range("127.50.0.0/16");
     req.mutable_capacity()->set_cpus(64);
     v1::Node node;
-    EXPECT_TRUE(api_->RegisterNode(nullptr, &req, &node).ok());
+    EXPECT_TRUE(api_->dispatcher().RegisterNode(nullptr, &req, &node).ok());
     node_id_ = node.id();
   }
   ~Sim() {
@@ -79,7 +79,7 @@ class Sim {
     }
     events_ = std::make_unique<EventLog>(*store_, clock_);
     liveness_ = std::make_unique<NodeLiveness>(clock_);
-    api_ = std::make_unique<ApiService>(*store_, clock_, *events_, *liveness_, ApiOptions{},
+    api_ = std::make_unique<ManagerApi>(*store_, clock_, *events_, *liveness_, ApiOptions{},
                                         metrics_.get());
     controller_ = std::make_unique<Controller>(*store_, clock_, *events_, *liveness_,
                                                absl::Seconds(15), metrics_.get());
@@ -90,7 +90,7 @@ class Sim {
     api_->SetIntentPass([this] { controller_->RunPass(); });
   }
 
-  ApiService& api() { return *api_; }
+  ControlService& api() { return api_->control(); }
   // Survives Restart().
   void SetTaskHistory(int n) {
     task_history_ = n;
@@ -163,7 +163,7 @@ class Sim {
     v1::CreateServiceRequest req;
     *req.mutable_spec() = spec;
     v1::Service out;
-    grpc::Status s = api_->CreateService(nullptr, &req, &out);
+    grpc::Status s = api_->control().CreateService(nullptr, &req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
@@ -178,7 +178,7 @@ class Sim {
     v1::UpdateServiceRequest req;
     *req.mutable_spec() = spec;
     v1::Service tmp;
-    return api_->UpdateService(nullptr, &req, out ? out : &tmp);
+    return api_->control().UpdateService(nullptr, &req, out ? out : &tmp);
   }
 
   v1::Service Service(const std::string& name) {
@@ -189,7 +189,7 @@ class Sim {
     v1::RolloutRequest req;
     req.set_name_or_id(name);
     v1::Deployment d;
-    if (!api_->GetRollout(nullptr, &req, &d).ok()) return std::nullopt;
+    if (!api_->control().GetRollout(nullptr, &req, &d).ok()) return std::nullopt;
     return d;
   }
 
@@ -322,7 +322,7 @@ class Sim {
   std::unique_ptr<Store> store_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
-  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<Controller> controller_;
   std::string node_id_;
   std::string prometheus_url_;

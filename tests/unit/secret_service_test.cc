@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "manager/api_service.h"
+#include "manager/manager_api.h"
 #include "manager/events.h"
 #include "manager/node_liveness.h"
 #include "security/aead.h"
@@ -33,7 +33,7 @@ class SecretServiceTest : public testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     events_ = std::make_unique<EventLog>(*store_, clock_);
-    api_ = std::make_unique<ApiService>(*store_, clock_, *events_, liveness_, ApiOptions{});
+    api_ = std::make_unique<ManagerApi>(*store_, clock_, *events_, liveness_, ApiOptions{});
     auto key = security::NewAeadKey();
     ASSERT_TRUE(key.ok());
     key_ = *key;
@@ -48,13 +48,13 @@ class SecretServiceTest : public testing::Test {
           v1::GetServiceRequest get;
           get.set_name_or_id(name);
           v1::Service current;
-          grpc::Status s = api_->GetService(nullptr, &get, &current);
+          grpc::Status s = api_->control().GetService(nullptr, &get, &current);
           if (!s.ok()) return absl::UnknownError(s.error_message());
           v1::UpdateServiceRequest req;
           *req.mutable_spec() = current.spec();
           req.set_change_cause(cause);
           v1::Service out;
-          s = api_->UpdateService(nullptr, &req, &out);
+          s = api_->control().UpdateService(nullptr, &req, &out);
           return s.ok() ? absl::OkStatus() : absl::UnknownError(s.error_message());
         });
   }
@@ -76,7 +76,7 @@ class SecretServiceTest : public testing::Test {
     ref->set_target(target);
     ref->set_mode(mode);
     v1::Service out;
-    return api_->CreateService(nullptr, &req, &out);
+    return api_->control().CreateService(nullptr, &req, &out);
   }
   grpc::Status Remove(const std::string& name) {
     v1::RemoveSecretRequest req;
@@ -99,7 +99,7 @@ class SecretServiceTest : public testing::Test {
   NodeLiveness liveness_{clock_};
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<EventLog> events_;
-  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ManagerApi> api_;
   security::SecretBytes key_;
   bool have_key_ = true;
   std::vector<std::string> rolled_;
@@ -192,7 +192,7 @@ TEST_F(SecretServiceTest, RemoveIsRefusedWhileAServiceUsesIt) {
     v1::DeleteServiceRequest del;
     del.set_name_or_id(name);
     v1::DeleteServiceResponse resp;
-    ASSERT_TRUE(api_->DeleteService(nullptr, &del, &resp).ok());
+    ASSERT_TRUE(api_->control().DeleteService(nullptr, &del, &resp).ok());
   }
   EXPECT_TRUE(Remove("token").ok());
   EXPECT_FALSE(GetObjectByName<v1::Secret>(*store_, "token").has_value());

@@ -28,7 +28,7 @@ class StoreApiTest : public testing::Test {
                                   RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Warren::NewStub(
+    stub_ = v1::Control::NewStub(
         grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
   }
   void StopManager() {
@@ -95,7 +95,7 @@ class StoreApiTest : public testing::Test {
 
   TempDir tmp_;
   std::unique_ptr<ManagerServer> manager_;
-  std::unique_ptr<v1::Warren::Stub> stub_;
+  std::unique_ptr<v1::Control::Stub> stub_;
 };
 
 // D8: a service whose stored data no longer parses used to vanish in silence: `ls` without it,

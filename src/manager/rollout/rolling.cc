@@ -183,8 +183,9 @@ void Rolling::Advance(const PassInput& in, RolloutStep* step) const {
 
   // The new revision's traffic over the last rolling_window (never before the update began),
   // judged by the canary's checks; a rollback has nothing left to fall back to.
-  if (p.rolling_analysis && !rolling_back && !nd.rollback() && nd.batch() > 0) {
-    const absl::Time settled = phase_start + p.rolling_window;
+  const bool judging = p.rolling_analysis && !rolling_back && !nd.rollback() && nd.batch() > 0;
+  const absl::Time settled = phase_start + p.rolling_window;
+  if (judging) {
     AnalysisRequest a;
     a.config = &nd.config();
     a.service_id = in.service.id();
@@ -248,16 +249,28 @@ void Rolling::Advance(const PassInput& in, RolloutStep* step) const {
   int capacity = p.start_first ? p.max_surge - surge_used : p.max_unavailable - unavailable_now;
   const size_t limit = p.parallelism == 0 ? candidates.size() : static_cast<size_t>(p.parallelism);
   std::vector<std::string> chosen;
+  // Slots still serving the previous revision (priority 1): all of them, and those chosen.
+  size_t old_available = 0, chosen_old = 0;
   for (const auto& [priority, key] : candidates) {
-    if (chosen.size() >= limit) break;
+    old_available += priority > 0 ? 1 : 0;
+    if (chosen.size() >= limit) continue;
     // A slot that already has its target task costs nothing; one with nothing available
     // loses nothing (stop-first) but still adds a task (start-first).
     int cost = priority < 0 ? 0 : (p.start_first ? 1 : (priority == 0 ? 0 : 1));
     if (cost > capacity) continue;
     capacity -= cost;
     chosen.push_back(key);
+    chosen_old += priority > 0 ? 1 : 0;
   }
   if (chosen.empty()) return;
+  // The batch that would replace the previous revision's last available tasks waits for the
+  // analysis window: until the verdict, the proxies answer a bad revision's 5xx from those
+  // tasks (retry on another revision), so a bad update that is caught loses no request. The
+  // window runs anyway before the update can succeed; holding costs no time when it is over.
+  if (judging && now < settled && old_available > 0 && chosen_old == old_available) {
+    wake(settled);
+    return;
+  }
   for (const auto& key : chosen) nd.add_updated_slots(key);
   nd.set_batch(nd.batch() + 1);
   nd.clear_batch_done_at();

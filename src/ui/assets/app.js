@@ -8,7 +8,7 @@ const state = {
   events: [],          // newest last, at most MAX_EVENTS
   route: null,         // {page, name}
   service: null,       // the open service's id
-  // The open service's samples for the charts (see loadSamples): {t, weights:
+  // The open service's samples for the charts (see loadSamples, loadHistory): {t, weights:
   // {rev: weight}, errors: {rev: pct}, p99: {rev: ms}}.
   samples: [],
   samplesFor: '',
@@ -16,7 +16,7 @@ const state = {
   pollTimer: null,
 };
 const MAX_EVENTS = 300;
-const MAX_SAMPLES = 240;
+const MAX_SAMPLES = 1800;  // an hour of the manager's samples (every 2 s)
 const COLORS = ['#1f6feb', '#d4731b', '#1a7f37', '#8250df', '#c62828', '#0598bc'];
 
 // ---- small helpers ----------------------------------------------------------------------
@@ -130,11 +130,15 @@ function render() {
   }
   clearInterval(state.pollTimer);
   state.pollTimer = null;
+  let history = null;
   if (state.route.page !== 'service' || state.samplesFor !== state.route.name) {
     state.samplesFor = state.route.page === 'service' ? state.route.name : '';
     state.samples = state.samplesFor ? loadSamples(state.samplesFor) : [];
+    if (state.samplesFor) history = loadHistory(state.samplesFor);
   }
   reload();
+  // The charts again once the manager's samples are in.
+  if (history) history.then(scheduleReload);
 }
 async function reload() {
   const route = state.route;
@@ -241,6 +245,20 @@ function saveSamples(name) {
   } catch (e) { /* storage full or disabled: the charts start empty next time */ }
 }
 
+// The manager's samples of this service (taken while it had a deployment, the last hour),
+// so the charts show what happened before the page was opened; the tab's own samples newer
+// than the manager's last one follow them.
+async function loadHistory(name) {
+  try {
+    const h = await getJson('/ui/api/services/' + encodeURIComponent(name) + '/history');
+    if (state.samplesFor !== name || !Array.isArray(h.samples) || !h.samples.length) return;
+    const last = h.samples[h.samples.length - 1].t;
+    state.samples = h.samples.concat(state.samples.filter((s) => s.t > last))
+        .slice(-MAX_SAMPLES);
+    saveSamples(name);
+  } catch (e) { /* the tab's own samples only */ }
+}
+
 function recordSample(data) {
   const s = {t: Date.now(), weights: {}, errors: {}, p99: {}};
   const ep = data.endpoints;
@@ -257,7 +275,7 @@ function recordSample(data) {
   saveSamples(data.service.spec.name);
 }
 
-// A line chart of one series per revision over the samples taken since the page opened.
+// A line chart of one series per revision over the samples (the manager's, then the tab's).
 function chart(title, key, unit, maxFixed) {
   const W = 480, H = 160, L = 36, B = 18, T = 8;
   const revs = [...new Set(state.samples.flatMap((s) => Object.keys(s[key])))].sort(

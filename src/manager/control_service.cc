@@ -1,4 +1,4 @@
-#include "manager/api_service.h"
+#include "manager/control_service.h"
 
 #include <algorithm>
 #include <map>
@@ -31,24 +31,20 @@ namespace {
 
 using google::protobuf::util::MessageDifferencer;
 
-absl::Status NodeNameError(const std::string& name) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("name: \"", name,
-                   "\" is not a valid node name (letters, digits, '-', '_' and '.', 1..253 "
-                   "characters)"));
-}
-
-bool ValidNodeName(const std::string& n) {
-  if (n.empty() || n.size() > 253) return false;
-  return std::all_of(n.begin(), n.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
-
 }  // namespace
 
-absl::Status ApiService::CheckPorts(const v1::ServiceSpec& spec,
-                                    const v1::ServiceSpec* current) const {
+ControlService::ControlService(ApiShared& shared)
+    : shared_(shared),
+      store_(shared.store),
+      clock_(shared.clock),
+      events_(shared.events),
+      liveness_(shared.liveness),
+      options_(shared.options),
+      metrics_(shared.metrics),
+      publish_errors_(shared.publish_errors) {}
+
+absl::Status ControlService::CheckPorts(const v1::ServiceSpec& spec,
+                                        const v1::ServiceSpec* current) const {
   const std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
   absl::Status s = CheckPortConflicts(spec, services);
   // A conflict the service already had (from before this check existed) does not block
@@ -59,44 +55,10 @@ absl::Status ApiService::CheckPorts(const v1::ServiceSpec& spec,
   return s;
 }
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
-ApiService::ApiService(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-                       ApiOptions options, ManagerMetrics* metrics)
-    : store_(store),
-      clock_(clock),
-      events_(events),
-      liveness_(liveness),
-      options_(options),
-      metrics_(metrics) {}
-
-absl::StatusOr<v1::Service> ApiService::FindService(const std::string& name_or_id) const {
-  if (name_or_id.empty()) return absl::InvalidArgumentError("service: a name or id is required");
-  if (auto s = GetObjectByName<v1::Service>(store_, name_or_id)) return *s;
-  if (auto s = GetObject<v1::Service>(store_, name_or_id)) return *s;
-  if (auto c = FindCorrupt(store_, Kind::kService, name_or_id)) return CorruptObjectError(*c);
-  return absl::NotFoundError(absl::StrCat("service \"", name_or_id, "\" not found"));
-}
-
-absl::StatusOr<v1::Node> ApiService::FindNode(const std::string& name_or_id) const {
-  if (name_or_id.empty()) return absl::InvalidArgumentError("node: a name or id is required");
-  if (auto n = GetObjectByName<v1::Node>(store_, name_or_id)) return *n;
-  if (auto n = GetObject<v1::Node>(store_, name_or_id)) return *n;
-  if (auto c = FindCorrupt(store_, Kind::kNode, name_or_id)) return CorruptObjectError(*c);
-  return absl::NotFoundError(absl::StrCat("node \"", name_or_id, "\" not found"));
-}
-
-void ApiService::FillLiveness(v1::Node* node) const {
-  if (liveness_.Heard(node->id())) {
-    *node->mutable_last_heartbeat() = ToProtoTime(liveness_.LastSeen(node->id()));
-  }
-}
-
-grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateServiceRequest* req,
-                                       v1::Service* resp) {
+grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
+                                           const v1::CreateServiceRequest* req, v1::Service* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/CreateService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
@@ -146,16 +108,18 @@ grpc::Status ApiService::CreateService(grpc::ServerContext*, const v1::CreateSer
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetService(grpc::ServerContext*, const v1::GetServiceRequest* req,
-                                    v1::Service* resp) {
-  auto s = FindService(req->name_or_id());
+grpc::Status ControlService::GetService(grpc::ServerContext* ctx, const v1::GetServiceRequest* req,
+                                        v1::Service* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  auto s = shared_.FindService(req->name_or_id());
   if (!s.ok()) return ToGrpc(s.status());
   *resp = *s;
   FillPublishErrors(resp);
   return grpc::Status::OK;
 }
 
-void ApiService::FillPublishErrors(v1::Service* svc) const {
+void ControlService::FillPublishErrors(v1::Service* svc) const {
   const absl::Time now = clock_.Now();
   // A node silent for the node timeout is down; what it said about its ports no longer holds.
   for (v1::PublishError& e : publish_errors_.ForService(svc->id(), [&](const std::string& node) {
@@ -165,22 +129,30 @@ void ApiService::FillPublishErrors(v1::Service* svc) const {
   }
 }
 
-grpc::Status ApiService::ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
-                                      v1::ListServicesResponse* resp) {
+grpc::Status ControlService::ListServices(grpc::ServerContext* ctx,
+                                          const v1::ListServicesRequest* req,
+                                          v1::ListServicesResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ListServices");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = CorruptKindError(store_, Kind::kService); !s.ok()) return ToGrpc(s);
-  auto services = ListObjects<v1::Service>(store_);
-  std::sort(services.begin(), services.end(),
-            [](const auto& a, const auto& b) { return a.spec().name() < b.spec().name(); });
-  for (auto& s : services) {
-    v1::Service* out = resp->add_services();
-    *out = std::move(s);
-    FillPublishErrors(out);
+  auto page = ListServicesPage(store_, *req);
+  if (!page.ok()) return ToGrpc(page.status());
+  *resp = std::move(*page);
+  std::vector<std::string> ids;
+  for (auto& s : *resp->mutable_services()) {
+    FillPublishErrors(&s);
+    ids.push_back(s.id());
+  }
+  if (req->with_running_counts()) {
+    for (const auto& [id, n] : task_lookup_.Running(ids)) (*resp->mutable_running_tasks())[id] = n;
   }
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateServiceRequest* req,
-                                       v1::Service* resp) {
+grpc::Status ControlService::UpdateService(grpc::ServerContext* ctx,
+                                           const v1::UpdateServiceRequest* req, v1::Service* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/UpdateService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
@@ -191,7 +163,7 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   absl::MutexLock ports_lock(&ports_mu_);
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        auto current = FindService(spec.name());
+        auto current = shared_.FindService(spec.name());
         if (!current.ok()) return current.status();
         if (auto s = CheckPorts(spec, &current->spec()); !s.ok()) return s;
         if (req->expected_version() != 0 && req->expected_version() != current->version()) {
@@ -259,7 +231,7 @@ grpc::Status ApiService::UpdateService(grpc::ServerContext*, const v1::UpdateSer
   return grpc::Status::OK;
 }
 
-std::vector<v1::Revision> ApiService::ServiceRevisions(const std::string& service_id) const {
+std::vector<v1::Revision> ControlService::ServiceRevisions(const std::string& service_id) const {
   std::vector<v1::Revision> out;
   for (auto& r : ListObjects<v1::Revision>(store_)) {
     if (r.service_id() == service_id) out.push_back(std::move(r));
@@ -269,7 +241,8 @@ std::vector<v1::Revision> ApiService::ServiceRevisions(const std::string& servic
   return out;
 }
 
-std::vector<v1::Deployment> ApiService::ServiceDeployments(const std::string& service_id) const {
+std::vector<v1::Deployment> ControlService::ServiceDeployments(
+    const std::string& service_id) const {
   std::vector<v1::Deployment> out;
   for (auto& d : ListObjects<v1::Deployment>(store_)) {
     if (d.service_id() == service_id) out.push_back(std::move(d));
@@ -280,22 +253,24 @@ std::vector<v1::Deployment> ApiService::ServiceDeployments(const std::string& se
   return out;
 }
 
-std::optional<v1::Deployment> ApiService::ActiveDeployment(const std::string& service_id) const {
+std::optional<v1::Deployment> ControlService::ActiveDeployment(
+    const std::string& service_id) const {
   for (auto& d : ServiceDeployments(service_id)) {
     if (IsActive(d)) return d;
   }
   return std::nullopt;
 }
 
-std::optional<v1::Deployment> ApiService::LatestDeployment(const std::string& service_id) const {
+std::optional<v1::Deployment> ControlService::LatestDeployment(
+    const std::string& service_id) const {
   auto all = ServiceDeployments(service_id);
   if (all.empty()) return std::nullopt;
   return all.front();
 }
 
-v1::Deployment ApiService::StartRollout(const v1::Service& current, const v1::Service& next,
-                                        const std::string& cause, absl::Time now,
-                                        std::vector<Mutation>* m) {
+v1::Deployment ControlService::StartRollout(const v1::Service& current, const v1::Service& next,
+                                            const std::string& cause, absl::Time now,
+                                            std::vector<Mutation>* m) {
   // The stable revision: where a failing rollout goes back to. A rollout that supersedes an
   // unfinished one keeps the stable revision of the one it replaces (the controller ends that
   // one in its next pass).
@@ -311,8 +286,8 @@ v1::Deployment ApiService::StartRollout(const v1::Service& current, const v1::Se
   return d;
 }
 
-void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
-                                std::vector<Mutation>* m) {
+void ControlService::PruneRevisions(const v1::Service& next, int64_t keep_also,
+                                    std::vector<Mutation>* m) {
   int limit =
       next.spec().history_limit() > 0 ? next.spec().history_limit() : options_.history_limit;
   limit = std::max(limit, 2);
@@ -332,13 +307,12 @@ void ApiService::PruneRevisions(const v1::Service& next, int64_t keep_also,
   }
 }
 
-absl::StatusOr<ApiService::RecordedIntent> ApiService::RecordIntent(const std::string& name_or_id,
-                                                                    v1::DeploymentIntent intent,
-                                                                    bool finished_too) {
+absl::StatusOr<ControlService::RecordedIntent> ControlService::RecordIntent(
+    const std::string& name_or_id, v1::DeploymentIntent intent, bool finished_too) {
   RecordedIntent out;
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        auto svc = FindService(name_or_id);
+        auto svc = shared_.FindService(name_or_id);
         if (!svc.ok()) return svc.status();
         out.service = *svc;
         std::optional<v1::Deployment> d = ActiveDeployment(svc->id());
@@ -358,7 +332,7 @@ absl::StatusOr<ApiService::RecordedIntent> ApiService::RecordIntent(const std::s
   return out;
 }
 
-absl::StatusOr<v1::Deployment> ApiService::AwaitIntent(const RecordedIntent& recorded) {
+absl::StatusOr<v1::Deployment> ControlService::AwaitIntent(const RecordedIntent& recorded) {
   const absl::Time deadline = absl::Now() + options_.intent_wait;
   while (true) {
     const uint64_t seen = store_.Version();
@@ -386,9 +360,9 @@ absl::StatusOr<v1::Deployment> ApiService::AwaitIntent(const RecordedIntent& rec
   }
 }
 
-grpc::Status ApiService::DeploymentAction(const std::string& name_or_id,
-                                          v1::DeploymentAction action, bool full,
-                                          v1::Deployment* resp) {
+grpc::Status ControlService::DeploymentAction(const std::string& name_or_id,
+                                              v1::DeploymentAction action, bool full,
+                                              v1::Deployment* resp) {
   v1::DeploymentIntent intent;
   intent.set_action(action);
   intent.set_full(full);
@@ -400,25 +374,32 @@ grpc::Status ApiService::DeploymentAction(const std::string& name_or_id,
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::PromoteRollout(grpc::ServerContext*, const v1::PromoteRequest* req,
-                                        v1::Deployment* resp) {
+grpc::Status ControlService::PromoteRollout(grpc::ServerContext* ctx, const v1::PromoteRequest* req,
+                                            v1::Deployment* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/PromoteRollout");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_PROMOTE, req->full(), resp);
 }
 
-grpc::Status ApiService::AbortRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
-                                      v1::Deployment* resp) {
+grpc::Status ControlService::AbortRollout(grpc::ServerContext* ctx, const v1::RolloutRequest* req,
+                                          v1::Deployment* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/AbortRollout");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_ABORT, false, resp);
 }
 
-grpc::Status ApiService::RollbackService(grpc::ServerContext*,
-                                         const v1::RollbackServiceRequest* req, v1::Service* resp) {
+grpc::Status ControlService::RollbackService(grpc::ServerContext* ctx,
+                                             const v1::RollbackServiceRequest* req,
+                                             v1::Service* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/RollbackService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (req->to_revision() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("to_revision: must be 0 (the previous revision) or a kept "
                                      "revision number, got ",
                                      req->to_revision()));
   }
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   // What can be checked here is checked here, for a precise error; the controller decides the
   // rest (a switch back or a rolling rollback) when it applies the intent.
@@ -466,25 +447,31 @@ grpc::Status ApiService::RollbackService(grpc::ServerContext*,
   if (!recorded.ok()) return ToGrpc(recorded.status());
   auto d = AwaitIntent(*recorded);
   if (!d.ok()) return ToGrpc(d.status());
-  auto now_svc = FindService(svc->id());
+  auto now_svc = shared_.FindService(svc->id());
   if (!now_svc.ok()) return ToGrpc(now_svc.status());
   *resp = *now_svc;
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::PauseRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
-                                      v1::Deployment* resp) {
+grpc::Status ControlService::PauseRollout(grpc::ServerContext* ctx, const v1::RolloutRequest* req,
+                                          v1::Deployment* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/PauseRollout");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_PAUSE, false, resp);
 }
 
-grpc::Status ApiService::ResumeRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
-                                       v1::Deployment* resp) {
+grpc::Status ControlService::ResumeRollout(grpc::ServerContext* ctx, const v1::RolloutRequest* req,
+                                           v1::Deployment* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ResumeRollout");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   return DeploymentAction(req->name_or_id(), v1::DEPLOYMENT_ACTION_RESUME, false, resp);
 }
 
-grpc::Status ApiService::GetRollout(grpc::ServerContext*, const v1::RolloutRequest* req,
-                                    v1::Deployment* resp) {
-  auto svc = FindService(req->name_or_id());
+grpc::Status ControlService::GetRollout(grpc::ServerContext* ctx, const v1::RolloutRequest* req,
+                                        v1::Deployment* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetRollout");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   auto all = ServiceDeployments(svc->id());
   if (all.empty()) {
@@ -495,27 +482,35 @@ grpc::Status ApiService::GetRollout(grpc::ServerContext*, const v1::RolloutReque
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::ListDeployments(grpc::ServerContext*, const v1::RolloutRequest* req,
-                                         v1::ListDeploymentsResponse* resp) {
+grpc::Status ControlService::ListDeployments(grpc::ServerContext* ctx,
+                                             const v1::RolloutRequest* req,
+                                             v1::ListDeploymentsResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ListDeployments");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = CorruptKindError(store_, Kind::kDeployment); !s.ok()) return ToGrpc(s);
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   for (auto& d : ServiceDeployments(svc->id())) *resp->add_deployments() = std::move(d);
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::ListRevisions(grpc::ServerContext*, const v1::ListRevisionsRequest* req,
-                                       v1::ListRevisionsResponse* resp) {
+grpc::Status ControlService::ListRevisions(grpc::ServerContext* ctx,
+                                           const v1::ListRevisionsRequest* req,
+                                           v1::ListRevisionsResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ListRevisions");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = CorruptKindError(store_, Kind::kRevision); !s.ok()) return ToGrpc(s);
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   for (auto& r : ServiceRevisions(svc->id())) *resp->add_revisions() = std::move(r);
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetRevision(grpc::ServerContext*, const v1::GetRevisionRequest* req,
-                                     v1::Revision* resp) {
-  auto svc = FindService(req->name_or_id());
+grpc::Status ControlService::GetRevision(grpc::ServerContext* ctx,
+                                         const v1::GetRevisionRequest* req, v1::Revision* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetRevision");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   std::string kept;
   for (auto& r : ServiceRevisions(svc->id())) {
@@ -530,13 +525,16 @@ grpc::Status ApiService::GetRevision(grpc::ServerContext*, const v1::GetRevision
                                    "\" has no revision ", req->number(), " (kept: ", kept, ")"));
 }
 
-grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteServiceRequest* req,
-                                       v1::DeleteServiceResponse* resp) {
+grpc::Status ControlService::DeleteService(grpc::ServerContext* ctx,
+                                           const v1::DeleteServiceRequest* req,
+                                           v1::DeleteServiceResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/DeleteService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   std::string id;
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_,
                       [&]() -> absl::StatusOr<std::vector<Mutation>> {
-                        auto svc = FindService(req->name_or_id());
+                        auto svc = shared_.FindService(req->name_or_id());
                         if (!svc.ok()) {
                           auto corrupt = FindCorrupt(store_, Kind::kService, req->name_or_id());
                           if (!corrupt) return svc.status();
@@ -574,10 +572,12 @@ grpc::Status ApiService::DeleteService(grpc::ServerContext*, const v1::DeleteSer
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleServiceRequest* req,
-                                      v1::Service* resp) {
+grpc::Status ControlService::ScaleService(grpc::ServerContext* ctx,
+                                          const v1::ScaleServiceRequest* req, v1::Service* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ScaleService");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = ValidateReplicas(req->replicas()); !s.ok()) return ToGrpc(s);
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   if (svc->spec().mode() == "global") {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -590,14 +590,17 @@ grpc::Status ApiService::ScaleService(grpc::ServerContext* ctx, const v1::ScaleS
   return UpdateService(ctx, &update, resp);
 }
 
-grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::ServiceLogsRequest* req,
-                                     grpc::ServerWriter<v1::LogLine>* writer) {
+grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
+                                         const v1::ServiceLogsRequest* req,
+                                         grpc::ServerWriter<v1::LogLine>* writer) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ServiceLogs");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (req->tail() > limits::kMaxLogTail) {
     return grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("tail: must be 0 (all)..", limits::kMaxLogTail, ", got ", req->tail()));
   }
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
   std::vector<v1::Task> tasks;
   for (auto& t : ListObjects<v1::Task>(store_)) {
@@ -646,7 +649,7 @@ grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::Service
     }
   }
   if (!followers.empty()) {
-    while (!ctx->IsCancelled() && !shutting_down_) {
+    while (!ctx->IsCancelled() && !shared_.shutting_down) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     {
@@ -658,21 +661,31 @@ grpc::Status ApiService::ServiceLogs(grpc::ServerContext* ctx, const v1::Service
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequest* req,
-                                   v1::ListTasksResponse* resp) {
+grpc::Status ControlService::ListTasks(grpc::ServerContext* ctx, const v1::ListTasksRequest* req,
+                                       v1::ListTasksResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ListTasks");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = CorruptKindError(store_, Kind::kTask); !s.ok()) return ToGrpc(s);
   std::string service_id, node_id;
   if (!req->service().empty()) {
-    auto s = FindService(req->service());
+    auto s = shared_.FindService(req->service());
     if (!s.ok()) return ToGrpc(s.status());
     service_id = s->id();
   }
   if (!req->node().empty()) {
-    auto n = FindNode(req->node());
+    auto n = shared_.FindNode(req->node());
     if (!n.ok()) return ToGrpc(n.status());
     node_id = n->id();
   }
-  auto tasks = ListObjects<v1::Task>(store_);
+  std::vector<v1::Task> tasks;
+  if (service_id.empty()) {
+    tasks = ListObjects<v1::Task>(store_);
+  } else {
+    // One service's tasks, not a parse of every task in the cluster.
+    for (const std::string& id : task_lookup_.TaskIdsOf(service_id)) {
+      if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
+    }
+  }
   std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
     if (a.service_name() != b.service_name()) return a.service_name() < b.service_name();
     if (a.slot() != b.slot()) return a.slot() < b.slot();
@@ -682,13 +695,16 @@ grpc::Status ApiService::ListTasks(grpc::ServerContext*, const v1::ListTasksRequ
   for (auto& t : tasks) {
     if (!service_id.empty() && t.service_id() != service_id) continue;
     if (!node_id.empty() && t.node_id() != node_id) continue;
+    if (req->state() != v1::TASK_STATE_UNSPECIFIED && t.status().state() != req->state()) continue;
     *resp->add_tasks() = std::move(t);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetTask(grpc::ServerContext*, const v1::GetTaskRequest* req,
-                                 v1::Task* resp) {
+grpc::Status ControlService::GetTask(grpc::ServerContext* ctx, const v1::GetTaskRequest* req,
+                                     v1::Task* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetTask");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   auto t = GetObject<v1::Task>(store_, req->id());
   if (!t) {
     if (auto c = FindCorrupt(store_, Kind::kTask, req->id())) return ToGrpc(CorruptObjectError(*c));
@@ -699,142 +715,36 @@ grpc::Status ApiService::GetTask(grpc::ServerContext*, const v1::GetTaskRequest*
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::RegisterNode(grpc::ServerContext*, const v1::RegisterNodeRequest* req,
-                                      v1::Node* resp) {
-  if (!ValidNodeName(req->name())) return ToGrpc(NodeNameError(req->name()));
-  if (auto s = ValidateLabels("labels", req->labels()); !s.ok()) return ToGrpc(s);
-  uint32_t base = 0, size = 0;
-  const std::string runtime = req->runtime().empty() ? "process" : req->runtime();
-  // Container tasks get their address from the CNI network, not from a loopback range.
-  const bool runtime_addresses = runtime == "cri";
-  if (runtime_addresses && !req->address_range().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("address_range: \"", req->address_range(),
-                                     "\" must be empty for the cri runtime (task addresses "
-                                     "come from its CNI network)"));
-  }
-  if (!runtime_addresses && !ParseLoopbackRange(req->address_range(), &base, &size)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("address_range: \"", req->address_range(),
-                                     "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
-                                     "prefix of 8..30 bits, e.g. 127.1.0.0/16"));
-  }
-  v1::Node node;
-  absl::StatusOr<uint64_t> v = CommitWithRetry(
-      store_,
-      [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        const absl::Time now = clock_.Now();
-        auto existing = GetObjectByName<v1::Node>(store_, req->name());
-        node = v1::Node();
-        uint64_t expected = Mutation::kMustNotExist;
-        if (existing) {
-          node = *existing;
-          expected = existing->version();
-        } else {
-          node.set_id(NewId());
-          node.set_name(req->name());
-          *node.mutable_registered_at() = ToProtoTime(now);
-          node.set_availability(v1::NODE_AVAILABILITY_ACTIVE);
-        }
-        // Two nodes must not hand out the same task addresses.
-        for (const auto& other : ListObjects<v1::Node>(store_)) {
-          if (other.id() == node.id()) continue;
-          uint32_t ob = 0, os = 0;
-          if (size > 0 && ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
-              ob < base + size) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "address_range: ", req->address_range(), " overlaps node ", other.name(), "'s ",
-                other.address_range(), "; give each worker its own range"));
-          }
-        }
-        *node.mutable_labels() = req->labels();
-        node.set_role(req->role().empty() ? "worker" : req->role());
-        node.set_state(v1::NODE_STATE_READY);
-        *node.mutable_capacity() = req->capacity();
-        node.set_agent_addr(req->agent_addr());
-        node.set_address_range(req->address_range());
-        node.set_runtime(runtime);
-        node.set_message("");
-        return std::vector<Mutation>{
-            PutMutation(node, expected),
-            events_.Make(
-                "node", node.id(), node.name(), existing ? "rejoined" : "registered",
-                absl::StrCat("agent ", node.agent_addr(), ", runtime ", runtime, ", tasks from ",
-                             runtime_addresses ? "the runtime's network" : node.address_range()))};
-      },
-      {absl::StatusCode::kAlreadyExists});
-  if (!v.ok()) return ToGrpc(v.status());
-  liveness_.Beat(node.id());
-  publish_errors_.Forget(node.id());
-  node.set_version(*v);
-  FillLiveness(&node);
-  *resp = node;
-  return grpc::Status::OK;
-}
-
-grpc::Status ApiService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
-                                   v1::HeartbeatResponse* resp) {
-  auto node = GetObject<v1::Node>(store_, req->node_id());
-  if (!node) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
-  }
-  liveness_.Beat(node->id());
-  if (node->state() != v1::NODE_STATE_READY) {
-    v1::Node ready = *node;
-    ready.set_state(v1::NODE_STATE_READY);
-    ready.set_message("");
-    auto v = store_.Commit(
-        {PutMutation(ready, node->version()),
-         events_.Make("node", node->id(), node->name(), "ready", "heartbeats resumed")});
-    if (!v.ok() && v.status().code() != absl::StatusCode::kAborted) {
-      return ToGrpc(v.status());
-    }
-  }
-  std::vector<v1::PublishError> errors(req->publish_errors().begin(), req->publish_errors().end());
-  std::vector<Mutation> events;
-  for (const auto& c : publish_errors_.Report(node->id(), node->name(), errors)) {
-    const v1::PublishError& e = c.error;
-    events.push_back(events_.Make(
-        "service", e.service_id(), e.service_name(), c.resolved ? "published" : "publish-failed",
-        c.resolved ? absl::StrCat("port ", e.port(), " on node ", node->name(), " listens")
-                   : absl::StrCat("port ", e.port(), " on node ", node->name(), ": ", e.error(),
-                                  "; retrying with backoff"),
-        e.service_id()));
-  }
-  if (!events.empty()) {
-    if (auto v = store_.Commit(events); !v.ok()) {
-      spdlog::warn("recording published-port events: {}", v.status().ToString());
-    }
-  }
-  *resp->mutable_period() = ToProtoDuration(options_.node_timeout / 5);
-  return grpc::Status::OK;
-}
-
-grpc::Status ApiService::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
-                                   v1::ListNodesResponse* resp) {
+grpc::Status ControlService::ListNodes(grpc::ServerContext* ctx, const v1::ListNodesRequest*,
+                                       v1::ListNodesResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/ListNodes");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   if (auto s = CorruptKindError(store_, Kind::kNode); !s.ok()) return ToGrpc(s);
   auto nodes = ListObjects<v1::Node>(store_);
   std::sort(nodes.begin(), nodes.end(),
             [](const auto& a, const auto& b) { return a.name() < b.name(); });
   for (auto& n : nodes) {
-    FillLiveness(&n);
+    shared_.FillLiveness(&n);
     *resp->add_nodes() = std::move(n);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetNode(grpc::ServerContext*, const v1::GetNodeRequest* req,
-                                 v1::Node* resp) {
-  auto n = FindNode(req->name_or_id());
+grpc::Status ControlService::GetNode(grpc::ServerContext* ctx, const v1::GetNodeRequest* req,
+                                     v1::Node* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetNode");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  auto n = shared_.FindNode(req->name_or_id());
   if (!n.ok()) return ToGrpc(n.status());
   *resp = *n;
-  FillLiveness(resp);
+  shared_.FillLiveness(resp);
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRequest* req,
-                                    v1::Node* resp) {
+grpc::Status ControlService::UpdateNode(grpc::ServerContext* ctx, const v1::UpdateNodeRequest* req,
+                                        v1::Node* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/UpdateNode");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   const v1::NodeAvailability availability = req->availability();
   if (availability == v1::NODE_AVAILABILITY_UNSPECIFIED) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -850,7 +760,7 @@ grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRe
   bool unchanged = false;
   absl::StatusOr<uint64_t> v =
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        auto node = FindNode(req->name_or_id());
+        auto node = shared_.FindNode(req->name_or_id());
         if (!node.ok()) return node.status();
         if (req->expected_version() != 0 && req->expected_version() != node->version()) {
           return absl::FailedPreconditionError(absl::StrCat(
@@ -877,19 +787,21 @@ grpc::Status ApiService::UpdateNode(grpc::ServerContext*, const v1::UpdateNodeRe
     spdlog::info("node {} ({}): {}", next.name(), next.id(), what);
     next.set_version(*v);
   }
-  FillLiveness(&next);
+  shared_.FillLiveness(&next);
   *resp = next;
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRequest* req,
-                                    v1::RemoveNodeResponse* resp) {
+grpc::Status ControlService::RemoveNode(grpc::ServerContext* ctx, const v1::RemoveNodeRequest* req,
+                                        v1::RemoveNodeResponse* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/RemoveNode");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   v1::Node node;
   int moved = 0;
   absl::StatusOr<uint64_t> v = CommitWithRetry(
       store_,
       [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        auto found = FindNode(req->name_or_id());
+        auto found = shared_.FindNode(req->name_or_id());
         if (!found.ok()) return found.status();
         node = *found;
         if (node.state() == v1::NODE_STATE_READY && !req->force()) {
@@ -926,11 +838,14 @@ grpc::Status ApiService::RemoveNode(grpc::ServerContext*, const v1::RemoveNodeRe
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
-                                     grpc::ServerWriter<v1::Event>* writer) {
+grpc::Status ControlService::WatchEvents(grpc::ServerContext* ctx,
+                                         const v1::WatchEventsRequest* req,
+                                         grpc::ServerWriter<v1::Event>* writer) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/WatchEvents");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   std::string service_id;
   if (!req->service().empty()) {
-    auto s = FindService(req->service());
+    auto s = shared_.FindService(req->service());
     if (!s.ok()) return ToGrpc(s.status());
     service_id = s->id();
   }
@@ -944,7 +859,7 @@ grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEv
     return service_id.empty() || e.service_id() == service_id || e.object_id() == service_id;
   };
   EventReader reader(store_, req->since_id(), matches);
-  while (!ctx->IsCancelled() && !shutting_down_) {
+  while (!ctx->IsCancelled() && !shared_.shutting_down) {
     for (const v1::Event& e : reader.Next(absl::Milliseconds(500))) {
       if (!writer->Write(e)) return grpc::Status::OK;
     }
@@ -952,136 +867,17 @@ grpc::Status ApiService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEv
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::WatchAssignments(grpc::ServerContext* ctx,
-                                          const v1::WatchAssignmentsRequest* req,
-                                          grpc::ServerWriter<v1::Assignments>* writer) {
-  if (!GetObject<v1::Node>(store_, req->node_id())) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("node \"", req->node_id(), "\" not found; register again"));
-  }
-  uint64_t seen = UINT64_MAX;
-  // The first set goes out even when empty: a restarted worker stops the tasks it adopted
-  // only once it learns that none of them is assigned to it any more.
-  std::optional<std::string> last_sent;
-  while (!ctx->IsCancelled() && !shutting_down_) {
-    uint64_t version = store_.Version();
-    if (version != seen) {
-      seen = version;
-      v1::Assignments a;
-      a.set_version(version);
-      for (auto& t : ListObjects<v1::Task>(store_)) {
-        if (t.node_id() != req->node_id() || IsTerminal(t.status().state())) continue;
-        // A global task names its node from the start, but it has no address (nor resources)
-        // until the scheduler places it: started now, it would listen on 127.0.0.1.
-        if (t.status().state() == v1::TASK_STATE_PENDING) continue;
-        t.set_version(0);  // versions churn on status reports; the worker needs no resend
-        *a.add_tasks() = std::move(t);
-      }
-      // Status churn (health probes) is the worker's own report: no resend for it. The key
-      // is each task without its status, taken out and put back rather than copying every
-      // task (a copy of thousands of tasks per store version was a good part of the manager's
-      // memory churn).
-      std::string key;
-      for (auto& t : *a.mutable_tasks()) {
-        std::unique_ptr<v1::TaskStatus> status(t.release_status());
-        t.AppendToString(&key);
-        t.set_allocated_status(status.release());
-      }
-      if (key != last_sent) {
-        AddSecretValues(store_, secret_key_, &a);
-        if (!writer->Write(a)) break;
-        last_sent = std::move(key);
-      }
-    }
-    store_.WaitForVersion(seen, absl::Milliseconds(500));
-  }
-  return grpc::Status::OK;
-}
-
-grpc::Status ApiService::ReportTaskStatus(grpc::ServerContext*,
-                                          const v1::ReportTaskStatusRequest* req,
-                                          v1::ReportTaskStatusResponse*) {
-  absl::StatusOr<uint64_t> v = CommitWithRetry(
-      store_,
-      [&]() -> absl::StatusOr<std::vector<Mutation>> {
-        std::vector<Mutation> m;
-        for (const auto& r : req->reports()) {
-          auto task = GetObject<v1::Task>(store_, r.task_id());
-          if (!task || task->node_id() != req->node_id()) continue;
-          const auto& old = task->status();
-          // The manager's verdicts (orphaned) and earlier terminal reports are final.
-          if (IsTerminal(old.state())) continue;
-          if (MessageDifferencer::Equals(old, r.status())) continue;
-          v1::Task next = *task;
-          *next.mutable_status() = r.status();
-          if (!r.status().address().empty()) next.set_address(r.status().address());
-          m.push_back(PutMutation(next, task->version()));
-          // A worker found the scheduler's address taken by another program (issue 11 D8).
-          if (!task->address().empty() && next.address() != task->address()) {
-            m.push_back(events_.Make(
-                "task", task->id(), task->service_name(), "readdressed",
-                absl::StrCat("slot ", task->slot(), ": ", task->address(), ":", task->port(),
-                             " is taken by another program on the node; the task listens on ",
-                             next.address(), " instead"),
-                task->service_id()));
-          }
-          const auto& ns = r.status();
-          if (ns.state() != old.state()) {
-            std::string msg = TaskStateName(ns.state());
-            if (ns.has_exit_code()) absl::StrAppend(&msg, " (exit ", ns.exit_code(), ")");
-            if (!ns.error().empty()) absl::StrAppend(&msg, ": ", ns.error());
-            m.push_back(
-                events_.Make("task", task->id(), task->service_name(), TaskStateName(ns.state()),
-                             absl::StrCat("slot ", task->slot(), " ", msg), task->service_id()));
-          }
-          if (ns.health().state() != old.health().state() &&
-              (ns.health().state() == v1::HEALTH_STATE_HEALTHY ||
-               ns.health().state() == v1::HEALTH_STATE_UNHEALTHY)) {
-            m.push_back(events_.Make(
-                "task", task->id(), task->service_name(), HealthStateName(ns.health().state()),
-                absl::StrCat("slot ", task->slot(), " ", HealthStateName(ns.health().state()), ": ",
-                             ns.health().last_probe().output()),
-                task->service_id()));
-          }
-        }
-        return m;
-      },
-      {absl::StatusCode::kNotFound});
-  return ToGrpc(v.status());
-}
-
-grpc::Status ApiService::WatchRoutes(grpc::ServerContext* ctx, const v1::WatchRoutesRequest*,
-                                     grpc::ServerWriter<v1::RoutingTable>* writer) {
-  if (!routes_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
-  uint64_t sent = 0;
-  while (!ctx->IsCancelled() && !shutting_down_) {
-    const uint64_t seen = store_.Version();
-    v1::RoutingTable table = routes_->Get();
-    if (table.version() != sent) {
-      if (!writer->Write(table)) break;
-      sent = table.version();
-    }
-    // Wakes on every commit; the timeout catches tasks passing their min-ready.
-    store_.WaitForVersion(seen, absl::Milliseconds(100));
-  }
-  return grpc::Status::OK;
-}
-
-grpc::Status ApiService::ReportTrafficStats(grpc::ServerContext*, const v1::TrafficStatsReport* req,
-                                            v1::ReportTrafficStatsResponse*) {
-  if (!traffic_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
-  traffic_->Report(*req);
-  return grpc::Status::OK;
-}
-
-grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest* req,
-                                      v1::ServiceEndpoints* resp) {
-  if (!routes_ || !traffic_) {
+grpc::Status ControlService::GetEndpoints(grpc::ServerContext* ctx,
+                                          const v1::GetEndpointsRequest* req,
+                                          v1::ServiceEndpoints* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetEndpoints");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  if (!shared_.routes || !shared_.traffic) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
   }
-  auto svc = FindService(req->name_or_id());
+  auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  v1::RoutingTable table = routes_->Get();
+  v1::RoutingTable table = shared_.routes->Get();
   resp->set_service(svc->spec().name());
   resp->set_routing_version(table.version());
   *resp->mutable_ports() = svc->spec().template_().ports();
@@ -1110,8 +906,8 @@ grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpoin
     e->set_health(HealthStateName(t.status().health().state()));
     e->set_routed(routed_tasks.count(t.id()) > 0);
   }
-  auto totals = traffic_->Totals(svc->id());
-  auto recent = traffic_->Recent(svc->id(), absl::Minutes(1));
+  auto totals = shared_.traffic->Totals(svc->id());
+  auto recent = shared_.traffic->Recent(svc->id(), absl::Minutes(1));
   for (const auto& [rev, t] : totals) revs[rev].set_revision(rev);
   for (auto& [rev, re] : revs) {
     if (auto r = routed_revs.find(rev); r != routed_revs.end()) {
@@ -1128,8 +924,10 @@ grpc::Status ApiService::GetEndpoints(grpc::ServerContext*, const v1::GetEndpoin
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
-                                    v1::VersionInfo* resp) {
+grpc::Status ControlService::GetVersion(grpc::ServerContext* ctx, const v1::GetVersionRequest*,
+                                        v1::VersionInfo* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Control/GetVersion");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
   resp->set_version(std::string(WarrenVersion()));
   resp->set_api(v1::VersionInfo::descriptor()->file()->package());
   return grpc::Status::OK;

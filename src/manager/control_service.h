@@ -1,7 +1,6 @@
-#ifndef WARREN_MANAGER_API_SERVICE_H_
-#define WARREN_MANAGER_API_SERVICE_H_
+#ifndef WARREN_MANAGER_CONTROL_SERVICE_H_
+#define WARREN_MANAGER_CONTROL_SERVICE_H_
 
-#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -9,37 +8,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/clock.h"
-#include "manager/events.h"
-#include "manager/manager_metrics.h"
-#include "manager/node_liveness.h"
-#include "manager/publish_errors.h"
-#include "manager/secret_service.h"
-#include "manager/traffic.h"
-#include "store/store.h"
+#include "manager/api_shared.h"
+#include "manager/list_paging.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren {
 
-struct ApiOptions {
-  absl::Duration node_timeout = absl::Seconds(15);
-  // How many revisions of a service are kept.
-  int history_limit = 10;
-  // How long a rollout action (pause, promote, rollback...) waits for the controller to apply
-  // it before returning it as pending.
-  absl::Duration intent_wait = absl::Seconds(10);
-};
-
-// The manager's gRPC API. Every write is validated first and committed atomically with its
-// events, so a rejected request stores nothing.
-class ApiService final : public v1::Warren::Service {
+// The user-facing gRPC API (the CLI, the dashboard): services, rollouts, tasks, nodes, events.
+// Every write is validated first and committed atomically with its events, so a rejected
+// request stores nothing.
+class ControlService final : public v1::Control::Service {
  public:
-  // `metrics` may be null (tests).
-  ApiService(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
-             ApiOptions options, ManagerMetrics* metrics = nullptr);
-
-  // Ends the long-lived streams (watch, logs) so the server can shut down.
-  void Shutdown() { shutting_down_ = true; }
+  explicit ControlService(ApiShared& shared);
 
   grpc::Status CreateService(grpc::ServerContext*, const v1::CreateServiceRequest*,
                              v1::Service*) override;
@@ -76,10 +56,6 @@ class ApiService final : public v1::Warren::Service {
   grpc::Status ListTasks(grpc::ServerContext*, const v1::ListTasksRequest*,
                          v1::ListTasksResponse*) override;
   grpc::Status GetTask(grpc::ServerContext*, const v1::GetTaskRequest*, v1::Task*) override;
-  grpc::Status RegisterNode(grpc::ServerContext*, const v1::RegisterNodeRequest*,
-                            v1::Node*) override;
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
-                         v1::HeartbeatResponse*) override;
   grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
                          v1::ListNodesResponse*) override;
   grpc::Status GetNode(grpc::ServerContext*, const v1::GetNodeRequest*, v1::Node*) override;
@@ -88,14 +64,6 @@ class ApiService final : public v1::Warren::Service {
                           v1::RemoveNodeResponse*) override;
   grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
                            grpc::ServerWriter<v1::Event>*) override;
-  grpc::Status WatchAssignments(grpc::ServerContext*, const v1::WatchAssignmentsRequest*,
-                                grpc::ServerWriter<v1::Assignments>*) override;
-  grpc::Status ReportTaskStatus(grpc::ServerContext*, const v1::ReportTaskStatusRequest*,
-                                v1::ReportTaskStatusResponse*) override;
-  grpc::Status WatchRoutes(grpc::ServerContext*, const v1::WatchRoutesRequest*,
-                           grpc::ServerWriter<v1::RoutingTable>*) override;
-  grpc::Status ReportTrafficStats(grpc::ServerContext*, const v1::TrafficStatsReport*,
-                                  v1::ReportTrafficStatsResponse*) override;
   grpc::Status GetEndpoints(grpc::ServerContext*, const v1::GetEndpointsRequest*,
                             v1::ServiceEndpoints*) override;
   grpc::Status GetVersion(grpc::ServerContext*, const v1::GetVersionRequest*,
@@ -105,19 +73,7 @@ class ApiService final : public v1::Warren::Service {
   // runs this (one controller pass) until its intent is applied.
   void SetIntentPass(std::function<void()> pass) { intent_pass_ = std::move(pass); }
 
-  // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
-  void SetTraffic(RoutingTableCache* routes, TrafficStats* stats) {
-    routes_ = routes;
-    traffic_ = stats;
-  }
-
-  // The key secrets are opened with for the workers' assignments. Set once, before serving.
-  void SetSecretKey(ClusterKeyFn key) { secret_key_ = std::move(key); }
-
  private:
-  absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
-  absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
-  void FillLiveness(v1::Node* node) const;
   // The published ports live nodes report they cannot listen on (never stored).
   void FillPublishErrors(v1::Service* svc) const;
 
@@ -151,25 +107,20 @@ class ApiService final : public v1::Warren::Service {
   // one that `current` (the stored spec of the service being changed) already had.
   absl::Status CheckPorts(const v1::ServiceSpec& spec, const v1::ServiceSpec* current) const;
 
+  ApiShared& shared_;
   Store& store_;
   const Clock& clock_;
   EventLog& events_;
   NodeLiveness& liveness_;
-  const ApiOptions options_;
-  ManagerMetrics* metrics_;
-  RoutingTableCache* routes_ = nullptr;
-  TrafficStats* traffic_ = nullptr;
-  std::atomic<bool> shutting_down_{false};
-  ClusterKeyFn secret_key_;
+  const ApiOptions& options_;
+  ManagerMetrics* const metrics_;
+  PublishErrorBoard& publish_errors_;
+  TaskLookup task_lookup_{store_};
   std::function<void()> intent_pass_;
-  PublishErrorBoard publish_errors_;
   // Serializes the port check and commit of service writes (create, update, rollback).
   absl::Mutex ports_mu_;
 };
 
-// absl::Status -> grpc::Status, code for code.
-grpc::Status ToGrpc(const absl::Status& s);
-
 }  // namespace warren
 
-#endif  // WARREN_MANAGER_API_SERVICE_H_
+#endif  // WARREN_MANAGER_CONTROL_SERVICE_H_

@@ -1,0 +1,88 @@
+#ifndef WARREN_MANAGER_API_SHARED_H_
+#define WARREN_MANAGER_API_SHARED_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/status.h"
+#include "manager/events.h"
+#include "manager/manager_metrics.h"
+#include "manager/node_liveness.h"
+#include "manager/publish_errors.h"
+#include "manager/traffic.h"
+#include "security/authz.h"
+#include "security/secret_bytes.h"
+#include "store/store.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// The cluster key that wraps each secret's data key (security/secrets.h). An error when the
+// manager has none: then no secret can be written or read.
+using ClusterKeyFn = std::function<absl::StatusOr<security::SecretBytes>()>;
+
+struct ApiOptions {
+  absl::Duration node_timeout = absl::Seconds(15);
+  // How many revisions of a service are kept.
+  int history_limit = 10;
+  // How long a rollout action (pause, promote, rollback...) waits for the controller to apply
+  // it before returning it as pending.
+  absl::Duration intent_wait = absl::Seconds(10);
+};
+
+// What the manager's gRPC services (Control, Dispatcher) share: the store and the manager's
+// in-memory state both read and write (liveness, published-port errors, traffic).
+struct ApiShared {
+  // `metrics` may be null (tests).
+  ApiShared(Store& store, const Clock& clock, EventLog& events, NodeLiveness& liveness,
+            ApiOptions options, ManagerMetrics* metrics)
+      : store(store),
+        clock(clock),
+        events(events),
+        liveness(liveness),
+        options(options),
+        metrics(metrics) {}
+
+  absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
+  absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
+  void FillLiveness(v1::Node* node) const;
+  // The caller's identity (nullopt: plaintext mode or an open method) when it may call
+  // `full_method`; else UNAUTHENTICATED or PERMISSION_DENIED. `ctx` null: an in-process call.
+  absl::StatusOr<std::optional<security::CertificateIdentity>> Authorize(
+      grpc::ServerContext* ctx, absl::string_view full_method) const {
+    if (authorizer->mode() == security::AuthMode::kPlaintextLoopback) return std::nullopt;
+    return authorizer->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr, full_method);
+  }
+
+  Store& store;
+  const Clock& clock;
+  EventLog& events;
+  NodeLiveness& liveness;
+  const ApiOptions options;
+  ManagerMetrics* const metrics;
+  // The traffic pieces (owned by the server); without them the traffic RPCs are unavailable.
+  RoutingTableCache* routes = nullptr;
+  TrafficStats* traffic = nullptr;
+  // Ends the long-lived streams (watches, logs) so the server can shut down.
+  std::atomic<bool> shutting_down{false};
+  // Reported by heartbeats (Dispatcher), shown with services (Control); never stored.
+  PublishErrorBoard publish_errors;
+  // Decides every RPC of both services; sec-tls switches servers to kMutualTls.
+  std::shared_ptr<const security::Authorizer> authorizer =
+      security::Authorizer::PlaintextLoopback();
+  // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
+  ClusterKeyFn secret_key;
+};
+
+// absl::Status -> grpc::Status, code for code.
+grpc::Status ToGrpc(const absl::Status& s);
+
+}  // namespace warren
+
+#endif  // WARREN_MANAGER_API_SHARED_H_

@@ -1,0 +1,94 @@
+#ifndef WARREN_MANAGER_CLUSTER_INDEX_H_
+#define WARREN_MANAGER_CLUSTER_INDEX_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "store/store.h"
+#include "warren/v1/objects.pb.h"
+
+namespace warren {
+
+// What the controller keeps of a task between passes: enough to find a service's tasks, the
+// pending ones and what placed tasks hold on their nodes, without parsing every task again.
+struct TaskEntry {
+  std::string service_id;
+  std::string node_id;
+  v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
+  v1::TaskState desired = v1::TASK_STATE_UNSPECIFIED;
+  absl::Time not_before = absl::InfinitePast();
+  double cpus = 0;
+  int64_t memory = 0;
+  std::string address;
+};
+
+// The controller's index of the store, kept current from the store's change feed. Each Sync
+// names the services whose objects (service, tasks, deployments, revisions) changed since the
+// previous one, so a pass visits only those. When the feed no longer reaches back (it is
+// bounded) or at the first Sync, the index is rebuilt from full listings and the caller is
+// told to visit everything.
+class ClusterIndex {
+ public:
+  struct Dirty {
+    // Every service must be looked at (first sync, or the feed was compacted past us).
+    bool all = false;
+    // A node was added, changed or removed.
+    bool nodes = false;
+    // Some task changed (the scheduler's inputs may differ).
+    bool tasks = false;
+    // Service ids (existing or deleted) whose objects changed.
+    std::set<std::string> services;
+  };
+
+  explicit ClusterIndex(const Store& store) : store_(store) {}
+
+  // Applies the store's changes since the last Sync; returns what they touched.
+  Dirty Sync();
+  // Forgets everything: the next Sync rebuilds from full listings (the resync).
+  void Invalidate() { loaded_ = false; }
+
+  const std::vector<v1::Node>& nodes() const { return nodes_; }
+  const std::set<std::string>& service_ids() const { return services_; }
+  const absl::flat_hash_map<std::string, TaskEntry>& tasks() const { return tasks_; }
+  // Task ids of a service (also of a deleted one whose tasks remain).
+  const std::set<std::string>& TasksOf(const std::string& service_id) const;
+  const std::set<std::string>& DeploymentsOf(const std::string& service_id) const;
+  const std::set<std::string>& RevisionsOf(const std::string& service_id) const;
+  // Service ids that have tasks.
+  std::vector<std::string> ServicesWithTasks() const;
+  const std::set<std::string>& pending() const { return pending_; }
+  uint64_t version() const { return version_; }
+
+ private:
+  void Reload(Dirty* dirty);
+  void Apply(const Change& c, Dirty* dirty);
+  void PutTask(const std::string& id, const v1::Task& t, Dirty* dirty);
+  void EraseTask(const std::string& id, Dirty* dirty);
+  void PutOwned(std::map<std::string, std::set<std::string>>& by_service,
+                std::map<std::string, std::string>& owner, const std::string& id,
+                const std::string& service_id, Dirty* dirty);
+  void EraseOwned(std::map<std::string, std::set<std::string>>& by_service,
+                  std::map<std::string, std::string>& owner, const std::string& id, Dirty* dirty);
+
+  const Store& store_;
+  bool loaded_ = false;
+  uint64_t version_ = 0;
+  std::vector<v1::Node> nodes_;
+  std::set<std::string> services_;
+  absl::flat_hash_map<std::string, TaskEntry> tasks_;
+  std::map<std::string, std::set<std::string>> tasks_by_service_;
+  std::map<std::string, std::set<std::string>> deployments_by_service_;
+  std::map<std::string, std::string> deployment_owner_;
+  std::map<std::string, std::set<std::string>> revisions_by_service_;
+  std::map<std::string, std::string> revision_owner_;
+  std::set<std::string> pending_;
+};
+
+}  // namespace warren
+
+#endif  // WARREN_MANAGER_CLUSTER_INDEX_H_

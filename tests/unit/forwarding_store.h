@@ -1,0 +1,44 @@
+#ifndef WARREN_TESTS_UNIT_FORWARDING_STORE_H_
+#define WARREN_TESTS_UNIT_FORWARDING_STORE_H_
+
+// A Store that passes every call to another: tests override the calls they tamper with.
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "store/store.h"
+
+namespace warren::testing_util {
+
+class ForwardingStore : public Store {
+ public:
+  explicit ForwardingStore(Store& inner) : inner_(inner) {}
+
+  absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override {
+    return inner_.Commit(mutations);
+  }
+  std::optional<StoredObject> Get(Kind k, std::string_view id) const override {
+    return inner_.Get(k, id);
+  }
+  std::optional<StoredObject> GetByName(Kind k, std::string_view n) const override {
+    return inner_.GetByName(k, n);
+  }
+  std::vector<StoredObject> List(Kind k) const override { return inner_.List(k); }
+  uint64_t Version() const override { return inner_.Version(); }
+  absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
+    return inner_.ChangesSince(after, limit);
+  }
+  uint64_t WaitForVersion(uint64_t after, absl::Duration timeout) const override {
+    return inner_.WaitForVersion(after, timeout);
+  }
+  std::vector<CorruptObject> Corruption() const override { return inner_.Corruption(); }
+  absl::Status CheckSpace() override { return inner_.CheckSpace(); }
+
+ protected:
+  Store& inner_;
+};
+
+}  // namespace warren::testing_util
+
+#endif  // WARREN_TESTS_UNIT_FORWARDING_STORE_H_
