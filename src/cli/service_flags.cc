@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -517,7 +518,7 @@ void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
   cmd->add_option("--constraint", f->constraints,
                   "Placement: node.labels.K==V, node.name!=N, node.role==R (repeatable)");
   cmd->add_option("--secret", f->secrets,
-                  "Secret as a file: NAME[,target=FILE,mode=0400] (repeatable)");
+                  "Secret as a file: NAME[,target=FILE,mode=0400,uid=0,gid=0] (repeatable)");
   cmd->add_option("--stop-timeout", f->stop_timeout, "SIGKILL after this long (e.g. 10s)");
   cmd->add_option("--drain-timeout", f->drain_timeout,
                   "Out of the routing table this long before SIGTERM (default 5s)");
@@ -616,7 +617,7 @@ absl::StatusOr<v1::SecretReference> ParseSecretFlag(std::string_view text) {
   ref.set_name(std::string(parts[0]));
   if (ref.name().empty()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("expected NAME[,target=FILE,mode=0400], got \"%s\"", AV(text)));
+        absl::StrFormat("expected NAME[,target=FILE,mode=0400,uid=0,gid=0], got \"%s\"", AV(text)));
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     absl::string_view part = parts[i];
@@ -631,9 +632,25 @@ absl::StatusOr<v1::SecretReference> ParseSecretFlag(std::string_view text) {
       }
       for (char c : part) mode = mode * 8 + static_cast<uint32_t>(c - '0');
       ref.set_mode(mode);
+    } else if (absl::StartsWith(part, "uid=") || absl::StartsWith(part, "gid=")) {
+      const bool is_uid = absl::ConsumePrefix(&part, "uid=");
+      if (!is_uid) absl::ConsumePrefix(&part, "gid=");
+      uint32_t id = 0;
+      if (!absl::SimpleAtoi(part, &id) || id == UINT32_MAX ||
+          !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: a numeric user or group id (0..4294967294), got \"%s\"",
+                            is_uid ? "uid" : "gid", part));
+      }
+      if (is_uid) {
+        ref.set_uid(id);
+      } else {
+        ref.set_gid(id);
+      }
     } else {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "\"%s\": expected target=FILE or mode=OCTAL after the secret's name", part));
+          "\"%s\": expected target=FILE, mode=OCTAL, uid=N or gid=N after the secret's name",
+          part));
     }
   }
   return ref;

@@ -455,6 +455,10 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
                                                   "bit (0400..0444), got 0%o",
                                                   ref.mode()));
     }
+    if (ref.uid() == UINT32_MAX || ref.gid() == UINT32_MAX) {
+      return Invalid(p + (ref.uid() == UINT32_MAX ? ".uid" : ".gid"),
+                     "4294967295 is not a user or group id (0..4294967294)");
+    }
     for (int j = 0; j < i; ++j) {
       if (t.secrets(j).target() == target) {
         return Invalid(p + ".target",

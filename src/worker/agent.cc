@@ -854,7 +854,8 @@ absl::Status WorkerAgent::WriteSecrets(const v1::Task& task, TaskRunSpec* spec) 
         return absl::FailedPreconditionError(
             absl::StrCat("secret \"", ref.name(), "\" was not sent with the task (removed?)"));
       }
-      files.push_back(SecretFile{ref.target(), ref.mode() == 0 ? 0400u : ref.mode(), it->second});
+      files.push_back(SecretFile{ref.target(), ref.mode() == 0 ? 0400u : ref.mode(), it->second,
+                                 ref.uid(), ref.gid()});
     }
   }
   absl::StatusOr<std::string> dir = secret_files_->Create(task.id(), files);

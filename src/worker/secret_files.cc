@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -34,7 +36,13 @@ absl::Status WriteFile(const fs::path& path, const SecretFile& file) {
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
-  // The mode is set after writing: a read-only file could not have been written.
+  // Owner and mode are set after writing: a read-only file could not have been written.
+  if ((file.uid != 0 || file.gid != 0) && fchown(fd, file.uid, file.gid) != 0) {
+    absl::Status s =
+        Errno(absl::StrCat("secret file ", path.string(), ": owner ", file.uid, ":", file.gid));
+    close(fd);
+    return s;
+  }
   if (fchmod(fd, file.mode) != 0) {
     absl::Status s = Errno(absl::StrCat("secret file ", path.string()));
     close(fd);
@@ -59,7 +67,10 @@ absl::StatusOr<std::string> SecretFiles::Create(const std::string& task_id,
   for (const SecretFile& f : files) total += f.value.size();
   // Room for the values plus a page per file; a tmpfs counts whole pages.
   const size_t size = total + (files.size() + 1) * 4096;
-  const std::string options = absl::StrCat("mode=0700,size=", size);
+  // A file owned by another user needs a directory that user may enter (not list).
+  const bool other_owner =
+      std::any_of(files.begin(), files.end(), [](const SecretFile& f) { return f.uid || f.gid; });
+  const std::string options = absl::StrCat("mode=", other_owner ? "0711" : "0700", ",size=", size);
   if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) !=
       0) {
     absl::Status s = Errno(absl::StrCat("mounting a tmpfs for secrets at ", dir.string(),

@@ -16,6 +16,8 @@ struct SecretFile {
   std::string target;  // file name, no '/'
   uint32_t mode = 0400;
   security::SecretBytes value;
+  uint32_t uid = 0;  // the file's owner
+  uint32_t gid = 0;
 };
 
 // Per-task secrets directories under `root` (<worker data dir>/secrets/<task id>), each its

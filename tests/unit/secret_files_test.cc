@@ -11,6 +11,7 @@
 
 #include "cli/secret_commands.h"
 #include "cli/service_flags.h"
+#include "common/spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -53,6 +54,23 @@ TEST(SecretFilesTest, EachTaskGetsAPrivateTmpfsRemovedWhenItStops) {
   files.Remove("task1");  // twice is fine
 }
 
+TEST(SecretFilesTest, AFileOwnedByAnotherUserIsReachableByThatUserOnly) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs and chown need root";
+  testing_util::TempDir dir;
+  SecretFiles files(dir.path() / "secrets");
+  SecretFile owned{"db", 0400, security::SecretBytes("pw1"), 1000, 2000};
+  auto made = files.Create("task1", {owned});
+  ASSERT_TRUE(made.ok()) << made.status();
+  struct stat st;
+  ASSERT_EQ(stat(made->c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u);  // enter, not list
+  ASSERT_EQ(stat((std::filesystem::path(*made) / "db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_gid, 2000u);
+  EXPECT_EQ(st.st_mode & 07777, 0400u);
+  files.Remove("task1");
+}
+
 TEST(SecretFilesTest, AStartAfterACrashRemovesTheDirectoriesOfTasksNotRunning) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
   testing_util::TempDir dir;
@@ -76,6 +94,13 @@ TEST(SecretFlagTest, ParsesNameTargetAndOctalMode) {
   EXPECT_THAT(ParseSecretFlag("db,mode=0999").status().message(), HasSubstr("mode:"));
   EXPECT_THAT(ParseSecretFlag("db,owner=x").status().message(), HasSubstr("target=FILE"));
   EXPECT_FALSE(ParseSecretFlag(",target=x").ok());
+  auto owned = ParseSecretFlag("db,uid=1000,gid=1001");
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  EXPECT_EQ(owned->uid(), 1000u);
+  EXPECT_EQ(owned->gid(), 1001u);
+  EXPECT_THAT(ParseSecretFlag("db,uid=alice").status().message(), HasSubstr("uid:"));
+  EXPECT_THAT(ParseSecretFlag("db,gid=-1").status().message(), HasSubstr("gid:"));
+  EXPECT_THAT(ParseSecretFlag("db,uid=4294967295").status().message(), HasSubstr("uid:"));
 }
 
 TEST(SecretFlagTest, UpdateAddsReplacesAndRemovesReferences) {
@@ -105,6 +130,10 @@ TEST(SecretFlagTest, UpdateAddsReplacesAndRemovesReferences) {
   bad_mode.t.secrets = {"db,mode=0600"};
   s = ApplyUpdateFlags(bad_mode, &spec);
   EXPECT_THAT(s.message(), HasSubstr("template.secrets[0].mode"));
+  v1::ServiceSpec bad_owner = spec;
+  bad_owner.mutable_template_()->mutable_secrets(0)->set_mode(0400);
+  bad_owner.mutable_template_()->mutable_secrets(0)->set_gid(UINT32_MAX);
+  EXPECT_THAT(ValidateServiceSpec(bad_owner).message(), HasSubstr("template.secrets[0].gid"));
 }
 
 TEST(SecretValueTest, ReadsFromAFileOrStdinWithinTheLimit) {
