@@ -29,6 +29,7 @@
 #include "cli/node_commands.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
+#include "cli/secret_commands.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
 #include "cli/store_flags.h"
@@ -352,8 +353,9 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   changes.erase("--detach");
   changes.erase("--force");
   // `service restart` and `update --force` alone: the same template, every task replaced.
-  const bool restart_only = flags.force && changes.empty() && flags.env_rm.empty();
-  if (changes.empty() && flags.env_rm.empty() && !flags.force) {
+  const bool removes = !flags.env_rm.empty() || !flags.secret_rm.empty();
+  const bool restart_only = flags.force && changes.empty() && !removes;
+  if (changes.empty() && !removes && !flags.force) {
     *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
     return 2;
   }
@@ -1003,6 +1005,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddTemplateFlags(update, &update_flags.t);
   update->add_option("--env-rm", update_flags.env_rm,
                      "Remove an environment variable (repeatable)");
+  update->add_option("--secret-rm", update_flags.secret_rm,
+                     "Stop giving the tasks this secret (repeatable)");
   AddUpdateConfigFlags(update, &update_flags.u);
   update->add_option("--message", update_flags.message,
                      "Change cause recorded with the revision (default: the command line)");
@@ -1158,6 +1162,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddOutputFlag(node_inspect, &ctx);
   node_inspect->callback([&] { action = [&] { return NodeInspect(ctx, node_name); }; });
   AddNodeCommands(node, ctx.env_for_commands(), &action);
+  AddSecretCommands(&app, ctx.env_for_commands(), &action);
 
   // events
   std::string events_service;

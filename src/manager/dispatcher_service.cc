@@ -23,6 +23,7 @@
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
+#include "manager/secret_service.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 
@@ -230,7 +231,11 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
-      if (view.Update() && !writer->Write(view.Build(version))) break;
+      if (view.Update()) {
+        v1::Assignments a = view.Build(version);
+        AddSecretValues(store_, shared_.secret_key, &a);
+        if (!writer->Write(a)) break;
+      }
     }
     store_.WaitForVersion(seen, absl::Milliseconds(500));
   }

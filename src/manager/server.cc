@@ -25,6 +25,7 @@
 #include "manager/readiness.h"
 #include "security/client_bundle.h"
 #include "security/tls_credentials.h"
+#include "manager/secret_service.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 #include "ui/dashboard.h"
@@ -83,7 +84,39 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ManagerServerCredential
   return security::MakeServerCredentials(dir.files(), tls);
 }
 
+// A new revision of `name` with its template's secret references at the secrets' current
+// versions, through the API's own update (same checks, same rolling update). Retried when the
+// service changes between the read and the write, so no concurrent update is lost.
+absl::Status RollServiceOntoSecrets(ControlService& api, const std::string& name,
+                                    const std::string& cause) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    v1::GetServiceRequest get;
+    get.set_name_or_id(name);
+    v1::Service current;
+    if (grpc::Status s = api.GetService(nullptr, &get, &current); !s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
+    v1::UpdateServiceRequest update;
+    *update.mutable_spec() = current.spec();
+    update.set_expected_version(current.version());
+    update.set_change_cause(cause);
+    v1::Service updated;
+    grpc::Status s = api.UpdateService(nullptr, &update, &updated);
+    if (s.ok()) return absl::OkStatus();
+    last = absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return last;
+  }
+  return last;
+}
+
 }  // namespace
+
+absl::StatusOr<security::SecretBytes> ManagerServer::ClusterKey() const {
+  // Loaded before the API serves; a manager without it never started.
+  if (!authority_) return absl::FailedPreconditionError("secrets: the cluster key is not loaded");
+  return authority_->cluster_key();
+}
 
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
@@ -127,6 +160,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->routes_ = std::make_unique<RoutingTableCache>(*m->store_, clock);
   m->traffic_ = std::make_unique<TrafficStats>(clock);
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
+  m->api_->SetSecretKey([raw = m.get()] { return raw->ClusterKey(); });
   m->controller_->SetTraffic(m->traffic_.get());
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
@@ -186,6 +220,13 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
                                        clock, *authorizer);
   builder.RegisterService(m->ca_.get());
+  m->secrets_ = std::make_unique<SecretService>(
+      *m->store_, clock, *m->events_, [raw = m.get()] { return raw->ClusterKey(); },
+      [api = m->api_.get()](const std::string& name, const std::string& cause) {
+        return RollServiceOntoSecrets(api->control(), name, cause);
+      });
+  m->secrets_->SetAuthorizer(*authorizer);
+  builder.RegisterService(m->secrets_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
     return absl::InternalError(
@@ -204,7 +245,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
       std::vector<std::string>{v1::Control::service_full_name(),
                                v1::Dispatcher::service_full_name(),
-                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name()});
+                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
+                               v1::Secrets::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();

@@ -17,12 +17,14 @@
 #include "manager/traffic.h"
 #include "roles.h"
 #include "security/cluster_authority.h"
+#include "security/secret_bytes.h"
 #include "store/store.h"
 
 namespace warren {
 
 class BackupService;
 class CaService;
+class SecretService;
 class DataDirLock;
 class EtcdElection;
 class GrpcAcceptor;
@@ -66,6 +68,8 @@ class ManagerServer {
 
  private:
   ManagerServer() = default;
+  // The key that wraps secrets' data keys.
+  absl::StatusOr<security::SecretBytes> ClusterKey() const;
 
   // Released after everything else is gone, the store last of all.
   std::unique_ptr<DataDirLock> data_dir_lock_;
@@ -82,6 +86,7 @@ class ManagerServer {
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<BackupService> backup_;
+  std::unique_ptr<SecretService> secrets_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_

@@ -148,6 +148,11 @@ constexpr TableEntry kTable[] = {
     // Every certificate renews itself (the handler keeps the identity and refuses revoked ones).
     {"/warren.v1.Ca/Renew", kAnyRole},
     {"/warren.v1.Ca/GetJoinToken", kAdminOnly},
+    {"/warren.v1.Secrets/CreateSecret", kAdminOnly},
+    {"/warren.v1.Secrets/ListSecrets", kReaders},
+    {"/warren.v1.Secrets/InspectSecret", kReaders},
+    {"/warren.v1.Secrets/UpdateSecret", kAdminOnly},
+    {"/warren.v1.Secrets/RemoveSecret", kAdminOnly},
 };
 
 const absl::flat_hash_map<std::string, MethodRule>& Rules() {

@@ -20,6 +20,8 @@ std::string_view KindName(Kind kind) {
       return "deployment";
     case Kind::kClusterSecurity:
       return "cluster security";
+    case Kind::kSecret:
+      return "secret";
   }
   return "unknown";
 }

@@ -23,6 +23,7 @@ enum class Kind : int {
   kDeployment = 6,
   // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
   kClusterSecurity = 7,
+  kSecret = 8,
 };
 
 std::string_view KindName(Kind kind);

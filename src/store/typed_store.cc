@@ -40,6 +40,8 @@ absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view dat
       }
       return ObjectIdentity{std::string(kClusterSecurityId), ""};
     }
+    case Kind::kSecret:
+      return Identity<v1::Secret>(data);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown kind ", static_cast<int>(kind)));
 }

@@ -10,6 +10,7 @@
 #include "spdlog/spdlog.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
+#include "warren/v1/secrets.pb.h"
 #include "warren/v1/security.pb.h"
 
 namespace warren {
@@ -49,6 +50,11 @@ struct ObjectTraits<v1::Event> {
   static std::string Name(const v1::Event&) { return ""; }
 };
 
+template <>
+struct ObjectTraits<v1::Secret> {
+  static constexpr Kind kKind = Kind::kSecret;
+  static std::string Name(const v1::Secret& s) { return s.name(); }
+};
 // The one ClusterSecurity object's store id.
 inline constexpr std::string_view kClusterSecurityId = "cluster";
 
