@@ -612,6 +612,9 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   });
   // In follow mode only live tasks are followed; dead ones are printed and done.
   std::mutex write_mu;
+  // The lines of the tasks that could be read are sent; the first live task that could not be
+  // read is the call's error, so that a worker's failure is not an empty, successful answer.
+  grpc::Status first_error;  // guarded by write_mu
   std::vector<std::thread> followers;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::mutex ctx_mu;
@@ -633,12 +636,28 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     }
     auto reader = stub->TaskLogs(raw, lreq);
     v1::LogLine line;
+    bool client_gone = false;
     while (reader->Read(&line)) {
       line.set_slot(task.slot());
       std::lock_guard<std::mutex> lock(write_mu);
-      if (!writer->Write(line)) break;
+      if (!writer->Write(line)) {
+        client_gone = true;
+        break;
+      }
     }
-    reader->Finish();
+    if (client_gone) raw->TryCancel();
+    grpc::Status status = reader->Finish();
+    // A follower cancelled at the end of a follow, or the client gone: not the task's failure.
+    if (status.ok() || client_gone || (follow && status.error_code() == grpc::CANCELLED)) return;
+    // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
+    if (IsTerminal(task.status().state())) return;
+    std::lock_guard<std::mutex> lock(write_mu);
+    if (first_error.ok()) {
+      first_error =
+          grpc::Status(status.error_code() == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,
+                       absl::StrCat("logs of task ", task.id(), " on node ", node->name(), " (",
+                                    node->agent_addr(), "): ", status.error_message()));
+    }
   };
   for (const auto& t : tasks) {
     bool live = !IsTerminal(t.status().state());
@@ -658,7 +677,8 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     }
     for (auto& th : followers) th.join();
   }
-  return grpc::Status::OK;
+  std::lock_guard<std::mutex> lock(write_mu);
+  return first_error;
 }
 
 grpc::Status ControlService::ListTasks(grpc::ServerContext* ctx, const v1::ListTasksRequest* req,
