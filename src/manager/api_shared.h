@@ -52,15 +52,11 @@ struct ApiShared {
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
-  // The caller's identity (nullopt: plaintext mode or an open method) when it may call
-  // `full_method`; else UNAUTHENTICATED or PERMISSION_DENIED. `ctx` null: an in-process call.
+  // The caller's identity (nullopt: plaintext mode, an open method or an in-process call) when
+  // it may call `full_method`; else UNAUTHENTICATED or PERMISSION_DENIED.
   absl::StatusOr<std::optional<security::CertificateIdentity>> Authorize(
       grpc::ServerContext* ctx, absl::string_view full_method) const {
-    if (authorizer->mode() == security::AuthMode::kPlaintextLoopback) return std::nullopt;
-    // gRPC always passes a context: none means the manager's own code (the dashboard, a secret
-    // update rolling its services), which acts with the manager's authority.
-    if (ctx == nullptr) return std::nullopt;
-    return authorizer->Authorize(ctx->auth_context().get(), full_method);
+    return authorizer->AuthorizeCall(ctx, full_method);
   }
 
   Store& store;
