@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
 #include "manager/events.h"
@@ -26,6 +27,10 @@ namespace warren {
 // The cluster key that wraps each secret's data key (security/secrets.h). An error when the
 // manager has none: then no secret can be written or read.
 using ClusterKeyFn = std::function<absl::StatusOr<security::SecretBytes>()>;
+
+// Credentials for calling one node's log service (WorkerAgent), which must prove it is that node.
+using NodeCredentialsFn = std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>(
+    const std::string& node_id)>;
 
 struct ApiOptions {
   absl::Duration node_timeout = absl::Seconds(15);
@@ -77,6 +82,8 @@ struct ApiShared {
       security::Authorizer::PlaintextLoopback();
   // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
   ClusterKeyFn secret_key;
+  // Unset: plaintext calls to the nodes' log services.
+  NodeCredentialsFn node_credentials;
 };
 
 // absl::Status -> grpc::Status, code for code.

@@ -618,7 +618,16 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   auto stream_task = [&](const v1::Task& task, bool follow) {
     auto node = GetObject<v1::Node>(store_, task.node_id());
     if (!node || node->agent_addr().empty()) return;
-    auto channel = grpc::CreateChannel(node->agent_addr(), grpc::InsecureChannelCredentials());
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (shared_.node_credentials) {
+      auto mtls = shared_.node_credentials(node->id());
+      if (!mtls.ok()) {
+        spdlog::warn("logs of task {}: {}", task.id(), std::string(mtls.status().message()));
+        return;
+      }
+      creds = std::move(*mtls);
+    }
+    auto channel = grpc::CreateChannel(node->agent_addr(), creds);
     auto stub = v1::WorkerAgent::NewStub(channel);
     v1::TaskLogsRequest lreq;
     lreq.set_task_id(task.id());

@@ -203,6 +203,17 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         m->authority_->node_cert_validity(), clock.Now());
     if (!bundle.ok()) return bundle.status();
     m->admin_bundle_dir_ = *bundle;
+    // The manager reads task logs with its own certificate and accepts only the node that runs
+    // the task (its id in the certificate, not a host name).
+    m->api_->SetNodeCredentials(
+        [files = security::CredentialsDirectory(
+                     (std::filesystem::path(options.data_dir) / "tls").string())
+                     .files(),
+         cluster = m->authority_->cluster_id()](const std::string& node_id) {
+          security::ChannelTlsOptions tls;
+          tls.server = {cluster, {}, node_id, nullptr};
+          return security::MakeChannelCredentials(files, tls);
+        });
   } else {
     // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
     auto acceptor = GrpcAcceptor::Listen(options.api_addr);

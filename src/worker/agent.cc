@@ -38,10 +38,18 @@ int64_t MachineMemory() {
 // Serves task logs from the driver's log files.
 class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
  public:
-  LogService(WorkerAgent& agent) : agent_(agent) {}
+  LogService(WorkerAgent& agent, std::shared_ptr<const security::Authorizer> authorizer)
+      : agent_(agent), authorizer_(std::move(authorizer)) {}
 
   grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         grpc::ServerWriter<v1::LogLine>* writer) override {
+    // The handshake already demands a manager (or admin) certificate of the cluster; the table
+    // is checked per call as on every other server.
+    if (auto peer = authorizer_->AuthorizeCall(ctx, "/warren.v1.WorkerAgent/TaskLogs");
+        !peer.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(peer.status().code()),
+                          std::string(peer.status().message()));
+    }
     // The id names a directory under the driver's: "../x" would read another directory's log.
     const std::string& id = req->task_id();
     if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
@@ -84,7 +92,66 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 
  private:
   WorkerAgent& agent_;
+  const std::shared_ptr<const security::Authorizer> authorizer_;
 };
+
+absl::Status WorkerAgent::ServeLogs() {
+  const bool tls = !options_.tls_cert.empty();
+  // Plaintext keeps its old rule (any caller; loopback is the default address).
+  std::shared_ptr<const security::Authorizer> authorizer =
+      security::Authorizer::PlaintextLoopback();
+  if (tls) {
+    auto mtls = security::Authorizer::Create(security::AuthMode::kMutualTls, options_.agent_addr,
+                                             options_.cluster_id, nullptr);
+    if (!mtls.ok()) {
+      return absl::Status(mtls.status().code(),
+                          absl::StrCat("agent-addr ", mtls.status().message()));
+    }
+    authorizer = *mtls;
+  }
+  log_service_ = std::make_unique<LogService>(*this, std::move(authorizer));
+  grpc::ServerBuilder builder;
+  ConfigureGrpcServer(builder);
+  int tls_port = 0;
+  if (tls) {
+    // Only managers read task logs: the handshake refuses any other certificate (by its
+    // identity, not a host name), and a client without one.
+    security::ServerTlsOptions server_tls;
+    server_tls.client_certificates = security::ClientCertificates::kRequire;
+    server_tls.clients = {
+        options_.cluster_id, {security::Role::kManager, security::Role::kAdmin}, "", nullptr};
+    auto creds = security::MakeServerCredentials(
+        {options_.tls_ca_cert, options_.tls_cert, options_.tls_key}, server_tls);
+    if (!creds.ok()) {
+      return absl::Status(creds.status().code(),
+                          absl::StrCat("agent-addr certificate: ", creds.status().message()));
+    }
+    // gRPC 1.51 hands accepted descriptors to a server only without TLS, so gRPC listens here.
+    builder.AddListeningPort(options_.agent_addr, *creds, &tls_port);
+  } else {
+    // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
+    auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+    if (!acceptor.ok()) {
+      return absl::Status(acceptor.status().code(),
+                          absl::StrCat("agent-addr ", acceptor.status().message()));
+    }
+    acceptor_ = std::move(*acceptor);
+  }
+  builder.RegisterService(log_service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_) {
+    return absl::InternalError(
+        absl::StrCat("agent-addr ", options_.agent_addr, ": gRPC server failed to start"));
+  }
+  int port = tls_port;
+  if (acceptor_) {
+    acceptor_->Start(server_.get());
+    port = acceptor_->port();
+  }
+  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+  agent_addr_ = absl::StrCat(host, ":", port);
+  return absl::OkStatus();
+}
 
 WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock,
                          Registry* registry)
@@ -119,24 +186,8 @@ absl::Status WorkerAgent::Start() {
   driver_->SetListener(
       [this](const std::string& id, const TaskRuntimeState& s) { OnRuntimeChange(id, s); });
 
-  log_service_ = std::make_unique<LogService>(*this);
-  // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
-  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
-  if (!acceptor.ok()) {
-    return absl::Status(acceptor.status().code(),
-                        absl::StrCat("agent-addr ", acceptor.status().message()));
-  }
-  acceptor_ = std::move(*acceptor);
-  grpc::ServerBuilder builder;
-  ConfigureGrpcServer(builder);
-  builder.RegisterService(log_service_.get());
-  server_ = builder.BuildAndStart();
-  if (!server_) return absl::InternalError("agent gRPC server failed to start");
-  acceptor_->Start(server_.get());
-  const int port = acceptor_->port();
-  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
-  agent_addr_ = absl::StrCat(host, ":", port);
-
+  absl::Status serving = ServeLogs();
+  if (!serving.ok()) return serving;
   secret_files_ =
       std::make_unique<SecretFiles>(std::filesystem::path(options_.data_dir) / "secrets");
   // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.

@@ -82,6 +82,9 @@ class WorkerAgent {
   void SweepTaskDirs();
   void ReportLoop();
   absl::Status Register();
+  // The log service on agent_addr: mutual TLS requiring a manager when the node has a
+  // certificate, else plaintext.
+  absl::Status ServeLogs();
   void Apply(const v1::Assignments& assignments);
   void StartTask(const v1::Task& assigned);
   // The address a process task listens on: the assigned one, or the next free one when

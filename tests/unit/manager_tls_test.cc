@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -207,6 +208,115 @@ TEST_F(ManagerTlsTest, AWorkerRefusesAManagerWhoseCaTheTokenDoesNotName) {
   s = PrepareNodeCertificate(&wo, absl::Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("--token"));
+}
+
+// A runtime whose every task writes the same log file.
+class LoggingFakeDriver : public FakeDriver {
+ public:
+  explicit LoggingFakeDriver(std::string log) : log_(std::move(log)) {}
+  std::string LogPath(std::string_view) const override { return log_; }
+
+ private:
+  const std::string log_;
+};
+
+// The node's log service under --tls: only a manager (or admin) certificate of the cluster
+// reads logs; the manager reads them with its own certificate and wants the task's node.
+class WorkerLogsTlsTest : public ManagerTlsTest {
+ protected:
+  void StartWorker() {
+    std::ofstream(tmp_.path() / "task.log") << "hello from the task\n";
+    WorkerOptions wo;
+    wo.manager_addr = m_->api_addr();
+    wo.node_name = "w1";
+    wo.data_dir = (tmp_.path() / "w1").string();
+    wo.address_range = "127.73.0.0/16";
+    wo.dns.addr = "";
+    wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+    ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
+    auto cert = security::ParseNodeCertificate(
+        security::CredentialsDirectory((fs::path(wo.data_dir) / "tls").string()).Read()->cert_pem);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    node_id_ = cert->identity.node_id;
+    agent_ = std::make_unique<WorkerAgent>(
+        wo, std::make_unique<LoggingFakeDriver>((tmp_.path() / "task.log").string()),
+        RealClock::Get());
+    ASSERT_TRUE(agent_->Start().ok());
+  }
+  void TearDown() override {
+    if (agent_) agent_->Stop();
+    ManagerTlsTest::TearDown();
+  }
+
+  // TaskLogs of any task over `creds`: the lines, or the error.
+  absl::StatusOr<std::string> TaskLogs(std::shared_ptr<grpc::ChannelCredentials> creds) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto stub =
+        v1::WorkerAgent::NewStub(grpc::CreateCustomChannel(agent_->agent_addr(), creds, args));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::TaskLogsRequest req;
+    req.set_task_id("t1");
+    auto reader = stub->TaskLogs(&ctx, req);
+    std::string got;
+    v1::LogLine line;
+    while (reader->Read(&line)) got += line.line();
+    grpc::Status s = reader->Finish();
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return got;
+  }
+  // Static credentials presenting a new certificate of `role` (none when nullopt), wanting the
+  // server to be node `server_node`.
+  std::shared_ptr<grpc::ChannelCredentials> Creds(std::optional<security::Role> role,
+                                                  const std::string& server_node) {
+    const security::ClusterAuthority& ca = *m_->authority();
+    std::optional<security::KeyAndCertificate> kc;
+    if (role) {
+      auto issued = ca.ca().IssueKeyAndCertificate({"someone", *role, ca.cluster_id()},
+                                                   {absl::Hours(1), {}}, absl::Now());
+      EXPECT_TRUE(issued.ok()) << issued.status();
+      kc = std::move(*issued);
+    }
+    auto creds = security::MakeStaticChannelCredentials(
+        ca.ca().cert_pem(), kc, {ca.cluster_id(), {}, server_node, nullptr});
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return *creds;
+  }
+
+  std::unique_ptr<WorkerAgent> agent_;
+  std::string node_id_;
+};
+
+TEST_F(WorkerLogsTlsTest, OnlyAManagerCertificateReadsANodesLogs) {
+  StartWorker();
+  auto manager = TaskLogs(Creds(security::Role::kManager, node_id_));
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  EXPECT_EQ(*manager, "hello from the task");
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kWorker, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kReadOnly, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(Creds(std::nullopt, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(grpc::InsecureChannelCredentials()).ok());
+  // The caller knows the node by its certificate: another node id is not the one it wants.
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kManager, "another-node")).ok());
+}
+
+TEST_F(WorkerLogsTlsTest, ServiceLogsWorkUnderTls) {
+  StartWorker();
+  std::string out, err;
+  const std::string tls_dir = m_->admin_bundle_dir();
+  ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "create", "web", "--command", "app"}, &out, &err),
+            0)
+      << err;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
+      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
+    }
+    return false;
+  }));
+  ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "logs", "web"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("| hello from the task"));
 }
 
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {
