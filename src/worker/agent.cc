@@ -15,8 +15,10 @@
 #include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "security/cert_renewer.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
+#include "warren/v1/security.grpc.pb.h"
 #include "worker/task_address.h"
 #include "worker/task_logs.h"
 
@@ -151,6 +153,40 @@ absl::Status WorkerAgent::ServeLogs() {
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
   return absl::OkStatus();
+}
+
+void WorkerAgent::StartCertificateRenewal() {
+  // tls_cert is <dir>/current/cert.pem (security::CredentialsDirectory::files()).
+  const std::filesystem::path dir =
+      std::filesystem::path(options_.tls_cert).parent_path().parent_path();
+  // Renewal presents the current certificate over the manager channel (its file watcher
+  // follows each installed generation): the same identity comes back, no token needed.
+  auto ca = std::shared_ptr<v1::Ca::Stub>(v1::Ca::NewStub(channel_));
+  security::RenewFn renew =
+      [this, ca](const security::CertificateInfo&,
+                 const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
+    v1::RenewCertificateRequest req;
+    req.set_csr_pem(csr);
+    req.add_hosts("127.0.0.1");
+    req.add_hosts("localhost");
+    const std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+    if (!host.empty() && host != "0.0.0.0" && host != "127.0.0.1" && host.front() != '[') {
+      req.add_hosts(host);
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(10)));
+    v1::NodeCertificate issued;
+    if (grpc::Status s = ca->Renew(&ctx, req, &issued); !s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat("warren.v1.Ca/Renew: ", s.error_message()));
+    }
+    return security::RenewedCertificate{issued.cert_pem(), issued.ca_cert_pem()};
+  };
+  renewer_ = std::make_unique<security::CertificateRenewer>(
+      security::CredentialsDirectory(dir.string()), std::move(renew),
+      options_.renewal_clock != nullptr ? *options_.renewal_clock : clock_,
+      options_.renewal_seed != 0 ? options_.renewal_seed : std::random_device()());
+  renewer_->Start();
 }
 
 WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock,
@@ -293,6 +329,7 @@ absl::Status WorkerAgent::Start() {
   }
   channel_ = grpc::CreateCustomChannel(options_.manager_addr, creds, channel_args);
   stub_ = v1::Dispatcher::NewStub(channel_);
+  if (!options_.tls_cert.empty()) StartCertificateRenewal();
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
   loops_.emplace_back([this] { HeartbeatLoop(); });
@@ -335,6 +372,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
     }
   }
   if (stop_.exchange(true)) return;
+  if (renewer_) renewer_->Stop();
   {
     absl::MutexLock lock(&mu_);
     if (watch_ctx_) watch_ctx_->TryCancel();

@@ -224,7 +224,7 @@ class LoggingFakeDriver : public FakeDriver {
 // reads logs; the manager reads them with its own certificate and wants the task's node.
 class WorkerLogsTlsTest : public ManagerTlsTest {
  protected:
-  void StartWorker() {
+  void StartWorker(const Clock* renewal_clock = nullptr) {
     std::ofstream(tmp_.path() / "task.log") << "hello from the task\n";
     WorkerOptions wo;
     wo.manager_addr = m_->api_addr();
@@ -233,6 +233,8 @@ class WorkerLogsTlsTest : public ManagerTlsTest {
     wo.address_range = "127.73.0.0/16";
     wo.dns.addr = "";
     wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+    wo.renewal_seed = 42;
+    wo.renewal_clock = renewal_clock;
     ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
     auto cert = security::ParseNodeCertificate(
         security::CredentialsDirectory((fs::path(wo.data_dir) / "tls").string()).Read()->cert_pem);
@@ -317,6 +319,75 @@ TEST_F(WorkerLogsTlsTest, ServiceLogsWorkUnderTls) {
   }));
   ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "logs", "web"}, &out, &err), 0) << err;
   EXPECT_THAT(out, HasSubstr("| hello from the task"));
+}
+
+// The worker's renewal clock runs ahead to the renewal point (the CA and the TLS layers keep real
+// time): it renews through warren.v1.Ca/Renew over its mutual-TLS channel, keeps its node id, stays
+// registered and keeps receiving assignments; its log service serves the new certificate.
+TEST_F(WorkerLogsTlsTest, AWorkerRenewsThroughTheCaAndKeepsItsNode) {
+  FakeClock clock(absl::Now());
+  StartWorker(&clock);
+  ASSERT_TRUE(WaitFor([&] { return GetObject<v1::Node>(m_->store(), node_id_).has_value(); }));
+  security::CredentialsDirectory dir((tmp_.path() / "w1" / "tls").string());
+  auto first = security::ParseNodeCertificate(dir.Read()->cert_pem);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  clock.Set(first->not_before + (first->not_after - first->not_before) * 81 / 100);
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = security::ParseNodeCertificate(dir.Read()->cert_pem);
+    return now.ok() && now->serial != first->serial;
+  }));
+  auto second = security::ParseNodeCertificate(dir.Read()->cert_pem);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->identity.node_id, node_id_);
+  EXPECT_EQ(second->identity.role, security::Role::kWorker);
+
+  // The same node still gets work over its open assignment stream.
+  std::string out, err;
+  ASSERT_EQ(
+      Cli({"--tls-dir", m_->admin_bundle_dir(), "service", "create", "web", "--command", "app"},
+          &out, &err),
+      0)
+      << err;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
+      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
+    }
+    return false;
+  }));
+  EXPECT_EQ(ListObjects<v1::Node>(m_->store()).size(), 1u);
+  // New handshakes present the renewed certificate (the file watcher re-reads it within its
+  // refresh interval).
+  auto logs = TaskLogs(Creds(security::Role::kManager, node_id_));
+  EXPECT_TRUE(logs.ok()) << logs.status();
+}
+
+TEST(ManagerTlsOptionsTest, CertValiditySetsTheLifetimeOfIssuedCertificatesAndIsStored) {
+  TempDir tmp;
+  ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
+  o.tls = true;
+  o.tls_root = (tmp.path() / "home").string();
+  o.cert_validity = absl::Minutes(2);
+  for (absl::Duration validity : {absl::Minutes(2), absl::Minutes(5)}) {
+    o.cert_validity = validity;
+    auto m = ManagerServer::Start(o, RealClock::Get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->authority()->node_cert_validity(), validity);
+    auto cert = security::ParseNodeCertificate(
+        security::CredentialsDirectory((tmp.path() / "m" / "tls").string()).Read()->cert_pem);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    // Backdated by a tenth of the life for clock skew.
+    EXPECT_EQ(cert->not_after - cert->not_before, validity + validity / 10);
+    (*m)->Shutdown();
+  }
+  // Not given: the stored lifetime stays.
+  o.cert_validity = absl::ZeroDuration();
+  auto m = ManagerServer::Start(o, RealClock::Get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->authority()->node_cert_validity(), absl::Minutes(5));
+  (*m)->Shutdown();
+  o.cert_validity = absl::Seconds(30);
+  EXPECT_FALSE(ManagerServer::Start(o, RealClock::Get()).ok());
 }
 
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {
