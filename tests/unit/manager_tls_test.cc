@@ -53,6 +53,18 @@ class ManagerTlsTest : public ::testing::Test {
     return code;
   }
 
+  // A worker of this manager, joining with the worker token when it has no certificate yet.
+  WorkerOptions JoiningWorker(const std::string& name, const std::string& range) {
+    WorkerOptions wo;
+    wo.manager_addr = m_->api_addr();
+    wo.node_name = name;
+    wo.data_dir = (tmp_.path() / name).string();
+    wo.address_range = range;
+    wo.dns.addr = "";
+    wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+    return wo;
+  }
+
   TempDir tmp_;
   std::unique_ptr<ManagerServer> m_;
 };
@@ -149,14 +161,9 @@ TEST_F(ManagerTlsTest, TheHybridWorkerRegistersOverMutualTlsUnderTheSameNodeIdAf
 }
 
 TEST_F(ManagerTlsTest, AWorkerJoinsWithTheTokenAndKeepsItsCertificateAcrossRestarts) {
-  WorkerOptions base;
-  base.manager_addr = m_->api_addr();
-  base.node_name = "w1";
-  base.data_dir = (tmp_.path() / "w1").string();
-  base.address_range = "127.72.0.0/16";
-  base.dns.addr = "";
-  WorkerOptions wo = base;
-  wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+  WorkerOptions wo = JoiningWorker("w1", "127.72.0.0/16");
+  WorkerOptions base = wo;
+  base.join_token.clear();
   ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
   auto cert = security::ParseNodeCertificate(
       security::CredentialsDirectory((fs::path(wo.data_dir) / "tls").string()).Read()->cert_pem);
@@ -226,13 +233,7 @@ class WorkerLogsTlsTest : public ManagerTlsTest {
  protected:
   void StartWorker(const Clock* renewal_clock = nullptr) {
     std::ofstream(tmp_.path() / "task.log") << "hello from the task\n";
-    WorkerOptions wo;
-    wo.manager_addr = m_->api_addr();
-    wo.node_name = "w1";
-    wo.data_dir = (tmp_.path() / "w1").string();
-    wo.address_range = "127.73.0.0/16";
-    wo.dns.addr = "";
-    wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+    WorkerOptions wo = JoiningWorker("w1", "127.73.0.0/16");
     wo.renewal_seed = 42;
     wo.renewal_clock = renewal_clock;
     ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
@@ -287,6 +288,13 @@ class WorkerLogsTlsTest : public ManagerTlsTest {
     return *creds;
   }
 
+  bool RunsATask() {
+    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
+      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
+    }
+    return false;
+  }
+
   std::unique_ptr<WorkerAgent> agent_;
   std::string node_id_;
 };
@@ -311,12 +319,7 @@ TEST_F(WorkerLogsTlsTest, ServiceLogsWorkUnderTls) {
   ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "create", "web", "--command", "app"}, &out, &err),
             0)
       << err;
-  ASSERT_TRUE(WaitFor([&] {
-    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
-      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
-    }
-    return false;
-  }));
+  ASSERT_TRUE(WaitFor([&] { return RunsATask(); }));
   ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "logs", "web"}, &out, &err), 0) << err;
   EXPECT_THAT(out, HasSubstr("| hello from the task"));
 }
@@ -349,12 +352,7 @@ TEST_F(WorkerLogsTlsTest, AWorkerRenewsThroughTheCaAndKeepsItsNode) {
           &out, &err),
       0)
       << err;
-  ASSERT_TRUE(WaitFor([&] {
-    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
-      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
-    }
-    return false;
-  }));
+  ASSERT_TRUE(WaitFor([&] { return RunsATask(); }));
   EXPECT_EQ(ListObjects<v1::Node>(m_->store()).size(), 1u);
   // New handshakes present the renewed certificate (the file watcher re-reads it within its
   // refresh interval).
