@@ -618,10 +618,29 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   std::vector<std::thread> followers;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::mutex ctx_mu;
+  // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
+  auto fail = [&](const v1::Task& task, const v1::Node& node, grpc::StatusCode code,
+                  absl::string_view why) {
+    if (IsTerminal(task.status().state())) return;
+    std::lock_guard<std::mutex> lock(write_mu);
+    if (!first_error.ok()) return;
+    first_error = grpc::Status(code == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,
+                               absl::StrCat("logs of task ", task.id(), " on node ", node.name(),
+                                            " (", node.agent_addr(), "): ", why));
+  };
   auto stream_task = [&](const v1::Task& task, bool follow) {
     auto node = GetObject<v1::Node>(store_, task.node_id());
     if (!node || node->agent_addr().empty()) return;
-    auto channel = grpc::CreateChannel(node->agent_addr(), grpc::InsecureChannelCredentials());
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (shared_.node_credentials) {
+      auto mtls = shared_.node_credentials(node->id());
+      if (!mtls.ok()) {
+        fail(task, *node, grpc::UNAVAILABLE, mtls.status().message());
+        return;
+      }
+      creds = std::move(*mtls);
+    }
+    auto channel = grpc::CreateChannel(node->agent_addr(), creds);
     auto stub = v1::WorkerAgent::NewStub(channel);
     v1::TaskLogsRequest lreq;
     lreq.set_task_id(task.id());
@@ -649,15 +668,7 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     grpc::Status status = reader->Finish();
     // A follower cancelled at the end of a follow, or the client gone: not the task's failure.
     if (status.ok() || client_gone || (follow && status.error_code() == grpc::CANCELLED)) return;
-    // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
-    if (IsTerminal(task.status().state())) return;
-    std::lock_guard<std::mutex> lock(write_mu);
-    if (first_error.ok()) {
-      first_error =
-          grpc::Status(status.error_code() == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,
-                       absl::StrCat("logs of task ", task.id(), " on node ", node->name(), " (",
-                                    node->agent_addr(), "): ", status.error_message()));
-    }
+    fail(task, *node, status.error_code(), status.error_message());
   };
   for (const auto& t : tasks) {
     bool live = !IsTerminal(t.status().state());
