@@ -879,7 +879,8 @@ grpc::Status ControlService::GetEndpoints(grpc::ServerContext* ctx,
   }
   auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  v1::RoutingTable table = shared_.routes->Get();
+  const std::shared_ptr<const v1::RoutingTable> shared_table = shared_.routes->Get();
+  const v1::RoutingTable& table = *shared_table;
   resp->set_service(svc->spec().name());
   resp->set_routing_version(table.version());
   *resp->mutable_ports() = svc->spec().template_().ports();
