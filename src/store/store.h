@@ -21,6 +21,9 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
+  // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
+  kClusterSecurity = 7,
+  kSecret = 8,
 };
 
 std::string_view KindName(Kind kind);
