@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/enum_names.h"
@@ -44,15 +45,9 @@ ControlService::ControlService(ApiShared& shared)
       publish_errors_(shared.publish_errors) {}
 
 absl::Status ControlService::CheckPorts(const v1::ServiceSpec& spec,
-                                        const v1::ServiceSpec* current) const {
-  const std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
-  absl::Status s = CheckPortConflicts(spec, services);
-  // A conflict the service already had (from before this check existed) does not block
-  // changes that leave it as it is.
-  if (!s.ok() && current != nullptr && CheckPortConflicts(*current, services) == s) {
-    return absl::OkStatus();
-  }
-  return s;
+                                        const v1::ServiceSpec* current) {
+  absl::MutexLock lock(&ports_mu_);
+  return ports_.Check(spec, current);
 }
 
 grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
@@ -67,9 +62,19 @@ grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
   }
-  // Held until the commit: two services must not claim one port in concurrent requests.
-  absl::MutexLock ports_lock(&ports_mu_);
-  if (auto s = CheckPorts(spec, nullptr); !s.ok()) return ToGrpc(s);
+  // The ports stay reserved until the commit ends, so a concurrent create or update cannot
+  // claim them meanwhile; the lock is not held across the commit, so creates commit together.
+  uint64_t reservation = 0;
+  {
+    absl::MutexLock lock(&ports_mu_);
+    if (auto s = ports_.Check(spec, nullptr); !s.ok()) return ToGrpc(s);
+    if (!req->dry_run()) reservation = ports_.Reserve(spec);
+  }
+  absl::Cleanup release = [&] {
+    if (reservation == 0) return;
+    absl::MutexLock lock(&ports_mu_);
+    ports_.Release(reservation);
+  };
   const absl::Time now = clock_.Now();
   v1::Service svc;
   svc.set_id(NewId());
@@ -165,7 +170,7 @@ grpc::Status ControlService::UpdateService(grpc::ServerContext* ctx,
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
         auto current = shared_.FindService(spec.name());
         if (!current.ok()) return current.status();
-        if (auto s = CheckPorts(spec, &current->spec()); !s.ok()) return s;
+        if (auto s = ports_.Check(spec, &current->spec()); !s.ok()) return s;
         if (req->expected_version() != 0 && req->expected_version() != current->version()) {
           return absl::FailedPreconditionError(absl::StrCat(
               "service \"", spec.name(), "\" changed since version ", req->expected_version(),
@@ -908,7 +913,8 @@ grpc::Status ControlService::GetEndpoints(grpc::ServerContext* ctx,
   }
   auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  v1::RoutingTable table = shared_.routes->Get();
+  const std::shared_ptr<const v1::RoutingTable> shared_table = shared_.routes->Get();
+  const v1::RoutingTable& table = *shared_table;
   resp->set_service(svc->spec().name());
   resp->set_routing_version(table.version());
   *resp->mutable_ports() = svc->spec().template_().ports();

@@ -199,10 +199,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       uint64_t applied = 0;
       while (!raw->stopping_) {
         const uint64_t seen = raw->store_->Version();
-        v1::RoutingTable table = raw->routes_->Get();
-        if (table.version() != applied) {
-          raw->dns_->Update(table);
-          applied = table.version();
+        const std::shared_ptr<const v1::RoutingTable> table = raw->routes_->Get();
+        if (table->version() != applied) {
+          raw->dns_->Update(*table);
+          applied = table->version();
         }
         raw->store_->WaitForVersion(seen, absl::Milliseconds(100));
       }
