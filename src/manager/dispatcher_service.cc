@@ -232,7 +232,7 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
     if (version != seen) {
       seen = version;
       if (view.Update()) {
-        v1::Assignments a = view.Build(version);
+        v1::Assignments a = view.Next(version, req->deltas());
         AddSecretValues(store_, shared_.secret_key, &a);
         if (!writer->Write(a)) break;
       }
