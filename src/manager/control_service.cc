@@ -673,6 +673,10 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     grpc::Status status = reader->Finish();
     // A follower cancelled at the end of a follow, or the client gone: not the task's failure.
     if (status.ok() || client_gone || (follow && status.error_code() == grpc::CANCELLED)) return;
+    // A task that has not started has no log yet.
+    if (status.error_code() == grpc::NOT_FOUND && task.status().state() < v1::TASK_STATE_RUNNING) {
+      return;
+    }
     fail(task, *node, status.error_code(), status.error_message());
   };
   for (const auto& t : tasks) {
