@@ -624,9 +624,11 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::mutex ctx_mu;
   // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
+  // A task that has not started has no log yet.
   auto fail = [&](const v1::Task& task, const v1::Node& node, grpc::StatusCode code,
                   absl::string_view why) {
     if (IsTerminal(task.status().state())) return;
+    if (code == grpc::NOT_FOUND && task.status().state() < v1::TASK_STATE_RUNNING) return;
     std::lock_guard<std::mutex> lock(write_mu);
     if (!first_error.ok()) return;
     first_error = grpc::Status(code == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,
@@ -673,10 +675,6 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     grpc::Status status = reader->Finish();
     // A follower cancelled at the end of a follow, or the client gone: not the task's failure.
     if (status.ok() || client_gone || (follow && status.error_code() == grpc::CANCELLED)) return;
-    // A task that has not started has no log yet.
-    if (status.error_code() == grpc::NOT_FOUND && task.status().state() < v1::TASK_STATE_RUNNING) {
-      return;
-    }
     fail(task, *node, status.error_code(), status.error_message());
   };
   for (const auto& t : tasks) {
