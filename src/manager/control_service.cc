@@ -624,9 +624,11 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::mutex ctx_mu;
   // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
+  // A task that has not started has no log yet.
   auto fail = [&](const v1::Task& task, const v1::Node& node, grpc::StatusCode code,
                   absl::string_view why) {
     if (IsTerminal(task.status().state())) return;
+    if (code == grpc::NOT_FOUND && task.status().state() < v1::TASK_STATE_RUNNING) return;
     std::lock_guard<std::mutex> lock(write_mu);
     if (!first_error.ok()) return;
     first_error = grpc::Status(code == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,

@@ -64,8 +64,9 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
     TaskLogReader reader(agent_.driver_->LogPath(id), agent_.driver_->CriLogFormat());
     absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(req->tail());
     if (!lines.ok()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("no logs for task ", req->task_id()));
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("no logs for task ", req->task_id(), " (", lines.status().message(), ")"));
     }
     v1::LogLine out;
     out.set_task_id(req->task_id());

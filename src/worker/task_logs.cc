@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -81,10 +82,14 @@ absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     bool found = false;
+    int open_errno = 0;
     for (const std::string& file : files) {
       if (before_open_) before_open_(file);
       const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
+      if (fd < 0) {
+        if (file == path_) open_errno = errno;
+        continue;
+      }
       found = true;
       if (file == path_) {
         // The current file stays open to follow it.
@@ -100,7 +105,9 @@ absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
     // No file at all: either the task has no log, or each open fell inside a rotation (`.1`
     // before the rename, the current file after it and before the writer's reopen).
     if (!found) {
-      if (attempt == kAttempts - 1) return absl::NotFoundError(absl::StrCat("no log file ", path_));
+      if (attempt == kAttempts - 1) {
+        return absl::NotFoundError(absl::StrCat("no log file ", path_, ": ", strerror(open_errno)));
+      }
       continue;
     }
     // Every rotation renames the current file, so one since the listing shows as another inode

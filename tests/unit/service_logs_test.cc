@@ -128,6 +128,15 @@ TEST_F(ServiceLogsTest, ADeadTaskWithoutALogIsLeftOut) {
   EXPECT_THAT(a.lines, ElementsAre("first", "second"));
 }
 
+// A task that has not started yet has no log either.
+TEST_F(ServiceLogsTest, ATaskThatHasNotStartedIsLeftOut) {
+  AddTask("t-ok", 1, "n1", agent_addr_);
+  AddTask("t-new", 2, "n1", agent_addr_, v1::TASK_STATE_STARTING);
+  Answer a = Logs();
+  EXPECT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_THAT(a.lines, ElementsAre("first", "second"));
+}
+
 TEST_F(ServiceLogsTest, ALiveTaskWhoseLogCannotBeReadFailsTheCallAfterTheOthersLines) {
   AddTask("t-ok", 1, "n1", agent_addr_);
   AddTask("t-gone", 2, "n2", agent_addr_);

@@ -96,7 +96,9 @@ TEST(TaskLogReaderTest, ReadsAcrossRotatedFilesAndFollowsARotation) {
   TempDir dir;
   const std::string base = dir.str() + "/output.log";
   TaskLogReader missing(base, false);
-  EXPECT_TRUE(absl::IsNotFound(missing.ReadLines(0).status()));
+  absl::Status none = missing.ReadLines(0).status();
+  EXPECT_TRUE(absl::IsNotFound(none));
+  EXPECT_THAT(none.message(), HasSubstr("output.log: No such file or directory"));
 
   std::ofstream(base + ".2") << Lines(0, 3);
   std::ofstream(base + ".1") << Lines(3, 5) << "split ";
