@@ -18,6 +18,8 @@ std::string_view KindName(Kind kind) {
       return "event";
     case Kind::kDeployment:
       return "deployment";
+    case Kind::kIngress:
+      return "ingress";
   }
   return "unknown";
 }

@@ -21,6 +21,8 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
+  // 7 and 8 are taken by the security and secrets branches.
+  kIngress = 9,
 };
 
 std::string_view KindName(Kind kind);

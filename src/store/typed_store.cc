@@ -31,6 +31,8 @@ absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view dat
       return Identity<v1::Event>(data);
     case Kind::kDeployment:
       return Identity<v1::Deployment>(data);
+    case Kind::kIngress:
+      return Identity<v1::Ingress>(data);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown kind ", static_cast<int>(kind)));
 }
