@@ -72,6 +72,12 @@ struct ManagerOptions {
   // Terminal tasks kept per slot for `service ps` (0..100; common/limits.h).
   int task_history = limits::kDefaultTaskHistory;
   int64_t reserved_fds = kDefaultReservedFds;
+  // Mutual TLS on the API (issue 12; docs/security.md); false: the plaintext mode, refused on
+  // a non-loopback api_addr.
+  bool tls = false;
+  // Where the admin client bundle goes (<tls_root>/<cluster-id>, <tls_root>/current); empty:
+  // $HOME/.warren.
+  std::string tls_root;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
@@ -111,6 +117,14 @@ struct WorkerOptions {
   // "process", "cri" or "fake".
   std::string runtime = "process";
   CriOptions cri;
+  // Mutual TLS towards the manager: this node's certificate (re-read on renewal) and the
+  // cluster the manager must belong to. Empty cert: plaintext.
+  std::string tls_ca_cert;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string cluster_id;
+  // SWMTKN-1-...: joins the cluster when the data dir holds no certificate yet (worker/join.h).
+  std::string join_token;
   // "worker", or "hybrid" when it shares the process with a manager.
   std::string role = "worker";
   // Stop every task when the worker exits (default: leave them for the next worker to adopt).

@@ -31,6 +31,7 @@
 #include "cli/node_commands.h"
 #include "cli/output.h"
 #include "cli/rollout_follow.h"
+#include "cli/secret_commands.h"
 #include "cli/service_flags.h"
 #include "cli/stack_commands.h"
 #include "cli/store_flags.h"
@@ -40,6 +41,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "ingress/ingress_spec.h"
 #include "roles.h"
+#include "security/client_bundle.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/cni_config.h"
 
@@ -64,7 +66,12 @@ struct Context {
     return f.ok() ? *f : OutputFormat::kTable;
   }
   // For the commands defined in their own files.
-  CommandEnv env_for_commands() const { return CommandEnv{&manager, out, err, &command_line}; }
+  CommandEnv env_for_commands() const {
+    return CommandEnv{&manager, out, err, &command_line, &credentials};
+  }
+  // --tls-dir / WARREN_TLS_DIR: the admin bundle of the cluster to talk to.
+  std::string tls_dir;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // A connection to the manager, and the one place gRPC errors become messages and exit codes.
@@ -150,6 +157,11 @@ absl::Status FinishDnsFlags(const std::string& ttl, DnsOptions* dns) {
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--data-dir", f->manager.data_dir, "Store directory")->capture_default_str();
   cmd->add_option("--api-addr", f->manager.api_addr, "gRPC API address")->capture_default_str();
+  cmd->add_flag("--tls", f->manager.tls,
+                "Mutual TLS on the API (writes the admin client bundle; docs/security.md)");
+  cmd->add_option("--tls-root", f->manager.tls_root,
+                  "Where the admin client bundle goes: DIR/<cluster-id>, DIR/current (default "
+                  "~/.warren)");
   cmd->add_option("--metrics-addr", f->manager.metrics_addr, "Metrics (HTTP) address")
       ->capture_default_str();
   cmd->add_option("--node-timeout", f->node_timeout,
@@ -344,8 +356,9 @@ int ServiceUpdate(Context& ctx, CLI::App& cmd, UpdateFlags& flags) {
   changes.erase("--detach");
   changes.erase("--force");
   // `service restart` and `update --force` alone: the same template, every task replaced.
-  const bool restart_only = flags.force && changes.empty() && flags.env_rm.empty();
-  if (changes.empty() && flags.env_rm.empty() && !flags.force) {
+  const bool removes = !flags.env_rm.empty() || !flags.secret_rm.empty();
+  const bool restart_only = flags.force && changes.empty() && !removes;
+  if (changes.empty() && !removes && !flags.force) {
     *ctx.err << "error: nothing to change: give at least one flag (see --help)\n";
     return 2;
   }
@@ -898,6 +911,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   app.add_option("--manager", ctx.manager, "Manager API address (env WARREN_MANAGER)")
       ->envname("WARREN_MANAGER")
       ->capture_default_str();
+  app.add_option("--tls-dir", ctx.tls_dir,
+                 "Admin client bundle of the cluster (env WARREN_TLS_DIR; default "
+                 "~/.warren/current when it exists, else plaintext)")
+      ->envname("WARREN_TLS_DIR");
 
   std::function<int()> action;
 
@@ -958,6 +975,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
+  worker
+      ->add_option("--token", worker_flags.worker.join_token,
+                   "Join token (warren cluster join-token worker) for a --tls manager; needed "
+                   "only until the data dir holds the worker's certificate")
+      ->envname("WARREN_JOIN_TOKEN");
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");
   AddRuntimeFlags(worker, &worker_flags.worker);
@@ -1003,6 +1025,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddTemplateFlags(update, &update_flags.t);
   update->add_option("--env-rm", update_flags.env_rm,
                      "Remove an environment variable (repeatable)");
+  update->add_option("--secret-rm", update_flags.secret_rm,
+                     "Stop giving the tasks this secret (repeatable)");
   AddUpdateConfigFlags(update, &update_flags.u);
   update->add_option("--message", update_flags.message,
                      "Change cause recorded with the revision (default: the command line)");
@@ -1158,6 +1182,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddOutputFlag(node_inspect, &ctx);
   node_inspect->callback([&] { action = [&] { return NodeInspect(ctx, node_name); }; });
   AddNodeCommands(node, ctx.env_for_commands(), &action);
+  AddSecretCommands(&app, ctx.env_for_commands(), &action);
 
   // events
   std::string events_service;
@@ -1199,6 +1224,17 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return 2;
   }
   if (!action) return 2;
+  // The server roles make their own connections; a client command presents the bundle.
+  if (!app.got_subcommand("manager") && !app.got_subcommand("worker") && !init->parsed()) {
+    if (const std::string dir = security::ChooseBundleDir(ctx.tls_dir); !dir.empty()) {
+      auto creds = security::BundleChannelCredentials(dir);
+      if (!creds.ok()) {
+        err << "error: " << creds.status().message() << "\n";
+        return 1;
+      }
+      ctx.credentials = std::move(*creds);
+    }
+  }
   return action();
 }
 

@@ -18,6 +18,7 @@
 #include "common/data_dir.h"
 #include "store/store_file.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/security.grpc.pb.h"
 
 namespace warren {
 namespace {
@@ -214,6 +215,26 @@ int Restore(const CommandEnv& env, const std::string& file, const std::string& d
   return 0;
 }
 
+int JoinToken(const CommandEnv& env, const std::string& role, bool rotate, bool quiet) {
+  auto stub = v1::Ca::NewStub(env.Channel());
+  grpc::ClientContext call;
+  CommandEnv::Prepare(&call);
+  v1::GetJoinTokenRequest req;
+  req.set_role(role);
+  req.set_rotate(rotate);
+  v1::GetJoinTokenResponse resp;
+  if (grpc::Status s = stub->GetJoinToken(&call, req, &resp); !s.ok()) return env.Fail(s);
+  if (quiet) {
+    *env.out << resp.token() << "\n";
+    return 0;
+  }
+  if (rotate)
+    *env.out << "The " << role << " join token was rotated: the old one admits no new node.\n";
+  *env.out << "To add a " << role << " to this cluster, run on it:\n\n    warren " << role
+           << " --manager " << *env.manager << " --token " << resp.token() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddClusterAdminCommands(CLI::App* cluster, const CommandEnv& env,
@@ -234,6 +255,24 @@ void AddClusterAdminCommands(CLI::App* cluster, const CommandEnv& env,
   restore->add_option("FILE", *restore_file, "Backup file (from `warren cluster backup`)")
       ->required();
   restore->add_option("--data-dir", *restore_dir, "The manager's data dir")->capture_default_str();
+  auto token_role = std::make_shared<std::string>();
+  auto token_rotate = std::make_shared<bool>(false);
+  auto token_quiet = std::make_shared<bool>(false);
+  CLI::App* token = cluster->add_subcommand(
+      "join-token", "Print the token that admits a new worker or manager (--rotate: a new one)");
+  token->add_option("ROLE", *token_role, "worker or manager")
+      ->required()
+      ->check(CLI::IsMember({"worker", "manager"}));
+  token->add_flag("--rotate", *token_rotate,
+                  "Replace the token first: the old one admits no new node (nodes that joined "
+                  "with it stay)");
+  token->add_flag("-q,--quiet", *token_quiet, "Print only the token");
+  token->callback([env, action, token_role, token_rotate, token_quiet] {
+    *action = [env, token_role, token_rotate, token_quiet] {
+      return JoinToken(env, *token_role, *token_rotate, *token_quiet);
+    };
+  });
+
   restore->callback([env, action, restore_file, restore_dir] {
     *action = [env, restore_file, restore_dir] {
       return Restore(env, *restore_file, *restore_dir);

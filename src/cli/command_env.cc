@@ -10,6 +10,11 @@ std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
   // Task lists of large services exceed gRPC's default 4 MiB per response.
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
+  if (credentials != nullptr && *credentials != nullptr) {
+    // One connection per command: a cached one of another bundle must not be shared.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(*manager, *credentials, args);
+  }
   return grpc::CreateCustomChannel(*manager, grpc::InsecureChannelCredentials(), args);
 }
 

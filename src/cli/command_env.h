@@ -17,6 +17,8 @@ struct CommandEnv {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   const std::string* command_line = nullptr;
+  // The admin bundle's credentials, set after parsing (cli.cc); null: plaintext.
+  const std::shared_ptr<grpc::ChannelCredentials>* credentials = nullptr;
 
   std::shared_ptr<grpc::Channel> Channel() const;
   // A unary call's context: the CLI's deadline (5 s), no waiting for a channel to connect.

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <set>
 #include <string>
@@ -9,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -69,6 +72,7 @@ constexpr std::pair<const char*, const char*> kFieldFlags[] = {
     {"template.resources.cpus", "--cpus"},
     {"template.resources.memoryBytes", "--memory"},
     {"template.constraints", "--constraint"},
+    {"template.secrets", "--secret"},
     {"template.env", "--env"},
     {"template.labels", "--container-label"},
     {"template.image", "--image"},
@@ -167,6 +171,16 @@ absl::Status ApplyTemplateFlags(const TemplateFlags& f, v1::ServiceSpec* spec) {
   if (f.Given("--constraint")) {
     t->clear_constraints();
     for (const auto& c : f.constraints) t->add_constraints(c);
+  }
+  for (const std::string& text : f.secrets) {
+    absl::StatusOr<v1::SecretReference> ref = ParseSecretFlag(text);
+    if (!ref.ok()) return FlagError("--secret", ref.status().message());
+    v1::SecretReference* slot = nullptr;
+    for (v1::SecretReference& have : *t->mutable_secrets()) {
+      if (have.name() == ref->name()) slot = &have;
+    }
+    if (slot == nullptr) slot = t->add_secrets();
+    *slot = *ref;
   }
 
   // Health check: the probe flags choose the probe; the timing flags change the current one.
@@ -503,6 +517,8 @@ void AddTemplateFlags(CLI::App* cmd, TemplateFlags* f) {
   cmd->add_option("--label", f->labels, "Service label K=V (repeatable)");
   cmd->add_option("--constraint", f->constraints,
                   "Placement: node.labels.K==V, node.name!=N, node.role==R (repeatable)");
+  cmd->add_option("--secret", f->secrets,
+                  "Secret as a file: NAME[,target=FILE,mode=0400,uid=0,gid=0] (repeatable)");
   cmd->add_option("--stop-timeout", f->stop_timeout, "SIGKILL after this long (e.g. 10s)");
   cmd->add_option("--drain-timeout", f->drain_timeout,
                   "Out of the routing table this long before SIGTERM (default 5s)");
@@ -595,6 +611,51 @@ absl::StatusOr<double> ParsePercent(std::string_view text) {
   return v;
 }
 
+absl::StatusOr<v1::SecretReference> ParseSecretFlag(std::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(AV(text), ',');
+  v1::SecretReference ref;
+  ref.set_name(std::string(parts[0]));
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("expected NAME[,target=FILE,mode=0400,uid=0,gid=0], got \"%s\"", AV(text)));
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    absl::string_view part = parts[i];
+    if (absl::ConsumePrefix(&part, "target=")) {
+      ref.set_target(std::string(part));
+    } else if (absl::ConsumePrefix(&part, "mode=")) {
+      uint32_t mode = 0;
+      if (part.empty() || part.size() > 4 ||
+          !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '7'; })) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("mode: an octal file mode such as 0400 or 0440, got \"%s\"", part));
+      }
+      for (char c : part) mode = mode * 8 + static_cast<uint32_t>(c - '0');
+      ref.set_mode(mode);
+    } else if (absl::StartsWith(part, "uid=") || absl::StartsWith(part, "gid=")) {
+      const bool is_uid = absl::ConsumePrefix(&part, "uid=");
+      if (!is_uid) absl::ConsumePrefix(&part, "gid=");
+      uint32_t id = 0;
+      if (!absl::SimpleAtoi(part, &id) || id == UINT32_MAX ||
+          !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: a numeric user or group id (0..4294967294), got \"%s\"",
+                            is_uid ? "uid" : "gid", part));
+      }
+      if (is_uid) {
+        ref.set_uid(id);
+      } else {
+        ref.set_gid(id);
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "\"%s\": expected target=FILE, mode=OCTAL, uid=N or gid=N after the secret's name",
+          part));
+    }
+  }
+  return ref;
+}
+
 absl::StatusOr<std::pair<std::string, std::string>> ParseKeyValue(std::string_view flag,
                                                                   std::string_view text) {
   size_t eq = text.find('=');
@@ -624,6 +685,15 @@ absl::Status ApplyUpdateFlags(const UpdateFlags& flags, v1::ServiceSpec* spec) {
                        absl::StrFormat("the service has no environment variable \"%s\"", key));
     }
     spec->mutable_template_()->mutable_env()->erase(key);
+  }
+  for (const std::string& name : flags.secret_rm) {
+    auto* refs = spec->mutable_template_()->mutable_secrets();
+    auto it = std::find_if(refs->begin(), refs->end(),
+                           [&](const v1::SecretReference& r) { return r.name() == name; });
+    if (it == refs->end()) {
+      return FlagError("--secret-rm", absl::StrFormat("the service has no secret \"%s\"", name));
+    }
+    refs->erase(it);
   }
   if (flags.force) {
     spec->mutable_template_()->set_force_update(spec->template_().force_update() + 1);

@@ -42,6 +42,8 @@ struct TemplateFlags {
   std::string memory;
   std::vector<std::string> labels;  // K=V
   std::vector<std::string> constraints;
+  // NAME[,target=FILE,mode=0400] (repeatable); on update, replaces the reference of that name.
+  std::vector<std::string> secrets;
   std::string stop_timeout;
   std::string drain_timeout;
 
@@ -103,6 +105,7 @@ struct UpdateFlags {
   TemplateFlags t;
   UpdateConfigFlags u;
   std::vector<std::string> env_rm;
+  std::vector<std::string> secret_rm;
   std::string message;
   bool detach = false;
   // --force / `service restart`: raise template.force_update.
@@ -120,6 +123,9 @@ void RecordGivenFlags(const CLI::App& cmd, UpdateConfigFlags* flags);
 // "8080" (published 8080, target 8080), "9000:8080" (published 9000, target 8080),
 // "127.0.0.1:9000:8080/tcp" (bound to one host address).
 absl::StatusOr<v1::Port> ParsePublish(std::string_view text);
+// "NAME", "NAME,target=FILE", "NAME,target=FILE,mode=0440" (mode in octal). Only the syntax
+// is checked here; the rules are the spec's (ValidateServiceSpec).
+absl::StatusOr<v1::SecretReference> ParseSecretFlag(std::string_view text);
 // "10,25,50,100": whole numbers separated by commas (spaces allowed). Only the syntax is
 // checked here; ranges and order are the spec's (ValidateServiceSpec).
 absl::StatusOr<std::vector<int>> ParseCanarySteps(std::string_view text);

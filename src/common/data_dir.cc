@@ -27,8 +27,11 @@ int saved_umask = -1;
 constexpr fs::perms kGroupOther = fs::perms::group_all | fs::perms::others_all;
 
 // What a directory Warren wrote before holds; a non-empty directory with none of these is
-// someone else's, and making it private could lock its owners out.
-constexpr const char* kWarrenEntries[] = {kDataDirLockFile, "store.db", "tasks"};
+// someone else's, and making it private could lock its owners out. "cluster.kek" alone is a
+// new manager's data dir prepared with the cluster's key file (a shared etcd store); "tls" alone
+// a node's data dir that got its certificate before its first start (a hybrid node's worker).
+constexpr const char* kWarrenEntries[] = {kDataDirLockFile, "store.db", "tasks", "cluster.kek",
+                                          "tls"};
 
 // "pid 1234 manager" as the holder wrote it, or "" when it did not (yet).
 std::string ReadHolder(int fd) {

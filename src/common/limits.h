@@ -39,6 +39,8 @@ inline constexpr size_t kMaxLabelValueBytes = 4096;
 // Placement constraints: expressions and the length of one.
 inline constexpr int kMaxConstraints = 64;
 inline constexpr size_t kMaxConstraintBytes = 512;
+// Secrets one task uses (template.secrets).
+inline constexpr int kMaxSecretsPerTask = 64;
 // Ports and the length of a port name (a DNS label in SRV records).
 inline constexpr int kMaxPorts = 128;
 inline constexpr size_t kMaxPortNameBytes = 63;

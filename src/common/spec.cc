@@ -432,6 +432,40 @@ absl::Status ValidateTemplate(const v1::TaskTemplate& t) {
       return Invalid(absl::StrCat("template.constraints[", i, "]"), c.status().message());
     }
   }
+  if (t.secrets_size() > limits::kMaxSecretsPerTask) {
+    return Invalid("template.secrets", absl::StrCat("at most ", limits::kMaxSecretsPerTask,
+                                                    " secrets, got ", t.secrets_size()));
+  }
+  for (int i = 0; i < t.secrets_size(); ++i) {
+    const v1::SecretReference& ref = t.secrets(i);
+    const std::string p = absl::StrCat("template.secrets[", i, "]");
+    if (auto s = ValidateSecretName(ref.name()); !s.ok()) {
+      return Invalid(p + ".name", s.message());
+    }
+    const std::string& target = ref.target();
+    if (target.empty() || target.size() > 255 || target == "." || target == ".." ||
+        target.find('/') != std::string::npos) {
+      return Invalid(p + ".target",
+                     absl::StrFormat("\"%s\" is not a file name (1..255 bytes, no '/', not "
+                                     "\".\" or \"..\")",
+                                     Shown(target)));
+    }
+    if ((ref.mode() & ~0444u) != 0 || (ref.mode() & 0400u) == 0) {
+      return Invalid(p + ".mode", absl::StrFormat("must be read-only bits with the owner's read "
+                                                  "bit (0400..0444), got 0%o",
+                                                  ref.mode()));
+    }
+    if (ref.uid() == UINT32_MAX || ref.gid() == UINT32_MAX) {
+      return Invalid(p + (ref.uid() == UINT32_MAX ? ".uid" : ".gid"),
+                     "4294967295 is not a user or group id (0..4294967294)");
+    }
+    for (int j = 0; j < i; ++j) {
+      if (t.secrets(j).target() == target) {
+        return Invalid(p + ".target",
+                       absl::StrFormat("\"%s\" is already used by secrets[%d]", Shown(target), j));
+      }
+    }
+  }
   for (const auto& [k, v] : t.env()) {
     if (!IsIdentifier(k)) {
       return Invalid("template.env",
@@ -1115,6 +1149,10 @@ void ApplySpecDefaults(v1::ServiceSpec* spec) {
   if (r->condition().empty()) r->set_condition("always");
   if (!r->has_delay()) r->mutable_delay()->set_nanos(100'000'000);
   if (!r->has_max_delay()) r->mutable_max_delay()->set_seconds(30);
+  for (v1::SecretReference& ref : *t->mutable_secrets()) {
+    if (ref.target().empty()) ref.set_target(ref.name());
+    if (ref.mode() == 0) ref.set_mode(0400);
+  }
   if (t->has_health_check() && t->health_check().probe_case() != v1::HealthCheck::PROBE_NOT_SET) {
     v1::HealthCheck* h = t->mutable_health_check();
     if (!h->has_interval()) h->mutable_interval()->set_seconds(5);
@@ -1245,6 +1283,17 @@ absl::Status ValidateLabels(std::string_view path_in,
 absl::Status ValidateReplicas(int64_t replicas) {
   if (replicas >= 0 && replicas <= limits::kMaxReplicas) return absl::OkStatus();
   return Invalid("replicas", absl::StrCat("must be 0..", limits::kMaxReplicas, ", got ", replicas));
+}
+
+absl::Status ValidateSecretName(std::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("required");
+  if (!IsDnsLabel(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("\"%s\" is not a DNS label (lower-case letters, digits and '-', 1..63 "
+                        "characters, starting and ending with a letter or digit)",
+                        Shown(AV(name))));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {

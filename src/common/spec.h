@@ -72,6 +72,10 @@ absl::Status ValidateReplicas(int64_t replicas);
 absl::Status ValidateLabels(std::string_view path,
                             const google::protobuf::Map<std::string, std::string>& labels);
 
+// A secret's name: the rules of a service name (a DNS label). The error message does not name
+// the field (the caller does).
+absl::Status ValidateSecretName(std::string_view name);
+
 // Checks a spec (after defaults) against its rules and every limit of common/limits.h, and
 // refuses NUL bytes in every string. The error is INVALID_ARGUMENT and names the field with its
 // path and what is allowed, e.g. "template.ports[0].target: must be 1..65535, got 70000".

@@ -2,6 +2,7 @@
 #define WARREN_MANAGER_API_SHARED_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,10 +17,15 @@
 #include "manager/publish_errors.h"
 #include "manager/traffic.h"
 #include "security/authz.h"
+#include "security/secret_bytes.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
 
 namespace warren {
+
+// The cluster key that wraps each secret's data key (security/secrets.h). An error when the
+// manager has none: then no secret can be written or read.
+using ClusterKeyFn = std::function<absl::StatusOr<security::SecretBytes>()>;
 
 struct ApiOptions {
   absl::Duration node_timeout = absl::Seconds(15);
@@ -51,7 +57,10 @@ struct ApiShared {
   absl::StatusOr<std::optional<security::CertificateIdentity>> Authorize(
       grpc::ServerContext* ctx, absl::string_view full_method) const {
     if (authorizer->mode() == security::AuthMode::kPlaintextLoopback) return std::nullopt;
-    return authorizer->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr, full_method);
+    // gRPC always passes a context: none means the manager's own code (the dashboard, a secret
+    // update rolling its services), which acts with the manager's authority.
+    if (ctx == nullptr) return std::nullopt;
+    return authorizer->Authorize(ctx->auth_context().get(), full_method);
   }
 
   Store& store;
@@ -70,6 +79,8 @@ struct ApiShared {
   // Decides every RPC of both services; sec-tls switches servers to kMutualTls.
   std::shared_ptr<const security::Authorizer> authorizer =
       security::Authorizer::PlaintextLoopback();
+  // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
+  ClusterKeyFn secret_key;
 };
 
 // absl::Status -> grpc::Status, code for code.

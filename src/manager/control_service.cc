@@ -22,6 +22,7 @@
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
+#include "manager/secret_service.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 
@@ -61,6 +62,7 @@ grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  if (auto s = ResolveSecretReferences(store_, &spec); !s.ok()) return ToGrpc(s);
   if (GetObjectByName<v1::Service>(store_, spec.name())) {
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
@@ -154,6 +156,7 @@ grpc::Status ControlService::UpdateService(grpc::ServerContext* ctx,
   v1::ServiceSpec spec = req->spec();
   ApplySpecDefaults(&spec);
   if (auto s = ValidateServiceSpec(spec); !s.ok()) return ToGrpc(s);
+  if (auto s = ResolveSecretReferences(store_, &spec); !s.ok()) return ToGrpc(s);
   v1::Service next;
   bool unchanged = false;
   // Held until the commit: two services must not claim one port in concurrent requests.

@@ -23,6 +23,7 @@
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
+#include "manager/secret_service.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 
@@ -89,7 +90,11 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
   // (and plaintext mode) register by name as before.
   const std::optional<security::CertificateIdentity>& cert = *peer;
   const bool node_cert = cert && cert->role != security::Role::kAdmin;
-  if (node_cert && !req->role().empty() && req->role() != security::RoleName(cert->role)) {
+  // A hybrid node is the manager's own worker: it holds a manager certificate.
+  const bool hybrid =
+      node_cert && req->role() == "hybrid" && cert->role == security::Role::kManager;
+  if (node_cert && !hybrid && !req->role().empty() &&
+      req->role() != security::RoleName(cert->role)) {
     return grpc::Status(
         grpc::StatusCode::PERMISSION_DENIED,
         absl::StrCat("role: \"", req->role(), "\" differs from the certificate's role ",
@@ -138,7 +143,7 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         }
         *node.mutable_labels() = req->labels();
         if (node_cert) {
-          node.set_role(std::string(security::RoleName(cert->role)));
+          node.set_role(hybrid ? "hybrid" : std::string(security::RoleName(cert->role)));
         } else {
           node.set_role(req->role().empty() ? "worker" : req->role());
         }
@@ -226,7 +231,11 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
-      if (view.Update() && !writer->Write(view.Build(version))) break;
+      if (view.Update()) {
+        v1::Assignments a = view.Build(version);
+        AddSecretValues(store_, shared_.secret_key, &a);
+        if (!writer->Write(a)) break;
+      }
     }
     store_.WaitForVersion(seen, absl::Milliseconds(500));
   }

@@ -40,6 +40,9 @@ class ManagerApi {
     shared_.authorizer = std::move(authorizer);
   }
 
+  // The key secrets are opened with for the workers' assignments. Set once, before serving.
+  void SetSecretKey(ClusterKeyFn key) { shared_.secret_key = std::move(key); }
+
   void SetIntentPass(std::function<void()> pass) { control_.SetIntentPass(std::move(pass)); }
 
  private:

@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/data_dir.h"
 #include "common/grpc_services.h"
+#include "common/ids.h"
 #include "common/role_defaults.h"
 #include "common/systemd_notify.h"
 #include "common/task_state.h"
@@ -17,8 +19,13 @@
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "manager/backup_service.h"
+#include "manager/ca_service.h"
+#include "manager/cluster_identity.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
+#include "manager/secret_service.h"
+#include "security/client_bundle.h"
+#include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 #include "ui/dashboard.h"
@@ -26,6 +33,7 @@
 #include "worker/cni_config.h"
 #include "worker/cri_driver.h"
 #include "worker/fake_driver.h"
+#include "worker/join.h"
 #include "worker/process_driver.h"
 
 namespace warren {
@@ -49,6 +57,67 @@ int WaitForTerminationSignal() {
   return sig;
 }
 
+namespace {
+
+// The manager's own certificate, issued afresh at every start into <data-dir>/tls (re-read by
+// gRPC from there), and server credentials that ask for a client certificate without requiring
+// one: the CA bootstrap calls come without, and every other call is refused per RPC.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ManagerServerCredentials(
+    const security::ClusterAuthority& authority, const ManagerOptions& options,
+    std::shared_ptr<const security::RevocationList> revoked, absl::Time now) {
+  std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
+  const std::string host = options.api_addr.substr(0, options.api_addr.rfind(':'));
+  if (!host.empty() && host != "0.0.0.0" && host != "[::]" && host != "127.0.0.1") {
+    hosts.push_back(std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]")));
+  }
+  auto kc = authority.ca().IssueKeyAndCertificate(
+      {"manager", security::Role::kManager, authority.cluster_id()},
+      {authority.node_cert_validity(), hosts}, now);
+  if (!kc.ok()) return kc.status();
+  security::CredentialsDirectory dir((std::filesystem::path(options.data_dir) / "tls").string());
+  if (auto s = dir.Install({authority.ca().cert_pem(), kc->cert_pem, kc->key_pem}, now); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("manager certificate: ", s.message()));
+  }
+  security::ServerTlsOptions tls;
+  tls.client_certificates = security::ClientCertificates::kVerifyIfPresent;
+  tls.clients = {authority.cluster_id(), {}, "", std::move(revoked)};
+  return security::MakeServerCredentials(dir.files(), tls);
+}
+
+// A new revision of `name` with its template's secret references at the secrets' current
+// versions, through the API's own update (same checks, same rolling update). Retried when the
+// service changes between the read and the write, so no concurrent update is lost.
+absl::Status RollServiceOntoSecrets(ControlService& api, const std::string& name,
+                                    const std::string& cause) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    v1::GetServiceRequest get;
+    get.set_name_or_id(name);
+    v1::Service current;
+    if (grpc::Status s = api.GetService(nullptr, &get, &current); !s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
+    v1::UpdateServiceRequest update;
+    *update.mutable_spec() = current.spec();
+    update.set_expected_version(current.version());
+    update.set_change_cause(cause);
+    v1::Service updated;
+    grpc::Status s = api.UpdateService(nullptr, &update, &updated);
+    if (s.ok()) return absl::OkStatus();
+    last = absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return last;
+  }
+  return last;
+}
+
+}  // namespace
+
+absl::StatusOr<security::SecretBytes> ManagerServer::ClusterKey() const {
+  // Loaded before the API serves; a manager without it never started.
+  if (!authority_) return absl::FailedPreconditionError("secrets: the cluster key is not loaded");
+  return authority_->cluster_key();
+}
+
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
   EnableStandardGrpcServices();
@@ -63,6 +132,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->store_ = std::move(store->store);
   m->election_ = std::move(store->election);
   m->controller_store_ = std::move(store->controller_store);
+  auto authority = LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now());
+  if (!authority.ok()) return authority.status();
+  m->authority_ = std::make_unique<security::ClusterAuthority>(std::move(*authority));
   m->registry_ = std::make_unique<Registry>();
   m->metrics_ = std::make_unique<ManagerMetrics>(*m->registry_);
   m->events_ = std::make_unique<EventLog>(*m->store_, clock);
@@ -71,9 +143,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   api_options.node_timeout = options.node_timeout;
   m->api_ = std::make_unique<ManagerApi>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
-  // Until the API runs mutual TLS, every call is allowed; that is only acceptable on loopback.
-  auto authorizer = security::Authorizer::Create(security::AuthMode::kPlaintextLoopback,
-                                                 options.api_addr, "", nullptr);
+  m->revoked_ = std::make_shared<security::RevocationList>();
+  // Plaintext allows every call; Create refuses it on a non-loopback address.
+  auto authorizer = security::Authorizer::Create(
+      options.tls ? security::AuthMode::kMutualTls : security::AuthMode::kPlaintextLoopback,
+      options.api_addr, m->authority_->cluster_id(), m->revoked_);
   if (!authorizer.ok()) {
     return absl::Status(authorizer.status().code(),
                         absl::StrCat("api-addr ", authorizer.status().message()));
@@ -86,6 +160,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->routes_ = std::make_unique<RoutingTableCache>(*m->store_, clock);
   m->traffic_ = std::make_unique<TrafficStats>(clock);
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
+  m->api_->SetSecretKey([raw = m.get()] { return raw->ClusterKey(); });
   m->controller_->SetTraffic(m->traffic_.get());
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
@@ -113,34 +188,66 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     });
   }
 
-  // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
-  auto acceptor = GrpcAcceptor::Listen(options.api_addr);
-  if (!acceptor.ok()) {
-    return absl::Status(acceptor.status().code(),
-                        absl::StrCat("api-addr ", acceptor.status().message()));
-  }
-  m->grpc_acceptor_ = std::move(*acceptor);
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
+  int tls_port = 0;
+  if (options.tls) {
+    auto creds = ManagerServerCredentials(*m->authority_, options, m->revoked_, clock.Now());
+    if (!creds.ok()) return creds.status();
+    // gRPC 1.51 hands descriptors to a server only without TLS (AddInsecureChannelFromFd), so
+    // under TLS gRPC's own listener accepts; a failed accept4 (EMFILE) stops it for good, which
+    // reserved_fds makes unlikely but not impossible.
+    builder.AddListeningPort(options.api_addr, *creds, &tls_port);
+    auto bundle = security::WriteAdminBundle(
+        options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root, *m->authority_,
+        m->authority_->node_cert_validity(), clock.Now());
+    if (!bundle.ok()) return bundle.status();
+    m->admin_bundle_dir_ = *bundle;
+  } else {
+    // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
+    auto acceptor = GrpcAcceptor::Listen(options.api_addr);
+    if (!acceptor.ok()) {
+      return absl::Status(acceptor.status().code(),
+                          absl::StrCat("api-addr ", acceptor.status().message()));
+    }
+    m->grpc_acceptor_ = std::move(*acceptor);
+  }
   builder.RegisterService(&m->api_->control());
   builder.RegisterService(&m->api_->dispatcher());
   builder.RegisterService(&m->api_->ingress());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
   m->backup_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->backup_.get());
+  m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
+                                       clock, *authorizer);
+  builder.RegisterService(m->ca_.get());
+  m->secrets_ = std::make_unique<SecretService>(
+      *m->store_, clock, *m->events_, [raw = m.get()] { return raw->ClusterKey(); },
+      [api = m->api_.get()](const std::string& name, const std::string& cause) {
+        return RollServiceOntoSecrets(api->control(), name, cause);
+      });
+  m->secrets_->SetAuthorizer(*authorizer);
+  builder.RegisterService(m->secrets_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
     return absl::InternalError(
         absl::StrCat("api-addr ", options.api_addr, ": gRPC server failed to start"));
   }
-  m->grpc_acceptor_->Start(m->grpc_server_.get());
-  const int port = m->grpc_acceptor_->port();
+  int port = tls_port;
+  if (m->grpc_acceptor_) {
+    m->grpc_acceptor_->Start(m->grpc_server_.get());
+    port = m->grpc_acceptor_->port();
+  } else if (port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("api-addr ", options.api_addr, ": cannot listen (in use or not local)"));
+  }
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{
-          v1::Control::service_full_name(), v1::Dispatcher::service_full_name(),
-          v1::Ingresses::service_full_name(), v1::ClusterAdmin::service_full_name()});
+      std::vector<std::string>{v1::Control::service_full_name(),
+                               v1::Dispatcher::service_full_name(),
+                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
+                               v1::Secrets::service_full_name(), v1::Ingresses::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
@@ -216,7 +323,43 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   }
   m->controller_->Start();
   spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
+  if (options.tls) {
+    spdlog::info(
+        "mutual TLS on the API; admin client bundle in {} (the CLI's default, or "
+        "--tls-dir / WARREN_TLS_DIR)",
+        m->admin_bundle_dir_);
+  }
   return m;
+}
+
+absl::Status ManagerServer::InstallHybridWorkerCertificate(WorkerOptions* worker) const {
+  security::CredentialsDirectory dir((std::filesystem::path(worker->data_dir) / "tls").string());
+  // The node id is the certificate's: a restart keeps the one it had (its tasks, its name).
+  std::string node_id;
+  if (dir.HasCredentials()) {
+    if (auto old = dir.Read(); old.ok()) {
+      auto info = security::ParseNodeCertificate(old->cert_pem);
+      if (info.ok() && info->identity.cluster_id == authority_->cluster_id()) {
+        node_id = info->identity.node_id;
+      }
+    }
+  }
+  if (node_id.empty()) node_id = NewId();
+  const absl::Time now = absl::Now();
+  auto kc = authority_->ca().IssueKeyAndCertificate(
+      {node_id, security::Role::kManager, authority_->cluster_id()},
+      {authority_->node_cert_validity(), {"127.0.0.1", "localhost"}}, now);
+  if (!kc.ok()) return kc.status();
+  if (auto s = dir.Install({authority_->ca().cert_pem(), kc->cert_pem, kc->key_pem}, now);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("worker certificate: ", s.message()));
+  }
+  const security::TlsFiles files = dir.files();
+  worker->tls_ca_cert = files.ca_cert;
+  worker->tls_cert = files.cert;
+  worker->tls_key = files.key;
+  worker->cluster_id = authority_->cluster_id();
+  return absl::OkStatus();
 }
 
 int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
@@ -342,8 +485,16 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
     spdlog::error("{}", std::string(lock.status().message()));
     return 1;
   }
+  WorkerOptions options = o;
+  // A hybrid node has its certificate already; a worker joins, or uses the one it kept.
+  if (options.tls_cert.empty() && (!options.join_token.empty() || HasNodeCertificate(options))) {
+    if (absl::Status s = PrepareNodeCertificate(&options, absl::Now()); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 1;
+    }
+  }
   absl::Status error;
-  auto agent = MakeAgent(o, RealClock::Get(), registry, &error);
+  auto agent = MakeAgent(options, RealClock::Get(), registry, &error);
   if (!agent) {
     spdlog::error("{}", std::string(error.message()));
     return 1;
@@ -413,6 +564,13 @@ int RunHybrid(const ManagerOptions& manager, const WorkerOptions& worker) {
   o.dns.addr.clear();   // the manager's DNS serves the node
   if (o.data_dir.empty())
     o.data_dir = (std::filesystem::path(manager.data_dir) / "worker").string();
+  if (manager.tls) {
+    if (absl::Status s = (*m)->InstallHybridWorkerCertificate(&o); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      (*m)->Shutdown();
+      return 1;
+    }
+  }
   int code = RunAgentUntilSignal(o, &(*m)->registry());
   (*m)->Shutdown();
   return code;

@@ -16,11 +16,15 @@
 #include "manager/node_liveness.h"
 #include "manager/traffic.h"
 #include "roles.h"
+#include "security/cluster_authority.h"
+#include "security/secret_bytes.h"
 #include "store/store.h"
 
 namespace warren {
 
 class BackupService;
+class CaService;
+class SecretService;
 class DataDirLock;
 class EtcdElection;
 class GrpcAcceptor;
@@ -50,11 +54,22 @@ class ManagerServer {
   Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
   Controller& controller() { return *controller_; }
+  // The cluster's CA, join tokens and cluster key, loaded (or created) at start. ca() and
+  // cluster_key() never change; the join tokens change (rotation) only under the Ca service's
+  // lock, so read them through that service.
+  const security::ClusterAuthority* authority() const { return authority_.get(); }
+  // Mutual TLS mode: gives the hybrid node's worker (data dir in `worker`) a certificate of
+  // this cluster in <worker data dir>/tls, keeping the node id of the one it had.
+  absl::Status InstallHybridWorkerCertificate(WorkerOptions* worker) const;
+  // Where the admin client bundle was written (TLS mode); empty in plaintext mode.
+  const std::string& admin_bundle_dir() const { return admin_bundle_dir_; }
 
   void Shutdown();
 
  private:
   ManagerServer() = default;
+  // The key that wraps secrets' data keys.
+  absl::StatusOr<security::SecretBytes> ClusterKey() const;
 
   // Released after everything else is gone, the store last of all.
   std::unique_ptr<DataDirLock> data_dir_lock_;
@@ -63,10 +78,15 @@ class ManagerServer {
   // manager_store.h).
   std::unique_ptr<EtcdElection> election_;
   std::unique_ptr<Store> controller_store_;
+  std::unique_ptr<security::ClusterAuthority> authority_;
+  std::shared_ptr<security::RevocationList> revoked_;
+  std::unique_ptr<CaService> ca_;
+  std::string admin_bundle_dir_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<BackupService> backup_;
+  std::unique_ptr<SecretService> secrets_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_

@@ -93,13 +93,15 @@ constexpr Role kManagers[] = {Role::kAdmin, Role::kManager};
 constexpr absl::string_view kOpenServices[] = {
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
-    // The CA bootstrap a joining node makes before it has a certificate.
-    "warren.v1.Ca",
 };
+
+constexpr Role kAnyRole[] = {Role::kAdmin, Role::kReadOnly, Role::kManager, Role::kWorker};
 
 struct TableEntry {
   absl::string_view method;
   absl::Span<const Role> roles;
+  // No certificate needed: the handler checks what the caller proves instead (a join token).
+  bool open = false;
 };
 
 // Every RPC of the manager and the worker, and who may call it. Read RPCs are open to the
@@ -143,13 +145,25 @@ constexpr TableEntry kTable[] = {
     {"/warren.v1.Dispatcher/ReportTrafficStats", kNodes},
     {"/warren.v1.WorkerAgent/TaskLogs", kManagers},
     {"/warren.v1.ClusterAdmin/Backup", kAdminOnly},
+    // The CA bootstrap a joining node makes before it has a certificate: the CA certificate
+    // (pinned by the token's digest) and the join itself (authorized by the token).
+    {"/warren.v1.Ca/GetCaCertificate", {}, true},
+    {"/warren.v1.Ca/JoinCluster", {}, true},
+    // Every certificate renews itself (the handler keeps the identity and refuses revoked ones).
+    {"/warren.v1.Ca/Renew", kAnyRole},
+    {"/warren.v1.Ca/GetJoinToken", kAdminOnly},
+    {"/warren.v1.Secrets/CreateSecret", kAdminOnly},
+    {"/warren.v1.Secrets/ListSecrets", kReaders},
+    {"/warren.v1.Secrets/InspectSecret", kReaders},
+    {"/warren.v1.Secrets/UpdateSecret", kAdminOnly},
+    {"/warren.v1.Secrets/RemoveSecret", kAdminOnly},
 };
 
 const absl::flat_hash_map<std::string, MethodRule>& Rules() {
   static const auto* rules = [] {
     auto* m = new absl::flat_hash_map<std::string, MethodRule>();
     for (const TableEntry& e : kTable) {
-      (*m)[e.method] = MethodRule{false, std::vector<Role>(e.roles.begin(), e.roles.end())};
+      (*m)[e.method] = MethodRule{e.open, std::vector<Role>(e.roles.begin(), e.roles.end())};
     }
     return m;
   }();

@@ -18,6 +18,10 @@ std::string_view KindName(Kind kind) {
       return "event";
     case Kind::kDeployment:
       return "deployment";
+    case Kind::kClusterSecurity:
+      return "cluster security";
+    case Kind::kSecret:
+      return "secret";
     case Kind::kIngress:
       return "ingress";
   }

@@ -21,7 +21,9 @@ enum class Kind : int {
   kRevision = 4,
   kEvent = 5,
   kDeployment = 6,
-  // 7 and 8 are taken by the security and secrets branches.
+  // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
+  kClusterSecurity = 7,
+  kSecret = 8,
   kIngress = 9,
 };
 

@@ -31,6 +31,17 @@ absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view dat
       return Identity<v1::Event>(data);
     case Kind::kDeployment:
       return Identity<v1::Deployment>(data);
+    case Kind::kClusterSecurity: {
+      v1::ClusterSecurity msg;
+      if (!msg.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+        return absl::DataLossError(
+            absl::StrCat("its data (", data.size(), " bytes) does not parse as ",
+                         std::string(v1::ClusterSecurity::descriptor()->full_name())));
+      }
+      return ObjectIdentity{std::string(kClusterSecurityId), ""};
+    }
+    case Kind::kSecret:
+      return Identity<v1::Secret>(data);
     case Kind::kIngress:
       return Identity<v1::Ingress>(data);
   }

@@ -11,6 +11,8 @@
 #include "store/store.h"
 #include "warren/v1/ingress.pb.h"
 #include "warren/v1/objects.pb.h"
+#include "warren/v1/secrets.pb.h"
+#include "warren/v1/security.pb.h"
 
 namespace warren {
 
@@ -53,6 +55,14 @@ struct ObjectTraits<v1::Event> {
   static constexpr Kind kKind = Kind::kEvent;
   static std::string Name(const v1::Event&) { return ""; }
 };
+
+template <>
+struct ObjectTraits<v1::Secret> {
+  static constexpr Kind kKind = Kind::kSecret;
+  static std::string Name(const v1::Secret& s) { return s.name(); }
+};
+// The one ClusterSecurity object's store id.
+inline constexpr std::string_view kClusterSecurityId = "cluster";
 
 // Event ids are numbers; their store ids are zero-padded so that id order is numeric order.
 inline std::string EventStoreId(uint64_t id) {

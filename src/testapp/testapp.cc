@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -369,6 +372,10 @@ int Main(int argc, char** argv) {
   app.add_option("--addr", addr_flag, "Listen IP (or IP:PORT); overrides WARREN_TASK_IP");
   app.add_option("--port", port_flag, "Listen port; overrides WARREN_TASK_PORT")
       ->check(CLI::Range(0, 65535));
+  std::string require_file;
+  app.add_option("--require-file", require_file,
+                 "Read this file before listening and exit 2 when it cannot be read (prints "
+                 "its size, never its bytes): checks that a secret reached the task");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -390,6 +397,17 @@ int Main(int argc, char** argv) {
     }
   }
   if (port_flag >= 0) config->port = port_flag;
+  if (!require_file.empty()) {
+    std::ifstream in(require_file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      std::fprintf(stderr, "warren-testapp: --require-file %s: cannot be read: %s\n",
+                   require_file.c_str(), std::strerror(errno));
+      return kExitUsage;
+    }
+    std::printf("warren-testapp: read %zu bytes from %s\n", bytes.size(), require_file.c_str());
+    std::fflush(stdout);
+  }
 
   auto app_state = std::make_unique<TestApp>(*config);
 

@@ -15,6 +15,7 @@
 #include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "worker/task_address.h"
 #include "worker/task_logs.h"
@@ -136,6 +137,8 @@ absl::Status WorkerAgent::Start() {
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
 
+  secret_files_ =
+      std::make_unique<SecretFiles>(std::filesystem::path(options_.data_dir) / "secrets");
   // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.
   // A runtime that cannot be read just now (out of descriptors, containerd busy) is asked
   // again: no assignment is applied before, since a task not recovered would be declared
@@ -171,6 +174,15 @@ absl::Status WorkerAgent::Start() {
       l.status.set_error(st ? st->error : "lost while the worker was down");
     }
     spdlog::info("recovered task {} ({})", id, TaskStateName(l.status.state()));
+  }
+  {
+    // Secrets left by a worker that died (kill -9): only tasks still running keep theirs.
+    std::set<std::string> running;
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, l] : tasks_) {
+      if (!l.exited) running.insert(id);
+    }
+    secret_files_->RemoveAllExcept(running);
   }
 
   ProxyManagerOptions po;
@@ -216,8 +228,19 @@ absl::Status WorkerAgent::Start() {
   // A node's assignment set carries every task's template (up to 1 MiB each).
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
-  channel_ = grpc::CreateCustomChannel(options_.manager_addr, grpc::InsecureChannelCredentials(),
-                                       channel_args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!options_.tls_cert.empty()) {
+    security::ChannelTlsOptions tls;
+    tls.server = {options_.cluster_id, {security::Role::kManager}, "", nullptr};
+    auto mtls = security::MakeChannelCredentials(
+        {options_.tls_ca_cert, options_.tls_cert, options_.tls_key}, tls);
+    if (!mtls.ok()) {
+      return absl::Status(mtls.status().code(),
+                          absl::StrCat("worker certificate: ", mtls.status().message()));
+    }
+    creds = std::move(*mtls);
+  }
+  channel_ = grpc::CreateCustomChannel(options_.manager_addr, creds, channel_args);
   stub_ = v1::Dispatcher::NewStub(channel_);
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
@@ -247,7 +270,10 @@ void WorkerAgent::Stop(bool stop_tasks) {
     }
     for (auto& t : stoppers) t.join();
     // Stopped for good: free their runtime state (pod sandboxes) now, not at the next start.
-    for (const auto& [id, timeout] : running) driver_->Remove(id);
+    for (const auto& [id, timeout] : running) {
+      driver_->Remove(id);
+      if (secret_files_) secret_files_->Remove(id);
+    }
     // Give the reporter a moment to tell the manager.
     for (int i = 0; i < 20; ++i) {
       {
@@ -561,6 +587,10 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_.Now();
+    secret_values_.clear();
+    for (const v1::SecretValue& v : assignments.secrets()) {
+      secret_values_[v.name()] = security::SecretBytes(v.value());
+    }
     for (const v1::Task& t : assignments.tasks()) {
       assigned_ids.insert(t.id());
       auto it = tasks_.find(t.id());
@@ -655,6 +685,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
     for (auto it = tasks_.begin(); it != tasks_.end();) {
       if (!assigned_ids.count(it->first) && it->second.exited) {
         driver_->Remove(it->first);
+        secret_files_->Remove(it->first);
         it = tasks_.erase(it);
       } else {
         ++it;
@@ -732,7 +763,9 @@ void WorkerAgent::StartTask(const v1::Task& assigned) {
   spec.address = task.address();
   spec.port = task.port();
   spec.env = TaskEnv(task);
-  absl::Status s = driver_->Start(spec);
+  absl::Status s = WriteSecrets(task, &spec);
+  if (s.ok()) s = driver_->Start(spec);
+  if (!s.ok()) secret_files_->Remove(task.id());
   const absl::Time now = clock_.Now();
   bool stop_now = false;
   std::string address = task.address();
@@ -808,6 +841,7 @@ void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, b
   }
   if (prober_) prober_->Unwatch(task_id);
   absl::Status s = driver_->Stop(task_id, timeout);
+  if (secret_files_) secret_files_->Remove(task_id);
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   auto it = tasks_.find(task_id);
@@ -819,6 +853,28 @@ void WorkerAgent::StopTask(const std::string& task_id, absl::Duration timeout, b
   *l.status.mutable_timestamp() = ToProtoTime(now);
   *l.status.mutable_finished_at() = ToProtoTime(now);
   if (report) QueueReport(task_id, l.status);
+}
+
+absl::Status WorkerAgent::WriteSecrets(const v1::Task& task, TaskRunSpec* spec) {
+  if (task.spec().secrets().empty()) return absl::OkStatus();
+  std::vector<SecretFile> files;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::SecretReference& ref : task.spec().secrets()) {
+      auto it = secret_values_.find(ref.name());
+      if (it == secret_values_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("secret \"", ref.name(), "\" was not sent with the task (removed?)"));
+      }
+      files.push_back(SecretFile{ref.target(), ref.mode() == 0 ? 0400u : ref.mode(), it->second,
+                                 ref.uid(), ref.gid()});
+    }
+  }
+  absl::StatusOr<std::string> dir = secret_files_->Create(task.id(), files);
+  if (!dir.ok()) return dir.status();
+  spec->secrets_dir = *dir;
+  spec->env["WARREN_SECRETS_DIR"] = *dir;
+  return absl::OkStatus();
 }
 
 void WorkerAgent::OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state) {
@@ -863,6 +919,8 @@ void WorkerAgent::OnRuntimeChange(const std::string& task_id, const TaskRuntimeS
     QueueReport(task_id, *st);
   }
   if (unwatch && prober_) prober_->Unwatch(task_id);
+  // The task is gone: so are its secrets (a restart is a new task with a new directory).
+  if (unwatch && secret_files_) secret_files_->Remove(task_id);
 }
 
 void WorkerAgent::OnHealthChange(const std::string& task_id, const v1::TaskHealth& health) {

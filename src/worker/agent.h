@@ -24,6 +24,7 @@
 #include "worker/op_runner.h"
 #include "worker/port_publisher.h"
 #include "worker/runtime_driver.h"
+#include "worker/secret_files.h"
 #include "worker/task_dirs.h"
 
 namespace warren {
@@ -89,6 +90,9 @@ class WorkerAgent {
   // With `drain`, a running task keeps running for its drain timeout first (it is already
   // out of the routing table), then gets SIGTERM.
   void StopTask(const std::string& task_id, absl::Duration timeout, bool report, bool drain);
+  // Puts the task's secrets on its tmpfs and names the directory in `spec`; an error when a
+  // secret it uses was not sent or the tmpfs cannot be made.
+  absl::Status WriteSecrets(const v1::Task& task, TaskRunSpec* spec);
   void OnRuntimeChange(const std::string& task_id, const TaskRuntimeState& state);
   void OnHealthChange(const std::string& task_id, const v1::TaskHealth& health);
   // Queues the task's current status for the manager (mu_ held).
@@ -121,6 +125,10 @@ class WorkerAgent {
   absl::CondVar report_cv_;
   std::string node_id_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Local> tasks_ ABSL_GUARDED_BY(mu_);
+  // The values of the secrets this node's tasks use, by name, as the last assignments sent
+  // them (in memory only; on disk only in the tasks' tmpfs directories).
+  std::map<std::string, security::SecretBytes> secret_values_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<SecretFiles> secret_files_;
   std::map<std::string, v1::TaskStatus> pending_reports_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   grpc::ClientContext* routes_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;

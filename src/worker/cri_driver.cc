@@ -21,6 +21,9 @@
 namespace warren {
 namespace {
 
+// Where a container finds its secrets (files named by their target).
+constexpr char kContainerSecretsDir[] = "/run/secrets";
+
 namespace cri = runtime::v1;
 
 constexpr char kLogFile[] = "container.log";
@@ -411,6 +414,14 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
   for (const auto& a : t.args()) c.add_args(a);
   std::map<std::string, std::string> env = spec.env;
   env["WARREN_TASK_IP"] = ip;
+  if (!spec.secrets_dir.empty()) {
+    // The host's tmpfs directory, read-only: the container sees the files, never a disk.
+    cri::Mount* m = c.add_mounts();
+    m->set_container_path(kContainerSecretsDir);
+    m->set_host_path(spec.secrets_dir);
+    m->set_readonly(true);
+    env["WARREN_SECRETS_DIR"] = kContainerSecretsDir;
+  }
   for (const auto& [k, v] : env) {
     auto* kv = c.add_envs();
     kv->set_key(k);

@@ -25,6 +25,9 @@ struct TaskRunSpec {
   int port = 0;
   // Full environment of the task: the template's env plus WARREN_* variables.
   std::map<std::string, std::string> env;
+  // The task's secrets directory (a tmpfs; files named by target), empty when it has none.
+  // Process tasks find it in WARREN_SECRETS_DIR; containers get it read-only at /run/secrets.
+  std::string secrets_dir;
 };
 
 // What a driver observed of a task.

@@ -9,6 +9,7 @@
 // sets WARREN_CRI_UNAVAILABLE to the reason and these tests report skipped with it.
 #include <crypt.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/statfs.h>
 
 #include <fstream>
 
@@ -414,6 +415,45 @@ TEST_F(ContainerE2eTest, PullPolicies) {
   ASSERT_TRUE(
       WaitFor([&] { return HealthyTasks("offline").size() == 1; }, std::chrono::seconds(60)))
       << Cli({"service", "ps", "offline"}).out;
+}
+
+TEST_F(ContainerE2eTest, SecretIsReadOnlyAtRunSecretsOnATmpfsThatGoesWithTheContainer) {
+  StartCri();
+  std::ofstream(dir_ / "value") << "container-secret-value";
+  ASSERT_EQ(Cli({"secret", "create", "db-pw", "-f", (dir_ / "value").string()}).exit_code, 0);
+  // The app reads the file before it listens: healthy means the container could read it.
+  ASSERT_EQ(
+      CreateWeb(1, {"--secret", "db-pw", "--arg", "--require-file", "--arg", "/run/secrets/db-pw"})
+          .exit_code,
+      0);
+  WaitServing(1);
+  EXPECT_TRUE(WaitFor([&] {
+    return Cli({"service", "logs", "web"}).out.find("read 22 bytes from /run/secrets/db-pw") !=
+           std::string::npos;
+  })) << Cli({"service", "logs", "web"}).out;
+
+  auto containers = Containers();
+  ASSERT_EQ(containers.size(), 1u);
+  cri::ContainerStatusRequest req;
+  req.set_container_id(containers[0].id());
+  req.set_verbose(true);
+  cri::ContainerStatusResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(runtime_->ContainerStatus(&ctx, req, &resp).ok());
+  std::string host_path;
+  for (const auto& m : resp.status().mounts()) {
+    if (m.container_path() == "/run/secrets") {
+      EXPECT_TRUE(m.readonly());
+      host_path = m.host_path();
+    }
+  }
+  ASSERT_FALSE(host_path.empty()) << resp.DebugString();
+  struct statfs st;
+  ASSERT_EQ(statfs(host_path.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<long>(st.f_type), 0x01021994L);  // tmpfs
+
+  ASSERT_EQ(Cli({"service", "rm", "web"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(host_path); })) << host_path;
 }
 
 TEST_F(ContainerE2eTest, ExecHealthChecksRunInTheContainer) {

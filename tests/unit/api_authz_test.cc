@@ -14,6 +14,7 @@
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "manager/manager_api.h"
+#include "manager/secret_service.h"
 #include "security/authz.h"
 #include "security/cluster_authority.h"
 #include "security/tls_credentials.h"
@@ -21,6 +22,7 @@
 #include "store/typed_store.h"
 #include "test_util.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/security.grpc.pb.h"
 
 namespace warren {
 namespace {
@@ -49,12 +51,14 @@ std::vector<std::string> MethodsOf(const std::string& name) {
 std::vector<std::string> ManagerMethods() {
   std::vector<std::string> all = MethodsOf("warren.v1.Control");
   for (auto& m : MethodsOf("warren.v1.Dispatcher")) all.push_back(m);
+  for (auto& m : MethodsOf("warren.v1.Secrets")) all.push_back(m);
   return all;
 }
 
 TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
   for (const char* service : {"warren.v1.Control", "warren.v1.Dispatcher", "warren.v1.WorkerAgent",
-                              "warren.v1.ClusterAdmin", "warren.v1.Ingresses"}) {
+                              "warren.v1.ClusterAdmin", "warren.v1.Secrets",
+                              "warren.v1.Ingresses"}) {
     for (const std::string& m : MethodsOf(service)) {
       const security::MethodRule* rule = security::FindMethodRule(m);
       ASSERT_NE(rule, nullptr) << m << " has no entry in the authorization table";
@@ -66,7 +70,23 @@ TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
   }
   EXPECT_EQ(security::FindMethodRule("/warren.v1.Control/NoSuchMethod"), nullptr);
   EXPECT_TRUE(security::FindMethodRule("/grpc.health.v1.Health/Check")->open);
-  EXPECT_TRUE(security::FindMethodRule("/warren.v1.Ca/GetRootCertificate")->open);
+  // The CA: the bootstrap calls are open (a join is authorized by its token), renewal needs any
+  // certificate of the cluster, join tokens an admin.
+  for (const std::string& m : MethodsOf("warren.v1.Ca")) {
+    const security::MethodRule* rule = security::FindMethodRule(m);
+    ASSERT_NE(rule, nullptr) << m << " has no entry in the authorization table";
+    const bool bootstrap =
+        m == "/warren.v1.Ca/GetCaCertificate" || m == "/warren.v1.Ca/JoinCluster";
+    EXPECT_EQ(rule->open, bootstrap) << m;
+    if (!bootstrap) {
+      EXPECT_NE(std::find(rule->roles.begin(), rule->roles.end(), Role::kAdmin), rule->roles.end())
+          << m;
+    }
+  }
+  EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/NoSuchMethod"), nullptr);
+  EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/GetJoinToken")->roles,
+            std::vector<Role>{Role::kAdmin});
+  EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/Renew")->roles.size(), 4u);
 }
 
 TEST(ApiAuthzTableTest, PlaintextIsOnlyLegalOnLoopback) {
@@ -100,6 +120,13 @@ class ApiAuthzTest : public ::testing::Test {
     auto authorizer = Authorizer::Create(AuthMode::kMutualTls, "127.0.0.1:0", "c1", revoked_);
     ASSERT_TRUE(authorizer.ok()) << authorizer.status();
     api_->SetAuthorizer(*authorizer);
+    secrets_ = std::make_unique<SecretService>(
+        *store_, RealClock::Get(), *events_,
+        [] {
+          return absl::StatusOr<security::SecretBytes>(security::SecretBytes(std::string(32, 'k')));
+        },
+        [](const std::string&, const std::string&) { return absl::OkStatus(); });
+    secrets_->SetAuthorizer(*authorizer);
 
     security::CredentialsDirectory dir((tmp_.path() / "server").string());
     auto kc = auth_->ca().IssueKeyAndCertificate({"m1", Role::kManager, "c1"},
@@ -115,6 +142,7 @@ class ApiAuthzTest : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
     builder.RegisterService(&api_->control());
     builder.RegisterService(&api_->dispatcher());
+    builder.RegisterService(secrets_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
   }
@@ -176,6 +204,7 @@ class ApiAuthzTest : public ::testing::Test {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;
+  std::unique_ptr<SecretService> secrets_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
@@ -226,6 +255,40 @@ TEST_F(ApiAuthzTest, WorkerCannotCreateServicesAndReadOnlyCanListButNotCreate) {
   v1::Service out;
   grpc::Status s = admin->CreateService(&actx, create, &out);
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+TEST_F(ApiAuthzTest, OnlyAdminsWriteSecretsAndWorkersCannotListThem) {
+  v1::CreateSecretRequest create;
+  create.set_name("db-password");
+  create.set_value("hunter2");
+  for (Role role : {Role::kWorker, Role::kReadOnly, Role::kManager}) {
+    auto stub = v1::Secrets::NewStub(Channel({{"n1", role, "c1"}}));
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::Secret out;
+    EXPECT_EQ(stub->CreateSecret(&ctx, create, &out).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << security::RoleName(role);
+  }
+  auto worker = v1::Secrets::NewStub(Channel({{"n1", Role::kWorker, "c1"}}));
+  grpc::ClientContext wctx;
+  Deadline(&wctx);
+  v1::ListSecretsResponse wlist;
+  EXPECT_EQ(worker->ListSecrets(&wctx, {}, &wlist).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto admin = v1::Secrets::NewStub(Channel({{"cli", Role::kAdmin, "c1"}}));
+  grpc::ClientContext actx;
+  Deadline(&actx);
+  v1::Secret created;
+  grpc::Status s = admin->CreateSecret(&actx, create, &created);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  auto reader = v1::Secrets::NewStub(Channel({{"viewer", Role::kReadOnly, "c1"}}));
+  grpc::ClientContext rctx;
+  Deadline(&rctx);
+  v1::ListSecretsResponse list;
+  ASSERT_TRUE(reader->ListSecrets(&rctx, {}, &list).ok());
+  ASSERT_EQ(list.secrets_size(), 1);
+  EXPECT_EQ(list.secrets(0).name(), "db-password");
 }
 
 TEST_F(ApiAuthzTest, WorkerActsOnlyForItsOwnNode) {

@@ -163,6 +163,12 @@ TEST_F(BackupTest, RestorePutsTheBackupInPlaceAndKeepsThePreviousStore) {
   }
   ASSERT_FALSE(kept.empty());
 
+  // The restored store's CA is sealed under a's key file: b's own key file does not open it.
+  auto refused = ManagerServer::Start(testing_util::TestManagerOptions(b), RealClock::Get());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("belongs to another cluster"));
+  fs::copy_file(fs::path(a) / "cluster.kek", fs::path(b) / "cluster.kek",
+                fs::copy_options::overwrite_existing);
   m = Start(b);
   ASSERT_TRUE(m);
   EXPECT_EQ(ServiceNames(m->store()), std::set<std::string>{"from-a"});

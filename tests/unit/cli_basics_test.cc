@@ -157,7 +157,7 @@ TEST(CliBasicsTest, BashCompletionFromTheCommandTree) {
   std::ofstream(path) << script.out;
 
   EXPECT_THAT(BashComplete(path, "warren ser"), ElementsAre("service"));
-  EXPECT_THAT(BashComplete(path, "warren s"), ElementsAre("service", "stack"));
+  EXPECT_THAT(BashComplete(path, "warren s"), ElementsAre("secret", "service", "stack"));
   EXPECT_THAT(BashComplete(path, "warren service rollout st"), ElementsAre("status"));
   // Option values are skipped: --manager takes one.
   EXPECT_THAT(BashComplete(path, "warren --manager 127.0.0.1:1 no"), ElementsAre("node"));

@@ -107,6 +107,12 @@ TEST_F(EtcdManagerTest, ManagerServesAndControlsFromEtcdAndASecondOneIsRefused) 
   // A manager that stops hands over at once; the next one finds the whole state in etcd.
   agent->Stop();
   m1.reset();
+  // Without the cluster's key file the state's CA cannot be opened; with a copy it can.
+  auto no_key = ManagerServer::Start(Options("m3"), RealClock::Get());
+  EXPECT_EQ(no_key.status().code(), absl::StatusCode::kFailedPrecondition) << no_key.status();
+  EXPECT_THAT(no_key.status().message(), HasSubstr("cluster.kek is missing"));
+  std::filesystem::copy_file(dir_.path() / "m1" / "cluster.kek",
+                             dir_.path() / "m3" / "cluster.kek");
   started = ManagerServer::Start(Options("m3"), RealClock::Get());
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_EQ(RunningTasks((*started)->store(), svc.id()), 3);

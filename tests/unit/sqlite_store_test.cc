@@ -58,6 +58,7 @@ TEST(KindNameTest, AllKinds) {
   EXPECT_EQ(KindName(Kind::kRevision), "revision");
   EXPECT_EQ(KindName(Kind::kEvent), "event");
   EXPECT_EQ(KindName(Kind::kDeployment), "deployment");
+  EXPECT_EQ(KindName(Kind::kClusterSecurity), "cluster security");
 }
 
 // Runs `body` in a forked child and returns its wait status: a crash (SIGBUS, SIGSEGV) shows as
