@@ -24,11 +24,11 @@
 namespace warren {
 namespace {
 
-absl::Status Invalid(std::string_view field, std::string_view msg) {
+absl::Status Invalid(absl::string_view field, absl::string_view msg) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", msg));
 }
 
-bool IsLabel(std::string_view s) {
+bool IsLabel(absl::string_view s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
   for (char c : s) {
     if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
@@ -37,11 +37,11 @@ bool IsLabel(std::string_view s) {
 }
 
 // A host name of two or more labels (an ingress host is something DNS resolves to the cluster).
-bool IsHostName(std::string_view s) {
+bool IsHostName(absl::string_view s) {
   if (s.size() > 253) return false;
-  std::vector<std::string_view> labels = absl::StrSplit(s, '.');
+  std::vector<absl::string_view> labels = absl::StrSplit(s, '.');
   if (labels.size() < 2) return false;
-  for (std::string_view l : labels) {
+  for (absl::string_view l : labels) {
     if (!IsLabel(l)) return false;
   }
   return true;
@@ -69,7 +69,7 @@ std::string IssuerName(X509* cert) {
   return buf;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view field) {
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view field) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Invalid(field, absl::StrCat("cannot read \"", path, "\""));
   std::ostringstream buf;
@@ -94,7 +94,7 @@ absl::Status ValidateIngressSpec(const v1::IngressSpec& spec) {
                                         "letter or digit)"));
   }
   if (spec.host().empty()) return Invalid("host", "required");
-  std::string_view host = spec.host();
+  absl::string_view host = spec.host();
   absl::ConsumePrefix(&host, "*.");
   if (!IsHostName(host)) {
     return Invalid("host", absl::StrCat("\"", spec.host(),
@@ -137,9 +137,9 @@ absl::Status ValidateIngressSpec(const v1::IngressSpec& spec) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::IngressCertificate> CheckIngressCertificate(std::string_view host,
-                                                               std::string_view cert_pem,
-                                                               std::string_view key_pem) {
+absl::StatusOr<v1::IngressCertificate> CheckIngressCertificate(absl::string_view host,
+                                                               absl::string_view cert_pem,
+                                                               absl::string_view key_pem) {
   auto chain = security::ParseCertificates(cert_pem, "tls.certificate");
   if (!chain.ok()) return Invalid("tls.certificate", chain.status().message());
   if (chain->empty()) return Invalid("tls.certificate", "no PEM certificate in it");
@@ -187,21 +187,21 @@ absl::Status CheckIngressConflicts(const v1::IngressSpec& spec,
   return absl::OkStatus();
 }
 
-bool IngressHostMatches(std::string_view pattern, std::string_view host) {
+bool IngressHostMatches(absl::string_view pattern, absl::string_view host) {
   if (absl::StartsWith(pattern, "*.")) {
-    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    absl::string_view suffix = pattern.substr(1);  // ".example.com"
     return host.size() > suffix.size() && absl::EndsWith(host, suffix);
   }
   return pattern == host;
 }
 
-bool IngressPathMatches(std::string_view prefix, std::string_view path) {
+bool IngressPathMatches(absl::string_view prefix, absl::string_view path) {
   if (!absl::StartsWith(path, prefix)) return false;
   if (prefix.empty() || prefix.back() == '/' || path.size() == prefix.size()) return true;
   return path[prefix.size()] == '/';
 }
 
-absl::StatusOr<SplitYaml> SplitIngressYaml(std::string_view yaml, const std::string& base_dir) {
+absl::StatusOr<SplitYaml> SplitIngressYaml(absl::string_view yaml, const std::string& base_dir) {
   SplitYaml out;
   out.services_yaml = std::string(yaml);
   // Without a kind, every document is a service (as before ingresses existed).

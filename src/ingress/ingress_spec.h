@@ -2,8 +2,8 @@
 #define WARREN_INGRESS_INGRESS_SPEC_H_
 
 #include <string>
-#include <string_view>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,9 +23,9 @@ absl::Status ValidateIngressSpec(const v1::IngressSpec& spec);
 // The certificate and key of a TLS ingress: both parse, the key is the certificate's and the
 // certificate names the host (a wildcard host needs the same wildcard name). Returns what
 // `ingress inspect` shows of it.
-absl::StatusOr<v1::IngressCertificate> CheckIngressCertificate(std::string_view host,
-                                                               std::string_view cert_pem,
-                                                               std::string_view key_pem);
+absl::StatusOr<v1::IngressCertificate> CheckIngressCertificate(absl::string_view host,
+                                                               absl::string_view cert_pem,
+                                                               absl::string_view key_pem);
 
 // FAILED_PRECONDITION naming the other ingress when one of `existing` (other than one with
 // `spec`'s name) has the same host and path.
@@ -34,11 +34,11 @@ absl::Status CheckIngressConflicts(const v1::IngressSpec& spec,
 
 // Whether `host` (lower case, no port) is served by the rule host `pattern`: equal, or for
 // "*.example.com" a name with at least one more label in front of ".example.com".
-bool IngressHostMatches(std::string_view pattern, std::string_view host);
+bool IngressHostMatches(absl::string_view pattern, absl::string_view host);
 
 // Whether the request path (without query) falls under the rule prefix, segment-wise: "/api"
 // takes "/api", "/api/" and "/api/v1", not "/apiary"; "/" takes everything.
-bool IngressPathMatches(std::string_view prefix, std::string_view path);
+bool IngressPathMatches(absl::string_view prefix, absl::string_view path);
 
 // The YAML documents of `apply -f` that have `kind: Ingress`, parsed (each document an
 // IngressSpec in protobuf's JSON mapping plus `kind`, `certFile` and `keyFile`), and the other
@@ -47,7 +47,7 @@ struct SplitYaml {
   std::string services_yaml;
   std::vector<v1::IngressSpec> ingresses;
 };
-absl::StatusOr<SplitYaml> SplitIngressYaml(std::string_view yaml, const std::string& base_dir);
+absl::StatusOr<SplitYaml> SplitIngressYaml(absl::string_view yaml, const std::string& base_dir);
 
 }  // namespace warren
 
