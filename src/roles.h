@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/limits.h"
 
 namespace warren {
@@ -78,6 +79,9 @@ struct ManagerOptions {
   // Where the admin client bundle goes (<tls_root>/<cluster-id>, <tls_root>/current); empty:
   // $HOME/.warren.
   std::string tls_root;
+  // Lifetime of the node certificates the CA issues from this start on (1m..5 years; nodes renew
+  // at 50-80 % of it). Zero: the cluster's stored value (90 days when it is created).
+  absl::Duration cert_validity = absl::ZeroDuration();
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
@@ -123,6 +127,10 @@ struct WorkerOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string cluster_id;
+  // Seeds when in its certificate's life (50-80 %) the node renews it; 0: random.
+  uint64_t renewal_seed = 0;
+  // The clock the renewal schedule reads (tests run it ahead); null: the agent's.
+  const Clock* renewal_clock = nullptr;
   // SWMTKN-1-...: joins the cluster when the data dir holds no certificate yet (worker/join.h).
   std::string join_token;
   // "worker", or "hybrid" when it shares the process with a manager.

@@ -123,6 +123,8 @@ struct ServerFlags {
   std::string dns_ttl = "5s";
   std::string log_max_size = "10M";
   std::string task_dir_retention = "1h";
+  // Empty: the cluster's stored lifetime (90 days when it is created).
+  std::string cert_validity;
   StoreFlags store;
   ProxyLimitFlags proxy;
 };
@@ -162,6 +164,9 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--tls-root", f->manager.tls_root,
                   "Where the admin client bundle goes: DIR/<cluster-id>, DIR/current (default "
                   "~/.warren)");
+  cmd->add_option("--cert-validity", f->cert_validity,
+                  "Lifetime of the node certificates the CA issues, 1m..43800h (default: the "
+                  "cluster's, 90 days when it is created); nodes renew at 50-80 % of it");
   cmd->add_option("--metrics-addr", f->manager.metrics_addr, "Metrics (HTTP) address")
       ->capture_default_str();
   cmd->add_option("--node-timeout", f->node_timeout,
@@ -188,6 +193,18 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
                      warren::FormatDuration(*d)));
   }
   f->manager.node_timeout = *d;
+  if (!f->cert_validity.empty()) {
+    absl::StatusOr<absl::Duration> v = ParseDuration(f->cert_validity);
+    if (!v.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--cert-validity: ", v.status().message()));
+    }
+    if (*v < absl::Minutes(1) || *v > absl::Hours(24 * 365 * 5)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--cert-validity: must be between 1m and 43800h (5 years), got ",
+                       warren::FormatDuration(*v)));
+    }
+    f->manager.cert_validity = *v;
+  }
   if (absl::Status s = FinishStoreFlags(f->store, &f->manager.store); !s.ok()) return s;
   if (f->manager.task_history < 0 || f->manager.task_history > limits::kMaxTaskHistory) {
     return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",

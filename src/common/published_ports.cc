@@ -53,6 +53,12 @@ std::vector<PublishedPort> PublishedPorts(const v1::ServiceSpec& spec) {
   return out;
 }
 
+std::vector<int> ListenPortNumbers(const v1::TaskTemplate& tmpl) {
+  std::vector<int> out;
+  for (const ListenPort& l : ListenPorts(tmpl)) out.push_back(l.port);
+  return out;
+}
+
 bool IsWildcardAddress(std::string_view host_ip) {
   return host_ip.empty() || host_ip == "0.0.0.0" || host_ip == "::" || host_ip == "[::]";
 }

@@ -21,6 +21,10 @@ struct PublishedPort {
 // The published ports of a spec: its template's and the blue/green preview port.
 std::vector<PublishedPort> PublishedPorts(const v1::ServiceSpec& spec);
 
+// The port numbers the tasks of a service listen on that a port published on every address would
+// cover (process runtime only; empty for images).
+std::vector<int> ListenPortNumbers(const v1::TaskTemplate& tmpl);
+
 // Whether two listeners on these host addresses and one port number would collide: the same
 // address, or either one every address ("", 0.0.0.0, ::).
 bool HostAddressesOverlap(std::string_view a, std::string_view b);

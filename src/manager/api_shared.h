@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
 #include "manager/events.h"
@@ -26,6 +27,10 @@ namespace warren {
 // The cluster key that wraps each secret's data key (security/secrets.h). An error when the
 // manager has none: then no secret can be written or read.
 using ClusterKeyFn = std::function<absl::StatusOr<security::SecretBytes>()>;
+
+// Credentials for calling one node's log service (WorkerAgent), which must prove it is that node.
+using NodeCredentialsFn = std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>(
+    const std::string& node_id)>;
 
 struct ApiOptions {
   absl::Duration node_timeout = absl::Seconds(15);
@@ -52,15 +57,11 @@ struct ApiShared {
   absl::StatusOr<v1::Service> FindService(const std::string& name_or_id) const;
   absl::StatusOr<v1::Node> FindNode(const std::string& name_or_id) const;
   void FillLiveness(v1::Node* node) const;
-  // The caller's identity (nullopt: plaintext mode or an open method) when it may call
-  // `full_method`; else UNAUTHENTICATED or PERMISSION_DENIED. `ctx` null: an in-process call.
+  // The caller's identity (nullopt: plaintext mode, an open method or an in-process call) when
+  // it may call `full_method`; else UNAUTHENTICATED or PERMISSION_DENIED.
   absl::StatusOr<std::optional<security::CertificateIdentity>> Authorize(
       grpc::ServerContext* ctx, absl::string_view full_method) const {
-    if (authorizer->mode() == security::AuthMode::kPlaintextLoopback) return std::nullopt;
-    // gRPC always passes a context: none means the manager's own code (the dashboard, a secret
-    // update rolling its services), which acts with the manager's authority.
-    if (ctx == nullptr) return std::nullopt;
-    return authorizer->Authorize(ctx->auth_context().get(), full_method);
+    return authorizer->AuthorizeCall(ctx, full_method);
   }
 
   Store& store;
@@ -81,6 +82,8 @@ struct ApiShared {
       security::Authorizer::PlaintextLoopback();
   // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
   ClusterKeyFn secret_key;
+  // Unset: plaintext calls to the nodes' log services.
+  NodeCredentialsFn node_credentials;
 };
 
 // absl::Status -> grpc::Status, code for code.

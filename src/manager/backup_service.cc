@@ -38,9 +38,7 @@ BackupService::BackupService(Store& store, std::string data_dir)
 
 grpc::Status BackupService::Backup(grpc::ServerContext* ctx, const v1::BackupRequest* req,
                                    grpc::ServerWriter<v1::BackupChunk>* writer) {
-  if (auto peer = authorizer_->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr,
-                                         "/warren.v1.ClusterAdmin/Backup");
-      !peer.ok()) {
+  if (auto peer = authorizer_->AuthorizeCall(ctx, "/warren.v1.ClusterAdmin/Backup"); !peer.ok()) {
     return grpc::Status(static_cast<grpc::StatusCode>(peer.status().code()),
                         std::string(peer.status().message()));
   }

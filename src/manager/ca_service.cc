@@ -22,6 +22,10 @@ void Fill(const security::IssuedCertificate& issued, const security::ClusterAuth
   resp->set_ca_cert_pem(authority.ca().cert_pem());
 }
 
+std::string PeerAddress(const grpc::ServerContext* ctx) {
+  return ctx != nullptr ? ctx->peer() : "the manager itself";
+}
+
 }  // namespace
 
 CaService::CaService(security::ClusterAuthority& authority, Store& store,
@@ -36,15 +40,16 @@ CaService::CaService(security::ClusterAuthority& authority, Store& store,
       authorizer_(std::move(authorizer)) {}
 
 absl::StatusOr<security::CertificateInfo> CaService::Peer(grpc::ServerContext* ctx) const {
+  if (ctx == nullptr) {
+    return absl::FailedPreconditionError("an in-process call has no certificate to renew");
+  }
   auto auth = ctx->auth_context();
   if (auth == nullptr) return absl::UnauthenticatedError("the call carries no certificate");
   return security::AuthenticatePeer(*auth, authority_.cluster_id(), *revoked_);
 }
 
 absl::Status CaService::Authorize(grpc::ServerContext* ctx, absl::string_view full_method) const {
-  auto peer =
-      authorizer_->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr, full_method);
-  return peer.status();
+  return authorizer_->AuthorizeCall(ctx, full_method).status();
 }
 
 grpc::Status CaService::GetCaCertificate(grpc::ServerContext* ctx,
@@ -65,12 +70,12 @@ grpc::Status CaService::JoinCluster(grpc::ServerContext* ctx, const v1::JoinClus
   auto issued =
       authority_.Admit(req->token(), req->csr_pem(), NewId(), Hosts(req->hosts()), clock_.Now());
   if (!issued.ok()) {
-    spdlog::warn("ca: join from {} refused: {}", ctx->peer(),
+    spdlog::warn("ca: join from {} refused: {}", PeerAddress(ctx),
                  std::string(issued.status().message()));
     return ToGrpc(issued.status());
   }
   spdlog::info("ca: node {} joined as {} from {}", issued->identity.node_id,
-               std::string(security::RoleName(issued->identity.role)), ctx->peer());
+               std::string(security::RoleName(issued->identity.role)), PeerAddress(ctx));
   Fill(*issued, authority_, resp);
   return grpc::Status::OK;
 }

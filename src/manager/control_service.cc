@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/enum_names.h"
@@ -44,15 +45,9 @@ ControlService::ControlService(ApiShared& shared)
       publish_errors_(shared.publish_errors) {}
 
 absl::Status ControlService::CheckPorts(const v1::ServiceSpec& spec,
-                                        const v1::ServiceSpec* current) const {
-  const std::vector<v1::Service> services = ListObjects<v1::Service>(store_);
-  absl::Status s = CheckPortConflicts(spec, services);
-  // A conflict the service already had (from before this check existed) does not block
-  // changes that leave it as it is.
-  if (!s.ok() && current != nullptr && CheckPortConflicts(*current, services) == s) {
-    return absl::OkStatus();
-  }
-  return s;
+                                        const v1::ServiceSpec* current) {
+  absl::MutexLock lock(&ports_mu_);
+  return ports_.Check(spec, current);
 }
 
 grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
@@ -67,9 +62,19 @@ grpc::Status ControlService::CreateService(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
                         absl::StrCat("service \"", spec.name(), "\" already exists"));
   }
-  // Held until the commit: two services must not claim one port in concurrent requests.
-  absl::MutexLock ports_lock(&ports_mu_);
-  if (auto s = CheckPorts(spec, nullptr); !s.ok()) return ToGrpc(s);
+  // The ports stay reserved until the commit ends, so a concurrent create or update cannot
+  // claim them meanwhile; the lock is not held across the commit, so creates commit together.
+  uint64_t reservation = 0;
+  {
+    absl::MutexLock lock(&ports_mu_);
+    if (auto s = ports_.Check(spec, nullptr); !s.ok()) return ToGrpc(s);
+    if (!req->dry_run()) reservation = ports_.Reserve(spec);
+  }
+  absl::Cleanup release = [&] {
+    if (reservation == 0) return;
+    absl::MutexLock lock(&ports_mu_);
+    ports_.Release(reservation);
+  };
   const absl::Time now = clock_.Now();
   v1::Service svc;
   svc.set_id(NewId());
@@ -165,7 +170,7 @@ grpc::Status ControlService::UpdateService(grpc::ServerContext* ctx,
       CommitWithRetry(store_, [&]() -> absl::StatusOr<std::vector<Mutation>> {
         auto current = shared_.FindService(spec.name());
         if (!current.ok()) return current.status();
-        if (auto s = CheckPorts(spec, &current->spec()); !s.ok()) return s;
+        if (auto s = ports_.Check(spec, &current->spec()); !s.ok()) return s;
         if (req->expected_version() != 0 && req->expected_version() != current->version()) {
           return absl::FailedPreconditionError(absl::StrCat(
               "service \"", spec.name(), "\" changed since version ", req->expected_version(),
@@ -612,13 +617,37 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
   });
   // In follow mode only live tasks are followed; dead ones are printed and done.
   std::mutex write_mu;
+  // The lines of the tasks that could be read are sent; the first live task that could not be
+  // read is the call's error, so that a worker's failure is not an empty, successful answer.
+  grpc::Status first_error;  // guarded by write_mu
   std::vector<std::thread> followers;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::mutex ctx_mu;
+  // A dead task's log goes with its directory (--task-dir-retention) or its node: best effort.
+  // A task that has not started has no log yet.
+  auto fail = [&](const v1::Task& task, const v1::Node& node, grpc::StatusCode code,
+                  absl::string_view why) {
+    if (IsTerminal(task.status().state())) return;
+    if (code == grpc::NOT_FOUND && task.status().state() < v1::TASK_STATE_RUNNING) return;
+    std::lock_guard<std::mutex> lock(write_mu);
+    if (!first_error.ok()) return;
+    first_error = grpc::Status(code == grpc::NOT_FOUND ? grpc::NOT_FOUND : grpc::UNAVAILABLE,
+                               absl::StrCat("logs of task ", task.id(), " on node ", node.name(),
+                                            " (", node.agent_addr(), "): ", why));
+  };
   auto stream_task = [&](const v1::Task& task, bool follow) {
     auto node = GetObject<v1::Node>(store_, task.node_id());
     if (!node || node->agent_addr().empty()) return;
-    auto channel = grpc::CreateChannel(node->agent_addr(), grpc::InsecureChannelCredentials());
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (shared_.node_credentials) {
+      auto mtls = shared_.node_credentials(node->id());
+      if (!mtls.ok()) {
+        fail(task, *node, grpc::UNAVAILABLE, mtls.status().message());
+        return;
+      }
+      creds = std::move(*mtls);
+    }
+    auto channel = grpc::CreateChannel(node->agent_addr(), creds);
     auto stub = v1::WorkerAgent::NewStub(channel);
     v1::TaskLogsRequest lreq;
     lreq.set_task_id(task.id());
@@ -633,12 +662,20 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     }
     auto reader = stub->TaskLogs(raw, lreq);
     v1::LogLine line;
+    bool client_gone = false;
     while (reader->Read(&line)) {
       line.set_slot(task.slot());
       std::lock_guard<std::mutex> lock(write_mu);
-      if (!writer->Write(line)) break;
+      if (!writer->Write(line)) {
+        client_gone = true;
+        break;
+      }
     }
-    reader->Finish();
+    if (client_gone) raw->TryCancel();
+    grpc::Status status = reader->Finish();
+    // A follower cancelled at the end of a follow, or the client gone: not the task's failure.
+    if (status.ok() || client_gone || (follow && status.error_code() == grpc::CANCELLED)) return;
+    fail(task, *node, status.error_code(), status.error_message());
   };
   for (const auto& t : tasks) {
     bool live = !IsTerminal(t.status().state());
@@ -658,7 +695,8 @@ grpc::Status ControlService::ServiceLogs(grpc::ServerContext* ctx,
     }
     for (auto& th : followers) th.join();
   }
-  return grpc::Status::OK;
+  std::lock_guard<std::mutex> lock(write_mu);
+  return first_error;
 }
 
 grpc::Status ControlService::ListTasks(grpc::ServerContext* ctx, const v1::ListTasksRequest* req,
@@ -877,7 +915,8 @@ grpc::Status ControlService::GetEndpoints(grpc::ServerContext* ctx,
   }
   auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  v1::RoutingTable table = shared_.routes->Get();
+  const std::shared_ptr<const v1::RoutingTable> shared_table = shared_.routes->Get();
+  const v1::RoutingTable& table = *shared_table;
   resp->set_service(svc->spec().name());
   resp->set_routing_version(table.version());
   *resp->mutable_ports() = svc->spec().template_().ports();

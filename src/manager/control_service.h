@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "manager/api_shared.h"
 #include "manager/list_paging.h"
+#include "manager/port_index.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren {
@@ -73,6 +74,12 @@ class ControlService final : public v1::Control::Service {
   // runs this (one controller pass) until its intent is applied.
   void SetIntentPass(std::function<void()> pass) { intent_pass_ = std::move(pass); }
 
+  // Services the port checks compared a spec with, summed over all checks (their work).
+  uint64_t port_check_work() ABSL_LOCKS_EXCLUDED(ports_mu_) {
+    absl::MutexLock lock(&ports_mu_);
+    return ports_.services_examined();
+  }
+
  private:
   // The published ports live nodes report they cannot listen on (never stored).
   void FillPublishErrors(v1::Service* svc) const;
@@ -105,7 +112,8 @@ class ControlService final : public v1::Control::Service {
                                 bool full, v1::Deployment* resp);
   // Published-port conflicts of `spec` with the other services (CheckPortConflicts), except
   // one that `current` (the stored spec of the service being changed) already had.
-  absl::Status CheckPorts(const v1::ServiceSpec& spec, const v1::ServiceSpec* current) const;
+  absl::Status CheckPorts(const v1::ServiceSpec& spec, const v1::ServiceSpec* current)
+      ABSL_LOCKS_EXCLUDED(ports_mu_);
 
   ApiShared& shared_;
   Store& store_;
@@ -117,8 +125,10 @@ class ControlService final : public v1::Control::Service {
   PublishErrorBoard& publish_errors_;
   TaskLookup task_lookup_{store_};
   std::function<void()> intent_pass_;
-  // Serializes the port check and commit of service writes (create, update, rollback).
+  // Serializes the port checks; an update holds it across its commit, a create reserves its
+  // ports in `ports_` instead.
   absl::Mutex ports_mu_;
+  PortIndex ports_ ABSL_GUARDED_BY(ports_mu_){store_};
 };
 
 }  // namespace warren

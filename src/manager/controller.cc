@@ -134,6 +134,39 @@ bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
   return false;
 }
 
+void Controller::DeferReconcile(std::vector<Mutation> mutations) {
+  // Bounds one transaction (a task is about a kilobyte) and what a conflict sends back to
+  // per-service commits.
+  constexpr size_t kMaxDeferredMutations = 2048;
+  if (mutations.empty()) return;
+  deferred_mutations_ += mutations.size();
+  deferred_.push_back(std::move(mutations));
+  if (deferred_mutations_ >= kMaxDeferredMutations) FlushReconciles();
+}
+
+void Controller::FlushReconciles() {
+  std::vector<std::vector<Mutation>> batch = std::move(deferred_);
+  deferred_.clear();
+  deferred_mutations_ = 0;
+  if (batch.size() == 1) {
+    CommitOrCount(batch[0]);
+    return;
+  }
+  if (batch.empty()) return;
+  std::vector<Mutation> all;
+  for (auto& m : batch) all.insert(all.end(), m.begin(), m.end());
+  auto s = store_.Commit(all);
+  if (s.ok()) {
+    commits_++;
+    return;
+  }
+  if (s.status().code() != absl::StatusCode::kAborted &&
+      s.status().code() != absl::StatusCode::kNotFound) {
+    spdlog::error("controller commit failed: {}", s.status().ToString());
+  }
+  for (const auto& m : batch) CommitOrCount(m);
+}
+
 void Controller::SetTimer(const std::string& service_id, absl::Time at) {
   auto it = wake_at_.find(service_id);
   if (it != wake_at_.end()) {
@@ -338,7 +371,7 @@ absl::Time Controller::VisitService(const std::string& service_id, absl::Time no
     m.push_back(
         events_.Make(e.kind, e.object_id, e.object_name, e.action, e.message, service.id()));
   }
-  CommitOrCount(m);
+  DeferReconcile(std::move(m));
   // Pruning commits on its own: a task that changed meanwhile (a late status report) only
   // keeps itself until the next pass, not the service's other actions.
   std::vector<Mutation> prune;
@@ -469,6 +502,7 @@ absl::Time Controller::RunPass() {
     }
     SetTimer(id, VisitService(id, now));
   }
+  FlushReconciles();
   if (!timers_.empty()) next = std::min(next, timers_.begin()->first);
 
   // 4. Schedule pending tasks. The index is brought up to date first (the reconciler may just

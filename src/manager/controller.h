@@ -76,6 +76,13 @@ class Controller {
  private:
   void Loop();
   bool CommitOrCount(const std::vector<Mutation>& mutations);
+  // A service's reconcile actions, committed with other services' by FlushReconciles: one
+  // commit (one fsync) for many services instead of one each, which bounded how fast a pass
+  // could create the tasks of thousands of new services (issue 18).
+  void DeferReconcile(std::vector<Mutation> mutations);
+  // Commits what DeferReconcile queued; when that fails on a conflict, each service's actions
+  // are committed on their own, so one conflict costs only its service a pass.
+  void FlushReconciles();
   // Commits one step of the deployment engine (with a version check on `stored` and on the
   // service when the step changes it) and counts it in the metrics.
   bool CommitStep(const RolloutStep& step, const v1::Deployment& stored,
@@ -108,6 +115,8 @@ class Controller {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};
+  std::vector<std::vector<Mutation>> deferred_;
+  size_t deferred_mutations_ = 0;
   absl::Time last_prune_ = absl::InfinitePast();
   std::atomic<uint64_t> full_passes_{0}, services_visited_{0}, last_visited_{0};
 

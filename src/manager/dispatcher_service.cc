@@ -307,10 +307,10 @@ grpc::Status DispatcherService::WatchRoutes(grpc::ServerContext* ctx,
   uint64_t sent = 0;
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
     const uint64_t seen = store_.Version();
-    v1::RoutingTable table = shared_.routes->Get();
-    if (table.version() != sent) {
-      if (!writer->Write(table)) break;
-      sent = table.version();
+    const std::shared_ptr<const v1::RoutingTable> table = shared_.routes->Get();
+    if (table->version() != sent) {
+      if (!writer->Write(*table)) break;
+      sent = table->version();
     }
     // Wakes on every commit; the timeout catches tasks passing their min-ready.
     store_.WaitForVersion(seen, absl::Milliseconds(100));

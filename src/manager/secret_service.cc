@@ -124,8 +124,7 @@ SecretService::SecretService(Store& store, const Clock& clock, EventLog& events,
       roll_service_(std::move(roll_service)) {}
 
 absl::Status SecretService::Authorize(grpc::ServerContext* ctx, absl::string_view method) const {
-  return authorizer_->Authorize(ctx != nullptr ? ctx->auth_context().get() : nullptr, method)
-      .status();
+  return authorizer_->AuthorizeCall(ctx, method).status();
 }
 
 grpc::Status SecretService::CreateSecret(grpc::ServerContext* ctx,

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -24,6 +25,7 @@
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
+#include "security/cert_renewer.h"
 #include "security/client_bundle.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
@@ -59,20 +61,25 @@ int WaitForTerminationSignal() {
 
 namespace {
 
+// The SANs of the manager's certificate.
+std::vector<std::string> ManagerHosts(const ManagerOptions& options) {
+  std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
+  const std::string host = options.api_addr.substr(0, options.api_addr.rfind(':'));
+  if (!host.empty() && host != "0.0.0.0" && host != "[::]" && host != "127.0.0.1") {
+    hosts.push_back(std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]")));
+  }
+  return hosts;
+}
+
 // The manager's own certificate, issued afresh at every start into <data-dir>/tls (re-read by
 // gRPC from there), and server credentials that ask for a client certificate without requiring
 // one: the CA bootstrap calls come without, and every other call is refused per RPC.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ManagerServerCredentials(
     const security::ClusterAuthority& authority, const ManagerOptions& options,
     std::shared_ptr<const security::RevocationList> revoked, absl::Time now) {
-  std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
-  const std::string host = options.api_addr.substr(0, options.api_addr.rfind(':'));
-  if (!host.empty() && host != "0.0.0.0" && host != "[::]" && host != "127.0.0.1") {
-    hosts.push_back(std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]")));
-  }
   auto kc = authority.ca().IssueKeyAndCertificate(
       {"manager", security::Role::kManager, authority.cluster_id()},
-      {authority.node_cert_validity(), hosts}, now);
+      {authority.node_cert_validity(), ManagerHosts(options)}, now);
   if (!kc.ok()) return kc.status();
   security::CredentialsDirectory dir((std::filesystem::path(options.data_dir) / "tls").string());
   if (auto s = dir.Install({authority.ca().cert_pem(), kc->cert_pem, kc->key_pem}, now); !s.ok()) {
@@ -132,9 +139,23 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->store_ = std::move(store->store);
   m->election_ = std::move(store->election);
   m->controller_store_ = std::move(store->controller_store);
-  auto authority = LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now());
+  security::ClusterAuthorityOptions authority_options;
+  if (options.cert_validity != absl::ZeroDuration()) {
+    authority_options.node_cert_validity = options.cert_validity;
+  }
+  auto authority =
+      LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now(), authority_options);
   if (!authority.ok()) return authority.status();
   m->authority_ = std::make_unique<security::ClusterAuthority>(std::move(*authority));
+  if (options.cert_validity != absl::ZeroDuration() &&
+      options.cert_validity != m->authority_->node_cert_validity()) {
+    if (auto s = m->authority_->set_node_cert_validity(options.cert_validity); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("--cert-validity: ", s.message()));
+    }
+    if (auto s = SaveClusterAuthority(*m->store_, options.data_dir, *m->authority_); !s.ok()) {
+      return s;
+    }
+  }
   m->registry_ = std::make_unique<Registry>();
   m->metrics_ = std::make_unique<ManagerMetrics>(*m->registry_);
   m->events_ = std::make_unique<EventLog>(*m->store_, clock);
@@ -178,10 +199,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       uint64_t applied = 0;
       while (!raw->stopping_) {
         const uint64_t seen = raw->store_->Version();
-        v1::RoutingTable table = raw->routes_->Get();
-        if (table.version() != applied) {
-          raw->dns_->Update(table);
-          applied = table.version();
+        const std::shared_ptr<const v1::RoutingTable> table = raw->routes_->Get();
+        if (table->version() != applied) {
+          raw->dns_->Update(*table);
+          applied = table->version();
         }
         raw->store_->WaitForVersion(seen, absl::Milliseconds(100));
       }
@@ -203,6 +224,29 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         m->authority_->node_cert_validity(), clock.Now());
     if (!bundle.ok()) return bundle.status();
     m->admin_bundle_dir_ = *bundle;
+    // The manager renews its own certificate from the in-process CA, as nodes do theirs.
+    m->tls_renewer_ = std::make_unique<security::CertificateRenewer>(
+        security::CredentialsDirectory((std::filesystem::path(options.data_dir) / "tls").string()),
+        [raw = m.get(), hosts = ManagerHosts(options), &clock](
+            const security::CertificateInfo& current,
+            const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
+          auto issued = raw->authority_->Renew(current, csr, hosts, *raw->revoked_, clock.Now());
+          if (!issued.ok()) return issued.status();
+          return security::RenewedCertificate{issued->cert_pem, raw->authority_->ca().cert_pem()};
+        },
+        clock, std::random_device()());
+    m->tls_renewer_->Start();
+    // The manager reads task logs with its own certificate and accepts only the node that runs
+    // the task (its id in the certificate, not a host name).
+    m->api_->SetNodeCredentials(
+        [files = security::CredentialsDirectory(
+                     (std::filesystem::path(options.data_dir) / "tls").string())
+                     .files(),
+         cluster = m->authority_->cluster_id()](const std::string& node_id) {
+          security::ChannelTlsOptions tls;
+          tls.server = {cluster, {}, node_id, nullptr};
+          return security::MakeChannelCredentials(files, tls);
+        });
   } else {
     // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
     auto acceptor = GrpcAcceptor::Listen(options.api_addr);
@@ -370,6 +414,7 @@ void ManagerServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   stopping_ = true;
+  if (tls_renewer_) tls_renewer_->Stop();
   if (dns_thread_.joinable()) dns_thread_.join();
   dns_.reset();
   // Start() may have failed half way: only what exists is stopped.

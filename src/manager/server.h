@@ -16,6 +16,7 @@
 #include "manager/node_liveness.h"
 #include "manager/traffic.h"
 #include "roles.h"
+#include "security/cert_renewer.h"
 #include "security/cluster_authority.h"
 #include "security/secret_bytes.h"
 #include "store/store.h"
@@ -82,6 +83,8 @@ class ManagerServer {
   std::shared_ptr<security::RevocationList> revoked_;
   std::unique_ptr<CaService> ca_;
   std::string admin_bundle_dir_;
+  // TLS mode: keeps the manager's certificate in <data-dir>/tls fresh.
+  std::unique_ptr<security::CertificateRenewer> tls_renewer_;
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;

@@ -194,7 +194,7 @@ bool RoutingTableCache::Recompute(const std::string& service_id, absl::Time now)
   return changed;
 }
 
-v1::RoutingTable RoutingTableCache::Get() {
+std::shared_ptr<const v1::RoutingTable> RoutingTableCache::Get() {
   absl::MutexLock lock(&mu_);
   const uint64_t version = store_.Version();
   const absl::Time now = clock_.Now();
@@ -229,13 +229,13 @@ v1::RoutingTable RoutingTableCache::Get() {
   if (dirty.all) {
     // Rebuilt from scratch (first use, or the feed no longer reached back): a new version only
     // if the content differs.
-    v1::RoutingTable old = table_;
+    v1::RoutingTable old = *table_;
     old.clear_version();
     if (old.SerializeAsString() == table.SerializeAsString()) return table_;
   }
   // Monotonic even when only time (min-ready) changed the content.
-  table.set_version(std::max<uint64_t>(version, table_.version() + 1));
-  table_ = std::move(table);
+  table.set_version(std::max<uint64_t>(version, table_->version() + 1));
+  table_ = std::make_shared<const v1::RoutingTable>(std::move(table));
   return table_;
 }
 

@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,7 +43,9 @@ class RoutingTableCache {
   RoutingTableCache(const Store& store, const Clock& clock)
       : store_(store), clock_(clock), index_(store) {}
 
-  v1::RoutingTable Get();
+  // Shared and never changed once returned: the streams of every node read one copy, and an
+  // unchanged table costs no copy of the whole cluster's routes (issue 18).
+  std::shared_ptr<const v1::RoutingTable> Get();
 
   // Services computed again, summed over all Get calls (the cache's work).
   uint64_t services_computed() const {
@@ -69,7 +72,8 @@ class RoutingTableCache {
   std::set<std::pair<absl::Time, std::string>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   uint64_t services_computed_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::RoutingTable table_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::RoutingTable> table_ ABSL_GUARDED_BY(mu_) =
+      std::make_shared<v1::RoutingTable>();
 };
 
 // The workers' proxy counters, kept in memory: each node's latest report, the cluster-wide

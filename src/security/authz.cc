@@ -237,6 +237,12 @@ absl::StatusOr<std::shared_ptr<const Authorizer>> Authorizer::Create(
       new Authorizer(mode, std::move(cluster_id), std::move(revoked)));
 }
 
+absl::StatusOr<std::optional<CertificateIdentity>> Authorizer::AuthorizeCall(
+    const grpc::ServerContextBase* ctx, absl::string_view full_method) const {
+  if (ctx == nullptr) return std::nullopt;
+  return Authorize(ctx->auth_context().get(), full_method);
+}
+
 absl::StatusOr<std::optional<CertificateIdentity>> Authorizer::Authorize(
     const grpc::AuthContext* auth, absl::string_view full_method) const {
   if (mode_ == AuthMode::kPlaintextLoopback) return std::nullopt;

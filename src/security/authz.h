@@ -2,6 +2,7 @@
 #define WARREN_SECURITY_AUTHZ_H_
 
 #include <grpcpp/security/auth_context.h>
+#include <grpcpp/server_context.h>
 
 #include <initializer_list>
 #include <memory>
@@ -93,9 +94,16 @@ class Authorizer {
   // The caller's identity when the call may proceed; nullopt when there is no identity to check
   // (plaintext mode, or an open method). UNAUTHENTICATED without a valid certificate of the
   // cluster (or a revoked one), PERMISSION_DENIED for a role the table does not allow or a
-  // method missing from it. `auth` may be null (an in-process call without a server context).
+  // method missing from it. `auth` null: a call without an auth context (refused unless open).
   absl::StatusOr<std::optional<CertificateIdentity>> Authorize(const grpc::AuthContext* auth,
                                                                absl::string_view full_method) const;
+
+  // The one rule every service applies to a call's context. gRPC hands every call it serves a
+  // ServerContext, so a null `ctx` can only be the manager's own code (the dashboard, a secret
+  // update rolling its services): it acts with the manager's authority and is allowed
+  // (nullopt). Otherwise Authorize() on the call's auth context.
+  absl::StatusOr<std::optional<CertificateIdentity>> AuthorizeCall(
+      const grpc::ServerContextBase* ctx, absl::string_view full_method) const;
 
  private:
   Authorizer(AuthMode mode, std::string cluster_id, std::shared_ptr<const RevocationList> revoked)

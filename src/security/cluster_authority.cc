@@ -26,6 +26,12 @@ absl::Status CheckValidity(absl::Duration validity) {
 
 }  // namespace
 
+absl::Status ClusterAuthority::set_node_cert_validity(absl::Duration validity) {
+  if (auto s = CheckValidity(validity); !s.ok()) return s;
+  node_cert_validity_ = validity;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ClusterAuthority> ClusterAuthority::Create(absl::string_view cluster_id,
                                                           absl::Time now,
                                                           const ClusterAuthorityOptions& options) {

@@ -58,6 +58,8 @@ class ClusterAuthority {
   const JoinTokens& tokens() const { return tokens_; }
   const SecretBytes& cluster_key() const { return cluster_key_; }
   absl::Duration node_cert_validity() const { return node_cert_validity_; }
+  // The lifetime of certificates issued from now on (InvalidArgument outside 1 min..5 years).
+  absl::Status set_node_cert_validity(absl::Duration validity);
 
  private:
   ClusterAuthority(RootCa ca, JoinTokens tokens, SecretBytes cluster_key, absl::Duration validity)

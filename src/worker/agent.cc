@@ -15,8 +15,10 @@
 #include "common/role_defaults.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "security/cert_renewer.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
+#include "warren/v1/security.grpc.pb.h"
 #include "worker/task_address.h"
 #include "worker/task_logs.h"
 
@@ -38,10 +40,18 @@ int64_t MachineMemory() {
 // Serves task logs from the driver's log files.
 class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
  public:
-  LogService(WorkerAgent& agent) : agent_(agent) {}
+  LogService(WorkerAgent& agent, std::shared_ptr<const security::Authorizer> authorizer)
+      : agent_(agent), authorizer_(std::move(authorizer)) {}
 
   grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         grpc::ServerWriter<v1::LogLine>* writer) override {
+    // The handshake already demands a manager (or admin) certificate of the cluster; the table
+    // is checked per call as on every other server.
+    if (auto peer = authorizer_->AuthorizeCall(ctx, "/warren.v1.WorkerAgent/TaskLogs");
+        !peer.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(peer.status().code()),
+                          std::string(peer.status().message()));
+    }
     // The id names a directory under the driver's: "../x" would read another directory's log.
     const std::string& id = req->task_id();
     if (id.empty() || id == "." || id == ".." || id.find('/') != std::string::npos ||
@@ -54,8 +64,9 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
     TaskLogReader reader(agent_.driver_->LogPath(id), agent_.driver_->CriLogFormat());
     absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(req->tail());
     if (!lines.ok()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("no logs for task ", req->task_id()));
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("no logs for task ", req->task_id(), " (", lines.status().message(), ")"));
     }
     v1::LogLine out;
     out.set_task_id(req->task_id());
@@ -84,7 +95,100 @@ class WorkerAgent::LogService final : public v1::WorkerAgent::Service {
 
  private:
   WorkerAgent& agent_;
+  const std::shared_ptr<const security::Authorizer> authorizer_;
 };
+
+absl::Status WorkerAgent::ServeLogs() {
+  const bool tls = !options_.tls_cert.empty();
+  // Plaintext keeps its old rule (any caller; loopback is the default address).
+  std::shared_ptr<const security::Authorizer> authorizer =
+      security::Authorizer::PlaintextLoopback();
+  if (tls) {
+    auto mtls = security::Authorizer::Create(security::AuthMode::kMutualTls, options_.agent_addr,
+                                             options_.cluster_id, nullptr);
+    if (!mtls.ok()) {
+      return absl::Status(mtls.status().code(),
+                          absl::StrCat("agent-addr ", mtls.status().message()));
+    }
+    authorizer = *mtls;
+  }
+  log_service_ = std::make_unique<LogService>(*this, std::move(authorizer));
+  grpc::ServerBuilder builder;
+  ConfigureGrpcServer(builder);
+  int tls_port = 0;
+  if (tls) {
+    // Only managers read task logs: the handshake refuses any other certificate (by its
+    // identity, not a host name), and a client without one.
+    security::ServerTlsOptions server_tls;
+    server_tls.client_certificates = security::ClientCertificates::kRequire;
+    server_tls.clients = {
+        options_.cluster_id, {security::Role::kManager, security::Role::kAdmin}, "", nullptr};
+    auto creds = security::MakeServerCredentials(
+        {options_.tls_ca_cert, options_.tls_cert, options_.tls_key}, server_tls);
+    if (!creds.ok()) {
+      return absl::Status(creds.status().code(),
+                          absl::StrCat("agent-addr certificate: ", creds.status().message()));
+    }
+    // gRPC 1.51 hands accepted descriptors to a server only without TLS, so gRPC listens here.
+    builder.AddListeningPort(options_.agent_addr, *creds, &tls_port);
+  } else {
+    // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
+    auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+    if (!acceptor.ok()) {
+      return absl::Status(acceptor.status().code(),
+                          absl::StrCat("agent-addr ", acceptor.status().message()));
+    }
+    acceptor_ = std::move(*acceptor);
+  }
+  builder.RegisterService(log_service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_) {
+    return absl::InternalError(
+        absl::StrCat("agent-addr ", options_.agent_addr, ": gRPC server failed to start"));
+  }
+  int port = tls_port;
+  if (acceptor_) {
+    acceptor_->Start(server_.get());
+    port = acceptor_->port();
+  }
+  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+  agent_addr_ = absl::StrCat(host, ":", port);
+  return absl::OkStatus();
+}
+
+void WorkerAgent::StartCertificateRenewal() {
+  // tls_cert is <dir>/current/cert.pem (security::CredentialsDirectory::files()).
+  const std::filesystem::path dir =
+      std::filesystem::path(options_.tls_cert).parent_path().parent_path();
+  // Renewal presents the current certificate over the manager channel (its file watcher
+  // follows each installed generation): the same identity comes back, no token needed.
+  auto ca = std::shared_ptr<v1::Ca::Stub>(v1::Ca::NewStub(channel_));
+  security::RenewFn renew =
+      [this, ca](const security::CertificateInfo&,
+                 const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
+    v1::RenewCertificateRequest req;
+    req.set_csr_pem(csr);
+    req.add_hosts("127.0.0.1");
+    req.add_hosts("localhost");
+    const std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+    if (!host.empty() && host != "0.0.0.0" && host != "127.0.0.1" && host.front() != '[') {
+      req.add_hosts(host);
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(10)));
+    v1::NodeCertificate issued;
+    if (grpc::Status s = ca->Renew(&ctx, req, &issued); !s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat("warren.v1.Ca/Renew: ", s.error_message()));
+    }
+    return security::RenewedCertificate{issued.cert_pem(), issued.ca_cert_pem()};
+  };
+  renewer_ = std::make_unique<security::CertificateRenewer>(
+      security::CredentialsDirectory(dir.string()), std::move(renew),
+      options_.renewal_clock != nullptr ? *options_.renewal_clock : clock_,
+      options_.renewal_seed != 0 ? options_.renewal_seed : std::random_device()());
+  renewer_->Start();
+}
 
 WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> driver, Clock& clock,
                          Registry* registry)
@@ -119,24 +223,8 @@ absl::Status WorkerAgent::Start() {
   driver_->SetListener(
       [this](const std::string& id, const TaskRuntimeState& s) { OnRuntimeChange(id, s); });
 
-  log_service_ = std::make_unique<LogService>(*this);
-  // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
-  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
-  if (!acceptor.ok()) {
-    return absl::Status(acceptor.status().code(),
-                        absl::StrCat("agent-addr ", acceptor.status().message()));
-  }
-  acceptor_ = std::move(*acceptor);
-  grpc::ServerBuilder builder;
-  ConfigureGrpcServer(builder);
-  builder.RegisterService(log_service_.get());
-  server_ = builder.BuildAndStart();
-  if (!server_) return absl::InternalError("agent gRPC server failed to start");
-  acceptor_->Start(server_.get());
-  const int port = acceptor_->port();
-  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
-  agent_addr_ = absl::StrCat(host, ":", port);
-
+  absl::Status serving = ServeLogs();
+  if (!serving.ok()) return serving;
   secret_files_ =
       std::make_unique<SecretFiles>(std::filesystem::path(options_.data_dir) / "secrets");
   // Tasks left by an earlier agent on this data dir: kept until the manager says otherwise.
@@ -242,6 +330,7 @@ absl::Status WorkerAgent::Start() {
   }
   channel_ = grpc::CreateCustomChannel(options_.manager_addr, creds, channel_args);
   stub_ = v1::Dispatcher::NewStub(channel_);
+  if (!options_.tls_cert.empty()) StartCertificateRenewal();
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
   loops_.emplace_back([this] { HeartbeatLoop(); });
@@ -284,6 +373,7 @@ void WorkerAgent::Stop(bool stop_tasks) {
     }
   }
   if (stop_.exchange(true)) return;
+  if (renewer_) renewer_->Stop();
   {
     absl::MutexLock lock(&mu_);
     if (watch_ctx_) watch_ctx_->TryCancel();

@@ -19,6 +19,7 @@
 #include "http/metrics.h"
 #include "proxy/proxy.h"
 #include "roles.h"
+#include "security/cert_renewer.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
 #include "worker/op_runner.h"
@@ -82,6 +83,11 @@ class WorkerAgent {
   void SweepTaskDirs();
   void ReportLoop();
   absl::Status Register();
+  // The log service on agent_addr: mutual TLS requiring a manager when the node has a
+  // certificate, else plaintext.
+  absl::Status ServeLogs();
+  // Renews the node certificate (tls_cert) through warren.v1.Ca/Renew before it expires.
+  void StartCertificateRenewal();
   void Apply(const v1::Assignments& assignments);
   void StartTask(const v1::Task& assigned);
   // The address a process task listens on: the assigned one, or the next free one when
@@ -116,7 +122,8 @@ class WorkerAgent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Dispatcher::Stub> stub_;
   std::unique_ptr<LogService> log_service_;
-  std::unique_ptr<TaskDirJanitor> janitor_;  // used by the stats loop only
+  std::unique_ptr<security::CertificateRenewer> renewer_;  // with a certificate only
+  std::unique_ptr<TaskDirJanitor> janitor_;                // used by the stats loop only
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;

@@ -75,6 +75,14 @@ std::vector<std::string> LogFileSet(const std::string& base) {
   return out;
 }
 
+std::vector<std::string> LogFilesToRead(const std::string& base) {
+  std::vector<int> existing = RotatedIndexes(base);
+  const int oldest = existing.empty() ? 1 : std::max(existing.back(), 1);
+  std::vector<std::string> out;
+  for (int k = oldest; k >= 0; --k) out.push_back(Numbered(base, k));
+  return out;
+}
+
 RotatingLogWriter::RotatingLogWriter(std::string base, LogLimits limits)
     : base_(std::move(base)), limits_(limits) {}
 

@@ -30,6 +30,14 @@ int RotateLogFiles(const std::string& base, int max_files);
 // The existing files of the set, oldest first (`<base>.K` ... `<base>.1`, `<base>`).
 std::vector<std::string> LogFileSet(const std::string& base);
 
+// The files a reader of the whole set opens, in this order: `<base>.K` ... `<base>.1`, `<base>`,
+// with K the highest index on disk and at least 1, whether or not each exists now. Files only
+// move to higher indexes, so each file opened in this order is newer than the one before even
+// while the writer rotates: a rotation can make the reader miss a file, never read one twice or
+// out of order. `<base>.1` is in the list even when the listing fell inside a rotation, between
+// the removal of the oldest file and the rename of the current one, when no numbered file exists.
+std::vector<std::string> LogFilesToRead(const std::string& base);
+
 // Appends to `<base>` and rotates so that no file grows past limits.max_size: at most
 // max_files * max_size bytes on disk. Single-threaded.
 class RotatingLogWriter {

@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/processes.h"
 #include "worker/log_files.h"
 
 namespace warren {
@@ -33,52 +33,86 @@ void TaskLogReader::Consume(const std::string& data, std::vector<std::string>* l
   pending_.erase(0, start);
 }
 
+namespace {
+
+// Appends what `fd` holds from *offset to its end, advancing *offset.
+void ReadFrom(int fd, off_t* offset, std::string* out) {
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = pread(fd, buf, sizeof(buf), *offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out->append(buf, static_cast<size_t>(n));
+    *offset += n;
+  }
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  off_t offset = 0;
+  ReadFrom(fd, &offset, &out);
+  return out;
+}
+
+}  // namespace
+
 std::string TaskLogReader::ReadRest() {
   std::string out;
   if (fd_ < 0) return out;
   struct stat st;
   if (fstat(fd_, &st) == 0 && st.st_size < offset_) offset_ = 0;  // truncated in place
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = pread(fd_, buf, sizeof(buf), offset_);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    offset_ += n;
-  }
+  ReadFrom(fd_, &offset_, &out);
   return out;
 }
 
 absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
   std::vector<std::string> lines;
-  // A rotation between listing the files and reading them (the oldest file removed, the current
-  // one renamed, the new one not created yet) can hide every line: read the set again. Bounded:
-  // a task that writes fast enough to rotate under every read gets what the last read saw.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    std::vector<std::string> files = LogFileSet(path_);
-    if (files.empty()) return absl::NotFoundError(absl::StrCat("no log file ", path_));
+  // Each file is opened once and read through its descriptor, so a rotation after the open
+  // cannot change what is read. A rotation during the reads can still make the reader miss a
+  // file (log_files.h: LogFilesToRead); read the set again then. Bounded: a task that rotates
+  // under every read gets what the last read saw, which is still in order.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    struct stat st;
+    const ino_t current_before = stat(path_.c_str(), &st) == 0 ? st.st_ino : 0;
+    const std::vector<std::string> files = LogFilesToRead(path_);
     lines.clear();
     pending_.clear();
     decoder_ = CriLogDecoder();
-    bool raced = false;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    bool found = false;
+    int open_errno = 0;
     for (const std::string& file : files) {
-      if (file == path_) break;
-      absl::StatusOr<std::string> content = ReadWholeFile(file, size_t{1} << 31);
-      if (content.ok()) {
-        Consume(*content, &lines);
+      if (before_open_) before_open_(file);
+      const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (file == path_) open_errno = errno;
+        continue;
+      }
+      found = true;
+      if (file == path_) {
+        // The current file stays open to follow it.
+        fd_ = fd;
+        inode_ = fstat(fd_, &st) == 0 ? st.st_ino : 0;
+        offset_ = 0;
+        Consume(ReadRest(), &lines);
       } else {
-        raced = true;  // another rotation took it meanwhile
+        Consume(ReadAll(fd), &lines);
+        close(fd);
       }
     }
-    // The current file stays open to follow it; it may be missing for a moment (a rotation).
-    if (fd_ >= 0) close(fd_);
-    fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    inode_ = fd_ >= 0 && fstat(fd_, &st) == 0 ? st.st_ino : 0;
-    offset_ = 0;
-    if (fd_ < 0 && files.back() == path_) raced = true;
-    Consume(ReadRest(), &lines);
-    if (!raced) break;
+    // No file at all: either the task has no log, or each open fell inside a rotation (`.1`
+    // before the rename, the current file after it and before the writer's reopen).
+    if (!found) {
+      if (attempt == kAttempts - 1) {
+        return absl::NotFoundError(absl::StrCat("no log file ", path_, ": ", strerror(open_errno)));
+      }
+      continue;
+    }
+    // Every rotation renames the current file, so one since the listing shows as another inode
+    // (or none yet: the writer has not reopened).
+    if (current_before == (fd_ >= 0 ? inode_ : 0)) break;
   }
   if (tail > 0 && lines.size() > static_cast<size_t>(tail)) {
     lines.erase(lines.begin(), lines.end() - tail);

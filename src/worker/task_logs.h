@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ class TaskLogReader {
   // of the old file comes first, then the new one from its start.
   std::vector<std::string> Poll();
 
+  // Tests: called with each file's path just before ReadLines opens it, to rotate the set at
+  // exactly that moment.
+  void SetBeforeOpenForTest(std::function<void(const std::string&)> hook) {
+    before_open_ = std::move(hook);
+  }
+
  private:
   // Splits `data` (appended to what is pending) into complete lines.
   void Consume(const std::string& data, std::vector<std::string>* lines);
@@ -45,6 +52,7 @@ class TaskLogReader {
   int fd_ = -1;
   ino_t inode_ = 0;
   off_t offset_ = 0;
+  std::function<void(const std::string&)> before_open_;
 };
 
 }  // namespace warren

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 
 #include "e2e_fixture.h"
 #include "gtest/gtest.h"
@@ -83,7 +85,15 @@ class SecretsE2eTest : public E2eTest {
             }
           }
           if (id.empty()) return false;
-          return Cli({"service", "logs", service}).out.find("hash=" + hash) != std::string::npos;
+          // That task's own line: during a roll the new task can log before its state says
+          // running, while the old one is still the only running task.
+          std::istringstream lines(Cli({"service", "logs", service}).out);
+          for (std::string line; std::getline(lines, line);) {
+            if (line.find(id) != std::string::npos &&
+                line.find("hash=" + hash) != std::string::npos)
+              return true;
+          }
+          return false;
         },
         std::chrono::seconds(60));
     return id;

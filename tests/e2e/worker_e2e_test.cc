@@ -107,7 +107,8 @@ TEST_F(WorkerE2eTest, ChattyTaskStaysUnderItsLogCapAndItsDirectoryGoes) {
       },
       std::chrono::seconds(20)));
   auto logs = Cli({"service", "logs", "chatty", "--tail", "3"});
-  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_EQ(logs.exit_code, 0) << logs.err << Cli({"service", "ps", "chatty"}).out
+                               << Cli({"events"}).out;
   EXPECT_NE(logs.out.find("chatty output line"), std::string::npos) << logs.out << logs.err;
 
   ASSERT_EQ(Cli({"service", "rm", "chatty"}).exit_code, 0);

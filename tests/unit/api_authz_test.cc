@@ -217,6 +217,45 @@ TEST_F(ApiAuthzTest, NoCertificateIsUnauthenticatedOnEveryRpc) {
   }
 }
 
+// The manager's own code calls handlers without a ServerContext (the dashboard, a secret update
+// rolling its services): one rule for every service, the manager's authority. The same calls
+// from the network without a certificate stay UNAUTHENTICATED.
+TEST_F(ApiAuthzTest, InProcessCallsActWithTheManagersAuthorityAndRemoteOnesNeedACertificate) {
+  v1::CreateServiceRequest create;
+  create.mutable_spec()->set_name("web");
+  create.mutable_spec()->set_replicas(1);
+  create.mutable_spec()->mutable_template_()->set_command("app");
+  v1::Service service;
+  grpc::Status s = api_->control().CreateService(nullptr, &create, &service);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  v1::ListServicesRequest list_services;
+  v1::ListServicesResponse services;
+  s = api_->control().ListServices(nullptr, &list_services, &services);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(services.services_size(), 1);
+
+  v1::CreateSecretRequest secret;
+  secret.set_name("db-password");
+  secret.set_value("hunter2");
+  v1::Secret created;
+  s = secrets_->CreateSecret(nullptr, &secret, &created);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  v1::ListSecretsRequest list_secrets;
+  v1::ListSecretsResponse secrets;
+  s = secrets_->ListSecrets(nullptr, &list_secrets, &secrets);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(secrets.secrets_size(), 1);
+
+  auto anon = Channel(std::nullopt);
+  for (const std::string& m :
+       {"/warren.v1.Control/CreateService", "/warren.v1.Control/ListServices",
+        "/warren.v1.Secrets/CreateSecret", "/warren.v1.Secrets/ListSecrets"}) {
+    grpc::Status remote = RawCall(anon.get(), m);
+    EXPECT_EQ(remote.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << m << ": " << remote.error_message();
+  }
+}
+
 TEST_F(ApiAuthzTest, CertificateOfAnotherCaIsRefusedOnEveryRpc) {
   auto other = ClusterAuthority::Create("c1", Now());
   ASSERT_TRUE(other.ok());

@@ -26,6 +26,16 @@ class LossyFeedStore : public testing_util::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   std::function<bool(const Change&)> drop = [](const Change&) { return false; };
+  // The next commit of more than this many mutations fails as a conflict (0: none does).
+  size_t abort_next_commit_over = 0;
+
+  absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override {
+    if (abort_next_commit_over > 0 && mutations.size() > abort_next_commit_over) {
+      abort_next_commit_over = 0;
+      return absl::AbortedError("a concurrent write won");
+    }
+    return inner_.Commit(mutations);
+  }
 
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
     auto changes = inner_.ChangesSince(after, limit);
@@ -188,6 +198,26 @@ TEST_F(IncrementalControllerTest, ADeletedServiceIsStoppedWithoutAFullPass) {
   }
   EXPECT_EQ(left, 0);
   EXPECT_EQ(controller_->stats().full_passes, full_before);
+}
+
+TEST_F(IncrementalControllerTest, TheTasksOfManyNewServicesAreCommittedTogether) {
+  controller_->RunPass();
+  for (int i = 0; i < 40; ++i) Create("n" + std::to_string(i), 2);
+  const ControllerStats before = controller_->stats();
+  controller_->RunPass();
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(LiveTasks("n" + std::to_string(i)), 2) << i;
+  // One commit for the 40 services' tasks and one for their placement, not one per service:
+  // each commit is an fsync, which bounded the creates a pass could keep up with.
+  EXPECT_LE(controller_->stats().commits - before.commits, 2u);
+}
+
+TEST_F(IncrementalControllerTest, AConflictInABatchCostsOnlyItsOwnService) {
+  controller_->RunPass();
+  for (int i = 0; i < 40; ++i) Create("n" + std::to_string(i), 2);
+  // The joint commit fails; each service's tasks are then committed on their own.
+  lossy_->abort_next_commit_over = 20;
+  controller_->RunPass();
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(LiveTasks("n" + std::to_string(i)), 2) << i;
 }
 
 }  // namespace

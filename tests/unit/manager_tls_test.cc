@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -50,6 +51,18 @@ class ManagerTlsTest : public ::testing::Test {
     *out = o.str();
     *err = e.str();
     return code;
+  }
+
+  // A worker of this manager, joining with the worker token when it has no certificate yet.
+  WorkerOptions JoiningWorker(const std::string& name, const std::string& range) {
+    WorkerOptions wo;
+    wo.manager_addr = m_->api_addr();
+    wo.node_name = name;
+    wo.data_dir = (tmp_.path() / name).string();
+    wo.address_range = range;
+    wo.dns.addr = "";
+    wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+    return wo;
   }
 
   TempDir tmp_;
@@ -148,14 +161,9 @@ TEST_F(ManagerTlsTest, TheHybridWorkerRegistersOverMutualTlsUnderTheSameNodeIdAf
 }
 
 TEST_F(ManagerTlsTest, AWorkerJoinsWithTheTokenAndKeepsItsCertificateAcrossRestarts) {
-  WorkerOptions base;
-  base.manager_addr = m_->api_addr();
-  base.node_name = "w1";
-  base.data_dir = (tmp_.path() / "w1").string();
-  base.address_range = "127.72.0.0/16";
-  base.dns.addr = "";
-  WorkerOptions wo = base;
-  wo.join_token = std::string(m_->authority()->tokens().Get(security::Role::kWorker)->reveal());
+  WorkerOptions wo = JoiningWorker("w1", "127.72.0.0/16");
+  WorkerOptions base = wo;
+  base.join_token.clear();
   ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
   auto cert = security::ParseNodeCertificate(
       security::CredentialsDirectory((fs::path(wo.data_dir) / "tls").string()).Read()->cert_pem);
@@ -207,6 +215,177 @@ TEST_F(ManagerTlsTest, AWorkerRefusesAManagerWhoseCaTheTokenDoesNotName) {
   s = PrepareNodeCertificate(&wo, absl::Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("--token"));
+}
+
+// A runtime whose every task writes the same log file.
+class LoggingFakeDriver : public FakeDriver {
+ public:
+  explicit LoggingFakeDriver(std::string log) : log_(std::move(log)) {}
+  std::string LogPath(std::string_view) const override { return log_; }
+
+ private:
+  const std::string log_;
+};
+
+// The node's log service under --tls: only a manager (or admin) certificate of the cluster
+// reads logs; the manager reads them with its own certificate and wants the task's node.
+class WorkerLogsTlsTest : public ManagerTlsTest {
+ protected:
+  void StartWorker(const Clock* renewal_clock = nullptr) {
+    std::ofstream(tmp_.path() / "task.log") << "hello from the task\n";
+    WorkerOptions wo = JoiningWorker("w1", "127.73.0.0/16");
+    wo.renewal_seed = 42;
+    wo.renewal_clock = renewal_clock;
+    ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
+    auto cert = security::ParseNodeCertificate(
+        security::CredentialsDirectory((fs::path(wo.data_dir) / "tls").string()).Read()->cert_pem);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    node_id_ = cert->identity.node_id;
+    agent_ = std::make_unique<WorkerAgent>(
+        wo, std::make_unique<LoggingFakeDriver>((tmp_.path() / "task.log").string()),
+        RealClock::Get());
+    ASSERT_TRUE(agent_->Start().ok());
+  }
+  void TearDown() override {
+    if (agent_) agent_->Stop();
+    ManagerTlsTest::TearDown();
+  }
+
+  // TaskLogs of any task over `creds`: the lines, or the error.
+  absl::StatusOr<std::string> TaskLogs(std::shared_ptr<grpc::ChannelCredentials> creds) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto stub =
+        v1::WorkerAgent::NewStub(grpc::CreateCustomChannel(agent_->agent_addr(), creds, args));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::TaskLogsRequest req;
+    req.set_task_id("t1");
+    auto reader = stub->TaskLogs(&ctx, req);
+    std::string got;
+    v1::LogLine line;
+    while (reader->Read(&line)) got += line.line();
+    grpc::Status s = reader->Finish();
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return got;
+  }
+  // Static credentials presenting a new certificate of `role` (none when nullopt), wanting the
+  // server to be node `server_node`.
+  std::shared_ptr<grpc::ChannelCredentials> Creds(std::optional<security::Role> role,
+                                                  const std::string& server_node) {
+    const security::ClusterAuthority& ca = *m_->authority();
+    std::optional<security::KeyAndCertificate> kc;
+    if (role) {
+      auto issued = ca.ca().IssueKeyAndCertificate({"someone", *role, ca.cluster_id()},
+                                                   {absl::Hours(1), {}}, absl::Now());
+      EXPECT_TRUE(issued.ok()) << issued.status();
+      kc = std::move(*issued);
+    }
+    auto creds = security::MakeStaticChannelCredentials(
+        ca.ca().cert_pem(), kc, {ca.cluster_id(), {}, server_node, nullptr});
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return *creds;
+  }
+
+  bool RunsATask() {
+    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
+      if (t.node_id() == node_id_ && t.status().state() == v1::TASK_STATE_RUNNING) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<WorkerAgent> agent_;
+  std::string node_id_;
+};
+
+TEST_F(WorkerLogsTlsTest, OnlyAManagerCertificateReadsANodesLogs) {
+  StartWorker();
+  auto manager = TaskLogs(Creds(security::Role::kManager, node_id_));
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  EXPECT_EQ(*manager, "hello from the task");
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kWorker, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kReadOnly, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(Creds(std::nullopt, node_id_)).ok());
+  EXPECT_FALSE(TaskLogs(grpc::InsecureChannelCredentials()).ok());
+  // The caller knows the node by its certificate: another node id is not the one it wants.
+  EXPECT_FALSE(TaskLogs(Creds(security::Role::kManager, "another-node")).ok());
+}
+
+TEST_F(WorkerLogsTlsTest, ServiceLogsWorkUnderTls) {
+  StartWorker();
+  std::string out, err;
+  const std::string tls_dir = m_->admin_bundle_dir();
+  ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "create", "web", "--command", "app"}, &out, &err),
+            0)
+      << err;
+  ASSERT_TRUE(WaitFor([&] { return RunsATask(); }));
+  ASSERT_EQ(Cli({"--tls-dir", tls_dir, "service", "logs", "web"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("| hello from the task"));
+}
+
+// The worker's renewal clock runs ahead to the renewal point (the CA and the TLS layers keep real
+// time): it renews through warren.v1.Ca/Renew over its mutual-TLS channel, keeps its node id, stays
+// registered and keeps receiving assignments; its log service serves the new certificate.
+TEST_F(WorkerLogsTlsTest, AWorkerRenewsThroughTheCaAndKeepsItsNode) {
+  FakeClock clock(absl::Now());
+  StartWorker(&clock);
+  ASSERT_TRUE(WaitFor([&] { return GetObject<v1::Node>(m_->store(), node_id_).has_value(); }));
+  security::CredentialsDirectory dir((tmp_.path() / "w1" / "tls").string());
+  auto first = security::ParseNodeCertificate(dir.Read()->cert_pem);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  clock.Set(first->not_before + (first->not_after - first->not_before) * 81 / 100);
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = security::ParseNodeCertificate(dir.Read()->cert_pem);
+    return now.ok() && now->serial != first->serial;
+  }));
+  auto second = security::ParseNodeCertificate(dir.Read()->cert_pem);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->identity.node_id, node_id_);
+  EXPECT_EQ(second->identity.role, security::Role::kWorker);
+
+  // The same node still gets work over its open assignment stream.
+  std::string out, err;
+  ASSERT_EQ(
+      Cli({"--tls-dir", m_->admin_bundle_dir(), "service", "create", "web", "--command", "app"},
+          &out, &err),
+      0)
+      << err;
+  ASSERT_TRUE(WaitFor([&] { return RunsATask(); }));
+  EXPECT_EQ(ListObjects<v1::Node>(m_->store()).size(), 1u);
+  // New handshakes present the renewed certificate (the file watcher re-reads it within its
+  // refresh interval).
+  auto logs = TaskLogs(Creds(security::Role::kManager, node_id_));
+  EXPECT_TRUE(logs.ok()) << logs.status();
+}
+
+TEST(ManagerTlsOptionsTest, CertValiditySetsTheLifetimeOfIssuedCertificatesAndIsStored) {
+  TempDir tmp;
+  ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
+  o.tls = true;
+  o.tls_root = (tmp.path() / "home").string();
+  o.cert_validity = absl::Minutes(2);
+  for (absl::Duration validity : {absl::Minutes(2), absl::Minutes(5)}) {
+    o.cert_validity = validity;
+    auto m = ManagerServer::Start(o, RealClock::Get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->authority()->node_cert_validity(), validity);
+    auto cert = security::ParseNodeCertificate(
+        security::CredentialsDirectory((tmp.path() / "m" / "tls").string()).Read()->cert_pem);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    // Backdated by a tenth of the life for clock skew.
+    EXPECT_EQ(cert->not_after - cert->not_before, validity + validity / 10);
+    (*m)->Shutdown();
+  }
+  // Not given: the stored lifetime stays.
+  o.cert_validity = absl::ZeroDuration();
+  auto m = ManagerServer::Start(o, RealClock::Get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->authority()->node_cert_validity(), absl::Minutes(5));
+  (*m)->Shutdown();
+  o.cert_validity = absl::Seconds(30);
+  EXPECT_FALSE(ManagerServer::Start(o, RealClock::Get()).ok());
 }
 
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {

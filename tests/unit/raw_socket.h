@@ -133,6 +133,16 @@ class DescriptorExhaustion {
   DescriptorExhaustion(const DescriptorExhaustion&) = delete;
   DescriptorExhaustion& operator=(const DescriptorExhaustion&) = delete;
   bool ok() const { return ok_; }
+  // Takes again the descriptors that other threads closed since (gRPC closes connections in the
+  // background), so that the next one the process opens fails with EMFILE.
+  void Refill() {
+    if (!lowered_) return;
+    for (;;) {
+      int fd = dup(0);
+      if (fd < 0) break;
+      fds_.push_back(fd);
+    }
+  }
 
  private:
   rlimit saved_{};

@@ -4,6 +4,10 @@
 // A whole manager (store, API, controller) on a fake clock with a simulated worker: drives
 // rollouts deterministically, with no threads and no sleeping.
 
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -43,8 +47,13 @@ class Sim {
     std::filesystem::path base = std::filesystem::exists("/dev/shm")
                                      ? std::filesystem::path("/dev/shm")
                                      : std::filesystem::temp_directory_path();
-    dir_ = base / ("warren-sim-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::create_directories(dir_);
+    // mkdtemp: a fresh directory every time. A name from the pid could meet a directory left by
+    // a killed run or by a process of another pid namespace sharing /dev/shm, and its store
+    // (a service "web" already there) failed CI once.
+    std::string templ = (base / "warren-sim-XXXXXX").string();
+    EXPECT_NE(::mkdtemp(templ.data()), nullptr)
+        << "mkdtemp " << templ << ": " << std::strerror(errno);
+    dir_ = templ;
     auto store = SqliteStore::Open((dir_ / "store.db").string());
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
@@ -310,7 +319,6 @@ class Sim {
     traffic_->Report(report);
   }
 
-  static inline int counter_ = 0;
   static inline const std::vector<double> kBounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
   std::unique_ptr<TrafficStats> traffic_;
   uint64_t counters_instance_ = 1;

@@ -105,5 +105,21 @@ TEST(AuthorizeTest, NodesActOnlyForThemselves) {
   EXPECT_TRUE(AuthorizeNode(admin, "w1", "DrainNode").ok());
 }
 
+TEST(AuthorizerTest, ANullServerContextIsTheManagerItselfUnderMutualTls) {
+  auto authorizer = Authorizer::Create(AuthMode::kMutualTls, "0.0.0.0:1", "c1",
+                                       std::make_shared<RevocationList>());
+  ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+  for (const char* method : {"/warren.v1.Control/CreateService", "/warren.v1.Secrets/UpdateSecret",
+                             "/warren.v1.ClusterAdmin/Backup", "/warren.v1.Ca/GetJoinToken"}) {
+    auto in_process = (*authorizer)->AuthorizeCall(nullptr, method);
+    ASSERT_TRUE(in_process.ok()) << method << ": " << in_process.status();
+    EXPECT_FALSE(in_process->has_value()) << method;
+    // A call that reached the server without an auth context is not the manager.
+    EXPECT_EQ((*authorizer)->Authorize(nullptr, method).status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << method;
+  }
+}
+
 }  // namespace
 }  // namespace warren::security

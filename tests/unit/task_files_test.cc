@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_join.h"
 #include "cli/cli.h"
 #include "common/clock.h"
 #include "gmock/gmock.h"
@@ -95,7 +96,9 @@ TEST(TaskLogReaderTest, ReadsAcrossRotatedFilesAndFollowsARotation) {
   TempDir dir;
   const std::string base = dir.str() + "/output.log";
   TaskLogReader missing(base, false);
-  EXPECT_TRUE(absl::IsNotFound(missing.ReadLines(0).status()));
+  absl::Status none = missing.ReadLines(0).status();
+  EXPECT_TRUE(absl::IsNotFound(none));
+  EXPECT_THAT(none.message(), HasSubstr("output.log: No such file or directory"));
 
   std::ofstream(base + ".2") << Lines(0, 3);
   std::ofstream(base + ".1") << Lines(3, 5) << "split ";
@@ -128,6 +131,79 @@ TEST(TaskLogReaderTest, ReadsTheRotatedFilesWhileTheCurrentOneIsMissing) {
   EXPECT_THAT(*reader.ReadLines(0), ElementsAre("line 0", "line 1"));
   std::ofstream(base) << "new\n";
   EXPECT_THAT(reader.Poll(), ElementsAre("new"));
+}
+
+// The flake of WorkerE2eTest.ChattyTaskStaysUnderItsLogCapAndItsDirectoryGoes: `service logs
+// --tail 3` of a task rotating several times a second printed nothing. The set was listed between
+// a rotation's removal of the oldest file and its rename (no numbered file on disk), and the
+// current file was opened after the rename: the new, empty one.
+TEST(TaskLogReaderTest, AListingInsideARotationStillReadsTheRotatedLines) {
+  TempDir dir;
+  const std::string base = dir.str() + "/output.log";
+  std::ofstream(base) << Lines(0, 3);  // `.1` already removed, the rename not done yet
+  TaskLogReader reader(base, false);
+  bool rotated = false;
+  reader.SetBeforeOpenForTest([&](const std::string&) {
+    if (rotated) return;
+    rotated = true;
+    fs::rename(base, base + ".1");
+    std::ofstream(base) << "";  // the writer's reopen
+  });
+  absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(2);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_THAT(*lines, ElementsAre("line 1", "line 2"));
+  std::ofstream(base, std::ios::app) << "next\n";
+  EXPECT_THAT(reader.Poll(), ElementsAre("next"));
+}
+
+// The other half of that window: `.1` opened before the rename, the current file after it and
+// before the writer's reopen. Neither open finds a file, yet the task has a log.
+TEST(TaskLogReaderTest, BothOpensInsideARotationAreNotNotFound) {
+  TempDir dir;
+  const std::string base = dir.str() + "/output.log";
+  std::ofstream(base) << Lines(0, 3);
+  TaskLogReader reader(base, false);
+  bool rotated = false;
+  reader.SetBeforeOpenForTest([&](const std::string& file) {
+    if (rotated || file != base) return;
+    rotated = true;
+    fs::rename(base, base + ".1");
+  });
+  absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(0);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_THAT(*lines, ElementsAre("line 0", "line 1", "line 2"));
+}
+
+// A writer that rotates before every file the reader opens: the reader may miss files, but what
+// it returns is in order, never twice, and never nothing.
+TEST(TaskLogReaderTest, ARotationBeforeEveryOpenKeepsTheLinesInOrder) {
+  TempDir dir;
+  const std::string base = dir.str() + "/output.log";
+  int next = 0;
+  auto write_file = [&](const std::string& path) {
+    std::ofstream(path) << Lines(next, next + 2);
+    next += 2;
+  };
+  write_file(base + ".2");
+  write_file(base + ".1");
+  write_file(base);
+  TaskLogReader reader(base, false);
+  int rotations = 0;
+  reader.SetBeforeOpenForTest([&](const std::string&) {
+    ++rotations;
+    ASSERT_EQ(RotateLogFiles(base, 3), 0);
+    write_file(base);
+  });
+  absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(0);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_GT(rotations, 0);
+  ASSERT_FALSE(lines->empty());
+  int last = -1;
+  for (const std::string& line : *lines) {
+    int n = std::stoi(line.substr(5));
+    EXPECT_GT(n, last) << "out of order or twice: " << absl::StrJoin(*lines, ", ");
+    last = n;
+  }
 }
 
 TEST(TaskLogReaderTest, DecodesCriRecordsAcrossFiles) {
