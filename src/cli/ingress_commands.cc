@@ -187,20 +187,12 @@ int ApplyIngresses(v1::Ingresses::Stub& stub, const std::vector<v1::IngressSpec>
       *env.out << "ingress " << spec.name() << ": " << (exists ? "replace" : "create") << "\n";
       continue;
     }
-    if (exists) {
-      grpc::ClientContext del_call;
-      CommandEnv::Prepare(&del_call);
-      v1::DeleteIngressRequest del;
-      del.set_ingress(current.id());
-      v1::DeleteIngressResponse ignored;
-      if (grpc::Status d = stub.DeleteIngress(&del_call, del, &ignored); !d.ok()) {
-        return env.Fail(d);
-      }
-    }
     grpc::ClientContext create_call;
     CommandEnv::Prepare(&create_call);
     v1::CreateIngressRequest create;
     *create.mutable_spec() = spec;
+    // One commit: the old rule routes until the new one replaces it, and stays on an error.
+    create.set_replace(true);
     v1::Ingress created;
     if (grpc::Status c = stub.CreateIngress(&create_call, create, &created); !c.ok()) {
       *env.err << "error: ingress " << spec.name() << ": " << c.error_message() << "\n";

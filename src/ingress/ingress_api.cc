@@ -5,13 +5,49 @@
 #include "common/time_util.h"
 #include "ingress/ingress_spec.h"
 #include "manager/commit_retry.h"
+#include "security/secrets.h"
 #include "store/typed_store.h"
 
 namespace warren {
 
 v1::Ingress RedactIngress(v1::Ingress ingress) {
   ingress.mutable_spec()->mutable_tls()->clear_key_pem();
+  ingress.mutable_spec()->mutable_tls()->clear_sealed_key();
   return ingress;
+}
+
+namespace {
+
+// The name an ingress's sealed key is bound to (next to its id), apart from secrets' names.
+std::string SealName(const v1::Ingress& ingress) {
+  return absl::StrCat("ingress/", ingress.spec().name());
+}
+
+}  // namespace
+
+absl::Status SealIngressKey(const ClusterKeyFn& cluster_key, v1::Ingress* ingress) {
+  absl::StatusOr<security::SecretBytes> key =
+      cluster_key ? cluster_key() : absl::FailedPreconditionError("no cluster key");
+  if (!key.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tls.key: cannot be stored: the key is kept only sealed under the cluster "
+                     "key, which this manager does not have (",
+                     key.status().message(), ")"));
+  }
+  v1::IngressTls* tls = ingress->mutable_spec()->mutable_tls();
+  // The request's copy is the caller's; this one is wiped once sealed.
+  const security::SecretBytes plain(tls->key_pem());
+  auto envelope = security::EncryptSecret(*key, ingress->id(), SealName(*ingress), plain);
+  if (!envelope.ok()) return envelope.status();
+  *tls->mutable_sealed_key() = std::move(*envelope);
+  tls->clear_key_pem();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<security::SecretBytes> OpenIngressKey(const security::SecretBytes& cluster_key,
+                                                     const v1::Ingress& ingress) {
+  return security::DecryptSecret(cluster_key, ingress.id(), SealName(ingress),
+                                 ingress.spec().tls().sealed_key());
 }
 
 absl::StatusOr<v1::Ingress> IngressApi::Find(const std::string& name_or_id) const {
@@ -31,6 +67,10 @@ grpc::Status IngressApi::CreateIngress(grpc::ServerContext* ctx,
   v1::IngressSpec spec = req->spec();
   ApplyIngressDefaults(&spec);
   if (auto s = ValidateIngressSpec(spec); !s.ok()) return ToGrpc(s);
+  if (spec.tls().has_sealed_key()) {
+    return ToGrpc(absl::InvalidArgumentError(
+        "tls.sealed_key: set by the manager only; give the key as tls.key_pem"));
+  }
   v1::Ingress ingress;
   if (spec.tls().mode() == v1::INGRESS_TLS_MODE_FILES) {
     auto cert =
@@ -44,20 +84,29 @@ grpc::Status IngressApi::CreateIngress(grpc::ServerContext* ctx,
         absl::StrCat("service: no service named \"", spec.service(), "\"; create it first")));
   }
   absl::MutexLock lock(&create_mu_);
-  if (GetObjectByName<v1::Ingress>(shared_.store, spec.name())) {
+  auto existing = GetObjectByName<v1::Ingress>(shared_.store, spec.name());
+  if (existing && !req->replace()) {
     return ToGrpc(
         absl::AlreadyExistsError(absl::StrCat("ingress \"", spec.name(), "\" already exists")));
   }
   if (auto s = CheckIngressConflicts(spec, ListObjects<v1::Ingress>(shared_.store)); !s.ok()) {
     return ToGrpc(s);
   }
-  ingress.set_id(NewId());
+  if (existing) {
+    ingress.set_id(existing->id());
+    *ingress.mutable_created_at() = existing->created_at();
+  } else {
+    ingress.set_id(NewId());
+    *ingress.mutable_created_at() = ToProtoTime(shared_.clock.Now());
+  }
   *ingress.mutable_spec() = spec;
   ingress.set_service_id(service->id());
-  *ingress.mutable_created_at() = ToProtoTime(shared_.clock.Now());
+  if (spec.tls().mode() == v1::INGRESS_TLS_MODE_FILES) {
+    if (auto s = SealIngressKey(shared_.secret_key, &ingress); !s.ok()) return ToGrpc(s);
+  }
   std::vector<Mutation> m = {
-      PutMutation(ingress, Mutation::kMustNotExist),
-      shared_.events.Make("ingress", ingress.id(), spec.name(), "created",
+      PutMutation(ingress, existing ? existing->version() : Mutation::kMustNotExist),
+      shared_.events.Make("ingress", ingress.id(), spec.name(), existing ? "updated" : "created",
                           absl::StrCat(spec.host(), spec.path(), " -> service ", spec.service()),
                           service->id())};
   auto v = shared_.store.Commit(m);

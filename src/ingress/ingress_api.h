@@ -3,6 +3,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "manager/api_shared.h"
+#include "security/secret_bytes.h"
 #include "warren/v1/ingress.grpc.pb.h"
 
 namespace warren {
@@ -31,8 +32,16 @@ class IngressApi final : public v1::Ingresses::Service {
   absl::Mutex create_mu_;
 };
 
-// The ingress as the API returns it: without the private key.
+// The ingress as the API returns it: without the private key, plain or sealed.
 v1::Ingress RedactIngress(v1::Ingress ingress);
+
+// Moves the ingress's tls.key_pem into tls.sealed_key, sealed under the cluster key and bound
+// to the ingress's id and name. FAILED_PRECONDITION (naming tls.key) without a cluster key.
+absl::Status SealIngressKey(const ClusterKeyFn& cluster_key, v1::Ingress* ingress);
+
+// The private key of a stored TLS ingress; DataLoss when the envelope does not open.
+absl::StatusOr<security::SecretBytes> OpenIngressKey(const security::SecretBytes& cluster_key,
+                                                     const v1::Ingress& ingress);
 
 }  // namespace warren
 
