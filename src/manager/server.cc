@@ -165,6 +165,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_ = std::make_unique<ManagerApi>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
   m->revoked_ = std::make_shared<security::RevocationList>();
+  // The nodes removed before this start stay refused.
+  auto stored_revocations = LoadRevocationList(*m->store_);
+  if (!stored_revocations.ok()) return stored_revocations.status();
+  if (auto s = m->revoked_->Replace(*stored_revocations); !s.ok()) return s;
+  m->revoked_->Prune(clock.Now());
+  m->api_->SetRevocation(m->revoked_, m->authority_->node_cert_validity());
   // Plaintext allows every call; Create refuses it on a non-loopback address.
   auto authorizer = security::Authorizer::Create(
       options.tls ? security::AuthMode::kMutualTls : security::AuthMode::kPlaintextLoopback,
@@ -382,7 +388,9 @@ absl::Status ManagerServer::InstallHybridWorkerCertificate(WorkerOptions* worker
   if (dir.HasCredentials()) {
     if (auto old = dir.Read(); old.ok()) {
       auto info = security::ParseNodeCertificate(old->cert_pem);
-      if (info.ok() && info->identity.cluster_id == authority_->cluster_id()) {
+      // A node removed with `node rm --force` while running comes back as a new node.
+      if (info.ok() && info->identity.cluster_id == authority_->cluster_id() &&
+          !revoked_->IsRevoked(*info)) {
         node_id = info->identity.node_id;
       }
     }
