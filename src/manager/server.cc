@@ -225,19 +225,27 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     // under TLS gRPC's own listener accepts; a failed accept4 (EMFILE) stops it for good, which
     // reserved_fds makes unlikely but not impossible.
     builder.AddListeningPort(options.api_addr, *creds, &tls_port);
-    auto bundle = security::WriteAdminBundle(
-        options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root, *m->authority_,
-        m->authority_->node_cert_validity(), clock.Now());
+    const std::string tls_root =
+        options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root;
+    auto bundle = security::WriteAdminBundle(tls_root, *m->authority_,
+                                             m->authority_->node_cert_validity(), clock.Now());
     if (!bundle.ok()) return bundle.status();
     m->admin_bundle_dir_ = *bundle;
-    // The manager renews its own certificate from the in-process CA, as nodes do theirs.
+    // The manager renews its own certificate from the in-process CA, as nodes do theirs, and
+    // with it the admin bundle issued together with it: the CLI on this host keeps working
+    // under a short --cert-validity.
     m->tls_renewer_ = std::make_unique<security::CertificateRenewer>(
         security::CredentialsDirectory((std::filesystem::path(options.data_dir) / "tls").string()),
-        [raw = m.get(), hosts = ManagerHosts(options), &clock](
+        [raw = m.get(), hosts = ManagerHosts(options), tls_root, &clock](
             const security::CertificateInfo& current,
             const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
           auto issued = raw->authority_->Renew(current, csr, hosts, *raw->revoked_, clock.Now());
           if (!issued.ok()) return issued.status();
+          auto admin = security::WriteAdminBundle(
+              tls_root, *raw->authority_, raw->authority_->node_cert_validity(), clock.Now());
+          if (!admin.ok()) {
+            spdlog::warn("renewing the admin client bundle: {}", admin.status().ToString());
+          }
           return security::RenewedCertificate{issued->cert_pem, raw->authority_->ca().cert_pem()};
         },
         clock, std::random_device()());

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -162,6 +165,103 @@ TEST_F(TlsE2eTest, NodeRmRefusesTheWorkerAtOnceAndEndsItsStreams) {
   })) << worker.Log();
   EXPECT_EQ(ReadyNodeNames(), std::vector<std::string>{"node-1"});
   EXPECT_TRUE(worker.Alive());
+}
+
+// Issue 12: certificates of the shortest life the CA allows (1 minute) renew at least twice
+// each (the manager's own and the admin bundle in-process, the workers' through
+// warren.v1.Ca/Renew) while rolling updates run back to back under load through both workers'
+// proxies: no request fails, no task fails or is replaced outside the updates, and no worker's
+// stream to the manager ends.
+TEST_F(TlsE2eTest, CertificatesRenewDuringRollingUpdatesUnderLoadWithoutAFailedRequest) {
+  Process& manager = StartManager(
+      {"--dns-addr", "", "--tls", "--tls-root", (dir_ / "home").string(), "--cert-validity", "1m"});
+  ASSERT_TRUE(WaitFor([&] { return Cli({"node", "ls"}).exit_code == 0; })) << manager.Log();
+  const std::string token = JoinToken();
+  for (int i = 1; i <= 2; ++i) {
+    StartWorker(i, {"--dns-addr", "", "--publish-ip", "127.0.0." + std::to_string(i), "--token",
+                    token, "--stop-tasks-on-exit"});
+  }
+  ASSERT_TRUE(WaitNodesReady(2)) << manager.Log();
+  const int port = FreePort();
+  ASSERT_EQ(CreateTestapp("web", 4,
+                          {"--env", "VERSION=v0", "--publish", std::to_string(port) + ":8080",
+                           "--min-ready", "500ms", "--max-surge", "1", "--max-unavailable", "0",
+                           "--update-order", "start-first"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto a = HttpGet("127.0.0.1", port, "/");
+    auto b = HttpGet("127.0.0.2", port, "/");
+    return HealthyTasks("web").size() == 4 && a && a->first == 200 && b && b->first == 200;
+  })) << Cli({"service", "ps", "web"}).out;
+
+  // Every certificate each holder had, by serial.
+  const std::map<std::string, fs::path> holders = {{"manager", dir_ / "m" / "tls"},
+                                                   {"admin", dir_ / "home" / "current"},
+                                                   {"w1", dir_ / "w1" / "tls"},
+                                                   {"w2", dir_ / "w2" / "tls"}};
+  std::map<std::string, std::set<std::string>> serials;
+  auto look = [&] {
+    for (const auto& [who, dir] : holders) {
+      auto material = security::CredentialsDirectory(dir.string()).Read();
+      if (!material.ok()) continue;
+      auto cert = security::ParseNodeCertificate(material->cert_pem);
+      if (cert.ok()) serials[who].insert(cert->serial);
+    }
+  };
+  auto renewed_twice = [&] {
+    look();
+    for (const auto& [who, dir] : holders) {
+      if (serials[who].size() < 3) return false;
+    }
+    return true;
+  };
+
+  int updates = 0, sent = 0, failed = 0;
+  std::string last_error;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(200);
+  while (!renewed_twice() && std::chrono::steady_clock::now() < deadline) {
+    Load through_w1(port, nullptr, "127.0.0.1");
+    Load through_w2(port, nullptr, "127.0.0.2");
+    ASSERT_TRUE(WaitFor([&] { return through_w1.sent() > 10 && through_w2.sent() > 10; }));
+    ++updates;
+    CommandResult r =
+        Cli({"service", "update", "web", "--env", "VERSION=v" + std::to_string(updates)});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err << Cli({"service", "ps", "web"}).out;
+    look();
+    through_w1.Stop();
+    through_w2.Stop();
+    for (Load* load : {&through_w1, &through_w2}) {
+      sent += load->sent();
+      failed += load->failed();
+      if (load->failed() > 0) last_error = load->last_error();
+    }
+  }
+  std::cout << "[ info ] " << updates << " rolling updates under load, " << sent << " requests, "
+            << failed << " failed; certificates held:";
+  for (const auto& [who, s] : serials) std::cout << " " << who << "=" << s.size();
+  std::cout << "\n";
+  for (const auto& [who, dir] : holders) {
+    EXPECT_GE(serials[who].size(), 3u) << who << " renewed fewer than twice";
+  }
+  EXPECT_EQ(failed, 0) << "of " << sent << "; last error: " << last_error;
+  EXPECT_GT(sent, 0);
+
+  // Only the updates replaced tasks: none failed or was orphaned, and the last revision's four
+  // serve.
+  for (const auto& t : Tasks("web")) {
+    const std::string state = t["status"].value("state", "");
+    EXPECT_TRUE(state == "TASK_STATE_RUNNING" || state == "TASK_STATE_SHUTDOWN" ||
+                state == "TASK_STATE_COMPLETE")
+        << t.dump();
+  }
+  EXPECT_EQ(HealthyTasks("web").size(), 4u);
+  // The workers' streams to the manager never ended and they never registered again.
+  for (int i = 1; i <= 2; ++i) {
+    const std::string log = processes_[i]->Log();
+    EXPECT_EQ(log.find("stream ended"), std::string::npos) << log;
+    EXPECT_EQ(log.find("cannot register"), std::string::npos) << log;
+  }
 }
 
 }  // namespace

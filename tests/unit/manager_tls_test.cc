@@ -595,6 +595,38 @@ TEST(ManagerTlsOptionsTest, CertValiditySetsTheLifetimeOfIssuedCertificatesAndIs
   EXPECT_FALSE(ManagerServer::Start(o, RealClock::Get()).ok());
 }
 
+// The admin bundle was issued with the manager's certificate and is renewed with it, so the
+// CLI on the manager's host outlives a short --cert-validity.
+TEST(ManagerTlsOptionsTest, TheManagerRenewsTheAdminBundleWithItsOwnCertificate) {
+  TempDir tmp;
+  ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
+  o.tls = true;
+  o.tls_root = (tmp.path() / "home").string();
+  o.cert_validity = absl::Hours(1);
+  FakeClock clock(absl::Now());
+  auto m = ManagerServer::Start(o, clock);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto admin = [&] {
+    return security::ParseNodeCertificate(
+        security::CredentialsDirectory((tmp.path() / "home" / "current").string())
+            .Read()
+            ->cert_pem);
+  };
+  auto first = admin();
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Past 80 % of the manager certificate's life: it renews, and the bundle with it.
+  clock.Advance(absl::Minutes(49));
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = admin();
+    return now.ok() && now->serial != first->serial;
+  }));
+  auto renewed = admin();
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->identity.role, security::Role::kAdmin);
+  EXPECT_GT(renewed->not_after, first->not_after + absl::Minutes(45));
+  (*m)->Shutdown();
+}
+
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {
   TempDir tmp;
   ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
