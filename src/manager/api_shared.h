@@ -18,6 +18,7 @@
 #include "manager/publish_errors.h"
 #include "manager/traffic.h"
 #include "security/authz.h"
+#include "security/root_ca.h"
 #include "security/secret_bytes.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
@@ -63,6 +64,11 @@ struct ApiShared {
       grpc::ServerContext* ctx, absl::string_view full_method) const {
     return authorizer->AuthorizeCall(ctx, full_method);
   }
+  // A long-lived stream's check at each wake-up (Authorizer::Reauthorize).
+  absl::Status Reauthorize(grpc::ServerContext* ctx, absl::string_view full_method,
+                           uint64_t* checked) const {
+    return authorizer->Reauthorize(ctx, full_method, checked);
+  }
 
   Store& store;
   const Clock& clock;
@@ -80,6 +86,11 @@ struct ApiShared {
   // Decides every RPC of both services; sec-tls switches servers to kMutualTls.
   std::shared_ptr<const security::Authorizer> authorizer =
       security::Authorizer::PlaintextLoopback();
+  // `node rm` revokes the node's certificates here (the list the TLS handshakes and Authorize
+  // consult) and in the stored list, each entry kept for `revocation_keep` (the certificates'
+  // lifetime). Unset: only the stored list (when the store holds a cluster CA).
+  std::shared_ptr<security::RevocationList> revoked;
+  absl::Duration revocation_keep = security::kDefaultNodeCertValidity;
   // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
   ClusterKeyFn secret_key;
   // Unset: plaintext calls to the nodes' log services.

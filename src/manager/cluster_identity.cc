@@ -92,7 +92,45 @@ absl::Status SaveClusterAuthority(Store& store, const fs::path& data_dir,
   m.id = std::string(kClusterSecurityId);
   m.data = sealed->SerializeAsString();
   m.expected_version = stored->version;
+  // The revocation list is not part of the authority: kept as stored.
+  v1::ClusterSecurity old;
+  if (old.ParseFromString(stored->data) && old.has_revoked()) {
+    *sealed->mutable_revoked() = old.revoked();
+    m.data = sealed->SerializeAsString();
+  }
   return store.Commit({m}).status();
+}
+
+absl::StatusOr<v1::RevocationList> LoadRevocationList(const Store& store) {
+  auto stored = store.Get(Kind::kClusterSecurity, kClusterSecurityId);
+  if (!stored) return v1::RevocationList();
+  v1::ClusterSecurity proto;
+  if (!proto.ParseFromString(stored->data)) {
+    return absl::DataLossError("cluster security object in the store does not parse");
+  }
+  return proto.revoked();
+}
+
+absl::StatusOr<std::optional<Mutation>> RevokeNodeMutation(const Store& store,
+                                                           const std::string& node_id,
+                                                           absl::Time now, absl::Time keep_until) {
+  auto stored = store.Get(Kind::kClusterSecurity, kClusterSecurityId);
+  if (!stored) return std::nullopt;
+  v1::ClusterSecurity proto;
+  if (!proto.ParseFromString(stored->data)) {
+    return absl::DataLossError("cluster security object in the store does not parse");
+  }
+  security::RevocationList list;
+  if (auto s = list.Replace(proto.revoked()); !s.ok()) return s;
+  list.Prune(now);
+  list.RevokeNode(node_id, now, keep_until);
+  *proto.mutable_revoked() = list.ToProto();
+  Mutation m;
+  m.kind = Kind::kClusterSecurity;
+  m.id = std::string(kClusterSecurityId);
+  m.data = proto.SerializeAsString();
+  m.expected_version = stored->version;
+  return std::optional<Mutation>(std::move(m));
 }
 
 }  // namespace warren

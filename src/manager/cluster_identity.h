@@ -2,11 +2,14 @@
 #define WARREN_MANAGER_CLUSTER_IDENTITY_H_
 
 #include <filesystem>
+#include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "security/cluster_authority.h"
 #include "store/store.h"
+#include "warren/v1/security.pb.h"
 
 namespace warren {
 
@@ -27,6 +30,17 @@ absl::StatusOr<security::ClusterAuthority> LoadOrCreateClusterAuthority(
 // the key file in `data_dir`.
 absl::Status SaveClusterAuthority(Store& store, const std::filesystem::path& data_dir,
                                   const security::ClusterAuthority& authority);
+
+// The revocation list stored with the cluster (empty when the store holds no cluster yet).
+absl::StatusOr<v1::RevocationList> LoadRevocationList(const Store& store);
+
+// The write that adds node `node_id` to the stored revocation list (kept until `keep_until`) and
+// drops the entries that expired by `now`, to commit together with the node's removal. nullopt
+// when the store holds no cluster (nothing to revoke against). Conditional on the stored
+// object's version, so a concurrent change makes the commit retry.
+absl::StatusOr<std::optional<Mutation>> RevokeNodeMutation(const Store& store,
+                                                           const std::string& node_id,
+                                                           absl::Time now, absl::Time keep_until);
 
 }  // namespace warren
 

@@ -19,6 +19,7 @@
 #include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
+#include "manager/cluster_identity.h"
 #include "manager/commit_retry.h"
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
@@ -836,6 +837,7 @@ grpc::Status ControlService::RemoveNode(grpc::ServerContext* ctx, const v1::Remo
   if (!allowed.ok()) return ToGrpc(allowed.status());
   v1::Node node;
   int moved = 0;
+  absl::Time revoked_at;
   absl::StatusOr<uint64_t> v = CommitWithRetry(
       store_,
       [&]() -> absl::StatusOr<std::vector<Mutation>> {
@@ -866,10 +868,20 @@ grpc::Status ControlService::RemoveNode(grpc::ServerContext* ctx, const v1::Remo
         m.push_back(events_.Make("node", node.id(), node.name(), "removed",
                                  absl::StrCat("removed", req->force() ? " (forced)" : "", "; ",
                                               moved, " tasks rescheduled")));
+        // Its certificates go with it, in the same commit: a removed node never comes back
+        // under its id.
+        revoked_at = now;
+        auto revoke = RevokeNodeMutation(store_, node.id(), now, now + shared_.revocation_keep);
+        if (!revoke.ok()) return revoke.status();
+        if (*revoke) m.push_back(std::move(**revoke));
         return m;
       },
       {absl::StatusCode::kNotFound});
   if (!v.ok()) return ToGrpc(v.status());
+  // The handshakes and every call (open streams at their next wake-up) consult this list.
+  if (shared_.revoked) {
+    shared_.revoked->RevokeNode(node.id(), revoked_at, revoked_at + shared_.revocation_keep);
+  }
   spdlog::info("node {} ({}) removed{}; {} tasks rescheduled", node.name(), node.id(),
                req->force() ? " (forced)" : "", moved);
   resp->set_id(node.id());

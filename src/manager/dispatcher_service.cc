@@ -215,7 +215,9 @@ grpc::Status DispatcherService::Heartbeat(grpc::ServerContext* ctx, const v1::He
 grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
                                                  const v1::WatchAssignmentsRequest* req,
                                                  grpc::ServerWriter<v1::Assignments>* writer) {
-  auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/WatchAssignments");
+  constexpr absl::string_view kMethod = "/warren.v1.Dispatcher/WatchAssignments";
+  uint64_t revocations = shared_.authorizer->revocation_generation();
+  auto peer = shared_.Authorize(ctx, kMethod);
   if (!peer.ok()) return ToGrpc(peer.status());
   if (auto s = CheckOwnNode(*peer, req->node_id(), "WatchAssignments"); !s.ok()) return ToGrpc(s);
   if (!GetObject<v1::Node>(store_, req->node_id())) {
@@ -228,6 +230,8 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
   // probes) is the worker's own report: no resend for it.
   AssignmentView view(store_, req->node_id());
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
+    // A node removed meanwhile (node rm) loses its stream at the next wake-up.
+    if (auto s = shared_.Reauthorize(ctx, kMethod, &revocations); !s.ok()) return ToGrpc(s);
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
@@ -300,12 +304,15 @@ grpc::Status DispatcherService::ReportTaskStatus(grpc::ServerContext* ctx,
 grpc::Status DispatcherService::WatchRoutes(grpc::ServerContext* ctx,
                                             const v1::WatchRoutesRequest* req,
                                             grpc::ServerWriter<v1::RoutingTable>* writer) {
-  auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/WatchRoutes");
+  constexpr absl::string_view kMethod = "/warren.v1.Dispatcher/WatchRoutes";
+  uint64_t revocations = shared_.authorizer->revocation_generation();
+  auto peer = shared_.Authorize(ctx, kMethod);
   if (!peer.ok()) return ToGrpc(peer.status());
   if (auto s = CheckOwnNode(*peer, req->node_id(), "WatchRoutes"); !s.ok()) return ToGrpc(s);
   if (!shared_.routes) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
   uint64_t sent = 0;
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
+    if (auto s = shared_.Reauthorize(ctx, kMethod, &revocations); !s.ok()) return ToGrpc(s);
     const uint64_t seen = store_.Version();
     const std::shared_ptr<const v1::RoutingTable> table = shared_.routes->Get();
     if (table->version() != sent) {

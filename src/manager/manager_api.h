@@ -40,6 +40,11 @@ class ManagerApi {
     shared_.authorizer = std::move(authorizer);
   }
 
+  // The revocation list `node rm` adds to (see ApiShared::revoked). Set before serving.
+  void SetRevocation(std::shared_ptr<security::RevocationList> revoked, absl::Duration keep) {
+    shared_.revoked = std::move(revoked);
+    shared_.revocation_keep = keep;
+  }
   // The key secrets are opened with for the workers' assignments. Set once, before serving.
   void SetSecretKey(ClusterKeyFn key) { shared_.secret_key = std::move(key); }
   void SetNodeCredentials(NodeCredentialsFn creds) { shared_.node_credentials = std::move(creds); }

@@ -165,6 +165,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_ = std::make_unique<ManagerApi>(*m->store_, clock, *m->events_, *m->liveness_, api_options,
                                          m->metrics_.get());
   m->revoked_ = std::make_shared<security::RevocationList>();
+  // The nodes removed before this start stay refused.
+  auto stored_revocations = LoadRevocationList(*m->store_);
+  if (!stored_revocations.ok()) return stored_revocations.status();
+  if (auto s = m->revoked_->Replace(*stored_revocations); !s.ok()) return s;
+  m->revoked_->Prune(clock.Now());
+  m->api_->SetRevocation(m->revoked_, m->authority_->node_cert_validity());
   // Plaintext allows every call; Create refuses it on a non-loopback address.
   auto authorizer = security::Authorizer::Create(
       options.tls ? security::AuthMode::kMutualTls : security::AuthMode::kPlaintextLoopback,
@@ -219,19 +225,27 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     // under TLS gRPC's own listener accepts; a failed accept4 (EMFILE) stops it for good, which
     // reserved_fds makes unlikely but not impossible.
     builder.AddListeningPort(options.api_addr, *creds, &tls_port);
-    auto bundle = security::WriteAdminBundle(
-        options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root, *m->authority_,
-        m->authority_->node_cert_validity(), clock.Now());
+    const std::string tls_root =
+        options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root;
+    auto bundle = security::WriteAdminBundle(tls_root, *m->authority_,
+                                             m->authority_->node_cert_validity(), clock.Now());
     if (!bundle.ok()) return bundle.status();
     m->admin_bundle_dir_ = *bundle;
-    // The manager renews its own certificate from the in-process CA, as nodes do theirs.
+    // The manager renews its own certificate from the in-process CA, as nodes do theirs, and
+    // with it the admin bundle issued together with it: the CLI on this host keeps working
+    // under a short --cert-validity.
     m->tls_renewer_ = std::make_unique<security::CertificateRenewer>(
         security::CredentialsDirectory((std::filesystem::path(options.data_dir) / "tls").string()),
-        [raw = m.get(), hosts = ManagerHosts(options), &clock](
+        [raw = m.get(), hosts = ManagerHosts(options), tls_root, &clock](
             const security::CertificateInfo& current,
             const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
           auto issued = raw->authority_->Renew(current, csr, hosts, *raw->revoked_, clock.Now());
           if (!issued.ok()) return issued.status();
+          auto admin = security::WriteAdminBundle(
+              tls_root, *raw->authority_, raw->authority_->node_cert_validity(), clock.Now());
+          if (!admin.ok()) {
+            spdlog::warn("renewing the admin client bundle: {}", admin.status().ToString());
+          }
           return security::RenewedCertificate{issued->cert_pem, raw->authority_->ca().cert_pem()};
         },
         clock, std::random_device()());
@@ -383,7 +397,9 @@ absl::Status ManagerServer::InstallHybridWorkerCertificate(WorkerOptions* worker
   if (dir.HasCredentials()) {
     if (auto old = dir.Read(); old.ok()) {
       auto info = security::ParseNodeCertificate(old->cert_pem);
-      if (info.ok() && info->identity.cluster_id == authority_->cluster_id()) {
+      // A node removed with `node rm --force` while running comes back as a new node.
+      if (info.ok() && info->identity.cluster_id == authority_->cluster_id() &&
+          !revoked_->IsRevoked(*info)) {
         node_id = info->identity.node_id;
       }
     }

@@ -243,6 +243,17 @@ absl::StatusOr<std::optional<CertificateIdentity>> Authorizer::AuthorizeCall(
   return Authorize(ctx->auth_context().get(), full_method);
 }
 
+absl::Status Authorizer::Reauthorize(const grpc::ServerContextBase* ctx,
+                                     absl::string_view full_method, uint64_t* checked) const {
+  // Read before the check: a revocation landing during it is seen at the next call.
+  const uint64_t now = revocation_generation();
+  if (now == *checked) return absl::OkStatus();
+  auto again = AuthorizeCall(ctx, full_method);
+  if (!again.ok()) return again.status();
+  *checked = now;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::optional<CertificateIdentity>> Authorizer::Authorize(
     const grpc::AuthContext* auth, absl::string_view full_method) const {
   if (mode_ == AuthMode::kPlaintextLoopback) return std::nullopt;

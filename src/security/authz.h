@@ -105,6 +105,14 @@ class Authorizer {
   absl::StatusOr<std::optional<CertificateIdentity>> AuthorizeCall(
       const grpc::ServerContextBase* ctx, absl::string_view full_method) const;
 
+  // For a long-lived stream (a node's assignment or route watch): AuthorizeCall again when the
+  // revocation list changed since `*checked` (then updated), so that the stream of a node
+  // removed meanwhile ends at its next wake-up. Start with `*checked` =
+  // revocation_generation() read before the stream's first authorization.
+  absl::Status Reauthorize(const grpc::ServerContextBase* ctx, absl::string_view full_method,
+                           uint64_t* checked) const;
+  uint64_t revocation_generation() const { return revoked_ ? revoked_->generation() : 0; }
+
  private:
   Authorizer(AuthMode mode, std::string cluster_id, std::shared_ptr<const RevocationList> revoked)
       : mode_(mode), cluster_id_(std::move(cluster_id)), revoked_(std::move(revoked)) {}

@@ -9,12 +9,14 @@ namespace warren::security {
 void RevocationList::RevokeNode(absl::string_view node_id, absl::Time now, absl::Time keep_until) {
   absl::MutexLock lock(&mu_);
   nodes_[node_id] = {now, keep_until};
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 void RevocationList::RevokeCertificate(absl::string_view serial, absl::Time now,
                                        absl::Time keep_until) {
   absl::MutexLock lock(&mu_);
   serials_[absl::AsciiStrToUpper(serial)] = {now, keep_until};
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 bool RevocationList::IsRevoked(const CertificateInfo& cert) const {
@@ -82,6 +84,7 @@ absl::Status RevocationList::Replace(const v1::RevocationList& proto) {
   absl::MutexLock lock(&mu_);
   nodes_ = std::move(nodes);
   serials_ = std::move(serials);
+  generation_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -1,6 +1,8 @@
 #ifndef WARREN_SECURITY_REVOCATION_H_
 #define WARREN_SECURITY_REVOCATION_H_
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -35,6 +37,9 @@ class RevocationList {
   absl::Status Replace(const v1::RevocationList& proto);
 
   size_t size() const;
+  // Changes with every revocation and Replace(): a long-lived stream authorizes its caller
+  // again only when it moved.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   struct Entry {
@@ -44,6 +49,7 @@ class RevocationList {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> nodes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Entry> serials_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace warren::security

@@ -191,8 +191,9 @@ class Load {
  public:
   // `weight_of` (optional) tags each request with a label (e.g. the canary weight in force
   // when it was sent); answers are then counted per label and version.
-  explicit Load(int port, std::function<int()> label = nullptr)
-      : port_(port), label_(std::move(label)) {
+  // `ip`: the address the proxy publishes on (a node of its own on one machine).
+  explicit Load(int port, std::function<int()> label = nullptr, std::string ip = "127.0.0.1")
+      : port_(port), label_(std::move(label)), ip_(std::move(ip)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~Load() { Stop(); }
@@ -233,7 +234,7 @@ class Load {
     while (!stop_ && sent_ < 200000 && std::chrono::steady_clock::now() < deadline) {
       sent_++;
       const auto started = std::chrono::steady_clock::now();
-      auto r = HttpGet("127.0.0.1", port_, "/");
+      auto r = HttpGet(ip_, port_, "/");
       if (!r || r->first != 200) {
         failed_++;
         std::lock_guard<std::mutex> lock(mu_);
@@ -261,6 +262,7 @@ class Load {
   }
   int port_;
   std::function<int()> label_;
+  std::string ip_;
   std::atomic<bool> stop_{false};
   std::atomic<int> sent_{0}, failed_{0}, v1_{0}, v2_{0};
   std::mutex mu_;

@@ -128,5 +128,39 @@ TEST_F(ClusterIdentityTest, AKeyFileOthersCanReadIsRefused) {
   EXPECT_THAT(a.status().message(), HasSubstr((dir / kClusterKekFile).string()));
 }
 
+// node rm's revocation is stored with the cluster: it adds, prunes what expired, and a join
+// token rotation (which seals the authority again) keeps it.
+TEST_F(ClusterIdentityTest, TheRevocationListIsStoredWithTheClusterAndKeptByARotation) {
+  const fs::path dir = tmp_.path() / "m";
+  auto store = OpenStore(dir);
+  EXPECT_EQ(RevokeNodeMutation(*store, "n0", kNow, kNow + absl::Hours(1))->has_value(), false);
+  auto a = LoadOrCreateClusterAuthority(*store, dir, kNow);
+  ASSERT_TRUE(a.ok()) << a.status();
+
+  auto first = RevokeNodeMutation(*store, "n1", kNow, kNow + absl::Hours(1));
+  ASSERT_TRUE(first.ok() && first->has_value()) << first.status();
+  ASSERT_TRUE(store->Commit({**first}).ok());
+  auto second = RevokeNodeMutation(*store, "n2", kNow + absl::Hours(2), kNow + absl::Hours(3));
+  ASSERT_TRUE(second.ok() && second->has_value()) << second.status();
+  ASSERT_TRUE(store->Commit({**second}).ok());
+  // A write prepared against an older version does not overwrite a newer list.
+  EXPECT_EQ(store->Commit({**first}).status().code(), absl::StatusCode::kAborted);
+
+  auto list = LoadRevocationList(*store);
+  ASSERT_TRUE(list.ok()) << list.status();
+  // n1's entry expired before n2's revocation and was pruned by it.
+  ASSERT_EQ(list->nodes_size(), 1);
+  EXPECT_EQ(list->nodes(0).node_id(), "n2");
+
+  ASSERT_TRUE(a->tokens().Rotate(security::Role::kWorker, a->ca().cert_pem()).ok());
+  ASSERT_TRUE(SaveClusterAuthority(*store, dir, *a).ok());
+  list = LoadRevocationList(*store);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->nodes_size(), 1);
+  EXPECT_EQ(list->nodes(0).node_id(), "n2");
+  // And the authority still loads from what was saved.
+  EXPECT_TRUE(LoadOrCreateClusterAuthority(*store, dir, kNow).ok());
+}
+
 }  // namespace
 }  // namespace warren

@@ -6,6 +6,9 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
@@ -18,6 +21,7 @@
 #include "store_test_util.h"
 #include "test_util.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/security.grpc.pb.h"
 #include "worker/agent.h"
 #include "worker/fake_driver.h"
 #include "worker/join.h"
@@ -360,6 +364,209 @@ TEST_F(WorkerLogsTlsTest, AWorkerRenewsThroughTheCaAndKeepsItsNode) {
   EXPECT_TRUE(logs.ok()) << logs.status();
 }
 
+// node rm under --tls: the removed node's certificate is refused on its open connections (its
+// streams end at their next wake-up) and at every new handshake, its renewal too; the other
+// nodes go on.
+class NodeRemovalTlsTest : public ManagerTlsTest {
+ protected:
+  struct JoinedNode {
+    std::string id;
+    std::string tls_dir;
+    std::unique_ptr<WorkerAgent> agent;
+  };
+
+  // Watches a node's assignments on `channel` in a thread until the stream ends.
+  class AssignmentWatch {
+   public:
+    AssignmentWatch(const std::shared_ptr<grpc::Channel>& channel, const std::string& node_id)
+        : stub_(v1::Dispatcher::NewStub(channel)) {
+      v1::WatchAssignmentsRequest req;
+      req.set_node_id(node_id);
+      reader_ = stub_->WatchAssignments(&ctx_, req);
+      thread_ = std::thread([this] {
+        v1::Assignments a;
+        while (reader_->Read(&a)) received_++;
+        grpc::Status s = reader_->Finish();
+        absl::MutexLock lock(&mu_);
+        status_ = s;
+        ended_at_ = absl::Now();
+      });
+    }
+    ~AssignmentWatch() {
+      ctx_.TryCancel();
+      thread_.join();
+    }
+    int received() const { return received_; }
+    // The stream's final status once it ended.
+    std::optional<grpc::Status> status() const {
+      absl::MutexLock lock(&mu_);
+      return status_;
+    }
+    absl::Time ended_at() const {
+      absl::MutexLock lock(&mu_);
+      return ended_at_;
+    }
+
+   private:
+    std::unique_ptr<v1::Dispatcher::Stub> stub_;
+    grpc::ClientContext ctx_;
+    std::unique_ptr<grpc::ClientReader<v1::Assignments>> reader_;
+    std::atomic<int> received_{0};
+    mutable absl::Mutex mu_;
+    std::optional<grpc::Status> status_ ABSL_GUARDED_BY(mu_);
+    absl::Time ended_at_ ABSL_GUARDED_BY(mu_);
+    std::thread thread_;
+  };
+
+  void SetUp() override {
+    ManagerTlsTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(Join("w1", "127.74.0.0/16", &w1_));
+    ASSERT_NO_FATAL_FAILURE(Join("w2", "127.75.0.0/16", &w2_));
+  }
+  void TearDown() override {
+    for (JoinedNode* n : {&w1_, &w2_}) {
+      if (n->agent) n->agent->Stop();
+    }
+    ManagerTlsTest::TearDown();
+  }
+
+  void Join(const std::string& name, const std::string& range, JoinedNode* n) {
+    WorkerOptions wo = JoiningWorker(name, range);
+    ASSERT_TRUE(PrepareNodeCertificate(&wo, absl::Now()).ok());
+    n->tls_dir = (fs::path(wo.data_dir) / "tls").string();
+    auto cert =
+        security::ParseNodeCertificate(security::CredentialsDirectory(n->tls_dir).Read()->cert_pem);
+    ASSERT_TRUE(cert.ok()) << cert.status();
+    n->id = cert->identity.node_id;
+    n->agent = std::make_unique<WorkerAgent>(wo, std::make_unique<FakeDriver>(), RealClock::Get());
+    ASSERT_TRUE(n->agent->Start().ok());
+    ASSERT_TRUE(WaitFor([&] {
+      auto node = GetObject<v1::Node>(m_->store(), n->id);
+      return node && node->state() == v1::NODE_STATE_READY;
+    }));
+  }
+
+  // A new connection to the manager presenting node `n`'s certificate.
+  std::shared_ptr<grpc::Channel> ChannelAs(const JoinedNode& n) {
+    auto material = security::CredentialsDirectory(n.tls_dir).Read();
+    EXPECT_TRUE(material.ok()) << material.status();
+    auto creds = security::MakeStaticChannelCredentials(
+        material->ca_cert_pem, security::KeyAndCertificate{material->key_pem, material->cert_pem},
+        {m_->authority()->cluster_id(), {security::Role::kManager}, "", nullptr});
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(m_->api_addr(), *creds, args);
+  }
+
+  static grpc::Status Heartbeat(const std::shared_ptr<grpc::Channel>& channel,
+                                const std::string& node_id) {
+    auto stub = v1::Dispatcher::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::HeartbeatRequest req;
+    req.set_node_id(node_id);
+    v1::HeartbeatResponse resp;
+    return stub->Heartbeat(&ctx, req, &resp);
+  }
+
+  static grpc::Status Renew(const std::shared_ptr<grpc::Channel>& channel) {
+    auto key = security::GeneratePrivateKey();
+    EXPECT_TRUE(key.ok());
+    auto csr = security::CreateCsr(*key);
+    EXPECT_TRUE(csr.ok());
+    auto stub = v1::Ca::NewStub(channel);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::RenewCertificateRequest req;
+    req.set_csr_pem(*csr);
+    v1::NodeCertificate resp;
+    return stub->Renew(&ctx, req, &resp);
+  }
+
+  void RemoveNode(const std::string& name) {
+    std::string out, err;
+    ASSERT_EQ(Cli({"--tls-dir", m_->admin_bundle_dir(), "node", "rm", "--force", name}, &out, &err),
+              0)
+        << err;
+  }
+
+  JoinedNode w1_, w2_;
+};
+
+TEST_F(NodeRemovalTlsTest,
+       ARemovedWorkerIsRefusedOnItsOpenConnectionItsStreamsEndAndNewHandshakes) {
+  std::shared_ptr<grpc::Channel> open = ChannelAs(w1_);
+  ASSERT_TRUE(Heartbeat(open, w1_.id).ok());
+  auto watch = std::make_unique<AssignmentWatch>(open, w1_.id);
+  ASSERT_TRUE(WaitFor([&] { return watch->received() > 0; }));
+
+  ASSERT_NO_FATAL_FAILURE(RemoveNode("w1"));
+  const absl::Time removed = absl::Now();
+  // The very next call on the connection opened before is refused: node rm returns after the
+  // revocation is in force, so there is nothing to wait for.
+  grpc::Status s = Heartbeat(open, w1_.id);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("removed from the cluster"));
+  s = Renew(open);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+
+  // The open stream ends at its next wake-up (at most 500 ms after node rm's commit).
+  ASSERT_TRUE(WaitFor([&] { return watch->status().has_value(); }));
+  EXPECT_EQ(watch->status()->error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << watch->status()->error_message();
+  std::cerr << "stream ended " << absl::FormatDuration(watch->ended_at() - removed)
+            << " after node rm returned\n";
+
+  // A new connection is refused at the handshake.
+  EXPECT_FALSE(Heartbeat(ChannelAs(w1_), w1_.id).ok());
+  EXPECT_FALSE(Renew(ChannelAs(w1_)).ok());
+  // The worker's own agent cannot register again: its node stays gone.
+  EXPECT_FALSE(GetObject<v1::Node>(m_->store(), w1_.id).has_value());
+
+  // The revocation is stored: a restarted manager refuses the node too.
+  watch.reset();
+  open.reset();
+  w1_.agent->Stop();
+  w1_.agent.reset();
+  m_->Shutdown();
+  m_.reset();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_FALSE(Heartbeat(ChannelAs(w1_), w1_.id).ok());
+  EXPECT_FALSE(Renew(ChannelAs(w1_)).ok());
+}
+
+TEST_F(NodeRemovalTlsTest, TheOtherNodesAreUnaffected) {
+  std::shared_ptr<grpc::Channel> open = ChannelAs(w2_);
+  AssignmentWatch watch(open, w2_.id);
+  ASSERT_TRUE(WaitFor([&] { return watch.received() > 0; }));
+
+  ASSERT_NO_FATAL_FAILURE(RemoveNode("w1"));
+  EXPECT_TRUE(Heartbeat(open, w2_.id).ok());
+  EXPECT_TRUE(Heartbeat(ChannelAs(w2_), w2_.id).ok());
+  EXPECT_TRUE(Renew(ChannelAs(w2_)).ok());
+
+  // Its stream goes on and brings new work; w2's agent runs it.
+  const int before = watch.received();
+  std::string out, err;
+  ASSERT_EQ(
+      Cli({"--tls-dir", m_->admin_bundle_dir(), "service", "create", "web", "--command", "app"},
+          &out, &err),
+      0)
+      << err;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& t : ListObjects<v1::Task>(m_->store())) {
+      if (t.node_id() == w2_.id && t.status().state() == v1::TASK_STATE_RUNNING) return true;
+    }
+    return false;
+  }));
+  EXPECT_GT(watch.received(), before);
+  EXPECT_FALSE(watch.status().has_value());
+  auto node = GetObject<v1::Node>(m_->store(), w2_.id);
+  ASSERT_TRUE(node.has_value());
+  EXPECT_EQ(node->state(), v1::NODE_STATE_READY);
+}
+
 TEST(ManagerTlsOptionsTest, CertValiditySetsTheLifetimeOfIssuedCertificatesAndIsStored) {
   TempDir tmp;
   ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
@@ -386,6 +593,38 @@ TEST(ManagerTlsOptionsTest, CertValiditySetsTheLifetimeOfIssuedCertificatesAndIs
   (*m)->Shutdown();
   o.cert_validity = absl::Seconds(30);
   EXPECT_FALSE(ManagerServer::Start(o, RealClock::Get()).ok());
+}
+
+// The admin bundle was issued with the manager's certificate and is renewed with it, so the
+// CLI on the manager's host outlives a short --cert-validity.
+TEST(ManagerTlsOptionsTest, TheManagerRenewsTheAdminBundleWithItsOwnCertificate) {
+  TempDir tmp;
+  ManagerOptions o = testing_util::TestManagerOptions((tmp.path() / "m").string());
+  o.tls = true;
+  o.tls_root = (tmp.path() / "home").string();
+  o.cert_validity = absl::Hours(1);
+  FakeClock clock(absl::Now());
+  auto m = ManagerServer::Start(o, clock);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto admin = [&] {
+    return security::ParseNodeCertificate(
+        security::CredentialsDirectory((tmp.path() / "home" / "current").string())
+            .Read()
+            ->cert_pem);
+  };
+  auto first = admin();
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Past 80 % of the manager certificate's life: it renews, and the bundle with it.
+  clock.Advance(absl::Minutes(49));
+  ASSERT_TRUE(WaitFor([&] {
+    auto now = admin();
+    return now.ok() && now->serial != first->serial;
+  }));
+  auto renewed = admin();
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->identity.role, security::Role::kAdmin);
+  EXPECT_GT(renewed->not_after, first->not_after + absl::Minutes(45));
+  (*m)->Shutdown();
 }
 
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {
