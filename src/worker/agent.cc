@@ -13,6 +13,7 @@
 #include "common/bind_probe.h"
 #include "common/limits.h"
 #include "common/role_defaults.h"
+#include "common/routing_delta.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "security/cert_renewer.h"
@@ -498,10 +499,18 @@ void WorkerAgent::RoutesLoop() {
     }
     v1::WatchRoutesRequest req;
     req.set_node_id(id);
+    req.set_deltas(true);
     auto reader = stub_->WatchRoutes(&ctx, req);
+    v1::RoutingTable received;
     v1::RoutingTable table;
-    while (reader->Read(&table)) {
+    while (reader->Read(&received)) {
       backoff = absl::Milliseconds(100);
+      if (absl::Status s = ApplyRoutingTable(received, &table); !s.ok()) {
+        // Start over with a whole table (the stream's first message).
+        spdlog::warn("{}; resyncing", std::string(s.message()));
+        ctx.TryCancel();
+        break;
+      }
       publisher_->Apply(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
