@@ -146,5 +146,20 @@ TEST(ApplyRoutingTableTest, ADeltaThatDoesNotFollowChangesNothing) {
   EXPECT_EQ(held.SerializeAsString(), before);
 }
 
+TEST(ApplyRoutingTableTest, ADeltasIngressesReplaceTheHeldOnes) {
+  v1::RoutingTable held;
+  held.set_version(10);
+  held.add_ingresses()->set_name("old");
+  v1::RoutingTable delta;
+  delta.set_delta(true);
+  delta.set_version(11);
+  delta.set_base_version(10);
+  delta.add_ingresses()->set_name("new");
+  ASSERT_TRUE(ApplyRoutingTable(delta, &held).ok());
+  ASSERT_EQ(held.ingresses_size(), 1);
+  EXPECT_EQ(held.ingresses(0).name(), "new");
+  EXPECT_EQ(held.version(), 11u);
+}
+
 }  // namespace
 }  // namespace warren
