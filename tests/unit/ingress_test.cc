@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/clock.h"
+#include "file_bytes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "in_process_cluster.h"
@@ -268,14 +269,7 @@ class IngressApiTest : public testing::Test {
     return api_->ingress().CreateIngress(nullptr, &req, out);
   }
   std::vector<v1::Ingress> Stored() { return ListObjects<v1::Ingress>(*store_); }
-  std::string StoreBytes() {
-    std::string all;
-    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
-      std::ifstream in(e.path(), std::ios::binary);
-      all.append(std::istreambuf_iterator<char>(in), {});
-    }
-    return all;
-  }
+  std::string StoreBytes() { return testing_util::BytesUnder(dir_.path()); }
 
   testing_util::TempDir dir_;
   FakeClock clock_;
