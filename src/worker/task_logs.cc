@@ -114,13 +114,13 @@ absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
     }
     // No file at all: either the task has no log, or each open fell inside a rotation.
     if (!found) {
-      // A missing directory is a task without a log: no rotation brings it back.
-      if (++not_found > kNotFoundRetries || open_errno != ENOENT) {
-        return absl::NotFoundError(absl::StrCat("no log file ", path_, ": ", strerror(open_errno)));
-      }
-      struct stat dir_st;
+      // Only a rotation in progress is worth another try: not another error, and not a missing
+      // directory (a task without a log; no rotation brings it back).
       const std::string dir = std::filesystem::path(path_).parent_path().string();
-      if (!dir.empty() && stat(dir.c_str(), &dir_st) != 0) {
+      struct stat dir_st;
+      const bool rotating =
+          open_errno == ENOENT && (dir.empty() || stat(dir.c_str(), &dir_st) == 0);
+      if (!rotating || ++not_found > kNotFoundRetries) {
         return absl::NotFoundError(absl::StrCat("no log file ", path_, ": ", strerror(open_errno)));
       }
       if (not_found > 1) absl::SleepFor(kNotFoundPause);
