@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -314,7 +315,20 @@ Figures Measure(const std::string& warren, const std::filesystem::path& dir, int
   f.create_rate = CreateOthers(c, n);
   auto t0 = std::chrono::steady_clock::now();
   // Bounded: 10,000 x 3 fake tasks settle in well under this on the 2-core reference machine.
-  if (!WaitUntil([&] { return c.RunningTasks() >= 3 * n; }, seconds(600), milliseconds(500))) {
+  auto last_report = t0;
+  if (!WaitUntil(
+          [&] {
+            const int running = c.RunningTasks();
+            auto now = std::chrono::steady_clock::now();
+            if (now - last_report >= seconds(10)) {
+              last_report = now;
+              std::fprintf(stderr, "N=%d: %d of %d tasks running after %.0f s, manager %.0f MiB\n",
+                           n, running, 3 * n, std::chrono::duration<double>(now - t0).count(),
+                           RssKiB(c.manager()) / 1024.0);
+            }
+            return running >= 3 * n;
+          },
+          seconds(600), milliseconds(500))) {
     f.error += "not every task of the others ran; ";
   }
   f.settle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -359,6 +373,11 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   std::error_code ec;
-  std::filesystem::remove_all(root, ec);
+  // WARREN_SCALE_KEEP keeps the data directories and logs of the run (printed) to look into.
+  if (std::getenv("WARREN_SCALE_KEEP") != nullptr) {
+    std::fprintf(stderr, "kept %s\n", root.c_str());
+  } else {
+    std::filesystem::remove_all(root, ec);
+  }
   return 0;
 }

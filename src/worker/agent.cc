@@ -838,13 +838,14 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
 }
 
 std::optional<std::string> WorkerAgent::FreeTaskAddress(const v1::Task& task) {
-  std::set<std::string> in_use;
-  {
+  auto in_use = [&] {
+    std::set<std::string> addresses;
     absl::MutexLock lock(&mu_);
     for (const auto& [id, l] : tasks_) {
-      if (id != task.id() && !l.exited) in_use.insert(l.task.address());
+      if (id != task.id() && !l.exited) addresses.insert(l.task.address());
     }
-  }
+    return addresses;
+  };
   std::vector<int> ports = {task.port()};
   for (const v1::Port& p : task.spec().ports()) {
     if (p.target() > 0 && p.target() != task.port()) ports.push_back(p.target());

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "manager/scheduler.h"
@@ -18,8 +20,8 @@ uint32_t ParseAddress(const std::string& ip) {
 
 absl::StatusOr<std::string> PickTaskAddress(const std::string& assigned,
                                             const std::vector<int>& ports, const std::string& range,
-                                            const std::set<std::string>& in_use,
-                                            const BindProbe& probe, int max_tries) {
+                                            const AddressesInUse& in_use, const BindProbe& probe,
+                                            int max_tries) {
   uint32_t base = 0, size = 0;
   const uint32_t start = ParseAddress(assigned);
   if (!ParseLoopbackRange(range, &base, &size) || size < 3 || start <= base ||
@@ -31,9 +33,13 @@ absl::StatusOr<std::string> PickTaskAddress(const std::string& assigned,
   const uint32_t span = size - 2;
   std::string first_error;
   int tried = 0;
+  std::optional<std::set<std::string>> others;
   for (uint32_t i = 0; i < span && tried < max_tries; ++i) {
     const std::string ip = FormatIpv4(base + 1 + (start - base - 1 + i) % span);
-    if (i > 0 && in_use.contains(ip)) continue;
+    if (i > 0) {
+      if (!others) others = in_use();
+      if (others->contains(ip)) continue;
+    }
     tried++;
     absl::Status taken;
     for (int port : ports) {
