@@ -927,16 +927,14 @@ grpc::Status ControlService::GetEndpoints(grpc::ServerContext* ctx,
   }
   auto svc = shared_.FindService(req->name_or_id());
   if (!svc.ok()) return ToGrpc(svc.status());
-  const std::shared_ptr<const v1::RoutingTable> shared_table = shared_.routes->Get();
-  const v1::RoutingTable& table = *shared_table;
+  const auto [routing_version, route] = shared_.routes->Route(svc->id());
   resp->set_service(svc->spec().name());
-  resp->set_routing_version(table.version());
+  resp->set_routing_version(routing_version);
   *resp->mutable_ports() = svc->spec().template_().ports();
   std::map<int64_t, const v1::RevisionRoute*> routed_revs;
   std::set<std::string> routed_tasks;
-  for (const auto& s : table.services()) {
-    if (s.service_id() != svc->id()) continue;
-    for (const auto& r : s.revisions()) {
+  if (route) {
+    for (const auto& r : route->revisions()) {
       routed_revs[r.revision()] = &r;
       for (const auto& e : r.endpoints()) routed_tasks.insert(e.task_id());
     }

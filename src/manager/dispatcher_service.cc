@@ -316,9 +316,9 @@ grpc::Status DispatcherService::WatchRoutes(grpc::ServerContext* ctx,
     const uint64_t seen = store_.Version();
     // A worker that applies deltas gets the whole table once, then only what changed.
     RoutingTableCache::Update update = shared_.routes->Since(req->deltas() ? sent : 0);
-    if (update.table->version() != sent) {
+    if (update.version != sent) {
       if (!writer->Write(update.delta ? *update.delta : *update.table)) break;
-      sent = update.table->version();
+      sent = update.version;
     }
     // Wakes on every commit; the timeout catches tasks passing their min-ready.
     store_.WaitForVersion(seen, absl::Milliseconds(100));

@@ -196,26 +196,40 @@ bool RoutingTableCache::Recompute(const std::string& service_id, absl::Time now)
 
 std::shared_ptr<const v1::RoutingTable> RoutingTableCache::Get() {
   absl::MutexLock lock(&mu_);
-  return GetLocked();
+  RefreshLocked();
+  return TableLocked();
+}
+
+std::pair<uint64_t, std::optional<v1::ServiceRoute>> RoutingTableCache::Route(
+    const std::string& service_id) {
+  absl::MutexLock lock(&mu_);
+  RefreshLocked();
+  auto e = entries_.find(service_id);
+  if (e == entries_.end()) return {version_, std::nullopt};
+  return {version_, e->second.route};
 }
 
 RoutingTableCache::Update RoutingTableCache::Since(uint64_t since) {
   absl::MutexLock lock(&mu_);
+  RefreshLocked();
   Update out;
-  out.table = GetLocked();
-  if (since == 0 || since == out.table->version()) return out;
-  auto first =
-      std::find_if(steps_.begin(), steps_.end(), [&](const Step& s) { return s.from == since; });
-  if (first == steps_.end()) return out;
+  out.version = version_;
+  if (since == version_) return out;
+  auto first = since == 0 ? steps_.end()
+                          : std::find_if(steps_.begin(), steps_.end(),
+                                         [&](const Step& s) { return s.from == since; });
+  if (first == steps_.end()) {
+    out.table = TableLocked();
+    return out;
+  }
   std::set<std::string> ids;
   for (auto it = first; it != steps_.end(); ++it)
     ids.insert(it->services.begin(), it->services.end());
   v1::RoutingTable& delta = out.delta.emplace();
-  delta.set_version(out.table->version());
+  delta.set_version(version_);
   delta.set_delta(true);
   delta.set_base_version(since);
-  *delta.mutable_ingresses() = out.table->ingresses();
-  // entries_ holds what the current table was built from.
+  // entries_ holds what the current table is made of.
   for (const std::string& id : ids) {
     auto e = entries_.find(id);
     if (e == entries_.end()) {
@@ -227,15 +241,45 @@ RoutingTableCache::Update RoutingTableCache::Since(uint64_t since) {
   return out;
 }
 
-std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
+v1::RoutingTable RoutingTableCache::BuildLocked() {
+  // Ordered by name, as ComputeRoutingTable orders them.
+  std::vector<const Entry*> sorted;
+  sorted.reserve(entries_.size());
+  for (const auto& [id, e] : entries_) sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
+    return a->name != b->name ? a->name < b->name : a->route.service_id() < b->route.service_id();
+  });
+  v1::RoutingTable table;
+  table.mutable_services()->Reserve(static_cast<int>(sorted.size()));
+  for (const Entry* e : sorted) *table.add_services() = e->route;
+  tables_built_++;
+  return table;
+}
+
+std::shared_ptr<const v1::RoutingTable> RoutingTableCache::TableLocked() {
+  // Versions only grow, so a table of the current version is made of the current entries.
+  if (table_->version() == version_) return table_;
+  v1::RoutingTable table = BuildLocked();
+  table.set_version(version_);
+  table_ = std::make_shared<const v1::RoutingTable>(std::move(table));
+  return table_;
+}
+
+void RoutingTableCache::RefreshLocked() {
   const uint64_t version = store_.Version();
   const absl::Time now = clock_.Now();
   const bool due = !timers_.empty() && timers_.begin()->first <= now;
-  if (version == computed_at_ && !due) return table_;
+  if (version == computed_at_ && !due) return;
   ClusterIndex::Dirty dirty = index_.Sync();
   computed_at_ = version;
   std::set<std::string> todo;
+  std::string before;
   if (dirty.all) {
+    // Rebuilt from scratch (first use, or the feed no longer reached back): a new version only
+    // if the content differs, which takes the whole table before and after.
+    v1::RoutingTable old = *TableLocked();
+    old.clear_version();
+    before = old.SerializeAsString();
     entries_.clear();
     timers_.clear();
     todo = index_.service_ids();
@@ -246,7 +290,7 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
     todo.insert(timers_.begin()->second);
     timers_.erase(timers_.begin());
   }
-  bool changed = dirty.all;
+  bool changed = false;
   Step step;
   for (const std::string& id : todo) {
     if (Recompute(id, now)) {
@@ -254,36 +298,24 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
       step.services.push_back(id);
     }
   }
-  if (!changed) return table_;
-  // Ordered by name, as ComputeRoutingTable orders them.
-  std::vector<const Entry*> sorted;
-  sorted.reserve(entries_.size());
-  for (const auto& [id, e] : entries_) sorted.push_back(&e);
-  std::sort(sorted.begin(), sorted.end(), [](const Entry* a, const Entry* b) {
-    return a->name != b->name ? a->name < b->name : a->route.service_id() < b->route.service_id();
-  });
-  v1::RoutingTable table;
-  for (const Entry* e : sorted) *table.add_services() = e->route;
-  if (dirty.all) {
-    // Rebuilt from scratch (first use, or the feed no longer reached back): a new version only
-    // if the content differs.
-    v1::RoutingTable old = *table_;
-    old.clear_version();
-    if (old.SerializeAsString() == table.SerializeAsString()) return table_;
-  }
   // Monotonic even when only time (min-ready) changed the content.
-  table.set_version(std::max<uint64_t>(version, table_->version() + 1));
+  const uint64_t next = std::max<uint64_t>(version, version_ + 1);
   if (dirty.all) {
+    v1::RoutingTable fresh = BuildLocked();
+    if (fresh.SerializeAsString() == before) return;  // table_ still holds this content
     // Which services differ from the previous table is not known: streams start over.
     steps_.clear();
-  } else {
-    step.from = table_->version();
-    step.to = table.version();
-    steps_.push_back(std::move(step));
-    if (steps_.size() > kMaxSteps) steps_.pop_front();
+    version_ = next;
+    fresh.set_version(version_);
+    table_ = std::make_shared<const v1::RoutingTable>(std::move(fresh));
+    return;
   }
-  table_ = std::make_shared<const v1::RoutingTable>(std::move(table));
-  return table_;
+  if (!changed) return;
+  step.from = version_;
+  step.to = next;
+  steps_.push_back(std::move(step));
+  if (steps_.size() > kMaxSteps) steps_.pop_front();
+  version_ = next;
 }
 
 void TrafficStats::Report(const v1::TrafficStatsReport& report) {

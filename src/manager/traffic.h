@@ -44,19 +44,32 @@ class RoutingTableCache {
   RoutingTableCache(const Store& store, const Clock& clock)
       : store_(store), clock_(clock), index_(store) {}
 
-  // Shared and never changed once returned: the streams of every node read one copy, and an
-  // unchanged table costs no copy of the whole cluster's routes (issue 18).
+  // The whole current table. Shared and never changed once returned: the streams of every node
+  // read one copy. It is built only when asked for and kept until the routes change, so a
+  // change to one service costs that service's route, not a copy of the cluster's (issue 18).
   std::shared_ptr<const v1::RoutingTable> Get();
 
-  // What a stream that holds the table of version `since` needs next: `table` is the current
-  // table; `delta` (set when this cache still knows what changed after `since`) holds only the
-  // routes that changed since then and the ids of the services no longer routed, so a change
-  // to one service sends one route, not the cluster's (issue 18). Unset: send `table` whole.
+  // What a stream that holds the table of version `since` needs next. `version` is the current
+  // table's. When the stream already holds it, neither `table` nor `delta` is set. Else `delta`
+  // (when this cache still knows what changed after `since`) holds only the routes that changed
+  // since then and the ids of the services no longer routed, so a change to one service sends
+  // one route (issue 18); without it, `table` is the whole current table.
   struct Update {
+    uint64_t version = 0;
     std::shared_ptr<const v1::RoutingTable> table;
     std::optional<v1::RoutingTable> delta;
   };
   Update Since(uint64_t since);
+
+  // The current route of one service (nullopt when it is not routed) and the version of the
+  // table it belongs to, without building the whole table.
+  std::pair<uint64_t, std::optional<v1::ServiceRoute>> Route(const std::string& service_id);
+
+  // Whole tables built since the start (each a copy of every route).
+  uint64_t tables_built() const {
+    absl::MutexLock lock(&mu_);
+    return tables_built_;
+  }
 
   // Services computed again, summed over all Get calls (the cache's work).
   uint64_t services_computed() const {
@@ -82,7 +95,12 @@ class RoutingTableCache {
 
   // Computes the service's route again; true when it changed.
   bool Recompute(const std::string& service_id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<const v1::RoutingTable> GetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings entries_ and version_ up to the store; builds no table.
+  void RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every entry's route in table order (no version).
+  v1::RoutingTable BuildLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The whole table of version_, built from entries_ when table_ is older.
+  std::shared_ptr<const v1::RoutingTable> TableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Store& store_;
   const Clock& clock_;
@@ -93,6 +111,10 @@ class RoutingTableCache {
   std::set<std::pair<absl::Time, std::string>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   uint64_t services_computed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t tables_built_ ABSL_GUARDED_BY(mu_) = 0;
+  // The published version: it moves only when the routes' content does.
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last whole table built; current while its version is version_.
   std::shared_ptr<const v1::RoutingTable> table_ ABSL_GUARDED_BY(mu_) =
       std::make_shared<v1::RoutingTable>();
   // The differences between consecutive published tables, oldest first (empty after a
