@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -28,7 +29,9 @@
 
 #include "common/processes.h"
 #include "grpcpp/grpcpp.h"
+#include "security/client_bundle.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/security.grpc.pb.h"
 
 namespace warren::bench {
 
@@ -274,6 +277,71 @@ inline std::optional<v1::Deployment> WaitDeploymentEnded(
       },
       timeout, step);
   return out;
+}
+
+// `argv` followed by `more`.
+inline std::vector<std::string> Concat(std::vector<std::string> argv,
+                                       const std::vector<std::string>& more) {
+  argv.insert(argv.end(), more.begin(), more.end());
+  return argv;
+}
+
+// The flags that give a node a bench starts mutual TLS (the default; --tls for a baseline
+// build where it was opt-in) with its admin client bundle under `root`, not ~/.warren.
+inline std::vector<std::string> TlsFlags(const std::filesystem::path& root) {
+  return {"--tls", "--tls-root", root.string()};
+}
+
+// A channel to the API of a node started with TlsFlags(root), presenting the admin bundle once
+// the node has written it (within `timeout`), connected (within 10 s).
+inline std::shared_ptr<grpc::Channel> ApiChannel(
+    const std::string& api, const std::filesystem::path& root,
+    grpc::ChannelArguments args = grpc::ChannelArguments(),
+    std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const std::string dir = (root / "current").string();
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  std::string error;
+  WaitUntil(
+      [&] {
+        auto c = security::BundleChannelCredentials(dir);
+        if (!c.ok()) {
+          error = std::string(c.status().message());
+          return false;
+        }
+        creds = *c;
+        return true;
+      },
+      timeout, std::chrono::milliseconds(50));
+  if (creds == nullptr) {
+    std::fprintf(stderr, "no admin client bundle: %s\n", error.c_str());
+    creds = grpc::InsecureChannelCredentials();  // every call fails, and says so
+  }
+  auto channel = grpc::CreateCustomChannel(api, creds, args);
+  channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return channel;
+}
+
+// The flags a worker joins the manager behind `channel` (an ApiChannel) with: --token and the
+// worker join token; empty (the worker then fails and says why) when the manager gives none.
+inline std::vector<std::string> JoinFlags(const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = v1::Ca::NewStub(channel);
+  v1::GetJoinTokenRequest req;
+  req.set_role("worker");
+  v1::GetJoinTokenResponse resp;
+  grpc::Status status;
+  WaitUntil(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        status = stub->GetJoinToken(&ctx, req, &resp);
+        return status.ok();
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(100));
+  if (!status.ok()) {
+    std::fprintf(stderr, "join token: %s\n", status.error_message().c_str());
+    return {};
+  }
+  return {"--token", resp.token()};
 }
 
 }  // namespace warren::bench

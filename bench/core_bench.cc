@@ -27,21 +27,23 @@
 
 namespace {
 
+using warren::bench::ApiChannel;
+using warren::bench::Concat;
 using warren::bench::FreePort;
+using warren::bench::JoinFlags;
 using warren::bench::KillProcessesWithEnv;
 using warren::bench::Percentile;
 using warren::bench::RssKiB;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::TlsFlags;
 using warren::bench::WaitUntil;
 
 using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::unique_ptr<warren::v1::Control::Stub> Connect(const std::string& addr) {
-  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-  channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+std::unique_ptr<warren::v1::Control::Stub> Connect(const std::shared_ptr<grpc::Channel>& channel) {
   return warren::v1::Control::NewStub(channel);
 }
 
@@ -115,10 +117,12 @@ int main(int argc, char** argv) {
   // 2. API create rate and 3. manager memory (separate manager process, fake-runtime worker).
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    pid_t manager = Spawn({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr", api,
-                           "--metrics-addr", "", "--dns-addr", ""},
+    pid_t manager = Spawn(Concat({warren, "manager", "--data-dir", (dir / "m").string(),
+                                  "--api-addr", api, "--metrics-addr", "", "--dns-addr", ""},
+                                 TlsFlags(dir / "m-home")),
                           (dir / "manager.log").string());
-    auto stub = Connect(api);
+    auto channel = ApiChannel(api, dir / "m-home");
+    auto stub = Connect(channel);
     std::vector<double> lat;
     auto t0 = Clock::now();
     for (int i = 0; i < 1000; ++i) {
@@ -143,9 +147,10 @@ int main(int argc, char** argv) {
     std::snprintf(peer, sizeof(peer), "66 ms; Warren p99 %.2fx of it", Percentile(lat, 99) / 66);
     Row("API: create latency", buf, "p99 < 20 ms", peer);
 
-    pid_t worker = Spawn({warren, "worker", "--manager", api, "--node-name", "fake-1", "--data-dir",
-                          (dir / "w").string(), "--runtime", "fake", "--address-range",
-                          "127.60.0.0/16", "--dns-addr", ""},
+    pid_t worker = Spawn(Concat({warren, "worker", "--manager", api, "--node-name", "fake-1",
+                                 "--data-dir", (dir / "w").string(), "--runtime", "fake",
+                                 "--address-range", "127.60.0.0/16", "--dns-addr", ""},
+                                JoinFlags(channel)),
                          (dir / "worker.log").string());
     auto r0 = Clock::now();
     bool all =
@@ -163,11 +168,12 @@ int main(int argc, char** argv) {
   // 4. Process runtime: 100 replicas from create to all healthy.
   {
     std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    pid_t node = Spawn({warren, "cluster", "init", "--data-dir", (dir / "h").string(), "--api-addr",
-                        api, "--metrics-addr", "", "--dns-addr", "", "--address-range",
-                        "127.61.0.0/16", "--stop-tasks-on-exit"},
+    pid_t node = Spawn(Concat({warren, "cluster", "init", "--data-dir", (dir / "h").string(),
+                               "--api-addr", api, "--metrics-addr", "", "--dns-addr", "",
+                               "--address-range", "127.61.0.0/16", "--stop-tasks-on-exit"},
+                              TlsFlags(dir / "h-home")),
                        (dir / "hybrid.log").string());
-    auto stub = Connect(api);
+    auto stub = Connect(ApiChannel(api, dir / "h-home"));
     WaitUntil(
         [&] {
           grpc::ClientContext ctx;

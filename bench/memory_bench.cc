@@ -38,9 +38,13 @@
 
 namespace {
 
+using warren::bench::ApiChannel;
+using warren::bench::Concat;
 using warren::bench::FreePort;
+using warren::bench::JoinFlags;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::TlsFlags;
 using warren::bench::WaitUntil;
 
 // A field of /proc/PID/status in MiB ("VmRSS", "VmHWM"); -1 if unreadable.
@@ -123,18 +127,20 @@ class Cluster {
  public:
   Cluster(const std::string& warren, const std::filesystem::path& dir) : dir_(dir) {
     const std::string api = "127.0.0.1:" + std::to_string(FreePort());
-    manager_ = Spawn({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr", api,
-                      "--metrics-addr", "", "--dns-addr", ""},
+    manager_ = Spawn(Concat({warren, "manager", "--data-dir", (dir / "m").string(), "--api-addr",
+                             api, "--metrics-addr", "", "--dns-addr", ""},
+                            TlsFlags(dir / "home")),
                      (dir / "manager.log").string());
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(warren::limits::kMaxClientReceiveBytes);
-    auto channel = grpc::CreateCustomChannel(api, grpc::InsecureChannelCredentials(), args);
-    channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto channel = ApiChannel(api, dir / "home", args);
     stub_ = warren::v1::Control::NewStub(channel);
-    worker_ = Spawn({warren, "worker", "--manager", api, "--node-name", "bench-1", "--data-dir",
-                     (dir / "w").string(), "--runtime", "process", "--address-range",
-                     "127.63.0.0/16", "--dns-addr", "", "--stop-tasks-on-exit"},
-                    (dir / "worker.log").string());
+    worker_ =
+        Spawn(Concat({warren, "worker", "--manager", api, "--node-name", "bench-1", "--data-dir",
+                      (dir / "w").string(), "--runtime", "process", "--address-range",
+                      "127.63.0.0/16", "--dns-addr", "", "--stop-tasks-on-exit"},
+                     JoinFlags(channel)),
+              (dir / "worker.log").string());
   }
   ~Cluster() {
     Terminate(worker_);

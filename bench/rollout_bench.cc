@@ -39,6 +39,8 @@
 
 namespace {
 
+using warren::bench::ApiChannel;
+using warren::bench::Concat;
 using warren::bench::Ctx;
 using warren::bench::EventRecorder;
 using warren::bench::FreePort;
@@ -47,6 +49,7 @@ using warren::bench::Percentile;
 using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::TlsFlags;
 using warren::bench::WaitUntil;
 using warren::bench::WallNow;
 
@@ -93,10 +96,8 @@ class Bench {
       args.push_back("--dns-addr");
       args.push_back("");
     }
-    node_ = Spawn(args, (dir_ / "node.log").string());
-    auto channel = grpc::CreateChannel(api_, grpc::InsecureChannelCredentials());
-    channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stub_ = v1::Control::NewStub(channel);
+    node_ = Spawn(Concat(args, TlsFlags(dir_ / "home")), (dir_ / "node.log").string());
+    stub_ = v1::Control::NewStub(ApiChannel(api_, dir_ / "home"));
     return WaitUntil(
         [&] {
           auto ctx = Ctx();

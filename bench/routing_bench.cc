@@ -43,14 +43,18 @@
 
 namespace {
 
+using warren::bench::ApiChannel;
+using warren::bench::Concat;
 using warren::bench::Ctx;
 using warren::bench::EventRecorder;
 using warren::bench::FreePort;
+using warren::bench::JoinFlags;
 using warren::bench::KillProcessesWithEnv;
 using warren::bench::Percentile;
 using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::TlsFlags;
 using warren::bench::WaitUntil;
 
 using SteadyClock = std::chrono::steady_clock;
@@ -242,13 +246,14 @@ class Cluster {
     const int base = 2 * (getpid() % 100);
     const int dns_port = FreePort();
     planes_.push_back({"manager DNS", true, "127.0.0.1", dns_port});
-    manager_ = Spawn({warren_, "manager", "--data-dir", (dir_ / "manager").string(), "--api-addr",
-                      api_, "--metrics-addr", "", "--dns-addr",
-                      "127.0.0.1:" + std::to_string(dns_port), "--dns-refuse-external"},
+    manager_ = Spawn(Concat({warren_, "manager", "--data-dir", (dir_ / "manager").string(),
+                             "--api-addr", api_, "--metrics-addr", "", "--dns-addr",
+                             "127.0.0.1:" + std::to_string(dns_port), "--dns-refuse-external"},
+                            TlsFlags(dir_ / "home")),
                      (dir_ / "manager.log").string());
-    auto channel = grpc::CreateChannel(api_, grpc::InsecureChannelCredentials());
-    channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto channel = ApiChannel(api_, dir_ / "home");
     stub_ = v1::Control::NewStub(channel);
+    const std::vector<std::string> join = JoinFlags(channel);
     for (int i = 0; i < kWorkers; ++i) {
       const std::string name = "w" + std::to_string(i + 1);
       const std::string publish_ip = "127.0.0." + std::to_string(20 + base % 200 + i);
@@ -257,10 +262,11 @@ class Cluster {
       planes_.push_back({name + " DNS", true, "127.0.0.1", port});
       proxies_.push_back({name + " proxy", false, publish_ip, published_});
       workers_.push_back(
-          Spawn({warren_, "--manager", api_, "worker", "--node-name", name, "--data-dir",
-                 (dir_ / name).string(), "--address-range", range, "--dns-addr",
-                 "127.0.0.1:" + std::to_string(port), "--dns-refuse-external", "--publish-ip",
-                 publish_ip, "--stop-tasks-on-exit"},
+          Spawn(Concat({warren_, "--manager", api_, "worker", "--node-name", name, "--data-dir",
+                        (dir_ / name).string(), "--address-range", range, "--dns-addr",
+                        "127.0.0.1:" + std::to_string(port), "--dns-refuse-external",
+                        "--publish-ip", publish_ip, "--stop-tasks-on-exit"},
+                       join),
                 (dir_ / (name + ".log")).string()));
     }
     planes_.insert(planes_.end(), proxies_.begin(), proxies_.end());

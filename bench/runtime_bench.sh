@@ -120,17 +120,24 @@ stop_pid() {
 
 start_manager() {
   API="127.0.0.1:$(free_port)"
+  # Mutual TLS (the default), with the CLI's admin bundle in the run's dir, not ~/.warren.
+  export WARREN_TLS_DIR="$TMP/home-$1/current"
   "$WARREN" manager --data-dir "$TMP/manager-$1" --api-addr "$API" --metrics-addr "" \
-    --dns-addr "" >"$TMP/manager-$1.log" 2>&1 &
+    --dns-addr "" --tls-root "$TMP/home-$1" >"$TMP/manager-$1.log" 2>&1 &
   MANAGER_PID=$!
 }
+
+# The worker join token, once the manager answers.
+join_token() { wait_for 30 w cluster join-token worker -q >/dev/null 2>&1 && w cluster join-token worker -q; }
 
 node_ready() { w node ls -o json 2>/dev/null | grep -q '"NODE_STATE_READY"'; }
 
 start_worker() {
   local name=$1
   shift
-  WORKER_ARGS=(--manager "$API" worker --node-name "$name" --data-dir "$TMP/$name"
+  local token
+  token=$(join_token) || { log "no join token from the manager"; return 1; }
+  WORKER_ARGS=(--manager "$API" worker --token "$token" --node-name "$name" --data-dir "$TMP/$name"
     --address-range "$RANGE" --dns-addr "" --publish-ip 127.0.0.1 --stop-tasks-on-exit "$@")
   "$WARREN" "${WORKER_ARGS[@]}" >>"$TMP/$name.log" 2>&1 &
   WORKER_PID=$!

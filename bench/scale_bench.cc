@@ -31,14 +31,18 @@
 
 namespace {
 
+using warren::bench::ApiChannel;
+using warren::bench::Concat;
 using warren::bench::Ctx;
 using warren::bench::EventRecorder;
 using warren::bench::FreePort;
+using warren::bench::JoinFlags;
 using warren::bench::Percentile;
 using warren::bench::RssKiB;
 using warren::bench::Seconds;
 using warren::bench::Spawn;
 using warren::bench::Terminate;
+using warren::bench::TlsFlags;
 using warren::bench::WaitUntil;
 using warren::bench::WallNow;
 namespace v1 = warren::v1;
@@ -83,17 +87,18 @@ class Cluster {
 
   bool Start() {
     api_ = "127.0.0.1:" + std::to_string(FreePort());
-    manager_ = Spawn({warren_, "manager", "--data-dir", (dir_ / "m").string(), "--api-addr", api_,
-                      "--metrics-addr", "", "--dns-addr", ""},
+    manager_ = Spawn(Concat({warren_, "manager", "--data-dir", (dir_ / "m").string(), "--api-addr",
+                             api_, "--metrics-addr", "", "--dns-addr", ""},
+                            TlsFlags(dir_ / "home")),
                      (dir_ / "manager.log").string());
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);  // every task of 10,000 services in one answer
-    auto channel = grpc::CreateCustomChannel(api_, grpc::InsecureChannelCredentials(), args);
-    channel->WaitForConnected(std::chrono::system_clock::now() + seconds(10));
+    auto channel = ApiChannel(api_, dir_ / "home", args);
     stub_ = v1::Control::NewStub(channel);
-    worker_ = Spawn({warren_, "worker", "--manager", api_, "--node-name", "fake-1", "--data-dir",
-                     (dir_ / "w").string(), "--runtime", "fake", "--address-range", "127.63.0.0/16",
-                     "--dns-addr", ""},
+    worker_ = Spawn(Concat({warren_, "worker", "--manager", api_, "--node-name", "fake-1",
+                            "--data-dir", (dir_ / "w").string(), "--runtime", "fake",
+                            "--address-range", "127.63.0.0/16", "--dns-addr", ""},
+                           JoinFlags(channel)),
                     (dir_ / "worker.log").string());
     return WaitUntil(
         [&] {

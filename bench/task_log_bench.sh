@@ -22,9 +22,11 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+# Mutual TLS (the default), with the CLI's admin bundle in the run's dir, not ~/.warren.
+export WARREN_TLS_DIR="$dir/home/current"
 "$BUILD/warren" cluster init --data-dir "$dir/data" --api-addr "$api" \
   --metrics-addr "127.0.0.1:$(free_port)" --dns-addr "127.0.0.1:$(free_port)" \
-  --address-range 127.232.0.0/16 --stop-tasks-on-exit \
+  --address-range 127.232.0.0/16 --stop-tasks-on-exit --tls-root "$dir/home" \
   --log-max-size "$LOG_MAX_SIZE" --log-max-files "$LOG_MAX_FILES" >"$dir/node.log" 2>&1 &
 node=$!
 w() { "$BUILD/warren" --manager "$api" "$@"; }

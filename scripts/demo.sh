@@ -25,10 +25,14 @@ for x in random.sample(range(100, 200), 100):
     if f" 127.{x}." not in busy:
         print(f"127.{x}.0.0/16"); break')"
 export WARREN_MANAGER="$API"
+# The API runs mutual TLS (the default); the node writes the CLI's admin bundle here instead
+# of ~/.warren, so the demo leaves the user's own cluster settings alone.
+export WARREN_TLS_DIR="$DATA/home/current"
 
-echo "== warren cluster init (data in $DATA/node, API $API, metrics $METRICS, DNS $DNS, tasks $RANGE)"
+echo "== warren cluster init (data in $DATA/node, API $API with mutual TLS, metrics $METRICS, DNS $DNS, tasks $RANGE)"
 "$BIN" cluster init --data-dir "$DATA/node" --api-addr "$API" --metrics-addr "$METRICS" \
-  --dns-addr "$DNS" --address-range "$RANGE" --stop-tasks-on-exit >"$DATA/warren.log" 2>&1 &
+  --dns-addr "$DNS" --address-range "$RANGE" --tls-root "$DATA/home" --stop-tasks-on-exit \
+  >"$DATA/warren.log" 2>&1 &
 CLUSTER=$!
 LOAD=""
 cleanup() {

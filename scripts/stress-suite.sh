@@ -50,6 +50,7 @@ trap cleanup EXIT
 # The cluster beside: its own ports, tasks in 127.150.0.0/16 (inside the e2e tests' 127.100-199).
 "$W" cluster init --data-dir "$TMP/beside" --api-addr "$API" --metrics-addr 127.0.0.1:0 \
   --dns-addr "" --node-name beside --address-range 127.150.0.0/16 --stop-tasks-on-exit \
+  --tls-root "$TMP/home" \
   >"$TMP/beside.log" 2>&1 &
 cluster_pid=$!
 beside_failed() {
@@ -58,15 +59,15 @@ beside_failed() {
   exit 1
 }
 for _ in $(seq 1 300); do
-  "$W" --manager "$API" node ls >/dev/null 2>&1 && break
+  "$W" --manager "$API" --tls-dir "$TMP/home/current" node ls >/dev/null 2>&1 && break
   kill -0 "$cluster_pid" 2>/dev/null || beside_failed "it exited"
   sleep 0.1
 done
-"$W" --manager "$API" service create beside --command "$APP" --replicas 4 \
+"$W" --manager "$API" --tls-dir "$TMP/home/current" service create beside --command "$APP" --replicas 4 \
   --publish "127.0.0.1:$PUB:8080" \
   --health-http /healthz --health-interval 1s >/dev/null
 for _ in $(seq 1 300); do
-  healthy=$("$W" --manager "$API" service ps beside -o json |
+  healthy=$("$W" --manager "$API" --tls-dir "$TMP/home/current" service ps beside -o json |
     jq '[.tasks[] | select(.status.health.state == "HEALTH_STATE_HEALTHY")] | length')
   [ "$healthy" = 4 ] && break
   sleep 0.1

@@ -73,9 +73,10 @@ struct ManagerOptions {
   // Terminal tasks kept per slot for `service ps` (0..100; common/limits.h).
   int task_history = limits::kDefaultTaskHistory;
   int64_t reserved_fds = kDefaultReservedFds;
-  // Mutual TLS on the API (issue 12; docs/security.md); false: the plaintext mode, refused on
-  // a non-loopback api_addr.
-  bool tls = false;
+  // Mutual TLS on the API, the default (issue 12; docs/security.md). false
+  // (--insecure-plaintext): every call is unauthenticated, so it is refused on a non-loopback
+  // api_addr.
+  bool tls = true;
   // Where the admin client bundle goes (<tls_root>/<cluster-id>, <tls_root>/current); empty:
   // $HOME/.warren.
   std::string tls_root;

@@ -125,6 +125,9 @@ struct ServerFlags {
   std::string task_dir_retention = "1h";
   // Empty: the cluster's stored lifetime (90 days when it is created).
   std::string cert_validity;
+  // --tls (a no-op) and --insecure-plaintext (ManagerOptions::tls = false).
+  bool tls_flag = false;
+  bool insecure_plaintext = false;
   StoreFlags store;
   ProxyLimitFlags proxy;
 };
@@ -159,8 +162,14 @@ absl::Status FinishDnsFlags(const std::string& ttl, DnsOptions* dns) {
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--data-dir", f->manager.data_dir, "Store directory")->capture_default_str();
   cmd->add_option("--api-addr", f->manager.api_addr, "gRPC API address")->capture_default_str();
-  cmd->add_flag("--tls", f->manager.tls,
-                "Mutual TLS on the API (writes the admin client bundle; docs/security.md)");
+  // Mutual TLS is the default (ManagerOptions::tls); --tls stays accepted for older scripts.
+  CLI::Option* tls = cmd->add_flag("--tls", f->tls_flag,
+                                   "Accepted for older scripts: mutual TLS on the API is the "
+                                   "default");
+  cmd->add_flag("--insecure-plaintext", f->insecure_plaintext,
+                "Serve the API without TLS or authentication (anyone who reaches it controls "
+                "the cluster; loopback --api-addr only)")
+      ->excludes(tls);
   cmd->add_option("--tls-root", f->manager.tls_root,
                   "Where the admin client bundle goes: DIR/<cluster-id>, DIR/current (default "
                   "~/.warren)");
@@ -193,6 +202,7 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
                      warren::FormatDuration(*d)));
   }
   f->manager.node_timeout = *d;
+  if (f->insecure_plaintext) f->manager.tls = false;
   if (!f->cert_validity.empty()) {
     absl::StatusOr<absl::Duration> v = ParseDuration(f->cert_validity);
     if (!v.ok()) {
@@ -930,7 +940,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   app.add_option("--tls-dir", ctx.tls_dir,
                  "Admin client bundle of the cluster (env WARREN_TLS_DIR; default "
-                 "~/.warren/current when it exists, else plaintext)")
+                 "~/.warren/current when it exists, else plaintext, for an "
+                 "--insecure-plaintext manager)")
       ->envname("WARREN_TLS_DIR");
 
   std::function<int()> action;
@@ -994,8 +1005,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker
       ->add_option("--token", worker_flags.worker.join_token,
-                   "Join token (warren cluster join-token worker) for a --tls manager; needed "
-                   "only until the data dir holds the worker's certificate")
+                   "Join token (`warren cluster join-token worker -q` on the manager); needed "
+                   "until the data dir holds the worker's certificate, and not with an "
+                   "--insecure-plaintext manager")
       ->envname("WARREN_JOIN_TOKEN");
   worker->add_option("--cpus", worker_flags.worker.cpus, "CPUs offered (0: detect)");
   worker->add_option("--memory", worker_flags.memory, "Memory offered, e.g. 4G (default: detect)");

@@ -3,6 +3,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/limits.h"
+#include "security/client_bundle.h"
 
 namespace warren {
 
@@ -24,8 +25,21 @@ void CommandEnv::Prepare(grpc::ClientContext* call) {
 }
 
 int CommandEnv::Fail(const grpc::Status& status) const {
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  const bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  const bool plaintext = credentials == nullptr || *credentials == nullptr;
+  // A plaintext call to a TLS manager (the default) fails its handshake like an unreachable
+  // manager; the bootstrap call tells the two apart.
+  if (unreachable && plaintext && security::ServesTls(*manager, absl::Seconds(2))) {
+    *err << "error: the manager at " << *manager
+         << " serves mutual TLS and this command has no admin client bundle ("
+         << security::DescribeBundleSearch()
+         << "): pass --tls-dir DIR or set WARREN_TLS_DIR to the bundle the manager wrote "
+            "(TLS-ROOT/<cluster-id>, logged at its start; TLS-ROOT is its --tls-root, default "
+            "~/.warren on its host)\n";
+    return 1;
+  }
+  if (unreachable) {
     *err << "error: cannot reach the manager at " << *manager
          << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
   } else {

@@ -553,6 +553,11 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
       spdlog::error("{}", std::string(s.message()));
       return 1;
     }
+  } else if (options.tls_cert.empty() && options.role == "worker") {
+    if (absl::Status s = CheckPlaintextManager(options); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 1;
+    }
   }
   absl::Status error;
   auto agent = MakeAgent(options, RealClock::Get(), registry, &error);

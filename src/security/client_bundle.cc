@@ -1,5 +1,8 @@
 #include "security/client_bundle.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "security/tls_credentials.h"
+#include "warren/v1/security.grpc.pb.h"
 
 namespace warren::security {
 namespace {
@@ -20,7 +24,13 @@ constexpr char kCurrentCluster[] = "current";
 
 std::string DefaultTlsRoot() {
   const char* home = std::getenv("HOME");
-  if (home == nullptr || *home == '\0') return "";
+  if (home == nullptr || *home == '\0') {
+    // systemd sets no HOME for a system service without User=: the user's home from passwd,
+    // where the CLI of the same user looks too.
+    const passwd* pw = getpwuid(geteuid());
+    if (pw == nullptr || pw->pw_dir == nullptr || *pw->pw_dir == '\0') return "";
+    home = pw->pw_dir;
+  }
   return (fs::path(home) / ".warren").string();
 }
 
@@ -29,7 +39,7 @@ absl::StatusOr<std::string> WriteAdminBundle(const std::string& root,
                                              absl::Duration validity, absl::Time now) {
   if (root.empty()) {
     return absl::InvalidArgumentError(
-        "tls-dir: no directory for the admin client bundle (HOME is not set; pass --tls-dir)");
+        "tls-root: no directory for the admin client bundle (no home directory; pass --tls-root)");
   }
   auto kc = authority.ca().IssueKeyAndCertificate({"admin", Role::kAdmin, authority.cluster_id()},
                                                   {validity, {}}, now);
@@ -62,6 +72,25 @@ std::string ChooseBundleDir(const std::string& explicit_dir) {
   std::error_code ec;
   const fs::path current = fs::path(root) / kCurrentCluster;
   return fs::exists(current, ec) ? current.string() : "";
+}
+
+std::string DescribeBundleSearch() {
+  const std::string root = DefaultTlsRoot();
+  return absl::StrCat(
+      "--tls-dir and WARREN_TLS_DIR are not set, and ",
+      root.empty() ? std::string("no home directory (no ~/.warren/current)")
+                   : absl::StrCat("there is no ", (fs::path(root) / kCurrentCluster).string()));
+}
+
+bool ServesTls(const std::string& addr, absl::Duration timeout) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub =
+      v1::Ca::NewStub(grpc::CreateCustomChannel(addr, MakeBootstrapChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetCaCertificateResponse ca;
+  return stub->GetCaCertificate(&ctx, {}, &ca).ok();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> BundleChannelCredentials(

@@ -18,7 +18,8 @@
 //   <root>/current -> <cluster-id>   the cluster the CLI talks to by default
 namespace warren::security {
 
-// $HOME/.warren; empty when HOME is not set.
+// $HOME/.warren; without HOME, the user's home directory from passwd; empty when neither is
+// known.
 std::string DefaultTlsRoot();
 
 // Issues a new admin certificate of `authority`'s cluster into <root>/<cluster-id> and points
@@ -30,6 +31,13 @@ absl::StatusOr<std::string> WriteAdminBundle(const std::string& root,
 // The bundle directory the CLI uses: `explicit_dir` (--tls-dir / WARREN_TLS_DIR) when set,
 // else <DefaultTlsRoot()>/current when it exists, else "" (plaintext).
 std::string ChooseBundleDir(const std::string& explicit_dir);
+
+// Where ChooseBundleDir("") looks, for an error that says what was tried.
+std::string DescribeBundleSearch();
+
+// Whether a Warren manager serving TLS answers at `addr`: its CA bootstrap call, which needs no
+// certificate, succeeds within `timeout`. A plaintext server fails the handshake.
+bool ServesTls(const std::string& addr, absl::Duration timeout);
 
 // Credentials presenting the bundle's certificate, accepting only a manager of the bundle's
 // cluster. Errors name the directory.

@@ -174,8 +174,10 @@ absl::Status CredentialsDirectory::Install(const TlsMaterial& material, absl::Ti
   }
   const int64_t mtime = std::max<int64_t>(::time(nullptr), old_mtime + 1);
   const std::pair<const char*, std::pair<absl::string_view, mode_t>> files[] = {
-      {"ca.pem", {material.ca_cert_pem, 0644}},
-      {"cert.pem", {material.cert_pem, 0644}},
+      // Public, but in a data dir nothing is open to group or others (the directory is 0700
+      // anyway).
+      {"ca.pem", {material.ca_cert_pem, 0600}},
+      {"cert.pem", {material.cert_pem, 0600}},
       {"key.pem", {material.key_pem.reveal(), 0600}},
   };
   for (const auto& [name, content] : files) {

@@ -22,6 +22,10 @@ namespace warren::ui {
 
 namespace {
 
+// The dashboard's calls are the manager's own: without a ServerContext the services let them
+// through (a default-constructed one has no peer certificate and is refused under mutual TLS).
+constexpr grpc::ServerContext* kOwnCall = nullptr;
+
 using json = nlohmann::ordered_json;
 
 // Newest events sent at once (the first page load and a stream that fell far behind).
@@ -196,19 +200,17 @@ void Dashboard::Shutdown() {
 void Dashboard::SampleLoop() {
   const HistoryOptions& ho = history_.options();
   auto endpoints = [this](const std::string& id) -> std::optional<v1::ServiceEndpoints> {
-    grpc::ServerContext ctx;
     v1::GetEndpointsRequest req;
     req.set_name_or_id(id);
     v1::ServiceEndpoints ep;
-    if (!api_.GetEndpoints(&ctx, &req, &ep).ok()) return std::nullopt;
+    if (!api_.GetEndpoints(kOwnCall, &req, &ep).ok()) return std::nullopt;
     return ep;
   };
   auto active = [this](const std::string& id) {
-    grpc::ServerContext ctx;
     v1::RolloutRequest req;
     req.set_name_or_id(id);
     v1::Deployment d;
-    if (!api_.GetRollout(&ctx, &req, &d).ok()) return false;
+    if (!api_.GetRollout(kOwnCall, &req, &d).ok()) return false;
     return d.phase() == v1::DEPLOYMENT_PHASE_PENDING ||
            d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING ||
            d.phase() == v1::DEPLOYMENT_PHASE_PAUSED;
@@ -234,11 +236,10 @@ void Dashboard::SampleLoop() {
 }
 
 HttpResponse Dashboard::History(const std::string& name) {
-  grpc::ServerContext ctx;
   v1::GetServiceRequest gr;
   gr.set_name_or_id(name);
   v1::Service svc;
-  if (grpc::Status s = api_.GetService(&ctx, &gr, &svc); !s.ok()) return GrpcError(s);
+  if (grpc::Status s = api_.GetService(kOwnCall, &gr, &svc); !s.ok()) return GrpcError(s);
   auto series = [](const std::map<int64_t, double>& values) {
     json out = json::object();
     for (const auto& [revision, v] : values) out[std::to_string(revision)] = v;
@@ -309,7 +310,6 @@ HttpResponse Dashboard::HandleSync(const HttpRequest& req) {
 }
 
 HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
-  grpc::ServerContext ctx;
   if (req.method == "POST") {
     // services/NAME/ACTION
     std::vector<std::string> parts = absl::StrSplit(AV(rest), '/');
@@ -324,11 +324,11 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
   if (rest == "services") {
     v1::ListServicesRequest list_req;
     v1::ListServicesResponse services;
-    if (grpc::Status s = api_.ListServices(&ctx, &list_req, &services); !s.ok())
+    if (grpc::Status s = api_.ListServices(kOwnCall, &list_req, &services); !s.ok())
       return GrpcError(s);
     v1::ListTasksResponse tasks;
     v1::ListTasksRequest all_tasks;
-    if (grpc::Status s = api_.ListTasks(&ctx, &all_tasks, &tasks); !s.ok()) return GrpcError(s);
+    if (grpc::Status s = api_.ListTasks(kOwnCall, &all_tasks, &tasks); !s.ok()) return GrpcError(s);
     json list = json::array();
     for (const v1::Service& svc : services.services()) {
       int running = 0, healthy = 0, desired = 0;
@@ -359,7 +359,7 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
       v1::RolloutRequest rr;
       rr.set_name_or_id(svc.id());
       v1::Deployment d;
-      if (api_.GetRollout(&ctx, &rr, &d).ok()) {
+      if (api_.GetRollout(kOwnCall, &rr, &d).ok()) {
         item["deployment"] =
             json{{"id", d.id()},
                  {"strategy", DisplayName(d.strategy())},
@@ -385,16 +385,16 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
     v1::GetServiceRequest gr;
     gr.set_name_or_id(name);
     v1::Service svc;
-    if (grpc::Status s = api_.GetService(&ctx, &gr, &svc); !s.ok()) return GrpcError(s);
+    if (grpc::Status s = api_.GetService(kOwnCall, &gr, &svc); !s.ok()) return GrpcError(s);
     json out{{"service", ProtoJson(svc)}};
     v1::ListTasksRequest tr;
     tr.set_service(svc.id());
     v1::ListTasksResponse tasks;
-    if (grpc::Status s = api_.ListTasks(&ctx, &tr, &tasks); !s.ok()) return GrpcError(s);
+    if (grpc::Status s = api_.ListTasks(kOwnCall, &tr, &tasks); !s.ok()) return GrpcError(s);
     // Node names instead of ids on the page.
     v1::ListNodesRequest nodes_req;
     v1::ListNodesResponse nodes;
-    api_.ListNodes(&ctx, &nodes_req, &nodes);
+    api_.ListNodes(kOwnCall, &nodes_req, &nodes);
     json node_names = json::object();
     for (const v1::Node& n : nodes.nodes()) node_names[n.id()] = n.name();
     out["nodeNames"] = node_names;
@@ -407,13 +407,14 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
     v1::ListRevisionsRequest lr;
     lr.set_name_or_id(svc.id());
     v1::ListRevisionsResponse revisions;
-    if (grpc::Status s = api_.ListRevisions(&ctx, &lr, &revisions); !s.ok()) return GrpcError(s);
+    if (grpc::Status s = api_.ListRevisions(kOwnCall, &lr, &revisions); !s.ok())
+      return GrpcError(s);
     out["revisions"] = json::array();
     for (const v1::Revision& r : revisions.revisions()) out["revisions"].push_back(ProtoJson(r));
     v1::RolloutRequest rr;
     rr.set_name_or_id(svc.id());
     v1::ListDeploymentsResponse deployments;
-    if (grpc::Status s = api_.ListDeployments(&ctx, &rr, &deployments); !s.ok()) {
+    if (grpc::Status s = api_.ListDeployments(kOwnCall, &rr, &deployments); !s.ok()) {
       return GrpcError(s);
     }
     out["deployments"] = json::array();
@@ -425,13 +426,13 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
     er.set_name_or_id(svc.id());
     v1::ServiceEndpoints endpoints;
     out["endpoints"] =
-        api_.GetEndpoints(&ctx, &er, &endpoints).ok() ? ProtoJson(endpoints) : json(nullptr);
+        api_.GetEndpoints(kOwnCall, &er, &endpoints).ok() ? ProtoJson(endpoints) : json(nullptr);
     return JsonResponse(200, out);
   }
   if (rest == "nodes") {
     v1::ListNodesRequest nodes_req;
     v1::ListNodesResponse nodes;
-    if (grpc::Status s = api_.ListNodes(&ctx, &nodes_req, &nodes); !s.ok()) return GrpcError(s);
+    if (grpc::Status s = api_.ListNodes(kOwnCall, &nodes_req, &nodes); !s.ok()) return GrpcError(s);
     json list = json::array();
     for (const v1::Node& n : nodes.nodes()) list.push_back(ProtoJson(n));
     return JsonResponse(200, json{{"nodes", list}});
@@ -456,7 +457,6 @@ HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
 
 HttpResponse Dashboard::Action(const HttpRequest& req, const std::string& service,
                                std::string_view action) {
-  grpc::ServerContext ctx;
   v1::RolloutRequest rr;
   rr.set_name_or_id(service);
   v1::Deployment d;
@@ -465,19 +465,19 @@ HttpResponse Dashboard::Action(const HttpRequest& req, const std::string& servic
     v1::PromoteRequest pr;
     pr.set_name_or_id(service);
     pr.set_full(action == "promote-full");
-    s = api_.PromoteRollout(&ctx, &pr, &d);
+    s = api_.PromoteRollout(kOwnCall, &pr, &d);
   } else if (action == "pause") {
-    s = api_.PauseRollout(&ctx, &rr, &d);
+    s = api_.PauseRollout(kOwnCall, &rr, &d);
   } else if (action == "resume") {
-    s = api_.ResumeRollout(&ctx, &rr, &d);
+    s = api_.ResumeRollout(kOwnCall, &rr, &d);
   } else if (action == "abort") {
-    s = api_.AbortRollout(&ctx, &rr, &d);
+    s = api_.AbortRollout(kOwnCall, &rr, &d);
   } else if (action == "rollback") {
     v1::RollbackServiceRequest rb;
     rb.set_name_or_id(service);
     rb.set_change_cause("rollback from the dashboard");
     v1::Service svc;
-    s = api_.RollbackService(&ctx, &rb, &svc);
+    s = api_.RollbackService(kOwnCall, &rb, &svc);
     if (!s.ok()) return GrpcError(s);
     spdlog::info("dashboard ({}): rollback of {}", req.remote_addr, service);
     return JsonResponse(200, json{{"service", ProtoJson(svc)}});

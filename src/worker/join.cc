@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "security/certificates.h"
+#include "security/client_bundle.h"
 #include "security/join_token.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
@@ -105,6 +106,15 @@ absl::Status Join(WorkerOptions* options, absl::Time now) {
 }
 
 }  // namespace
+
+absl::Status CheckPlaintextManager(const WorkerOptions& options) {
+  if (!security::ServesTls(options.manager_addr, kJoinCallTimeout)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the manager at ", options.manager_addr,
+      " serves mutual TLS and this worker has no certificate in ", NodeTlsDir(options).dir(),
+      ": join with --token TOKEN (or WARREN_JOIN_TOKEN); print the token on the manager with "
+      "`warren cluster join-token worker -q`"));
+}
 
 bool HasNodeCertificate(const WorkerOptions& options) {
   return NodeTlsDir(options).HasCredentials();

@@ -17,6 +17,11 @@ bool HasNodeCertificate(const WorkerOptions& options);
 // before the token is sent, then sends the token and a CSR over TLS verified against that CA.
 absl::Status PrepareNodeCertificate(WorkerOptions* options, absl::Time now);
 
+// For a worker with neither a certificate nor a join token, which would talk plaintext: an
+// error naming the token to get when the manager serves TLS (it would refuse every call), OK
+// when it does not (an --insecure-plaintext manager) or cannot be reached yet.
+absl::Status CheckPlaintextManager(const WorkerOptions& options);
+
 }  // namespace warren
 
 #endif  // WARREN_WORKER_JOIN_H_

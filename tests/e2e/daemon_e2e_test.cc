@@ -77,15 +77,17 @@ constexpr int kServing = 1;
 TEST_F(E2eTest, ManagerNotifiesReadyOnlyOnceTheApiAnswers) {
   NotifySocket notify(dir_ / "notify.sock");
   ASSERT_TRUE(notify.bound()) << strerror(errno);
-  Process manager({WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(), "--api-addr",
-                   api_addr_, "--metrics-addr", "", "--dns-addr", ""},
-                  (dir_ / "manager.log").string(),
-                  {{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "200000"}});
+  Process manager(
+      {WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(), "--api-addr", api_addr_,
+       "--metrics-addr", "", "--dns-addr", "", "--tls-root", tls_root().string()},
+      (dir_ / "manager.log").string(),
+      {{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "200000"}});
   auto ready = notify.WaitFor("READY=1", std::chrono::seconds(30));
   ASSERT_TRUE(ready.has_value()) << manager.Log();
   // At the moment READY=1 arrives the API already answers: a health check made right then
   // gets SERVING, and a real API call succeeds.
-  testing_util::HealthAnswer health = testing_util::HealthCheck(api_addr_, "");
+  testing_util::HealthAnswer health =
+      testing_util::HealthCheck(api_addr_, "", std::chrono::seconds(5), ApiCredentials());
   EXPECT_TRUE(health.status.ok()) << health.status.error_message();
   EXPECT_EQ(health.serving_status, kServing);
   auto ls = Cli({"service", "ls"});
@@ -109,17 +111,22 @@ TEST_F(E2eTest, HybridNotifiesReadyAndServesHealthAndReflectionOnBothEndpoints) 
       std::vector<std::string>{WARREN_BINARY, "cluster", "init", "--data-dir",
                                (dir_ / "data").string(), "--api-addr", api_addr_, "--metrics-addr",
                                "", "--dns-addr", "", "--node-name", "node-1", "--address-range",
-                               Range(), "--log-format", "json"},
+                               Range(), "--log-format", "json", "--tls-root", tls_root().string()},
       (dir_ / "hybrid.log").string(),
       std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify.path()}}));
   Process& node = *processes_.back();
   auto ready = notify.WaitFor("READY=1", std::chrono::seconds(30));
   ASSERT_TRUE(ready.has_value()) << node.Log();
-  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "").serving_status, kServing);
-  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "warren.v1.Control").serving_status, kServing);
+  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "", std::chrono::seconds(5), ApiCredentials())
+                .serving_status,
+            kServing);
+  EXPECT_EQ(testing_util::HealthCheck(api_addr_, "warren.v1.Control", std::chrono::seconds(5),
+                                      ApiCredentials())
+                .serving_status,
+            kServing);
 
   std::string error;
-  auto api_services = testing_util::ReflectionListServices(api_addr_, &error);
+  auto api_services = testing_util::ReflectionListServices(api_addr_, &error, ApiCredentials());
   ASSERT_TRUE(api_services.has_value()) << error;
   EXPECT_TRUE(
       Missing(*api_services, {"warren.v1.Control", "warren.v1.Dispatcher", "grpc.health.v1.Health",
@@ -134,8 +141,10 @@ TEST_F(E2eTest, HybridNotifiesReadyAndServesHealthAndReflectionOnBothEndpoints) 
     agent = nodes[0].value("agentAddr", "");
     return !agent.empty();
   })) << Cli({"node", "ls", "-o", "json"}).out;
-  EXPECT_EQ(testing_util::HealthCheck(agent, "").serving_status, kServing);
-  auto agent_services = testing_util::ReflectionListServices(agent, &error);
+  EXPECT_EQ(testing_util::HealthCheck(agent, "", std::chrono::seconds(5), ApiCredentials())
+                .serving_status,
+            kServing);
+  auto agent_services = testing_util::ReflectionListServices(agent, &error, ApiCredentials());
   ASSERT_TRUE(agent_services.has_value()) << error;
   EXPECT_TRUE(Missing(*agent_services, {"warren.v1.WorkerAgent", "grpc.health.v1.Health",
                                         "grpc.reflection.v1alpha.ServerReflection"})

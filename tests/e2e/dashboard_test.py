@@ -80,11 +80,19 @@ class Cluster:
             [warren, "cluster", "init", "--data-dir", os.path.join(workdir, "data"),
              "--api-addr", self.api, "--metrics-addr", f"127.0.0.1:{self.http_port}",
              "--dns-addr", f"127.0.0.1:{free_port()}", "--node-name", "node-1",
-             "--address-range", f"127.{octet}.0.0/16", "--stop-tasks-on-exit"],
+             "--address-range", f"127.{octet}.0.0/16", "--stop-tasks-on-exit",
+             "--tls-root", self.tls_root],
             stdout=self.log, stderr=subprocess.STDOUT)
 
+    # Mutual TLS (the default) with an admin bundle of this run's own, not ~/.warren.
+    @property
+    def tls_root(self):
+        return os.path.join(self.workdir, "home")
+
     def cli(self, *args, check=True):
-        r = subprocess.run([self.warren, "--manager", self.api, *args], capture_output=True,
+        r = subprocess.run([self.warren, "--manager", self.api,
+                            "--tls-dir", os.path.join(self.tls_root, "current"), *args],
+                           capture_output=True,
                            text=True, timeout=60)
         if check and r.returncode != 0:
             raise AssertionError(f"warren {' '.join(args)}: exit {r.returncode}: {r.stderr}")

@@ -2,8 +2,14 @@
 #define WARREN_TESTS_E2E_E2E_FIXTURE_H_
 
 // The fixture of the end-to-end tests: a temp dir, free ports, a loopback address range of
-// its own, the real binary, and clean-up of every task process the test started.
+// its own, the real binary, and clean-up of every task process the test started. Clusters run
+// mutual TLS (the default) with an admin bundle of the test's own (parallel tests never share
+// ~/.warren), unless a test that checks plaintext behaviour calls UsePlaintext().
 
+#include <grpcpp/grpcpp.h>
+#include <stdlib.h>
+
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -11,8 +17,10 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/strip.h"
 #include "e2e_util.h"
 #include "gtest/gtest.h"
+#include "security/client_bundle.h"
 
 namespace warren::e2e {
 
@@ -23,6 +31,8 @@ class E2eTest : public testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("warren-e2e-" + std::to_string(rd()));
     std::filesystem::create_directories(dir_);
     marker_ = "WARREN_E2E_RUN=" + dir_.string();
+    // Every `warren` the test runs (Cli, and commands it runs itself) presents the bundle.
+    setenv("WARREN_TLS_DIR", (tls_root() / "current").c_str(), 1);
     api_addr_ = "127.0.0.1:" + std::to_string(FreePort());
     // Task ranges 127.X.0.0/16 for X in range_octet_..+3 (Range(0..3)), none of them in use
     // on the machine (another cluster running beside the tests, issue 11 D8).
@@ -41,11 +51,59 @@ class E2eTest : public testing::Test {
   }
 
   void TearDown() override {
+    unsetenv("WARREN_TLS_DIR");
     for (auto& p : processes_) p->Kill(SIGTERM, std::chrono::seconds(20));
     processes_.clear();
     KillProcessesWithEnv(marker_);
     std::error_code ec;
     if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  // For a test that exists to check plaintext behaviour; call it before starting nodes.
+  void UsePlaintext() {
+    plaintext_ = true;
+    unsetenv("WARREN_TLS_DIR");
+  }
+
+  // Where the nodes the fixture starts write the admin client bundle (<root>/current).
+  std::filesystem::path tls_root() const { return dir_ / "home"; }
+
+  // The flags of `manager` / `cluster init` for the test's mode.
+  std::vector<std::string> TlsFlags() const {
+    if (plaintext_) return {"--insecure-plaintext"};
+    return {"--tls-root", tls_root().string()};
+  }
+
+  // Credentials of a gRPC client of the API or a node's agent: the admin bundle (plaintext:
+  // none).
+  std::shared_ptr<grpc::ChannelCredentials> ApiCredentials() {
+    if (plaintext_) return grpc::InsecureChannelCredentials();
+    auto creds = security::BundleChannelCredentials((tls_root() / "current").string());
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return creds.ok() ? *creds : grpc::InsecureChannelCredentials();
+  }
+
+  std::shared_ptr<grpc::Channel> ApiChannel() {
+    return grpc::CreateChannel(api_addr_, ApiCredentials());
+  }
+
+  // `cluster join-token worker -q` (`rotate`: --rotate), once the manager answers.
+  std::string JoinToken(bool rotate = false) {
+    std::vector<std::string> args = {"cluster", "join-token", "worker", "-q"};
+    if (rotate) args.push_back("--rotate");
+    CommandResult r;
+    EXPECT_TRUE(WaitFor([&] {
+      r = Cli(args);
+      return r.exit_code == 0;
+    })) << r.err;
+    return std::string(absl::StripAsciiWhitespace(r.out));
+  }
+
+  // The flags a separate worker joins with: a join token unless `extra` names one (plaintext:
+  // none).
+  std::vector<std::string> JoinFlags(const std::vector<std::string>& extra = {}) {
+    if (plaintext_ || std::find(extra.begin(), extra.end(), "--token") != extra.end()) return {};
+    return {"--token", JoinToken()};
   }
 
   std::string Range(int i = 0) { return "127." + std::to_string(range_octet_ + i) + ".0.0/16"; }
@@ -71,6 +129,8 @@ class E2eTest : public testing::Test {
                                      node_name,
                                      "--dns-addr",
                                      "127.0.0.1:" + std::to_string(dns_port_)};
+    const std::vector<std::string> tls = TlsFlags();
+    args.insert(args.end(), tls.begin(), tls.end());
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.begin(), command_prefix_.begin(), command_prefix_.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / "hybrid.log").string()));
@@ -95,18 +155,23 @@ class E2eTest : public testing::Test {
     std::vector<std::string> args = {
         WARREN_BINARY, "manager", "--data-dir",     (dir_ / "m").string(),
         "--api-addr",  api_addr_, "--metrics-addr", "127.0.0.1:" + std::to_string(FreePort())};
+    const std::vector<std::string> tls = TlsFlags();
+    args.insert(args.end(), tls.begin(), tls.end());
     args.insert(args.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / "manager.log").string()));
     return *processes_.back();
   }
 
-  // `warren worker` number `i` (node w<i>, address range Range(i)), plus `extra` flags.
+  // `warren worker` number `i` (node w<i>, address range Range(i)), plus `extra` flags; it
+  // joins with a token (JoinFlags), so under TLS the manager must be up.
   Process& StartWorker(int i, const std::vector<std::string>& extra = {}) {
     const std::string name = "w" + std::to_string(i);
     std::vector<std::string> args = {
         WARREN_BINARY,     "worker", "--manager",  api_addr_,
         "--node-name",     name,     "--data-dir", (dir_ / name).string(),
         "--address-range", Range(i)};
+    const std::vector<std::string> join = JoinFlags(extra);
+    args.insert(args.end(), join.begin(), join.end());
     args.insert(args.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / (name + ".log")).string()));
     return *processes_.back();
@@ -180,6 +245,7 @@ class E2eTest : public testing::Test {
   int metrics_port_ = FreePort();
   int dns_port_ = FreePort();
   int range_octet_ = 100;
+  bool plaintext_ = false;
   // Runs the node under a wrapper: {"/bin/sh", "-c", "ulimit -n 256 && exec \"$0\" \"$@\""}.
   std::vector<std::string> command_prefix_;
   std::vector<std::unique_ptr<Process>> processes_;

@@ -19,15 +19,17 @@ class NodeOpsE2eTest : public E2eTest {
     processes_.push_back(std::make_unique<Process>(
         std::vector<std::string>{WARREN_BINARY, "manager", "--data-dir", (dir_ / "m").string(),
                                  "--api-addr", api_addr_, "--metrics-addr",
-                                 "127.0.0.1:" + std::to_string(metrics_port_), "--dns-addr", ""},
+                                 "127.0.0.1:" + std::to_string(metrics_port_), "--dns-addr", "",
+                                 "--tls-root", tls_root().string()},
         (dir_ / "manager.log").string()));
+    const std::string token = JoinToken();
     for (int i = 1; i <= 2; ++i) {
       const std::string name = "w" + std::to_string(i);
       processes_.push_back(std::make_unique<Process>(
           std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
                                    name, "--data-dir", (dir_ / name).string(), "--address-range",
                                    Range(i), "--publish-ip", "127.0.0." + std::to_string(i),
-                                   "--dns-addr", "", "--stop-tasks-on-exit"},
+                                   "--dns-addr", "", "--stop-tasks-on-exit", "--token", token},
           (dir_ / (name + ".log")).string()));
     }
     ASSERT_TRUE(WaitFor([&] {

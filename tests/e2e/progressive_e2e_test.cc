@@ -184,8 +184,7 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   std::vector<std::pair<int, int>> changes;  // (ms, weight; -1 when not progressing)
   std::atomic<bool> stop_poll{false};
   std::thread poller([&] {
-    auto stub =
-        v1::Control::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
+    auto stub = v1::Control::NewStub(ApiChannel());
     int last = -3;
     while (!stop_poll && ms() < 120000) {
       grpc::ClientContext ctx;

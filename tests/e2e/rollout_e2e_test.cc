@@ -13,9 +13,7 @@ namespace {
 
 class RolloutE2eTest : public E2eTest {
  protected:
-  std::unique_ptr<v1::Control::Stub> Stub() {
-    return v1::Control::NewStub(grpc::CreateChannel(api_addr_, grpc::InsecureChannelCredentials()));
-  }
+  std::unique_ptr<v1::Control::Stub> Stub() { return v1::Control::NewStub(ApiChannel()); }
 
   std::string Phase(const std::string& service) {
     auto r = Cli({"service", "rollout", "status", service, "-o", "json"});

@@ -26,28 +26,10 @@ using ::testing::Not;
 
 class TlsE2eTest : public E2eTest {
  protected:
-  void SetUp() override {
-    E2eTest::SetUp();
-    // The CLI (the fixture's Cli and WaitReady too) presents the cluster's admin bundle.
-    setenv("WARREN_TLS_DIR", (dir_ / "home" / "current").c_str(), 1);
-  }
-  void TearDown() override {
-    unsetenv("WARREN_TLS_DIR");
-    E2eTest::TearDown();
-  }
-
-  // `cluster init --tls` with the admin bundle under the test's dir.
+  // `cluster init --tls`: the flag older scripts pass is still accepted (TLS is the default).
   Process& StartTlsCluster(std::vector<std::string> extra = {}) {
-    extra.insert(extra.begin(), {"--tls", "--tls-root", (dir_ / "home").string()});
+    extra.insert(extra.begin(), "--tls");
     return StartHybrid(extra);
-  }
-
-  std::string JoinToken(bool rotate = false) {
-    std::vector<std::string> args = {"cluster", "join-token", "worker", "-q"};
-    if (rotate) args.push_back("--rotate");
-    CommandResult r = Cli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return std::string(absl::StripAsciiWhitespace(r.out));
   }
 
   // `warren worker` number `i` joining with `token`, to completion (it fails) within a bound.
@@ -119,6 +101,21 @@ TEST_F(TlsE2eTest, ATokenNamingAnotherCaIsRefusedBeforeTheTokenIsSent) {
   EXPECT_FALSE(fs::exists(dir_ / "w1" / "tls" / "current"));
 }
 
+// TLS is the default: a worker without a token or a certificate is told which token it needs
+// instead of retrying a plaintext connection the manager refuses.
+TEST_F(TlsE2eTest, AWorkerWithoutATokenFailsNamingTheJoinTokenCommand) {
+  StartManager({"--dns-addr", ""});
+  JoinToken();  // the manager answers
+  CommandResult r =
+      e2e::Run({WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name", "w1", "--data-dir",
+                (dir_ / "w1").string(), "--address-range", Range(1), "--dns-addr", ""},
+               {}, std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out + r.err, HasSubstr("serves mutual TLS and this worker has no certificate"));
+  EXPECT_THAT(r.out + r.err, HasSubstr("`warren cluster join-token worker -q`"));
+  EXPECT_TRUE(ReadyNodeNames().empty());
+}
+
 TEST_F(TlsE2eTest, ARotatedTokenRefusesNewJoinsWhileTheJoinedNodeStaysReady) {
   Process& node = StartTlsCluster();
   const std::string old_token = JoinToken();
@@ -173,8 +170,7 @@ TEST_F(TlsE2eTest, NodeRmRefusesTheWorkerAtOnceAndEndsItsStreams) {
 // proxies: no request fails, no task fails or is replaced outside the updates, and no worker's
 // stream to the manager ends.
 TEST_F(TlsE2eTest, CertificatesRenewDuringRollingUpdatesUnderLoadWithoutAFailedRequest) {
-  Process& manager = StartManager(
-      {"--dns-addr", "", "--tls", "--tls-root", (dir_ / "home").string(), "--cert-validity", "1m"});
+  Process& manager = StartManager({"--dns-addr", "", "--cert-validity", "1m"});
   ASSERT_TRUE(WaitFor([&] { return Cli({"node", "ls"}).exit_code == 0; })) << manager.Log();
   const std::string token = JoinToken();
   for (int i = 1; i <= 2; ++i) {
@@ -197,7 +193,7 @@ TEST_F(TlsE2eTest, CertificatesRenewDuringRollingUpdatesUnderLoadWithoutAFailedR
 
   // Every certificate each holder had, by serial.
   const std::map<std::string, fs::path> holders = {{"manager", dir_ / "m" / "tls"},
-                                                   {"admin", dir_ / "home" / "current"},
+                                                   {"admin", tls_root() / "current"},
                                                    {"w1", dir_ / "w1" / "tls"},
                                                    {"w2", dir_ / "w2" / "tls"}};
   std::map<std::string, std::set<std::string>> serials;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 11 D6: `warren cluster init` with every default, as a user without privileges, gives a
-# working cluster: the default DNS address (port 53) needs root, so DNS is off with a warning
+# working cluster with mutual TLS: the default DNS address (port 53) needs root, so DNS is off with a warning
 # that names the flag to pass, and everything else serves (API 127.0.0.1:8080, metrics
 # 127.0.0.1:9471, data ./warren-data, tasks). Runs as `nobody` in a network namespace of its
 # own, so the default ports are free whatever else runs on the machine; without root (to make
@@ -22,6 +22,10 @@ ip link set lo up
 
 TMP="$(mktemp -d /tmp/warren-nonroot.XXXXXX)"
 chown 65534:65534 "$TMP"
+# The node writes its admin client bundle to the default ~/.warren and the CLI reads it from
+# there (mutual TLS is the default): a home of the test's own, writable by nobody.
+export HOME="$TMP"
+unset WARREN_TLS_DIR
 W="$BUILD_DIR/warren"
 pid=""
 cleanup() {
@@ -60,4 +64,5 @@ healthy() {
 poll 300 healthy || fail "the task did not turn healthy"
 task_pid="$(head -n 1 "$TMP/task-pids")"
 [ "$(stat -c %u "/proc/$task_pid")" = 65534 ] || fail "the task does not run as the node's user"
-echo "PASS: a non-root cluster init with the defaults serves (DNS off with a warning)"
+[ -f "$TMP/.warren/current/current/cert.pem" ] || fail "no admin client bundle in ~/.warren/current"
+echo "PASS: a non-root cluster init with the defaults serves over mutual TLS (DNS off with a warning)"

@@ -19,6 +19,10 @@ fi
 ip link set lo up
 
 TMP="$(mktemp -d /tmp/warren-readme-roles.XXXXXX)"
+# The manager writes the admin client bundle to ~/.warren (mutual TLS is the default): a home
+# of the test's own.
+export HOME="$TMP"
+unset WARREN_TLS_DIR
 W="$BUILD_DIR/warren"
 pids=()
 cleanup() {
@@ -37,18 +41,22 @@ trap cleanup EXIT
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# The shell block after "Separate roles" in the README.
+# The shell block after "Separate roles" in the README: commands ending in `&` run in the
+# background, the others (the join token) in this shell, retried while the manager starts.
 mapfile -t lines < <(awk '/Separate roles/ { s = 1 } s && /^```sh/ { b = 1; next } b && /^```/ { exit } b' "$README")
-[ "${#lines[@]}" -ge 3 ] || fail "README.md: no separate-roles block with three commands"
+[ "${#lines[@]}" -ge 4 ] || fail "README.md: no separate-roles block with four commands"
 i=0
 for line in "${lines[@]}"; do
   [ -n "$line" ] || continue
-  cmd="${line%&}"
-  cmd="${cmd//build\/warren/$W}"
+  cmd="${line//build\/warren/$W}"
   cmd="${cmd//\/var\/lib\//$TMP/}"
   echo "+ $cmd"
+  if [[ "$line" != *"&" ]]; then
+    poll 300 eval "$cmd" || fail "README.md: $line"
+    continue
+  fi
   i=$((i + 1))
-  eval "exec $cmd" >"$TMP/node$i.log" 2>&1 &
+  eval "exec ${cmd%&}" >"$TMP/node$i.log" 2>&1 &
   pids+=("$!")
 done
 

@@ -1921,6 +1921,8 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "service", "create", "web", "--command", "x", "--replicas", "2147483647"},
             "--replicas: replicas: must be 0..10000, got 2147483647"},
            {{"warren", "worker", "--cpus", "nan"}, "--cpus: must be 0 (detect)..4096, got nan"},
+           {{"warren", "manager", "--tls", "--insecure-plaintext"},
+            "--tls excludes --insecure-plaintext"},
            {{"warren", "manager", "--node-timeout", "9999h"},
             "--node-timeout: must be greater than 0 and at most 24h, got 9999h"},
        }) {

@@ -10,6 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "manager/server.h"
+#include "security/client_bundle.h"
 #include "store_test_util.h"
 #include "test_http_client.h"
 #include "test_util.h"
@@ -29,11 +30,15 @@ class DashboardTest : public testing::Test {
   void Start(const std::string& metrics_addr = "127.0.0.1:0") {
     ManagerOptions o = testing_util::TestManagerOptions(dir_.str(), /*metrics=*/true);
     o.metrics_addr = metrics_addr;
+    // Mutual TLS, the default: the dashboard's own calls carry no client certificate.
+    o.tls = true;
+    o.tls_root = home_.str();
     auto m = ManagerServer::Start(o, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
-    stub_ = v1::Control::NewStub(
-        grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
+    auto creds = security::BundleChannelCredentials(manager_->admin_bundle_dir());
+    ASSERT_TRUE(creds.ok()) << creds.status();
+    stub_ = v1::Control::NewStub(grpc::CreateChannel(manager_->api_addr(), *creds));
   }
   void TearDown() override {
     if (manager_) manager_->Shutdown();
@@ -90,6 +95,7 @@ class DashboardTest : public testing::Test {
   }
 
   TempDir dir_;
+  TempDir home_;
   std::unique_ptr<ManagerServer> manager_;
   std::unique_ptr<v1::Control::Stub> stub_;
 };

@@ -177,9 +177,10 @@ TEST(DataDirLockTest, SecondManagerProcessExitsWithTheHoldersPid) {
   TempDir tmp;
   const std::string dir = (tmp.path() / "data").string();
   auto manager_args = [&] {
-    return std::vector<std::string>{
-        WARREN_BINARY, "manager",        "--data-dir", dir,          "--api-addr",
-        "127.0.0.1:0", "--metrics-addr", "",           "--dns-addr", ""};
+    return std::vector<std::string>{WARREN_BINARY, "manager", "--data-dir", dir, "--api-addr",
+                                    "127.0.0.1:0", "--metrics-addr", "", "--dns-addr", "",
+                                    // The check below is a plaintext call.
+                                    "--insecure-plaintext"};
   };
   auto first = test::Subprocess::Start(manager_args(), {});
   ASSERT_TRUE(first.ok()) << first.status();

@@ -40,10 +40,17 @@ inline std::string OneStringField(int number, const std::string& value) {
   return bytes;
 }
 
+// The credentials a probe uses: `creds`, or plaintext when null.
+inline std::shared_ptr<grpc::ChannelCredentials> ProbeCredentials(
+    std::shared_ptr<grpc::ChannelCredentials> creds) {
+  return creds != nullptr ? creds : grpc::InsecureChannelCredentials();
+}
+
 // grpc.health.v1.Health/Check for `service` ("" is the server as a whole).
 inline HealthAnswer HealthCheck(const std::string& addr, const std::string& service,
-                                std::chrono::seconds timeout = std::chrono::seconds(5)) {
-  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+                                std::chrono::seconds timeout = std::chrono::seconds(5),
+                                std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
+  auto channel = grpc::CreateChannel(addr, ProbeCredentials(std::move(creds)));
   grpc::GenericStub stub(channel);
   // HealthCheckRequest.service
   const std::string bytes = service.empty() ? "" : OneStringField(1, service);
@@ -83,12 +90,12 @@ inline HealthAnswer HealthCheck(const std::string& addr, const std::string& serv
 
 // One request on grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo; the answer's
 // bytes, or nullopt with `error` set.
-inline std::optional<std::string> ReflectionCall(const std::string& addr,
-                                                 const std::string& request_bytes,
-                                                 std::string* error) {
+inline std::optional<std::string> ReflectionCall(
+    const std::string& addr, const std::string& request_bytes, std::string* error,
+    std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request_buffer(&slice, 1);
-  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(addr, ProbeCredentials(std::move(creds)));
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -141,10 +148,11 @@ inline std::vector<std::string> BytesFields(const std::string& message, int numb
 
 // The services a server lists through reflection (list_services "*"); nullopt with `error`
 // set when the call fails. Field numbers are those of grpc/reflection/v1alpha/reflection.proto.
-inline std::optional<std::vector<std::string>> ReflectionListServices(const std::string& addr,
-                                                                      std::string* error) {
+inline std::optional<std::vector<std::string>> ReflectionListServices(
+    const std::string& addr, std::string* error,
+    std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
   // ServerReflectionRequest.list_services
-  auto response = ReflectionCall(addr, OneStringField(7, "*"), error);
+  auto response = ReflectionCall(addr, OneStringField(7, "*"), error, std::move(creds));
   if (!response) return std::nullopt;
   auto lists = BytesFields(*response, 6);  // ServerReflectionResponse.list_services_response
   if (lists.empty()) {

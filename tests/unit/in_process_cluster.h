@@ -26,6 +26,7 @@ class InProcessClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ManagerOptions mo;
+    mo.tls = false;  // the fake-runtime workers and the CLI calls carry no certificates
     mo.data_dir = (dir_.path() / "manager").string();
     mo.api_addr = "127.0.0.1:0";
     mo.metrics_addr = "";

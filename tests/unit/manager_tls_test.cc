@@ -1,10 +1,13 @@
 // The manager's API under mutual TLS (ManagerOptions::tls): its own certificate, the admin
 // client bundle and the CLI presenting it, the hybrid node's worker over mTLS.
 #include <grpcpp/grpcpp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "security/tls_credentials.h"
 #include "store/typed_store.h"
 #include "store_test_util.h"
+#include "test_subprocess.h"
 #include "test_util.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "warren/v1/security.grpc.pb.h"
@@ -31,6 +35,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::TempDir;
 using testing_util::WaitFor;
 
@@ -116,6 +121,78 @@ TEST_F(ManagerTlsTest, PlaintextAndOtherClustersBundlesAreRefused) {
   std::string out, err;
   EXPECT_NE(Cli({"--tls-dir", *dir, "service", "ls"}, &out, &err), 0);
   EXPECT_THAT(err, HasSubstr("cannot reach the manager"));
+}
+
+// Sets an environment variable for one test and puts the old value back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_, old_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// TLS is the default: a CLI call that finds no bundle is not told "cannot reach" but where it
+// looked and what to pass.
+TEST_F(ManagerTlsTest, ACliCallWithoutABundleSaysWhereItLookedAndWhatToPass) {
+  const fs::path home = tmp_.path() / "empty-home";
+  fs::create_directories(home);
+  ScopedEnv no_dir("WARREN_TLS_DIR", nullptr);
+  ScopedEnv empty_home("HOME", home.c_str());
+  std::string out, err;
+  EXPECT_EQ(Cli({"service", "ls"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("the manager at " + m_->api_addr() +
+                             " serves mutual TLS and this command has no admin client bundle"));
+  EXPECT_THAT(err, HasSubstr("--tls-dir and WARREN_TLS_DIR are not set, and there is no " +
+                             (home / ".warren" / "current").string()));
+  EXPECT_THAT(err, HasSubstr("pass --tls-dir DIR or set WARREN_TLS_DIR"));
+  EXPECT_THAT(err, Not(HasSubstr("cannot reach")));
+}
+
+// systemd gives a system service without User= no HOME: the bundle still goes to the user's
+// home, where that user's CLI looks.
+TEST(ClientBundleTest, WithoutHomeTheDefaultRootIsTheUsersHomeFromPasswd) {
+  ScopedEnv no_home("HOME", nullptr);
+  const passwd* pw = getpwuid(geteuid());
+  ASSERT_NE(pw, nullptr);
+  EXPECT_EQ(security::DefaultTlsRoot(), (fs::path(pw->pw_dir) / ".warren").string());
+}
+
+TEST_F(ManagerTlsTest, AWorkerWithoutATokenIsToldHowToGetOne) {
+  WorkerOptions wo = JoiningWorker("w1", "127.1.0.0/16");
+  wo.join_token.clear();
+  absl::Status s = CheckPlaintextManager(wo);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("serves mutual TLS"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--token TOKEN"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("`warren cluster join-token worker -q`"));
+}
+
+TEST(ManagerTlsOptionsTest, AWorkerOfAnInsecurePlaintextManagerNeedsNoToken) {
+  TempDir tmp;
+  auto m = ManagerServer::Start(testing_util::TestManagerOptions((tmp.path() / "m").string()),
+                                RealClock::Get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  WorkerOptions wo;
+  wo.manager_addr = (*m)->api_addr();
+  wo.data_dir = (tmp.path() / "w").string();
+  EXPECT_TRUE(CheckPlaintextManager(wo).ok());
+  (*m)->Shutdown();
 }
 
 TEST_F(ManagerTlsTest, ARestartKeepsTheCaSoTheOldBundleStillWorks) {
@@ -625,6 +702,34 @@ TEST(ManagerTlsOptionsTest, TheManagerRenewsTheAdminBundleWithItsOwnCertificate)
   EXPECT_EQ(renewed->identity.role, security::Role::kAdmin);
   EXPECT_GT(renewed->not_after, first->not_after + absl::Minutes(45));
   (*m)->Shutdown();
+}
+
+TEST(ManagerTlsOptionsTest, MutualTlsIsTheDefault) {
+  EXPECT_TRUE(ManagerOptions{}.tls);
+  // The binary: no flag gives mutual TLS and the admin bundle under --tls-root.
+  TempDir tmp;
+  auto manager =
+      test::Subprocess::Start({WARREN_BINARY, "manager", "--data-dir", (tmp.path() / "m").string(),
+                               "--api-addr", "127.0.0.1:0", "--metrics-addr", "", "--dns-addr", "",
+                               "--tls-root", (tmp.path() / "home").string()},
+                              {});
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  auto line = (*manager)->WaitForStdoutLine("mutual TLS on the API", absl::Seconds(30));
+  ASSERT_TRUE(line.ok()) << line.status() << (*manager)->Stderr();
+  EXPECT_TRUE(fs::exists(tmp.path() / "home" / "current" / "current" / "cert.pem"));
+}
+
+TEST(ManagerTlsOptionsTest, InsecurePlaintextIsRefusedOffLoopback) {
+  TempDir tmp;
+  auto manager = test::Subprocess::Start(
+      {WARREN_BINARY, "manager", "--insecure-plaintext", "--data-dir", (tmp.path() / "m").string(),
+       "--api-addr", "0.0.0.0:0", "--metrics-addr", "", "--dns-addr", ""},
+      {});
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  auto code = (*manager)->Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT((*manager)->Stdout() + (*manager)->Stderr(), HasSubstr("only listen on loopback"));
 }
 
 TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {

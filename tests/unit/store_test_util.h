@@ -146,8 +146,11 @@ inline int Mode(const std::filesystem::path& p) {
 }
 
 // An in-process manager on loopback port 0 without DNS; metrics on a free port when asked.
+// Plaintext (the suites using it call the API without a bundle); a test wanting the default
+// mutual TLS sets tls and a tls_root of its own.
 inline ManagerOptions TestManagerOptions(const std::string& data_dir, bool metrics = false) {
   ManagerOptions mo;
+  mo.tls = false;
   mo.data_dir = data_dir;
   mo.api_addr = "127.0.0.1:0";
   mo.metrics_addr = metrics ? "127.0.0.1:0" : "";
