@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,20 @@ int WaitForTerminationSignal() {
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
+}
+
+// Like WaitForTerminationSignal, or 0 as soon as `done` returns true (checked every 200 ms).
+int WaitForTerminationSignalOr(const std::function<bool()>& done) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const timespec period = {0, 200'000'000};
+  while (!done()) {
+    int sig = sigtimedwait(&set, nullptr, &period);
+    if (sig > 0) return sig;
+  }
+  return 0;
 }
 
 namespace {
@@ -561,8 +576,14 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
   }
   NotifyReady(absl::StrCat(o.role, " ", NodeName(o), " serving; agent on ", agent->agent_addr()));
   auto watchdog = WatchdogPinger::StartIfEnabled();
-  int sig = WaitForTerminationSignal();
+  int sig =
+      WaitForTerminationSignalOr([&] { return agent->WaitUntilRemoved(absl::ZeroDuration()); });
   NotifyStopping();
+  if (sig == 0) {
+    agent->Stop(o.stop_tasks_on_exit);
+    spdlog::error("this node was removed from the cluster by node rm; join again with a new token");
+    return 1;
+  }
   spdlog::info("signal {}: shutting down{}", sig,
                o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
   agent->Stop(o.stop_tasks_on_exit);

@@ -16,6 +16,7 @@
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "security/cert_renewer.h"
+#include "security/revocation.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "warren/v1/security.grpc.pb.h"
@@ -418,6 +419,7 @@ absl::Status WorkerAgent::Register() {
   v1::Node node;
   grpc::Status s = stub_->RegisterNode(&ctx, req, &node);
   if (!s.ok()) {
+    CheckRemoved(s);
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   }
   absl::MutexLock lock(&mu_);
@@ -426,11 +428,28 @@ absl::Status WorkerAgent::Register() {
   return absl::OkStatus();
 }
 
+bool WorkerAgent::WaitUntilRemoved(absl::Duration timeout) const {
+  return removed_.WaitForNotificationWithTimeout(timeout);
+}
+
+bool WorkerAgent::CheckRemoved(const grpc::Status& s) {
+  if (options_.role == "hybrid" || !security::IsNodeRemoved(s)) return false;
+  absl::MutexLock lock(&mu_);
+  if (!removed_.HasBeenNotified()) {
+    removed_.Notify();
+    // Retrying cannot help: the node's certificate stays refused until it expires.
+    if (watch_ctx_) watch_ctx_->TryCancel();
+    if (routes_ctx_) routes_ctx_->TryCancel();
+  }
+  return true;
+}
+
 void WorkerAgent::ConnectLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     if (node_id().empty()) {
       absl::Status s = Register();
+      if (removed()) break;
       if (!s.ok()) {
         spdlog::warn("cannot register with the manager at {}: {}", options_.manager_addr,
                      s.ToString());
@@ -463,7 +482,7 @@ void WorkerAgent::ConnectLoop() {
       watch_ctx_ = nullptr;
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) node_id_.clear();
     }
-    if (stop_) break;
+    if (stop_ || CheckRemoved(s) || removed()) break;
     spdlog::warn("assignment stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
@@ -472,7 +491,7 @@ void WorkerAgent::ConnectLoop() {
 
 void WorkerAgent::RoutesLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     std::string id = node_id();
     if (id.empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -500,7 +519,7 @@ void WorkerAgent::RoutesLoop() {
       absl::MutexLock lock(&mu_);
       routes_ctx_ = nullptr;
     }
-    if (stop_) break;
+    if (stop_ || CheckRemoved(s) || removed()) break;
     spdlog::warn("routing table stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
@@ -574,7 +593,7 @@ void WorkerAgent::StatsLoop() {
 }
 
 void WorkerAgent::HeartbeatLoop() {
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     // Failures of published ports as of this heartbeat; a change wakes the next one early.
     const uint64_t publish_generation = publisher_->generation();
     std::string id = node_id();
@@ -596,6 +615,8 @@ void WorkerAgent::HeartbeatLoop() {
         heartbeat_period_ =
             std::clamp(FromProtoDuration(resp.period()), absl::Milliseconds(100), absl::Seconds(5));
         period = heartbeat_period_;
+      } else if (CheckRemoved(s)) {
+        break;
       } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         absl::MutexLock lock(&mu_);
         node_id_.clear();
