@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -25,6 +26,7 @@
 #include "cli/command_suggest.h"
 #include "cli/completion.h"
 #include "cli/daemon_flags.h"
+#include "cli/ingress_commands.h"
 #include "cli/listener_flags.h"
 #include "cli/node_commands.h"
 #include "cli/output.h"
@@ -37,6 +39,7 @@
 #include "common/limits.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "ingress/ingress_spec.h"
 #include "roles.h"
 #include "security/client_bundle.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -821,16 +824,27 @@ int Apply(Context& ctx, const std::string& file, bool dry_run) {
     *ctx.err << "error: " << text.status().message() << "\n";
     return 1;
   }
-  absl::StatusOr<std::vector<v1::ServiceSpec>> specs = ParseServicesYaml(*text);
+  const std::string base_dir =
+      file == "-" ? "." : std::filesystem::path(file).parent_path().string();
+  absl::StatusOr<SplitYaml> split = SplitIngressYaml(*text, base_dir.empty() ? "." : base_dir);
+  if (!split.ok()) {
+    *ctx.err << "error: " << file << ": " << split.status().message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<std::vector<v1::ServiceSpec>> specs = ParseServicesYaml(split->services_yaml);
   if (!specs.ok()) {
     *ctx.err << "error: " << file << ": " << specs.status().message() << "\n";
     return 1;
   }
-  if (specs->empty()) {
+  if (specs->empty() && split->ingresses.empty()) {
     *ctx.err << "error: " << file << ": no services\n";
     return 1;
   }
   Client client(ctx);
+  if (specs->empty()) {
+    auto stub = v1::Ingresses::NewStub(ctx.env_for_commands().Channel());
+    return ApplyIngresses(*stub, split->ingresses, dry_run, ctx.env_for_commands());
+  }
   ApplyRequest request;
   request.specs = std::move(*specs);
   request.describe = [&file](size_t i, const v1::ServiceSpec& spec) {
@@ -840,7 +854,13 @@ int Apply(Context& ctx, const std::string& file, bool dry_run) {
   request.source = file;
   request.change_cause = absl::StrCat("warren apply -f ", file);
   request.dry_run = dry_run;
-  return ApplyServices(client.stub(), request, ctx.env_for_commands());
+  // Nothing is applied unless every ingress is valid too.
+  if (!CheckIngressSpecs(split->ingresses, ctx.env_for_commands())) return 1;
+  int rc = ApplyServices(client.stub(), request, ctx.env_for_commands());
+  if (rc != 0 || split->ingresses.empty()) return rc;
+  // After the services: an ingress needs its service to exist.
+  auto stub = v1::Ingresses::NewStub(ctx.env_for_commands().Channel());
+  return ApplyIngresses(*stub, split->ingresses, dry_run, ctx.env_for_commands());
 }
 
 std::string QuoteForDisplay(const std::string& arg) {
@@ -1200,6 +1220,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   apply->callback([&] { action = [&] { return Apply(ctx, apply_file, apply_dry_run); }; });
 
   AddStackCommands(&app, ctx.env_for_commands(), &action);
+  AddIngressCommands(&app, ctx.env_for_commands(), &action);
 
   AddVersionCommand(&app, ctx.env_for_commands(), &action);
   AddCompletionCommand(&app, ctx.env_for_commands(), &action);

@@ -1392,6 +1392,12 @@ absl::StatusOr<std::vector<v1::ServiceSpec>> ParseServicesYaml(std::string_view 
     };
     const YAML::Node& doc = docs[i];
     if (!doc.IsDefined() || doc.IsNull()) continue;
+    // `kind: Ingress` documents are read by the ingress parser (src/ingress); services may say
+    // `kind: Service`.
+    if (doc.IsMap() && doc["kind"].IsDefined() && doc["kind"].IsScalar()) {
+      if (doc["kind"].Scalar() == "Ingress") continue;
+      if (doc["kind"].Scalar() == "Service") docs[i].remove("kind");
+    }
     // A whole Service, as `service inspect -o yaml` prints it: its spec is what applies; the
     // rest (id, version, revision, times) is the manager's and is only checked for typos.
     const bool whole_service = doc.IsMap() && doc["spec"].IsDefined();

@@ -36,6 +36,8 @@ void AssignmentView::Reload() {
     tasks_.emplace(t.id(), std::move(t));
   }
   loaded_ = true;
+  reloaded_ = true;
+  changed_.clear();
 }
 
 bool AssignmentView::Apply(const std::string& id, const v1::Task* task) {
@@ -43,16 +45,19 @@ bool AssignmentView::Apply(const std::string& id, const v1::Task* task) {
   if (task == nullptr || !Assigned(*task, node_id_)) {
     if (it == tasks_.end()) return false;
     tasks_.erase(it);
+    changed_.insert(id);
     return true;
   }
   if (it == tasks_.end()) {
     v1::Task& t = tasks_[id] = *task;
     t.set_version(0);
+    changed_.insert(id);
     return true;
   }
   const bool changed = !SameButStatus(it->second, *task);
   it->second = *task;
   it->second.set_version(0);
+  if (changed) changed_.insert(id);
   return changed;
 }
 
@@ -85,6 +90,29 @@ v1::Assignments AssignmentView::Build(uint64_t version) const {
   a.set_version(version);
   a.mutable_tasks()->Reserve(static_cast<int>(tasks_.size()));
   for (const auto& [id, t] : tasks_) *a.add_tasks() = t;
+  return a;
+}
+
+v1::Assignments AssignmentView::Next(uint64_t version, bool deltas) {
+  v1::Assignments a;
+  if (!deltas || reloaded_) {
+    a = Build(version);
+  } else {
+    a.set_version(version);
+    a.set_delta(true);
+    a.set_base_version(sent_version_);
+    for (const std::string& id : changed_) {
+      auto it = tasks_.find(id);
+      if (it == tasks_.end()) {
+        a.add_removed_task_ids(id);
+      } else {
+        *a.add_tasks() = it->second;
+      }
+    }
+  }
+  changed_.clear();
+  reloaded_ = false;
+  sent_version_ = version;
   return a;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "store/store.h"
@@ -23,8 +24,13 @@ class AssignmentView {
   // came, went, or changed other than in its status), and at the first call.
   bool Update();
 
-  // The assignments as of the last Update, stamped with `version`.
+  // The assignments as of the last Update, stamped with `version`: the full set.
   v1::Assignments Build(uint64_t version) const;
+
+  // What to send after Update: the full set the first time and after the feed no longer
+  // reached back, otherwise (with `deltas`) only the tasks that changed since the previous
+  // Next and the ids of those that left, so one task's change costs one task (issue 18).
+  v1::Assignments Next(uint64_t version, bool deltas);
 
  private:
   void Reload();
@@ -37,6 +43,11 @@ class AssignmentView {
   uint64_t version_ = 0;
   // Task id -> the task (version 0: versions churn on status reports).
   std::map<std::string, v1::Task> tasks_;
+  // Since the previous Next: ids of the tasks that came, went or changed, and whether the
+  // whole set was read again (the stream then gets it whole).
+  std::set<std::string> changed_;
+  bool reloaded_ = true;
+  uint64_t sent_version_ = 0;
 };
 
 }  // namespace warren

@@ -157,6 +157,7 @@ void ClusterIndex::Apply(const Change& c, Dirty* dirty) {
       return;
     }
     case Kind::kEvent:
+    case Kind::kIngress:  // routes read ingresses themselves (RoutingTableCache)
       return;
   }
 }

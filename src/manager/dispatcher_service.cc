@@ -236,7 +236,7 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
     if (version != seen) {
       seen = version;
       if (view.Update()) {
-        v1::Assignments a = view.Build(version);
+        v1::Assignments a = view.Next(version, req->deltas());
         AddSecretValues(store_, shared_.secret_key, &a);
         if (!writer->Write(a)) break;
       }
@@ -314,10 +314,11 @@ grpc::Status DispatcherService::WatchRoutes(grpc::ServerContext* ctx,
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
     if (auto s = shared_.Reauthorize(ctx, kMethod, &revocations); !s.ok()) return ToGrpc(s);
     const uint64_t seen = store_.Version();
-    const std::shared_ptr<const v1::RoutingTable> table = shared_.routes->Get();
-    if (table->version() != sent) {
-      if (!writer->Write(*table)) break;
-      sent = table->version();
+    // A worker that applies deltas gets the whole table once, then only what changed.
+    RoutingTableCache::Update update = shared_.routes->Since(req->deltas() ? sent : 0);
+    if (update.table->version() != sent) {
+      if (!writer->Write(update.delta ? *update.delta : *update.table)) break;
+      sent = update.table->version();
     }
     // Wakes on every commit; the timeout catches tasks passing their min-ready.
     store_.WaitForVersion(seen, absl::Milliseconds(100));

@@ -4,6 +4,7 @@
 #include <functional>
 #include <utility>
 
+#include "ingress/ingress_api.h"
 #include "manager/api_shared.h"
 #include "manager/control_service.h"
 #include "manager/dispatcher_service.h"
@@ -18,10 +19,12 @@ class ManagerApi {
              ApiOptions options, ManagerMetrics* metrics = nullptr)
       : shared_(store, clock, events, liveness, options, metrics),
         control_(shared_),
-        dispatcher_(shared_) {}
+        dispatcher_(shared_),
+        ingress_(shared_) {}
 
   ControlService& control() { return control_; }
   DispatcherService& dispatcher() { return dispatcher_; }
+  IngressApi& ingress() { return ingress_; }
 
   // Ends the long-lived streams (watches, logs) so the server can shut down.
   void Shutdown() { shared_.shutting_down = true; }
@@ -52,6 +55,7 @@ class ManagerApi {
   ApiShared shared_;
   ControlService control_;
   DispatcherService dispatcher_;
+  IngressApi ingress_;
 };
 
 }  // namespace warren

@@ -15,6 +15,13 @@
 namespace warren {
 namespace {
 
+// The watch feed keeps whole objects in memory (bounded by the stores' byte budget, 64 MiB);
+// watchers relist (or resume from the event backlog) when they fall further behind than this.
+// 10,000 was less than one burst of a large cluster: 10,000 creates bring 30,000 tasks, and the
+// controller that writes them fell behind its own commits and relisted again and again
+// (issue 18, scale_bench at N = 10,000).
+constexpr size_t kFeedChanges = 100000;
+
 std::string HostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "manager";
@@ -34,7 +41,7 @@ absl::StatusOr<ManagerStore> OpenEtcd(const ManagerOptions& options) {
 
   EtcdStoreOptions eo;
   eo.prefix = so.etcd_prefix;
-  eo.max_changes = 10000;
+  eo.max_changes = kFeedChanges;
   eo.parse = ParseStoredObject;
   auto store = EtcdStore::Open(shared, eo);
   if (!store.ok()) return store.status();
@@ -73,10 +80,8 @@ absl::StatusOr<ManagerStore> OpenEtcd(const ManagerOptions& options) {
 
 absl::StatusOr<ManagerStore> OpenManagerStore(const ManagerOptions& options) {
   if (!options.store.etcd_endpoints.empty()) return OpenEtcd(options);
-  // The watch feed keeps whole objects in memory; watchers relist (or resume from the event
-  // backlog) when they fall further behind than this.
   SqliteStoreOptions store_options;
-  store_options.max_changes = 10000;
+  store_options.max_changes = kFeedChanges;
   store_options.parse = ParseStoredObject;
   auto store = SqliteStore::Open((std::filesystem::path(options.data_dir) / "store.db").string(),
                                  store_options);

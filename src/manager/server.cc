@@ -287,6 +287,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   }
   builder.RegisterService(&m->api_->control());
   builder.RegisterService(&m->api_->dispatcher());
+  builder.RegisterService(&m->api_->ingress());
   m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
   m->backup_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->backup_.get());
@@ -316,10 +317,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{v1::Control::service_full_name(),
-                               v1::Dispatcher::service_full_name(),
-                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
-                               v1::Secrets::service_full_name()});
+      std::vector<std::string>{
+          v1::Control::service_full_name(), v1::Dispatcher::service_full_name(),
+          v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
+          v1::Secrets::service_full_name(), v1::Ingresses::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();

@@ -196,6 +196,38 @@ bool RoutingTableCache::Recompute(const std::string& service_id, absl::Time now)
 
 std::shared_ptr<const v1::RoutingTable> RoutingTableCache::Get() {
   absl::MutexLock lock(&mu_);
+  return GetLocked();
+}
+
+RoutingTableCache::Update RoutingTableCache::Since(uint64_t since) {
+  absl::MutexLock lock(&mu_);
+  Update out;
+  out.table = GetLocked();
+  if (since == 0 || since == out.table->version()) return out;
+  auto first =
+      std::find_if(steps_.begin(), steps_.end(), [&](const Step& s) { return s.from == since; });
+  if (first == steps_.end()) return out;
+  std::set<std::string> ids;
+  for (auto it = first; it != steps_.end(); ++it)
+    ids.insert(it->services.begin(), it->services.end());
+  v1::RoutingTable& delta = out.delta.emplace();
+  delta.set_version(out.table->version());
+  delta.set_delta(true);
+  delta.set_base_version(since);
+  *delta.mutable_ingresses() = out.table->ingresses();
+  // entries_ holds what the current table was built from.
+  for (const std::string& id : ids) {
+    auto e = entries_.find(id);
+    if (e == entries_.end()) {
+      delta.add_removed_service_ids(id);
+    } else {
+      *delta.add_services() = e->second.route;
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
   const uint64_t version = store_.Version();
   const absl::Time now = clock_.Now();
   const bool due = !timers_.empty() && timers_.begin()->first <= now;
@@ -215,7 +247,13 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::Get() {
     timers_.erase(timers_.begin());
   }
   bool changed = dirty.all;
-  for (const std::string& id : todo) changed |= Recompute(id, now);
+  Step step;
+  for (const std::string& id : todo) {
+    if (Recompute(id, now)) {
+      changed = true;
+      step.services.push_back(id);
+    }
+  }
   if (!changed) return table_;
   // Ordered by name, as ComputeRoutingTable orders them.
   std::vector<const Entry*> sorted;
@@ -235,6 +273,15 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::Get() {
   }
   // Monotonic even when only time (min-ready) changed the content.
   table.set_version(std::max<uint64_t>(version, table_->version() + 1));
+  if (dirty.all) {
+    // Which services differ from the previous table is not known: streams start over.
+    steps_.clear();
+  } else {
+    step.from = table_->version();
+    step.to = table.version();
+    steps_.push_back(std::move(step));
+    if (steps_.size() > kMaxSteps) steps_.pop_front();
+  }
   table_ = std::make_shared<const v1::RoutingTable>(std::move(table));
   return table_;
 }

@@ -4,6 +4,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ class RoutingTableCache {
   // unchanged table costs no copy of the whole cluster's routes (issue 18).
   std::shared_ptr<const v1::RoutingTable> Get();
 
+  // What a stream that holds the table of version `since` needs next: `table` is the current
+  // table; `delta` (set when this cache still knows what changed after `since`) holds only the
+  // routes that changed since then and the ids of the services no longer routed, so a change
+  // to one service sends one route, not the cluster's (issue 18). Unset: send `table` whole.
+  struct Update {
+    std::shared_ptr<const v1::RoutingTable> table;
+    std::optional<v1::RoutingTable> delta;
+  };
+  Update Since(uint64_t since);
+
   // Services computed again, summed over all Get calls (the cache's work).
   uint64_t services_computed() const {
     absl::MutexLock lock(&mu_);
@@ -60,8 +71,18 @@ class RoutingTableCache {
     std::string content;
     absl::Time next_change = absl::InfiniteFuture();
   };
+  // One published table's difference from the one before it.
+  struct Step {
+    uint64_t from = 0;
+    uint64_t to = 0;
+    std::vector<std::string> services;  // changed, added or removed
+  };
+  // Enough for a stream that fell a few commits behind; an older one gets the whole table.
+  static constexpr size_t kMaxSteps = 256;
+
   // Computes the service's route again; true when it changed.
   bool Recompute(const std::string& service_id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<const v1::RoutingTable> GetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Store& store_;
   const Clock& clock_;
@@ -74,6 +95,9 @@ class RoutingTableCache {
   uint64_t services_computed_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const v1::RoutingTable> table_ ABSL_GUARDED_BY(mu_) =
       std::make_shared<v1::RoutingTable>();
+  // The differences between consecutive published tables, oldest first (empty after a
+  // rebuild from scratch: those streams get the whole table).
+  std::deque<Step> steps_ ABSL_GUARDED_BY(mu_);
 };
 
 // The workers' proxy counters, kept in memory: each node's latest report, the cluster-wide

@@ -22,6 +22,8 @@ std::string_view KindName(Kind kind) {
       return "cluster security";
     case Kind::kSecret:
       return "secret";
+    case Kind::kIngress:
+      return "ingress";
   }
   return "unknown";
 }

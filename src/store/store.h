@@ -24,6 +24,7 @@ enum class Kind : int {
   // The cluster CA, join tokens and cluster key (sealed; one object, see cluster_identity.h).
   kClusterSecurity = 7,
   kSecret = 8,
+  kIngress = 9,
 };
 
 std::string_view KindName(Kind kind);

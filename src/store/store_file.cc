@@ -135,7 +135,8 @@ std::string DescribeStoreObjects(const StoreFileInfo& info) {
       {count(Kind::kService, "service", "services"), count(Kind::kTask, "task", "tasks"),
        count(Kind::kNode, "node", "nodes"), count(Kind::kRevision, "revision", "revisions"),
        count(Kind::kDeployment, "deployment", "deployments"),
-       count(Kind::kSecret, "secret", "secrets"), count(Kind::kEvent, "event", "events")},
+       count(Kind::kSecret, "secret", "secrets"), count(Kind::kIngress, "ingress", "ingresses"),
+       count(Kind::kEvent, "event", "events")},
       ", ");
 }
 

@@ -42,6 +42,8 @@ absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view dat
     }
     case Kind::kSecret:
       return Identity<v1::Secret>(data);
+    case Kind::kIngress:
+      return Identity<v1::Ingress>(data);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown kind ", static_cast<int>(kind)));
 }

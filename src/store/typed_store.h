@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "spdlog/spdlog.h"
 #include "store/store.h"
+#include "warren/v1/ingress.pb.h"
 #include "warren/v1/objects.pb.h"
 #include "warren/v1/secrets.pb.h"
 #include "warren/v1/security.pb.h"
@@ -43,6 +44,11 @@ template <>
 struct ObjectTraits<v1::Deployment> {
   static constexpr Kind kKind = Kind::kDeployment;
   static std::string Name(const v1::Deployment&) { return ""; }
+};
+template <>
+struct ObjectTraits<v1::Ingress> {
+  static constexpr Kind kKind = Kind::kIngress;
+  static std::string Name(const v1::Ingress& i) { return i.spec().name(); }
 };
 template <>
 struct ObjectTraits<v1::Event> {

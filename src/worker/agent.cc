@@ -13,6 +13,7 @@
 #include "common/bind_probe.h"
 #include "common/limits.h"
 #include "common/role_defaults.h"
+#include "common/routing_delta.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "security/cert_renewer.h"
@@ -470,11 +471,23 @@ void WorkerAgent::ConnectLoop() {
     }
     v1::WatchAssignmentsRequest req;
     req.set_node_id(node_id());
+    req.set_deltas(true);
     auto reader = stub_->WatchAssignments(&ctx, req);
     v1::Assignments a;
+    uint64_t applied = 0;
+    bool have_set = false;
     while (reader->Read(&a)) {
       backoff = absl::Milliseconds(100);
+      if (a.delta() && (!have_set || a.base_version() != applied)) {
+        // A delta that does not follow what this worker holds: start over with a full set.
+        spdlog::warn("assignment delta from version {} does not follow {}; resyncing",
+                     a.base_version(), applied);
+        ctx.TryCancel();
+        break;
+      }
       Apply(a);
+      applied = a.version();
+      have_set = true;
     }
     grpc::Status s = reader->Finish();
     {
@@ -505,10 +518,18 @@ void WorkerAgent::RoutesLoop() {
     }
     v1::WatchRoutesRequest req;
     req.set_node_id(id);
+    req.set_deltas(true);
     auto reader = stub_->WatchRoutes(&ctx, req);
+    v1::RoutingTable received;
     v1::RoutingTable table;
-    while (reader->Read(&table)) {
+    while (reader->Read(&received)) {
       backoff = absl::Milliseconds(100);
+      if (absl::Status s = ApplyRoutingTable(received, &table); !s.ok()) {
+        // Start over with a whole table (the stream's first message).
+        spdlog::warn("{}; resyncing", std::string(s.message()));
+        ctx.TryCancel();
+        break;
+      }
       publisher_->Apply(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
@@ -698,7 +719,8 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_.Now();
-    secret_values_.clear();
+    // A delta carries only the secrets of its own tasks: the others keep theirs.
+    if (!assignments.delta()) secret_values_.clear();
     for (const v1::SecretValue& v : assignments.secrets()) {
       secret_values_[v.name()] = security::SecretBytes(v.value());
     }
@@ -785,16 +807,35 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
         to_stop.emplace_back(t.id(), stop_timeout);
       }
     }
-    // Local tasks the manager no longer assigns here: stop and forget them.
-    for (auto& [id, l] : tasks_) {
-      if (assigned_ids.count(id)) continue;
+    // Local tasks the manager no longer assigns here: stop and forget them. A delta names
+    // them; a full set leaves them out.
+    auto unassign = [&](const std::string& id, Local& l) {
+      l.assigned = false;
       if (!l.exited && !l.stopping) {
         l.stopping = true;
         to_stop.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
       }
+    };
+    if (assignments.delta()) {
+      for (const std::string& id : assignments.removed_task_ids()) {
+        if (auto it = tasks_.find(id); it != tasks_.end()) unassign(id, it->second);
+      }
+      if (!assignments.removed_task_ids().empty() && !secret_values_.empty()) {
+        // Need to know: drop the values no task still assigned here uses.
+        std::set<std::string> used;
+        for (const auto& [id, l] : tasks_) {
+          if (!l.assigned) continue;
+          for (const v1::SecretReference& ref : l.task.spec().secrets()) used.insert(ref.name());
+        }
+        std::erase_if(secret_values_, [&](const auto& kv) { return !used.count(kv.first); });
+      }
+    } else {
+      for (auto& [id, l] : tasks_) {
+        if (!assigned_ids.count(id)) unassign(id, l);
+      }
     }
     for (auto it = tasks_.begin(); it != tasks_.end();) {
-      if (!assigned_ids.count(it->first) && it->second.exited) {
+      if (!it->second.assigned && it->second.exited) {
         driver_->Remove(it->first);
         secret_files_->Remove(it->first);
         it = tasks_.erase(it);

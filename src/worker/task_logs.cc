@@ -6,9 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "worker/log_files.h"
 
 namespace warren {
@@ -71,8 +73,16 @@ absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
   // cannot change what is read. A rotation during the reads can still make the reader miss a
   // file (log_files.h: LogFilesToRead); read the set again then. Bounded: a task that rotates
   // under every read gets what the last read saw, which is still in order.
-  constexpr int kAttempts = 5;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+  constexpr int kRereads = 5;
+  // Both opens of a read can straddle one rotation (`.1` opened before the rename, the current
+  // file after it and before the writer's reopen). A task that writes without pause rotates in a
+  // steady rhythm that a reader retrying at once can meet again and again (CI saw a live task
+  // with "no log"); a short pause before the next try breaks the rhythm.
+  constexpr int kNotFoundRetries = 50;
+  constexpr absl::Duration kNotFoundPause = absl::Milliseconds(1);
+  int rereads = 0;
+  int not_found = 0;
+  while (true) {
     struct stat st;
     const ino_t current_before = stat(path_.c_str(), &st) == 0 ? st.st_ino : 0;
     const std::vector<std::string> files = LogFilesToRead(path_);
@@ -102,17 +112,23 @@ absl::StatusOr<std::vector<std::string>> TaskLogReader::ReadLines(int tail) {
         close(fd);
       }
     }
-    // No file at all: either the task has no log, or each open fell inside a rotation (`.1`
-    // before the rename, the current file after it and before the writer's reopen).
+    // No file at all: either the task has no log, or each open fell inside a rotation.
     if (!found) {
-      if (attempt == kAttempts - 1) {
+      // Only a rotation in progress is worth another try: not another error, and not a missing
+      // directory (a task without a log; no rotation brings it back).
+      const std::string dir = std::filesystem::path(path_).parent_path().string();
+      struct stat dir_st;
+      const bool rotating =
+          open_errno == ENOENT && (dir.empty() || stat(dir.c_str(), &dir_st) == 0);
+      if (!rotating || ++not_found > kNotFoundRetries) {
         return absl::NotFoundError(absl::StrCat("no log file ", path_, ": ", strerror(open_errno)));
       }
+      if (not_found > 1) absl::SleepFor(kNotFoundPause);
       continue;
     }
     // Every rotation renames the current file, so one since the listing shows as another inode
     // (or none yet: the writer has not reopened).
-    if (current_before == (fd_ >= 0 ? inode_ : 0)) break;
+    if (current_before == (fd_ >= 0 ? inode_ : 0) || ++rereads >= kRereads) break;
   }
   if (tail > 0 && lines.size() > static_cast<size_t>(tail)) {
     lines.erase(lines.begin(), lines.end() - tail);

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "../unit/test_util.h"
 #include "common/processes.h"
 #include "nlohmann/json.hpp"
 
@@ -32,6 +33,7 @@ namespace warren::e2e {
 
 // Task processes of one test that outlive a killed worker on purpose are killed by marker.
 using warren::KillProcessesWithEnv;
+using warren::testing_util::FreePort;
 
 inline bool WaitFor(const std::function<bool()>& cond,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
@@ -41,20 +43,6 @@ inline bool WaitFor(const std::function<bool()>& cond,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return cond();
-}
-
-// A port that was free a moment ago on 127.0.0.1.
-inline int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
 }
 
 // Second octets X of the 127.X.y.z addresses that have a socket on this machine just now

@@ -13,15 +13,21 @@ command -v "$CXX" >/dev/null || { echo "run_spec_fuzz: $CXX not found" >&2; exit
 mkdir -p "$out/spec_gen"
 bin="$out/spec_fuzz"
 proto="$root/proto/warren/v1/objects.proto"
+# objects.proto imports ingress.proto, which imports security.proto.
+protos=("$proto" "$root/proto/warren/v1/ingress.proto" "$root/proto/warren/v1/security.proto")
 srcs=("$here/spec_fuzz.cc" "$root/src/common/spec.cc" "$root/src/common/enum_names.cc")
 if [ ! -x "$bin" ] || [ -n "$(find "${srcs[@]}" "$root/src/common/limits.h" "$root/src/common/spec.h" \
-  "$root/src/common/enum_names.h" "$proto" -newer "$bin" 2>/dev/null)" ]; then
-  protoc -I"$root/proto" --cpp_out="$out/spec_gen" "$proto"
+  "$root/src/common/enum_names.h" "${protos[@]}" -newer "$bin" 2>/dev/null)" ]; then
+  protoc -I"$root/proto" --cpp_out="$out/spec_gen" "${protos[@]}"
   # Only the fuzzed code is instrumented for coverage; the generated messages are not.
-  "$CXX" -std=c++20 -O1 -g -fsanitize=address,undefined -c "$out/spec_gen/warren/v1/objects.pb.cc" \
-    -I"$out/spec_gen" -o "$out/spec_objects.o" -w
+  gen_objs=()
+  for p in objects ingress security; do
+    "$CXX" -std=c++20 -O1 -g -fsanitize=address,undefined -c "$out/spec_gen/warren/v1/$p.pb.cc" \
+      -I"$out/spec_gen" -o "$out/spec_$p.o" -w
+    gen_objs+=("$out/spec_$p.o")
+  done
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/src" -I"$out/spec_gen" "${srcs[@]}" "$out/spec_objects.o" -o "$bin" \
+    -I"$root/src" -I"$out/spec_gen" "${srcs[@]}" "${gen_objs[@]}" -o "$bin" \
     $(pkg-config --libs protobuf yaml-cpp absl_statusor absl_status absl_strings absl_str_format \
       absl_time)
 fi

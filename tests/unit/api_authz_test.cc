@@ -56,8 +56,9 @@ std::vector<std::string> ManagerMethods() {
 }
 
 TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
-  for (const char* service : {"warren.v1.Control", "warren.v1.Dispatcher", "warren.v1.WorkerAgent",
-                              "warren.v1.ClusterAdmin", "warren.v1.Secrets"}) {
+  for (const char* service :
+       {"warren.v1.Control", "warren.v1.Dispatcher", "warren.v1.WorkerAgent",
+        "warren.v1.ClusterAdmin", "warren.v1.Secrets", "warren.v1.Ingresses"}) {
     for (const std::string& m : MethodsOf(service)) {
       const security::MethodRule* rule = security::FindMethodRule(m);
       ASSERT_NE(rule, nullptr) << m << " has no entry in the authorization table";

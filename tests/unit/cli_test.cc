@@ -28,6 +28,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "test_util.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren {
@@ -1880,22 +1881,9 @@ TEST_F(CliServerTest, ApplyChangesNothingWhenAnyDocumentIsInvalid) {
   EXPECT_THAT(err_.str(), HasSubstr("--file"));
 }
 
-// A loopback port with nothing listening: bound, then closed.
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 TEST(CliTest, UnreachableManager) {
   std::ostringstream out, err;
-  std::string addr = absl::StrCat("127.0.0.1:", UnusedPort());
+  std::string addr = absl::StrCat("127.0.0.1:", testing_util::FreePort());
   EXPECT_EQ(RunCli({"warren", "--manager", addr, "service", "ls"}, out, err), 1);
   EXPECT_THAT(err.str(), HasSubstr("error: cannot reach the manager at " + addr +
                                    " (set --manager or WARREN_MANAGER): "));

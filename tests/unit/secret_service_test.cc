@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "file_bytes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "manager/events.h"
@@ -84,15 +85,7 @@ class SecretServiceTest : public testing::Test {
     v1::RemoveSecretResponse out;
     return secrets_->RemoveSecret(nullptr, &req, &out);
   }
-  // Every byte the store wrote (database, journal and WAL files).
-  std::string StoreBytes() {
-    std::string all;
-    for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
-      std::ifstream in(e.path(), std::ios::binary);
-      all.append(std::istreambuf_iterator<char>(in), {});
-    }
-    return all;
-  }
+  std::string StoreBytes() { return testing_util::BytesUnder(dir_.path()); }
 
   testing_util::TempDir dir_;
   FakeClock clock_;

@@ -174,6 +174,45 @@ TEST(TaskLogReaderTest, BothOpensInsideARotationAreNotNotFound) {
   EXPECT_THAT(*lines, ElementsAre("line 0", "line 1", "line 2"));
 }
 
+// A writer that rotates without pause can straddle the two opens of read after read (CI saw a
+// live task with "no log"): every one of 20 reads opens `.1` before a rotation's rename and the
+// current file after it. The reader keeps trying, with a pause that breaks the rhythm.
+TEST(TaskLogReaderTest, ManyReadsInARowInsideARotationAreNotNotFound) {
+  TempDir dir;
+  const std::string base = dir.str() + "/output.log";
+  std::ofstream(base) << Lines(0, 2);
+  TaskLogReader reader(base, false);
+  int straddled = 0;
+  int next = 2;
+  reader.SetBeforeOpenForTest([&](const std::string& file) {
+    if (straddled >= 20) return;
+    if (file == base + ".1") {
+      // The writer reopened and wrote since the last rename; its next rotation removes `.1`.
+      if (!fs::exists(base)) {
+        std::ofstream(base) << Lines(next, next + 2);
+        next += 2;
+      }
+      fs::remove(base + ".1");
+    } else if (file == base) {
+      ++straddled;
+      fs::rename(base, base + ".1");
+    }
+  });
+  absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(0);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(straddled, 20);
+  EXPECT_FALSE(lines->empty());
+}
+
+// A task whose directory is gone has no log: said at once, without retries.
+TEST(TaskLogReaderTest, AMissingDirectoryIsNotFound) {
+  TempDir dir;
+  TaskLogReader reader(dir.str() + "/gone/output.log", false);
+  absl::StatusOr<std::vector<std::string>> lines = reader.ReadLines(0);
+  EXPECT_TRUE(absl::IsNotFound(lines.status())) << lines.status();
+  EXPECT_NE(lines.status().message().find("No such file"), std::string::npos) << lines.status();
+}
+
 // A writer that rotates before every file the reader opens: the reader may miss files, but what
 // it returns is in order, never twice, and never nothing.
 TEST(TaskLogReaderTest, ARotationBeforeEveryOpenKeepsTheLinesInOrder) {
