@@ -581,8 +581,12 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
       WaitForTerminationSignalOr([&] { return agent->WaitUntilRemoved(absl::ZeroDuration()); });
   NotifyStopping();
   if (sig == 0) {
-    agent->Stop(o.stop_tasks_on_exit);
-    spdlog::error("this node was removed from the cluster by node rm; join again with a new token");
+    // The manager has placed this node's tasks elsewhere: none of them may go on outside the
+    // cluster.
+    agent->Stop(/*stop_tasks=*/true);
+    spdlog::error(
+        "this node was removed from the cluster by node rm: its tasks were stopped; join again "
+        "with a new token");
     return 1;
   }
   spdlog::info("signal {}: shutting down{}", sig,
