@@ -117,7 +117,13 @@ absl::Status WorkerAgent::ServeLogs() {
   log_service_ = std::make_unique<LogService>(*this, std::move(authorizer));
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
-  int tls_port = 0;
+  // Accepted by us in both modes: gRPC 1.51's own listener stops for good after one EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("agent-addr ", acceptor.status().message()));
+  }
+  acceptor_ = std::move(*acceptor);
   if (tls) {
     // Only managers read task logs: the handshake refuses any other certificate (by its
     // identity, not a host name), and a client without one.
@@ -131,16 +137,7 @@ absl::Status WorkerAgent::ServeLogs() {
       return absl::Status(creds.status().code(),
                           absl::StrCat("agent-addr certificate: ", creds.status().message()));
     }
-    // gRPC 1.51 hands accepted descriptors to a server only without TLS, so gRPC listens here.
-    builder.AddListeningPort(options_.agent_addr, *creds, &tls_port);
-  } else {
-    // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
-    auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
-    if (!acceptor.ok()) {
-      return absl::Status(acceptor.status().code(),
-                          absl::StrCat("agent-addr ", acceptor.status().message()));
-    }
-    acceptor_ = std::move(*acceptor);
+    acceptor_->UseTls(builder, *creds);
   }
   builder.RegisterService(log_service_.get());
   server_ = builder.BuildAndStart();
@@ -148,11 +145,8 @@ absl::Status WorkerAgent::ServeLogs() {
     return absl::InternalError(
         absl::StrCat("agent-addr ", options_.agent_addr, ": gRPC server failed to start"));
   }
-  int port = tls_port;
-  if (acceptor_) {
-    acceptor_->Start(server_.get());
-    port = acceptor_->port();
-  }
+  acceptor_->Start(server_.get());
+  const int port = acceptor_->port();
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
   return absl::OkStatus();

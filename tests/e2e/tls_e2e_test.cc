@@ -2,7 +2,11 @@
 // the CA, token rotation, and `node rm` cutting a worker off.
 #include <grpcpp/grpcpp.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -202,6 +206,34 @@ TEST_F(TlsE2eTest, ARemovedHybridNodeKeepsRunning) {
   EXPECT_EQ(Cli({"node", "ls"}).exit_code, 0);
   EXPECT_TRUE(node.Alive());
   EXPECT_THAT(node.Log(), Not(HasSubstr("this node was removed from the cluster by node rm")));
+}
+
+// Under --tls with 256 descriptors: a flood of connections on the API port runs the process out
+// of them, and the API answers again once they are free. gRPC 1.51's own TLS listener, which
+// accepted here before, never accepted again after its first EMFILE.
+TEST_F(TlsE2eTest, DescriptorExhaustionNeverStopsTheTlsApiForGood) {
+  command_prefix_ = {"/bin/sh", "-c", "ulimit -n 256 && exec \"$0\" \"$@\""};
+  Process& node = StartTlsCluster({"--reserved-fds", "128"});
+  const int api_port = std::stoi(api_addr_.substr(api_addr_.rfind(':') + 1));
+  std::vector<int> flood;
+  for (int i = 0; i < 300; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(api_port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    flood.push_back(fd);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0) << i;
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    return node.Log().find("gRPC listener " + api_addr_ +
+                           ": accept failed (Too many open files)") != std::string::npos;
+  })) << node.Log();
+  for (int fd : flood) close(fd);
+  // A new connection, a TLS handshake with the admin bundle, an answer.
+  EXPECT_TRUE(WaitFor([&] { return Cli({"node", "ls"}).exit_code == 0; })) << node.Log();
+  EXPECT_TRUE(node.Alive());
 }
 
 // Issue 12: certificates of the shortest life the CA allows (1 minute) renew at least twice
