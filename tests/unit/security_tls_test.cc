@@ -364,28 +364,9 @@ TEST_F(TlsTest, TheTlsServerAcceptsAgainAfterTheProcessRanOutOfDescriptors) {
   auto creds = ClientCreds(client_dir, {"c1", {Role::kManager}, "", {}});
   EchoResponse resp;
   ASSERT_TRUE(Call(*Stub(creds), &resp).ok());
-  // Raw clients made before the descriptors run out (a TLS client needs more than a socket).
-  // The server closes connections in the background, which can free a descriptor after the
-  // exhaustion: the acceptor then accepts a client; the test takes the descriptor again and
-  // sends the next client.
-  std::vector<int> clients;
-  for (int i = 0; i < 8; ++i) {
-    clients.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_GE(clients.back(), 0);
-  }
-  {
-    test::DescriptorExhaustion exhausted;
-    ASSERT_TRUE(exhausted.ok());
-    size_t sent = 0;
-    bool failed_accept = WaitFor([&] {
-      if (acceptor_->accept_errors() > 0) return true;
-      exhausted.Refill();
-      if (sent < clients.size()) EXPECT_TRUE(test::ConnectExisting(clients[sent++], port_));
-      return false;
-    });
-    EXPECT_TRUE(failed_accept);
-  }
-  for (int c : clients) close(c);
+  // Raw clients while out of descriptors (a TLS client needs more than a socket).
+  EXPECT_TRUE(test::RunOutOfDescriptorsUntilAnAcceptFails(
+      port_, [&] { return acceptor_->accept_errors() > 0; }));
   // A new connection, a new handshake: the server still reads the client's identity.
   grpc::Status s;
   EXPECT_TRUE(WaitFor([&] {
