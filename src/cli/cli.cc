@@ -165,7 +165,9 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   // Mutual TLS is the default (ManagerOptions::tls); --tls stays accepted for older scripts.
   CLI::Option* tls = cmd->add_flag("--tls", f->tls_flag,
                                    "Accepted for older scripts: mutual TLS on the API is the "
-                                   "default");
+                                   "default")
+                         // --tls=false would read as plaintext and silently be TLS.
+                         ->disable_flag_override();
   cmd->add_flag("--insecure-plaintext", f->insecure_plaintext,
                 "Serve the API without TLS or authentication (anyone who reaches it controls "
                 "the cluster; loopback --api-addr only)")

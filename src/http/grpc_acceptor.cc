@@ -64,6 +64,12 @@ class GrpcAcceptor::Impl {
     acceptor_.close(ec);
   }
 
+  void UseTls(grpc::ServerBuilder& builder, std::shared_ptr<grpc::ServerCredentials> credentials) {
+    tls_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        std::move(credentials));
+  }
+
   int port() const { return port_; }
   uint64_t accept_errors() const { return accept_errors_.load(); }
 
@@ -94,7 +100,16 @@ class GrpcAcceptor::Impl {
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        grpc::AddInsecureChannelFromFd(server_, fd);  // the server owns the descriptor now
+        // The server owns the descriptor now. Both hand-overs need a started server that is not
+        // shut down: Start() comes after BuildAndStart() and Stop() before Shutdown().
+        if (tls_) {
+          grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters p;
+          p.listener_fd = acceptor_.native_handle();
+          p.fd = fd;
+          tls_->HandleNewConnection(&p);
+        } else {
+          grpc::AddInsecureChannelFromFd(server_, fd);
+        }
       }
       Accept();
     });
@@ -106,6 +121,8 @@ class GrpcAcceptor::Impl {
   AcceptBackoff backoff_;
   std::atomic<uint64_t> accept_errors_{0};
   grpc::Server* server_ = nullptr;
+  // Set by UseTls: hands accepted descriptors to the server's TLS handshake.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> tls_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
   int port_ = 0;
@@ -130,6 +147,10 @@ absl::StatusOr<std::unique_ptr<GrpcAcceptor>> GrpcAcceptor::Listen(const std::st
 GrpcAcceptor::GrpcAcceptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GrpcAcceptor::~GrpcAcceptor() { Stop(); }
 int GrpcAcceptor::port() const { return impl_->port(); }
+void GrpcAcceptor::UseTls(grpc::ServerBuilder& builder,
+                          std::shared_ptr<grpc::ServerCredentials> credentials) {
+  impl_->UseTls(builder, std::move(credentials));
+}
 void GrpcAcceptor::Start(grpc::Server* server) { impl_->Start(server); }
 void GrpcAcceptor::Stop() { impl_->Stop(); }
 uint64_t GrpcAcceptor::accept_errors() const { return impl_->accept_errors(); }

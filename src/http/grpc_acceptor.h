@@ -12,15 +12,19 @@
 namespace grpc {
 class Server;
 class ServerBuilder;
+class ServerCredentials;
 }  // namespace grpc
 
 namespace warren {
 
 // The listening socket of a gRPC server, accepted by us and handed to the server connection by
-// connection (grpc::AddInsecureChannelFromFd). gRPC 1.51 (Debian 12) stops its own listener for
-// good after one failed accept4 ("Failed accept4: Too many open files"): the API never answered
-// again until a restart. This loop pauses after such a failure (see AcceptBackoff) and goes on
-// once descriptors are free. The server is built without listening ports of its own.
+// connection: plaintext through grpc::AddInsecureChannelFromFd, TLS through an external
+// connection acceptor with the server's TLS credentials (UseTls), which runs gRPC's own
+// handshake, so the peer certificate reaches each call's auth context as with gRPC's listener.
+// gRPC 1.51 (Debian 12) stops its own listener for good after one failed accept4 ("Failed
+// accept4: Too many open files"): the API never answered again until a restart. This loop
+// pauses after such a failure (see AcceptBackoff) and goes on once descriptors are free. The
+// server is built without listening ports of its own.
 class GrpcAcceptor {
  public:
   // Binds and listens on `addr` ("host:port", "[v6]:port", "localhost:port"; port 0 picks one).
@@ -32,6 +36,9 @@ class GrpcAcceptor {
 
   // The bound port (the real one when started with port 0).
   int port() const;
+  // Hands the connections over TLS with `credentials` instead of plaintext: registers an
+  // external connection acceptor on `builder`. Call before builder.BuildAndStart().
+  void UseTls(grpc::ServerBuilder& builder, std::shared_ptr<grpc::ServerCredentials> credentials);
   // Starts handing accepted connections to `server`, which must stay alive until Stop().
   void Start(grpc::Server* server);
   // Closes the listener and joins the accept thread; connections already handed over stay with

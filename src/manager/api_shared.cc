@@ -2,13 +2,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/time_util.h"
+#include "security/revocation.h"
 #include "store/typed_store.h"
 
 namespace warren {
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  // A refusal's reason (security::kRefusalPayloadUrl) is what a client acts on, not the message.
+  auto reason = s.GetPayload(security::kRefusalPayloadUrl);
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()),
+                      reason ? std::string(*reason) : std::string());
 }
 
 absl::StatusOr<v1::Service> ApiShared::FindService(const std::string& name_or_id) const {

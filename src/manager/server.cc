@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,20 @@ int WaitForTerminationSignal() {
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
+}
+
+// Like WaitForTerminationSignal, or 0 as soon as `done` returns true (checked every 200 ms).
+int WaitForTerminationSignalOr(const std::function<bool()>& done) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const timespec period = {0, 200'000'000};
+  while (!done()) {
+    int sig = sigtimedwait(&set, nullptr, &period);
+    if (sig > 0) return sig;
+  }
+  return 0;
 }
 
 namespace {
@@ -217,14 +232,18 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
 
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
-  int tls_port = 0;
+  // Our own accept loop feeds the server in both modes: gRPC 1.51's listener dies on the first
+  // EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options.api_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("api-addr ", acceptor.status().message()));
+  }
+  m->grpc_acceptor_ = std::move(*acceptor);
   if (options.tls) {
     auto creds = ManagerServerCredentials(*m->authority_, options, m->revoked_, clock.Now());
     if (!creds.ok()) return creds.status();
-    // gRPC 1.51 hands descriptors to a server only without TLS (AddInsecureChannelFromFd), so
-    // under TLS gRPC's own listener accepts; a failed accept4 (EMFILE) stops it for good, which
-    // reserved_fds makes unlikely but not impossible.
-    builder.AddListeningPort(options.api_addr, *creds, &tls_port);
+    m->grpc_acceptor_->UseTls(builder, *creds);
     const std::string tls_root =
         options.tls_root.empty() ? security::DefaultTlsRoot() : options.tls_root;
     auto bundle = security::WriteAdminBundle(tls_root, *m->authority_,
@@ -261,14 +280,6 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
           tls.server = {cluster, {}, node_id, nullptr};
           return security::MakeChannelCredentials(files, tls);
         });
-  } else {
-    // Our own accept loop feeds the server: gRPC 1.51's listener dies on the first EMFILE.
-    auto acceptor = GrpcAcceptor::Listen(options.api_addr);
-    if (!acceptor.ok()) {
-      return absl::Status(acceptor.status().code(),
-                          absl::StrCat("api-addr ", acceptor.status().message()));
-    }
-    m->grpc_acceptor_ = std::move(*acceptor);
   }
   builder.RegisterService(&m->api_->control());
   builder.RegisterService(&m->api_->dispatcher());
@@ -291,14 +302,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     return absl::InternalError(
         absl::StrCat("api-addr ", options.api_addr, ": gRPC server failed to start"));
   }
-  int port = tls_port;
-  if (m->grpc_acceptor_) {
-    m->grpc_acceptor_->Start(m->grpc_server_.get());
-    port = m->grpc_acceptor_->port();
-  } else if (port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("api-addr ", options.api_addr, ": cannot listen (in use or not local)"));
-  }
+  m->grpc_acceptor_->Start(m->grpc_server_.get());
+  const int port = m->grpc_acceptor_->port();
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
@@ -567,8 +572,18 @@ int RunAgentUntilSignal(const WorkerOptions& o, Registry* registry) {
   }
   NotifyReady(absl::StrCat(o.role, " ", NodeName(o), " serving; agent on ", agent->agent_addr()));
   auto watchdog = WatchdogPinger::StartIfEnabled();
-  int sig = WaitForTerminationSignal();
+  int sig =
+      WaitForTerminationSignalOr([&] { return agent->WaitUntilRemoved(absl::ZeroDuration()); });
   NotifyStopping();
+  if (sig == 0) {
+    // The manager has placed this node's tasks elsewhere: none of them may go on outside the
+    // cluster.
+    agent->Stop(/*stop_tasks=*/true);
+    spdlog::error(
+        "this node was removed from the cluster by node rm: its tasks were stopped; join again "
+        "with a new token");
+    return 1;
+  }
   spdlog::info("signal {}: shutting down{}", sig,
                o.stop_tasks_on_exit ? " and stopping tasks" : " (tasks keep running)");
   agent->Stop(o.stop_tasks_on_exit);

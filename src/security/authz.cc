@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 
 namespace warren::security {
 
@@ -36,13 +37,48 @@ absl::Status CheckPeer(const CertificateInfo& peer, const PeerPolicy& policy) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Parsed peer certificates by PEM. Every authorized call reads its peer's certificate, and
+// OpenSSL 3 parses one in about as long as the rest of a small call takes (its key decoder
+// looks providers up by name each time): tls_bench, docs/benchmarks.md. A PEM always parses to
+// the same result, and the handshake already verified it; revocation is checked on the result
+// at every call. Bounded: emptied when full (a renewal brings a new PEM per node).
+class ParsedPeerCertificates {
+ public:
+  static ParsedPeerCertificates& Get() {
+    static auto* cache = new ParsedPeerCertificates();
+    return *cache;
+  }
+  absl::StatusOr<CertificateInfo> Parse(absl::string_view pem) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = parsed_.find(pem); it != parsed_.end()) return it->second;
+    }
+    auto info = ParseNodeCertificate(pem);
+    if (!info.ok()) return info.status();
+    absl::MutexLock lock(&mu_);
+    if (parsed_.size() >= kMaxEntries) parsed_.clear();
+    parsed_.emplace(std::string(pem), *info);
+    return info;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, CertificateInfo> parsed_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
 absl::StatusOr<CertificateInfo> PeerCertificate(const grpc::AuthContext& context) {
   const auto certs = context.FindPropertyValues("x509_pem_cert");
   if (certs.empty()) {
     return absl::UnauthenticatedError(
         "no client certificate: this call needs a certificate of the cluster CA");
   }
-  auto info = ParseNodeCertificate(absl::string_view(certs.front().data(), certs.front().size()));
+  auto info = ParsedPeerCertificates::Get().Parse(
+      absl::string_view(certs.front().data(), certs.front().size()));
   if (!info.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("client certificate: ", info.status().message()));

@@ -6,6 +6,18 @@
 
 namespace warren::security {
 
+absl::Status NodeRemovedError(absl::string_view node_id) {
+  absl::Status s =
+      absl::UnauthenticatedError(absl::StrCat("node ", node_id, " was removed from the cluster"));
+  s.SetPayload(kRefusalPayloadUrl, absl::Cord(kNodeRemovedReason));
+  return s;
+}
+
+bool IsNodeRemoved(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+         s.error_details() == kNodeRemovedReason;
+}
+
 void RevocationList::RevokeNode(absl::string_view node_id, absl::Time now, absl::Time keep_until) {
   absl::MutexLock lock(&mu_);
   nodes_[node_id] = {now, keep_until};
@@ -27,8 +39,7 @@ bool RevocationList::IsRevoked(const CertificateInfo& cert) const {
 absl::Status RevocationList::Check(const CertificateInfo& cert) const {
   absl::MutexLock lock(&mu_);
   if (nodes_.contains(cert.identity.node_id)) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("node ", cert.identity.node_id, " was removed from the cluster"));
+    return NodeRemovedError(cert.identity.node_id);
   }
   if (serials_.contains(cert.serial)) {
     return absl::UnauthenticatedError(absl::StrCat("certificate ", cert.serial, " of node ",

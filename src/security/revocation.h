@@ -10,10 +10,23 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/support/status.h"
 #include "security/certificates.h"
 #include "warren/v1/security.pb.h"
 
 namespace warren::security {
+
+// Why the manager refuses a call of a node that `node rm` removed: an UNAUTHENTICATED status
+// whose absl payload under kRefusalPayloadUrl is kNodeRemovedReason, sent to the client as the
+// grpc::Status error_details. A worker exits on it (it must not retry), so both strings are
+// stable (docs/security.md).
+inline constexpr char kRefusalPayloadUrl[] = "warren.dev/refusal";
+inline constexpr char kNodeRemovedReason[] = "node-removed";
+
+// The refusal of a call of a removed node (UNAUTHENTICATED with the reason above).
+absl::Status NodeRemovedError(absl::string_view node_id);
+// Whether the manager refused a call with NodeRemovedError (by code and reason, not message).
+bool IsNodeRemoved(const grpc::Status& s);
 
 // Node ids and certificate serials whose certificates are refused although still within their
 // validity (`node rm`, a leaked key). Consulted at every TLS handshake and on every RPC, so a

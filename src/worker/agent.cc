@@ -17,6 +17,7 @@
 #include "common/task_state.h"
 #include "common/time_util.h"
 #include "security/cert_renewer.h"
+#include "security/revocation.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "warren/v1/security.grpc.pb.h"
@@ -116,7 +117,13 @@ absl::Status WorkerAgent::ServeLogs() {
   log_service_ = std::make_unique<LogService>(*this, std::move(authorizer));
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
-  int tls_port = 0;
+  // Accepted by us in both modes: gRPC 1.51's own listener stops for good after one EMFILE.
+  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+  if (!acceptor.ok()) {
+    return absl::Status(acceptor.status().code(),
+                        absl::StrCat("agent-addr ", acceptor.status().message()));
+  }
+  acceptor_ = std::move(*acceptor);
   if (tls) {
     // Only managers read task logs: the handshake refuses any other certificate (by its
     // identity, not a host name), and a client without one.
@@ -130,16 +137,7 @@ absl::Status WorkerAgent::ServeLogs() {
       return absl::Status(creds.status().code(),
                           absl::StrCat("agent-addr certificate: ", creds.status().message()));
     }
-    // gRPC 1.51 hands accepted descriptors to a server only without TLS, so gRPC listens here.
-    builder.AddListeningPort(options_.agent_addr, *creds, &tls_port);
-  } else {
-    // Accepted by us: gRPC 1.51's own listener stops for good after one EMFILE.
-    auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
-    if (!acceptor.ok()) {
-      return absl::Status(acceptor.status().code(),
-                          absl::StrCat("agent-addr ", acceptor.status().message()));
-    }
-    acceptor_ = std::move(*acceptor);
+    acceptor_->UseTls(builder, *creds);
   }
   builder.RegisterService(log_service_.get());
   server_ = builder.BuildAndStart();
@@ -147,11 +145,8 @@ absl::Status WorkerAgent::ServeLogs() {
     return absl::InternalError(
         absl::StrCat("agent-addr ", options_.agent_addr, ": gRPC server failed to start"));
   }
-  int port = tls_port;
-  if (acceptor_) {
-    acceptor_->Start(server_.get());
-    port = acceptor_->port();
-  }
+  acceptor_->Start(server_.get());
+  const int port = acceptor_->port();
   std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
   return absl::OkStatus();
@@ -419,6 +414,7 @@ absl::Status WorkerAgent::Register() {
   v1::Node node;
   grpc::Status s = stub_->RegisterNode(&ctx, req, &node);
   if (!s.ok()) {
+    CheckRemoved(s);
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   }
   absl::MutexLock lock(&mu_);
@@ -427,11 +423,28 @@ absl::Status WorkerAgent::Register() {
   return absl::OkStatus();
 }
 
+bool WorkerAgent::WaitUntilRemoved(absl::Duration timeout) const {
+  return removed_.WaitForNotificationWithTimeout(timeout);
+}
+
+bool WorkerAgent::CheckRemoved(const grpc::Status& s) {
+  if (options_.role == "hybrid" || !security::IsNodeRemoved(s)) return false;
+  absl::MutexLock lock(&mu_);
+  if (!removed_.HasBeenNotified()) {
+    removed_.Notify();
+    // Retrying cannot help: the node's certificate stays refused until it expires.
+    if (watch_ctx_) watch_ctx_->TryCancel();
+    if (routes_ctx_) routes_ctx_->TryCancel();
+  }
+  return true;
+}
+
 void WorkerAgent::ConnectLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     if (node_id().empty()) {
       absl::Status s = Register();
+      if (removed()) break;
       if (!s.ok()) {
         spdlog::warn("cannot register with the manager at {}: {}", options_.manager_addr,
                      s.ToString());
@@ -476,7 +489,7 @@ void WorkerAgent::ConnectLoop() {
       watch_ctx_ = nullptr;
       if (s.error_code() == grpc::StatusCode::NOT_FOUND) node_id_.clear();
     }
-    if (stop_) break;
+    if (stop_ || CheckRemoved(s) || removed()) break;
     spdlog::warn("assignment stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
@@ -485,7 +498,7 @@ void WorkerAgent::ConnectLoop() {
 
 void WorkerAgent::RoutesLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     std::string id = node_id();
     if (id.empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -521,7 +534,7 @@ void WorkerAgent::RoutesLoop() {
       absl::MutexLock lock(&mu_);
       routes_ctx_ = nullptr;
     }
-    if (stop_) break;
+    if (stop_ || CheckRemoved(s) || removed()) break;
     spdlog::warn("routing table stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
@@ -595,7 +608,7 @@ void WorkerAgent::StatsLoop() {
 }
 
 void WorkerAgent::HeartbeatLoop() {
-  while (!stop_) {
+  while (!stop_ && !removed()) {
     // Failures of published ports as of this heartbeat; a change wakes the next one early.
     const uint64_t publish_generation = publisher_->generation();
     std::string id = node_id();
@@ -617,6 +630,8 @@ void WorkerAgent::HeartbeatLoop() {
         heartbeat_period_ =
             std::clamp(FromProtoDuration(resp.period()), absl::Milliseconds(100), absl::Seconds(5));
         period = heartbeat_period_;
+      } else if (CheckRemoved(s)) {
+        break;
       } else if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
         absl::MutexLock lock(&mu_);
         node_id_.clear();

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "dns/cluster_dns.h"
 #include "grpcpp/grpcpp.h"
@@ -49,6 +50,11 @@ class WorkerAgent {
   absl::Status Start();
   // Stops the loops; with stop_tasks, stops every task first.
   void Stop(bool stop_tasks = false);
+
+  // Whether the manager refused this node because `node rm` removed it (a worker's node only:
+  // a hybrid node is its own manager and ignores it). The loops that talk to the manager end;
+  // the caller stops the agent and exits. Waits up to `timeout`.
+  bool WaitUntilRemoved(absl::Duration timeout) const;
 
   std::string node_id() const;
   std::string agent_addr() const { return agent_addr_; }
@@ -141,7 +147,12 @@ class WorkerAgent {
   grpc::ClientContext* routes_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Duration heartbeat_period_ ABSL_GUARDED_BY(mu_) = absl::Seconds(3);
 
+  // Records the manager's node-removed refusal; true when `s` is one (a hybrid node: false).
+  bool CheckRemoved(const grpc::Status& s);
+  bool removed() const { return removed_.HasBeenNotified(); }
+
   std::atomic<bool> stop_{false};
+  absl::Notification removed_;
   // Set by Stop(stop_tasks=true): no new task starts while the running ones are stopped
   // (the manager replaces each stopped task at once, and a replacement started then would be
   // left running after the agent exits).

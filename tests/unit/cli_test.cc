@@ -1923,6 +1923,7 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "worker", "--cpus", "nan"}, "--cpus: must be 0 (detect)..4096, got nan"},
            {{"warren", "manager", "--tls", "--insecure-plaintext"},
             "--tls excludes --insecure-plaintext"},
+           {{"warren", "manager", "--tls=false"}, "tls was given a disallowed flag override"},
            {{"warren", "manager", "--node-timeout", "9999h"},
             "--node-timeout: must be greater than 0 and at most 24h, got 9999h"},
        }) {

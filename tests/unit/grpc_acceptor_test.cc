@@ -124,29 +124,13 @@ TEST(GrpcAcceptorTest, AcceptsAgainAfterTheProcessRanOutOfDescriptors) {
   ASSERT_NE(served.server, nullptr);
   const int port = served.acceptor->port();
   ASSERT_TRUE(CallOnNewConnection(port, "before").ok());
-  // Clients made before the descriptors run out. The server closes the connection of the call
-  // above in the background, which can free a descriptor after the exhaustion: the acceptor
-  // then accepts a client; the test takes the descriptor again and sends the next client.
-  std::vector<int> clients;
-  for (int i = 0; i < 8; ++i) {
-    clients.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_GE(clients.back(), 0);
-  }
-  {
-    test::DescriptorExhaustion exhausted;
-    ASSERT_TRUE(exhausted.ok());
-    size_t sent = 0;
-    EXPECT_TRUE(WaitFor([&] {
-      if (served.acceptor->accept_errors() > 0) return true;
-      exhausted.Refill();
-      if (sent < clients.size()) EXPECT_TRUE(test::ConnectExisting(clients[sent++], port));
-      return false;
-    }));
-    absl::SleepFor(absl::Milliseconds(300));  // a window in which to count the retries
-    // Paused (5 ms doubling to 500 ms), not retried at once.
-    EXPECT_LT(served.acceptor->accept_errors(), 20u);
-  }
-  for (int c : clients) close(c);
+  EXPECT_TRUE(test::RunOutOfDescriptorsUntilAnAcceptFails(
+      port, [&] { return served.acceptor->accept_errors() > 0; },
+      [&] {
+        absl::SleepFor(absl::Milliseconds(300));  // a window in which to count the retries
+        // Paused (5 ms doubling to 500 ms), not retried at once.
+        EXPECT_LT(served.acceptor->accept_errors(), 20u);
+      }));
   grpc::Status s = CallOnNewConnection(port, "after");
   EXPECT_TRUE(s.ok()) << s.error_message();
 }

@@ -613,6 +613,24 @@ TEST_F(NodeRemovalTlsTest,
   EXPECT_FALSE(Renew(ChannelAs(w1_)).ok());
 }
 
+// Issue 12: the manager's refusal of a removed node carries a stable reason, and the worker's
+// agent stops talking to the manager on it instead of retrying forever.
+TEST_F(NodeRemovalTlsTest, TheRemovedWorkersAgentLearnsItWasRemovedAndStopsRetrying) {
+  // A connection opened before: a new one is refused at the handshake, which carries no reason.
+  std::shared_ptr<grpc::Channel> open = ChannelAs(w1_);
+  ASSERT_TRUE(Heartbeat(open, w1_.id).ok());
+  EXPECT_FALSE(w1_.agent->WaitUntilRemoved(absl::ZeroDuration()));
+  ASSERT_NO_FATAL_FAILURE(RemoveNode("w1"));
+  grpc::Status s = Heartbeat(open, w1_.id);
+  EXPECT_TRUE(security::IsNodeRemoved(s)) << s.error_code() << " " << s.error_message();
+  // Bounded by the stream's wake-up (500 ms) or the next heartbeat, far below this.
+  EXPECT_TRUE(w1_.agent->WaitUntilRemoved(absl::Seconds(30)));
+  EXPECT_FALSE(w2_.agent->WaitUntilRemoved(absl::ZeroDuration()));
+  EXPECT_TRUE(Heartbeat(ChannelAs(w2_), w2_.id).ok());
+  w1_.agent->Stop();
+  w1_.agent.reset();
+}
+
 TEST_F(NodeRemovalTlsTest, TheOtherNodesAreUnaffected) {
   std::shared_ptr<grpc::Channel> open = ChannelAs(w2_);
   AssignmentWatch watch(open, w2_.id);

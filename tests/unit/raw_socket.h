@@ -12,11 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -150,6 +152,37 @@ class DescriptorExhaustion {
   bool ok_ = false;
   std::vector<int> fds_;
 };
+
+// Runs the process out of descriptors (DescriptorExhaustion) and connects 8 clients made before
+// to `port`, one at a time, until `accept_failed()` holds (within 30 s), then runs `meanwhile`
+// while still exhausted, frees the descriptors and closes the clients. The server closes
+// connections in the background, which can free a descriptor after the exhaustion: its
+// acceptor then accepts a client; the descriptor is taken again and the next client sent.
+// Whether an accept failed.
+inline bool RunOutOfDescriptorsUntilAnAcceptFails(int port,
+                                                  const std::function<bool()>& accept_failed,
+                                                  const std::function<void()>& meanwhile = {}) {
+  std::vector<int> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_GE(clients.back(), 0);
+  }
+  bool failed = false;
+  {
+    DescriptorExhaustion exhausted;
+    EXPECT_TRUE(exhausted.ok());
+    size_t sent = 0;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!(failed = accept_failed()) && absl::Now() < deadline) {
+      exhausted.Refill();
+      if (sent < clients.size()) EXPECT_TRUE(ConnectExisting(clients[sent++], port));
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    if (meanwhile) meanwhile();
+  }
+  for (int c : clients) close(c);
+  return failed;
+}
 
 // A GET head of at least `size` bytes in fields of about 40 bytes each, ending in CRLF CRLF.
 inline std::string HeadOfSmallFields(size_t size) {

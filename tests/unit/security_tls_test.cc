@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "http/grpc_acceptor.h"
+#include "raw_socket.h"
 #include "security/authz.h"
 #include "security/cluster_authority.h"
 #include "security/tls_credentials.h"
@@ -91,6 +93,7 @@ class TlsTest : public ::testing::Test {
     revoked_ = std::make_shared<RevocationList>();
   }
   void TearDown() override {
+    if (acceptor_) acceptor_->Stop();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
 
@@ -115,11 +118,19 @@ class TlsTest : public ::testing::Test {
     auto creds = MakeServerCredentials(files, opts);
     ASSERT_TRUE(creds.ok()) << creds.status();
     service_ = std::make_unique<EchoService>("c1", revoked_);
+    // Accepted as Warren's servers accept (GrpcAcceptor handing each connection to gRPC's TLS
+    // handshake), so every test here also checks what reaches a call through it.
+    auto acceptor = GrpcAcceptor::Listen("127.0.0.1:0");
+    ASSERT_TRUE(acceptor.ok()) << acceptor.status();
+    acceptor_ = std::move(*acceptor);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", *creds, &port_);
+    ConfigureGrpcServer(builder);
+    acceptor_->UseTls(builder, *creds);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
+    acceptor_->Start(server_.get());
+    port_ = acceptor_->port();
     ASSERT_NE(port_, 0);
   }
 
@@ -154,6 +165,7 @@ class TlsTest : public ::testing::Test {
   std::unique_ptr<ClusterAuthority> auth_;
   std::shared_ptr<RevocationList> revoked_;
   std::unique_ptr<EchoService> service_;
+  std::unique_ptr<GrpcAcceptor> acceptor_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
@@ -340,6 +352,29 @@ TEST_F(TlsTest, RenewedCertificatesAreUsedWithoutRestartAndOpenStreamsStay) {
   stream->WritesDone();
   grpc::Status s = stream->Finish();
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+// gRPC 1.51's own TLS listener (builder.AddListeningPort with TLS credentials) never accepted
+// again after this: its accept loop gives up on the first EMFILE. Warren's accept loop pauses
+// and goes on, and hands the connections to the TLS handshake as before.
+TEST_F(TlsTest, TheTlsServerAcceptsAgainAfterTheProcessRanOutOfDescriptors) {
+  auto server_dir = Install("server", {"m1", Role::kManager, "c1"});
+  StartServer(server_dir.files(), ClientCertificates::kRequire);
+  auto client_dir = Install("client", {"cli", Role::kAdmin, "c1"});
+  auto creds = ClientCreds(client_dir, {"c1", {Role::kManager}, "", {}});
+  EchoResponse resp;
+  ASSERT_TRUE(Call(*Stub(creds), &resp).ok());
+  // Raw clients while out of descriptors (a TLS client needs more than a socket).
+  EXPECT_TRUE(test::RunOutOfDescriptorsUntilAnAcceptFails(
+      port_, [&] { return acceptor_->accept_errors() > 0; }));
+  // A new connection, a new handshake: the server still reads the client's identity.
+  grpc::Status s;
+  EXPECT_TRUE(WaitFor([&] {
+    s = Call(*Stub(creds), &resp);
+    return s.ok();
+  })) << s.error_message();
+  EXPECT_EQ(resp.peer_node_id(), "cli");
+  EXPECT_EQ(resp.peer_role(), "admin");
 }
 
 TEST(CredentialsDirectoryTest, InstallSwitchesGenerationsAtomically) {
