@@ -4,6 +4,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "common/spec.h"
 #include "common/task_state.h"
@@ -22,6 +23,28 @@ int64_t FallbackRevision(const v1::Deployment& d) {
   if (d.strategy() != v1::DEPLOYMENT_STRATEGY_BLUE_GREEN || !d.switched()) return 0;
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) return 0;
   return d.from_revision();
+}
+
+// The ingress rules as the data plane needs them, by host, path, name. A rule goes to the
+// service that now has its service's name (one removed and created again keeps its rules);
+// with none, to the id it was written with, which routes nowhere (503).
+std::vector<v1::IngressRoute> IngressRoutes(const Store& store,
+                                            const std::map<std::string, std::string>& ids) {
+  std::vector<v1::IngressRoute> out;
+  for (const v1::Ingress& i : ListObjects<v1::Ingress>(store)) {
+    v1::IngressRoute& r = out.emplace_back();
+    r.set_name(i.spec().name());
+    r.set_host(i.spec().host());
+    r.set_path(i.spec().path().empty() ? "/" : i.spec().path());
+    auto id = ids.find(i.spec().service());
+    r.set_service_id(id != ids.end() ? id->second : i.service_id());
+    r.set_target_port(i.spec().port());
+    r.set_tls(i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE);
+  }
+  std::sort(out.begin(), out.end(), [](const v1::IngressRoute& a, const v1::IngressRoute& b) {
+    return std::tie(a.host(), a.path(), a.name()) < std::tie(b.host(), b.path(), b.name());
+  });
+  return out;
 }
 
 }  // namespace
@@ -254,6 +277,21 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
       step.services.push_back(id);
     }
   }
+  // Rules name services by name: a service that comes or goes can change where one goes.
+  std::vector<v1::IngressRoute> ingresses(table_->ingresses().begin(), table_->ingresses().end());
+  if (dirty.ingresses || !step.services.empty()) {
+    std::map<std::string, std::string> ids;
+    for (const auto& [id, e] : entries_) ids.emplace(e.name, id);
+    std::vector<v1::IngressRoute> fresh = IngressRoutes(store_, ids);
+    const bool same = std::equal(fresh.begin(), fresh.end(), ingresses.begin(), ingresses.end(),
+                                 [](const auto& a, const auto& b) {
+                                   return a.SerializeAsString() == b.SerializeAsString();
+                                 });
+    if (!same) {
+      changed = true;
+      ingresses = std::move(fresh);
+    }
+  }
   if (!changed) return table_;
   // Ordered by name, as ComputeRoutingTable orders them.
   std::vector<const Entry*> sorted;
@@ -264,6 +302,7 @@ std::shared_ptr<const v1::RoutingTable> RoutingTableCache::GetLocked() {
   });
   v1::RoutingTable table;
   for (const Entry* e : sorted) *table.add_services() = e->route;
+  for (v1::IngressRoute& r : ingresses) *table.add_ingresses() = std::move(r);
   if (dirty.all) {
     // Rebuilt from scratch (first use, or the feed no longer reached back): a new version only
     // if the content differs.
