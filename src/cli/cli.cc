@@ -39,6 +39,7 @@
 #include "common/limits.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "http/http_server.h"
 #include "ingress/ingress_spec.h"
 #include "roles.h"
 #include "security/client_bundle.h"
@@ -157,6 +158,12 @@ absl::Status FinishDnsFlags(const std::string& ttl, DnsOptions* dns) {
   }
   dns->ttl = *d;
   return absl::OkStatus();
+}
+
+void AddIngressFlags(CLI::App* cmd, WorkerOptions* w) {
+  cmd->add_option("--ingress-http", w->ingress_http,
+                  "HOST:PORT the ingress listens on for HTTP, routing by Host and path to "
+                  "services (docs/ingress.md), e.g. :80; empty (the default) disables");
 }
 
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
@@ -320,6 +327,12 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
         absl::StrCat("--cpus: must be 0 (detect)..", limits::kMaxCpus, ", got ", f->worker.cpus));
   }
   if (absl::Status s = CheckReservedFds(f->worker.reserved_fds); !s.ok()) return s;
+  if (!f->worker.ingress_http.empty()) {
+    if (auto hp = SplitHostPort(f->worker.ingress_http); !hp.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--ingress-http: ", hp.status().message(),
+                                                     " (HOST:PORT, e.g. :80; empty disables)"));
+    }
+  }
   return FinishProxyLimitFlags(f->proxy, &f->worker.proxy);
 }
 
@@ -966,6 +979,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddRuntimeFlags(init, &init_flags.worker);
   AddTaskFileFlags(init, &init_flags);
   AddProxyLimitFlags(init, &init_flags.proxy);
+  AddIngressFlags(init, &init_flags.worker);
   init->add_flag("--stop-tasks-on-exit", init_flags.worker.stop_tasks_on_exit,
                  "Stop every task on exit (default: leave them running for the next start to "
                  "adopt)");
@@ -1026,6 +1040,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   AddDnsFlags(worker, &worker_flags.worker.dns, &worker_flags.dns_ttl);
   AddProxyLimitFlags(worker, &worker_flags.proxy);
+  AddIngressFlags(worker, &worker_flags.worker);
   AddReservedFdsFlag(worker, &worker_flags.worker.reserved_fds);
   AddLogFlags(worker);
   worker->callback([&] {

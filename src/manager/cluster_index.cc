@@ -69,7 +69,7 @@ ClusterIndex::Dirty ClusterIndex::Sync() {
 }
 
 void ClusterIndex::Reload(Dirty* dirty) {
-  dirty->all = dirty->nodes = dirty->tasks = true;
+  dirty->all = dirty->nodes = dirty->tasks = dirty->ingresses = true;
   // The version first: changes committed while listing are applied again by the next Sync,
   // which ends at the same state.
   version_ = store_.Version();
@@ -156,8 +156,10 @@ void ClusterIndex::Apply(const Change& c, Dirty* dirty) {
       }
       return;
     }
+    case Kind::kIngress:  // the routing table reads them itself: they are few
+      dirty->ingresses = true;
+      return;
     case Kind::kEvent:
-    case Kind::kIngress:  // routes read ingresses themselves (RoutingTableCache)
       return;
   }
 }

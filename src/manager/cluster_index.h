@@ -41,6 +41,8 @@ class ClusterIndex {
     bool nodes = false;
     // Some task changed (the scheduler's inputs may differ).
     bool tasks = false;
+    // An ingress was added, changed or removed (the routing table carries them).
+    bool ingresses = false;
     // Service ids (existing or deleted) whose objects changed.
     std::set<std::string> services;
   };

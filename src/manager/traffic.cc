@@ -4,6 +4,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "common/spec.h"
 #include "common/task_state.h"
@@ -22,6 +23,27 @@ int64_t FallbackRevision(const v1::Deployment& d) {
   if (d.strategy() != v1::DEPLOYMENT_STRATEGY_BLUE_GREEN || !d.switched()) return 0;
   if (d.phase() == v1::DEPLOYMENT_PHASE_ROLLING_BACK) return 0;
   return d.from_revision();
+}
+
+// The ingress rules as the data plane needs them, by host, path, name. A rule goes to the
+// service that now has its service's name (one removed and created again keeps its rules);
+// with none, to the id it was written with, which routes nowhere (503).
+std::vector<v1::IngressRoute> IngressRoutes(const Store& store) {
+  std::vector<v1::IngressRoute> out;
+  for (const v1::Ingress& i : ListObjects<v1::Ingress>(store)) {
+    v1::IngressRoute& r = out.emplace_back();
+    r.set_name(i.spec().name());
+    r.set_host(i.spec().host());
+    r.set_path(i.spec().path().empty() ? "/" : i.spec().path());
+    std::optional<StoredObject> service = store.GetByName(Kind::kService, i.spec().service());
+    r.set_service_id(service ? service->id : i.service_id());
+    r.set_target_port(i.spec().port());
+    r.set_tls(i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE);
+  }
+  std::sort(out.begin(), out.end(), [](const v1::IngressRoute& a, const v1::IngressRoute& b) {
+    return std::tie(a.host(), a.path(), a.name()) < std::tie(b.host(), b.path(), b.name());
+  });
+  return out;
 }
 
 }  // namespace
@@ -229,6 +251,8 @@ RoutingTableCache::Update RoutingTableCache::Since(uint64_t since) {
   delta.set_version(version_);
   delta.set_delta(true);
   delta.set_base_version(since);
+  // A delta carries every ingress rule: there are few, and the worker replaces its list.
+  for (const v1::IngressRoute& r : ingresses_) *delta.add_ingresses() = r;
   // entries_ holds what the current table is made of.
   for (const std::string& id : ids) {
     auto e = entries_.find(id);
@@ -252,6 +276,7 @@ v1::RoutingTable RoutingTableCache::BuildLocked() {
   v1::RoutingTable table;
   table.mutable_services()->Reserve(static_cast<int>(sorted.size()));
   for (const Entry* e : sorted) *table.add_services() = e->route;
+  for (const v1::IngressRoute& r : ingresses_) *table.add_ingresses() = r;
   tables_built_++;
   return table;
 }
@@ -296,6 +321,18 @@ void RoutingTableCache::RefreshLocked() {
     if (Recompute(id, now)) {
       changed = true;
       step.services.push_back(id);
+    }
+  }
+  // Rules name services by name: a service that comes or goes can change where one goes.
+  if (dirty.all || dirty.ingresses || !step.services.empty()) {
+    std::vector<v1::IngressRoute> fresh = IngressRoutes(store_);
+    const bool same = std::equal(fresh.begin(), fresh.end(), ingresses_.begin(), ingresses_.end(),
+                                 [](const auto& x, const auto& y) {
+                                   return x.SerializeAsString() == y.SerializeAsString();
+                                 });
+    if (!same) {
+      changed = true;
+      ingresses_ = std::move(fresh);
     }
   }
   // Monotonic even when only time (min-ready) changed the content.

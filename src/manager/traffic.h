@@ -107,6 +107,8 @@ class RoutingTableCache {
   mutable absl::Mutex mu_;
   ClusterIndex index_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // The ingress rules of the current table, in table order.
+  std::vector<v1::IngressRoute> ingresses_ ABSL_GUARDED_BY(mu_);
   // Services whose route changes with time alone (min-ready), by when.
   std::set<std::pair<absl::Time, std::string>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;

@@ -27,6 +27,7 @@
 #include "absl/strings/str_join.h"
 #include "common/published_ports.h"
 #include "http/listener.h"
+#include "ingress/ingress_match.h"
 #include "proxy/http_relay.h"
 #include "spdlog/spdlog.h"
 
@@ -92,22 +93,56 @@ class ServiceProxy::Impl {
   };
 
   struct Worker {
+    explicit Worker(size_t i) : index(i) {}
+    const size_t index;
     // Touched only on this worker's thread.
     absl::flat_hash_map<BalancedEndpoint*, std::vector<std::unique_ptr<Upstream>>> idle;
     std::unordered_set<Session*> sessions;
-    absl::flat_hash_map<int64_t, RevisionMetrics*> metrics_cache;
     std::thread thread;
     // Declared last so pending coroutines are destroyed while the members above still exist.
     asio::io_context ioc{1};
   };
 
-  Impl(const v1::ServiceRoute& route, ServiceProxyOptions options)
+  // Where requests go: one service's balancer, the port dialled on its endpoints and its
+  // counters. A published port has one; the ingress one per (service, target port) its rules
+  // name. Requests hold it while they run, so a route update never pulls it from under them.
+  struct Backend {
+    Backend(Impl& impl, const v1::ServiceRoute& route, int target)
+        : balancer(impl.options_.balancer),
+          service_id(route.service_id()),
+          service(route.name()),
+          target_port(target),
+          metrics_cache(std::max(1, impl.options_.threads)) {}
+    Balancer balancer;
+    const std::string service_id;
+    const std::string service;
+    const int target_port;
+    mutable absl::Mutex metrics_mu;
+    absl::flat_hash_map<int64_t, std::unique_ptr<RevisionMetrics>> metrics
+        ABSL_GUARDED_BY(metrics_mu);
+    // Per io thread (Worker::index), touched only on that thread.
+    std::vector<absl::flat_hash_map<int64_t, RevisionMetrics*>> metrics_cache;
+  };
+
+  // The ingress listener's rules and the backends they reach, replaced whole by each update.
+  struct IngressTable {
+    std::vector<v1::IngressRoute> routes;
+    std::map<std::pair<std::string, int>, std::shared_ptr<Backend>> backends;
+  };
+
+  // A published port's proxy: every request goes to `route`'s service.
+  Impl(const v1::ServiceRoute& route, ServiceProxyOptions options) : Impl(std::move(options)) {
+    single_ = std::make_shared<Backend>(*this, route, options_.target_port);
+    listener_ = route.name();
+    single_->balancer.Update(route);
+    RegisterRevisions(*single_, route);
+  }
+
+  explicit Impl(ServiceProxyOptions options)
       : options_(std::move(options)),
         registry_(options_.registry ? *options_.registry : DefaultRegistry()),
         budget_(options_.budget ? *options_.budget : DescriptorBudget::DataPlane()),
-        balancer_(options_.balancer),
-        service_id_(route.service_id()),
-        service_(route.name()),
+        listener_("ingress"),
         requests_(registry_.AddCounter("warren_proxy_requests_total",
                                        "Requests (TCP: connections) proxied, per revision.",
                                        {"service", "revision"})),
@@ -134,10 +169,7 @@ class ServiceProxy::Impl {
             {"service"})),
         timed_out_(registry_.AddCounter("warren_proxy_connections_timed_out_total",
                                         "Client connections closed by the header or idle timeout.",
-                                        {"service"})) {
-    balancer_.Update(route);
-    RegisterRevisions(route);
-  }
+                                        {"service"})) {}
 
   ~Impl() { Stop(absl::ZeroDuration()); }
 
@@ -148,7 +180,7 @@ class ServiceProxy::Impl {
     auto addr = asio::ip::make_address(host, ec);
     if (ec) return absl::InvalidArgumentError(absl::StrCat(where, ": bad host ip: ", ec.message()));
     int n = std::max(1, options_.threads);
-    for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+    for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i));
     acceptor_.emplace(workers_[0]->ioc);
     tcp::endpoint ep(addr, static_cast<uint16_t>(options_.port));
     acceptor_->open(ep.protocol(), ec);
@@ -195,8 +227,55 @@ class ServiceProxy::Impl {
   ProxyMode mode() const { return options_.mode; }
 
   void Update(const v1::ServiceRoute& route) {
-    RegisterRevisions(route);
-    balancer_.Update(route);
+    RegisterRevisions(*single_, route);
+    single_->balancer.Update(route);
+    DropRemovedIdle();
+  }
+
+  // The ingress listener: the rules and the routes of the services they name. Backends of
+  // services still named keep their balancer state (in-flight counts, ejections, the weighted
+  // round robin's position); the endpoints of dropped ones are drained like removed endpoints.
+  // Returns the ids of the services the rules reach.
+  std::set<std::string> UpdateIngress(const v1::RoutingTable& table) {
+    std::map<std::string, const v1::ServiceRoute*> by_id;
+    for (const v1::ServiceRoute& r : table.services()) by_id[r.service_id()] = &r;
+    auto next = std::make_shared<IngressTable>();
+    next->routes.assign(table.ingresses().begin(), table.ingresses().end());
+    std::shared_ptr<const IngressTable> old = ingress_table();
+    std::set<std::string> reached;
+    for (const v1::IngressRoute& rule : next->routes) {
+      auto route = by_id.find(rule.service_id());
+      if (route == by_id.end()) continue;  // answered 503
+      const std::pair<std::string, int> key{rule.service_id(), rule.target_port()};
+      if (next->backends.contains(key)) continue;
+      std::shared_ptr<Backend> b;
+      if (auto it = old->backends.find(key); it != old->backends.end()) b = it->second;
+      if (!b) b = std::make_shared<Backend>(*this, *route->second, rule.target_port());
+      RegisterRevisions(*b, *route->second);
+      b->balancer.Update(*route->second);
+      next->backends.emplace(key, std::move(b));
+      reached.insert(rule.service_id());
+    }
+    for (const auto& [key, b] : old->backends) {
+      if (next->backends.contains(key)) continue;
+      v1::ServiceRoute none;
+      none.set_service_id(b->service_id);
+      b->balancer.Update(none);  // marks every endpoint removed
+    }
+    {
+      absl::MutexLock lock(&ingress_mu_);
+      ingress_table_ = std::move(next);
+    }
+    DropRemovedIdle();
+    return reached;
+  }
+
+  std::shared_ptr<const IngressTable> ingress_table() const {
+    absl::MutexLock lock(&ingress_mu_);
+    return ingress_table_;
+  }
+
+  void DropRemovedIdle() {
     // Idle connections to removed endpoints would otherwise linger until the pool reuses them.
     for (auto& w : workers_) {
       Worker* wp = w.get();
@@ -255,12 +334,24 @@ class ServiceProxy::Impl {
     return clean;
   }
 
-  ProxyStats Snapshot() const {
+  ProxyStats Snapshot() const { return Snapshot(*single_); }
+
+  // One entry per service the ingress's rules reach.
+  std::vector<ProxyStats> IngressSnapshot() const {
+    std::vector<ProxyStats> out;
+    std::set<std::string> seen;
+    for (const auto& [key, b] : ingress_table()->backends) {
+      if (seen.insert(b->service_id).second) out.push_back(Snapshot(*b));
+    }
+    return out;
+  }
+
+  ProxyStats Snapshot(const Backend& b) const {
     ProxyStats out;
-    out.service_id = service_id_;
-    out.service = service_;
-    absl::MutexLock lock(&metrics_mu_);
-    for (const auto& [rev, m] : metrics_) {
+    out.service_id = b.service_id;
+    out.service = b.service;
+    absl::MutexLock lock(&b.metrics_mu);
+    for (const auto& [rev, m] : b.metrics) {
       RevisionStats s;
       s.revision = rev;
       s.requests = static_cast<uint64_t>(m->requests->Value());
@@ -284,57 +375,55 @@ class ServiceProxy::Impl {
   }
 
   void RemoveMetrics() {
-    absl::MutexLock lock(&metrics_mu_);
-    for (const auto& [rev, m] : metrics_) {
+    const Backend& b = *single_;
+    const std::string& service = b.service;
+    absl::MutexLock lock(&b.metrics_mu);
+    for (const auto& [rev, m] : b.metrics) {
       std::string r = absl::StrCat(rev);
-      requests_.Remove({service_, r});
-      connect_errors_.Remove({service_, r});
-      latency_.Remove({service_, r});
-      for (const char* c : {"2xx", "3xx", "4xx", "5xx"}) responses_.Remove({service_, r, c});
+      requests_.Remove({service, r});
+      connect_errors_.Remove({service, r});
+      latency_.Remove({service, r});
+      for (const char* c : {"2xx", "3xx", "4xx", "5xx"}) responses_.Remove({service, r, c});
     }
-    no_endpoint_.Remove({service_});
-    retried_.Remove({service_});
-    refused_.Remove({service_});
-    timed_out_.Remove({service_});
+    no_endpoint_.Remove({service});
+    retried_.Remove({service});
+    refused_.Remove({service});
+    timed_out_.Remove({service});
   }
 
  private:
-  void RegisterRevisions(const v1::ServiceRoute& route) {
-    absl::MutexLock lock(&metrics_mu_);
+  std::unique_ptr<RevisionMetrics> MakeMetrics(const Backend& b, int64_t revision) {
+    auto m = std::make_unique<RevisionMetrics>();
+    std::string rev = absl::StrCat(revision);
+    m->revision = revision;
+    m->requests = &requests_.WithLabels({b.service, rev});
+    for (int c = 2; c <= 5; ++c) {
+      m->responses[c] = &responses_.WithLabels({b.service, rev, absl::StrCat(c, "xx")});
+    }
+    m->connect_errors = &connect_errors_.WithLabels({b.service, rev});
+    m->latency = &latency_.WithLabels({b.service, rev});
+    return m;
+  }
+
+  void RegisterRevisions(Backend& b, const v1::ServiceRoute& route) {
+    absl::MutexLock lock(&b.metrics_mu);
     for (const v1::RevisionRoute& r : route.revisions()) {
-      if (metrics_.contains(r.revision())) continue;
-      auto m = std::make_unique<RevisionMetrics>();
-      std::string rev = absl::StrCat(r.revision());
-      m->revision = r.revision();
-      m->requests = &requests_.WithLabels({service_, rev});
-      for (int c = 2; c <= 5; ++c) {
-        m->responses[c] = &responses_.WithLabels({service_, rev, absl::StrCat(c, "xx")});
-      }
-      m->connect_errors = &connect_errors_.WithLabels({service_, rev});
-      m->latency = &latency_.WithLabels({service_, rev});
-      metrics_.emplace(r.revision(), std::move(m));
+      if (b.metrics.contains(r.revision())) continue;
+      b.metrics.emplace(r.revision(), MakeMetrics(b, r.revision()));
     }
   }
 
   // Lock-free after the first request of a revision on this worker.
-  RevisionMetrics* MetricsFor(Worker& w, int64_t revision) {
-    if (auto it = w.metrics_cache.find(revision); it != w.metrics_cache.end()) return it->second;
-    absl::MutexLock lock(&metrics_mu_);
-    auto it = metrics_.find(revision);
-    if (it == metrics_.end()) {
+  RevisionMetrics* MetricsFor(Worker& w, Backend& b, int64_t revision) {
+    auto& cache = b.metrics_cache[w.index];
+    if (auto it = cache.find(revision); it != cache.end()) return it->second;
+    absl::MutexLock lock(&b.metrics_mu);
+    auto it = b.metrics.find(revision);
+    if (it == b.metrics.end()) {
       // A revision from a route this proxy never saw registered (cannot happen via Update).
-      auto m = std::make_unique<RevisionMetrics>();
-      std::string rev = absl::StrCat(revision);
-      m->revision = revision;
-      m->requests = &requests_.WithLabels({service_, rev});
-      for (int c = 2; c <= 5; ++c) {
-        m->responses[c] = &responses_.WithLabels({service_, rev, absl::StrCat(c, "xx")});
-      }
-      m->connect_errors = &connect_errors_.WithLabels({service_, rev});
-      m->latency = &latency_.WithLabels({service_, rev});
-      it = metrics_.emplace(revision, std::move(m)).first;
+      it = b.metrics.emplace(revision, MakeMetrics(b, revision)).first;
     }
-    w.metrics_cache[revision] = it->second.get();
+    cache[revision] = it->second.get();
     return it->second.get();
   }
 
@@ -373,7 +462,7 @@ class ServiceProxy::Impl {
         fds = budget_.TryAcquire(2);
       }
       if (!fds) {
-        refused_.WithLabels({service_}).Inc();
+        refused_.WithLabels({listener_}).Inc();
         static constexpr std::string_view k503 =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
@@ -408,7 +497,7 @@ class ServiceProxy::Impl {
       for (Session* s : w.sessions) {
         if (!s->deadline.Expired(now) || !s->client.is_open()) continue;
         s->deadline.Clear();
-        if (!s->lingering) timed_out_.WithLabels({service_}).Inc();
+        if (!s->lingering) timed_out_.WithLabels({listener_}).Inc();
         // The session's pending operation ends with an error when the socket closes.
         static constexpr std::string_view k408 =
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -418,15 +507,16 @@ class ServiceProxy::Impl {
     }
   }
 
-  tcp::endpoint Target(const BalancedEndpoint& ep, beast::error_code& ec) const {
+  static tcp::endpoint Target(const Backend& b, const BalancedEndpoint& ep, beast::error_code& ec) {
     auto addr = asio::ip::make_address(ep.endpoint.address(), ec);
-    int port = options_.target_port > 0 ? options_.target_port : ep.endpoint.port();
+    int port = b.target_port > 0 ? b.target_port : ep.endpoint.port();
     return tcp::endpoint(addr, static_cast<uint16_t>(port));
   }
 
-  awaitable<std::unique_ptr<Upstream>> Connect(Worker& w, const Balancer::Lease& lease) {
+  awaitable<std::unique_ptr<Upstream>> Connect(Worker& w, const Backend& b,
+                                               const Balancer::Lease& lease) {
     beast::error_code ec;
-    tcp::endpoint target = Target(*lease.state(), ec);
+    tcp::endpoint target = Target(b, *lease.state(), ec);
     if (ec) co_return nullptr;
     beast::tcp_stream stream(w.ioc);
     stream.expires_after(absl::ToChronoMilliseconds(options_.connect_timeout));
@@ -477,12 +567,12 @@ class ServiceProxy::Impl {
     int status = 0;
     int64_t failed_revision = -1;
   };
-  awaitable<Acquired> Acquire(Worker& w, bool allow_pool) {
+  awaitable<Acquired> Acquire(Worker& w, Backend& b, bool allow_pool) {
     Acquired a;
     std::string failed_key;
     for (int attempt = 0; attempt < 2; ++attempt) {
       absl::StatusOr<Balancer::Lease> picked =
-          attempt == 0 ? balancer_.Pick() : balancer_.Pick({&failed_key, 1});
+          attempt == 0 ? b.balancer.Pick() : b.balancer.Pick({&failed_key, 1});
       if (!picked.ok()) {
         a.status = absl::IsUnavailable(picked.status()) ? 503 : 502;
         co_return a;
@@ -495,10 +585,10 @@ class ServiceProxy::Impl {
           co_return a;
         }
       }
-      a.up = co_await Connect(w, a.lease);
+      a.up = co_await Connect(w, b, a.lease);
       if (a.up) co_return a;
-      MetricsFor(w, a.lease.revision())->connect_errors->Inc();
-      balancer_.Eject(a.lease.key());
+      MetricsFor(w, b, a.lease.revision())->connect_errors->Inc();
+      b.balancer.Eject(a.lease.key());
       failed_key = a.lease.key();
       a.failed_revision = a.lease.revision();
       a.lease.Release();
@@ -507,18 +597,52 @@ class ServiceProxy::Impl {
     co_return a;
   }
 
+  struct IngressPick {
+    const v1::IngressRoute* rule = nullptr;  // null: no rule (404)
+    std::shared_ptr<Backend> backend;        // null with a rule: the service has no route (503)
+  };
+  // The rule for the request's Host and path. A request in absolute form (meant for a proxy)
+  // names the host itself; it goes on in origin form, with that host.
+  static IngressPick PickIngress(const IngressTable& table, http::request<http::buffer_body>& req) {
+    for (beast::string_view scheme : {"http://", "https://"}) {
+      const beast::string_view target = req.target();
+      if (target.size() < scheme.size() || !beast::iequals(target.substr(0, scheme.size()), scheme))
+        continue;
+      const beast::string_view rest = target.substr(scheme.size());
+      const size_t slash = rest.find('/');
+      const std::string authority(rest.substr(0, slash));
+      const std::string origin =
+          slash == beast::string_view::npos ? std::string("/") : std::string(rest.substr(slash));
+      req.set(http::field::host, authority);
+      req.target(origin);
+      break;
+    }
+    beast::string_view target = req.target();
+    const beast::string_view host = req[http::field::host];
+    target = target.substr(0, target.find_first_of("?#"));
+    IngressPick out;
+    out.rule = MatchIngress(table.routes, NormalizeRequestHost({host.data(), host.size()}),
+                            {target.data(), target.size()});
+    if (out.rule == nullptr) return out;
+    auto it = table.backends.find({out.rule->service_id(), out.rule->target_port()});
+    if (it != table.backends.end()) out.backend = it->second;
+    return out;
+  }
+
   awaitable<void> HttpSession(Worker& w, std::shared_ptr<Session> s) {
     SessionStarted(w, s.get());
     try {
       co_await ServeHttp(w, *s);
     } catch (const std::exception& e) {
       // Whatever went wrong, it ends this connection only.
-      spdlog::error("proxy {}: connection from {} dropped: {}", service_, s->peer_ip, e.what());
+      spdlog::error("proxy {}: connection from {} dropped: {}", listener_, s->peer_ip, e.what());
     }
     beast::error_code ec;
     if (s->reset) {
       s->client.set_option(tcp::socket::linger(true, 0), ec);
-    } else {
+    } else if (!stopping_) {
+      // Not while stopping: the sweep that ends a linger has stopped, and a keep-alive client
+      // would hold Stop for its whole timeout.
       co_await Linger(*s);
     }
     s->client.close(ec);
@@ -612,6 +736,24 @@ class ServiceProxy::Impl {
     const bool expect_continue =
         beast::iequals(req[http::field::expect], "100-continue") && !bodyless;
 
+    std::shared_ptr<Backend> backend = single_;
+    if (!backend) {
+      // The ingress: the rule for the Host and path (before the head is rewritten).
+      const std::shared_ptr<const IngressTable> table = ingress_table();
+      const IngressPick pick = PickIngress(*table, req);
+      if (pick.backend == nullptr) {
+        const bool keep = client_keep && bodyless && !stopping_;
+        const int status = pick.rule == nullptr ? 404 : 503;
+        const std::string text = pick.rule == nullptr
+                                     ? std::string("no ingress rule for this host and path\n")
+                                     : std::string("no endpoints available\n");
+        co_await relay::SendError(s.client, status, text, keep, version);
+        co_return keep;
+      }
+      backend = pick.backend;
+    }
+    Backend& b = *backend;
+
     relay::PrepareRequestHead(req_p, s.peer_ip);
 
     std::optional<http::response_parser<http::buffer_body>> res_p;
@@ -619,15 +761,15 @@ class ServiceProxy::Impl {
     for (int round = 0;; ++round) {
       // A reused connection the peer closed meanwhile fails the first exchange; a request
       // without body is safe to send again on a fresh connection.
-      a = co_await Acquire(w, /*allow_pool=*/round == 0);
+      a = co_await Acquire(w, b, /*allow_pool=*/round == 0);
       if (!a.up) {
         int64_t rev = a.failed_revision;
         if (rev >= 0) {
-          RevisionMetrics* m = MetricsFor(w, rev);
+          RevisionMetrics* m = MetricsFor(w, b, rev);
           m->requests->Inc();
           m->responses[5]->Inc();
         } else if (a.status == 503) {
-          no_endpoint_.WithLabels({service_}).Inc();
+          no_endpoint_.WithLabels({b.service}).Inc();
         }
         bool keep = client_keep && bodyless && !stopping_;
         co_await relay::SendError(s.client, a.status,
@@ -660,7 +802,7 @@ class ServiceProxy::Impl {
       if (sent_ok) ec = co_await ReadResponseHeader(*a.up, head, res_p);
       if (sent_ok && !ec && res_p->get().result_int() != 101) break;
       if (a.reused && bodyless && round == 0) continue;
-      RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+      RevisionMetrics* m = MetricsFor(w, b, a.lease.revision());
       m->requests->Inc();
       m->responses[5]->Inc();
       bool keep = client_keep && req_p.is_done() && !stopping_;
@@ -676,13 +818,13 @@ class ServiceProxy::Impl {
     Retry retry;
     if (bodyless && IsRepeatable(req.method()) && IsRetryable(rp->get().result_int())) {
       const int64_t failed_revision = a.lease.revision();
-      if (co_await RetryOnOtherRevision(w, s, cbuf, req_p, buf, failed_revision, head, retry)) {
-        RevisionMetrics* fm = MetricsFor(w, failed_revision);
+      if (co_await RetryOnOtherRevision(w, b, s, cbuf, req_p, buf, failed_revision, head, retry)) {
+        RevisionMetrics* fm = MetricsFor(w, b, failed_revision);
         fm->requests->Inc();
         fm->responses[5]->Inc();
         fm->latency->Observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        retried_.WithLabels({service_}).Inc();
+        retried_.WithLabels({b.service}).Inc();
         beast::error_code ec;
         a.up->socket.close(ec);  // the first answer's body is not read: the connection goes
         ap = &retry.a;
@@ -694,7 +836,7 @@ class ServiceProxy::Impl {
       s.upstream = &ap->up->socket;
     }
 
-    RevisionMetrics* m = MetricsFor(w, ap->lease.revision());
+    RevisionMetrics* m = MetricsFor(w, b, ap->lease.revision());
     m->requests->Inc();
     auto& res = rp->get();
     const int status = res.result_int();
@@ -732,16 +874,16 @@ class ServiceProxy::Impl {
   // Sends the (bodyless) request to another revision on a fresh connection and reads the
   // answer's header. False when there is no other revision or the attempt failed; the caller
   // then relays the first answer.
-  awaitable<bool> RetryOnOtherRevision(Worker& w, Session& s, beast::flat_buffer& cbuf,
+  awaitable<bool> RetryOnOtherRevision(Worker& w, Backend& b, Session& s, beast::flat_buffer& cbuf,
                                        http::request_parser<http::buffer_body>& req_p, char* buf,
                                        int64_t revision, bool head, Retry& out) {
-    absl::StatusOr<Balancer::Lease> picked = balancer_.PickOtherRevision(revision);
+    absl::StatusOr<Balancer::Lease> picked = b.balancer.PickOtherRevision(revision);
     if (!picked.ok()) co_return false;
     out.a.lease = std::move(*picked);
-    out.a.up = co_await Connect(w, out.a.lease);
+    out.a.up = co_await Connect(w, b, out.a.lease);
     if (!out.a.up) {
-      MetricsFor(w, out.a.lease.revision())->connect_errors->Inc();
-      balancer_.Eject(out.a.lease.key());
+      MetricsFor(w, b, out.a.lease.revision())->connect_errors->Inc();
+      b.balancer.Eject(out.a.lease.key());
       co_return false;
     }
     s.upstream = &out.a.up->socket;
@@ -806,16 +948,17 @@ class ServiceProxy::Impl {
   awaitable<void> TcpSession(Worker& w, std::shared_ptr<Session> s) {
     SessionStarted(w, s.get());
     s->idle = false;
-    Acquired a = co_await Acquire(w, /*allow_pool=*/false);
+    Backend& b = *single_;
+    Acquired a = co_await Acquire(w, b, /*allow_pool=*/false);
     if (!a.up) {
-      if (a.failed_revision >= 0) MetricsFor(w, a.failed_revision)->requests->Inc();
-      if (a.status == 503) no_endpoint_.WithLabels({service_}).Inc();
+      if (a.failed_revision >= 0) MetricsFor(w, b, a.failed_revision)->requests->Inc();
+      if (a.status == 503) no_endpoint_.WithLabels({b.service}).Inc();
       beast::error_code ec;
       s->client.close(ec);
       SessionEnded(w, s.get());
       co_return;
     }
-    RevisionMetrics* m = MetricsFor(w, a.lease.revision());
+    RevisionMetrics* m = MetricsFor(w, b, a.lease.revision());
     m->requests->Inc();
     s->upstream = &a.up->socket;
     auto pair = std::make_shared<TcpPair>(this, &w, s, std::move(a.up), std::move(a.lease), m);
@@ -827,9 +970,8 @@ class ServiceProxy::Impl {
   const ServiceProxyOptions options_;
   Registry& registry_;
   DescriptorBudget& budget_;
-  Balancer balancer_;
-  const std::string service_id_;
-  const std::string service_;
+  // The service name (a published port) or "ingress": the label of the listener's counters.
+  std::string listener_;
   Family<Counter>& requests_;
   Family<Counter>& responses_;
   Family<Counter>& connect_errors_;
@@ -839,9 +981,11 @@ class ServiceProxy::Impl {
   Family<Counter>& refused_;
   Family<Counter>& timed_out_;
 
-  mutable absl::Mutex metrics_mu_;
-  absl::flat_hash_map<int64_t, std::unique_ptr<RevisionMetrics>> metrics_
-      ABSL_GUARDED_BY(metrics_mu_);
+  // A published port's one backend; null on the ingress listener.
+  std::shared_ptr<Backend> single_;
+  mutable absl::Mutex ingress_mu_;
+  std::shared_ptr<const IngressTable> ingress_table_ ABSL_GUARDED_BY(ingress_mu_) =
+      std::make_shared<IngressTable>();
 
   absl::Mutex mu_;
   int live_sessions_ ABSL_GUARDED_BY(mu_) = 0;
@@ -858,8 +1002,7 @@ class ServiceProxy::Impl {
 
 // ---------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::ServiceRoute& route,
-                                                                  ServiceProxyOptions options) {
+static absl::Status ValidateProxyOptions(const ServiceProxyOptions& options) {
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("port: must be 0..65535, got ", options.port));
   }
@@ -879,10 +1022,34 @@ absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::Serv
     return absl::InvalidArgumentError(
         absl::StrCat("max_header_bytes: must be 1024..1048576, got ", options.max_header_bytes));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::ServiceRoute& route,
+                                                                  ServiceProxyOptions options) {
+  if (auto s = ValidateProxyOptions(options); !s.ok()) return s;
   auto impl = std::make_unique<Impl>(route, std::move(options));
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   return std::unique_ptr<ServiceProxy>(new ServiceProxy(std::move(impl)));
 }
+
+absl::StatusOr<std::unique_ptr<IngressProxy>> IngressProxy::Start(ServiceProxyOptions options) {
+  options.mode = ProxyMode::kHttp;
+  options.target_port = 0;
+  if (auto s = ValidateProxyOptions(options); !s.ok()) return s;
+  auto impl = std::make_unique<ServiceProxy::Impl>(std::move(options));
+  if (absl::Status s = impl->Listen(); !s.ok()) return s;
+  return std::unique_ptr<IngressProxy>(new IngressProxy(std::move(impl)));
+}
+
+IngressProxy::IngressProxy(std::unique_ptr<ServiceProxy::Impl> impl) : impl_(std::move(impl)) {}
+IngressProxy::~IngressProxy() = default;
+int IngressProxy::port() const { return impl_->port(); }
+std::set<std::string> IngressProxy::Update(const v1::RoutingTable& table) {
+  return impl_->UpdateIngress(table);
+}
+bool IngressProxy::Stop(absl::Duration timeout) { return impl_->Stop(timeout); }
+std::vector<ProxyStats> IngressProxy::Snapshot() const { return impl_->IngressSnapshot(); }
 
 ServiceProxy::ServiceProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ServiceProxy::~ServiceProxy() = default;
@@ -989,6 +1156,12 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table, std::vector<Fail
   }
   std::set<std::string> proxied;
   for (const auto& [key, e] : proxies_) proxied.insert(key.first);
+  if (ingress_) {
+    std::set<std::string> reached = ingress_->Update(table);
+    ingress_services_.insert(reached.begin(), reached.end());
+  }
+  // The ingress counts into the same metric children and may still hold them in a request.
+  proxied.insert(ingress_services_.begin(), ingress_services_.end());
   // Metrics are per service: keep them while another port of the service is proxied.
   for (auto& p : to_stop) {
     ProxyStats st = p->Snapshot();
@@ -1006,7 +1179,28 @@ std::vector<ProxyStats> ProxyManager::Snapshot() const {
     if (!seen.insert(key.first).second) continue;  // ports of one service share counters
     out.push_back(e.proxy->Snapshot());
   }
+  if (ingress_) {
+    for (ProxyStats& st : ingress_->Snapshot()) {
+      if (seen.insert(st.service_id).second) out.push_back(std::move(st));
+    }
+  }
   return out;
+}
+
+absl::Status ProxyManager::StartIngress(const std::string& host_ip, int port) {
+  ServiceProxyOptions o = options_.proxy;
+  o.host_ip = host_ip;
+  o.port = port;
+  auto ingress = IngressProxy::Start(o);
+  if (!ingress.ok()) return ingress.status();
+  absl::MutexLock lock(&mu_);
+  ingress_ = std::move(*ingress);
+  return absl::OkStatus();
+}
+
+int ProxyManager::IngressPort() const {
+  absl::MutexLock lock(&mu_);
+  return ingress_ ? ingress_->port() : -1;
 }
 
 int ProxyManager::BoundPort(const std::string& service_id, int published) const {
@@ -1024,6 +1218,8 @@ void ProxyManager::Stop() {
   absl::MutexLock lock(&mu_);
   for (auto& [key, e] : proxies_) e.proxy->Stop(options_.stop_timeout);
   proxies_.clear();
+  if (ingress_) ingress_->Stop(options_.stop_timeout);
+  ingress_.reset();
 }
 
 }  // namespace warren

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -118,6 +119,33 @@ class ServiceProxy {
   std::unique_ptr<Impl> impl_;
 };
 
+// The ingress listener (docs/ingress.md): HTTP/1.1 requests are routed by Host (port and
+// trailing dot stripped, case-insensitive) and longest path prefix (MatchIngress) to the rule's
+// service, through a balancer of its own per (service, target port) that works as a published
+// port's does: revision weights, draining, connect retries, the retry of a 5xx on another
+// revision, keep-alive both sides. No rule: 404; a rule whose service has no route: 503.
+class IngressProxy {
+ public:
+  // options.mode and target_port are ignored (HTTP; each rule names its port).
+  static absl::StatusOr<std::unique_ptr<IngressProxy>> Start(ServiceProxyOptions options);
+  ~IngressProxy();
+  IngressProxy(const IngressProxy&) = delete;
+  IngressProxy& operator=(const IngressProxy&) = delete;
+
+  int port() const;
+  // The table's ingresses and the routes of the services they name; thread-safe, any time.
+  // Returns the ids of the services the rules reach.
+  std::set<std::string> Update(const v1::RoutingTable& table);
+  bool Stop(absl::Duration timeout = absl::Seconds(5));
+  // One entry per service the rules reach (counted into the same metric children as the
+  // service's published ports).
+  std::vector<ProxyStats> Snapshot() const;
+
+ private:
+  explicit IngressProxy(std::unique_ptr<ServiceProxy::Impl> impl);
+  std::unique_ptr<ServiceProxy::Impl> impl_;
+};
+
 struct ProxyManagerOptions {
   // Template for every proxy: mode, host_ip, port and target_port are set per published port.
   ServiceProxyOptions proxy;
@@ -155,6 +183,12 @@ class ProxyManager {
 
   // The bound port of a service's published port (the same unless it was 0), or -1.
   int BoundPort(const std::string& service_id, int published) const;
+
+  // Listens for the ingress (port 0 picks one); every Apply then routes the table's
+  // ingresses. An error (address in use) leaves the ingress off.
+  absl::Status StartIngress(const std::string& host_ip, int port);
+  // The ingress's bound port, or -1 when it is off.
+  int IngressPort() const;
   size_t size() const;
 
   void Stop();
@@ -173,6 +207,10 @@ class ProxyManager {
   const ProxyManagerOptions options_;
   mutable absl::Mutex mu_;
   std::map<Key, Entry> proxies_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<IngressProxy> ingress_ ABSL_GUARDED_BY(mu_);
+  // Every service the ingress has reached: their metric children stay (a request on a dropped
+  // rule may still count into them).
+  std::set<std::string> ingress_services_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace warren

@@ -245,7 +245,9 @@ class TestApp {
       // The resolver blocks (up to its own timeouts): not on the server's thread.
       std::thread([name = *name, done = std::move(done)] { done(Lookup(name)); }).detach();
     } else {
-      done(HttpResponse::Text(404, "not found\n"));
+      // Who answered, and for which path: the ingress e2e test checks where a path went.
+      done(HttpResponse::Text(404, absl::StrCat("not found: ", req.path, " version=",
+                                                config_.version, " task=", config_.task_id, "\n")));
     }
   }
 

@@ -16,6 +16,7 @@
 #include "common/routing_delta.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "http/http_server.h"
 #include "security/cert_renewer.h"
 #include "security/revocation.h"
 #include "security/tls_credentials.h"
@@ -276,6 +277,15 @@ absl::Status WorkerAgent::Start() {
   po.proxy.idle_timeout = options_.proxy.idle_timeout;
   po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
+  if (!options_.ingress_http.empty()) {
+    auto hp = SplitHostPort(options_.ingress_http);
+    if (!hp.ok()) return hp.status();
+    if (absl::Status s = proxies_->StartIngress(hp->first, hp->second); !s.ok()) {
+      return absl::Status(
+          s.code(), absl::StrCat("--ingress-http ", options_.ingress_http, ": ", s.message()));
+    }
+    spdlog::info("ingress listening on {}:{}", hp->first, proxies_->IngressPort());
+  }
   publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
   // Several workers may share a machine: by default each serves DNS on an address of its own
   // range, never the manager's.

@@ -190,8 +190,10 @@ class Process {
 };
 
 // Minimal HTTP/1.0 GET to an IPv4 address; returns the status code and body.
+// `host`: the Host header (default: `ip`), for the ingress's virtual hosts.
 inline std::optional<std::pair<int, std::string>> HttpGet(const std::string& ip, int port,
-                                                          const std::string& path) {
+                                                          const std::string& path,
+                                                          const std::string& host = "") {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -204,7 +206,7 @@ inline std::optional<std::pair<int, std::string>> HttpGet(const std::string& ip,
     close(fd);
     return std::nullopt;
   }
-  std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + ip + "\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + (host.empty() ? ip : host) + "\r\n\r\n";
   send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[4096];

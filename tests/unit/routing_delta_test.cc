@@ -65,6 +65,32 @@ class RoutingDeltaTest : public ::testing::Test {
         store_->Commit({DeleteMutation(*s, s->version()), DeleteMutation(*t, t->version())}).ok());
   }
 
+  void AddIngress(const std::string& name, const std::string& host, const std::string& path,
+                  const std::string& service, int port = 0) {
+    v1::Ingress in;
+    in.set_id("ing-" + name);
+    in.mutable_spec()->set_name(name);
+    in.mutable_spec()->set_host(host);
+    in.mutable_spec()->set_path(path);
+    in.mutable_spec()->set_service(service);
+    in.mutable_spec()->set_port(port);
+    in.set_service_id("stale-id");
+    ASSERT_TRUE(store_->Commit({PutMutation(in, Mutation::kMustNotExist)}).ok());
+  }
+
+  void RemoveIngress(const std::string& name) {
+    auto in = GetObjectByName<v1::Ingress>(*store_, name);
+    ASSERT_TRUE(in.has_value());
+    ASSERT_TRUE(store_->Commit({DeleteMutation(*in, in->version())}).ok());
+  }
+
+  // What a watching worker holds after the cache's next update.
+  void Follow(RoutingTableCache& cache, v1::RoutingTable* held) {
+    RoutingTableCache::Update next = cache.Since(held->version());
+    ASSERT_TRUE(ApplyRoutingTable(next.delta ? *next.delta : *next.table, held).ok());
+    EXPECT_EQ(held->SerializeAsString(), next.table->SerializeAsString());
+  }
+
   testing_util::TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<SqliteStore> store_;
@@ -133,6 +159,68 @@ TEST_F(RoutingDeltaTest, AnUnknownBaseGetsTheWholeTable) {
   RoutingTableCache::Update current = cache.Since(cache.Get()->version());
   EXPECT_FALSE(current.delta.has_value()) << "nothing to send";
   EXPECT_EQ(current.table, nullptr);
+}
+
+TEST_F(RoutingDeltaTest, IngressCreateAndRemoveReachAWatchingWorker) {
+  for (int i = 0; i < 3; ++i) AddService(i);
+  RoutingTableCache cache(*store_, clock_);
+  v1::RoutingTable held;
+  Follow(cache, &held);
+  EXPECT_EQ(held.ingresses_size(), 0);
+
+  AddIngress("shop-api", "shop.example.com", "/api", "web2", 8081);
+  AddIngress("shop", "shop.example.com", "/", "web1");
+  AddIngress("blog", "blog.example.com", "/", "web0");
+  const uint64_t before = held.version();
+  Follow(cache, &held);
+  EXPECT_GT(held.version(), before) << "an ingress alone makes a new table";
+  ASSERT_EQ(held.ingresses_size(), 3);
+  // By host, then path.
+  EXPECT_EQ(held.ingresses(0).name(), "blog");
+  EXPECT_EQ(held.ingresses(1).name(), "shop");
+  EXPECT_EQ(held.ingresses(2).name(), "shop-api");
+  EXPECT_EQ(held.ingresses(2).host(), "shop.example.com");
+  EXPECT_EQ(held.ingresses(2).path(), "/api");
+  EXPECT_EQ(held.ingresses(2).service_id(), "svc2") << "the service now named web2";
+  EXPECT_EQ(held.ingresses(2).target_port(), 8081);
+  EXPECT_FALSE(held.ingresses(2).tls());
+
+  // A change to one service's tasks still carries every ingress.
+  MoveTask(1, "127.9.9.1");
+  RoutingTableCache::Update next = cache.Since(held.version());
+  ASSERT_TRUE(next.delta.has_value());
+  EXPECT_EQ(next.delta->services_size(), 1);
+  EXPECT_EQ(next.delta->ingresses_size(), 3);
+  ASSERT_TRUE(ApplyRoutingTable(*next.delta, &held).ok());
+
+  RemoveIngress("shop");
+  Follow(cache, &held);
+  ASSERT_EQ(held.ingresses_size(), 2);
+  EXPECT_EQ(held.ingresses(0).name(), "blog");
+  EXPECT_EQ(held.ingresses(1).name(), "shop-api");
+}
+
+// A rule follows its service's name: removed, the rule routes nowhere; created again (a new
+// id), the rule reaches it without being written again.
+TEST_F(RoutingDeltaTest, AnIngressFollowsItsServiceByName) {
+  AddService(1);
+  AddIngress("shop", "shop.example.com", "/", "web1");
+  RoutingTableCache cache(*store_, clock_);
+  v1::RoutingTable held;
+  Follow(cache, &held);
+  ASSERT_EQ(held.ingresses_size(), 1);
+  EXPECT_EQ(held.ingresses(0).service_id(), "svc1");
+  RemoveService(1);
+  Follow(cache, &held);
+  ASSERT_EQ(held.ingresses_size(), 1);
+  EXPECT_EQ(held.ingresses(0).service_id(), "stale-id");
+  v1::Service s;
+  s.set_id("svc1-again");
+  s.mutable_spec()->set_name("web1");
+  ASSERT_TRUE(store_->Commit({PutMutation(s, Mutation::kMustNotExist)}).ok());
+  Follow(cache, &held);
+  ASSERT_EQ(held.ingresses_size(), 1);
+  EXPECT_EQ(held.ingresses(0).service_id(), "svc1-again");
 }
 
 TEST(ApplyRoutingTableTest, ADeltaThatDoesNotFollowChangesNothing) {

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -187,7 +188,12 @@ class HttpConnection {
       const std::string& method, const std::string& path, const std::string& body = "",
       const std::vector<std::pair<std::string, std::string>>& headers = {},
       absl::Duration timeout = absl::Seconds(5)) {
-    std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", host_, "\r\n");
+    // A Host among `headers` replaces the connected address (virtual hosts, the ingress).
+    const bool own_host = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
+      return absl::EqualsIgnoreCase(h.first, "host");
+    });
+    std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\n");
+    if (!own_host) absl::StrAppend(&req, "Host: ", host_, "\r\n");
     for (const auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
     if (!body.empty() || method == "POST" || method == "PUT") {
       absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
