@@ -143,6 +143,15 @@ absl::StatusOr<security::SecretBytes> ManagerServer::ClusterKey() const {
 absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const ManagerOptions& options,
                                                                     const Clock& clock) {
   EnableStandardGrpcServices();
+  // Before anything is written: a refused plaintext listener must leave no CA, key or store.
+  if (!options.tls) {
+    auto plaintext = security::Authorizer::Create(security::AuthMode::kPlaintextLoopback,
+                                                  options.api_addr, "", nullptr);
+    if (!plaintext.ok()) {
+      return absl::Status(plaintext.status().code(),
+                          absl::StrCat("api-addr ", plaintext.status().message()));
+    }
+  }
   std::unique_ptr<ManagerServer> m(new ManagerServer());
   // Before the store opens: a second manager on the same store would overwrite what the first
   // one acknowledged.

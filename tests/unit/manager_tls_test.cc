@@ -757,6 +757,8 @@ TEST(ManagerTlsOptionsTest, PlaintextIsRefusedOffLoopback) {
   auto m = ManagerServer::Start(o, RealClock::Get());
   ASSERT_FALSE(m.ok());
   EXPECT_THAT(std::string(m.status().message()), HasSubstr("only listen on loopback"));
+  // Refused before anything is written: no CA key, no store, no lock file.
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() / "m"));
 }
 
 }  // namespace
