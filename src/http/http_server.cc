@@ -5,9 +5,15 @@
 #include <exception>
 #include <thread>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -57,6 +63,24 @@ std::string QueryDecode(std::string_view in) {
 }
 
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// The client certificate the handshake verified, as PEM; empty when there is none.
+std::string VerifiedPeerCertificatePem(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  std::string out;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio != nullptr && PEM_write_bio_X509(bio, cert) == 1) {
+      char* data = nullptr;
+      long n = BIO_get_mem_data(bio, &data);
+      if (n > 0) out.assign(data, static_cast<size_t>(n));
+    }
+    BIO_free(bio);
+  }
+  X509_free(cert);
+  return out;
+}
 
 }  // namespace
 
@@ -205,13 +229,14 @@ class HttpServer::Impl {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl* server, DescriptorBudget::Lease fd)
-      : stream_(std::move(socket)),
+      : plain_(std::move(socket)),
+        executor_(plain_.get_executor()),
         server_(server),
         // Bounds what must be buffered whole: a header block, a chunk header, a trailer.
         buffer_(server->options().max_header_bytes),
         fd_(std::move(fd)) {
     boost::system::error_code ec;
-    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    tcp::endpoint remote = plain_.socket().remote_endpoint(ec);
     if (!ec) {
       remote_addr_ = remote.address().is_v6()
                          ? absl::StrCat("[", remote.address().to_string(), "]:", remote.port())
@@ -220,13 +245,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
+    net::dispatch(executor_, [self = shared_from_this()] {
+      if (self->server_->options().tls_context) {
+        self->DoDetect();
+      } else {
+        self->DoRead();
+      }
+    });
   }
 
   // Closes the connection if it waits for a request that has not started to arrive;
   // otherwise the request in progress is answered and the connection closed after it.
   void Drain() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+    net::post(executor_, [self = shared_from_this()] {
       if (self->state_ == State::kNew ||
           (self->state_ == State::kReading && !self->parser_->got_some())) {
         self->CloseSocket();
@@ -241,6 +272,65 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class State { kNew, kReading, kHandling, kWriting, kLingering, kClosed };
 
+  // The TCP stream under TLS, or the plain one.
+  beast::tcp_stream& Lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : plain_; }
+  // Calls f with the stream requests are read from and responses written to.
+  template <class F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(plain_);
+    }
+  }
+
+  // HTTPS and HTTP on one port: a TLS ClientHello starts with a handshake record.
+  void DoDetect() {
+    plain_.expires_after(absl::ToChronoNanoseconds(server_->options().handshake_timeout));
+    beast::async_detect_ssl(plain_, buffer_,
+                            [self = shared_from_this()](beast::error_code ec, bool is_tls) {
+                              self->OnDetect(ec, is_tls);
+                            });
+  }
+
+  void OnDetect(beast::error_code ec, bool is_tls) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      Finish();
+      return;
+    }
+    if (!is_tls) {
+      DoRead();
+      return;
+    }
+    try {
+      ssl_context_ = server_->options().tls_context();
+    } catch (const std::exception&) {
+      ssl_context_ = nullptr;
+    }
+    if (!ssl_context_) {
+      Finish();
+      return;
+    }
+    tls_.emplace(std::move(plain_), *ssl_context_);
+    Lowest().expires_after(absl::ToChronoNanoseconds(server_->options().handshake_timeout));
+    tls_->async_handshake(net::ssl::stream_base::server, buffer_.data(),
+                          [self = shared_from_this()](beast::error_code hec, size_t used) {
+                            self->OnHandshake(hec, used);
+                          });
+  }
+
+  void OnHandshake(beast::error_code ec, size_t used) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      Finish();
+      return;
+    }
+    buffer_.consume(used);
+    peer_cert_pem_ = VerifiedPeerCertificatePem(tls_->native_handle());
+    DoRead();
+  }
+
   void DoRead() {
     if (state_ == State::kClosed) return;
     if (server_->draining() && requests_served_ > 0) {
@@ -251,9 +341,12 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
-    stream_.expires_after(absl::ToChronoNanoseconds(server_->options().idle_timeout));
-    SafeAsyncRead(stream_, buffer_, *parser_, ReadUntil::kMessage,
-                  [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    Lowest().expires_after(absl::ToChronoNanoseconds(server_->options().idle_timeout));
+    WithStream([this](auto& stream) {
+      SafeAsyncRead(
+          stream, buffer_, *parser_, ReadUntil::kMessage,
+          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    });
   }
 
   void OnRead(beast::error_code ec) {
@@ -298,14 +391,16 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     req.remote_addr = remote_addr_;
+    req.tls = tls_.has_value();
+    req.peer_cert_pem = peer_cert_pem_;
 
     state_ = State::kHandling;
-    stream_.expires_never();
+    Lowest().expires_never();
     std::weak_ptr<Session> weak = weak_from_this();
     HttpServer::Responder respond = [weak](HttpResponse response) {
       std::shared_ptr<Session> self = weak.lock();
       if (!self) return;
-      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+      net::post(self->executor_, [self, response = std::move(response)]() mutable {
         self->Write(std::move(response));
       });
     };
@@ -349,11 +444,13 @@ class Session : public std::enable_shared_from_this<Session> {
       res->body() = std::move(response.body);
       res->prepare_payload();
     }
-    stream_.expires_after(absl::ToChronoNanoseconds(server_->options().idle_timeout));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
-                        self->OnWrite(ec, res->need_eof());
-                      });
+    Lowest().expires_after(absl::ToChronoNanoseconds(server_->options().idle_timeout));
+    WithStream([this, &res](auto& stream) {
+      http::async_write(stream, *res,
+                        [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                          self->OnWrite(ec, res->need_eof());
+                        });
+    });
   }
 
   void OnWrite(beast::error_code ec, bool close) {
@@ -367,7 +464,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
     if (!linger_) {
       Finish();
       return;
@@ -375,25 +472,27 @@ class Session : public std::enable_shared_from_this<Session> {
     // After an error response the client may still be sending (a large body); closing now
     // would reset the connection and could discard our response before the client reads it.
     state_ = State::kLingering;
-    stream_.expires_after(std::chrono::seconds(2));
+    Lowest().expires_after(std::chrono::seconds(2));
     DoLinger();
   }
 
   void DoLinger() {
-    stream_.async_read_some(net::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              if (ec) {
-                                self->Finish();
-                              } else {
-                                self->DoLinger();
-                              }
-                            });
+    WithStream([this](auto& stream) {
+      stream.async_read_some(net::buffer(discard_),
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) {
+                                 self->Finish();
+                               } else {
+                                 self->DoLinger();
+                               }
+                             });
+    });
   }
 
   void CloseSocket() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().socket().close(ignored);
   }
 
   void Finish() {
@@ -403,7 +502,13 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->Remove(this);
   }
 
-  beast::tcp_stream stream_;
+  // Plain HTTP; moved into tls_ when the connection turns out to be TLS.
+  beast::tcp_stream plain_;
+  // The connection's strand, the same before and after the move.
+  const net::any_io_executor executor_;
+  std::shared_ptr<net::ssl::context> ssl_context_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+  std::string peer_cert_pem_;
   HttpServer::Impl* const server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -14,6 +14,10 @@
 #include "absl/time/time.h"
 #include "http/descriptor_budget.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace warren {
 
 struct HttpRequest {
@@ -24,6 +28,11 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string remote_addr;  // "ip:port" of the peer
+  // The connection is TLS (HttpServerOptions::tls_context).
+  bool tls = false;
+  // TLS only: the client's certificate (PEM), verified by the handshake against the context's
+  // trusted CAs; empty when the client sent none.
+  std::string peer_cert_pem;
 
   // First header with this name (case-insensitive), or nullopt.
   std::optional<std::string> Header(std::string_view name) const;
@@ -53,6 +62,13 @@ struct HttpServerOptions {
   // When set, each connection also takes a descriptor from it (refused like one over
   // max_connections when none is left).
   DescriptorBudget* budget = nullptr;
+  // When set, the server speaks HTTPS and HTTP on the same port: a connection whose first bytes
+  // are a TLS ClientHello is served over TLS with the context this returns (called once per
+  // such connection, so a renewed certificate applies to the next connections), any other stays
+  // plain HTTP. The context decides whether client certificates are asked for and verified.
+  std::function<std::shared_ptr<boost::asio::ssl::context>()> tls_context;
+  // The TLS handshake (and the sniffing of the first bytes) must end within this time.
+  absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
 // HTTP/1.1 server with keep-alive on Boost.Beast. Connections are handled asynchronously on
