@@ -26,6 +26,7 @@
 #include "cli/command_suggest.h"
 #include "cli/completion.h"
 #include "cli/daemon_flags.h"
+#include "cli/dashboard_commands.h"
 #include "cli/ingress_commands.h"
 #include "cli/listener_flags.h"
 #include "cli/node_commands.h"
@@ -1250,6 +1251,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   AddStackCommands(&app, ctx.env_for_commands(), &action);
   AddIngressCommands(&app, ctx.env_for_commands(), &action);
+  AddDashboardCommands(&app, ctx.env_for_commands(), &action);
 
   AddVersionCommand(&app, ctx.env_for_commands(), &action);
   AddCompletionCommand(&app, ctx.env_for_commands(), &action);

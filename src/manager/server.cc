@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <random>
@@ -23,15 +26,18 @@
 #include "manager/backup_service.h"
 #include "manager/ca_service.h"
 #include "manager/cluster_identity.h"
+#include "manager/dashboard_access_service.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
 #include "security/cert_renewer.h"
 #include "security/client_bundle.h"
+#include "security/https_context.h"
 #include "security/tls_credentials.h"
 #include "spdlog/spdlog.h"
 #include "store/typed_store.h"
 #include "ui/dashboard.h"
+#include "ui/login.h"
 #include "worker/agent.h"
 #include "worker/cni_config.h"
 #include "worker/cri_driver.h"
@@ -77,11 +83,33 @@ int WaitForTerminationSignalOr(const std::function<bool()>& done) {
 namespace {
 
 // The SANs of the manager's certificate.
+// The host a browser or the CLI would name for a listen address: its own host, or this
+// machine's name for every interface.
+std::string DisplayHost(const std::string& addr) {
+  std::string host = addr.substr(0, addr.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]") {
+    char name[256] = {};
+    if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "127.0.0.1";
+    return name;
+  }
+  return host;
+}
+
+// The names in the manager's certificate: loopback, the API's and the dashboard's (metrics)
+// hosts, and the machine's name when either listens on every interface, so a browser opening
+// the dashboard by that name accepts it.
 std::vector<std::string> ManagerHosts(const ManagerOptions& options) {
   std::vector<std::string> hosts = {"127.0.0.1", "localhost"};
-  const std::string host = options.api_addr.substr(0, options.api_addr.rfind(':'));
-  if (!host.empty() && host != "0.0.0.0" && host != "[::]" && host != "127.0.0.1") {
-    hosts.push_back(std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]")));
+  for (const std::string& addr : {options.api_addr, options.metrics_addr}) {
+    if (addr.empty()) continue;
+    std::string host(absl::StripSuffix(absl::StripPrefix(DisplayHost(addr), "["), "]"));
+    // A machine name that is not a DNS name (an underscore...) would fail the certificate.
+    if (host.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+        std::string::npos) {
+      continue;
+    }
+    if (std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);
   }
   return hosts;
 }
@@ -306,6 +334,22 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       });
   m->secrets_->SetAuthorizer(*authorizer);
   builder.RegisterService(m->secrets_.get());
+  if (options.tls) {
+    auto keys = ui::DashboardKeys::Derive(m->authority_->cluster_key());
+    if (!keys.ok()) return keys.status();
+    m->dashboard_keys_ = std::make_shared<const ui::DashboardKeys>(std::move(*keys));
+  }
+  // The URL `warren dashboard token` prints, with the HTTP server's bound port (port 0 in tests).
+  std::function<std::string()> dashboard_url = [] { return std::string(); };
+  if (!options.metrics_addr.empty()) {
+    dashboard_url = [raw = m.get(), scheme = options.tls ? "https://" : "http://",
+                     host = DisplayHost(options.metrics_addr)] {
+      return absl::StrCat(scheme, host, ":", raw->metrics_port(), "/ui/");
+    };
+  }
+  m->dashboard_access_ = std::make_unique<DashboardAccessService>(
+      m->dashboard_keys_, std::move(dashboard_url), clock, *authorizer);
+  builder.RegisterService(m->dashboard_access_.get());
   m->grpc_server_ = builder.BuildAndStart();
   if (!m->grpc_server_) {
     return absl::InternalError(
@@ -316,10 +360,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
-      std::vector<std::string>{
-          v1::Control::service_full_name(), v1::Dispatcher::service_full_name(),
-          v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
-          v1::Secrets::service_full_name(), v1::Ingresses::service_full_name()});
+      std::vector<std::string>{v1::Control::service_full_name(),
+                               v1::Dispatcher::service_full_name(),
+                               v1::ClusterAdmin::service_full_name(), v1::Ca::service_full_name(),
+                               v1::Secrets::service_full_name(), v1::Ingresses::service_full_name(),
+                               v1::DashboardAccess::service_full_name()});
 
   // Gauges are read from the store at scrape time.
   Store* st = m->store_.get();
@@ -368,14 +413,27 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       });
   if (!options.metrics_addr.empty()) {
     // Not ready while objects are corrupt: the API would answer without them.
-    m->dashboard_ = std::make_unique<ui::Dashboard>(
-        m->api_->control(), *m->store_, ui::DashboardOptions{.http_addr = options.metrics_addr});
+    ui::DashboardOptions dashboard_options{.http_addr = options.metrics_addr};
+    if (options.tls) {
+      dashboard_options.tls = true;
+      dashboard_options.access = {m->dashboard_keys_, m->authority_->ca().cert_pem(),
+                                  m->authority_->cluster_id(), m->revoked_};
+    }
+    m->dashboard_ = std::make_unique<ui::Dashboard>(m->api_->control(), *m->store_,
+                                                    std::move(dashboard_options));
     HttpServer::Handler metrics =
         MetricsHandler(*m->registry_, [st] { return st->Corruption().empty(); });
     ui::Dashboard* dashboard = m->dashboard_.get();
     HttpServerOptions http_options;
     // A second thread keeps /metrics and the dashboard's reads going while one is busy.
     http_options.threads = 2;
+    if (options.tls) {
+      // HTTPS for the dashboard with the manager's own certificate, on the same port as plain
+      // HTTP for /metrics and the probes (Prometheus and health checks need no certificate).
+      auto source = std::make_shared<security::HttpsContextSource>(security::CredentialsDirectory(
+          (std::filesystem::path(options.data_dir) / "tls").string()));
+      http_options.tls_context = [source] { return source->Get(); };
+    }
     auto http = HttpServer::StartAsync(
         options.metrics_addr,
         [metrics = std::move(metrics), dashboard](const HttpRequest& req,
@@ -400,6 +458,13 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         "mutual TLS on the API; admin client bundle in {} (the CLI's default, or "
         "--tls-dir / WARREN_TLS_DIR)",
         m->admin_bundle_dir_);
+  }
+  if (m->dashboard_ && m->dashboard_->disabled_reason().empty()) {
+    spdlog::info("dashboard on {}://{}:{}/ui/{}", options.tls ? "https" : "http",
+                 DisplayHost(options.metrics_addr), m->metrics_port(),
+                 options.tls ? " (log in with `warren dashboard token`; /metrics stays plain "
+                               "HTTP on the same port)"
+                             : "");
   }
   return m;
 }

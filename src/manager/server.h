@@ -24,6 +24,7 @@
 namespace warren {
 
 class BackupService;
+class DashboardAccessService;
 class CaService;
 class SecretService;
 class DataDirLock;
@@ -37,7 +38,8 @@ class ClusterDns;
 class Registry;
 namespace ui {
 class Dashboard;
-}
+class DashboardKeys;
+}  // namespace ui
 
 // A running manager: store, API server, control loop and metrics endpoint.
 class ManagerServer {
@@ -90,6 +92,9 @@ class ManagerServer {
   std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<BackupService> backup_;
   std::unique_ptr<SecretService> secrets_;
+  // TLS mode: the key of the dashboard's login tokens and sessions (from the cluster key).
+  std::shared_ptr<const ui::DashboardKeys> dashboard_keys_;
+  std::unique_ptr<DashboardAccessService> dashboard_access_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_

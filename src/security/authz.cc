@@ -193,6 +193,7 @@ constexpr TableEntry kTable[] = {
     {"/warren.v1.Secrets/InspectSecret", kReaders},
     {"/warren.v1.Secrets/UpdateSecret", kAdminOnly},
     {"/warren.v1.Secrets/RemoveSecret", kAdminOnly},
+    {"/warren.v1.DashboardAccess/CreateDashboardToken", kAdminOnly},
 };
 
 const absl::flat_hash_map<std::string, MethodRule>& Rules() {

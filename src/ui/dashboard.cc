@@ -15,6 +15,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/server_context.h"
 #include "manager/events.h"
+#include "security/authz.h"
+#include "security/certificates.h"
 #include "spdlog/spdlog.h"
 #include "ui/assets.h"
 
@@ -131,9 +133,11 @@ bool IsLoopbackHost(std::string_view host) {
   return !ec && addr.is_loopback();
 }
 
-std::string CheckRequest(const HttpRequest& req) {
+std::string CheckRequest(const HttpRequest& req, bool tls) {
   std::optional<std::string> host = req.Header("Host");
-  if (!host || !IsLoopbackHost(HostOf(*host))) {
+  if (tls) {
+    if (!host || host->empty()) return "a dashboard request must name its host in Host";
+  } else if (!host || !IsLoopbackHost(HostOf(*host))) {
     return absl::StrCat("the dashboard answers only requests for a loopback host, got Host \"",
                         host.value_or(""), "\"");
   }
@@ -141,10 +145,10 @@ std::string CheckRequest(const HttpRequest& req) {
   if (req.Header("X-Warren-Dashboard").value_or("") != "1") {
     return "a dashboard action needs the header \"X-Warren-Dashboard: 1\"";
   }
-  if (std::optional<std::string> origin = req.Header("Origin");
-      origin && *origin != absl::StrCat("http://", *host)) {
-    return absl::StrCat("a dashboard action must come from the dashboard's own origin http://",
-                        *host, ", got Origin \"", *origin, "\"");
+  const std::string own_origin = absl::StrCat(tls ? "https://" : "http://", *host);
+  if (std::optional<std::string> origin = req.Header("Origin"); origin && *origin != own_origin) {
+    return absl::StrCat("a dashboard action must come from the dashboard's own origin ", own_origin,
+                        ", got Origin \"", *origin, "\"");
   }
   if (std::optional<std::string> site = req.Header("Sec-Fetch-Site");
       site && *site != "same-origin") {
@@ -154,6 +158,63 @@ std::string CheckRequest(const HttpRequest& req) {
         *site, "\"");
   }
   return "";
+}
+
+std::string SessionCookie(std::string_view value, absl::Duration max_age) {
+  return absl::StrCat(AV(kSessionCookie), "=", AV(value),
+                      "; Path=/; Max-Age=", std::max<int64_t>(0, absl::ToInt64Seconds(max_age)),
+                      "; Secure; HttpOnly; SameSite=Strict");
+}
+
+namespace {
+
+// The value of cookie `name` in the request's Cookie headers.
+std::optional<std::string> CookieValue(const HttpRequest& req, std::string_view name) {
+  for (const auto& [key, value] : req.headers) {
+    if (!absl::EqualsIgnoreCase(key, "Cookie")) continue;
+    for (absl::string_view pair : absl::StrSplit(value, ';')) {
+      pair = absl::StripAsciiWhitespace(pair);
+      const size_t eq = pair.find('=');
+      if (eq != absl::string_view::npos && pair.substr(0, eq) == AV(name)) {
+        return std::string(pair.substr(eq + 1));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<DashboardGrant> AuthenticateRequest(const HttpRequest& req,
+                                                   const DashboardAccessConfig& access,
+                                                   absl::Time now) {
+  absl::Status session_error;
+  if (std::optional<std::string> cookie = CookieValue(req, kSessionCookie); cookie) {
+    if (!access.keys) return absl::InternalError("the dashboard has no login key");
+    auto grant = access.keys->VerifySession(*cookie, now);
+    if (grant.ok()) return grant;
+    session_error = grant.status();
+  }
+  if (!req.peer_cert_pem.empty()) {
+    auto info = security::VerifyCertificate(access.ca_cert_pem, req.peer_cert_pem, now);
+    if (!info.ok()) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("the client certificate is refused: ", info.status().message()));
+    }
+    const security::PeerPolicy policy{
+        access.cluster_id, {security::Role::kAdmin, security::Role::kReadOnly}, "", access.revoked};
+    if (absl::Status s = security::CheckPeer(*info, policy); !s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("the client certificate is refused: ", s.message()));
+    }
+    return DashboardGrant{info->identity.role == security::Role::kAdmin ? DashboardRole::kAdmin
+                                                                        : DashboardRole::kReadOnly,
+                          info->not_after};
+  }
+  if (!session_error.ok()) return session_error;
+  return absl::UnauthenticatedError(
+      "log in first: open the URL `warren dashboard token` prints, or present a client "
+      "certificate of the cluster");
 }
 
 bool Dashboard::Owns(std::string_view path) {
@@ -169,11 +230,13 @@ Dashboard::Dashboard(v1::Control::Service& api, const Store& store, DashboardOpt
   auto split = SplitHostPort(options_.http_addr);
   if (!split.ok()) {
     disabled_reason_ = std::string(split.status().message());
-  } else if (!IsLoopbackHost(split->first)) {
+  } else if (options_.tls && !options_.access.keys) {
+    disabled_reason_ = "the dashboard is off: it has no login key";
+  } else if (!options_.tls && !IsLoopbackHost(split->first)) {
     disabled_reason_ = absl::StrCat(
         "the dashboard is off: the HTTP address ", options_.http_addr,
-        " is not a loopback address, and the dashboard has no login yet (serve metrics on "
-        "127.0.0.1 to use it, docs/dashboard.md)");
+        " is not a loopback address, and without TLS (--insecure-plaintext) the dashboard has "
+        "no login (serve metrics on 127.0.0.1 to use it, docs/dashboard.md)");
   }
   if (!disabled_reason_.empty()) {
     spdlog::warn("{}", disabled_reason_);
@@ -273,25 +336,104 @@ void Dashboard::Handle(const HttpRequest& req, HttpServer::Responder respond) {
     respond(HttpResponse::Text(403, disabled_reason_ + "\n"));
     return;
   }
-  if (std::string why = CheckRequest(req); !why.empty()) {
+  if (options_.tls && !req.tls) {
+    // The login cookie is Secure: the dashboard works over HTTPS only.
+    std::optional<std::string> host = req.Header("Host");
+    if ((req.method != "GET" && req.method != "HEAD") || !host || host->empty()) {
+      respond(HttpResponse::Text(
+          403, absl::StrCat("the dashboard is served over HTTPS only: use https://",
+                            host.value_or("HOST:PORT"), req.path, "\n")));
+      return;
+    }
+    HttpResponse r = HttpResponse::Text(
+        308, absl::StrCat("the dashboard is served over HTTPS: https://", *host, req.target, "\n"));
+    r.headers.emplace_back("Location", absl::StrCat("https://", *host, req.target));
+    respond(std::move(r));
+    return;
+  }
+  if (std::string why = CheckRequest(req, options_.tls); !why.empty()) {
     respond(HttpResponse::Text(403, why + "\n"));
     return;
+  }
+  // Without TLS there is no login: loopback callers act as admin, like the plaintext API.
+  std::optional<DashboardGrant> grant;
+  const bool public_path = !absl::StartsWith(AV(req.path), "/ui/api/") ||
+                           req.path == "/ui/api/login" || req.path == "/ui/api/logout";
+  if (options_.tls && req.path == "/ui/api/session" && req.method == "GET") {
+    // Answered without a login too: the page asks it first, and shows its login form (a 401
+    // would be a console error in the browser on every visit).
+    respond(Session(AuthenticateRequest(req, options_.access, clock_.Now())));
+    return;
+  }
+  if (options_.tls && !public_path) {
+    absl::StatusOr<DashboardGrant> g = AuthenticateRequest(req, options_.access, clock_.Now());
+    if (!g.ok()) {
+      const int status = g.status().code() == absl::StatusCode::kPermissionDenied ? 403 : 401;
+      respond(JsonResponse(
+          status, json{{"error", std::string(g.status().message())}, {"login", "required"}}));
+      return;
+    }
+    grant = *g;
   }
   if (req.path == "/ui/api/stream" && req.method == "GET") {
     Stream(req, std::move(respond));
     return;
   }
-  respond(HandleSync(req));
+  respond(HandleSync(req, grant));
 }
 
-HttpResponse Dashboard::HandleSync(const HttpRequest& req) {
+HttpResponse Dashboard::Session(const absl::StatusOr<DashboardGrant>& grant) const {
+  if (!options_.tls) {
+    return JsonResponse(200, json{{"login", false}, {"role", "admin"}, {"expires", nullptr}});
+  }
+  if (!grant.ok()) {
+    return JsonResponse(200, json{{"login", true},
+                                  {"role", nullptr},
+                                  {"expires", nullptr},
+                                  {"error", std::string(grant.status().message())}});
+  }
+  return JsonResponse(200, json{{"login", true},
+                                {"role", std::string(DashboardRoleName(grant->role))},
+                                {"expires", absl::ToUnixMillis(grant->expires)}});
+}
+
+HttpResponse Dashboard::Login(const HttpRequest& req) {
+  if (!options_.tls) {
+    return ErrorResponse(404,
+                         "the dashboard has no login without TLS (the manager runs with "
+                         "--insecure-plaintext)");
+  }
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("token") ||
+      !body["token"].is_string()) {
+    return ErrorResponse(400, "login: expected a JSON body {\"token\": \"wdt1...\"}");
+  }
+  const absl::Time now = clock_.Now();
+  absl::StatusOr<DashboardGrant> grant =
+      options_.access.keys->VerifyToken(body["token"].get<std::string>(), now);
+  if (!grant.ok()) {
+    return JsonResponse(
+        401, json{{"error", std::string(grant.status().message())}, {"login", "required"}});
+  }
+  absl::StatusOr<std::string> session =
+      options_.access.keys->IssueSession(grant->role, grant->expires);
+  if (!session.ok()) return ErrorResponse(500, std::string(session.status().message()));
+  spdlog::info("dashboard ({}): {} login until {}", req.remote_addr, DashboardRoleName(grant->role),
+               absl::FormatTime(grant->expires));
+  HttpResponse r = Session(*grant);
+  r.headers.emplace_back("Set-Cookie", SessionCookie(*session, grant->expires - now));
+  return r;
+}
+
+HttpResponse Dashboard::HandleSync(const HttpRequest& req,
+                                   const std::optional<DashboardGrant>& grant) {
   if (req.path == "/ui") {
     HttpResponse r = HttpResponse::Text(301, "");
     r.headers.emplace_back("Location", "/ui/");
     return r;
   }
   std::string_view rest = std::string_view(req.path).substr(4);  // after "/ui/"
-  if (absl::StartsWith(AV(rest), "api/")) return Api(req, rest.substr(4));
+  if (absl::StartsWith(AV(rest), "api/")) return Api(req, rest.substr(4), grant);
   if (req.method != "GET" && req.method != "HEAD") {
     return HttpResponse::Text(405, "the dashboard's files are read with GET\n");
   }
@@ -309,8 +451,26 @@ HttpResponse Dashboard::HandleSync(const HttpRequest& req) {
   return r;
 }
 
-HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest) {
+HttpResponse Dashboard::Api(const HttpRequest& req, std::string_view rest,
+                            const std::optional<DashboardGrant>& grant) {
+  if (rest == "login" || rest == "logout") {
+    if (req.method != "POST") return ErrorResponse(405, "login and logout are POST");
+    if (rest == "login") return Login(req);
+    HttpResponse r = JsonResponse(200, json{{"login", options_.tls}});
+    if (options_.tls) r.headers.emplace_back("Set-Cookie", SessionCookie("", absl::ZeroDuration()));
+    return r;
+  }
+  if (rest == "session" && req.method == "GET") {
+    return Session(grant ? absl::StatusOr<DashboardGrant>(*grant)
+                         : absl::StatusOr<DashboardGrant>(absl::UnauthenticatedError("")));
+  }
   if (req.method == "POST") {
+    if (grant && grant->role != DashboardRole::kAdmin) {
+      return ErrorResponse(
+          403, absl::StrCat("this session's role is ", AV(DashboardRoleName(grant->role)),
+                            ": actions need the admin role (log in with a token "
+                            "from `warren dashboard token --role admin`)"));
+    }
     // services/NAME/ACTION
     std::vector<std::string> parts = absl::StrSplit(AV(rest), '/');
     if (parts.size() != 3 || parts[0] != "services" || parts[1].empty()) {

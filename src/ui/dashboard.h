@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <list>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -12,16 +14,35 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "http/http_server.h"
+#include "security/revocation.h"
 #include "store/store.h"
 #include "ui/history.h"
+#include "ui/login.h"
 #include "warren/v1/api.grpc.pb.h"
 
 namespace warren::ui {
 
+// How a request proves who it is under TLS (docs/dashboard.md, "Access").
+struct DashboardAccessConfig {
+  // MACs the login tokens and session cookies.
+  std::shared_ptr<const DashboardKeys> keys;
+  // A client certificate must chain to this CA, be of this cluster, not be revoked and have
+  // the role admin or read-only.
+  std::string ca_cert_pem;
+  std::string cluster_id;
+  std::shared_ptr<const security::RevocationList> revoked;
+};
+
 struct DashboardOptions {
-  // The address the manager's HTTP server listens on. The dashboard has no login yet, so it is
-  // served only when this is a loopback address (docs/dashboard.md).
+  // The address the manager's HTTP server listens on. Without TLS the dashboard has no login,
+  // so it is served only when this is a loopback address.
   std::string http_addr;
+  // Mutual TLS mode (the manager's default): /ui/ is answered over HTTPS only (a plain HTTP
+  // GET is redirected), on any address; every API read needs a login (a session cookie from
+  // `warren dashboard token`, or a client certificate of the cluster) and actions the admin
+  // role. `access` must then be filled.
+  bool tls = false;
+  DashboardAccessConfig access;
   // Event streams (/ui/api/stream) open at once; more are answered 503.
   int max_streams = 16;
   // A stream response with no event ends after this long and the browser opens the next one.
@@ -59,8 +80,12 @@ class Dashboard {
   const TrafficHistory& history() const { return history_; }
 
  private:
-  HttpResponse HandleSync(const HttpRequest& req);
-  HttpResponse Api(const HttpRequest& req, std::string_view rest);
+  HttpResponse HandleSync(const HttpRequest& req, const std::optional<DashboardGrant>& grant);
+  HttpResponse Api(const HttpRequest& req, std::string_view rest,
+                   const std::optional<DashboardGrant>& grant);
+  HttpResponse Login(const HttpRequest& req);
+  // GET /ui/api/session: who the page is, or why it is not logged in.
+  HttpResponse Session(const absl::StatusOr<DashboardGrant>& grant) const;
   HttpResponse Action(const HttpRequest& req, const std::string& service, std::string_view action);
   void Stream(const HttpRequest& req, HttpServer::Responder respond);
   void ReapStreams() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -89,12 +114,30 @@ class Dashboard {
 
 // The security checks every dashboard request passes, public for the tests. Empty when the
 // request may go on, otherwise why it may not.
-//  - Host must name a loopback address (a page of another site that resolves its own name to
-//    127.0.0.1, DNS rebinding, then has the wrong Host).
+//  - Without TLS, Host must name a loopback address (a page of another site that resolves its
+//    own name to 127.0.0.1, DNS rebinding, then has the wrong Host). Under TLS any Host is
+//    accepted: a rebinding page cannot pass the certificate check for its own name, and the
+//    session cookie is the dashboard host's only (__Host- prefix), so it would get 401.
 //  - Writes (POST) must carry "X-Warren-Dashboard: 1", a header a cross-site form cannot send
 //    and a cross-site script cannot send without a CORS preflight, which is never granted; and
-//    their Origin, when the browser sends one, must be this server's.
-std::string CheckRequest(const HttpRequest& req);
+//    their Origin, when the browser sends one, must be this server's (https:// under TLS).
+std::string CheckRequest(const HttpRequest& req, bool tls = false);
+
+// The session cookie's name: __Host- makes browsers keep it only when it is Secure, for this
+// host (no Domain) and Path=/.
+inline constexpr std::string_view kSessionCookie = "__Host-warren-session";
+
+// A Set-Cookie value for the session: HttpOnly, Secure, SameSite=Strict, expiring after
+// `max_age` (zero: deletes it).
+std::string SessionCookie(std::string_view value, absl::Duration max_age);
+
+// Who the request is, under TLS: its session cookie when valid, else its client certificate.
+// UNAUTHENTICATED with the reason (no login, an expired or changed session, a certificate of
+// another cluster or a revoked one) when neither grants a role; PERMISSION_DENIED for a
+// certificate whose role is not a user's (a node's).
+absl::StatusOr<DashboardGrant> AuthenticateRequest(const HttpRequest& req,
+                                                   const DashboardAccessConfig& access,
+                                                   absl::Time now);
 
 // A text/event-stream body: the reconnection time, then the newest `max_events` events, each
 // with its id (the browser sends the last one back as Last-Event-ID), or a comment when there

@@ -22,6 +22,7 @@
 #include "store/typed_store.h"
 #include "test_util.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/dashboard.grpc.pb.h"
 #include "warren/v1/security.grpc.pb.h"
 
 namespace warren {
@@ -56,9 +57,9 @@ std::vector<std::string> ManagerMethods() {
 }
 
 TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
-  for (const char* service :
-       {"warren.v1.Control", "warren.v1.Dispatcher", "warren.v1.WorkerAgent",
-        "warren.v1.ClusterAdmin", "warren.v1.Secrets", "warren.v1.Ingresses"}) {
+  for (const char* service : {"warren.v1.Control", "warren.v1.Dispatcher", "warren.v1.WorkerAgent",
+                              "warren.v1.ClusterAdmin", "warren.v1.Secrets", "warren.v1.Ingresses",
+                              "warren.v1.DashboardAccess"}) {
     for (const std::string& m : MethodsOf(service)) {
       const security::MethodRule* rule = security::FindMethodRule(m);
       ASSERT_NE(rule, nullptr) << m << " has no entry in the authorization table";
@@ -87,6 +88,11 @@ TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
   EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/GetJoinToken")->roles,
             std::vector<Role>{Role::kAdmin});
   EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/Renew")->roles.size(), 4u);
+  // A dashboard login token can carry the admin role: only an admin may create one.
+  EXPECT_EQ(security::FindMethodRule(absl::StrCat("/", v1::DashboardAccess::service_full_name(),
+                                                  "/CreateDashboardToken"))
+                ->roles,
+            std::vector<Role>{Role::kAdmin});
 }
 
 TEST(ApiAuthzTableTest, PlaintextIsOnlyLegalOnLoopback) {

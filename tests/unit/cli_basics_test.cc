@@ -115,6 +115,24 @@ TEST(CliBasicsTest, VersionWithoutAManagerPrintsTheClientAndFails) {
   EXPECT_THAT(r.err, HasSubstr("cannot reach the manager at 127.0.0.1:1"));
 }
 
+TEST(CliBasicsTest, DashboardTokenFlagsAreCheckedBeforeAnyCall) {
+  Result r = RunAlone({"--manager", "127.0.0.1:1", "dashboard", "token", "--ttl", "48h"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "error: --ttl: must be 1m..24h, got 48h\n");
+  r = RunAlone({"--manager", "127.0.0.1:1", "dashboard", "token", "--ttl", "soon"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--ttl: "));
+  r = RunAlone({"--manager", "127.0.0.1:1", "dashboard", "token", "--role", "root"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "error: --role: expected \"admin\" or \"read-only\", got \"root\"\n");
+}
+
+// A plaintext manager has no dashboard login: the CLI says so.
+TEST_F(CliClusterTest, DashboardTokenFromAPlaintextManagerSaysThereIsNoLogin) {
+  EXPECT_EQ(Run({"dashboard", "token"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("the dashboard has no login without TLS"));
+}
+
 TEST_F(CliClusterTest, VersionShowsClientAndServer) {
   ASSERT_EQ(Run({"version"}), 0) << err_.str();
   EXPECT_EQ(out_.str(), absl::StrCat("Client: warren ", Version(), "\nServer: warren ", Version(),

@@ -1,6 +1,6 @@
 // The web dashboard's server side (src/ui/): the JSON the pages read, the server-sent event
-// framing, the actions and the request checks, on an in-process manager (SQLite store, real
-// HTTP on loopback).
+// framing, the actions, the request checks and the login, on an in-process manager (SQLite
+// store, mutual TLS, real HTTPS on loopback with a session from `warren dashboard token`).
 #include "ui/dashboard.h"
 
 #include <nlohmann/json.hpp>
@@ -11,11 +11,14 @@
 #include "gtest/gtest.h"
 #include "manager/server.h"
 #include "security/client_bundle.h"
+#include "security/tls_credentials.h"
 #include "store_test_util.h"
 #include "test_http_client.h"
+#include "test_https_client.h"
 #include "test_util.h"
 #include "ui/assets.h"
 #include "warren/v1/api.grpc.pb.h"
+#include "warren/v1/dashboard.grpc.pb.h"
 
 namespace warren {
 namespace {
@@ -27,18 +30,53 @@ using json = nlohmann::json;
 
 class DashboardTest : public testing::Test {
  protected:
-  void Start(const std::string& metrics_addr = "127.0.0.1:0") {
+  // Mutual TLS (the default) unless `tls` is false; logged in as `role` ("" = not at all).
+  void Start(const std::string& metrics_addr = "127.0.0.1:0", bool tls = true,
+             const std::string& role = "admin") {
     ManagerOptions o = testing_util::TestManagerOptions(dir_.str(), /*metrics=*/true);
     o.metrics_addr = metrics_addr;
-    // Mutual TLS, the default: the dashboard's own calls carry no client certificate.
-    o.tls = true;
+    // The dashboard's own calls carry no client certificate.
+    o.tls = tls;
     o.tls_root = home_.str();
     auto m = ManagerServer::Start(o, RealClock::Get());
     ASSERT_TRUE(m.ok()) << m.status();
     manager_ = std::move(*m);
+    tls_ = tls;
+    if (!tls) {
+      stub_ = v1::Control::NewStub(
+          grpc::CreateChannel(manager_->api_addr(), grpc::InsecureChannelCredentials()));
+      return;
+    }
+    https_.ca_pem = manager_->authority()->ca().cert_pem();
     auto creds = security::BundleChannelCredentials(manager_->admin_bundle_dir());
     ASSERT_TRUE(creds.ok()) << creds.status();
-    stub_ = v1::Control::NewStub(grpc::CreateChannel(manager_->api_addr(), *creds));
+    channel_ = grpc::CreateChannel(manager_->api_addr(), *creds);
+    stub_ = v1::Control::NewStub(channel_);
+    if (!role.empty()) {
+      ASSERT_NO_FATAL_FAILURE(cookie_ = Login(Token(role)));
+    }
+  }
+
+  // `warren dashboard token --role ROLE --ttl TTL`.
+  std::string Token(const std::string& role, int64_t ttl_seconds = 3600) {
+    auto access = v1::DashboardAccess::NewStub(channel_);
+    grpc::ClientContext ctx;
+    v1::CreateDashboardTokenRequest req;
+    req.set_role(role);
+    req.set_ttl_seconds(ttl_seconds);
+    v1::DashboardToken token;
+    grpc::Status s = access->CreateDashboardToken(&ctx, req, &token);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(token.role(), role);
+    return token.token();
+  }
+  // Exchanges the token for a session; returns the Cookie header's value.
+  std::string Login(const std::string& token) {
+    test::HttpClientResponse r =
+        Do("POST", "/ui/api/login", {{"X-Warren-Dashboard", "1"}}, json{{"token", token}}.dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    const std::string set_cookie = r.Header("Set-Cookie").value_or("");
+    return set_cookie.substr(0, set_cookie.find(';'));
   }
   void TearDown() override {
     if (manager_) manager_->Shutdown();
@@ -80,8 +118,18 @@ class DashboardTest : public testing::Test {
     EXPECT_TRUE(s.ok()) << s.error_message();
   }
 
+  // Over HTTPS with the session cookie under TLS; plain HTTP otherwise.
   test::HttpClientResponse Do(const std::string& method, const std::string& path,
-                              std::vector<std::pair<std::string, std::string>> headers = {}) {
+                              std::vector<std::pair<std::string, std::string>> headers = {},
+                              const std::string& body = "") {
+    if (!tls_) return Plain(method, path, headers);
+    if (!cookie_.empty()) headers.emplace_back("Cookie", cookie_);
+    auto r = test::HttpsDo(manager_->metrics_port(), method, path, body, headers, https_);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : test::HttpClientResponse{};
+  }
+  test::HttpClientResponse Plain(const std::string& method, const std::string& path,
+                                 std::vector<std::pair<std::string, std::string>> headers = {}) {
     auto r = test::HttpDo("127.0.0.1", manager_->metrics_port(), method, path, "", headers,
                           absl::Seconds(20));
     EXPECT_TRUE(r.ok()) << r.status();
@@ -97,6 +145,10 @@ class DashboardTest : public testing::Test {
   TempDir dir_;
   TempDir home_;
   std::unique_ptr<ManagerServer> manager_;
+  bool tls_ = true;
+  test::HttpsClientOptions https_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string cookie_;
   std::unique_ptr<v1::Control::Stub> stub_;
 };
 
@@ -392,14 +444,203 @@ TEST_F(DashboardTest, ServesItsFilesWithTypesAndPolicy) {
   EXPECT_EQ(Do("GET", "/metrics").status, 200);
 }
 
-TEST_F(DashboardTest, OffWhenTheHttpAddressIsNotLoopback) {
-  // Every interface (port 0); the test still talks to it over loopback only.
-  Start("0.0.0.0:0");
+TEST_F(DashboardTest, PlaintextIsOffWhenTheHttpAddressIsNotLoopback) {
+  // --insecure-plaintext on every interface (port 0); the test talks to it over loopback only.
+  Start("0.0.0.0:0", /*tls=*/false);
   test::HttpClientResponse r = Do("GET", "/ui/");
   EXPECT_EQ(r.status, 403);
   EXPECT_THAT(r.body, HasSubstr("0.0.0.0:0 is not a loopback address"));
+  EXPECT_THAT(r.body, HasSubstr("--insecure-plaintext"));
   EXPECT_EQ(Do("GET", "/ui/api/services").status, 403);
   EXPECT_EQ(Do("GET", "/metrics").status, 200);
+}
+
+TEST_F(DashboardTest, PlaintextOnLoopbackNeedsNoLogin) {
+  Start("127.0.0.1:0", /*tls=*/false);
+  CreateWeb();
+  json session = GetJson("/ui/api/session");
+  EXPECT_EQ(session["login"], false);
+  EXPECT_EQ(session["role"], "admin");
+  EXPECT_EQ(GetJson("/ui/api/services")["services"].size(), 1u);
+  test::HttpClientResponse r = Do("POST", "/ui/api/login", {{"X-Warren-Dashboard", "1"}});
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("no login without TLS"));
+}
+
+TEST_F(DashboardTest, UnderTlsAnyAddressServesTheDashboardBehindTheLogin) {
+  // Every interface: allowed because a login is required.
+  Start("0.0.0.0:0", /*tls=*/true, /*role=*/"");
+  test::HttpClientResponse r = Do("GET", "/ui/api/services");
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), HasSubstr("log in first"));
+  EXPECT_EQ(json::parse(r.body)["login"], "required");
+  // The page's first question is answered without a login: it then shows its form.
+  json session = GetJson("/ui/api/session");
+  EXPECT_EQ(session["login"], true);
+  EXPECT_TRUE(session["role"].is_null());
+  EXPECT_THAT(session["error"].get<std::string>(), HasSubstr("log in first"));
+  cookie_ = Login(Token("admin"));
+  EXPECT_EQ(Do("GET", "/ui/api/services").status, 200);
+}
+
+// HTTPS and HTTP share the port: the dashboard is HTTPS only, /metrics and the probes stay
+// plain HTTP for Prometheus (and answer over HTTPS too).
+TEST_F(DashboardTest, PlainHttpIsRedirectedToHttpsAndMetricsStayPlain) {
+  Start();
+  const std::string host = absl::StrCat("127.0.0.1:", manager_->metrics_port());
+  test::HttpClientResponse r = Plain("GET", "/ui/api/services?x=1");
+  EXPECT_EQ(r.status, 308);
+  EXPECT_EQ(r.Header("Location").value_or(""),
+            absl::StrCat("https://", host, "/ui/api/services?x=1"));
+  r = Plain("POST", "/ui/api/services/web/abort", {{"X-Warren-Dashboard", "1"}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("HTTPS only"));
+  EXPECT_EQ(Plain("GET", "/metrics").status, 200);
+  EXPECT_EQ(Plain("GET", "/healthz").status, 200);
+  EXPECT_EQ(Do("GET", "/metrics").status, 200);
+  // The certificate is the manager's (verified by the client for 127.0.0.1 against the CA).
+  EXPECT_EQ(Do("GET", "/ui/").status, 200);
+}
+
+TEST_F(DashboardTest, LoginSetsAStrictSessionCookieAndTheSessionSaysTheRole) {
+  Start("127.0.0.1:0", /*tls=*/true, /*role=*/"");
+  test::HttpClientResponse r = Do("POST", "/ui/api/login", {{"X-Warren-Dashboard", "1"}},
+                                  json{{"token", Token("read-only", 600)}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string set_cookie = r.Header("Set-Cookie").value_or("");
+  EXPECT_THAT(set_cookie, ::testing::StartsWith("__Host-warren-session=wds1."));
+  for (const char* flag : {"; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict"}) {
+    EXPECT_THAT(set_cookie, HasSubstr(flag));
+  }
+  // Max-Age: the token's remaining life (600 s, a little less by now).
+  const size_t age = set_cookie.find("Max-Age=");
+  ASSERT_NE(age, std::string::npos);
+  const int max_age = std::stoi(set_cookie.substr(age + 8));
+  EXPECT_LE(max_age, 600);
+  EXPECT_GE(max_age, 500);
+  cookie_ = set_cookie.substr(0, set_cookie.find(';'));
+  json session = GetJson("/ui/api/session");
+  EXPECT_EQ(session["login"], true);
+  EXPECT_EQ(session["role"], "read-only");
+  // Logging out deletes the cookie.
+  r = Do("POST", "/ui/api/logout", {{"X-Warren-Dashboard", "1"}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.Header("Set-Cookie").value_or(""), HasSubstr("Max-Age=0"));
+}
+
+TEST_F(DashboardTest, BadTokensAndSessionsGet401WithTheReason) {
+  Start("127.0.0.1:0", /*tls=*/true, /*role=*/"");
+  auto login = [&](const std::string& body) {
+    return Do("POST", "/ui/api/login", {{"X-Warren-Dashboard", "1"}}, body);
+  };
+  test::HttpClientResponse r = login(json{{"token", "nonsense"}}.dump());
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(),
+              HasSubstr("not a dashboard login token"));
+  std::string token = Token("admin");
+  token[10] = token[10] == 'A' ? 'B' : 'A';  // inside the payload
+  r = login(json{{"token", token}}.dump());
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), HasSubstr("signature"));
+  r = login("{}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("token"));
+  // A login without the dashboard's header is refused like any write.
+  r = Do("POST", "/ui/api/login", {}, json{{"token", Token("admin")}}.dump());
+  EXPECT_EQ(r.status, 403);
+  // A made-up session.
+  cookie_ = "__Host-warren-session=wds1.e30.AAAA";
+  r = Do("GET", "/ui/api/services");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), HasSubstr("signature"));
+  // The pages themselves load without a session (they show the login).
+  EXPECT_EQ(Do("GET", "/ui/").status, 200);
+}
+
+TEST_F(DashboardTest, AReadOnlySessionSeesEverythingButItsActionsAre403) {
+  Start("127.0.0.1:0", /*tls=*/true, /*role=*/"read-only");
+  CreateWeb();
+  EXPECT_EQ(GetJson("/ui/api/services")["services"].size(), 1u);
+  EXPECT_EQ(GetJson("/ui/api/services/web")["service"]["spec"]["name"], "web");
+  EXPECT_TRUE(GetJson("/ui/api/nodes")["nodes"].is_array());
+  for (const char* action : {"abort", "promote", "pause", "resume", "rollback"}) {
+    test::HttpClientResponse r =
+        Do("POST", absl::StrCat("/ui/api/services/web/", action), {{"X-Warren-Dashboard", "1"}});
+    EXPECT_EQ(r.status, 403) << action;
+    EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(),
+                HasSubstr("role is read-only: actions need the admin role"));
+  }
+  EXPECT_EQ(GetJson("/ui/api/services/web")["service"]["revision"], "1");
+}
+
+// A browser holding a certificate of the cluster (the admin bundle as PKCS#12) needs no token.
+TEST_F(DashboardTest, AClientCertificateOfTheClusterLogsIn) {
+  Start("127.0.0.1:0", /*tls=*/true, /*role=*/"");
+  const security::ClusterAuthority& ca = *manager_->authority();
+  auto issue = [&](security::Role role) {
+    auto kc = ca.ca().IssueKeyAndCertificate(
+        {absl::StrCat("user-", security::RoleName(role)), role, ca.cluster_id()},
+        {absl::Hours(1), {}}, absl::Now());
+    EXPECT_TRUE(kc.ok()) << kc.status();
+    test::HttpsClientOptions o = https_;
+    o.client_cert_pem = kc->cert_pem;
+    o.client_key_pem = std::string(kc->key_pem.reveal());
+    return o;
+  };
+  auto get = [&](const test::HttpsClientOptions& o, const std::string& method,
+                 const std::string& path) {
+    auto r =
+        test::HttpsDo(manager_->metrics_port(), method, path, "", {{"X-Warren-Dashboard", "1"}}, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : test::HttpClientResponse{};
+  };
+  const test::HttpsClientOptions admin = issue(security::Role::kAdmin);
+  EXPECT_EQ(json::parse(get(admin, "GET", "/ui/api/session").body)["role"], "admin");
+  const test::HttpsClientOptions reader = issue(security::Role::kReadOnly);
+  EXPECT_EQ(json::parse(get(reader, "GET", "/ui/api/session").body)["role"], "read-only");
+  EXPECT_EQ(get(reader, "POST", "/ui/api/services/web/abort").status, 403);
+  // A node's certificate is not a user's.
+  test::HttpClientResponse r = get(issue(security::Role::kWorker), "GET", "/ui/api/services");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body, HasSubstr("client certificate is refused"));
+}
+
+// Only an admin may create a token (it can carry the admin role).
+TEST_F(DashboardTest, OnlyAnAdminCreatesTokensAndBadRequestsNameTheField) {
+  Start("127.0.0.1:0", /*tls=*/true, /*role=*/"");
+  const security::ClusterAuthority& ca = *manager_->authority();
+  auto kc = ca.ca().IssueKeyAndCertificate({"viewer", security::Role::kReadOnly, ca.cluster_id()},
+                                           {absl::Hours(1), {}}, absl::Now());
+  ASSERT_TRUE(kc.ok()) << kc.status();
+  auto creds = security::MakeStaticChannelCredentials(
+      ca.ca().cert_pem(), security::KeyAndCertificate{kc->key_pem, kc->cert_pem},
+      {ca.cluster_id(), {security::Role::kManager}, "", nullptr});
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  auto reader = v1::DashboardAccess::NewStub(grpc::CreateChannel(manager_->api_addr(), *creds));
+  grpc::ClientContext ctx;
+  v1::DashboardToken token;
+  EXPECT_EQ(reader->CreateDashboardToken(&ctx, {}, &token).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  auto admin = v1::DashboardAccess::NewStub(channel_);
+  v1::CreateDashboardTokenRequest req;
+  req.set_role("root");
+  grpc::ClientContext c1;
+  grpc::Status s = admin->CreateDashboardToken(&c1, req, &token);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("role: expected \"admin\" or \"read-only\""));
+  req.set_role("admin");
+  req.set_ttl_seconds(7 * 24 * 3600);
+  grpc::ClientContext c2;
+  s = admin->CreateDashboardToken(&c2, req, &token);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("ttl: must be 1m..24h"));
+  // The URL the CLI prints: HTTPS on the HTTP address.
+  req.set_ttl_seconds(0);
+  grpc::ClientContext c3;
+  ASSERT_TRUE(admin->CreateDashboardToken(&c3, req, &token).ok());
+  EXPECT_THAT(token.url(), ::testing::StartsWith("https://127.0.0.1:"));
+  EXPECT_THAT(token.url(), ::testing::EndsWith("/ui/"));
 }
 
 TEST(DashboardAssetsTest, EmbeddedFilesStayUnderTwoMebibytes) {

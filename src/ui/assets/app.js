@@ -14,6 +14,10 @@ const state = {
   samplesFor: '',
   reloadTimer: null,
   pollTimer: null,
+  // The session (GET /ui/api/session): {login: whether the manager asks for one, role:
+  // 'admin' or 'read-only', expires}. Actions are for the admin role only.
+  session: null,
+  loggedOut: false,
 };
 const MAX_EVENTS = 300;
 const MAX_SAMPLES = 1800;  // an hour of the manager's samples (every 2 s)
@@ -78,21 +82,33 @@ function stateClass(s) {
 }
 function pill(s) { return el('span', {class: 'pill ' + stateClass(s), text: s || '-'}); }
 
-async function getJson(path) {
-  const r = await fetch(path, {headers: {'Accept': 'application/json'}});
+// A 401 (no session, or it expired) shows the login page.
+class LoginRequired extends Error {}
+async function answer(r) {
   const body = await r.json().catch(() => ({error: r.statusText}));
+  if (r.status === 401) {
+    // Once: a second refusal must not wipe what the user is typing.
+    if (!state.loggedOut) showLogin(body.error || 'Log in first.');
+    throw new LoginRequired(body.error || r.statusText);
+  }
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;
+}
+async function getJson(path) {
+  return answer(await fetch(path, {headers: {'Accept': 'application/json'}}));
+}
+async function post(path, body) {
+  return answer(await fetch(path, {
+    method: 'POST',
+    headers: {'X-Warren-Dashboard': '1', 'Accept': 'application/json',
+              'Content-Type': 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }));
 }
 async function postAction(service, action) {
-  const r = await fetch('/ui/api/services/' + encodeURIComponent(service) + '/' + action, {
-    method: 'POST',
-    headers: {'X-Warren-Dashboard': '1', 'Accept': 'application/json'},
-  });
-  const body = await r.json().catch(() => ({error: r.statusText}));
-  if (!r.ok) throw new Error(body.error || r.statusText);
-  return body;
+  return post('/ui/api/services/' + encodeURIComponent(service) + '/' + action);
 }
+function isAdmin() { return !!state.session && state.session.role === 'admin'; }
 let toastTimer = null;
 function toast(text, isError) {
   const t = document.getElementById('toast');
@@ -141,6 +157,7 @@ function render() {
   if (history) history.then(scheduleReload);
 }
 async function reload() {
+  if (state.loggedOut) return;
   const route = state.route;
   const main = document.getElementById('main');
   try {
@@ -161,7 +178,7 @@ async function reload() {
       if (again) again.focus();
     }
   } catch (e) {
-    if (route !== state.route) return;
+    if (route !== state.route || e instanceof LoginRequired) return;
     main.replaceChildren(el('h1', {text: 'Error'}), el('p', {class: 'bad', text: e.message}));
   }
 }
@@ -363,8 +380,11 @@ function deploymentSection(data, d) {
                         short(a.state, 'ANALYSIS_STATE_') : (a.passed ? 'passed' : 'not-passed'))),
     el('td', {class: 'muted', text: a.detail})));
   const name = data.service.spec.name;
+  // A read-only session sees the buttons disabled (the manager refuses its actions anyway).
   const action = (label, act, enabled, text, danger) => el('button', {
-    type: 'button', id: 'action-' + act, disabled: !enabled, class: danger ? 'danger' : null,
+    type: 'button', id: 'action-' + act, disabled: !enabled || !isAdmin(),
+    class: danger ? 'danger' : null,
+    title: isAdmin() ? null : 'Actions need the admin role (this session is read-only)',
     onclick: async () => {
       if (!await confirmDialog(text)) return;
       try {
@@ -492,6 +512,7 @@ function onEvent(e) {
 function connect() {
   const live = document.getElementById('live');
   const source = new EventSource('/ui/api/stream?since=' + state.lastEventId);
+  state.source = source;
   source.addEventListener('open', () => { live.textContent = 'live'; live.className = 'live on'; });
   // Each response of the stream ends after its events and the browser opens the next one
   // itself; only a closed source needs a new one.
@@ -499,7 +520,11 @@ function connect() {
     if (source.readyState === EventSource.CLOSED) {
       live.textContent = 'disconnected, retrying';
       live.className = 'live off';
-      setTimeout(connect, 2000);
+      // A refused stream may be an expired session: the login page then, not a retry.
+      getJson('/ui/api/session').then((session) => {
+        if (session.login && !session.role) showLogin(session.error);
+        else setTimeout(connect, 2000);
+      }, () => setTimeout(connect, 2000));
     }
   });
   source.addEventListener('warren', (m) => {
@@ -507,16 +532,112 @@ function connect() {
   });
 }
 
-async function start() {
+// ---- login ----------------------------------------------------------------------------------
+// The login page: the URL `warren dashboard token` prints carries the token in its fragment
+// (#login=TOKEN, never sent to a server by the browser); it can also be pasted here.
+function showLogin(reason) {
+  state.loggedOut = true;
+  if (state.source) state.source.close();
+  clearInterval(state.pollTimer);
+  state.pollTimer = null;
+  document.getElementById('session').replaceChildren();
+  const live = document.getElementById('live');
+  live.textContent = 'logged out';
+  live.className = 'live off';
+  const input = el('input', {id: 'login-token', type: 'password', autocomplete: 'off',
+                             spellcheck: 'false', required: true, 'aria-describedby': 'login-help'});
+  const error = el('p', {id: 'login-error', class: 'bad', role: 'alert', text: reason || ''});
+  const form = el('form', {id: 'login-form', class: 'card login', onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      await login(input.value.trim());
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  }},
+    el('h1', {text: 'Log in'}),
+    el('p', {id: 'login-help'},
+       'Create a login token where the admin client bundle is, and open the URL it prints ' +
+       '(or paste the token here):'),
+    el('pre', {text: 'warren dashboard token [--role read-only] [--ttl 1h]'}),
+    el('label', {for: 'login-token', text: 'Token'}), ' ', input, ' ',
+    el('button', {type: 'submit', id: 'login-submit', text: 'Log in'}),
+    error);
+  document.getElementById('main').replaceChildren(form);
+  input.focus();
+}
+async function login(token) {
+  const r = await fetch('/ui/api/login', {
+    method: 'POST',
+    headers: {'X-Warren-Dashboard': '1', 'Accept': 'application/json',
+              'Content-Type': 'application/json'},
+    body: JSON.stringify({token}),
+  });
+  const body = await r.json().catch(() => ({error: r.statusText}));
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  await begin(body);
+}
+async function logout() {
+  await post('/ui/api/logout').catch(() => {});
+  showLogin('Logged out.');
+}
+function showSession() {
+  const box = document.getElementById('session');
+  if (!state.session || !state.session.login) {
+    box.replaceChildren();
+    return;
+  }
+  const until = new Date(Number(state.session.expires));
+  box.replaceChildren(
+    el('span', {id: 'session-role', class: 'role', title: 'until ' + until.toLocaleString(),
+                text: state.session.role}),
+    ' ',
+    el('button', {type: 'button', id: 'logout', class: 'link', onclick: logout, text: 'Log out'}));
+}
+// The pages, once there is a session.
+async function begin(session) {
+  state.session = session;
+  state.loggedOut = false;
+  showSession();
   try {
     const ev = await getJson('/ui/api/events');
     state.events = ev.events.slice(-MAX_EVENTS);
     state.lastEventId = Number(ev.lastId) || 0;
   } catch (e) {
+    if (e instanceof LoginRequired) return;
     toast('Could not read the events: ' + e.message, true);
   }
-  window.addEventListener('hashchange', render);
   render();
-  connect();
+  if (!state.source || state.source.readyState === EventSource.CLOSED) connect();
+}
+// #login=TOKEN: logs in; true when the address had one.
+async function loginFromAddress() {
+  const m = location.hash.match(/^#login=([A-Za-z0-9_.-]+)$/);
+  if (!m) return false;
+  // The token leaves the address bar (and the history) at once.
+  history.replaceState(null, '', location.pathname + '#/services');
+  try {
+    await login(m[1]);
+  } catch (e) {
+    showLogin(e.message);
+  }
+  return true;
+}
+async function start() {
+  window.addEventListener('hashchange', async () => {
+    if (await loginFromAddress()) return;
+    if (!state.loggedOut && state.session) render();
+  });
+  if (await loginFromAddress()) return;
+  let session;
+  try {
+    session = await getJson('/ui/api/session');
+  } catch (e) {
+    if (!(e instanceof LoginRequired)) toast('Could not read the session: ' + e.message, true);
+    return;
+  }
+  // Not logged in: the reason (none yet, an expired session...) above the form.
+  if (session.login && !session.role) showLogin(session.error);
+  else await begin(session);
 }
 start();
