@@ -1,21 +1,30 @@
 #!/usr/bin/python3
 """The web dashboard in headless Chromium (docs/dashboard.md).
 
-Starts `warren cluster init` on free loopback ports in a temp dir, creates a service with a
-published port, opens /ui/ on its page, starts a canary from the CLI and checks that the page
-shows the canary's weight within 2 s of the step; clicks Abort, confirms, sees the deployment
-roll back and every answer on the published port come from the stable revision again. Fails
-on any browser console error. Saves a screenshot in the artifact directory.
+Starts `warren cluster init` (mutual TLS, the default) on free loopback ports in a temp dir,
+creates a service with a published port, logs in to the dashboard over HTTPS with a token from
+`warren dashboard token` (Chromium trusts the cluster CA through an NSS database, or the
+manager's key through --ignore-certificate-errors-spki-list when certutil is missing), opens
+the service's page, starts a canary from the CLI and checks that the page shows the canary's
+weight within 2 s of the step; checks that a read-only session's abort is refused (403); clicks
+Abort, confirms, sees the deployment roll back and every answer on the published port come from
+the stable revision again. Fails on any browser console error. Saves a screenshot in the
+artifact directory.
 
 Usage: dashboard_test.py WARREN WARREN_TESTAPP ARTIFACT_DIR
 Exit 77 (ctest: skipped) when Chromium, chromedriver or python3-selenium is missing.
 """
+import base64
+import hashlib
+import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -98,6 +107,36 @@ class Cluster:
             raise AssertionError(f"warren {' '.join(args)}: exit {r.returncode}: {r.stderr}")
         return r
 
+    @property
+    def ca_pem(self):
+        return os.path.join(self.tls_root, "current", "ca.pem")
+
+    def https(self, method, path, cookie=None, body=None, headers=None):
+        """One request to the dashboard over HTTPS, verified against the cluster CA."""
+        ctx = ssl.create_default_context(cafile=self.ca_pem)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.http_port, context=ctx, timeout=10)
+        try:
+            h = dict(headers or {})
+            if cookie:
+                h["Cookie"] = cookie
+            conn.request(method, path, body=body, headers=h)
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read().decode()
+        finally:
+            conn.close()
+
+    def login(self, role):
+        """A session of `role` from a token of `warren dashboard token`; its Cookie header."""
+        token = self.cli("dashboard", "token", "--role", role, "--ttl", "10m", "-q").stdout.strip()
+        status, headers, body = self.https(
+            "POST", "/ui/api/login", body=json.dumps({"token": token}),
+            headers={"X-Warren-Dashboard": "1", "Content-Type": "application/json"})
+        assert status == 200, f"login as {role}: {status} {body}"
+        cookie = dict(headers)["Set-Cookie"]
+        for flag in ("Secure", "HttpOnly", "SameSite=Strict"):
+            assert flag in cookie, f"session cookie without {flag}: {cookie}"
+        return cookie.split(";")[0]
+
     def rollout(self):
         r = self.cli("service", "rollout", "status", "web", "-o", "json", check=False)
         return json.loads(r.stdout) if r.returncode == 0 else {}
@@ -149,19 +188,64 @@ def main():
         wait_for("v1 to answer on the published port",
                  lambda: "version=v1" in cluster.get("/")[1])
 
+        # /metrics and the probes stay plain HTTP on the same port; the dashboard is HTTPS only.
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=10)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().status == 200, "plain /metrics"
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.http_port, timeout=10)
+        conn.request("GET", "/ui/")
+        resp = conn.getresponse()
+        assert resp.status == 308 and resp.getheader("Location") == \
+            f"https://127.0.0.1:{cluster.http_port}/ui/", (resp.status, resp.getheaders())
+        conn.close()
+        status, _, body = cluster.https("GET", "/ui/api/services")
+        assert status == 401 and "log in first" in body, (status, body)
+
+        # Chromium trusts the cluster CA: an NSS database in a HOME of the test's own.
+        home = os.path.join(workdir, "browser-home")
+        os.makedirs(home)
+        env = dict(os.environ, HOME=home)
         options = webdriver.ChromeOptions()
+        if shutil.which("certutil"):
+            nssdb = os.path.join(home, ".pki", "nssdb")
+            os.makedirs(nssdb)
+            subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"],
+                           check=True, capture_output=True)
+            subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "warren-cluster-ca",
+                            "-t", "C,,", "-i", cluster.ca_pem], check=True, capture_output=True)
+            print("chromium trusts the cluster CA (NSS database)")
+        else:
+            # Without certutil (libnss3-tools): trust the manager's key alone.
+            cert = os.path.join(workdir, "data", "tls", "current", "cert.pem")
+            spki = subprocess.run(
+                f"openssl x509 -in {cert} -pubkey -noout | openssl pkey -pubin -outform der",
+                shell=True, check=True, capture_output=True).stdout
+            pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+            options.add_argument(f"--ignore-certificate-errors-spki-list={pin}")
+            print("certutil is missing: chromium trusts the manager's key by its SPKI hash")
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,800", "--no-first-run", "--disable-extensions",
                     "--disable-background-networking", "--disable-sync"):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=ChromeService(executable_path=CHROMEDRIVER),
+        driver = webdriver.Chrome(service=ChromeService(executable_path=CHROMEDRIVER, env=env),
                                   options=options)
         driver.set_page_load_timeout(30)
-        base = f"http://127.0.0.1:{cluster.http_port}/ui/"
+        base = f"https://127.0.0.1:{cluster.http_port}/ui/"
 
+        # Logged out: the login page.
         driver.get(base)
+        wait_for("the login page", lambda: driver.find_element(By.ID, "login-token"))
+        # The URL `warren dashboard token` prints logs in.
+        printed = cluster.cli("dashboard", "token").stdout
+        url = re.search(r"https://\S+#login=\S+", printed)
+        assert url and url.group(0).startswith(base + "#login=wdt1."), printed
+        driver.get(url.group(0))
+        wait_for("the session's role in the header",
+                 lambda: driver.find_element(By.ID, "session-role").text == "admin")
+        assert "#login=" not in driver.current_url, "the token stayed in the address bar"
         wait_for("the services list to show web",
                  lambda: driver.find_element(By.CSS_SELECTOR, 'tr[data-service="web"]'))
         driver.get(base + "#/services/web")
@@ -210,10 +294,12 @@ def main():
         # The manager's own samples: a tab opened now (no session storage) draws the canary's
         # history from before it was opened, every sample the manager has, within 5 s (the
         # tab alone would have 2 or 3 samples by then: one per redraw, every 3 s).
+        reader = cluster.login("read-only")
+
         def history():
-            url = f"http://127.0.0.1:{cluster.http_port}/ui/api/services/web/history"
-            with urllib.request.urlopen(url, timeout=2.0) as resp:
-                return json.loads(resp.read().decode())["samples"]
+            status, _, body = cluster.https("GET", "/ui/api/services/web/history", cookie=reader)
+            assert status == 200, (status, body)
+            return json.loads(body)["samples"]
         kept = wait_for("5 samples in the manager's history", lambda: len(history()) >= 5 and
                         len(history()))
         driver.execute_script("sessionStorage.clear()")
@@ -237,6 +323,12 @@ def main():
         assert driver.switch_to.active_element.get_attribute("id") == "confirm-cancel"
         driver.switch_to.active_element.send_keys(Keys.ESCAPE)
         wait_for("the dialog to close", lambda: dialog.get_attribute("open") is None, timeout=5)
+        assert cluster.rollout().get("phase") == "DEPLOYMENT_PHASE_PROGRESSING", cluster.rollout()
+
+        # A read-only session sees the canary but may not abort it.
+        status, _, body = cluster.https("POST", "/ui/api/services/web/abort", cookie=reader,
+                                        headers={"X-Warren-Dashboard": "1"})
+        assert status == 403 and "read-only" in json.loads(body)["error"], (status, body)
         assert cluster.rollout().get("phase") == "DEPLOYMENT_PHASE_PROGRESSING", cluster.rollout()
 
         def click_abort():
