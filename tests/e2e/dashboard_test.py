@@ -109,7 +109,7 @@ class Cluster:
 
     @property
     def ca_pem(self):
-        return os.path.join(self.tls_root, "current", "ca.pem")
+        return os.path.join(self.tls_root, "current", "current", "ca.pem")
 
     def https(self, method, path, cookie=None, body=None, headers=None):
         """One request to the dashboard over HTTPS, verified against the cluster CA."""
