@@ -238,6 +238,7 @@ def main():
         # Logged out: the login page.
         driver.get(base)
         wait_for("the login page", lambda: driver.find_element(By.ID, "login-token"))
+        driver.save_screenshot(os.path.join(artifacts, "dashboard-login.png"))
         # The URL `warren dashboard token` prints logs in.
         printed = cluster.cli("dashboard", "token").stdout
         url = re.search(r"https://\S+#login=\S+", printed)
