@@ -413,7 +413,8 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       });
   if (!options.metrics_addr.empty()) {
     // Not ready while objects are corrupt: the API would answer without them.
-    ui::DashboardOptions dashboard_options{.http_addr = options.metrics_addr};
+    ui::DashboardOptions dashboard_options;
+    dashboard_options.http_addr = options.metrics_addr;
     if (options.tls) {
       dashboard_options.tls = true;
       dashboard_options.access = {m->dashboard_keys_, m->authority_->ca().cert_pem(),
