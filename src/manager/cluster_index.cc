@@ -79,6 +79,7 @@ void ClusterIndex::Reload(Dirty* dirty) {
   tasks_.clear();
   tasks_by_service_.clear();
   pending_.clear();
+  loads_.clear();
   for (const auto& so : store_.List(Kind::kTask)) {
     if (auto t = Decode<v1::Task>(so)) PutTask(so.id, *t, nullptr);
   }
@@ -167,6 +168,7 @@ void ClusterIndex::Apply(const Change& c, Dirty* dirty) {
 void ClusterIndex::PutTask(const std::string& id, const v1::Task& t, Dirty* dirty) {
   auto [it, inserted] = tasks_.try_emplace(id);
   TaskEntry& e = it->second;
+  if (!inserted) CountLoad(e, -1);
   if (!inserted && e.service_id != t.service_id()) {
     // A task never moves between services; handled anyway so the index cannot go stale.
     tasks_by_service_[e.service_id].erase(id);
@@ -179,7 +181,8 @@ void ClusterIndex::PutTask(const std::string& id, const v1::Task& t, Dirty* dirt
   e.not_before = FromProtoTime(t.not_before());
   e.cpus = t.spec().resources().cpus();
   e.memory = t.spec().resources().memory_bytes();
-  e.address = t.address();
+  e.address = ParseIpv4(t.address());
+  CountLoad(e, +1);
   tasks_by_service_[e.service_id].insert(id);
   if (e.state == v1::TASK_STATE_PENDING) {
     pending_.insert(id);
@@ -193,6 +196,7 @@ void ClusterIndex::EraseTask(const std::string& id, Dirty* dirty) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   const std::string service_id = it->second.service_id;
+  CountLoad(it->second, -1);
   auto s = tasks_by_service_.find(service_id);
   if (s != tasks_by_service_.end()) {
     s->second.erase(id);
@@ -201,6 +205,18 @@ void ClusterIndex::EraseTask(const std::string& id, Dirty* dirty) {
   pending_.erase(id);
   tasks_.erase(it);
   if (dirty) dirty->services.insert(service_id);
+}
+
+void ClusterIndex::CountLoad(const TaskEntry& e, int sign) {
+  if (!track_loads_ || !HoldsPlace(e.state, e.node_id)) return;
+  if (sign > 0) {
+    loads_[e.node_id].Add(e.service_id, e.cpus, e.memory, e.address);
+    return;
+  }
+  auto it = loads_.find(e.node_id);
+  if (it == loads_.end()) return;
+  it->second.Remove(e.service_id, e.cpus, e.memory, e.address);
+  if (it->second.tasks <= 0) loads_.erase(it);
 }
 
 void ClusterIndex::PutOwned(std::map<std::string, std::set<std::string>>& by_service,

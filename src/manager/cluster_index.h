@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "manager/scheduler.h"
 #include "store/store.h"
 #include "warren/v1/objects.pb.h"
 
@@ -24,7 +25,8 @@ struct TaskEntry {
   absl::Time not_before = absl::InfinitePast();
   double cpus = 0;
   int64_t memory = 0;
-  std::string address;
+  // IPv4, host order; 0 when none.
+  uint32_t address = 0;
 };
 
 // The controller's index of the store, kept current from the store's change feed. Each Sync
@@ -47,7 +49,9 @@ class ClusterIndex {
     std::set<std::string> services;
   };
 
-  explicit ClusterIndex(const Store& store) : store_(store) {}
+  // `node_loads`: also keep what placed tasks hold per node (node_loads()), for the scheduler.
+  explicit ClusterIndex(const Store& store, bool node_loads = false)
+      : store_(store), track_loads_(node_loads) {}
 
   // Applies the store's changes since the last Sync; returns what they touched.
   Dirty Sync();
@@ -64,6 +68,9 @@ class ClusterIndex {
   // Service ids that have tasks.
   std::vector<std::string> ServicesWithTasks() const;
   const std::set<std::string>& pending() const { return pending_; }
+  // What the placed, non-terminal tasks hold on each node, kept as tasks change (empty unless
+  // constructed with `node_loads`).
+  const NodeLoads& node_loads() const { return loads_; }
   uint64_t version() const { return version_; }
 
  private:
@@ -71,6 +78,8 @@ class ClusterIndex {
   void Apply(const Change& c, Dirty* dirty);
   void PutTask(const std::string& id, const v1::Task& t, Dirty* dirty);
   void EraseTask(const std::string& id, Dirty* dirty);
+  // Adds (+1) or removes (-1) what the task holds on its node, when it holds a place there.
+  void CountLoad(const TaskEntry& e, int sign);
   void PutOwned(std::map<std::string, std::set<std::string>>& by_service,
                 std::map<std::string, std::string>& owner, const std::string& id,
                 const std::string& service_id, Dirty* dirty);
@@ -78,6 +87,7 @@ class ClusterIndex {
                   std::map<std::string, std::string>& owner, const std::string& id, Dirty* dirty);
 
   const Store& store_;
+  const bool track_loads_;
   bool loaded_ = false;
   uint64_t version_ = 0;
   std::vector<v1::Node> nodes_;
@@ -89,6 +99,7 @@ class ClusterIndex {
   std::map<std::string, std::set<std::string>> revisions_by_service_;
   std::map<std::string, std::string> revision_owner_;
   std::set<std::string> pending_;
+  NodeLoads loads_;
 };
 
 }  // namespace warren

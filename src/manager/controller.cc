@@ -70,8 +70,13 @@ RolloutStep WaitForQuery(const v1::Deployment& d, absl::Time now) {
 }  // namespace
 
 ControllerStats Controller::stats() const {
-  return ControllerStats{passes_.load(),      commits_.load(),          conflicts_.load(),
-                         full_passes_.load(), services_visited_.load(), last_visited_.load()};
+  return ControllerStats{passes_.load(),
+                         commits_.load(),
+                         conflicts_.load(),
+                         full_passes_.load(),
+                         services_visited_.load(),
+                         last_visited_.load(),
+                         last_schedule_work_.load()};
 }
 
 bool Controller::UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
@@ -390,7 +395,9 @@ absl::Time Controller::SchedulePending(absl::Time now) {
   absl::Time next = absl::InfiniteFuture();
   std::vector<v1::Task> pending;
   std::vector<Mutation> finished;
+  last_schedule_work_ = 0;
   for (const std::string& id : index_.pending()) {
+    last_schedule_work_++;
     const TaskEntry& e = index_.tasks().at(id);
     if (e.desired == v1::TASK_STATE_SHUTDOWN) {
       // Pending tasks whose desired state is shutdown never ran: finish them here.
@@ -412,14 +419,10 @@ absl::Time Controller::SchedulePending(absl::Time now) {
   }
   CommitOrCount(finished);
   if (pending.empty()) return next;
-  // What placed tasks hold comes from the index: no placed task is parsed.
-  std::vector<Scheduler::Placed> active;
-  active.reserve(index_.tasks().size());
-  for (const auto& [id, e] : index_.tasks()) {
-    if (IsTerminal(e.state) || e.state == v1::TASK_STATE_PENDING || e.node_id.empty()) continue;
-    active.push_back({e.service_id, e.node_id, e.cpus, e.memory, e.address});
-  }
-  Scheduler::Result r = Scheduler::SchedulePlaced(index_.nodes(), active, pending);
+  // What placed tasks hold comes from the index, kept per node as tasks change: a round
+  // neither parses nor counts the placed tasks (issue 18).
+  Scheduler::Result r = Scheduler::ScheduleOnLoads(index_.nodes(), index_.node_loads(), pending);
+  last_schedule_work_ += r.work;
   std::vector<Mutation> m;
   for (auto& t : r.assigned) {
     *t.mutable_status()->mutable_timestamp() = ToProtoTime(now);

@@ -34,6 +34,9 @@ struct ControllerStats {
   uint64_t services_visited = 0;
   // Services the last pass looked at (dirty, due or in a deployment).
   uint64_t last_visited = 0;
+  // Entries the last scheduling round looked at: pending tasks, nodes, candidates and
+  // addresses tried (Scheduler::Result::work), not the placed tasks.
+  uint64_t last_schedule_work = 0;
 };
 
 // The manager's control loop: node liveness, the reconciler for every service, and the
@@ -119,9 +122,10 @@ class Controller {
   size_t deferred_mutations_ = 0;
   absl::Time last_prune_ = absl::InfinitePast();
   std::atomic<uint64_t> full_passes_{0}, services_visited_{0}, last_visited_{0};
+  std::atomic<uint64_t> last_schedule_work_{0};
 
   // Touched by the pass thread only.
-  ClusterIndex index_{store_};
+  ClusterIndex index_{store_, /*node_loads=*/true};
   absl::Duration resync_interval_ = kDefaultResyncInterval;
   absl::Time next_resync_ = absl::InfinitePast();
   // Services dirtied by changes read after a pass's first sync, for the next pass.

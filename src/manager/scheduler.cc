@@ -19,43 +19,52 @@ namespace {
 
 struct NodeSlot {
   const v1::Node* node = nullptr;
+  // What placed tasks hold on the node (null: nothing).
+  const NodeLoad* load = nullptr;
   double free_cpus = 0;
   int64_t free_memory = 0;
   bool unlimited_cpus = false;
   bool unlimited_memory = false;
   int total_tasks = 0;
-  // Tasks per service, indexed by the pass's service index (no string hashing in the loop).
+  // Tasks per service of the pending tasks, indexed by the round's service index (no string
+  // hashing in the loop over candidates); -1 until read from `load`.
   std::vector<int> per_service;
   // Address allocation within the node's range.
   uint32_t base = 0;
   uint32_t size = 0;
   uint32_t cursor = 0;
-  absl::flat_hash_set<uint32_t> used;
+  // Addresses given out by this round, on top of `load`.
+  absl::flat_hash_set<uint32_t> taken;
   // The node's runtime gives tasks their addresses (cri: the pod sandbox IP).
   bool runtime_addresses = false;
 
-  std::optional<uint32_t> AllocateAddress() {
+  int& TasksOf(int svc, const std::string& service_id) {
+    int& n = per_service[svc];
+    if (n < 0) n = load ? load->TasksOf(service_id) : 0;
+    return n;
+  }
+
+  bool Used(uint32_t addr) const {
+    return taken.contains(addr) || (load != nullptr && load->addresses.contains(addr));
+  }
+
+  std::optional<uint32_t> AllocateAddress(uint64_t* work) {
     // Host offsets 1..size-2: skip the network and broadcast-looking ends of the range.
     if (size < 3) return std::nullopt;
     uint32_t span = size - 2;
     for (uint32_t i = 0; i < span; ++i) {
       uint32_t offset = 1 + (cursor + i) % span;
       uint32_t addr = base + offset;
-      if (!used.contains(addr)) {
+      ++*work;
+      if (!Used(addr)) {
         cursor = offset;  // next search starts after this one: recently freed addresses rest
-        used.insert(addr);
+        taken.insert(addr);
         return addr;
       }
     }
     return std::nullopt;
   }
 };
-
-uint32_t ParseIpv4(const std::string& s) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return 0;
-  return ntohl(a.s_addr);
-}
 
 // Why `node` can never run tasks of `tmpl` (its kind of runtime, its constraints), or "".
 std::string IneligibleReason(const v1::Node& node, const v1::TaskTemplate& tmpl) {
@@ -75,6 +84,55 @@ std::string IneligibleReason(const v1::Node& node, const v1::TaskTemplate& tmpl)
 }
 
 }  // namespace
+
+uint32_t ParseIpv4(const std::string& s) {
+  if (s.empty()) return 0;
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return 0;
+  return ntohl(a.s_addr);
+}
+
+void NodeLoad::Add(const std::string& service_id, double task_cpus, int64_t task_memory,
+                   uint32_t address) {
+  cpus += task_cpus;
+  memory += task_memory;
+  tasks++;
+  per_service[service_id]++;
+  if (address != 0) addresses[address]++;
+}
+
+void NodeLoad::Remove(const std::string& service_id, double task_cpus, int64_t task_memory,
+                      uint32_t address) {
+  cpus -= task_cpus;
+  memory -= task_memory;
+  tasks--;
+  if (auto it = per_service.find(service_id); it != per_service.end() && --it->second <= 0) {
+    per_service.erase(it);
+  }
+  if (address == 0) return;
+  if (auto it = addresses.find(address); it != addresses.end() && --it->second <= 0) {
+    addresses.erase(it);
+  }
+}
+
+int NodeLoad::TasksOf(const std::string& service_id) const {
+  auto it = per_service.find(service_id);
+  return it == per_service.end() ? 0 : it->second;
+}
+
+bool HoldsPlace(v1::TaskState state, const std::string& node_id) {
+  return !node_id.empty() && state != v1::TASK_STATE_PENDING && !IsTerminal(state);
+}
+
+NodeLoads CountNodeLoads(const std::vector<v1::Task>& tasks) {
+  NodeLoads loads;
+  for (const auto& t : tasks) {
+    if (!HoldsPlace(t.status().state(), t.node_id())) continue;
+    loads[t.node_id()].Add(t.service_id(), t.spec().resources().cpus(),
+                           t.spec().resources().memory_bytes(), ParseIpv4(t.address()));
+  }
+  return loads;
+}
 
 std::string NeverPlaceableReason(const v1::Task& task, const std::vector<v1::Node>& nodes) {
   std::string reason;
@@ -119,34 +177,30 @@ std::string FormatIpv4(uint32_t addr) {
 Scheduler::Result Scheduler::Schedule(const std::vector<v1::Node>& nodes,
                                       const std::vector<v1::Task>& active,
                                       const std::vector<v1::Task>& pending) {
-  std::vector<Placed> placed;
-  placed.reserve(active.size());
+  NodeLoads loads;
   for (const auto& t : active) {
-    placed.push_back({t.service_id(), t.node_id(), t.spec().resources().cpus(),
-                      t.spec().resources().memory_bytes(), t.address()});
+    if (t.node_id().empty()) continue;
+    loads[t.node_id()].Add(t.service_id(), t.spec().resources().cpus(),
+                           t.spec().resources().memory_bytes(), ParseIpv4(t.address()));
   }
-  return SchedulePlaced(nodes, placed, pending);
+  return ScheduleOnLoads(nodes, loads, pending);
 }
 
-Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
-                                            const std::vector<Placed>& active,
-                                            const std::vector<v1::Task>& pending) {
+Scheduler::Result Scheduler::ScheduleOnLoads(const std::vector<v1::Node>& nodes,
+                                             const NodeLoads& loads,
+                                             const std::vector<v1::Task>& pending) {
   Result result;
-  std::vector<NodeSlot> slots;
-  absl::flat_hash_map<std::string, size_t> index;
+  // The services of the pending tasks, numbered for this round.
   absl::flat_hash_map<std::string, int> service_index;
-  auto service_of = [&](absl::string_view id) {
-    auto [it, inserted] =
-        service_index.emplace(std::string(id), static_cast<int>(service_index.size()));
-    return it->second;
-  };
-  for (const auto& t : active) service_of(t.service_id);
-  for (const auto& t : pending) service_of(t.service_id());
-  const size_t services = service_index.size();
+  for (const auto& t : pending) {
+    service_index.emplace(t.service_id(), static_cast<int>(service_index.size()));
+  }
+  std::vector<NodeSlot> slots;
   // Ready nodes that take no new tasks (availability pause or drain), for the reasons given.
   absl::flat_hash_map<std::string, const v1::Node*> held;
   std::vector<std::string> held_names;
   for (const auto& n : nodes) {
+    result.work++;
     if (n.state() == v1::NODE_STATE_READY && !TakesNewTasks(n)) {
       held[n.id()] = &n;
       held_names.push_back(
@@ -161,22 +215,21 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
     s.unlimited_memory = n.capacity().memory_bytes() <= 0;
     ParseLoopbackRange(n.address_range(), &s.base, &s.size);
     s.runtime_addresses = n.runtime() == "cri" && n.address_range().empty();
-    s.per_service.assign(services, 0);
-    index[n.id()] = slots.size();
-    slots.push_back(std::move(s));
-  }
-  for (const auto& t : active) {
-    auto it = index.find(t.node_id);
-    if (it == index.end()) continue;
-    NodeSlot& s = slots[it->second];
-    s.free_cpus -= t.cpus;
-    s.free_memory -= t.memory;
-    s.total_tasks++;
-    s.per_service[service_of(t.service_id)]++;
-    if (uint32_t a = ParseIpv4(std::string(t.address)); a != 0) {
-      s.used.insert(a);
-      if (a >= s.base && a - s.base > s.cursor && a - s.base < s.size) s.cursor = a - s.base;
+    s.per_service.assign(service_index.size(), -1);
+    if (auto it = loads.find(n.id()); it != loads.end()) {
+      const NodeLoad& load = it->second;
+      s.load = &load;
+      s.free_cpus -= load.cpus;
+      s.free_memory -= load.memory;
+      s.total_tasks = load.tasks;
+      // The search for a free address starts after the highest one in use in the range.
+      auto a = load.addresses.lower_bound(s.base + s.size);
+      if (s.size > 0 && a != load.addresses.begin()) {
+        --a;
+        if (a->first >= s.base) s.cursor = a->first - s.base;
+      }
     }
+    slots.push_back(std::move(s));
   }
 
   // Constraint evaluation is cached per (service, revision): every task of one revision has
@@ -185,6 +238,7 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
   std::map<std::pair<std::string, int64_t>, std::string> ineligible_reason;
 
   for (const auto& task : pending) {
+    result.work++;
     auto key = std::make_pair(task.service_id(), task.revision());
     auto cached = eligible_cache.find(key);
     if (cached == eligible_cache.end()) {
@@ -209,11 +263,13 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
 
     const double cpus = task.spec().resources().cpus();
     const int64_t memory = task.spec().resources().memory_bytes();
-    const int svc = service_of(task.service_id());
+    const std::string& service_id = task.service_id();
+    const int svc = service_index.at(service_id);
     NodeSlot* best = nullptr;
     bool resource_short = false;
     for (size_t i : cached->second) {
       NodeSlot& s = slots[i];
+      result.work++;
       if (!task.node_id().empty() && s.node->id() != task.node_id()) continue;
       if ((!s.unlimited_cpus && s.free_cpus + 1e-9 < cpus) ||
           (!s.unlimited_memory && s.free_memory < memory)) {
@@ -224,8 +280,8 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
         best = &s;
         continue;
       }
-      int sc = s.per_service[svc];
-      int bc = best->per_service[svc];
+      int sc = s.TasksOf(svc, service_id);
+      int bc = best->TasksOf(svc, service_id);
       if (sc < bc || (sc == bc && s.total_tasks < best->total_tasks)) best = &s;
     }
     if (best == nullptr) {
@@ -245,7 +301,7 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
       continue;
     }
     std::optional<uint32_t> addr;
-    if (!best->runtime_addresses) addr = best->AllocateAddress();
+    if (!best->runtime_addresses) addr = best->AllocateAddress(&result.work);
     if (!best->runtime_addresses && !addr) {
       result.unplaced.emplace_back(
           task.id(), absl::StrCat("node ", best->node->name(), " has no free task address"));
@@ -254,7 +310,7 @@ Scheduler::Result Scheduler::SchedulePlaced(const std::vector<v1::Node>& nodes,
     best->free_cpus -= cpus;
     best->free_memory -= memory;
     best->total_tasks++;
-    best->per_service[svc]++;
+    best->TasksOf(svc, service_id)++;
     v1::Task placed = task;
     placed.set_node_id(best->node->id());
     if (addr) placed.set_address(FormatIpv4(*addr));

@@ -167,6 +167,26 @@ TEST_F(IncrementalControllerTest, AChangeToOneServiceIsActedOnWithoutAFullPass) 
   EXPECT_LT(after.services_visited - before.services_visited, 5u);
 }
 
+TEST_F(IncrementalControllerTest, ASchedulingRoundDoesNotCountThePlacedTasks) {
+  // 10,000 placed tasks of 10 services.
+  for (int i = 0; i < 10; ++i) Create("big" + std::to_string(i), 1000);
+  for (int i = 0; i < 40 && (AnyDeploymentActive() || i < 4); ++i) Step();
+  ASSERT_FALSE(AnyDeploymentActive());
+  ASSERT_EQ(LiveTasks("big3"), 1000);
+  RunAssigned();
+
+  Scale("big3", 1001);
+  controller_->RunPass();
+  int assigned = 0;
+  for (const auto& t : ListObjects<v1::Task>(*store_)) {
+    assigned += t.status().state() == v1::TASK_STATE_ASSIGNED;
+  }
+  EXPECT_EQ(assigned, 1);
+  // The round placing the new task looked at it, the node and an address or two: nothing per
+  // placed task (it used to copy and count all 10,000 of them).
+  EXPECT_LE(controller_->stats().last_schedule_work, 10u);
+}
+
 TEST_F(IncrementalControllerTest, AMissedEventIsRepairedByTheResync) {
   Settle(3);
   // The feed loses every change of a service record from now on.

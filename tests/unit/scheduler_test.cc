@@ -197,6 +197,60 @@ TEST(SchedulerTest, PresetNodeIsRespected) {
   EXPECT_EQ(r2.unplaced.size(), 1u);
 }
 
+TEST(SchedulerTest, ARoundWithOnePendingTaskDoesNotCountThePlacedTasks) {
+  // 10,000 placed tasks of 1,000 services on two nodes, kept as per-node loads (as the
+  // controller's index keeps them), and one pending task.
+  std::vector<v1::Node> nodes = {MakeNode("a", "127.1.0.0/16"), MakeNode("b", "127.2.0.0/16")};
+  std::vector<v1::Task> placed;
+  for (int i = 0; i < 10'000; ++i) {
+    v1::Task t = MakeTask("p" + std::to_string(i), "s" + std::to_string(i % 1000));
+    const bool on_a = i % 2 == 0;
+    t.set_node_id(on_a ? "a" : "b");
+    t.set_address(FormatIpv4((on_a ? 0x7f010000u : 0x7f020000u) + 1 + i / 2));
+    t.mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+    placed.push_back(std::move(t));
+  }
+  // s7's tasks (i = 7, 1007, ...) are all on b: the new one goes to a.
+  const NodeLoads loads = CountNodeLoads(placed);
+  auto r = Scheduler::ScheduleOnLoads(nodes, loads, {MakeTask("new", "s7")});
+  ASSERT_EQ(r.assigned.size(), 1u);
+  EXPECT_EQ(r.assigned[0].node_id(), "a");
+  // The highest address in use on a is 127.1.19.136 (offset 5,000): the next one is free.
+  EXPECT_EQ(r.assigned[0].address(), "127.1.19.137");
+  // Two nodes, one pending task, two candidates, one address tried: nothing per placed task.
+  EXPECT_LE(r.work, 10u);
+  // The same round counted from the placed tasks gives the same placement.
+  auto again = Scheduler::Schedule(nodes, placed, {MakeTask("new", "s7")});
+  ASSERT_EQ(again.assigned.size(), 1u);
+  EXPECT_EQ(again.assigned[0].node_id(), "a");
+  EXPECT_EQ(again.assigned[0].address(), r.assigned[0].address());
+}
+
+TEST(SchedulerTest, LoadsOnlyCountTasksThatHoldAPlace) {
+  v1::Task running = MakeTask("r", "web", 0.5);
+  running.set_node_id("a");
+  running.set_address("127.1.0.9");
+  running.mutable_status()->set_state(v1::TASK_STATE_RUNNING);
+  v1::Task pending = MakeTask("p", "web", 1);
+  pending.set_node_id("a");  // a global task names its node before it is placed
+  v1::Task failed = running;
+  failed.set_id("f");
+  failed.set_address("127.1.0.10");
+  failed.mutable_status()->set_state(v1::TASK_STATE_FAILED);
+  NodeLoads loads = CountNodeLoads({running, pending, failed});
+  ASSERT_EQ(loads.size(), 1u);
+  const NodeLoad& a = loads.at("a");
+  EXPECT_EQ(a.tasks, 1);
+  EXPECT_DOUBLE_EQ(a.cpus, 0.5);
+  EXPECT_EQ(a.TasksOf("web"), 1);
+  EXPECT_EQ(a.addresses.size(), 1u);
+  EXPECT_TRUE(a.addresses.contains(ParseIpv4("127.1.0.9")));
+  loads.at("a").Remove("web", 0.5, 0, ParseIpv4("127.1.0.9"));
+  EXPECT_EQ(loads.at("a").tasks, 0);
+  EXPECT_TRUE(loads.at("a").per_service.empty());
+  EXPECT_TRUE(loads.at("a").addresses.empty());
+}
+
 TEST(SchedulerTest, ParsesLoopbackRanges) {
   uint32_t base = 0, size = 0;
   EXPECT_TRUE(ParseLoopbackRange("127.1.0.0/16", &base, &size));

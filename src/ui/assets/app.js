@@ -263,14 +263,17 @@ function saveSamples(name) {
 }
 
 // The manager's samples of this service (taken while it had a deployment, the last hour),
-// so the charts show what happened before the page was opened; the tab's own samples newer
-// than the manager's last one follow them.
+// so the charts show what happened before the page was opened. The tab's own samples from
+// before the manager's first one (the manager starts sampling at a deployment's first event,
+// the tab saw the service before it) and after its last one surround them.
 async function loadHistory(name) {
   try {
     const h = await getJson('/ui/api/services/' + encodeURIComponent(name) + '/history');
     if (state.samplesFor !== name || !Array.isArray(h.samples) || !h.samples.length) return;
+    const first = h.samples[0].t;
     const last = h.samples[h.samples.length - 1].t;
-    state.samples = h.samples.concat(state.samples.filter((s) => s.t > last))
+    state.samples = state.samples.filter((s) => s.t < first)
+        .concat(h.samples, state.samples.filter((s) => s.t > last))
         .slice(-MAX_SAMPLES);
     saveSamples(name);
   } catch (e) { /* the tab's own samples only */ }
