@@ -32,6 +32,14 @@ absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> MakeHttpsServerContex
   if (!ec) ctx->add_certificate_authority(boost::asio::buffer(material.ca_cert_pem), ec);
   if (!ec) ctx->set_verify_mode(ssl::verify_peer, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("HTTPS context: ", ec.message()));
+  // A browser resumes its session on its next connections; with client certificates asked for,
+  // OpenSSL resumes only sessions of a named context (else a TLS 1.2 resumption is refused
+  // with a handshake failure and a TLS 1.3 one falls back to a full handshake).
+  static constexpr unsigned char kSessionContext[] = "warren-https";
+  if (SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
+                                     sizeof(kSessionContext) - 1) != 1) {
+    return absl::InternalError("HTTPS context: cannot name the session context");
+  }
   // Browsers offer only certificates of the CAs the server names.
   BIO* bio =
       BIO_new_mem_buf(material.ca_cert_pem.data(), static_cast<int>(material.ca_cert_pem.size()));

@@ -127,5 +127,35 @@ TEST_F(HttpServerTlsTest, ARenewedCertificateIsUsedForTheNextConnections) {
   EXPECT_THAT(after->body, StartsWith("tls=1"));
 }
 
+// A browser resumes its TLS session on its next connections (Chromium loading a page's scripts
+// in parallel). The server asks for client certificates, so OpenSSL refuses to resume unless
+// the context names its sessions (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED: the browser saw
+// ERR_SSL_PROTOCOL_ERROR on a page's second connection).
+TEST_F(HttpServerTlsTest, ASessionIsResumedWithAndWithoutAClientCertificate) {
+  testing_util::TempDir dir;
+  security::CredentialsDirectory creds(dir.str());
+  ASSERT_TRUE(creds.Install(Material({"127.0.0.1"}), absl::Now()).ok());
+  auto source = std::make_shared<security::HttpsContextSource>(creds);
+  HttpServerOptions options;
+  options.tls_context = [source] { return source->Get(); };
+  auto server = HttpServer::Start("127.0.0.1:0", Who, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (const std::string user : {"", "alice"}) {
+    SCOPED_TRACE(user.empty() ? "no client certificate" : "a client certificate");
+    test::HttpsSession session;
+    test::HttpsClientOptions client = Client(user);
+    client.session = &session;
+    auto first = test::HttpsDo((*server)->port(), "GET", "/", "", {}, client);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_FALSE(session.reused);
+    ASSERT_TRUE(session.session);
+    auto second = test::HttpsDo((*server)->port(), "GET", "/", "", {}, client);
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_TRUE(session.reused);
+    // A resumed session still carries who the client is.
+    EXPECT_EQ(second->body, first->body);
+  }
+}
+
 }  // namespace
 }  // namespace warren

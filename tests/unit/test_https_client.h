@@ -3,7 +3,10 @@
 
 // A blocking HTTPS/1.1 client for tests (Boost.Beast over OpenSSL, IPv4 loopback): one request
 // per connection, the server's certificate verified against a given CA and for the host name
-// "127.0.0.1", an optional client certificate. Every step has a deadline.
+// "127.0.0.1", an optional client certificate, an optional TLS session to resume. Every step
+// has a deadline.
+
+#include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +26,15 @@
 
 namespace warren::test {
 
+// A TLS session a browser would keep between its connections to one server.
+struct HttpsSession {
+  // In: the session to offer (none: a full handshake). Out: the connection's session, taken
+  // after the response was read (TLS 1.3 tickets arrive after the handshake).
+  std::shared_ptr<SSL_SESSION> session;
+  // Out: the server accepted the offered session.
+  bool reused = false;
+};
+
 struct HttpsClientOptions {
   // The CA the server's certificate must chain to.
   std::string ca_pem;
@@ -29,6 +42,8 @@ struct HttpsClientOptions {
   std::string client_cert_pem;
   std::string client_key_pem;
   absl::Duration timeout = absl::Seconds(20);
+  // Null: no session is offered or kept.
+  HttpsSession* session = nullptr;
 };
 
 inline absl::StatusOr<HttpClientResponse> HttpsDo(
@@ -67,6 +82,9 @@ inline absl::StatusOr<HttpClientResponse> HttpsDo(
   if (auto e = step([&](auto h) { tcp.async_connect(ep, h); })) {
     return absl::UnavailableError(absl::StrCat("connect 127.0.0.1:", port, ": ", e.message()));
   }
+  if (options.session && options.session->session) {
+    SSL_set_session(stream.native_handle(), options.session->session.get());
+  }
   if (auto e = step([&](auto h) { stream.async_handshake(ssl::stream_base::client, h); })) {
     return absl::UnavailableError(absl::StrCat("TLS handshake: ", e.message()));
   }
@@ -82,6 +100,13 @@ inline absl::StatusOr<HttpClientResponse> HttpsDo(
   http::response<http::string_body> res;
   if (auto e = step([&](auto h) { http::async_read(stream, buffer, res, h); })) {
     return absl::UnavailableError(absl::StrCat("read: ", e.message()));
+  }
+  if (options.session) {
+    options.session->reused = SSL_session_reused(stream.native_handle()) == 1;
+    // A copy: the connection ends without a close_notify, which marks its own session as
+    // not resumable (a browser keeps its sessions apart from its connections too).
+    options.session->session.reset(SSL_SESSION_dup(SSL_get_session(stream.native_handle())),
+                                   SSL_SESSION_free);
   }
   HttpClientResponse out;
   out.status = static_cast<int>(res.result_int());
