@@ -280,23 +280,19 @@ absl::Status WorkerAgent::Start() {
   po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
   // HTTPS first: the HTTP ingress's redirects name its port.
-  if (!options_.ingress_https.empty()) {
-    auto hp = SplitHostPort(options_.ingress_https);
+  for (const bool tls : {true, false}) {
+    const std::string& addr = tls ? options_.ingress_https : options_.ingress_http;
+    if (addr.empty()) continue;
+    auto hp = SplitHostPort(addr);
     if (!hp.ok()) return hp.status();
-    if (absl::Status s = proxies_->StartIngressTls(hp->first, hp->second); !s.ok()) {
-      return absl::Status(
-          s.code(), absl::StrCat("--ingress-https ", options_.ingress_https, ": ", s.message()));
+    absl::Status s = tls ? proxies_->StartIngressTls(hp->first, hp->second)
+                         : proxies_->StartIngress(hp->first, hp->second);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(tls ? "--ingress-https " : "--ingress-http ", addr,
+                                                 ": ", s.message()));
     }
-    spdlog::info("ingress listening for HTTPS on {}:{}", hp->first, proxies_->IngressTlsPort());
-  }
-  if (!options_.ingress_http.empty()) {
-    auto hp = SplitHostPort(options_.ingress_http);
-    if (!hp.ok()) return hp.status();
-    if (absl::Status s = proxies_->StartIngress(hp->first, hp->second); !s.ok()) {
-      return absl::Status(
-          s.code(), absl::StrCat("--ingress-http ", options_.ingress_http, ": ", s.message()));
-    }
-    spdlog::info("ingress listening on {}:{}", hp->first, proxies_->IngressPort());
+    spdlog::info("ingress listening for {} on {}:{}", tls ? "HTTPS" : "HTTP", hp->first,
+                 tls ? proxies_->IngressTlsPort() : proxies_->IngressPort());
   }
   publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
   // Several workers may share a machine: by default each serves DNS on an address of its own

@@ -53,6 +53,15 @@ v1::IngressSpec Spec(const std::string& name, const std::string& host, const std
   return s;
 }
 
+// Spec(name, host, "/") served over TLS with `cert`.
+v1::IngressSpec TlsSpec(const std::string& name, const std::string& host, const CertAndKey& cert) {
+  v1::IngressSpec s = Spec(name, host, "/");
+  s.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
+  s.mutable_tls()->set_certificate_pem(cert.cert_pem);
+  s.mutable_tls()->set_key_pem(cert.key_pem);
+  return s;
+}
+
 // The validation error of `spec` after defaults, or "" when it is valid.
 std::string Validate(v1::IngressSpec spec) {
   ApplyIngressDefaults(&spec);
@@ -258,10 +267,7 @@ class IngressApiTest : public testing::Test {
 // table (sent to every node, DNS and the dashboard) names only the certificate's digest.
 TEST_F(IngressApiTest, NodesFetchTheOpenedKeyAndTheRoutingTableNeverHoldsIt) {
   CertAndKey shop = MakeCertificate({"shop.example.com"});
-  v1::IngressSpec spec = Spec("shop", "shop.example.com", "/");
-  spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
-  spec.mutable_tls()->set_certificate_pem(shop.cert_pem);
-  spec.mutable_tls()->set_key_pem(shop.key_pem);
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
   v1::Ingress created;
   ASSERT_TRUE(Create(spec, &created).ok());
   ASSERT_TRUE(Create(Spec("plain", "plain.example.com", "/"), &created).ok());
@@ -303,10 +309,7 @@ TEST_F(IngressApiTest, NodesFetchTheOpenedKeyAndTheRoutingTableNeverHoldsIt) {
 
 TEST_F(IngressApiTest, TlsKeyIsStoredOnlySealedAndNeverReturned) {
   CertAndKey shop = MakeCertificate({"shop.example.com"});
-  v1::IngressSpec spec = Spec("shop", "shop.example.com", "/");
-  spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
-  spec.mutable_tls()->set_certificate_pem(shop.cert_pem);
-  spec.mutable_tls()->set_key_pem(shop.key_pem);
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
   v1::Ingress created;
   ASSERT_TRUE(Create(spec, &created).ok());
   EXPECT_TRUE(created.spec().tls().key_pem().empty());
@@ -342,10 +345,7 @@ TEST_F(IngressApiTest, TlsKeyIsStoredOnlySealedAndNeverReturned) {
 TEST_F(IngressApiTest, WithoutTheClusterKeyATlsIngressIsRefusedAndNothingStored) {
   have_key_ = false;
   CertAndKey shop = MakeCertificate({"shop.example.com"});
-  v1::IngressSpec spec = Spec("shop", "shop.example.com", "/");
-  spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
-  spec.mutable_tls()->set_certificate_pem(shop.cert_pem);
-  spec.mutable_tls()->set_key_pem(shop.key_pem);
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
   v1::Ingress out;
   grpc::Status s = Create(spec, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
