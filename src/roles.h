@@ -144,6 +144,8 @@ struct WorkerOptions {
   std::string publish_ip = "0.0.0.0";
   // HOST:PORT the ingress listens on for HTTP (docs/ingress.md); empty: no ingress.
   std::string ingress_http;
+  // HOST:PORT the ingress listens on for HTTPS (TLS termination with SNI); empty: off.
+  std::string ingress_https;
   // Worker-only metrics endpoint; empty disables it (hybrid serves metrics from the manager).
   std::string metrics_addr;
   // Task output logs: a file is rotated before it grows past log_max_size bytes, and

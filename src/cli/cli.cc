@@ -165,6 +165,10 @@ void AddIngressFlags(CLI::App* cmd, WorkerOptions* w) {
   cmd->add_option("--ingress-http", w->ingress_http,
                   "HOST:PORT the ingress listens on for HTTP, routing by Host and path to "
                   "services (docs/ingress.md), e.g. :80; empty (the default) disables");
+  cmd->add_option("--ingress-https", w->ingress_https,
+                  "HOST:PORT the ingress listens on for HTTPS: TLS termination with the "
+                  "certificate of the rule SNI names, then as --ingress-http, e.g. :443; empty "
+                  "(the default) disables");
 }
 
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
@@ -328,10 +332,13 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
         absl::StrCat("--cpus: must be 0 (detect)..", limits::kMaxCpus, ", got ", f->worker.cpus));
   }
   if (absl::Status s = CheckReservedFds(f->worker.reserved_fds); !s.ok()) return s;
-  if (!f->worker.ingress_http.empty()) {
-    if (auto hp = SplitHostPort(f->worker.ingress_http); !hp.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--ingress-http: ", hp.status().message(),
-                                                     " (HOST:PORT, e.g. :80; empty disables)"));
+  for (const auto& [flag, value, example] :
+       {std::tuple{"--ingress-http", &f->worker.ingress_http, ":80"},
+        std::tuple{"--ingress-https", &f->worker.ingress_https, ":443"}}) {
+    if (value->empty()) continue;
+    if (auto hp = SplitHostPort(*value); !hp.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, ": ", hp.status().message(), " (HOST:PORT, e.g. ", example, "; empty disables)"));
     }
   }
   return FinishProxyLimitFlags(f->proxy, &f->worker.proxy);

@@ -20,6 +20,7 @@ struct CreateFlags {
   bool tls = false;
   std::string cert_file;
   std::string key_file;
+  bool replace = false;
 };
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
@@ -58,6 +59,7 @@ int Create(const CommandEnv& env, const CreateFlags& flags) {
   CommandEnv::Prepare(&call);
   v1::CreateIngressRequest req;
   *req.mutable_spec() = spec;
+  req.set_replace(flags.replace);
   v1::Ingress resp;
   if (grpc::Status s = stub->CreateIngress(&call, req, &resp); !s.ok()) return env.Fail(s);
   *env.out << resp.id() << "\n";
@@ -224,6 +226,9 @@ void AddIngressCommands(CLI::App* app, const CommandEnv& env, std::function<int(
   c->add_flag("--tls", create->tls, "Serve the host over HTTPS (with --cert and --key)");
   c->add_option("--cert", create->cert_file, "PEM certificate (chain) file for --tls");
   c->add_option("--key", create->key_file, "PEM private key file for --tls");
+  c->add_flag("--replace", create->replace,
+              "Replace the ingress of this name in one commit (same id; a new certificate is "
+              "used by new HTTPS connections, open ones go on)");
   c->callback([env, action, create] { *action = [env, create] { return Create(env, *create); }; });
 
   struct ListFlags {

@@ -10,7 +10,8 @@
 
 namespace warren {
 
-// `ingress create NAME --host H [--path P] --service S [--port N] [--tls --cert F --key F]`,
+// `ingress create NAME --host H [--path P] --service S [--port N] [--tls --cert F --key F]
+// [--replace]`,
 // `ingress ls [-q] [-o FORMAT]`, `ingress inspect NAME [-o FORMAT]`, `ingress rm NAME...`.
 void AddIngressCommands(CLI::App* app, const CommandEnv& env, std::function<int()>* action);
 

@@ -18,6 +18,8 @@
 #include "common/version.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
+#include "ingress/ingress_api.h"
+#include "ingress/ingress_tls.h"
 #include "manager/assignment_view.h"
 #include "manager/commit_retry.h"
 #include "manager/rollout/intents.h"
@@ -334,6 +336,48 @@ grpc::Status DispatcherService::ReportTrafficStats(grpc::ServerContext* ctx,
   if (auto s = CheckOwnNode(*peer, req->node_id(), "ReportTrafficStats"); !s.ok()) return ToGrpc(s);
   if (!shared_.traffic) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
   shared_.traffic->Report(*req);
+  return grpc::Status::OK;
+}
+
+grpc::Status DispatcherService::GetIngressCertificates(grpc::ServerContext* ctx,
+                                                       const v1::GetIngressCertificatesRequest* req,
+                                                       v1::GetIngressCertificatesResponse* resp) {
+  auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/GetIngressCertificates");
+  if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = CheckOwnNode(*peer, req->node_id(), "GetIngressCertificates"); !s.ok()) {
+    return ToGrpc(s);
+  }
+  std::vector<v1::Ingress> tls;
+  for (v1::Ingress& i : ListObjects<v1::Ingress>(store_)) {
+    if (i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE) tls.push_back(std::move(i));
+  }
+  std::sort(tls.begin(), tls.end(), [](const v1::Ingress& a, const v1::Ingress& b) {
+    return std::tie(a.spec().host(), a.spec().path(), a.spec().name()) <
+           std::tie(b.spec().host(), b.spec().path(), b.spec().name());
+  });
+  if (tls.empty()) return grpc::Status::OK;
+  absl::StatusOr<security::SecretBytes> key =
+      shared_.secret_key ? shared_.secret_key()
+                         : absl::FailedPreconditionError("this manager has no cluster key");
+  if (!key.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("ingress keys cannot be opened: ", key.status().message()));
+  }
+  for (const v1::Ingress& i : tls) {
+    absl::StatusOr<security::SecretBytes> opened = OpenIngressKey(*key, i);
+    if (!opened.ok()) {
+      // One bad envelope must not take the other hosts' TLS down; its host gets no certificate.
+      spdlog::warn("ingress {}: its key does not open: {}", i.spec().name(),
+                   std::string(opened.status().message()));
+      continue;
+    }
+    v1::IngressKeyPair* p = resp->add_certificates();
+    p->set_name(i.spec().name());
+    p->set_host(i.spec().host());
+    p->set_certificate_pem(i.spec().tls().certificate_pem());
+    p->set_certificate_sha256(CertificateSha256(i.spec().tls().certificate_pem()));
+    p->set_key_pem(std::string(opened->reveal()));
+  }
   return grpc::Status::OK;
 }
 

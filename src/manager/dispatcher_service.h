@@ -24,6 +24,10 @@ class DispatcherService final : public v1::Dispatcher::Service {
                            grpc::ServerWriter<v1::RoutingTable>*) override;
   grpc::Status ReportTrafficStats(grpc::ServerContext*, const v1::TrafficStatsReport*,
                                   v1::ReportTrafficStatsResponse*) override;
+  // The TLS ingress rules' certificates and opened keys (managers and workers only).
+  grpc::Status GetIngressCertificates(grpc::ServerContext*,
+                                      const v1::GetIngressCertificatesRequest*,
+                                      v1::GetIngressCertificatesResponse*) override;
 
  private:
   ApiShared& shared_;

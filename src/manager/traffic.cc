@@ -9,6 +9,7 @@
 #include "common/spec.h"
 #include "common/task_state.h"
 #include "common/time_util.h"
+#include "ingress/ingress_tls.h"
 #include "manager/rollout/rollout.h"
 #include "store/typed_store.h"
 
@@ -39,6 +40,8 @@ std::vector<v1::IngressRoute> IngressRoutes(const Store& store) {
     r.set_service_id(service ? service->id : i.service_id());
     r.set_target_port(i.spec().port());
     r.set_tls(i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE);
+    // Which certificate, never the key: nodes fetch the pair (GetIngressCertificates).
+    if (r.tls()) r.set_certificate_sha256(CertificateSha256(i.spec().tls().certificate_pem()));
   }
   std::sort(out.begin(), out.end(), [](const v1::IngressRoute& a, const v1::IngressRoute& b) {
     return std::tie(a.host(), a.path(), a.name()) < std::tie(b.host(), b.path(), b.name());

@@ -188,18 +188,34 @@ asio::awaitable<beast::error_code> ReadResponseHeader(
   co_return ec;
 }
 
-// A short plain-text answer from the proxy itself.
+// A short plain-text answer from the proxy itself; `location`, when not empty, goes into the
+// Location header.
 template <class Stream>
-asio::awaitable<void> SendError(Stream& client, int status, std::string_view text, bool keep_alive,
-                                unsigned version) {
+asio::awaitable<void> SendAnswer(Stream& client, int status, std::string text, bool keep_alive,
+                                 unsigned version, std::string location) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
+  if (!location.empty()) res.set(http::field::location, location);
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.set(http::field::server, "warren-proxy");
-  res.body() = std::string(text);
+  res.body() = std::move(text);
   res.keep_alive(keep_alive);
   res.prepare_payload();
   beast::error_code ec;
   co_await http::async_write(client, res, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+template <class Stream>
+asio::awaitable<void> SendError(Stream& client, int status, std::string_view text, bool keep_alive,
+                                unsigned version) {
+  return SendAnswer(client, status, std::string(text), keep_alive, version, std::string());
+}
+
+// A redirect from the proxy itself (the HTTP ingress to HTTPS).
+template <class Stream>
+asio::awaitable<void> SendRedirect(Stream& client, int status, std::string_view location,
+                                   bool keep_alive, unsigned version) {
+  return SendAnswer(client, status, std::string("redirecting to ").append(location).append("\n"),
+                    keep_alive, version, std::string(location));
 }
 
 }  // namespace warren::relay

@@ -10,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -28,6 +29,7 @@
 #include "common/published_ports.h"
 #include "http/listener.h"
 #include "ingress/ingress_match.h"
+#include "ingress/ingress_tls.h"
 #include "proxy/http_relay.h"
 #include "spdlog/spdlog.h"
 
@@ -88,6 +90,7 @@ class ServiceProxy::Impl {
     bool head_started = false;  // bytes of a request head arrived: a timeout answers 408
     bool lingering = false;     // closing: the rest of what the client sends is dropped
     bool reset = false;         // closing: abortively, so the client sees an answer was cut
+    bool tls = false;           // on the HTTPS ingress: nothing may be written in the clear
     // The client's descriptor and the one of the upstream connection it uses.
     DescriptorBudget::Lease fds;
   };
@@ -225,6 +228,9 @@ class ServiceProxy::Impl {
 
   int port() const { return port_; }
   ProxyMode mode() const { return options_.mode; }
+  // Before Listen: makes this the HTTPS ingress.
+  void SetTls(std::shared_ptr<IngressTlsContexts> tls) { tls_ = std::move(tls); }
+  void SetRedirectPort(int https_port) { https_port_.store(https_port); }
 
   void Update(const v1::ServiceRoute& route) {
     RegisterRevisions(*single_, route);
@@ -466,7 +472,7 @@ class ServiceProxy::Impl {
         static constexpr std::string_view k503 =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
-        SendAndClose(sock.release(ec), options_.mode == ProxyMode::kHttp ? k503 : "");
+        SendAndClose(sock.release(ec), options_.mode == ProxyMode::kHttp && !tls_ ? k503 : "");
         continue;
       }
       connections_.fetch_add(1, std::memory_order_relaxed);
@@ -474,6 +480,7 @@ class ServiceProxy::Impl {
       auto s = std::make_shared<Session>(std::move(sock), std::move(fds));
       auto remote = s->client.remote_endpoint(ec);
       if (!ec) s->peer_ip = remote.address().to_string();
+      s->tls = tls_ != nullptr;
       if (options_.mode == ProxyMode::kHttp) {
         // The first request head must be complete within the header timeout of the accept.
         s->deadline.ArmFor(absl::ToChronoNanoseconds(options_.header_timeout));
@@ -502,7 +509,7 @@ class ServiceProxy::Impl {
         static constexpr std::string_view k408 =
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Length: 27\r\nConnection: close\r\n\r\nrequest head took too long\n";
-        SendAndClose(s->client.release(ec), s->idle && s->head_started ? k408 : "");
+        SendAndClose(s->client.release(ec), s->idle && s->head_started && !s->tls ? k408 : "");
       }
     }
   }
@@ -631,29 +638,45 @@ class ServiceProxy::Impl {
 
   awaitable<void> HttpSession(Worker& w, std::shared_ptr<Session> s) {
     SessionStarted(w, s.get());
-    try {
-      co_await ServeHttp(w, *s);
-    } catch (const std::exception& e) {
-      // Whatever went wrong, it ends this connection only.
-      spdlog::error("proxy {}: connection from {} dropped: {}", listener_, s->peer_ip, e.what());
+    if (tls_) {
+      // The connection starts on the base context; SNI picks the rule's (IngressTlsContexts).
+      asio::ssl::stream<tcp::socket&> stream(s->client, tls_->base());
+      beast::error_code ec;
+      // The header timeout armed at the accept bounds the handshake too.
+      co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                      asio::redirect_error(use_awaitable, ec));
+      if (!ec) co_await ServeAndLinger(w, *s, stream);
+    } else {
+      co_await ServeAndLinger(w, *s, s->client);
     }
     beast::error_code ec;
-    if (s->reset) {
-      s->client.set_option(tcp::socket::linger(true, 0), ec);
+    s->client.close(ec);
+    SessionEnded(w, s.get());
+  }
+
+  template <class Stream>
+  awaitable<void> ServeAndLinger(Worker& w, Session& s, Stream& client) {
+    try {
+      co_await ServeHttp(w, s, client);
+    } catch (const std::exception& e) {
+      // Whatever went wrong, it ends this connection only.
+      spdlog::error("proxy {}: connection from {} dropped: {}", listener_, s.peer_ip, e.what());
+    }
+    beast::error_code ec;
+    if (s.reset) {
+      s.client.set_option(tcp::socket::linger(true, 0), ec);
     } else if (!stopping_) {
       // Not while stopping: the sweep that ends a linger has stopped, and a keep-alive client
       // would hold Stop for its whole timeout.
-      co_await Linger(*s);
+      co_await Linger(s, client);
     }
-    s->client.close(ec);
-    SessionEnded(w, s.get());
   }
 
   // Ends the connection gracefully: our side is shut, and what the client still sends (the
   // rest of a refused request) is read and dropped until it closes, for a second at most.
   // Closing with unread data would reset the connection, and the reset can destroy the error
   // answer before the client has read it.
-  awaitable<void> Linger(Session& s) {
+  awaitable<void> Linger(Session& s, tcp::socket&) {
     beast::error_code ec;
     if (!s.client.is_open()) co_return;
     s.client.shutdown(tcp::socket::shutdown_send, ec);
@@ -671,7 +694,19 @@ class ServiceProxy::Impl {
     s.deadline.Clear();
   }
 
-  awaitable<void> ServeHttp(Worker& w, Session& s) {
+  // TLS: close_notify both ways, for a second at most.
+  awaitable<void> Linger(Session& s, asio::ssl::stream<tcp::socket&>& client) {
+    if (!s.client.is_open()) co_return;
+    s.idle = false;
+    s.lingering = true;
+    s.deadline.ArmFor(std::chrono::seconds(1));
+    beast::error_code ec;
+    co_await client.async_shutdown(asio::redirect_error(use_awaitable, ec));
+    s.deadline.Clear();
+  }
+
+  template <class Stream>
+  awaitable<void> ServeHttp(Worker& w, Session& s, Stream& client) {
     beast::flat_buffer cbuf(options_.max_header_bytes);
     std::unique_ptr<char[]> body;
     const auto header_timeout = absl::ToChronoNanoseconds(options_.header_timeout);
@@ -696,7 +731,7 @@ class ServiceProxy::Impl {
         s.head_started = true;
         if (!first) s.deadline.ArmFor(header_timeout);
       };
-      co_await SafeAsyncRead(s.client, cbuf, req_p, ReadUntil::kHeader,
+      co_await SafeAsyncRead(client, cbuf, req_p, ReadUntil::kHeader,
                              asio::redirect_error(use_awaitable, ec), on_read);
       s.idle = false;
       s.deadline.Clear();
@@ -705,12 +740,12 @@ class ServiceProxy::Impl {
         const int status = relay::StatusForReadError(ec);
         const std::string text = status == 431 ? std::string("request header too large\n")
                                                : absl::StrCat("bad request: ", ec.message(), "\n");
-        if (status != 0) co_await relay::SendError(s.client, status, text, false, 11);
+        if (status != 0) co_await relay::SendError(client, status, text, false, 11);
         break;
       }
       if (relay::Refusal r = relay::CheckRequestFraming(req_p.get()); r.status != 0) {
         const std::string text = absl::StrCat(r.reason, "\n");
-        co_await relay::SendError(s.client, r.status, text, false, req_p.get().version());
+        co_await relay::SendError(client, r.status, text, false, req_p.get().version());
         break;
       }
       if (!body) {
@@ -718,14 +753,15 @@ class ServiceProxy::Impl {
         // Beast reads at most the free capacity (512 bytes minimum): size it for bulk transfers.
         cbuf.reserve(std::min<size_t>(16 << 10, options_.max_header_bytes));
       }
-      bool keep = co_await Forward(w, s, cbuf, req_p, body.get());
+      bool keep = co_await Forward(w, s, client, cbuf, req_p, body.get());
       s.upstream = nullptr;
       if (!keep) break;
     }
   }
 
   // One request: returns whether the client connection can carry another.
-  awaitable<bool> Forward(Worker& w, Session& s, beast::flat_buffer& cbuf,
+  template <class Stream>
+  awaitable<bool> Forward(Worker& w, Session& s, Stream& client, beast::flat_buffer& cbuf,
                           http::request_parser<http::buffer_body>& req_p, char* buf) {
     const auto start = std::chrono::steady_clock::now();
     auto& req = req_p.get();
@@ -741,13 +777,24 @@ class ServiceProxy::Impl {
       // The ingress: the rule for the Host and path (before the head is rewritten).
       const std::shared_ptr<const IngressTable> table = ingress_table();
       const IngressPick pick = PickIngress(*table, req);
+      if (pick.rule != nullptr && pick.rule->tls() && !tls_) {
+        // A TLS host is served over HTTPS only: the same URL there (308 keeps the method).
+        const bool keep = client_keep && bodyless && !stopping_;
+        const beast::string_view host = req[http::field::host];
+        const beast::string_view target = req.target();
+        const std::string location =
+            IngressHttpsUrl(NormalizeRequestHost({host.data(), host.size()}),
+                            {target.data(), target.size()}, https_port_.load());
+        co_await relay::SendRedirect(client, 308, location, keep, version);
+        co_return keep;
+      }
       if (pick.backend == nullptr) {
         const bool keep = client_keep && bodyless && !stopping_;
         const int status = pick.rule == nullptr ? 404 : 503;
         const std::string text = pick.rule == nullptr
                                      ? std::string("no ingress rule for this host and path\n")
                                      : std::string("no endpoints available\n");
-        co_await relay::SendError(s.client, status, text, keep, version);
+        co_await relay::SendError(client, status, text, keep, version);
         co_return keep;
       }
       backend = pick.backend;
@@ -772,7 +819,7 @@ class ServiceProxy::Impl {
           no_endpoint_.WithLabels({b.service}).Inc();
         }
         bool keep = client_keep && bodyless && !stopping_;
-        co_await relay::SendError(s.client, a.status,
+        co_await relay::SendError(client, a.status,
                                   a.status == 503
                                       ? "no endpoints available\n"
                                       : "bad gateway: could not connect to any endpoint\n",
@@ -783,18 +830,18 @@ class ServiceProxy::Impl {
       if (round == 0 && expect_continue) {
         static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         beast::error_code ec;
-        co_await asio::async_write(s.client, asio::buffer(kContinue, sizeof(kContinue) - 1),
+        co_await asio::async_write(client, asio::buffer(kContinue, sizeof(kContinue) - 1),
                                    asio::redirect_error(use_awaitable, ec));
         if (ec) co_return false;
       }
       relay::RelayResult sent =
-          co_await relay::Relay<true>(req_p, s.client, cbuf, a.up->socket, buf, &s.deadline);
+          co_await relay::Relay<true>(req_p, client, cbuf, a.up->socket, buf, &s.deadline);
       if (sent.failed == relay::Side::kIn) {
         // The client went away mid-request, or sent a body we cannot read (a bad chunk, a
         // trailer too large): nothing of the response has been sent yet.
         const int status = relay::StatusForReadError(sent.ec);
         const std::string text = absl::StrCat("bad request body: ", sent.ec.message(), "\n");
-        if (status != 0) co_await relay::SendError(s.client, status, text, false, version);
+        if (status != 0) co_await relay::SendError(client, status, text, false, version);
         co_return false;
       }
       const bool sent_ok = sent.failed == relay::Side::kNone;
@@ -806,7 +853,7 @@ class ServiceProxy::Impl {
       m->requests->Inc();
       m->responses[5]->Inc();
       bool keep = client_keep && req_p.is_done() && !stopping_;
-      co_await relay::SendError(s.client, 502, "bad gateway: the endpoint failed\n", keep, version);
+      co_await relay::SendError(client, 502, "bad gateway: the endpoint failed\n", keep, version);
       co_return keep;
     }
 
@@ -818,7 +865,8 @@ class ServiceProxy::Impl {
     Retry retry;
     if (bodyless && IsRepeatable(req.method()) && IsRetryable(rp->get().result_int())) {
       const int64_t failed_revision = a.lease.revision();
-      if (co_await RetryOnOtherRevision(w, b, s, cbuf, req_p, buf, failed_revision, head, retry)) {
+      if (co_await RetryOnOtherRevision(w, b, s, client, cbuf, req_p, buf, failed_revision, head,
+                                        retry)) {
         RevisionMetrics* fm = MetricsFor(w, b, failed_revision);
         fm->requests->Inc();
         fm->responses[5]->Inc();
@@ -846,8 +894,8 @@ class ServiceProxy::Impl {
     res.keep_alive(client_keep);
     if (int c = StatusClass(status); c != 0) m->responses[c]->Inc();
 
-    relay::RelayResult relayed = co_await relay::Relay<false>(*rp, ap->up->socket, ap->up->buffer,
-                                                              s.client, buf, &s.deadline);
+    relay::RelayResult relayed =
+        co_await relay::Relay<false>(*rp, ap->up->socket, ap->up->buffer, client, buf, &s.deadline);
     m->latency->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (relayed.failed != relay::Side::kNone) {
@@ -874,7 +922,9 @@ class ServiceProxy::Impl {
   // Sends the (bodyless) request to another revision on a fresh connection and reads the
   // answer's header. False when there is no other revision or the attempt failed; the caller
   // then relays the first answer.
-  awaitable<bool> RetryOnOtherRevision(Worker& w, Backend& b, Session& s, beast::flat_buffer& cbuf,
+  template <class Stream>
+  awaitable<bool> RetryOnOtherRevision(Worker& w, Backend& b, Session& s, Stream& client,
+                                       beast::flat_buffer& cbuf,
                                        http::request_parser<http::buffer_body>& req_p, char* buf,
                                        int64_t revision, bool head, Retry& out) {
     absl::StatusOr<Balancer::Lease> picked = b.balancer.PickOtherRevision(revision);
@@ -888,7 +938,7 @@ class ServiceProxy::Impl {
     }
     s.upstream = &out.a.up->socket;
     relay::RelayResult sent =
-        co_await relay::Relay<true>(req_p, s.client, cbuf, out.a.up->socket, buf, &s.deadline);
+        co_await relay::Relay<true>(req_p, client, cbuf, out.a.up->socket, buf, &s.deadline);
     if (sent.failed != relay::Side::kNone) co_return false;
     beast::error_code ec = co_await ReadResponseHeader(*out.a.up, head, out.res);
     co_return !ec && out.res->get().result_int() != 101;
@@ -981,6 +1031,11 @@ class ServiceProxy::Impl {
   Family<Counter>& refused_;
   Family<Counter>& timed_out_;
 
+  // The HTTPS ingress: the certificates SNI picks from. Null on every other listener.
+  std::shared_ptr<IngressTlsContexts> tls_;
+  // The HTTP ingress redirects requests for TLS hosts to this port.
+  std::atomic<int> https_port_{443};
+
   // A published port's one backend; null on the ingress listener.
   std::shared_ptr<Backend> single_;
   mutable absl::Mutex ingress_mu_;
@@ -1033,11 +1088,13 @@ absl::StatusOr<std::unique_ptr<ServiceProxy>> ServiceProxy::Start(const v1::Serv
   return std::unique_ptr<ServiceProxy>(new ServiceProxy(std::move(impl)));
 }
 
-absl::StatusOr<std::unique_ptr<IngressProxy>> IngressProxy::Start(ServiceProxyOptions options) {
+absl::StatusOr<std::unique_ptr<IngressProxy>> IngressProxy::Start(
+    ServiceProxyOptions options, std::shared_ptr<IngressTlsContexts> tls) {
   options.mode = ProxyMode::kHttp;
   options.target_port = 0;
   if (auto s = ValidateProxyOptions(options); !s.ok()) return s;
   auto impl = std::make_unique<ServiceProxy::Impl>(std::move(options));
+  impl->SetTls(std::move(tls));
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   return std::unique_ptr<IngressProxy>(new IngressProxy(std::move(impl)));
 }
@@ -1049,6 +1106,7 @@ std::set<std::string> IngressProxy::Update(const v1::RoutingTable& table) {
   return impl_->UpdateIngress(table);
 }
 bool IngressProxy::Stop(absl::Duration timeout) { return impl_->Stop(timeout); }
+void IngressProxy::SetRedirectPort(int https_port) { impl_->SetRedirectPort(https_port); }
 std::vector<ProxyStats> IngressProxy::Snapshot() const { return impl_->IngressSnapshot(); }
 
 ServiceProxy::ServiceProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1156,8 +1214,9 @@ absl::Status ProxyManager::Apply(const v1::RoutingTable& table, std::vector<Fail
   }
   std::set<std::string> proxied;
   for (const auto& [key, e] : proxies_) proxied.insert(key.first);
-  if (ingress_) {
-    std::set<std::string> reached = ingress_->Update(table);
+  for (IngressProxy* ingress : {ingress_.get(), ingress_tls_.get()}) {
+    if (ingress == nullptr) continue;
+    std::set<std::string> reached = ingress->Update(table);
     ingress_services_.insert(reached.begin(), reached.end());
   }
   // The ingress counts into the same metric children and may still hold them in a request.
@@ -1179,8 +1238,10 @@ std::vector<ProxyStats> ProxyManager::Snapshot() const {
     if (!seen.insert(key.first).second) continue;  // ports of one service share counters
     out.push_back(e.proxy->Snapshot());
   }
-  if (ingress_) {
-    for (ProxyStats& st : ingress_->Snapshot()) {
+  for (IngressProxy* ingress : {ingress_.get(), ingress_tls_.get()}) {
+    if (ingress == nullptr) continue;
+    // Both ingress listeners count into the same metric children: one entry per service.
+    for (ProxyStats& st : ingress->Snapshot()) {
       if (seen.insert(st.service_id).second) out.push_back(std::move(st));
     }
   }
@@ -1195,7 +1256,42 @@ absl::Status ProxyManager::StartIngress(const std::string& host_ip, int port) {
   if (!ingress.ok()) return ingress.status();
   absl::MutexLock lock(&mu_);
   ingress_ = std::move(*ingress);
+  if (ingress_tls_) ingress_->SetRedirectPort(ingress_tls_->port());
   return absl::OkStatus();
+}
+
+absl::Status ProxyManager::StartIngressTls(const std::string& host_ip, int port) {
+  ServiceProxyOptions o = options_.proxy;
+  o.host_ip = host_ip;
+  o.port = port;
+  auto contexts = std::make_shared<IngressTlsContexts>();
+  auto ingress = IngressProxy::Start(o, contexts);
+  if (!ingress.ok()) return ingress.status();
+  absl::MutexLock lock(&mu_);
+  ingress_tls_ = std::move(*ingress);
+  tls_contexts_ = std::move(contexts);
+  if (ingress_) ingress_->SetRedirectPort(ingress_tls_->port());
+  return absl::OkStatus();
+}
+
+int ProxyManager::IngressTlsPort() const {
+  absl::MutexLock lock(&mu_);
+  return ingress_tls_ ? ingress_tls_->port() : -1;
+}
+
+absl::Status ProxyManager::SetIngressCertificates(std::vector<v1::IngressKeyPair>& pairs) {
+  std::shared_ptr<IngressTlsContexts> contexts;
+  {
+    absl::MutexLock lock(&mu_);
+    contexts = tls_contexts_;
+  }
+  if (!contexts) return absl::FailedPreconditionError("the HTTPS ingress is off");
+  return contexts->Update(pairs);
+}
+
+std::map<std::string, std::string> ProxyManager::IngressCertificatesGiven() const {
+  absl::MutexLock lock(&mu_);
+  return tls_contexts_ ? tls_contexts_->Given() : std::map<std::string, std::string>{};
 }
 
 int ProxyManager::IngressPort() const {
@@ -1218,8 +1314,10 @@ void ProxyManager::Stop() {
   absl::MutexLock lock(&mu_);
   for (auto& [key, e] : proxies_) e.proxy->Stop(options_.stop_timeout);
   proxies_.clear();
-  if (ingress_) ingress_->Stop(options_.stop_timeout);
-  ingress_.reset();
+  for (auto* ingress : {&ingress_, &ingress_tls_}) {
+    if (*ingress) (*ingress)->Stop(options_.stop_timeout);
+    ingress->reset();
+  }
 }
 
 }  // namespace warren

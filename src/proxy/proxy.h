@@ -20,6 +20,8 @@
 
 namespace warren {
 
+class IngressTlsContexts;
+
 enum class ProxyMode { kHttp, kTcp };
 
 // Per-revision totals since the proxy started (counters only grow; a reader computes rates from
@@ -124,10 +126,13 @@ class ServiceProxy {
 // service, through a balancer of its own per (service, target port) that works as a published
 // port's does: revision weights, draining, connect retries, the retry of a 5xx on another
 // revision, keep-alive both sides. No rule: 404; a rule whose service has no route: 503.
+// With `tls` it is the HTTPS ingress: TLS 1.2/1.3 with the certificate SNI picks, then the
+// same HTTP handling. Without, a request for a rule with TLS is redirected (308) to HTTPS.
 class IngressProxy {
  public:
   // options.mode and target_port are ignored (HTTP; each rule names its port).
-  static absl::StatusOr<std::unique_ptr<IngressProxy>> Start(ServiceProxyOptions options);
+  static absl::StatusOr<std::unique_ptr<IngressProxy>> Start(
+      ServiceProxyOptions options, std::shared_ptr<IngressTlsContexts> tls = nullptr);
   ~IngressProxy();
   IngressProxy(const IngressProxy&) = delete;
   IngressProxy& operator=(const IngressProxy&) = delete;
@@ -137,6 +142,8 @@ class IngressProxy {
   // Returns the ids of the services the rules reach.
   std::set<std::string> Update(const v1::RoutingTable& table);
   bool Stop(absl::Duration timeout = absl::Seconds(5));
+  // The port of the redirects to HTTPS (default 443, left out of the URL).
+  void SetRedirectPort(int https_port);
   // One entry per service the rules reach (counted into the same metric children as the
   // service's published ports).
   std::vector<ProxyStats> Snapshot() const;
@@ -189,6 +196,16 @@ class ProxyManager {
   absl::Status StartIngress(const std::string& host_ip, int port);
   // The ingress's bound port, or -1 when it is off.
   int IngressPort() const;
+  // Listens for the HTTPS ingress (port 0 picks one): TLS with the certificates given to
+  // SetIngressCertificates, then as the HTTP ingress. The HTTP ingress's redirects name its port.
+  absl::Status StartIngressTls(const std::string& host_ip, int port);
+  // The HTTPS ingress's bound port, or -1 when it is off.
+  int IngressTlsPort() const;
+  // The key pairs of the TLS rules (all of them, replacing the last set); the key bytes in
+  // `pairs` are wiped. A pair that does not load is named in the error, the others apply.
+  absl::Status SetIngressCertificates(std::vector<v1::IngressKeyPair>& pairs);
+  // name -> certificate_sha256 of the pairs last given (empty when the HTTPS ingress is off).
+  std::map<std::string, std::string> IngressCertificatesGiven() const;
   size_t size() const;
 
   void Stop();
@@ -208,6 +225,8 @@ class ProxyManager {
   mutable absl::Mutex mu_;
   std::map<Key, Entry> proxies_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<IngressProxy> ingress_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<IngressProxy> ingress_tls_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<IngressTlsContexts> tls_contexts_ ABSL_GUARDED_BY(mu_);
   // Every service the ingress has reached: their metric children stay (a request on a dropped
   // rule may still count into them).
   std::set<std::string> ingress_services_ ABSL_GUARDED_BY(mu_);

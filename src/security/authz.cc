@@ -124,6 +124,7 @@ constexpr Role kAdminOnly[] = {Role::kAdmin};
 constexpr Role kReaders[] = {Role::kAdmin, Role::kReadOnly};
 constexpr Role kNodes[] = {Role::kAdmin, Role::kManager, Role::kWorker};
 constexpr Role kManagers[] = {Role::kAdmin, Role::kManager};
+constexpr Role kNodesOnly[] = {Role::kManager, Role::kWorker};
 
 // Services whose every method is open: nothing in them needs an identity.
 constexpr absl::string_view kOpenServices[] = {
@@ -179,6 +180,8 @@ constexpr TableEntry kTable[] = {
     {"/warren.v1.Dispatcher/ReportTaskStatus", kNodes},
     {"/warren.v1.Dispatcher/WatchRoutes", kNodes},
     {"/warren.v1.Dispatcher/ReportTrafficStats", kNodes},
+    // Private keys: the nodes' HTTPS ingress only. No user role, admin included, reads one.
+    {"/warren.v1.Dispatcher/GetIngressCertificates", kNodesOnly},
     {"/warren.v1.WorkerAgent/TaskLogs", kManagers},
     {"/warren.v1.ClusterAdmin/Backup", kAdminOnly},
     // The CA bootstrap a joining node makes before it has a certificate: the CA certificate

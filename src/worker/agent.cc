@@ -1,5 +1,7 @@
 #include "worker/agent.h"
 
+#include <openssl/crypto.h>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -277,14 +279,20 @@ absl::Status WorkerAgent::Start() {
   po.proxy.idle_timeout = options_.proxy.idle_timeout;
   po.proxy.max_connections = options_.proxy.max_connections;
   proxies_ = std::make_unique<ProxyManager>(po);
-  if (!options_.ingress_http.empty()) {
-    auto hp = SplitHostPort(options_.ingress_http);
+  // HTTPS first: the HTTP ingress's redirects name its port.
+  for (const bool tls : {true, false}) {
+    const std::string& addr = tls ? options_.ingress_https : options_.ingress_http;
+    if (addr.empty()) continue;
+    auto hp = SplitHostPort(addr);
     if (!hp.ok()) return hp.status();
-    if (absl::Status s = proxies_->StartIngress(hp->first, hp->second); !s.ok()) {
-      return absl::Status(
-          s.code(), absl::StrCat("--ingress-http ", options_.ingress_http, ": ", s.message()));
+    absl::Status s = tls ? proxies_->StartIngressTls(hp->first, hp->second)
+                         : proxies_->StartIngress(hp->first, hp->second);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(tls ? "--ingress-https " : "--ingress-http ", addr,
+                                                 ": ", s.message()));
     }
-    spdlog::info("ingress listening on {}:{}", hp->first, proxies_->IngressPort());
+    spdlog::info("ingress listening for {} on {}:{}", tls ? "HTTPS" : "HTTP", hp->first,
+                 tls ? proxies_->IngressTlsPort() : proxies_->IngressPort());
   }
   publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
   // Several workers may share a machine: by default each serves DNS on an address of its own
@@ -535,6 +543,7 @@ void WorkerAgent::RoutesLoop() {
         break;
       }
       publisher_->Apply(table);
+      WantIngressCertificates(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
       routes_version_ = table.version();
@@ -548,6 +557,54 @@ void WorkerAgent::RoutesLoop() {
     spdlog::warn("routing table stream ended: {}", s.error_message());
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+void WorkerAgent::WantIngressCertificates(const v1::RoutingTable& table) {
+  if (proxies_->IngressTlsPort() < 0) return;
+  std::map<std::string, std::string> wanted;
+  for (const v1::IngressRoute& r : table.ingresses()) {
+    if (r.tls()) wanted[r.name()] = r.certificate_sha256();
+  }
+  {
+    absl::MutexLock lock(&certs_mu_);
+    certs_wanted_ = std::move(wanted);
+  }
+  SyncIngressCertificates();
+}
+
+void WorkerAgent::SyncIngressCertificates() {
+  absl::MutexLock lock(&certs_mu_);
+  if (!certs_wanted_ || (certs_fetched_ && *certs_wanted_ == certs_fetched_for_)) return;
+  const std::map<std::string, std::string> wanted = *certs_wanted_;
+  std::string id = node_id();
+  if (id.empty() || stop_) return;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Seconds(5)));
+  v1::GetIngressCertificatesRequest req;
+  req.set_node_id(id);
+  v1::GetIngressCertificatesResponse resp;
+  grpc::Status s = stub_->GetIngressCertificates(&ctx, req, &resp);
+  if (!s.ok()) {
+    std::string error = absl::StrCat("fetching the ingress certificates: ", s.error_message());
+    if (error != certs_error_) spdlog::warn("{} (trying again every second)", error);
+    certs_error_ = std::move(error);
+    return;
+  }
+  std::vector<v1::IngressKeyPair> pairs(resp.certificates().begin(), resp.certificates().end());
+  // The response's copies of the keys are wiped too; the proxies' contexts hold the only ones.
+  for (v1::IngressKeyPair& p : *resp.mutable_certificates()) {
+    if (!p.key_pem().empty()) OPENSSL_cleanse(p.mutable_key_pem()->data(), p.key_pem().size());
+  }
+  const size_t n = pairs.size();
+  absl::Status loaded = proxies_->SetIngressCertificates(pairs);
+  certs_fetched_ = true;
+  certs_fetched_for_ = wanted;
+  certs_error_.clear();
+  if (!loaded.ok()) {
+    spdlog::warn("ingress certificates: {}", std::string(loaded.message()));
+  } else {
+    spdlog::info("ingress certificates loaded: {} TLS rule(s)", n);
   }
 }
 
@@ -571,6 +628,7 @@ void WorkerAgent::StatsLoop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     publisher_->RetryIfDue();
+    SyncIngressCertificates();
     if (clock_.Now() >= next_sweep) {
       SweepTaskDirs();
       // Often enough that a directory outlives its retention by a quarter at most.

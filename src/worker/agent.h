@@ -85,6 +85,12 @@ class WorkerAgent {
   // Proxy counters -> manager, every second.
   void StatsLoop();
   void HeartbeatLoop();
+  // The HTTPS ingress's key pairs: the routing table names the certificates of the TLS rules
+  // (certificate_sha256); when they differ from those last fetched, SyncIngressCertificates
+  // fetches every pair (Dispatcher.GetIngressCertificates) into the proxies, at once and, after
+  // a failure, again every second. Keys stay in memory only.
+  void WantIngressCertificates(const v1::RoutingTable& table);
+  void SyncIngressCertificates();
   // Removes the directories of tasks gone long enough (TaskDirJanitor).
   void SweepTaskDirs();
   void ReportLoop();
@@ -133,6 +139,12 @@ class WorkerAgent {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
+
+  absl::Mutex certs_mu_;  // one fetch at a time
+  std::optional<std::map<std::string, std::string>> certs_wanted_ ABSL_GUARDED_BY(certs_mu_);
+  std::map<std::string, std::string> certs_fetched_for_ ABSL_GUARDED_BY(certs_mu_);
+  bool certs_fetched_ ABSL_GUARDED_BY(certs_mu_) = false;
+  std::string certs_error_ ABSL_GUARDED_BY(certs_mu_);  // the last one logged
 
   mutable absl::Mutex mu_;
   absl::CondVar report_cv_;

@@ -21,13 +21,16 @@
 #include "ingress/ingress_api.h"
 #include "ingress/ingress_match.h"
 #include "ingress/ingress_spec.h"
+#include "ingress/ingress_tls.h"
 #include "manager/events.h"
 #include "manager/manager_api.h"
 #include "manager/node_liveness.h"
+#include "manager/traffic.h"
 #include "security/aead.h"
 #include "security/openssl_util.h"
 #include "store/sqlite_store.h"
 #include "store/typed_store.h"
+#include "test_certs.h"
 #include "test_util.h"
 
 namespace warren {
@@ -37,38 +40,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-struct CertAndKey {
-  std::string cert_pem;
-  std::string key_pem;
-};
-
-// A self-signed P-256 certificate naming `dns_names` (subject alternative names).
-CertAndKey MakeCertificate(const std::vector<std::string>& dns_names) {
-  security::EvpPkeyPtr key(EVP_EC_gen("P-256"));
-  EXPECT_NE(key, nullptr);
-  security::X509Ptr cert(X509_new());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600L * 24 * 30);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(dns_names[0].c_str()), -1, -1,
-                             0);
-  X509_set_issuer_name(cert.get(), name);
-  const std::string san = "DNS:" + absl::StrJoin(dns_names, ",DNS:");
-  X509_EXTENSION* ext =
-      X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, const_cast<char*>(san.c_str()));
-  EXPECT_NE(ext, nullptr);
-  X509_add_ext(cert.get(), ext, -1);
-  X509_EXTENSION_free(ext);
-  EXPECT_GT(X509_sign(cert.get(), key.get(), EVP_sha256()), 0);
-  CertAndKey out;
-  out.cert_pem = *security::CertificatePem(cert.get());
-  out.key_pem = std::string(security::PrivateKeyPem(key.get())->reveal());
-  return out;
-}
+using testing_util::CertAndKey;
+using testing_util::MakeCertificate;
 
 v1::IngressSpec Spec(const std::string& name, const std::string& host, const std::string& path,
                      const std::string& service = "web") {
@@ -77,6 +50,15 @@ v1::IngressSpec Spec(const std::string& name, const std::string& host, const std
   s.set_host(host);
   s.set_path(path);
   s.set_service(service);
+  return s;
+}
+
+// Spec(name, host, "/") served over TLS with `cert`.
+v1::IngressSpec TlsSpec(const std::string& name, const std::string& host, const CertAndKey& cert) {
+  v1::IngressSpec s = Spec(name, host, "/");
+  s.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
+  s.mutable_tls()->set_certificate_pem(cert.cert_pem);
+  s.mutable_tls()->set_key_pem(cert.key_pem);
   return s;
 }
 
@@ -281,12 +263,53 @@ class IngressApiTest : public testing::Test {
   bool have_key_ = true;
 };
 
+// Step 3: the nodes' HTTPS ingress gets the opened key from GetIngressCertificates; the routing
+// table (sent to every node, DNS and the dashboard) names only the certificate's digest.
+TEST_F(IngressApiTest, NodesFetchTheOpenedKeyAndTheRoutingTableNeverHoldsIt) {
+  CertAndKey shop = MakeCertificate({"shop.example.com"});
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
+  v1::Ingress created;
+  ASSERT_TRUE(Create(spec, &created).ok());
+  ASSERT_TRUE(Create(Spec("plain", "plain.example.com", "/"), &created).ok());
+
+  RoutingTableCache cache(*store_, clock_);
+  std::shared_ptr<const v1::RoutingTable> table = cache.Get();
+  ASSERT_EQ(table->ingresses_size(), 2);
+  const v1::IngressRoute& plain = table->ingresses(0);
+  const v1::IngressRoute& tls = table->ingresses(1);
+  EXPECT_FALSE(plain.tls());
+  EXPECT_TRUE(plain.certificate_sha256().empty());
+  EXPECT_TRUE(tls.tls());
+  EXPECT_EQ(tls.certificate_sha256(), CertificateSha256(shop.cert_pem));
+  EXPECT_EQ(tls.certificate_sha256().size(), 64u);
+  const std::string bytes = table->SerializeAsString();
+  EXPECT_FALSE(absl::StrContains(bytes, shop.key_pem.substr(28, 40)));
+  auto stored = GetObjectByName<v1::Ingress>(*store_, "shop");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_FALSE(absl::StrContains(bytes, stored->spec().tls().sealed_key().value().ciphertext()));
+  EXPECT_FALSE(absl::StrContains(bytes, "PRIVATE KEY"));
+
+  v1::GetIngressCertificatesRequest req;
+  v1::GetIngressCertificatesResponse resp;
+  ASSERT_TRUE(api_->dispatcher().GetIngressCertificates(nullptr, &req, &resp).ok());
+  ASSERT_EQ(resp.certificates_size(), 1) << "the TLS rules only";
+  EXPECT_EQ(resp.certificates(0).name(), "shop");
+  EXPECT_EQ(resp.certificates(0).host(), "shop.example.com");
+  EXPECT_EQ(resp.certificates(0).certificate_pem(), shop.cert_pem);
+  EXPECT_EQ(resp.certificates(0).key_pem(), shop.key_pem);
+  EXPECT_EQ(resp.certificates(0).certificate_sha256(), tls.certificate_sha256());
+
+  // A manager without the cluster key cannot open keys: an error, not an empty list.
+  have_key_ = false;
+  v1::GetIngressCertificatesResponse none;
+  grpc::Status s = api_->dispatcher().GetIngressCertificates(nullptr, &req, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(none.certificates_size(), 0);
+}
+
 TEST_F(IngressApiTest, TlsKeyIsStoredOnlySealedAndNeverReturned) {
   CertAndKey shop = MakeCertificate({"shop.example.com"});
-  v1::IngressSpec spec = Spec("shop", "shop.example.com", "/");
-  spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
-  spec.mutable_tls()->set_certificate_pem(shop.cert_pem);
-  spec.mutable_tls()->set_key_pem(shop.key_pem);
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
   v1::Ingress created;
   ASSERT_TRUE(Create(spec, &created).ok());
   EXPECT_TRUE(created.spec().tls().key_pem().empty());
@@ -322,10 +345,7 @@ TEST_F(IngressApiTest, TlsKeyIsStoredOnlySealedAndNeverReturned) {
 TEST_F(IngressApiTest, WithoutTheClusterKeyATlsIngressIsRefusedAndNothingStored) {
   have_key_ = false;
   CertAndKey shop = MakeCertificate({"shop.example.com"});
-  v1::IngressSpec spec = Spec("shop", "shop.example.com", "/");
-  spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_FILES);
-  spec.mutable_tls()->set_certificate_pem(shop.cert_pem);
-  spec.mutable_tls()->set_key_pem(shop.key_pem);
+  v1::IngressSpec spec = TlsSpec("shop", "shop.example.com", shop);
   v1::Ingress out;
   grpc::Status s = Create(spec, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
