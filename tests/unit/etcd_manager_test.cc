@@ -56,6 +56,18 @@ class EtcdManagerTest : public ::testing::Test {
     return wo;
   }
 
+  // Creates service "web" (3 replicas) through the manager at `addr`.
+  void CreateWeb(const std::string& addr, v1::Service* svc) {
+    auto stub = v1::Control::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name("web");
+    req.mutable_spec()->set_replicas(3);
+    req.mutable_spec()->mutable_template_()->set_command("app");
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->CreateService(&ctx, req, svc);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
   int RunningTasks(Store& store, const std::string& service_id) {
     int n = 0;
     for (const auto& t : ListObjects<v1::Task>(store)) {
@@ -77,16 +89,8 @@ TEST_F(EtcdManagerTest, ManagerServesAndControlsFromEtcdAndItsStateOutlivesIt) {
                                              std::make_unique<FakeDriver>(), RealClock::Get());
   ASSERT_TRUE(agent->Start().ok());
 
-  auto stub =
-      v1::Control::NewStub(grpc::CreateChannel(m1->api_addr(), grpc::InsecureChannelCredentials()));
-  v1::CreateServiceRequest req;
-  req.mutable_spec()->set_name("web");
-  req.mutable_spec()->set_replicas(3);
-  req.mutable_spec()->mutable_template_()->set_command("app");
   v1::Service svc;
-  grpc::ClientContext ctx;
-  grpc::Status s = stub->CreateService(&ctx, req, &svc);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_NO_FATAL_FAILURE(CreateWeb(m1->api_addr(), &svc));
   // The controllers schedule through their fenced store; the worker reports through the API.
   ASSERT_TRUE(WaitFor([&] { return RunningTasks(m1->store(), svc.id()) == 3; }));
 
@@ -175,16 +179,11 @@ TEST_F(EtcdManagerTest, ThreeManagersOneLeadsAndTheWorkerFollowsTheNextLeader) {
                                              std::move(driver), RealClock::Get());
   ASSERT_TRUE(agent->Start().ok());
 
+  // Through a follower: every manager serves the Control API.
+  v1::Service svc;
+  ASSERT_NO_FATAL_FAILURE(CreateWeb(managers[follower]->api_addr(), &svc));
   auto control = v1::Control::NewStub(
       grpc::CreateChannel(managers[follower]->api_addr(), grpc::InsecureChannelCredentials()));
-  v1::CreateServiceRequest req;
-  req.mutable_spec()->set_name("web");
-  req.mutable_spec()->set_replicas(3);
-  req.mutable_spec()->mutable_template_()->set_command("app");
-  v1::Service svc;
-  grpc::ClientContext ctx;
-  grpc::Status s = control->CreateService(&ctx, req, &svc);
-  ASSERT_TRUE(s.ok()) << s.error_message();
   Store& view = managers[follower]->store();
   ASSERT_TRUE(WaitFor([&] { return RunningTasks(view, svc.id()) == 3; }));
   std::map<std::string, int> pids;
@@ -203,7 +202,7 @@ TEST_F(EtcdManagerTest, ThreeManagersOneLeadsAndTheWorkerFollowsTheNextLeader) {
   scale.set_name_or_id("web");
   scale.set_replicas(4);
   grpc::ClientContext scale_ctx;
-  s = control->ScaleService(&scale_ctx, scale, &svc);
+  grpc::Status s = control->ScaleService(&scale_ctx, scale, &svc);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_TRUE(WaitFor([&] { return RunningTasks(view, svc.id()) == 4; }, std::chrono::seconds(30)));
   // The three tasks from before are the same tasks in the same processes.
