@@ -38,6 +38,7 @@
 #include "cli/store_flags.h"
 #include "cli/version_command.h"
 #include "common/limits.h"
+#include "common/manager_list.h"
 #include "common/spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "http/http_server.h"
@@ -958,7 +959,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   app.require_subcommand(1);
   // Lets the global --manager follow a subcommand: `warren service ls --manager host:8080`.
   app.fallthrough();
-  app.add_option("--manager", ctx.manager, "Manager API address (env WARREN_MANAGER)")
+  app.add_option("--manager", ctx.manager,
+                 "Manager API address, or several managers on etcd as a comma list (env "
+                 "WARREN_MANAGER)")
       ->envname("WARREN_MANAGER")
       ->capture_default_str();
   app.add_option("--tls-dir", ctx.tls_dir,
@@ -1279,6 +1282,13 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return 2;
   }
   if (!action) return 2;
+  // One address, or several managers on etcd (any of them serves the API).
+  if (!init->parsed() && !app.got_subcommand("manager")) {
+    if (auto managers = ParseManagerList("--manager", ctx.manager); !managers.ok()) {
+      err << "error: " << managers.status().message() << "\n";
+      return 2;
+    }
+  }
   // The server roles make their own connections; a client command presents the bundle.
   if (!app.got_subcommand("manager") && !app.got_subcommand("worker") && !init->parsed()) {
     if (const std::string dir = security::ChooseBundleDir(ctx.tls_dir); !dir.empty()) {

@@ -3,20 +3,38 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/limits.h"
+#include "common/manager_list.h"
 #include "security/client_bundle.h"
 
 namespace warren {
+
+namespace {
+
+// How long the CLI waits for one of several managers to connect before it tries the next.
+constexpr absl::Duration kConnectEach = absl::Seconds(1);
+
+}  // namespace
 
 std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
   // Task lists of large services exceed gRPC's default 4 MiB per response.
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(limits::kMaxClientReceiveBytes);
-  if (credentials != nullptr && *credentials != nullptr) {
-    // One connection per command: a cached one of another bundle must not be shared.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    return grpc::CreateCustomChannel(*manager, *credentials, args);
+  const bool tls = credentials != nullptr && *credentials != nullptr;
+  // One connection per command: a cached one of another bundle must not be shared.
+  if (tls) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto open = [&](const std::string& addr) {
+    return grpc::CreateCustomChannel(addr, tls ? *credentials : grpc::InsecureChannelCredentials(),
+                                     args);
+  };
+  auto managers = ParseManagerList("--manager", *manager);
+  if (!managers.ok() || managers->size() < 2) return open(*manager);
+  // Several managers on etcd: every one serves the API; take the first that connects, so a
+  // manager that is down costs at most kConnectEach.
+  for (const std::string& addr : *managers) {
+    std::shared_ptr<grpc::Channel> channel = open(addr);
+    if (channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectEach))) return channel;
   }
-  return grpc::CreateCustomChannel(*manager, grpc::InsecureChannelCredentials(), args);
+  return open(managers->front());
 }
 
 void CommandEnv::Prepare(grpc::ClientContext* call) {
@@ -30,7 +48,9 @@ int CommandEnv::Fail(const grpc::Status& status) const {
   const bool plaintext = credentials == nullptr || *credentials == nullptr;
   // A plaintext call to a TLS manager (the default) fails its handshake like an unreachable
   // manager; the bootstrap call tells the two apart.
-  if (unreachable && plaintext && security::ServesTls(*manager, absl::Seconds(2))) {
+  auto managers = ParseManagerList("--manager", *manager);
+  const std::string first = managers.ok() ? managers->front() : *manager;
+  if (unreachable && plaintext && security::ServesTls(first, absl::Seconds(2))) {
     *err << "error: the manager at " << *manager
          << " serves mutual TLS and this command has no admin client bundle ("
          << security::DescribeBundleSearch()

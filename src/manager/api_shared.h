@@ -95,6 +95,11 @@ struct ApiShared {
   ClusterKeyFn secret_key;
   // Unset: plaintext calls to the nodes' log services.
   NodeCredentialsFn node_credentials;
+  // Several managers on etcd: OK while this manager leads the controllers, else UNAVAILABLE
+  // naming the leader (common/manager_list.h). The Dispatcher serves only while it is OK.
+  // Unset: always leads (SQLite).
+  std::function<absl::Status()> leads;
+  absl::Status CheckLeads() const { return leads ? leads() : absl::OkStatus(); }
 };
 
 // absl::Status -> grpc::Status, code for code.

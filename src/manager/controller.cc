@@ -76,7 +76,9 @@ ControllerStats Controller::stats() const {
                          full_passes_.load(),
                          services_visited_.load(),
                          last_visited_.load(),
-                         last_schedule_work_.load()};
+                         last_schedule_work_.load(),
+                         term_passes_.load(),
+                         led_.load()};
 }
 
 bool Controller::UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
@@ -188,7 +190,7 @@ bool Controller::MarkSilentNodesDown(absl::Time now, absl::Time* next) {
   const std::vector<v1::Node> nodes = index_.nodes();
   for (const auto& node : nodes) {
     if (node.state() != v1::NODE_STATE_READY) continue;
-    absl::Time deadline = liveness_.LastSeen(node.id()) + node_timeout_;
+    absl::Time deadline = liveness_.AliveSince(node.id()) + node_timeout_;
     if (deadline > now) {
       *next = std::min(*next, deadline);
       continue;
@@ -447,8 +449,39 @@ absl::Time Controller::SchedulePending(absl::Time now) {
   return next;
 }
 
+bool Controller::UpdateLeadership() {
+  const bool leading = !leading_ || leading_();
+  if (leading && !led_) {
+    BeginTerm();
+  } else if (!leading && led_) {
+    spdlog::warn("controller: no longer leading; passes stop until this manager leads again");
+  }
+  led_ = leading;
+  return leading;
+}
+
+void Controller::BeginTerm() {
+  index_.Invalidate();
+  next_resync_ = absl::InfinitePast();
+  carried_dirty_.clear();
+  wake_at_.clear();
+  timers_.clear();
+  in_deployment_.clear();
+  deferred_.clear();
+  deferred_mutations_ = 0;
+  schedule_at_ = absl::InfinitePast();
+  liveness_.StartGrace();
+  if (traffic_ != nullptr) traffic_->Reset();
+  term_passes_ = 0;
+  if (leading_) {
+    spdlog::info("controller: leading; rebuilding from the store, every node has {} of grace",
+                 absl::FormatDuration(node_timeout_));
+  }
+}
+
 absl::Time Controller::RunPass() {
   passes_++;
+  term_passes_++;
   const absl::Time started = absl::Now();
   const absl::Time now = clock_.Now();
   absl::Time next = absl::InfiniteFuture();
@@ -544,6 +577,11 @@ void Controller::Loop() {
   uint64_t trimmed_at_version = 0;
   absl::Time last_trim = absl::InfinitePast();
   while (!stop_) {
+    if (!UpdateLeadership()) {
+      // Followers idle; the election wakes nothing here, so look again shortly.
+      absl::SleepFor(absl::Milliseconds(20));
+      continue;
+    }
     seen = store_.Version();
     absl::Time next = RunPass();
     // Passes, assignment streams and task lists parse thousands of tasks and drop them again;

@@ -2,6 +2,7 @@
 #define WARREN_MANAGER_CONTROLLER_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -37,6 +38,9 @@ struct ControllerStats {
   // Entries the last scheduling round looked at: pending tasks, nodes, candidates and
   // addresses tried (Scheduler::Result::work), not the placed tasks.
   uint64_t last_schedule_work = 0;
+  // Passes since this controller last started to lead (on etcd; with SQLite it always leads).
+  uint64_t term_passes = 0;
+  bool leading = false;
 };
 
 // The manager's control loop: node liveness, the reconciler for every service, and the
@@ -61,6 +65,16 @@ class Controller {
   void Start();
   void Stop();
 
+  // On etcd several managers run; only the one that leads may run passes. Unset: always
+  // leads. Set before Start.
+  void SetLeadership(std::function<bool()> leading) { leading_ = std::move(leading); }
+  // Follows the leadership (the loop calls it before each pass; tests call it on a fake clock):
+  // on gaining it the controller forgets what it knew (index, timers, deployments in flight)
+  // and rebuilds from the store, every node gets one node timeout of grace from now (their
+  // heartbeats went to the previous leader), and the traffic counters start again. Returns
+  // whether this controller leads.
+  bool UpdateLeadership();
+
   ControllerStats stats() const;
 
   // Proxy traffic for canary and blue/green analysis (owned by the server).
@@ -78,6 +92,8 @@ class Controller {
 
  private:
   void Loop();
+  // Gaining the leadership: start from the store as a new manager would.
+  void BeginTerm();
   bool CommitOrCount(const std::vector<Mutation>& mutations);
   // A service's reconcile actions, committed with other services' by FlushReconciles: one
   // commit (one fsync) for many services instead of one each, which bounded how fast a pass
@@ -115,6 +131,9 @@ class Controller {
   std::string prometheus_url_;
   int task_history_ = limits::kDefaultTaskHistory;
   std::unique_ptr<analysis::QueryRunner> queries_;
+  std::function<bool()> leading_;
+  std::atomic<bool> led_{false};
+  std::atomic<uint64_t> term_passes_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};

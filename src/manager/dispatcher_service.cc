@@ -70,6 +70,7 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
                                              const v1::RegisterNodeRequest* req, v1::Node* resp) {
   auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/RegisterNode");
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (!ValidNodeName(req->name())) return ToGrpc(NodeNameError(req->name()));
   if (auto s = ValidateLabels("labels", req->labels()); !s.ok()) return ToGrpc(s);
   uint32_t base = 0, size = 0;
@@ -176,6 +177,7 @@ grpc::Status DispatcherService::Heartbeat(grpc::ServerContext* ctx, const v1::He
                                           v1::HeartbeatResponse* resp) {
   auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/Heartbeat");
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (auto s = CheckOwnNode(*peer, req->node_id(), "Heartbeat"); !s.ok()) return ToGrpc(s);
   auto node = GetObject<v1::Node>(store_, req->node_id());
   if (!node) {
@@ -221,6 +223,7 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
   uint64_t revocations = shared_.authorizer->revocation_generation();
   auto peer = shared_.Authorize(ctx, kMethod);
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (auto s = CheckOwnNode(*peer, req->node_id(), "WatchAssignments"); !s.ok()) return ToGrpc(s);
   if (!GetObject<v1::Node>(store_, req->node_id())) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -234,6 +237,8 @@ grpc::Status DispatcherService::WatchAssignments(grpc::ServerContext* ctx,
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
     // A node removed meanwhile (node rm) loses its stream at the next wake-up.
     if (auto s = shared_.Reauthorize(ctx, kMethod, &revocations); !s.ok()) return ToGrpc(s);
+    // A manager that stops leading ends its streams: the workers go to the new leader.
+    if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
     uint64_t version = store_.Version();
     if (version != seen) {
       seen = version;
@@ -253,6 +258,7 @@ grpc::Status DispatcherService::ReportTaskStatus(grpc::ServerContext* ctx,
                                                  v1::ReportTaskStatusResponse*) {
   auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/ReportTaskStatus");
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (auto s = CheckOwnNode(*peer, req->node_id(), "ReportTaskStatus"); !s.ok()) return ToGrpc(s);
   absl::StatusOr<uint64_t> v = CommitWithRetry(
       store_,
@@ -310,11 +316,14 @@ grpc::Status DispatcherService::WatchRoutes(grpc::ServerContext* ctx,
   uint64_t revocations = shared_.authorizer->revocation_generation();
   auto peer = shared_.Authorize(ctx, kMethod);
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (auto s = CheckOwnNode(*peer, req->node_id(), "WatchRoutes"); !s.ok()) return ToGrpc(s);
   if (!shared_.routes) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
   uint64_t sent = 0;
   while (!ctx->IsCancelled() && !shared_.shutting_down) {
     if (auto s = shared_.Reauthorize(ctx, kMethod, &revocations); !s.ok()) return ToGrpc(s);
+    // A manager that stops leading ends its streams: the workers go to the new leader.
+    if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
     const uint64_t seen = store_.Version();
     // A worker that applies deltas gets the whole table once, then only what changed.
     RoutingTableCache::Update update = shared_.routes->Since(req->deltas() ? sent : 0);
@@ -333,6 +342,7 @@ grpc::Status DispatcherService::ReportTrafficStats(grpc::ServerContext* ctx,
                                                    v1::ReportTrafficStatsResponse*) {
   auto peer = shared_.Authorize(ctx, "/warren.v1.Dispatcher/ReportTrafficStats");
   if (!peer.ok()) return ToGrpc(peer.status());
+  if (auto s = shared_.CheckLeads(); !s.ok()) return ToGrpc(s);
   if (auto s = CheckOwnNode(*peer, req->node_id(), "ReportTrafficStats"); !s.ok()) return ToGrpc(s);
   if (!shared_.traffic) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no traffic controller");
   shared_.traffic->Report(*req);

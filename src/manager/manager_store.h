@@ -1,7 +1,10 @@
 #ifndef WARREN_MANAGER_MANAGER_STORE_H_
 #define WARREN_MANAGER_MANAGER_STORE_H_
 
+#include <atomic>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "roles.h"
@@ -11,22 +14,50 @@
 namespace warren {
 
 // The store a manager opens from its options: the embedded SQLite store in the data dir, or
-// etcd with this manager as the controllers' leader.
+// etcd, which several managers share (one of them leads the controllers).
 struct ManagerStore {
   // What the API reads and writes.
   std::unique_ptr<Store> store;
-  // etcd only: the leadership, and the store the controllers write through (every commit
-  // fenced with the leader key).
-  std::unique_ptr<EtcdElection> election;
+  // etcd only: the client, the leadership (StartManagerElection), and the store the
+  // controllers write through (every commit fenced with the leader key).
+  std::shared_ptr<EtcdClient> etcd;
+  EtcdStore* etcd_store = nullptr;  // == store
+  std::string etcd_prefix;
+  // The fenced store reads the election through this slot: it exists before the election.
+  std::shared_ptr<std::atomic<EtcdElection*>> election_slot;
   std::unique_ptr<Store> controller_store;
+  std::unique_ptr<EtcdElection> election;
 
   Store& controllers() { return controller_store ? *controller_store : *store; }
 };
 
-// With etcd, the manager must win the leader lease: until several managers share one etcd
-// (issue 14, phase 2), a second manager on the same etcd and prefix is refused with
-// FAILED_PRECONDITION naming the one that leads. UNAVAILABLE when etcd cannot be reached.
+// UNAVAILABLE when etcd cannot be reached.
 absl::StatusOr<ManagerStore> OpenManagerStore(const ManagerOptions& options);
+
+// A manager as registered on etcd (`<prefix>managers/<id>`, under its lease).
+struct ManagerRecord {
+  std::string id;
+  std::string name;
+  // Where its API serves (the address workers and the CLI dial).
+  std::string api_addr;
+};
+// This manager: `id`, the host's name, and the API address it listens on (a wildcard host
+// replaced by the host's name).
+ManagerRecord ThisManager(const std::string& id, const std::string& bound_api_addr);
+std::string FormatManagerRecord(const ManagerRecord& m);
+absl::StatusOr<ManagerRecord> ParseManagerRecord(const std::string& json);
+
+// etcd only (a no-op on SQLite): registers this manager and campaigns for the controllers'
+// leadership, the leader key's value being `me.api_addr`. Call once the API listens.
+absl::Status StartManagerElection(ManagerStore& ms, const ManagerOptions& options,
+                                  const ManagerRecord& me);
+
+// The managers registered on etcd and the API address of the one that leads (empty: none).
+struct ManagerRoster {
+  std::vector<ManagerRecord> managers;
+  std::string leader_addr;
+};
+absl::StatusOr<ManagerRoster> ListManagers(EtcdClient& etcd, const std::string& prefix);
 
 }  // namespace warren
 

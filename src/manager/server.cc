@@ -15,6 +15,7 @@
 #include "common/data_dir.h"
 #include "common/grpc_services.h"
 #include "common/ids.h"
+#include "common/manager_list.h"
 #include "common/role_defaults.h"
 #include "common/systemd_notify.h"
 #include "common/task_state.h"
@@ -189,8 +190,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   auto store = OpenManagerStore(options);
   if (!store.ok()) return store.status();
   m->store_ = std::move(store->store);
-  m->election_ = std::move(store->election);
-  m->controller_store_ = std::move(store->controller_store);
+  m->etcd_ = std::move(*store);
   security::ClusterAuthorityOptions authority_options;
   if (options.cert_validity != absl::ZeroDuration()) {
     authority_options.node_cert_validity = options.cert_validity;
@@ -232,7 +232,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                         absl::StrCat("api-addr ", authorizer.status().message()));
   }
   m->api_->SetAuthorizer(*authorizer);
-  Store& controller_store = m->controller_store_ ? *m->controller_store_ : *m->store_;
+  Store& controller_store = m->etcd_.controller_store ? *m->etcd_.controller_store : *m->store_;
   m->controller_ = std::make_unique<Controller>(controller_store, clock, *m->events_, *m->liveness_,
                                                 options.node_timeout, m->metrics_.get());
 
@@ -241,6 +241,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
   m->api_->SetSecretKey([raw = m.get()] { return raw->ClusterKey(); });
   m->controller_->SetTraffic(m->traffic_.get());
+  if (m->etcd_.etcd) {
+    // Several managers share etcd: this one's controllers run, and its Dispatcher serves the
+    // workers, only while it leads.
+    m->controller_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
+    m->api_->SetLeadership([raw = m.get()] { return raw->LeadsOrNamesLeader(); });
+  }
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
   m->metrics_->AddCanaryGauges(*m->store_, *m->traffic_);
@@ -401,6 +407,16 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         return Registry::Samples{{{}, static_cast<double>(ctl->stats().passes)}};
       });
   m->registry_->AddCallbackGauge(
+      "warren_controller_leading",
+      "1 while this manager's controllers run (it leads on etcd; always on SQLite).", {}, [ctl] {
+        return Registry::Samples{{{}, ctl->stats().leading ? 1.0 : 0.0}};
+      });
+  m->registry_->AddCallbackGauge(
+      "warren_controller_term_passes", "Control loop passes since this manager last began to lead.",
+      {}, [ctl] {
+        return Registry::Samples{{{}, static_cast<double>(ctl->stats().term_passes)}};
+      });
+  m->registry_->AddCallbackGauge(
       "warren_store_corrupt_objects",
       "Objects found corrupt in the store (left out of reads; /readyz is not ready meanwhile).", {},
       [st] {
@@ -452,6 +468,10 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     }
     m->metrics_server_ = std::move(*http);
   }
+  m->manager_id_ = NewId();
+  const ManagerRecord me = ThisManager(m->manager_id_, m->api_addr_);
+  m->advertise_addr_ = me.api_addr;
+  if (auto s = StartManagerElection(m->etcd_, options, me); !s.ok()) return s;
   m->controller_->Start();
   spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
   if (options.tls) {
@@ -502,6 +522,25 @@ absl::Status ManagerServer::InstallHybridWorkerCertificate(WorkerOptions* worker
   return absl::OkStatus();
 }
 
+bool ManagerServer::IsLeader() const {
+  if (!etcd_.etcd) return true;
+  // Through the slot: API calls may come before the election starts and after it stops.
+  EtcdElection* e = etcd_.election_slot->load();
+  return e != nullptr && e->IsLeader();
+}
+
+absl::Status ManagerServer::LeadsOrNamesLeader() const {
+  if (IsLeader()) return absl::OkStatus();
+  EtcdElection* e = etcd_.election_slot->load();
+  // Not campaigning yet (starting) or any more (stopping).
+  if (e == nullptr) return absl::UnavailableError(FormatNotLeader("(starting or stopping)", ""));
+  // advertise_addr_ was set before the slot: it is read only once the slot is.
+  std::string leader;
+  auto l = e->Leader();
+  if (l.ok() && l->has_value() && (*l)->candidate != advertise_addr_) leader = (*l)->candidate;
+  return absl::UnavailableError(FormatNotLeader(advertise_addr_, leader));
+}
+
 int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
 int ManagerServer::dns_port() const { return dns_ ? dns_->port() : 0; }
@@ -523,6 +562,10 @@ void ManagerServer::Shutdown() {
   }
   if (dashboard_) dashboard_->Shutdown();
   if (metrics_server_) metrics_server_->Stop();
+  // Hands the leadership over at once (the lease is revoked) rather than after its TTL. Last:
+  // the API's calls read the leadership until the server has stopped.
+  if (etcd_.election_slot) etcd_.election_slot->store(nullptr);
+  etcd_.election.reset();
 }
 
 ManagerServer::~ManagerServer() { Shutdown(); }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
@@ -13,6 +14,7 @@
 #include "manager/events.h"
 #include "manager/manager_api.h"
 #include "manager/manager_metrics.h"
+#include "manager/manager_store.h"
 #include "manager/node_liveness.h"
 #include "manager/traffic.h"
 #include "roles.h"
@@ -28,7 +30,6 @@ class DashboardAccessService;
 class CaService;
 class SecretService;
 class DataDirLock;
-class EtcdElection;
 class GrpcAcceptor;
 class HealthStatusUpdater;
 class HttpServer;
@@ -57,6 +58,12 @@ class ManagerServer {
   Registry& registry() { return *registry_; }
   Store& store() { return *store_; }
   Controller& controller() { return *controller_; }
+  // On etcd: this manager's id among the managers, and whether it leads the controllers now
+  // (always true on SQLite).
+  const std::string& manager_id() const { return manager_id_; }
+  bool IsLeader() const;
+  // OK while this manager leads; else UNAVAILABLE naming the leader (the Dispatcher's refusal).
+  absl::Status LeadsOrNamesLeader() const;
   // The cluster's CA, join tokens and cluster key, loaded (or created) at start. ca() and
   // cluster_key() never change; the join tokens change (rotation) only under the Ca service's
   // lock, so read them through that service.
@@ -77,10 +84,9 @@ class ManagerServer {
   // Released after everything else is gone, the store last of all.
   std::unique_ptr<DataDirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
-  // etcd only: the controllers' leadership and their fenced view of store_ (see
-  // manager_store.h).
-  std::unique_ptr<EtcdElection> election_;
-  std::unique_ptr<Store> controller_store_;
+  // etcd only: the client, the controllers' leadership and their fenced view of store_ (see
+  // manager_store.h); its `store` has moved to store_.
+  ManagerStore etcd_;
   std::unique_ptr<security::ClusterAuthority> authority_;
   std::shared_ptr<security::RevocationList> revoked_;
   std::unique_ptr<CaService> ca_;
@@ -111,6 +117,9 @@ class ManagerServer {
   std::thread dns_thread_;
   std::atomic<bool> stopping_{false};
   std::string api_addr_;
+  std::string manager_id_;
+  // The API address other managers name as this one's (a wildcard host: the host's name).
+  std::string advertise_addr_;
   bool shut_down_ = false;
 };
 

@@ -135,6 +135,14 @@ class TrafficStats {
 
   void Report(const v1::TrafficStatsReport& report);
 
+  // Forgets every node's counters: a manager that starts to lead on etcd hears the reports
+  // from then on (they went to the previous leader meanwhile), so the totals start again.
+  void Reset() {
+    absl::MutexLock lock(&mu_);
+    nodes_.clear();
+    services_.clear();
+  }
+
   // Totals over every node since this manager started hearing from them (including what
   // each proxy had counted before).
   std::map<int64_t, v1::RevisionTraffic> Totals(const std::string& service_id) const;

@@ -163,6 +163,15 @@ void EtcdElection::CampaignLoop() {
       lease_ttl_seconds_ = grant->ttl();
       lease_valid_until_ = asked + absl::Seconds(grant->ttl());
     }
+    if (absl::Status s = Register(lease); !s.ok()) {
+      spdlog::warn("leader election: registering {}: {}; retrying", opts_.member_key, s.ToString());
+      if (s.code() == absl::StatusCode::kNotFound) {
+        LoseLease(lease);
+      } else if (!Idle(kRetry)) {
+        return;
+      }
+      continue;
+    }
     bool led = false;
     absl::Status s = CampaignOnce(lease, &led);
     if (led && !Idle(kHandover)) return;
@@ -174,6 +183,16 @@ void EtcdElection::CampaignLoop() {
       if (!Idle(kRetry)) return;
     }
   }
+}
+
+absl::Status EtcdElection::Register(int64_t lease) {
+  if (opts_.member_key.empty()) return absl::OkStatus();
+  etcdserverpb::TxnRequest txn;
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(opts_.member_key);
+  put->set_value(opts_.member_value);
+  put->set_lease(lease);
+  return client_->Txn(txn).status();
 }
 
 absl::Status EtcdElection::CampaignOnce(int64_t lease, bool* led) {

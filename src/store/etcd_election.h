@@ -35,6 +35,10 @@ struct EtcdElectionOptions {
   // The lease's time to live, whole seconds: how long a crashed leader keeps the office.
   // etcd raises a shorter one to its minimum (1.5 times its election timeout).
   absl::Duration ttl = absl::Seconds(5);
+  // Optional: a key written with `member_value` under each lease this candidate holds, so that
+  // it lives exactly as long as the candidate (the managers' registry, `node ls`).
+  std::string member_key;
+  std::string member_value;
 };
 
 // Who leads, as etcd has it.
@@ -84,6 +88,8 @@ class EtcdElection {
   // or on an error. Takes the lease it was given.
   // Sets *led once this candidate became the leader.
   absl::Status CampaignOnce(int64_t lease, bool* led);
+  // Writes the member key under `lease`.
+  absl::Status Register(int64_t lease);
   // Watches the leader key from `revision` until it is deleted or, with `create_revision`
   // set, created anew; or until cancelled.
   absl::Status WatchKey(int64_t revision, int64_t create_revision);

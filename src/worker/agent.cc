@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/bind_probe.h"
 #include "common/limits.h"
+#include "common/manager_list.h"
 #include "common/role_defaults.h"
 #include "common/routing_delta.h"
 #include "common/task_state.h"
@@ -161,10 +163,16 @@ void WorkerAgent::StartCertificateRenewal() {
       std::filesystem::path(options_.tls_cert).parent_path().parent_path();
   // Renewal presents the current certificate over the manager channel (its file watcher
   // follows each installed generation): the same identity comes back, no token needed.
-  auto ca = std::shared_ptr<v1::Ca::Stub>(v1::Ca::NewStub(channel_));
   security::RenewFn renew =
-      [this, ca](const security::CertificateInfo&,
-                 const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
+      [this](const security::CertificateInfo&,
+             const std::string& csr) -> absl::StatusOr<security::RenewedCertificate> {
+    // Any manager renews; the one in use now.
+    std::shared_ptr<grpc::Channel> channel;
+    {
+      absl::MutexLock lock(&mu_);
+      channel = managers_[manager_].channel;
+    }
+    auto ca = v1::Ca::NewStub(channel);
     v1::RenewCertificateRequest req;
     req.set_csr_pem(csr);
     req.add_hosts("127.0.0.1");
@@ -342,8 +350,15 @@ absl::Status WorkerAgent::Start() {
     }
     creds = std::move(*mtls);
   }
-  channel_ = grpc::CreateCustomChannel(options_.manager_addr, creds, channel_args);
-  stub_ = v1::Dispatcher::NewStub(channel_);
+  auto addrs = ParseManagerList("--manager", options_.manager_addr);
+  if (!addrs.ok()) return addrs.status();
+  manager_creds_ = creds;
+  manager_args_ = channel_args;
+  {
+    absl::MutexLock lock(&mu_);
+    managers_.clear();
+    for (const std::string& addr : *addrs) managers_.push_back(ConnectManager(addr));
+  }
   if (!options_.tls_cert.empty()) StartCertificateRenewal();
   stop_ = false;
   loops_.emplace_back([this] { ConnectLoop(); });
@@ -430,8 +445,10 @@ absl::Status WorkerAgent::Register() {
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(absl::Seconds(5)));
   v1::Node node;
-  grpc::Status s = stub_->RegisterNode(&ctx, req, &node);
+  auto [used, stub] = Manager();
+  grpc::Status s = stub->RegisterNode(&ctx, req, &node);
   if (!s.ok()) {
+    ManagerFailed(used, s);
     CheckRemoved(s);
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   }
@@ -439,6 +456,49 @@ absl::Status WorkerAgent::Register() {
   node_id_ = node.id();
   spdlog::info("registered as node {} ({}), agent {}", node.name(), node.id(), agent_addr_);
   return absl::OkStatus();
+}
+
+std::pair<size_t, std::shared_ptr<v1::Dispatcher::Stub>> WorkerAgent::Manager() const {
+  absl::MutexLock lock(&mu_);
+  return {manager_, managers_[manager_].stub};
+}
+
+WorkerAgent::ManagerConn WorkerAgent::ConnectManager(const std::string& addr) const {
+  ManagerConn c;
+  c.addr = addr;
+  c.channel = grpc::CreateCustomChannel(addr, manager_creds_, manager_args_);
+  c.stub = v1::Dispatcher::NewStub(c.channel);
+  return c;
+}
+
+void WorkerAgent::ManagerFailed(size_t used, const grpc::Status& s) {
+  if (s.ok()) return;
+  const absl::Status status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  absl::MutexLock lock(&mu_);
+  // Another loop moved on already.
+  if (used != manager_) return;
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    if (std::optional<std::string> leader = ParseLeaderHint(status.message())) {
+      const bool known = std::any_of(managers_.begin(), managers_.end(),
+                                     [&](const ManagerConn& m) { return m.addr == *leader; });
+      if (!known) managers_.push_back(ConnectManager(*leader));
+    }
+  }
+  if (managers_.size() < 2) return;
+  const size_t next = NextManager(
+      [this] {
+        std::vector<std::string> addrs;
+        for (const auto& m : managers_) addrs.push_back(m.addr);
+        return addrs;
+      }(),
+      used, status);
+  if (next == used) return;
+  manager_ = next;
+  spdlog::warn("manager {}: {}; trying {}", managers_[used].addr, s.error_message(),
+               managers_[next].addr);
+  // The streams follow at once: they were on the manager just left.
+  if (watch_ctx_) watch_ctx_->TryCancel();
+  if (routes_ctx_) routes_ctx_->TryCancel();
 }
 
 bool WorkerAgent::WaitUntilRemoved(absl::Duration timeout) const {
@@ -464,8 +524,7 @@ void WorkerAgent::ConnectLoop() {
       absl::Status s = Register();
       if (removed()) break;
       if (!s.ok()) {
-        spdlog::warn("cannot register with the manager at {}: {}", options_.manager_addr,
-                     s.ToString());
+        spdlog::warn("cannot register with the manager: {}", s.ToString());
         if (s.code() == absl::StatusCode::kInvalidArgument) {
           // A configuration error does not fix itself; keep trying slowly so it stays visible.
           backoff = absl::Seconds(5);
@@ -484,7 +543,8 @@ void WorkerAgent::ConnectLoop() {
     v1::WatchAssignmentsRequest req;
     req.set_node_id(node_id());
     req.set_deltas(true);
-    auto reader = stub_->WatchAssignments(&ctx, req);
+    auto [used, stub] = Manager();
+    auto reader = stub->WatchAssignments(&ctx, req);
     v1::Assignments a;
     uint64_t applied = 0;
     bool have_set = false;
@@ -502,6 +562,7 @@ void WorkerAgent::ConnectLoop() {
       have_set = true;
     }
     grpc::Status s = reader->Finish();
+    ManagerFailed(used, s);
     {
       absl::MutexLock lock(&mu_);
       watch_ctx_ = nullptr;
@@ -531,7 +592,8 @@ void WorkerAgent::RoutesLoop() {
     v1::WatchRoutesRequest req;
     req.set_node_id(id);
     req.set_deltas(true);
-    auto reader = stub_->WatchRoutes(&ctx, req);
+    auto [used, stub] = Manager();
+    auto reader = stub->WatchRoutes(&ctx, req);
     v1::RoutingTable received;
     v1::RoutingTable table;
     while (reader->Read(&received)) {
@@ -549,6 +611,7 @@ void WorkerAgent::RoutesLoop() {
       routes_version_ = table.version();
     }
     grpc::Status s = reader->Finish();
+    ManagerFailed(used, s);
     {
       absl::MutexLock lock(&mu_);
       routes_ctx_ = nullptr;
@@ -670,8 +733,12 @@ void WorkerAgent::StatsLoop() {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(absl::Seconds(2)));
     v1::ReportTrafficStatsResponse resp;
-    grpc::Status s = stub_->ReportTrafficStats(&ctx, report, &resp);
-    if (!s.ok()) spdlog::debug("reporting traffic stats: {}", s.error_message());
+    auto [used, stub] = Manager();
+    grpc::Status s = stub->ReportTrafficStats(&ctx, report, &resp);
+    if (!s.ok()) {
+      ManagerFailed(used, s);
+      spdlog::debug("reporting traffic stats: {}", s.error_message());
+    }
   }
 }
 
@@ -692,7 +759,9 @@ void WorkerAgent::HeartbeatLoop() {
       req.set_node_id(id);
       for (v1::PublishError& e : publisher_->Failures()) *req.add_publish_errors() = std::move(e);
       v1::HeartbeatResponse resp;
-      grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
+      auto [used, stub] = Manager();
+      grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
+      ManagerFailed(used, s);
       if (s.ok()) {
         absl::MutexLock lock(&mu_);
         heartbeat_period_ =
@@ -747,8 +816,10 @@ void WorkerAgent::ReportLoop() {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(absl::Seconds(5)));
     v1::ReportTaskStatusResponse resp;
-    grpc::Status s = stub_->ReportTaskStatus(&ctx, req, &resp);
+    auto [used, stub] = Manager();
+    grpc::Status s = stub->ReportTaskStatus(&ctx, req, &resp);
     if (!s.ok()) {
+      ManagerFailed(used, s);
       spdlog::warn("reporting task status: {}", s.error_message());
       absl::MutexLock lock(&mu_);
       // Newer reports queued meanwhile win; put back the rest.

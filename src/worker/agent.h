@@ -131,8 +131,25 @@ class WorkerAgent {
   std::unique_ptr<dns::ClusterDns> dns_;
   std::unique_ptr<dns::ClusterDns> pod_dns_;  // the pods' DNS (cri)
   std::atomic<uint64_t> routes_version_{0};
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Dispatcher::Stub> stub_;
+  // The managers (--manager a,b,c): one channel each; calls go to managers_[manager_], which
+  // moves on (to the leader a refusal names, else the next one) when a call to it fails
+  // UNAVAILABLE (common/manager_list.h).
+  struct ManagerConn {
+    std::string addr;
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<v1::Dispatcher::Stub> stub;
+  };
+  // A leader a refusal names that is not in the list is added (a hybrid node's worker knows
+  // only its own manager).
+  std::vector<ManagerConn> managers_ ABSL_GUARDED_BY(mu_);
+  size_t manager_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<grpc::ChannelCredentials> manager_creds_;
+  grpc::ChannelArguments manager_args_;
+  // The manager calls go to now, and its index for ManagerFailed.
+  std::pair<size_t, std::shared_ptr<v1::Dispatcher::Stub>> Manager() const;
+  ManagerConn ConnectManager(const std::string& addr) const;
+  // A call to managers_[used] failed with `s`: maybe move on to another manager.
+  void ManagerFailed(size_t used, const grpc::Status& s);
   std::unique_ptr<LogService> log_service_;
   std::unique_ptr<security::CertificateRenewer> renewer_;  // with a certificate only
   std::unique_ptr<TaskDirJanitor> janitor_;                // used by the stats loop only

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/manager_list.h"
 #include "security/certificates.h"
 #include "security/client_bundle.h"
 #include "security/join_token.h"
@@ -42,7 +43,7 @@ std::vector<std::string> NodeHosts(const WorkerOptions& options) {
   return hosts;
 }
 
-absl::Status Join(WorkerOptions* options, absl::Time now) {
+absl::Status JoinVia(WorkerOptions* options, const std::string& manager, absl::Time now) {
   auto token = security::ParseJoinToken(options->join_token);
   if (!token.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--token: ", token.status().message()));
@@ -50,19 +51,19 @@ absl::Status Join(WorkerOptions* options, absl::Time now) {
   // 1. The CA certificate, over TLS that trusts nothing yet; nothing secret is sent.
   v1::GetCaCertificateResponse ca;
   {
-    auto stub = v1::Ca::NewStub(
-        grpc::CreateChannel(options->manager_addr, security::MakeBootstrapChannelCredentials()));
+    auto stub =
+        v1::Ca::NewStub(grpc::CreateChannel(manager, security::MakeBootstrapChannelCredentials()));
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     if (grpc::Status s = stub->GetCaCertificate(&ctx, {}, &ca); !s.ok()) {
-      return FromGrpc(s, absl::StrCat("joining ", options->manager_addr,
-                                      ": fetching the cluster CA certificate"));
+      return FromGrpc(s,
+                      absl::StrCat("joining ", manager, ": fetching the cluster CA certificate"));
     }
   }
   // 2. Pinned by the token: an impostor (or another cluster) never sees the token.
   if (absl::Status s = security::CheckJoinTokenCa(*token, ca.ca_cert_pem()); !s.ok()) {
     return absl::Status(s.code(),
-                        absl::StrCat("joining ", options->manager_addr,
+                        absl::StrCat("joining ", manager,
                                      ": the manager's CA is "
                                      "not the one the join token names (another cluster, or an "
                                      "impostor); nothing was sent: ",
@@ -79,7 +80,7 @@ absl::Status Join(WorkerOptions* options, absl::Time now) {
   if (!creds.ok()) return creds.status();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto stub = v1::Ca::NewStub(grpc::CreateCustomChannel(options->manager_addr, *creds, args));
+  auto stub = v1::Ca::NewStub(grpc::CreateCustomChannel(manager, *creds, args));
   v1::JoinClusterRequest req;
   req.set_token(options->join_token);
   req.set_csr_pem(*csr);
@@ -88,7 +89,7 @@ absl::Status Join(WorkerOptions* options, absl::Time now) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   if (grpc::Status s = stub->JoinCluster(&ctx, req, &issued); !s.ok()) {
-    return FromGrpc(s, absl::StrCat("joining ", options->manager_addr));
+    return FromGrpc(s, absl::StrCat("joining ", manager));
   }
   if (issued.role() != "worker") {
     return absl::InvalidArgumentError(
@@ -105,13 +106,28 @@ absl::Status Join(WorkerOptions* options, absl::Time now) {
   return absl::OkStatus();
 }
 
+// Any manager serves the join (several on etcd: the first that answers).
+absl::Status Join(WorkerOptions* options, absl::Time now) {
+  auto managers = ParseManagerList("--manager", options->manager_addr);
+  if (!managers.ok()) return managers.status();
+  absl::Status last;
+  for (const std::string& manager : *managers) {
+    last = JoinVia(options, manager, now);
+    if (last.ok() || last.code() != absl::StatusCode::kUnavailable) return last;
+  }
+  return last;
+}
+
 }  // namespace
 
 absl::Status CheckPlaintextManager(const WorkerOptions& options) {
-  if (!security::ServesTls(options.manager_addr, kJoinCallTimeout)) return absl::OkStatus();
+  auto managers = ParseManagerList("--manager", options.manager_addr);
+  if (!managers.ok()) return managers.status();
+  const std::string& first = managers->front();
+  if (!security::ServesTls(first, kJoinCallTimeout)) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      "the manager at ", options.manager_addr,
-      " serves mutual TLS and this worker has no certificate in ", NodeTlsDir(options).dir(),
+      "the manager at ", first, " serves mutual TLS and this worker has no certificate in ",
+      NodeTlsDir(options).dir(),
       ": join with --token TOKEN (or WARREN_JOIN_TOKEN); print the token on the manager with "
       "`warren cluster join-token worker -q`"));
 }

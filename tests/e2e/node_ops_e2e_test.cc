@@ -6,12 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "e2e_fixture.h"
+#include "separate_workers.h"
 
 namespace warren::e2e {
 namespace {
 
-class NodeOpsE2eTest : public E2eTest {
+class NodeOpsE2eTest : public SeparateWorkersTest {
  protected:
   // A manager and workers w1, w2 in processes of their own. Each worker's proxy listens on
   // its own loopback address; w1's is 127.0.0.1, where the load goes.
@@ -22,16 +22,7 @@ class NodeOpsE2eTest : public E2eTest {
                                  "127.0.0.1:" + std::to_string(metrics_port_), "--dns-addr", "",
                                  "--tls-root", tls_root().string()},
         (dir_ / "manager.log").string()));
-    const std::string token = JoinToken();
-    for (int i = 1; i <= 2; ++i) {
-      const std::string name = "w" + std::to_string(i);
-      processes_.push_back(std::make_unique<Process>(
-          std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
-                                   name, "--data-dir", (dir_ / name).string(), "--address-range",
-                                   Range(i), "--publish-ip", "127.0.0." + std::to_string(i),
-                                   "--dns-addr", "", "--stop-tasks-on-exit", "--token", token},
-          (dir_ / (name + ".log")).string()));
-    }
+    StartSeparateWorkers(2);
     ASSERT_TRUE(WaitFor([&] {
       auto nodes = JsonList(Cli({"node", "ls", "-o", "json"}).out, "nodes");
       int ready = 0;
