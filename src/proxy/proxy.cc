@@ -801,7 +801,8 @@ class ServiceProxy::Impl {
     }
     Backend& b = *backend;
 
-    relay::PrepareRequestHead(req_p, s.peer_ip);
+    // The ingress is the edge: it says how the client came (published ports as before).
+    relay::PrepareRequestHead(req_p, s.peer_ip, single_ ? "" : (tls_ ? "https" : "http"));
 
     std::optional<http::response_parser<http::buffer_body>> res_p;
     Acquired a;

@@ -52,6 +52,29 @@ std::unique_ptr<TestBackend> Backend(const std::string& ip, const std::string& n
   return std::make_unique<TestBackend>(TestBackend{std::move(*s), ip});
 }
 
+// A backend that answers with the request's X-Forwarded-* and Forwarded headers, one
+// "name=value" line each (lower-case names, in order).
+std::unique_ptr<TestBackend> ForwardedEcho(const std::string& ip) {
+  HttpServerOptions so;
+  so.threads = 1;
+  auto s = HttpServer::Start(
+      absl::StrCat(ip, ":0"),
+      [](const HttpRequest& r) {
+        std::string out;
+        for (const auto& [k, v] : r.headers) {
+          const std::string name = absl::AsciiStrToLower(k);
+          if (name.rfind("x-forwarded-", 0) == 0 || name == "forwarded") {
+            absl::StrAppend(&out, name, "=", v, "\n");
+          }
+        }
+        return HttpResponse::Text(200, out);
+      },
+      so);
+  EXPECT_TRUE(s.ok()) << s.status();
+  if (!s.ok()) return nullptr;
+  return std::make_unique<TestBackend>(TestBackend{std::move(*s), ip});
+}
+
 v1::ServiceRoute Route(const std::string& id, const std::string& name,
                        const std::vector<std::pair<int, const TestBackend*>>& revisions) {
   v1::ServiceRoute r;
@@ -212,6 +235,42 @@ TEST(IngressProxyTest, AFailedConnectIsRetriedOnAnotherEndpoint) {
   EXPECT_TRUE(ingress->Stop(kTimeout));
 }
 
+// The ingress is the edge: what a client claims about earlier hops is replaced, not appended to.
+TEST(IngressProxyTest, ForwardedHeadersAreTheIngressesOwnNotTheClients) {
+  auto echo = ForwardedEcho("127.0.0.73");
+  ASSERT_TRUE(echo);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-echo", "echo", {{100, echo.get()}});
+  *table.add_ingresses() = Rule("echo", "echo.example.com", "/", "svc-echo");
+  ingress->Update(table);
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  auto r = (*conn)->Request("GET", "/", "",
+                            {{"Host", "Echo.Example.com:8080"},
+                             {"X-Forwarded-For", "203.0.113.7"},
+                             {"X-Forwarded-Proto", "https"},
+                             {"X-Forwarded-Host", "bank.example.org"},
+                             {"X-Forwarded-Port", "443"},
+                             {"Forwarded", "for=203.0.113.7;proto=https"}},
+                            kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body,
+            "x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=http\n"
+            "x-forwarded-host=Echo.Example.com:8080\n");
+  // The absolute form's host is the one forwarded.
+  r = (*conn)->Request("GET", "http://echo.example.com/x", "", {{"Host", "other.org"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body,
+            "x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=http\n"
+            "x-forwarded-host=echo.example.com\n");
+  EXPECT_TRUE(ingress->Stop(kTimeout));
+}
+
 TEST(ProxyManagerTest, TheIngressRoutesTheTablesIngresses) {
   auto web = Backend("127.0.0.68", "web");
   ASSERT_TRUE(web);
@@ -294,8 +353,11 @@ class TlsClient {
   int Version() const { return SSL_version(ssl_.get()); }
 
   // "<status> <body>" of a GET (the answer must carry a Content-Length).
-  std::string Get(const std::string& host, const std::string& target) {
-    const std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: ", host, "\r\n\r\n");
+  // `extra`: more header lines, each ending in CRLF.
+  std::string Get(const std::string& host, const std::string& target,
+                  const std::string& extra = "") {
+    const std::string req =
+        absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: ", host, "\r\n", extra, "\r\n");
     if (SSL_write(ssl_.get(), req.data(), static_cast<int>(req.size())) <= 0) return "write failed";
     std::string in;
     size_t head_end = std::string::npos;
@@ -455,6 +517,22 @@ TEST_F(IngressHttpsTest, SniPicksTheCertificateAndRequestsAreRoutedOverKeepAlive
   std::vector<ProxyStats> stats = manager_->Snapshot();
   ASSERT_EQ(stats.size(), 1u);
   EXPECT_EQ(stats[0].service_id, "svc-web");
+}
+
+TEST_F(IngressHttpsTest, RequestsOverHttpsAreForwardedWithProtoHttps) {
+  auto echo = ForwardedEcho("127.0.0.74");
+  ASSERT_TRUE(echo);
+  *table_.add_services() = Route("svc-echo", "echo", {{100, echo.get()}});
+  *table_.add_ingresses() = TlsRule("echo", "echo.example.com", "svc-echo");
+  ASSERT_TRUE(manager_->Apply(table_).ok());
+  auto c = TlsClient::Connect(port_, "echo.example.com");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->Get("echo.example.com", "/",
+                      "X-Forwarded-Proto: http\r\nX-Forwarded-For: 10.1.2.3\r\n"
+                      "X-Forwarded-For: 10.4.5.6\r\n"),
+            "200 x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=https\n"
+            "x-forwarded-host=echo.example.com\n");
 }
 
 TEST_F(IngressHttpsTest, OnlyTls12And13AreAccepted) {
