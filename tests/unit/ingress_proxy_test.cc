@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
@@ -268,6 +269,61 @@ TEST(IngressProxyTest, ForwardedHeadersAreTheIngressesOwnNotTheClients) {
             "x-forwarded-for=127.0.0.1\n"
             "x-forwarded-proto=http\n"
             "x-forwarded-host=echo.example.com\n");
+  EXPECT_TRUE(ingress->Stop(kTimeout));
+}
+
+// Whether the registry's exposition has this exact sample line.
+bool HasSample(const Registry& registry, const std::string& line) {
+  return absl::StrContains(absl::StrCat("\n", registry.Render()), absl::StrCat("\n", line, "\n"));
+}
+
+TEST(IngressProxyTest, RequestsThroughARuleMoveItsSeries) {
+  auto web = Backend("127.0.0.75", "web");
+  ASSERT_TRUE(web);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-web", "web", {{100, web.get()}});
+  *table.add_services() = Route("svc-empty", "empty", {{100, nullptr}});
+  *table.add_ingresses() = Rule("shop", "shop.example.com", "/", "svc-web");
+  *table.add_ingresses() = Rule("shop-api", "shop.example.com", "/api", "svc-empty");
+  v1::IngressRoute tls = Rule("pay", "pay.example.com", "/", "svc-web");
+  tls.set_tls(true);
+  *table.add_ingresses() = tls;
+  ingress->Update(table);
+  // Before any request, each rule's series are there at 0.
+  const std::string shop = R"(ingress="shop",host="shop.example.com",path="/")";
+  const std::string api = R"(ingress="shop-api",host="shop.example.com",path="/api")";
+  const std::string pay = R"(ingress="pay",host="pay.example.com",path="/")";
+  EXPECT_TRUE(HasSample(registry,
+                        absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="2xx"} 0)")))
+      << registry.Render();
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/a"), "200 web /a");
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/b"), "200 web /b");
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/api/x"), "503 no endpoints available\n");
+  auto redirected = (*conn)->Request("GET", "/", "", {{"Host", "pay.example.com"}}, kTimeout);
+  ASSERT_TRUE(redirected.ok()) << redirected.status();
+  EXPECT_EQ(redirected->status, 308);
+  EXPECT_EQ(Get(**conn, "nowhere.org", "/"), "404 no ingress rule for this host and path\n");
+
+  for (const std::string& line : {
+           absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="2xx"} 2)"),
+           absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="5xx"} 0)"),
+           absl::StrCat("warren_ingress_errors_total{", shop, "} 0"),
+           absl::StrCat("warren_ingress_request_duration_seconds_count{", shop, "} 2"),
+           absl::StrCat("warren_ingress_requests_total{", api, R"(,class="5xx"} 1)"),
+           absl::StrCat("warren_ingress_errors_total{", api, "} 1"),
+           absl::StrCat("warren_ingress_request_duration_seconds_count{", api, "} 1"),
+           absl::StrCat("warren_ingress_requests_total{", pay, R"(,class="3xx"} 1)"),
+           absl::StrCat("warren_ingress_errors_total{", pay, "} 0"),
+       }) {
+    EXPECT_TRUE(HasSample(registry, line)) << line << "\n" << registry.Render();
+  }
+  // A request no rule takes counts into no rule.
+  EXPECT_FALSE(absl::StrContains(registry.Render(), "nowhere.org"));
   EXPECT_TRUE(ingress->Stop(kTimeout));
 }
 
