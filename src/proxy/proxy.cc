@@ -141,6 +141,8 @@ class ServiceProxy::Impl {
     std::vector<v1::IngressRoute> routes;
     // routes[i]'s series.
     std::vector<RuleMetrics> rule_metrics;
+    // The ACME rules' pending HTTP-01 challenges: token -> key authorization.
+    std::map<std::string, std::string, std::less<>> acme_challenges;
     std::map<std::pair<std::string, int>, std::shared_ptr<Backend>> backends;
   };
 
@@ -274,6 +276,9 @@ class ServiceProxy::Impl {
     auto next = std::make_shared<IngressTable>();
     next->routes.assign(table.ingresses().begin(), table.ingresses().end());
     for (const v1::IngressRoute& rule : next->routes) {
+      for (const v1::AcmeChallenge& c : rule.acme_challenges()) {
+        next->acme_challenges[c.token()] = c.key_authorization();
+      }
       RuleMetrics& m = next->rule_metrics.emplace_back();
       if (ingress_requests_ == nullptr) continue;
       const LabelValues labels = {rule.name(), rule.host(), rule.path()};
@@ -662,6 +667,21 @@ class ServiceProxy::Impl {
     bool cut = false;
   };
 
+  // The key authorization a GET of /.well-known/acme-challenge/TOKEN gets, or null.
+  static const std::string* AcmeChallenge(const IngressTable& table,
+                                          const http::request<http::buffer_body>& req) {
+    static constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
+    if (table.acme_challenges.empty() || req.method() != http::verb::get) {
+      return nullptr;
+    }
+    const beast::string_view target = req.target();
+    const std::string_view t(target.data(), target.size());
+    if (t.substr(0, kPrefix.size()) != kPrefix) return nullptr;
+    const std::string_view token = t.substr(kPrefix.size(), t.find('?') - kPrefix.size());
+    auto it = table.acme_challenges.find(token);
+    return it == table.acme_challenges.end() ? nullptr : &it->second;
+  }
+
   struct IngressPick {
     const v1::IngressRoute* rule = nullptr;  // null: no rule (404)
     const RuleMetrics* metrics = nullptr;    // the rule's series
@@ -840,6 +860,13 @@ class ServiceProxy::Impl {
     if (!backend) {
       // The ingress: the rule for the Host and path (before the head is rewritten).
       table = ingress_table();
+      if (const std::string* key_authorization = AcmeChallenge(*table, req)) {
+        // An ACME server validating a name (HTTP-01), on any host the cluster serves: before the
+        // rules, since the name's rule redirects to HTTPS, which has no certificate yet.
+        const bool keep = client_keep && bodyless && !stopping_;
+        co_await relay::SendAnswer(client, 200, *key_authorization, keep, version, std::string());
+        co_return keep;
+      }
       const IngressPick pick = PickIngress(*table, req);
       counted.m = pick.metrics;
       if (pick.rule != nullptr && pick.rule->tls() && !tls_) {

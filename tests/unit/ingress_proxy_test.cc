@@ -652,6 +652,45 @@ TEST_F(IngressHttpsTest, HttpRequestsForATlsHostAreRedirectedToTheHttpsPort) {
   EXPECT_EQ(r->Header("Location"), absl::StrCat("https://a.example.com:", port_, "/"));
 }
 
+// ACME HTTP-01: the key authorization of a pending challenge is answered on HTTP for any host,
+// before the rules (the name's own rule is TLS and would redirect).
+TEST(IngressAcmeChallengeTest, APendingChallengeIsAnsweredBeforeTheRules) {
+  auto web = Backend("127.0.0.76", "web");
+  ASSERT_TRUE(web);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-web", "web", {{100, web.get()}});
+  v1::IngressRoute acme = TlsRule("shop", "shop.example.com", "svc-web");
+  v1::AcmeChallenge* c = acme.add_acme_challenges();
+  c->set_token("tok_1-A");
+  c->set_key_authorization("tok_1-A.thumbprint");
+  *table.add_ingresses() = acme;
+  ingress->Update(table);
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/.well-known/acme-challenge/tok_1-A"),
+            "200 tok_1-A.thumbprint");
+  EXPECT_EQ(Get(**conn, "other.org", "/.well-known/acme-challenge/tok_1-A"),
+            "200 tok_1-A.thumbprint");
+  // Any other token, or path, is the rules' (a redirect to HTTPS, or no rule).
+  auto r = (*conn)->Request("GET", "/.well-known/acme-challenge/other", "",
+                            {{"Host", "shop.example.com"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 308);
+  EXPECT_EQ(Get(**conn, "other.org", "/.well-known/acme-challenge/"),
+            "404 no ingress rule for this host and path\n");
+  // Once the order is done, the table no longer carries it.
+  table.mutable_ingresses(0)->clear_acme_challenges();
+  ingress->Update(table);
+  r = (*conn)->Request("GET", "/.well-known/acme-challenge/tok_1-A", "",
+                       {{"Host", "shop.example.com"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 308);
+  EXPECT_TRUE(ingress->Stop(kTimeout));
+}
+
 TEST(IngressHttpsRedirectTest, WithoutAnHttpsListenerTheRedirectGoesToPort443) {
   auto web = Backend("127.0.0.72", "web");
   ASSERT_TRUE(web);
