@@ -90,6 +90,32 @@ absl::StatusOr<Url> ParseUrl(const std::string& url) {
   return u;
 }
 
+// Connects `stream` (a tcp_stream, or an ssl_stream over one), runs `after_connect(next)` (the
+// TLS handshake, or nothing), then writes `req` and reads the answer into `parser`. The first
+// error lands in `result`; success leaves `result` as the read's (empty) error.
+template <class Stream, class Endpoints, class Request, class Parser, class AfterConnect>
+void ConnectAndExchange(Stream& stream, const Endpoints& endpoints, Request& req,
+                        beast::flat_buffer& buffer, Parser& parser, beast::error_code& result,
+                        AfterConnect after_connect) {
+  beast::get_lowest_layer(stream).async_connect(
+      endpoints, [&, after_connect](beast::error_code e, auto) {
+        if (e) {
+          result = e;
+          return;
+        }
+        after_connect([&] {
+          http::async_write(stream, req, [&](beast::error_code e, std::size_t) {
+            if (e) {
+              result = e;
+              return;
+            }
+            SafeAsyncRead(stream, buffer, parser, ReadUntil::kMessage,
+                          [&](beast::error_code e, std::size_t) { result = e; });
+          });
+        });
+      });
+}
+
 class HttpAcmeTransport final : public AcmeTransport {
  public:
   HttpAcmeTransport(std::string ca_bundle, absl::Duration timeout)
@@ -137,44 +163,20 @@ class HttpAcmeTransport final : public AcmeTransport {
       SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str());
       stream.set_verify_callback(net::ssl::host_name_verification(u->host));
       beast::get_lowest_layer(stream).expires_after(deadline);
-      beast::get_lowest_layer(stream).async_connect(endpoints, [&](beast::error_code e, auto) {
-        if (e) {
-          result = e;
-          return;
-        }
-        stream.async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) {
+      ConnectAndExchange(stream, endpoints, req, buffer, parser, result, [&](auto next) {
+        stream.async_handshake(net::ssl::stream_base::client, [&, next](beast::error_code e) {
           if (e) {
             result = e;
             return;
           }
-          http::async_write(stream, req, [&](beast::error_code e, std::size_t) {
-            if (e) {
-              result = e;
-              return;
-            }
-            SafeAsyncRead(stream, buffer, parser, ReadUntil::kMessage,
-                          [&](beast::error_code e, std::size_t) { result = e; });
-          });
+          next();
         });
       });
       ioc.run_for(deadline + std::chrono::milliseconds(100));
     } else {
       beast::tcp_stream stream(ioc);
       stream.expires_after(deadline);
-      stream.async_connect(endpoints, [&](beast::error_code e, auto) {
-        if (e) {
-          result = e;
-          return;
-        }
-        http::async_write(stream, req, [&](beast::error_code e, std::size_t) {
-          if (e) {
-            result = e;
-            return;
-          }
-          SafeAsyncRead(stream, buffer, parser, ReadUntil::kMessage,
-                        [&](beast::error_code e, std::size_t) { result = e; });
-        });
-      });
+      ConnectAndExchange(stream, endpoints, req, buffer, parser, result, [](auto next) { next(); });
       ioc.run_for(deadline + std::chrono::milliseconds(100));
     }
     // A TLS peer that closes without close_notify after a complete answer is fine.
