@@ -12,6 +12,8 @@ PACKAGES=(
   containerd runc containernetworking-plugins docker-registry skopeo umoci jq
   # etcd: the store of several managers; its API .proto files generate the C++ client.
   etcd-server etcd-client golang-etcd-server-dev
+  # ACME: pebble (and pebble-challtestsrv, its DNS) for the ingress's ACME e2e test.
+  pebble
   # The dashboard's e2e test: headless Chromium driven through Selenium, trusting the
   # cluster CA through an NSS database (certutil).
   chromium chromium-driver python3-selenium libnss3-tools

@@ -83,6 +83,12 @@ struct ManagerOptions {
   // Lifetime of the node certificates the CA issues from this start on (1m..5 years; nodes renew
   // at 50-80 % of it). Zero: the cluster's stored value (90 days when it is created).
   absl::Duration cert_validity = absl::ZeroDuration();
+  // ACME for `tls: acme` ingresses (docs/ingress.md): the directory URL (empty: off), the
+  // account's contact e-mail, and a PEM file of CAs to trust for the directory's TLS besides the
+  // system's (pebble's test CA, a private CA).
+  std::string acme_directory;
+  std::string acme_email;
+  std::string acme_ca_bundle;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.

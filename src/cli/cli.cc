@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -200,6 +201,11 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   AddDnsFlags(cmd, &f->manager.dns, &f->dns_ttl);
   cmd->add_option("--prometheus-url", f->manager.prometheus_url,
                   "Prometheus for canary/blue-green analysis queries, http://host:port");
+  cmd->add_option("--acme-directory", f->manager.acme_directory,
+                  "ACME directory URL for `tls: acme` ingresses (https://...; empty: ACME off)");
+  cmd->add_option("--acme-email", f->manager.acme_email, "Contact e-mail of the ACME account");
+  cmd->add_option("--acme-ca-bundle", f->manager.acme_ca_bundle,
+                  "PEM file of CAs trusted for the ACME directory's TLS besides the system's");
   AddStoreFlags(cmd, &f->store, &f->manager.store);
   cmd->add_option("--task-history-limit", f->manager.task_history,
                   "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
@@ -235,6 +241,19 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
     return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",
                                                    limits::kMaxTaskHistory, ", got ",
                                                    f->manager.task_history));
+  }
+  const ManagerOptions& m = f->manager;
+  if (m.acme_directory.empty() && (!m.acme_email.empty() || !m.acme_ca_bundle.empty())) {
+    return absl::InvalidArgumentError("--acme-email, --acme-ca-bundle: need --acme-directory URL");
+  }
+  if (!m.acme_directory.empty() && !absl::StartsWith(m.acme_directory, "https://") &&
+      !absl::StartsWith(m.acme_directory, "http://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--acme-directory: must be an https:// (or http://) URL, got \"", m.acme_directory, "\""));
+  }
+  if (!m.acme_ca_bundle.empty() && !std::ifstream(m.acme_ca_bundle).good()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--acme-ca-bundle: cannot read \"", m.acme_ca_bundle, "\""));
   }
   if (absl::Status s = CheckReservedFds(f->manager.reserved_fds); !s.ok()) return s;
   f->worker.reserved_fds = f->manager.reserved_fds;

@@ -18,6 +18,7 @@ namespace {
 struct CreateFlags {
   v1::IngressSpec spec;
   bool tls = false;
+  bool acme = false;
   std::string cert_file;
   std::string key_file;
   bool replace = false;
@@ -33,13 +34,19 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
 
 int Create(const CommandEnv& env, const CreateFlags& flags) {
   v1::IngressSpec spec = flags.spec;
-  if (!flags.tls && (!flags.cert_file.empty() || !flags.key_file.empty())) {
-    *env.err << "error: --cert and --key need --tls\n";
+  if (!flags.tls && (flags.acme || !flags.cert_file.empty() || !flags.key_file.empty())) {
+    *env.err << "error: --cert, --key and --acme need --tls\n";
     return 2;
   }
-  if (flags.tls) {
+  if (flags.acme && (!flags.cert_file.empty() || !flags.key_file.empty())) {
+    *env.err << "error: --acme orders the certificate: give no --cert or --key\n";
+    return 2;
+  }
+  if (flags.acme) {
+    spec.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_ACME);
+  } else if (flags.tls) {
     if (flags.cert_file.empty() || flags.key_file.empty()) {
-      *env.err << "error: --tls needs --cert FILE and --key FILE\n";
+      *env.err << "error: --tls needs --cert FILE and --key FILE, or --acme\n";
       return 2;
     }
     auto cert = ReadPem(flags.cert_file, "--cert");
@@ -71,7 +78,16 @@ std::string TlsColumn(const v1::Ingress& i) {
     case v1::INGRESS_TLS_MODE_FILES:
       return "files";
     case v1::INGRESS_TLS_MODE_ACME:
-      return "acme";
+      switch (i.acme().state()) {
+        case v1::ACME_STATE_VALID:
+          return "acme";
+        case v1::ACME_STATE_FAILED:
+          return "acme (failed)";
+        case v1::ACME_STATE_ORDERING:
+          return "acme (ordering)";
+        default:
+          return "acme (pending)";
+      }
     default:
       return "-";
   }
@@ -119,6 +135,19 @@ int Inspect(const CommandEnv& env, const std::string& name, const std::string& o
   v1::Ingress resp;
   if (grpc::Status s = stub->GetIngress(&call, req, &resp); !s.ok()) return env.Fail(s);
   *env.out << RenderMessage(resp, *format);
+  return 0;
+}
+
+int Renew(const CommandEnv& env, const std::string& name) {
+  auto stub = v1::Ingresses::NewStub(env.Channel());
+  grpc::ClientContext call;
+  CommandEnv::Prepare(&call);
+  v1::RenewIngressRequest req;
+  req.set_ingress(name);
+  v1::Ingress resp;
+  if (grpc::Status s = stub->RenewIngress(&call, req, &resp); !s.ok()) return env.Fail(s);
+  *env.out << name << ": renewal requested (`warren ingress inspect " << name
+           << "` shows acme.state)\n";
   return 0;
 }
 
@@ -180,6 +209,9 @@ int ApplyIngresses(v1::Ingresses::Stub& stub, const std::vector<v1::IngressSpec>
       v1::IngressSpec stored = current.spec();
       v1::IngressSpec wanted = spec;
       wanted.mutable_tls()->clear_key_pem();
+      // An ACME ingress's certificate is the one the managers ordered, not part of the file.
+      if (stored.tls().mode() == v1::INGRESS_TLS_MODE_ACME)
+        stored.mutable_tls()->clear_certificate_pem();
       if (google::protobuf::util::MessageDifferencer::Equals(stored, wanted)) {
         *env.out << "ingress " << spec.name() << ": unchanged\n";
         continue;
@@ -223,7 +255,10 @@ void AddIngressCommands(CLI::App* app, const CommandEnv& env, std::function<int(
   c->add_option_function<int>(
       "--port", [create](int p) { create->spec.set_port(p); },
       "Port on the service's tasks (default: each task's own port)");
-  c->add_flag("--tls", create->tls, "Serve the host over HTTPS (with --cert and --key)");
+  c->add_flag("--tls", create->tls, "Serve the host over HTTPS (with --cert and --key, or --acme)");
+  c->add_flag("--acme", create->acme,
+              "With --tls: order the certificate from the managers' --acme-directory (HTTP-01) "
+              "and renew it 30 days before it expires");
   c->add_option("--cert", create->cert_file, "PEM certificate (chain) file for --tls");
   c->add_option("--key", create->key_file, "PEM private key file for --tls");
   c->add_flag("--replace", create->replace,
@@ -252,6 +287,14 @@ void AddIngressCommands(CLI::App* app, const CommandEnv& env, std::function<int(
     *action = [env, inspect_name, inspect_output] {
       return Inspect(env, *inspect_name, *inspect_output);
     };
+  });
+
+  auto renew_name = std::make_shared<std::string>();
+  CLI::App* renew =
+      ingress->add_subcommand("renew", "Order a new ACME certificate for an ingress now");
+  renew->add_option("NAME", *renew_name, "Ingress name or id")->required();
+  renew->callback([env, action, renew_name] {
+    *action = [env, renew_name] { return Renew(env, *renew_name); };
   });
 
   auto rm_names = std::make_shared<std::vector<std::string>>();

@@ -10,8 +10,8 @@
 
 namespace warren {
 
-// `ingress create NAME --host H [--path P] --service S [--port N] [--tls --cert F --key F]
-// [--replace]`,
+// `ingress create NAME --host H [--path P] --service S [--port N] [--tls (--cert F --key F |
+// --acme)] [--replace]`, `ingress renew NAME`,
 // `ingress ls [-q] [-o FORMAT]`, `ingress inspect NAME [-o FORMAT]`, `ingress rm NAME...`.
 void AddIngressCommands(CLI::App* app, const CommandEnv& env, std::function<int()>* action);
 

@@ -1,5 +1,7 @@
 #include "ingress/ingress_api.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/time_util.h"
@@ -71,6 +73,11 @@ grpc::Status IngressApi::CreateIngress(grpc::ServerContext* ctx,
     return ToGrpc(absl::InvalidArgumentError(
         "tls.sealed_key: set by the manager only; give the key as tls.key_pem"));
   }
+  const bool acme = spec.tls().mode() == v1::INGRESS_TLS_MODE_ACME;
+  if (acme && !shared_.acme_enabled) {
+    return ToGrpc(absl::FailedPreconditionError(
+        "tls: acme needs an ACME directory: start the managers with --acme-directory URL"));
+  }
   v1::Ingress ingress;
   if (spec.tls().mode() == v1::INGRESS_TLS_MODE_FILES) {
     auto cert =
@@ -104,6 +111,19 @@ grpc::Status IngressApi::CreateIngress(grpc::ServerContext* ctx,
   if (spec.tls().mode() == v1::INGRESS_TLS_MODE_FILES) {
     if (auto s = SealIngressKey(shared_.secret_key, &ingress); !s.ok()) return ToGrpc(s);
   }
+  if (acme) {
+    if (existing && existing->spec().tls().mode() == v1::INGRESS_TLS_MODE_ACME &&
+        existing->spec().host() == spec.host()) {
+      // Replaced with the same name: the certificate ordered for it stays, and so does where
+      // ordering stands.
+      *ingress.mutable_spec()->mutable_tls() = existing->spec().tls();
+      *ingress.mutable_certificate() = existing->certificate();
+      *ingress.mutable_acme() = existing->acme();
+    } else {
+      // The controller leader orders it (AcmeController); HTTPS waits for the certificate.
+      ingress.mutable_acme()->set_state(v1::ACME_STATE_PENDING);
+    }
+  }
   std::vector<Mutation> m = {
       PutMutation(ingress, existing ? existing->version() : Mutation::kMustNotExist),
       shared_.events.Make("ingress", ingress.id(), spec.name(), existing ? "updated" : "created",
@@ -113,6 +133,41 @@ grpc::Status IngressApi::CreateIngress(grpc::ServerContext* ctx,
   if (!v.ok()) return ToGrpc(v.status());
   ingress.set_version(*v);
   *resp = RedactIngress(std::move(ingress));
+  return grpc::Status::OK;
+}
+
+grpc::Status IngressApi::RenewIngress(grpc::ServerContext* ctx, const v1::RenewIngressRequest* req,
+                                      v1::Ingress* resp) {
+  auto allowed = shared_.Authorize(ctx, "/warren.v1.Ingresses/RenewIngress");
+  if (!allowed.ok()) return ToGrpc(allowed.status());
+  v1::Ingress renewed;
+  absl::StatusOr<uint64_t> v =
+      CommitWithRetry(shared_.store, [&]() -> absl::StatusOr<std::vector<Mutation>> {
+        auto i = Find(req->ingress());
+        if (!i.ok()) return i.status();
+        if (i->spec().tls().mode() != v1::INGRESS_TLS_MODE_ACME) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "ingress \"", i->spec().name(),
+              "\": only an ingress with tls acme renews its certificate (this one has ",
+              i->spec().tls().mode() == v1::INGRESS_TLS_MODE_FILES ? "files: replace them"
+                                                                   : "no TLS",
+              ")"));
+        }
+        renewed = *i;
+        v1::IngressAcmeStatus* acme = renewed.mutable_acme();
+        acme->set_renew_requested(std::max(acme->renew_requested(), acme->renewed()) + 1);
+        // Now, not after a failure's backoff.
+        acme->clear_next_attempt_at();
+        if (acme->state() != v1::ACME_STATE_ORDERING) acme->set_state(v1::ACME_STATE_PENDING);
+        renewed.clear_version();
+        return std::vector<Mutation>{
+            PutMutation(renewed, i->version()),
+            shared_.events.Make("ingress", renewed.id(), renewed.spec().name(), "renew",
+                                "certificate renewal requested", renewed.service_id())};
+      });
+  if (!v.ok()) return ToGrpc(v.status());
+  renewed.set_version(*v);
+  *resp = RedactIngress(std::move(renewed));
   return grpc::Status::OK;
 }
 

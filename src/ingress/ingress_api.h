@@ -23,6 +23,8 @@ class IngressApi final : public v1::Ingresses::Service {
                              v1::ListIngressesResponse*) override;
   grpc::Status DeleteIngress(grpc::ServerContext*, const v1::DeleteIngressRequest*,
                              v1::DeleteIngressResponse*) override;
+  grpc::Status RenewIngress(grpc::ServerContext*, const v1::RenewIngressRequest*,
+                            v1::Ingress*) override;
 
  private:
   absl::StatusOr<v1::Ingress> Find(const std::string& name_or_id) const;

@@ -130,9 +130,17 @@ absl::Status ValidateIngressSpec(const v1::IngressSpec& spec) {
       if (spec.tls().key_pem().empty()) return Invalid("tls.key", "required");
       break;
     case v1::INGRESS_TLS_MODE_ACME:
-      return Invalid("tls.mode", "acme is not supported yet; use files (--cert, --key)");
+      if (!spec.tls().certificate_pem().empty() || !spec.tls().key_pem().empty()) {
+        return Invalid("tls", "acme orders its own certificate and key; give none (or use files)");
+      }
+      if (absl::StartsWith(spec.host(), "*.")) {
+        return Invalid("host", absl::StrCat("\"", spec.host(),
+                                            "\": acme proves a name with the HTTP-01 challenge, "
+                                            "which cannot prove a wildcard; use files"));
+      }
+      break;
     default:
-      return Invalid("tls.mode", "must be none or files");
+      return Invalid("tls.mode", "must be none, files or acme");
   }
   return absl::OkStatus();
 }

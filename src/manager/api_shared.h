@@ -93,6 +93,9 @@ struct ApiShared {
   absl::Duration revocation_keep = security::kDefaultNodeCertValidity;
   // Opens the secrets a node's assignments carry (Dispatcher); unset: no secret is sent.
   ClusterKeyFn secret_key;
+  // The managers order certificates for `tls: acme` ingresses (--acme-directory); without it
+  // such an ingress is refused.
+  bool acme_enabled = false;
   // Unset: plaintext calls to the nodes' log services.
   NodeCredentialsFn node_credentials;
   // Several managers on etcd: OK while this manager leads the controllers, else UNAVAILABLE

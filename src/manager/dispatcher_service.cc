@@ -359,7 +359,10 @@ grpc::Status DispatcherService::GetIngressCertificates(grpc::ServerContext* ctx,
   }
   std::vector<v1::Ingress> tls;
   for (v1::Ingress& i : ListObjects<v1::Ingress>(store_)) {
-    if (i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE) tls.push_back(std::move(i));
+    // An ACME rule has nothing to send until its certificate is issued.
+    if (i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE && i.spec().tls().has_sealed_key()) {
+      tls.push_back(std::move(i));
+    }
   }
   std::sort(tls.begin(), tls.end(), [](const v1::Ingress& a, const v1::Ingress& b) {
     return std::tie(a.spec().host(), a.spec().path(), a.spec().name()) <

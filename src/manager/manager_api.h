@@ -47,6 +47,7 @@ class ManagerApi {
   }
   // The key secrets are opened with for the workers' assignments. Set once, before serving.
   void SetSecretKey(ClusterKeyFn key) { shared_.secret_key = std::move(key); }
+  void SetAcmeEnabled(bool enabled) { shared_.acme_enabled = enabled; }
   void SetNodeCredentials(NodeCredentialsFn creds) { shared_.node_credentials = std::move(creds); }
   // See ApiShared::leads.
   void SetLeadership(std::function<absl::Status()> leads) { shared_.leads = std::move(leads); }

@@ -240,6 +240,17 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->traffic_ = std::make_unique<TrafficStats>(clock);
   m->api_->SetTraffic(m->routes_.get(), m->traffic_.get());
   m->api_->SetSecretKey([raw = m.get()] { return raw->ClusterKey(); });
+  m->api_->SetAcmeEnabled(!options.acme_directory.empty());
+  if (!options.acme_directory.empty()) {
+    AcmeControllerOptions acme;
+    acme.acme.directory_url = options.acme_directory;
+    acme.acme.email = options.acme_email;
+    acme.ca_bundle = options.acme_ca_bundle;
+    // Through the controllers' store: on several managers only the leader's commits land.
+    m->acme_ = std::make_unique<AcmeController>(
+        controller_store, clock, *m->events_, [raw = m.get()] { return raw->ClusterKey(); },
+        std::move(acme));
+  }
   m->controller_->SetTraffic(m->traffic_.get());
   if (m->etcd_.etcd) {
     // Several managers share etcd: this one's controllers run, and its Dispatcher serves the
@@ -473,6 +484,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->advertise_addr_ = me.api_addr;
   if (auto s = StartManagerElection(m->etcd_, options, me); !s.ok()) return s;
   m->controller_->Start();
+  if (m->acme_) m->acme_->Start();
   spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
   if (options.tls) {
     spdlog::info(
@@ -556,6 +568,7 @@ void ManagerServer::Shutdown() {
   if (grpc_acceptor_) grpc_acceptor_->Stop();
   health_.reset();
   if (api_) api_->Shutdown();
+  if (acme_) acme_->Stop();
   if (controller_) controller_->Stop();
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

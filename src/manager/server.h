@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "grpcpp/grpcpp.h"
+#include "ingress/acme_controller.h"
 #include "manager/controller.h"
 #include "manager/events.h"
 #include "manager/manager_api.h"
@@ -102,6 +103,8 @@ class ManagerServer {
   std::shared_ptr<const ui::DashboardKeys> dashboard_keys_;
   std::unique_ptr<DashboardAccessService> dashboard_access_;
   std::unique_ptr<Controller> controller_;
+  // Orders `tls: acme` certificates beside the controller (--acme-directory); null when off.
+  std::unique_ptr<AcmeController> acme_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GrpcAcceptor> grpc_acceptor_;  // feeds grpc_server_
   // The gRPC health status, kept equal to /readyz; stopped before grpc_server_.

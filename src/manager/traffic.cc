@@ -39,9 +39,15 @@ std::vector<v1::IngressRoute> IngressRoutes(const Store& store) {
     std::optional<StoredObject> service = store.GetByName(Kind::kService, i.spec().service());
     r.set_service_id(service ? service->id : i.service_id());
     r.set_target_port(i.spec().port());
+    // An ACME rule is TLS before its certificate is issued too: HTTP redirects to HTTPS, whose
+    // handshakes for the name fail until the certificate comes; never plaintext in between.
     r.set_tls(i.spec().tls().mode() != v1::INGRESS_TLS_MODE_NONE);
     // Which certificate, never the key: nodes fetch the pair (GetIngressCertificates).
-    if (r.tls()) r.set_certificate_sha256(CertificateSha256(i.spec().tls().certificate_pem()));
+    if (r.tls() && !i.spec().tls().certificate_pem().empty()) {
+      r.set_certificate_sha256(CertificateSha256(i.spec().tls().certificate_pem()));
+    }
+    // An ACME order's HTTP-01 challenges: every node answers them on HTTP.
+    *r.mutable_acme_challenges() = i.acme().challenges();
   }
   std::sort(out.begin(), out.end(), [](const v1::IngressRoute& a, const v1::IngressRoute& b) {
     return std::tie(a.host(), a.path(), a.name()) < std::tie(b.host(), b.path(), b.name());

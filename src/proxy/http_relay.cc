@@ -76,13 +76,28 @@ int StatusForReadError(const beast::error_code& ec) {
   return 0;  // a socket error: the client is gone or was cut off
 }
 
-void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_view peer_ip) {
+void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_view peer_ip,
+                        std::string_view ingress_proto) {
   auto& req = p.get();
   StripHopByHop(req);
   req.erase(http::field::expect);
-  std::string xff(req["X-Forwarded-For"]);
   const absl::string_view peer(peer_ip.data(), peer_ip.size());
-  req.set("X-Forwarded-For", xff.empty() ? std::string(peer) : absl::StrCat(xff, ", ", peer));
+  if (ingress_proto.empty()) {
+    std::string xff(req["X-Forwarded-For"]);
+    req.set("X-Forwarded-For", xff.empty() ? std::string(peer) : absl::StrCat(xff, ", ", peer));
+  } else {
+    // set() replaces every field of the name, so a client cannot slip a second one through.
+    req.set("X-Forwarded-For", std::string(peer));
+    req.set("X-Forwarded-Proto", std::string(ingress_proto.data(), ingress_proto.size()));
+    const std::string host(req[http::field::host]);
+    if (host.empty()) {
+      req.erase("X-Forwarded-Host");
+    } else {
+      req.set("X-Forwarded-Host", host);
+    }
+    req.erase(http::field::forwarded);
+    req.erase("X-Forwarded-Port");
+  }
   // The backend gets HTTP/1.1, which requires a Host; an HTTP/1.0 client may not have sent one
   // (an empty value is what RFC 9112 3.2 prescribes for a target without authority).
   if (req.version() < 11 && req.count(http::field::host) == 0) req.set(http::field::host, "");

@@ -94,8 +94,13 @@ bool ResponseFramingOk(const http::response<http::buffer_body>& res);
 int StatusForReadError(const beast::error_code& ec);
 
 // Rewrites a request head for the backend: hop-by-hop headers out, X-Forwarded-For, HTTP/1.1
-// keep-alive, one Content-Length.
-void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_view peer_ip);
+// keep-alive, one Content-Length. A published port appends the peer to the client's
+// X-Forwarded-For. The ingress (`ingress_proto` "http" or "https", the scheme the client used)
+// is the edge and trusts nothing the client says about earlier hops: X-Forwarded-For becomes the
+// peer, X-Forwarded-Proto the scheme, X-Forwarded-Host the Host, and a client's Forwarded and
+// X-Forwarded-Port are dropped.
+void PrepareRequestHead(http::request_parser<http::buffer_body>& p, std::string_view peer_ip,
+                        std::string_view ingress_proto = {});
 
 // Rewrites a response head for a client speaking `version`: hop-by-hop headers out, a body of
 // unknown length chunked (HTTP/1.1) or delimited by closing the connection (HTTP/1.0, which

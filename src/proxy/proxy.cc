@@ -59,6 +59,15 @@ int StatusClass(int status) {
 
 // ---------------------------------------------------------------------------------------------
 
+// One ingress rule's series (warren_ingress_*), shared by the HTTP and HTTPS listeners. The
+// registry owns the children; they are never removed (a request may still hold them), so a
+// removed rule's series stay until the node restarts.
+struct RuleMetrics {
+  std::array<Counter*, 6> requests{};  // index = status class 1..5
+  Counter* errors = nullptr;
+  Histogram* latency = nullptr;
+};
+
 struct RevisionMetrics {
   int64_t revision = 0;
   Counter* requests = nullptr;
@@ -130,6 +139,10 @@ class ServiceProxy::Impl {
   // The ingress listener's rules and the backends they reach, replaced whole by each update.
   struct IngressTable {
     std::vector<v1::IngressRoute> routes;
+    // routes[i]'s series.
+    std::vector<RuleMetrics> rule_metrics;
+    // The ACME rules' pending HTTP-01 challenges: token -> key authorization.
+    std::map<std::string, std::string, std::less<>> acme_challenges;
     std::map<std::pair<std::string, int>, std::shared_ptr<Backend>> backends;
   };
 
@@ -231,6 +244,21 @@ class ServiceProxy::Impl {
   // Before Listen: makes this the HTTPS ingress.
   void SetTls(std::shared_ptr<IngressTlsContexts> tls) { tls_ = std::move(tls); }
   void SetRedirectPort(int https_port) { https_port_.store(https_port); }
+  // Before Listen: makes this an ingress listener, counting per rule.
+  void InitIngressMetrics() {
+    ingress_requests_ = &registry_.AddCounter(
+        "warren_ingress_requests_total",
+        "Requests an ingress rule took, by the status class of the answer the client got.",
+        {"ingress", "host", "path", "class"});
+    ingress_errors_ = &registry_.AddCounter(
+        "warren_ingress_errors_total",
+        "Requests of an ingress rule answered 5xx, or whose answer the endpoint cut off.",
+        {"ingress", "host", "path"});
+    ingress_latency_ = &registry_.AddHistogram(
+        "warren_ingress_request_duration_seconds",
+        "Time from an ingress rule's request head to the end of its answer.",
+        {"ingress", "host", "path"}, LatencyBuckets());
+  }
 
   void Update(const v1::ServiceRoute& route) {
     RegisterRevisions(*single_, route);
@@ -247,6 +275,20 @@ class ServiceProxy::Impl {
     for (const v1::ServiceRoute& r : table.services()) by_id[r.service_id()] = &r;
     auto next = std::make_shared<IngressTable>();
     next->routes.assign(table.ingresses().begin(), table.ingresses().end());
+    for (const v1::IngressRoute& rule : next->routes) {
+      for (const v1::AcmeChallenge& c : rule.acme_challenges()) {
+        next->acme_challenges[c.token()] = c.key_authorization();
+      }
+      RuleMetrics& m = next->rule_metrics.emplace_back();
+      if (ingress_requests_ == nullptr) continue;
+      const LabelValues labels = {rule.name(), rule.host(), rule.path()};
+      for (int c = 1; c <= 5; ++c) {
+        m.requests[c] = &ingress_requests_->WithLabels(
+            {rule.name(), rule.host(), rule.path(), absl::StrCat(c, "xx")});
+      }
+      m.errors = &ingress_errors_->WithLabels(labels);
+      m.latency = &ingress_latency_->WithLabels(labels);
+    }
     std::shared_ptr<const IngressTable> old = ingress_table();
     std::set<std::string> reached;
     for (const v1::IngressRoute& rule : next->routes) {
@@ -604,8 +646,45 @@ class ServiceProxy::Impl {
     co_return a;
   }
 
+  // Counts one request of an ingress rule into its series when it ends, by the answer's status
+  // (0: none was sent, the client went away) and whether the endpoint cut the answer off.
+  struct RuleCount {
+    RuleCount() = default;
+    RuleCount(const RuleCount&) = delete;
+    RuleCount& operator=(const RuleCount&) = delete;
+    ~RuleCount() {
+      if (m == nullptr || m->errors == nullptr) return;
+      if (status >= 100 && status < 600) m->requests[status / 100]->Inc();
+      if (status >= 500 || cut) m->errors->Inc();
+      if (status != 0) {
+        m->latency->Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+    }
+    const RuleMetrics* m = nullptr;
+    std::chrono::steady_clock::time_point start;
+    int status = 0;
+    bool cut = false;
+  };
+
+  // The key authorization a GET of /.well-known/acme-challenge/TOKEN gets, or null.
+  static const std::string* AcmeChallenge(const IngressTable& table,
+                                          const http::request<http::buffer_body>& req) {
+    static constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
+    if (table.acme_challenges.empty() || req.method() != http::verb::get) {
+      return nullptr;
+    }
+    const beast::string_view target = req.target();
+    const std::string_view t(target.data(), target.size());
+    if (t.substr(0, kPrefix.size()) != kPrefix) return nullptr;
+    const std::string_view token = t.substr(kPrefix.size(), t.find('?') - kPrefix.size());
+    auto it = table.acme_challenges.find(token);
+    return it == table.acme_challenges.end() ? nullptr : &it->second;
+  }
+
   struct IngressPick {
     const v1::IngressRoute* rule = nullptr;  // null: no rule (404)
+    const RuleMetrics* metrics = nullptr;    // the rule's series
     std::shared_ptr<Backend> backend;        // null with a rule: the service has no route (503)
   };
   // The rule for the request's Host and path. A request in absolute form (meant for a proxy)
@@ -631,6 +710,7 @@ class ServiceProxy::Impl {
     out.rule = MatchIngress(table.routes, NormalizeRequestHost({host.data(), host.size()}),
                             {target.data(), target.size()});
     if (out.rule == nullptr) return out;
+    out.metrics = &table.rule_metrics[static_cast<size_t>(out.rule - table.routes.data())];
     auto it = table.backends.find({out.rule->service_id(), out.rule->target_port()});
     if (it != table.backends.end()) out.backend = it->second;
     return out;
@@ -773,10 +853,22 @@ class ServiceProxy::Impl {
         beast::iequals(req[http::field::expect], "100-continue") && !bodyless;
 
     std::shared_ptr<Backend> backend = single_;
+    // The ingress's table, held while the request runs (its rule's series are in it).
+    std::shared_ptr<const IngressTable> table;
+    RuleCount counted;
+    counted.start = start;
     if (!backend) {
       // The ingress: the rule for the Host and path (before the head is rewritten).
-      const std::shared_ptr<const IngressTable> table = ingress_table();
+      table = ingress_table();
+      if (const std::string* key_authorization = AcmeChallenge(*table, req)) {
+        // An ACME server validating a name (HTTP-01), on any host the cluster serves: before the
+        // rules, since the name's rule redirects to HTTPS, which has no certificate yet.
+        const bool keep = client_keep && bodyless && !stopping_;
+        co_await relay::SendAnswer(client, 200, *key_authorization, keep, version, std::string());
+        co_return keep;
+      }
       const IngressPick pick = PickIngress(*table, req);
+      counted.m = pick.metrics;
       if (pick.rule != nullptr && pick.rule->tls() && !tls_) {
         // A TLS host is served over HTTPS only: the same URL there (308 keeps the method).
         const bool keep = client_keep && bodyless && !stopping_;
@@ -785,6 +877,7 @@ class ServiceProxy::Impl {
         const std::string location =
             IngressHttpsUrl(NormalizeRequestHost({host.data(), host.size()}),
                             {target.data(), target.size()}, https_port_.load());
+        counted.status = 308;
         co_await relay::SendRedirect(client, 308, location, keep, version);
         co_return keep;
       }
@@ -794,6 +887,7 @@ class ServiceProxy::Impl {
         const std::string text = pick.rule == nullptr
                                      ? std::string("no ingress rule for this host and path\n")
                                      : std::string("no endpoints available\n");
+        counted.status = status;
         co_await relay::SendError(client, status, text, keep, version);
         co_return keep;
       }
@@ -801,7 +895,8 @@ class ServiceProxy::Impl {
     }
     Backend& b = *backend;
 
-    relay::PrepareRequestHead(req_p, s.peer_ip);
+    // The ingress is the edge: it says how the client came (published ports as before).
+    relay::PrepareRequestHead(req_p, s.peer_ip, single_ ? "" : (tls_ ? "https" : "http"));
 
     std::optional<http::response_parser<http::buffer_body>> res_p;
     Acquired a;
@@ -819,6 +914,7 @@ class ServiceProxy::Impl {
           no_endpoint_.WithLabels({b.service}).Inc();
         }
         bool keep = client_keep && bodyless && !stopping_;
+        counted.status = a.status;
         co_await relay::SendError(client, a.status,
                                   a.status == 503
                                       ? "no endpoints available\n"
@@ -841,6 +937,7 @@ class ServiceProxy::Impl {
         // trailer too large): nothing of the response has been sent yet.
         const int status = relay::StatusForReadError(sent.ec);
         const std::string text = absl::StrCat("bad request body: ", sent.ec.message(), "\n");
+        counted.status = status;
         if (status != 0) co_await relay::SendError(client, status, text, false, version);
         co_return false;
       }
@@ -853,6 +950,7 @@ class ServiceProxy::Impl {
       m->requests->Inc();
       m->responses[5]->Inc();
       bool keep = client_keep && req_p.is_done() && !stopping_;
+      counted.status = 502;
       co_await relay::SendError(client, 502, "bad gateway: the endpoint failed\n", keep, version);
       co_return keep;
     }
@@ -893,12 +991,15 @@ class ServiceProxy::Impl {
     if (stopping_) client_keep = false;
     res.keep_alive(client_keep);
     if (int c = StatusClass(status); c != 0) m->responses[c]->Inc();
+    counted.status = status;
 
     relay::RelayResult relayed =
         co_await relay::Relay<false>(*rp, ap->up->socket, ap->up->buffer, client, buf, &s.deadline);
     m->latency->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (relayed.failed != relay::Side::kNone) {
+      // The endpoint's side failed: the client got a cut-off answer.
+      counted.cut = relayed.failed == relay::Side::kIn;
       if (relayed.failed == relay::Side::kIn && relay::EndsAtClose(*rp, head)) s.reset = true;
       co_return false;
     }
@@ -1030,6 +1131,10 @@ class ServiceProxy::Impl {
   Family<Counter>& retried_;
   Family<Counter>& refused_;
   Family<Counter>& timed_out_;
+  // The ingress listeners' per-rule series; null on a published port.
+  Family<Counter>* ingress_requests_ = nullptr;
+  Family<Counter>* ingress_errors_ = nullptr;
+  Family<Histogram>* ingress_latency_ = nullptr;
 
   // The HTTPS ingress: the certificates SNI picks from. Null on every other listener.
   std::shared_ptr<IngressTlsContexts> tls_;
@@ -1095,6 +1200,7 @@ absl::StatusOr<std::unique_ptr<IngressProxy>> IngressProxy::Start(
   if (auto s = ValidateProxyOptions(options); !s.ok()) return s;
   auto impl = std::make_unique<ServiceProxy::Impl>(std::move(options));
   impl->SetTls(std::move(tls));
+  impl->InitIngressMetrics();
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   return std::unique_ptr<IngressProxy>(new IngressProxy(std::move(impl)));
 }

@@ -174,6 +174,7 @@ constexpr TableEntry kTable[] = {
     {"/warren.v1.Ingresses/GetIngress", kReaders},
     {"/warren.v1.Ingresses/ListIngresses", kReaders},
     {"/warren.v1.Ingresses/DeleteIngress", kAdminOnly},
+    {"/warren.v1.Ingresses/RenewIngress", kAdminOnly},
     {"/warren.v1.Dispatcher/RegisterNode", kNodes},
     {"/warren.v1.Dispatcher/Heartbeat", kNodes},
     {"/warren.v1.Dispatcher/WatchAssignments", kNodes},

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http/http_server.h"
@@ -47,6 +48,29 @@ std::unique_ptr<TestBackend> Backend(const std::string& ip, const std::string& n
   auto s = HttpServer::Start(
       absl::StrCat(ip, ":0"),
       [name](const HttpRequest& r) { return HttpResponse::Text(200, name + " " + r.target); }, so);
+  EXPECT_TRUE(s.ok()) << s.status();
+  if (!s.ok()) return nullptr;
+  return std::make_unique<TestBackend>(TestBackend{std::move(*s), ip});
+}
+
+// A backend that answers with the request's X-Forwarded-* and Forwarded headers, one
+// "name=value" line each (lower-case names, in order).
+std::unique_ptr<TestBackend> ForwardedEcho(const std::string& ip) {
+  HttpServerOptions so;
+  so.threads = 1;
+  auto s = HttpServer::Start(
+      absl::StrCat(ip, ":0"),
+      [](const HttpRequest& r) {
+        std::string out;
+        for (const auto& [k, v] : r.headers) {
+          const std::string name = absl::AsciiStrToLower(k);
+          if (name.rfind("x-forwarded-", 0) == 0 || name == "forwarded") {
+            absl::StrAppend(&out, name, "=", v, "\n");
+          }
+        }
+        return HttpResponse::Text(200, out);
+      },
+      so);
   EXPECT_TRUE(s.ok()) << s.status();
   if (!s.ok()) return nullptr;
   return std::make_unique<TestBackend>(TestBackend{std::move(*s), ip});
@@ -212,6 +236,97 @@ TEST(IngressProxyTest, AFailedConnectIsRetriedOnAnotherEndpoint) {
   EXPECT_TRUE(ingress->Stop(kTimeout));
 }
 
+// The ingress is the edge: what a client claims about earlier hops is replaced, not appended to.
+TEST(IngressProxyTest, ForwardedHeadersAreTheIngressesOwnNotTheClients) {
+  auto echo = ForwardedEcho("127.0.0.73");
+  ASSERT_TRUE(echo);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-echo", "echo", {{100, echo.get()}});
+  *table.add_ingresses() = Rule("echo", "echo.example.com", "/", "svc-echo");
+  ingress->Update(table);
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  auto r = (*conn)->Request("GET", "/", "",
+                            {{"Host", "Echo.Example.com:8080"},
+                             {"X-Forwarded-For", "203.0.113.7"},
+                             {"X-Forwarded-Proto", "https"},
+                             {"X-Forwarded-Host", "bank.example.org"},
+                             {"X-Forwarded-Port", "443"},
+                             {"Forwarded", "for=203.0.113.7;proto=https"}},
+                            kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body,
+            "x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=http\n"
+            "x-forwarded-host=Echo.Example.com:8080\n");
+  // The absolute form's host is the one forwarded.
+  r = (*conn)->Request("GET", "http://echo.example.com/x", "", {{"Host", "other.org"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body,
+            "x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=http\n"
+            "x-forwarded-host=echo.example.com\n");
+  EXPECT_TRUE(ingress->Stop(kTimeout));
+}
+
+// Whether the registry's exposition has this exact sample line.
+bool HasSample(const Registry& registry, const std::string& line) {
+  return absl::StrContains(absl::StrCat("\n", registry.Render()), absl::StrCat("\n", line, "\n"));
+}
+
+TEST(IngressProxyTest, RequestsThroughARuleMoveItsSeries) {
+  auto web = Backend("127.0.0.75", "web");
+  ASSERT_TRUE(web);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-web", "web", {{100, web.get()}});
+  *table.add_services() = Route("svc-empty", "empty", {{100, nullptr}});
+  *table.add_ingresses() = Rule("shop", "shop.example.com", "/", "svc-web");
+  *table.add_ingresses() = Rule("shop-api", "shop.example.com", "/api", "svc-empty");
+  v1::IngressRoute tls = Rule("pay", "pay.example.com", "/", "svc-web");
+  tls.set_tls(true);
+  *table.add_ingresses() = tls;
+  ingress->Update(table);
+  // Before any request, each rule's series are there at 0.
+  const std::string shop = R"(ingress="shop",host="shop.example.com",path="/")";
+  const std::string api = R"(ingress="shop-api",host="shop.example.com",path="/api")";
+  const std::string pay = R"(ingress="pay",host="pay.example.com",path="/")";
+  EXPECT_TRUE(HasSample(registry,
+                        absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="2xx"} 0)")))
+      << registry.Render();
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/a"), "200 web /a");
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/b"), "200 web /b");
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/api/x"), "503 no endpoints available\n");
+  auto redirected = (*conn)->Request("GET", "/", "", {{"Host", "pay.example.com"}}, kTimeout);
+  ASSERT_TRUE(redirected.ok()) << redirected.status();
+  EXPECT_EQ(redirected->status, 308);
+  EXPECT_EQ(Get(**conn, "nowhere.org", "/"), "404 no ingress rule for this host and path\n");
+
+  for (const std::string& line : {
+           absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="2xx"} 2)"),
+           absl::StrCat("warren_ingress_requests_total{", shop, R"(,class="5xx"} 0)"),
+           absl::StrCat("warren_ingress_errors_total{", shop, "} 0"),
+           absl::StrCat("warren_ingress_request_duration_seconds_count{", shop, "} 2"),
+           absl::StrCat("warren_ingress_requests_total{", api, R"(,class="5xx"} 1)"),
+           absl::StrCat("warren_ingress_errors_total{", api, "} 1"),
+           absl::StrCat("warren_ingress_request_duration_seconds_count{", api, "} 1"),
+           absl::StrCat("warren_ingress_requests_total{", pay, R"(,class="3xx"} 1)"),
+           absl::StrCat("warren_ingress_errors_total{", pay, "} 0"),
+       }) {
+    EXPECT_TRUE(HasSample(registry, line)) << line << "\n" << registry.Render();
+  }
+  // A request no rule takes counts into no rule.
+  EXPECT_FALSE(absl::StrContains(registry.Render(), "nowhere.org"));
+  EXPECT_TRUE(ingress->Stop(kTimeout));
+}
+
 TEST(ProxyManagerTest, TheIngressRoutesTheTablesIngresses) {
   auto web = Backend("127.0.0.68", "web");
   ASSERT_TRUE(web);
@@ -294,8 +409,11 @@ class TlsClient {
   int Version() const { return SSL_version(ssl_.get()); }
 
   // "<status> <body>" of a GET (the answer must carry a Content-Length).
-  std::string Get(const std::string& host, const std::string& target) {
-    const std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: ", host, "\r\n\r\n");
+  // `extra`: more header lines, each ending in CRLF.
+  std::string Get(const std::string& host, const std::string& target,
+                  const std::string& extra = "") {
+    const std::string req =
+        absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: ", host, "\r\n", extra, "\r\n");
     if (SSL_write(ssl_.get(), req.data(), static_cast<int>(req.size())) <= 0) return "write failed";
     std::string in;
     size_t head_end = std::string::npos;
@@ -457,6 +575,22 @@ TEST_F(IngressHttpsTest, SniPicksTheCertificateAndRequestsAreRoutedOverKeepAlive
   EXPECT_EQ(stats[0].service_id, "svc-web");
 }
 
+TEST_F(IngressHttpsTest, RequestsOverHttpsAreForwardedWithProtoHttps) {
+  auto echo = ForwardedEcho("127.0.0.74");
+  ASSERT_TRUE(echo);
+  *table_.add_services() = Route("svc-echo", "echo", {{100, echo.get()}});
+  *table_.add_ingresses() = TlsRule("echo", "echo.example.com", "svc-echo");
+  ASSERT_TRUE(manager_->Apply(table_).ok());
+  auto c = TlsClient::Connect(port_, "echo.example.com");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->Get("echo.example.com", "/",
+                      "X-Forwarded-Proto: http\r\nX-Forwarded-For: 10.1.2.3\r\n"
+                      "X-Forwarded-For: 10.4.5.6\r\n"),
+            "200 x-forwarded-for=127.0.0.1\n"
+            "x-forwarded-proto=https\n"
+            "x-forwarded-host=echo.example.com\n");
+}
+
 TEST_F(IngressHttpsTest, OnlyTls12And13AreAccepted) {
   // The server's protocol_version alert, not a client that could not offer the old versions.
   for (int old : {TLS1_1_VERSION, TLS1_VERSION}) {
@@ -516,6 +650,45 @@ TEST_F(IngressHttpsTest, HttpRequestsForATlsHostAreRedirectedToTheHttpsPort) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 308);
   EXPECT_EQ(r->Header("Location"), absl::StrCat("https://a.example.com:", port_, "/"));
+}
+
+// ACME HTTP-01: the key authorization of a pending challenge is answered on HTTP for any host,
+// before the rules (the name's own rule is TLS and would redirect).
+TEST(IngressAcmeChallengeTest, APendingChallengeIsAnsweredBeforeTheRules) {
+  auto web = Backend("127.0.0.76", "web");
+  ASSERT_TRUE(web);
+  Registry registry;
+  auto ingress = StartIngress(registry);
+  ASSERT_NE(ingress, nullptr);
+  v1::RoutingTable table;
+  *table.add_services() = Route("svc-web", "web", {{100, web.get()}});
+  v1::IngressRoute acme = TlsRule("shop", "shop.example.com", "svc-web");
+  v1::AcmeChallenge* c = acme.add_acme_challenges();
+  c->set_token("tok_1-A");
+  c->set_key_authorization("tok_1-A.thumbprint");
+  *table.add_ingresses() = acme;
+  ingress->Update(table);
+  auto conn = HttpConnection::Connect("127.0.0.1", ingress->port(), kTimeout);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(Get(**conn, "shop.example.com", "/.well-known/acme-challenge/tok_1-A"),
+            "200 tok_1-A.thumbprint");
+  EXPECT_EQ(Get(**conn, "other.org", "/.well-known/acme-challenge/tok_1-A"),
+            "200 tok_1-A.thumbprint");
+  // Any other token, or path, is the rules' (a redirect to HTTPS, or no rule).
+  auto r = (*conn)->Request("GET", "/.well-known/acme-challenge/other", "",
+                            {{"Host", "shop.example.com"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 308);
+  EXPECT_EQ(Get(**conn, "other.org", "/.well-known/acme-challenge/"),
+            "404 no ingress rule for this host and path\n");
+  // Once the order is done, the table no longer carries it.
+  table.mutable_ingresses(0)->clear_acme_challenges();
+  ingress->Update(table);
+  r = (*conn)->Request("GET", "/.well-known/acme-challenge/tok_1-A", "",
+                       {{"Host", "shop.example.com"}}, kTimeout);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 308);
+  EXPECT_TRUE(ingress->Stop(kTimeout));
 }
 
 TEST(IngressHttpsRedirectTest, WithoutAnHttpsListenerTheRedirectGoesToPort443) {

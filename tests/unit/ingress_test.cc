@@ -96,7 +96,13 @@ TEST(IngressSpecTest, EveryFieldErrorNamesTheField) {
   tls.mutable_tls()->set_key_pem("y");
   EXPECT_THAT(Validate(tls), StartsWith("tls.certificate: required"));
   tls.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_ACME);
-  EXPECT_THAT(Validate(tls), StartsWith("tls.mode: acme is not supported yet"));
+  EXPECT_THAT(Validate(tls), StartsWith("tls: acme orders its own certificate and key"));
+  tls.mutable_tls()->clear_key_pem();
+  EXPECT_EQ(Validate(tls), "");
+  v1::IngressSpec wild = Spec("shop", "*.example.com", "/");
+  wild.mutable_tls()->set_mode(v1::INGRESS_TLS_MODE_ACME);
+  EXPECT_THAT(Validate(wild), StartsWith("host: \"*.example.com\": acme proves a name with the "
+                                         "HTTP-01 challenge, which cannot prove a wildcard"));
 }
 
 TEST(IngressSpecTest, CertificateAndKeyMustParseMatchAndNameTheHost) {
@@ -442,7 +448,18 @@ TEST_F(CliClusterTest, IngressCreateListInspectRemove) {
   EXPECT_EQ(Run({"ingress", "create", "x", "--host", "a.example.com", "--service", "web", "--cert",
                  "c.pem"}),
             2);
-  EXPECT_THAT(err_.str(), HasSubstr("--cert and --key need --tls"));
+  EXPECT_THAT(err_.str(), HasSubstr("--cert, --key and --acme need --tls"));
+  EXPECT_EQ(Run({"ingress", "create", "x", "--host", "a.example.com", "--service", "web", "--tls",
+                 "--acme", "--cert", "c.pem"}),
+            2);
+  EXPECT_THAT(err_.str(), HasSubstr("--acme orders the certificate: give no --cert or --key"));
+  // This cluster's manager has no --acme-directory.
+  EXPECT_EQ(Run({"ingress", "create", "x", "--host", "a.example.com", "--service", "web", "--tls",
+                 "--acme"}),
+            1);
+  EXPECT_THAT(err_.str(), HasSubstr("tls: acme needs an ACME directory"));
+  EXPECT_EQ(Run({"ingress", "renew", "shop"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("only an ingress with tls acme renews its certificate"));
   ASSERT_EQ(Run({"ingress", "rm", "shop"}), 0) << err_.str();
   ASSERT_EQ(Run({"ingress", "ls", "-q"}), 0) << err_.str();
   EXPECT_EQ(out_.str(), "");
