@@ -647,7 +647,9 @@ void WorkerAgent::SyncIngressCertificates() {
   v1::GetIngressCertificatesRequest req;
   req.set_node_id(id);
   v1::GetIngressCertificatesResponse resp;
-  grpc::Status s = stub_->GetIngressCertificates(&ctx, req, &resp);
+  auto [used, stub] = Manager();
+  grpc::Status s = stub->GetIngressCertificates(&ctx, req, &resp);
+  ManagerFailed(used, s);
   if (!s.ok()) {
     std::string error = absl::StrCat("fetching the ingress certificates: ", s.error_message());
     if (error != certs_error_) spdlog::warn("{} (trying again every second)", error);
