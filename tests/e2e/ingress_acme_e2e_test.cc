@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "e2e_fixture.h"
+#include "load_loop.h"
 
 namespace warren::e2e {
 namespace {
@@ -141,21 +142,14 @@ TEST_F(IngressAcmeE2eTest, AnAcmeIngressServesAPebbleCertificateAndARenewalSwaps
   EXPECT_NE(inspect.find("Pebble Intermediate CA"), std::string::npos) << inspect;
 
   // A forced renewal under a bounded load loop: new TLS connections one after another.
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, failed{0};
-  std::string last_failure;
-  std::thread load([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (!stop && sent < 5000 && std::chrono::steady_clock::now() < deadline) {
-      ++sent;
-      std::string got = Curl();
-      if (got.rfind("200 ", 0) != 0 || got.find("version=web") == std::string::npos) {
-        ++failed;
-        last_failure = got;
-      }
+  LoadLoop load([&]() -> std::optional<std::string> {
+    std::string got = Curl();
+    if (got.rfind("200 ", 0) == 0 && got.find("version=web") != std::string::npos) {
+      return std::nullopt;
     }
+    return got;
   });
-  ASSERT_TRUE(WaitFor([&] { return sent >= 20; }));
+  ASSERT_TRUE(WaitFor([&] { return load.sent() >= 20; }));
   r = Cli({"ingress", "renew", "shop"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(WaitFor(
@@ -166,13 +160,12 @@ TEST_F(IngressAcmeE2eTest, AnAcmeIngressServesAPebbleCertificateAndARenewalSwaps
       std::chrono::seconds(30)))
       << Inspect() << "\n"
       << ReadFile(Path("pebble.log"));
-  const int at_swap = sent;
-  WaitFor([&] { return sent >= at_swap + 20; });
-  stop = true;
-  load.join();
-  std::printf("ACME renewal under load: %d requests, %d failed\n", sent.load(), failed.load());
-  EXPECT_GE(sent, 40);
-  EXPECT_EQ(failed, 0) << last_failure;
+  const int at_swap = load.sent();
+  WaitFor([&] { return load.sent() >= at_swap + 20; });
+  load.Stop();
+  std::printf("ACME renewal under load: %d requests, %d failed\n", load.sent(), load.failed());
+  EXPECT_GE(load.sent(), 40);
+  EXPECT_EQ(load.failed(), 0) << load.last_failure();
   EXPECT_NE(Served().find("Pebble Intermediate CA"), std::string::npos);
 }
 

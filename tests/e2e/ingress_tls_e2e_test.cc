@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "e2e_fixture.h"
+#include "load_loop.h"
 
 namespace warren::e2e {
 namespace {
@@ -137,31 +138,23 @@ TEST_F(IngressTlsE2eTest, AReplacedCertificateIsSwappedUnderLoadWithoutAFailedRe
   ASSERT_TRUE(WaitFor([&] { return ServedSerial("shop.example.com") == "2001"; }));
 
   // A bounded load loop: one curl (a new TLS connection) after another.
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, failed{0};
-  std::string last_failure;
-  std::thread load([&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-    while (!stop && sent < 5000 && std::chrono::steady_clock::now() < deadline) {
-      ++sent;
-      std::string got = Curl("shop.example.com", "/");
-      if (got.rfind("200 ", 0) != 0 || got.find("version=web") == std::string::npos) {
-        ++failed;
-        last_failure = got;
-      }
+  LoadLoop load([&]() -> std::optional<std::string> {
+    std::string got = Curl("shop.example.com", "/");
+    if (got.rfind("200 ", 0) == 0 && got.find("version=web") != std::string::npos) {
+      return std::nullopt;
     }
+    return got;
   });
-  ASSERT_TRUE(WaitFor([&] { return sent >= 20; }));
+  ASSERT_TRUE(WaitFor([&] { return load.sent() >= 20; }));
   r = CreateTlsIngress("new", /*replace=*/true);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(WaitFor([&] { return ServedSerial("shop.example.com") == "2002"; }));
-  const int at_swap = sent;
-  WaitFor([&] { return sent >= at_swap + 20; });
-  stop = true;
-  load.join();
-  std::printf("certificate swap under load: %d requests, %d failed\n", sent.load(), failed.load());
-  EXPECT_GE(sent, 40);
-  EXPECT_EQ(failed, 0) << last_failure;
+  const int at_swap = load.sent();
+  WaitFor([&] { return load.sent() >= at_swap + 20; });
+  load.Stop();
+  std::printf("certificate swap under load: %d requests, %d failed\n", load.sent(), load.failed());
+  EXPECT_GE(load.sent(), 40);
+  EXPECT_EQ(load.failed(), 0) << load.last_failure();
 }
 
 }  // namespace
