@@ -52,8 +52,6 @@
 namespace warren {
 namespace {
 
-constexpr absl::Duration kCallTimeout = absl::Seconds(5);
-
 struct Context {
   std::string manager = "127.0.0.1:8080";
   std::string output = "table";
@@ -71,11 +69,13 @@ struct Context {
   }
   // For the commands defined in their own files.
   CommandEnv env_for_commands() const {
-    return CommandEnv{&manager, out, err, &command_line, &credentials};
+    return CommandEnv{&manager, out, err, &command_line, &credentials, &last_channel};
   }
   // --tls-dir / WARREN_TLS_DIR: the admin bundle of the cluster to talk to.
   std::string tls_dir;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // The channel to the manager the command made (CommandEnv::last_channel).
+  mutable std::shared_ptr<grpc::Channel> last_channel;
 };
 
 // A connection to the manager, and the one place gRPC errors become messages and exit codes.

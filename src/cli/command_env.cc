@@ -27,19 +27,25 @@ std::shared_ptr<grpc::Channel> CommandEnv::Channel() const {
                                      args);
   };
   auto managers = ParseManagerList("--manager", *manager);
-  if (!managers.ok() || managers->size() < 2) return open(*manager);
+  auto keep = [&](std::shared_ptr<grpc::Channel> channel) {
+    if (last_channel != nullptr) *last_channel = channel;
+    return channel;
+  };
+  if (!managers.ok() || managers->size() < 2) return keep(open(*manager));
   // Several managers on etcd: every one serves the API; take the first that connects, so a
   // manager that is down costs at most kConnectEach.
   for (const std::string& addr : *managers) {
     std::shared_ptr<grpc::Channel> channel = open(addr);
-    if (channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectEach))) return channel;
+    if (channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectEach))) {
+      return keep(channel);
+    }
   }
-  return open(managers->front());
+  return keep(open(managers->front()));
 }
 
 void CommandEnv::Prepare(grpc::ClientContext* call) {
   call->set_wait_for_ready(false);
-  call->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  call->set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
 }
 
 int CommandEnv::Fail(const grpc::Status& status) const {
@@ -59,7 +65,16 @@ int CommandEnv::Fail(const grpc::Status& status) const {
             "~/.warren on its host)\n";
     return 1;
   }
-  if (unreachable) {
+  // A manager that answered UNAVAILABLE itself (its store cannot take writes, say) is
+  // reachable: its message says what is wrong, not the address.
+  const bool connected = last_channel != nullptr && *last_channel != nullptr &&
+                         (*last_channel)->GetState(false) == GRPC_CHANNEL_READY;
+  if (connected && status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    *err << "error: the manager at " << *manager << " did not answer within "
+         << absl::FormatDuration(kCallTimeout) << " (" << status.error_message() << ")\n";
+  } else if (unreachable && connected) {
+    *err << "error: " << status.error_message() << "\n";
+  } else if (unreachable) {
     *err << "error: cannot reach the manager at " << *manager
          << " (set --manager or WARREN_MANAGER): " << status.error_message() << "\n";
   } else {

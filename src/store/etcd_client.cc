@@ -5,6 +5,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -136,8 +137,17 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const EtcdClientO
 
 absl::Status EtcdClient::FromGrpc(const grpc::Status& s, const std::string& endpoint) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(MapCode(s.error_code()),
-                      absl::StrCat("etcd ", endpoint, ": ", s.error_message()));
+  absl::Status out(MapCode(s.error_code()),
+                   absl::StrCat("etcd ", endpoint, ": ", s.error_message()));
+  // The member may have taken the request before the deadline: a write may still be applied.
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    out.SetPayload(kEtcdOutcomeUnknown, absl::Cord("deadline"));
+  }
+  return out;
+}
+
+bool EtcdOutcomeUnknown(const absl::Status& s) {
+  return s.GetPayload(kEtcdOutcomeUnknown).has_value();
 }
 
 bool EtcdClient::Connect(Member& m) const {
@@ -153,19 +163,30 @@ absl::StatusOr<EtcdClient::Member*> EtcdClient::Pick() {
     absl::MutexLock lock(&mu_);
     start = current_;
   }
-  std::vector<std::string> failed;
-  for (size_t i = 0; i < members_.size(); ++i) {
-    size_t index = (start + i) % members_.size();
-    Member* m = members_[index].get();
-    if (!Connect(*m)) {
-      failed.push_back(m->endpoint);
-      continue;
-    }
+  auto use = [&](size_t index) {
     if (index != start) {
       absl::MutexLock lock(&mu_);
       current_ = index;
     }
-    return m;
+    return members_[index].get();
+  };
+  // A member that is connected now comes first: after the member in use failed, waiting up to
+  // connect_timeout for each member that is down before coming back to one that answers would
+  // make every call of a cluster without quorum take seconds instead of failing at once.
+  for (size_t i = 0; i < members_.size(); ++i) {
+    const size_t index = (start + i) % members_.size();
+    if (members_[index]->channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
+      return use(index);
+    }
+  }
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    const size_t index = (start + i) % members_.size();
+    if (!Connect(*members_[index])) {
+      failed.push_back(members_[index]->endpoint);
+      continue;
+    }
+    return use(index);
   }
   return absl::UnavailableError(
       absl::StrCat("cannot connect to any etcd member (", absl::StrJoin(failed, ", "), ")"));

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
@@ -28,12 +29,19 @@ struct EtcdClientOptions {
   // (--client-cert-auth); both or neither, and only with ca_file.
   std::string cert_file;
   std::string key_file;
-  // Each call gives up after this long; a member without quorum answers only after etcd's own
-  // request timeout, so this bounds how long a caller waits for an unavailable cluster.
-  absl::Duration rpc_timeout = absl::Seconds(5);
+  // Each call gives up after this long; a member that has not yet noticed it lost its quorum
+  // answers only after etcd's own request timeout (5 s and more), so this bounds how long a
+  // caller waits for an unavailable cluster. Below the CLI's 5 s, so that a user sees the
+  // manager's UNAVAILABLE rather than the CLI's own deadline.
+  absl::Duration rpc_timeout = absl::Seconds(3);
   // How long a call waits to connect to one member before trying the next.
   absl::Duration connect_timeout = absl::Seconds(1);
 };
+
+// The payload of an error after which a write may or may not have been applied (the call
+// timed out once sent).
+inline constexpr absl::string_view kEtcdOutcomeUnknown = "warren.etcd/outcome-unknown";
+bool EtcdOutcomeUnknown(const absl::Status& s);
 
 // Checks one "host:port" endpoint; the error names it and says what is allowed.
 absl::Status ValidateEtcdEndpoint(const std::string& endpoint);

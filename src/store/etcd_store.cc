@@ -14,6 +14,20 @@
 namespace warren {
 namespace {
 
+// What the caller of a commit that etcd did not take reads (the API returns it as is).
+absl::Status CommitFailed(const absl::Status& s) {
+  if (s.code() != absl::StatusCode::kUnavailable) return s;
+  absl::Status out = absl::UnavailableError(absl::StrCat(
+      "etcd cannot take writes now (", s.message(),
+      "): a write needs a majority of the etcd members up and connected (etcdctl endpoint "
+      "status shows them)",
+      EtcdOutcomeUnknown(s) ? "; this change may still be applied once etcd has a majority again"
+                            : ""));
+  if (auto payload = s.GetPayload(kEtcdOutcomeUnknown))
+    out.SetPayload(kEtcdOutcomeUnknown, *payload);
+  return out;
+}
+
 using etcdserverpb::Compare;
 
 Compare* AddCompare(etcdserverpb::TxnRequest& txn, const std::string& key,
@@ -571,7 +585,7 @@ absl::StatusOr<uint64_t> EtcdStore::CommitImpl(const std::vector<Mutation>& muta
     // refused on is still current.
     if (absl::Status s = CheckLimits(txn, mutations.size()); !s.ok()) return s;
     auto resp = client_->Txn(txn);
-    if (!resp.ok()) return resp.status();
+    if (!resp.ok()) return CommitFailed(resp.status());
     if (resp->succeeded()) {
       if (!verdict.ok()) return verdict;
       const auto version = static_cast<uint64_t>(resp->header().revision());

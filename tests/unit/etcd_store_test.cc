@@ -357,7 +357,18 @@ TEST_F(EtcdStoreTest, ThreeMembersSurviveOneLossAndRecoverQuorum) {
   (*cluster)->Kill(1);
   absl::StatusOr<uint64_t> lost = (*writer)->Commit({Put(Kind::kService, "s3", "db", "3")});
   EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  EXPECT_THAT(lost.status().message(), HasSubstr("etcd cannot take writes now"));
   EXPECT_TRUE((*writer)->GetByName(Kind::kService, "api").has_value());
+  // Once the member left knows it has no leader it refuses before proposing anything: the
+  // error says so and does not leave the outcome open (one sent before may time out instead).
+  absl::StatusOr<uint64_t> refused = absl::UnavailableError("not tried");
+  ASSERT_TRUE(testing_util::WaitFor([&] {
+    refused = (*writer)->Commit({Put(Kind::kService, "s4", "cache", "4")});
+    return !refused.ok() && !EtcdOutcomeUnknown(refused.status());
+  })) << refused.status();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("no leader"));
+  EXPECT_THAT(refused.status().message(), HasSubstr((*cluster)->endpoints()[2]));
 
   ASSERT_TRUE((*cluster)->Restart(1).ok());
   ASSERT_TRUE(testing_util::WaitFor([&] {
@@ -366,6 +377,8 @@ TEST_F(EtcdStoreTest, ThreeMembersSurviveOneLossAndRecoverQuorum) {
   })) << v.status();
   ASSERT_GE((*reader)->WaitForVersion(*v - 1, absl::Seconds(30)), *v);
   EXPECT_TRUE((*reader)->GetByName(Kind::kService, "db").has_value());
+  EXPECT_FALSE((*reader)->GetByName(Kind::kService, "cache").has_value())
+      << "a commit etcd refused was applied";
 }
 
 absl::Status WriteFile(const std::filesystem::path& p, absl::string_view text) {
