@@ -5,9 +5,12 @@
 // starts the killed manager again for the next trial. Prints p50, p99 and max over the trials.
 // What dominates is the leader lease: a SIGKILLed leader holds it until it expires
 // (--leader-ttl), so the figures are for the TTL given here.
+// Before the trials it measures the API's create rate and latency on this etcd store against a
+// manager on the embedded SQLite store in the same run (sequential CreateService calls on one
+// mutual-TLS connection, after a warm-up).
 //
 // usage: failover_bench WARREN_BINARY [TRIALS (default 20, at most 200)] [LEADER_TTL_SECONDS
-// (default 2)]
+// (default 2)] [CREATES (default 500, at most 20000; 0: no create rates)]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -25,6 +28,7 @@
 
 #include "bench_util.h"
 #include "store/etcd_client.h"
+#include "warren/v1/api.grpc.pb.h"
 
 namespace {
 
@@ -79,17 +83,53 @@ struct Manager {
   std::string name;
   std::filesystem::path data;
   std::filesystem::path tls_root;
+  std::string api;
   int metrics = 0;
   pid_t pid = -1;
 };
 
+struct Creates {
+  double seconds = 0;
+  int failed = 0;
+  std::vector<double> latency_ms;
+  double rate() const { return seconds > 0 ? latency_ms.size() / seconds : 0; }
+};
+
+// `n` sequential creates on one connection to `api` (after 20 unmeasured ones).
+Creates CreateRate(const std::string& api, const std::filesystem::path& tls_root, int n,
+                   const std::string& prefix) {
+  Creates out;
+  auto stub = warren::v1::Control::NewStub(warren::bench::ApiChannel(api, tls_root));
+  auto create = [&](const std::string& name) {
+    warren::v1::CreateServiceRequest req;
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_replicas(0);
+    req.mutable_spec()->mutable_template_()->set_command("/bin/true");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    warren::v1::Service created;
+    grpc::Status s = stub->CreateService(&ctx, req, &created);
+    if (!s.ok()) std::fprintf(stderr, "create %s: %s\n", name.c_str(), s.error_message().c_str());
+    return s.ok();
+  };
+  for (int i = 0; i < 20; ++i) create(prefix + "warm-" + std::to_string(i));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    const auto c0 = Clock::now();
+    if (!create(prefix + std::to_string(i))) out.failed++;
+    out.latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - c0).count());
+  }
+  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return out;
+}
+
 void StartManager(const std::string& warren, const std::string& store, int ttl_seconds,
                   const std::filesystem::path& dir, Manager* m) {
   m->metrics = FreePort();
-  const std::string api = "127.0.0.1:" + std::to_string(FreePort());
+  m->api = "127.0.0.1:" + std::to_string(FreePort());
   std::vector<std::string> argv = {warren,           "manager",
                                    "--data-dir",     m->data.string(),
-                                   "--api-addr",     api,
+                                   "--api-addr",     m->api,
                                    "--metrics-addr", "127.0.0.1:" + std::to_string(m->metrics),
                                    "--dns-addr",     "",
                                    "--store",        store,
@@ -109,7 +149,8 @@ bool Leading(const Manager& m, bool with_pass) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s WARREN_BINARY [TRIALS] [LEADER_TTL_SECONDS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s WARREN_BINARY [TRIALS] [LEADER_TTL_SECONDS] [CREATES]\n",
+                 argv[0]);
     return 2;
   }
   if (access(kEtcd, X_OK) != 0) {
@@ -120,6 +161,7 @@ int main(int argc, char** argv) {
   const std::string warren = argv[1];
   const int trials = std::clamp(argc > 2 ? std::atoi(argv[2]) : 20, 1, 200);
   const int ttl = std::clamp(argc > 3 ? std::atoi(argv[3]) : 2, 1, 60);
+  const int creates = std::clamp(argc > 4 ? std::atoi(argv[4]) : 500, 0, 20000);
   std::random_device rd;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("warren-failover-bench-" + std::to_string(rd()));
@@ -203,6 +245,22 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The API on etcd against the embedded SQLite store, in the same run.
+  Creates on_etcd, on_sqlite;
+  if (creates > 0) {
+    on_etcd = CreateRate(managers[0].api, managers[0].tls_root, creates, "etcd-");
+    Manager lone{.name = "sqlite", .data = dir / "sqlite", .tls_root = dir / "sqlite-home"};
+    lone.metrics = FreePort();
+    lone.api = "127.0.0.1:" + std::to_string(FreePort());
+    lone.pid = Spawn(
+        warren::bench::Concat({warren, "manager", "--data-dir", lone.data.string(), "--api-addr",
+                               lone.api, "--metrics-addr", "", "--dns-addr", ""},
+                              warren::bench::TlsFlags(lone.tls_root)),
+        (dir / "sqlite.log").string());
+    on_sqlite = CreateRate(lone.api, lone.tls_root, creates, "sqlite-");
+    Terminate(lone.pid);
+  }
+
   std::vector<double> ms;
   int failed = 0;
   for (int t = 0; t < trials; ++t) {
@@ -257,5 +315,20 @@ int main(int argc, char** argv) {
   std::printf("| p99 | %.0f ms |\n", Percentile(ms, 99));
   std::printf("| max | %.0f ms |\n", Percentile(ms, 100));
   std::printf("| min | %.0f ms |\n", Percentile(ms, 0.0001));
+  if (creates > 0) {
+    std::printf(
+        "\n| API creates, sequential on one connection (%d) | SQLite | etcd (3 members) | "
+        "etcd / SQLite |\n",
+        creates);
+    std::printf("|---|---|---|---|\n");
+    std::printf("| creates/s | %.0f | %.0f | %.2f |\n", on_sqlite.rate(), on_etcd.rate(),
+                on_etcd.rate() / std::max(on_sqlite.rate(), 1e-9));
+    for (double p : {50.0, 99.0}) {
+      const double a = Percentile(on_sqlite.latency_ms, p), b = Percentile(on_etcd.latency_ms, p);
+      std::printf("| p%.0f ms | %.2f | %.2f | %.2f |\n", p, a, b, b / std::max(a, 1e-9));
+    }
+    std::printf("| failed | %d | %d | |\n", on_sqlite.failed, on_etcd.failed);
+    failed += on_sqlite.failed + on_etcd.failed;
+  }
   return failed == 0 ? 0 : 1;
 }
