@@ -557,7 +557,12 @@ grpc::Status ControlService::DeleteService(grpc::ServerContext* ctx,
                           m.push_back(DeleteMutation(r));
                         for (const auto& d : ServiceDeployments(svc->id()))
                           m.push_back(DeleteMutation(d));
+                        // What does not fit in one commit of this store (etcd's transaction
+                        // limit) is left to the controller, which stops and forgets what a
+                        // deleted service left behind, in parts.
+                        const size_t fit = store_.MaxMutationsPerCommit() - 1;
                         for (const auto& t : ListObjects<v1::Task>(store_)) {
+                          if (m.size() >= fit) break;
                           if (t.service_id() != svc->id()) continue;
                           if (IsTerminal(t.status().state())) {
                             m.push_back(DeleteMutation(t, t.version()));
@@ -568,6 +573,8 @@ grpc::Status ControlService::DeleteService(grpc::ServerContext* ctx,
                             m.push_back(PutMutation(stop, t.version()));
                           }
                         }
+                        if (m.size() > fit)
+                          m.erase(m.begin() + static_cast<std::ptrdiff_t>(fit), m.end());
                         m.push_back(events_.Make("service", svc->id(), svc->spec().name(),
                                                  "deleted", "removed", svc->id()));
                         return m;

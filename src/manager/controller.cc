@@ -141,6 +141,19 @@ bool Controller::CommitOrCount(const std::vector<Mutation>& mutations) {
   return false;
 }
 
+bool Controller::CommitInParts(const std::vector<Mutation>& mutations) {
+  const size_t part = std::max<size_t>(1, store_.MaxMutationsPerCommit());
+  if (mutations.size() <= part) return CommitOrCount(mutations);
+  bool all = true;
+  for (size_t at = 0; at < mutations.size(); at += part) {
+    const auto begin = mutations.begin() + static_cast<std::ptrdiff_t>(at);
+    const auto end =
+        mutations.begin() + static_cast<std::ptrdiff_t>(std::min(at + part, mutations.size()));
+    all = CommitOrCount(std::vector<Mutation>(begin, end)) && all;
+  }
+  return all;
+}
+
 void Controller::DeferReconcile(std::vector<Mutation> mutations) {
   // Bounds one transaction (a task is about a kilobyte) and what a conflict sends back to
   // per-service commits.
@@ -148,30 +161,36 @@ void Controller::DeferReconcile(std::vector<Mutation> mutations) {
   if (mutations.empty()) return;
   deferred_mutations_ += mutations.size();
   deferred_.push_back(std::move(mutations));
-  if (deferred_mutations_ >= kMaxDeferredMutations) FlushReconciles();
+  if (deferred_mutations_ >= std::min(kMaxDeferredMutations, store_.MaxMutationsPerCommit())) {
+    FlushReconciles();
+  }
 }
 
 void Controller::FlushReconciles() {
   std::vector<std::vector<Mutation>> batch = std::move(deferred_);
   deferred_.clear();
   deferred_mutations_ = 0;
+  // A reconcile's actions stand on their own (level-triggered: what is not done is decided
+  // again), so one service's may be committed in parts.
   if (batch.size() == 1) {
-    CommitOrCount(batch[0]);
+    CommitInParts(batch[0]);
     return;
   }
   if (batch.empty()) return;
   std::vector<Mutation> all;
   for (auto& m : batch) all.insert(all.end(), m.begin(), m.end());
-  auto s = store_.Commit(all);
-  if (s.ok()) {
-    commits_++;
-    return;
+  if (all.size() <= store_.MaxMutationsPerCommit()) {
+    auto s = store_.Commit(all);
+    if (s.ok()) {
+      commits_++;
+      return;
+    }
+    if (s.status().code() != absl::StatusCode::kAborted &&
+        s.status().code() != absl::StatusCode::kNotFound) {
+      spdlog::error("controller commit failed: {}", s.status().ToString());
+    }
   }
-  if (s.status().code() != absl::StatusCode::kAborted &&
-      s.status().code() != absl::StatusCode::kNotFound) {
-    spdlog::error("controller commit failed: {}", s.status().ToString());
-  }
-  for (const auto& m : batch) CommitOrCount(m);
+  for (const auto& m : batch) CommitInParts(m);
 }
 
 void Controller::SetTimer(const std::string& service_id, absl::Time at) {
@@ -196,11 +215,6 @@ bool Controller::MarkSilentNodesDown(absl::Time now, absl::Time* next) {
       continue;
     }
     std::vector<Mutation> m;
-    v1::Node down = node;
-    down.set_state(v1::NODE_STATE_DOWN);
-    down.set_message(absl::StrCat("no heartbeat for ", absl::FormatDuration(node_timeout_)));
-    m.push_back(PutMutation(down, node.version()));
-    m.push_back(events_.Make("node", node.id(), node.name(), "down", down.message()));
     for (const auto& [id, e] : index_.tasks()) {
       if (e.node_id != node.id() || IsTerminal(e.state)) continue;
       std::optional<v1::Task> t = GetObject<v1::Task>(store_, id);
@@ -213,6 +227,17 @@ bool Controller::MarkSilentNodesDown(absl::Time now, absl::Time* next) {
       *st->mutable_finished_at() = ToProtoTime(now);
       m.push_back(PutMutation(lost, t->version()));
     }
+    // Too many tasks for one commit: they are orphaned first, in parts, and the node is
+    // marked down last, so that a pass cut short finds the node still up and starts again.
+    if (m.size() + 2 > store_.MaxMutationsPerCommit()) {
+      if (!CommitInParts(m)) return true;
+      m.clear();
+    }
+    v1::Node down = node;
+    down.set_state(v1::NODE_STATE_DOWN);
+    down.set_message(absl::StrCat("no heartbeat for ", absl::FormatDuration(node_timeout_)));
+    m.push_back(PutMutation(down, node.version()));
+    m.push_back(events_.Make("node", node.id(), node.name(), "down", down.message()));
     spdlog::warn("node {} ({}) is down: no heartbeat for {}", node.name(), node.id(),
                  absl::FormatDuration(node_timeout_));
     if (CommitOrCount(m)) return true;
@@ -246,8 +271,14 @@ void Controller::StopTasksOfDeleted(const std::vector<std::string>& service_ids)
         m.push_back(PutMutation(stop, t->version()));
       }
     }
+    for (const std::string& id : index_.RevisionsOf(service_id)) {
+      if (auto r = GetObject<v1::Revision>(store_, id)) m.push_back(DeleteMutation(*r));
+    }
+    for (const std::string& id : index_.DeploymentsOf(service_id)) {
+      if (auto d = GetObject<v1::Deployment>(store_, id)) m.push_back(DeleteMutation(*d));
+    }
   }
-  CommitOrCount(m);
+  CommitInParts(m);
 }
 
 absl::Time Controller::VisitService(const std::string& service_id, absl::Time now) {
@@ -389,7 +420,7 @@ absl::Time Controller::VisitService(const std::string& service_id, absl::Time no
     d.expected_version = r.version;
     prune.push_back(std::move(d));
   }
-  CommitOrCount(prune);
+  CommitInParts(prune);
   return next;
 }
 
@@ -419,7 +450,7 @@ absl::Time Controller::SchedulePending(absl::Time now) {
     }
     if (auto t = GetObject<v1::Task>(store_, id)) pending.push_back(std::move(*t));
   }
-  CommitOrCount(finished);
+  CommitInParts(finished);
   if (pending.empty()) return next;
   // What placed tasks hold comes from the index, kept per node as tasks change: a round
   // neither parses nor counts the placed tasks (issue 18).
@@ -444,8 +475,9 @@ absl::Time Controller::SchedulePending(absl::Time now) {
     m.push_back(events_.Make("task", t->id(), t->service_name(), "unschedulable",
                              waiting.status().message(), t->service_id()));
   }
-  // Scheduling is all-or-nothing per pass: on a conflict the next pass places everything.
-  CommitOrCount(m);
+  // On a conflict the next pass places what is still pending (in parts, what the store took
+  // stays placed, and the next round counts it).
+  CommitInParts(m);
   return next;
 }
 

@@ -95,6 +95,10 @@ class Controller {
   // Gaining the leadership: start from the store as a new manager would.
   void BeginTerm();
   bool CommitOrCount(const std::vector<Mutation>& mutations);
+  // Mutations that stand on their own (each task's update), committed in parts the store
+  // takes (Store::MaxMutationsPerCommit: etcd's transaction limit); true when every part was.
+  // A part that fails is decided again on the next pass.
+  bool CommitInParts(const std::vector<Mutation>& mutations);
   // A service's reconcile actions, committed with other services' by FlushReconciles: one
   // commit (one fsync) for many services instead of one each, which bounded how fast a pass
   // could create the tasks of thousands of new services (issue 18).
@@ -112,7 +116,8 @@ class Controller {
                             const std::vector<v1::Revision>& revisions);
   // Node liveness; true when it committed (the pass starts again).
   bool MarkSilentNodesDown(absl::Time now, absl::Time* next);
-  // Tasks of deleted services: stop them, then forget them.
+  // Tasks of deleted services: stop them, then forget them; and their revisions and
+  // deployments (a removal too large for one commit leaves them to this).
   void StopTasksOfDeleted(const std::vector<std::string>& service_ids);
   // Advances the service's deployment, then reconciles its tasks; returns when it needs
   // another look even if nothing changes.

@@ -100,6 +100,9 @@ class EtcdStore : public Store {
   std::vector<CorruptObject> Corruption() const override;
   // etcd reports a full database on the commit itself (RESOURCE_EXHAUSTED).
   absl::Status CheckSpace() override { return absl::OkStatus(); }
+  // Half of etcd's operations per transaction, less the leader fence: a mutation takes an
+  // operation for its object and one for a unique name it claims or frees.
+  size_t MaxMutationsPerCommit() const override { return (opts_.max_txn_ops - 1) / 2; }
   // etcd is backed up by etcd itself (a snapshot of the whole keyspace).
   absl::StatusOr<uint64_t> Backup(const std::string& path) override {
     return absl::UnimplementedError(
@@ -204,6 +207,7 @@ class EtcdFencedStore : public Store {
   }
   std::vector<CorruptObject> Corruption() const override { return store_.Corruption(); }
   absl::Status CheckSpace() override { return store_.CheckSpace(); }
+  size_t MaxMutationsPerCommit() const override { return store_.MaxMutationsPerCommit(); }
 
  private:
   EtcdStore& store_;

@@ -2,6 +2,7 @@
 #define WARREN_STORE_STORE_H_
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -133,6 +134,11 @@ class Store {
   virtual absl::StatusOr<uint64_t> Backup(const std::string& path) {
     return absl::UnimplementedError("this store cannot make backups");
   }
+
+  // The most mutations one commit is sure to take (each claiming or freeing at most one unique
+  // name); a larger one may be refused with INVALID_ARGUMENT. A change that may be applied in
+  // parts (independent task updates, say) is committed in parts of at most this size.
+  virtual size_t MaxMutationsPerCommit() const { return std::numeric_limits<size_t>::max(); }
 };
 
 // The corrupt object of `kind` whose name or id is `name_or_id`, if any.

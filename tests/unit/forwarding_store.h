@@ -34,6 +34,7 @@ class ForwardingStore : public Store {
   }
   std::vector<CorruptObject> Corruption() const override { return inner_.Corruption(); }
   absl::Status CheckSpace() override { return inner_.CheckSpace(); }
+  size_t MaxMutationsPerCommit() const override { return inner_.MaxMutationsPerCommit(); }
 
  protected:
   Store& inner_;

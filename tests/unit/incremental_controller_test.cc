@@ -28,13 +28,21 @@ class LossyFeedStore : public testing_util::ForwardingStore {
   std::function<bool(const Change&)> drop = [](const Change&) { return false; };
   // The next commit of more than this many mutations fails as a conflict (0: none does).
   size_t abort_next_commit_over = 0;
+  // Refuses commits of more mutations, as etcd's transaction limit does (0: no limit).
+  size_t max_mutations = 0;
 
   absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override {
     if (abort_next_commit_over > 0 && mutations.size() > abort_next_commit_over) {
       abort_next_commit_over = 0;
       return absl::AbortedError("a concurrent write won");
     }
+    if (max_mutations > 0 && mutations.size() > max_mutations) {
+      return absl::InvalidArgumentError("too many mutations for one commit");
+    }
     return inner_.Commit(mutations);
+  }
+  size_t MaxMutationsPerCommit() const override {
+    return max_mutations > 0 ? max_mutations : inner_.MaxMutationsPerCommit();
   }
 
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
@@ -238,6 +246,81 @@ TEST_F(IncrementalControllerTest, AConflictInABatchCostsOnlyItsOwnService) {
   lossy_->abort_next_commit_over = 20;
   controller_->RunPass();
   for (int i = 0; i < 40; ++i) ASSERT_EQ(LiveTasks("n" + std::to_string(i)), 2) << i;
+}
+
+// A store that takes at most 5 mutations per commit (etcd takes 63): every change the
+// controller and the API make in bulk still happens, in parts.
+class CommitLimitTest : public IncrementalControllerTest {
+ protected:
+  void SetUp() override {
+    IncrementalControllerTest::SetUp();
+    lossy_->max_mutations = 5;
+    // The API writes through the limited store too.
+    api_ = std::make_unique<ManagerApi>(*lossy_, clock_, *events_, *liveness_, ApiOptions{});
+  }
+
+  std::vector<v1::Task> TasksOf(const std::string& service_id) {
+    std::vector<v1::Task> out;
+    for (auto& t : ListObjects<v1::Task>(*store_)) {
+      if (t.service_id() == service_id) out.push_back(std::move(t));
+    }
+    return out;
+  }
+};
+
+TEST_F(CommitLimitTest, AScaleUpLargerThanOneCommitIsCommittedInParts) {
+  Create("big", 1);
+  for (int i = 0; i < 4; ++i) Step();
+  Scale("big", 23);
+  for (int i = 0; i < 10; ++i) Step();
+  EXPECT_EQ(LiveTasks("big"), 23);
+  int running = 0;
+  for (const auto& t : ListObjects<v1::Task>(*store_)) {
+    running += t.status().state() == v1::TASK_STATE_RUNNING;
+  }
+  EXPECT_EQ(running, 23);
+}
+
+TEST_F(CommitLimitTest, ARemovalLargerThanOneCommitLeavesTheRestToTheController) {
+  Create("big", 12);
+  for (int i = 0; i < 6; ++i) Step();
+  ASSERT_EQ(LiveTasks("big"), 12);
+  const std::string id = GetObjectByName<v1::Service>(*store_, "big")->id();
+  v1::DeleteServiceRequest req;
+  req.set_name_or_id("big");
+  v1::DeleteServiceResponse resp;
+  grpc::Status s = api_->control().DeleteService(nullptr, &req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_FALSE(GetObjectByName<v1::Service>(*store_, "big").has_value());
+  for (int i = 0; i < 5; ++i) Step();
+  for (const auto& t : TasksOf(id)) {
+    EXPECT_EQ(t.desired_state(), v1::TASK_STATE_SHUTDOWN) << t.id();
+  }
+  for (const auto& r : ListObjects<v1::Revision>(*store_)) EXPECT_NE(r.service_id(), id);
+  for (const auto& d : ListObjects<v1::Deployment>(*store_)) EXPECT_NE(d.service_id(), id);
+}
+
+TEST_F(CommitLimitTest, ANodeWithMoreTasksThanOneCommitGoesDownWithAllOfThem) {
+  Create("big", 12);
+  for (int i = 0; i < 6; ++i) Step();
+  ASSERT_EQ(LiveTasks("big"), 12);
+  const std::string id = GetObjectByName<v1::Service>(*store_, "big")->id();
+  // The node stops beating.
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(absl::Seconds(10));
+    controller_->RunPass();
+  }
+  auto node = GetObject<v1::Node>(*store_, node_id_);
+  ASSERT_TRUE(node.has_value());
+  EXPECT_EQ(node->state(), v1::NODE_STATE_DOWN);
+  int on_node = 0;
+  for (const auto& t : TasksOf(id)) {
+    if (t.node_id() != node_id_) continue;
+    on_node++;
+    EXPECT_TRUE(t.status().state() == v1::TASK_STATE_ORPHANED)
+        << t.id() << " " << t.status().state();
+  }
+  EXPECT_EQ(on_node, 12);
 }
 
 }  // namespace
