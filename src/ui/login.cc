@@ -105,7 +105,12 @@ absl::StatusOr<DashboardGrant> DashboardKeys::Verify(std::string_view prefix, st
   if (dot == std::string_view::npos || dot < prefix.size()) return malformed();
   const std::string_view signed_part = value.substr(0, dot);
   std::string mac;
-  if (!absl::WebSafeBase64Unescape(AV(value.substr(dot + 1)), &mac)) return malformed();
+  // Only the one spelling of the MAC: base64's last character has bits the decoder ignores,
+  // so a changed one could otherwise still verify.
+  if (!absl::WebSafeBase64Unescape(AV(value.substr(dot + 1)), &mac) ||
+      absl::WebSafeBase64Escape(mac) != AV(value.substr(dot + 1))) {
+    return malformed();
+  }
   const std::string want = Mac(signed_part);
   if (want.empty() || mac.size() != want.size() ||
       CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {
