@@ -24,8 +24,8 @@
 #include "http/grpc_acceptor.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
-#include "manager/backup_service.h"
 #include "manager/ca_service.h"
+#include "manager/cluster_admin_service.h"
 #include "manager/cluster_identity.h"
 #include "manager/dashboard_access_service.h"
 #include "manager/manager_store.h"
@@ -182,6 +182,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     }
   }
   std::unique_ptr<ManagerServer> m(new ManagerServer());
+  m->manager_id_ = NewId();
   // Before the store opens: a second manager on the same store would overwrite what the first
   // one acknowledged.
   auto lock = DataDirLock::Acquire(options.data_dir, "manager");
@@ -258,6 +259,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     m->controller_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
     m->api_->SetLeadership([raw = m.get()] { return raw->LeadsOrNamesLeader(); });
   }
+  m->api_->SetManagers([raw = m.get()] { return raw->Managers(); });
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
   m->metrics_->AddCanaryGauges(*m->store_, *m->traffic_);
@@ -294,6 +296,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                         absl::StrCat("api-addr ", acceptor.status().message()));
   }
   m->grpc_acceptor_ = std::move(*acceptor);
+  // Before the server starts: calls read it (Managers).
+  m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":",
+                              m->grpc_acceptor_->port());
   if (options.tls) {
     auto creds = ManagerServerCredentials(*m->authority_, options, m->revoked_, clock.Now());
     if (!creds.ok()) return creds.status();
@@ -338,9 +343,14 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   builder.RegisterService(&m->api_->control());
   builder.RegisterService(&m->api_->dispatcher());
   builder.RegisterService(&m->api_->ingress());
-  m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
-  m->backup_->SetAuthorizer(*authorizer);
-  builder.RegisterService(m->backup_.get());
+  ClusterStatusSource status_source;
+  status_source.etcd = m->etcd_.etcd;
+  status_source.etcd_prefix = m->etcd_.etcd_prefix;
+  status_source.managers = [raw = m.get()] { return raw->Managers(); };
+  m->admin_ =
+      std::make_unique<ClusterAdminService>(*m->store_, options.data_dir, std::move(status_source));
+  m->admin_->SetAuthorizer(*authorizer);
+  builder.RegisterService(m->admin_.get());
   m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
                                        clock, *authorizer);
   builder.RegisterService(m->ca_.get());
@@ -373,8 +383,6 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         absl::StrCat("api-addr ", options.api_addr, ": gRPC server failed to start"));
   }
   m->grpc_acceptor_->Start(m->grpc_server_.get());
-  const int port = m->grpc_acceptor_->port();
-  m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
       std::vector<std::string>{v1::Control::service_full_name(),
@@ -479,7 +487,6 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     }
     m->metrics_server_ = std::move(*http);
   }
-  m->manager_id_ = NewId();
   const ManagerRecord me = ThisManager(m->manager_id_, m->api_addr_);
   m->advertise_addr_ = me.api_addr;
   if (auto s = StartManagerElection(m->etcd_, options, me); !s.ok()) return s;
@@ -551,6 +558,19 @@ absl::Status ManagerServer::LeadsOrNamesLeader() const {
   auto l = e->Leader();
   if (l.ok() && l->has_value() && (*l)->candidate != advertise_addr_) leader = (*l)->candidate;
   return absl::UnavailableError(FormatNotLeader(advertise_addr_, leader));
+}
+
+absl::StatusOr<std::vector<v1::ManagerInfo>> ManagerServer::Managers() const {
+  if (!etcd_.etcd) {
+    // SQLite: this manager is the only one, and it leads.
+    ManagerRoster alone;
+    alone.managers.push_back(ThisManager(manager_id_, api_addr_));
+    alone.leader_id = manager_id_;
+    return ManagerInfos(alone, manager_id_);
+  }
+  auto roster = ListManagers(*etcd_.etcd, etcd_.etcd_prefix);
+  if (!roster.ok()) return roster.status();
+  return ManagerInfos(*roster, manager_id_);
 }
 
 int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
