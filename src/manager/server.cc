@@ -28,6 +28,7 @@
 #include "manager/cluster_admin_service.h"
 #include "manager/cluster_identity.h"
 #include "manager/dashboard_access_service.h"
+#include "manager/etcd_compactor.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
@@ -258,6 +259,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     // workers, only while it leads.
     m->controller_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
     m->api_->SetLeadership([raw = m.get()] { return raw->LeadsOrNamesLeader(); });
+    m->compactor_ = std::make_unique<EtcdCompactor>(
+        *m->etcd_.etcd_store, clock, options.store.etcd_compaction_interval,
+        [raw = m.get()] { return raw->IsLeader(); }, m->registry_.get());
   }
   m->api_->SetManagers([raw = m.get()] { return raw->Managers(); });
   m->controller_->SetPrometheusUrl(options.prometheus_url);
@@ -491,6 +495,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   m->advertise_addr_ = me.api_addr;
   if (auto s = StartManagerElection(m->etcd_, options, me); !s.ok()) return s;
   m->controller_->Start();
+  if (m->compactor_) m->compactor_->Start();
   if (m->acme_) m->acme_->Start();
   spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
   if (options.tls) {
@@ -590,6 +595,7 @@ void ManagerServer::Shutdown() {
   if (api_) api_->Shutdown();
   if (acme_) acme_->Stop();
   if (controller_) controller_->Stop();
+  if (compactor_) compactor_->Stop();
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }

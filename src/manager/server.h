@@ -27,6 +27,7 @@
 namespace warren {
 
 class ClusterAdminService;
+class EtcdCompactor;
 class DashboardAccessService;
 class CaService;
 class SecretService;
@@ -102,6 +103,8 @@ class ManagerServer {
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;
   std::unique_ptr<ClusterAdminService> admin_;
+  // etcd only: compacts etcd's history while this manager leads.
+  std::unique_ptr<EtcdCompactor> compactor_;
   std::unique_ptr<SecretService> secrets_;
   // TLS mode: the key of the dashboard's login tokens and sessions (from the cluster key).
   std::shared_ptr<const ui::DashboardKeys> dashboard_keys_;
