@@ -43,6 +43,9 @@ struct StoreOptions {
   // The controllers' leader lease on etcd: how long the controllers of a crashed manager keep
   // their office.
   absl::Duration leader_ttl = absl::Seconds(5);
+  // While this manager leads: every interval, etcd's history is compacted to the revision it
+  // saw one interval earlier (so at least one interval of history is kept). Zero: never.
+  absl::Duration etcd_compaction_interval = absl::Minutes(5);
 };
 
 // Descriptors kept for the control plane (gRPC API, store, task processes and logs, health

@@ -818,6 +818,9 @@ int NodeList(Context& ctx) {
     return 0;
   }
   *ctx.out << RenderNodes(nodes, ctx.format(), absl::Now());
+  if (ctx.format() == OutputFormat::kTable && !nodes.managers_error().empty()) {
+    *ctx.err << "warning: the managers cannot be listed: " << nodes.managers_error() << "\n";
+  }
   return 0;
 }
 
@@ -995,7 +998,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   ServerFlags init_flags;
   init_flags.worker.data_dir.clear();
   CLI::App* cluster =
-      app.add_subcommand("cluster", "Single-node cluster; backup and restore of the store");
+      app.add_subcommand("cluster", "Single-node cluster; status, backup and restore of the store");
   cluster->require_subcommand(1);
   AddClusterAdminCommands(cluster, ctx.env_for_commands(), &action);
   CLI::App* init = cluster->add_subcommand("init", "Start a manager and a worker in one process");
@@ -1248,7 +1251,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // node ...
   CLI::App* node = app.add_subcommand("node", "Inspect and manage nodes");
   node->require_subcommand(1);
-  CLI::App* node_ls = node->add_subcommand("ls", "List nodes");
+  CLI::App* node_ls =
+      node->add_subcommand("ls", "List nodes, then the managers and which one leads");
   AddOutputFlag(node_ls, &ctx);
   AddQuietFlag(node_ls, &ctx, "node ids");
   node_ls->callback([&] { action = [&] { return NodeList(ctx); }; });

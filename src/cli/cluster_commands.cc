@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli/output.h"
 #include "common/data_dir.h"
 #include "store/store_file.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -235,10 +236,34 @@ int JoinToken(const CommandEnv& env, const std::string& role, bool rotate, bool 
   return 0;
 }
 
+int Status(const CommandEnv& env, const std::string& output) {
+  auto format = ParseOutputFormat(output);
+  if (!format.ok()) {
+    *env.err << "error: " << format.status().message() << "\n";
+    return 2;
+  }
+  auto stub = v1::ClusterAdmin::NewStub(env.Channel());
+  grpc::ClientContext call;
+  CommandEnv::Prepare(&call);
+  v1::ClusterStatus resp;
+  if (grpc::Status s = stub->Status(&call, {}, &resp); !s.ok()) return env.Fail(s);
+  // An unhealthy etcd member is shown, not an error of the command: exit 0 (docs/cli.md).
+  *env.out << RenderClusterStatus(resp, *format);
+  return 0;
+}
+
 }  // namespace
 
 void AddClusterAdminCommands(CLI::App* cluster, const CommandEnv& env,
                              std::function<int()>* action) {
+  auto status_output = std::make_shared<std::string>("table");
+  CLI::App* status = cluster->add_subcommand(
+      "status", "The store (its file, or each etcd member's status and health) and the managers");
+  status->add_option("-o,--output", *status_output, "table, json or yaml")->capture_default_str();
+  status->callback([env, action, status_output] {
+    *action = [env, status_output] { return Status(env, *status_output); };
+  });
+
   auto backup_file = std::make_shared<std::string>();
   CLI::App* backup = cluster->add_subcommand(
       "backup", "Write a consistent copy of the manager's store to FILE (online)");

@@ -8,8 +8,9 @@
 
 namespace warren {
 
-// `warren cluster backup FILE` and `warren cluster restore FILE --data-dir DIR` under
-// `cluster` (see docs/operations.md, "Backup and restore").
+// `warren cluster status`, `warren cluster backup FILE` and `warren cluster restore FILE
+// --data-dir DIR` under `cluster` (see docs/cli.md and docs/operations.md, "Backup and
+// restore").
 void AddClusterAdminCommands(CLI::App* cluster, const CommandEnv& env,
                              std::function<int()>* action);
 

@@ -53,6 +53,16 @@ std::string FormatPorts(const v1::TaskTemplate& t) {
 
 std::string OrDash(std::string s) { return s.empty() ? "-" : s; }
 
+// "MANAGERS" and their table; '*' marks the manager that answered.
+std::string RenderManagers(const google::protobuf::RepeatedPtrField<v1::ManagerInfo>& managers) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::ManagerInfo& m : managers) {
+    rows.push_back({m.answered() ? m.id() + " *" : m.id(), OrDash(m.name()), OrDash(m.api_addr()),
+                    m.leader() ? "leader" : "follower"});
+  }
+  return "MANAGERS\n" + RenderTable({"ID", "NAME", "API ADDRESS", "STATUS"}, rows);
+}
+
 }  // namespace
 
 absl::StatusOr<OutputFormat> ParseOutputFormat(std::string_view text) {
@@ -214,9 +224,43 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
                     labels.empty() ? "-" : absl::StrJoin(labels, ","),
                     FormatAge(n.last_heartbeat(), now)});
   }
-  return RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS", "MEMORY",
-                      "ADDRESSES", "LABELS", "HEARTBEAT"},
-                     rows);
+  std::string out = RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS",
+                                 "MEMORY", "ADDRESSES", "LABELS", "HEARTBEAT"},
+                                rows);
+  if (nodes.managers_size() > 0) absl::StrAppend(&out, "\n", RenderManagers(nodes.managers()));
+  return out;
+}
+
+std::string RenderClusterStatus(const v1::ClusterStatus& status, OutputFormat format) {
+  if (format != OutputFormat::kTable) return RenderMessage(status, format);
+  std::string out;
+  if (status.store() == "etcd") {
+    absl::StrAppend(&out, "STORE: etcd, prefix ", status.etcd_prefix(), "\n");
+    std::vector<std::vector<std::string>> rows;
+    for (const v1::EtcdMemberStatus& m : status.etcd_members()) {
+      const bool answered = m.member_id() != 0;
+      rows.push_back(
+          {m.endpoint(), answered ? absl::StrFormat("%x", m.member_id()) : "-", OrDash(m.version()),
+           answered ? FormatBytes(m.db_size_bytes()) : "-",
+           answered ? (m.is_leader() ? "yes" : "no") : "-",
+           answered ? absl::StrCat(m.raft_term()) : "-",
+           answered ? absl::StrCat(m.raft_index()) : "-",
+           m.healthy() ? "healthy" : absl::StrCat("unhealthy: ", ShortenCell(m.error(), 100))});
+    }
+    absl::StrAppend(&out, RenderTable({"ENDPOINT", "MEMBER", "VERSION", "DB SIZE", "LEADER",
+                                       "RAFT TERM", "RAFT INDEX", "HEALTH"},
+                                      rows));
+  } else {
+    absl::StrAppend(&out, "STORE: sqlite, ", status.sqlite().path(), " (",
+                    FormatBytes(status.sqlite().size_bytes()), ")\n");
+  }
+  absl::StrAppend(&out, "\n");
+  if (!status.managers_error().empty()) {
+    absl::StrAppend(&out, "MANAGERS: cannot be listed: ", status.managers_error(), "\n");
+  } else {
+    absl::StrAppend(&out, RenderManagers(status.managers()));
+  }
+  return out;
 }
 
 std::string RenderEvent(const v1::Event& e, OutputFormat format) {

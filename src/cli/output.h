@@ -49,7 +49,10 @@ std::string RenderTaskIds(const v1::ListTasksResponse& tasks);
 // `text` on one line (line breaks and tabs become spaces), cut to `max_chars` with "..." at
 // the end when longer.
 std::string ShortenCell(std::string_view text, size_t max_chars = 60);
+// `node ls`: the nodes, then (table) the managers, the one that answered marked with '*'.
 std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format, absl::Time now);
+// `cluster status`: the store (its file, or each etcd member's status) and the managers.
+std::string RenderClusterStatus(const v1::ClusterStatus& status, OutputFormat format);
 // One event as one line (table), one compact JSON line, or one YAML document.
 std::string RenderEvent(const v1::Event& event, OutputFormat format);
 

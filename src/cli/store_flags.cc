@@ -26,6 +26,10 @@ void AddStoreFlags(CLI::App* cmd, StoreFlags* flags, StoreOptions* options) {
                   "Lease of the controllers' leader on etcd, whole seconds: how long a crashed "
                   "manager keeps the controllers")
       ->capture_default_str();
+  cmd->add_option("--etcd-compaction-interval", flags->compaction_interval,
+                  "While leading, compact etcd's history every interval to the revision of one "
+                  "interval earlier (0: never; then run etcd with --auto-compaction-*)")
+      ->capture_default_str();
 }
 
 absl::Status FinishStoreFlags(const StoreFlags& flags, StoreOptions* options) {
@@ -74,6 +78,18 @@ absl::Status FinishStoreFlags(const StoreFlags& flags, StoreOptions* options) {
         "--leader-ttl: must be whole seconds from 1s to 10m (etcd leases count seconds)");
   }
   options->leader_ttl = *ttl;
+  auto compaction = ParseDuration(flags.compaction_interval);
+  if (!compaction.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--etcd-compaction-interval: ", compaction.status().message()));
+  }
+  if (*compaction != absl::ZeroDuration() &&
+      (*compaction < absl::Minutes(1) || *compaction > absl::Hours(24 * 7))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--etcd-compaction-interval \"", flags.compaction_interval,
+                     "\": must be 0 (never compact) or from 1m to 168h (one week), e.g. 5m"));
+  }
+  options->etcd_compaction_interval = *compaction;
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@ namespace warren {
 struct StoreFlags {
   std::string url;
   std::string leader_ttl = "5s";
+  std::string compaction_interval = "5m";
 };
 
 void AddStoreFlags(CLI::App* cmd, StoreFlags* flags, StoreOptions* options);

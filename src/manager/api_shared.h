@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
@@ -21,6 +22,7 @@
 #include "security/root_ca.h"
 #include "security/secret_bytes.h"
 #include "store/store.h"
+#include "warren/v1/api.pb.h"
 #include "warren/v1/objects.pb.h"
 
 namespace warren {
@@ -103,6 +105,9 @@ struct ApiShared {
   // Unset: always leads (SQLite).
   std::function<absl::Status()> leads;
   absl::Status CheckLeads() const { return leads ? leads() : absl::OkStatus(); }
+  // The managers of the cluster, which one leads and which one answers (ListNodes). Unset:
+  // none are listed.
+  std::function<absl::StatusOr<std::vector<v1::ManagerInfo>>()> managers;
 };
 
 // absl::Status -> grpc::Status, code for code.

@@ -773,6 +773,16 @@ grpc::Status ControlService::ListNodes(grpc::ServerContext* ctx, const v1::ListN
     shared_.FillLiveness(&n);
     *resp->add_nodes() = std::move(n);
   }
+  if (shared_.managers) {
+    // The nodes come from memory; the managers from etcd, which may be out of reach: the
+    // nodes are listed all the same, with the reason the managers are not.
+    auto managers = shared_.managers();
+    if (managers.ok()) {
+      for (auto& m : *managers) *resp->add_managers() = std::move(m);
+    } else {
+      resp->set_managers_error(std::string(managers.status().message()));
+    }
+  }
   return grpc::Status::OK;
 }
 

@@ -51,6 +51,10 @@ class ManagerApi {
   void SetNodeCredentials(NodeCredentialsFn creds) { shared_.node_credentials = std::move(creds); }
   // See ApiShared::leads.
   void SetLeadership(std::function<absl::Status()> leads) { shared_.leads = std::move(leads); }
+  // See ApiShared::managers.
+  void SetManagers(std::function<absl::StatusOr<std::vector<v1::ManagerInfo>>()> managers) {
+    shared_.managers = std::move(managers);
+  }
 
   void SetIntentPass(std::function<void()> pass) { control_.SetIntentPass(std::move(pass)); }
 

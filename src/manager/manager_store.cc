@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <tuple>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -119,26 +121,53 @@ absl::Status StartManagerElection(ManagerStore& ms, const ManagerOptions& option
 
 absl::StatusOr<ManagerRoster> ListManagers(EtcdClient& etcd, const std::string& prefix) {
   const std::string managers = prefix + "managers/";
-  etcdserverpb::RangeRequest req;
-  req.set_key(managers);
-  req.set_range_end(EtcdPrefixEnd(managers));
-  auto resp = etcd.Range(req);
+  // Both ranges in one transaction: the registry and the leader key at one revision.
+  etcdserverpb::TxnRequest txn;
+  etcdserverpb::RangeRequest* registry = txn.add_success()->mutable_request_range();
+  registry->set_key(managers);
+  registry->set_range_end(EtcdPrefixEnd(managers));
+  txn.add_success()->mutable_request_range()->set_key(prefix + "leader");
+  auto resp = etcd.Txn(txn);
   if (!resp.ok()) return resp.status();
+  if (resp->responses_size() != 2) {
+    return absl::InternalError("etcd: the managers' registry read answered without its ranges");
+  }
+  const auto& leader = resp->responses(1).response_range();
+  int64_t leader_lease = 0;
   ManagerRoster roster;
-  for (const auto& kv : resp->kvs()) {
+  if (leader.kvs_size() > 0) {
+    roster.leader_addr = leader.kvs(0).value();
+    leader_lease = leader.kvs(0).lease();
+  }
+  for (const auto& kv : resp->responses(0).response_range().kvs()) {
     auto m = ParseManagerRecord(kv.value());
     if (!m.ok()) {
       spdlog::warn("{}: {}", kv.key(), m.status().ToString());
       continue;
     }
+    // The leader key and the leader's registry entry live on the same lease.
+    if (leader_lease != 0 && kv.lease() == leader_lease) roster.leader_id = m->id;
     roster.managers.push_back(std::move(*m));
   }
-  etcdserverpb::RangeRequest leader;
-  leader.set_key(prefix + "leader");
-  auto l = etcd.Range(leader);
-  if (!l.ok()) return l.status();
-  if (!l->kvs().empty()) roster.leader_addr = l->kvs(0).value();
+  std::sort(roster.managers.begin(), roster.managers.end(),
+            [](const ManagerRecord& a, const ManagerRecord& b) {
+              return std::tie(a.name, a.id) < std::tie(b.name, b.id);
+            });
   return roster;
+}
+
+std::vector<v1::ManagerInfo> ManagerInfos(const ManagerRoster& roster, const std::string& self_id) {
+  std::vector<v1::ManagerInfo> out;
+  for (const ManagerRecord& m : roster.managers) {
+    v1::ManagerInfo info;
+    info.set_id(m.id);
+    info.set_name(m.name);
+    info.set_api_addr(m.api_addr);
+    info.set_leader(!roster.leader_id.empty() && m.id == roster.leader_id);
+    info.set_answered(m.id == self_id);
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 absl::StatusOr<ManagerStore> OpenManagerStore(const ManagerOptions& options) {

@@ -10,6 +10,7 @@
 #include "roles.h"
 #include "store/etcd_election.h"
 #include "store/store.h"
+#include "warren/v1/api.pb.h"
 
 namespace warren {
 
@@ -52,12 +53,21 @@ absl::StatusOr<ManagerRecord> ParseManagerRecord(const std::string& json);
 absl::Status StartManagerElection(ManagerStore& ms, const ManagerOptions& options,
                                   const ManagerRecord& me);
 
-// The managers registered on etcd and the API address of the one that leads (empty: none).
+// The managers registered on etcd (sorted by name, then id) and the one that leads, read at
+// one revision. A registry entry lives on its manager's lease, so a manager that is gone is
+// not listed.
 struct ManagerRoster {
   std::vector<ManagerRecord> managers;
+  // The leader key's value (the leader's API address) and the id of the registered manager
+  // whose lease holds it; empty: none leads now.
   std::string leader_addr;
+  std::string leader_id;
 };
 absl::StatusOr<ManagerRoster> ListManagers(EtcdClient& etcd, const std::string& prefix);
+
+// The roster as the API shows it (ListNodes, ClusterAdmin.Status): `self_id` is the manager
+// that answers.
+std::vector<v1::ManagerInfo> ManagerInfos(const ManagerRoster& roster, const std::string& self_id);
 
 }  // namespace warren
 

@@ -24,10 +24,11 @@
 #include "http/grpc_acceptor.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
-#include "manager/backup_service.h"
 #include "manager/ca_service.h"
+#include "manager/cluster_admin_service.h"
 #include "manager/cluster_identity.h"
 #include "manager/dashboard_access_service.h"
+#include "manager/etcd_compactor.h"
 #include "manager/manager_store.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
@@ -182,6 +183,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     }
   }
   std::unique_ptr<ManagerServer> m(new ManagerServer());
+  m->manager_id_ = NewId();
   // Before the store opens: a second manager on the same store would overwrite what the first
   // one acknowledged.
   auto lock = DataDirLock::Acquire(options.data_dir, "manager");
@@ -257,7 +259,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     // workers, only while it leads.
     m->controller_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
     m->api_->SetLeadership([raw = m.get()] { return raw->LeadsOrNamesLeader(); });
+    m->compactor_ = std::make_unique<EtcdCompactor>(
+        *m->etcd_.etcd_store, clock, options.store.etcd_compaction_interval,
+        [raw = m.get()] { return raw->IsLeader(); }, m->registry_.get());
   }
+  m->api_->SetManagers([raw = m.get()] { return raw->Managers(); });
   m->controller_->SetPrometheusUrl(options.prometheus_url);
   m->controller_->SetTaskHistory(options.task_history);
   m->metrics_->AddCanaryGauges(*m->store_, *m->traffic_);
@@ -294,6 +300,9 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                         absl::StrCat("api-addr ", acceptor.status().message()));
   }
   m->grpc_acceptor_ = std::move(*acceptor);
+  // Before the server starts: calls read it (Managers).
+  m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":",
+                              m->grpc_acceptor_->port());
   if (options.tls) {
     auto creds = ManagerServerCredentials(*m->authority_, options, m->revoked_, clock.Now());
     if (!creds.ok()) return creds.status();
@@ -338,9 +347,14 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
   builder.RegisterService(&m->api_->control());
   builder.RegisterService(&m->api_->dispatcher());
   builder.RegisterService(&m->api_->ingress());
-  m->backup_ = std::make_unique<BackupService>(*m->store_, options.data_dir);
-  m->backup_->SetAuthorizer(*authorizer);
-  builder.RegisterService(m->backup_.get());
+  ClusterStatusSource status_source;
+  status_source.etcd = m->etcd_.etcd;
+  status_source.etcd_prefix = m->etcd_.etcd_prefix;
+  status_source.managers = [raw = m.get()] { return raw->Managers(); };
+  m->admin_ =
+      std::make_unique<ClusterAdminService>(*m->store_, options.data_dir, std::move(status_source));
+  m->admin_->SetAuthorizer(*authorizer);
+  builder.RegisterService(m->admin_.get());
   m->ca_ = std::make_unique<CaService>(*m->authority_, *m->store_, options.data_dir, m->revoked_,
                                        clock, *authorizer);
   builder.RegisterService(m->ca_.get());
@@ -373,8 +387,6 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
         absl::StrCat("api-addr ", options.api_addr, ": gRPC server failed to start"));
   }
   m->grpc_acceptor_->Start(m->grpc_server_.get());
-  const int port = m->grpc_acceptor_->port();
-  m->api_addr_ = absl::StrCat(options.api_addr.substr(0, options.api_addr.rfind(':')), ":", port);
   m->health_ = std::make_unique<HealthStatusUpdater>(
       *m->grpc_server_, [st = m->store_.get()] { return st->Corruption().empty(); },
       std::vector<std::string>{v1::Control::service_full_name(),
@@ -479,11 +491,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     }
     m->metrics_server_ = std::move(*http);
   }
-  m->manager_id_ = NewId();
   const ManagerRecord me = ThisManager(m->manager_id_, m->api_addr_);
   m->advertise_addr_ = me.api_addr;
   if (auto s = StartManagerElection(m->etcd_, options, me); !s.ok()) return s;
   m->controller_->Start();
+  if (m->compactor_) m->compactor_->Start();
   if (m->acme_) m->acme_->Start();
   spdlog::info("manager listening on {} (data in {})", m->api_addr_, options.data_dir);
   if (options.tls) {
@@ -553,6 +565,19 @@ absl::Status ManagerServer::LeadsOrNamesLeader() const {
   return absl::UnavailableError(FormatNotLeader(advertise_addr_, leader));
 }
 
+absl::StatusOr<std::vector<v1::ManagerInfo>> ManagerServer::Managers() const {
+  if (!etcd_.etcd) {
+    // SQLite: this manager is the only one, and it leads.
+    ManagerRoster alone;
+    alone.managers.push_back(ThisManager(manager_id_, api_addr_));
+    alone.leader_id = manager_id_;
+    return ManagerInfos(alone, manager_id_);
+  }
+  auto roster = ListManagers(*etcd_.etcd, etcd_.etcd_prefix);
+  if (!roster.ok()) return roster.status();
+  return ManagerInfos(*roster, manager_id_);
+}
+
 int ManagerServer::metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
 
 int ManagerServer::dns_port() const { return dns_ ? dns_->port() : 0; }
@@ -570,6 +595,7 @@ void ManagerServer::Shutdown() {
   if (api_) api_->Shutdown();
   if (acme_) acme_->Stop();
   if (controller_) controller_->Stop();
+  if (compactor_) compactor_->Stop();
   if (grpc_server_) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }

@@ -26,7 +26,8 @@
 
 namespace warren {
 
-class BackupService;
+class ClusterAdminService;
+class EtcdCompactor;
 class DashboardAccessService;
 class CaService;
 class SecretService;
@@ -65,6 +66,10 @@ class ManagerServer {
   bool IsLeader() const;
   // OK while this manager leads; else UNAVAILABLE naming the leader (the Dispatcher's refusal).
   absl::Status LeadsOrNamesLeader() const;
+  // The managers, which one leads and this one marked as answering (`node ls`, `cluster
+  // status`): on etcd the registry, on SQLite this manager alone, leading. UNAVAILABLE when
+  // etcd cannot be read.
+  absl::StatusOr<std::vector<v1::ManagerInfo>> Managers() const;
   // The cluster's CA, join tokens and cluster key, loaded (or created) at start. ca() and
   // cluster_key() never change; the join tokens change (rotation) only under the Ca service's
   // lock, so read them through that service.
@@ -97,7 +102,9 @@ class ManagerServer {
   std::unique_ptr<EventLog> events_;
   std::unique_ptr<NodeLiveness> liveness_;
   std::unique_ptr<ManagerApi> api_;
-  std::unique_ptr<BackupService> backup_;
+  std::unique_ptr<ClusterAdminService> admin_;
+  // etcd only: compacts etcd's history while this manager leads.
+  std::unique_ptr<EtcdCompactor> compactor_;
   std::unique_ptr<SecretService> secrets_;
   // TLS mode: the key of the dashboard's login tokens and sessions (from the cluster key).
   std::shared_ptr<const ui::DashboardKeys> dashboard_keys_;

@@ -185,6 +185,8 @@ constexpr TableEntry kTable[] = {
     {"/warren.v1.Dispatcher/GetIngressCertificates", kNodesOnly},
     {"/warren.v1.WorkerAgent/TaskLogs", kManagers},
     {"/warren.v1.ClusterAdmin/Backup", kAdminOnly},
+    // The store's and the managers' status: a read (member endpoints, sizes, leadership).
+    {"/warren.v1.ClusterAdmin/Status", kReaders},
     // The CA bootstrap a joining node makes before it has a certificate: the CA certificate
     // (pinned by the token's digest) and the join itself (authorized by the token).
     {"/warren.v1.Ca/GetCaCertificate", {}, true},

@@ -1,5 +1,6 @@
 #include "store/etcd_client.h"
 
+#include <algorithm>
 #include <climits>
 #include <fstream>
 #include <sstream>
@@ -150,11 +151,12 @@ bool EtcdOutcomeUnknown(const absl::Status& s) {
   return s.GetPayload(kEtcdOutcomeUnknown).has_value();
 }
 
-bool EtcdClient::Connect(Member& m) const {
+bool EtcdClient::Connect(Member& m, absl::Time deadline) const {
   // A call on a channel that failed to connect fails at once, without trying again; asking
   // for the connection does try.
   return m.channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY ||
-         m.channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options_.connect_timeout));
+         m.channel->WaitForConnected(
+             absl::ToChronoTime(std::min(absl::Now() + options_.connect_timeout, deadline)));
 }
 
 absl::StatusOr<EtcdClient::Member*> EtcdClient::Pick() {
@@ -261,13 +263,16 @@ absl::Status EtcdClient::Compact(int64_t revision) {
       [&](Member& m, grpc::ClientContext& ctx) { return m.kv->Compact(&ctx, req, &resp); });
 }
 
-absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::MemberStatus(size_t endpoint) {
+absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::MemberStatus(size_t endpoint,
+                                                                      absl::Duration timeout) {
   if (endpoint >= members_.size()) return absl::InvalidArgumentError("no such etcd endpoint");
   Member& m = *members_[endpoint];
-  if (!Connect(m))
+  const absl::Time deadline = absl::Now() + std::min(timeout, options_.rpc_timeout);
+  if (!Connect(m, deadline)) {
     return absl::UnavailableError(absl::StrCat("etcd ", m.endpoint, ": cannot connect"));
+  }
   grpc::ClientContext ctx;
-  SetDeadline(ctx);
+  ctx.set_deadline(absl::ToChronoTime(deadline));
   etcdserverpb::StatusResponse resp;
   absl::Status s =
       FromGrpc(m.maintenance->Status(&ctx, etcdserverpb::StatusRequest(), &resp), m.endpoint);

@@ -60,8 +60,10 @@ class EtcdClient {
   absl::Status LeaseRevoke(int64_t lease_id);
   // Discards the history before `revision` (etcd's compaction).
   absl::Status Compact(int64_t revision);
-  // The status of one member (by index into the endpoints), asked of that member only.
-  absl::StatusOr<etcdserverpb::StatusResponse> MemberStatus(size_t endpoint);
+  // The status of one member (by index into the endpoints), asked of that member only. Gives
+  // up after `timeout` (connecting included) or the client's own timeouts, whichever is first.
+  absl::StatusOr<etcdserverpb::StatusResponse> MemberStatus(
+      size_t endpoint, absl::Duration timeout = absl::InfiniteDuration());
 
   // A bidirectional stream on a member that is reachable now. The caller may cancel it from
   // another thread with context->TryCancel().
@@ -100,8 +102,8 @@ class EtcdClient {
   // A member that is connected (or connects within connect_timeout), starting with the one in
   // use; UNAVAILABLE naming every member when none is.
   absl::StatusOr<Member*> Pick();
-  // True when `m` is connected or connects within connect_timeout.
-  bool Connect(Member& m) const;
+  // True when `m` is connected or connects within connect_timeout (and before `deadline`).
+  bool Connect(Member& m, absl::Time deadline = absl::InfiniteFuture()) const;
   void SetDeadline(grpc::ClientContext& ctx) const;
   // Runs `call` on a picked member and maps its status.
   template <typename Call>

@@ -19,7 +19,7 @@ absl::Status CommitFailed(const absl::Status& s) {
   if (s.code() != absl::StatusCode::kUnavailable) return s;
   absl::Status out = absl::UnavailableError(absl::StrCat(
       "etcd cannot take writes now (", s.message(),
-      "): a write needs a majority of the etcd members up and connected (etcdctl endpoint "
+      "): a write needs a majority of the etcd members up and connected (warren cluster "
       "status shows them)",
       EtcdOutcomeUnknown(s) ? "; this change may still be applied once etcd has a majority again"
                             : ""));

@@ -91,6 +91,11 @@ TEST(ApiAuthzTableTest, EveryMethodOfEveryServiceHasARule) {
   EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/GetJoinToken")->roles,
             std::vector<Role>{Role::kAdmin});
   EXPECT_EQ(security::FindMethodRule("/warren.v1.Ca/Renew")->roles.size(), 4u);
+  // The cluster's status is a read; its backup (every secret, sealed) is the admin's.
+  EXPECT_EQ(security::FindMethodRule("/warren.v1.ClusterAdmin/Status")->roles,
+            (std::vector<Role>{Role::kAdmin, Role::kReadOnly}));
+  EXPECT_EQ(security::FindMethodRule("/warren.v1.ClusterAdmin/Backup")->roles,
+            std::vector<Role>{Role::kAdmin});
   // A dashboard login token can carry the admin role: only an admin may create one.
   EXPECT_EQ(security::FindMethodRule(absl::StrCat("/", v1::DashboardAccess::service_full_name(),
                                                   "/CreateDashboardToken"))

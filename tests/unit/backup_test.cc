@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "manager/server.h"
@@ -111,6 +112,44 @@ TEST_F(BackupTest, BackupIsAConsistentPrivateCopyTakenWhileTheManagerServes) {
   for (const auto& e : fs::directory_iterator(dir)) {
     EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr("backup")));
   }
+  m->Shutdown();
+}
+
+// On SQLite: `cluster status` names the store's file and its size, and the one manager (it
+// leads, and answered); `node ls` lists it after the nodes.
+TEST_F(BackupTest, StatusAndNodeLsShowTheSqliteStoreAndItsOneManager) {
+  const std::string dir = (tmp_.path() / "data").string();
+  auto m = Start(dir);
+  ASSERT_TRUE(m);
+  CliResult r = Cli({"--manager", m->api_addr(), "cluster", "status", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  v1::ClusterStatus status;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &status).ok()) << r.out;
+  EXPECT_EQ(status.store(), "sqlite");
+  EXPECT_EQ(fs::path(status.sqlite().path()), fs::absolute(fs::path(dir) / "store.db"));
+  EXPECT_GT(status.sqlite().size_bytes(), 0);
+  EXPECT_EQ(status.etcd_members_size(), 0);
+  ASSERT_EQ(status.managers_size(), 1);
+  EXPECT_EQ(status.managers(0).id(), m->manager_id());
+  EXPECT_EQ(status.managers(0).api_addr(), m->api_addr());
+  EXPECT_TRUE(status.managers(0).leader());
+  EXPECT_TRUE(status.managers(0).answered());
+
+  r = Cli({"--manager", m->api_addr(), "cluster", "status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("STORE: sqlite, "));
+  EXPECT_THAT(r.out, HasSubstr(m->manager_id() + " *"));
+
+  r = Cli({"--manager", m->api_addr(), "node", "ls"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nMANAGERS\n"));
+  EXPECT_THAT(r.out, HasSubstr(m->api_addr() + "   leader"));
+  // -q: node ids only (there is no node), no managers.
+  r = Cli({"--manager", m->api_addr(), "node", "ls", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = Cli({"--manager", m->api_addr(), "cluster", "status", "-o", "xml"});
+  EXPECT_EQ(r.code, 2);
   m->Shutdown();
 }
 

@@ -724,6 +724,74 @@ TEST(OutputTest, ServicesAndNodesTables) {
       "LABELS    HEARTBEAT\n"
       "n1   node-1   hybrid   ready   active         process   4      8G       127.1.0.0/16   "
       "zone=eu   2s\n");
+
+  // The managers follow the nodes; '*' marks the one that answered.
+  v1::ManagerInfo* m1 = nodes.add_managers();
+  m1->set_id("m1");
+  m1->set_name("host-a");
+  m1->set_api_addr("10.0.0.1:8080");
+  m1->set_leader(true);
+  v1::ManagerInfo* m2 = nodes.add_managers();
+  m2->set_id("m2");
+  m2->set_name("host-b");
+  m2->set_api_addr("10.0.0.2:8080");
+  m2->set_answered(true);
+  EXPECT_THAT(RenderNodes(nodes, OutputFormat::kTable, now),
+              HasSubstr("zone=eu   2s\n"
+                        "\n"
+                        "MANAGERS\n"
+                        "ID     NAME     API ADDRESS     STATUS\n"
+                        "m1     host-a   10.0.0.1:8080   leader\n"
+                        "m2 *   host-b   10.0.0.2:8080   follower\n"));
+  EXPECT_THAT(RenderNodes(nodes, OutputFormat::kJson, now), HasSubstr("\"answered\": true"));
+  EXPECT_THAT(RenderNodes(nodes, OutputFormat::kYaml, now), HasSubstr("leader: true"));
+}
+
+TEST(OutputTest, ClusterStatusShowsTheStoreAndTheManagers) {
+  v1::ClusterStatus sqlite;
+  sqlite.set_store("sqlite");
+  sqlite.mutable_sqlite()->set_path("/var/lib/warren/store.db");
+  sqlite.mutable_sqlite()->set_size_bytes(3 << 20);
+  v1::ManagerInfo* m = sqlite.add_managers();
+  m->set_id("m1");
+  m->set_name("host-a");
+  m->set_api_addr("127.0.0.1:8080");
+  m->set_leader(true);
+  m->set_answered(true);
+  EXPECT_EQ(RenderClusterStatus(sqlite, OutputFormat::kTable),
+            "STORE: sqlite, /var/lib/warren/store.db (3M)\n"
+            "\n"
+            "MANAGERS\n"
+            "ID     NAME     API ADDRESS      STATUS\n"
+            "m1 *   host-a   127.0.0.1:8080   leader\n");
+
+  v1::ClusterStatus etcd;
+  etcd.set_store("etcd");
+  etcd.set_etcd_prefix("/warren/");
+  v1::EtcdMemberStatus* up = etcd.add_etcd_members();
+  up->set_endpoint("10.0.0.1:2379");
+  up->set_healthy(true);
+  up->set_member_id(0xabc);
+  up->set_leader_id(0xabc);
+  up->set_is_leader(true);
+  up->set_version("3.4.30");
+  up->set_db_size_bytes(20480);
+  up->set_raft_term(2);
+  up->set_raft_index(41);
+  v1::EtcdMemberStatus* down = etcd.add_etcd_members();
+  down->set_endpoint("10.0.0.2:2379");
+  down->set_error("etcd 10.0.0.2:2379: cannot connect");
+  etcd.set_managers_error("etcd 10.0.0.1:2379: no leader");
+  EXPECT_EQ(
+      RenderClusterStatus(etcd, OutputFormat::kTable),
+      "STORE: etcd, prefix /warren/\n"
+      "ENDPOINT        MEMBER   VERSION   DB SIZE   LEADER   RAFT TERM   RAFT INDEX   HEALTH\n"
+      "10.0.0.1:2379   abc      3.4.30    20K       yes      2           41           healthy\n"
+      "10.0.0.2:2379   -        -         -         -        -           -            "
+      "unhealthy: etcd 10.0.0.2:2379: cannot connect\n"
+      "\n"
+      "MANAGERS: cannot be listed: etcd 10.0.0.1:2379: no leader\n");
+  EXPECT_THAT(RenderClusterStatus(etcd, OutputFormat::kJson), HasSubstr("\"healthy\": true"));
 }
 
 TEST(OutputTest, UnifiedDiff) {

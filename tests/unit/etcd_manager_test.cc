@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_join.h"
+#include "cli/cli.h"
 #include "etcd_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -66,6 +68,22 @@ class EtcdManagerTest : public ::testing::Test {
     grpc::ClientContext ctx;
     grpc::Status s = stub->CreateService(&ctx, req, svc);
     ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // Starts the managers `names` on the cluster's etcd, the first one creating the cluster.
+  void StartManagers(const std::vector<std::string>& names,
+                     std::vector<std::unique_ptr<ManagerServer>>* managers) {
+    for (const std::string& name : names) {
+      if (name != names.front()) {
+        // The cluster's key file, as an operator copies it before starting another manager.
+        std::filesystem::create_directories(dir_.path() / name);
+        std::filesystem::copy_file(dir_.path() / names.front() / "cluster.kek",
+                                   dir_.path() / name / "cluster.kek");
+      }
+      auto started = ManagerServer::Start(Options(name), RealClock::Get());
+      ASSERT_TRUE(started.ok()) << name << ": " << started.status();
+      managers->push_back(std::move(*started));
+    }
   }
 
   int RunningTasks(Store& store, const std::string& service_id) {
@@ -133,17 +151,7 @@ TEST_F(EtcdManagerTest, ManagerServesAndControlsFromEtcdAndItsStateOutlivesIt) {
 // leader goes its tasks keep running (same tasks, same processes) under the next one.
 TEST_F(EtcdManagerTest, ThreeManagersOneLeadsAndTheWorkerFollowsTheNextLeader) {
   std::vector<std::unique_ptr<ManagerServer>> managers;
-  for (const std::string name : {"m1", "m2", "m3"}) {
-    if (name != "m1") {
-      // The cluster's key file, as an operator copies it before starting another manager.
-      std::filesystem::create_directories(dir_.path() / name);
-      std::filesystem::copy_file(dir_.path() / "m1" / "cluster.kek",
-                                 dir_.path() / name / "cluster.kek");
-    }
-    auto started = ManagerServer::Start(Options(name), RealClock::Get());
-    ASSERT_TRUE(started.ok()) << name << ": " << started.status();
-    managers.push_back(std::move(*started));
-  }
+  ASSERT_NO_FATAL_FAILURE(StartManagers({"m1", "m2", "m3"}, &managers));
   auto leader_index = [&]() -> int {
     int found = -1;
     for (size_t i = 0; i < managers.size(); ++i) {
@@ -218,6 +226,126 @@ TEST_F(EtcdManagerTest, ThreeManagersOneLeadsAndTheWorkerFollowsTheNextLeader) {
     EXPECT_FALSE(e.kind() == "node" && e.action() == "down") << e.message();
   }
   agent->Stop();
+}
+
+// `node ls` on etcd: every running manager, the leader and the one that answered; a manager
+// that stops is gone from the list (its registry entry went with its lease).
+TEST_F(EtcdManagerTest, NodeLsListsTheManagersWhichOneLeadsAndWhichAnswered) {
+  std::vector<std::unique_ptr<ManagerServer>> managers;
+  ASSERT_NO_FATAL_FAILURE(StartManagers({"m1", "m2"}, &managers));
+  auto list = [&](const ManagerServer& via) {
+    auto stub = v1::Control::NewStub(
+        grpc::CreateChannel(via.api_addr(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::ListNodesResponse resp;
+    grpc::Status s = stub->ListNodes(&ctx, {}, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  // Both registered, one of them leading.
+  ASSERT_TRUE(WaitFor([&] {
+    v1::ListNodesResponse r = list(*managers[1]);
+    return r.managers_size() == 2 && (r.managers(0).leader() || r.managers(1).leader());
+  }));
+  const int leader = managers[0]->IsLeader() ? 0 : 1;
+  ASSERT_TRUE(managers[leader]->IsLeader());
+  for (int via : {0, 1}) {
+    v1::ListNodesResponse r = list(*managers[via]);
+    EXPECT_EQ(r.managers_error(), "");
+    ASSERT_EQ(r.managers_size(), 2);
+    int leaders = 0;
+    for (const v1::ManagerInfo& m : r.managers()) {
+      const int index = m.id() == managers[0]->manager_id() ? 0 : 1;
+      EXPECT_EQ(m.id(), managers[index]->manager_id());
+      EXPECT_EQ(m.api_addr(), managers[index]->api_addr());
+      EXPECT_FALSE(m.name().empty());
+      EXPECT_EQ(m.leader(), index == leader) << m.id();
+      EXPECT_EQ(m.answered(), index == via) << m.id();
+      leaders += m.leader() ? 1 : 0;
+    }
+    EXPECT_EQ(leaders, 1);
+  }
+
+  // The follower stops: its entry goes with its lease; the leader still leads.
+  const int follower = 1 - leader;
+  const std::string gone = managers[follower]->manager_id();
+  managers[follower].reset();
+  ASSERT_TRUE(WaitFor([&] { return list(*managers[leader]).managers_size() == 1; }));
+  v1::ListNodesResponse r = list(*managers[leader]);
+  EXPECT_EQ(r.managers(0).id(), managers[leader]->manager_id());
+  EXPECT_TRUE(r.managers(0).leader());
+  EXPECT_TRUE(r.managers(0).answered());
+}
+
+// `cluster status` on etcd: each member as it answers for itself; a stopped member is shown
+// unhealthy with the reason, the others healthy, and the call answers all the same.
+TEST_F(EtcdManagerTest, ClusterStatusShowsEachEtcdMemberAndAStoppedOneUnhealthy) {
+  etcd_.reset();
+  auto cluster = EtcdCluster::Start(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  etcd_ = std::move(*cluster);
+  auto started = ManagerServer::Start(Options("m1"), RealClock::Get());
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<ManagerServer> m1 = std::move(*started);
+  ASSERT_TRUE(WaitFor([&] { return m1->IsLeader(); }));
+  auto admin = v1::ClusterAdmin::NewStub(
+      grpc::CreateChannel(m1->api_addr(), grpc::InsecureChannelCredentials()));
+  auto status = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::ClusterStatus resp;
+    grpc::Status s = admin->Status(&ctx, {}, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  };
+  const std::vector<std::string> endpoints = etcd_->endpoints();
+  v1::ClusterStatus all = status();
+  EXPECT_EQ(all.store(), "etcd");
+  EXPECT_EQ(all.etcd_prefix(), "/cluster-a/");
+  ASSERT_EQ(all.etcd_members_size(), 3);
+  int leaders = 0;
+  for (int i = 0; i < 3; ++i) {
+    const v1::EtcdMemberStatus& m = all.etcd_members(i);
+    EXPECT_EQ(m.endpoint(), endpoints[i]);
+    EXPECT_TRUE(m.healthy()) << m.endpoint() << ": " << m.error();
+    EXPECT_EQ(m.error(), "");
+    EXPECT_NE(m.member_id(), 0u);
+    EXPECT_NE(m.leader_id(), 0u);
+    EXPECT_FALSE(m.version().empty());
+    EXPECT_GT(m.db_size_bytes(), 0);
+    EXPECT_GT(m.raft_term(), 0u);
+    EXPECT_GT(m.raft_index(), 0u);
+    leaders += m.is_leader() ? 1 : 0;
+  }
+  EXPECT_EQ(leaders, 1);
+  ASSERT_EQ(all.managers_size(), 1);
+  EXPECT_TRUE(all.managers(0).leader());
+  EXPECT_TRUE(all.managers(0).answered());
+
+  // A member stops: it is unhealthy, with the reason; the two others keep (or elect) a leader.
+  etcd_->Kill(2);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        v1::ClusterStatus s = status();
+        return s.etcd_members_size() == 3 && s.etcd_members(0).healthy() &&
+               s.etcd_members(1).healthy();
+      },
+      std::chrono::seconds(30)));
+  v1::ClusterStatus degraded = status();
+  const v1::EtcdMemberStatus& dead = degraded.etcd_members(2);
+  EXPECT_FALSE(dead.healthy());
+  EXPECT_THAT(dead.error(), HasSubstr(endpoints[2]));
+  EXPECT_THAT(dead.error(), HasSubstr("cannot connect"));
+  EXPECT_EQ(dead.member_id(), 0u);
+  EXPECT_EQ(degraded.managers_size(), 1);
+
+  // The CLI shows it and exits 0: an unhealthy member is the answer, not a failure.
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCli({"warren", "--manager", m1->api_addr(), "cluster", "status"}, out, err), 0)
+      << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("unhealthy: etcd " + endpoints[2]));
+  EXPECT_THAT(out.str(), HasSubstr("STORE: etcd, prefix /cluster-a/"));
 }
 
 }  // namespace

@@ -65,6 +65,10 @@ TEST(StoreFlagsTest, UsageErrorsNameTheFlag) {
             "--leader-ttl: must be whole seconds"},
            {{"warren", "manager", "--store", "etcd://a:1", "--leader-ttl", "soon"},
             "--leader-ttl: invalid duration"},
+           {{"warren", "manager", "--store", "etcd://a:1", "--etcd-compaction-interval", "10s"},
+            "--etcd-compaction-interval \"10s\": must be 0 (never compact) or from 1m to 168h"},
+           {{"warren", "manager", "--store", "etcd://a:1", "--etcd-compaction-interval", "often"},
+            "--etcd-compaction-interval: invalid duration"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;
