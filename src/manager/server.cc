@@ -29,6 +29,7 @@
 #include "manager/cluster_identity.h"
 #include "manager/dashboard_access_service.h"
 #include "manager/manager_store.h"
+#include "manager/node_subnets.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
 #include "security/cert_renewer.h"
@@ -181,6 +182,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                           absl::StrCat("api-addr ", plaintext.status().message()));
     }
   }
+  // Before anything is written, like the plaintext check.
+  if (!options.cluster_cidr.empty()) {
+    if (auto cidr = ClusterCidr::Parse("--cluster-cidr", options.cluster_cidr); !cidr.ok()) {
+      return cidr.status();
+    }
+  }
   std::unique_ptr<ManagerServer> m(new ManagerServer());
   // Before the store opens: a second manager on the same store would overwrite what the first
   // one acknowledged.
@@ -199,6 +206,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now(), authority_options);
   if (!authority.ok()) return authority.status();
   m->authority_ = std::make_unique<security::ClusterAuthority>(std::move(*authority));
+  // Stored with the cluster at its first start; never changed after (docs/networking.md).
+  auto cidr = LoadOrStoreClusterCidr(*m->store_, options.cluster_cidr);
+  if (!cidr.ok()) return cidr.status();
+  spdlog::info("cluster CIDR {}: a /24 for each of up to {} nodes", cidr->ToString(),
+               cidr->SubnetCount());
   if (options.cert_validity != absl::ZeroDuration() &&
       options.cert_validity != m->authority_->node_cert_validity()) {
     if (auto s = m->authority_->set_node_cert_validity(options.cert_validity); !s.ok()) {
