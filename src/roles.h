@@ -92,6 +92,10 @@ struct ManagerOptions {
   std::string acme_directory;
   std::string acme_email;
   std::string acme_ca_bundle;
+  // IPv4 CIDR the nodes' /24 subnets come from (docs/networking.md). Empty: the cluster's
+  // stored one (10.99.0.0/16 when it is created); a value that differs from the stored one is
+  // refused at start.
+  std::string cluster_cidr;
 };
 
 // The cri runtime: containerd (or another CRI runtime) and the CNI network of the pods.
@@ -124,6 +128,9 @@ struct WorkerOptions {
   std::string agent_addr = "127.0.0.1:0";
   // Loopback range task addresses come from.
   std::string address_range = "127.1.0.0/16";
+  // The address other nodes reach this node at, an IP literal; empty: the source address of
+  // the host's default route, else 127.0.0.1 (common/advertise_addr.h).
+  std::string advertise_addr;
   std::map<std::string, std::string> labels;
   // 0 = detect from the machine.
   double cpus = 0;

@@ -38,6 +38,8 @@
 #include "cli/stack_commands.h"
 #include "cli/store_flags.h"
 #include "cli/version_command.h"
+#include "common/advertise_addr.h"
+#include "common/cluster_cidr.h"
 #include "common/limits.h"
 #include "common/manager_list.h"
 #include "common/spec.h"
@@ -173,6 +175,12 @@ void AddIngressFlags(CLI::App* cmd, WorkerOptions* w) {
                   "(the default) disables");
 }
 
+void AddAdvertiseAddrFlag(CLI::App* cmd, WorkerOptions* w) {
+  cmd->add_option("--advertise-addr", w->advertise_addr,
+                  "IP address other nodes reach this node at (default: the source address of "
+                  "the host's default route, else 127.0.0.1)");
+}
+
 void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--data-dir", f->manager.data_dir, "Store directory")->capture_default_str();
   cmd->add_option("--api-addr", f->manager.api_addr, "gRPC API address")->capture_default_str();
@@ -207,6 +215,9 @@ void AddManagerFlags(CLI::App* cmd, ServerFlags* f) {
   cmd->add_option("--acme-ca-bundle", f->manager.acme_ca_bundle,
                   "PEM file of CAs trusted for the ACME directory's TLS besides the system's");
   AddStoreFlags(cmd, &f->store, &f->manager.store);
+  cmd->add_option("--cluster-cidr", f->manager.cluster_cidr,
+                  "IPv4 range of the node subnets, a /24 per node, /8../23 (default: the "
+                  "cluster's, 10.99.0.0/16 when it is created; it never changes after)");
   cmd->add_option("--task-history-limit", f->manager.task_history,
                   "Terminal tasks kept per slot for `service ps` (0..100); older ones are removed")
       ->capture_default_str();
@@ -237,6 +248,12 @@ absl::Status FinishManagerFlags(ServerFlags* f) {
     f->manager.cert_validity = *v;
   }
   if (absl::Status s = FinishStoreFlags(f->store, &f->manager.store); !s.ok()) return s;
+  if (!f->manager.cluster_cidr.empty()) {
+    absl::StatusOr<ClusterCidr> cidr =
+        ClusterCidr::Parse("--cluster-cidr", f->manager.cluster_cidr);
+    if (!cidr.ok()) return cidr.status();
+    f->manager.cluster_cidr = cidr->ToString();
+  }
   if (f->manager.task_history < 0 || f->manager.task_history > limits::kMaxTaskHistory) {
     return absl::InvalidArgumentError(absl::StrCat("--task-history-limit: must be 0..",
                                                    limits::kMaxTaskHistory, ", got ",
@@ -335,6 +352,12 @@ absl::Status FinishTaskFileFlags(ServerFlags* f) {
 
 absl::Status FinishWorkerFlags(ServerFlags* f) {
   if (absl::Status s = FinishTaskFileFlags(f); !s.ok()) return s;
+  if (!f->worker.advertise_addr.empty()) {
+    absl::StatusOr<std::string> addr =
+        ParseAdvertiseAddr("--advertise-addr", f->worker.advertise_addr);
+    if (!addr.ok()) return addr.status();
+    f->worker.advertise_addr = *addr;
+  }
   if (f->worker.runtime == "cri") {
     if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
   }
@@ -1008,6 +1031,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   init->add_option("--address-range", init_flags.worker.address_range,
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
+  AddAdvertiseAddrFlag(init, &init_flags.worker);
   init->add_option("--label", init_flags.labels, "Node label K=V (repeatable)");
   AddRuntimeFlags(init, &init_flags.worker);
   AddTaskFileFlags(init, &init_flags);
@@ -1051,6 +1075,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->add_option("--address-range", worker_flags.worker.address_range,
                    "Loopback CIDR for task addresses")
       ->capture_default_str();
+  AddAdvertiseAddrFlag(worker, &worker_flags.worker);
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker
       ->add_option("--token", worker_flags.worker.join_token,

@@ -220,13 +220,15 @@ std::string RenderNodes(const v1::ListNodesResponse& nodes, OutputFormat format,
     rows.push_back({n.id(), n.name(), OrDash(n.role()), NodeStateName(n.state()),
                     NodeAvailabilityName(n.availability()), OrDash(n.runtime()),
                     n.capacity().cpus() > 0 ? absl::StrCat(n.capacity().cpus()) : "-",
-                    FormatBytes(n.capacity().memory_bytes()), OrDash(n.address_range()),
+                    FormatBytes(n.capacity().memory_bytes()), OrDash(n.advertise_addr()),
+                    OrDash(n.subnet()), OrDash(n.address_range()),
                     labels.empty() ? "-" : absl::StrJoin(labels, ","),
                     FormatAge(n.last_heartbeat(), now)});
   }
-  std::string out = RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS",
-                                 "MEMORY", "ADDRESSES", "LABELS", "HEARTBEAT"},
-                                rows);
+  std::string out =
+      RenderTable({"ID", "NAME", "ROLE", "STATE", "AVAILABILITY", "RUNTIME", "CPUS", "MEMORY",
+                   "ADVERTISE", "SUBNET", "ADDRESSES", "LABELS", "HEARTBEAT"},
+                  rows);
   if (nodes.managers_size() > 0) absl::StrAppend(&out, "\n", RenderManagers(nodes.managers()));
   return out;
 }

@@ -161,6 +161,8 @@ void ClusterIndex::Apply(const Change& c, Dirty* dirty) {
       dirty->ingresses = true;
       return;
     case Kind::kEvent:
+    case Kind::kClusterNetwork:
+    case Kind::kSubnetClaim:
       return;
   }
 }

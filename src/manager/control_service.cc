@@ -21,6 +21,7 @@
 #include "grpcpp/grpcpp.h"
 #include "manager/cluster_identity.h"
 #include "manager/commit_retry.h"
+#include "manager/node_subnets.h"
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
@@ -869,6 +870,8 @@ grpc::Status ControlService::RemoveNode(grpc::ServerContext* ctx, const v1::Remo
         }
         const absl::Time now = clock_.Now();
         std::vector<Mutation> m = {DeleteMutation(node, node.version())};
+        // Its subnet is free for the next node that registers.
+        if (auto release = ReleaseNodeSubnet(store_, node)) m.push_back(std::move(*release));
         moved = 0;
         for (const auto& t : ListObjects<v1::Task>(store_)) {
           if (t.node_id() != node.id() || IsTerminal(t.status().state())) continue;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/advertise_addr.h"
 #include "common/enum_names.h"
 #include "common/ids.h"
 #include "common/limits.h"
@@ -22,6 +23,7 @@
 #include "ingress/ingress_tls.h"
 #include "manager/assignment_view.h"
 #include "manager/commit_retry.h"
+#include "manager/node_subnets.h"
 #include "manager/rollout/intents.h"
 #include "manager/rollout/rollout.h"
 #include "manager/scheduler.h"
@@ -88,6 +90,14 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
                         absl::StrCat("address_range: \"", req->address_range(),
                                      "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
                                      "prefix of 8..30 bits, e.g. 127.1.0.0/16"));
+  }
+  // Empty from a worker older than the field: the node keeps the address it had.
+  std::string advertise;
+  if (!req->advertise_addr().empty()) {
+    absl::StatusOr<std::string> parsed =
+        ParseAdvertiseAddr("advertise_addr", req->advertise_addr());
+    if (!parsed.ok()) return ToGrpc(parsed.status());
+    advertise = *parsed;
   }
   // A node certificate fixes who registers: the node id is its CN and the role its OU. Admins
   // (and plaintext mode) register by name as before.
@@ -156,12 +166,25 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         node.set_address_range(req->address_range());
         node.set_runtime(runtime);
         node.set_message("");
-        return std::vector<Mutation>{
-            PutMutation(node, expected),
-            events_.Make(
-                "node", node.id(), node.name(), existing ? "rejoined" : "registered",
-                absl::StrCat("agent ", node.agent_addr(), ", runtime ", runtime, ", tasks from ",
-                             runtime_addresses ? "the runtime's network" : node.address_range()))};
+        if (!advertise.empty()) node.set_advertise_addr(advertise);
+        std::vector<Mutation> m;
+        // A node keeps its subnet for life; the claim is written in the node's commit, so two
+        // registrations can never both get one subnet.
+        if (node.subnet().empty()) {
+          std::string subnet;
+          absl::StatusOr<Mutation> claim = ClaimNodeSubnet(store_, node.id(), &subnet);
+          if (!claim.ok()) return claim.status();
+          node.set_subnet(subnet);
+          m.push_back(std::move(*claim));
+        }
+        m.push_back(PutMutation(node, expected));
+        m.push_back(events_.Make(
+            "node", node.id(), node.name(), existing ? "rejoined" : "registered",
+            absl::StrCat("agent ", node.agent_addr(), ", advertise address ",
+                         node.advertise_addr().empty() ? "unknown" : node.advertise_addr(),
+                         ", subnet ", node.subnet(), ", runtime ", runtime, ", tasks from ",
+                         runtime_addresses ? "the runtime's network" : node.address_range())));
+        return m;
       },
       {absl::StatusCode::kAlreadyExists});
   if (!v.ok()) return ToGrpc(v.status());

@@ -30,6 +30,7 @@
 #include "manager/dashboard_access_service.h"
 #include "manager/etcd_compactor.h"
 #include "manager/manager_store.h"
+#include "manager/node_subnets.h"
 #include "manager/readiness.h"
 #include "manager/secret_service.h"
 #include "security/cert_renewer.h"
@@ -182,6 +183,12 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
                           absl::StrCat("api-addr ", plaintext.status().message()));
     }
   }
+  // Before anything is written, like the plaintext check.
+  if (!options.cluster_cidr.empty()) {
+    if (auto cidr = ClusterCidr::Parse("--cluster-cidr", options.cluster_cidr); !cidr.ok()) {
+      return cidr.status();
+    }
+  }
   std::unique_ptr<ManagerServer> m(new ManagerServer());
   m->manager_id_ = NewId();
   // Before the store opens: a second manager on the same store would overwrite what the first
@@ -201,6 +208,11 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
       LoadOrCreateClusterAuthority(*m->store_, options.data_dir, clock.Now(), authority_options);
   if (!authority.ok()) return authority.status();
   m->authority_ = std::make_unique<security::ClusterAuthority>(std::move(*authority));
+  // Stored with the cluster at its first start; never changed after (docs/networking.md).
+  auto cidr = LoadOrStoreClusterCidr(*m->store_, options.cluster_cidr);
+  if (!cidr.ok()) return cidr.status();
+  spdlog::info("cluster CIDR {}: a /24 for each of up to {} nodes", cidr->ToString(),
+               cidr->SubnetCount());
   if (options.cert_validity != absl::ZeroDuration() &&
       options.cert_validity != m->authority_->node_cert_validity()) {
     if (auto s = m->authority_->set_node_cert_validity(options.cert_validity); !s.ok()) {

@@ -24,6 +24,10 @@ std::string_view KindName(Kind kind) {
       return "secret";
     case Kind::kIngress:
       return "ingress";
+    case Kind::kClusterNetwork:
+      return "cluster network";
+    case Kind::kSubnetClaim:
+      return "subnet claim";
   }
   return "unknown";
 }

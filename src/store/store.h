@@ -26,6 +26,10 @@ enum class Kind : int {
   kClusterSecurity = 7,
   kSecret = 8,
   kIngress = 9,
+  // The cluster CIDR (one object, see manager/node_subnets.h).
+  kClusterNetwork = 10,
+  // A node's /24 of the cluster CIDR, stored under the subnet so that no two nodes get one.
+  kSubnetClaim = 11,
 };
 
 std::string_view KindName(Kind kind);

@@ -11,7 +11,7 @@ namespace warren {
 
 bool IsKnownKind(Kind kind) {
   int k = static_cast<int>(kind);
-  return k >= static_cast<int>(Kind::kService) && k <= static_cast<int>(Kind::kIngress);
+  return k >= static_cast<int>(Kind::kService) && k <= static_cast<int>(Kind::kSubnetClaim);
 }
 
 absl::Status CheckMutationShape(const std::vector<Mutation>& mutations) {

@@ -44,6 +44,10 @@ absl::StatusOr<ObjectIdentity> ParseStoredObject(Kind kind, std::string_view dat
       return Identity<v1::Secret>(data);
     case Kind::kIngress:
       return Identity<v1::Ingress>(data);
+    case Kind::kClusterNetwork:
+      return Identity<v1::ClusterNetwork>(data);
+    case Kind::kSubnetClaim:
+      return Identity<v1::SubnetClaim>(data);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown kind ", static_cast<int>(kind)));
 }

@@ -61,8 +61,20 @@ struct ObjectTraits<v1::Secret> {
   static constexpr Kind kKind = Kind::kSecret;
   static std::string Name(const v1::Secret& s) { return s.name(); }
 };
+template <>
+struct ObjectTraits<v1::ClusterNetwork> {
+  static constexpr Kind kKind = Kind::kClusterNetwork;
+  static std::string Name(const v1::ClusterNetwork&) { return ""; }
+};
+template <>
+struct ObjectTraits<v1::SubnetClaim> {
+  static constexpr Kind kKind = Kind::kSubnetClaim;
+  static std::string Name(const v1::SubnetClaim&) { return ""; }
+};
 // The one ClusterSecurity object's store id.
 inline constexpr std::string_view kClusterSecurityId = "cluster";
+// The one ClusterNetwork object's store id.
+inline constexpr std::string_view kClusterNetworkId = "cluster";
 
 // Event ids are numbers; their store ids are zero-padded so that id order is numeric order.
 inline std::string EventStoreId(uint64_t id) {
@@ -74,6 +86,10 @@ template <typename T>
 std::string StoreId(const T& obj) {
   if constexpr (std::is_same_v<T, v1::Event>) {
     return EventStoreId(obj.id());
+  } else if constexpr (std::is_same_v<T, v1::ClusterNetwork>) {
+    return std::string(kClusterNetworkId);
+  } else if constexpr (std::is_same_v<T, v1::SubnetClaim>) {
+    return obj.subnet();
   } else {
     return obj.id();
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/advertise_addr.h"
 #include "common/bind_probe.h"
 #include "common/limits.h"
 #include "common/manager_list.h"
@@ -224,6 +225,14 @@ int WorkerAgent::RunningTasks() const {
 }
 
 absl::Status WorkerAgent::Start() {
+  if (options_.advertise_addr.empty()) {
+    advertise_addr_ = DetectAdvertiseAddr();
+  } else {
+    absl::StatusOr<std::string> addr =
+        ParseAdvertiseAddr("--advertise-addr", options_.advertise_addr);
+    if (!addr.ok()) return addr.status();
+    advertise_addr_ = *addr;
+  }
   prober_ = std::make_unique<HealthProber>(
       clock_, *driver_,
       [this](const std::string& id, const v1::TaskHealth& h) { OnHealthChange(id, h); });
@@ -442,6 +451,7 @@ absl::Status WorkerAgent::Register() {
   req.set_agent_addr(agent_addr_);
   if (!driver_->AssignsAddresses()) req.set_address_range(options_.address_range);
   req.set_runtime(driver_->Name());
+  req.set_advertise_addr(advertise_addr_);
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(absl::Seconds(5)));
   v1::Node node;
@@ -454,7 +464,8 @@ absl::Status WorkerAgent::Register() {
   }
   absl::MutexLock lock(&mu_);
   node_id_ = node.id();
-  spdlog::info("registered as node {} ({}), agent {}", node.name(), node.id(), agent_addr_);
+  spdlog::info("registered as node {} ({}), agent {}, advertise address {}, subnet {}", node.name(),
+               node.id(), agent_addr_, node.advertise_addr(), node.subnet());
   return absl::OkStatus();
 }
 

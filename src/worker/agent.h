@@ -58,6 +58,8 @@ class WorkerAgent {
 
   std::string node_id() const;
   std::string agent_addr() const { return agent_addr_; }
+  // The address the node registers as reachable at (after Start).
+  std::string advertise_addr() const { return advertise_addr_; }
   // Number of tasks the agent currently runs (tests, metrics).
   int RunningTasks() const;
   // Version of the routing table the data plane (proxies and DNS) last applied.
@@ -156,6 +158,7 @@ class WorkerAgent {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
+  std::string advertise_addr_;
 
   absl::Mutex certs_mu_;  // one fetch at a time
   std::optional<std::map<std::string, std::string>> certs_wanted_ ABSL_GUARDED_BY(certs_mu_);

@@ -147,5 +147,61 @@ TEST_F(E2eTest, RestartReplacesEveryTaskWithoutFailedRequests) {
             << load.failed() << " failed\n";
 }
 
+// The address plan with real processes: each worker's --advertise-addr and its /24 of the
+// manager's --cluster-cidr in `node ls`; a manager restarted with another CIDR is refused, and
+// one restarted without the flag keeps the cluster's and every node's subnet.
+TEST_F(NodeOpsE2eTest, AdvertiseAddressesAndSubnetsOfTheNodes) {
+  auto manager = [&](const std::string& cidr, const std::string& log) {
+    std::vector<std::string> args = {
+        WARREN_BINARY, "manager", "--data-dir",     (dir_ / "m").string(),
+        "--api-addr",  api_addr_, "--metrics-addr", "127.0.0.1:" + std::to_string(metrics_port_),
+        "--dns-addr",  "",        "--tls-root",     tls_root().string()};
+    if (!cidr.empty()) args.insert(args.end(), {"--cluster-cidr", cidr});
+    return std::make_unique<Process>(args, (dir_ / log).string());
+  };
+  processes_.push_back(manager("10.77.0.0/16", "manager.log"));
+  const std::string token = JoinToken();
+  for (int i = 1; i <= 2; ++i) {
+    const std::string name = "w" + std::to_string(i);
+    processes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name",
+                                 name, "--data-dir", (dir_ / name).string(), "--address-range",
+                                 Range(i), "--advertise-addr", "192.0.2." + std::to_string(i),
+                                 "--dns-addr", "", "--stop-tasks-on-exit", "--token", token},
+        (dir_ / (name + ".log")).string()));
+  }
+  // name -> advertise address and subnet of the ready nodes.
+  auto addresses = [&] {
+    std::map<std::string, std::pair<std::string, std::string>> out;
+    for (const auto& n : JsonList(Cli({"node", "ls", "-o", "json"}).out, "nodes")) {
+      if (n.value("state", "") != "NODE_STATE_READY") continue;
+      out[n.value("name", "")] = {n.value("advertiseAddr", ""), n.value("subnet", "")};
+    }
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] { return addresses().size() == 2; })) << processes_[0]->Log();
+  auto before = addresses();
+  EXPECT_EQ(before["w1"].first, "192.0.2.1");
+  EXPECT_EQ(before["w2"].first, "192.0.2.2");
+  EXPECT_EQ((std::set<std::string>{before["w1"].second, before["w2"].second}),
+            (std::set<std::string>{"10.77.0.0/24", "10.77.1.0/24"}));
+  const auto table = Cli({"node", "ls"});
+  EXPECT_NE(table.out.find("ADVERTISE"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(before["w1"].second), std::string::npos) << table.out;
+
+  ASSERT_EQ(processes_[0]->Kill(SIGTERM), 0);
+  auto refused = manager("10.78.0.0/16", "refused.log");
+  ASSERT_TRUE(WaitFor([&] { return !refused->Alive(); })) << refused->Log();
+  EXPECT_EQ(refused->Kill(SIGTERM), 1);
+  EXPECT_NE(refused->Log().find("--cluster-cidr: 10.78.0.0/16 differs from the cluster's "
+                                "10.77.0.0/16"),
+            std::string::npos)
+      << refused->Log();
+
+  processes_[0] = manager("", "manager2.log");
+  ASSERT_TRUE(WaitFor([&] { return addresses().size() == 2; })) << processes_[0]->Log();
+  EXPECT_EQ(addresses(), before);
+}
+
 }  // namespace
 }  // namespace warren::e2e

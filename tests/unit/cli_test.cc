@@ -716,14 +716,16 @@ TEST(OutputTest, ServicesAndNodesTables) {
   n->mutable_capacity()->set_cpus(4);
   n->mutable_capacity()->set_memory_bytes(8LL << 30);
   n->set_address_range("127.1.0.0/16");
+  n->set_advertise_addr("192.168.1.10");
+  n->set_subnet("10.99.0.0/24");
   (*n->mutable_labels())["zone"] = "eu";
   n->mutable_last_heartbeat()->set_seconds(1'700'000'000 - 2);
   EXPECT_EQ(
       RenderNodes(nodes, OutputFormat::kTable, now),
-      "ID   NAME     ROLE     STATE   AVAILABILITY   RUNTIME   CPUS   MEMORY   ADDRESSES      "
-      "LABELS    HEARTBEAT\n"
-      "n1   node-1   hybrid   ready   active         process   4      8G       127.1.0.0/16   "
-      "zone=eu   2s\n");
+      "ID   NAME     ROLE     STATE   AVAILABILITY   RUNTIME   CPUS   MEMORY   ADVERTISE      "
+      "SUBNET         ADDRESSES      LABELS    HEARTBEAT\n"
+      "n1   node-1   hybrid   ready   active         process   4      8G       192.168.1.10   "
+      "10.99.0.0/24   127.1.0.0/16   zone=eu   2s\n");
 
   // The managers follow the nodes; '*' marks the one that answered.
   v1::ManagerInfo* m1 = nodes.add_managers();
@@ -1997,6 +1999,19 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "manager", "--tls=false"}, "tls was given a disallowed flag override"},
            {{"warren", "manager", "--node-timeout", "9999h"},
             "--node-timeout: must be greater than 0 and at most 24h, got 9999h"},
+           {{"warren", "worker", "--advertise-addr", "0.0.0.0"},
+            "--advertise-addr: 0.0.0.0 is the unspecified address; give the address other "
+            "nodes reach this node at"},
+           {{"warren", "worker", "--advertise-addr", "node1.example:7946"},
+            "--advertise-addr: \"node1.example:7946\" is not an IP address"},
+           {{"warren", "cluster", "init", "--advertise-addr", "ff02::1"},
+            "--advertise-addr: ff02::1 is a multicast address"},
+           {{"warren", "cluster", "init", "--cluster-cidr", "10.99.0.0/24"},
+            "--cluster-cidr: \"10.99.0.0/24\" has a /24 prefix; it must be /8 to /23"},
+           {{"warren", "manager", "--cluster-cidr", "fd00::/48"},
+            "--cluster-cidr: \"fd00::/48\" is IPv6; the cluster CIDR must be IPv4"},
+           {{"warren", "manager", "--cluster-cidr", "10.99.1.0/16"},
+            "--cluster-cidr: \"10.99.1.0/16\" has host bits set; did you mean 10.99.0.0/16?"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;

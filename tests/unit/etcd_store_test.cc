@@ -14,6 +14,7 @@
 #include "etcd_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "manager/node_subnets.h"
 #include "security/certificates.h"
 #include "security/root_ca.h"
 #include "store/typed_store.h"
@@ -40,6 +41,18 @@ class EtcdStoreTest : public testing_util::SharedEtcdTest {
     auto store = EtcdStore::Open(client_, o);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Two stores that decide from their own mirrors, frozen (their watches paused): what a race
+  // between two managers looks like.
+  void OpenRacingPair(std::unique_ptr<EtcdStore>* a, std::unique_ptr<EtcdStore>* b) {
+    EtcdStoreOptions o;
+    o.read_your_writes_timeout = absl::Milliseconds(1);
+    *a = Open(o);
+    *b = Open(o);
+    ASSERT_TRUE(*a && *b);
+    (*a)->PauseWatchForTest(true);
+    (*b)->PauseWatchForTest(true);
   }
 
   // Writes a raw key, as another program (or a damaged etcd) would.
@@ -120,19 +133,40 @@ TEST_F(EtcdStoreTest, StaleMirrorNeverLetsAConflictThrough) {
 
 // Two stores racing for one name from their own mirrors: exactly one wins.
 TEST_F(EtcdStoreTest, NameRaceBetweenStoresHasOneWinner) {
-  EtcdStoreOptions o;
-  o.read_your_writes_timeout = absl::Milliseconds(1);
-  auto a = Open(o);
-  auto b = Open(o);
-  ASSERT_TRUE(a && b);
-  a->PauseWatchForTest(true);
-  b->PauseWatchForTest(true);
+  std::unique_ptr<EtcdStore> a, b;
+  ASSERT_NO_FATAL_FAILURE(OpenRacingPair(&a, &b));
   auto ra = a->Commit({Put(Kind::kNode, "n1", "edge", "a")});
   auto rb = b->Commit({Put(Kind::kNode, "n2", "edge", "b")});
   EXPECT_TRUE(ra.ok()) << ra.status();
   EXPECT_EQ(rb.status().code(), absl::StatusCode::kAlreadyExists) << rb.status();
   a->PauseWatchForTest(false);
   b->PauseWatchForTest(false);
+}
+
+// Two managers registering a node each from their own mirrors pick the same lowest free subnet:
+// the claim is a create-only key, so etcd's compare lets exactly one commit through, and the
+// loser, on fresh reads, gets the next subnet.
+TEST_F(EtcdStoreTest, SubnetClaimRaceBetweenStoresHasOneWinner) {
+  std::unique_ptr<EtcdStore> a, b;
+  ASSERT_NO_FATAL_FAILURE(OpenRacingPair(&a, &b));
+  std::string sa, sb;
+  auto ca = ClaimNodeSubnet(*a, "n1", &sa);
+  auto cb = ClaimNodeSubnet(*b, "n2", &sb);
+  ASSERT_TRUE(ca.ok() && cb.ok());
+  EXPECT_EQ(sa, "10.99.0.0/24");
+  EXPECT_EQ(sb, sa);
+  auto ra = a->Commit({*ca, Put(Kind::kNode, "n1", "edge-1", "a", Mutation::kMustNotExist)});
+  auto rb = b->Commit({*cb, Put(Kind::kNode, "n2", "edge-2", "b", Mutation::kMustNotExist)});
+  EXPECT_TRUE(ra.ok()) << ra.status();
+  EXPECT_EQ(rb.status().code(), absl::StatusCode::kAborted) << rb.status();
+  EXPECT_FALSE(b->Get(Kind::kNode, "n2").has_value());  // nothing of the lost commit applied
+  a->PauseWatchForTest(false);
+  b->PauseWatchForTest(false);
+  ASSERT_GE(b->WaitForVersion(*ra - 1, absl::Seconds(30)), *ra);
+  auto again = ClaimNodeSubnet(*b, "n2", &sb);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(sb, "10.99.1.0/24");
+  EXPECT_TRUE(b->Commit({*again}).ok());
 }
 
 // etcd's limits (128 operations per transaction, 1.5 MiB per request) are clear errors that

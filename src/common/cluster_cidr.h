@@ -1,0 +1,42 @@
+#ifndef WARREN_COMMON_CLUSTER_CIDR_H_
+#define WARREN_COMMON_CLUSTER_CIDR_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace warren {
+
+// The IPv4 range the nodes' subnets come from, a /24 per node (docs/networking.md).
+inline constexpr char kDefaultClusterCidr[] = "10.99.0.0/16";
+// The prefix lengths a cluster CIDR may have: at most 65536 node subnets, at least 2.
+inline constexpr int kMinClusterPrefix = 8;
+inline constexpr int kMaxClusterPrefix = 23;
+inline constexpr int kNodeSubnetPrefix = 24;
+
+class ClusterCidr {
+ public:
+  // "A.B.C.D/N", IPv4, N in 8..23, with no host bits set. Errors name `field` (the flag or the
+  // request field) and what is allowed.
+  static absl::StatusOr<ClusterCidr> Parse(absl::string_view field, absl::string_view text);
+
+  // How many /24 node subnets it holds.
+  int SubnetCount() const { return 1 << (kNodeSubnetPrefix - prefix_); }
+  // The i-th /24 (0-based), e.g. "10.99.3.0/24".
+  std::string Subnet(int i) const;
+  // The index of `subnet` when it is one of this CIDR's /24s.
+  std::optional<int> IndexOf(absl::string_view subnet) const;
+  std::string ToString() const;
+
+ private:
+  ClusterCidr(uint32_t base, int prefix) : base_(base), prefix_(prefix) {}
+  uint32_t base_;
+  int prefix_;
+};
+
+}  // namespace warren
+
+#endif  // WARREN_COMMON_CLUSTER_CIDR_H_
