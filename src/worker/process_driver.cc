@@ -367,11 +367,7 @@ std::optional<ProcessDriver::Exit> ProcessDriver::CheckExit(Task& task) {
   if (!shim.ok() && !absl::IsNotFound(shim.status())) return unknown(shim.status());
   const bool shim_alive = shim.ok() && shim->start_ticks == task.shim_start_ticks;
   if (shim_alive && shim->state != 'Z' && shim->state != 'X') {
-    // The shim records the task's exit and then exits itself: in between, the record is what
-    // tells (a worker that restarts just then must not adopt a task that is over).
-    absl::StatusOr<std::optional<Exit>> recorded = RecordedExit(task);
     task.proc_unreadable = false;
-    if (recorded.ok() && *recorded) return *recorded;
     return std::nullopt;
   }
   if (shim_alive) {
@@ -786,6 +782,13 @@ absl::StatusOr<std::vector<std::string>> ProcessDriver::Recover() {
       } else {
         // A /proc that cannot be read adopts the task as running: the monitor checks again.
         exit = CheckExit(*task);
+        if (!exit) {
+          // The shim records the task's exit and then exits itself: a worker restarting in
+          // between must not adopt a task that is over. (Once only: the monitor sees the shim
+          // go and reads the record then.)
+          absl::StatusOr<std::optional<Exit>> recorded = RecordedExit(*task);
+          if (recorded.ok() && *recorded) exit = *recorded;
+        }
       }
       tasks_[task->id] = task;
       if (exit) {
