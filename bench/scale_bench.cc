@@ -70,6 +70,9 @@ struct Figures {
   int reaction_samples = 0;
   double rolling_s = 0, rolling_floor_s = 0;  // median
   double scale_s = 0;                         // median
+  // Where a scale-up's time went (medians, ms): the controller's new task, the worker's start
+  // of it, its RUNNING report in the store, and the bench seeing it.
+  double scale_created_ms = 0, scale_started_ms = 0, scale_reported_ms = 0, scale_seen_ms = 0;
   double rollback_s = 0;
   double rss_mib = 0;
   std::string error;
@@ -275,9 +278,16 @@ void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
   }
   f->rolling_s = Median(rolling);
 
-  std::vector<double> scale;
+  std::vector<double> scale, created, started, reported, seen;
+  // For `perf record -k CLOCK_MONOTONIC` and `perf report --time`: the scale-ups' window.
+  auto monotonic = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  const double scale_from = monotonic();
   for (int r = 0; r < runs; ++r) {
     const int want = kReplicas + r + 1;
+    const std::set<std::string> before = c.TaskIds(name);
     auto ctx = Ctx();
     v1::ScaleServiceRequest req;
     req.set_name_or_id(name);
@@ -285,11 +295,30 @@ void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
     v1::Service out;
     double t0 = WallNow();
     if (!c.stub().ScaleService(ctx.get(), req, &out).ok()) continue;
-    if (WaitUntil([&] { return c.Live(name, 0, false) >= want; }, seconds(60), milliseconds(5))) {
-      scale.push_back(WallNow() - t0);
+    if (!WaitUntil([&] { return c.Live(name, 0, false) >= want; }, seconds(60), milliseconds(5))) {
+      continue;
+    }
+    const double t1 = WallNow();
+    scale.push_back(t1 - t0);
+    // The new task's timestamps: the manager's and the worker's clocks are this machine's.
+    if (auto tasks = c.Tasks(name)) {
+      for (const auto& t : tasks->tasks()) {
+        if (before.contains(t.id()) || t.status().state() != v1::TASK_STATE_RUNNING) continue;
+        const double made = Seconds(t.created_at()), up = Seconds(t.status().started_at()),
+                     told = Seconds(t.status().timestamp());
+        created.push_back((made - t0) * 1000);
+        started.push_back((up - made) * 1000);
+        reported.push_back((told - up) * 1000);
+        seen.push_back((t1 - told) * 1000);
+      }
     }
   }
+  std::fprintf(stderr, "scale-ups: CLOCK_MONOTONIC %.6f to %.6f\n", scale_from, monotonic());
   f->scale_s = Median(scale);
+  f->scale_created_ms = Median(created);
+  f->scale_started_ms = Median(started);
+  f->scale_reported_ms = Median(reported);
+  f->scale_seen_ms = Median(seen);
 
   auto ctx = Ctx();
   v1::RollbackServiceRequest req;
@@ -376,6 +405,13 @@ int main(int argc, char** argv) {
         Fmt("%.3f s", f.scale_s).c_str(), Fmt("%.2f s", f.rollback_s).c_str(),
         Fmt("%.1f MiB", f.rss_mib).c_str(), f.error.c_str());
     std::fflush(stdout);
+  }
+  std::printf(
+      "\nscale +1, medians: scale call -> task created / -> started by the worker / -> "
+      "RUNNING in the store / -> seen by the bench (polled every 5 ms)\n");
+  for (const auto& [n, f] : all) {
+    std::printf("N = %d: %.1f / %.1f / %.1f / %.1f ms\n", n, f.scale_created_ms, f.scale_started_ms,
+                f.scale_reported_ms, f.scale_seen_ms);
   }
   std::error_code ec;
   // WARREN_SCALE_KEEP keeps the data directories and logs of the run (printed) to look into.

@@ -23,6 +23,8 @@ absl::Status ApplyRoutingTable(const v1::RoutingTable& received, v1::RoutingTabl
   for (const v1::ServiceRoute& r : received.services()) changed[r.service_id()] = &r;
   const std::set<std::string> removed(received.removed_service_ids().begin(),
                                       received.removed_service_ids().end());
+  // The held table is sorted; it stays so unless a service is added or renamed.
+  bool resort = false;
   v1::RoutingTable next;
   next.set_version(received.version());
   *next.mutable_ingresses() = received.ingresses();
@@ -30,6 +32,7 @@ absl::Status ApplyRoutingTable(const v1::RoutingTable& received, v1::RoutingTabl
   for (v1::ServiceRoute& r : *held->mutable_services()) {
     if (removed.contains(r.service_id())) continue;
     if (auto it = changed.find(r.service_id()); it != changed.end()) {
+      resort = resort || it->second->name() != r.name();
       *next.add_services() = *it->second;
       changed.erase(it);
     } else {
@@ -37,10 +40,12 @@ absl::Status ApplyRoutingTable(const v1::RoutingTable& received, v1::RoutingTabl
     }
   }
   for (const auto& [id, r] : changed) *next.add_services() = *r;
-  std::sort(next.mutable_services()->begin(), next.mutable_services()->end(),
-            [](const v1::ServiceRoute& a, const v1::ServiceRoute& b) {
-              return a.name() != b.name() ? a.name() < b.name() : a.service_id() < b.service_id();
-            });
+  if (resort || !changed.empty()) {
+    std::sort(next.mutable_services()->begin(), next.mutable_services()->end(),
+              [](const v1::ServiceRoute& a, const v1::ServiceRoute& b) {
+                return a.name() != b.name() ? a.name() < b.name() : a.service_id() < b.service_id();
+              });
+  }
   *held = std::move(next);
   return absl::OkStatus();
 }

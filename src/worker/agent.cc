@@ -266,6 +266,7 @@ absl::Status WorkerAgent::Start() {
     auto st = driver_->Inspect(id);
     absl::MutexLock lock(&mu_);
     Local& l = tasks_[id];
+    unassigned_.insert(id);
     l.task.set_id(id);
     if (st && st->phase != TaskRuntimeState::Phase::kExited) {
       l.status.set_state(v1::TASK_STATE_RUNNING);
@@ -891,6 +892,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
           Local& l = tasks_[t.id()];
           l.task = t;
           l.assigned = true;
+          unassigned_.erase(t.id());
           l.starting = true;
           l.status.set_state(v1::TASK_STATE_STARTING);
           l.status.set_message("starting");
@@ -916,6 +918,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
       l.task = t;
       if (!l.status.address().empty()) l.task.set_address(l.status.address());
       l.assigned = true;
+      if (adopting) unassigned_.erase(t.id());
       if (adopting && !l.exited) {
         if (want_running) {
           l.status.set_message("adopted after a worker restart");
@@ -957,6 +960,7 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
     // them; a full set leaves them out.
     auto unassign = [&](const std::string& id, Local& l) {
       l.assigned = false;
+      unassigned_.insert(id);
       if (!l.exited && !l.stopping) {
         l.stopping = true;
         to_stop.emplace_back(id, DurationOr(l.task.spec().stop_timeout(), absl::Seconds(10)));
@@ -980,14 +984,19 @@ void WorkerAgent::Apply(const v1::Assignments& assignments) {
         if (!assigned_ids.count(id)) unassign(id, l);
       }
     }
-    for (auto it = tasks_.begin(); it != tasks_.end();) {
-      if (!it->second.assigned && it->second.exited) {
-        driver_->Remove(it->first);
-        secret_files_->Remove(it->first);
-        it = tasks_.erase(it);
-      } else {
+    // Forget the unassigned tasks that have exited (the others are still stopping).
+    for (auto it = unassigned_.begin(); it != unassigned_.end();) {
+      auto t = tasks_.find(*it);
+      if (t != tasks_.end() && !t->second.exited) {
         ++it;
+        continue;
       }
+      if (t != tasks_.end()) {
+        driver_->Remove(*it);
+        secret_files_->Remove(*it);
+        tasks_.erase(t);
+      }
+      it = unassigned_.erase(it);
     }
   }
   for (const auto& [id, t] : to_adopt) {

@@ -170,6 +170,9 @@ class WorkerAgent {
   absl::CondVar report_cv_;
   std::string node_id_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Local> tasks_ ABSL_GUARDED_BY(mu_);
+  // The ids of tasks_ whose `assigned` is false (adopted and not assigned yet, or no longer
+  // assigned): the only ones Apply may forget, so a change to one task does not walk them all.
+  std::set<std::string> unassigned_ ABSL_GUARDED_BY(mu_);
   // The values of the secrets this node's tasks use, by name, as the last assignments sent
   // them (in memory only; on disk only in the tasks' tmpfs directories).
   std::map<std::string, security::SecretBytes> secret_values_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 #include "worker/port_publisher.h"
 
+#include <optional>
 #include <set>
 
 #include "common/time_util.h"
@@ -19,8 +20,12 @@ absl::Duration PortPublisher::Backoff(int attempts) const {
 
 void PortPublisher::Apply(const v1::RoutingTable& table) {
   absl::MutexLock lock(&mu_);
-  table_ = table;
-  ApplyLocked(clock_.Now());
+  ApplyLocked(table, clock_.Now());
+  if (failing_.empty()) {
+    table_.Clear();
+  } else {
+    table_ = table;
+  }
 }
 
 bool PortPublisher::RetryIfDue() {
@@ -28,31 +33,51 @@ bool PortPublisher::RetryIfDue() {
   const absl::Time now = clock_.Now();
   bool due = false;
   for (const auto& [key, f] : failing_) due = due || f.retry_at <= now;
-  if (due) ApplyLocked(now);
-  return due;
+  if (!due) return false;
+  v1::RoutingTable table = std::move(table_);
+  ApplyLocked(table, now);
+  if (!failing_.empty()) table_ = std::move(table);
+  return true;
 }
 
-void PortPublisher::ApplyLocked(absl::Time now) {
-  // Ports still in backoff stay out of this attempt; the rest of the table applies.
-  v1::RoutingTable attempt = table_;
+void PortPublisher::ApplyLocked(const v1::RoutingTable& table, absl::Time now) {
+  // Ports still in backoff stay out of this attempt; the rest of the table applies. The table
+  // is copied only to leave such ports out.
   std::set<Key> wanted, tried;
-  for (v1::ServiceRoute& route : *attempt.mutable_services()) {
-    auto* ports = route.mutable_ports();
-    for (auto it = ports->begin(); it != ports->end();) {
-      const Key key{route.service_id(), it->published()};
-      if (it->published() != 0) wanted.insert(key);
-      auto f = failing_.find(key);
-      if (it->published() != 0 && f != failing_.end() && f->second.retry_at > now) {
-        it = ports->erase(it);
-        continue;
+  bool held_back = false;
+  auto in_backoff = [&](const Key& key) {
+    auto f = failing_.find(key);
+    return f != failing_.end() && f->second.retry_at > now;
+  };
+  for (const v1::ServiceRoute& route : table.services()) {
+    for (const v1::Port& port : route.ports()) {
+      if (port.published() == 0) continue;
+      const Key key{route.service_id(), port.published()};
+      wanted.insert(key);
+      if (in_backoff(key)) {
+        held_back = true;
+      } else {
+        tried.insert(key);
       }
-      if (it->published() != 0) tried.insert(key);
-      ++it;
+    }
+  }
+  std::optional<v1::RoutingTable> attempt;
+  if (held_back) {
+    attempt = table;
+    for (v1::ServiceRoute& route : *attempt->mutable_services()) {
+      auto* ports = route.mutable_ports();
+      for (auto it = ports->begin(); it != ports->end();) {
+        if (it->published() != 0 && in_backoff({route.service_id(), it->published()})) {
+          it = ports->erase(it);
+        } else {
+          ++it;
+        }
+      }
     }
   }
   std::vector<ProxyManager::Failure> failures;
   // The status repeats what `failures` lists port by port, which is what is reported below.
-  proxies_.Apply(attempt, &failures).IgnoreError();
+  proxies_.Apply(attempt ? *attempt : table, &failures).IgnoreError();
 
   std::set<Key> failed;
   for (const ProxyManager::Failure& pf : failures) {

@@ -49,13 +49,16 @@ class PortPublisher {
     absl::Time retry_at;
   };
 
-  void ApplyLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLocked(const v1::RoutingTable& table, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(int attempts) const;
 
   ProxyManager& proxies_;
   const Clock& clock_;
   const PortPublisherOptions options_;
   mutable absl::Mutex mu_;
+  // The last table, kept only while a port fails (for RetryIfDue): a copy of every service's
+  // route per change would cost more than the change on a large cluster.
   v1::RoutingTable table_ ABSL_GUARDED_BY(mu_);
   std::map<Key, Failing> failing_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
