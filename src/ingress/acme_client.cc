@@ -303,10 +303,14 @@ absl::StatusOr<std::string> CreateDomainCsrDer(const security::SecretBytes& key_
   if (!key.ok()) return key.status();
   security::X509ReqPtr req(X509_REQ_new());
   X509_NAME* name = req ? X509_REQ_get_subject_name(req.get()) : nullptr;
+  // The name goes in the subject alternative name; the CN too when it fits X.509's 64
+  // characters (a longer host name, valid up to 253, made OpenSSL refuse the whole CSR).
+  constexpr size_t kMaxCommonName = 64;
   if (!req || X509_REQ_set_version(req.get(), 0) != 1 || name == nullptr ||
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>(domain.c_str()), -1, -1,
-                                 0) != 1 ||
+      (domain.size() <= kMaxCommonName &&
+       X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                  reinterpret_cast<const unsigned char*>(domain.c_str()), -1, -1,
+                                  0) != 1) ||
       X509_REQ_set_pubkey(req.get(), key->get()) != 1) {
     return security::OpenSslError(absl::StatusCode::kInternal, "create the CSR");
   }
@@ -551,12 +555,22 @@ absl::StatusOr<AcmeIssued> AcmeClient::Obtain(const std::string& domain,
     }
   }
 
+  // The server's reason for an invalid order (RFC 8555 7.1.3, the order's "error").
+  auto order_error = [](const json& order) -> std::string {
+    if (!order.contains("error") || !order["error"].is_object()) return "";
+    return absl::StrCat(": ", StringField(order["error"], "type"), ": ",
+                        StringField(order["error"], "detail"));
+  };
   auto ready = PollStatus("order", order_url, {"pending"}, deadline, stop);
   if (!ready.ok()) return ready.status();
-  if (const std::string st = StringField(json::parse(*ready), "status");
-      st != "ready" && st != "valid") {
-    return absl::FailedPreconditionError(absl::StrCat("order for ", domain, " is ", st));
+  const json rj = json::parse(*ready);
+  if (const std::string st = StringField(rj, "status"); st != "ready" && st != "valid") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("order for ", domain, " is ", st, order_error(rj)));
   }
+  // Not past this point once the caller gives up: finalizing makes the CA issue (and count) a
+  // certificate nobody would store.
+  if (stop && stop()) return absl::CancelledError("stopping");
   AcmeIssued issued;
   auto key = security::GeneratePrivateKey();
   if (!key.ok()) return key.status();
@@ -570,8 +584,9 @@ absl::StatusOr<AcmeIssued> AcmeClient::Obtain(const std::string& domain,
   if (!done.ok()) return done.status();
   auto dj = json::parse(*done);
   if (StringField(dj, "status") != "valid") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("order for ", domain, " is ", StringField(dj, "status"), " after finalize"));
+    return absl::FailedPreconditionError(absl::StrCat("order for ", domain, " is ",
+                                                      StringField(dj, "status"), " after finalize",
+                                                      order_error(dj)));
   }
   const std::string cert_url = StringField(dj, "certificate");
   if (cert_url.empty()) return absl::InvalidArgumentError("order: valid without a certificate URL");

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/time_util.h"
@@ -44,6 +45,11 @@ void AcmeController::Stop() {
 
 void AcmeController::Loop() {
   while (!stop_) {
+    if (!Leads()) {
+      // A follower orders nothing; the leader's writes wake nothing here, so look again soon.
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
     const uint64_t seen = store_.Version();
     absl::Time next = RunOnce();
     // A store change (a new ACME ingress, `ingress renew`) is looked at at once; the wait is
@@ -54,19 +60,32 @@ void AcmeController::Loop() {
   }
 }
 
+absl::Time AcmeRenewAt(absl::Time not_before, absl::Time not_after, absl::Duration renew_before) {
+  // A certificate that lives shorter than renew_before (a CA's 6-day or 24-hour ones) would
+  // be due as soon as it is issued and ordered again without end: renewed after two thirds
+  // of its life instead.
+  const absl::Duration life = not_after - not_before;
+  return not_after - std::min(renew_before, life / 3);
+}
+
 absl::Time AcmeController::DueAt(const v1::Ingress& ingress) const {
   const v1::IngressAcmeStatus& acme = ingress.acme();
   absl::Time due = absl::InfinitePast();
+  const v1::IngressCertificate& cert = ingress.certificate();
   const bool has_certificate =
-      !ingress.spec().tls().certificate_pem().empty() && IsSet(ingress.certificate().not_after());
+      !ingress.spec().tls().certificate_pem().empty() && IsSet(cert.not_after());
   if (has_certificate && acme.renew_requested() <= acme.renewed()) {
-    due = FromProtoTime(ingress.certificate().not_after()) - options_.renew_before;
+    const absl::Time not_after = FromProtoTime(cert.not_after());
+    due = IsSet(cert.not_before())
+              ? AcmeRenewAt(FromProtoTime(cert.not_before()), not_after, options_.renew_before)
+              : not_after - options_.renew_before;
   }
   if (IsSet(acme.next_attempt_at())) due = std::max(due, FromProtoTime(acme.next_attempt_at()));
   return due;
 }
 
 absl::Time AcmeController::RunOnce() {
+  if (!Leads()) return clock_.Now() + absl::Milliseconds(100);
   std::vector<v1::Ingress> acme;
   for (v1::Ingress& i : ListObjects<v1::Ingress>(store_)) {
     if (i.spec().tls().mode() == v1::INGRESS_TLS_MODE_ACME) acme.push_back(std::move(i));
@@ -157,8 +176,13 @@ void AcmeController::Order(const v1::Ingress& ingress) {
     return absl::OkStatus();
   };
   absl::StatusOr<AcmeIssued> issued =
-      client_->Obtain(host, publish, [this] { return stop_.load(); });
-  if (stop_) return;  // the next leader (or this one after a restart) starts over
+      client_->Obtain(host, publish, [this] { return Abandoned(); });
+  // The next leader (or this one after a restart) starts over.
+  if (Abandoned()) {
+    spdlog::info("ingress {}: the order for {} stops here: this manager {}", name, host,
+                 stop_ ? "stops" : "no longer leads");
+    return;
+  }
   absl::StatusOr<v1::IngressCertificate> info =
       issued.ok() ? CheckIngressCertificate(host, issued->certificate_pem, issued->key_pem.reveal())
                   : absl::StatusOr<v1::IngressCertificate>(issued.status());
@@ -202,9 +226,11 @@ void AcmeController::Order(const v1::Ingress& ingress) {
     info = done.status();
   }
   const std::string error(info.status().message());
-  // Start the next attempt from a new account: an ACME server that lost its state (a restarted
-  // pebble) no longer knows this one.
-  if (!issued.ok()) client_.reset();
+  // The account is kept across failures (a CA limits how many a host may create). Only a
+  // server that no longer knows it (a restarted pebble, a deactivated account) gets a new one.
+  if (!issued.ok() && absl::StrContains(error, "urn:ietf:params:acme:error:accountDoesNotExist")) {
+    client_.reset();
+  }
   int failures = 0;
   auto failed = Update(
       id, host,

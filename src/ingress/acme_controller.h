@@ -58,12 +58,20 @@ class AcmeController {
   void Start();
   void Stop();
 
+  // Several managers: orders run only while `leads` says this manager's controllers lead; an
+  // order in flight stops when it no longer does (the next leader starts it over). Unset: one
+  // manager, always leading.
+  void SetLeadership(std::function<bool()> leads) { leads_ = std::move(leads); }
+
   // Orders for the first due ingress (by name), if any; returns when to look again even if the
   // store does not change. Tests call it directly.
   absl::Time RunOnce();
 
  private:
   void Loop();
+  bool Leads() const { return !leads_ || leads_(); }
+  // Stop() was called, or this manager no longer leads.
+  bool Abandoned() const { return stop_.load() || !Leads(); }
   // When `ingress` needs an order next (InfinitePast: now).
   absl::Time DueAt(const v1::Ingress& ingress) const;
   void Order(const v1::Ingress& ingress);
@@ -79,10 +87,15 @@ class AcmeController {
   const ClusterKeyFn cluster_key_;
   const AcmeControllerOptions options_;
   const TransportFactory transport_;
+  std::function<bool()> leads_;  // set before Start
   std::unique_ptr<AcmeClient> client_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// When a certificate valid from `not_before` to `not_after` is renewed: `renew_before` ahead of
+// its expiry, or after two thirds of its life when it lives shorter than three times that.
+absl::Time AcmeRenewAt(absl::Time not_before, absl::Time not_after, absl::Duration renew_before);
 
 // The delay before retry number `failures` (1 after the first failure).
 absl::Duration AcmeBackoff(int failures, absl::Duration min, absl::Duration max);

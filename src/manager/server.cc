@@ -270,6 +270,7 @@ absl::StatusOr<std::unique_ptr<ManagerServer>> ManagerServer::Start(const Manage
     // Several managers share etcd: this one's controllers run, and its Dispatcher serves the
     // workers, only while it leads.
     m->controller_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
+    if (m->acme_) m->acme_->SetLeadership([raw = m.get()] { return raw->IsLeader(); });
     m->api_->SetLeadership([raw = m.get()] { return raw->LeadsOrNamesLeader(); });
     m->compactor_ = std::make_unique<EtcdCompactor>(
         *m->etcd_.etcd_store, clock, options.store.etcd_compaction_interval,

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -117,6 +118,7 @@ class FakeAcme {
   int bad_nonces = 0;     // valid POSTs answered badNonce first
   int pending_polls = 1;  // polls that still see "pending"/"processing"
   bool fail_validation = false;
+  long validity_seconds = 3600L * 24 * 90;  // of the certificates it issues
   std::function<std::string(const std::string& token)> fetch;
 
   FakeAcme() {
@@ -382,7 +384,7 @@ class FakeAcme {
     X509_set_version(cert.get(), 2);
     ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 0x100 + ++serial_);
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600L * 24 * 90);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), validity_seconds);
     X509_set_pubkey(cert.get(), pub.get());
     X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_.get()));
     const std::string san = "DNS:" + o.domain;
@@ -697,6 +699,71 @@ TEST_F(AcmeControllerTest, AFailureIsVisibleAnEventAndRetriedWithBackoff) {
   EXPECT_EQ(i.acme().state(), v1::ACME_STATE_VALID);
   EXPECT_EQ(i.acme().failures(), 0);
   EXPECT_TRUE(i.acme().error().empty());
+  // One account for all three attempts: a CA limits how many a host may create.
+  EXPECT_EQ(fake_.counts().accounts, 1);
+}
+
+// A CA's short-lived certificates (6 days here, less than the 30 days renewed before expiry)
+// were due as soon as they were issued, and ordered again without end.
+TEST_F(AcmeControllerTest, AShortLivedCertificateIsRenewedAfterTwoThirdsOfItsLife) {
+  fake_.validity_seconds = 3600L * 24 * 6;
+  ASSERT_TRUE(CreateAcme("shop", "shop.example.com").ok());
+  acme_->RunOnce();
+  ASSERT_EQ(Stored("shop").acme().state(), v1::ACME_STATE_VALID);
+  acme_->RunOnce();
+  EXPECT_EQ(fake_.counts().orders, 1);
+  clock_.Advance(absl::Hours(24 * 4 - 2));
+  acme_->RunOnce();
+  EXPECT_EQ(fake_.counts().orders, 1);
+  clock_.Advance(absl::Hours(3));
+  acme_->RunOnce();
+  EXPECT_EQ(fake_.counts().orders, 2);
+  EXPECT_EQ(AcmeRenewAt(absl::UnixEpoch(), absl::UnixEpoch() + absl::Hours(24 * 90),
+                        absl::Hours(24 * 30)),
+            absl::UnixEpoch() + absl::Hours(24 * 60));
+}
+
+// A host name may be 253 characters; X.509's common name takes 64. OpenSSL refused the whole
+// CSR, so such an ingress failed on every attempt.
+TEST_F(AcmeControllerTest, AHostLongerThanACommonNameGetsACertificate) {
+  const std::string host = absl::StrCat(std::string(60, 'a'), ".shop.example.com");
+  ASSERT_GT(host.size(), 64u);
+  ASSERT_TRUE(CreateAcme("long", host).ok());
+  acme_->RunOnce();
+  v1::Ingress i = Stored("long");
+  EXPECT_EQ(i.acme().state(), v1::ACME_STATE_VALID) << i.acme().error();
+  EXPECT_THAT(i.certificate().names(), ::testing::ElementsAre(host));
+}
+
+// Several managers: only the leader orders, and a leader that stops leading mid-order drops it
+// (the next leader starts over) instead of finishing a certificate its fenced writes could not
+// store.
+TEST_F(AcmeControllerTest, OnlyTheLeaderOrdersAndALostLeadershipEndsTheOrder) {
+  std::atomic<bool> leading{false};
+  acme_->SetLeadership([&] { return leading.load(); });
+  ASSERT_TRUE(CreateAcme("shop", "shop.example.com").ok());
+  acme_->RunOnce();
+  EXPECT_EQ(fake_.counts().orders, 0);
+  EXPECT_EQ(Stored("shop").acme().state(), v1::ACME_STATE_PENDING);
+
+  // Leadership goes while the CA validates the challenge.
+  leading = true;
+  auto fetch = fake_.fetch;
+  fake_.fetch = [&, fetch](const std::string& token) {
+    leading = false;
+    return fetch(token);
+  };
+  acme_->RunOnce();
+  EXPECT_EQ(fake_.counts().orders, 1);
+  EXPECT_EQ(fake_.counts().finalized, 0);
+  EXPECT_TRUE(Stored("shop").spec().tls().certificate_pem().empty());
+
+  fake_.fetch = fetch;
+  leading = true;
+  acme_->RunOnce();
+  v1::Ingress i = Stored("shop");
+  EXPECT_EQ(i.acme().state(), v1::ACME_STATE_VALID);
+  EXPECT_FALSE(i.spec().tls().certificate_pem().empty());
 }
 
 TEST_F(AcmeControllerTest, AnUnreachableDirectoryIsAFailureNotACrash) {
