@@ -124,6 +124,8 @@ struct ServerFlags {
   ManagerOptions manager;
   WorkerOptions worker;
   std::string node_timeout = "15s";
+  // --address-range was given (it may not be with a routed --network).
+  bool address_range_given = false;
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
@@ -139,10 +141,12 @@ struct ServerFlags {
 };
 
 void AddDnsFlags(CLI::App* cmd, DnsOptions* dns, std::string* ttl) {
-  cmd->add_option("--dns-addr", dns->addr,
-                  "Service DNS address (UDP and TCP); auto: the manager 127.0.0.11:53, a worker "
-                  "port 53 on the first address of its --address-range, off with a warning when "
-                  "unavailable; empty disables")
+  cmd->add_option(
+         "--dns-addr", dns->addr,
+         "Service DNS address (UDP and TCP); auto: the manager 127.0.0.11:53, a worker "
+         "port 53 on the first address of its --address-range (of its subnet with a routed "
+         "--network), off with a warning when "
+         "unavailable; empty disables")
       ->capture_default_str();
   cmd->add_option("--dns-domain", dns->domain, "Cluster domain: <service>.<domain>")
       ->capture_default_str();
@@ -360,6 +364,20 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
   }
   if (f->worker.runtime == "cri") {
     if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
+  }
+  absl::StatusOr<NodeNetworkMode> network = ParseNodeNetworkMode("--network", f->worker.network);
+  if (!network.ok()) return network.status();
+  if (IsRouted(*network)) {
+    if (f->address_range_given) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--address-range: not with --network ", f->worker.network,
+                       " (task addresses come from the node's subnet of the cluster CIDR)"));
+    }
+    if (f->worker.runtime != "process") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--network ", f->worker.network, ": needs --runtime process (the ", f->worker.runtime,
+          " runtime's tasks do not take addresses of the node's subnet yet)"));
+    }
   }
   auto labels = ParseLabels(f->labels);
   if (!labels.ok()) return labels.status();
@@ -1071,11 +1089,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   worker->add_option("--agent-addr", worker_flags.worker.agent_addr, "Worker gRPC address")
       ->capture_default_str();
-  worker
-      ->add_option("--address-range", worker_flags.worker.address_range,
-                   "Loopback CIDR for task addresses")
-      ->capture_default_str();
+  CLI::Option* worker_range = worker
+                                  ->add_option("--address-range", worker_flags.worker.address_range,
+                                               "Loopback CIDR for task addresses (--network local)")
+                                  ->capture_default_str();
   AddAdvertiseAddrFlag(worker, &worker_flags.worker);
+  worker
+      ->add_option("--network", worker_flags.worker.network,
+                   "How task addresses reach other nodes: local (a loopback --address-range, "
+                   "this host only), host-gw (the node's subnet, routed through each node's "
+                   "advertise address; nodes on one L2 network) or vxlan (the node's subnet "
+                   "over a VXLAN overlay, UDP 4789); host-gw and vxlan need root")
+      ->capture_default_str();
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker
       ->add_option("--token", worker_flags.worker.join_token,
@@ -1103,6 +1128,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddLogFlags(worker);
   worker->callback([&] {
     action = [&] {
+      worker_flags.address_range_given = worker_range->count() > 0;
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
       if (absl::Status s = FinishDnsFlags(worker_flags.dns_ttl, &worker_flags.worker.dns); !s.ok())
         return UsageError(ctx, s);

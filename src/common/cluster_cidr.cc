@@ -73,4 +73,27 @@ std::optional<int> ClusterCidr::IndexOf(absl::string_view subnet) const {
 
 std::string ClusterCidr::ToString() const { return absl::StrCat(FormatIpv4(base_), "/", prefix_); }
 
+absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
+                                                     absl::string_view text) {
+  if (text.empty() || text == "local") return NodeNetworkMode::kLocal;
+  if (text == "host-gw") return NodeNetworkMode::kHostGw;
+  if (text == "vxlan") return NodeNetworkMode::kVxlan;
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": \"", text,
+      "\" is not a network mode; use local (task addresses of this host only), host-gw (routes "
+      "between nodes on one L2 network) or vxlan (an overlay between the nodes)"));
+}
+
+absl::string_view NodeNetworkModeName(NodeNetworkMode mode) {
+  switch (mode) {
+    case NodeNetworkMode::kLocal:
+      return "local";
+    case NodeNetworkMode::kHostGw:
+      return "host-gw";
+    case NodeNetworkMode::kVxlan:
+      return "vxlan";
+  }
+  return "local";
+}
+
 }  // namespace warren

@@ -17,6 +17,22 @@ inline constexpr int kMinClusterPrefix = 8;
 inline constexpr int kMaxClusterPrefix = 23;
 inline constexpr int kNodeSubnetPrefix = 24;
 
+// How task addresses reach other nodes (`worker --network`, docs/networking.md).
+enum class NodeNetworkMode {
+  // A loopback --address-range: tasks are reachable from their own host only.
+  kLocal,
+  // The node's subnet, routed directly through each node's advertise address (one L2 network).
+  kHostGw,
+  // The node's subnet, routed through a VXLAN overlay between the advertise addresses.
+  kVxlan,
+};
+// "local" (also ""), "host-gw" or "vxlan"; INVALID_ARGUMENT naming `field` and what is allowed.
+absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
+                                                     absl::string_view text);
+absl::string_view NodeNetworkModeName(NodeNetworkMode mode);
+// host-gw and vxlan: task addresses come from the node's subnet and are routed between nodes.
+inline bool IsRouted(NodeNetworkMode mode) { return mode != NodeNetworkMode::kLocal; }
+
 class ClusterCidr {
  public:
   // "A.B.C.D/N", IPv4, N in 8..23, with no host bits set. Errors name `field` (the flag or the

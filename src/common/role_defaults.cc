@@ -8,9 +8,9 @@ namespace warren {
 
 absl::StatusOr<std::string> WorkerDnsAddr(const std::string& address_range) {
   uint32_t base = 0, size = 0;
-  if (!ParseLoopbackRange(address_range, &base, &size)) {
+  if (!ParseTaskRange(address_range, &base, &size)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("address-range: \"", address_range, "\" is not a loopback CIDR"));
+        absl::StrCat("address-range: \"", address_range, "\" is not an IPv4 CIDR"));
   }
   return absl::StrCat(FormatIpv4(base), ":53");
 }

@@ -28,6 +28,7 @@ absl::Status ApplyRoutingTable(const v1::RoutingTable& received, v1::RoutingTabl
   v1::RoutingTable next;
   next.set_version(received.version());
   *next.mutable_ingresses() = received.ingresses();
+  *next.mutable_peers() = received.peers();
   next.mutable_services()->Reserve(held->services_size() + received.services_size());
   for (v1::ServiceRoute& r : *held->mutable_services()) {
     if (removed.contains(r.service_id())) continue;

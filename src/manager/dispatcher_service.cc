@@ -1,5 +1,7 @@
 #include "manager/dispatcher_service.h"
 
+#include "common/cluster_cidr.h"
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -9,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/advertise_addr.h"
+#include "common/cluster_cidr.h"
 #include "common/enum_names.h"
 #include "common/ids.h"
 #include "common/limits.h"
@@ -57,6 +60,11 @@ absl::Status CheckOwnNode(const std::optional<security::CertificateIdentity>& pe
   return security::AuthorizeNode(*peer, node_id, method);
 }
 
+// A node stored before the field existed is local.
+std::string NetworkOf(const v1::Node& node) {
+  return node.network().empty() ? "local" : node.network();
+}
+
 }  // namespace
 
 DispatcherService::DispatcherService(ApiShared& shared)
@@ -79,13 +87,31 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
   const std::string runtime = req->runtime().empty() ? "process" : req->runtime();
   // Container tasks get their address from the CNI network, not from a loopback range.
   const bool runtime_addresses = runtime == "cri";
+  absl::StatusOr<NodeNetworkMode> mode = ParseNodeNetworkMode("network", req->network());
+  if (!mode.ok()) return ToGrpc(mode.status());
+  // A routed node's tasks take addresses of its subnet (given below), not of a range it sends.
+  const bool routed = IsRouted(*mode);
+  const std::string network(NodeNetworkModeName(*mode));
+  if (routed && runtime != "process" && runtime != "fake") {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("network: ", network, " needs the process runtime (the ", runtime,
+                     " runtime's tasks do not take addresses of the "
+                     "node's subnet yet); use network local"));
+  }
+  if (routed && !req->address_range().empty()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("address_range: \"", req->address_range(), "\" must be empty with network ",
+                     network, " (task addresses come from the node's subnet)"));
+  }
   if (runtime_addresses && !req->address_range().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("address_range: \"", req->address_range(),
                                      "\" must be empty for the cri runtime (task addresses "
                                      "come from its CNI network)"));
   }
-  if (!runtime_addresses && !ParseLoopbackRange(req->address_range(), &base, &size)) {
+  if (!runtime_addresses && !routed && !ParseLoopbackRange(req->address_range(), &base, &size)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("address_range: \"", req->address_range(),
                                      "\" is not a loopback CIDR inside 127.0.0.0/8 with a "
@@ -126,11 +152,18 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
                              existing->id(), "; node ", cert->node_id, " may not take it"));
           }
           existing = GetObject<v1::Node>(store_, cert->node_id);
-          if (existing && existing->address_range() != req->address_range()) {
+          if (existing && !routed && existing->address_range() != req->address_range()) {
             return absl::PermissionDeniedError(absl::StrCat(
                 "address_range: node ", cert->node_id, " registered with \"",
                 existing->address_range(), "\"; a node may not change it by registering again"));
           }
+        }
+        // Its tasks hold addresses of the network it registered with first.
+        if (existing && NetworkOf(*existing) != network) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "network: node ", existing->name(), " registered with network ", NetworkOf(*existing),
+              "; a node may not change it by registering again (remove "
+              "the node with `warren node rm` and join it anew)"));
         }
         node = v1::Node();
         uint64_t expected = Mutation::kMustNotExist;
@@ -164,6 +197,7 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         *node.mutable_capacity() = req->capacity();
         node.set_agent_addr(req->agent_addr());
         node.set_address_range(req->address_range());
+        node.set_network(network);
         node.set_runtime(runtime);
         node.set_message("");
         if (!advertise.empty()) node.set_advertise_addr(advertise);
@@ -177,13 +211,15 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
           node.set_subnet(subnet);
           m.push_back(std::move(*claim));
         }
+        if (routed) node.set_address_range(node.subnet());
         m.push_back(PutMutation(node, expected));
         m.push_back(events_.Make(
             "node", node.id(), node.name(), existing ? "rejoined" : "registered",
             absl::StrCat("agent ", node.agent_addr(), ", advertise address ",
                          node.advertise_addr().empty() ? "unknown" : node.advertise_addr(),
                          ", subnet ", node.subnet(), ", runtime ", runtime, ", tasks from ",
-                         runtime_addresses ? "the runtime's network" : node.address_range())));
+                         runtime_addresses ? "the runtime's network" : node.address_range(),
+                         ", network ", network)));
         return m;
       },
       {absl::StatusCode::kAlreadyExists});

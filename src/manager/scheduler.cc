@@ -157,12 +157,20 @@ std::string NeverPlaceableReason(const v1::Task& task, const std::vector<v1::Nod
 }
 
 bool ParseLoopbackRange(const std::string& cidr, uint32_t* base, uint32_t* size) {
+  uint32_t b = 0, n = 0;
+  if (!ParseTaskRange(cidr, &b, &n) || (b >> 24) != 127) return false;
+  *base = b;
+  *size = n;
+  return true;
+}
+
+bool ParseTaskRange(const std::string& cidr, uint32_t* base, uint32_t* size) {
   std::vector<std::string> parts = absl::StrSplit(cidr, '/');
   if (parts.size() != 2) return false;
   int prefix = 0;
   if (!absl::SimpleAtoi(parts[1], &prefix) || prefix < 8 || prefix > 30) return false;
   uint32_t addr = ParseIpv4(parts[0]);
-  if (addr == 0 || (addr >> 24) != 127) return false;
+  if (addr == 0) return false;
   uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
   *base = addr & mask;
   *size = uint32_t{1} << (32 - prefix);
@@ -213,7 +221,8 @@ Scheduler::Result Scheduler::ScheduleOnLoads(const std::vector<v1::Node>& nodes,
     s.free_memory = n.capacity().memory_bytes();
     s.unlimited_cpus = n.capacity().cpus() <= 0;
     s.unlimited_memory = n.capacity().memory_bytes() <= 0;
-    ParseLoopbackRange(n.address_range(), &s.base, &s.size);
+    // A loopback range, or the node's subnet on a routed network.
+    ParseTaskRange(n.address_range(), &s.base, &s.size);
     s.runtime_addresses = n.runtime() == "cri" && n.address_range().empty();
     s.per_service.assign(service_index.size(), -1);
     if (auto it = loads.find(n.id()); it != loads.end()) {

@@ -81,6 +81,9 @@ std::string NeverPlaceableReason(const v1::Task& task, const std::vector<v1::Nod
 
 // Parses "127.1.0.0/16" into a base address (host order) and host count.
 bool ParseLoopbackRange(const std::string& cidr, uint32_t* base, uint32_t* size);
+// Any IPv4 "A.B.C.D/N" with N in 8..30: a node's task range, loopback or (a routed network)
+// its subnet of the cluster CIDR.
+bool ParseTaskRange(const std::string& cidr, uint32_t* base, uint32_t* size);
 std::string FormatIpv4(uint32_t addr);
 // "127.1.2.3" in host order; 0 for anything else (an empty address, IPv6).
 uint32_t ParseIpv4(const std::string& s);

@@ -187,6 +187,36 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
   return table;
 }
 
+namespace {
+
+template <typename M>
+bool SameMessages(const std::vector<M>& a, const std::vector<M>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const M& x, const M& y) {
+    return x.SerializeAsString() == y.SerializeAsString();
+  });
+}
+
+}  // namespace
+
+std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes) {
+  std::vector<v1::NodePeer> peers;
+  for (const v1::Node& n : nodes) {
+    if (n.state() != v1::NODE_STATE_READY || n.subnet().empty() || n.advertise_addr().empty())
+      continue;
+    if (n.network() != "host-gw" && n.network() != "vxlan") continue;
+    v1::NodePeer& p = peers.emplace_back();
+    p.set_node_id(n.id());
+    p.set_name(n.name());
+    p.set_subnet(n.subnet());
+    p.set_advertise_addr(n.advertise_addr());
+    p.set_network(n.network());
+  }
+  std::sort(peers.begin(), peers.end(), [](const v1::NodePeer& a, const v1::NodePeer& b) {
+    return a.subnet() != b.subnet() ? a.subnet() < b.subnet() : a.node_id() < b.node_id();
+  });
+  return peers;
+}
+
 bool RoutingTableCache::Recompute(const std::string& service_id, absl::Time now) {
   services_computed_++;
   auto entry = entries_.find(service_id);
@@ -262,6 +292,7 @@ RoutingTableCache::Update RoutingTableCache::Since(uint64_t since) {
   delta.set_base_version(since);
   // A delta carries every ingress rule: there are few, and the worker replaces its list.
   for (const v1::IngressRoute& r : ingresses_) *delta.add_ingresses() = r;
+  for (const v1::NodePeer& p : peers_) *delta.add_peers() = p;
   // entries_ holds what the current table is made of.
   for (const std::string& id : ids) {
     auto e = entries_.find(id);
@@ -286,6 +317,7 @@ v1::RoutingTable RoutingTableCache::BuildLocked() {
   table.mutable_services()->Reserve(static_cast<int>(sorted.size()));
   for (const Entry* e : sorted) *table.add_services() = e->route;
   for (const v1::IngressRoute& r : ingresses_) *table.add_ingresses() = r;
+  for (const v1::NodePeer& p : peers_) *table.add_peers() = p;
   tables_built_++;
   return table;
 }
@@ -335,13 +367,17 @@ void RoutingTableCache::RefreshLocked() {
   // Rules name services by name: a service that comes or goes can change where one goes.
   if (dirty.all || dirty.ingresses || !step.services.empty()) {
     std::vector<v1::IngressRoute> fresh = IngressRoutes(store_);
-    const bool same = std::equal(fresh.begin(), fresh.end(), ingresses_.begin(), ingresses_.end(),
-                                 [](const auto& x, const auto& y) {
-                                   return x.SerializeAsString() == y.SerializeAsString();
-                                 });
-    if (!same) {
+    if (!SameMessages(fresh, ingresses_)) {
       changed = true;
       ingresses_ = std::move(fresh);
+    }
+  }
+  // A node that comes, goes down or changes its address moves the routes between nodes.
+  if (dirty.all || dirty.nodes) {
+    std::vector<v1::NodePeer> fresh = RoutedPeers(index_.nodes());
+    if (!SameMessages(fresh, peers_)) {
+      changed = true;
+      peers_ = std::move(fresh);
     }
   }
   // Monotonic even when only time (min-ready) changed the content.

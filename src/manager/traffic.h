@@ -32,6 +32,12 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
                                      const std::vector<v1::Deployment>& deployments, absl::Time now,
                                      absl::Time* next_change = nullptr);
 
+// The nodes whose subnets the others route to (RoutingTable.peers), by subnet: ready nodes of a
+// routed network (host-gw, vxlan) with a subnet and an advertise address. A node that goes down
+// or is removed leaves; a drained or paused one stays, since its tasks leave the routes only as
+// they stop, and a route gone before them would fail the requests still sent to them.
+std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes);
+
 // Splits 100 in proportion to `counts` (largest remainder); all zero gives all zero.
 std::vector<int> ProportionalWeights(const std::vector<int>& counts);
 
@@ -109,6 +115,8 @@ class RoutingTableCache {
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // The ingress rules of the current table, in table order.
   std::vector<v1::IngressRoute> ingresses_ ABSL_GUARDED_BY(mu_);
+  // The routed nodes of the current table (RoutedPeers).
+  std::vector<v1::NodePeer> peers_ ABSL_GUARDED_BY(mu_);
   // Services whose route changes with time alone (min-ready), by when.
   std::set<std::pair<absl::Time, std::string>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t computed_at_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;

@@ -233,6 +233,23 @@ absl::Status WorkerAgent::Start() {
     if (!addr.ok()) return addr.status();
     advertise_addr_ = *addr;
   }
+  absl::StatusOr<NodeNetworkMode> mode = ParseNodeNetworkMode("--network", options_.network);
+  if (!mode.ok()) return mode.status();
+  network_mode_ = *mode;
+  if (IsRouted(network_mode_)) {
+    if (driver_->Name() != "process") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--network ", options_.network, " needs --runtime process (the ", driver_->Name(),
+          " runtime's tasks do not take addresses of the node's subnet yet)"));
+    }
+    commands_ = MakeSystemCommandRunner();
+    network_ = std::make_unique<NodeNetwork>(network_mode_, advertise_addr_, *commands_);
+    absl::MutexLock lock(&net_mu_);
+    if (absl::Status s = network_->Prepare(); !s.ok()) return s;
+  } else {
+    absl::MutexLock lock(&mu_);
+    task_range_ = options_.address_range;
+  }
   prober_ = std::make_unique<HealthProber>(
       clock_, *driver_,
       [this](const std::string& id, const v1::TaskHealth& h) { OnHealthChange(id, h); });
@@ -313,20 +330,12 @@ absl::Status WorkerAgent::Start() {
                  tls ? proxies_->IngressTlsPort() : proxies_->IngressPort());
   }
   publisher_ = std::make_unique<PortPublisher>(*proxies_, clock_);
-  // Several workers may share a machine: by default each serves DNS on an address of its own
-  // range, never the manager's.
-  DnsOptions dns_options = options_.dns;
-  if (dns_options.addr == kAutoDnsAddr) {
-    absl::StatusOr<std::string> own = WorkerDnsAddr(options_.address_range);
-    if (!own.ok()) return own.status();
-    const DnsAddrChoice choice = ChooseDnsAddr(dns_options.addr, *own);
-    if (!choice.warning.empty()) spdlog::warn("{}", choice.warning);
-    dns_options.addr = choice.addr;
-  }
-  if (!dns_options.addr.empty()) {
-    auto d = dns::ClusterDns::Start(dns_options);
-    if (!d.ok()) return d.status();
-    dns_ = std::move(*d);
+  // On a routed network the DNS's address is the node's own of its subnet, known once the
+  // node registered.
+  if (IsRouted(network_mode_) && options_.dns.addr == kAutoDnsAddr) {
+    dns_after_registration_ = true;
+  } else if (absl::Status s = StartDns(options_.address_range); !s.ok()) {
+    return s;
   }
   // Tasks in their own network (pods) cannot reach a loopback DNS: serve them where they look.
   if (std::string server = driver_->TaskDnsServer(); !server.empty()) {
@@ -376,6 +385,25 @@ absl::Status WorkerAgent::Start() {
   loops_.emplace_back([this] { ReportLoop(); });
   loops_.emplace_back([this] { RoutesLoop(); });
   loops_.emplace_back([this] { StatsLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status WorkerAgent::StartDns(const std::string& range) {
+  // Several workers may share a machine: by default each serves DNS on an address of its own
+  // range, never the manager's.
+  DnsOptions dns_options = options_.dns;
+  if (dns_options.addr == kAutoDnsAddr) {
+    absl::StatusOr<std::string> own = WorkerDnsAddr(range);
+    if (!own.ok()) return own.status();
+    const DnsAddrChoice choice = ChooseDnsAddr(dns_options.addr, *own);
+    if (!choice.warning.empty()) spdlog::warn("{}", choice.warning);
+    dns_options.addr = choice.addr;
+  }
+  if (!dns_options.addr.empty()) {
+    auto d = dns::ClusterDns::Start(dns_options);
+    if (!d.ok()) return d.status();
+    dns_ = std::move(*d);
+  }
   return absl::OkStatus();
 }
 
@@ -450,7 +478,10 @@ absl::Status WorkerAgent::Register() {
   req.mutable_capacity()->set_memory_bytes(options_.memory_bytes > 0 ? options_.memory_bytes
                                                                      : MachineMemory());
   req.set_agent_addr(agent_addr_);
-  if (!driver_->AssignsAddresses()) req.set_address_range(options_.address_range);
+  if (!driver_->AssignsAddresses() && !IsRouted(network_mode_)) {
+    req.set_address_range(options_.address_range);
+  }
+  req.set_network(std::string(NodeNetworkModeName(network_mode_)));
   req.set_runtime(driver_->Name());
   req.set_advertise_addr(advertise_addr_);
   grpc::ClientContext ctx;
@@ -462,6 +493,25 @@ absl::Status WorkerAgent::Register() {
     ManagerFailed(used, s);
     CheckRemoved(s);
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  }
+  if (network_) {
+    // The subnet first: the DNS binds its first address, tasks the others.
+    {
+      absl::MutexLock lock(&net_mu_);
+      if (absl::Status set = network_->SetSubnet(node.address_range()); !set.ok()) {
+        return absl::Status(set.code(), absl::StrCat("network: the node's subnet ",
+                                                     node.address_range(), ": ", set.message()));
+      }
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      task_range_ = node.address_range();
+    }
+    if (dns_after_registration_ && !dns_) {
+      if (absl::Status d = StartDns(node.address_range()); !d.ok()) {
+        spdlog::warn("service DNS is off: {}", d.ToString());
+      }
+    }
   }
   absl::MutexLock lock(&mu_);
   node_id_ = node.id();
@@ -620,6 +670,7 @@ void WorkerAgent::RoutesLoop() {
       WantIngressCertificates(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
+      if (network_) ApplyPeers(table);
       routes_version_ = table.version();
     }
     grpc::Status s = reader->Finish();
@@ -633,6 +684,29 @@ void WorkerAgent::RoutesLoop() {
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Seconds(2));
   }
+}
+
+void WorkerAgent::ApplyPeers(const v1::RoutingTable& table) {
+  std::string wanted;
+  for (const v1::NodePeer& p : table.peers()) wanted += p.SerializeAsString();
+  absl::MutexLock lock(&net_mu_);
+  if (wanted == peers_wanted_ && peers_done_) return;
+  peers_wanted_ = std::move(wanted);
+  peers_.assign(table.peers().begin(), table.peers().end());
+  RoutePeersLocked();
+}
+
+void WorkerAgent::RetryPeers() {
+  absl::MutexLock lock(&net_mu_);
+  if (!peers_done_) RoutePeersLocked();
+}
+
+void WorkerAgent::RoutePeersLocked() {
+  absl::Status s = network_->SetPeers(peers_, node_id());
+  if (!s.ok() && peers_done_) {
+    spdlog::warn("network: routing to the other nodes: {} (trying again)", s.ToString());
+  }
+  peers_done_ = s.ok();
 }
 
 void WorkerAgent::WantIngressCertificates(const v1::RoutingTable& table) {
@@ -766,6 +840,7 @@ void WorkerAgent::HeartbeatLoop() {
       absl::MutexLock lock(&mu_);
       period = heartbeat_period_;
     }
+    if (!id.empty() && network_) RetryPeers();
     if (!id.empty()) {
       grpc::ClientContext ctx;
       ctx.set_deadline(Deadline(absl::Seconds(2)));
@@ -1027,7 +1102,7 @@ std::optional<std::string> WorkerAgent::FreeTaskAddress(const v1::Task& task) {
     if (p.target() > 0 && p.target() != task.port()) ports.push_back(p.target());
   }
   absl::StatusOr<std::string> ip =
-      PickTaskAddress(task.address(), ports, options_.address_range, in_use,
+      PickTaskAddress(task.address(), ports, TaskRange(), in_use,
                       [](const std::string& host_port) { return ProbeBind(host_port); });
   if (ip.ok()) return *ip;
   const absl::Time now = clock_.Now();

@@ -23,6 +23,7 @@
 #include "security/cert_renewer.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/health_prober.h"
+#include "worker/node_network.h"
 #include "worker/op_runner.h"
 #include "worker/port_publisher.h"
 #include "worker/runtime_driver.h"
@@ -159,6 +160,34 @@ class WorkerAgent {
   std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
   std::string advertise_addr_;
+  // A routed network (--network host-gw|vxlan): the node's subnet and routes to the other
+  // nodes' (null with network local). Used by the registration, then by RoutesLoop only.
+  NodeNetworkMode network_mode_ = NodeNetworkMode::kLocal;
+  std::unique_ptr<CommandRunner> commands_;
+  std::unique_ptr<NodeNetwork> network_;
+  // Network changes, one at a time (RoutesLoop, and HeartbeatLoop's retry).
+  absl::Mutex net_mu_;
+  // The peers of the last routing table (serialized) and whether they are all routed; the
+  // heartbeat tries again while they are not.
+  std::string peers_wanted_ ABSL_GUARDED_BY(net_mu_);
+  std::vector<v1::NodePeer> peers_ ABSL_GUARDED_BY(net_mu_);
+  bool peers_done_ ABSL_GUARDED_BY(net_mu_) = true;
+  void RoutePeersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(net_mu_);
+  void RetryPeers();
+  // Starts the worker's DNS on the first address of `range` (--dns-addr auto) or where
+  // --dns-addr says.
+  absl::Status StartDns(const std::string& range);
+  // The worker's DNS waits for the node's subnet (routed network, --dns-addr auto).
+  bool dns_after_registration_ = false;
+  // Where task addresses come from: --address-range, or on a routed network the node's subnet
+  // (known once the node registered).
+  std::string task_range_ ABSL_GUARDED_BY(mu_);
+  std::string TaskRange() const {
+    absl::MutexLock lock(&mu_);
+    return task_range_;
+  }
+  // Routes to the peers of `table` when they changed since the last call (RoutesLoop).
+  void ApplyPeers(const v1::RoutingTable& table);
 
   absl::Mutex certs_mu_;  // one fetch at a time
   std::optional<std::map<std::string, std::string>> certs_wanted_ ABSL_GUARDED_BY(certs_mu_);

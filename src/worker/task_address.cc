@@ -24,7 +24,7 @@ absl::StatusOr<std::string> PickTaskAddress(const std::string& assigned,
                                             int max_tries) {
   uint32_t base = 0, size = 0;
   const uint32_t start = ParseAddress(assigned);
-  if (!ParseLoopbackRange(range, &base, &size) || size < 3 || start <= base ||
+  if (!ParseTaskRange(range, &base, &size) || size < 3 || start <= base ||
       start >= base + size - 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("task address ", assigned, " is not a host address of ", range));

@@ -2012,6 +2012,14 @@ TEST(CliTest, UsageErrors) {
             "--cluster-cidr: \"fd00::/48\" is IPv6; the cluster CIDR must be IPv4"},
            {{"warren", "manager", "--cluster-cidr", "10.99.1.0/16"},
             "--cluster-cidr: \"10.99.1.0/16\" has host bits set; did you mean 10.99.0.0/16?"},
+           {{"warren", "worker", "--network", "flannel"},
+            "--network: \"flannel\" is not a network mode; use local (task addresses of this "
+            "host only), host-gw (routes between nodes on one L2 network) or vxlan"},
+           {{"warren", "worker", "--network", "vxlan", "--address-range", "127.5.0.0/16"},
+            "--address-range: not with --network vxlan (task addresses come from the node's "
+            "subnet of the cluster CIDR)"},
+           {{"warren", "worker", "--network", "host-gw", "--runtime", "cri"},
+            "--network host-gw: needs --runtime process"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;

@@ -241,6 +241,45 @@ TEST(ApplyRoutingTableTest, ADeltaThatDoesNotFollowChangesNothing) {
   EXPECT_EQ(held.SerializeAsString(), before);
 }
 
+// Issue 13: the routed nodes ride on the table. A node that comes, goes down or comes back
+// moves the version, and a delta carries the whole list, which a following worker holds.
+TEST_F(RoutingDeltaTest, RoutedNodesFollowTheirStateAndReachAWatchingWorker) {
+  RoutingTableCache cache(*store_, clock_);
+  AddService(1);
+  v1::RoutingTable held;
+  Follow(cache, &held);
+  EXPECT_EQ(held.peers_size(), 0);
+  auto put = [&](const std::string& id, const std::string& subnet, v1::NodeState state) {
+    auto n = GetObject<v1::Node>(*store_, id);
+    v1::Node node = n ? *n : v1::Node();
+    node.set_id(id);
+    node.set_name(id);
+    node.set_network("vxlan");
+    node.set_subnet(subnet);
+    node.set_advertise_addr("192.0.2." + id.substr(1));
+    node.set_state(state);
+    ASSERT_TRUE(
+        store_->Commit({PutMutation(node, n ? n->version() : Mutation::kMustNotExist)}).ok());
+  };
+  put("n1", "10.99.0.0/24", v1::NODE_STATE_READY);
+  put("n2", "10.99.1.0/24", v1::NODE_STATE_READY);
+  const uint64_t before = held.version();
+  Follow(cache, &held);
+  EXPECT_GT(held.version(), before);
+  ASSERT_EQ(held.peers_size(), 2);
+  EXPECT_EQ(held.peers(1).advertise_addr(), "192.0.2.2");
+  EXPECT_EQ(held.services_size(), 1);
+
+  put("n2", "10.99.1.0/24", v1::NODE_STATE_DOWN);
+  Follow(cache, &held);
+  ASSERT_EQ(held.peers_size(), 1);
+  EXPECT_EQ(held.peers(0).node_id(), "n1");
+  EXPECT_EQ(held.services_size(), 1);
+  put("n2", "10.99.1.0/24", v1::NODE_STATE_READY);
+  Follow(cache, &held);
+  EXPECT_EQ(held.peers_size(), 2);
+}
+
 TEST(ApplyRoutingTableTest, ADeltasIngressesReplaceTheHeldOnes) {
   v1::RoutingTable held;
   held.set_version(10);

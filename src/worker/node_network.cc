@@ -1,0 +1,383 @@
+#include "worker/node_network.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/processes.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+extern char** environ;
+
+namespace warren {
+namespace {
+
+// An `ip` or `bridge` command that does not answer within this long is stuck.
+constexpr absl::Duration kCommandTimeout = absl::Seconds(10);
+
+class SystemCommandRunner final : public CommandRunner {
+ public:
+  absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) override {
+    const std::string shown = absl::StrJoin(argv, " ");
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0) return Failed(shown, "pipe", errno);
+    if (pipe2(err, O_CLOEXEC) != 0) {
+      const int e = errno;
+      close(out[0]);
+      close(out[1]);
+      return Failed(shown, "pipe", e);
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    close(err[1]);
+    if (spawned != 0) {
+      close(out[0]);
+      close(err[0]);
+      return Failed(shown, "starting it", spawned);
+    }
+    std::string stdout_text, stderr_text;
+    const absl::Time deadline = absl::Now() + kCommandTimeout;
+    bool timed_out = false;
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+      const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (left <= 0) {
+        timed_out = true;
+        break;
+      }
+      const int n = poll(fds, 2, static_cast<int>(left));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        char buf[4096];
+        const ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+        if (got > 0) {
+          (i == 0 ? stdout_text : stderr_text).append(buf, static_cast<size_t>(got));
+        } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_fds;
+        }
+      }
+    }
+    for (pollfd& f : fds) {
+      if (f.fd >= 0) close(f.fd);
+    }
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) {
+      return absl::DeadlineExceededError(absl::StrCat("`", shown, "` did not finish within ",
+                                                      absl::FormatDuration(kCommandTimeout)));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return stdout_text;
+    const std::string why(absl::StripAsciiWhitespace(stderr_text));
+    const std::string how = WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                                              : absl::StrCat("signal ", WTERMSIG(status));
+    return absl::FailedPreconditionError(
+        absl::StrCat("`", shown, "` failed (", how, ")", why.empty() ? "" : ": ", why));
+  }
+
+ private:
+  static absl::Status Failed(const std::string& shown, const char* what, int err) {
+    return absl::UnavailableError(absl::StrCat("`", shown, "`: ", what, ": ", ErrnoText(err)));
+  }
+};
+
+// Parses an `ip -j` answer; an empty answer is an empty list.
+nlohmann::json ParseJson(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array()) return nlohmann::json::array();
+  return j;
+}
+
+std::string Str(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// `ip route show` prints a /24 as "10.99.3.0/24".
+std::string RouteDst(const nlohmann::json& route) { return Str(route, "dst"); }
+
+bool IsMissing(const absl::Status& s) {
+  // `ip route del` of a route that is not there: "RTNETLINK answers: No such process".
+  return absl::StrContains(s.message(), "No such process") ||
+         absl::StrContains(s.message(), "No such file or directory") ||
+         absl::StrContains(s.message(), "Cannot find device");
+}
+
+}  // namespace
+
+std::unique_ptr<CommandRunner> MakeSystemCommandRunner() {
+  return std::make_unique<SystemCommandRunner>();
+}
+
+std::string VxlanMacFor(const std::string& addr) {
+  in_addr a{};
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) return "";
+  const auto* b = reinterpret_cast<const unsigned char*>(&a.s_addr);
+  return absl::StrFormat("02:57:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3]);
+}
+
+std::string NodeAddressOf(const std::string& subnet) {
+  std::vector<std::string> parts = absl::StrSplit(subnet, '/');
+  return parts.empty() ? "" : parts[0];
+}
+
+absl::Status NodeNetwork::Prepare() {
+  in_addr a{};
+  if (inet_pton(AF_INET, advertise_addr_.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) == 127) {
+    return absl::InvalidArgumentError(absl::StrCat("--network ", NodeNetworkModeName(mode_),
+                                                   " needs an IPv4 --advertise-addr that the other "
+                                                   "nodes reach (got \"",
+                                                   advertise_addr_, "\")"));
+  }
+  const auto link = [&](const char* dev) {
+    return run_.Run({"ip", "-d", "-j", "link", "show", "dev", dev});
+  };
+  if (!link(kLocalDevice).ok()) {
+    // A bridge with no ports: a device that is always there and holds nothing but the route
+    // (this kernel may lack the dummy type).
+    absl::StatusOr<std::string> made =
+        run_.Run({"ip", "link", "add", kLocalDevice, "type", "bridge"});
+    if (!made.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--network ", NodeNetworkModeName(mode_),
+                       " needs root (CAP_NET_ADMIN) to create the device ", kLocalDevice, ": ",
+                       made.status().message()));
+    }
+  }
+  if (auto up = run_.Run({"ip", "link", "set", kLocalDevice, "up"}); !up.ok()) return up.status();
+  if (mode_ != NodeNetworkMode::kVxlan) return absl::OkStatus();
+
+  const std::string mac = VxlanMacFor(advertise_addr_);
+  absl::StatusOr<std::string> shown = link(kVxlanDevice);
+  bool keep = false;
+  if (shown.ok()) {
+    nlohmann::json links = ParseJson(*shown);
+    if (!links.empty()) {
+      const nlohmann::json& l = links[0];
+      const nlohmann::json info = l.value("linkinfo", nlohmann::json::object());
+      const nlohmann::json data = info.value("info_data", nlohmann::json::object());
+      keep = Str(info, "info_kind") == "vxlan" && data.value("id", -1) == kVxlanId &&
+             Str(data, "local") == advertise_addr_ && data.value("port", -1) == kVxlanPort &&
+             Str(l, "address") == mac;
+    }
+    if (!keep) {
+      spdlog::info("network: {} does not match this node (advertise address {}); making it anew",
+                   kVxlanDevice, advertise_addr_);
+      if (auto del = run_.Run({"ip", "link", "del", kVxlanDevice}); !del.ok()) return del.status();
+    }
+  }
+  if (!keep) {
+    // Over the device that holds the advertise address, so the kernel sizes the MTU for the
+    // 50 bytes of encapsulation.
+    std::string dev;
+    if (auto addrs = run_.Run({"ip", "-j", "-4", "addr", "show"}); addrs.ok()) {
+      for (const nlohmann::json& l : ParseJson(*addrs)) {
+        for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
+          if (Str(ai, "local") == advertise_addr_) dev = Str(l, "ifname");
+        }
+      }
+    }
+    std::vector<std::string> add = {
+        "ip",        "link",          "add",     kVxlanDevice,
+        "type",      "vxlan",         "id",      absl::StrCat(kVxlanId),
+        "local",     advertise_addr_, "dstport", absl::StrCat(kVxlanPort),
+        "nolearning"};
+    if (!dev.empty()) add.insert(add.end(), {"dev", dev});
+    if (auto made = run_.Run(add); !made.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--network vxlan: creating ", kVxlanDevice, ": ", made.status().message()));
+    }
+    if (auto set = run_.Run({"ip", "link", "set", kVxlanDevice, "address", mac}); !set.ok())
+      return set.status();
+  }
+  if (auto up = run_.Run({"ip", "link", "set", kVxlanDevice, "up"}); !up.ok()) return up.status();
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
+  const std::string proto = absl::StrCat(kRouteProtocol);
+  // A subnet of an earlier registration (the node was removed and joined anew).
+  if (auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto", proto});
+      local.ok()) {
+    for (const nlohmann::json& r : ParseJson(*local)) {
+      const std::string dst = RouteDst(r);
+      if (dst.empty() || dst == subnet) continue;
+      spdlog::info("network: removing the local route of {} (an earlier subnet of this node)", dst);
+      if (auto del =
+              run_.Run({"ip", "route", "del", "local", dst, "table", "local", "proto", proto});
+          !del.ok() && !IsMissing(del.status())) {
+        return del.status();
+      }
+    }
+  }
+  if (auto r = run_.Run({"ip", "route", "replace", "local", subnet, "dev", kLocalDevice, "table",
+                         "local", "proto", proto});
+      !r.ok()) {
+    return r.status();
+  }
+  if (mode_ == NodeNetworkMode::kVxlan) {
+    // The tunnel's end: packets this host sends into the overlay leave from it, so the answers
+    // come back through the overlay.
+    if (auto flush = run_.Run({"ip", "-4", "addr", "flush", "dev", kVxlanDevice}); !flush.ok())
+      return flush.status();
+    if (auto r = run_.Run({"ip", "addr", "replace", absl::StrCat(NodeAddressOf(subnet), "/32"),
+                           "dev", kVxlanDevice});
+        !r.ok()) {
+      return r.status();
+    }
+  }
+  subnet_ = subnet;
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::Route(const v1::NodePeer& peer) {
+  const std::string proto = absl::StrCat(kRouteProtocol);
+  if (mode_ == NodeNetworkMode::kHostGw) {
+    return run_
+        .Run(
+            {"ip", "route", "replace", peer.subnet(), "via", peer.advertise_addr(), "proto", proto})
+        .status();
+  }
+  const std::string gw = NodeAddressOf(peer.subnet());
+  const std::string mac = VxlanMacFor(peer.advertise_addr());
+  if (mac.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", peer.name(), "'s advertise address ",
+                                                   peer.advertise_addr(), " is not IPv4"));
+  }
+  if (auto r = run_.Run(
+          {"ip", "neigh", "replace", gw, "lladdr", mac, "dev", kVxlanDevice, "nud", "permanent"});
+      !r.ok()) {
+    return r.status();
+  }
+  if (auto r = run_.Run({"bridge", "fdb", "replace", mac, "dev", kVxlanDevice, "dst",
+                         peer.advertise_addr(), "self", "permanent"});
+      !r.ok()) {
+    return r.status();
+  }
+  return run_
+      .Run({"ip", "route", "replace", peer.subnet(), "via", gw, "dev", kVxlanDevice, "onlink",
+            "proto", proto})
+      .status();
+}
+
+absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer* known) {
+  auto ok = [](const absl::StatusOr<std::string>& r) { return r.ok() || IsMissing(r.status()); };
+  auto del = run_.Run({"ip", "route", "del", subnet, "proto", absl::StrCat(kRouteProtocol)});
+  if (!ok(del)) return del.status();
+  if (mode_ == NodeNetworkMode::kVxlan) {
+    auto n = run_.Run({"ip", "neigh", "del", NodeAddressOf(subnet), "dev", kVxlanDevice});
+    if (!ok(n)) return n.status();
+    if (known != nullptr) {
+      auto f = run_.Run({"bridge", "fdb", "del", VxlanMacFor(known->advertise_addr()), "dev",
+                         kVxlanDevice, "dst", known->advertise_addr(), "self"});
+      if (!ok(f)) return f.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::RemoveStale(const std::map<std::string, v1::NodePeer>& wanted) {
+  auto routes =
+      run_.Run({"ip", "-j", "-4", "route", "show", "proto", absl::StrCat(kRouteProtocol)});
+  if (!routes.ok()) return routes.status();
+  for (const nlohmann::json& r : ParseJson(*routes)) {
+    const std::string dst = RouteDst(r);
+    if (dst.empty() || wanted.contains(dst)) continue;
+    spdlog::info("network: removing the route to {} (a node no longer in the cluster)", dst);
+    if (auto s = Unroute(dst, nullptr); !s.ok()) return s;
+  }
+  if (mode_ != NodeNetworkMode::kVxlan) return absl::OkStatus();
+  std::set<std::string> macs;
+  for (const auto& [subnet, p] : wanted) macs.insert(VxlanMacFor(p.advertise_addr()));
+  auto fdb = run_.Run({"bridge", "-j", "fdb", "show", "dev", kVxlanDevice});
+  if (!fdb.ok()) return fdb.status();
+  for (const nlohmann::json& e : ParseJson(*fdb)) {
+    const std::string mac = Str(e, "mac");
+    const std::string dst = Str(e, "dst");
+    if (dst.empty() || macs.contains(mac)) continue;
+    auto f = run_.Run({"bridge", "fdb", "del", mac, "dev", kVxlanDevice, "dst", dst, "self"});
+    if (!f.ok() && !IsMissing(f.status())) return f.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
+                                   const std::string& self_id) {
+  std::map<std::string, v1::NodePeer> wanted;
+  for (const v1::NodePeer& p : peers) {
+    if (p.node_id() == self_id || p.subnet() == subnet_) continue;
+    if (p.network() != NodeNetworkModeName(mode_)) {
+      // The modes do not interwork: a host-gw node cannot decapsulate VXLAN.
+      spdlog::warn(
+          "network: node {} uses network {}, this node {}: its tasks are not reachable "
+          "from here",
+          p.name(), p.network(), std::string(NodeNetworkModeName(mode_)));
+      continue;
+    }
+    wanted[p.subnet()] = p;
+  }
+  if (!swept_) {
+    if (absl::Status s = RemoveStale(wanted); !s.ok()) return s;
+    swept_ = true;
+  }
+  absl::Status first_error;
+  for (auto it = routed_.begin(); it != routed_.end();) {
+    auto w = wanted.find(it->first);
+    if (w != wanted.end() && w->second.advertise_addr() == it->second.advertise_addr()) {
+      ++it;
+      continue;
+    }
+    if (w == wanted.end()) {
+      spdlog::info("network: node {} ({}) left; removing its route", it->second.name(), it->first);
+    }
+    if (absl::Status s = Unroute(it->first, &it->second); !s.ok()) {
+      if (first_error.ok()) first_error = s;
+      ++it;
+      continue;
+    }
+    it = routed_.erase(it);
+  }
+  for (const auto& [subnet, p] : wanted) {
+    if (routed_.contains(subnet)) continue;
+    if (absl::Status s = Route(p); !s.ok()) {
+      if (first_error.ok()) first_error = s;
+      continue;
+    }
+    spdlog::info("network: {} reaches node {} through {} ({})", subnet, p.name(),
+                 p.advertise_addr(), std::string(NodeNetworkModeName(mode_)));
+    routed_[subnet] = p;
+  }
+  return first_error;
+}
+
+}  // namespace warren

@@ -1,0 +1,362 @@
+// A routed node network (issue 13): the commands a worker gives the kernel for host-gw and
+// vxlan (through a recording CommandRunner), the peers the manager's routing table carries, and
+// registration with a routed network against an in-process manager.
+#include "worker/node_network.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "in_process_cluster.h"
+#include "manager/traffic.h"
+
+namespace warren {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using testing_util::CliClusterTest;
+using testing_util::WaitFor;
+
+// Records every command; answers the first rule whose prefix the command starts with (the
+// output, or an error), else succeeds with no output.
+class RecordingRunner : public CommandRunner {
+ public:
+  absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) override {
+    const std::string line = absl::StrJoin(argv, " ");
+    commands.push_back(line);
+    for (const auto& [prefix, answer] : rules) {
+      if (absl::StartsWith(line, prefix)) return answer;
+    }
+    return std::string();
+  }
+  // The commands since the last call.
+  std::vector<std::string> Take() {
+    std::vector<std::string> out;
+    out.swap(commands);
+    return out;
+  }
+  std::vector<std::string> commands;
+  std::map<std::string, absl::StatusOr<std::string>> rules;
+};
+
+v1::NodePeer Peer(const std::string& id, const std::string& subnet, const std::string& addr,
+                  const std::string& network = "vxlan") {
+  v1::NodePeer p;
+  p.set_node_id(id);
+  p.set_name("node-" + id);
+  p.set_subnet(subnet);
+  p.set_advertise_addr(addr);
+  p.set_network(network);
+  return p;
+}
+
+TEST(NodeNetworkTest, MacAndNodeAddress) {
+  EXPECT_EQ(VxlanMacFor("10.252.0.3"), "02:57:0a:fc:00:03");
+  EXPECT_EQ(VxlanMacFor("192.168.1.200"), "02:57:c0:a8:01:c8");
+  EXPECT_EQ(VxlanMacFor("2001:db8::1"), "");
+  EXPECT_EQ(NodeAddressOf("10.99.3.0/24"), "10.99.3.0");
+}
+
+TEST(NodeNetworkTest, VxlanCreatesItsDevicesMakesTheSubnetLocalAndRoutesEachPeer) {
+  RecordingRunner run;
+  // No device yet; the advertise address is on eth1.
+  run.rules["ip -d -j link show dev warren.lo"] = absl::NotFoundError("Device does not exist");
+  run.rules["ip -d -j link show dev warren.vx"] = absl::NotFoundError("Device does not exist");
+  run.rules["ip -j -4 addr show"] =
+      std::string(R"([{"ifname":"lo","addr_info":[{"local":"127.0.0.1"}]},)"
+                  R"({"ifname":"eth1","addr_info":[{"local":"192.0.2.1"}]}])");
+  NodeNetwork net(NodeNetworkMode::kVxlan, "192.0.2.1", run);
+  ASSERT_TRUE(net.Prepare().ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip -d -j link show dev warren.lo", "ip link add warren.lo type bridge",
+                  "ip link set warren.lo up", "ip -d -j link show dev warren.vx",
+                  "ip -j -4 addr show",
+                  "ip link add warren.vx type vxlan id 1 local 192.0.2.1 dstport 4789 "
+                  "nolearning dev eth1",
+                  "ip link set warren.vx address 02:57:c0:00:02:01", "ip link set warren.vx up"));
+
+  ASSERT_TRUE(net.SetSubnet("10.99.0.0/24").ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip -j -4 route show table local proto 87",
+                  "ip route replace local 10.99.0.0/24 dev warren.lo table local proto 87",
+                  "ip -4 addr flush dev warren.vx", "ip addr replace 10.99.0.0/32 dev warren.vx"));
+
+  // The first call removes what an earlier worker left for a node that is gone (10.99.7.0/24
+  // and its forwarding entry), then routes the peers; this node's own entry is skipped.
+  run.rules["ip -j -4 route show proto 87"] =
+      std::string(R"([{"dst":"10.99.1.0/24","gateway":"10.99.1.0"},{"dst":"10.99.7.0/24"}])");
+  run.rules["bridge -j fdb show dev warren.vx"] =
+      std::string(R"([{"mac":"02:57:c0:00:02:07","dst":"192.0.2.7"},)"
+                  R"({"mac":"02:57:c0:00:02:02","dst":"192.0.2.2"},)"
+                  R"({"mac":"aa:bb:cc:dd:ee:ff"}])");
+  ASSERT_TRUE(
+      net.SetPeers({Peer("self", "10.99.0.0/24", "192.0.2.1"),
+                    Peer("b", "10.99.1.0/24", "192.0.2.2"), Peer("c", "10.99.2.0/24", "192.0.2.3")},
+                   "self")
+          .ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip -j -4 route show proto 87", "ip route del 10.99.7.0/24 proto 87",
+                  "ip neigh del 10.99.7.0 dev warren.vx", "bridge -j fdb show dev warren.vx",
+                  "bridge fdb del 02:57:c0:00:02:07 dev warren.vx dst 192.0.2.7 self",
+                  "ip neigh replace 10.99.1.0 lladdr 02:57:c0:00:02:02 dev warren.vx nud permanent",
+                  "bridge fdb replace 02:57:c0:00:02:02 dev warren.vx dst 192.0.2.2 self permanent",
+                  "ip route replace 10.99.1.0/24 via 10.99.1.0 dev warren.vx onlink proto 87",
+                  "ip neigh replace 10.99.2.0 lladdr 02:57:c0:00:02:03 dev warren.vx nud permanent",
+                  "bridge fdb replace 02:57:c0:00:02:03 dev warren.vx dst 192.0.2.3 self permanent",
+                  "ip route replace 10.99.2.0/24 via 10.99.2.0 dev warren.vx onlink proto 87"));
+  EXPECT_EQ(net.routed().size(), 2u);
+
+  // The same peers again: nothing to do. One leaves: only its entries go.
+  ASSERT_TRUE(
+      net.SetPeers({Peer("b", "10.99.1.0/24", "192.0.2.2"), Peer("c", "10.99.2.0/24", "192.0.2.3")},
+                   "self")
+          .ok());
+  EXPECT_THAT(run.Take(), IsEmpty());
+  ASSERT_TRUE(net.SetPeers({Peer("c", "10.99.2.0/24", "192.0.2.3")}, "self").ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip route del 10.99.1.0/24 proto 87", "ip neigh del 10.99.1.0 dev warren.vx",
+                  "bridge fdb del 02:57:c0:00:02:02 dev warren.vx dst 192.0.2.2 self"));
+
+  // A node that comes back at another address is routed through the new one.
+  ASSERT_TRUE(net.SetPeers({Peer("c", "10.99.2.0/24", "192.0.2.30")}, "self").ok());
+  const std::vector<std::string> moved = run.Take();
+  EXPECT_THAT(moved, Contains("bridge fdb del 02:57:c0:00:02:03 dev warren.vx dst 192.0.2.3 self"));
+  EXPECT_THAT(moved, Contains("bridge fdb replace 02:57:c0:00:02:1e dev warren.vx dst 192.0.2.30 "
+                              "self permanent"));
+}
+
+TEST(NodeNetworkTest, HostGwRoutesThroughTheAdvertiseAddressAndSkipsOtherModes) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  ASSERT_TRUE(net.Prepare().ok());
+  // The devices exist (the shows succeed): nothing is created; host-gw has no tunnel.
+  EXPECT_THAT(run.Take(),
+              ElementsAre("ip -d -j link show dev warren.lo", "ip link set warren.lo up"));
+  ASSERT_TRUE(net.SetSubnet("10.99.4.0/24").ok());
+  EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("warren.vx"))));
+  ASSERT_TRUE(net.SetPeers({Peer("b", "10.99.5.0/24", "192.0.2.2", "host-gw"),
+                            Peer("v", "10.99.6.0/24", "192.0.2.3", "vxlan")},
+                           "self")
+                  .ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip -j -4 route show proto 87",
+                                      "ip route replace 10.99.5.0/24 via 192.0.2.2 proto 87"));
+  EXPECT_EQ(net.routed().size(), 1u);
+}
+
+TEST(NodeNetworkTest, AFailedRouteIsTriedAgainAndTheOthersStay) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  run.rules["ip route replace 10.99.5.0/24"] = absl::FailedPreconditionError(
+      "`ip route replace ...` failed (exit status 2): Nexthop "
+      "has invalid gateway");
+  absl::Status s = net.SetPeers({Peer("b", "10.99.5.0/24", "192.0.2.2", "host-gw"),
+                                 Peer("c", "10.99.6.0/24", "192.0.2.3", "host-gw")},
+                                "self");
+  EXPECT_THAT(s.message(), HasSubstr("Nexthop has invalid gateway"));
+  EXPECT_EQ(net.routed().size(), 1u);
+  run.rules.clear();
+  run.Take();
+  ASSERT_TRUE(net.SetPeers({Peer("b", "10.99.5.0/24", "192.0.2.2", "host-gw"),
+                            Peer("c", "10.99.6.0/24", "192.0.2.3", "host-gw")},
+                           "self")
+                  .ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip route replace 10.99.5.0/24 via 192.0.2.2 proto 87"));
+  EXPECT_EQ(net.routed().size(), 2u);
+}
+
+TEST(NodeNetworkTest, RefusesALoopbackOrIpv6AdvertiseAddressAndSaysWhatIsNeeded) {
+  RecordingRunner run;
+  for (const std::string addr : {"127.0.0.1", "2001:db8::1", ""}) {
+    NodeNetwork net(NodeNetworkMode::kVxlan, addr, run);
+    absl::Status s = net.Prepare();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << addr;
+    EXPECT_THAT(s.message(), HasSubstr("--network vxlan needs an IPv4 --advertise-addr that the "
+                                       "other nodes reach"))
+        << addr;
+  }
+  EXPECT_THAT(run.commands, IsEmpty());
+  // Without the rights to make a device, the error says so.
+  run.rules["ip -d -j link show dev warren.lo"] = absl::NotFoundError("no device");
+  run.rules["ip link add warren.lo"] =
+      absl::FailedPreconditionError("RTNETLINK answers: Operation not permitted");
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  absl::Status s = net.Prepare();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("--network host-gw needs root (CAP_NET_ADMIN) to create "
+                                     "the device warren.lo"));
+}
+
+TEST(NodeNetworkTest, AVxlanDeviceOfAnotherAddressIsMadeAnewAndARightOneKept) {
+  RecordingRunner run;
+  run.rules["ip -d -j link show dev warren.vx"] = std::string(
+      R"([{"ifname":"warren.vx","address":"02:57:c0:00:02:01","linkinfo":{"info_kind":"vxlan",)"
+      R"("info_data":{"id":1,"local":"192.0.2.1","port":4789}}}])");
+  NodeNetwork kept(NodeNetworkMode::kVxlan, "192.0.2.1", run);
+  ASSERT_TRUE(kept.Prepare().ok());
+  EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("ip link add warren.vx"))));
+  NodeNetwork moved(NodeNetworkMode::kVxlan, "192.0.2.9", run);
+  ASSERT_TRUE(moved.Prepare().ok());
+  const std::vector<std::string> cmds = run.Take();
+  EXPECT_THAT(cmds, Contains("ip link del warren.vx"));
+  EXPECT_THAT(cmds, Contains(HasSubstr("ip link add warren.vx type vxlan id 1 local 192.0.2.9")));
+}
+
+v1::Node NodeOf(const std::string& id, const std::string& network, v1::NodeState state,
+                const std::string& subnet) {
+  v1::Node n;
+  n.set_id(id);
+  n.set_name(id);
+  n.set_network(network);
+  n.set_state(state);
+  n.set_subnet(subnet);
+  n.set_advertise_addr("192.0.2." + std::to_string(subnet.size()));
+  return n;
+}
+
+TEST(RoutedPeersTest, ReadyRoutedNodesBySubnetADrainedOneStaysADownOneGoes) {
+  std::vector<v1::Node> nodes = {
+      NodeOf("c", "vxlan", v1::NODE_STATE_READY, "10.99.2.0/24"),
+      NodeOf("a", "vxlan", v1::NODE_STATE_READY, "10.99.0.0/24"),
+      NodeOf("down", "vxlan", v1::NODE_STATE_DOWN, "10.99.3.0/24"),
+      NodeOf("local", "local", v1::NODE_STATE_READY, "10.99.4.0/24"),
+      NodeOf("old", "", v1::NODE_STATE_READY, "10.99.5.0/24"),
+      NodeOf("gw", "host-gw", v1::NODE_STATE_READY, "10.99.6.0/24"),
+      NodeOf("nosubnet", "vxlan", v1::NODE_STATE_READY, ""),
+  };
+  nodes[0].set_availability(v1::NODE_AVAILABILITY_DRAIN);
+  std::vector<std::string> got;
+  for (const v1::NodePeer& p : RoutedPeers(nodes)) got.push_back(p.node_id() + "@" + p.subnet());
+  EXPECT_THAT(got, ElementsAre("a@10.99.0.0/24", "c@10.99.2.0/24", "gw@10.99.6.0/24"));
+}
+
+// Registration with a routed network, and the peers in the routing table streamed to workers.
+class RoutedRegistrationTest : public CliClusterTest {
+ protected:
+  absl::StatusOr<v1::Node> Register(const std::string& name, const std::string& network,
+                                    const std::string& range = "",
+                                    const std::string& runtime = "fake") {
+    grpc::ClientContext ctx;
+    v1::RegisterNodeRequest req;
+    req.set_name(name);
+    req.set_role("worker");
+    req.set_runtime(runtime);
+    req.set_address_range(range);
+    req.set_network(network);
+    req.set_agent_addr("127.0.0.1:1");
+    req.set_advertise_addr("192.0.2." + std::to_string(name.size() + 10));
+    req.mutable_capacity()->set_cpus(1);
+    v1::Node node;
+    grpc::Status s = dispatcher_->RegisterNode(&ctx, req, &node);
+    if (!s.ok())
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return node;
+  }
+
+  // The first routing table the manager streams to `node_id`.
+  v1::RoutingTable Routes(const std::string& node_id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::WatchRoutesRequest req;
+    req.set_node_id(node_id);
+    auto reader = dispatcher_->WatchRoutes(&ctx, req);
+    v1::RoutingTable table;
+    EXPECT_TRUE(reader->Read(&table));
+    ctx.TryCancel();
+    reader->Finish();
+    return table;
+  }
+};
+
+TEST_F(RoutedRegistrationTest, TaskAddressesComeFromTheSubnetAndTheTableNamesThePeers) {
+  auto a = Register("a", "vxlan");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->network(), "vxlan");
+  EXPECT_EQ(a->address_range(), a->subnet());
+  EXPECT_EQ(a->subnet(), "10.99.0.0/24");
+  auto b = Register("bb", "vxlan");
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto local = Register("ccc", "", "127.71.0.0/16");
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(local->network(), "local");
+  EXPECT_EQ(local->address_range(), "127.71.0.0/16");
+
+  // The routed nodes, not the local one.
+  v1::RoutingTable table = Routes(a->id());
+  std::vector<std::string> peers;
+  for (const v1::NodePeer& p : table.peers()) {
+    peers.push_back(
+        absl::StrCat(p.name(), " ", p.subnet(), " ", p.advertise_addr(), " ", p.network()));
+  }
+  EXPECT_THAT(peers,
+              ElementsAre("a 10.99.0.0/24 192.0.2.11 vxlan", "bb 10.99.1.0/24 192.0.2.12 vxlan"));
+
+  // Tasks on a routed node get host addresses of its subnet (.1 to .254).
+  ASSERT_EQ(Run({"node", "update", "--availability", "drain", "ccc"}), 0) << err_.str();
+  ASSERT_EQ(Run({"service", "create", "web", "--command", "/bin/true", "--replicas", "4"}), 0)
+      << err_.str();
+  std::vector<std::string> addresses;
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::ClientContext ctx;
+    v1::ListTasksRequest req;
+    v1::ListTasksResponse resp;
+    if (!stub_->ListTasks(&ctx, req, &resp).ok()) return false;
+    addresses.clear();
+    for (const v1::Task& t : resp.tasks()) {
+      if (!t.address().empty()) addresses.push_back(t.address());
+    }
+    return addresses.size() == 4;
+  }));
+  for (const std::string& addr : addresses) {
+    EXPECT_TRUE(absl::StartsWith(addr, "10.99.0.") || absl::StartsWith(addr, "10.99.1.")) << addr;
+    EXPECT_FALSE(absl::EndsWith(addr, ".0") || absl::EndsWith(addr, ".255")) << addr;
+  }
+
+  // A removed node leaves the peers.
+  ASSERT_EQ(Run({"node", "rm", "--force", "bb"}), 0) << err_.str();
+  table = Routes(a->id());
+  ASSERT_EQ(table.peers_size(), 1);
+  EXPECT_EQ(table.peers(0).name(), "a");
+}
+
+TEST_F(RoutedRegistrationTest, BadNetworkInputIsRefusedNamingTheFieldAndChangesNothing) {
+  auto bogus = Register("a", "flannel");
+  EXPECT_EQ(bogus.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bogus.status().message(), HasSubstr("network: \"flannel\" is not a network mode"));
+  auto ranged = Register("a", "vxlan", "127.72.0.0/16");
+  EXPECT_EQ(ranged.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ranged.status().message(),
+              HasSubstr("address_range: \"127.72.0.0/16\" must be empty with network vxlan"));
+  auto cri = Register("a", "host-gw", "", "cri");
+  EXPECT_EQ(cri.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(cri.status().message(), HasSubstr("network: host-gw needs the process runtime"));
+  ASSERT_EQ(Run({"node", "ls", "-o", "json"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), Not(HasSubstr("\"name\": \"a\"")));
+
+  // A node keeps the network it registered with: its tasks hold addresses of it.
+  auto a = Register("a", "host-gw");
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto moved = Register("a", "", "127.73.0.0/16");
+  EXPECT_EQ(moved.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(moved.status().message(),
+              HasSubstr("network: node a registered with network host-gw; a node may not change "
+                        "it by registering again"));
+  ASSERT_EQ(Run({"node", "inspect", "a", "-o", "json"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"network\": \"host-gw\""));
+  EXPECT_THAT(out_.str(), HasSubstr("\"addressRange\": \"10.99.0.0/24\""));
+}
+
+}  // namespace
+}  // namespace warren
