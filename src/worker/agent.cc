@@ -112,7 +112,7 @@ absl::Status WorkerAgent::ServeLogs() {
   std::shared_ptr<const security::Authorizer> authorizer =
       security::Authorizer::PlaintextLoopback();
   if (tls) {
-    auto mtls = security::Authorizer::Create(security::AuthMode::kMutualTls, options_.agent_addr,
+    auto mtls = security::Authorizer::Create(security::AuthMode::kMutualTls, agent_listen_,
                                              options_.cluster_id, nullptr);
     if (!mtls.ok()) {
       return absl::Status(mtls.status().code(),
@@ -124,7 +124,7 @@ absl::Status WorkerAgent::ServeLogs() {
   grpc::ServerBuilder builder;
   ConfigureGrpcServer(builder);
   // Accepted by us in both modes: gRPC 1.51's own listener stops for good after one EMFILE.
-  auto acceptor = GrpcAcceptor::Listen(options_.agent_addr);
+  auto acceptor = GrpcAcceptor::Listen(agent_listen_);
   if (!acceptor.ok()) {
     return absl::Status(acceptor.status().code(),
                         absl::StrCat("agent-addr ", acceptor.status().message()));
@@ -149,11 +149,11 @@ absl::Status WorkerAgent::ServeLogs() {
   server_ = builder.BuildAndStart();
   if (!server_) {
     return absl::InternalError(
-        absl::StrCat("agent-addr ", options_.agent_addr, ": gRPC server failed to start"));
+        absl::StrCat("agent-addr ", agent_listen_, ": gRPC server failed to start"));
   }
   acceptor_->Start(server_.get());
   const int port = acceptor_->port();
-  std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+  std::string host = agent_listen_.substr(0, agent_listen_.rfind(':'));
   agent_addr_ = absl::StrCat(host, ":", port);
   return absl::OkStatus();
 }
@@ -178,7 +178,7 @@ void WorkerAgent::StartCertificateRenewal() {
     req.set_csr_pem(csr);
     req.add_hosts("127.0.0.1");
     req.add_hosts("localhost");
-    const std::string host = options_.agent_addr.substr(0, options_.agent_addr.rfind(':'));
+    const std::string host = agent_listen_.substr(0, agent_listen_.rfind(':'));
     if (!host.empty() && host != "0.0.0.0" && host != "127.0.0.1" && host.front() != '[') {
       req.add_hosts(host);
     }
@@ -250,6 +250,11 @@ absl::Status WorkerAgent::Start() {
     absl::MutexLock lock(&mu_);
     task_range_ = options_.address_range;
   }
+  // Managers on other hosts read task logs from the agent: on a routed network it listens on
+  // the advertise address unless --agent-addr says otherwise.
+  agent_listen_ = IsRouted(network_mode_) && options_.agent_addr == WorkerOptions().agent_addr
+                      ? absl::StrCat(advertise_addr_, ":0")
+                      : options_.agent_addr;
   prober_ = std::make_unique<HealthProber>(
       clock_, *driver_,
       [this](const std::string& id, const v1::TaskHealth& h) { OnHealthChange(id, h); });

@@ -159,6 +159,8 @@ class WorkerAgent {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcAcceptor> acceptor_;  // feeds server_
   std::string agent_addr_;
+  // Where the agent listens: --agent-addr, or the advertise address on a routed network.
+  std::string agent_listen_;
   std::string advertise_addr_;
   // A routed network (--network host-gw|vxlan): the node's subnet and routes to the other
   // nodes' (null with network local). Used by the registration, then by RoutesLoop only.

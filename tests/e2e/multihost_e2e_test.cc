@@ -1,0 +1,672 @@
+// End-to-end across hosts (issue 13): a manager in the root namespace, listening on the
+// underlay bridge, and a worker in each of three hosts made of network namespaces
+// (netns_hosts.h). Tasks get addresses of their node's /24 of the cluster CIDR and are routed
+// between the hosts (host-gw or VXLAN); a published port answers on every host from the tasks
+// of all hosts; a host that dies takes its tasks with it and they come back on the others.
+// Skipped with the reason without root or `ip netns`.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "dns/dns_message.h"
+#include "e2e_fixture.h"
+#include "netns_hosts.h"
+#include "warren/v1/api.grpc.pb.h"
+
+namespace warren::e2e {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr int kHosts = 3;
+
+// The A records the DNS server at ip:53 gives for `name` (one UDP query, 1 s; empty without
+// an answer). Run it with NetnsHosts::In to ask from inside a host.
+std::set<std::string> QueryA(const std::string& ip, const std::string& name) {
+  dns::Message q;
+  q.header.id = 4242;
+  q.header.rd = true;
+  q.questions.push_back({name, dns::kTypeA, dns::kClassIn});
+  auto wire = dns::SerializeMessage(q);
+  if (!wire.ok()) return {};
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(53);
+  inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+  sendto(fd, wire->data(), wire->size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  uint8_t buf[4096];
+  const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  close(fd);
+  if (n <= 0) return {};
+  auto m = dns::ParseMessage(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+  if (!m.ok() || m->header.id != 4242) return {};
+  std::set<std::string> out;
+  for (const auto& rr : m->answers) {
+    if (const auto* a = std::get_if<dns::AData>(&rr.data)) {
+      char text[INET_ADDRSTRLEN] = {0};
+      inet_ntop(AF_INET, a->address.data(), text, sizeof(text));
+      out.insert(text);
+    }
+  }
+  return out;
+}
+
+// Whether a TCP connection to ip:port is accepted within 1 s.
+bool Connects(const std::string& ip, int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect(2) too
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+  close(fd);
+  return ok;
+}
+
+// "10.99.1." of a subnet "10.99.1.0/24".
+std::string SubnetPrefix(const std::string& subnet) {
+  return subnet.substr(0, subnet.rfind('.') + 1);
+}
+
+// The value of `key`= in a testapp answer ("version=v1 task=<id> revision=1").
+std::string Field(const std::string& body, const std::string& key) {
+  const auto at = body.find(key + "=");
+  if (at == std::string::npos) return "";
+  const auto from = at + key.size() + 1;
+  return body.substr(from, body.find_first_of(" \n", from) - from);
+}
+
+// What `count` GET / to ip:port got: answers per task id and per version, and the failures.
+struct Answers {
+  std::map<std::string, int> by_task;
+  std::map<std::string, int> by_version;
+  int failed = 0;
+  std::string last_error;
+};
+
+Answers Fetch(const std::string& ip, int port, int count) {
+  Answers out;
+  for (int k = 0; k < count; ++k) {
+    auto r = HttpGet(ip, port, "/");
+    if (!r || r->first != 200) {
+      out.failed++;
+      out.last_error = r ? std::to_string(r->first) + " " + r->second : "no response";
+      continue;
+    }
+    out.by_task[Field(r->second, "task")]++;
+    out.by_version[Field(r->second, "version")]++;
+  }
+  return out;
+}
+
+class MultihostE2eTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (const std::string why = NetnsHosts::Unavailable(); !why.empty()) {
+      GTEST_SKIP() << "hosts as network namespaces: " << why;
+    }
+    std::string error;
+    hosts_ = NetnsHosts::Create(kHosts, &error);
+    ASSERT_NE(hosts_, nullptr) << error;
+    // The manager listens on the bridge, the root namespace's one address that every host
+    // reaches; Cli(), JoinToken() and ApiChannel() go there too.
+    api_addr_ = hosts_->GatewayIp() + ":" + std::to_string(FreePort());
+  }
+
+  void TearDown() override {
+    // Workers first, while the manager is still up (they stop their tasks on exit), then the
+    // manager; then whatever is left in the namespaces (the tasks of a SIGKILLed worker).
+    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
+      (*it)->Kill(SIGTERM, seconds(20));
+    }
+    E2eTest::TearDown();
+    if (hosts_) hosts_->Teardown();
+  }
+
+  // Worker h<i> in host i's namespace with `network`, advertising its underlay address. Its
+  // agent must listen there too (the manager reads task logs from it): a routed worker does so
+  // by default; `local` passes --agent-addr, no --network (the default) and a loopback
+  // --address-range of its own.
+  Process& StartHostWorker(int i, const std::string& network, const std::string& token) {
+    const std::string name = "h" + std::to_string(i);
+    std::vector<std::string> args = hosts_->Prefix(i);
+    args.insert(args.end(), {WARREN_BINARY, "worker", "--manager", api_addr_, "--node-name", name,
+                             "--data-dir", (dir_ / name).string(), "--advertise-addr",
+                             hosts_->UnderlayIp(i), "--stop-tasks-on-exit", "--token", token});
+    if (network == "local") {
+      args.insert(args.end(),
+                  {"--address-range", Range(i), "--agent-addr", hosts_->UnderlayIp(i) + ":0"});
+    } else {
+      args.insert(args.end(), {"--network", network});
+    }
+    processes_.push_back(std::make_unique<Process>(args, (dir_ / (name + ".log")).string()));
+    return *processes_.back();
+  }
+
+  // The manager (no DNS of its own: the hosts' workers serve it) and workers h1..h3.
+  void StartCluster(const std::string& network, std::vector<std::string> manager_flags = {}) {
+    if (network == "vxlan") {
+      if (const std::string why = hosts_->VxlanUnavailable(); !why.empty()) GTEST_SKIP() << why;
+    }
+    manager_flags.insert(manager_flags.begin(), {"--dns-addr", ""});
+    StartManager(manager_flags);
+    const std::string token = JoinToken();
+    ASSERT_FALSE(token.empty()) << processes_[0]->Log();
+    for (int i = 1; i <= kHosts; ++i) workers_[i] = &StartHostWorker(i, network, token);
+    ASSERT_TRUE(WaitNodesReady(kHosts)) << Cli({"node", "ls"}).out << Logs();
+    for (const auto& [name, node] : Nodes()) node_names_[node.value("id", "")] = name;
+  }
+
+  // Every node by name.
+  std::map<std::string, nlohmann::json> Nodes() {
+    std::map<std::string, nlohmann::json> out;
+    for (const auto& n : JsonList(Cli({"node", "ls", "-o", "json"}).out, "nodes")) {
+      out[n.value("name", "")] = n;
+    }
+    return out;
+  }
+
+  std::string HostOf(const nlohmann::json& task) { return node_names_[task.value("nodeId", "")]; }
+
+  // Healthy tasks of `service` per node name.
+  std::map<std::string, int> HealthyByHost(const std::string& service) {
+    std::map<std::string, int> out;
+    for (const auto& t : HealthyTasks(service)) out[HostOf(t)]++;
+    return out;
+  }
+
+  // Tasks of `service` on `host` that have not ended.
+  int LiveOn(const std::string& service, const std::string& host) {
+    int n = 0;
+    for (const auto& t : Tasks(service)) {
+      const std::string state = t["status"].value("state", "");
+      if (HostOf(t) == host && state != "TASK_STATE_SHUTDOWN" && state != "TASK_STATE_FAILED" &&
+          state != "TASK_STATE_COMPLETE" && state != "TASK_STATE_ORPHANED" &&
+          state != "TASK_STATE_REJECTED") {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  // Task id -> host name of the healthy tasks of `service`.
+  std::map<std::string, std::string> HealthyTaskHosts(const std::string& service) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : HealthyTasks(service)) out[t.value("id", "")] = HostOf(t);
+    return out;
+  }
+
+  // Whether GET / to ip:port from host `from` (0: the root namespace) reaches, within a few
+  // seconds, every healthy task of `service`: the routing tables of the workers have converged.
+  bool ReachesEveryTask(int from, const std::string& ip, int port, const std::string& service) {
+    const std::map<std::string, std::string> want = HealthyTaskHosts(service);
+    std::set<std::string> seen;
+    return WaitFor(
+        [&] {
+          auto fetch = [&] { return Fetch(ip, port, 12); };
+          const Answers a = from == 0 ? fetch() : hosts_->In(from, fetch);
+          for (const auto& [task, n] : a.by_task) seen.insert(task);
+          for (const auto& [task, host] : want) {
+            if (!seen.contains(task)) return false;
+          }
+          return true;
+        },
+        seconds(20));
+  }
+
+  // The manager's and the workers' logs, for failure messages (the tail of each).
+  std::string Logs() {
+    std::string out;
+    for (const auto& p : processes_) {
+      const std::string log = p->Log();
+      out += "\n----\n" + (log.size() > 4000 ? log.substr(log.size() - 4000) : log);
+    }
+    return out;
+  }
+
+  std::unique_ptr<NetnsHosts> hosts_;
+  std::map<int, Process*> workers_;
+  std::map<std::string, std::string> node_names_;  // node id -> name
+};
+
+// The harness itself, with today's `local` network (task addresses on each host's own
+// loopback): every worker registers from its namespace with its underlay address, the hosts
+// and the test reach each other on the underlay, and a host's loopback is its own.
+TEST_F(MultihostE2eTest, HostsRegisterFromTheirNamespacesOnTheUnderlay) {
+  StartCluster("local");
+  auto nodes = Nodes();
+  std::set<std::string> subnets;
+  for (int i = 1; i <= kHosts; ++i) {
+    const nlohmann::json& node = nodes["h" + std::to_string(i)];
+    EXPECT_EQ(node.value("state", ""), "NODE_STATE_READY") << node.dump();
+    EXPECT_EQ(node.value("advertiseAddr", ""), hosts_->UnderlayIp(i)) << node.dump();
+    subnets.insert(node.value("subnet", ""));
+    // The agent listens on the underlay: the test (root namespace) and host 3 reach it.
+    const std::string agent = node.value("agentAddr", "");
+    ASSERT_TRUE(agent.starts_with(hosts_->UnderlayIp(i) + ":")) << node.dump();
+    const int agent_port = std::stoi(agent.substr(agent.rfind(':') + 1));
+    EXPECT_TRUE(Connects(hosts_->UnderlayIp(i), agent_port)) << agent;
+    EXPECT_TRUE(hosts_->In(3, [&] { return Connects(hosts_->UnderlayIp(i), agent_port); }))
+        << agent;
+  }
+  subnets.erase("");
+  EXPECT_EQ(subnets.size(), 3u) << "three distinct subnets";
+
+  // One task per host, each on its host's loopback range: reachable from its own host only.
+  ASSERT_EQ(CreateGlobalTestapp("web").exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 3; }, seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  for (const auto& t : HealthyTasks("web")) {
+    const std::string host = HostOf(t);
+    ASSERT_EQ(host.size(), 2u) << t.dump();
+    const int own = host[1] - '0';
+    const int other = own % kHosts + 1;
+    const std::string address = t.value("address", "");
+    const int port = t.value("port", 0);
+    auto mine = hosts_->In(own, [&] { return HttpGet(address, port, "/"); });
+    ASSERT_TRUE(mine && mine->first == 200) << host << " " << address << ":" << port;
+    EXPECT_EQ(Field(mine->second, "task"), t.value("id", "")) << mine->second;
+    EXPECT_FALSE(hosts_->In(other, [&] { return HttpGet(address, port, "/"); }).has_value())
+        << "a task of " << host << " answered on h" << other << "'s loopback";
+  }
+  // Nor is the root namespace's loopback a host's: a port listening there is not reached.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const int root_port = ntohs(sa.sin_port);
+  EXPECT_TRUE(Connects("127.0.0.1", root_port));
+  EXPECT_FALSE(hosts_->In(1, [&] { return Connects("127.0.0.1", root_port); }));
+  close(fd);
+}
+
+// The routed networks: one test per mode.
+class MultihostNetworkTest : public MultihostE2eTest,
+                             public testing::WithParamInterface<std::string> {};
+
+// Six replicas spread over three hosts: the published port of host 3 answers, from inside host
+// 3, with tasks of every host; host 3's DNS (on .0 of its subnet) gives the addresses of all
+// six; and every host reaches every task directly at its address (the routes between the
+// hosts' subnets).
+TEST_P(MultihostNetworkTest, SpreadServiceAnswersOnEveryHostFromTasksOnEveryHost) {
+  const std::string network = GetParam();
+  StartCluster(network);
+  auto nodes = Nodes();
+  std::map<std::string, std::string> prefix_of;  // host -> "10.99.N."
+  for (int i = 1; i <= kHosts; ++i) {
+    const std::string host = "h" + std::to_string(i);
+    EXPECT_EQ(nodes[host].value("network", ""), network) << nodes[host].dump();
+    const std::string subnet = nodes[host].value("subnet", "");
+    ASSERT_TRUE(subnet.ends_with(".0/24")) << nodes[host].dump();
+    prefix_of[host] = SubnetPrefix(subnet);
+  }
+
+  // Each host routes every other host's subnet: host-gw straight to that host's underlay
+  // address, vxlan into the tunnel device.
+  for (int i = 1; i <= kHosts; ++i) {
+    for (int j = 1; j <= kHosts; ++j) {
+      if (j == i) continue;
+      const std::string subnet = nodes["h" + std::to_string(j)].value("subnet", "");
+      const std::string want =
+          network == "host-gw" ? "via " + hosts_->UnderlayIp(j) : std::string("dev warren.vx");
+      std::string routes;
+      EXPECT_TRUE(WaitFor(
+          [&] {
+            routes = hosts_->Exec(i, {NetnsHosts::IpBinary(), "-4", "route", "show", subnet}).out;
+            return routes.find(want) != std::string::npos;
+          },
+          seconds(10)))
+          << "h" << i << " to " << subnet << ": " << routes;
+    }
+  }
+
+  const int port = FreePort();
+  ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 6; }, seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  // The scheduler spreads: two per host.
+  EXPECT_EQ(HealthyByHost("web"), (std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}}))
+      << Cli({"service", "ps", "web"}).out;
+
+  // Each task has an address of its host's subnet (.1-.254: .0 is the node's own).
+  std::set<std::string> addresses;
+  for (const auto& t : HealthyTasks("web")) {
+    const std::string address = t.value("address", "");
+    const std::string prefix = prefix_of[HostOf(t)];
+    EXPECT_TRUE(address.starts_with(prefix) && address != prefix + "0")
+        << t.dump() << " on " << HostOf(t);
+    addresses.insert(address);
+  }
+  EXPECT_EQ(addresses.size(), 6u);
+
+  // The published port on host 3's underlay address, from inside host 3: once host 3 knows
+  // every task, a batch of requests fails none and is answered by tasks of all three hosts.
+  const std::string h3 = hosts_->UnderlayIp(3);
+  ASSERT_TRUE(ReachesEveryTask(3, h3, port, "web")) << Logs();
+  const Answers answers = hosts_->In(3, [&] { return Fetch(h3, port, 120); });
+  EXPECT_EQ(answers.failed, 0) << answers.last_error;
+  const std::map<std::string, std::string> task_hosts = HealthyTaskHosts("web");
+  std::map<std::string, int> by_host;
+  for (const auto& [task, n] : answers.by_task) {
+    ASSERT_TRUE(task_hosts.contains(task)) << "an answer from task " << task;
+    by_host[task_hosts.at(task)] += n;
+  }
+  EXPECT_EQ(answers.by_task.size(), 6u);
+  EXPECT_EQ(by_host.size(), 3u);
+  std::cout << "[ info ] " << network << ": 120 requests to h3:" << port << ": h1 " << by_host["h1"]
+            << ", h2 " << by_host["h2"] << ", h3 " << by_host["h3"] << "\n";
+
+  // Host 3's DNS, on .0 of its subnet: the six task addresses.
+  const std::string dns_ip = prefix_of["h3"] + "0";
+  std::set<std::string> dns;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        dns = hosts_->In(3, [&] { return QueryA(dns_ip, "web.warren"); });
+        return dns == addresses;
+      },
+      seconds(10)))
+      << "h3's DNS at " << dns_ip << " answered " << dns.size() << " addresses";
+
+  // Every task directly at its address, from every host: the routes between the subnets.
+  for (const auto& t : HealthyTasks("web")) {
+    const std::string address = t.value("address", "");
+    const int task_port = t.value("port", 0);
+    for (int from = 1; from <= kHosts; ++from) {
+      auto r = hosts_->In(from, [&] { return HttpGet(address, task_port, "/"); });
+      ASSERT_TRUE(r && r->first == 200)
+          << "h" << from << " -> " << address << ":" << task_port << " (on " << HostOf(t) << ")";
+      EXPECT_EQ(Field(r->second, "task"), t.value("id", "")) << r->second;
+    }
+  }
+
+  // The manager reads each task's log from its host's agent, on the underlay.
+  const CommandResult logs = Cli({"service", "logs", "web"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  for (const auto& t : HealthyTasks("web")) {
+    EXPECT_NE(logs.out.find("task=" + t.value("id", "")), std::string::npos)
+        << "no log line of " << t.value("id", "") << " on " << HostOf(t) << ":\n"
+        << logs.out << logs.err;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest, testing::Values("vxlan", "host-gw"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param == "host-gw" ? std::string("host_gw") : info.param;
+                         });
+
+// A host dies under load (its worker SIGKILLed, its cable unplugged): after the manager's node
+// timeout its tasks are orphaned and replaced on the two other hosts, and the load, sent from
+// the test to host 1's published port, is answered again without failures. Then the host
+// comes back (cable in, worker restarted on its data dir) with its old tasks still running
+// (a SIGKILLed worker leaves them): they must neither serve nor come back, and the load still
+// fails nothing.
+TEST_F(MultihostE2eTest, DeadHostsTasksMoveToTheOthersAndTrafficRecovers) {
+  StartCluster("vxlan", {"--node-timeout", "4s"});
+  const int port = FreePort();
+  ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HealthyByHost("web") == std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}};
+      },
+      seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const std::string h1 = hosts_->UnderlayIp(1);
+  ASSERT_TRUE(ReachesEveryTask(0, h1, port, "web")) << Logs();
+  // Task id -> address and port, of h2's tasks.
+  std::map<std::string, std::pair<std::string, int>> stale;
+  for (const auto& t : HealthyTasks("web")) {
+    if (HostOf(t) == "h2") stale[t.value("id", "")] = {t.value("address", ""), t.value("port", 0)};
+  }
+
+  Load load(port, nullptr, h1);
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > 50; }));
+  const auto lost_at = std::chrono::steady_clock::now();
+  workers_[2]->Kill(SIGKILL);
+  hosts_->SetCable(2, false);
+  // Its tasks outlive the worker (SIGKILL) but are cut off with the host.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto by_host = HealthyByHost("web");
+        return by_host["h1"] + by_host["h3"] == 6;
+      },
+      seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const auto recovered_at = std::chrono::steady_clock::now();
+  const auto outage = std::chrono::duration_cast<std::chrono::milliseconds>(recovered_at - lost_at);
+  // The node timeout, a heartbeat period and a few seconds to start and check six tasks.
+  EXPECT_LT(outage, seconds(15));
+  EXPECT_EQ(Nodes()["h2"].value("state", ""), "NODE_STATE_DOWN");
+  EXPECT_EQ(LiveOn("web", "h2"), 0) << Cli({"service", "ps", "web"}).out;
+  auto by_host = HealthyByHost("web");
+  EXPECT_GE(by_host["h1"], 2);
+  EXPECT_GE(by_host["h3"], 2);
+
+  // A window of traffic after the recovery: none of it fails.
+  const int sent_at_recovery = load.sent();
+  ASSERT_TRUE(WaitFor([&] {
+    return load.sent() > sent_at_recovery + 100 &&
+           std::chrono::steady_clock::now() > recovered_at + seconds(3);
+  }));
+  EXPECT_EQ(load.failed_since(recovered_at), 0)
+      << "of " << load.sent() - sent_at_recovery << " after the recovery; last error "
+      << load.last_error();
+
+  // The host comes back with its stale tasks (they still answer on the host itself); the
+  // manager stopped wanting them.
+  int stale_answering = 0;
+  for (const auto& [task, at] : stale) {
+    auto r = hosts_->In(2, [&] { return HttpGet(at.first, at.second, "/"); });
+    stale_answering += r && Field(r->second, "task") == task;
+  }
+  EXPECT_GT(stale_answering, 0) << "h2's tasks died with their worker: nothing checked below";
+  ASSERT_TRUE(hosts_->SetCable(2, true));
+  workers_[2] = &StartHostWorker(2, "vxlan", JoinToken());
+  ASSERT_TRUE(WaitNodesReady(kHosts)) << Cli({"node", "ls"}).out << Logs();
+  for (const auto& [task, at] : stale) {
+    const std::string address = at.first;
+    const int task_port = at.second;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto r = hosts_->In(2, [&] { return HttpGet(address, task_port, "/"); });
+          return !r || Field(r->second, "task") != task;
+        },
+        seconds(20)))
+        << "task " << task << " of h2 still answers at " << address << " after h2 came back";
+  }
+  const int sent_at_return = load.sent();
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > sent_at_return + 100; }));
+  load.Stop();
+  EXPECT_EQ(load.failed_since(recovered_at), 0)
+      << "of " << load.sent() - sent_at_recovery << " after the recovery; last error "
+      << load.last_error();
+  for (const auto& t : HealthyTasks("web")) {
+    EXPECT_FALSE(stale.contains(t.value("id", ""))) << "a task of the dead h2 is back";
+  }
+  EXPECT_EQ(HealthyTasks("web").size(), 6u) << Cli({"service", "ps", "web"}).out;
+  const int failed_after = load.failed_since(recovered_at);
+  std::cout << "[ info ] h2 lost under load through h1: " << load.failed() - failed_after << " of "
+            << sent_at_recovery << " requests failed; 6 healthy tasks on h1 and h3 "
+            << outage.count() << " ms after the loss (node timeout 4s); "
+            << load.sent() - sent_at_recovery << " requests after that (h2 back meanwhile), "
+            << failed_after << " failed\n";
+}
+
+// A rolling update of six replicas on three hosts, under load through host 2's published port
+// (whose proxy reaches the tasks of the other hosts through the tunnel): no request fails, and
+// the new version ends up on every host.
+TEST_F(MultihostE2eTest, RollingUpdateAcrossHostsWithoutFailedRequests) {
+  StartCluster("vxlan");
+  const int port = FreePort();
+  ASSERT_EQ(CreateTestapp("web", 6,
+                          {"--publish", std::to_string(port) + ":8080", "--env", "VERSION=v1",
+                           "--update-order", "start-first", "--max-surge", "1", "--max-unavailable",
+                           "0", "--min-ready", "300ms"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 6; }, seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const std::string h2 = hosts_->UnderlayIp(2);
+  ASSERT_TRUE(ReachesEveryTask(0, h2, port, "web")) << Logs();
+
+  Load load(port, nullptr, h2);
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > 20; }));
+  auto update = Cli({"service", "update", "web", "--env", "VERSION=v2"});
+  EXPECT_EQ(update.exit_code, 0) << update.out << update.err;
+  EXPECT_NE(update.out.find("succeeded"), std::string::npos) << update.out;
+  const int sent_at_end = load.sent();
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > sent_at_end + 50; }));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last error: " << load.last_error();
+  EXPECT_GT(load.v2(), 0);
+  // Only v2 answers now, from tasks of every host.
+  const Answers after = Fetch(h2, port, 60);
+  EXPECT_EQ(after.failed, 0) << after.last_error;
+  EXPECT_EQ(after.by_version, (std::map<std::string, int>{{"v2", 60}}));
+  std::set<std::string> hosts;
+  const std::map<std::string, std::string> task_hosts = HealthyTaskHosts("web");
+  for (const auto& [task, n] : after.by_task) {
+    EXPECT_TRUE(task_hosts.contains(task)) << "an answer from task " << task << " (gone)";
+    if (task_hosts.contains(task)) hosts.insert(task_hosts.at(task));
+  }
+  EXPECT_EQ(hosts.size(), 3u);
+  std::cout << "[ info ] rolling update of 6 tasks on 3 hosts under load through h2: "
+            << load.sent() << " requests (" << load.v1() << " v1, " << load.v2() << " v2), "
+            << load.failed() << " failed\n";
+}
+
+// Blue/green across hosts: green (v2) comes up beside blue on all three hosts, the switch moves
+// every request at once, and no request through host 3's published port fails.
+TEST_F(MultihostE2eTest, BlueGreenSwitchAcrossHostsWithoutFailedRequests) {
+  StartCluster("vxlan");
+  const int port = FreePort();
+  ASSERT_EQ(
+      CreateTestapp("web", 3, {"--publish", std::to_string(port) + ":8080", "--env", "VERSION=v1"})
+          .exit_code,
+      0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 3; }, seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const std::string h3 = hosts_->UnderlayIp(3);
+  ASSERT_TRUE(ReachesEveryTask(0, h3, port, "web")) << Logs();
+  Load load(port, nullptr, h3);
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > 20; }));
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "blue-green",
+                "--scale-down-delay", "2s"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("switched"), std::string::npos) << r.out;
+  // Blue drains and goes while the load goes on.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HealthyTasks("web").size() == 3 &&
+               Fetch(h3, port, 12).by_version == std::map<std::string, int>{{"v2", 12}};
+      },
+      seconds(30)));
+  const int sent_at_end = load.sent();
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > sent_at_end + 50; }));
+  load.Stop();
+  EXPECT_GT(load.v1(), 0);
+  EXPECT_GT(load.v2(), 0);
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last error: " << load.last_error();
+  std::cout << "[ info ] blue/green switch of 3 tasks on 3 hosts under load through h3: "
+            << load.sent() << " requests (" << load.v1() << " v1, " << load.v2() << " v2), "
+            << load.failed() << " failed\n";
+}
+
+// A canary across hosts: through host 2's published port, the share of answers from the
+// canary matches each step's weight within a point, though its tasks and the stable ones run
+// on other hosts, and no request fails.
+TEST_F(MultihostE2eTest, CanarySharesAcrossHostsMatchTheWeights) {
+  StartCluster("vxlan");
+  const int port = FreePort();
+  ASSERT_EQ(
+      CreateTestapp("web", 4, {"--publish", std::to_string(port) + ":8080", "--env", "VERSION=v1"})
+          .exit_code,
+      0);
+  ASSERT_TRUE(WaitFor([&] { return HealthyTasks("web").size() == 4; }, seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const std::string h2 = hosts_->UnderlayIp(2);
+  ASSERT_TRUE(ReachesEveryTask(0, h2, port, "web")) << Logs();
+  const auto start = std::chrono::steady_clock::now();
+  auto ms = [&] {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count());
+  };
+  // The weight timeline, polled from the manager every 10 ms.
+  std::mutex mu;
+  std::vector<std::pair<int, int>> changes;  // (ms, weight; -1 when not progressing)
+  std::atomic<bool> stop_poll{false};
+  std::thread poller([&] {
+    auto stub = v1::Control::NewStub(ApiChannel());
+    int last = -3;
+    while (!stop_poll && ms() < 120000) {
+      grpc::ClientContext ctx;
+      v1::RolloutRequest req;
+      req.set_name_or_id("web");
+      v1::Deployment d;
+      int w = -1;
+      if (stub->GetRollout(&ctx, req, &d).ok() && d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING) {
+        w = d.weight();
+      }
+      if (w != last) {
+        std::lock_guard<std::mutex> lock(mu);
+        changes.emplace_back(ms(), w);
+        last = w;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  Load load(port, ms, h2);
+  auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
+                "--canary-steps", "10,25,50,100", "--canary-window", "4s", "--min-requests", "20",
+                "--scale-down-delay", "2s"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  load.Stop();
+  stop_poll = true;
+  poller.join();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last error: " << load.last_error();
+  // Each answer counts for the weight in force when it was sent, leaving out answers sent
+  // within 300 ms of a change (the data planes apply a change within milliseconds).
+  std::map<int, std::pair<int, int>> by_weight;
+  for (const auto& [t, counts] : load.by_label()) {
+    int weight = -1;
+    bool near_change = false;
+    for (const auto& [at, w] : changes) {
+      if (std::abs(at - t) < 300) near_change = true;
+      if (at <= t) weight = w;
+    }
+    if (near_change || weight <= 0) continue;
+    by_weight[weight].first += counts.first;
+    by_weight[weight].second += counts.second;
+  }
+  for (int w : {10, 25, 50}) {
+    auto [v1, v2] = by_weight[w];
+    ASSERT_GT(v1 + v2, 300) << "too few requests at weight " << w;
+    const double share = 100.0 * v2 / (v1 + v2);
+    std::cout << "[ info ] canary across hosts, weight " << w << "%: observed " << share << "% ("
+              << v2 << " of " << v1 + v2 << " answers)\n";
+    EXPECT_NEAR(share, w, 1.0) << "weight " << w << ": " << v2 << " of " << v1 + v2;
+  }
+}
+
+}  // namespace
+}  // namespace warren::e2e
