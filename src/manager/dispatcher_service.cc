@@ -65,6 +65,14 @@ std::string NetworkOf(const v1::Node& node) {
   return node.network().empty() ? "local" : node.network();
 }
 
+// Its tasks hold addresses of the network it registered with first.
+absl::Status NetworkChangeError(const v1::Node& existing) {
+  return absl::PermissionDeniedError(absl::StrCat(
+      "network: node ", existing.name(), " registered with network ", NetworkOf(existing),
+      "; a node may not change it by registering again (remove the node with `warren node rm` "
+      "and join it anew)"));
+}
+
 }  // namespace
 
 DispatcherService::DispatcherService(ApiShared& shared)
@@ -125,6 +133,16 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
     if (!parsed.ok()) return ToGrpc(parsed.status());
     advertise = *parsed;
   }
+  // The other nodes route to a routed node's subnet through its advertise address (the
+  // overlay's MACs come from its IPv4 bytes).
+  if (routed && (advertise.empty() || advertise.find(':') != std::string::npos ||
+                 absl::StartsWith(advertise, "127."))) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("advertise_addr: network ", network,
+                                     " needs an IPv4 address the other "
+                                     "nodes reach, not \"",
+                                     req->advertise_addr(), "\""));
+  }
   // A node certificate fixes who registers: the node id is its CN and the role its OU. Admins
   // (and plaintext mode) register by name as before.
   const std::optional<security::CertificateIdentity>& cert = *peer;
@@ -152,19 +170,16 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
                              existing->id(), "; node ", cert->node_id, " may not take it"));
           }
           existing = GetObject<v1::Node>(store_, cert->node_id);
+          if (existing && NetworkOf(*existing) != network) {
+            return NetworkChangeError(*existing);
+          }
           if (existing && !routed && existing->address_range() != req->address_range()) {
             return absl::PermissionDeniedError(absl::StrCat(
                 "address_range: node ", cert->node_id, " registered with \"",
                 existing->address_range(), "\"; a node may not change it by registering again"));
           }
         }
-        // Its tasks hold addresses of the network it registered with first.
-        if (existing && NetworkOf(*existing) != network) {
-          return absl::PermissionDeniedError(absl::StrCat(
-              "network: node ", existing->name(), " registered with network ", NetworkOf(*existing),
-              "; a node may not change it by registering again (remove "
-              "the node with `warren node rm` and join it anew)"));
-        }
+        if (existing && NetworkOf(*existing) != network) return NetworkChangeError(*existing);
         node = v1::Node();
         uint64_t expected = Mutation::kMustNotExist;
         if (existing) {

@@ -1,7 +1,6 @@
 #include "worker/agent.h"
 
 #include <openssl/crypto.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -208,7 +207,10 @@ WorkerAgent::WorkerAgent(WorkerOptions options, std::unique_ptr<RuntimeDriver> d
 
 int WorkerAgent::dns_port() const { return dns_ ? dns_->port() : 0; }
 
-WorkerAgent::~WorkerAgent() { Stop(); }
+WorkerAgent::~WorkerAgent() {
+  Stop();
+  if (network_claim_ >= 0) close(network_claim_);
+}
 
 std::string WorkerAgent::node_id() const {
   absl::MutexLock lock(&mu_);
@@ -242,6 +244,12 @@ absl::Status WorkerAgent::Start() {
           "--network ", options_.network, " needs --runtime process (the ", driver_->Name(),
           " runtime's tasks do not take addresses of the node's subnet yet)"));
     }
+    absl::StatusOr<int> claim = ClaimHostNetwork();
+    if (!claim.ok()) {
+      return absl::Status(claim.status().code(), absl::StrCat("--network ", options_.network, ": ",
+                                                              claim.status().message()));
+    }
+    network_claim_ = *claim;
     commands_ = MakeSystemCommandRunner();
     network_ = std::make_unique<NodeNetwork>(network_mode_, advertise_addr_, *commands_);
     absl::MutexLock lock(&net_mu_);
@@ -252,7 +260,9 @@ absl::Status WorkerAgent::Start() {
   }
   // Managers on other hosts read task logs from the agent: on a routed network it listens on
   // the advertise address unless --agent-addr says otherwise.
-  agent_listen_ = IsRouted(network_mode_) && options_.agent_addr == WorkerOptions().agent_addr
+  // Only with mutual TLS: a plaintext agent answers anyone, so it stays on loopback.
+  agent_listen_ = IsRouted(network_mode_) && !options_.tls_cert.empty() &&
+                          options_.agent_addr == WorkerOptions().agent_addr
                       ? absl::StrCat(advertise_addr_, ":0")
                       : options_.agent_addr;
   prober_ = std::make_unique<HealthProber>(
@@ -390,6 +400,7 @@ absl::Status WorkerAgent::Start() {
   loops_.emplace_back([this] { ReportLoop(); });
   loops_.emplace_back([this] { RoutesLoop(); });
   loops_.emplace_back([this] { StatsLoop(); });
+  if (network_) loops_.emplace_back([this] { NetworkLoop(); });
   return absl::OkStatus();
 }
 
@@ -507,12 +518,18 @@ absl::Status WorkerAgent::Register() {
         return absl::Status(set.code(), absl::StrCat("network: the node's subnet ",
                                                      node.address_range(), ": ", set.message()));
       }
+      // Registered anew (after a manager lost the node, say): route every peer again from
+      // the last table at once, and sweep what is stale.
+      network_->Forget();
+      peers_done_ = false;
     }
     {
       absl::MutexLock lock(&mu_);
       task_range_ = node.address_range();
     }
-    if (dns_after_registration_ && !dns_) {
+    // Once: RoutesLoop reads dns_ from the first registration on.
+    if (dns_after_registration_) {
+      dns_after_registration_ = false;
       if (absl::Status d = StartDns(node.address_range()); !d.ok()) {
         spdlog::warn("service DNS is off: {}", d.ToString());
       }
@@ -671,11 +688,12 @@ void WorkerAgent::RoutesLoop() {
         ctx.TryCancel();
         break;
       }
+      // Routes to the other nodes first: the proxies may send to their tasks at once.
+      if (network_) ApplyPeers(table);
       publisher_->Apply(table);
       WantIngressCertificates(table);
       if (dns_) dns_->Update(table);
       if (pod_dns_) pod_dns_->Update(table);
-      if (network_) ApplyPeers(table);
       routes_version_ = table.version();
     }
     grpc::Status s = reader->Finish();
@@ -701,9 +719,25 @@ void WorkerAgent::ApplyPeers(const v1::RoutingTable& table) {
   RoutePeersLocked();
 }
 
-void WorkerAgent::RetryPeers() {
-  absl::MutexLock lock(&net_mu_);
-  if (!peers_done_) RoutePeersLocked();
+void WorkerAgent::NetworkLoop() {
+  // Routes that failed are tried again each second; the kernel is compared with what was
+  // routed every kNetworkCheckPeriod (an interface that went down and up lost its routes).
+  constexpr absl::Duration kNetworkCheckPeriod = absl::Seconds(30);
+  absl::Time next_check = absl::Now() + kNetworkCheckPeriod;
+  while (!stop_ && !removed()) {
+    for (int i = 0; i < 20 && !stop_; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (stop_ || node_id().empty()) continue;
+    absl::MutexLock lock(&net_mu_);
+    if (absl::Now() >= next_check) {
+      next_check = absl::Now() + kNetworkCheckPeriod;
+      if (absl::Status s = network_->Check(); !s.ok()) {
+        if (!absl::IsDataLoss(s)) spdlog::warn("network: checking the routes: {}", s.ToString());
+        peers_done_ = false;
+      }
+    }
+    if (!peers_done_) RoutePeersLocked();
+  }
 }
 
 void WorkerAgent::RoutePeersLocked() {
@@ -845,7 +879,6 @@ void WorkerAgent::HeartbeatLoop() {
       absl::MutexLock lock(&mu_);
       period = heartbeat_period_;
     }
-    if (!id.empty() && network_) RetryPeers();
     if (!id.empty()) {
       grpc::ClientContext ctx;
       ctx.set_deadline(Deadline(absl::Seconds(2)));

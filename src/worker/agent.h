@@ -169,13 +169,16 @@ class WorkerAgent {
   std::unique_ptr<NodeNetwork> network_;
   // Network changes, one at a time (RoutesLoop, and HeartbeatLoop's retry).
   absl::Mutex net_mu_;
-  // The peers of the last routing table (serialized) and whether they are all routed; the
-  // heartbeat tries again while they are not.
+  // The peers of the last routing table (serialized) and whether they are all routed;
+  // NetworkLoop tries again while they are not.
   std::string peers_wanted_ ABSL_GUARDED_BY(net_mu_);
   std::vector<v1::NodePeer> peers_ ABSL_GUARDED_BY(net_mu_);
   bool peers_done_ ABSL_GUARDED_BY(net_mu_) = true;
   void RoutePeersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(net_mu_);
-  void RetryPeers();
+  // Retries failed routes and compares the kernel with them (routed network only).
+  void NetworkLoop();
+  // ClaimHostNetwork's socket, held for the agent's life (-1: none).
+  int network_claim_ = -1;
   // Starts the worker's DNS on the first address of `range` (--dns-addr auto) or where
   // --dns-addr says.
   absl::Status StartDns(const std::string& range);

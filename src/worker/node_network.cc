@@ -5,9 +5,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -72,7 +77,10 @@ class SystemCommandRunner final : public CommandRunner {
       }
       const int n = poll(fds, 2, static_cast<int>(left));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) break;
+      if (n < 0) {
+        timed_out = true;  // cannot watch it: stop it rather than wait without a bound
+        break;
+      }
       for (int i = 0; i < 2; ++i) {
         if (fds[i].fd < 0 || fds[i].revents == 0) continue;
         char buf[4096];
@@ -91,8 +99,10 @@ class SystemCommandRunner final : public CommandRunner {
     }
     if (timed_out) kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    pid_t waited = 0;
+    while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
     }
+    if (waited < 0) return Failed(shown, "waiting for it", errno);
     if (timed_out) {
       return absl::DeadlineExceededError(absl::StrCat("`", shown, "` did not finish within ",
                                                       absl::FormatDuration(kCommandTimeout)));
@@ -133,10 +143,49 @@ bool IsMissing(const absl::Status& s) {
          absl::StrContains(s.message(), "Cannot find device");
 }
 
+bool IsIpv4(const std::string& text) {
+  in_addr a{};
+  return inet_pton(AF_INET, text.c_str(), &a) == 1;
+}
+
+// "A.B.C.0/24": what a node subnet must look like before it reaches `ip` (a manager's word is
+// not taken for it: "default" or 0.0.0.0/0 would replace the host's default route).
+bool IsNodeSubnet(const std::string& subnet) {
+  const std::vector<std::string> parts = absl::StrSplit(subnet, '/');
+  return parts.size() == 2 && parts[1] == "24" && IsIpv4(parts[0]) &&
+         absl::EndsWith(parts[0], ".0");
+}
+
+// A spawn that failed: the program is not there.
+bool CouldNotStart(const absl::Status& s) { return absl::StrContains(s.message(), "starting it"); }
+
 }  // namespace
 
 std::unique_ptr<CommandRunner> MakeSystemCommandRunner() {
   return std::make_unique<SystemCommandRunner>();
+}
+
+absl::StatusOr<int> ClaimHostNetwork() {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", ErrnoText(errno)));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Abstract (a leading NUL): one name per network namespace, no file left behind.
+  constexpr char kName[] = "warren-routed-network";
+  std::memcpy(addr.sun_path + 1, kName, sizeof(kName) - 1);
+  const socklen_t len = offsetof(sockaddr_un, sun_path) + 1 + sizeof(kName) - 1;
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    close(fd);
+    if (err == EADDRINUSE) {
+      return absl::FailedPreconditionError(
+          "another worker with a routed --network runs on this host (in this network "
+          "namespace); its devices and routes are the host's, so one routed worker runs per "
+          "host");
+    }
+    return absl::UnavailableError(absl::StrCat("claiming the host's network: ", ErrnoText(err)));
+  }
+  return fd;
 }
 
 std::string VxlanMacFor(const std::string& addr) {
@@ -162,7 +211,13 @@ absl::Status NodeNetwork::Prepare() {
   const auto link = [&](const char* dev) {
     return run_.Run({"ip", "-d", "-j", "link", "show", "dev", dev});
   };
-  if (!link(kLocalDevice).ok()) {
+  absl::StatusOr<std::string> local = link(kLocalDevice);
+  if (!local.ok() && CouldNotStart(local.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--network ", NodeNetworkModeName(mode_),
+        " needs iproute2 (the `ip` and `bridge` commands): ", local.status().message()));
+  }
+  if (!local.ok()) {
     // A bridge with no ports: a device that is always there and holds nothing but the route
     // (this kernel may lack the dummy type).
     absl::StatusOr<std::string> made =
@@ -198,21 +253,27 @@ absl::Status NodeNetwork::Prepare() {
   }
   if (!keep) {
     // Over the device that holds the advertise address, so the kernel sizes the MTU for the
-    // 50 bytes of encapsulation.
+    // 50 bytes of encapsulation. An address of no device here (a NAT's public address) cannot
+    // be the tunnel's end.
     std::string dev;
-    if (auto addrs = run_.Run({"ip", "-j", "-4", "addr", "show"}); addrs.ok()) {
-      for (const nlohmann::json& l : ParseJson(*addrs)) {
-        for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
-          if (Str(ai, "local") == advertise_addr_) dev = Str(l, "ifname");
-        }
+    absl::StatusOr<std::string> addrs = run_.Run({"ip", "-j", "-4", "addr", "show"});
+    if (!addrs.ok()) return addrs.status();
+    for (const nlohmann::json& l : ParseJson(*addrs)) {
+      for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
+        if (Str(ai, "local") == advertise_addr_) dev = Str(l, "ifname");
       }
     }
-    std::vector<std::string> add = {
-        "ip",        "link",          "add",     kVxlanDevice,
-        "type",      "vxlan",         "id",      absl::StrCat(kVxlanId),
-        "local",     advertise_addr_, "dstport", absl::StrCat(kVxlanPort),
-        "nolearning"};
-    if (!dev.empty()) add.insert(add.end(), {"dev", dev});
+    if (dev.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--network vxlan: --advertise-addr ", advertise_addr_,
+          " is not an address of this host (`ip -4 addr` lists no device with it); give the "
+          "address of this host's interface that the other nodes reach"));
+    }
+    const std::vector<std::string> add = {
+        "ip",         "link",          "add",     kVxlanDevice,
+        "type",       "vxlan",         "id",      absl::StrCat(kVxlanId),
+        "local",      advertise_addr_, "dstport", absl::StrCat(kVxlanPort),
+        "nolearning", "dev",           dev};
     if (auto made = run_.Run(add); !made.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("--network vxlan: creating ", kVxlanDevice, ": ", made.status().message()));
@@ -225,8 +286,13 @@ absl::Status NodeNetwork::Prepare() {
 }
 
 absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
+  if (!IsNodeSubnet(subnet)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the node's subnet \"", subnet, "\" is not an IPv4 /24 (A.B.C.0/24)"));
+  }
   const std::string proto = absl::StrCat(kRouteProtocol);
-  // A subnet of an earlier registration (the node was removed and joined anew).
+  // A subnet of an earlier registration (the node was removed and joined anew). One routed
+  // worker runs per network namespace (Claim), so no other node's route is here.
   if (auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto", proto});
       local.ok()) {
     for (const nlohmann::json& r : ParseJson(*local)) {
@@ -247,13 +313,27 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
   }
   if (mode_ == NodeNetworkMode::kVxlan) {
     // The tunnel's end: packets this host sends into the overlay leave from it, so the answers
-    // come back through the overlay.
-    if (auto flush = run_.Run({"ip", "-4", "addr", "flush", "dev", kVxlanDevice}); !flush.ok())
-      return flush.status();
-    if (auto r = run_.Run({"ip", "addr", "replace", absl::StrCat(NodeAddressOf(subnet), "/32"),
-                           "dev", kVxlanDevice});
+    // come back through the overlay. The new address goes on before another comes off: a
+    // device left without an address loses every route and neighbour through it.
+    const std::string mine = NodeAddressOf(subnet);
+    if (auto r =
+            run_.Run({"ip", "addr", "replace", absl::StrCat(mine, "/32"), "dev", kVxlanDevice});
         !r.ok()) {
       return r.status();
+    }
+    absl::StatusOr<std::string> held =
+        run_.Run({"ip", "-j", "-4", "addr", "show", "dev", kVxlanDevice});
+    if (!held.ok()) return held.status();
+    for (const nlohmann::json& l : ParseJson(*held)) {
+      for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
+        const std::string other = Str(ai, "local");
+        if (other.empty() || other == mine) continue;
+        const std::string with_prefix = absl::StrCat(other, "/", ai.value("prefixlen", 32));
+        if (auto del = run_.Run({"ip", "addr", "del", with_prefix, "dev", kVxlanDevice});
+            !del.ok() && !IsMissing(del.status())) {
+          return del.status();
+        }
+      }
     }
   }
   subnet_ = subnet;
@@ -297,7 +377,13 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
   if (mode_ == NodeNetworkMode::kVxlan) {
     auto n = run_.Run({"ip", "neigh", "del", NodeAddressOf(subnet), "dev", kVxlanDevice});
     if (!ok(n)) return n.status();
-    if (known != nullptr) {
+    // Two nodes of one host (one that joined anew before the old one went down) share the
+    // host's MAC: its entry stays while another routed node uses it.
+    const bool shared =
+        known != nullptr && std::any_of(routed_.begin(), routed_.end(), [&](const auto& r) {
+          return r.first != subnet && r.second.advertise_addr() == known->advertise_addr();
+        });
+    if (known != nullptr && !shared) {
       auto f = run_.Run({"bridge", "fdb", "del", VxlanMacFor(known->advertise_addr()), "dev",
                          kVxlanDevice, "dst", known->advertise_addr(), "self"});
       if (!ok(f)) return f.status();
@@ -331,17 +417,61 @@ absl::Status NodeNetwork::RemoveStale(const std::map<std::string, v1::NodePeer>&
   return absl::OkStatus();
 }
 
+void NodeNetwork::Forget() {
+  routed_.clear();
+  swept_ = false;
+}
+
+absl::Status NodeNetwork::Check() {
+  if (!subnet_.empty()) {
+    auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto",
+                           absl::StrCat(kRouteProtocol)});
+    if (!local.ok()) return local.status();
+    bool present = false;
+    for (const nlohmann::json& r : ParseJson(*local)) present = present || RouteDst(r) == subnet_;
+    if (!present) {
+      spdlog::warn("network: the local route of {} was gone; adding it again", subnet_);
+      if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
+    }
+  }
+  auto routes =
+      run_.Run({"ip", "-j", "-4", "route", "show", "proto", absl::StrCat(kRouteProtocol)});
+  if (!routes.ok()) return routes.status();
+  std::set<std::string> present;
+  for (const nlohmann::json& r : ParseJson(*routes)) present.insert(RouteDst(r));
+  int lost = 0;
+  for (auto it = routed_.begin(); it != routed_.end();) {
+    if (present.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    spdlog::warn("network: the route to {} (node {}) was gone; routing it again", it->first,
+                 it->second.name());
+    it = routed_.erase(it);
+    ++lost;
+  }
+  return lost == 0 ? absl::OkStatus()
+                   : absl::DataLossError(absl::StrCat(lost, " routes to other nodes were gone"));
+}
+
 absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
                                    const std::string& self_id) {
   std::map<std::string, v1::NodePeer> wanted;
   for (const v1::NodePeer& p : peers) {
     if (p.node_id() == self_id || p.subnet() == subnet_) continue;
+    std::string why;
     if (p.network() != NodeNetworkModeName(mode_)) {
       // The modes do not interwork: a host-gw node cannot decapsulate VXLAN.
-      spdlog::warn(
-          "network: node {} uses network {}, this node {}: its tasks are not reachable "
-          "from here",
-          p.name(), p.network(), std::string(NodeNetworkModeName(mode_)));
+      why =
+          absl::StrCat("it uses network ", p.network(), ", this node ", NodeNetworkModeName(mode_));
+    } else if (!IsNodeSubnet(p.subnet()) || !IsIpv4(p.advertise_addr())) {
+      why = absl::StrCat("its subnet \"", p.subnet(), "\" or advertise address \"",
+                         p.advertise_addr(), "\" is not IPv4");
+    }
+    if (!why.empty()) {
+      if (warned_.insert(p.node_id() + why).second) {
+        spdlog::warn("network: node {} is not routed from here: {}", p.name(), why);
+      }
       continue;
     }
     wanted[p.subnet()] = p;

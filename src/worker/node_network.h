@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,12 @@ std::string VxlanMacFor(const std::string& addr);
 // .1 to .254; the node's DNS and, with vxlan, the tunnel's end use .0).
 std::string NodeAddressOf(const std::string& subnet);
 
+// Holds this network namespace's routed node network for the life of the process (an abstract
+// Unix socket, freed by the kernel when the process dies): the devices and routes are the
+// host's, so a second routed worker on the host would undo the first one's. Returns the socket;
+// FAILED_PRECONDITION when another process holds it.
+absl::StatusOr<int> ClaimHostNetwork();
+
 class NodeNetwork {
  public:
   // `advertise_addr`: this node's IPv4 address on the network between the nodes.
@@ -63,6 +70,15 @@ class NodeNetwork {
   // nodes no longer in the cluster. On an error the peers not done are tried again next call.
   absl::Status SetPeers(const std::vector<v1::NodePeer>& peers, const std::string& self_id);
 
+  // Forgets what it routed, so the next SetPeers routes every peer again and removes what is
+  // stale (after the node registered anew).
+  void Forget();
+
+  // Compares the kernel with what it routed (another program, an interface going down and up,
+  // may have removed routes): puts the node's local route back, and forgets the peers whose
+  // route is gone so the next SetPeers routes them again (DATA_LOSS says how many).
+  absl::Status Check();
+
   // The peers routed now, by subnet (tests, logs).
   const std::map<std::string, v1::NodePeer>& routed() const { return routed_; }
 
@@ -78,6 +94,8 @@ class NodeNetwork {
   std::string subnet_;
   bool swept_ = false;
   std::map<std::string, v1::NodePeer> routed_;
+  // Peers not routed and why, warned about once each.
+  std::set<std::string> warned_;
 };
 
 }  // namespace warren

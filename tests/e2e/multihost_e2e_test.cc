@@ -511,6 +511,54 @@ TEST_F(MultihostE2eTest, DeadHostsTasksMoveToTheOthersAndTrafficRecovers) {
             << failed_after << " failed\n";
 }
 
+// A worker that starts again keeps the network its adopted tasks use: h2's worker is killed
+// and started again under load through h1 (whose proxy sends a third of the requests to h2's
+// tasks over the tunnel); h2's tasks keep running and answering, and no request fails, also
+// while the new worker registers and routes again.
+TEST_F(MultihostE2eTest, AWorkerStartedAgainKeepsTheTrafficOfTheTasksItAdopts) {
+  StartCluster("vxlan");
+  const int port = FreePort();
+  ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HealthyByHost("web") == std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}};
+      },
+      seconds(60)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+  const std::string h1 = hosts_->UnderlayIp(1);
+  ASSERT_TRUE(ReachesEveryTask(0, h1, port, "web")) << Logs();
+  std::set<std::string> before;
+  for (const auto& t : HealthyTasks("web")) before.insert(t.value("id", ""));
+
+  Load load(port, nullptr, h1);
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > 50; }));
+  // h2's log (one file for both workers): how often it routed to `node`.
+  auto routed = [&](const std::string& node) {
+    const std::string log = workers_[2]->Log();
+    const std::string needle = "reaches node " + node + " ";
+    int n = 0;
+    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    return n;
+  };
+  const int routed_h1 = routed("h1"), routed_h3 = routed("h3");
+  workers_[2]->Kill(SIGKILL);
+  workers_[2] = &StartHostWorker(2, "vxlan", JoinToken());
+  // The new worker registered and routed to the others again.
+  ASSERT_TRUE(WaitFor([&] { return routed("h1") > routed_h1 && routed("h3") > routed_h3; }))
+      << workers_[2]->Log();
+  const int sent_at_restart = load.sent();
+  ASSERT_TRUE(WaitFor([&] { return load.sent() > sent_at_restart + 300; }));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.sent() << "; last error: " << load.last_error();
+  // The same six tasks, adopted, not replaced; all of them still answer through h1.
+  std::set<std::string> after;
+  for (const auto& t : HealthyTasks("web")) after.insert(t.value("id", ""));
+  EXPECT_EQ(after, before) << Cli({"service", "ps", "web"}).out;
+  EXPECT_TRUE(ReachesEveryTask(0, h1, port, "web")) << Logs();
+  std::cout << "[ info ] h2's worker started again under load through h1: " << load.sent()
+            << " requests, " << load.failed() << " failed\n";
+}
+
 // A rolling update of six replicas on three hosts, under load through host 2's published port
 // (whose proxy reaches the tasks of the other hosts through the tunnel): no request fails, and
 // the new version ends up on every host.

@@ -3,6 +3,8 @@
 // registration with a routed network against an in-process manager.
 #include "worker/node_network.h"
 
+#include <unistd.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -26,17 +28,22 @@ using ::testing::Not;
 using testing_util::CliClusterTest;
 using testing_util::WaitFor;
 
-// Records every command; answers the first rule whose prefix the command starts with (the
-// output, or an error), else succeeds with no output.
+// Records every command; answers with the rule of the longest prefix the command starts with
+// (the output, or an error), else succeeds with no output.
 class RecordingRunner : public CommandRunner {
  public:
   absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) override {
     const std::string line = absl::StrJoin(argv, " ");
     commands.push_back(line);
+    const absl::StatusOr<std::string>* best = nullptr;
+    size_t best_size = 0;
     for (const auto& [prefix, answer] : rules) {
-      if (absl::StartsWith(line, prefix)) return answer;
+      if (absl::StartsWith(line, prefix) && (best == nullptr || prefix.size() > best_size)) {
+        best = &answer;
+        best_size = prefix.size();
+      }
     }
-    return std::string();
+    return best != nullptr ? *best : std::string();
   }
   // The commands since the last call.
   std::vector<std::string> Take() {
@@ -85,12 +92,18 @@ TEST(NodeNetworkTest, VxlanCreatesItsDevicesMakesTheSubnetLocalAndRoutesEachPeer
                   "nolearning dev eth1",
                   "ip link set warren.vx address 02:57:c0:00:02:01", "ip link set warren.vx up"));
 
+  // The node's address goes on warren.vx before an earlier one comes off (never a flush: a
+  // device without an address loses every route through it).
+  run.rules["ip -j -4 addr show dev warren.vx"] =
+      std::string(R"([{"ifname":"warren.vx","addr_info":[{"local":"10.99.0.0","prefixlen":32},)"
+                  R"({"local":"10.99.9.0","prefixlen":32}]}])");
   ASSERT_TRUE(net.SetSubnet("10.99.0.0/24").ok());
   EXPECT_THAT(
       run.Take(),
       ElementsAre("ip -j -4 route show table local proto 87",
                   "ip route replace local 10.99.0.0/24 dev warren.lo table local proto 87",
-                  "ip -4 addr flush dev warren.vx", "ip addr replace 10.99.0.0/32 dev warren.vx"));
+                  "ip addr replace 10.99.0.0/32 dev warren.vx", "ip -j -4 addr show dev warren.vx",
+                  "ip addr del 10.99.9.0/32 dev warren.vx"));
 
   // The first call removes what an earlier worker left for a node that is gone (10.99.7.0/24
   // and its forwarding entry), then routes the peers; this node's own entry is skipped.
@@ -204,6 +217,8 @@ TEST(NodeNetworkTest, AVxlanDeviceOfAnotherAddressIsMadeAnewAndARightOneKept) {
   run.rules["ip -d -j link show dev warren.vx"] = std::string(
       R"([{"ifname":"warren.vx","address":"02:57:c0:00:02:01","linkinfo":{"info_kind":"vxlan",)"
       R"("info_data":{"id":1,"local":"192.0.2.1","port":4789}}}])");
+  run.rules["ip -j -4 addr show"] = std::string(
+      R"([{"ifname":"eth0","addr_info":[{"local":"192.0.2.1"},{"local":"192.0.2.9"}]}])");
   NodeNetwork kept(NodeNetworkMode::kVxlan, "192.0.2.1", run);
   ASSERT_TRUE(kept.Prepare().ok());
   EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("ip link add warren.vx"))));
@@ -212,6 +227,112 @@ TEST(NodeNetworkTest, AVxlanDeviceOfAnotherAddressIsMadeAnewAndARightOneKept) {
   const std::vector<std::string> cmds = run.Take();
   EXPECT_THAT(cmds, Contains("ip link del warren.vx"));
   EXPECT_THAT(cmds, Contains(HasSubstr("ip link add warren.vx type vxlan id 1 local 192.0.2.9")));
+}
+
+TEST(NodeNetworkTest, AnAdvertiseAddressOfNoDeviceOrAMissingIpIsAClearError) {
+  RecordingRunner run;
+  run.rules["ip -d -j link show dev warren.vx"] = absl::NotFoundError("Device does not exist");
+  run.rules["ip -j -4 addr show"] =
+      std::string(R"([{"ifname":"eth0","addr_info":[{"local":"192.0.2.1"}]}])");
+  NodeNetwork nat(NodeNetworkMode::kVxlan, "203.0.113.5", run);
+  absl::Status s = nat.Prepare();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("--network vxlan: --advertise-addr 203.0.113.5 is not an "
+                                     "address of this host"));
+  EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("ip link add warren.vx"))));
+
+  RecordingRunner none;
+  none.rules["ip"] = absl::UnavailableError(
+      "`ip -d -j link show dev warren.lo`: starting it: "
+      "No such file or directory");
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", none);
+  s = net.Prepare();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("--network host-gw needs iproute2 (the `ip` and `bridge` "
+                                     "commands)"));
+}
+
+TEST(NodeNetworkTest, WhatTheManagerSendsIsCheckedBeforeItReachesIp) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  for (const std::string bad : {"default", "0.0.0.0/0", "10.99.1.7/24", "10.99.0.0/16", ""}) {
+    absl::Status s = net.SetSubnet(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("is not an IPv4 /24")) << bad;
+  }
+  EXPECT_THAT(run.Take(), IsEmpty());
+  ASSERT_TRUE(net.SetPeers({Peer("x", "0.0.0.0/0", "192.0.2.2", "host-gw"),
+                            Peer("y", "10.99.5.0/24", "2001:db8::5", "host-gw"),
+                            Peer("z", "10.99.6.0/24", "192.0.2.6", "host-gw")},
+                           "self")
+                  .ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip -j -4 route show proto 87",
+                                      "ip route replace 10.99.6.0/24 via 192.0.2.6 proto 87"));
+}
+
+TEST(NodeNetworkTest, ASharedHostMacStaysWhileAnotherNodeUsesIt) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kVxlan, "192.0.2.1", run);
+  // The host 192.0.2.2 joined anew as node b2 before its old node b went down.
+  ASSERT_TRUE(net.SetPeers({Peer("b", "10.99.1.0/24", "192.0.2.2"),
+                            Peer("b2", "10.99.2.0/24", "192.0.2.2")},
+                           "self")
+                  .ok());
+  run.Take();
+  ASSERT_TRUE(net.SetPeers({Peer("b2", "10.99.2.0/24", "192.0.2.2")}, "self").ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip route del 10.99.1.0/24 proto 87",
+                                      "ip neigh del 10.99.1.0 dev warren.vx"));
+  ASSERT_TRUE(net.SetPeers({}, "self").ok());
+  EXPECT_THAT(run.Take(), Contains("bridge fdb del 02:57:c0:00:02:02 dev warren.vx dst 192.0.2.2 "
+                                   "self"));
+}
+
+TEST(NodeNetworkTest, ARouteTheKernelLostIsRoutedAgainAndForgetRoutesEverything) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  ASSERT_TRUE(net.SetSubnet("10.99.0.0/24").ok());
+  const std::vector<v1::NodePeer> peers = {Peer("b", "10.99.1.0/24", "192.0.2.2", "host-gw"),
+                                           Peer("c", "10.99.2.0/24", "192.0.2.3", "host-gw")};
+  ASSERT_TRUE(net.SetPeers(peers, "self").ok());
+  run.Take();
+  // eth0 went down and up: the kernel dropped the route to 10.99.2.0/24; the local route stays.
+  run.rules["ip -j -4 route show table local proto 87"] =
+      std::string(R"([{"dst":"10.99.0.0/24","type":"local"}])");
+  run.rules["ip -j -4 route show proto 87"] = std::string(R"([{"dst":"10.99.1.0/24"}])");
+  absl::Status s = net.Check();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("1 routes to other nodes were gone"));
+  run.Take();
+  ASSERT_TRUE(net.SetPeers(peers, "self").ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip route replace 10.99.2.0/24 via 192.0.2.3 proto 87"));
+  // All there: nothing to do.
+  run.rules["ip -j -4 route show proto 87"] =
+      std::string(R"([{"dst":"10.99.1.0/24"},{"dst":"10.99.2.0/24"}])");
+  EXPECT_TRUE(net.Check().ok());
+  // A lost local route is put back.
+  run.rules["ip -j -4 route show table local proto 87"] = std::string("[]");
+  EXPECT_TRUE(net.Check().ok());
+  EXPECT_THAT(run.Take(),
+              Contains("ip route replace local 10.99.0.0/24 dev warren.lo table local proto 87"));
+  // After Forget (the node registered anew) every peer is routed again.
+  net.Forget();
+  ASSERT_TRUE(net.SetPeers(peers, "self").ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip -j -4 route show proto 87",
+                                      "ip route replace 10.99.1.0/24 via 192.0.2.2 proto 87",
+                                      "ip route replace 10.99.2.0/24 via 192.0.2.3 proto 87"));
+}
+
+TEST(NodeNetworkTest, OneRoutedWorkerPerNetworkNamespace) {
+  absl::StatusOr<int> first = ClaimHostNetwork();
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<int> second = ClaimHostNetwork();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(),
+              HasSubstr("another worker with a routed --network runs on this host"));
+  close(*first);
+  absl::StatusOr<int> again = ClaimHostNetwork();
+  ASSERT_TRUE(again.ok()) << again.status();
+  close(*again);
 }
 
 v1::Node NodeOf(const std::string& id, const std::string& network, v1::NodeState state,
@@ -339,6 +460,18 @@ TEST_F(RoutedRegistrationTest, BadNetworkInputIsRefusedNamingTheFieldAndChangesN
   EXPECT_EQ(ranged.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ranged.status().message(),
               HasSubstr("address_range: \"127.72.0.0/16\" must be empty with network vxlan"));
+  grpc::ClientContext ctx;
+  v1::RegisterNodeRequest loopback;
+  loopback.set_name("a");
+  loopback.set_runtime("fake");
+  loopback.set_network("vxlan");
+  loopback.set_advertise_addr("127.0.0.1");
+  v1::Node ignored;
+  grpc::Status refused = dispatcher_->RegisterNode(&ctx, loopback, &ignored);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(),
+              HasSubstr("advertise_addr: network vxlan needs an IPv4 address the other nodes "
+                        "reach, not \"127.0.0.1\""));
   auto cri = Register("a", "host-gw", "", "cri");
   EXPECT_EQ(cri.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(cri.status().message(), HasSubstr("network: host-gw needs the process runtime"));
