@@ -278,8 +278,13 @@ absl::Status NodeNetwork::Prepare() {
       return absl::FailedPreconditionError(
           absl::StrCat("--network vxlan: creating ", kVxlanDevice, ": ", made.status().message()));
     }
-    if (auto set = run_.Run({"ip", "link", "set", kVxlanDevice, "address", mac}); !set.ok())
+    // No IPv6 link-local address: its neighbour discovery has nowhere to go on a non-learning
+    // overlay (the kernel counted each such packet as dropped).
+    if (auto set =
+            run_.Run({"ip", "link", "set", kVxlanDevice, "address", mac, "addrgenmode", "none"});
+        !set.ok()) {
       return set.status();
+    }
   }
   if (auto up = run_.Run({"ip", "link", "set", kVxlanDevice, "up"}); !up.ok()) return up.status();
   return absl::OkStatus();

@@ -242,6 +242,20 @@ class MultihostE2eTest : public E2eTest {
 
   std::unique_ptr<NetnsHosts> hosts_;
   std::map<int, Process*> workers_;
+
+  // `web`: six testapp replicas published on `port`, two per host, every one of them reached
+  // through host `via`'s published port.
+  void CreateSpreadWeb(int port, int via) {
+    ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return HealthyByHost("web") ==
+                 std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}};
+        },
+        seconds(60)))
+        << Cli({"service", "ps", "web"}).out << Logs();
+    ASSERT_TRUE(ReachesEveryTask(0, hosts_->UnderlayIp(via), port, "web")) << Logs();
+  }
   std::map<std::string, std::string> node_names_;  // node id -> name
 };
 
@@ -423,15 +437,8 @@ INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest, testing::Values("vxlan"
 TEST_F(MultihostE2eTest, DeadHostsTasksMoveToTheOthersAndTrafficRecovers) {
   StartCluster("vxlan", {"--node-timeout", "4s"});
   const int port = FreePort();
-  ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return HealthyByHost("web") == std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}};
-      },
-      seconds(60)))
-      << Cli({"service", "ps", "web"}).out << Logs();
+  ASSERT_NO_FATAL_FAILURE(CreateSpreadWeb(port, 1));
   const std::string h1 = hosts_->UnderlayIp(1);
-  ASSERT_TRUE(ReachesEveryTask(0, h1, port, "web")) << Logs();
   // Task id -> address and port, of h2's tasks.
   std::map<std::string, std::pair<std::string, int>> stale;
   for (const auto& t : HealthyTasks("web")) {
@@ -518,15 +525,8 @@ TEST_F(MultihostE2eTest, DeadHostsTasksMoveToTheOthersAndTrafficRecovers) {
 TEST_F(MultihostE2eTest, AWorkerStartedAgainKeepsTheTrafficOfTheTasksItAdopts) {
   StartCluster("vxlan");
   const int port = FreePort();
-  ASSERT_EQ(CreateTestapp("web", 6, {"--publish", std::to_string(port) + ":8080"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return HealthyByHost("web") == std::map<std::string, int>{{"h1", 2}, {"h2", 2}, {"h3", 2}};
-      },
-      seconds(60)))
-      << Cli({"service", "ps", "web"}).out << Logs();
+  ASSERT_NO_FATAL_FAILURE(CreateSpreadWeb(port, 1));
   const std::string h1 = hosts_->UnderlayIp(1);
-  ASSERT_TRUE(ReachesEveryTask(0, h1, port, "web")) << Logs();
   std::set<std::string> before;
   for (const auto& t : HealthyTasks("web")) before.insert(t.value("id", ""));
 
