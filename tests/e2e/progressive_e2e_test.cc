@@ -1,6 +1,7 @@
 // End-to-end blue/green and canary with real warren-testapp replicas under constant load
 // through the published port: zero failed requests for blue/green and its rollback, exact
 // canary traffic shares, and a bad canary pulled back automatically.
+#include "canary_weights.h"
 #include "e2e_fixture.h"
 #include "grpcpp/grpcpp.h"
 #include "warren/v1/api.grpc.pb.h"
@@ -173,36 +174,8 @@ TEST_F(ProgressiveE2eTest, BlueGreenPreviewAndManualPromote) {
 TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
   StartHybrid();
   CreateWeb(4);
-  const auto start = std::chrono::steady_clock::now();
-  auto ms = [&] {
-    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - start)
-                                .count());
-  };
-  // The weight timeline, polled from the manager every 10 ms.
-  std::mutex mu;
-  std::vector<std::pair<int, int>> changes;  // (ms, weight; -1 when not progressing)
-  std::atomic<bool> stop_poll{false};
-  std::thread poller([&] {
-    auto stub = v1::Control::NewStub(ApiChannel());
-    int last = -3;
-    while (!stop_poll && ms() < 120000) {
-      grpc::ClientContext ctx;
-      v1::RolloutRequest req;
-      req.set_name_or_id("web");
-      v1::Deployment d;
-      int w = -1;
-      if (stub->GetRollout(&ctx, req, &d).ok() && d.phase() == v1::DEPLOYMENT_PHASE_PROGRESSING) {
-        w = d.weight();
-      }
-      if (w != last) {
-        std::lock_guard<std::mutex> lock(mu);
-        changes.emplace_back(ms(), w);
-        last = w;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
+  WeightTimeline timeline(ApiChannel(), "web");
+  auto ms = [&] { return timeline.Ms(); };
   // Every answer is labelled with the millisecond it was sent in.
   Load load(publish_port_, ms);
   auto r = Cli({"service", "update", "web", "--env", "VERSION=v2", "--strategy", "canary",
@@ -210,24 +183,9 @@ TEST_F(ProgressiveE2eTest, CanaryTrafficSharesMatchTheWeights) {
                 "--scale-down-delay", "2s"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   load.Stop();
-  stop_poll = true;
-  poller.join();
+  timeline.Stop();
   EXPECT_EQ(load.failed(), 0) << load.last_error();
-  // Attribute each answer to the weight in force when it was sent, leaving out answers sent
-  // within 300 ms of a change (the data planes apply a change within milliseconds; the poll
-  // sees it within 10 ms).
-  std::map<int, std::pair<int, int>> by_weight;
-  for (const auto& [t, counts] : load.by_label()) {
-    int weight = -1;
-    bool near_change = false;
-    for (const auto& [at, w] : changes) {
-      if (std::abs(at - t) < 300) near_change = true;
-      if (at <= t) weight = w;
-    }
-    if (near_change || weight <= 0) continue;
-    by_weight[weight].first += counts.first;
-    by_weight[weight].second += counts.second;
-  }
+  std::map<int, std::pair<int, int>> by_weight = timeline.ByWeight(load.by_label());
   for (int w : {10, 25, 50}) {
     auto [v1, v2] = by_weight[w];
     ASSERT_GT(v1 + v2, 300) << "too few requests at weight " << w;
