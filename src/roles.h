@@ -128,9 +128,9 @@ struct WorkerOptions {
   std::string agent_addr = "127.0.0.1:0";
   // Loopback range task addresses come from (network "local").
   std::string address_range = "127.1.0.0/16";
-  // How task addresses reach other nodes: "local" (address_range, this host only), "host-gw"
-  // or "vxlan" (the node's subnet of the cluster CIDR, routed between the nodes;
-  // worker/node_network.h).
+  // How task addresses reach other nodes: "local" (address_range, this host only), "host-gw",
+  // "vxlan" or "wireguard" (`--encrypt`) (the node's subnet of the cluster CIDR, routed between
+  // the nodes; worker/node_network.h).
   std::string network = "local";
   // The address other nodes reach this node at, an IP literal; empty: the source address of
   // the host's default route, else 127.0.0.1 (common/advertise_addr.h).

@@ -126,6 +126,9 @@ struct ServerFlags {
   std::string node_timeout = "15s";
   // --address-range was given (it may not be with a routed --network).
   bool address_range_given = false;
+  // --encrypt, and whether --network was given (an explicit local does not go with it).
+  bool encrypt = false;
+  bool network_given = false;
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
@@ -367,6 +370,17 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
   }
   absl::StatusOr<NodeNetworkMode> network = ParseNodeNetworkMode("--network", f->worker.network);
   if (!network.ok()) return network.status();
+  if (f->encrypt) {
+    // WireGuard carries the node subnets itself: it takes the place of the overlay.
+    if (f->network_given && !IsRouted(*network)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--encrypt: not with --network ", f->worker.network,
+                       " (tasks of network local reach this host only; --encrypt routes the "
+                       "node's subnet through WireGuard tunnels, i.e. --network wireguard)"));
+    }
+    network = NodeNetworkMode::kWireguard;
+    f->worker.network = std::string(NodeNetworkModeName(*network));
+  }
   if (IsRouted(*network)) {
     if (f->address_range_given) {
       return absl::InvalidArgumentError(
@@ -1094,13 +1108,17 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                                                "Loopback CIDR for task addresses (--network local)")
                                   ->capture_default_str();
   AddAdvertiseAddrFlag(worker, &worker_flags.worker);
-  worker
-      ->add_option("--network", worker_flags.worker.network,
+  CLI::Option* worker_network =
+      worker->add_option("--network", worker_flags.worker.network,
                    "How task addresses reach other nodes: local (a loopback --address-range, "
                    "this host only), host-gw (the node's subnet, routed through each node's "
-                   "advertise address; nodes on one L2 network) or vxlan (the node's subnet "
-                   "over a VXLAN overlay, UDP 4789); host-gw and vxlan need root")
+                   "advertise address; nodes on one L2 network), vxlan (the node's subnet "
+                   "over a VXLAN overlay, UDP 4789) or wireguard (the same over encrypted "
+                   "WireGuard tunnels, UDP 51820; also --encrypt); all but local need root")
       ->capture_default_str();
+  worker->add_flag("--encrypt", worker_flags.encrypt,
+                   "Encrypt task traffic between nodes with WireGuard (the kernel's, else "
+                   "wireguard-go): --network wireguard");
   worker->add_option("--label", worker_flags.labels, "Node label K=V (repeatable)");
   worker
       ->add_option("--token", worker_flags.worker.join_token,
@@ -1129,6 +1147,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   worker->callback([&] {
     action = [&] {
       worker_flags.address_range_given = worker_range->count() > 0;
+      worker_flags.network_given = worker_network->count() > 0;
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
       if (absl::Status s = FinishDnsFlags(worker_flags.dns_ttl, &worker_flags.worker.dns); !s.ok())
         return UsageError(ctx, s);

@@ -78,10 +78,12 @@ absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
   if (text.empty() || text == "local") return NodeNetworkMode::kLocal;
   if (text == "host-gw") return NodeNetworkMode::kHostGw;
   if (text == "vxlan") return NodeNetworkMode::kVxlan;
+  if (text == "wireguard") return NodeNetworkMode::kWireguard;
   return absl::InvalidArgumentError(absl::StrCat(
       field, ": \"", text,
       "\" is not a network mode; use local (task addresses of this host only), host-gw (routes "
-      "between nodes on one L2 network) or vxlan (an overlay between the nodes)"));
+      "between nodes on one L2 network), vxlan (an overlay between the nodes) or wireguard (an "
+      "encrypted overlay, also `--encrypt`)"));
 }
 
 absl::string_view NodeNetworkModeName(NodeNetworkMode mode) {
@@ -92,6 +94,8 @@ absl::string_view NodeNetworkModeName(NodeNetworkMode mode) {
       return "host-gw";
     case NodeNetworkMode::kVxlan:
       return "vxlan";
+    case NodeNetworkMode::kWireguard:
+      return "wireguard";
   }
   return "local";
 }

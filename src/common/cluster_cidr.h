@@ -25,12 +25,17 @@ enum class NodeNetworkMode {
   kHostGw,
   // The node's subnet, routed through a VXLAN overlay between the advertise addresses.
   kVxlan,
+  // The node's subnet, routed through WireGuard tunnels between the advertise addresses
+  // (`worker --encrypt`): nothing of a task's traffic crosses the network between nodes in clear.
+  kWireguard,
 };
-// "local" (also ""), "host-gw" or "vxlan"; INVALID_ARGUMENT naming `field` and what is allowed.
+// "local" (also ""), "host-gw", "vxlan" or "wireguard"; INVALID_ARGUMENT naming `field` and what
+// is allowed.
 absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
                                                      absl::string_view text);
 absl::string_view NodeNetworkModeName(NodeNetworkMode mode);
-// host-gw and vxlan: task addresses come from the node's subnet and are routed between nodes.
+// host-gw, vxlan and wireguard: task addresses come from the node's subnet and are routed
+// between nodes.
 inline bool IsRouted(NodeNetworkMode mode) { return mode != NodeNetworkMode::kLocal; }
 
 class ClusterCidr {

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/advertise_addr.h"
@@ -143,6 +144,27 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
                                      "nodes reach, not \"",
                                      req->advertise_addr(), "\""));
   }
+  // The other nodes encrypt to this key: a wireguard node without a valid one is unreachable.
+  std::string wg_key;
+  if (*mode == NodeNetworkMode::kWireguard) {
+    std::string raw;
+    if (!absl::Base64Unescape(req->wireguard_public_key(), &raw) || raw.size() != 32 ||
+        req->wireguard_public_key().size() != 44) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("wireguard_public_key: network wireguard needs the node's "
+                                       "WireGuard public key, base64 of 32 bytes (44 characters), "
+                                       "not \"",
+                                       req->wireguard_public_key(), "\""));
+    }
+    wg_key = req->wireguard_public_key();
+  } else if (!req->wireguard_public_key().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("wireguard_public_key: only with network wireguard (this node "
+                                     "registers with network ",
+                                     network, ")"));
+  }
+  absl::StatusOr<ClusterCidr> cidr = StoredClusterCidr(store_);
+  if (!cidr.ok()) return ToGrpc(cidr.status());
   // A node certificate fixes who registers: the node id is its CN and the role its OU. Admins
   // (and plaintext mode) register by name as before.
   const std::optional<security::CertificateIdentity>& cert = *peer;
@@ -213,6 +235,8 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         node.set_agent_addr(req->agent_addr());
         node.set_address_range(req->address_range());
         node.set_network(network);
+        node.set_wireguard_public_key(wg_key);
+        node.set_cluster_cidr(cidr->ToString());
         node.set_runtime(runtime);
         node.set_message("");
         if (!advertise.empty()) node.set_advertise_addr(advertise);

@@ -203,13 +203,16 @@ std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes) {
   for (const v1::Node& n : nodes) {
     if (n.state() != v1::NODE_STATE_READY || n.subnet().empty() || n.advertise_addr().empty())
       continue;
-    if (n.network() != "host-gw" && n.network() != "vxlan") continue;
+    if (n.network() != "host-gw" && n.network() != "vxlan" && n.network() != "wireguard") continue;
+    // Nothing can be encrypted to a node without a key (a node stored before the field).
+    if (n.network() == "wireguard" && n.wireguard_public_key().empty()) continue;
     v1::NodePeer& p = peers.emplace_back();
     p.set_node_id(n.id());
     p.set_name(n.name());
     p.set_subnet(n.subnet());
     p.set_advertise_addr(n.advertise_addr());
     p.set_network(n.network());
+    p.set_wireguard_public_key(n.wireguard_public_key());
   }
   std::sort(peers.begin(), peers.end(), [](const v1::NodePeer& a, const v1::NodePeer& b) {
     return a.subnet() != b.subnet() ? a.subnet() < b.subnet() : a.node_id() < b.node_id();

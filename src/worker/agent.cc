@@ -251,7 +251,8 @@ absl::Status WorkerAgent::Start() {
     }
     network_claim_ = *claim;
     commands_ = MakeSystemCommandRunner();
-    network_ = std::make_unique<NodeNetwork>(network_mode_, advertise_addr_, *commands_);
+    network_ = std::make_unique<NodeNetwork>(network_mode_, advertise_addr_, *commands_,
+                                             options_.data_dir);
     absl::MutexLock lock(&net_mu_);
     if (absl::Status s = network_->Prepare(); !s.ok()) return s;
   } else {
@@ -498,6 +499,10 @@ absl::Status WorkerAgent::Register() {
     req.set_address_range(options_.address_range);
   }
   req.set_network(std::string(NodeNetworkModeName(network_mode_)));
+  if (network_mode_ == NodeNetworkMode::kWireguard) {
+    absl::MutexLock lock(&net_mu_);
+    req.set_wireguard_public_key(network_->wireguard_public_key());
+  }
   req.set_runtime(driver_->Name());
   req.set_advertise_addr(advertise_addr_);
   grpc::ClientContext ctx;

@@ -162,7 +162,7 @@ class WorkerAgent {
   // Where the agent listens: --agent-addr, or the advertise address on a routed network.
   std::string agent_listen_;
   std::string advertise_addr_;
-  // A routed network (--network host-gw|vxlan): the node's subnet and routes to the other
+  // A routed network (--network host-gw|vxlan|wireguard): the node's subnet and routes to the other
   // nodes' (null with network local). Used by the registration, then by RoutesLoop only.
   NodeNetworkMode network_mode_ = NodeNetworkMode::kLocal;
   std::unique_ptr<CommandRunner> commands_;

@@ -14,7 +14,9 @@
 #include <cstddef>
 #include <cstring>
 #include <set>
+#include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "common/processes.h"
 #include "nlohmann/json.hpp"
+#include "openssl/evp.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;
@@ -36,7 +39,41 @@ constexpr absl::Duration kCommandTimeout = absl::Seconds(10);
 
 class SystemCommandRunner final : public CommandRunner {
  public:
+  absl::Status StartDaemon(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env,
+                           const std::string& log_path) override {
+    ReapDaemons();
+    const std::string shown = absl::StrJoin(argv, " ");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // Its own session: a Ctrl-C to the worker's process group does not reach it.
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+    std::vector<std::string> environment;
+    for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
+    environment.insert(environment.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (std::string& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = 0;
+    const int spawned = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (spawned != 0) return Failed(shown, "starting it", spawned);
+    daemons_.push_back(pid);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) override {
+    ReapDaemons();
     const std::string shown = absl::StrJoin(argv, " ");
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0) return Failed(shown, "pipe", errno);
@@ -116,6 +153,17 @@ class SystemCommandRunner final : public CommandRunner {
   }
 
  private:
+  // Daemons this process started that ended (a wireguard-go that died) are reaped here, not
+  // left as zombies; one that runs on is never waited for.
+  void ReapDaemons() {
+    std::erase_if(daemons_, [](pid_t pid) {
+      int status = 0;
+      return waitpid(pid, &status, WNOHANG) != 0;
+    });
+  }
+
+  std::vector<pid_t> daemons_;
+
   static absl::Status Failed(const std::string& shown, const char* what, int err) {
     return absl::UnavailableError(absl::StrCat("`", shown, "`: ", what, ": ", ErrnoText(err)));
   }
@@ -200,6 +248,61 @@ std::string NodeAddressOf(const std::string& subnet) {
   return parts.empty() ? "" : parts[0];
 }
 
+bool IsWireguardKey(const std::string& text) {
+  std::string raw;
+  return text.size() == 44 && absl::Base64Unescape(text, &raw) && raw.size() == 32;
+}
+
+absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path) {
+  std::string raw;
+  absl::StatusOr<std::string> stored = ReadWholeFile(path, 4096);
+  if (stored.ok()) {
+    const std::string text(absl::StripAsciiWhitespace(*stored));
+    if (!IsWireguardKey(text) || !absl::Base64Unescape(text, &raw)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` "
+                       "writes it); remove it to have a new key made"));
+    }
+  } else if (absl::IsNotFound(stored.status())) {
+    EVP_PKEY* made = nullptr;
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr);
+    const bool generated = ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 &&
+                           EVP_PKEY_keygen(ctx, &made) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    raw.resize(32);
+    size_t len = raw.size();
+    const bool got = generated && EVP_PKEY_get_raw_private_key(
+                                      made, reinterpret_cast<unsigned char*>(raw.data()), &len) == 1;
+    EVP_PKEY_free(made);
+    if (!got || len != 32) return absl::InternalError("making a WireGuard key (X25519) failed");
+    // Written aside and renamed: a worker killed meanwhile leaves no half key.
+    const std::string tmp = path + ".tmp";
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat(tmp, ": ", ErrnoText(errno)));
+    const std::string text = absl::StrCat(absl::Base64Escape(raw), "\n");
+    const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const int err = errno;
+    close(fd);
+    if (!written || rename(tmp.c_str(), path.c_str()) != 0) {
+      unlink(tmp.c_str());
+      return absl::UnavailableError(absl::StrCat(path, ": ", ErrnoText(written ? errno : err)));
+    }
+    spdlog::info("network: made this node's WireGuard key ({})", path);
+  } else {
+    return stored.status();
+  }
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_X25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  std::string pub(32, '\0');
+  size_t len = pub.size();
+  const bool derived =
+      key != nullptr &&
+      EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(pub.data()), &len) == 1;
+  EVP_PKEY_free(key);
+  if (!derived || len != 32) return absl::InternalError("deriving the WireGuard public key failed");
+  return absl::Base64Escape(pub);
+}
+
 absl::Status NodeNetwork::Prepare() {
   in_addr a{};
   if (inet_pton(AF_INET, advertise_addr_.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) == 127) {
@@ -230,10 +333,44 @@ absl::Status NodeNetwork::Prepare() {
     }
   }
   if (auto up = run_.Run({"ip", "link", "set", kLocalDevice, "up"}); !up.ok()) return up.status();
-  if (mode_ != NodeNetworkMode::kVxlan) return absl::OkStatus();
+  if (mode_ == NodeNetworkMode::kVxlan) return PrepareVxlan();
+  if (mode_ == NodeNetworkMode::kWireguard) return PrepareWireguard();
+  return absl::OkStatus();
+}
 
+const char* NodeNetwork::OverlayDevice() const {
+  switch (mode_) {
+    case NodeNetworkMode::kVxlan:
+      return kVxlanDevice;
+    case NodeNetworkMode::kWireguard:
+      return kWireguardDevice;
+    default:
+      return "";
+  }
+}
+
+absl::Status NodeNetwork::FindUnderlay(std::string* dev, int* mtu) {
+  // The tunnel runs over the device that holds the advertise address. An address of no device
+  // here (a NAT's public address) cannot be the tunnel's end.
+  absl::StatusOr<std::string> addrs = run_.Run({"ip", "-j", "-4", "addr", "show"});
+  if (!addrs.ok()) return addrs.status();
+  for (const nlohmann::json& l : ParseJson(*addrs)) {
+    for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
+      if (Str(ai, "local") != advertise_addr_) continue;
+      *dev = Str(l, "ifname");
+      *mtu = l.value("mtu", 1500);
+    }
+  }
+  if (!dev->empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--network ", NodeNetworkModeName(mode_), ": --advertise-addr ", advertise_addr_,
+      " is not an address of this host (`ip -4 addr` lists no device with it); give the "
+      "address of this host's interface that the other nodes reach"));
+}
+
+absl::Status NodeNetwork::PrepareVxlan() {
   const std::string mac = VxlanMacFor(advertise_addr_);
-  absl::StatusOr<std::string> shown = link(kVxlanDevice);
+  absl::StatusOr<std::string> shown = run_.Run({"ip", "-d", "-j", "link", "show", "dev", kVxlanDevice});
   bool keep = false;
   if (shown.ok()) {
     nlohmann::json links = ParseJson(*shown);
@@ -252,23 +389,10 @@ absl::Status NodeNetwork::Prepare() {
     }
   }
   if (!keep) {
-    // Over the device that holds the advertise address, so the kernel sizes the MTU for the
-    // 50 bytes of encapsulation. An address of no device here (a NAT's public address) cannot
-    // be the tunnel's end.
+    // The kernel sizes the MTU for the 50 bytes of encapsulation from the underlay device.
     std::string dev;
-    absl::StatusOr<std::string> addrs = run_.Run({"ip", "-j", "-4", "addr", "show"});
-    if (!addrs.ok()) return addrs.status();
-    for (const nlohmann::json& l : ParseJson(*addrs)) {
-      for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
-        if (Str(ai, "local") == advertise_addr_) dev = Str(l, "ifname");
-      }
-    }
-    if (dev.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--network vxlan: --advertise-addr ", advertise_addr_,
-          " is not an address of this host (`ip -4 addr` lists no device with it); give the "
-          "address of this host's interface that the other nodes reach"));
-    }
+    int mtu = 0;
+    if (absl::Status s = FindUnderlay(&dev, &mtu); !s.ok()) return s;
     const std::vector<std::string> add = {
         "ip",         "link",          "add",     kVxlanDevice,
         "type",       "vxlan",         "id",      absl::StrCat(kVxlanId),
@@ -288,6 +412,127 @@ absl::Status NodeNetwork::Prepare() {
   }
   if (auto up = run_.Run({"ip", "link", "set", kVxlanDevice, "up"}); !up.ok()) return up.status();
   return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::PrepareWireguard() {
+  if (data_dir_.empty()) {
+    return absl::FailedPreconditionError("--network wireguard needs a data dir for its key");
+  }
+  const std::string key_path = absl::StrCat(data_dir_, "/", kWireguardKeyFile);
+  absl::StatusOr<std::string> pub = LoadOrCreateWireguardKey(key_path);
+  if (!pub.ok()) return pub.status();
+  public_key_ = *pub;
+  std::string dev;
+  int mtu = 0;
+  if (absl::Status s = FindUnderlay(&dev, &mtu); !s.ok()) return s;
+
+  std::string kind;
+  if (auto shown = run_.Run({"ip", "-d", "-j", "link", "show", "dev", kWireguardDevice});
+      shown.ok()) {
+    nlohmann::json links = ParseJson(*shown);
+    if (!links.empty()) {
+      kind = Str(links[0].value("linkinfo", nlohmann::json::object()), "info_kind");
+      if (kind != "wireguard" && kind != "tun") {
+        spdlog::info("network: {} is a {} device, not WireGuard; making it anew", kWireguardDevice,
+                     kind);
+        if (auto del = run_.Run({"ip", "link", "del", kWireguardDevice}); !del.ok()) {
+          return del.status();
+        }
+        kind.clear();
+      }
+    }
+  }
+  if (kind.empty()) {
+    absl::StatusOr<std::string> made =
+        run_.Run({"ip", "link", "add", kWireguardDevice, "type", "wireguard"});
+    if (made.ok()) {
+      kind = "wireguard";
+    } else if (absl::StrContains(made.status().message(), "Unknown device type") ||
+               absl::StrContains(made.status().message(), "not supported")) {
+      // No WireGuard in this kernel: wireguard-go on a TUN device that outlives it, so the
+      // node's address and routes stay when it is started again.
+      spdlog::info("network: this kernel has no WireGuard; using wireguard-go");
+      if (auto tun = run_.Run({"ip", "tuntap", "add", "dev", kWireguardDevice, "mode", "tun"});
+          !tun.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--network wireguard: creating the TUN device ", kWireguardDevice,
+            " (needs root and /dev/net/tun): ", tun.status().message()));
+      }
+      kind = "tun";
+    } else {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--network wireguard needs root (CAP_NET_ADMIN) to create the device ",
+                       kWireguardDevice, ": ", made.status().message()));
+    }
+  }
+  if (kind == "tun" && !WireguardPeers().ok()) {
+    if (absl::Status s = StartWireguardGo(); !s.ok()) return s;
+  }
+  // The same key again leaves the tunnels' sessions alone (an adopted device).
+  if (auto set = run_.Run({"wg", "set", kWireguardDevice, "private-key", key_path, "listen-port",
+                           absl::StrCat(kWireguardPort)});
+      !set.ok()) {
+    if (CouldNotStart(set.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--network wireguard needs wireguard-tools (the `wg` command): ", set.status().message()));
+    }
+    return set.status();
+  }
+  if (auto up = run_.Run({"ip", "link", "set", kWireguardDevice, "mtu",
+                          absl::StrCat(mtu - kWireguardOverhead), "up"});
+      !up.ok()) {
+    return up.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::StartWireguardGo() {
+  const std::string log = absl::StrCat(data_dir_, "/", kWireguardLogFile);
+  // In the foreground of a session of its own: it stays when the worker stops (the tunnels of
+  // the adopted tasks go on) and the next worker finds it through `wg`.
+  absl::Status started =
+      run_.StartDaemon({"wireguard-go", "-f", kWireguardDevice},
+                       {"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, log);
+  if (!started.ok()) {
+    if (CouldNotStart(started)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--network wireguard: this kernel has no WireGuard and wireguard-go is not installed "
+          "(apt-get install wireguard-go): ",
+          started.message()));
+    }
+    return started;
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  absl::StatusOr<std::set<std::string>> up = WireguardPeers();
+  while (!up.ok() && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    up = WireguardPeers();
+  }
+  if (!up.ok()) {
+    return absl::UnavailableError(absl::StrCat("wireguard-go did not answer on ",
+                                               kWireguardDevice, " within 5 s (its log: ", log,
+                                               "): ", up.status().message()));
+  }
+  spdlog::info("network: wireguard-go runs {} (log {})", kWireguardDevice, log);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::set<std::string>> NodeNetwork::WireguardPeers() {
+  absl::StatusOr<std::string> dump = run_.Run({"wg", "show", kWireguardDevice, "dump"});
+  if (!dump.ok()) return dump.status();
+  // Line 1 is the device (private key, public key, port, fwmark); then one line per peer,
+  // its public key first.
+  std::set<std::string> keys;
+  bool first = true;
+  for (absl::string_view line : absl::StrSplit(*dump, '\n', absl::SkipEmpty())) {
+    if (first) {
+      first = false;
+      continue;
+    }
+    std::vector<absl::string_view> fields = absl::StrSplit(line, '\t');
+    if (!fields.empty() && !fields[0].empty()) keys.insert(std::string(fields[0]));
+  }
+  return keys;
 }
 
 absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
@@ -316,25 +561,25 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
       !r.ok()) {
     return r.status();
   }
-  if (mode_ == NodeNetworkMode::kVxlan) {
+  if (const std::string overlay = OverlayDevice(); !overlay.empty()) {
     // The tunnel's end: packets this host sends into the overlay leave from it, so the answers
-    // come back through the overlay. The new address goes on before another comes off: a
-    // device left without an address loses every route and neighbour through it.
+    // come back through the overlay (and WireGuard's peers accept them: the source is in this
+    // node's subnet). The new address goes on before another comes off: a device left without
+    // an address loses every route and neighbour through it.
     const std::string mine = NodeAddressOf(subnet);
-    if (auto r =
-            run_.Run({"ip", "addr", "replace", absl::StrCat(mine, "/32"), "dev", kVxlanDevice});
+    if (auto r = run_.Run({"ip", "addr", "replace", absl::StrCat(mine, "/32"), "dev", overlay});
         !r.ok()) {
       return r.status();
     }
     absl::StatusOr<std::string> held =
-        run_.Run({"ip", "-j", "-4", "addr", "show", "dev", kVxlanDevice});
+        run_.Run({"ip", "-j", "-4", "addr", "show", "dev", overlay});
     if (!held.ok()) return held.status();
     for (const nlohmann::json& l : ParseJson(*held)) {
       for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
         const std::string other = Str(ai, "local");
         if (other.empty() || other == mine) continue;
         const std::string with_prefix = absl::StrCat(other, "/", ai.value("prefixlen", 32));
-        if (auto del = run_.Run({"ip", "addr", "del", with_prefix, "dev", kVxlanDevice});
+        if (auto del = run_.Run({"ip", "addr", "del", with_prefix, "dev", overlay});
             !del.ok() && !IsMissing(del.status())) {
           return del.status();
         }
@@ -345,8 +590,33 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
   return absl::OkStatus();
 }
 
+std::string NodeNetwork::AllowedIps(const std::string& key, const std::string& plus,
+                                    const std::string& minus) const {
+  // A node that joined anew from the same data dir (the old one not yet gone) has the same key:
+  // the one peer then carries both subnets.
+  std::set<std::string> subnets;
+  for (const auto& [subnet, p] : routed_) {
+    if (p.wireguard_public_key() == key) subnets.insert(subnet);
+  }
+  if (!plus.empty()) subnets.insert(plus);
+  subnets.erase(minus);
+  return absl::StrJoin(subnets, ",");
+}
+
 absl::Status NodeNetwork::Route(const v1::NodePeer& peer) {
   const std::string proto = absl::StrCat(kRouteProtocol);
+  if (mode_ == NodeNetworkMode::kWireguard) {
+    const std::string& key = peer.wireguard_public_key();
+    if (auto r = run_.Run({"wg", "set", kWireguardDevice, "peer", key, "endpoint",
+                           absl::StrCat(peer.advertise_addr(), ":", kWireguardPort),
+                           "allowed-ips", AllowedIps(key, peer.subnet(), "")});
+        !r.ok()) {
+      return r.status();
+    }
+    return run_
+        .Run({"ip", "route", "replace", peer.subnet(), "dev", kWireguardDevice, "proto", proto})
+        .status();
+  }
   if (mode_ == NodeNetworkMode::kHostGw) {
     return run_
         .Run(
@@ -379,6 +649,14 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
   auto ok = [](const absl::StatusOr<std::string>& r) { return r.ok() || IsMissing(r.status()); };
   auto del = run_.Run({"ip", "route", "del", subnet, "proto", absl::StrCat(kRouteProtocol)});
   if (!ok(del)) return del.status();
+  if (mode_ == NodeNetworkMode::kWireguard && known != nullptr) {
+    const std::string& key = known->wireguard_public_key();
+    const std::string rest = AllowedIps(key, "", subnet);
+    auto w = rest.empty() ? run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"})
+                          : run_.Run({"wg", "set", kWireguardDevice, "peer", key, "allowed-ips",
+                                      rest});
+    if (!ok(w)) return w.status();
+  }
   if (mode_ == NodeNetworkMode::kVxlan) {
     auto n = run_.Run({"ip", "neigh", "del", NodeAddressOf(subnet), "dev", kVxlanDevice});
     if (!ok(n)) return n.status();
@@ -407,6 +685,19 @@ absl::Status NodeNetwork::RemoveStale(const std::map<std::string, v1::NodePeer>&
     spdlog::info("network: removing the route to {} (a node no longer in the cluster)", dst);
     if (auto s = Unroute(dst, nullptr); !s.ok()) return s;
   }
+  if (mode_ == NodeNetworkMode::kWireguard) {
+    std::set<std::string> keys;
+    for (const auto& [subnet, p] : wanted) keys.insert(p.wireguard_public_key());
+    absl::StatusOr<std::set<std::string>> have = WireguardPeers();
+    if (!have.ok()) return have.status();
+    for (const std::string& key : *have) {
+      if (keys.contains(key)) continue;
+      spdlog::info("network: removing WireGuard peer {} (a node no longer in the cluster)", key);
+      auto w = run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"});
+      if (!w.ok() && !IsMissing(w.status())) return w.status();
+    }
+    return absl::OkStatus();
+  }
   if (mode_ != NodeNetworkMode::kVxlan) return absl::OkStatus();
   std::set<std::string> macs;
   for (const auto& [subnet, p] : wanted) macs.insert(VxlanMacFor(p.advertise_addr()));
@@ -428,6 +719,21 @@ void NodeNetwork::Forget() {
 }
 
 absl::Status NodeNetwork::Check() {
+  std::set<std::string> wg_peers;
+  if (mode_ == NodeNetworkMode::kWireguard) {
+    absl::StatusOr<std::set<std::string>> have = WireguardPeers();
+    if (!have.ok()) {
+      // wireguard-go died (or the device was deleted): its peers went with it.
+      spdlog::warn("network: WireGuard on {} does not answer ({}); setting it up again",
+                   kWireguardDevice, have.status().message());
+      if (absl::Status s = PrepareWireguard(); !s.ok()) return s;
+      if (!subnet_.empty()) {
+        if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
+      }
+    } else {
+      wg_peers = std::move(*have);
+    }
+  }
   if (!subnet_.empty()) {
     auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto",
                            absl::StrCat(kRouteProtocol)});
@@ -446,12 +752,14 @@ absl::Status NodeNetwork::Check() {
   for (const nlohmann::json& r : ParseJson(*routes)) present.insert(RouteDst(r));
   int lost = 0;
   for (auto it = routed_.begin(); it != routed_.end();) {
-    if (present.contains(it->first)) {
+    const bool tunnel = mode_ != NodeNetworkMode::kWireguard ||
+                        wg_peers.contains(it->second.wireguard_public_key());
+    if (present.contains(it->first) && tunnel) {
       ++it;
       continue;
     }
-    spdlog::warn("network: the route to {} (node {}) was gone; routing it again", it->first,
-                 it->second.name());
+    spdlog::warn("network: the {} to {} (node {}) was gone; routing it again",
+                 tunnel ? "route" : "WireGuard peer", it->first, it->second.name());
     it = routed_.erase(it);
     ++lost;
   }
@@ -472,6 +780,10 @@ absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
     } else if (!IsNodeSubnet(p.subnet()) || !IsIpv4(p.advertise_addr())) {
       why = absl::StrCat("its subnet \"", p.subnet(), "\" or advertise address \"",
                          p.advertise_addr(), "\" is not IPv4");
+    } else if (mode_ == NodeNetworkMode::kWireguard &&
+               !IsWireguardKey(p.wireguard_public_key())) {
+      why = absl::StrCat("its WireGuard public key \"", p.wireguard_public_key(),
+                         "\" is not base64 of 32 bytes");
     }
     if (!why.empty()) {
       if (warned_.insert(p.node_id() + why).second) {
@@ -488,7 +800,8 @@ absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
   absl::Status first_error;
   for (auto it = routed_.begin(); it != routed_.end();) {
     auto w = wanted.find(it->first);
-    if (w != wanted.end() && w->second.advertise_addr() == it->second.advertise_addr()) {
+    if (w != wanted.end() && w->second.advertise_addr() == it->second.advertise_addr() &&
+        w->second.wireguard_public_key() == it->second.wireguard_public_key()) {
       ++it;
       continue;
     }

@@ -1,7 +1,7 @@
 #ifndef WARREN_WORKER_NODE_NETWORK_H_
 #define WARREN_WORKER_NODE_NETWORK_H_
 
-// The host side of a routed node network (`worker --network host-gw|vxlan`, issue 13,
+// The host side of a routed node network (`worker --network host-gw|vxlan|wireguard`, issue 13,
 // docs/networking.md): the node's subnet made local on a device of its own, and a route to
 // every other node's subnet. The kernel is programmed with iproute2 (`ip`, `bridge`) through a
 // small interface, so tests see every command and the worker stays readable with `ip route`.
@@ -26,6 +26,12 @@ class CommandRunner {
  public:
   virtual ~CommandRunner() = default;
   virtual absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) = 0;
+  // Starts a long-running program (wireguard-go) in a session of its own, with `env` ("K=V")
+  // added to the environment, standard input /dev/null and its output appended to `log_path`.
+  // It outlives the caller; returns once it started, not once it is ready.
+  virtual absl::Status StartDaemon(const std::vector<std::string>& argv,
+                                   const std::vector<std::string>& env,
+                                   const std::string& log_path) = 0;
 };
 std::unique_ptr<CommandRunner> MakeSystemCommandRunner();
 
@@ -35,6 +41,21 @@ inline constexpr char kVxlanDevice[] = "warren.vx";  // the overlay's end on thi
 inline constexpr int kVxlanId = 1;
 inline constexpr int kVxlanPort = 4789;    // IANA's VXLAN port, UDP
 inline constexpr int kRouteProtocol = 87;  // marks Warren's routes ("proto 87")
+inline constexpr char kWireguardDevice[] = "warren.wg";  // the encrypted tunnels' end
+inline constexpr int kWireguardPort = 51820;             // WireGuard's usual port, UDP
+// What WireGuard adds to a packet at most (IPv6 outer header 40, UDP 8, WireGuard 32).
+inline constexpr int kWireguardOverhead = 80;
+// In the worker's data dir: the node's WireGuard private key (base64, mode 0600) and the log
+// of the wireguard-go it started.
+inline constexpr char kWireguardKeyFile[] = "wireguard.key";
+inline constexpr char kWireguardLogFile[] = "wireguard-go.log";
+
+// The WireGuard public key (base64) of the private key in `path`; creates the file with a new
+// key (X25519, OpenSSL) when it is missing. The key stays with the data dir, so a worker started
+// again keeps its identity on the tunnels.
+absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path);
+// A WireGuard key as `wg` writes it: base64 of 32 bytes.
+bool IsWireguardKey(const std::string& text);
 
 // The overlay MAC of the node with IPv4 advertise address `addr`: 02:57 and the address's four
 // bytes (locally administered, unicast), so no MAC needs to be exchanged between nodes.
@@ -51,14 +72,24 @@ absl::StatusOr<int> ClaimHostNetwork();
 
 class NodeNetwork {
  public:
-  // `advertise_addr`: this node's IPv4 address on the network between the nodes.
-  NodeNetwork(NodeNetworkMode mode, std::string advertise_addr, CommandRunner& run)
-      : mode_(mode), advertise_addr_(std::move(advertise_addr)), run_(run) {}
+  // `advertise_addr`: this node's IPv4 address on the network between the nodes. `data_dir`:
+  // where the WireGuard key and wireguard-go's log are (network wireguard).
+  NodeNetwork(NodeNetworkMode mode, std::string advertise_addr, CommandRunner& run,
+              std::string data_dir = "")
+      : mode_(mode),
+        advertise_addr_(std::move(advertise_addr)),
+        run_(run),
+        data_dir_(std::move(data_dir)) {}
 
   // Creates the devices when missing; keeps them when they are right, so a worker started again
   // does not cut the traffic of the tasks it adopts. FAILED_PRECONDITION (saying what is needed)
-  // without the rights to change links.
+  // without the rights to change links. With network wireguard: loads or creates the key, and
+  // uses the kernel's WireGuard, else starts wireguard-go on a persistent TUN device (left
+  // running when the worker stops, adopted by the next one; its routes survive its restart).
   absl::Status Prepare();
+
+  // This node's WireGuard public key (after Prepare, network wireguard).
+  const std::string& wireguard_public_key() const { return public_key_; }
 
   // Makes every address of `subnet` (the node's /24) local to this host, so tasks bind to them
   // and packets for them from other nodes are delivered here; removes another subnet's route
@@ -76,7 +107,8 @@ class NodeNetwork {
 
   // Compares the kernel with what it routed (another program, an interface going down and up,
   // may have removed routes): puts the node's local route back, and forgets the peers whose
-  // route is gone so the next SetPeers routes them again (DATA_LOSS says how many).
+  // route (or WireGuard peer: a wireguard-go that died is started again) is gone so the next
+  // SetPeers routes them again (DATA_LOSS says how many).
   absl::Status Check();
 
   // The peers routed now, by subnet (tests, logs).
@@ -87,10 +119,28 @@ class NodeNetwork {
   absl::Status Unroute(const std::string& subnet, const v1::NodePeer* known);
   // Removes what an earlier worker left for subnets not in `wanted`.
   absl::Status RemoveStale(const std::map<std::string, v1::NodePeer>& wanted);
+  // The subnets WireGuard peer `key` carries: those routed through it, with `plus` and without
+  // `minus`, comma-separated (`wg set ... allowed-ips`).
+  std::string AllowedIps(const std::string& key, const std::string& plus,
+                         const std::string& minus) const;
+  // The tunnel device of the overlay modes (warren.vx, warren.wg); empty with host-gw.
+  const char* OverlayDevice() const;
+  // The device holding the advertise address and its MTU.
+  absl::Status FindUnderlay(std::string* dev, int* mtu);
+  absl::Status PrepareVxlan();
+  // warren.wg: the kernel's device, or a persistent TUN with wireguard-go attached; then the
+  // key, the port and the MTU.
+  absl::Status PrepareWireguard();
+  // Starts wireguard-go on warren.wg and waits until `wg` reaches it.
+  absl::Status StartWireguardGo();
+  // The public keys of the peers warren.wg has; an error when `wg` cannot reach the device.
+  absl::StatusOr<std::set<std::string>> WireguardPeers();
 
   const NodeNetworkMode mode_;
   const std::string advertise_addr_;
   CommandRunner& run_;
+  const std::string data_dir_;
+  std::string public_key_;
   std::string subnet_;
   bool swept_ = false;
   std::map<std::string, v1::NodePeer> routed_;
