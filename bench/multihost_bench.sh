@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Several hosts (issue 13): three "hosts" as network namespaces on this machine (a veth pair each
 # into one bridge, the underlay), a manager in the root namespace, a `warren worker --network
-# MODE` per host. For each MODE, in a cluster of its own:
+# MODE` per host (wireguard: `--encrypt`). For each MODE, in a cluster of its own:
 #  - throughput: wrk inside host 1 against host 1's published port, for a service whose tasks
 #    run on host 1 (same-host) and for the same service shape on host 2 (cross-host: host 1's
 #    proxy -> the overlay or the host-gw route -> the task on host 2); the runs alternate
@@ -15,7 +15,7 @@
 #    All processes run on this machine, so these wall clocks are one clock.
 # Prints a markdown table (one row per mode) and notes.
 #   bench/multihost_bench.sh [BUILD_DIR]   (needs root, iproute2, wrk, python3, curl)
-# Env: MODES (default "vxlan host-gw"), DURATION (wrk, 10s), THREADS (2), CONNECTIONS (50),
+# Env: MODES (default "vxlan host-gw", and wireguard when wg and wireguard-go are installed), DURATION (wrk, 10s), THREADS (2), CONNECTIONS (50),
 # ROUNDS (alternated same/cross pairs, 2), REPLICAS (tasks per throughput service, 2), TRIALS
 # (routing-change trials per mode, 10), POLL_MS (pause between polls of one host, 1).
 # Names: namespaces wb<pid>h1..3, bridge wb<pid>br, underlay 10.253.X.0/24 (X held by an flock
@@ -23,7 +23,10 @@
 # exit; traffic stays between these namespaces and the bridge. About 75 s per mode.
 set -euo pipefail
 BUILD=${1:-build}
-MODES=${MODES:-vxlan host-gw}
+# wireguard (`worker --encrypt`) where wg and wireguard-go are installed.
+DEFAULT_MODES="vxlan host-gw"
+command -v wg >/dev/null && command -v wireguard-go >/dev/null && DEFAULT_MODES="$DEFAULT_MODES wireguard"
+MODES=${MODES:-$DEFAULT_MODES}
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-50}
@@ -54,7 +57,7 @@ if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ] && 
   exit 1
 fi
 for m in $MODES; do
-  case "$m" in vxlan | host-gw) ;; *) echo "multihost_bench: unknown mode $m (vxlan host-gw)" >&2; exit 1 ;; esac
+  case "$m" in vxlan | host-gw | wireguard) ;; *) echo "multihost_bench: unknown mode $m (vxlan host-gw wireguard)" >&2; exit 1 ;; esac
 done
 
 load() { awk '{print $1", "$2", "$3}' /proc/loadavg; }
@@ -333,8 +336,15 @@ setup() {
     sleep 0.1
   done
   [ -n "$token" ] || { echo "multihost_bench: the manager did not start" >&2; cat "$d/manager.log" >&2; return 1; }
+  # wireguard-go's control socket is /run/wireguard/warren.wg.sock on every host: each host
+  # gets its own /run/wireguard (a tmpfs in the mount namespace `ip netns exec` makes).
+  local wrap=()
+  if [ "$mode" = wireguard ]; then
+    mkdir -p /run/wireguard
+    wrap=(/bin/sh -c 'mount -t tmpfs -o mode=0700 warren-wg /run/wireguard && exec "$@"' sh)
+  fi
   for i in $(seq "$HOSTS"); do
-    ip netns exec "$(ns "$i")" "$W" worker --manager "$API" --node-name "h$i" --data-dir "$d/w$i" \
+    ip netns exec "$(ns "$i")" "${wrap[@]}" "$W" worker --manager "$API" --node-name "h$i" --data-dir "$d/w$i" \
       --advertise-addr "$NET.$i" --network "$mode" --stop-tasks-on-exit --token "$token" \
       >"$d/w$i.log" 2>&1 </dev/null &
     WORKER_PIDS+=($!)

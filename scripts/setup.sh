@@ -19,14 +19,29 @@ PACKAGES=(
   chromium chromium-driver python3-selenium libnss3-tools
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+# Installed without their recommended packages: wireguard-tools recommends a kernel image.
+# wireguard-go and wg: `worker --encrypt` on a kernel without WireGuard; tcpdump: its e2e test
+# (only tunnel packets on the wire between the hosts).
+LEAN_PACKAGES=(wireguard-go wireguard-tools tcpdump)
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+updated=0
+# install [apt-get install options...] -- packages...: those not installed yet.
+install() {
+  local opts=() missing=()
+  while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+  shift
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
   echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+  if [ "$updated" -eq 0 ]; then
+    $SUDO apt-get update -qq
+    updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${opts[@]}" "${missing[@]}" >/dev/null
+}
+install -- "${PACKAGES[@]}"
+install --no-install-recommends -- "${LEAN_PACKAGES[@]}"

@@ -1109,13 +1109,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                                   ->capture_default_str();
   AddAdvertiseAddrFlag(worker, &worker_flags.worker);
   CLI::Option* worker_network =
-      worker->add_option("--network", worker_flags.worker.network,
-                   "How task addresses reach other nodes: local (a loopback --address-range, "
-                   "this host only), host-gw (the node's subnet, routed through each node's "
-                   "advertise address; nodes on one L2 network), vxlan (the node's subnet "
-                   "over a VXLAN overlay, UDP 4789) or wireguard (the same over encrypted "
-                   "WireGuard tunnels, UDP 51820; also --encrypt); all but local need root")
-      ->capture_default_str();
+      worker
+          ->add_option("--network", worker_flags.worker.network,
+                       "How task addresses reach other nodes: local (a loopback --address-range, "
+                       "this host only), host-gw (the node's subnet, routed through each node's "
+                       "advertise address; nodes on one L2 network), vxlan (the node's subnet "
+                       "over a VXLAN overlay, UDP 4789) or wireguard (the same over encrypted "
+                       "WireGuard tunnels, UDP 51820; also --encrypt); all but local need root")
+          ->capture_default_str();
   worker->add_flag("--encrypt", worker_flags.encrypt,
                    "Encrypt task traffic between nodes with WireGuard (the kernel's, else "
                    "wireguard-go): --network wireguard");

@@ -734,6 +734,9 @@ void WorkerAgent::NetworkLoop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (stop_ || node_id().empty()) continue;
     absl::MutexLock lock(&net_mu_);
+    // A wireguard-go that died took the peers with it: set it up again now, not at the next
+    // periodic check.
+    if (network_->WireguardGoGone()) next_check = absl::Now();
     if (absl::Now() >= next_check) {
       next_check = absl::Now() + kNetworkCheckPeriod;
       if (absl::Status s = network_->Check(); !s.ok()) {

@@ -47,15 +47,30 @@ class SystemCommandRunner final : public CommandRunner {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    // Its own session: a Ctrl-C to the worker's process group does not reach it.
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+    // Its own session (a Ctrl-C to the worker's process group does not reach it), no signal
+    // blocked or ignored that the worker blocks or ignores.
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) environment.emplace_back(*e);
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const std::string_view name = entry.substr(0, entry.find('='));
+      const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& v) {
+        return v.size() > name.size() && v.compare(0, name.size(), name) == 0 &&
+               v[name.size()] == '=';
+      });
+      if (!replaced) environment.emplace_back(entry);
+    }
     environment.insert(environment.end(), env.begin(), env.end());
     std::vector<char*> envp;
     for (std::string& e : environment) envp.push_back(e.data());
@@ -260,19 +275,21 @@ absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path) {
     const std::string text(absl::StripAsciiWhitespace(*stored));
     if (!IsWireguardKey(text) || !absl::Base64Unescape(text, &raw)) {
       return absl::FailedPreconditionError(
-          absl::StrCat(path, " is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` "
+          absl::StrCat(path,
+                       " is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` "
                        "writes it); remove it to have a new key made"));
     }
   } else if (absl::IsNotFound(stored.status())) {
     EVP_PKEY* made = nullptr;
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr);
-    const bool generated = ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 &&
-                           EVP_PKEY_keygen(ctx, &made) == 1;
+    const bool generated =
+        ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_keygen(ctx, &made) == 1;
     EVP_PKEY_CTX_free(ctx);
     raw.resize(32);
     size_t len = raw.size();
-    const bool got = generated && EVP_PKEY_get_raw_private_key(
-                                      made, reinterpret_cast<unsigned char*>(raw.data()), &len) == 1;
+    const bool got =
+        generated &&
+        EVP_PKEY_get_raw_private_key(made, reinterpret_cast<unsigned char*>(raw.data()), &len) == 1;
     EVP_PKEY_free(made);
     if (!got || len != 32) return absl::InternalError("making a WireGuard key (X25519) failed");
     // Written aside and renamed: a worker killed meanwhile leaves no half key.
@@ -370,7 +387,8 @@ absl::Status NodeNetwork::FindUnderlay(std::string* dev, int* mtu) {
 
 absl::Status NodeNetwork::PrepareVxlan() {
   const std::string mac = VxlanMacFor(advertise_addr_);
-  absl::StatusOr<std::string> shown = run_.Run({"ip", "-d", "-j", "link", "show", "dev", kVxlanDevice});
+  absl::StatusOr<std::string> shown =
+      run_.Run({"ip", "-d", "-j", "link", "show", "dev", kVxlanDevice});
   bool keep = false;
   if (shown.ok()) {
     nlohmann::json links = ParseJson(*shown);
@@ -454,9 +472,9 @@ absl::Status NodeNetwork::PrepareWireguard() {
       spdlog::info("network: this kernel has no WireGuard; using wireguard-go");
       if (auto tun = run_.Run({"ip", "tuntap", "add", "dev", kWireguardDevice, "mode", "tun"});
           !tun.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "--network wireguard: creating the TUN device ", kWireguardDevice,
-            " (needs root and /dev/net/tun): ", tun.status().message()));
+        return absl::FailedPreconditionError(
+            absl::StrCat("--network wireguard: creating the TUN device ", kWireguardDevice,
+                         " (needs root and /dev/net/tun): ", tun.status().message()));
       }
       kind = "tun";
     } else {
@@ -464,7 +482,13 @@ absl::Status NodeNetwork::PrepareWireguard() {
           absl::StrCat("--network wireguard needs root (CAP_NET_ADMIN) to create the device ",
                        kWireguardDevice, ": ", made.status().message()));
     }
+    // No IPv6 link-local address: no peer would take its packets.
+    if (auto set = run_.Run({"ip", "link", "set", kWireguardDevice, "addrgenmode", "none"});
+        !set.ok()) {
+      return set.status();
+    }
   }
+  wireguard_go_ = kind == "tun";
   if (kind == "tun" && !WireguardPeers().ok()) {
     if (absl::Status s = StartWireguardGo(); !s.ok()) return s;
   }
@@ -473,8 +497,9 @@ absl::Status NodeNetwork::PrepareWireguard() {
                            absl::StrCat(kWireguardPort)});
       !set.ok()) {
     if (CouldNotStart(set.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--network wireguard needs wireguard-tools (the `wg` command): ", set.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("--network wireguard needs wireguard-tools (the `wg` command): ",
+                       set.status().message()));
     }
     return set.status();
   }
@@ -486,13 +511,24 @@ absl::Status NodeNetwork::PrepareWireguard() {
   return absl::OkStatus();
 }
 
+bool NodeNetwork::WireguardGoGone() const {
+  if (!wireguard_go_) return false;
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;  // cannot tell: the periodic check will
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, kWireguardGoSocket, sizeof(addr.sun_path) - 1);
+  const bool answers = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return !answers;
+}
+
 absl::Status NodeNetwork::StartWireguardGo() {
   const std::string log = absl::StrCat(data_dir_, "/", kWireguardLogFile);
   // In the foreground of a session of its own: it stays when the worker stops (the tunnels of
   // the adopted tasks go on) and the next worker finds it through `wg`.
-  absl::Status started =
-      run_.StartDaemon({"wireguard-go", "-f", kWireguardDevice},
-                       {"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, log);
+  absl::Status started = run_.StartDaemon({"wireguard-go", "-f", kWireguardDevice},
+                                          {"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, log);
   if (!started.ok()) {
     if (CouldNotStart(started)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -509,8 +545,8 @@ absl::Status NodeNetwork::StartWireguardGo() {
     up = WireguardPeers();
   }
   if (!up.ok()) {
-    return absl::UnavailableError(absl::StrCat("wireguard-go did not answer on ",
-                                               kWireguardDevice, " within 5 s (its log: ", log,
+    return absl::UnavailableError(absl::StrCat("wireguard-go did not answer on ", kWireguardDevice,
+                                               " within 5 s (its log: ", log,
                                                "): ", up.status().message()));
   }
   spdlog::info("network: wireguard-go runs {} (log {})", kWireguardDevice, log);
@@ -571,8 +607,7 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
         !r.ok()) {
       return r.status();
     }
-    absl::StatusOr<std::string> held =
-        run_.Run({"ip", "-j", "-4", "addr", "show", "dev", overlay});
+    absl::StatusOr<std::string> held = run_.Run({"ip", "-j", "-4", "addr", "show", "dev", overlay});
     if (!held.ok()) return held.status();
     for (const nlohmann::json& l : ParseJson(*held)) {
       for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
@@ -608,8 +643,8 @@ absl::Status NodeNetwork::Route(const v1::NodePeer& peer) {
   if (mode_ == NodeNetworkMode::kWireguard) {
     const std::string& key = peer.wireguard_public_key();
     if (auto r = run_.Run({"wg", "set", kWireguardDevice, "peer", key, "endpoint",
-                           absl::StrCat(peer.advertise_addr(), ":", kWireguardPort),
-                           "allowed-ips", AllowedIps(key, peer.subnet(), "")});
+                           absl::StrCat(peer.advertise_addr(), ":", kWireguardPort), "allowed-ips",
+                           AllowedIps(key, peer.subnet(), "")});
         !r.ok()) {
       return r.status();
     }
@@ -652,9 +687,9 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
   if (mode_ == NodeNetworkMode::kWireguard && known != nullptr) {
     const std::string& key = known->wireguard_public_key();
     const std::string rest = AllowedIps(key, "", subnet);
-    auto w = rest.empty() ? run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"})
-                          : run_.Run({"wg", "set", kWireguardDevice, "peer", key, "allowed-ips",
-                                      rest});
+    auto w = rest.empty()
+                 ? run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"})
+                 : run_.Run({"wg", "set", kWireguardDevice, "peer", key, "allowed-ips", rest});
     if (!ok(w)) return w.status();
   }
   if (mode_ == NodeNetworkMode::kVxlan) {
@@ -725,7 +760,7 @@ absl::Status NodeNetwork::Check() {
     if (!have.ok()) {
       // wireguard-go died (or the device was deleted): its peers went with it.
       spdlog::warn("network: WireGuard on {} does not answer ({}); setting it up again",
-                   kWireguardDevice, have.status().message());
+                   kWireguardDevice, std::string(have.status().message()));
       if (absl::Status s = PrepareWireguard(); !s.ok()) return s;
       if (!subnet_.empty()) {
         if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
@@ -780,8 +815,7 @@ absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
     } else if (!IsNodeSubnet(p.subnet()) || !IsIpv4(p.advertise_addr())) {
       why = absl::StrCat("its subnet \"", p.subnet(), "\" or advertise address \"",
                          p.advertise_addr(), "\" is not IPv4");
-    } else if (mode_ == NodeNetworkMode::kWireguard &&
-               !IsWireguardKey(p.wireguard_public_key())) {
+    } else if (mode_ == NodeNetworkMode::kWireguard && !IsWireguardKey(p.wireguard_public_key())) {
       why = absl::StrCat("its WireGuard public key \"", p.wireguard_public_key(),
                          "\" is not base64 of 32 bytes");
     }

@@ -39,8 +39,8 @@ std::unique_ptr<CommandRunner> MakeSystemCommandRunner();
 inline constexpr char kLocalDevice[] = "warren.lo";  // holds the `local` route of the subnet
 inline constexpr char kVxlanDevice[] = "warren.vx";  // the overlay's end on this node
 inline constexpr int kVxlanId = 1;
-inline constexpr int kVxlanPort = 4789;    // IANA's VXLAN port, UDP
-inline constexpr int kRouteProtocol = 87;  // marks Warren's routes ("proto 87")
+inline constexpr int kVxlanPort = 4789;                  // IANA's VXLAN port, UDP
+inline constexpr int kRouteProtocol = 87;                // marks Warren's routes ("proto 87")
 inline constexpr char kWireguardDevice[] = "warren.wg";  // the encrypted tunnels' end
 inline constexpr int kWireguardPort = 51820;             // WireGuard's usual port, UDP
 // What WireGuard adds to a packet at most (IPv6 outer header 40, UDP 8, WireGuard 32).
@@ -49,6 +49,8 @@ inline constexpr int kWireguardOverhead = 80;
 // of the wireguard-go it started.
 inline constexpr char kWireguardKeyFile[] = "wireguard.key";
 inline constexpr char kWireguardLogFile[] = "wireguard-go.log";
+// Where wireguard-go listens for `wg` (its UAPI socket).
+inline constexpr char kWireguardGoSocket[] = "/run/wireguard/warren.wg.sock";
 
 // The WireGuard public key (base64) of the private key in `path`; creates the file with a new
 // key (X25519, OpenSSL) when it is missing. The key stays with the data dir, so a worker started
@@ -87,6 +89,10 @@ class NodeNetwork {
   // uses the kernel's WireGuard, else starts wireguard-go on a persistent TUN device (left
   // running when the worker stops, adopted by the next one; its routes survive its restart).
   absl::Status Prepare();
+
+  // Whether the wireguard-go this network uses stopped answering on its control socket (a
+  // cheap probe, for every second; Check then starts it again). False without wireguard-go.
+  bool WireguardGoGone() const;
 
   // This node's WireGuard public key (after Prepare, network wireguard).
   const std::string& wireguard_public_key() const { return public_key_; }
@@ -141,6 +147,8 @@ class NodeNetwork {
   CommandRunner& run_;
   const std::string data_dir_;
   std::string public_key_;
+  // warren.wg is a TUN device served by wireguard-go (not the kernel's WireGuard).
+  bool wireguard_go_ = false;
   std::string subnet_;
   bool swept_ = false;
   std::map<std::string, v1::NodePeer> routed_;

@@ -3,7 +3,11 @@
 // registration with a routed network against an in-process manager.
 #include "worker/node_network.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <map>
 #include <string>
@@ -45,6 +49,16 @@ class RecordingRunner : public CommandRunner {
     }
     return best != nullptr ? *best : std::string();
   }
+  // Recorded as "daemon ARGV"; then `after_daemon` become rules (the daemon answers now).
+  absl::Status StartDaemon(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env,
+                           const std::string& log_path) override {
+    commands.push_back(absl::StrCat("daemon ", absl::StrJoin(argv, " ")));
+    daemon_env = env;
+    daemon_log = log_path;
+    for (auto& [prefix, answer] : after_daemon) rules[prefix] = answer;
+    return daemon_error;
+  }
   // The commands since the last call.
   std::vector<std::string> Take() {
     std::vector<std::string> out;
@@ -53,6 +67,10 @@ class RecordingRunner : public CommandRunner {
   }
   std::vector<std::string> commands;
   std::map<std::string, absl::StatusOr<std::string>> rules;
+  std::map<std::string, absl::StatusOr<std::string>> after_daemon;
+  absl::Status daemon_error;
+  std::vector<std::string> daemon_env;
+  std::string daemon_log;
 };
 
 v1::NodePeer Peer(const std::string& id, const std::string& subnet, const std::string& addr,
@@ -322,6 +340,185 @@ TEST(NodeNetworkTest, ARouteTheKernelLostIsRoutedAgainAndForgetRoutesEverything)
                                       "ip route replace 10.99.2.0/24 via 192.0.2.3 proto 87"));
 }
 
+// RFC 7748's X25519 test vector (Alice), in WireGuard's base64.
+constexpr char kAlicePrivate[] = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+constexpr char kAlicePublic[] = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+constexpr char kKeyB[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=";
+constexpr char kKeyC[] = "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=";
+constexpr char kKeyGone[] = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXA=";
+
+v1::NodePeer WgPeer(const std::string& id, const std::string& subnet, const std::string& addr,
+                    const std::string& key) {
+  v1::NodePeer p = Peer(id, subnet, addr, "wireguard");
+  p.set_wireguard_public_key(key);
+  return p;
+}
+
+class WireguardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/warren-wg-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    key_path_ = dir_ + "/wireguard.key";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void WriteKey(const std::string& text) { std::ofstream(key_path_) << text; }
+  std::string dir_;
+  std::string key_path_;
+};
+
+TEST_F(WireguardTest, TheKeyIsMadeOnceKeptPrivateAndItsPublicKeyDerived) {
+  absl::StatusOr<std::string> made = LoadOrCreateWireguardKey(key_path_);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_TRUE(IsWireguardKey(*made));
+  struct stat st {};
+  ASSERT_EQ(stat(key_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  // Started again: the same key.
+  EXPECT_EQ(*LoadOrCreateWireguardKey(key_path_), *made);
+  // A key written by `wg genkey` gives what `wg pubkey` gives.
+  WriteKey(absl::StrCat(kAlicePrivate, "\n"));
+  EXPECT_EQ(*LoadOrCreateWireguardKey(key_path_), kAlicePublic);
+  WriteKey("not a key");
+  absl::StatusOr<std::string> bad = LoadOrCreateWireguardKey(key_path_);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.status().message(), HasSubstr("is not a WireGuard private key"));
+  EXPECT_FALSE(IsWireguardKey("short="));
+  EXPECT_FALSE(IsWireguardKey(std::string(44, '!')));
+}
+
+TEST_F(WireguardTest, WithoutTheKernelModuleWireguardGoRunsOnAPersistentTun) {
+  WriteKey(kAlicePrivate);
+  RecordingRunner run;
+  run.rules["ip -d -j link show dev warren.lo"] = absl::NotFoundError("Device does not exist");
+  run.rules["ip -d -j link show dev warren.wg"] = absl::NotFoundError("Device does not exist");
+  run.rules["ip -j -4 addr show"] =
+      std::string(R"([{"ifname":"eth1","mtu":1500,"addr_info":[{"local":"192.0.2.1"}]}])");
+  run.rules["ip link add warren.wg type wireguard"] = absl::FailedPreconditionError(
+      "`ip link add warren.wg type wireguard` failed (exit status 2): Error: Unknown device type.");
+  run.rules["wg show warren.wg dump"] = absl::FailedPreconditionError(
+      "`wg show warren.wg dump` failed (exit status 1): Unable to access interface");
+  run.after_daemon["wg show warren.wg dump"] = std::string("(none)\t(none)\t0\toff\n");
+  NodeNetwork net(NodeNetworkMode::kWireguard, "192.0.2.1", run, dir_);
+  ASSERT_TRUE(net.Prepare().ok());
+  EXPECT_EQ(net.wireguard_public_key(), kAlicePublic);
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip -d -j link show dev warren.lo", "ip link add warren.lo type bridge",
+                  "ip link set warren.lo up", "ip -j -4 addr show",
+                  "ip -d -j link show dev warren.wg", "ip link add warren.wg type wireguard",
+                  "ip tuntap add dev warren.wg mode tun", "ip link set warren.wg addrgenmode none",
+                  "wg show warren.wg dump", "daemon wireguard-go -f warren.wg",
+                  "wg show warren.wg dump",
+                  absl::StrCat("wg set warren.wg private-key ", key_path_, " listen-port 51820"),
+                  "ip link set warren.wg mtu 1420 up"));
+  EXPECT_THAT(run.daemon_env, Contains("WG_PROCESS_FOREGROUND=1"));
+  EXPECT_EQ(run.daemon_log, dir_ + "/wireguard-go.log");
+
+  // The node's address goes on the tunnel (its packets' source is in its subnet, which the
+  // other nodes' WireGuard accepts from it).
+  run.rules["ip -j -4 addr show dev warren.wg"] = std::string("[]");
+  ASSERT_TRUE(net.SetSubnet("10.99.0.0/24").ok());
+  EXPECT_THAT(run.Take(), Contains("ip addr replace 10.99.0.0/32 dev warren.wg"));
+
+  // The first SetPeers sweeps a route and a peer an earlier worker left, skips a peer without a
+  // valid key, and routes each peer through its key.
+  run.rules["ip -j -4 route show proto 87"] = std::string(R"([{"dst":"10.99.7.0/24"}])");
+  run.rules["wg show warren.wg dump"] =
+      absl::StrCat("(priv)\t", kAlicePublic, "\t51820\toff\n", kKeyGone,
+                   "\t(none)\t192.0.2.7:51820\t10.99.7.0/"
+                   "24\t0\t0\t0\toff\n");
+  ASSERT_TRUE(net.SetPeers({WgPeer("self", "10.99.0.0/24", "192.0.2.1", kAlicePublic),
+                            WgPeer("b", "10.99.1.0/24", "192.0.2.2", kKeyB),
+                            WgPeer("c", "10.99.2.0/24", "192.0.2.3", kKeyC),
+                            WgPeer("k", "10.99.3.0/24", "192.0.2.4", "no key"),
+                            Peer("v", "10.99.4.0/24", "192.0.2.5", "vxlan")},
+                           "self")
+                  .ok());
+  EXPECT_THAT(run.Take(),
+              ElementsAre("ip -j -4 route show proto 87", "ip route del 10.99.7.0/24 proto 87",
+                          "wg show warren.wg dump",
+                          absl::StrCat("wg set warren.wg peer ", kKeyGone, " remove"),
+                          absl::StrCat("wg set warren.wg peer ", kKeyB,
+                                       " endpoint 192.0.2.2:51820 allowed-ips 10.99.1.0/24"),
+                          "ip route replace 10.99.1.0/24 dev warren.wg proto 87",
+                          absl::StrCat("wg set warren.wg peer ", kKeyC,
+                                       " endpoint 192.0.2.3:51820 allowed-ips 10.99.2.0/24"),
+                          "ip route replace 10.99.2.0/24 dev warren.wg proto 87"));
+  EXPECT_EQ(net.routed().size(), 2u);
+
+  // Node b joined anew from the same data dir (same key, a new subnet) before its old node went
+  // down: the one peer carries both subnets, then only the new one.
+  ASSERT_TRUE(net.SetPeers({WgPeer("b", "10.99.1.0/24", "192.0.2.2", kKeyB),
+                            WgPeer("b2", "10.99.5.0/24", "192.0.2.2", kKeyB),
+                            WgPeer("c", "10.99.2.0/24", "192.0.2.3", kKeyC)},
+                           "self")
+                  .ok());
+  EXPECT_THAT(run.Take(), Contains(absl::StrCat("wg set warren.wg peer ", kKeyB,
+                                                " endpoint 192.0.2.2:51820 allowed-ips "
+                                                "10.99.1.0/24,10.99.5.0/24")));
+  ASSERT_TRUE(net.SetPeers({WgPeer("b2", "10.99.5.0/24", "192.0.2.2", kKeyB)}, "self").ok());
+  EXPECT_THAT(run.Take(), ElementsAre("ip route del 10.99.1.0/24 proto 87",
+                                      absl::StrCat("wg set warren.wg peer ", kKeyB,
+                                                   " allowed-ips 10.99.5.0/24"),
+                                      "ip route del 10.99.2.0/24 proto 87",
+                                      absl::StrCat("wg set warren.wg peer ", kKeyC, " remove")));
+
+  // wireguard-go died: the check starts it again and every peer is configured anew.
+  run.rules["wg show warren.wg dump"] = absl::FailedPreconditionError("Unable to access interface");
+  run.rules["ip -d -j link show dev warren.wg"] =
+      std::string(R"([{"ifname":"warren.wg","linkinfo":{"info_kind":"tun"}}])");
+  run.after_daemon["wg show warren.wg dump"] = std::string("(priv)\tpub\t51820\toff\n");
+  run.rules["ip -j -4 route show proto 87"] = std::string(R"([{"dst":"10.99.5.0/24"}])");
+  absl::Status s = net.Check();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  const std::vector<std::string> checked = run.Take();
+  EXPECT_THAT(checked, Contains("daemon wireguard-go -f warren.wg"));
+  EXPECT_THAT(checked, Contains("ip addr replace 10.99.0.0/32 dev warren.wg"));
+  EXPECT_THAT(checked, Not(Contains(HasSubstr("ip tuntap"))));
+  ASSERT_TRUE(net.SetPeers({WgPeer("b2", "10.99.5.0/24", "192.0.2.2", kKeyB)}, "self").ok());
+  EXPECT_THAT(run.Take(), Contains(absl::StrCat("wg set warren.wg peer ", kKeyB,
+                                                " endpoint 192.0.2.2:51820 allowed-ips "
+                                                "10.99.5.0/24")));
+}
+
+TEST_F(WireguardTest, ARunningWireguardIsAdoptedAndTheKernelsPreferred) {
+  RecordingRunner run;
+  run.rules["ip -j -4 addr show"] =
+      std::string(R"([{"ifname":"eth1","mtu":9000,"addr_info":[{"local":"192.0.2.1"}]}])");
+  // wireguard-go of an earlier worker still runs: nothing is started.
+  run.rules["ip -d -j link show dev warren.wg"] =
+      std::string(R"([{"ifname":"warren.wg","linkinfo":{"info_kind":"tun"}}])");
+  NodeNetwork adopted(NodeNetworkMode::kWireguard, "192.0.2.1", run, dir_);
+  ASSERT_TRUE(adopted.Prepare().ok());
+  std::vector<std::string> cmds = run.Take();
+  EXPECT_THAT(cmds, Not(Contains(HasSubstr("daemon"))));
+  EXPECT_THAT(cmds, Not(Contains(HasSubstr("ip link add warren.wg"))));
+  EXPECT_THAT(cmds, Contains("ip link set warren.wg mtu 8920 up"));
+
+  // With the kernel module: its device, no wireguard-go.
+  run.rules["ip -d -j link show dev warren.wg"] = absl::NotFoundError("Device does not exist");
+  NodeNetwork kernel(NodeNetworkMode::kWireguard, "192.0.2.1", run, dir_);
+  ASSERT_TRUE(kernel.Prepare().ok());
+  cmds = run.Take();
+  EXPECT_THAT(cmds, Contains("ip link add warren.wg type wireguard"));
+  EXPECT_THAT(cmds, Not(Contains(HasSubstr("daemon"))));
+  EXPECT_THAT(cmds, Not(Contains(HasSubstr("tuntap"))));
+
+  // Neither the module nor wireguard-go: the error says what to install.
+  run.rules["ip link add warren.wg type wireguard"] =
+      absl::FailedPreconditionError("Error: Unknown device type.");
+  run.rules["wg show warren.wg dump"] = absl::FailedPreconditionError("Unable to access interface");
+  run.daemon_error =
+      absl::UnavailableError("`wireguard-go -f warren.wg`: starting it: No such file or directory");
+  NodeNetwork none(NodeNetworkMode::kWireguard, "192.0.2.1", run, dir_);
+  absl::Status s = none.Prepare();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("this kernel has no WireGuard and wireguard-go is not "
+                                     "installed"));
+}
+
 TEST(NodeNetworkTest, OneRoutedWorkerPerNetworkNamespace) {
   absl::StatusOr<int> first = ClaimHostNetwork();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -368,9 +565,11 @@ class RoutedRegistrationTest : public CliClusterTest {
  protected:
   absl::StatusOr<v1::Node> Register(const std::string& name, const std::string& network,
                                     const std::string& range = "",
-                                    const std::string& runtime = "fake") {
+                                    const std::string& runtime = "fake",
+                                    const std::string& wg_key = "") {
     grpc::ClientContext ctx;
     v1::RegisterNodeRequest req;
+    req.set_wireguard_public_key(wg_key);
     req.set_name(name);
     req.set_role("worker");
     req.set_runtime(runtime);
@@ -489,6 +688,45 @@ TEST_F(RoutedRegistrationTest, BadNetworkInputIsRefusedNamingTheFieldAndChangesN
   ASSERT_EQ(Run({"node", "inspect", "a", "-o", "json"}), 0) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("\"network\": \"host-gw\""));
   EXPECT_THAT(out_.str(), HasSubstr("\"addressRange\": \"10.99.0.0/24\""));
+}
+
+TEST_F(RoutedRegistrationTest, WireguardNodesNeedAKeyAndTheirPeersCarryIt) {
+  for (const std::string bad : {std::string(), std::string("short="), std::string(44, '!')}) {
+    auto refused = Register("a", "wireguard", "", "fake", bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(),
+                HasSubstr("wireguard_public_key: network wireguard needs the node's WireGuard "
+                          "public key, base64 of 32 bytes"))
+        << bad;
+  }
+  auto plain = Register("a", "vxlan", "", "fake", kKeyB);
+  EXPECT_EQ(plain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(plain.status().message(), HasSubstr("wireguard_public_key: only with network "
+                                                  "wireguard"));
+  ASSERT_EQ(Run({"node", "ls", "-o", "json"}), 0) << err_.str();
+  EXPECT_THAT(out_.str(), Not(HasSubstr("\"name\": \"a\"")));
+
+  auto a = Register("a", "wireguard", "", "fake", kKeyB);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->network(), "wireguard");
+  EXPECT_EQ(a->wireguard_public_key(), kKeyB);
+  EXPECT_EQ(a->cluster_cidr(), "10.99.0.0/16");
+  auto b = Register("bb", "wireguard", "", "fake", kKeyC);
+  ASSERT_TRUE(b.ok()) << b.status();
+  std::vector<std::string> peers;
+  const v1::RoutingTable table = Routes(a->id());
+  for (const v1::NodePeer& p : table.peers()) {
+    peers.push_back(
+        absl::StrCat(p.name(), " ", p.subnet(), " ", p.network(), " ", p.wireguard_public_key()));
+  }
+  EXPECT_THAT(peers, ElementsAre(absl::StrCat("a 10.99.0.0/24 wireguard ", kKeyB),
+                                 absl::StrCat("bb 10.99.1.0/24 wireguard ", kKeyC)));
+  // A new key (the data dir was replaced) reaches the peers; the network stays.
+  auto rekeyed = Register("bb", "wireguard", "", "fake", kAlicePublic);
+  ASSERT_TRUE(rekeyed.ok()) << rekeyed.status();
+  EXPECT_EQ(rekeyed->wireguard_public_key(), kAlicePublic);
+  auto moved = Register("bb", "vxlan");
+  EXPECT_EQ(moved.status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace
