@@ -731,7 +731,9 @@ TEST_F(MultihostE2eTest, EncryptedTrafficCrossesTheUnderlayOnlyInsideTheTunnel) 
   ASSERT_NO_FATAL_FAILURE(CreateSpreadWeb(port, 3));
 
   const std::string pcap = (dir_ / "underlay.pcap").string();
-  Process capture({tcpdump, "-i", hosts_->Bridge(), "-nn", "-U", "-w", pcap},
+  // --immediate-mode: each packet is written as it comes (else they wait in the kernel's
+  // ring for its block timeout, and a SIGINT then loses them).
+  Process capture({tcpdump, "-i", hosts_->Bridge(), "-nn", "--immediate-mode", "-U", "-w", pcap},
                   (dir_ / "tcpdump.log").string());
   ASSERT_TRUE(
       WaitFor([&] { return capture.Log().find("listening on") != std::string::npos; }, seconds(10)))
@@ -757,7 +759,7 @@ TEST_F(MultihostE2eTest, EncryptedTrafficCrossesTheUnderlayOnlyInsideTheTunnel) 
   auto seen = HttpGet(hosts_->UnderlayIp(1), port, "/?marker=" + control);
   ASSERT_TRUE(seen && seen->first == 200);
   // Let the last packets reach the file, then stop tcpdump (SIGINT: it flushes and exits).
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
   capture.Kill(SIGINT, seconds(10));
   EXPECT_EQ(failed, 0);
   // Tasks of the other hosts answered through the tunnels.
