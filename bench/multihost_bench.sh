@@ -386,7 +386,7 @@ median() { tr ' ' '\n' | sort -g | awk 'NF {v[n++]=$1} END {if (n == 0) print "-
 link_stats() {
   # shellcheck disable=SC2016 # expanded by the sh inside the namespace
   ip netns exec "$(ns "$1")" sh -c '
-    for dev in eth0 warren.vx; do
+    for dev in eth0 warren.vx warren.wg; do
       [ -d /sys/class/net/$dev ] || continue
       printf "%s drops %s/%s " $dev $(cat /sys/class/net/$dev/statistics/rx_dropped) $(cat /sys/class/net/$dev/statistics/tx_dropped)
     done
@@ -402,7 +402,9 @@ for mode in $MODES; do
     teardown
     continue
   fi
-  mtu=$(ip netns exec "$(ns 1)" cat /sys/class/net/warren.vx/mtu 2>/dev/null || echo "-")
+  tunnel=warren.vx
+  [ "$mode" = wireguard ] && tunnel=warren.wg
+  mtu=$(ip netns exec "$(ns 1)" cat /sys/class/net/$tunnel/mtu 2>/dev/null || echo "-")
   # Warm-up, then alternate.
   DURATION=2s run_wrk 8081 >/dev/null
   DURATION=2s run_wrk 8082 >/dev/null
@@ -430,7 +432,7 @@ for mode in $MODES; do
   f() { helper field "$1" <<<"$rc"; }
   ROWS+=("| $mode | $s_rps | $s_p99 | $c_rps | $c_p99 | $ratio_rps | $ratio_p99 | $(f p50) | $(f p99) | $(f max) | $(f samples) |")
   NOTES+=("- $mode: runs (req/s, p99 ms) same-host $(paste -d/ <(tr ' ' '\n' <<<"${same_rps[*]}") <(tr ' ' '\n' <<<"${same_p99[*]}") | tr '\n' ' ')| cross-host $(paste -d/ <(tr ' ' '\n' <<<"${cross_rps[*]}") <(tr ' ' '\n' <<<"${cross_p99[*]}") | tr '\n' ' ')| wrk errors: ${errs[*]:-none}")
-  NOTES+=("- $mode: warren.vx MTU $mtu (eth0 1500); after the wrk runs $stats")
+  NOTES+=("- $mode: $tunnel MTU $mtu (eth0 1500); after the wrk runs $stats")
   NOTES+=("- $mode: routing change: new task on $(f placed); samples not seen within 15 s: $(f missed); failed polls: $(f errors); poll period (the resolution; each poll sends 3 requests at once, one per task) median $(f period) ms; p50 on the new task's host $(f own_p50) ms, on the others $(f other_p50) ms; the manager's \"healthy\" event after healthySince, median $(f event_p50) ms; all samples (ms): $(f all)")
   teardown
 done
