@@ -47,8 +47,8 @@ class SystemCommandRunner final : public CommandRunner {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -184,6 +184,11 @@ std::string Str(const nlohmann::json& j, const char* key) {
 // `ip route show` prints a /24 as "10.99.3.0/24".
 std::string RouteDst(const nlohmann::json& route) { return Str(route, "dst"); }
 
+// `ip route show` prints a /32 without its prefix ("10.99.3.0").
+bool IsRoute(const std::string& dst, const std::string& cidr) {
+  return dst == cidr || absl::StrCat(dst, "/32") == cidr;
+}
+
 bool IsMissing(const absl::Status& s) {
   // `ip route del` of a route that is not there: "RTNETLINK answers: No such process".
   return absl::StrContains(s.message(), "No such process") ||
@@ -260,19 +265,21 @@ absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path) {
     const std::string text(absl::StripAsciiWhitespace(*stored));
     if (!IsWireguardKey(text) || !absl::Base64Unescape(text, &raw)) {
       return absl::FailedPreconditionError(
-          absl::StrCat(path, " is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` "
+          absl::StrCat(path,
+                       " is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` "
                        "writes it); remove it to have a new key made"));
     }
   } else if (absl::IsNotFound(stored.status())) {
     EVP_PKEY* made = nullptr;
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr);
-    const bool generated = ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 &&
-                           EVP_PKEY_keygen(ctx, &made) == 1;
+    const bool generated =
+        ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_keygen(ctx, &made) == 1;
     EVP_PKEY_CTX_free(ctx);
     raw.resize(32);
     size_t len = raw.size();
-    const bool got = generated && EVP_PKEY_get_raw_private_key(
-                                      made, reinterpret_cast<unsigned char*>(raw.data()), &len) == 1;
+    const bool got =
+        generated &&
+        EVP_PKEY_get_raw_private_key(made, reinterpret_cast<unsigned char*>(raw.data()), &len) == 1;
     EVP_PKEY_free(made);
     if (!got || len != 32) return absl::InternalError("making a WireGuard key (X25519) failed");
     // Written aside and renamed: a worker killed meanwhile leaves no half key.
@@ -370,7 +377,8 @@ absl::Status NodeNetwork::FindUnderlay(std::string* dev, int* mtu) {
 
 absl::Status NodeNetwork::PrepareVxlan() {
   const std::string mac = VxlanMacFor(advertise_addr_);
-  absl::StatusOr<std::string> shown = run_.Run({"ip", "-d", "-j", "link", "show", "dev", kVxlanDevice});
+  absl::StatusOr<std::string> shown =
+      run_.Run({"ip", "-d", "-j", "link", "show", "dev", kVxlanDevice});
   bool keep = false;
   if (shown.ok()) {
     nlohmann::json links = ParseJson(*shown);
@@ -454,9 +462,9 @@ absl::Status NodeNetwork::PrepareWireguard() {
       spdlog::info("network: this kernel has no WireGuard; using wireguard-go");
       if (auto tun = run_.Run({"ip", "tuntap", "add", "dev", kWireguardDevice, "mode", "tun"});
           !tun.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "--network wireguard: creating the TUN device ", kWireguardDevice,
-            " (needs root and /dev/net/tun): ", tun.status().message()));
+        return absl::FailedPreconditionError(
+            absl::StrCat("--network wireguard: creating the TUN device ", kWireguardDevice,
+                         " (needs root and /dev/net/tun): ", tun.status().message()));
       }
       kind = "tun";
     } else {
@@ -473,8 +481,9 @@ absl::Status NodeNetwork::PrepareWireguard() {
                            absl::StrCat(kWireguardPort)});
       !set.ok()) {
     if (CouldNotStart(set.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--network wireguard needs wireguard-tools (the `wg` command): ", set.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("--network wireguard needs wireguard-tools (the `wg` command): ",
+                       set.status().message()));
     }
     return set.status();
   }
@@ -490,9 +499,8 @@ absl::Status NodeNetwork::StartWireguardGo() {
   const std::string log = absl::StrCat(data_dir_, "/", kWireguardLogFile);
   // In the foreground of a session of its own: it stays when the worker stops (the tunnels of
   // the adopted tasks go on) and the next worker finds it through `wg`.
-  absl::Status started =
-      run_.StartDaemon({"wireguard-go", "-f", kWireguardDevice},
-                       {"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, log);
+  absl::Status started = run_.StartDaemon({"wireguard-go", "-f", kWireguardDevice},
+                                          {"WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=error"}, log);
   if (!started.ok()) {
     if (CouldNotStart(started)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -509,8 +517,8 @@ absl::Status NodeNetwork::StartWireguardGo() {
     up = WireguardPeers();
   }
   if (!up.ok()) {
-    return absl::UnavailableError(absl::StrCat("wireguard-go did not answer on ",
-                                               kWireguardDevice, " within 5 s (its log: ", log,
+    return absl::UnavailableError(absl::StrCat("wireguard-go did not answer on ", kWireguardDevice,
+                                               " within 5 s (its log: ", log,
                                                "): ", up.status().message()));
   }
   spdlog::info("network: wireguard-go runs {} (log {})", kWireguardDevice, log);
@@ -541,13 +549,15 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
         absl::StrCat("the node's subnet \"", subnet, "\" is not an IPv4 /24 (A.B.C.0/24)"));
   }
   const std::string proto = absl::StrCat(kRouteProtocol);
-  // A subnet of an earlier registration (the node was removed and joined anew). One routed
-  // worker runs per network namespace (Claim), so no other node's route is here.
+  const std::string wanted = LocalRouteOf(subnet);
+  // A subnet of an earlier registration (the node was removed and joined anew), or the whole
+  // subnet of a worker that ran the process runtime before. One routed worker runs per network
+  // namespace (Claim), so no other node's route is here.
   if (auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto", proto});
       local.ok()) {
     for (const nlohmann::json& r : ParseJson(*local)) {
       const std::string dst = RouteDst(r);
-      if (dst.empty() || dst == subnet) continue;
+      if (dst.empty() || IsRoute(dst, wanted)) continue;
       spdlog::info("network: removing the local route of {} (an earlier subnet of this node)", dst);
       if (auto del =
               run_.Run({"ip", "route", "del", "local", dst, "table", "local", "proto", proto});
@@ -556,10 +566,12 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
       }
     }
   }
-  if (auto r = run_.Run({"ip", "route", "replace", "local", subnet, "dev", kLocalDevice, "table",
-                         "local", "proto", proto});
-      !r.ok()) {
-    return r.status();
+  if (!wanted.empty()) {
+    if (auto r = run_.Run({"ip", "route", "replace", "local", wanted, "dev", kLocalDevice, "table",
+                           "local", "proto", proto});
+        !r.ok()) {
+      return r.status();
+    }
   }
   if (const std::string overlay = OverlayDevice(); !overlay.empty()) {
     // The tunnel's end: packets this host sends into the overlay leave from it, so the answers
@@ -571,8 +583,7 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
         !r.ok()) {
       return r.status();
     }
-    absl::StatusOr<std::string> held =
-        run_.Run({"ip", "-j", "-4", "addr", "show", "dev", overlay});
+    absl::StatusOr<std::string> held = run_.Run({"ip", "-j", "-4", "addr", "show", "dev", overlay});
     if (!held.ok()) return held.status();
     for (const nlohmann::json& l : ParseJson(*held)) {
       for (const nlohmann::json& ai : l.value("addr_info", nlohmann::json::array())) {
@@ -608,8 +619,8 @@ absl::Status NodeNetwork::Route(const v1::NodePeer& peer) {
   if (mode_ == NodeNetworkMode::kWireguard) {
     const std::string& key = peer.wireguard_public_key();
     if (auto r = run_.Run({"wg", "set", kWireguardDevice, "peer", key, "endpoint",
-                           absl::StrCat(peer.advertise_addr(), ":", kWireguardPort),
-                           "allowed-ips", AllowedIps(key, peer.subnet(), "")});
+                           absl::StrCat(peer.advertise_addr(), ":", kWireguardPort), "allowed-ips",
+                           AllowedIps(key, peer.subnet(), "")});
         !r.ok()) {
       return r.status();
     }
@@ -652,9 +663,9 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
   if (mode_ == NodeNetworkMode::kWireguard && known != nullptr) {
     const std::string& key = known->wireguard_public_key();
     const std::string rest = AllowedIps(key, "", subnet);
-    auto w = rest.empty() ? run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"})
-                          : run_.Run({"wg", "set", kWireguardDevice, "peer", key, "allowed-ips",
-                                      rest});
+    auto w = rest.empty()
+                 ? run_.Run({"wg", "set", kWireguardDevice, "peer", key, "remove"})
+                 : run_.Run({"wg", "set", kWireguardDevice, "peer", key, "allowed-ips", rest});
     if (!ok(w)) return w.status();
   }
   if (mode_ == NodeNetworkMode::kVxlan) {
@@ -673,6 +684,121 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
     }
   }
   return absl::OkStatus();
+}
+
+std::string NodeNetwork::LocalRouteOf(const std::string& subnet) const {
+  if (!pod_bridge_) return subnet;
+  // The node's own address (its DNS, the answers to what it sends into the network): the
+  // overlays hold it on their device already.
+  const char* overlay = OverlayDevice();
+  return overlay != nullptr && overlay[0] != '\0' ? "" : absl::StrCat(NodeAddressOf(subnet), "/32");
+}
+
+absl::Status NodeNetwork::SetPodNat(const std::string& cluster_cidr) {
+  if (subnet_.empty()) {
+    return absl::FailedPreconditionError("the pods' NAT needs the node's subnet (SetSubnet)");
+  }
+  if (absl::StatusOr<ClusterCidr> parsed = ClusterCidr::Parse("cluster_cidr", cluster_cidr);
+      !parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(parsed.status().message(),
+                     " (the manager sends it with the node; an older manager sends none)"));
+  }
+  // The bridge plugin turns it on at every pod's start; the pods' traffic should not depend
+  // on that.
+  if (auto r = run_.Run({"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"}); !r.ok()) {
+    return r.status();
+  }
+  absl::Status s = EnsureChain("nat", kMasqueradeChain,
+                               {{"-d", cluster_cidr, "-j", "RETURN"},
+                                {"-d", "224.0.0.0/4", "-j", "RETURN"},
+                                {"-j", "MASQUERADE"}});
+  if (s.ok()) s = EnsureJump("nat", "POSTROUTING", {"-s", subnet_}, kMasqueradeChain);
+  if (s.ok()) {
+    s = EnsureChain("filter", kForwardChain,
+                    {{"-s", cluster_cidr, "-j", "ACCEPT"}, {"-d", cluster_cidr, "-j", "ACCEPT"}});
+  }
+  if (s.ok()) s = EnsureJump("filter", "FORWARD", {}, kForwardChain);
+  if (!s.ok()) {
+    if (CouldNotStart(s)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the cri runtime on --network ", NodeNetworkModeName(mode_),
+                       " needs iptables (apt-get install iptables): ", s.message()));
+    }
+    return s;
+  }
+  if (cluster_cidr_ != cluster_cidr) {
+    spdlog::info("network: pods of {} keep their addresses within {}, NATed beyond (chains {}, {})",
+                 subnet_, cluster_cidr, kMasqueradeChain, kForwardChain);
+  }
+  cluster_cidr_ = cluster_cidr;
+  return absl::OkStatus();
+}
+
+namespace {
+// `iptables -w 5 -t TABLE` and `args`: waits up to 5 s for the xtables lock.
+std::vector<std::string> Iptables(const std::string& table, std::vector<std::string> args) {
+  std::vector<std::string> argv = {"iptables", "-w", "5", "-t", table};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+}  // namespace
+
+absl::Status NodeNetwork::EnsureChain(const std::string& table, const std::string& chain,
+                                      const std::vector<std::vector<std::string>>& rules) {
+  std::vector<std::string> wanted;
+  for (const auto& r : rules)
+    wanted.push_back(absl::StrCat("-A ", chain, " ", absl::StrJoin(r, " ")));
+  absl::StatusOr<std::string> listed = run_.Run(Iptables(table, {"-S", chain}));
+  if (!listed.ok() && CouldNotStart(listed.status())) return listed.status();
+  if (listed.ok()) {
+    // `-S` prints the rules as given: "-N CHAIN", then "-A CHAIN ..." each.
+    std::vector<std::string> have;
+    for (absl::string_view line : absl::StrSplit(*listed, '\n', absl::SkipWhitespace())) {
+      if (absl::StartsWith(line, "-A ")) have.emplace_back(absl::StripAsciiWhitespace(line));
+    }
+    if (have == wanted) return absl::OkStatus();
+    if (auto f = run_.Run(Iptables(table, {"-F", chain})); !f.ok()) return f.status();
+  } else if (auto n = run_.Run(Iptables(table, {"-N", chain})); !n.ok()) {
+    return n.status();
+  }
+  for (const auto& r : rules) {
+    std::vector<std::string> args = {"-A", chain};
+    args.insert(args.end(), r.begin(), r.end());
+    if (auto a = run_.Run(Iptables(table, args)); !a.ok()) return a.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::EnsureJump(const std::string& table, const std::string& parent,
+                                     const std::vector<std::string>& match,
+                                     const std::string& chain) {
+  std::vector<std::string> rule = match;
+  rule.insert(rule.end(), {"-j", chain});
+  const std::string wanted = absl::StrCat("-A ", parent, " ", absl::StrJoin(rule, " "));
+  absl::StatusOr<std::string> listed = run_.Run(Iptables(table, {"-S", parent}));
+  if (!listed.ok()) return listed.status();
+  bool present = false;
+  for (absl::string_view line : absl::StrSplit(*listed, '\n', absl::SkipWhitespace())) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::StartsWith(line, "-A ") || !absl::EndsWith(line, absl::StrCat(" -j ", chain))) {
+      continue;
+    }
+    if (line == wanted && !present) {
+      present = true;
+      continue;
+    }
+    // Another subnet's (an earlier registration) or a copy.
+    std::vector<std::string> del = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    del[0] = "-D";
+    if (auto d = run_.Run(Iptables(table, del)); !d.ok() && !IsMissing(d.status())) {
+      return d.status();
+    }
+  }
+  if (present) return absl::OkStatus();
+  std::vector<std::string> insert = {"-I", parent, "1"};
+  insert.insert(insert.end(), rule.begin(), rule.end());
+  return run_.Run(Iptables(table, insert)).status();
 }
 
 absl::Status NodeNetwork::RemoveStale(const std::map<std::string, v1::NodePeer>& wanted) {
@@ -725,7 +851,7 @@ absl::Status NodeNetwork::Check() {
     if (!have.ok()) {
       // wireguard-go died (or the device was deleted): its peers went with it.
       spdlog::warn("network: WireGuard on {} does not answer ({}); setting it up again",
-                   kWireguardDevice, have.status().message());
+                   kWireguardDevice, std::string(have.status().message()));
       if (absl::Status s = PrepareWireguard(); !s.ok()) return s;
       if (!subnet_.empty()) {
         if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
@@ -734,16 +860,22 @@ absl::Status NodeNetwork::Check() {
       wg_peers = std::move(*have);
     }
   }
-  if (!subnet_.empty()) {
+  if (const std::string wanted = LocalRouteOf(subnet_); !subnet_.empty() && !wanted.empty()) {
     auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto",
                            absl::StrCat(kRouteProtocol)});
     if (!local.ok()) return local.status();
     bool present = false;
-    for (const nlohmann::json& r : ParseJson(*local)) present = present || RouteDst(r) == subnet_;
+    for (const nlohmann::json& r : ParseJson(*local)) {
+      present = present || IsRoute(RouteDst(r), wanted);
+    }
     if (!present) {
-      spdlog::warn("network: the local route of {} was gone; adding it again", subnet_);
+      spdlog::warn("network: the local route of {} was gone; adding it again", wanted);
       if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
     }
+  }
+  // A firewall reloaded (its rules flushed) takes the pods' NAT and forwarding with it.
+  if (!cluster_cidr_.empty()) {
+    if (absl::Status s = SetPodNat(cluster_cidr_); !s.ok()) return s;
   }
   auto routes =
       run_.Run({"ip", "-j", "-4", "route", "show", "proto", absl::StrCat(kRouteProtocol)});
@@ -780,8 +912,7 @@ absl::Status NodeNetwork::SetPeers(const std::vector<v1::NodePeer>& peers,
     } else if (!IsNodeSubnet(p.subnet()) || !IsIpv4(p.advertise_addr())) {
       why = absl::StrCat("its subnet \"", p.subnet(), "\" or advertise address \"",
                          p.advertise_addr(), "\" is not IPv4");
-    } else if (mode_ == NodeNetworkMode::kWireguard &&
-               !IsWireguardKey(p.wireguard_public_key())) {
+    } else if (mode_ == NodeNetworkMode::kWireguard && !IsWireguardKey(p.wireguard_public_key())) {
       why = absl::StrCat("its WireGuard public key \"", p.wireguard_public_key(),
                          "\" is not base64 of 32 bytes");
     }
