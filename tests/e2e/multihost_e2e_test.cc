@@ -756,7 +756,8 @@ class MultihostCriTest : public MultihostE2eTest {
         [&] {
           for (pid_t pid : pids) {
             if (kill(pid, 0) == 0 &&
-                !ReadFile("/proc/" + std::to_string(pid) + "/stat").contains(") Z ")) {
+                ReadFile("/proc/" + std::to_string(pid) + "/stat").find(") Z ") ==
+                    std::string::npos) {
               return false;
             }
           }
@@ -834,13 +835,15 @@ class MultihostCriTest : public MultihostE2eTest {
       args.insert(args.begin(), ctr.begin(), ctr.end());
       return args;
     };
-    ASSERT_TRUE(WaitFor([&] { return Run(ctr_args({"version"}), {}, seconds(10)).exit_code == 0; },
-                        seconds(30)))
+    ASSERT_TRUE(
+        WaitFor([&] { return e2e::Run(ctr_args({"version"}), {}, seconds(10)).exit_code == 0; },
+                seconds(30)))
         << containerd.Log();
     for (const char* image : {"warren/pause:1", "warren/testapp:1"}) {
-      auto pull = Run(ctr_args({"-n", "k8s.io", "images", "pull", "--plain-http", "--snapshotter",
-                                "native", std::string(kRegistry) + "/" + image}),
-                      {}, seconds(180));
+      auto pull =
+          e2e::Run(ctr_args({"-n", "k8s.io", "images", "pull", "--plain-http", "--snapshotter",
+                             "native", std::string(kRegistry) + "/" + image}),
+                   {}, seconds(180));
       ASSERT_EQ(pull.exit_code, 0) << image << ": " << pull.out << pull.err;
     }
   }
