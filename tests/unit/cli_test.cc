@@ -2014,7 +2014,7 @@ TEST(CliTest, UsageErrors) {
             "--cluster-cidr: \"10.99.1.0/16\" has host bits set; did you mean 10.99.0.0/16?"},
            {{"warren", "worker", "--network", "flannel"},
             "--network: \"flannel\" is not a network mode; use local (task addresses of this "
-            "host only), host-gw (routes between nodes on one L2 network) or vxlan"},
+            "host only), host-gw (routes between nodes on one L2 network), vxlan"},
            {{"warren", "worker", "--network", "vxlan", "--address-range", "127.5.0.0/16"},
             "--address-range: not with --network vxlan (task addresses come from the node's "
             "subnet of the cluster CIDR)"},
