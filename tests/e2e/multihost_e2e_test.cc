@@ -431,10 +431,13 @@ TEST_P(MultihostNetworkTest, SpreadServiceAnswersOnEveryHostFromTasksOnEveryHost
   }
 }
 
+// Test names: host-gw as host_gw.
+std::string NetworkTestName(const testing::TestParamInfo<std::string>& info) {
+  return info.param == "host-gw" ? std::string("host_gw") : info.param;
+}
+
 INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest, testing::Values("vxlan", "host-gw"),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           return info.param == "host-gw" ? std::string("host_gw") : info.param;
-                         });
+                         NetworkTestName);
 
 // A host dies under load (its worker SIGKILLed, its cable unplugged): after the manager's node
 // timeout its tasks are orphaned and replaced on the two other hosts, and the load, sent from
@@ -691,7 +694,7 @@ TEST_F(MultihostE2eTest, CanarySharesAcrossHostsMatchTheWeights) {
 // root namespace (127.0.0.1:5000 is not the registry inside a host). A crashed run's leftovers
 // (pods still running, mounts, the pods' network namespaces) are removed by the next run once
 // its host namespace is gone (NetnsHosts removes those of dead runs).
-class MultihostCriTest : public MultihostE2eTest {
+class MultihostCriTest : public MultihostE2eTest, public testing::WithParamInterface<std::string> {
  protected:
   static constexpr char kCriRoot[] = "/tmp/warren-e2e-cri";
   static constexpr char kRegistry[] = "127.0.0.1:5000";
@@ -903,12 +906,15 @@ class MultihostCriTest : public MultihostE2eTest {
   bool set_up_ = false;
 };
 
-// Two hosts on vxlan, each pod on its node's subnet: the pods find each other by service name
-// (the pod DNS of each host answers with the pods of both), reach each other across the hosts
+// Two hosts (vxlan, host-gw), each pod on its node's subnet: the pods find each other by service
+// name (the pod DNS of each host answers with the pods of both), reach each other across the hosts
 // with their own addresses (no NAT between nodes), leave the cluster NATed to their host's
 // address, and a published port on either host answers from the pods of both.
-TEST_F(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
-  if (const std::string why = hosts_->VxlanUnavailable(); !why.empty()) GTEST_SKIP() << why;
+TEST_P(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
+  const std::string network = GetParam();
+  if (network == "vxlan") {
+    if (const std::string why = hosts_->VxlanUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  }
   StartManager({"--dns-addr", ""});
   const std::string token = JoinToken();
   ASSERT_FALSE(token.empty()) << processes_[0]->Log();
@@ -916,7 +922,7 @@ TEST_F(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
     StartContainerd(i);
     if (HasFatalFailure()) return;
     workers_[i] = &StartHostWorker(
-        i, "vxlan", token,
+        i, network, token,
         {"--runtime", "cri", "--cri-socket", CriSocket(i), "--cni-conf-dir", CriDir(i) + "/net.d"});
   }
   ASSERT_TRUE(WaitNodesReady(2)) << Cli({"node", "ls"}).out << Logs();
@@ -976,6 +982,9 @@ TEST_F(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
     EXPECT_TRUE(ReachesEveryTask(0, hosts_->UnderlayIp(i), port, "web")) << Logs();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostCriTest, testing::Values("vxlan", "host-gw"),
+                         NetworkTestName);
 
 }  // namespace
 }  // namespace warren::e2e
