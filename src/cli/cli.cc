@@ -129,6 +129,8 @@ struct ServerFlags {
   // --encrypt, and whether --network was given (an explicit local does not go with it).
   bool encrypt = false;
   bool network_given = false;
+  // --cni-subnet was given (it may not be with a routed --network either).
+  bool cni_subnet_given = false;
   std::vector<std::string> labels;
   std::string memory;
   std::string dns_ttl = "5s";
@@ -387,10 +389,10 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
           absl::StrCat("--address-range: not with --network ", f->worker.network,
                        " (task addresses come from the node's subnet of the cluster CIDR)"));
     }
-    if (f->worker.runtime != "process") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--network ", f->worker.network, ": needs --runtime process (the ", f->worker.runtime,
-          " runtime's tasks do not take addresses of the node's subnet yet)"));
+    if (f->cni_subnet_given) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--cni-subnet: not with --network ", f->worker.network,
+                       " (the pods' addresses come from the node's subnet of the cluster CIDR)"));
     }
   }
   auto labels = ParseLabels(f->labels);
@@ -1149,6 +1151,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     action = [&] {
       worker_flags.address_range_given = worker_range->count() > 0;
       worker_flags.network_given = worker_network->count() > 0;
+      worker_flags.cni_subnet_given = worker->get_option("--cni-subnet")->count() > 0;
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
       if (absl::Status s = FinishDnsFlags(worker_flags.dns_ttl, &worker_flags.worker.dns); !s.ok())
         return UsageError(ctx, s);

@@ -101,13 +101,6 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
   // A routed node's tasks take addresses of its subnet (given below), not of a range it sends.
   const bool routed = IsRouted(*mode);
   const std::string network(NodeNetworkModeName(*mode));
-  if (routed && runtime != "process" && runtime != "fake") {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("network: ", network, " needs the process runtime (the ", runtime,
-                     " runtime's tasks do not take addresses of the "
-                     "node's subnet yet); use network local"));
-  }
   if (routed && !req->address_range().empty()) {
     return grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
@@ -254,11 +247,13 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         m.push_back(PutMutation(node, expected));
         m.push_back(events_.Make(
             "node", node.id(), node.name(), existing ? "rejoined" : "registered",
-            absl::StrCat("agent ", node.agent_addr(), ", advertise address ",
-                         node.advertise_addr().empty() ? "unknown" : node.advertise_addr(),
-                         ", subnet ", node.subnet(), ", runtime ", runtime, ", tasks from ",
-                         runtime_addresses ? "the runtime's network" : node.address_range(),
-                         ", network ", network)));
+            absl::StrCat(
+                "agent ", node.agent_addr(), ", advertise address ",
+                node.advertise_addr().empty() ? "unknown" : node.advertise_addr(), ", subnet ",
+                node.subnet(), ", runtime ", runtime, ", tasks from ",
+                // Routed: the subnet, also for the cri runtime's pods.
+                runtime_addresses && !routed ? "the runtime's network" : node.address_range(),
+                ", network ", network)));
         return m;
       },
       {absl::StatusCode::kAlreadyExists});

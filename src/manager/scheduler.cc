@@ -223,7 +223,9 @@ Scheduler::Result Scheduler::ScheduleOnLoads(const std::vector<v1::Node>& nodes,
     s.unlimited_memory = n.capacity().memory_bytes() <= 0;
     // A loopback range, or the node's subnet on a routed network.
     ParseTaskRange(n.address_range(), &s.base, &s.size);
-    s.runtime_addresses = n.runtime() == "cri" && n.address_range().empty();
+    // The cri runtime's CNI network gives the addresses, also on a routed network (where the
+    // node's address range is its subnet, the pods' bridge).
+    s.runtime_addresses = n.runtime() == "cri";
     s.per_service.assign(service_index.size(), -1);
     if (auto it = loads.find(n.id()); it != loads.end()) {
       const NodeLoad& load = it->second;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/cluster_cidr.h"
 #include "common/data_dir.h"
 #include "common/grpc_services.h"
 #include "common/ids.h"
@@ -627,16 +628,51 @@ namespace {
 absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions& options,
                                                              const std::string& tasks_dir,
                                                              Clock& clock) {
-  if (absl::Status s = ValidateCniOptions(options.cri); !s.ok()) return s;
-  // Pods reach beyond the host through NAT when iptables is there to set it up; the host
-  // reaches them over the bridge either way.
-  std::error_code ec;
-  const bool masquerade = std::filesystem::exists("/usr/sbin/iptables", ec) ||
-                          std::filesystem::exists("/sbin/iptables", ec);
-  if (absl::Status s = PrepareBridge(options.cri); !s.ok()) return s;
-  auto path = WriteCniConfig(options.cri, masquerade);
-  if (!path.ok()) return path.status();
+  absl::StatusOr<NodeNetworkMode> mode = ParseNodeNetworkMode("--network", options.network);
+  if (!mode.ok()) return mode.status();
+  // On a routed network the pods take the node's subnet, known once the node registered: the
+  // driver writes their network then (UseNodeSubnet), and the worker NATs what leaves the
+  // cluster itself (NodeNetwork::SetPodNat), so pods keep their addresses between nodes.
+  const bool routed = IsRouted(*mode);
+  if (routed) {
+    CriOptions checked = options.cri;
+    checked.cni_subnet = "10.99.0.0/24";  // the node's subnet comes from the manager
+    if (absl::Status s = ValidateCniOptions(checked); !s.ok()) return s;
+  } else if (absl::Status s = ValidateCniOptions(options.cri); !s.ok()) {
+    return s;
+  }
+  std::string path = "(written once the node has its subnet)";
   CriDriver::Options o;
+  if (routed) {
+    // host-local's record of the addresses it gave out, one per worker (the CNI plugin runs in
+    // containerd's directory: an absolute path).
+    std::error_code ec;
+    const std::string ipam_dir =
+        (std::filesystem::absolute(options.data_dir, ec) / "cni-ipam").lexically_normal().string();
+    o.pod_network = [cri = options.cri,
+                     ipam_dir](const std::string& subnet) -> absl::StatusOr<std::string> {
+      CriOptions c = cri;
+      c.cni_subnet = subnet;
+      if (absl::Status s = PrepareBridge(c); !s.ok()) return s;
+      absl::StatusOr<std::string> written = WriteCniConfig(c, /*masquerade=*/false, ipam_dir);
+      if (!written.ok()) return written.status();
+      spdlog::info("cri runtime: pod network {} on the node's subnet {} (bridge {}) in {}",
+                   c.cni_network, subnet, c.cni_bridge, *written);
+      return PodGateway(c);
+    };
+    o.dns_on_gateway = options.cri.pod_dns;
+  } else {
+    // Pods reach beyond the host through NAT when iptables is there to set it up; the host
+    // reaches them over the bridge either way.
+    std::error_code ec;
+    const bool masquerade = std::filesystem::exists("/usr/sbin/iptables", ec) ||
+                            std::filesystem::exists("/sbin/iptables", ec);
+    if (absl::Status s = PrepareBridge(options.cri); !s.ok()) return s;
+    auto written = WriteCniConfig(options.cri, masquerade);
+    if (!written.ok()) return written.status();
+    path = *written;
+    if (options.cri.pod_dns) o.dns_server = PodGateway(options.cri);
+  }
   o.socket = options.cri.socket;
   o.identity = NodeName(options);
   o.state_dir = tasks_dir;
@@ -649,7 +685,6 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
                  options.cri.registry_auth);
   }
   if (options.cri.pod_dns) {
-    o.dns_server = PodGateway(options.cri);
     o.dns_searches = {options.dns.domain.empty() ? "warren" : options.dns.domain};
   }
   o.log_limits = {options.log_max_size, options.log_max_files};
@@ -659,8 +694,10 @@ absl::StatusOr<std::unique_ptr<RuntimeDriver>> MakeCriDriver(const WorkerOptions
   if (!driver.ok()) return driver.status();
   spdlog::info("cri runtime: {} on {}; pod network {} ({}, bridge {}) in {}",
                (*driver)->RuntimeVersion(), options.cri.socket, options.cri.cni_network,
-               options.cri.cni_subnet, options.cri.cni_bridge, *path);
-  if (absl::Status s = (*driver)->WaitUntilReady(absl::Seconds(30)); !s.ok()) return s;
+               routed ? "the node's subnet" : options.cri.cni_subnet, options.cri.cni_bridge, path);
+  if (!routed) {
+    if (absl::Status s = (*driver)->WaitUntilReady(absl::Seconds(30)); !s.ok()) return s;
+  }
   return std::unique_ptr<RuntimeDriver>(std::move(*driver));
 }
 

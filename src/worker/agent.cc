@@ -239,11 +239,6 @@ absl::Status WorkerAgent::Start() {
   if (!mode.ok()) return mode.status();
   network_mode_ = *mode;
   if (IsRouted(network_mode_)) {
-    if (driver_->Name() != "process") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--network ", options_.network, " needs --runtime process (the ", driver_->Name(),
-          " runtime's tasks do not take addresses of the node's subnet yet)"));
-    }
     absl::StatusOr<int> claim = ClaimHostNetwork();
     if (!claim.ok()) {
       return absl::Status(claim.status().code(), absl::StrCat("--network ", options_.network, ": ",
@@ -253,6 +248,8 @@ absl::Status WorkerAgent::Start() {
     commands_ = MakeSystemCommandRunner();
     network_ = std::make_unique<NodeNetwork>(network_mode_, advertise_addr_, *commands_,
                                              options_.data_dir);
+    // The cri runtime's pods hold the subnet's addresses on their bridge, not this host.
+    network_->SetPodBridge(driver_->AssignsAddresses());
     absl::MutexLock lock(&net_mu_);
     if (absl::Status s = network_->Prepare(); !s.ok()) return s;
   } else {
@@ -353,18 +350,8 @@ absl::Status WorkerAgent::Start() {
   } else if (absl::Status s = StartDns(options_.address_range); !s.ok()) {
     return s;
   }
-  // Tasks in their own network (pods) cannot reach a loopback DNS: serve them where they look.
-  if (std::string server = driver_->TaskDnsServer(); !server.empty()) {
-    DnsOptions d = options_.dns;
-    d.addr = absl::StrCat(server, ":53");
-    d.freebind = true;
-    auto pd = dns::ClusterDns::Start(d);
-    if (!pd.ok()) {
-      return absl::Status(pd.status().code(), absl::StrCat("pod DNS (--no-pod-dns turns it off): ",
-                                                           pd.status().message()));
-    }
-    pod_dns_ = std::move(*pd);
-  }
+  // On a routed network the pods' gateway is known once the node registered (Register).
+  if (absl::Status s = StartPodDns(); !s.ok()) return s;
 
   janitor_ = std::make_unique<TaskDirJanitor>(
       (std::filesystem::path(options_.data_dir) / "tasks").string(),
@@ -421,6 +408,22 @@ absl::Status WorkerAgent::StartDns(const std::string& range) {
     if (!d.ok()) return d.status();
     dns_ = std::move(*d);
   }
+  return absl::OkStatus();
+}
+
+absl::Status WorkerAgent::StartPodDns() {
+  // Tasks in their own network (pods) cannot reach a loopback DNS: serve them where they look.
+  const std::string server = driver_->TaskDnsServer();
+  if (server.empty() || pod_dns_) return absl::OkStatus();
+  DnsOptions d = options_.dns;
+  d.addr = absl::StrCat(server, ":53");
+  d.freebind = true;
+  auto pd = dns::ClusterDns::Start(d);
+  if (!pd.ok()) {
+    return absl::Status(pd.status().code(), absl::StrCat("pod DNS (--no-pod-dns turns it off): ",
+                                                         pd.status().message()));
+  }
+  pod_dns_ = std::move(*pd);
   return absl::OkStatus();
 }
 
@@ -523,10 +526,23 @@ absl::Status WorkerAgent::Register() {
         return absl::Status(set.code(), absl::StrCat("network: the node's subnet ",
                                                      node.address_range(), ": ", set.message()));
       }
+      // Pods leave the cluster through NAT; between nodes they keep their addresses.
+      if (driver_->AssignsAddresses()) {
+        if (absl::Status nat = network_->SetPodNat(node.cluster_cidr()); !nat.ok()) {
+          return absl::Status(nat.code(), absl::StrCat("network: NAT of the pods of ",
+                                                       node.address_range(), ": ", nat.message()));
+        }
+      }
       // Registered anew (after a manager lost the node, say): route every peer again from
       // the last table at once, and sweep what is stale.
       network_->Forget();
       peers_done_ = false;
+    }
+    // The runtime's own network (the pods' bridge) on the subnet, before any task starts.
+    if (absl::Status use = driver_->UseNodeSubnet(node.address_range()); !use.ok()) {
+      return absl::Status(use.code(),
+                          absl::StrCat("the ", driver_->Name(), " runtime's network on ",
+                                       node.address_range(), ": ", use.message()));
     }
     {
       absl::MutexLock lock(&mu_);
@@ -537,6 +553,13 @@ absl::Status WorkerAgent::Register() {
       dns_after_registration_ = false;
       if (absl::Status d = StartDns(node.address_range()); !d.ok()) {
         spdlog::warn("service DNS is off: {}", d.ToString());
+      }
+    }
+    // Once: RoutesLoop reads pod_dns_ from the first registration on.
+    if (!pod_dns_started_) {
+      pod_dns_started_ = true;
+      if (absl::Status d = StartPodDns(); !d.ok()) {
+        spdlog::warn("service DNS of the pods is off: {}", d.ToString());
       }
     }
   }

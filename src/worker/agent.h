@@ -182,8 +182,13 @@ class WorkerAgent {
   // Starts the worker's DNS on the first address of `range` (--dns-addr auto) or where
   // --dns-addr says.
   absl::Status StartDns(const std::string& range);
+  // Starts the pods' DNS where the runtime points them (TaskDnsServer), once; nothing when it
+  // points nowhere (yet).
+  absl::Status StartPodDns();
   // The worker's DNS waits for the node's subnet (routed network, --dns-addr auto).
   bool dns_after_registration_ = false;
+  // StartPodDns ran after a registration (routed networks: the pods' gateway is known then).
+  bool pod_dns_started_ = false;
   // Where task addresses come from: --address-range, or on a routed network the node's subnet
   // (known once the node registered).
   std::string task_range_ ABSL_GUARDED_BY(mu_);

@@ -99,17 +99,25 @@ absl::Status ValidateCniOptions(const CriOptions& o) {
   return absl::OkStatus();
 }
 
-std::string CniConfigList(const CriOptions& o, bool masquerade) {
-  nlohmann::json bridge = {
-      {"type", "bridge"},
-      {"bridge", o.cni_bridge},
-      {"isGateway", true},
-      {"ipMasq", masquerade},
-      {"hairpinMode", true},
-      {"ipam",
-       {{"type", "host-local"},
-        {"ranges", nlohmann::json::array({nlohmann::json::array({{{"subnet", o.cni_subnet}}})})},
-        {"routes", nlohmann::json::array({{{"dst", "0.0.0.0/0"}}})}}}};
+std::string CniConfigList(const CriOptions& o, bool masquerade, const std::string& ipam_dir) {
+  nlohmann::json range = {{"subnet", o.cni_subnet}};
+  if (std::optional<Subnet> s = ParseSubnet(o.cni_subnet)) {
+    const uint32_t first = s->network & s->mask();
+    const uint32_t last = first | ~s->mask();
+    range["gateway"] = FormatIpv4(first + 1);
+    range["rangeStart"] = FormatIpv4(first + 2);
+    range["rangeEnd"] = FormatIpv4(last - 1);
+  }
+  nlohmann::json bridge = {{"type", "bridge"},
+                           {"bridge", o.cni_bridge},
+                           {"isGateway", true},
+                           {"ipMasq", masquerade},
+                           {"hairpinMode", true},
+                           {"ipam",
+                            {{"type", "host-local"},
+                             {"ranges", nlohmann::json::array({nlohmann::json::array({range})})},
+                             {"routes", nlohmann::json::array({{{"dst", "0.0.0.0/0"}}})}}}};
+  if (!ipam_dir.empty()) bridge["ipam"]["dataDir"] = ipam_dir;
   nlohmann::json list = {{"cniVersion", "0.4.0"},
                          {"name", o.cni_network},
                          {"plugins", nlohmann::json::array({bridge})}};
@@ -121,9 +129,10 @@ std::string CniConfigPath(const CriOptions& o) {
       .string();
 }
 
-absl::StatusOr<std::string> WriteCniConfig(const CriOptions& o, bool masquerade) {
+absl::StatusOr<std::string> WriteCniConfig(const CriOptions& o, bool masquerade,
+                                           const std::string& ipam_dir) {
   const std::string path = CniConfigPath(o);
-  const std::string content = CniConfigList(o, masquerade);
+  const std::string content = CniConfigList(o, masquerade, ipam_dir);
   std::error_code ec;
   std::filesystem::create_directories(o.cni_conf_dir, ec);
   if (ec) {

@@ -116,7 +116,34 @@ CriDriver::CriDriver(Options options, Clock& clock, std::shared_ptr<grpc::Channe
       clock_(clock),
       channel_(std::move(channel)),
       runtime_(cri::RuntimeService::NewStub(channel_)),
-      images_(cri::ImageService::NewStub(channel_)) {}
+      images_(cri::ImageService::NewStub(channel_)) {
+  absl::MutexLock lock(&mu_);
+  network_ready_ = !options_.pod_network;
+  if (!options_.pod_network) dns_server_ = options_.dns_server;
+}
+
+std::string CriDriver::TaskDnsServer() const {
+  absl::MutexLock lock(&mu_);
+  return dns_server_;
+}
+
+absl::Status CriDriver::UseNodeSubnet(const std::string& subnet) {
+  if (!options_.pod_network) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    if (network_ready_ && pod_subnet_ == subnet) return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> gateway = options_.pod_network(subnet);
+  if (!gateway.ok()) return gateway.status();
+  // The runtime reloads the config a moment after it changed; pods started before would join
+  // no network (or the one of another subnet).
+  if (absl::Status s = WaitUntilReady(absl::Seconds(30)); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  pod_subnet_ = subnet;
+  network_ready_ = true;
+  dns_server_ = options_.dns_on_gateway ? *gateway : "";
+  return absl::OkStatus();
+}
 
 CriDriver::~CriDriver() {
   stop_ = true;
@@ -311,6 +338,11 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
   }
   {
     absl::MutexLock lock(&mu_);
+    if (!network_ready_) {
+      return absl::FailedPreconditionError(
+          "the pods' network is not set up yet (it is written once the node registered and got "
+          "its subnet)");
+    }
     if (tasks_.count(spec.task_id)) {
       return absl::AlreadyExistsError(absl::StrCat("task ", spec.task_id, " already exists"));
     }
@@ -364,9 +396,9 @@ absl::Status CriDriver::Start(const TaskRunSpec& spec) {
   meta->set_attempt(0);
   sandbox.set_hostname(PodName(spec));
   sandbox.set_log_directory(log_dir);
-  if (!options_.dns_server.empty()) {
+  if (const std::string dns_server = TaskDnsServer(); !dns_server.empty()) {
     auto* dns = sandbox.mutable_dns_config();
-    dns->add_servers(options_.dns_server);
+    dns->add_servers(dns_server);
     for (const auto& d : options_.dns_searches) dns->add_searches(d);
   }
   for (const auto& p : t.ports()) {

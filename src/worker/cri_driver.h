@@ -57,6 +57,12 @@ class CriDriver : public RuntimeDriver {
     // resolv.conf of the pods: this server and search domains; empty: the runtime's default
     // (the host's resolv.conf).
     std::string dns_server;
+    // A routed node network: writes the pods' CNI network on the node's subnet and returns
+    // the pods' gateway (UseNodeSubnet); no pod starts before. Unset: the network was written
+    // before Connect (network local).
+    std::function<absl::StatusOr<std::string>(const std::string& subnet)> pod_network;
+    // With pod_network: serve the pods DNS on their gateway (dns_server is then ignored).
+    bool dns_on_gateway = false;
     std::vector<std::string> dns_searches;
     // Credentials sent with PullImage for the registries they name.
     RegistryAuth auth;
@@ -111,7 +117,10 @@ class CriDriver : public RuntimeDriver {
                                   absl::Duration timeout) override;
   std::string LogPath(std::string_view task_id) const override;
   bool AssignsAddresses() const override { return true; }
-  std::string TaskDnsServer() const override { return options_.dns_server; }
+  std::string TaskDnsServer() const override;
+  // With Options::pod_network: writes the network for `subnet` and waits until the runtime
+  // loaded it (WaitUntilReady). Again with the same subnet: nothing to do.
+  absl::Status UseNodeSubnet(const std::string& subnet) override;
   bool CriLogFormat() const override { return true; }
 
  private:
@@ -151,6 +160,10 @@ class CriDriver : public RuntimeDriver {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Task, std::less<>> tasks_ ABSL_GUARDED_BY(mu_);
+  // The pods' network is ready (always, without Options::pod_network) and their DNS server.
+  bool network_ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::string pod_subnet_ ABSL_GUARDED_BY(mu_);
+  std::string dns_server_ ABSL_GUARDED_BY(mu_);
   Listener listener_ ABSL_GUARDED_BY(mu_);
   // One pull per image at a time; later starts wait for it and find the image present.
   absl::Mutex pull_mu_;

@@ -199,6 +199,11 @@ std::string Str(const nlohmann::json& j, const char* key) {
 // `ip route show` prints a /24 as "10.99.3.0/24".
 std::string RouteDst(const nlohmann::json& route) { return Str(route, "dst"); }
 
+// `ip route show` prints a /32 without its prefix ("10.99.3.0").
+bool IsRoute(const std::string& dst, const std::string& cidr) {
+  return dst == cidr || absl::StrCat(dst, "/32") == cidr;
+}
+
 bool IsMissing(const absl::Status& s) {
   // `ip route del` of a route that is not there: "RTNETLINK answers: No such process".
   return absl::StrContains(s.message(), "No such process") ||
@@ -577,13 +582,15 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
         absl::StrCat("the node's subnet \"", subnet, "\" is not an IPv4 /24 (A.B.C.0/24)"));
   }
   const std::string proto = absl::StrCat(kRouteProtocol);
-  // A subnet of an earlier registration (the node was removed and joined anew). One routed
-  // worker runs per network namespace (Claim), so no other node's route is here.
+  const std::string wanted = LocalRouteOf(subnet);
+  // A subnet of an earlier registration (the node was removed and joined anew), or the whole
+  // subnet of a worker that ran the process runtime before. One routed worker runs per network
+  // namespace (Claim), so no other node's route is here.
   if (auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto", proto});
       local.ok()) {
     for (const nlohmann::json& r : ParseJson(*local)) {
       const std::string dst = RouteDst(r);
-      if (dst.empty() || dst == subnet) continue;
+      if (dst.empty() || IsRoute(dst, wanted)) continue;
       spdlog::info("network: removing the local route of {} (an earlier subnet of this node)", dst);
       if (auto del =
               run_.Run({"ip", "route", "del", "local", dst, "table", "local", "proto", proto});
@@ -592,10 +599,12 @@ absl::Status NodeNetwork::SetSubnet(const std::string& subnet) {
       }
     }
   }
-  if (auto r = run_.Run({"ip", "route", "replace", "local", subnet, "dev", kLocalDevice, "table",
-                         "local", "proto", proto});
-      !r.ok()) {
-    return r.status();
+  if (!wanted.empty()) {
+    if (auto r = run_.Run({"ip", "route", "replace", "local", wanted, "dev", kLocalDevice, "table",
+                           "local", "proto", proto});
+        !r.ok()) {
+      return r.status();
+    }
   }
   if (const std::string overlay = OverlayDevice(); !overlay.empty()) {
     // The tunnel's end: packets this host sends into the overlay leave from it, so the answers
@@ -710,6 +719,121 @@ absl::Status NodeNetwork::Unroute(const std::string& subnet, const v1::NodePeer*
   return absl::OkStatus();
 }
 
+std::string NodeNetwork::LocalRouteOf(const std::string& subnet) const {
+  if (!pod_bridge_) return subnet;
+  // The node's own address (its DNS, the answers to what it sends into the network): the
+  // overlays hold it on their device already.
+  const char* overlay = OverlayDevice();
+  return overlay != nullptr && overlay[0] != '\0' ? "" : absl::StrCat(NodeAddressOf(subnet), "/32");
+}
+
+absl::Status NodeNetwork::SetPodNat(const std::string& cluster_cidr) {
+  if (subnet_.empty()) {
+    return absl::FailedPreconditionError("the pods' NAT needs the node's subnet (SetSubnet)");
+  }
+  if (absl::StatusOr<ClusterCidr> parsed = ClusterCidr::Parse("cluster_cidr", cluster_cidr);
+      !parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(parsed.status().message(),
+                     " (the manager sends it with the node; an older manager sends none)"));
+  }
+  // The bridge plugin turns it on at every pod's start; the pods' traffic should not depend
+  // on that.
+  if (auto r = run_.Run({"sysctl", "-q", "-w", "net.ipv4.ip_forward=1"}); !r.ok()) {
+    return r.status();
+  }
+  absl::Status s = EnsureChain("nat", kMasqueradeChain,
+                               {{"-d", cluster_cidr, "-j", "RETURN"},
+                                {"-d", "224.0.0.0/4", "-j", "RETURN"},
+                                {"-j", "MASQUERADE"}});
+  if (s.ok()) s = EnsureJump("nat", "POSTROUTING", {"-s", subnet_}, kMasqueradeChain);
+  if (s.ok()) {
+    s = EnsureChain("filter", kForwardChain,
+                    {{"-s", cluster_cidr, "-j", "ACCEPT"}, {"-d", cluster_cidr, "-j", "ACCEPT"}});
+  }
+  if (s.ok()) s = EnsureJump("filter", "FORWARD", {}, kForwardChain);
+  if (!s.ok()) {
+    if (CouldNotStart(s)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the cri runtime on --network ", NodeNetworkModeName(mode_),
+                       " needs iptables (apt-get install iptables): ", s.message()));
+    }
+    return s;
+  }
+  if (cluster_cidr_ != cluster_cidr) {
+    spdlog::info("network: pods of {} keep their addresses within {}, NATed beyond (chains {}, {})",
+                 subnet_, cluster_cidr, kMasqueradeChain, kForwardChain);
+  }
+  cluster_cidr_ = cluster_cidr;
+  return absl::OkStatus();
+}
+
+namespace {
+// `iptables -w 5 -t TABLE` and `args`: waits up to 5 s for the xtables lock.
+std::vector<std::string> Iptables(const std::string& table, std::vector<std::string> args) {
+  std::vector<std::string> argv = {"iptables", "-w", "5", "-t", table};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+}  // namespace
+
+absl::Status NodeNetwork::EnsureChain(const std::string& table, const std::string& chain,
+                                      const std::vector<std::vector<std::string>>& rules) {
+  std::vector<std::string> wanted;
+  for (const auto& r : rules)
+    wanted.push_back(absl::StrCat("-A ", chain, " ", absl::StrJoin(r, " ")));
+  absl::StatusOr<std::string> listed = run_.Run(Iptables(table, {"-S", chain}));
+  if (!listed.ok() && CouldNotStart(listed.status())) return listed.status();
+  if (listed.ok()) {
+    // `-S` prints the rules as given: "-N CHAIN", then "-A CHAIN ..." each.
+    std::vector<std::string> have;
+    for (absl::string_view line : absl::StrSplit(*listed, '\n', absl::SkipWhitespace())) {
+      if (absl::StartsWith(line, "-A ")) have.emplace_back(absl::StripAsciiWhitespace(line));
+    }
+    if (have == wanted) return absl::OkStatus();
+    if (auto f = run_.Run(Iptables(table, {"-F", chain})); !f.ok()) return f.status();
+  } else if (auto n = run_.Run(Iptables(table, {"-N", chain})); !n.ok()) {
+    return n.status();
+  }
+  for (const auto& r : rules) {
+    std::vector<std::string> args = {"-A", chain};
+    args.insert(args.end(), r.begin(), r.end());
+    if (auto a = run_.Run(Iptables(table, args)); !a.ok()) return a.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NodeNetwork::EnsureJump(const std::string& table, const std::string& parent,
+                                     const std::vector<std::string>& match,
+                                     const std::string& chain) {
+  std::vector<std::string> rule = match;
+  rule.insert(rule.end(), {"-j", chain});
+  const std::string wanted = absl::StrCat("-A ", parent, " ", absl::StrJoin(rule, " "));
+  absl::StatusOr<std::string> listed = run_.Run(Iptables(table, {"-S", parent}));
+  if (!listed.ok()) return listed.status();
+  bool present = false;
+  for (absl::string_view line : absl::StrSplit(*listed, '\n', absl::SkipWhitespace())) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::StartsWith(line, "-A ") || !absl::EndsWith(line, absl::StrCat(" -j ", chain))) {
+      continue;
+    }
+    if (line == wanted && !present) {
+      present = true;
+      continue;
+    }
+    // Another subnet's (an earlier registration) or a copy.
+    std::vector<std::string> del = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    del[0] = "-D";
+    if (auto d = run_.Run(Iptables(table, del)); !d.ok() && !IsMissing(d.status())) {
+      return d.status();
+    }
+  }
+  if (present) return absl::OkStatus();
+  std::vector<std::string> insert = {"-I", parent, "1"};
+  insert.insert(insert.end(), rule.begin(), rule.end());
+  return run_.Run(Iptables(table, insert)).status();
+}
+
 absl::Status NodeNetwork::RemoveStale(const std::map<std::string, v1::NodePeer>& wanted) {
   auto routes =
       run_.Run({"ip", "-j", "-4", "route", "show", "proto", absl::StrCat(kRouteProtocol)});
@@ -769,16 +893,22 @@ absl::Status NodeNetwork::Check() {
       wg_peers = std::move(*have);
     }
   }
-  if (!subnet_.empty()) {
+  if (const std::string wanted = LocalRouteOf(subnet_); !subnet_.empty() && !wanted.empty()) {
     auto local = run_.Run({"ip", "-j", "-4", "route", "show", "table", "local", "proto",
                            absl::StrCat(kRouteProtocol)});
     if (!local.ok()) return local.status();
     bool present = false;
-    for (const nlohmann::json& r : ParseJson(*local)) present = present || RouteDst(r) == subnet_;
+    for (const nlohmann::json& r : ParseJson(*local)) {
+      present = present || IsRoute(RouteDst(r), wanted);
+    }
     if (!present) {
-      spdlog::warn("network: the local route of {} was gone; adding it again", subnet_);
+      spdlog::warn("network: the local route of {} was gone; adding it again", wanted);
       if (absl::Status s = SetSubnet(subnet_); !s.ok()) return s;
     }
+  }
+  // A firewall reloaded (its rules flushed) takes the pods' NAT and forwarding with it.
+  if (!cluster_cidr_.empty()) {
+    if (absl::Status s = SetPodNat(cluster_cidr_); !s.ok()) return s;
   }
   auto routes =
       run_.Run({"ip", "-j", "-4", "route", "show", "proto", absl::StrCat(kRouteProtocol)});

@@ -43,6 +43,9 @@ inline constexpr int kVxlanPort = 4789;                  // IANA's VXLAN port, U
 inline constexpr int kRouteProtocol = 87;                // marks Warren's routes ("proto 87")
 inline constexpr char kWireguardDevice[] = "warren.wg";  // the encrypted tunnels' end
 inline constexpr int kWireguardPort = 51820;             // WireGuard's usual port, UDP
+// The iptables chains of the cri runtime's pods on a routed network (NodeNetwork::SetPodNat).
+inline constexpr char kMasqueradeChain[] = "WARREN-MASQ";  // nat: what leaves the cluster
+inline constexpr char kForwardChain[] = "WARREN-FWD";      // filter: the cluster's traffic
 // What WireGuard adds to a packet at most (IPv6 outer header 40, UDP 8, WireGuard 32).
 inline constexpr int kWireguardOverhead = 80;
 // In the worker's data dir: the node's WireGuard private key (base64, mode 0600) and the log
@@ -99,8 +102,21 @@ class NodeNetwork {
 
   // Makes every address of `subnet` (the node's /24) local to this host, so tasks bind to them
   // and packets for them from other nodes are delivered here; removes another subnet's route
-  // left by an earlier registration.
+  // left by an earlier registration. With SetPodBridge(true) only the node's own address (.0)
+  // is made local (host-gw; the overlays have it on their device): the rest are the pods' on
+  // their CNI bridge, which a `local` route would swallow.
   absl::Status SetSubnet(const std::string& subnet);
+
+  // The cri runtime: the subnet's addresses are the pods' on their CNI bridge (call before
+  // SetSubnet).
+  void SetPodBridge(bool pods) { pod_bridge_ = pods; }
+
+  // The pods' traffic (after SetSubnet): forwarded to and from `cluster_cidr` (chain
+  // WARREN-FWD, first in FORWARD; ip_forward on), and NATed to the host's address when it
+  // leaves the cluster (chain WARREN-MASQ, from POSTROUTING for the node's subnet), so between
+  // nodes pods keep their own addresses. Changes only what differs: a worker started again
+  // adds nothing twice.
+  absl::Status SetPodNat(const std::string& cluster_cidr);
 
   // Routes to the subnet of every peer but `self_id` of this node's network mode; a peer that
   // is gone loses its route. The first call also removes the routes an earlier worker left for
@@ -141,6 +157,17 @@ class NodeNetwork {
   absl::Status StartWireguardGo();
   // The public keys of the peers warren.wg has; an error when `wg` cannot reach the device.
   absl::StatusOr<std::set<std::string>> WireguardPeers();
+  // The `local` route SetSubnet makes for `subnet` in table local: the subnet, the node's
+  // address as /32 (pods, host-gw) or none (pods, overlay: the address is on its device).
+  std::string LocalRouteOf(const std::string& subnet) const;
+  // iptables chain `chain` of `table` holds exactly `rules` (each appended as `-A chain ...`):
+  // created when missing, flushed and filled again when it differs, else left alone.
+  absl::Status EnsureChain(const std::string& table, const std::string& chain,
+                           const std::vector<std::vector<std::string>>& rules);
+  // `parent` of `table` jumps to `chain` for `match` (inserted first when missing); other
+  // jumps to it go.
+  absl::Status EnsureJump(const std::string& table, const std::string& parent,
+                          const std::vector<std::string>& match, const std::string& chain);
 
   const NodeNetworkMode mode_;
   const std::string advertise_addr_;
@@ -150,6 +177,8 @@ class NodeNetwork {
   // warren.wg is a TUN device served by wireguard-go (not the kernel's WireGuard).
   bool wireguard_go_ = false;
   std::string subnet_;
+  bool pod_bridge_ = false;
+  std::string cluster_cidr_;  // of SetPodNat
   bool swept_ = false;
   std::map<std::string, v1::NodePeer> routed_;
   // Peers not routed and why, warned about once each.

@@ -101,8 +101,14 @@ class RuntimeDriver {
   virtual bool AssignsAddresses() const { return false; }
 
   // The address tasks use as their DNS server when the worker must serve DNS there (cri: the
-  // pods' gateway); empty when tasks use the host's resolver.
+  // pods' gateway); empty when tasks use the host's resolver. May change with UseNodeSubnet.
   virtual std::string TaskDnsServer() const { return ""; }
+
+  // A routed node network (docs/networking.md): the node's subnet from the manager, given
+  // after every registration and before any task of it starts. A runtime that gives tasks
+  // their addresses sets up its network on it (cri: the pods' CNI bridge) and is ready to
+  // start tasks when this returns OK. Runtimes whose addresses the worker assigns ignore it.
+  virtual absl::Status UseNodeSubnet(const std::string& subnet) { return absl::OkStatus(); }
 
   // True when LogPath holds the CRI log format ("<time> <stream> <P|F> <text>" per line)
   // rather than plain text.

@@ -5,11 +5,16 @@
 // of all hosts; a host that dies takes its tasks with it and they come back on the others.
 // Skipped with the reason without root or `ip netns`.
 #include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -165,7 +170,8 @@ class MultihostE2eTest : public E2eTest {
   // agent must listen there too (the manager reads task logs from it): a routed worker does so
   // by default; `local` passes --agent-addr, no --network (the default) and a loopback
   // --address-range of its own.
-  Process& StartHostWorker(int i, const std::string& network, const std::string& token) {
+  Process& StartHostWorker(int i, const std::string& network, const std::string& token,
+                           const std::vector<std::string>& extra = {}) {
     const std::string name = "h" + std::to_string(i);
     std::vector<std::string> args = hosts_->Prefix(i);
     if (network == "wireguard") {
@@ -188,6 +194,7 @@ class MultihostE2eTest : public E2eTest {
     } else {
       args.insert(args.end(), {"--network", network});
     }
+    args.insert(args.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<Process>(args, (dir_ / (name + ".log")).string()));
     return *processes_.back();
   }
@@ -461,11 +468,13 @@ TEST_P(MultihostNetworkTest, SpreadServiceAnswersOnEveryHostFromTasksOnEveryHost
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest,
-                         testing::Values("vxlan", "host-gw", "wireguard"),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           return info.param == "host-gw" ? std::string("host_gw") : info.param;
-                         });
+// Test names: host-gw as host_gw.
+std::string NetworkTestName(const testing::TestParamInfo<std::string>& info) {
+  return info.param == "host-gw" ? std::string("host_gw") : info.param;
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest, testing::Values("vxlan", "host-gw", "wireguard"),
+                         NetworkTestName);
 
 // A host dies under load (its worker SIGKILLed, its cable unplugged): after the manager's node
 // timeout its tasks are orphaned and replaced on the two other hosts, and the load, sent from
@@ -790,6 +799,307 @@ TEST_F(MultihostE2eTest, EncryptedTrafficCrossesTheUnderlayOnlyInsideTheTunnel) 
             << "answers from h1 " << by_host["h1"] << ", h2 " << by_host["h2"] << ", h3 "
             << by_host["h3"] << "\n";
 }
+
+
+// Test 5: the cri runtime across hosts. Each host runs a containerd of its own (the CNI bridge
+// plugin puts the bridge and the pods' veth ends into containerd's network namespace), with
+// root, state, socket and CNI config dir under kCriRoot/<host namespace>. It is started with
+// `nsenter --net` (`ip netns exec` remounts /sys, which hides the cgroup mounts runc needs).
+// Its images come from the local registry of scripts/containers.sh, pulled by `ctr` from the
+// root namespace (127.0.0.1:5000 is not the registry inside a host). A crashed run's leftovers
+// (pods still running, mounts, the pods' network namespaces) are removed by the next run once
+// its host namespace is gone (NetnsHosts removes those of dead runs).
+class MultihostCriTest : public MultihostE2eTest, public testing::WithParamInterface<std::string> {
+ protected:
+  static constexpr char kCriRoot[] = "/tmp/warren-e2e-cri";
+  static constexpr char kRegistry[] = "127.0.0.1:5000";
+
+  void SetUp() override {
+    if (const char* why = std::getenv("WARREN_CRI_UNAVAILABLE"); why && *why) {
+      GTEST_SKIP() << "containers cannot run here: " << why;
+    }
+    for (const char* tool : {"containerd", "ctr", "nsenter"}) {
+      if (Which(tool).empty()) GTEST_SKIP() << "the cri runtime across hosts needs " << tool;
+    }
+    if (access("/usr/lib/cni/bridge", X_OK) != 0) {
+      GTEST_SKIP() << "needs the CNI plugins in /usr/lib/cni (containernetworking-plugins)";
+    }
+    if (auto r = HttpGet("127.0.0.1", 5000, "/v2/"); !r || r->first != 200) {
+      GTEST_SKIP() << "no image registry at " << kRegistry << " (scripts/containers.sh)";
+    }
+    MultihostE2eTest::SetUp();
+    set_up_ = true;
+    if (IsSkipped() || HasFatalFailure()) return;
+    RemoveCriLeftovers();
+  }
+
+  void TearDown() override {
+    if (!set_up_) return;  // skipped before the fixture made anything
+    // Workers (they stop their pods), the containerds, the manager, the hosts; then what a
+    // failed run may have left of the pods.
+    MultihostE2eTest::TearDown();
+    for (const std::string& dir : cri_dirs_) CleanCriDir(dir);
+  }
+
+  static std::string Which(const std::string& tool) {
+    for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+      const std::string path = std::string(dir) + "/" + tool;
+      if (access(path.c_str(), X_OK) == 0) return path;
+    }
+    return "";
+  }
+
+  std::string CriDir(int i) const { return std::string(kCriRoot) + "/" + hosts_->Name(i); }
+  std::string CriSocket(int i) const { return CriDir(i) + "/containerd.sock"; }
+
+  // Kills the processes whose root is under `dir` (the containers of a crashed run), unmounts
+  // what is mounted there, deletes the network namespaces those containers had (CNI's
+  // cni-<uuid>) and removes the directory.
+  static void CleanCriDir(const std::string& dir) {
+    std::set<ino_t> netns;
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+      const std::string name = proc.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::error_code link_ec;
+      const std::string root = std::filesystem::read_symlink(proc.path() / "root", link_ec);
+      if (link_ec || !root.starts_with(dir + "/")) continue;
+      struct stat st {};
+      if (stat((proc.path() / "ns/net").c_str(), &st) == 0) netns.insert(st.st_ino);
+      pids.push_back(std::stoi(name));
+    }
+    for (pid_t pid : pids) kill(pid, SIGKILL);
+    WaitFor(
+        [&] {
+          for (pid_t pid : pids) {
+            if (kill(pid, 0) == 0 &&
+                ReadFile("/proc/" + std::to_string(pid) + "/stat").find(") Z ") ==
+                    std::string::npos) {
+              return false;
+            }
+          }
+          return true;
+        },
+        seconds(10));
+    // Deepest first: /proc/self/mountinfo's 5th field is the mount point.
+    std::vector<std::string> mounts;
+    std::istringstream lines(ReadFile("/proc/self/mountinfo"));
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string field[5];
+      for (auto& f : field) fields >> f;
+      if (field[4].starts_with(dir + "/")) mounts.push_back(field[4]);
+    }
+    std::sort(mounts.begin(), mounts.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    for (const std::string& m : mounts) umount2(m.c_str(), MNT_DETACH);
+    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+      struct stat st {};
+      const std::string path = entry.path().string();
+      if (!entry.path().filename().string().starts_with("cni-") || stat(path.c_str(), &st) != 0 ||
+          !netns.contains(st.st_ino)) {
+        continue;
+      }
+      umount2(path.c_str(), MNT_DETACH);
+      unlink(path.c_str());
+    }
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  // The directories of runs whose host namespace is gone (NetnsHosts::Create removed the
+  // namespaces of dead runs, and their containerds with them).
+  static void RemoveCriLeftovers() {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(kCriRoot, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!std::filesystem::exists("/run/netns/" + name)) CleanCriDir(entry.path().string());
+    }
+  }
+
+  // containerd of host i (scripts/containers.sh's settings, on the native snapshotter), with
+  // the sandbox and testapp images; a test failure says why it did not start.
+  void StartContainerd(int i) {
+    const std::string dir = CriDir(i);
+    cri_dirs_.push_back(dir);
+    std::filesystem::create_directories(dir + "/net.d");
+    const std::string config = dir + "/config.toml";
+    {
+      std::ofstream out(config);
+      out << "version = 2\nroot = \"" << dir << "/root\"\nstate = \"" << dir
+          << "/state\"\n[grpc]\n  address = \"" << CriSocket(i) << "\"\n"
+          << "[plugins.\"io.containerd.grpc.v1.cri\"]\n"
+          << "  sandbox_image = \"" << kRegistry << "/warren/pause:1\"\n"
+          << "  restrict_oom_score_adj = true\n"
+          << "  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n"
+          << "    snapshotter = \"native\"\n    default_runtime_name = \"runc\"\n"
+          << "    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n"
+          << "      runtime_type = \"io.containerd.runc.v2\"\n"
+          << "      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
+          << "        SystemdCgroup = false\n"
+          << "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n"
+          << "    bin_dir = \"/usr/lib/cni\"\n    conf_dir = \"" << dir << "/net.d\"\n"
+          << "    max_conf_num = 1\n";
+    }
+    processes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{Which("nsenter"), "--net=/run/netns/" + hosts_->Name(i),
+                                 Which("containerd"), "--config", config},
+        dir + "/containerd.log"));
+    Process& containerd = *processes_.back();
+    const std::vector<std::string> ctr = {Which("ctr"), "--address", CriSocket(i),
+                                          "--connect-timeout", "1s"};
+    auto ctr_args = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), ctr.begin(), ctr.end());
+      return args;
+    };
+    ASSERT_TRUE(
+        WaitFor([&] { return e2e::Run(ctr_args({"version"}), {}, seconds(10)).exit_code == 0; },
+                seconds(30)))
+        << containerd.Log();
+    for (const char* image : {"warren/pause:1", "warren/testapp:1"}) {
+      auto pull =
+          e2e::Run(ctr_args({"-n", "k8s.io", "images", "pull", "--plain-http", "--snapshotter",
+                             "native", std::string(kRegistry) + "/" + image}),
+                   {}, seconds(180));
+      ASSERT_EQ(pull.exit_code, 0) << image << ": " << pull.out << pull.err;
+    }
+  }
+
+  // Runs `f` on a thread in the network namespace of process `pid` (a pod's container).
+  template <typename F>
+  static std::invoke_result_t<F&> InPod(int pid, F&& f) {
+    using R = std::invoke_result_t<F&>;
+    R out{};
+    std::string error;
+    std::thread thread([&] {
+      const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        error = "setns " + path + ": " + std::strerror(errno);
+        if (fd >= 0) close(fd);
+        return;
+      }
+      close(fd);
+      out = f();
+    });
+    thread.join();
+    if (!error.empty()) ADD_FAILURE() << error;
+    return out;
+  }
+
+  // A TCP listener on ip, port 0 (in the caller's network namespace); its fd and port.
+  static std::pair<int, int> Listen(const std::string& ip) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    socklen_t len = sizeof(sa);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, 4) != 0) {
+      close(fd);
+      return {-1, 0};
+    }
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    return {fd, ntohs(sa.sin_port)};
+  }
+
+  // The source address a connection to `listener` arrives from ("" when none arrives in 2 s).
+  static std::string AcceptFrom(int listener) {
+    pollfd p{listener, POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1) return "";
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    if (fd < 0) return "";
+    close(fd);
+    char text[INET_ADDRSTRLEN] = {0};
+    inet_ntop(AF_INET, &peer.sin_addr, text, sizeof(text));
+    return text;
+  }
+
+  std::vector<std::string> cri_dirs_;
+  bool set_up_ = false;
+};
+
+// Two hosts (vxlan, host-gw), each pod on its node's subnet: the pods find each other by service
+// name (the pod DNS of each host answers with the pods of both), reach each other across the hosts
+// with their own addresses (no NAT between nodes), leave the cluster NATed to their host's
+// address, and a published port on either host answers from the pods of both.
+TEST_P(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
+  const std::string network = GetParam();
+  if (network == "vxlan") {
+    if (const std::string why = hosts_->VxlanUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  }
+  StartManager({"--dns-addr", ""});
+  const std::string token = JoinToken();
+  ASSERT_FALSE(token.empty()) << processes_[0]->Log();
+  for (int i = 1; i <= 2; ++i) {
+    StartContainerd(i);
+    if (HasFatalFailure()) return;
+    workers_[i] = &StartHostWorker(
+        i, network, token,
+        {"--runtime", "cri", "--cri-socket", CriSocket(i), "--cni-conf-dir", CriDir(i) + "/net.d"});
+  }
+  ASSERT_TRUE(WaitNodesReady(2)) << Cli({"node", "ls"}).out << Logs();
+  auto nodes = Nodes();
+  for (const auto& [name, node] : nodes) node_names_[node.value("id", "")] = name;
+  const int port = FreePort();
+  auto created =
+      Cli({"service", "create", "web", "--image", std::string(kRegistry) + "/warren/testapp:1",
+           "--mode", "global", "--publish", std::to_string(port) + ":8080", "--health-http",
+           "/healthz", "--health-interval", "200ms", "--stop-timeout", "2s"});
+  ASSERT_EQ(created.exit_code, 0) << created.out << created.err;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HealthyByHost("web") == std::map<std::string, int>{{"h1", 1}, {"h2", 1}};
+      },
+      seconds(90)))
+      << Cli({"service", "ps", "web"}).out << Logs();
+
+  // Each pod has an address of its node's subnet (.2 and up: .1 is the bridge, .0 the node).
+  std::map<int, std::string> address, task_id;
+  std::map<int, int> pid;
+  for (const auto& t : HealthyTasks("web")) {
+    const int i = HostOf(t)[1] - '0';
+    address[i] = t.value("address", "");
+    task_id[i] = t.value("id", "");
+    pid[i] = t["status"].value("pid", 0);
+    const std::string subnet = nodes["h" + std::to_string(i)].value("subnet", "");
+    EXPECT_TRUE(address[i].starts_with(SubnetPrefix(subnet))) << address[i] << " " << subnet;
+    EXPECT_FALSE(address[i].ends_with(".0") || address[i].ends_with(".1")) << address[i];
+    ASSERT_GT(pid[i], 0) << t.dump();
+  }
+
+  for (int i = 1; i <= 2; ++i) {
+    const int other = 3 - i;
+    // By name: the pod's resolver (its host's pod DNS) gives the pods of both hosts.
+    auto lookup = hosts_->In(i, [&] { return HttpGet(address[i], 8080, "/lookup?name=web"); });
+    ASSERT_TRUE(lookup && lookup->first == 200) << (lookup ? lookup->second : "no answer");
+    const std::set<std::string> both = {address[1], address[2]};  // testapp sorts them so
+    EXPECT_EQ(lookup->second, *both.begin() + "\n" + *both.rbegin() + "\n");
+    // From inside the pod to the other host's pod, at the address its DNS gave.
+    auto fetched = InPod(pid[i], [&] { return HttpGet(address[other], 8080, "/"); });
+    ASSERT_TRUE(fetched && fetched->first == 200) << "pod on h" << i << " -> " << address[other];
+    EXPECT_EQ(Field(fetched->second, "task"), task_id[other]) << fetched->second;
+    // Between nodes a pod keeps its address: a listener in the other pod sees it.
+    auto [listener, listen_port] = InPod(pid[other], [] { return Listen("0.0.0.0"); });
+    ASSERT_GE(listener, 0);
+    EXPECT_TRUE(InPod(pid[i], [&] { return Connects(address[other], listen_port); }));
+    EXPECT_EQ(AcceptFrom(listener), address[i]) << "pod on h" << i << " was NATed";
+    close(listener);
+    // Beyond the cluster (the underlay's bridge, the root namespace) it is NATed to its host.
+    auto [outside, outside_port] = Listen(hosts_->GatewayIp());
+    ASSERT_GE(outside, 0);
+    EXPECT_TRUE(InPod(pid[i], [&] { return Connects(hosts_->GatewayIp(), outside_port); }));
+    EXPECT_EQ(AcceptFrom(outside), hosts_->UnderlayIp(i));
+    close(outside);
+    // The published port of host i answers from the pods of both hosts.
+    EXPECT_TRUE(ReachesEveryTask(0, hosts_->UnderlayIp(i), port, "web")) << Logs();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostCriTest, testing::Values("vxlan", "host-gw"),
+                         NetworkTestName);
 
 }  // namespace
 }  // namespace warren::e2e

@@ -2021,8 +2021,10 @@ TEST(CliTest, UsageErrors) {
            {{"warren", "worker", "--network", "vxlan", "--address-range", "127.5.0.0/16"},
             "--address-range: not with --network vxlan (task addresses come from the node's "
             "subnet of the cluster CIDR)"},
-           {{"warren", "worker", "--network", "host-gw", "--runtime", "cri"},
-            "--network host-gw: needs --runtime process"},
+           {{"warren", "worker", "--network", "host-gw", "--runtime", "cri", "--cni-subnet",
+             "10.88.0.0/16"},
+            "--cni-subnet: not with --network host-gw (the pods' addresses come from the node's "
+            "subnet of the cluster CIDR)"},
        }) {
     std::ostringstream out, err;
     EXPECT_EQ(RunCli(c.args, out, err), 2) << c.want;

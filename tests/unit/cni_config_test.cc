@@ -57,7 +57,18 @@ TEST(CniConfigTest, ConfigListIsABridgeWithHostLocalIpam) {
   EXPECT_EQ(b["ipMasq"], false);
   EXPECT_EQ(b["ipam"]["type"], "host-local");
   EXPECT_EQ(b["ipam"]["ranges"][0][0]["subnet"], "10.201.7.0/24");
+  // The gateway (on the bridge) first, then the pods up to the last but one.
+  EXPECT_EQ(b["ipam"]["ranges"][0][0]["gateway"], "10.201.7.1");
+  EXPECT_EQ(b["ipam"]["ranges"][0][0]["rangeStart"], "10.201.7.2");
+  EXPECT_EQ(b["ipam"]["ranges"][0][0]["rangeEnd"], "10.201.7.254");
+  EXPECT_FALSE(b["ipam"].contains("dataDir"));
   EXPECT_EQ(nlohmann::json::parse(CniConfigList(o, true))["plugins"][0]["ipMasq"], true);
+  o.cni_subnet = "10.88.0.0/16";
+  const auto wide = nlohmann::json::parse(CniConfigList(o, false))["plugins"][0]["ipam"];
+  EXPECT_EQ(wide["ranges"][0][0]["rangeEnd"], "10.88.255.254");
+  // A worker of a routed network keeps host-local's state in its own data dir.
+  const auto own = nlohmann::json::parse(CniConfigList(o, false, "/var/lib/w1/cni-ipam"));
+  EXPECT_EQ(own["plugins"][0]["ipam"]["dataDir"], "/var/lib/w1/cni-ipam");
 }
 
 TEST(CniConfigTest, WritesOnceAndRewritesOnChange) {

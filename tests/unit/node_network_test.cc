@@ -187,6 +187,130 @@ TEST(NodeNetworkTest, HostGwRoutesThroughTheAdvertiseAddressAndSkipsOtherModes) 
   EXPECT_EQ(net.routed().size(), 1u);
 }
 
+// The cri runtime: the pods hold the subnet's addresses on their CNI bridge, and a `local`
+// route of the whole subnet would deliver their packets to this host instead.
+TEST(NodeNetworkTest, PodBridgeMakesOnlyTheNodeAddressLocal) {
+  RecordingRunner run;
+  // A process-runtime worker ran here before: its /24 local route must go.
+  run.rules["ip -j -4 route show table local proto 87"] =
+      std::string(R"([{"dst":"10.99.4.0/24","dev":"warren.lo"}])");
+  NodeNetwork gw(NodeNetworkMode::kHostGw, "192.0.2.1", run);
+  gw.SetPodBridge(true);
+  ASSERT_TRUE(gw.SetSubnet("10.99.4.0/24").ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("ip -j -4 route show table local proto 87",
+                  "ip route del local 10.99.4.0/24 table local proto 87",
+                  "ip route replace local 10.99.4.0/32 dev warren.lo table local proto 87"));
+  // Check finds the node's address (`ip` prints a /32 without its prefix): nothing to add.
+  run.rules["ip -j -4 route show table local proto 87"] =
+      std::string(R"([{"dst":"10.99.4.0","dev":"warren.lo"}])");
+  ASSERT_TRUE(gw.Check().ok());
+  EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("ip route replace local"))));
+  // Gone: added again.
+  run.rules["ip -j -4 route show table local proto 87"] = std::string("[]");
+  ASSERT_TRUE(gw.Check().ok());
+  EXPECT_THAT(run.Take(),
+              Contains("ip route replace local 10.99.4.0/32 dev warren.lo table local proto 87"));
+
+  // vxlan: the node's address is on warren.vx already; no local route at all.
+  run.rules["ip -j -4 route show table local proto 87"] =
+      std::string(R"([{"dst":"10.99.4.0/24","dev":"warren.lo"}])");
+  NodeNetwork vx(NodeNetworkMode::kVxlan, "192.0.2.1", run);
+  vx.SetPodBridge(true);
+  ASSERT_TRUE(vx.SetSubnet("10.99.4.0/24").ok());
+  const std::vector<std::string> done = run.Take();
+  EXPECT_THAT(done, Contains("ip route del local 10.99.4.0/24 table local proto 87"));
+  EXPECT_THAT(done, Contains("ip addr replace 10.99.4.0/32 dev warren.vx"));
+  EXPECT_THAT(done, Not(Contains(HasSubstr("ip route replace local"))));
+  run.rules["ip -j -4 route show table local proto 87"] = std::string("[]");
+  ASSERT_TRUE(vx.Check().ok());
+  EXPECT_THAT(run.Take(), Not(Contains(HasSubstr("ip route replace local"))));
+}
+
+// The pods' NAT and forwarding: own chains, filled once; a worker started again (or the
+// periodic check) changes nothing that is right, and repairs what is not.
+TEST(NodeNetworkTest, PodNatFillsItsOwnChainsOnceAndRepairsThem) {
+  RecordingRunner run;
+  NodeNetwork net(NodeNetworkMode::kVxlan, "192.0.2.1", run);
+  net.SetPodBridge(true);
+  EXPECT_EQ(net.SetPodNat("10.99.0.0/16").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(net.SetSubnet("10.99.4.0/24").ok());
+  run.Take();
+  EXPECT_THAT(net.SetPodNat("10.99.0.0/33").message(), HasSubstr("cluster_cidr"));
+  run.Take();
+
+  // Nothing there yet; POSTROUTING still jumps for the subnet of an earlier registration.
+  const absl::Status no_chain = absl::FailedPreconditionError(
+      "`iptables ...` failed (exit status 1): iptables: No chain/target/match by that name.");
+  run.rules["iptables -w 5 -t nat -S WARREN-MASQ"] = no_chain;
+  run.rules["iptables -w 5 -t filter -S WARREN-FWD"] = no_chain;
+  run.rules["iptables -w 5 -t nat -S POSTROUTING"] = std::string(
+      "-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.88.0.0/16 -j CNI-abc\n"
+      "-A POSTROUTING -s 10.99.9.0/24 -j WARREN-MASQ\n");
+  run.rules["iptables -w 5 -t filter -S FORWARD"] = std::string("-P FORWARD DROP\n");
+  ASSERT_TRUE(net.SetPodNat("10.99.0.0/16").ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("sysctl -q -w net.ipv4.ip_forward=1", "iptables -w 5 -t nat -S WARREN-MASQ",
+                  "iptables -w 5 -t nat -N WARREN-MASQ",
+                  "iptables -w 5 -t nat -A WARREN-MASQ -d 10.99.0.0/16 -j RETURN",
+                  "iptables -w 5 -t nat -A WARREN-MASQ -d 224.0.0.0/4 -j RETURN",
+                  "iptables -w 5 -t nat -A WARREN-MASQ -j MASQUERADE",
+                  "iptables -w 5 -t nat -S POSTROUTING",
+                  "iptables -w 5 -t nat -D POSTROUTING -s 10.99.9.0/24 -j WARREN-MASQ",
+                  "iptables -w 5 -t nat -I POSTROUTING 1 -s 10.99.4.0/24 -j WARREN-MASQ",
+                  "iptables -w 5 -t filter -S WARREN-FWD", "iptables -w 5 -t filter -N WARREN-FWD",
+                  "iptables -w 5 -t filter -A WARREN-FWD -s 10.99.0.0/16 -j ACCEPT",
+                  "iptables -w 5 -t filter -A WARREN-FWD -d 10.99.0.0/16 -j ACCEPT",
+                  "iptables -w 5 -t filter -S FORWARD",
+                  "iptables -w 5 -t filter -I FORWARD 1 -j WARREN-FWD"));
+
+  // All in place (as `iptables -S` prints it): only reads.
+  run.rules["iptables -w 5 -t nat -S WARREN-MASQ"] = std::string(
+      "-N WARREN-MASQ\n-A WARREN-MASQ -d 10.99.0.0/16 -j RETURN\n"
+      "-A WARREN-MASQ -d 224.0.0.0/4 -j RETURN\n-A WARREN-MASQ -j MASQUERADE\n");
+  run.rules["iptables -w 5 -t nat -S POSTROUTING"] =
+      std::string("-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.99.4.0/24 -j WARREN-MASQ\n");
+  run.rules["iptables -w 5 -t filter -S WARREN-FWD"] = std::string(
+      "-N WARREN-FWD\n-A WARREN-FWD -s 10.99.0.0/16 -j ACCEPT\n"
+      "-A WARREN-FWD -d 10.99.0.0/16 -j ACCEPT\n");
+  run.rules["iptables -w 5 -t filter -S FORWARD"] =
+      std::string("-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j WARREN-FWD\n");
+  ASSERT_TRUE(net.SetPodNat("10.99.0.0/16").ok());
+  EXPECT_THAT(
+      run.Take(),
+      ElementsAre("sysctl -q -w net.ipv4.ip_forward=1", "iptables -w 5 -t nat -S WARREN-MASQ",
+                  "iptables -w 5 -t nat -S POSTROUTING", "iptables -w 5 -t filter -S WARREN-FWD",
+                  "iptables -w 5 -t filter -S FORWARD"));
+
+  // Someone changed WARREN-FWD and doubled the jump: the chain is filled again, one jump stays.
+  run.rules["iptables -w 5 -t filter -S WARREN-FWD"] =
+      std::string("-N WARREN-FWD\n-A WARREN-FWD -s 10.99.0.0/16 -j ACCEPT\n");
+  run.rules["iptables -w 5 -t filter -S FORWARD"] =
+      std::string("-P FORWARD DROP\n-A FORWARD -j WARREN-FWD\n-A FORWARD -j WARREN-FWD\n");
+  run.rules["ip -j -4 route show table local proto 87"] = std::string("[]");
+  ASSERT_TRUE(net.Check().ok());
+  const std::vector<std::string> repaired = run.Take();
+  EXPECT_THAT(repaired, Contains("iptables -w 5 -t filter -F WARREN-FWD"));
+  EXPECT_THAT(repaired,
+              Contains("iptables -w 5 -t filter -A WARREN-FWD -d 10.99.0.0/16 -j ACCEPT"));
+  EXPECT_THAT(repaired, Contains("iptables -w 5 -t filter -D FORWARD -j WARREN-FWD"));
+  EXPECT_THAT(repaired, Not(Contains(HasSubstr("-I FORWARD"))));
+  EXPECT_THAT(repaired, Not(Contains(HasSubstr("-t nat -A"))));
+
+  // Without iptables: the error says what to install.
+  RecordingRunner bare;
+  bare.rules["iptables"] =
+      absl::UnavailableError("`iptables -w 5 -t nat -S WARREN-MASQ`: starting it: No such file");
+  NodeNetwork none(NodeNetworkMode::kHostGw, "192.0.2.1", bare);
+  none.SetPodBridge(true);
+  ASSERT_TRUE(none.SetSubnet("10.99.4.0/24").ok());
+  absl::Status missing = none.SetPodNat("10.99.0.0/16");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(missing.message(), HasSubstr("needs iptables (apt-get install iptables)"));
+}
+
 TEST(NodeNetworkTest, AFailedRouteIsTriedAgainAndTheOthersStay) {
   RecordingRunner run;
   NodeNetwork net(NodeNetworkMode::kHostGw, "192.0.2.1", run);
@@ -651,6 +775,41 @@ TEST_F(RoutedRegistrationTest, TaskAddressesComeFromTheSubnetAndTheTableNamesThe
   EXPECT_EQ(table.peers(0).name(), "a");
 }
 
+// The cri runtime on a routed network: the pods' CNI bridge takes the node's subnet, so the
+// manager hands it out (with the cluster CIDR, for the worker's NAT) and leaves the pod
+// addresses to the runtime.
+TEST_F(RoutedRegistrationTest, CriNodesGetTheSubnetAndTheClusterCidrAndNoTaskAddresses) {
+  auto pods = Register("pods", "vxlan", "", "cri");
+  ASSERT_TRUE(pods.ok()) << pods.status();
+  EXPECT_EQ(pods->runtime(), "cri");
+  EXPECT_EQ(pods->subnet(), "10.99.0.0/24");
+  EXPECT_EQ(pods->address_range(), pods->subnet());
+  EXPECT_EQ(pods->cluster_cidr(), "10.99.0.0/16");
+  auto gw = Register("gw", "host-gw", "", "cri");
+  ASSERT_TRUE(gw.ok()) << gw.status();
+  EXPECT_EQ(gw->subnet(), "10.99.1.0/24");
+  EXPECT_EQ(gw->cluster_cidr(), "10.99.0.0/16");
+
+  ASSERT_EQ(Run({"node", "update", "--availability", "drain", "gw"}), 0) << err_.str();
+  ASSERT_EQ(
+      Run({"service", "create", "web", "--image", "registry.example/web:1", "--replicas", "2"}), 0)
+      << err_.str();
+  int placed = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::ClientContext ctx;
+    v1::ListTasksRequest req;
+    v1::ListTasksResponse resp;
+    if (!stub_->ListTasks(&ctx, req, &resp).ok()) return false;
+    placed = 0;
+    for (const v1::Task& t : resp.tasks()) {
+      if (t.node_id() != pods->id()) continue;
+      ++placed;
+      EXPECT_EQ(t.address(), "") << "the scheduler gave pod " << t.id() << " an address";
+    }
+    return placed == 2;
+  }));
+}
+
 TEST_F(RoutedRegistrationTest, BadNetworkInputIsRefusedNamingTheFieldAndChangesNothing) {
   auto bogus = Register("a", "flannel");
   EXPECT_EQ(bogus.status().code(), absl::StatusCode::kInvalidArgument);
@@ -671,9 +830,10 @@ TEST_F(RoutedRegistrationTest, BadNetworkInputIsRefusedNamingTheFieldAndChangesN
   EXPECT_THAT(refused.error_message(),
               HasSubstr("advertise_addr: network vxlan needs an IPv4 address the other nodes "
                         "reach, not \"127.0.0.1\""));
-  auto cri = Register("a", "host-gw", "", "cri");
+  auto cri = Register("a", "host-gw", "127.74.0.0/16", "cri");
   EXPECT_EQ(cri.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(cri.status().message(), HasSubstr("network: host-gw needs the process runtime"));
+  EXPECT_THAT(cri.status().message(),
+              HasSubstr("address_range: \"127.74.0.0/16\" must be empty with network host-gw"));
   ASSERT_EQ(Run({"node", "ls", "-o", "json"}), 0) << err_.str();
   EXPECT_THAT(out_.str(), Not(HasSubstr("\"name\": \"a\"")));
 
