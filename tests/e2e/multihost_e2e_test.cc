@@ -473,8 +473,8 @@ std::string NetworkTestName(const testing::TestParamInfo<std::string>& info) {
   return info.param == "host-gw" ? std::string("host_gw") : info.param;
 }
 
-INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest, testing::Values("vxlan", "host-gw", "wireguard"),
-                         NetworkTestName);
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostNetworkTest,
+                         testing::Values("vxlan", "host-gw", "wireguard"), NetworkTestName);
 
 // A host dies under load (its worker SIGKILLed, its cable unplugged): after the manager's node
 // timeout its tasks are orphaned and replaced on the two other hosts, and the load, sent from
@@ -800,7 +800,6 @@ TEST_F(MultihostE2eTest, EncryptedTrafficCrossesTheUnderlayOnlyInsideTheTunnel) 
             << by_host["h3"] << "\n";
 }
 
-
 // Test 5: the cri runtime across hosts. Each host runs a containerd of its own (the CNI bridge
 // plugin puts the bridge and the pods' veth ends into containerd's network namespace), with
 // root, state, socket and CNI config dir under kCriRoot/<host namespace>. It is started with
@@ -1030,6 +1029,10 @@ TEST_P(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
   if (network == "vxlan") {
     if (const std::string why = hosts_->VxlanUnavailable(); !why.empty()) GTEST_SKIP() << why;
   }
+  if (network == "wireguard") {
+    if (const std::string why = WireguardUnavailable(); !why.empty()) GTEST_SKIP() << why;
+    std::filesystem::create_directories("/run/wireguard");
+  }
   StartManager({"--dns-addr", ""});
   const std::string token = JoinToken();
   ASSERT_FALSE(token.empty()) << processes_[0]->Log();
@@ -1098,8 +1101,8 @@ TEST_P(MultihostCriTest, PodsOnTwoHostsReachEachOtherByServiceName) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Networks, MultihostCriTest, testing::Values("vxlan", "host-gw"),
-                         NetworkTestName);
+INSTANTIATE_TEST_SUITE_P(Networks, MultihostCriTest,
+                         testing::Values("vxlan", "host-gw", "wireguard"), NetworkTestName);
 
 }  // namespace
 }  // namespace warren::e2e
