@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -48,10 +50,14 @@
 #include "ingress/ingress_spec.h"
 #include "roles.h"
 #include "security/client_bundle.h"
+#include "spdlog/spdlog.h"
 #include "warren/v1/api.grpc.pb.h"
 #include "worker/cni_config.h"
 
 namespace warren {
+
+// `worker --network auto` (the default): resolved by FinishWorkerFlags (AutoNodeNetwork).
+constexpr char kAutoNetwork[] = "auto";
 namespace {
 
 struct Context {
@@ -369,6 +375,25 @@ absl::Status FinishWorkerFlags(ServerFlags* f) {
   }
   if (f->worker.runtime == "cri") {
     if (auto s = ValidateCniOptions(f->worker.cri); !s.ok()) return s;
+  }
+  if (f->worker.network == kAutoNetwork) {
+    // --encrypt always routes; an --address-range or --cni-subnet of one's own means local.
+    if (f->encrypt) {
+      f->worker.network = "wireguard";
+    } else if (f->address_range_given || f->cni_subnet_given) {
+      f->worker.network = "local";
+    } else {
+      absl::StatusOr<std::vector<std::string>> managers =
+          ParseManagerList("--manager", f->worker.manager_addr);
+      if (!managers.ok()) return managers.status();
+      std::string why;
+      const NodeNetworkMode chosen = AutoNodeNetwork(
+          *managers,
+          f->worker.advertise_addr.empty() ? DetectAdvertiseAddr() : f->worker.advertise_addr,
+          geteuid() == 0, &why);
+      f->worker.network = std::string(NodeNetworkModeName(chosen));
+      spdlog::info("--network auto: {} ({})", f->worker.network, why);
+    }
   }
   absl::StatusOr<NodeNetworkMode> network = ParseNodeNetworkMode("--network", f->worker.network);
   if (!network.ok()) return network.status();
@@ -1110,14 +1135,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                                                "Loopback CIDR for task addresses (--network local)")
                                   ->capture_default_str();
   AddAdvertiseAddrFlag(worker, &worker_flags.worker);
+  worker_flags.worker.network = kAutoNetwork;
   CLI::Option* worker_network =
       worker
-          ->add_option("--network", worker_flags.worker.network,
-                       "How task addresses reach other nodes: local (a loopback --address-range, "
-                       "this host only), host-gw (the node's subnet, routed through each node's "
-                       "advertise address; nodes on one L2 network), vxlan (the node's subnet "
-                       "over a VXLAN overlay, UDP 4789) or wireguard (the same over encrypted "
-                       "WireGuard tunnels, UDP 51820; also --encrypt); all but local need root")
+          ->add_option(
+              "--network", worker_flags.worker.network,
+              "How task addresses reach other nodes: local (a loopback --address-range, "
+              "this host only), host-gw (the node's subnet, routed through each node's "
+              "advertise address; nodes on one L2 network), vxlan (the node's subnet "
+              "over a VXLAN overlay, UDP 4789) or wireguard (the same over encrypted "
+              "WireGuard tunnels, UDP 51820; also --encrypt); all but local need root. auto: "
+              "vxlan for a worker of managers on other hosts running as root, else "
+              "local")
           ->capture_default_str();
   worker->add_flag("--encrypt", worker_flags.encrypt,
                    "Encrypt task traffic between nodes with WireGuard (the kernel's, else "
@@ -1152,10 +1181,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       worker_flags.address_range_given = worker_range->count() > 0;
       worker_flags.network_given = worker_network->count() > 0;
       worker_flags.cni_subnet_given = worker->get_option("--cni-subnet")->count() > 0;
+      worker_flags.worker.manager_addr = ctx.manager;
       if (absl::Status s = FinishWorkerFlags(&worker_flags); !s.ok()) return UsageError(ctx, s);
       if (absl::Status s = FinishDnsFlags(worker_flags.dns_ttl, &worker_flags.worker.dns); !s.ok())
         return UsageError(ctx, s);
-      worker_flags.worker.manager_addr = ctx.manager;
       return RunWorker(worker_flags.worker);
     };
   });

@@ -2,8 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace warren {
 namespace {
@@ -84,6 +88,43 @@ absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
       "\" is not a network mode; use local (task addresses of this host only), host-gw (routes "
       "between nodes on one L2 network), vxlan (an overlay between the nodes) or wireguard (an "
       "encrypted overlay, also `--encrypt`)"));
+}
+
+namespace {
+
+// The host of "HOST:PORT" or "[V6]:PORT" is a loopback address or name.
+bool IsLoopbackEndpoint(absl::string_view endpoint) {
+  absl::string_view host = endpoint;
+  if (absl::ConsumePrefix(&host, "[")) {
+    host = host.substr(0, host.find(']'));
+  } else if (const size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace
+
+NodeNetworkMode AutoNodeNetwork(const std::vector<std::string>& managers,
+                                const std::string& advertise_addr, bool root, std::string* why) {
+  if (managers.empty() || std::all_of(managers.begin(), managers.end(),
+                                      [](const std::string& m) { return IsLoopbackEndpoint(m); })) {
+    *why = "the managers are on this host's loopback: a one-host cluster";
+    return NodeNetworkMode::kLocal;
+  }
+  if (!root) {
+    *why = "not root: the overlay needs CAP_NET_ADMIN; tasks reach this host only";
+    return NodeNetworkMode::kLocal;
+  }
+  in_addr a{};
+  if (inet_pton(AF_INET, advertise_addr.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) == 127) {
+    *why =
+        absl::StrCat("the advertise address ", advertise_addr.empty() ? "(none)" : advertise_addr,
+                     " is not an IPv4 address other hosts reach; tasks reach this host only");
+    return NodeNetworkMode::kLocal;
+  }
+  *why = "a worker of managers on other hosts: the VXLAN overlay between the hosts";
+  return NodeNetworkMode::kVxlan;
 }
 
 absl::string_view NodeNetworkModeName(NodeNetworkMode mode) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -34,6 +35,14 @@ enum class NodeNetworkMode {
 absl::StatusOr<NodeNetworkMode> ParseNodeNetworkMode(absl::string_view field,
                                                      absl::string_view text);
 absl::string_view NodeNetworkModeName(NodeNetworkMode mode);
+
+// `worker --network auto`, the default: vxlan for a worker that can have the overlay and needs
+// it (it runs as root, joins managers of which none is on a loopback address, i.e. it is part
+// of a cluster across hosts, and has an IPv4 advertise address that is not loopback); local
+// otherwise (a one-host cluster, the demo, a worker without root). `managers`: HOST:PORT
+// entries (ParseManagerList). `why` says which rule decided.
+NodeNetworkMode AutoNodeNetwork(const std::vector<std::string>& managers,
+                                const std::string& advertise_addr, bool root, std::string* why);
 // host-gw, vxlan and wireguard: task addresses come from the node's subnet and are routed
 // between nodes.
 inline bool IsRouted(NodeNetworkMode mode) { return mode != NodeNetworkMode::kLocal; }

@@ -25,6 +25,34 @@ using testing_util::CliClusterTest;
 using testing_util::InProcessClusterTest;
 using testing_util::TempDir;
 
+TEST(AutoNodeNetworkTest, TheOverlayForARootWorkerOfManagersOnOtherHostsElseLocal) {
+  std::string why;
+  // A cluster across hosts, joined as root with an address the other hosts reach: vxlan.
+  EXPECT_EQ(AutoNodeNetwork({"192.168.1.10:8080"}, "192.168.1.11", true, &why),
+            NodeNetworkMode::kVxlan);
+  EXPECT_THAT(why, HasSubstr("managers on other hosts"));
+  // One loopback manager of several is not enough to call the cluster one-host.
+  EXPECT_EQ(AutoNodeNetwork({"127.0.0.1:8080", "10.0.0.2:8080"}, "10.0.0.3", true, &why),
+            NodeNetworkMode::kVxlan);
+  // The demo, the tests, a one-host cluster: local.
+  for (const std::vector<std::string>& local :
+       {std::vector<std::string>{}, std::vector<std::string>{"127.0.0.1:8080"},
+        std::vector<std::string>{"localhost:8080", "[::1]:8081", "127.3.0.1:9"}}) {
+    EXPECT_EQ(AutoNodeNetwork(local, "192.168.1.11", true, &why), NodeNetworkMode::kLocal);
+    EXPECT_THAT(why, HasSubstr("one-host cluster"));
+  }
+  // Not root: the overlay cannot be made.
+  EXPECT_EQ(AutoNodeNetwork({"192.168.1.10:8080"}, "192.168.1.11", false, &why),
+            NodeNetworkMode::kLocal);
+  EXPECT_THAT(why, HasSubstr("not root"));
+  // No advertise address other hosts reach (a host without a default route, IPv6).
+  for (const std::string addr : {"127.0.0.1", "2001:db8::1", ""}) {
+    EXPECT_EQ(AutoNodeNetwork({"192.168.1.10:8080"}, addr, true, &why), NodeNetworkMode::kLocal)
+        << addr;
+    EXPECT_THAT(why, HasSubstr("is not an IPv4 address other hosts reach")) << addr;
+  }
+}
+
 TEST(ClusterCidrTest, SubnetsOfACidr) {
   auto cidr = ClusterCidr::Parse("--cluster-cidr", "10.99.0.0/16");
   ASSERT_TRUE(cidr.ok()) << cidr.status();
