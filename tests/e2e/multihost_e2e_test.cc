@@ -168,8 +168,10 @@ class MultihostE2eTest : public E2eTest {
 
   // Worker h<i> in host i's namespace with `network`, advertising its underlay address. Its
   // agent must listen there too (the manager reads task logs from it): a routed worker does so
-  // by default; `local` passes --agent-addr, no --network (the default) and a loopback
-  // --address-range of its own.
+  // by default; `local` passes --agent-addr, no --network and a loopback --address-range of
+  // its own (which makes the default, --network auto, local); `vxlan` passes no --network
+  // either: the default for a root worker of a manager on another host; `wireguard` passes
+  // --encrypt.
   Process& StartHostWorker(int i, const std::string& network, const std::string& token,
                            const std::vector<std::string>& extra = {}) {
     const std::string name = "h" + std::to_string(i);
@@ -191,6 +193,8 @@ class MultihostE2eTest : public E2eTest {
                   {"--address-range", Range(i), "--agent-addr", hosts_->UnderlayIp(i) + ":0"});
     } else if (network == "wireguard") {
       args.push_back("--encrypt");
+    } else if (network == "vxlan") {
+      // Nothing: the default (--network auto) for a root worker of a manager on another host.
     } else {
       args.insert(args.end(), {"--network", network});
     }
