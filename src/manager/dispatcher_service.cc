@@ -141,8 +141,9 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
   std::string wg_key;
   if (*mode == NodeNetworkMode::kWireguard) {
     std::string raw;
+    // Canonical base64 only: `wg` refuses stray bits in the last character.
     if (!absl::Base64Unescape(req->wireguard_public_key(), &raw) || raw.size() != 32 ||
-        req->wireguard_public_key().size() != 44) {
+        absl::Base64Escape(raw) != req->wireguard_public_key()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("wireguard_public_key: network wireguard needs the node's "
                                        "WireGuard public key, base64 of 32 bytes (44 characters), "
@@ -209,6 +210,15 @@ grpc::Status DispatcherService::RegisterNode(grpc::ServerContext* ctx,
         // Two nodes must not hand out the same task addresses.
         for (const auto& other : ListObjects<v1::Node>(store_)) {
           if (other.id() == node.id()) continue;
+          // One key, one host: the peers route a key's packets to one endpoint. The same host
+          // joining anew (its old node not gone yet) keeps its key and address.
+          if (!wg_key.empty() && other.wireguard_public_key() == wg_key &&
+              other.advertise_addr() != advertise) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "wireguard_public_key: node ", other.name(), " (", other.advertise_addr(),
+                ") has the same key; each host needs its own (a copied data dir? remove "
+                "wireguard.key from this worker's data dir and start it again)"));
+          }
           uint32_t ob = 0, os = 0;
           if (size > 0 && ParseLoopbackRange(other.address_range(), &ob, &os) && base < ob + os &&
               ob < base + size) {

@@ -738,12 +738,33 @@ void WorkerAgent::RoutesLoop() {
 }
 
 void WorkerAgent::ApplyPeers(const v1::RoutingTable& table) {
+  {
+    absl::MutexLock lock(&pending_mu_);
+    pending_wanted_.clear();
+    for (const v1::NodePeer& p : table.peers()) pending_wanted_ += p.SerializeAsString();
+    pending_peers_.assign(table.peers().begin(), table.peers().end());
+    pending_fresh_ = true;
+  }
+  // While NetworkLoop repairs the network (a wireguard-go starting again takes seconds), the
+  // table's services and DNS do not wait for it: NetworkLoop routes these peers when it is done.
+  if (!net_mu_.TryLock()) return;
+  TakePendingPeersLocked();
+  net_mu_.Unlock();
+}
+
+void WorkerAgent::TakePendingPeersLocked() {
   std::string wanted;
-  for (const v1::NodePeer& p : table.peers()) wanted += p.SerializeAsString();
-  absl::MutexLock lock(&net_mu_);
+  std::vector<v1::NodePeer> peers;
+  {
+    absl::MutexLock lock(&pending_mu_);
+    if (!pending_fresh_) return;
+    pending_fresh_ = false;
+    wanted = pending_wanted_;
+    peers = pending_peers_;
+  }
   if (wanted == peers_wanted_ && peers_done_) return;
   peers_wanted_ = std::move(wanted);
-  peers_.assign(table.peers().begin(), table.peers().end());
+  peers_ = std::move(peers);
   RoutePeersLocked();
 }
 
@@ -752,6 +773,9 @@ void WorkerAgent::NetworkLoop() {
   // routed every kNetworkCheckPeriod (an interface that went down and up lost its routes).
   constexpr absl::Duration kNetworkCheckPeriod = absl::Seconds(30);
   absl::Time next_check = absl::Now() + kNetworkCheckPeriod;
+  // A repair that failed (wireguard-go does not come up) is tried again after a growing pause.
+  absl::Duration backoff = absl::Seconds(1);
+  absl::Time repair_after = absl::InfinitePast();
   while (!stop_ && !removed()) {
     for (int i = 0; i < 20 && !stop_; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -759,14 +783,21 @@ void WorkerAgent::NetworkLoop() {
     absl::MutexLock lock(&net_mu_);
     // A wireguard-go that died took the peers with it: set it up again now, not at the next
     // periodic check.
-    if (network_->WireguardGoGone()) next_check = absl::Now();
+    if (absl::Now() >= repair_after && network_->WireguardGoGone()) next_check = absl::Now();
     if (absl::Now() >= next_check) {
       next_check = absl::Now() + kNetworkCheckPeriod;
-      if (absl::Status s = network_->Check(); !s.ok()) {
-        if (!absl::IsDataLoss(s)) spdlog::warn("network: checking the routes: {}", s.ToString());
-        peers_done_ = false;
+      absl::Status s = network_->Check();
+      if (!s.ok() && !absl::IsDataLoss(s)) {
+        spdlog::warn("network: checking the routes: {} (again in {})", s.ToString(),
+                     absl::FormatDuration(backoff));
+        repair_after = absl::Now() + backoff;
+        backoff = std::min(backoff * 2, kNetworkCheckPeriod);
+      } else {
+        backoff = absl::Seconds(1);
       }
+      if (!s.ok()) peers_done_ = false;
     }
+    TakePendingPeersLocked();
     if (!peers_done_) RoutePeersLocked();
   }
 }

@@ -175,6 +175,13 @@ class WorkerAgent {
   std::vector<v1::NodePeer> peers_ ABSL_GUARDED_BY(net_mu_);
   bool peers_done_ ABSL_GUARDED_BY(net_mu_) = true;
   void RoutePeersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(net_mu_);
+  // The peers of the newest routing table, left by ApplyPeers when NetworkLoop held net_mu_.
+  absl::Mutex pending_mu_ ABSL_ACQUIRED_AFTER(net_mu_);
+  std::string pending_wanted_ ABSL_GUARDED_BY(pending_mu_);
+  std::vector<v1::NodePeer> pending_peers_ ABSL_GUARDED_BY(pending_mu_);
+  bool pending_fresh_ ABSL_GUARDED_BY(pending_mu_) = false;
+  // Routes the pending peers when they are new.
+  void TakePendingPeersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(net_mu_);
   // Retries failed routes and compares the kernel with them (routed network only).
   void NetworkLoop();
   // ClaimHostNetwork's socket, held for the agent's life (-1: none).

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +51,10 @@ class SystemCommandRunner final : public CommandRunner {
     posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                      0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // Nothing else of the worker's: it outlives the worker, and an inherited listener (metrics,
+    // published ports, DNS; Asio's sockets are not close-on-exec) or connection would stay
+    // open with it.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own session (a Ctrl-C to the worker's process group does not reach it), no signal
@@ -270,13 +275,24 @@ std::string NodeAddressOf(const std::string& subnet) {
 
 bool IsWireguardKey(const std::string& text) {
   std::string raw;
-  return text.size() == 44 && absl::Base64Unescape(text, &raw) && raw.size() == 32;
+  // Canonical base64 only (`wg` refuses a key whose last character carries stray bits).
+  return text.size() == 44 && absl::Base64Unescape(text, &raw) && raw.size() == 32 &&
+         absl::Base64Escape(raw) == text;
 }
 
 absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path) {
   std::string raw;
   absl::StatusOr<std::string> stored = ReadWholeFile(path, 4096);
   if (stored.ok()) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn("network: {} was readable by others (mode {:o}); making it 0600", path,
+                   st.st_mode & 0777);
+      if (chmod(path.c_str(), 0600) != 0) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("chmod 0600 ", path, ": ", ErrnoText(errno)));
+      }
+    }
     const std::string text(absl::StripAsciiWhitespace(*stored));
     if (!IsWireguardKey(text) || !absl::Base64Unescape(text, &raw)) {
       return absl::FailedPreconditionError(
@@ -299,10 +315,13 @@ absl::StatusOr<std::string> LoadOrCreateWireguardKey(const std::string& path) {
     if (!got || len != 32) return absl::InternalError("making a WireGuard key (X25519) failed");
     // Written aside and renamed: a worker killed meanwhile leaves no half key.
     const std::string tmp = path + ".tmp";
-    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    unlink(tmp.c_str());  // a leftover of a worker killed here, with whatever mode it had
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return absl::UnavailableError(absl::StrCat(tmp, ": ", ErrnoText(errno)));
     const std::string text = absl::StrCat(absl::Base64Escape(raw), "\n");
-    const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    // On disk before the rename: after a power loss the key is there whole or not at all.
+    const bool written =
+        write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
     const int err = errno;
     close(fd);
     if (!written || rename(tmp.c_str(), path.c_str()) != 0) {
@@ -444,6 +463,14 @@ absl::Status NodeNetwork::PrepareWireguard() {
   const std::string key_path = absl::StrCat(data_dir_, "/", kWireguardKeyFile);
   absl::StatusOr<std::string> pub = LoadOrCreateWireguardKey(key_path);
   if (!pub.ok()) return pub.status();
+  if (!public_key_.empty() && *pub != public_key_) {
+    // The peers encrypt to the key this node registered; a new one reaches them only with a
+    // registration.
+    return absl::FailedPreconditionError(
+        absl::StrCat(key_path,
+                     " holds another key than the one this node registered with; start the worker "
+                     "again to register it"));
+  }
   public_key_ = *pub;
   std::string dev;
   int mtu = 0;

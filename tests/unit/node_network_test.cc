@@ -509,6 +509,9 @@ TEST_F(WireguardTest, TheKeyIsMadeOnceKeptPrivateAndItsPublicKeyDerived) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(bad.status().message(), HasSubstr("is not a WireGuard private key"));
   EXPECT_FALSE(IsWireguardKey("short="));
+  // Stray bits in the last character: not canonical, `wg` would refuse it.
+  EXPECT_TRUE(IsWireguardKey(kKeyB));
+  EXPECT_FALSE(IsWireguardKey(std::string(43, 'B') + "="));
   EXPECT_FALSE(IsWireguardKey(std::string(44, '!')));
 }
 
@@ -881,6 +884,14 @@ TEST_F(RoutedRegistrationTest, WireguardNodesNeedAKeyAndTheirPeersCarryIt) {
   }
   EXPECT_THAT(peers, ElementsAre(absl::StrCat("a 10.99.0.0/24 wireguard ", kKeyB),
                                  absl::StrCat("bb 10.99.1.0/24 wireguard ", kKeyC)));
+  // A copied data dir: another host with the same key is refused (the peers would send both
+  // hosts' packets to one of them).
+  auto copy = Register("ccc", "wireguard", "", "fake", kKeyC);
+  EXPECT_EQ(copy.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(copy.status().message(),
+              HasSubstr("wireguard_public_key: node bb (192.0.2.12) has the same key"));
+  auto stray = Register("ccc", "wireguard", "", "fake", std::string(43, 'B') + "=");
+  EXPECT_EQ(stray.status().code(), absl::StatusCode::kInvalidArgument);
   // A new key (the data dir was replaced) reaches the peers; the network stays.
   auto rekeyed = Register("bb", "wireguard", "", "fake", kAlicePublic);
   ASSERT_TRUE(rekeyed.ok()) << rekeyed.status();
