@@ -198,11 +198,13 @@ bool SameMessages(const std::vector<M>& a, const std::vector<M>& b) {
 
 }  // namespace
 
-std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes) {
+std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes,
+                                      const std::set<std::string>& holding) {
   std::vector<v1::NodePeer> peers;
   for (const v1::Node& n : nodes) {
     if (n.state() != v1::NODE_STATE_READY || n.subnet().empty() || n.advertise_addr().empty())
       continue;
+    if (n.availability() == v1::NODE_AVAILABILITY_DRAIN && !holding.contains(n.id())) continue;
     if (n.network() != "host-gw" && n.network() != "vxlan" && n.network() != "wireguard") continue;
     // Nothing can be encrypted to a node without a key (a node stored before the field).
     if (n.network() == "wireguard" && n.wireguard_public_key().empty()) continue;
@@ -375,9 +377,17 @@ void RoutingTableCache::RefreshLocked() {
       ingresses_ = std::move(fresh);
     }
   }
-  // A node that comes, goes down or changes its address moves the routes between nodes.
-  if (dirty.all || dirty.nodes) {
-    std::vector<v1::NodePeer> fresh = RoutedPeers(index_.nodes());
+  // A node that comes, goes down or changes its address moves the routes between nodes; so does
+  // a drained node whose last task stopped (a few nodes: looked at on every refresh).
+  std::set<std::string> drained_holding;
+  for (const v1::Node& n : index_.nodes()) {
+    if (n.availability() == v1::NODE_AVAILABILITY_DRAIN && index_.node_loads().contains(n.id())) {
+      drained_holding.insert(n.id());
+    }
+  }
+  if (dirty.all || dirty.nodes || drained_holding != drained_holding_) {
+    drained_holding_ = std::move(drained_holding);
+    std::vector<v1::NodePeer> fresh = RoutedPeers(index_.nodes(), drained_holding_);
     if (!SameMessages(fresh, peers_)) {
       changed = true;
       peers_ = std::move(fresh);

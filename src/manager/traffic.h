@@ -33,10 +33,13 @@ v1::RoutingTable ComputeRoutingTable(const std::vector<v1::Service>& services,
                                      absl::Time* next_change = nullptr);
 
 // The nodes whose subnets the others route to (RoutingTable.peers), by subnet: ready nodes of a
-// routed network (host-gw, vxlan) with a subnet and an advertise address. A node that goes down
-// or is removed leaves; a drained or paused one stays, since its tasks leave the routes only as
-// they stop, and a route gone before them would fail the requests still sent to them.
-std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes);
+// routed network (host-gw, vxlan, wireguard) with a subnet and an advertise address. A node that
+// goes down or is removed leaves. A drained one leaves once none of its tasks runs any more
+// (`holding`: ids of the nodes with placed, non-terminal tasks): its tasks leave the routes as
+// they begin to stop and drain their connections meanwhile, which a route gone before them
+// would cut.
+std::vector<v1::NodePeer> RoutedPeers(const std::vector<v1::Node>& nodes,
+                                      const std::set<std::string>& holding);
 
 // Splits 100 in proportion to `counts` (largest remainder); all zero gives all zero.
 std::vector<int> ProportionalWeights(const std::vector<int>& counts);
@@ -48,7 +51,7 @@ std::vector<int> ProportionalWeights(const std::vector<int>& counts);
 class RoutingTableCache {
  public:
   RoutingTableCache(const Store& store, const Clock& clock)
-      : store_(store), clock_(clock), index_(store) {}
+      : store_(store), clock_(clock), index_(store, /*node_loads=*/true) {}
 
   // The whole current table. Shared and never changed once returned: the streams of every node
   // read one copy. It is built only when asked for and kept until the routes change, so a
@@ -115,6 +118,8 @@ class RoutingTableCache {
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   // The ingress rules of the current table, in table order.
   std::vector<v1::IngressRoute> ingresses_ ABSL_GUARDED_BY(mu_);
+  // The drained nodes that still hold tasks, when the peers were computed.
+  std::set<std::string> drained_holding_ ABSL_GUARDED_BY(mu_);
   // The routed nodes of the current table (RoutedPeers).
   std::vector<v1::NodePeer> peers_ ABSL_GUARDED_BY(mu_);
   // Services whose route changes with time alone (min-ready), by when.

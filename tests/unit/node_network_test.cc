@@ -671,7 +671,7 @@ v1::Node NodeOf(const std::string& id, const std::string& network, v1::NodeState
   return n;
 }
 
-TEST(RoutedPeersTest, ReadyRoutedNodesBySubnetADrainedOneStaysADownOneGoes) {
+TEST(RoutedPeersTest, ReadyRoutedNodesBySubnetADrainedOneStaysWhileItRunsTasksADownOneGoes) {
   std::vector<v1::Node> nodes = {
       NodeOf("c", "vxlan", v1::NODE_STATE_READY, "10.99.2.0/24"),
       NodeOf("a", "vxlan", v1::NODE_STATE_READY, "10.99.0.0/24"),
@@ -683,8 +683,15 @@ TEST(RoutedPeersTest, ReadyRoutedNodesBySubnetADrainedOneStaysADownOneGoes) {
   };
   nodes[0].set_availability(v1::NODE_AVAILABILITY_DRAIN);
   std::vector<std::string> got;
-  for (const v1::NodePeer& p : RoutedPeers(nodes)) got.push_back(p.node_id() + "@" + p.subnet());
+  // Drained c still runs tasks: it stays.
+  for (const v1::NodePeer& p : RoutedPeers(nodes, {"c"})) {
+    got.push_back(p.node_id() + "@" + p.subnet());
+  }
   EXPECT_THAT(got, ElementsAre("a@10.99.0.0/24", "c@10.99.2.0/24", "gw@10.99.6.0/24"));
+  // Its last task stopped: it leaves.
+  got.clear();
+  for (const v1::NodePeer& p : RoutedPeers(nodes, {})) got.push_back(p.node_id());
+  EXPECT_THAT(got, ElementsAre("a", "gw"));
 }
 
 // Registration with a routed network, and the peers in the routing table streamed to workers.

@@ -278,6 +278,23 @@ TEST_F(RoutingDeltaTest, RoutedNodesFollowTheirStateAndReachAWatchingWorker) {
   put("n2", "10.99.1.0/24", v1::NODE_STATE_READY);
   Follow(cache, &held);
   EXPECT_EQ(held.peers_size(), 2);
+
+  // n1 drained: it stays while its task runs (the task drains its connections through the
+  // route), and leaves once the task stopped.
+  auto n1 = GetObject<v1::Node>(*store_, "n1");
+  ASSERT_TRUE(n1.has_value());
+  n1->set_availability(v1::NODE_AVAILABILITY_DRAIN);
+  ASSERT_TRUE(store_->Commit({PutMutation(*n1, n1->version())}).ok());
+  Follow(cache, &held);
+  EXPECT_EQ(held.peers_size(), 2);
+  auto task = GetObject<v1::Task>(*store_, "task1");
+  ASSERT_TRUE(task.has_value());
+  task->set_desired_state(v1::TASK_STATE_SHUTDOWN);
+  task->mutable_status()->set_state(v1::TASK_STATE_SHUTDOWN);
+  ASSERT_TRUE(store_->Commit({PutMutation(*task, task->version())}).ok());
+  Follow(cache, &held);
+  ASSERT_EQ(held.peers_size(), 1);
+  EXPECT_EQ(held.peers(0).node_id(), "n2");
 }
 
 TEST(ApplyRoutingTableTest, ADeltasIngressesReplaceTheHeldOnes) {
