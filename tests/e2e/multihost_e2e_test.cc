@@ -972,23 +972,7 @@ class MultihostCriTest : public MultihostE2eTest, public testing::WithParamInter
   // Runs `f` on a thread in the network namespace of process `pid` (a pod's container).
   template <typename F>
   static std::invoke_result_t<F&> InPod(int pid, F&& f) {
-    using R = std::invoke_result_t<F&>;
-    R out{};
-    std::string error;
-    std::thread thread([&] {
-      const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
-      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
-        error = "setns " + path + ": " + std::strerror(errno);
-        if (fd >= 0) close(fd);
-        return;
-      }
-      close(fd);
-      out = f();
-    });
-    thread.join();
-    if (!error.empty()) ADD_FAILURE() << error;
-    return out;
+    return NetnsHosts::InNetns("/proc/" + std::to_string(pid) + "/ns/net", std::forward<F>(f));
   }
 
   // A TCP listener on ip, port 0 (in the caller's network namespace); its fd and port.

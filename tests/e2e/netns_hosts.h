@@ -44,6 +44,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "e2e_util.h"
@@ -123,11 +124,16 @@ class NetnsHosts {
   // joined). `f` must not start threads that outlive it: they would stay in the namespace.
   template <typename F>
   std::invoke_result_t<F&> In(int i, F&& f) const {
+    return InNetns("/run/netns/" + Name(i), std::forward<F>(f));
+  }
+
+  // The same for the network namespace file `path` (/run/netns/NAME, /proc/PID/ns/net).
+  template <typename F>
+  static std::invoke_result_t<F&> InNetns(const std::string& path, F&& f) {
     using R = std::invoke_result_t<F&>;
     std::optional<R> out;
     std::string error;
     std::thread thread([&] {
-      const std::string path = "/run/netns/" + Name(i);
       const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
         error = "setns " + path + ": " + std::strerror(errno);
