@@ -369,6 +369,13 @@ Figures Measure(const std::string& warren, const std::filesystem::path& dir, int
   Reaction(c, 3, &f);
   RollingScaleRollback(c, 3, &f);
   f.rss_mib = RssKiB(c.manager()) / 1024.0;
+  // WARREN_SCALE_HOLD=SECONDS keeps the settled cluster up that long before it is torn down, to
+  // profile the manager at rest (its pid is printed), e.g. the controller's periodic resync.
+  if (const char* hold = std::getenv("WARREN_SCALE_HOLD")) {
+    std::fprintf(stderr, "N = %d: holding the cluster %s s, manager pid %d\n", n, hold,
+                 static_cast<int>(c.manager()));
+    std::this_thread::sleep_for(seconds(std::atoi(hold)));
+  }
   return f;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ struct TaskEntry {
   int64_t memory = 0;
   // IPv4, host order; 0 when none.
   uint32_t address = 0;
+  // Store version of the task as applied (the resync compares it with the store's).
+  uint64_t version = 0;
 };
 
 // The controller's index of the store, kept current from the store's change feed. Each Sync
@@ -55,8 +58,17 @@ class ClusterIndex {
 
   // Applies the store's changes since the last Sync; returns what they touched.
   Dirty Sync();
-  // Forgets everything: the next Sync rebuilds from full listings (the resync).
+  // Forgets everything: the next Sync rebuilds from full listings.
   void Invalidate() { loaded_ = false; }
+  // The resync, after a Sync: compares the version of every service, task, deployment,
+  // revision and node in the store with the one this index applied, and applies again, from the
+  // store, each object that differs, is missing or is gone (a change the feed lost). Objects
+  // committed after the last Sync are left to the next one. It reads ids and versions, not
+  // data, and parses only what differs, so it costs a fraction of a rebuild (issue 18: a
+  // rebuild at 10,000 services held the controller for 0.4 s). Returns what it repaired.
+  Dirty Verify();
+  // Objects the resyncs applied again since the start.
+  uint64_t repaired() const { return repaired_; }
 
   const std::vector<v1::Node>& nodes() const { return nodes_; }
   const std::set<std::string>& service_ids() const { return services_; }
@@ -76,7 +88,14 @@ class ClusterIndex {
  private:
   void Reload(Dirty* dirty);
   void Apply(const Change& c, Dirty* dirty);
-  void PutTask(const std::string& id, const v1::Task& t, Dirty* dirty);
+  void PutTask(const std::string& id, const v1::Task& t, uint64_t version, Dirty* dirty);
+  // The version applied of an object of `kind` (nullopt: the index does not hold it), and the
+  // ids it holds of that kind.
+  std::optional<uint64_t> AppliedVersion(Kind kind, const std::string& id) const;
+  std::vector<std::string> HeldIds(Kind kind) const;
+  size_t HeldCount(Kind kind) const;
+  // Versions applied of the kinds kept as owner maps or sets (tasks and nodes keep their own).
+  const absl::flat_hash_map<std::string, uint64_t>& VersionsOf(Kind kind) const;
   void EraseTask(const std::string& id, Dirty* dirty);
   // Adds (+1) or removes (-1) what the task holds on its node, when it holds a place there.
   void CountLoad(const TaskEntry& e, int sign);
@@ -100,6 +119,9 @@ class ClusterIndex {
   std::map<std::string, std::string> revision_owner_;
   std::set<std::string> pending_;
   NodeLoads loads_;
+  absl::flat_hash_map<std::string, uint64_t> service_versions_, deployment_versions_,
+      revision_versions_;
+  uint64_t repaired_ = 0;
 };
 
 }  // namespace warren

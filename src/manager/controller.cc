@@ -78,7 +78,9 @@ ControllerStats Controller::stats() const {
                          last_visited_.load(),
                          last_schedule_work_.load(),
                          term_passes_.load(),
-                         led_.load()};
+                         led_.load(),
+                         resyncs_.load(),
+                         repaired_.load()};
 }
 
 bool Controller::UpgradeLegacyObjects(const std::vector<v1::Deployment>& deployments,
@@ -518,9 +520,21 @@ absl::Time Controller::RunPass() {
   const absl::Time now = clock_.Now();
   absl::Time next = absl::InfiniteFuture();
 
-  if (now >= next_resync_) index_.Invalidate();
   ClusterIndex::Dirty dirty = index_.Sync();
-  if (dirty.all) next_resync_ = now + resync_interval_;
+  if (dirty.all) {
+    next_resync_ = now + resync_interval_;
+  } else if (now >= next_resync_) {
+    // The resync: what the feed did not say is applied again, and its services looked at.
+    ClusterIndex::Dirty missed = index_.Verify();
+    dirty.all |= missed.all;
+    dirty.nodes |= missed.nodes;
+    dirty.tasks |= missed.tasks;
+    dirty.ingresses |= missed.ingresses;
+    dirty.services.merge(missed.services);
+    next_resync_ = now + resync_interval_;
+    resyncs_++;
+    repaired_ = index_.repaired();
+  }
   dirty.services.merge(carried_dirty_);
   carried_dirty_.clear();
 
@@ -528,7 +542,7 @@ absl::Time Controller::RunPass() {
   if (MarkSilentNodesDown(now, &next)) {
     // The orphaned tasks must be rescheduled at once: the next pass sees them.
     carried_dirty_ = std::move(dirty.services);
-    if (dirty.all || dirty.nodes) next_resync_ = absl::InfinitePast();
+    if (dirty.all || dirty.nodes) index_.Invalidate();  // the next pass looks at everything
     return clock_.Now();
   }
 
@@ -579,7 +593,7 @@ absl::Time Controller::RunPass() {
   carried_dirty_ = std::move(after.services);
   if (after.all) {
     // The feed was compacted meanwhile: the next pass looks at everything.
-    next_resync_ = absl::InfinitePast();
+    index_.Invalidate();
   }
   if (full || dirty.tasks || after.tasks || now >= schedule_at_) {
     schedule_at_ = SchedulePending(now);

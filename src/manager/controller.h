@@ -41,6 +41,9 @@ struct ControllerStats {
   // Passes since this controller last started to lead (on etcd; with SQLite it always leads).
   uint64_t term_passes = 0;
   bool leading = false;
+  // Resyncs run, and the objects they found the change feed had not told (applied again).
+  uint64_t resyncs = 0;
+  uint64_t repaired = 0;
 };
 
 // The manager's control loop: node liveness, the reconciler for every service, and the
@@ -49,9 +52,11 @@ struct ControllerStats {
 //
 // Passes are incremental (issue 18): the store's change feed marks the services whose objects
 // changed, and a pass looks only at those, at the ones whose own deadline (restart backoff,
-// deployment step) is due, and at the ones in a deployment. Every `resync interval` (and on a
-// node change, or when the feed no longer reaches back) a pass rebuilds its index from full
-// listings and looks at everything: a safety net for anything the feed did not say.
+// deployment step) is due, and at the ones in a deployment. Every `resync interval` a pass
+// compares the version of every object in the store with its index (ClusterIndex::Verify), applies
+// again what the feed did not say and looks at the services that touches: the safety net, at
+// the cost of reading ids and versions. On a node change, or when the feed no longer reaches
+// back, a pass rebuilds its index from full listings and looks at everything.
 class Controller {
  public:
   // `metrics` may be null (tests).
@@ -146,6 +151,7 @@ class Controller {
   size_t deferred_mutations_ = 0;
   absl::Time last_prune_ = absl::InfinitePast();
   std::atomic<uint64_t> full_passes_{0}, services_visited_{0}, last_visited_{0};
+  std::atomic<uint64_t> resyncs_{0}, repaired_{0};
   std::atomic<uint64_t> last_schedule_work_{0};
 
   // Touched by the pass thread only.

@@ -44,7 +44,9 @@ Mutation EventLog::Make(std::string_view kind, std::string_view object_id,
 }
 
 void EventLog::Prune() {
-  auto events = store_.List(Kind::kEvent);
+  // Ids only: copying 10,000 events' data every 10 s was a visible share of the controller's
+  // time at 10,000 services.
+  auto events = store_.ListVersions(Kind::kEvent);
   if (events.size() <= kMaxEvents) return;
   std::vector<Mutation> deletes;
   size_t excess = events.size() - kMaxEvents;

@@ -633,6 +633,11 @@ std::vector<StoredObject> EtcdStore::List(Kind kind) const {
   return IndexList(kinds_, kind);
 }
 
+std::vector<ObjectVersion> EtcdStore::ListVersions(Kind kind) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return IndexListVersions(kinds_, kind);
+}
+
 uint64_t EtcdStore::Version() const {
   absl::ReaderMutexLock lock(&mu_);
   return version_;

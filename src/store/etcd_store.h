@@ -93,6 +93,7 @@ class EtcdStore : public Store {
   std::optional<StoredObject> Get(Kind kind, std::string_view id) const override;
   std::optional<StoredObject> GetByName(Kind kind, std::string_view name) const override;
   std::vector<StoredObject> List(Kind kind) const override;
+  std::vector<ObjectVersion> ListVersions(Kind kind) const override;
   uint64_t Version() const override;
   // Never splits one revision's changes, like SqliteStore.
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override;
@@ -198,6 +199,9 @@ class EtcdFencedStore : public Store {
     return store_.GetByName(kind, name);
   }
   std::vector<StoredObject> List(Kind kind) const override { return store_.List(kind); }
+  std::vector<ObjectVersion> ListVersions(Kind kind) const override {
+    return store_.ListVersions(kind);
+  }
   uint64_t Version() const override { return store_.Version(); }
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
     return store_.ChangesSince(after, limit);

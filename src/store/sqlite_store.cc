@@ -834,6 +834,11 @@ std::vector<StoredObject> SqliteStore::List(Kind kind) const {
   return IndexList(kinds_, kind);
 }
 
+std::vector<ObjectVersion> SqliteStore::ListVersions(Kind kind) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return IndexListVersions(kinds_, kind);
+}
+
 uint64_t SqliteStore::Version() const {
   absl::ReaderMutexLock lock(&mu_);
   return version_;

@@ -67,6 +67,7 @@ class SqliteStore : public Store {
   std::optional<StoredObject> Get(Kind kind, std::string_view id) const override;
   std::optional<StoredObject> GetByName(Kind kind, std::string_view name) const override;
   std::vector<StoredObject> List(Kind kind) const override;
+  std::vector<ObjectVersion> ListVersions(Kind kind) const override;
   uint64_t Version() const override;
   // Never splits one commit's changes: the returned list ends at a commit boundary, and a
   // single commit larger than `limit` is returned whole.

@@ -45,6 +45,11 @@ struct StoredObject {
   std::string data;
 };
 
+struct ObjectVersion {
+  std::string id;
+  uint64_t version = 0;
+};
+
 struct Mutation {
   // expected_version value meaning "the object must not exist yet".
   static constexpr uint64_t kMustNotExist = UINT64_MAX;
@@ -114,6 +119,13 @@ class Store {
   virtual std::optional<StoredObject> GetByName(Kind kind, std::string_view name) const = 0;
   // Every object of a kind, ordered by id.
   virtual std::vector<StoredObject> List(Kind kind) const = 0;
+  // Every object of a kind as its id and version, ordered by id, without the data: what a
+  // resync compares with what it applied from the change feed.
+  virtual std::vector<ObjectVersion> ListVersions(Kind kind) const {
+    std::vector<ObjectVersion> out;
+    for (StoredObject& o : List(kind)) out.push_back({std::move(o.id), o.version});
+    return out;
+  }
 
   // Version of the last commit (0 for an empty store).
   virtual uint64_t Version() const = 0;

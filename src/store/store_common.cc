@@ -130,6 +130,15 @@ std::vector<StoredObject> IndexList(const ObjectIndex& index, Kind kind) {
   return out;
 }
 
+std::vector<ObjectVersion> IndexListVersions(const ObjectIndex& index, Kind kind) {
+  std::vector<ObjectVersion> out;
+  auto kit = index.find(kind);
+  if (kit == index.end()) return out;
+  out.reserve(kit->second.by_id.size());
+  for (const auto& [id, obj] : kit->second.by_id) out.push_back({id, obj.version});
+  return out;
+}
+
 std::vector<CorruptObject> IndexCorruption(const CorruptIndex& corrupt) {
   std::vector<CorruptObject> out;
   out.reserve(corrupt.size());

@@ -69,6 +69,7 @@ std::optional<StoredObject> IndexGet(const ObjectIndex& index, Kind kind, std::s
 std::optional<StoredObject> IndexGetByName(const ObjectIndex& index, Kind kind,
                                            std::string_view name);
 std::vector<StoredObject> IndexList(const ObjectIndex& index, Kind kind);
+std::vector<ObjectVersion> IndexListVersions(const ObjectIndex& index, Kind kind);
 std::vector<CorruptObject> IndexCorruption(const CorruptIndex& corrupt);
 
 // Store::WaitForVersion: takes `mu` shared and waits until `version` (guarded by it) is above

@@ -4,9 +4,7 @@
 
 namespace warren {
 
-void OpRunner::Run(std::function<void()> op) {
-  absl::MutexLock lock(&mu_);
-  // Finished threads are joined here, so they do not pile up until Join.
+void OpRunner::ReapLocked() {
   for (auto it = threads_.begin(); it != threads_.end();) {
     if (!it->done) {
       ++it;
@@ -15,11 +13,19 @@ void OpRunner::Run(std::function<void()> op) {
     it->thread.join();
     it = threads_.erase(it);
   }
-  if (running_ >= max_threads_) {
+}
+
+void OpRunner::Run(std::function<void()> op) {
+  absl::MutexLock lock(&mu_);
+  // Finished threads are joined here, so they do not pile up until Join.
+  ReapLocked();
+  // An idle thread takes it; else a new thread while there is room; else it waits its turn.
+  if (static_cast<int>(queued_.size()) < idle_ || alive_ >= max_threads_) {
     queued_.push_back(std::move(op));
+    work_.Signal();
     return;
   }
-  ++running_;
+  ++alive_;
   Thread& t = threads_.emplace_back();
   t.thread =
       std::thread([this, self = &t, op = std::move(op)]() mutable { Loop(self, std::move(op)); });
@@ -28,9 +34,15 @@ void OpRunner::Run(std::function<void()> op) {
 void OpRunner::Loop(Thread* self, std::function<void()> op) {
   for (;;) {
     op();
+    op = nullptr;  // what it captured goes now, not when the next operation comes
     absl::MutexLock lock(&mu_);
+    const absl::Time give_up = absl::Now() + idle_timeout_;
+    ++idle_;
+    while (queued_.empty() && !joining_ && !work_.WaitWithDeadline(&mu_, give_up)) {
+    }
+    --idle_;
     if (queued_.empty()) {
-      --running_;
+      --alive_;
       self->done = true;
       return;
     }
@@ -44,17 +56,27 @@ void OpRunner::Join() {
     std::list<Thread> threads;
     {
       absl::MutexLock lock(&mu_);
-      if (threads_.empty()) return;
+      if (threads_.empty()) {
+        joining_ = false;
+        return;
+      }
+      // Threads run what is queued, then end instead of waiting for more.
+      joining_ = true;
+      work_.SignalAll();
       threads.swap(threads_);
     }
-    // A thread runs the queued operations before it ends.
     for (Thread& t : threads) t.thread.join();
   }
 }
 
 int OpRunner::threads() const {
   absl::MutexLock lock(&mu_);
-  return running_;
+  return alive_;
+}
+
+int OpRunner::idle() const {
+  absl::MutexLock lock(&mu_);
+  return idle_;
 }
 
 }  // namespace warren

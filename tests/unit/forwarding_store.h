@@ -3,6 +3,7 @@
 
 // A Store that passes every call to another: tests override the calls they tamper with.
 
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,7 @@ class ForwardingStore : public Store {
     return inner_.GetByName(k, n);
   }
   std::vector<StoredObject> List(Kind k) const override { return inner_.List(k); }
+  std::vector<ObjectVersion> ListVersions(Kind k) const override { return inner_.ListVersions(k); }
   uint64_t Version() const override { return inner_.Version(); }
   absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
     return inner_.ChangesSince(after, limit);
@@ -38,6 +40,23 @@ class ForwardingStore : public Store {
 
  protected:
   Store& inner_;
+};
+
+// A store whose change feed leaves out the changes `drop` picks: a lost event.
+class LossyFeedStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::function<bool(const Change&)> drop = [](const Change&) { return false; };
+
+  absl::StatusOr<std::vector<Change>> ChangesSince(uint64_t after, size_t limit) const override {
+    auto changes = inner_.ChangesSince(after, limit);
+    if (!changes.ok()) return changes;
+    // A lost change still moves the version on: it reads as an event, which says nothing.
+    for (auto& c : *changes) {
+      if (drop(c)) c.kind = Kind::kEvent;
+    }
+    return changes;
+  }
 };
 
 }  // namespace warren::testing_util
