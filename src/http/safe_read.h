@@ -43,6 +43,49 @@ struct NoReadHook {
 
 namespace safe_read_detail {
 
+// Parses what `buffer` holds. True when the read is over (`ec` says how: an error, or none
+// when `until` is reached); false when more bytes must be read. `total` counts the bytes parsed,
+// `head` those of the header block, which must fit in the buffer's max_size().
+template <class DynamicBuffer, bool isRequest>
+bool ParseBuffered(DynamicBuffer& buffer, boost::beast::http::basic_parser<isRequest>& parser,
+                   ReadUntil until, size_t& total, size_t& head, boost::beast::error_code& ec) {
+  namespace http = boost::beast::http;
+  while (buffer.size() > 0) {
+    ec = {};
+    size_t used = 0;
+    const bool in_head = !parser.is_header_done();
+    try {
+      used = parser.put(buffer.data(), ec);
+    } catch (const std::length_error&) {
+      // A field too large for basic_fields: the same answer as a header block too large.
+      ec = http::error::header_limit;
+      return true;
+    } catch (const std::bad_alloc&) {
+      ec = http::error::bad_alloc;
+      return true;
+    } catch (const std::exception&) {
+      ec = http::error::bad_value;
+      return true;
+    }
+    buffer.consume(used);
+    total += used;
+    // A put that starts in the head ends with it: every byte it used is the head's.
+    if (in_head) head += used;
+    if (in_head && head + (parser.is_header_done() ? 0 : buffer.size()) > buffer.max_size()) {
+      ec = http::error::header_limit;
+      return true;
+    }
+    if (ec == http::error::need_more) break;
+    if (ec || until == ReadUntil::kSome || parser.is_done() ||
+        (until == ReadUntil::kHeader && parser.is_header_done())) {
+      return true;
+    }
+    // more of the message may already be buffered
+  }
+  ec = {};
+  return false;
+}
+
 template <class Stream, class DynamicBuffer, bool isRequest, class Hook>
 class ReadOp {
  public:
@@ -82,44 +125,12 @@ class ReadOp {
 
   template <class Self>
   void Step(Self& self) {
-    namespace http = boost::beast::http;
-    for (;;) {
-      if (buffer_.size() > 0) {
-        boost::beast::error_code ec;
-        size_t used = 0;
-        const bool in_head = !parser_.is_header_done();
-        try {
-          used = parser_.put(buffer_.data(), ec);
-        } catch (const std::length_error&) {
-          // A field too large for basic_fields: the same answer as a header block too large.
-          return Finish(self, http::error::header_limit);
-        } catch (const std::bad_alloc&) {
-          return Finish(self, http::error::bad_alloc);
-        } catch (const std::exception&) {
-          return Finish(self, http::error::bad_value);
-        }
-        buffer_.consume(used);
-        total_ += used;
-        // A put that starts in the head ends with it: every byte it used is the head's.
-        if (in_head) head_ += used;
-        if (in_head &&
-            head_ + (parser_.is_header_done() ? 0 : buffer_.size()) > buffer_.max_size()) {
-          return Finish(self, http::error::header_limit);
-        }
-        if (ec != http::error::need_more) {
-          if (ec || until_ == ReadUntil::kSome || parser_.is_done() ||
-              (until_ == ReadUntil::kHeader && parser_.is_header_done())) {
-            return Finish(self, ec);
-          }
-          continue;  // more of the message may already be buffered
-        }
-      }
-      const size_t size = boost::beast::read_size(buffer_, 65536);
-      if (size == 0) return Finish(self, http::error::buffer_overflow);
-      read_started_ = true;
-      stream_.async_read_some(buffer_.prepare(size), std::move(self));
-      return;
-    }
+    boost::beast::error_code ec;
+    if (ParseBuffered(buffer_, parser_, until_, total_, head_, ec)) return Finish(self, ec);
+    const size_t size = boost::beast::read_size(buffer_, 65536);
+    if (size == 0) return Finish(self, boost::beast::http::error::buffer_overflow);
+    read_started_ = true;
+    stream_.async_read_some(buffer_.prepare(size), std::move(self));
   }
 
   template <class Self>
@@ -160,6 +171,19 @@ auto SafeAsyncRead(Stream& stream, DynamicBuffer& buffer,
       safe_read_detail::ReadOp<Stream, DynamicBuffer, isRequest, Hook>(stream, buffer, parser,
                                                                        until, std::move(hook)),
       token, stream);
+}
+
+// Parses what `buffer` already holds without reading, as SafeAsyncRead would: true when that
+// was enough (`ec` as SafeAsyncRead would complete with), false when a read is needed. Saves the
+// round trip through the io_context that SafeAsyncRead makes when it needs no read. Not for a
+// header block (whose total is counted across reads by SafeAsyncRead).
+template <class DynamicBuffer, bool isRequest>
+bool SafeParseBuffered(DynamicBuffer& buffer, boost::beast::http::basic_parser<isRequest>& parser,
+                       ReadUntil until, boost::beast::error_code& ec) {
+  size_t total = 0;
+  size_t head = 0;
+  return parser.is_header_done() &&
+         safe_read_detail::ParseBuffered(buffer, parser, until, total, head, ec);
 }
 
 }  // namespace warren

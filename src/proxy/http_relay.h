@@ -14,10 +14,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -56,6 +58,27 @@ struct ClientDeadline {
 // Transfer-Encoding stays: the serializer re-frames the body from it.
 template <class Fields>
 void StripHopByHop(Fields& f) {
+  // Most messages have none of them: one pass over the fields instead of a lookup per name
+  // (Beast knows every name below, Proxy-Connection included, as a field enum).
+  bool any = false;
+  for (const auto& field : f) {
+    switch (field.name()) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::upgrade:
+      case http::field::proxy_authorization:
+      case http::field::proxy_authenticate:
+        any = true;
+        break;
+      default:
+        break;
+    }
+    if (any) break;
+  }
+  if (!any) return;
   std::vector<std::string> named;
   for (auto token : http::token_list{f[http::field::connection]}) {
     named.emplace_back(token);
@@ -152,6 +175,24 @@ void DropFieldsNotIn(Fields& f, const std::vector<const void*>& sorted_keep) {
   }
 }
 
+// A socket in non-blocking mode (the proxy's, see ServiceProxy) is written at once, without
+// suspending: true when the serializer wrote everything it had or failed (`ec`), false when the
+// socket is full or not a non-blocking socket (then asynchronously, from where this stopped).
+template <class Stream, bool isRequest, class Body, class Fields>
+bool WriteNow(Stream& out, http::serializer<isRequest, Body, Fields>& sr, beast::error_code& ec) {
+  if constexpr (std::is_same_v<Stream, asio::ip::tcp::socket>) {
+    if (!out.non_blocking()) return false;
+    http::write(out, sr, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      return false;
+    }
+    return true;
+  } else {
+    return false;
+  }
+}
+
 struct RelayResult {
   Side failed = Side::kNone;  // which stream failed
   beast::error_code ec;
@@ -176,8 +217,12 @@ asio::awaitable<RelayResult> Relay(http::parser<isRequest, http::buffer_body>& p
       p.get().body().data = buf;
       p.get().body().size = kBodyChunk;
       if (client) ArmFor<isRequest>(*client);
-      // Some: forward what has arrived instead of waiting for a full buffer.
-      co_await SafeAsyncRead(in, in_buf, p, ReadUntil::kSome, redirect_error(use_awaitable, ec));
+      // Some: forward what has arrived instead of waiting for a full buffer. What is buffered
+      // already (a body that came with its head) is parsed here, without a trip through the
+      // io_context.
+      if (!SafeParseBuffered(in_buf, p, ReadUntil::kSome, ec)) {
+        co_await SafeAsyncRead(in, in_buf, p, ReadUntil::kSome, redirect_error(use_awaitable, ec));
+      }
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return RelayResult{Side::kIn, ec};
       size_t n = kBodyChunk - p.get().body().size;
@@ -196,7 +241,12 @@ asio::awaitable<RelayResult> Relay(http::parser<isRequest, http::buffer_body>& p
     }
     if (p.chunked() && p.is_done() && !sr.is_header_done()) DropFieldsNotIn(p.get(), head_fields);
     if (client) ArmFor<!isRequest>(*client);
-    co_await http::async_write(out, sr, redirect_error(use_awaitable, ec));
+    // A response is written at once where the socket takes it. A request is not: the wait for
+    // its write's completion gives the backend time to answer before the first read of the
+    // answer is tried (which fails when nothing came yet, a wasted recv).
+    if (isRequest || !WriteNow(out, sr, ec)) {
+      co_await http::async_write(out, sr, redirect_error(use_awaitable, ec));
+    }
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return RelayResult{Side::kOut, ec};
   } while (!p.is_done() || !sr.is_done());

@@ -519,6 +519,9 @@ class ServiceProxy::Impl {
       }
       connections_.fetch_add(1, std::memory_order_relaxed);
       sock.set_option(tcp::no_delay(true), ec);
+      // Relayed messages are written at once where the socket takes them (relay::WriteNow);
+      // asynchronous operations are not affected.
+      if (options_.mode == ProxyMode::kHttp && !tls_) sock.non_blocking(true, ec);
       auto s = std::make_shared<Session>(std::move(sock), std::move(fds));
       auto remote = s->client.remote_endpoint(ec);
       if (!ec) s->peer_ip = remote.address().to_string();
@@ -575,6 +578,7 @@ class ServiceProxy::Impl {
     up->buffer.reserve(std::min<size_t>(16 << 10, options_.max_header_bytes));
     up->socket = stream.release_socket();
     up->socket.set_option(tcp::no_delay(true), ec);
+    up->socket.non_blocking(true, ec);  // relay::WriteNow
     up->endpoint = lease.state();
     co_return up;
   }
@@ -617,33 +621,48 @@ class ServiceProxy::Impl {
     int64_t failed_revision = -1;
   };
   awaitable<Acquired> Acquire(Worker& w, Backend& b, bool allow_pool) {
+    Acquired a = PickPooled(w, b, allow_pool);
+    if (a.up || a.status != 0) co_return a;
+    co_return co_await ConnectPicked(w, b, allow_pool, std::move(a));
+  }
+
+  // Acquire's first step, which does not wait: the pick, and a pooled connection to it if there
+  // is one. Acquire is done when `up` or `status` is set; else ConnectPicked goes on.
+  Acquired PickPooled(Worker& w, Backend& b, bool allow_pool,
+                      absl::Span<const std::string> exclude = {}) {
     Acquired a;
-    std::string failed_key;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      absl::StatusOr<Balancer::Lease> picked =
-          attempt == 0 ? b.balancer.Pick() : b.balancer.Pick({&failed_key, 1});
-      if (!picked.ok()) {
-        a.status = absl::IsUnavailable(picked.status()) ? 503 : 502;
-        co_return a;
-      }
-      a.lease = std::move(*picked);
-      if (allow_pool) {
-        a.up = TakeIdle(w, a.lease.state().get());
-        if (a.up) {
-          a.reused = true;
-          co_return a;
-        }
-      }
+    absl::StatusOr<Balancer::Lease> picked = b.balancer.Pick(exclude);
+    if (!picked.ok()) {
+      a.status = absl::IsUnavailable(picked.status()) ? 503 : 502;
+      return a;
+    }
+    a.lease = std::move(*picked);
+    if (allow_pool) {
+      a.up = TakeIdle(w, a.lease.state().get());
+      a.reused = a.up != nullptr;
+    }
+    return a;
+  }
+
+  // Connects to the endpoint PickPooled picked; a failed connect ejects it and tries another.
+  awaitable<Acquired> ConnectPicked(Worker& w, Backend& b, bool allow_pool, Acquired a) {
+    for (int attempt = 0;; ++attempt) {
       a.up = co_await Connect(w, b, a.lease);
       if (a.up) co_return a;
       MetricsFor(w, b, a.lease.revision())->connect_errors->Inc();
       b.balancer.Eject(a.lease.key());
-      failed_key = a.lease.key();
-      a.failed_revision = a.lease.revision();
+      const std::string failed_key = a.lease.key();
+      const int64_t failed_revision = a.lease.revision();
       a.lease.Release();
+      if (attempt == 1) {
+        a.failed_revision = failed_revision;
+        a.status = 502;
+        co_return a;
+      }
+      a = PickPooled(w, b, allow_pool, {&failed_key, 1});
+      a.failed_revision = failed_revision;
+      if (a.up || a.status != 0) co_return a;
     }
-    a.status = 502;
-    co_return a;
   }
 
   // Counts one request of an ingress rule into its series when it ends, by the answer's status
@@ -721,6 +740,10 @@ class ServiceProxy::Impl {
     if (tls_) {
       // The connection starts on the base context; SNI picks the rule's (IngressTlsContexts).
       asio::ssl::stream<tcp::socket&> stream(s->client, tls_->base());
+      // Asio sets SSL_MODE_RELEASE_BUFFERS: OpenSSL would then free its record buffers whenever
+      // they run empty and allocate them again for the next record, i.e. per request on a
+      // keep-alive connection. They stay for the connection's life instead (about 34 KiB).
+      SSL_clear_mode(stream.native_handle(), SSL_MODE_RELEASE_BUFFERS);
       beast::error_code ec;
       // The header timeout armed at the accept bounds the handshake too.
       co_await stream.async_handshake(asio::ssl::stream_base::server,
@@ -902,8 +925,10 @@ class ServiceProxy::Impl {
     Acquired a;
     for (int round = 0;; ++round) {
       // A reused connection the peer closed meanwhile fails the first exchange; a request
-      // without body is safe to send again on a fresh connection.
-      a = co_await Acquire(w, b, /*allow_pool=*/round == 0);
+      // without body is safe to send again on a fresh connection. (A pooled connection is
+      // taken without a coroutine of its own: the common case.)
+      a = PickPooled(w, b, /*allow_pool=*/round == 0);
+      if (!a.up && a.status == 0) a = co_await ConnectPicked(w, b, round == 0, std::move(a));
       if (!a.up) {
         int64_t rev = a.failed_revision;
         if (rev >= 0) {
