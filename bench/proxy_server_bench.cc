@@ -17,6 +17,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/heap.h"
 #include "http/http_server.h"
 #include "http/metrics.h"
 #include "ingress/ingress_tls.h"
@@ -36,6 +37,7 @@ bool ReadFile(const std::string& path, std::string* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  warren::ApplyProcessDefaults();  // as the warren binary that runs the proxy in production
   std::string listen = "127.0.0.1:0";
   int threads = 2;
   std::vector<std::string> backends;

@@ -8,6 +8,10 @@ namespace warren {
 // lock while it walks the free chunks: call it after bursts, not in a loop.
 void ReturnFreeHeapToOs();
 
+// What every Warren process sets before its first thread (the binary's main and the benchmarks
+// that stand in for a part of it): one malloc arena, and no mutex deadlock detection.
+void ApplyProcessDefaults();
+
 }  // namespace warren
 
 #endif  // WARREN_COMMON_HEAP_H_
