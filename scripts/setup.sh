@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libsqlite3-dev libssl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
+  libsqlite3-dev libjemalloc-dev libssl-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   clang-format curl procps iproute2 iptables python3 nginx wrk stress-ng
   clang libclang-rt-14-dev dnsutils dnsmasq-base dnsperf
   containerd runc containernetworking-plugins docker-registry skopeo umoci jq
