@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "store/store.h"
@@ -55,9 +56,63 @@ class MutationView {
 absl::Status ValidateMutations(const std::vector<Mutation>& mutations, uint64_t version,
                                const std::string* disk_full_message, MutationView& view);
 
+// A kind's objects by id: ordered for listing (by id), hashed for lookup. A lookup in the
+// ordered map alone walked ~15 nodes (a cache miss each) at 30,000 tasks, a visible share of the
+// manager's time at 10,000 services (every Get, every controller visit). The map's nodes do not
+// move, so the hash holds its iterators (and views of its keys).
+class ObjectsById {
+ public:
+  using Map = std::map<std::string, StoredObject, std::less<>>;
+  using iterator = Map::iterator;
+  using const_iterator = Map::const_iterator;
+
+  ObjectsById() = default;
+  // A copy's hash would point into the original; moving keeps the nodes (and the iterators).
+  ObjectsById(const ObjectsById&) = delete;
+  ObjectsById& operator=(const ObjectsById&) = delete;
+  ObjectsById(ObjectsById&&) = default;
+  ObjectsById& operator=(ObjectsById&&) = default;
+
+  iterator begin() { return map_.begin(); }
+  iterator end() { return map_.end(); }
+  const_iterator begin() const { return map_.begin(); }
+  const_iterator end() const { return map_.end(); }
+  size_t size() const { return map_.size(); }
+
+  iterator find(std::string_view id) {
+    auto h = hash_.find(absl::string_view(id.data(), id.size()));
+    return h == hash_.end() ? map_.end() : h->second;
+  }
+  const_iterator find(std::string_view id) const {
+    auto h = hash_.find(absl::string_view(id.data(), id.size()));
+    return h == hash_.end() ? map_.end() : const_iterator(h->second);
+  }
+  // Adds `obj` under `id` unless the id is taken (then nothing changes).
+  std::pair<iterator, bool> emplace(std::string id, StoredObject obj) {
+    auto [it, added] = map_.emplace(std::move(id), std::move(obj));
+    if (added) hash_.emplace(absl::string_view(it->first.data(), it->first.size()), it);
+    return {it, added};
+  }
+  void insert_or_assign(const std::string& id, StoredObject obj) {
+    if (auto it = find(id); it != end()) {
+      it->second = std::move(obj);
+    } else {
+      emplace(id, std::move(obj));
+    }
+  }
+  iterator erase(iterator it) {
+    hash_.erase(absl::string_view(it->first.data(), it->first.size()));
+    return map_.erase(it);
+  }
+
+ private:
+  Map map_;
+  absl::flat_hash_map<absl::string_view, iterator> hash_;
+};
+
 // Every object of a store in memory: per kind, by id and by unique name.
 struct KindIndex {
-  std::map<std::string, StoredObject, std::less<>> by_id;
+  ObjectsById by_id;
   absl::flat_hash_map<std::string, std::string> id_by_name;
 };
 using ObjectIndex = std::map<Kind, KindIndex>;
