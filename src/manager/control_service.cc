@@ -151,7 +151,7 @@ grpc::Status ControlService::ListServices(grpc::ServerContext* ctx,
     ids.push_back(s.id());
   }
   if (req->with_running_counts()) {
-    for (const auto& [id, n] : task_lookup_.Running(ids)) (*resp->mutable_running_tasks())[id] = n;
+    for (const auto& [id, n] : lookup_.Running(ids)) (*resp->mutable_running_tasks())[id] = n;
   }
   return grpc::Status::OK;
 }
@@ -240,8 +240,9 @@ grpc::Status ControlService::UpdateService(grpc::ServerContext* ctx,
 
 std::vector<v1::Revision> ControlService::ServiceRevisions(const std::string& service_id) const {
   std::vector<v1::Revision> out;
-  for (auto& r : ListObjects<v1::Revision>(store_)) {
-    if (r.service_id() == service_id) out.push_back(std::move(r));
+  for (const std::string& id : lookup_.RevisionIdsOf(service_id)) {
+    auto r = GetObject<v1::Revision>(store_, id);
+    if (r && r->service_id() == service_id) out.push_back(std::move(*r));
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.number() < b.number(); });
@@ -251,8 +252,9 @@ std::vector<v1::Revision> ControlService::ServiceRevisions(const std::string& se
 std::vector<v1::Deployment> ControlService::ServiceDeployments(
     const std::string& service_id) const {
   std::vector<v1::Deployment> out;
-  for (auto& d : ListObjects<v1::Deployment>(store_)) {
-    if (d.service_id() == service_id) out.push_back(std::move(d));
+  for (const std::string& id : lookup_.DeploymentIdsOf(service_id)) {
+    auto d = GetObject<v1::Deployment>(store_, id);
+    if (d && d->service_id() == service_id) out.push_back(std::move(*d));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return FromProtoTime(a.created_at()) > FromProtoTime(b.created_at());
@@ -729,7 +731,7 @@ grpc::Status ControlService::ListTasks(grpc::ServerContext* ctx, const v1::ListT
     tasks = ListObjects<v1::Task>(store_);
   } else {
     // One service's tasks, not a parse of every task in the cluster.
-    for (const std::string& id : task_lookup_.TaskIdsOf(service_id)) {
+    for (const std::string& id : lookup_.TaskIdsOf(service_id)) {
       if (auto t = GetObject<v1::Task>(store_, id)) tasks.push_back(std::move(*t));
     }
   }

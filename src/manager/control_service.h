@@ -123,7 +123,8 @@ class ControlService final : public v1::Control::Service {
   const ApiOptions& options_;
   ManagerMetrics* const metrics_;
   PublishErrorBoard& publish_errors_;
-  TaskLookup task_lookup_{store_};
+  // (mutable: a cache the const readers bring up to date.)
+  mutable ServiceLookup lookup_{store_};
   std::function<void()> intent_pass_;
   // Serializes the port checks; an update holds it across its commit, a create reserves its
   // ports in `ports_` instead.

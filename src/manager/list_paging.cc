@@ -44,14 +44,28 @@ absl::StatusOr<v1::ListServicesResponse> ListServicesPage(const Store& store,
   return resp;
 }
 
-std::vector<std::string> TaskLookup::TaskIdsOf(const std::string& service_id) {
+std::vector<std::string> ServiceLookup::TaskIdsOf(const std::string& service_id) {
   absl::MutexLock lock(&mu_);
   index_.Sync();
   const auto& ids = index_.TasksOf(service_id);
   return {ids.begin(), ids.end()};
 }
 
-std::map<std::string, int> TaskLookup::Running(const std::vector<std::string>& service_ids) {
+std::vector<std::string> ServiceLookup::RevisionIdsOf(const std::string& service_id) {
+  absl::MutexLock lock(&mu_);
+  index_.Sync();
+  const auto& ids = index_.RevisionsOf(service_id);
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<std::string> ServiceLookup::DeploymentIdsOf(const std::string& service_id) {
+  absl::MutexLock lock(&mu_);
+  index_.Sync();
+  const auto& ids = index_.DeploymentsOf(service_id);
+  return {ids.begin(), ids.end()};
+}
+
+std::map<std::string, int> ServiceLookup::Running(const std::vector<std::string>& service_ids) {
   absl::MutexLock lock(&mu_);
   index_.Sync();
   std::map<std::string, int> out;
