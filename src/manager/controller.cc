@@ -521,9 +521,11 @@ absl::Time Controller::RunPass() {
   absl::Time next = absl::InfiniteFuture();
 
   ClusterIndex::Dirty dirty = index_.Sync();
+  bool resynced = false;
   if (dirty.all) {
     next_resync_ = now + resync_interval_;
   } else if (now >= next_resync_) {
+    resynced = true;
     // The resync: what the feed did not say is applied again, and its services looked at.
     ClusterIndex::Dirty missed = index_.Verify();
     dirty.all |= missed.all;
@@ -600,22 +602,56 @@ absl::Time Controller::RunPass() {
   }
   next = std::min(next, schedule_at_);
 
-  if (now - last_prune_ > absl::Seconds(10)) {
-    last_prune_ = now;
-    events_.Prune();
+  const absl::Duration took = absl::Now() - started;
+  if (metrics_) metrics_->ControllerPass(took);
+  if (took >= kSlowPass) {
+    // What a reaction behind this pass waited for: the operator's first clue. At most one line
+    // per 10 s (bulk creates make many slow passes), with the count of those not logged.
+    slow_passes_++;
+    if (started - last_slow_log_ >= absl::Seconds(10)) {
+      spdlog::warn(
+          "controller: a pass took {} ({} services visited{}{}{}, {} tasks pending; {} passes of "
+          "{} or more since the last such line)",
+          absl::FormatDuration(took), visit.size(), full ? ", all of them" : "",
+          dirty.all ? ": the index was rebuilt" : (dirty.nodes ? ": a node changed" : ""),
+          resynced ? ", after the resync" : "", index_.pending().size(), slow_passes_,
+          absl::FormatDuration(kSlowPass));
+      last_slow_log_ = started;
+      slow_passes_ = 0;
+    }
   }
-  if (metrics_) metrics_->ControllerPass(absl::Now() - started);
   return next;
 }
 
 void Controller::Start() {
   stop_ = false;
+  {
+    absl::MutexLock lock(&prune_mu_);
+    prune_stop_ = false;
+  }
   thread_ = std::thread([this] { Loop(); });
+  pruner_ = std::thread([this] { PruneLoop(); });
 }
 
 void Controller::Stop() {
   stop_ = true;
+  {
+    absl::MutexLock lock(&prune_mu_);
+    prune_stop_ = true;
+  }
   if (thread_.joinable()) thread_.join();
+  if (pruner_.joinable()) pruner_.join();
+}
+
+void Controller::PruneLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&prune_mu_);
+      prune_mu_.AwaitWithTimeout(absl::Condition(&prune_stop_), kEventPruneInterval);
+      if (prune_stop_) return;
+    }
+    if (led_) events_.Prune();
+  }
 }
 
 void Controller::Loop() {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/limits.h"
@@ -146,10 +147,21 @@ class Controller {
   std::atomic<uint64_t> term_passes_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  // Deletes the events beyond EventLog::kMaxEvents every kEventPruneInterval while leading, on
+  // its own thread: at the cap that is a commit of a few hundred deletes every time, which a
+  // reaction waiting behind it in the pass would wait for too.
+  void PruneLoop();
+  // A pass at least this long is logged (warning) with what it looked at.
+  static constexpr absl::Duration kSlowPass = absl::Milliseconds(100);
+  absl::Time last_slow_log_ = absl::InfinitePast();  // wall time; the pass thread only
+  uint64_t slow_passes_ = 0;
+  static constexpr absl::Duration kEventPruneInterval = absl::Seconds(10);
+  absl::Mutex prune_mu_;
+  bool prune_stop_ ABSL_GUARDED_BY(prune_mu_) = false;
+  std::thread pruner_;
   std::atomic<uint64_t> passes_{0}, commits_{0}, conflicts_{0};
   std::vector<std::vector<Mutation>> deferred_;
   size_t deferred_mutations_ = 0;
-  absl::Time last_prune_ = absl::InfinitePast();
   std::atomic<uint64_t> full_passes_{0}, services_visited_{0}, last_visited_{0};
   std::atomic<uint64_t> resyncs_{0}, repaired_{0};
   std::atomic<uint64_t> last_schedule_work_{0};

@@ -48,16 +48,21 @@ void EventLog::Prune() {
   // time at 10,000 services.
   auto events = store_.ListVersions(Kind::kEvent);
   if (events.size() <= kMaxEvents) return;
-  std::vector<Mutation> deletes;
-  size_t excess = events.size() - kMaxEvents;
-  for (size_t i = 0; i < excess; ++i) {
-    Mutation m;
-    m.kind = Kind::kEvent;
-    m.id = events[i].id;
-    deletes.push_back(std::move(m));
-  }
-  if (auto s = store_.Commit(deletes); !s.ok()) {
-    spdlog::warn("pruning events: {}", s.status().ToString());
+  const size_t excess = events.size() - kMaxEvents;
+  // In commits of kPruneBatch: after 10,000 creates one commit deleted some 30,000 events and
+  // held the store (and a reaction waiting to commit) for ~250 ms; other commits go between.
+  for (size_t from = 0; from < excess; from += kPruneBatch) {
+    std::vector<Mutation> deletes;
+    for (size_t i = from; i < std::min(excess, from + kPruneBatch); ++i) {
+      Mutation m;
+      m.kind = Kind::kEvent;
+      m.id = events[i].id;
+      deletes.push_back(std::move(m));
+    }
+    if (auto s = store_.Commit(deletes); !s.ok()) {
+      spdlog::warn("pruning events: {}", s.status().ToString());
+      return;
+    }
   }
 }
 

@@ -21,6 +21,8 @@ class EventLog {
  public:
   // Keeps at most this many events; Prune deletes the oldest beyond it.
   static constexpr size_t kMaxEvents = 10000;
+  // Prune deletes at most this many events per commit.
+  static constexpr size_t kPruneBatch = 256;
 
   EventLog(Store& store, const Clock& clock);
 
@@ -31,7 +33,7 @@ class EventLog {
   // The id of the newest event made so far (0: none).
   uint64_t LastId() const { return next_id_.load() - 1; }
 
-  // Deletes the oldest events beyond kMaxEvents.
+  // Deletes the oldest events beyond kMaxEvents, kPruneBatch per commit.
   void Prune();
 
  private:

@@ -1,6 +1,7 @@
 // The event stream a watcher reads (WatchEvents, `warren events`, rollout follow): backlog,
 // then new events once each, also when large task changes compact the store's watch feed past
 // the watcher.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,37 @@ TEST_F(EventReaderTest, CatchesUpWhenTheFeedIsCompactedPastIt) {
   Commit("g");
   EXPECT_EQ(Messages(reader.Next(absl::ZeroDuration())), std::vector<std::string>{"g"});
   EXPECT_TRUE(reader.Next(absl::ZeroDuration()).empty());
+}
+
+// The controller's pruner (its own thread, every 10 s while leading) keeps the newest
+// kMaxEvents: past the cap the oldest go (ids are zero-padded, so their order is numeric), in
+// commits of at most kPruneBatch deletes so that other commits are not held up behind one large
+// one.
+TEST_F(EventReaderTest, PruneKeepsTheNewestEventsInBoundedCommits) {
+  const size_t excess = 2 * EventLog::kPruneBatch + 25;
+  const size_t total = EventLog::kMaxEvents + excess;
+  for (size_t done = 0; done < total;) {
+    std::vector<Mutation> batch;
+    for (size_t i = 0; i < 2000 && done < total; ++i, ++done) {
+      batch.push_back(log_->Make("service", "s1", "web", "updated", std::to_string(done)));
+    }
+    ASSERT_TRUE(store_->Commit(batch).ok());
+  }
+  const uint64_t before = store_->Version();
+  log_->Prune();
+  EXPECT_EQ(store_->Version(), before + 3);  // 256 + 256 + 25 deletes
+  std::vector<v1::Event> kept = ListObjects<v1::Event>(*store_);
+  ASSERT_EQ(kept.size(), EventLog::kMaxEvents);
+  std::vector<std::string> messages = Messages(kept);
+  std::sort(messages.begin(), messages.end(), [](const std::string& a, const std::string& b) {
+    return std::stoul(a) < std::stoul(b);
+  });
+  EXPECT_EQ(messages.front(), std::to_string(excess));
+  EXPECT_EQ(messages.back(), std::to_string(total - 1));
+  // At the cap it deletes nothing.
+  const uint64_t version = store_->Version();
+  log_->Prune();
+  EXPECT_EQ(store_->Version(), version);
 }
 
 }  // namespace
