@@ -6,6 +6,8 @@
 // is stopped.
 //
 // usage: scale_bench WARREN_BINARY [N...]   (default: 0 1000)
+// Env: SCALE_ROLLOUTS (rolling updates for the reaction samples, 9 each; default 12),
+// SCALE_UPS (scale-ups by one, each scaled back before the next; default 9).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +52,20 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int kReplicas = 10;
+
+// A count from the environment, `fallback` when unset; bounded so that every run ends.
+int EnvCount(const char* name, int fallback, int max) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 1 || n > max) {
+    std::fprintf(stderr, "scale_bench: %s must be a whole number from 1 to %d, got \"%s\"\n", name,
+                 max, v);
+    std::exit(2);
+  }
+  return static_cast<int>(n);
+}
 
 std::string Fmt(const char* fmt, double a, double b = 0, double c = 0) {
   char buf[160];
@@ -256,11 +272,16 @@ void Reaction(Cluster& c, int rollouts, Figures* f) {
   f->reaction_p50_ms = Percentile(ms, 50);
   f->reaction_p99_ms = Percentile(ms, 99);
   f->reaction_samples = static_cast<int>(ms.size());
+  std::sort(ms.rbegin(), ms.rend());
+  std::string slowest;
+  for (size_t i = 0; i < ms.size() && i < 5; ++i) slowest += Fmt(" %.1f", ms[i]);
+  std::fprintf(stderr, "reaction, the slowest samples (ms):%s\n", slowest.c_str());
 }
 
 // A 10-replica rolling update (parallelism 1, health interval 1 s) `runs` times, a scale-up by
-// one `runs` times, then a manual rollback.
-void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
+// one `ups` times (scaled back to 10 between them, so that the rollback rolls 10), then a manual
+// rollback.
+void RollingScaleRollback(Cluster& c, int runs, int ups, Figures* f) {
   const std::string name = "roll";
   if (!c.CreateProbed(name, kReplicas, 1000)) {
     f->error += "roll did not become healthy; ";
@@ -284,17 +305,20 @@ void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
   };
-  const double scale_from = monotonic();
-  for (int r = 0; r < runs; ++r) {
-    const int want = kReplicas + r + 1;
-    const std::set<std::string> before = c.TaskIds(name);
+  auto scale_to = [&](int replicas) {
     auto ctx = Ctx();
     v1::ScaleServiceRequest req;
     req.set_name_or_id(name);
-    req.set_replicas(want);
+    req.set_replicas(replicas);
     v1::Service out;
+    return c.stub().ScaleService(ctx.get(), req, &out).ok();
+  };
+  const double scale_from = monotonic();
+  for (int r = 0; r < ups; ++r) {
+    const int want = kReplicas + 1;
+    const std::set<std::string> before = c.TaskIds(name);
     double t0 = WallNow();
-    if (!c.stub().ScaleService(ctx.get(), req, &out).ok()) continue;
+    if (!scale_to(want)) continue;
     if (!WaitUntil([&] { return c.Live(name, 0, false) >= want; }, seconds(60), milliseconds(5))) {
       continue;
     }
@@ -311,6 +335,12 @@ void RollingScaleRollback(Cluster& c, int runs, Figures* f) {
         reported.push_back((told - up) * 1000);
         seen.push_back((t1 - told) * 1000);
       }
+    }
+    // Back to 10 (not timed): the next scale-up starts from the same state.
+    if (!scale_to(kReplicas) || !WaitUntil([&] { return c.Live(name, 0, false) == kReplicas; },
+                                           seconds(60), milliseconds(5))) {
+      f->error += "roll did not scale back to 10; ";
+      return;
     }
   }
   std::fprintf(stderr, "scale-ups: CLOCK_MONOTONIC %.6f to %.6f\n", scale_from, monotonic());
@@ -366,8 +396,8 @@ Figures Measure(const std::string& warren, const std::filesystem::path& dir, int
     f.error += "not every task of the others ran; ";
   }
   f.settle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  Reaction(c, 3, &f);
-  RollingScaleRollback(c, 3, &f);
+  Reaction(c, EnvCount("SCALE_ROLLOUTS", 12, 200), &f);
+  RollingScaleRollback(c, 3, EnvCount("SCALE_UPS", 9, 200), &f);
   f.rss_mib = RssKiB(c.manager()) / 1024.0;
   // WARREN_SCALE_HOLD=SECONDS keeps the settled cluster up that long before it is torn down, to
   // profile the manager at rest (its pid is printed), e.g. the controller's periodic resync.
