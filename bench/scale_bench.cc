@@ -320,6 +320,9 @@ void RollingScaleRollback(Cluster& c, int runs, int ups, Figures* f) {
     double t0 = WallNow();
     if (!scale_to(want)) continue;
     if (!WaitUntil([&] { return c.Live(name, 0, false) >= want; }, seconds(60), milliseconds(5))) {
+      // Not a sample; and the next scale-up must start from 10 again.
+      f->error += "a scale-up did not run in 60 s; ";
+      scale_to(kReplicas);
       continue;
     }
     const double t1 = WallNow();

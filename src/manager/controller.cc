@@ -650,7 +650,12 @@ void Controller::PruneLoop() {
       prune_mu_.AwaitWithTimeout(absl::Condition(&prune_stop_), kEventPruneInterval);
       if (prune_stop_) return;
     }
-    if (led_) events_.Prune();
+    // Between its commits it stops for Stop() and when this manager no longer leads.
+    auto keep_going = [this] {
+      absl::MutexLock lock(&prune_mu_);
+      return !prune_stop_ && led_;
+    };
+    if (led_) events_.Prune(keep_going);
   }
 }
 

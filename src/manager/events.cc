@@ -43,17 +43,20 @@ Mutation EventLog::Make(std::string_view kind, std::string_view object_id,
   return PutMutation(e);
 }
 
-void EventLog::Prune() {
+void EventLog::Prune(const std::function<bool()>& keep_going) {
   // Ids only: copying 10,000 events' data every 10 s was a visible share of the controller's
   // time at 10,000 services.
   auto events = store_.ListVersions(Kind::kEvent);
   if (events.size() <= kMaxEvents) return;
   const size_t excess = events.size() - kMaxEvents;
-  // In commits of kPruneBatch: after 10,000 creates one commit deleted some 30,000 events and
-  // held the store (and a reaction waiting to commit) for ~250 ms; other commits go between.
-  for (size_t from = 0; from < excess; from += kPruneBatch) {
+  // In small commits: after 10,000 creates one commit deleted some 30,000 events and held the
+  // store (and a reaction waiting to commit) for ~250 ms; other commits go between these. etcd
+  // takes fewer mutations per transaction than kPruneBatch.
+  const size_t batch = std::max<size_t>(1, std::min(kPruneBatch, store_.MaxMutationsPerCommit()));
+  for (size_t from = 0; from < excess; from += batch) {
+    if (keep_going && !keep_going()) return;
     std::vector<Mutation> deletes;
-    for (size_t i = from; i < std::min(excess, from + kPruneBatch); ++i) {
+    for (size_t i = from; i < std::min(excess, from + batch); ++i) {
       Mutation m;
       m.kind = Kind::kEvent;
       m.id = events[i].id;

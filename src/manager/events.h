@@ -33,8 +33,10 @@ class EventLog {
   // The id of the newest event made so far (0: none).
   uint64_t LastId() const { return next_id_.load() - 1; }
 
-  // Deletes the oldest events beyond kMaxEvents, kPruneBatch per commit.
-  void Prune();
+  // Deletes the oldest events beyond kMaxEvents, at most kPruneBatch (and the store's
+  // MaxMutationsPerCommit) per commit; stops between commits once `keep_going` (when given)
+  // returns false.
+  void Prune(const std::function<bool()>& keep_going = nullptr);
 
  private:
   Store& store_;

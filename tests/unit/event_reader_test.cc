@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "forwarding_store.h"
 #include "gtest/gtest.h"
 #include "manager/events.h"
 #include "store/sqlite_store.h"
@@ -121,6 +122,42 @@ TEST_F(EventReaderTest, PruneKeepsTheNewestEventsInBoundedCommits) {
   const uint64_t version = store_->Version();
   log_->Prune();
   EXPECT_EQ(store_->Version(), version);
+}
+
+// A store that takes fewer mutations per commit (etcd: 63) gets commits of that size, and the
+// pruning stops between commits when told to (Stop(), a lost leadership).
+class SmallCommitStore : public testing_util::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  size_t MaxMutationsPerCommit() const override { return 63; }
+  absl::StatusOr<uint64_t> Commit(const std::vector<Mutation>& mutations) override {
+    if (mutations.size() > 63) return absl::InvalidArgumentError("too many mutations");
+    commits++;
+    return ForwardingStore::Commit(mutations);
+  }
+  int commits = 0;
+};
+
+TEST_F(EventReaderTest, PruneCommitsNoMoreThanTheStoreTakesAndStopsWhenTold) {
+  SmallCommitStore small(*store_);
+  EventLog log(small, clock_);
+  const size_t excess = 3 * 63 + 1;
+  std::vector<Mutation> batch;
+  for (size_t i = 0; i < EventLog::kMaxEvents + excess; ++i) {
+    batch.push_back(log.Make("service", "s1", "web", "updated", std::to_string(i)));
+    if (batch.size() == 2000) {
+      ASSERT_TRUE(store_->Commit(batch).ok());
+      batch.clear();
+    }
+  }
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  int allowed = 2;
+  log.Prune([&allowed] { return allowed-- > 0; });
+  EXPECT_EQ(small.commits, 2);
+  EXPECT_EQ(store_->ListVersions(Kind::kEvent).size(), EventLog::kMaxEvents + excess - 2 * 63);
+  log.Prune();
+  EXPECT_EQ(small.commits, 4);  // the rest: 63 + 1
+  EXPECT_EQ(store_->ListVersions(Kind::kEvent).size(), EventLog::kMaxEvents);
 }
 
 }  // namespace

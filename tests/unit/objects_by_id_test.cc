@@ -55,6 +55,14 @@ TEST(ObjectsByIdTest, EraseAndMoveKeepTheHashInStep) {
   moved.emplace("t0", Obj("t0", 7));
   ASSERT_NE(moved.find("t0"), moved.end());
   EXPECT_EQ(moved.find("t0")->second.version, 7u);
+  // Assigned over a map that held other objects: only the assigned ones are found.
+  ObjectsById target;
+  target.emplace("x", Obj("x", 1));
+  target = std::move(moved);
+  EXPECT_EQ(target.find("x"), target.end());
+  ASSERT_NE(target.find("t1"), target.end());
+  EXPECT_EQ(target.find("t1")->second.version, 1u);
+  EXPECT_EQ(target.size(), 501u);
 }
 
 }  // namespace
