@@ -49,8 +49,9 @@ void EventLog::Prune(const std::function<bool()>& keep_going) {
   auto events = store_.ListVersions(Kind::kEvent);
   if (events.size() <= kMaxEvents) return;
   const size_t excess = events.size() - kMaxEvents;
-  // In small commits: after 10,000 creates one commit deleted some 30,000 events and held the
-  // store (and a reaction waiting to commit) for ~250 ms; other commits go between these. etcd
+  // In small commits: after 10,000 creates (about 54,000 events made) one commit deleted tens of
+  // thousands and held the store (and a reaction waiting to commit) for ~250 ms; other commits go
+  // between these. etcd
   // takes fewer mutations per transaction than kPruneBatch.
   const size_t batch = std::max<size_t>(1, std::min(kPruneBatch, store_.MaxMutationsPerCommit()));
   for (size_t from = 0; from < excess; from += batch) {

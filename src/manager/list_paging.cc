@@ -44,25 +44,23 @@ absl::StatusOr<v1::ListServicesResponse> ListServicesPage(const Store& store,
   return resp;
 }
 
-std::vector<std::string> ServiceLookup::TaskIdsOf(const std::string& service_id) {
+std::vector<std::string> ServiceLookup::IdsOf(OwnedIds of, const std::string& service_id) {
   absl::MutexLock lock(&mu_);
   index_.Sync();
-  const auto& ids = index_.TasksOf(service_id);
+  const std::set<std::string>& ids = (index_.*of)(service_id);
   return {ids.begin(), ids.end()};
+}
+
+std::vector<std::string> ServiceLookup::TaskIdsOf(const std::string& service_id) {
+  return IdsOf(&ClusterIndex::TasksOf, service_id);
 }
 
 std::vector<std::string> ServiceLookup::RevisionIdsOf(const std::string& service_id) {
-  absl::MutexLock lock(&mu_);
-  index_.Sync();
-  const auto& ids = index_.RevisionsOf(service_id);
-  return {ids.begin(), ids.end()};
+  return IdsOf(&ClusterIndex::RevisionsOf, service_id);
 }
 
 std::vector<std::string> ServiceLookup::DeploymentIdsOf(const std::string& service_id) {
-  absl::MutexLock lock(&mu_);
-  index_.Sync();
-  const auto& ids = index_.DeploymentsOf(service_id);
-  return {ids.begin(), ids.end()};
+  return IdsOf(&ClusterIndex::DeploymentsOf, service_id);
 }
 
 std::map<std::string, int> ServiceLookup::Running(const std::vector<std::string>& service_ids) {

@@ -2,6 +2,7 @@
 #define WARREN_MANAGER_LIST_PAGING_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ class ServiceLookup {
   std::map<std::string, int> Running(const std::vector<std::string>& service_ids);
 
  private:
+  // The ids `of` gives for the service, with the index brought up to date first.
+  using OwnedIds = const std::set<std::string>& (ClusterIndex::*)(const std::string&) const;
+  std::vector<std::string> IdsOf(OwnedIds of, const std::string& service_id);
+
   absl::Mutex mu_;
   ClusterIndex index_ ABSL_GUARDED_BY(mu_);
 };
